@@ -1,0 +1,135 @@
+package logkv
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Reader reads a consistent view of keys: an engine's latest state, or a
+// snapshot's frozen one.
+type Reader interface {
+	// Get returns the value stored under key, or ErrNotFound. The returned
+	// slice belongs to the caller.
+	Get(key []byte) ([]byte, error)
+
+	// NewIter returns an iterator over the keys in [o.LowerBound, o.UpperBound)
+	// in byte-wise order; nil options mean all keys. An iterator over an engine
+	// sees the state as of its creation: writes made after NewIter returns do
+	// not show through it. The iterator must be closed.
+	NewIter(o *IterOptions) (Iterator, error)
+}
+
+// Writer changes keys. Each call commits one batch with one sequence number.
+type Writer interface {
+	// Set stores value under key, replacing any earlier value.
+	Set(key, value []byte, o *WriteOptions) error
+
+	// Delete removes key. Deleting an absent key is not an error.
+	Delete(key []byte, o *WriteOptions) error
+
+	// Apply commits b atomically: readers see all of it or none, and so does
+	// recovery after a crash. Within b, a later operation on a key overrides an
+	// earlier one. b may be reused once Apply returns. An empty batch commits
+	// nothing and consumes no sequence number (a non-zero o.Seq is still
+	// checked). A batch holding an invalid operation (see Batch.Err) is
+	// rejected whole.
+	Apply(b *Batch, o *WriteOptions) error
+}
+
+// Engine is a storage engine: a Reader and a Writer over one directory (or
+// none, for an in-memory engine), plus snapshots, sequence numbers, metrics
+// and lifecycle. All methods are safe for concurrent use. After Close, every
+// method returns ErrClosed (LastSeq and Metrics keep answering with their last
+// values); Close itself is safe to call twice.
+type Engine interface {
+	Reader
+	Writer
+
+	// NewSnapshot returns a frozen view of the engine as of now. Writes made
+	// afterwards never show through it. It must be closed; an engine may keep
+	// obsolete data alive while a snapshot needs it.
+	NewSnapshot() (Snapshot, error)
+
+	// LastSeq returns the sequence number of the newest committed batch (0 for
+	// an empty engine). After a reopen it is the newest recovered.
+	LastSeq() uint64
+
+	// Sync makes every write committed so far durable.
+	Sync() error
+
+	// Metrics returns the engine's counters and gauges.
+	Metrics() Metrics
+
+	// Close releases the engine's resources, first making every committed
+	// write durable where the engine is durable. Iterators and snapshots still
+	// open become invalid.
+	Close() error
+}
+
+// Snapshot is a frozen, consistent view of an engine. It belongs to one
+// goroutine at a time.
+type Snapshot interface {
+	Reader
+
+	// Seq returns the sequence number of the newest batch the snapshot sees.
+	Seq() uint64
+
+	// Close releases the snapshot. Calling it twice is safe.
+	Close() error
+}
+
+// OpenFunc opens an engine in dir. opts is nil (defaults) or the engine's own
+// *Options; any other type is an error.
+type OpenFunc func(dir string, opts any) (Engine, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]OpenFunc{}
+)
+
+// Register makes an engine available to Open under name. Engine packages call
+// it from init. It panics if name is empty, open is nil, or name is already
+// registered, as database/sql.Register does.
+func Register(name string, open OpenFunc) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if name == "" || open == nil {
+		panic("logkv: Register with an empty name or nil OpenFunc")
+	}
+	if _, dup := registry[name]; dup {
+		panic("logkv: Register called twice for engine " + name)
+	}
+	registry[name] = open
+}
+
+// Engines returns the names of the registered engines, sorted.
+func Engines() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Open opens the engine registered under name in dir with opts (nil for
+// defaults, or that engine's *Options). The engine's package must be imported
+// for its side effect of registering it.
+func Open(name, dir string, opts any) (Engine, error) {
+	registryMu.RLock()
+	open, ok := registry[name]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("logkv: unknown engine %q (registered: %v); import its package, e.g. _ \"github.com/logkv/logkv/%s\"", name, Engines(), name)
+	}
+	return open(dir, opts)
+}
+
+// OptionsTypeError is returned by an OpenFunc given options of a type it does
+// not take. Engines build it with a nil Want of their options type.
+func OptionsTypeError(engine string, got, want any) error {
+	return fmt.Errorf("logkv: engine %s takes nil or %T options, not %T", engine, want, got)
+}

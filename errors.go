@@ -1,0 +1,83 @@
+package logkv
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Limits on what an engine accepts. They are part of the contract: every
+// engine enforces them, and every decoder checks lengths against them before
+// allocating.
+const (
+	// MaxKeySize is the largest key, in bytes (64 KiB).
+	MaxKeySize = 64 << 10
+	// MaxValueSize is the largest value, in bytes (32 MiB).
+	MaxValueSize = 32 << 20
+	// MaxBatchSize is the largest encoded batch, in bytes (128 MiB).
+	MaxBatchSize = 128 << 20
+)
+
+// Errors returned by engines. Check them with errors.Is: engines wrap them
+// with detail (the file and offset of a corruption, the sizes of an
+// over-limit write).
+var (
+	// ErrNotFound: the key is absent.
+	ErrNotFound = errors.New("logkv: not found")
+	// ErrClosed: the engine, iterator or snapshot is closed.
+	ErrClosed = errors.New("logkv: closed")
+	// ErrCorrupt: stored data failed a check (checksum, length, magic). The
+	// wrapping error names the file and offset.
+	ErrCorrupt = errors.New("logkv: corrupt data")
+	// ErrEmptyKey: keys must be at least one byte long.
+	ErrEmptyKey = errors.New("logkv: empty key")
+	// ErrKeyTooLarge: the key is longer than MaxKeySize.
+	ErrKeyTooLarge = errors.New("logkv: key too large")
+	// ErrValueTooLarge: the value is longer than MaxValueSize.
+	ErrValueTooLarge = errors.New("logkv: value too large")
+	// ErrBatchTooLarge: the encoded batch would exceed MaxBatchSize.
+	ErrBatchTooLarge = errors.New("logkv: batch too large")
+	// ErrSeqNotIncreasing: a caller-given sequence number is not greater than
+	// the engine's LastSeq.
+	ErrSeqNotIncreasing = errors.New("logkv: sequence number not increasing")
+)
+
+// CorruptError returns an error wrapping ErrCorrupt that names the file and
+// byte offset where the check failed, and what failed.
+func CorruptError(file string, offset int64, format string, args ...any) error {
+	return &corruptError{file: file, offset: offset, what: fmt.Sprintf(format, args...)}
+}
+
+type corruptError struct {
+	file   string
+	offset int64
+	what   string
+}
+
+func (e *corruptError) Error() string {
+	return fmt.Sprintf("logkv: corrupt data in %s at offset %d: %s", e.file, e.offset, e.what)
+}
+
+func (e *corruptError) Unwrap() error { return ErrCorrupt }
+
+// CheckKey returns an error if key is not a valid key.
+func CheckKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return ErrEmptyKey
+	case len(key) > MaxKeySize:
+		return fmt.Errorf("%w: %d bytes, the limit is %d (MaxKeySize); store large data in the value", ErrKeyTooLarge, len(key), MaxKeySize)
+	}
+	return nil
+}
+
+// CheckValue returns an error if value is longer than MaxValueSize.
+func CheckValue(value []byte) error {
+	if len(value) > MaxValueSize {
+		return fmt.Errorf("%w: %d bytes, the limit is %d (MaxValueSize); split it over several keys", ErrValueTooLarge, len(value), MaxValueSize)
+	}
+	return nil
+}
+
+func seqError(seq, last uint64) error {
+	return fmt.Errorf("%w: %d is not greater than the last applied %d", ErrSeqNotIncreasing, seq, last)
+}
