@@ -1,0 +1,145 @@
+// Package record frames the records of logkv's append-only logs: the lsm WAL
+// and the node's commit log. Each record is checksummed, so recovery can tell
+// a torn tail (a write cut short by a crash) from corruption elsewhere.
+//
+// # Format
+//
+// A log file is a sequence of frames with nothing between them:
+//
+//	offset  size  field
+//	0       4     CRC-32C (Castagnoli) of bytes 4 .. 8+len, uint32 little-endian
+//	4       4     len: the payload's length, uint32 little-endian
+//	8       len   payload
+//
+// The checksum covers the length, so a torn or zeroed length field fails it
+// too. A reader refuses a length above its limit before allocating anything.
+//
+// # Torn tails and corruption
+//
+// A crash can leave the end of the file written only in part, or extended with
+// zeros or garbage. The Reader reports a frame that fails its checks as
+// ErrTornTail when no valid frame follows it anywhere in the file (the rest of
+// the file is the remains of writes in flight at the crash), and as
+// logkv.ErrCorrupt, naming the file and offset, when a valid frame follows it
+// (acknowledged data lies beyond the bad frame, so cutting there would lose
+// it). The owner of the last file of a log cuts a torn tail at Offset; a torn
+// tail in any earlier file is corruption too.
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/logkv/logkv"
+)
+
+// HeaderSize is the size of a frame's header.
+const HeaderSize = 8
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrTornTail reports a frame, at the end of a file, that was not wholly
+// written: the file's valid content ends before it.
+var ErrTornTail = errors.New("record: torn tail")
+
+// Append appends the frame of payload to dst and returns the extended slice.
+func Append(dst, payload []byte) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.LittleEndian.PutUint32(dst[start+4:], uint32(len(payload)))
+	dst = append(dst, payload...)
+	binary.LittleEndian.PutUint32(dst[start:], crc32.Checksum(dst[start+4:], castagnoli))
+	return dst
+}
+
+// Size returns the size of the frame of a payload of n bytes.
+func Size(n int) int { return HeaderSize + n }
+
+// Reader reads the frames of one file in order.
+type Reader struct {
+	r     io.ReaderAt
+	name  string
+	size  int64
+	limit int
+	off   int64 // offset of the next frame
+	buf   []byte
+}
+
+// NewReader returns a Reader over the size bytes of r, a file called name (for
+// errors). Frames longer than limit bytes of payload are invalid.
+func NewReader(r io.ReaderAt, name string, size int64, limit int) *Reader {
+	return &Reader{r: r, name: name, size: size, limit: limit}
+}
+
+// Offset returns the offset of the next frame: after Next returned io.EOF or
+// ErrTornTail, the length of the file's valid content.
+func (r *Reader) Offset() int64 { return r.off }
+
+// Next returns the next frame's payload, valid until the next call. At the
+// clean end of the file it returns io.EOF. A frame that fails its checks gives
+// an error wrapping ErrTornTail if nothing valid follows it, or
+// logkv.ErrCorrupt naming the file and offset otherwise; the Reader does not
+// move past either.
+func (r *Reader) Next() ([]byte, error) {
+	if r.off == r.size {
+		return nil, io.EOF
+	}
+	payload, why, err := r.frameAt(r.off)
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		return nil, r.bad(why)
+	}
+	r.off += int64(HeaderSize + len(payload))
+	return payload, nil
+}
+
+// frameAt reads the frame at off. A frame that fails its checks returns a
+// non-empty why; err is for I/O errors only.
+func (r *Reader) frameAt(off int64) (payload []byte, why string, err error) {
+	var hdr [HeaderSize]byte
+	if r.size-off < HeaderSize {
+		return nil, "incomplete header", nil
+	}
+	if _, err := r.r.ReadAt(hdr[:], off); err != nil {
+		return nil, "", fmt.Errorf("record: read %s at %d: %w", r.name, off, err)
+	}
+	n := binary.LittleEndian.Uint32(hdr[4:])
+	if int64(n) > int64(r.limit) {
+		return nil, fmt.Sprintf("frame length %d over the limit %d", n, r.limit), nil
+	}
+	if int64(n) > r.size-off-HeaderSize {
+		return nil, fmt.Sprintf("frame length %d past the end of the file", n), nil
+	}
+	if cap(r.buf) < HeaderSize+int(n) {
+		r.buf = make([]byte, HeaderSize+int(n))
+	}
+	buf := r.buf[:HeaderSize+int(n)]
+	if _, err := r.r.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && len(buf) == int(r.size-off)) {
+		return nil, "", fmt.Errorf("record: read %s at %d: %w", r.name, off, err)
+	}
+	if crc32.Checksum(buf[4:], castagnoli) != binary.LittleEndian.Uint32(buf) {
+		return nil, "checksum mismatch", nil
+	}
+	return buf[HeaderSize:], "", nil
+}
+
+// bad classifies the failed frame at r.off: torn if no valid frame starts at
+// any later offset, corrupt otherwise. Only recovery after a crash pays for
+// the scan.
+func (r *Reader) bad(why string) error {
+	for off := r.off + 1; off+HeaderSize <= r.size; off++ {
+		_, w, err := r.frameAt(off)
+		if err != nil {
+			return err
+		}
+		if w == "" {
+			return logkv.CorruptError(r.name, r.off, "%s (a valid frame follows at offset %d)", why, off)
+		}
+	}
+	return fmt.Errorf("%w at offset %d of %s: %s", ErrTornTail, r.off, r.name, why)
+}
