@@ -1,0 +1,280 @@
+package memory
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/logkv/logkv"
+)
+
+func init() {
+	logkv.Register("memory", func(dir string, opts any) (logkv.Engine, error) {
+		switch o := opts.(type) {
+		case nil:
+			return Open(dir, nil)
+		case *Options:
+			return Open(dir, o)
+		default:
+			return nil, logkv.OptionsTypeError("memory", opts, (*Options)(nil))
+		}
+	})
+}
+
+var _ logkv.Engine = (*DB)(nil)
+
+// DB is an ordered in-memory engine with MVCC snapshots. All its methods are
+// safe for concurrent use. See the package documentation.
+type DB struct {
+	opts Options
+
+	// mu guards everything below it. Writers, snapshots and iterators take
+	// it exclusively; Get and Metrics share it.
+	mu   sync.RWMutex
+	t    tree
+	live map[uint64]int // snapshot version -> open snapshots and iterators
+
+	writes       uint64
+	writeOps     uint64
+	bytesWritten uint64
+
+	closed  atomic.Bool
+	lastSeq atomic.Uint64
+	_       [64]byte // keep the Get counter off the lock's cache line
+	gets    atomic.Uint64
+}
+
+// Open returns a new, empty memory engine. dir is ignored: the engine keeps
+// nothing on disk and nothing across Close. A nil o means the defaults.
+func Open(dir string, o *Options) (*DB, error) {
+	opts := o.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	return &DB{opts: opts, t: newTree(), live: map[uint64]int{}}, nil
+}
+
+// Get returns a copy of the value stored under key, or logkv.ErrNotFound.
+func (db *DB) Get(key []byte) ([]byte, error) {
+	db.gets.Add(1)
+	db.mu.RLock()
+	if db.closed.Load() {
+		db.mu.RUnlock()
+		return nil, logkv.ErrClosed
+	}
+	it, ok := db.t.get(key)
+	if !ok {
+		db.mu.RUnlock()
+		return nil, logkv.ErrNotFound
+	}
+	v := it.value()
+	out := make([]byte, len(v))
+	copy(out, v)
+	db.mu.RUnlock()
+	return out, nil
+}
+
+// Set stores value under key as a batch of one. o.Sync is accepted and has
+// no effect: nothing is durable.
+func (db *DB) Set(key, value []byte, o *logkv.WriteOptions) error {
+	if err := logkv.CheckKey(key); err != nil {
+		return err
+	}
+	if err := logkv.CheckValue(value); err != nil {
+		return err
+	}
+	it := makeItem(key, value)
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	seq, err := db.begin(o)
+	if err != nil {
+		return err
+	}
+	db.t.set(it)
+	db.commit(seq, 1, len(it.kv))
+	return nil
+}
+
+// Delete removes key as a batch of one.
+func (db *DB) Delete(key []byte, o *logkv.WriteOptions) error {
+	if err := logkv.CheckKey(key); err != nil {
+		return err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	seq, err := db.begin(o)
+	if err != nil {
+		return err
+	}
+	db.t.delete(key)
+	db.commit(seq, 1, len(key))
+	return nil
+}
+
+// Apply commits b atomically: Get and new iterators and snapshots see all of
+// it or none. b is validated, and its sequence number checked, before
+// anything changes.
+func (db *DB) Apply(b *logkv.Batch, o *logkv.WriteOptions) error {
+	if err := b.Err(); err != nil {
+		return err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	seq, err := db.begin(o)
+	if err != nil {
+		return err
+	}
+	if b.Empty() {
+		return nil
+	}
+	r := b.Reader()
+	n := 0
+	for {
+		kind, key, value, ok := r.Next()
+		if !ok {
+			break
+		}
+		switch kind {
+		case logkv.KindSet:
+			db.t.set(makeItem(key, value))
+		case logkv.KindDelete:
+			db.t.delete(key)
+		}
+		n += len(key) + len(value)
+	}
+	db.commit(seq, b.Len(), n)
+	return nil
+}
+
+// begin checks that a write may go ahead and returns its sequence number.
+// db.mu is held.
+func (db *DB) begin(o *logkv.WriteOptions) (uint64, error) {
+	if db.closed.Load() {
+		return 0, logkv.ErrClosed
+	}
+	return logkv.SeqFor(o, db.lastSeq.Load())
+}
+
+// commit records a committed batch. db.mu is held.
+func (db *DB) commit(seq uint64, ops, bytes int) {
+	db.lastSeq.Store(seq)
+	db.writes++
+	db.writeOps += uint64(ops)
+	db.bytesWritten += uint64(bytes)
+}
+
+// NewIter returns an iterator over the keys within o's bounds as they are
+// now: it reads a snapshot of the tree taken here, holds no lock while it
+// runs, and sees no later write.
+func (db *DB) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
+	db.mu.Lock()
+	if db.closed.Load() {
+		db.mu.Unlock()
+		return nil, logkv.ErrClosed
+	}
+	root, ver := db.t.snapshot()
+	db.live[ver]++
+	db.mu.Unlock()
+	return newIterator(db, root, ver, o), nil
+}
+
+// NewSnapshot returns a frozen view of the engine. Taking it costs O(1)
+// whatever the size of the data: it is the current root of the tree, which
+// later writes copy before they change (path by path). Until it is closed,
+// the data it sees stays in memory.
+func (db *DB) NewSnapshot() (logkv.Snapshot, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed.Load() {
+		return nil, logkv.ErrClosed
+	}
+	root, ver := db.t.snapshot()
+	db.live[ver]++
+	return &snapshot{db: db, root: root, ver: ver, seq: db.lastSeq.Load()}, nil
+}
+
+// retain marks one more reader of the snapshot taken at ver.
+func (db *DB) retain(ver uint64) {
+	db.mu.Lock()
+	db.live[ver]++
+	db.mu.Unlock()
+}
+
+// release drops a reader of the snapshot taken at ver. When the newest
+// snapshot still open goes, the writer may again change the nodes it
+// shared in place.
+func (db *DB) release(ver uint64) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.live[ver]--; db.live[ver] > 0 {
+		return
+	}
+	delete(db.live, ver)
+	if ver != db.t.shared {
+		return
+	}
+	db.t.shared = 0
+	for v := range db.live {
+		db.t.shared = max(db.t.shared, v)
+	}
+}
+
+// LastSeq returns the sequence number of the newest committed batch.
+func (db *DB) LastSeq() uint64 { return db.lastSeq.Load() }
+
+// Sync does nothing but report ErrClosed after Close: the engine keeps
+// nothing durable.
+func (db *DB) Sync() error {
+	if db.closed.Load() {
+		return logkv.ErrClosed
+	}
+	return nil
+}
+
+// Metrics returns the engine's counters and gauges. MemBytes counts the key
+// and value bytes and the nodes of the live tree; data kept only for open
+// snapshots is not counted.
+func (db *DB) Metrics() logkv.Metrics {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	t := &db.t
+	readers := 0
+	for _, n := range db.live {
+		readers += n
+	}
+	return logkv.Metrics{
+		Keys:         int64(t.count),
+		MemBytes:     t.dataBytes + t.leaves*leafBytes + t.inners*innerBytes,
+		Gets:         db.gets.Load(),
+		Writes:       db.writes,
+		WriteOps:     db.writeOps,
+		BytesWritten: db.bytesWritten,
+		Detail: []logkv.Metric{
+			{Name: "memory_data_bytes", Help: "Key and value bytes of live keys.", Value: float64(t.dataBytes)},
+			{Name: "memory_node_bytes", Help: "Bytes of the live tree's nodes.", Value: float64(t.leaves*leafBytes + t.inners*innerBytes)},
+			{Name: "memory_tree_height", Help: "Levels of the B-tree.", Value: float64(t.height)},
+			{Name: "memory_tree_nodes", Help: "Nodes of the live tree.", Labels: map[string]string{"kind": "leaf"}, Value: float64(t.leaves)},
+			{Name: "memory_tree_nodes", Help: "Nodes of the live tree.", Labels: map[string]string{"kind": "inner"}, Value: float64(t.inners)},
+			{Name: "memory_open_readers", Help: "Open snapshots and iterators.", Value: float64(readers)},
+			{Name: "memory_snapshot_versions", Help: "Distinct tree versions held by open snapshots and iterators.", Value: float64(len(db.live))},
+			{Name: "memory_node_copies_total", Help: "Nodes copied because an open snapshot shared them.", Counter: true, Value: float64(t.copies)},
+			{Name: "memory_node_splits_total", Help: "Node splits.", Counter: true, Value: float64(t.splits)},
+			{Name: "memory_node_merges_total", Help: "Node merges on delete.", Counter: true, Value: float64(t.merges)},
+		},
+	}
+}
+
+// Close drops the engine's data: nothing is kept. Open iterators and
+// snapshots become invalid (they return false and ErrClosed). A second Close
+// returns ErrClosed.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed.Swap(true) {
+		return fmt.Errorf("memory: close: %w", logkv.ErrClosed)
+	}
+	// Keep the counters for Metrics; let the garbage collector have the
+	// data once open snapshots are dropped too.
+	db.t.root = nil
+	return nil
+}

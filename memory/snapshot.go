@@ -1,0 +1,61 @@
+package memory
+
+import "github.com/logkv/logkv"
+
+// snapshot is a frozen root of the engine's tree. Nodes reachable from it are
+// never changed (the writer copies them first), so it reads them without a
+// lock.
+type snapshot struct {
+	db     *DB
+	root   *node
+	ver    uint64
+	seq    uint64
+	closed bool
+}
+
+var _ logkv.Snapshot = (*snapshot)(nil)
+
+func (s *snapshot) usable() error {
+	if s.closed || s.db.closed.Load() {
+		return logkv.ErrClosed
+	}
+	return nil
+}
+
+// Get returns a copy of the value stored under key in the snapshot.
+func (s *snapshot) Get(key []byte) ([]byte, error) {
+	s.db.gets.Add(1)
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	t := tree{root: s.root}
+	it, ok := t.get(key)
+	if !ok {
+		return nil, logkv.ErrNotFound
+	}
+	return append(make([]byte, 0, len(it.kv)-it.klen), it.value()...), nil
+}
+
+// NewIter returns an iterator over the snapshot. It holds the snapshot's data
+// on its own: it stays usable if the snapshot is closed first.
+func (s *snapshot) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	s.db.retain(s.ver)
+	return newIterator(s.db, s.root, s.ver, o), nil
+}
+
+// Seq returns the sequence number of the newest batch the snapshot sees.
+func (s *snapshot) Seq() uint64 { return s.seq }
+
+// Close releases the snapshot. Calling it twice is safe.
+func (s *snapshot) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.root = nil
+	s.db.release(s.ver)
+	return nil
+}
