@@ -1,0 +1,63 @@
+package logkv_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/logkv/logkv"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRegistry(t *testing.T) {
+	sentinel := errors.New("opened")
+	logkv.Register("test-registry", func(dir string, opts any) (logkv.Engine, error) {
+		return nil, fmt.Errorf("%s %v: %w", dir, opts, sentinel)
+	})
+	require.Contains(t, logkv.Engines(), "test-registry")
+	_, err := logkv.Open("test-registry", "d", 7)
+	require.ErrorIs(t, err, sentinel)
+	require.EqualError(t, err, "d 7: opened")
+
+	require.Panics(t, func() { logkv.Register("test-registry", func(string, any) (logkv.Engine, error) { return nil, nil }) })
+	require.Panics(t, func() { logkv.Register("", func(string, any) (logkv.Engine, error) { return nil, nil }) })
+	require.Panics(t, func() { logkv.Register("nil-open", nil) })
+
+	_, err = logkv.Open("no-such-engine", "d", nil)
+	require.ErrorContains(t, err, `unknown engine "no-such-engine"`)
+}
+
+func TestSeqFor(t *testing.T) {
+	s, err := logkv.SeqFor(nil, 4)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), s)
+	s, err = logkv.SeqFor(&logkv.WriteOptions{Seq: 9}, 4)
+	require.NoError(t, err)
+	require.Equal(t, uint64(9), s)
+	_, err = logkv.SeqFor(&logkv.WriteOptions{Seq: 4}, 4)
+	require.ErrorIs(t, err, logkv.ErrSeqNotIncreasing)
+	require.ErrorContains(t, err, "4 is not greater than the last applied 4")
+}
+
+func TestLimitsErrors(t *testing.T) {
+	require.ErrorIs(t, logkv.CheckKey(nil), logkv.ErrEmptyKey)
+	require.NoError(t, logkv.CheckKey(make([]byte, logkv.MaxKeySize)))
+	err := logkv.CheckKey(make([]byte, logkv.MaxKeySize+1))
+	require.ErrorIs(t, err, logkv.ErrKeyTooLarge)
+	require.ErrorContains(t, err, "65537 bytes, the limit is 65536")
+	require.NoError(t, logkv.CheckValue(make([]byte, logkv.MaxValueSize)))
+	require.ErrorIs(t, logkv.CheckValue(make([]byte, logkv.MaxValueSize+1)), logkv.ErrValueTooLarge)
+
+	c := logkv.CorruptError("000012.sst", 4096, "checksum mismatch")
+	require.ErrorIs(t, c, logkv.ErrCorrupt)
+	require.EqualError(t, c, "logkv: corrupt data in 000012.sst at offset 4096: checksum mismatch")
+}
+
+func TestIterOptionsContains(t *testing.T) {
+	var none *logkv.IterOptions
+	require.True(t, none.Contains([]byte("x")))
+	o := &logkv.IterOptions{LowerBound: []byte("b"), UpperBound: []byte("d")}
+	for k, want := range map[string]bool{"a": false, "b": true, "c": true, "czz": true, "d": false, "e": false} {
+		require.Equal(t, want, o.Contains([]byte(k)), k)
+	}
+}
