@@ -1,0 +1,9 @@
+package main
+
+// The engines kvbench can open by name: each import registers one. Adding an
+// engine is one line here (and one in internal/bench/engines_test.go).
+import (
+// _ "github.com/logkv/logkv/bitcask"
+// _ "github.com/logkv/logkv/lsm"
+// _ "github.com/logkv/logkv/memory"
+)

@@ -1,0 +1,316 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/logkv/logkv"
+)
+
+// runDB runs one db_bench-style benchmark; see the package doc for how each
+// one uses and leaves the database's state.
+func (s *session) runDB(ctx context.Context, b *benchRun) (Result, error) {
+	cfg := s.cfg
+	rangeN := s.state.n
+	if rangeN == 0 {
+		rangeN = cfg.Num
+	}
+	switch b.name {
+	case "fillseq", "fillrandom", "fillsync":
+		if err := s.fresh(); err != nil {
+			return Result{}, err
+		}
+		n, sync := cfg.Num, false
+		if b.name == "fillsync" {
+			n, sync = cfg.syncNum(), true
+		}
+		keyOf := func(_ *worker, i int) uint64 { return uint64(i) }
+		if b.name != "fillseq" {
+			perm := newPermutation(uint64(n), cfg.Seed)
+			keyOf = func(_ *worker, i int) uint64 { return perm.at(uint64(i)) }
+		}
+		r, err := s.writes(ctx, b, n, keyOf, false, sync)
+		s.state = dbState{n: n, known: true}
+		r.Sync = sync
+		return r, err
+	case "overwrite", "deleterandom":
+		keyOf := func(w *worker, _ int) uint64 { return w.rng.Uint64N(uint64(rangeN)) }
+		del := b.name == "deleterandom"
+		r, err := s.writes(ctx, b, cfg.Num, keyOf, del, false)
+		if del || s.state.n == 0 {
+			s.state = dbState{n: rangeN, known: false}
+		}
+		return r, err
+	case "readrandom":
+		if err := s.needData(b.name); err != nil {
+			return Result{}, err
+		}
+		return s.readRandom(ctx, b, cfg.reads(), false)
+	case "seekrandom":
+		if err := s.needData(b.name); err != nil {
+			return Result{}, err
+		}
+		return s.readRandom(ctx, b, cfg.reads(), true)
+	case "readseq", "readreverse":
+		if err := s.needData(b.name); err != nil {
+			return Result{}, err
+		}
+		return s.scanAll(ctx, b, b.name == "readreverse")
+	}
+	return Result{}, fmt.Errorf("%w: unknown benchmark %q", ErrUsage, b.name)
+}
+
+func (s *session) needData(name string) error {
+	if s.state.known && s.state.n == 0 {
+		return fmt.Errorf("%w: %s needs data: put a fill before it (e.g. -benchmarks fillseq,%s) or use -dir with -use_existing_db", ErrUsage, name, name)
+	}
+	return nil
+}
+
+// writes runs n writes (sets, or deletes if del) shared by the threads in
+// contiguous parts, in groups of cfg.Batch; keyOf gives the key number of
+// write i.
+func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *worker, i int) uint64, del, sync bool) (Result, error) {
+	cfg := s.cfg
+	wo := &logkv.WriteOptions{Sync: sync}
+	b.expected = int64(n)
+	op := "write"
+	if del {
+		op = "delete"
+	}
+	perOp := cfg.KeySize
+	if !del {
+		perOp += cfg.ValueSize
+	}
+	t, err := runWorkers(ctx, b, nil, func(ctx context.Context, w *worker) error {
+		h := w.hist(op)
+		lo, hi := share(n, cfg.Threads, w.id)
+		var batch logkv.Batch
+		for i := lo; i < hi; {
+			if (i-lo)&255 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if cfg.Batch == 1 {
+				k := keyOf(w, i)
+				w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+				var err error
+				var d time.Duration
+				if del {
+					t0 := time.Now()
+					err = s.db.Delete(w.kbuf, wo)
+					d = time.Since(t0)
+				} else {
+					v := w.vals.next(k)
+					t0 := time.Now()
+					err = s.db.Set(w.kbuf, v, wo)
+					d = time.Since(t0)
+				}
+				if err != nil {
+					return err
+				}
+				w.did(h, op, d, 1, perOp)
+				i++
+				continue
+			}
+			batch.Reset()
+			end := min(i+cfg.Batch, hi)
+			for j := i; j < end; j++ {
+				k := keyOf(w, j)
+				w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+				if del {
+					batch.Delete(w.kbuf)
+				} else {
+					batch.Set(w.kbuf, w.vals.next(k))
+				}
+			}
+			t0 := time.Now()
+			err := s.db.Apply(&batch, wo)
+			d := time.Since(t0)
+			if err != nil {
+				return err
+			}
+			w.did(h, op, d, end-i, perOp*(end-i))
+			i = end
+		}
+		return nil
+	})
+	return b.dbResult(t, op, false), err
+}
+
+// dbResult turns a db_bench benchmark's tally into its one Result.
+func (b *benchRun) dbResult(t tally, op string, verify bool) Result {
+	h := t.hists[op]
+	lat := Latency{}
+	if h != nil {
+		lat = summarize(h)
+	}
+	r := b.result(t, "all", t.ops[op], t.bytes, lat)
+	r.Found, r.NotFound, r.BadValues = t.found, t.notFound, t.bad
+	r.Errors = t.bad
+	if verify {
+		r.Errors += t.notFound
+	}
+	return r
+}
+
+// readRandom runs n Gets (or SeekGEs, if seek) of uniformly random keys
+// within the state's range.
+func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool) (Result, error) {
+	cfg := s.cfg
+	rangeN := uint64(s.state.n)
+	known := s.state.known
+	b.expected = int64(n)
+	op := "read"
+	if seek {
+		op = "seek"
+	}
+	its := make([]logkv.Iterator, cfg.Threads)
+	setup := func(w *worker) error {
+		if !seek {
+			return nil
+		}
+		it, err := s.db.NewIter(nil)
+		its[w.id] = it
+		return err
+	}
+	t, err := runWorkers(ctx, b, setup, func(ctx context.Context, w *worker) (err error) {
+		h := w.hist(op)
+		it := its[w.id]
+		if it != nil {
+			defer func() {
+				if cerr := it.Close(); err == nil {
+					err = cerr
+				}
+			}()
+		}
+		lo, hi := share(n, cfg.Threads, w.id)
+		for i := lo; i < hi; i++ {
+			if (i-lo)&255 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			k := w.rng.Uint64N(rangeN)
+			w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+			var v []byte
+			found := false
+			t0 := time.Now()
+			if seek {
+				if it.SeekGE(w.kbuf) && bytes.Equal(it.Key(), w.kbuf) {
+					v, found = it.Value(), true
+				}
+			} else {
+				var gerr error
+				v, gerr = s.db.Get(w.kbuf)
+				switch {
+				case gerr == nil:
+					found = true
+				case !errors.Is(gerr, logkv.ErrNotFound):
+					return gerr
+				}
+			}
+			d := time.Since(t0)
+			if seek && it.Error() != nil {
+				return it.Error()
+			}
+			n := cfg.KeySize
+			if found {
+				w.found++
+				n += len(v)
+				if !checkValue(v, k, cfg.ValueSize) {
+					w.bad++
+				}
+			} else {
+				w.notFound++
+			}
+			w.did(h, op, d, 1, n)
+		}
+		return nil
+	})
+	return b.dbResult(t, op, known), err
+}
+
+// scanAll reads the whole database with iterators, forwards or backwards,
+// each thread its own contiguous key range, checking order and, while the
+// key set is known, that every key is there with its value.
+func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Result, error) {
+	cfg := s.cfg
+	rangeN := s.state.n
+	known := s.state.known
+	b.expected = int64(rangeN)
+	op := "scan"
+	its := make([]logkv.Iterator, cfg.Threads)
+	setup := func(w *worker) error {
+		lo, hi := share(rangeN, cfg.Threads, w.id)
+		o := &logkv.IterOptions{}
+		if w.id > 0 {
+			o.LowerBound = appendKey(nil, uint64(lo), cfg.KeySize)
+		}
+		if w.id < cfg.Threads-1 {
+			o.UpperBound = appendKey(nil, uint64(hi), cfg.KeySize)
+		}
+		it, err := s.db.NewIter(o)
+		its[w.id] = it
+		return err
+	}
+	t, err := runWorkers(ctx, b, setup, func(ctx context.Context, w *worker) (err error) {
+		h := w.hist(op)
+		it := its[w.id]
+		defer func() {
+			if cerr := it.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		lo, hi := share(rangeN, cfg.Threads, w.id)
+		var prev []byte
+		seen := 0
+		t0 := time.Now()
+		ok := it.First()
+		if reverse {
+			ok = it.Last()
+		}
+		for ok {
+			d := time.Since(t0)
+			key, v := it.Key(), it.Value()
+			if prev != nil && (bytes.Compare(key, prev) >= 0) == reverse {
+				w.bad++ // out of order
+			}
+			prev = append(prev[:0], key...)
+			if known {
+				want := uint64(lo + seen)
+				if reverse {
+					want = uint64(hi - 1 - seen)
+				}
+				w.kbuf = appendKey(w.kbuf[:0], want, cfg.KeySize)
+				if !bytes.Equal(key, w.kbuf) || !checkValue(v, want, cfg.ValueSize) {
+					w.bad++
+				}
+			}
+			seen++
+			w.did(h, op, d, 1, len(key)+len(v))
+			if seen&255 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t0 = time.Now()
+			if reverse {
+				ok = it.Prev()
+			} else {
+				ok = it.Next()
+			}
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		if known {
+			w.found += int64(seen)
+			if seen < hi-lo {
+				w.notFound += int64(hi - lo - seen)
+			} else if seen > hi-lo {
+				w.bad += int64(seen - (hi - lo))
+			}
+		}
+		return nil
+	})
+	return b.dbResult(t, op, known), err
+}

@@ -1,0 +1,38 @@
+// Package bench measures logkv engines with whole workloads: LevelDB
+// db_bench-style benchmarks (fillseq, fillrandom, overwrite, readrandom,
+// readseq, readreverse, seekrandom, deleterandom, fillsync) and the YCSB core
+// workloads A to F. cmd/kvbench is a thin command over it; tests drive it
+// directly.
+//
+// Engines are opened by name through the logkv registry, so any engine whose
+// package is imported (for its side effect of registering) can be measured.
+//
+// # State between benchmarks
+//
+// Benchmarks run in the order given, on one database per engine, and each
+// sees what the previous ones left, as in db_bench:
+//
+//   - fillseq, fillrandom and fillsync start from a fresh, empty database
+//     (the engine is closed, its directory removed and reopened) and leave the
+//     keys 0..n-1 present (n is -num, or the fillsync count).
+//   - overwrite rewrites random keys in 0..n-1; it keeps the key set.
+//   - deleterandom deletes random keys (drawn with replacement, so about 63%
+//     of them); the key set is afterwards unknown.
+//   - readrandom, readseq, readreverse and seekrandom only read. While the key
+//     set is known (after a fill), every key they look for must be there with
+//     a value of the right size that names its key: a miss or a wrong value is
+//     an error, counted and reported. After deleterandom misses are expected
+//     and only counted.
+//   - The YCSB workloads load -num records once per database (the load is
+//     reported as its own line) and then run one after another on it; inserts
+//     of workloads D and E grow the record count for those that follow.
+//
+// # Latency
+//
+// Every operation (a Get, a Set, an Apply of a -batch group, a seek, or one
+// step of a scan) is timed and recorded in a per-goroutine HDR histogram
+// (3 significant digits, 1 ns to 1 minute); the histograms are merged when the
+// benchmark ends, so recording never contends. Latencies are reported in
+// microseconds. With -batch B > 1 a latency is that of one batch of B
+// operations, while ops counts operations.
+package bench

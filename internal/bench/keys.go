@@ -1,0 +1,80 @@
+package bench
+
+import "math/bits"
+
+// appendKey appends key number n as a zero-padded decimal exactly width bytes
+// wide, as db_bench's "%016d" for the default width of 16. Config.Validate
+// makes sure the numbers of a run fit their width; a number that does not
+// keeps its low digits.
+func appendKey(dst []byte, n uint64, width int) []byte {
+	start := len(dst)
+	for range width {
+		dst = append(dst, '0')
+	}
+	for i := len(dst) - 1; i >= start && n > 0; i-- {
+		dst[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return dst
+}
+
+// permutation is a keyed bijection of [0, n): at(i) for i in [0, n) visits
+// every number of [0, n) exactly once, in a pseudo-random order, without
+// storing the order. fillrandom uses it to write every key once in random
+// order with any number of threads; YCSB uses it to scramble record numbers
+// into keys (YCSB's "hashed" insert order) without collisions.
+//
+// It is a mixing function that is a bijection on [0, 2^k) (2^k >= n) —
+// additions of keys, multiplications by odd constants and xor-shifts, each
+// invertible modulo 2^k — walked in cycles until it lands below n, which
+// makes it a bijection on [0, n). Fewer than two steps are needed on average.
+type permutation struct {
+	n     uint64
+	mask  uint64
+	shift uint
+	k1    uint64
+	k2    uint64
+}
+
+func newPermutation(n, seed uint64) permutation {
+	if n == 0 {
+		n = 1
+	}
+	k := uint(bits.Len64(n - 1))
+	if k == 0 {
+		k = 1
+	}
+	mask := uint64(1)<<k - 1
+	if k == 64 {
+		mask = ^uint64(0)
+	}
+	s := splitmix(seed)
+	return permutation{n: n, mask: mask, shift: max(1, k/2), k1: s, k2: splitmix(s)}
+}
+
+func (p permutation) step(x uint64) uint64 {
+	x = (x + p.k1) & p.mask
+	x = (x * 0x9e3779b97f4a7c15) & p.mask
+	x ^= x >> p.shift
+	x = (x + p.k2) & p.mask
+	x = (x * 0xbf58476d1ce4e5b9) & p.mask
+	x ^= x >> p.shift
+	return x
+}
+
+// at returns the i-th number of the permutation; i must be below n.
+func (p permutation) at(i uint64) uint64 {
+	x := p.step(i)
+	for x >= p.n {
+		x = p.step(x)
+	}
+	return x
+}
+
+// splitmix is SplitMix64's output function: a good 64-bit mixer for seeds.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}

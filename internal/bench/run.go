@@ -1,0 +1,289 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/logkv/logkv"
+)
+
+// ErrVerify is returned (wrapped) by Run when reads found missing keys or
+// wrong values where the benchmark's state says they must be there.
+var ErrVerify = errors.New("kvbench: verification failed")
+
+// Run runs cfg: every benchmark on every engine, Rounds times, printing each
+// result on stdout as it completes (text, or JSON Lines with cfg.JSON), then
+// a ratio table when there are several engines, then the plot if asked. Progress
+// goes to stderr. It returns every result (summaries included). Verification
+// failures do not stop the run; they are counted in the results and Run then
+// returns an error wrapping ErrVerify.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) ([]Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	root := cfg.Dir
+	if root == "" {
+		d, err := os.MkdirTemp("", "kvbench-")
+		if err != nil {
+			return nil, err
+		}
+		root = d
+		if cfg.Keep {
+			fmt.Fprintf(stderr, "kvbench: keeping %s\n", root)
+		} else {
+			defer os.RemoveAll(root)
+		}
+	}
+	out := &emitter{cfg: &cfg, w: stdout}
+	if !cfg.JSON {
+		fmt.Fprintf(stdout, "kvbench: engines %s; keys %d bytes, values %d bytes (compressibility %g); num %d; threads %d; batch %d; rounds %d; dir %s\n",
+			strings.Join(cfg.Engines, ","), cfg.KeySize, cfg.ValueSize, cfg.Compressibility, cfg.Num, cfg.Threads, cfg.Batch, cfg.Rounds, root)
+	}
+	prog := newProgress(&cfg, stderr)
+	values := newValueSource(cfg.ValueSize, cfg.Compressibility, cfg.Seed)
+	for round := range cfg.Rounds {
+		order := slices.Clone(cfg.Engines)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, name := range order {
+			s := &session{cfg: &cfg, engine: name, round: round, dir: filepath.Join(root, name), values: values, progress: prog, out: out}
+			if err := s.run(ctx); err != nil {
+				return out.results, fmt.Errorf("kvbench: %s: %w", name, err)
+			}
+		}
+	}
+	if len(cfg.Engines) > 1 || cfg.Rounds > 1 {
+		if err := out.summary(); err != nil {
+			return out.results, err
+		}
+	}
+	if cfg.Plot != "" {
+		if err := Plot(cfg.Plot, out.results); err != nil {
+			return out.results, err
+		}
+	}
+	var bad int64
+	for _, r := range out.results {
+		if r.Kind == "result" {
+			bad += r.Errors
+		}
+	}
+	if bad > 0 {
+		return out.results, fmt.Errorf("%w: %d errors (see the results)", ErrVerify, bad)
+	}
+	return out.results, nil
+}
+
+// emitter prints results as they come and keeps them.
+type emitter struct {
+	cfg     *Config
+	w       io.Writer
+	results []Result
+}
+
+func (e *emitter) emit(r Result) error {
+	e.results = append(e.results, r)
+	if e.cfg.JSON {
+		return writeJSON(e.w, r)
+	}
+	return writeText(e.w, r)
+}
+
+// summary prints, per benchmark and operation, the median ops/s of each
+// engine over the rounds and its ratio to the first engine's.
+func (e *emitter) summary() error {
+	type key struct{ bench, op string }
+	var keys []key
+	rates := map[key]map[string][]float64{}
+	proto := map[key]Result{}
+	for _, r := range e.results {
+		if r.Kind != "result" {
+			continue
+		}
+		k := key{r.Benchmark, r.Op}
+		if rates[k] == nil {
+			rates[k] = map[string][]float64{}
+			keys = append(keys, k)
+			proto[k] = r
+		}
+		rates[k][r.Engine] = append(rates[k][r.Engine], r.OpsPerSec)
+	}
+	first := e.cfg.Engines[0]
+	if !e.cfg.JSON {
+		fmt.Fprintf(e.w, "\nmedian ops/s over %d round(s), ratio to %s:\n%-24s", e.cfg.Rounds, first, "benchmark")
+		for _, name := range e.cfg.Engines {
+			fmt.Fprintf(e.w, " %22s", name)
+		}
+		fmt.Fprintln(e.w)
+	}
+	for _, k := range keys {
+		base := median(rates[k][first])
+		if !e.cfg.JSON {
+			name := k.bench
+			if k.op != "all" {
+				name += "/" + k.op
+			}
+			fmt.Fprintf(e.w, "%-24s", name)
+		}
+		for _, name := range e.cfg.Engines {
+			m := median(rates[k][name])
+			ratio := 0.0
+			if base > 0 {
+				ratio = m / base
+			}
+			s := proto[k]
+			s.Kind, s.Engine, s.Round, s.OpsPerSec, s.Ratio = "summary", name, -1, m, ratio
+			s.Ops, s.Bytes, s.Seconds, s.MBPerSec, s.Latency = 0, 0, 0, 0, Latency{}
+			s.Found, s.NotFound, s.BadValues, s.Errors = 0, 0, 0, 0
+			e.results = append(e.results, s)
+			if e.cfg.JSON {
+				if err := writeJSON(e.w, s); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(e.w, " %12.0f (%6.2fx)", m, ratio)
+			}
+		}
+		if !e.cfg.JSON {
+			fmt.Fprintln(e.w)
+		}
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// dbState is what the benchmarks so far left in the database.
+type dbState struct {
+	// n: keys 0..n-1 are (or, if !known, may be) the keys written.
+	n int
+	// known: exactly keys 0..n-1 are present, with values stamped with their
+	// numbers; reads verify against it.
+	known bool
+}
+
+// session is one engine's database through one round of benchmarks.
+type session struct {
+	cfg      *Config
+	engine   string
+	round    int
+	dir      string
+	db       logkv.Engine
+	state    dbState
+	values   *valueSource
+	progress *progress
+	out      *emitter
+	ycsb     *ycsbState
+}
+
+func (s *session) run(ctx context.Context) (err error) {
+	if s.cfg.UseExisting {
+		if s.db, err = logkv.Open(s.engine, s.dir, nil); err != nil {
+			return err
+		}
+		s.state = dbState{n: s.cfg.Num, known: true}
+	} else if err := s.fresh(); err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.db.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	for i, name := range s.cfg.Benchmarks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b := &benchRun{cfg: s.cfg, s: s, name: name, index: i, values: s.values, progress: s.progress}
+		var results []Result
+		if slices.Contains(YCSBWorkloads, name) {
+			results, err = s.runYCSB(ctx, b)
+		} else {
+			var r Result
+			r, err = s.runDB(ctx, b)
+			results = []Result{r}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		for _, r := range results {
+			if err := s.out.emit(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fresh replaces the database with an empty one: close, remove the engine's
+// directory (only that one, under the run's root), reopen.
+func (s *session) fresh() error {
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			return err
+		}
+		s.db = nil
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return err
+	}
+	db, err := logkv.Open(s.engine, s.dir, nil)
+	if err != nil {
+		return err
+	}
+	s.db, s.state, s.ycsb = db, dbState{known: true}, nil
+	return nil
+}
+
+// benchRun is one benchmark of a session.
+type benchRun struct {
+	cfg      *Config
+	s        *session
+	name     string
+	index    int
+	values   *valueSource
+	progress *progress
+	expected int64         // operations, for progress
+	duration time.Duration // or a time bound
+}
+
+func (b *benchRun) label() string { return b.s.engine + " " + b.name }
+
+// result builds a Result from a tally.
+func (b *benchRun) result(t tally, op string, ops int64, bytes int64, lat Latency) Result {
+	secs := t.elapsed.Seconds()
+	r := Result{
+		Kind: "result", Engine: b.s.engine, Benchmark: b.name, Op: op, Round: b.s.round,
+		Ops: ops, Bytes: bytes, Seconds: secs, Latency: lat,
+		Params: Params{
+			Num: b.cfg.Num, KeySize: b.cfg.KeySize, ValueSize: b.cfg.ValueSize, Threads: b.cfg.Threads,
+			Batch: b.cfg.Batch, Seed: b.cfg.Seed, Compress: b.cfg.Compressibility,
+		},
+	}
+	if secs > 0 {
+		r.OpsPerSec = float64(ops) / secs
+		r.MBPerSec = float64(bytes) / secs / 1e6
+	}
+	return r
+}
