@@ -153,7 +153,8 @@ func (b *Batch) Repr() []byte {
 }
 
 // SetRepr replaces the batch's contents with the decoded data, after checking
-// every length against the limits. The batch aliases data (no copy): the
+// every length against the limits (and that each is minimally encoded, so a
+// batch has exactly one encoding). The batch aliases data (no copy): the
 // caller must not change data while the batch is in use. An error wraps
 // ErrCorrupt and leaves the batch empty. An empty data is an empty batch.
 func (b *Batch) SetRepr(data []byte) error {
@@ -206,13 +207,13 @@ func validateRepr(data []byte) (uint32, error) {
 		}
 		off++
 		klen, n := binary.Uvarint(data[off:])
-		if n <= 0 || klen == 0 || klen > MaxKeySize || klen > uint64(len(data)-off-n) {
+		if n <= 0 || n != uvarintLen(klen) || klen == 0 || klen > MaxKeySize || klen > uint64(len(data)-off-n) {
 			return 0, bad(off, "bad key length")
 		}
 		off += n + int(klen)
 		if kind == KindSet {
 			vlen, n := binary.Uvarint(data[off:])
-			if n <= 0 || vlen > MaxValueSize || vlen > uint64(len(data)-off-n) {
+			if n <= 0 || n != uvarintLen(vlen) || vlen > MaxValueSize || vlen > uint64(len(data)-off-n) {
 				return 0, bad(off, "bad value length")
 			}
 			off += n + int(vlen)

@@ -111,19 +111,20 @@ func TestDecodeBatchRejects(t *testing.T) {
 	good.Set([]byte("k"), []byte("v"))
 	enc := good.Repr()
 	cases := map[string][]byte{
-		"short header":      enc[:3],
-		"bad version":       append([]byte{9}, enc[1:]...),
-		"zero count":        {1, 0, 0, 0, 0},
-		"count too high":    append([]byte{1, 2, 0, 0, 0}, enc[5:]...),
-		"truncated value":   enc[:len(enc)-1],
-		"trailing byte":     append(bytes.Clone(enc), 0),
-		"unknown kind":      {1, 1, 0, 0, 0, 7, 1, 'k'},
-		"empty key":         {1, 1, 0, 0, 0, 2, 0},
-		"key past end":      {1, 1, 0, 0, 0, 2, 5, 'k'},
-		"key over limit":    binary.AppendUvarint([]byte{1, 1, 0, 0, 0, 2}, logkv.MaxKeySize+1),
-		"value over limit":  binary.AppendUvarint([]byte{1, 1, 0, 0, 0, 1, 1, 'k'}, logkv.MaxValueSize+1),
-		"varint overflow":   {1, 1, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
-		"huge value length": binary.AppendUvarint([]byte{1, 1, 0, 0, 0, 1, 1, 'k'}, 1<<62),
+		"short header":       enc[:3],
+		"bad version":        append([]byte{9}, enc[1:]...),
+		"zero count":         {1, 0, 0, 0, 0},
+		"count too high":     append([]byte{1, 2, 0, 0, 0}, enc[5:]...),
+		"truncated value":    enc[:len(enc)-1],
+		"trailing byte":      append(bytes.Clone(enc), 0),
+		"unknown kind":       {1, 1, 0, 0, 0, 7, 1, 'k'},
+		"empty key":          {1, 1, 0, 0, 0, 2, 0},
+		"key past end":       {1, 1, 0, 0, 0, 2, 5, 'k'},
+		"key over limit":     binary.AppendUvarint([]byte{1, 1, 0, 0, 0, 2}, logkv.MaxKeySize+1),
+		"value over limit":   binary.AppendUvarint([]byte{1, 1, 0, 0, 0, 1, 1, 'k'}, logkv.MaxValueSize+1),
+		"varint overflow":    {1, 1, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"non-minimal varint": {1, 1, 0, 0, 0, 2, 0x81, 0x00, 'k'},
+		"huge value length":  binary.AppendUvarint([]byte{1, 1, 0, 0, 0, 1, 1, 'k'}, 1<<62),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
