@@ -1,9 +1,10 @@
 package main
 
 // The engines kvbench can open by name: each import registers one. Adding an
-// engine is one line here (and one in internal/bench/engines_test.go).
+// engine is one line here (and one in internal/bench/engines_test.go), e.g.
+//
+//	_ "github.com/logkv/logkv/lsm"
+//	_ "github.com/logkv/logkv/bitcask"
 import (
-// _ "github.com/logkv/logkv/bitcask"
-// _ "github.com/logkv/logkv/lsm"
-// _ "github.com/logkv/logkv/memory"
+	_ "github.com/logkv/logkv/memory"
 )
