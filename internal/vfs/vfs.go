@@ -1,17 +1,3 @@
-// Package vfs is the filesystem interface logkv's engines and logs write
-// through, so that tests can run them on memory, inject I/O errors and
-// simulate power loss (after Pebble's vfs package).
-//
-// # Durability model
-//
-// The interface promises what POSIX promises, and the crash-simulating
-// filesystems in this package give no more:
-//
-//   - Data written to a file is durable only after File.Sync.
-//   - A created, renamed or removed directory entry is durable only after
-//     SyncDir on its directory.
-//
-// Engines must sync both to make a new file survive a power loss.
 package vfs
 
 import (

@@ -1,0 +1,148 @@
+package vfs
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// InjectedError returns the error the ready-made injectors fail op with: it
+// wraps ErrInjected and names the operation.
+func InjectedError(op Op) error {
+	return fmt.Errorf("%w: %s %s", ErrInjected, op.Kind, op.Path)
+}
+
+// Nth is an Injector that counts the operations of some kinds and fails the
+// nth of them (counting from 1), and with Sticky also every later one.
+// Create it with FailNth or FailFrom.
+//
+// A test that wants to fail each operation in turn first runs its scenario
+// with FailNth(0, kinds), which fails nothing, to learn Count, then reruns it
+// with FailNth(i, kinds) for i in 1..Count.
+type Nth struct {
+	kinds  OpKind
+	n      int64
+	sticky bool
+	count  atomic.Int64
+}
+
+// FailNth returns an Injector failing the nth operation of the given kinds,
+// once. With n <= 0 it fails nothing and only counts.
+func FailNth(n int64, kinds OpKind) *Nth { return &Nth{kinds: kinds, n: n} }
+
+// FailFrom returns an Injector failing the nth operation of the given kinds
+// and every one after it, as a disk that died would. With n <= 0 it fails
+// nothing and only counts.
+func FailFrom(n int64, kinds OpKind) *Nth { return &Nth{kinds: kinds, n: n, sticky: true} }
+
+// MaybeError fails op if it is the nth of its kinds (or later, if sticky).
+func (i *Nth) MaybeError(op Op) error {
+	if op.Kind&i.kinds == 0 {
+		return nil
+	}
+	c := i.count.Add(1)
+	if i.n > 0 && (c == i.n || i.sticky && c > i.n) {
+		return InjectedError(op)
+	}
+	return nil
+}
+
+// Count returns how many operations of its kinds it has seen.
+func (i *Nth) Count() int64 { return i.count.Load() }
+
+// Failed reports whether it has failed an operation yet.
+func (i *Nth) Failed() bool { return i.n > 0 && i.count.Load() >= i.n }
+
+// Toggle is an Injector a test switches on and off: while on, it fails
+// every operation of its kinds. Create it with NewToggle.
+type Toggle struct {
+	kinds OpKind
+	on    atomic.Bool
+}
+
+// NewToggle returns a Toggle for the given kinds, off.
+func NewToggle(kinds OpKind) *Toggle { return &Toggle{kinds: kinds} }
+
+// On makes it fail every operation of its kinds from now on.
+func (t *Toggle) On() { t.on.Store(true) }
+
+// Off makes it fail nothing from now on.
+func (t *Toggle) Off() { t.on.Store(false) }
+
+// MaybeError fails op if the toggle is on and op is of its kinds.
+func (t *Toggle) MaybeError(op Op) error {
+	if op.Kind&t.kinds != 0 && t.on.Load() {
+		return InjectedError(op)
+	}
+	return nil
+}
+
+// Random is an Injector failing each operation of its kinds with a fixed
+// probability, drawn from a seeded source. Create it with FailRandomly. Its
+// choices are reproducible for a seed when the operations arrive in the same
+// order (one goroutine).
+type Random struct {
+	kinds OpKind
+	p     float64
+	mu    sync.Mutex
+	r     *rand.Rand
+}
+
+// FailRandomly returns an Injector failing operations of the given kinds
+// with probability p, seeded with seed.
+func FailRandomly(p float64, seed uint64, kinds OpKind) *Random {
+	return &Random{kinds: kinds, p: p, r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// MaybeError fails op with probability p if it is of the injector's kinds.
+func (i *Random) MaybeError(op Op) error {
+	if op.Kind&i.kinds == 0 {
+		return nil
+	}
+	i.mu.Lock()
+	fail := i.r.Float64() < i.p
+	i.mu.Unlock()
+	if fail {
+		return InjectedError(op)
+	}
+	return nil
+}
+
+// FailPaths returns an Injector failing every operation of the given kinds
+// on a path for which match returns true.
+func FailPaths(match func(path string) bool, kinds OpKind) Injector {
+	return InjectorFunc(func(op Op) error {
+		if op.Kind&kinds != 0 && match(op.Path) {
+			return InjectedError(op)
+		}
+		return nil
+	})
+}
+
+// Filter returns an Injector that asks inj only about the operations for
+// which match returns true and lets the others run. With it, FailNth counts
+// only the matching operations: Filter(isWAL, FailNth(3, OpWrite)) fails
+// the third write to the WAL.
+func Filter(match func(op Op) bool, inj Injector) Injector {
+	return InjectorFunc(func(op Op) error {
+		if !match(op) {
+			return nil
+		}
+		return inj.MaybeError(op)
+	})
+}
+
+// Any returns an Injector that asks each of injs in turn and fails an
+// operation with the first error one returns. Every injector before the
+// failing one sees the operation (and counts it).
+func Any(injs ...Injector) Injector {
+	return InjectorFunc(func(op Op) error {
+		for _, inj := range injs {
+			if err := inj.MaybeError(op); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
