@@ -39,6 +39,9 @@ func (s *session) runDB(ctx context.Context, b *benchRun) (Result, error) {
 	case "overwrite", "deleterandom":
 		keyOf := func(w *worker, _ int) uint64 { return w.rng.Uint64N(uint64(rangeN)) }
 		del := b.name == "deleterandom"
+		// These may overwrite or delete YCSB records: load them again when
+		// a YCSB workload comes next.
+		s.ycsb = nil
 		r, err := s.writes(ctx, b, cfg.Num, keyOf, del, false)
 		if del || s.state.n == 0 {
 			s.state = dbState{n: rangeN, known: false}

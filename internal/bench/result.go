@@ -86,8 +86,8 @@ func writeText(w io.Writer, r Result) error {
 	if len(notes) > 0 {
 		note = " (" + strings.Join(notes, ", ") + ")"
 	}
-	_, err := fmt.Fprintf(w, "%-8s %-18s %10.0f ops/s %8.1f MB/s  p50 %8.2f  p99 %8.2f  p99.9 %9.2f  max %9.1f us  %9d ops %7.2fs%s\n",
-		r.Engine, name, r.OpsPerSec, r.MBPerSec, r.P50, r.P99, r.P999, r.Max, r.Ops, r.Seconds, note)
+	_, err := fmt.Fprintf(w, "%-8s %-18s %10.0f ops/s %7.1f MB/s  p50 %7.2f p95 %7.2f p99 %8.2f p99.9 %9.2f max %10.1f us %9d ops %6.2fs%s\n",
+		r.Engine, name, r.OpsPerSec, r.MBPerSec, r.P50, r.P95, r.P99, r.P999, r.Max, r.Ops, r.Seconds, note)
 	return err
 }
 

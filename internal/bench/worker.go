@@ -13,11 +13,12 @@ import (
 // worker is one goroutine of a benchmark. Its histograms and counters are its
 // own; they are merged when all workers are done.
 type worker struct {
-	id    int
-	rng   *rand.Rand
-	hists map[string]*hdrhistogram.Histogram // by operation name
-	ops   map[string]int64
-	bytes int64
+	id      int
+	rng     *rand.Rand
+	hists   map[string]*hdrhistogram.Histogram // by operation name
+	ops     map[string]int64
+	opBytes map[string]int64
+	bytes   int64
 
 	// Verification counts: keys found and missing, values that do not belong
 	// to their key, keys out of order.
@@ -42,6 +43,7 @@ func (w *worker) hist(op string) *hdrhistogram.Histogram {
 func (w *worker) did(h *hdrhistogram.Histogram, op string, d time.Duration, count int, n int) {
 	record(h, d)
 	w.ops[op] += int64(count)
+	w.opBytes[op] += int64(n)
 	w.bytes += int64(n)
 	w.done.Add(int64(count))
 }
@@ -63,6 +65,7 @@ type tally struct {
 	elapsed              time.Duration
 	hists                map[string]*hdrhistogram.Histogram
 	ops                  map[string]int64
+	opBytes              map[string]int64
 	order                []string // operation names in first-seen order
 	bytes                int64
 	found, notFound, bad int64
@@ -80,12 +83,13 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 	counters := make([]paddedCounter, threads)
 	for i := range workers {
 		workers[i] = &worker{
-			id:    i,
-			rng:   rand.New(rand.NewPCG(b.cfg.Seed, uint64(b.index)<<32|uint64(i))),
-			hists: map[string]*hdrhistogram.Histogram{},
-			ops:   map[string]int64{},
-			done:  &counters[i].n,
-			vals:  b.values.cursor(i + b.index*threads),
+			id:      i,
+			rng:     rand.New(rand.NewPCG(b.cfg.Seed, uint64(b.index)<<32|uint64(i))),
+			hists:   map[string]*hdrhistogram.Histogram{},
+			ops:     map[string]int64{},
+			opBytes: map[string]int64{},
+			done:    &counters[i].n,
+			vals:    b.values.cursor(i + b.index*threads),
 		}
 	}
 	var (
@@ -129,7 +133,7 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 	elapsed := time.Since(t0)
 	stop()
 
-	t := tally{elapsed: elapsed, hists: map[string]*hdrhistogram.Histogram{}, ops: map[string]int64{}}
+	t := tally{elapsed: elapsed, hists: map[string]*hdrhistogram.Histogram{}, ops: map[string]int64{}, opBytes: map[string]int64{}}
 	for _, w := range workers {
 		for _, op := range sortedOps(w.hists) {
 			h, ok := t.hists[op]
@@ -140,6 +144,7 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 			}
 			h.Merge(w.hists[op])
 			t.ops[op] += w.ops[op]
+			t.opBytes[op] += w.opBytes[op]
 		}
 		t.bytes += w.bytes
 		t.found += w.found

@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestYCSBWorkloads runs every workload on every test engine and checks the
+// load, the operation counts and their mix, and that every read found its
+// record.
+func TestYCSBWorkloads(t *testing.T) {
+	const ops = 4000
+	for _, engine := range testEngines() {
+		for _, threads := range []int{1, 3} {
+			t.Run(engine, func(t *testing.T) {
+				cfg := testConfig(engine)
+				cfg.Benchmarks = YCSBWorkloads
+				cfg.Ops = ops
+				cfg.Threads = threads
+				res, out := runCfg(t, cfg)
+				require.Equal(t, "ycsb-load", res[0].Benchmark, out)
+				require.Equal(t, int64(cfg.Num), res[0].Ops)
+				byName := map[string]map[string]Result{}
+				for _, r := range res[1:] {
+					if byName[r.Benchmark] == nil {
+						byName[r.Benchmark] = map[string]Result{}
+					}
+					byName[r.Benchmark][r.Op] = r
+				}
+				records := int64(cfg.Num)
+				for _, name := range YCSBWorkloads {
+					wl := workloads[name]
+					rs := byName[name]
+					all := rs["all"]
+					require.Equal(t, int64(ops), all.Ops, name)
+					require.Zero(t, all.Errors, "%s: %+v", name, all)
+					require.Zero(t, all.NotFound, name)
+					var sum int64
+					for op, r := range rs {
+						if op == "all" {
+							continue
+						}
+						sum += r.Ops
+						require.Positive(t, r.P50, "%s/%s", name, op)
+						require.GreaterOrEqual(t, r.Max, r.P999, "%s/%s", name, op)
+					}
+					require.Equal(t, all.Ops, sum, name)
+					for op, p := range map[string]float64{OpRead: wl.read, OpUpdate: wl.update, OpInsert: wl.insert, OpScan: wl.scan, OpRMW: wl.rmw} {
+						got := float64(rs[op].Ops) / ops
+						require.InDelta(t, p, got, 0.03, "%s/%s", name, op)
+					}
+					records += rs[OpInsert].Ops
+					require.Equal(t, records, all.Records, name)
+					wantDist := wl.dist
+					require.Equal(t, wantDist, all.Distribution, name)
+				}
+			})
+		}
+	}
+}
+
+func TestYCSBDurationAndDistributions(t *testing.T) {
+	for _, dist := range []string{DistZipfian, DistUniform, DistLatest} {
+		cfg := testConfig("benchfake")
+		cfg.Benchmarks = []string{"ycsb-d", "ycsb-e"}
+		cfg.Distribution = dist
+		cfg.Duration = 20_000_000 // 20ms
+		cfg.Threads = 2
+		res, _ := runCfg(t, cfg)
+		for _, r := range res[1:] {
+			require.Positive(t, r.Ops, dist)
+			require.Zero(t, r.Errors, dist)
+			require.Equal(t, dist, r.Distribution)
+		}
+	}
+}
+
+// TestYCSBAfterDBBench: a YCSB load over a db_bench fill leaves the db_bench
+// key set unknown, so a later readseq does not report errors; a db_bench
+// write makes YCSB load again.
+func TestYCSBAfterDBBench(t *testing.T) {
+	cfg := testConfig("benchfake")
+	cfg.Benchmarks = []string{"fillseq", "ycsb-c", "readseq", "overwrite", "ycsb-c"}
+	cfg.Ops = 500
+	res, _ := runCfg(t, cfg)
+	var names []string
+	for _, r := range res {
+		require.Zero(t, r.Errors, r.Benchmark)
+		if r.Op == "all" || r.Benchmark == "ycsb-load" {
+			names = append(names, r.Benchmark)
+		}
+	}
+	require.Equal(t, []string{"fillseq", "ycsb-load", "ycsb-c", "readseq", "overwrite", "ycsb-load", "ycsb-c"}, names)
+	for _, r := range res {
+		if r.Benchmark == "readseq" {
+			require.Equal(t, int64(2*cfg.Num), r.Ops) // both key sets
+		}
+	}
+}
+
+func TestWorkloadMix(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const draws = 10_000
+	for _, name := range YCSBWorkloads {
+		wl := workloads[name]
+		count := map[string]int{}
+		for range draws {
+			count[wl.choose(r.Float64())]++
+		}
+		for op, p := range map[string]float64{OpRead: wl.read, OpUpdate: wl.update, OpInsert: wl.insert, OpScan: wl.scan, OpRMW: wl.rmw} {
+			require.InDelta(t, p, float64(count[op])/draws, 0.02, "%s/%s", name, op)
+		}
+	}
+}
+
+func TestZeta(t *testing.T) {
+	// Exact below the switch-over, and YCSB's hard-coded zeta(10^10, 0.99)
+	// from the Euler-Maclaurin tail.
+	require.InDelta(t, 1+math.Pow(2, -0.99)+math.Pow(3, -0.99), zeta(3, 0.99), 1e-12)
+	require.InDelta(t, scrambledZetan, zeta(scrambledItems, 0.99), 1e-6)
+	require.InDelta(t, zetaRange(0, 300_000, 0.5), zeta(300_000, 0.5), 1e-6)
+}
+
+// topShare returns the fraction of draws that went to the most drawn
+// fraction frac of the n keys.
+func topShare(counts []int, frac float64, draws int) float64 {
+	s := slices.Clone(counts)
+	slices.SortFunc(s, func(a, b int) int { return b - a })
+	top := 0
+	for _, c := range s[:int(float64(len(s))*frac)] {
+		top += c
+	}
+	return float64(top) / float64(draws)
+}
+
+func TestZipfianIsSkewed(t *testing.T) {
+	const n, draws = 10_000, 200_000
+	r := rand.New(rand.NewPCG(3, 4))
+	z := newZipfian(n, 0.99)
+	counts := make([]int, n)
+	for range draws {
+		counts[z.next(r)]++
+	}
+	// Theory: the top 1% of items (the 100 most popular) receive
+	// zeta(100)/zeta(10000) of the requests, about 52%.
+	want := zeta(n/100, 0.99) / zeta(n, 0.99)
+	require.InDelta(t, 0.52, want, 0.01)
+	got := topShare(counts, 0.01, draws)
+	require.InDelta(t, want, got, 0.03)
+	// Item 0 is the most popular, with 1/zeta(n) of the draws.
+	require.InDelta(t, 1/zeta(n, 0.99), float64(counts[0])/draws, 0.01)
+
+	// Scrambled, as YCSB: the popularity follows a zipfian over 10^10 items,
+	// hashed onto the keys, so the 100 hottest items alone give the top 1% of
+	// keys zeta(100)/zeta(10^10) (about 19%) and the long tail, spread evenly,
+	// adds about 1% of the rest. Far more than 1% either way.
+	s := newScrambledZipfian(n, 0.99)
+	clear(counts)
+	for range draws {
+		counts[s.next(r)]++
+	}
+	head := zeta(n/100, 0.99) / scrambledZetan
+	wantS := head + 0.01*(1-head)
+	gotS := topShare(counts, 0.01, draws)
+	require.InDelta(t, wantS, gotS, 0.03)
+	require.Greater(t, gotS, 10*0.01)
+}
+
+func TestLatestFavoursRecent(t *testing.T) {
+	const draws = 100_000
+	r := rand.New(rand.NewPCG(5, 6))
+	limit := uint64(10_000)
+	l := newLatest(limit, 0.99)
+	newest := 0
+	for range draws {
+		k := l.next(r, limit)
+		require.Less(t, k, limit)
+		if k >= limit-100 {
+			newest++
+		}
+	}
+	// The newest 1% get what the zipfian's top 1% get.
+	want := zeta(100, 0.99) / zeta(limit, 0.99)
+	require.InDelta(t, want, float64(newest)/draws, 0.03)
+
+	// After inserts, the new records are the favourites.
+	limit += 5000
+	hits := 0
+	for range draws {
+		if l.next(r, limit) >= limit-100 {
+			hits++
+		}
+	}
+	require.InDelta(t, zeta(100, 0.99)/zeta(limit, 0.99), float64(hits)/draws, 0.03)
+}
+
+func TestUniformIsFlat(t *testing.T) {
+	// The uniform chooser is rand's Uint64N over the acknowledged records:
+	// check it with a chi-squared test over 100 buckets (99 degrees of
+	// freedom: the 99.9% critical value is 148.2).
+	const buckets, draws = 100, 100_000
+	r := rand.New(rand.NewPCG(7, 8))
+	counts := make([]int, buckets)
+	for range draws {
+		counts[r.Uint64N(10_000)*buckets/10_000]++
+	}
+	exp := float64(draws) / buckets
+	chi := 0.0
+	for _, c := range counts {
+		chi += (float64(c) - exp) * (float64(c) - exp) / exp
+	}
+	require.Less(t, chi, 148.2)
+	// And the zipfian fails the same test, so the test can fail.
+	z := newZipfian(10_000, 0.99)
+	clear(counts)
+	for range draws {
+		counts[z.next(r)*buckets/10_000]++
+	}
+	chi = 0
+	for _, c := range counts {
+		chi += (float64(c) - exp) * (float64(c) - exp) / exp
+	}
+	require.Greater(t, chi, 148.2)
+}
+
+func TestAckCounter(t *testing.T) {
+	a := newAckCounter(10)
+	var wg sync.WaitGroup
+	taken := make(chan uint64, 100)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				n := a.take()
+				taken <- n
+				a.ack(n)
+			}
+		}()
+	}
+	wg.Wait()
+	close(taken)
+	seen := map[uint64]bool{}
+	for n := range taken {
+		require.False(t, seen[n])
+		seen[n] = true
+	}
+	require.Len(t, seen, 100)
+	require.Equal(t, uint64(110), a.limit.Load())
+
+	b := newAckCounter(0)
+	x, y := b.take(), b.take()
+	b.ack(y)
+	require.Equal(t, uint64(0), b.limit.Load()) // 0 not done yet
+	b.ack(x)
+	require.Equal(t, uint64(2), b.limit.Load())
+}
