@@ -1,0 +1,868 @@
+package commitlog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/record"
+	"github.com/logkv/logkv/internal/vfs"
+)
+
+// Errors returned by the log. They are checked with errors.Is.
+var (
+	// ErrTrimmed: the records asked for were trimmed from the log (or were
+	// never in it): the reader must get the state another way (a full
+	// resync).
+	ErrTrimmed = errors.New("commitlog: records no longer retained")
+	// ErrTruncated: the log was truncated or reset under an open reader.
+	ErrTruncated = errors.New("commitlog: log truncated under the reader")
+	// ErrOutOfOrder: a record's seq is not the next one, or its epoch is
+	// older than the log's.
+	ErrOutOfOrder = errors.New("commitlog: record out of order")
+	// ErrNoEpoch: Append on a log that has no epoch yet (see BeginEpoch).
+	ErrNoEpoch = errors.New("commitlog: no epoch begun")
+)
+
+// DefaultSegmentSize is the size past which a segment is sealed and a new one
+// started, unless Options says otherwise.
+const DefaultSegmentSize = 64 << 20
+
+const historyFile = "EPOCHS"
+
+// Options configure a Log. A nil *Options means the defaults.
+type Options struct {
+	// FS is the filesystem; nil means vfs.Default.
+	FS vfs.FS
+	// SegmentSize is the size in bytes past which the current segment is
+	// sealed; 0 means DefaultSegmentSize. A record is never split, so a
+	// segment may pass it by one record.
+	SegmentSize int64
+	// Logger receives recovery events; nil discards them.
+	Logger *slog.Logger
+}
+
+type segment struct {
+	first       uint64 // seq of its first record (or of its next, if empty)
+	last        uint64 // seq of its last record; first-1 if empty
+	size        int64  // bytes written
+	durableSize int64  // bytes synced (equal to size once sealed)
+	path        string
+}
+
+// Log is a segmented commit log. All its methods are safe for concurrent use.
+type Log struct {
+	dir     string
+	fs      vfs.FS
+	segSize int64
+	log     *slog.Logger
+
+	syncMu sync.Mutex // held by the one syncer at a time, and by TruncateAfter/Reset/Close
+
+	mu       sync.Mutex
+	segs     []*segment // oldest first; the last one is active
+	f        vfs.File   // the active segment
+	retired  []vfs.File // sealed segments' files, closed by the next syncer
+	last     uint64
+	durable  uint64
+	history  []EpochStart
+	notify   chan struct{} // closed and replaced when readers should look again
+	closed   bool
+	closedCh chan struct{}
+	err      error  // sticky write or sync failure
+	gen      uint64 // bumped by TruncateAfter and Reset
+	buf      []byte // frame being written
+	pbuf     []byte // payload being framed
+
+	durableSeq atomic.Uint64
+}
+
+func segName(first uint64) string { return fmt.Sprintf("%016x.log", first) }
+
+func parseSegName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, ".log")
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(hex, 16, 64)
+	return v, err == nil && v > 0
+}
+
+// Open opens the log in dir, creating it if needed, and recovers it: a torn
+// tail of the last segment is cut; corruption anywhere else is an error
+// wrapping logkv.ErrCorrupt.
+func Open(dir string, o *Options) (*Log, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.SegmentSize == 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.SegmentSize < 0 {
+		return nil, fmt.Errorf("commitlog: negative SegmentSize %d", opts.SegmentSize)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Log{
+		dir: dir, fs: opts.FS, segSize: opts.SegmentSize, log: opts.Logger,
+		notify: make(chan struct{}), closedCh: make(chan struct{}),
+	}
+	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("commitlog: %w", err)
+	}
+	if err := l.recover(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) recover() error {
+	names, err := l.fs.List(l.dir)
+	if err != nil {
+		return fmt.Errorf("commitlog: %w", err)
+	}
+	history, err := readHistory(l.fs, filepath.Join(l.dir, historyFile))
+	if err != nil {
+		return err
+	}
+	changed := false
+	var lastEpoch uint64
+	if len(history) > 0 {
+		lastEpoch = history[len(history)-1].Epoch
+	}
+	for _, name := range names {
+		first, ok := parseSegName(name)
+		if !ok {
+			continue
+		}
+		l.segs = append(l.segs, &segment{first: first, last: first - 1, path: filepath.Join(l.dir, name)})
+	}
+	for i, s := range l.segs {
+		if i > 0 && s.first != l.segs[i-1].last+1 {
+			return logkv.CorruptError(s.path, 0, "segment starts at seq %d, but the previous one ends at %d", s.first, l.segs[i-1].last)
+		}
+		isLast := i == len(l.segs)-1
+		f, err := l.fs.Open(s.path)
+		if err != nil {
+			return fmt.Errorf("commitlog: %w", err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("commitlog: %w", err)
+		}
+		rd := record.NewReader(newBufReaderAt(f, st.Size()), s.path, st.Size(), MaxRecordSize)
+		var epoch uint64
+		for {
+			off := rd.Offset()
+			p, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if errors.Is(err, record.ErrTornTail) && isLast {
+				l.log.Warn("commitlog: cutting a torn tail", "file", s.path, "offset", off, "size", st.Size(), "err", err)
+				if err := l.cutTail(s.path, off); err != nil {
+					f.Close()
+					return err
+				}
+				break
+			}
+			if errors.Is(err, record.ErrTornTail) {
+				f.Close()
+				return logkv.CorruptError(s.path, off, "torn record in a sealed segment: %v", err)
+			}
+			if err != nil {
+				f.Close()
+				return err
+			}
+			r, err := DecodeRecord(p)
+			if err != nil {
+				f.Close()
+				return logkv.CorruptError(s.path, off, "%v", err)
+			}
+			if r.Seq != s.last+1 {
+				f.Close()
+				return logkv.CorruptError(s.path, off, "record has seq %d, want %d", r.Seq, s.last+1)
+			}
+			if r.Epoch < epoch {
+				f.Close()
+				return logkv.CorruptError(s.path, off, "record %d has epoch %d after epoch %d", r.Seq, r.Epoch, epoch)
+			}
+			epoch = r.Epoch
+			if r.Epoch > lastEpoch {
+				// The record was written but the history update that came
+				// before it was lost: redo it.
+				history = append(history, EpochStart{Epoch: r.Epoch, Seq: r.Seq})
+				lastEpoch, changed = r.Epoch, true
+			}
+			s.last = r.Seq
+		}
+		s.size = rd.Offset()
+		s.durableSize = s.size
+		f.Close()
+	}
+	if len(l.segs) == 0 {
+		s := &segment{first: 1, last: 0, path: filepath.Join(l.dir, segName(1))}
+		if err := l.createSegment(s.path); err != nil {
+			return err
+		}
+		l.segs = append(l.segs, s)
+	}
+	act := l.segs[len(l.segs)-1]
+	l.last = act.last
+	l.durable = l.last
+	l.durableSeq.Store(l.last)
+	// Entries past the next seq are left over from a truncation cut short.
+	for len(history) > 0 && history[len(history)-1].Seq > l.last+1 {
+		history, changed = history[:len(history)-1], true
+	}
+	l.history = history
+	if changed {
+		if err := writeHistory(l.fs, l.dir, history); err != nil {
+			return err
+		}
+	}
+	f, err := l.fs.OpenReadWrite(act.path)
+	if err != nil {
+		return fmt.Errorf("commitlog: %w", err)
+	}
+	l.f = f
+	// What a killed process left in the page cache is durable from here on.
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("commitlog: sync %s: %w", act.path, err)
+	}
+	return nil
+}
+
+func (l *Log) cutTail(path string, off int64) error {
+	f, err := l.fs.OpenReadWrite(path)
+	if err != nil {
+		return fmt.Errorf("commitlog: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(off); err != nil {
+		return fmt.Errorf("commitlog: truncate %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("commitlog: sync %s: %w", path, err)
+	}
+	return nil
+}
+
+func (l *Log) createSegment(path string) error {
+	f, err := l.fs.Create(path)
+	if err != nil {
+		return fmt.Errorf("commitlog: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("commitlog: create %s: %w", path, err)
+	}
+	return nil
+}
+
+// usable returns why the log cannot be written, if it cannot. l.mu is held.
+func (l *Log) usable() error {
+	if l.closed {
+		return logkv.ErrClosed
+	}
+	return l.err
+}
+
+// wake tells waiting readers to look again. l.mu is held.
+func (l *Log) wake() {
+	close(l.notify)
+	l.notify = make(chan struct{})
+}
+
+// Append writes batch (a non-empty logkv.Batch encoding) as the next record,
+// in the current epoch, and returns its seq. The record is not durable until
+// Sync(seq) returns.
+func (l *Log) Append(batch []byte) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	if len(l.history) == 0 {
+		return 0, ErrNoEpoch
+	}
+	r := Record{Seq: l.last + 1, Epoch: l.history[len(l.history)-1].Epoch, Batch: batch}
+	if err := l.write(r); err != nil {
+		return 0, err
+	}
+	return r.Seq, nil
+}
+
+// AppendRecord writes a record received from a leader. r.Seq must be
+// LastSeq()+1 and r.Epoch at least Epoch(), or the error wraps
+// ErrOutOfOrder; a newer epoch is added to the history first.
+func (l *Log) AppendRecord(r Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if r.Seq != l.last+1 {
+		return fmt.Errorf("%w: seq %d, the next is %d", ErrOutOfOrder, r.Seq, l.last+1)
+	}
+	cur := l.epochLocked()
+	if r.Epoch < cur || r.Epoch == 0 {
+		return fmt.Errorf("%w: record %d has epoch %d, the log is at epoch %d", ErrOutOfOrder, r.Seq, r.Epoch, cur)
+	}
+	if r.Epoch > cur {
+		h := append(slices.Clip(l.history), EpochStart{Epoch: r.Epoch, Seq: r.Seq})
+		if err := writeHistory(l.fs, l.dir, h); err != nil {
+			return err
+		}
+		l.history = h
+	}
+	return l.write(r)
+}
+
+// write frames and writes r to the active segment, sealing it first if it is
+// full. l.mu is held.
+func (l *Log) write(r Record) error {
+	if len(r.Batch) == 0 || len(r.Batch) > logkv.MaxBatchSize {
+		return fmt.Errorf("commitlog: batch of %d bytes: %w", len(r.Batch), logkv.ErrBatchTooLarge)
+	}
+	act := l.segs[len(l.segs)-1]
+	if act.size >= l.segSize && act.last >= act.first {
+		if err := l.roll(); err != nil {
+			return err
+		}
+		act = l.segs[len(l.segs)-1]
+	}
+	l.pbuf = AppendRecord(l.pbuf[:0], r)
+	l.buf = record.Append(l.buf[:0], l.pbuf)
+	if n, err := l.f.Write(l.buf); err != nil || n != len(l.buf) {
+		if err == nil {
+			err = io.ErrShortWrite
+		}
+		l.err = fmt.Errorf("commitlog: write %s: %w", act.path, err)
+		return l.err
+	}
+	act.size += int64(len(l.buf))
+	act.last = r.Seq
+	l.last = r.Seq
+	return nil
+}
+
+// roll seals the active segment (syncing it) and starts a new one. l.mu is
+// held.
+func (l *Log) roll() error {
+	act := l.segs[len(l.segs)-1]
+	if err := l.f.Sync(); err != nil {
+		l.err = fmt.Errorf("commitlog: sync %s: %w", act.path, err)
+		return l.err
+	}
+	s := &segment{first: act.last + 1, last: act.last, path: filepath.Join(l.dir, segName(act.last+1))}
+	if err := l.createSegment(s.path); err != nil {
+		l.err = err
+		return err
+	}
+	f, err := l.fs.OpenReadWrite(s.path)
+	if err != nil {
+		l.err = fmt.Errorf("commitlog: %w", err)
+		return l.err
+	}
+	act.durableSize = act.size
+	l.retired = append(l.retired, l.f)
+	l.f = f
+	l.segs = append(l.segs, s)
+	if act.last > l.durable {
+		l.durable = act.last
+		l.durableSeq.Store(l.durable)
+		l.wake()
+	}
+	return nil
+}
+
+// Sync makes every record up to seq durable. Concurrent callers share one
+// fsync (group commit). A failed sync leaves the log failed: every later
+// write and sync returns the error, since what reached the disk is unknown.
+func (l *Log) Sync(seq uint64) error {
+	if l.durableSeq.Load() >= seq {
+		return nil
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.durableSeq.Load() >= seq {
+		return nil
+	}
+	l.mu.Lock()
+	if err := l.usable(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	if seq > l.last {
+		l.mu.Unlock()
+		return fmt.Errorf("commitlog: sync to seq %d, but the last written is %d", seq, l.last)
+	}
+	f, act, target := l.f, l.segs[len(l.segs)-1], l.last
+	size := act.size
+	retired := l.retired
+	l.retired = nil
+	l.mu.Unlock()
+
+	for _, r := range retired {
+		r.Close()
+	}
+	err := f.Sync()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.err = fmt.Errorf("commitlog: sync %s: %w", act.path, err)
+		return l.err
+	}
+	if size > act.durableSize {
+		act.durableSize = size
+	}
+	if target > l.durable {
+		l.durable = target
+		l.durableSeq.Store(target)
+		l.wake()
+	}
+	return nil
+}
+
+// LastSeq returns the seq of the last record written (durable or not); for an
+// empty log, FirstSeq()-1.
+func (l *Log) LastSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// DurableSeq returns the seq of the last durable record.
+func (l *Log) DurableSeq() uint64 { return l.durableSeq.Load() }
+
+// FirstSeq returns the seq of the oldest retained record (LastSeq()+1 when
+// the log holds none).
+func (l *Log) FirstSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.segs[0].first
+}
+
+// Epoch returns the current epoch: that of the last history entry, or 0.
+func (l *Log) Epoch() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epochLocked()
+}
+
+func (l *Log) epochLocked() uint64 {
+	if len(l.history) == 0 {
+		return 0
+	}
+	return l.history[len(l.history)-1].Epoch
+}
+
+// History returns a copy of the epoch history.
+func (l *Log) History() []EpochStart {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.history)
+}
+
+// BeginEpoch starts epoch, which must be newer than Epoch(), at the next seq,
+// and makes the change durable before returning. Records appended from then
+// on carry it.
+func (l *Log) BeginEpoch(epoch uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if epoch <= l.epochLocked() {
+		return fmt.Errorf("%w: epoch %d is not newer than %d", ErrOutOfOrder, epoch, l.epochLocked())
+	}
+	h := append(slices.Clip(l.history), EpochStart{Epoch: epoch, Seq: l.last + 1})
+	if err := writeHistory(l.fs, l.dir, h); err != nil {
+		return err
+	}
+	l.history = h
+	return nil
+}
+
+// Size returns the bytes held by all segments.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for _, s := range l.segs {
+		n += s.size
+	}
+	return n
+}
+
+// SizeFrom returns the bytes held by the segments that hold seq and later
+// records: what a reader starting at seq would have left to read, to within
+// a segment.
+func (l *Log) SizeFrom(seq uint64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for _, s := range l.segs {
+		if s.last >= seq || s == l.segs[len(l.segs)-1] {
+			n += s.size
+		}
+	}
+	return n
+}
+
+// TrimBefore removes the sealed segments whose records all come before seq.
+// The active segment is never removed. Open readers keep reading the files
+// they have open; a reader that needs a removed one gets ErrTrimmed.
+func (l *Log) TrimBefore(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return logkv.ErrClosed
+	}
+	n := 0
+	for n < len(l.segs)-1 && l.segs[n].last < seq {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	for _, s := range l.segs[:n] {
+		if err := l.fs.Remove(s.path); err != nil {
+			return fmt.Errorf("commitlog: trim: %w", err)
+		}
+		l.segs = l.segs[1:]
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("commitlog: trim: %w", err)
+	}
+	l.wake()
+	return nil
+}
+
+// TruncateAfter removes every record after seq, so that LastSeq() is seq, and
+// drops the epochs that began after seq+1 from the history. seq must not be
+// before FirstSeq()-1 (use Reset). Open readers fail with ErrTruncated.
+func (l *Log) TruncateAfter(seq uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if seq >= l.last {
+		return nil
+	}
+	if seq+1 < l.segs[0].first {
+		return fmt.Errorf("%w: truncate after %d, but the log starts at %d", ErrTrimmed, seq, l.segs[0].first)
+	}
+	// Remove whole segments from the newest down, so that a crash leaves a
+	// prefix of the log.
+	i := len(l.segs) - 1
+	for l.segs[i].first > seq+1 {
+		if l.f != nil {
+			l.f.Close()
+			l.f = nil
+		}
+		if err := l.fs.Remove(l.segs[i].path); err != nil {
+			l.err = fmt.Errorf("commitlog: truncate: %w", err)
+			return l.err
+		}
+		l.segs = l.segs[:i]
+		i--
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		l.err = fmt.Errorf("commitlog: truncate: %w", err)
+		return l.err
+	}
+	s := l.segs[i]
+	off, err := l.offsetOf(s, seq+1)
+	if err != nil {
+		l.err = err
+		return err
+	}
+	if l.f != nil {
+		l.f.Close()
+	}
+	if err := l.cutTail(s.path, off); err != nil {
+		l.err = err
+		return err
+	}
+	f, err := l.fs.OpenReadWrite(s.path)
+	if err != nil {
+		l.err = fmt.Errorf("commitlog: %w", err)
+		return l.err
+	}
+	l.f = f
+	s.size, s.durableSize, s.last = off, off, seq
+	h := slices.Clone(l.history)
+	for len(h) > 0 && h[len(h)-1].Seq > seq+1 {
+		h = h[:len(h)-1]
+	}
+	if len(h) != len(l.history) {
+		if err := writeHistory(l.fs, l.dir, h); err != nil {
+			l.err = err
+			return err
+		}
+		l.history = h
+	}
+	l.last, l.durable = seq, seq
+	l.durableSeq.Store(seq)
+	l.gen++
+	l.wake()
+	return nil
+}
+
+// offsetOf returns the offset in s of the record with seq (or the end of s
+// when seq is s.last+1).
+func (l *Log) offsetOf(s *segment, seq uint64) (int64, error) {
+	if seq == s.first {
+		return 0, nil
+	}
+	f, err := l.fs.Open(s.path)
+	if err != nil {
+		return 0, fmt.Errorf("commitlog: %w", err)
+	}
+	defer f.Close()
+	rd := record.NewReader(newBufReaderAt(f, s.size), s.path, s.size, MaxRecordSize)
+	for {
+		off := rd.Offset()
+		p, err := rd.Next()
+		if err == io.EOF {
+			if seq == s.last+1 {
+				return off, nil
+			}
+			return 0, fmt.Errorf("commitlog: seq %d not found in %s", seq, s.path)
+		}
+		if err != nil {
+			return 0, err
+		}
+		r, err := DecodeRecord(p)
+		if err != nil {
+			return 0, logkv.CorruptError(s.path, off, "%v", err)
+		}
+		if r.Seq == seq {
+			return off, nil
+		}
+	}
+}
+
+// Reset empties the log so that its next record is next, and replaces its
+// history with history (that of the state the caller restored, as of
+// next-1). Open readers fail with ErrTruncated.
+func (l *Log) Reset(next uint64, history []EpochStart) error {
+	if next == 0 {
+		return fmt.Errorf("commitlog: reset to seq 0")
+	}
+	if err := ValidHistory(history); err != nil {
+		return fmt.Errorf("commitlog: reset: %w", err)
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	l.closeFilesLocked()
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		if err := l.fs.Remove(l.segs[i].path); err != nil {
+			l.err = fmt.Errorf("commitlog: reset: %w", err)
+			return l.err
+		}
+	}
+	l.segs = nil
+	s := &segment{first: next, last: next - 1, path: filepath.Join(l.dir, segName(next))}
+	if err := l.createSegment(s.path); err != nil {
+		l.err = err
+		return err
+	}
+	if err := writeHistory(l.fs, l.dir, history); err != nil {
+		l.err = err
+		return err
+	}
+	f, err := l.fs.OpenReadWrite(s.path)
+	if err != nil {
+		l.err = fmt.Errorf("commitlog: %w", err)
+		return l.err
+	}
+	l.f = f
+	l.segs = []*segment{s}
+	l.history = slices.Clone(history)
+	l.last, l.durable = next-1, next-1
+	l.durableSeq.Store(next - 1)
+	l.gen++
+	l.wake()
+	return nil
+}
+
+// Close syncs and closes the log. Readers waiting on it return
+// logkv.ErrClosed. Calling it twice is safe.
+func (l *Log) Close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	var err error
+	if l.f != nil && l.err == nil {
+		err = l.f.Sync()
+	}
+	l.closeFilesLocked()
+	l.closed = true
+	close(l.closedCh)
+	l.wake()
+	return err
+}
+
+func (l *Log) closeFiles() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closeFilesLocked()
+}
+
+func (l *Log) closeFilesLocked() {
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	for _, f := range l.retired {
+		f.Close()
+	}
+	l.retired = nil
+}
+
+func readHistory(fs vfs.FS, path string) ([]EpochStart, error) {
+	f, err := fs.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("commitlog: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("commitlog: %w", err)
+	}
+	rd := record.NewReader(f, path, st.Size(), 16)
+	var h []EpochStart
+	for {
+		off := rd.Offset()
+		p, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// The file is replaced whole by rename: any damage is corruption.
+			return nil, logkv.CorruptError(path, off, "%v", err)
+		}
+		if len(p) != 16 || len(h) >= MaxHistory {
+			return nil, logkv.CorruptError(path, off, "bad epoch entry")
+		}
+		h = append(h, EpochStart{Epoch: leUint64(p[0:8]), Seq: leUint64(p[8:16])})
+	}
+	if err := ValidHistory(h); err != nil {
+		return nil, logkv.CorruptError(path, 0, "%v", err)
+	}
+	return h, nil
+}
+
+func writeHistory(fs vfs.FS, dir string, h []EpochStart) error {
+	var buf, p []byte
+	for _, e := range h {
+		p = appendHistoryEntry(p[:0], e)
+		buf = record.Append(buf, p)
+	}
+	tmp := filepath.Join(dir, historyFile+".tmp")
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("commitlog: %w", err)
+	}
+	_, err = f.Write(buf)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, filepath.Join(dir, historyFile))
+	}
+	if err == nil {
+		err = fs.SyncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("commitlog: write epoch history: %w", err)
+	}
+	return nil
+}
+
+func leUint64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// bufReaderAt serves the small sequential ReadAts of a record.Reader from a
+// window read in large blocks.
+type bufReaderAt struct {
+	r    io.ReaderAt
+	size int64
+	buf  []byte
+	off  int64
+	n    int
+}
+
+func newBufReaderAt(r io.ReaderAt, size int64) *bufReaderAt {
+	return &bufReaderAt{r: r, size: size, buf: make([]byte, 1<<20)}
+}
+
+func (b *bufReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= b.off && off+int64(len(p)) <= b.off+int64(b.n) {
+		return copy(p, b.buf[off-b.off:]), nil
+	}
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	if len(p) > len(b.buf)/2 {
+		return b.r.ReadAt(p, off)
+	}
+	n, err := b.r.ReadAt(b.buf[:min(int64(len(b.buf)), b.size-off)], off)
+	b.off, b.n = off, n
+	if err != nil && !(err == io.EOF && n > 0) {
+		b.n = 0
+		return 0, err
+	}
+	m := copy(p, b.buf[:n])
+	if m < len(p) {
+		return m, io.EOF
+	}
+	return m, nil
+}
