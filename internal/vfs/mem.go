@@ -301,21 +301,25 @@ func (fs *MemFS) Rename(oldname, newname string) error {
 	lerr := func(err error) error {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
 	}
+	// Like os.Rename, never replace a directory (not even by itself).
+	if nn, err := fs.lookup(newname); err == nil && nn.isDir {
+		if _, err := fs.lookup(oldname); err != nil {
+			return lerr(err)
+		}
+		return lerr(syscall.EEXIST)
+	}
+	// Then rename(2)'s order: both parents, then the source.
 	odir, obase, err := fs.lookupParent(oldname)
+	if err != nil {
+		return lerr(err)
+	}
+	ndir, nbase, err := fs.lookupParent(newname)
 	if err != nil {
 		return lerr(err)
 	}
 	n, ok := odir.children[obase]
 	if !ok {
 		return lerr(syscall.ENOENT)
-	}
-	ndir, nbase, err := fs.lookupParent(newname)
-	if err != nil {
-		return lerr(err)
-	}
-	// Like os.Rename, never replace a directory (not even by itself).
-	if old, ok := ndir.children[nbase]; ok && old.isDir {
-		return lerr(syscall.EEXIST)
 	}
 	if odir == ndir && obase == nbase {
 		return nil

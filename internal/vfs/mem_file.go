@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"syscall"
 )
 
@@ -39,11 +40,14 @@ func (f *memFile) check(op string, write bool) error {
 func (f *memFile) Read(p []byte) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if err := f.check("read", false); err != nil {
-		return 0, err
+	if f.closed {
+		return 0, pathErr("read", f.name, os.ErrClosed)
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if err := f.check("read", false); err != nil {
+		return 0, err
 	}
 	if f.pos >= int64(len(f.n.data)) {
 		return 0, io.EOF
@@ -58,16 +62,17 @@ func (f *memFile) Read(p []byte) (int, error) {
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	f.fs.mu.RLock()
 	defer f.fs.mu.RUnlock()
-	if err := f.check("read", false); err != nil {
-		return 0, err
-	}
+	// The checks in *os.File's order.
 	if off < 0 {
 		return 0, pathErr("readat", f.name, errors.New("negative offset"))
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := f.check("read", false); err != nil {
+		return 0, err
+	}
 	if off >= int64(len(f.n.data)) {
-		if len(p) == 0 {
-			return 0, nil
-		}
 		return 0, io.EOF
 	}
 	n := copy(p, f.n.data[off:])
@@ -85,12 +90,12 @@ func (f *memFile) Write(p []byte) (int, error) {
 	if err := f.check("write", true); err != nil {
 		return 0, err
 	}
+	if len(p) == 0 {
+		return 0, nil // not even an appending write moves the position
+	}
 	n := f.n
 	if f.appendMode {
 		f.pos = int64(len(n.data))
-	}
-	if len(p) == 0 {
-		return 0, nil
 	}
 	end := f.pos + int64(len(p))
 	n.markDirty(min(f.pos, int64(len(n.data))))
@@ -105,12 +110,8 @@ func (f *memFile) Write(p []byte) (int, error) {
 // growZero extends b to size bytes, the new bytes zero.
 func growZero(b []byte, size int64) []byte {
 	old := len(b)
-	if int64(cap(b)) >= size {
-		b = b[:size]
-		clear(b[old:])
-		return b
-	}
-	b = append(b, make([]byte, int(size)-old)...)
+	b = slices.Grow(b, int(size)-old)[:size]
+	clear(b[old:]) // stale bytes from before a Truncate may lie there
 	return b
 }
 

@@ -18,13 +18,21 @@ var Default FS = osFS{}
 type osFS struct{}
 
 func (osFS) Create(name string) (File, error) {
-	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	return osFile(os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644))
 }
 
-func (osFS) Open(name string) (File, error) { return os.Open(name) }
+func (osFS) Open(name string) (File, error) { return osFile(os.Open(name)) }
 
 func (osFS) OpenReadWrite(name string) (File, error) {
-	return os.OpenFile(name, os.O_RDWR|os.O_APPEND, 0)
+	return osFile(os.OpenFile(name, os.O_RDWR|os.O_APPEND, 0))
+}
+
+// osFile returns a nil File on error, not a File holding a nil *os.File.
+func osFile(f *os.File, err error) (File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 func (osFS) Remove(name string) error                    { return os.Remove(name) }
