@@ -3,8 +3,8 @@ package vfs
 import (
 	"fmt"
 	"io"
-	"slices"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
