@@ -1,0 +1,339 @@
+package sstable
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/lsm/internal/base"
+)
+
+// ReaderOptions configure a Reader.
+type ReaderOptions struct {
+	// Cache caches the table's decompressed data blocks; nil reads every
+	// block from the file.
+	Cache *Cache
+	// FileNum is the table's file number, the first half of its blocks'
+	// cache keys: distinct tables sharing a Cache need distinct numbers.
+	FileNum uint64
+	// Name is the file name errors report (corruption names file and
+	// offset).
+	Name string
+}
+
+// ReaderMetrics are a Reader's counters.
+type ReaderMetrics struct {
+	// FilterHits counts Gets the bloom filter answered alone (the key was
+	// certainly absent, no block read).
+	FilterHits uint64
+	// FilterMisses counts Gets the filter let through for a user key the
+	// table did not hold: false positives.
+	FilterMisses uint64
+	// BlockReads counts blocks read from the file (cache misses included,
+	// hits not).
+	BlockReads uint64
+}
+
+// Reader reads a table. Get, MayContain and NewIter are safe for concurrent
+// use; Close must not run concurrently with them.
+type Reader struct {
+	f        vfs.File
+	size     int64
+	name     string
+	cache    *Cache
+	fileNum  uint64
+	index    []byte // the decompressed index block, held for the Reader's life
+	filter   filter
+	hasFlt   bool
+	meta     Meta
+	dataEnd  uint64 // data blocks end here; the meta blocks follow
+	closed   atomic.Bool
+	getState sync.Pool // *iterState for Get
+
+	filterHits, filterMisses, blockReads atomic.Uint64
+}
+
+// Open reads the footer, index, filter and properties of a table of the
+// given size in f. Corruption anywhere is an error wrapping logkv.ErrCorrupt
+// naming the file and offset. On success the Reader owns f (Close closes
+// it); on error f is left open for the caller.
+func Open(f vfs.File, size int64, o ReaderOptions) (*Reader, error) {
+	r := &Reader{f: f, size: size, name: o.Name, cache: o.Cache, fileNum: o.FileNum}
+	if r.name == "" {
+		r.name = fmt.Sprintf("table %06d", o.FileNum)
+	}
+	if size < footerSize {
+		return nil, r.corrupt(0, "file of %d bytes is shorter than a footer (%d)", size, footerSize)
+	}
+	var fb [footerSize]byte
+	if err := r.readAt(fb[:], size-footerSize); err != nil {
+		return nil, err
+	}
+	ft, what := decodeFooter(fb[:])
+	if what != "" {
+		return nil, r.corrupt(size-footerSize, "footer: %s", what)
+	}
+	metaEnd := uint64(size - footerSize)
+	r.dataEnd = metaEnd
+	for _, h := range []handle{ft.index, ft.filter, ft.props} {
+		if h.length == 0 && h == ft.filter {
+			continue // no filter
+		}
+		if !h.within(metaEnd) {
+			return nil, r.corrupt(size-footerSize, "footer: block handle %d+%d outside the file", h.offset, h.length)
+		}
+		r.dataEnd = min(r.dataEnd, h.offset)
+	}
+
+	var err error
+	if r.index, err = r.readBlock(ft.index); err != nil {
+		return nil, err
+	}
+	var bi blockIter
+	if err := bi.init(r.index, true, r.name, int64(ft.index.offset)); err != nil {
+		return nil, err
+	}
+	if ft.filter.length > 0 {
+		b, err := r.readBlock(ft.filter)
+		if err != nil {
+			return nil, err
+		}
+		if r.filter, r.hasFlt = decodeFilter(b); !r.hasFlt {
+			return nil, r.corrupt(int64(ft.filter.offset), "filter block of %d bytes is malformed", len(b))
+		}
+	}
+	props, err := r.readBlock(ft.props)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.decodeProps(props, int64(ft.props.offset)); err != nil {
+		return nil, err
+	}
+	r.meta.Size = uint64(size)
+	return r, nil
+}
+
+// within reports whether the block and its trailer end at or before end.
+func (h handle) within(end uint64) bool {
+	return h.length <= maxBlockSize && h.offset <= end && end-h.offset >= h.length+blockTrailerSize
+}
+
+func (r *Reader) corrupt(off int64, format string, args ...any) error {
+	return logkv.CorruptError(r.name, off, format, args...)
+}
+
+// readAt fills b from off; a file shorter than the table claims is corrupt.
+func (r *Reader) readAt(b []byte, off int64) error {
+	n, err := r.f.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return r.corrupt(off, "truncated: read %d of %d bytes", n, len(b))
+	}
+	return fmt.Errorf("sstable: read %s at %d: %w", r.name, off, err)
+}
+
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// readBlock reads the block at h from the file (never from the cache),
+// checks its checksum and decompresses it. The result is a new buffer.
+func (r *Reader) readBlock(h handle) ([]byte, error) {
+	n := int(h.length) + blockTrailerSize
+	sp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(sp)
+	if cap(*sp) < n {
+		*sp = make([]byte, n)
+	}
+	buf := (*sp)[:n]
+	if err := r.readAt(buf, int64(h.offset)); err != nil {
+		return nil, err
+	}
+	r.blockReads.Add(1)
+	body, typ := buf[:h.length], buf[h.length]
+	if got, want := blockChecksum(body, typ), binary.LittleEndian.Uint32(buf[h.length+1:]); got != want {
+		return nil, r.corrupt(int64(h.offset), "block checksum mismatch: %#08x, want %#08x", got, want)
+	}
+	if Compression(typ) == None {
+		return bytes.Clone(body), nil
+	}
+	if typ >= numCompressions {
+		return nil, r.corrupt(int64(h.offset), "unknown block compression %d", typ)
+	}
+	b, err := decompress(Compression(typ), body)
+	if err != nil {
+		return nil, r.corrupt(int64(h.offset), "%s block: %v", Compression(typ), err)
+	}
+	return b, nil
+}
+
+// dataBlock returns the data block at h, from the cache if it is there.
+func (r *Reader) dataBlock(h handle) ([]byte, error) {
+	if !h.within(r.dataEnd) {
+		return nil, r.corrupt(int64(h.offset), "index: data block handle %d+%d outside the data (%d bytes)", h.offset, h.length, r.dataEnd)
+	}
+	if r.cache != nil {
+		if b := r.cache.get(r.fileNum, h.offset); b != nil {
+			return b, nil
+		}
+	}
+	b, err := r.readBlock(h)
+	if err == nil && r.cache != nil {
+		r.cache.set(r.fileNum, h.offset, b)
+	}
+	return b, err
+}
+
+func (r *Reader) decodeProps(b []byte, off int64) error {
+	var it blockIter
+	if err := it.init(b, false, r.name, off); err != nil {
+		return err
+	}
+	num := func(name string, dst *uint64) error {
+		v, ok := it.lookup([]byte(name))
+		if it.err != nil {
+			return it.err
+		}
+		if !ok {
+			return nil
+		}
+		x, n := binary.Uvarint(v)
+		if n <= 0 || n != len(v) {
+			return r.corrupt(off, "properties: bad %s", name)
+		}
+		*dst = x
+		return nil
+	}
+	key := func(name string, dst *[]byte) error {
+		v, ok := it.lookup([]byte(name))
+		if it.err != nil {
+			return it.err
+		}
+		if !ok || len(v) == 0 {
+			return nil
+		}
+		if !base.Valid(v) {
+			return r.corrupt(off, "properties: %s is not an internal key", name)
+		}
+		*dst = bytes.Clone(v)
+		return nil
+	}
+	m := &r.meta
+	for _, err := range []error{
+		num(propDataBlocks, &m.DataBlocks),
+		num(propEntries, &m.Entries),
+		key(propLargest, &m.Largest),
+		num(propLargestSeq, &m.LargestSeq),
+		num(propRawKeySize, &m.RawKeySize),
+		num(propRawValueSize, &m.RawValueSize),
+		key(propSmallest, &m.Smallest),
+		num(propSmallestSeq, &m.SmallestSeq),
+		num(propTombstones, &m.Tombstones),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if (m.Entries > 0) != (m.Smallest != nil && m.Largest != nil) {
+		return r.corrupt(off, "properties: %d entries but smallest/largest keys %q/%q", m.Entries, m.Smallest, m.Largest)
+	}
+	return nil
+}
+
+// Meta returns the table's metadata, from its properties block. The key
+// slices are shared: callers must not modify them.
+func (r *Reader) Meta() Meta { return r.meta }
+
+// MayContain consults the bloom filter on a user key: false means the table
+// certainly holds no version of it. It is true if the table has no filter.
+func (r *Reader) MayContain(ukey []byte) bool {
+	return !r.hasFlt || r.filter.mayContain(hashKey(ukey))
+}
+
+// iterState is the reusable part of an iterator: two block iterators and
+// their buffers.
+type iterState struct {
+	index, data blockIter
+	key         []byte
+}
+
+func (r *Reader) newState() *iterState {
+	if s, _ := r.getState.Get().(*iterState); s != nil {
+		return s
+	}
+	return new(iterState)
+}
+
+// Get returns the newest version of ukey with seq <= seq: its value (a new
+// copy the caller owns), its kind, and found=false when the table has no
+// such version. It consults the bloom filter first.
+func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
+	if r.closed.Load() {
+		return nil, 0, false, logkv.ErrClosed
+	}
+	if !r.MayContain(ukey) {
+		r.filterHits.Add(1)
+		return nil, 0, false, nil
+	}
+	s := r.newState()
+	defer r.getState.Put(s)
+	s.key = base.AppendInternalKey(s.key[:0], ukey, min(seq, base.MaxSeq), base.KindSet)
+	if err := s.index.init(r.index, true, r.name, 0); err != nil {
+		return nil, 0, false, err
+	}
+	// The first block whose separator is >= the search key holds the entry
+	// if any block does; the next is consulted only if separators were not
+	// tight (a defensive loop: this package's separators always are).
+	for ok := s.index.SeekGE(s.key); ok; ok = s.index.Next() {
+		h, hok := decodeHandle(s.index.val)
+		if !hok {
+			return nil, 0, false, r.corrupt(0, "index: bad block handle %x", s.index.val)
+		}
+		b, err := r.dataBlock(h)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if err := s.data.init(b, true, r.name, int64(h.offset)); err != nil {
+			return nil, 0, false, err
+		}
+		if s.data.SeekGE(s.key) {
+			if !bytes.Equal(base.UserKey(s.data.key), ukey) {
+				break
+			}
+			return bytes.Clone(s.data.val), base.KindOf(s.data.key), true, nil
+		}
+		if s.data.err != nil {
+			return nil, 0, false, s.data.err
+		}
+	}
+	if s.index.err != nil {
+		return nil, 0, false, s.index.err
+	}
+	if r.hasFlt {
+		r.filterMisses.Add(1)
+	}
+	return nil, 0, false, nil
+}
+
+// Metrics returns the Reader's counters.
+func (r *Reader) Metrics() ReaderMetrics {
+	return ReaderMetrics{
+		FilterHits:   r.filterHits.Load(),
+		FilterMisses: r.filterMisses.Load(),
+		BlockReads:   r.blockReads.Load(),
+	}
+}
+
+// Close closes the file. Later calls return logkv.ErrClosed.
+func (r *Reader) Close() error {
+	if r.closed.Swap(true) {
+		return logkv.ErrClosed
+	}
+	return r.f.Close()
+}
