@@ -19,6 +19,12 @@ const (
 	// (1/3): a torn tail, as when the page cache wrote back only the first
 	// pages. Needs CrashOptions.Rand.
 	TornUnsyncedData
+	// ZeroedUnsyncedData: as TornUnsyncedData, but the kept unsynced bytes
+	// read as zeros from a random offset among them to their end: the
+	// file's new size reached the disk before its data did, as XFS and
+	// ext4 in writeback mode leave it. Logs must not take the zeros for
+	// records. Needs CrashOptions.Rand.
+	ZeroedUnsyncedData
 	// CorruptUnsyncedData: as TornUnsyncedData, then damages the kept
 	// unsynced bytes of each file that kept any: one to four times, it flips
 	// one bit of a random byte or zeroes a random run of up to 16 bytes, as a
@@ -70,8 +76,8 @@ type CrashOptions struct {
 //     if the directory itself survives (its own entry is durable in its
 //     parent, up to the root).
 //   - Nothing that never existed appears: kept unsynced bytes are bytes that
-//     were written (or, with CorruptUnsyncedData, damaged copies of them, and
-//     only in the unsynced region).
+//     were written (or, with ZeroedUnsyncedData and CorruptUnsyncedData,
+//     zeroed or damaged copies of them, and only in the unsynced region).
 //   - With the same Rand seed and the same history, the clone is the same.
 func (fs *MemFS) CrashClone(o CrashOptions) *MemFS {
 	if o.Rand == nil && (o.Data != DropUnsyncedData || o.Entries != DropUnsyncedEntries) {
@@ -165,9 +171,7 @@ func (c *cloner) content(n *memNode) []byte {
 		return slices.Clone(n.synced)
 	case 1: // all kept
 		b := slices.Clone(n.data)
-		if c.o.Data == CorruptUnsyncedData {
-			damage(r, b[n.syncedPrefix():])
-		}
+		c.spoil(b[n.syncedPrefix():])
 		return b
 	}
 	// A prefix of the unsynced bytes landed over the durable content.
@@ -178,17 +182,25 @@ func (c *cloner) content(n *memNode) []byte {
 	if len(n.synced) > cp+k {
 		copy(b[cp+k:], n.synced[cp+k:])
 	}
-	if c.o.Data == CorruptUnsyncedData {
-		damage(r, b[cp:cp+k])
-	}
+	c.spoil(b[cp : cp+k])
 	return b
+}
+
+// spoil zeroes or damages kept unsynced bytes, as the Data mode asks.
+func (c *cloner) spoil(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	switch c.o.Data {
+	case ZeroedUnsyncedData:
+		clear(b[c.o.Rand.IntN(len(b)):])
+	case CorruptUnsyncedData:
+		damage(c.o.Rand, b)
+	}
 }
 
 // damage flips a bit or zeroes a short run in b, one to four times.
 func damage(r *rand.Rand, b []byte) {
-	if len(b) == 0 {
-		return
-	}
 	for range 1 + r.IntN(4) {
 		i := r.IntN(len(b))
 		if r.IntN(2) == 0 {
