@@ -1,0 +1,305 @@
+package skiplist
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/logkv/logkv/lsm/internal/base"
+)
+
+// MaxHeight is the tallest tower a node can have. With a branching factor of
+// 4 it indexes 4^12 (16M) entries in O(log n), far more than a memtable holds.
+const MaxHeight = 12
+
+// ErrFull is returned by Add when the arena has no room for the entry; the
+// caller rotates to a new memtable.
+var ErrFull = errors.New("skiplist: arena full")
+
+// Node layout in the arena, at a 4-byte aligned offset:
+//
+//	offset  size      field
+//	0       4         key length (internal key, trailer included)
+//	4       4         value length
+//	8       4         height h, 1..MaxHeight
+//	12      4*h       tower: offsets of the next node at each level (0 = nil)
+//	12+4h   klen      key
+//	...     vlen      value
+const nodeHeader = 12
+
+// Skiplist is an ordered map from internal keys to values, held in one
+// arena. Add must be called by one goroutine at a time; every other method
+// may run concurrently with Add and with each other.
+type Skiplist struct {
+	buf    []byte
+	used   int // bytes allocated; touched only by the writer
+	head   uint32
+	height atomic.Uint32
+	count  atomic.Int64
+	size   atomic.Int64 // bytes allocated, for readers
+	rng    *rand.Rand
+}
+
+// New returns an empty skiplist in an arena of size bytes.
+func New(size int) *Skiplist {
+	if size < 1024 {
+		size = 1024
+	}
+	s := &Skiplist{buf: make([]byte, size), used: 4, rng: rand.New(rand.NewPCG(rand.Uint64(), 0))}
+	s.head, _ = s.alloc(0, 0, MaxHeight)
+	s.height.Store(1)
+	s.size.Store(int64(s.used))
+	return s
+}
+
+// NodeOverhead is the arena space an entry takes beyond its key and value,
+// on average (header, tower, alignment).
+const NodeOverhead = nodeHeader + 4*2 + 3
+
+// Size returns the bytes of the arena in use.
+func (s *Skiplist) Size() int64 { return s.size.Load() }
+
+// Capacity returns the arena's size.
+func (s *Skiplist) Capacity() int64 { return int64(len(s.buf)) }
+
+// Len returns the number of entries.
+func (s *Skiplist) Len() int64 { return s.count.Load() }
+
+// Empty reports whether the skiplist holds no entry.
+func (s *Skiplist) Empty() bool { return s.count.Load() == 0 }
+
+func (s *Skiplist) alloc(klen, vlen, h int) (uint32, bool) {
+	n := nodeHeader + 4*h + klen + vlen
+	n = (n + 3) &^ 3
+	if s.used+n > len(s.buf) {
+		return 0, false
+	}
+	off := uint32(s.used)
+	s.used += n
+	b := s.buf[off:]
+	binary.LittleEndian.PutUint32(b[0:], uint32(klen))
+	binary.LittleEndian.PutUint32(b[4:], uint32(vlen))
+	binary.LittleEndian.PutUint32(b[8:], uint32(h))
+	return off, true
+}
+
+func (s *Skiplist) next(nd uint32, level int) uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&s.buf[nd+nodeHeader+uint32(4*level)])).Load()
+}
+
+func (s *Skiplist) setNext(nd uint32, level int, to uint32) {
+	(*atomic.Uint32)(unsafe.Pointer(&s.buf[nd+nodeHeader+uint32(4*level)])).Store(to)
+}
+
+func (s *Skiplist) nodeKey(nd uint32) []byte {
+	b := s.buf[nd:]
+	klen := binary.LittleEndian.Uint32(b[0:])
+	h := binary.LittleEndian.Uint32(b[8:])
+	start := nd + nodeHeader + 4*h
+	return s.buf[start : start+klen : start+klen]
+}
+
+func (s *Skiplist) nodeValue(nd uint32) []byte {
+	b := s.buf[nd:]
+	klen := binary.LittleEndian.Uint32(b[0:])
+	vlen := binary.LittleEndian.Uint32(b[4:])
+	h := binary.LittleEndian.Uint32(b[8:])
+	start := nd + nodeHeader + 4*h + klen
+	return s.buf[start : start+vlen : start+vlen]
+}
+
+// compare orders an internal key given as (ukey, trailer) against a node's.
+func compare(ukey []byte, trailer uint64, nk []byte) int {
+	n := len(nk) - base.TrailerSize
+	if c := bytes.Compare(ukey, nk[:n]); c != 0 {
+		return c
+	}
+	nt := binary.LittleEndian.Uint64(nk[n:])
+	switch {
+	case trailer > nt:
+		return -1
+	case trailer < nt:
+		return 1
+	}
+	return 0
+}
+
+// findGE fills prev (if non-nil) with the last node < key at each level and
+// returns the first node >= key (0 if none).
+func (s *Skiplist) findGE(ukey []byte, trailer uint64, prev *[MaxHeight]uint32) uint32 {
+	x := s.head
+	for level := int(s.height.Load()) - 1; level >= 0; level-- {
+		for {
+			nx := s.next(x, level)
+			if nx == 0 || compare(ukey, trailer, s.nodeKey(nx)) <= 0 {
+				break
+			}
+			x = nx
+		}
+		if prev != nil {
+			prev[level] = x
+		}
+	}
+	return s.next(x, 0)
+}
+
+// findLT returns the last node < key, or 0 if none.
+func (s *Skiplist) findLT(ukey []byte, trailer uint64) uint32 {
+	x := s.head
+	for level := int(s.height.Load()) - 1; level >= 0; level-- {
+		for {
+			nx := s.next(x, level)
+			if nx == 0 || compare(ukey, trailer, s.nodeKey(nx)) <= 0 {
+				break
+			}
+			x = nx
+		}
+	}
+	if x == s.head {
+		return 0
+	}
+	return x
+}
+
+func (s *Skiplist) findLast() uint32 {
+	x := s.head
+	for level := int(s.height.Load()) - 1; level >= 0; level-- {
+		for {
+			nx := s.next(x, level)
+			if nx == 0 {
+				break
+			}
+			x = nx
+		}
+	}
+	if x == s.head {
+		return 0
+	}
+	return x
+}
+
+func (s *Skiplist) randomHeight() int {
+	h := 1
+	r := s.rng.Uint32()
+	for h < MaxHeight && r&3 == 0 {
+		h++
+		r >>= 2
+	}
+	return h
+}
+
+// Add inserts the internal key ikey with value. Keys must be unique (the
+// caller gives every version its own sequence number). It returns ErrFull
+// when the arena cannot hold the entry. Only one goroutine may call Add at a
+// time.
+func (s *Skiplist) Add(ikey, value []byte) error {
+	if len(ikey) < base.TrailerSize {
+		return errors.New("skiplist: key shorter than its trailer")
+	}
+	ukey := ikey[:len(ikey)-base.TrailerSize]
+	trailer := binary.LittleEndian.Uint64(ikey[len(ikey)-base.TrailerSize:])
+	var prev [MaxHeight]uint32
+	s.findGE(ukey, trailer, &prev)
+	h := s.randomHeight()
+	nd, ok := s.alloc(len(ikey), len(value), h)
+	if !ok {
+		return ErrFull
+	}
+	start := nd + nodeHeader + uint32(4*h)
+	copy(s.buf[start:], ikey)
+	copy(s.buf[start+uint32(len(ikey)):], value)
+	if cur := int(s.height.Load()); h > cur {
+		for l := cur; l < h; l++ {
+			prev[l] = s.head
+		}
+		s.height.Store(uint32(h))
+	}
+	// Link bottom-up: a reader that sees the node at level l finds it linked
+	// at every level below.
+	for l := 0; l < h; l++ {
+		s.setNext(nd, l, s.next(prev[l], l))
+		s.setNext(prev[l], l, nd)
+	}
+	s.count.Add(1)
+	s.size.Store(int64(s.used))
+	return nil
+}
+
+// Get returns the value and kind of the newest version of ukey with a
+// sequence number <= seq.
+func (s *Skiplist) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool) {
+	nd := s.findGE(ukey, base.MakeTrailer(seq, base.KindSet), nil)
+	if nd == 0 {
+		return nil, 0, false
+	}
+	k := s.nodeKey(nd)
+	if !bytes.Equal(k[:len(k)-base.TrailerSize], ukey) {
+		return nil, 0, false
+	}
+	return s.nodeValue(nd), base.KindOf(k), true
+}
+
+// Iter is an iterator over a Skiplist's entries in internal key order. It
+// sees entries added before or during its use (each move reads the list as
+// it is). Key and Value alias the arena: they stay valid as long as the
+// Skiplist is reachable.
+type Iter struct {
+	s  *Skiplist
+	nd uint32
+}
+
+// NewIter returns an unpositioned iterator.
+func (s *Skiplist) NewIter() *Iter { return &Iter{s: s} }
+
+// Valid reports whether the iterator is at an entry.
+func (it *Iter) Valid() bool { return it.nd != 0 }
+
+// Key returns the current internal key.
+func (it *Iter) Key() []byte { return it.s.nodeKey(it.nd) }
+
+// Value returns the current value.
+func (it *Iter) Value() []byte { return it.s.nodeValue(it.nd) }
+
+// First moves to the first entry.
+func (it *Iter) First() bool { it.nd = it.s.next(it.s.head, 0); return it.nd != 0 }
+
+// Last moves to the last entry.
+func (it *Iter) Last() bool { it.nd = it.s.findLast(); return it.nd != 0 }
+
+// SeekGE moves to the first entry >= ikey.
+func (it *Iter) SeekGE(ikey []byte) bool {
+	n := len(ikey) - base.TrailerSize
+	it.nd = it.s.findGE(ikey[:n], binary.LittleEndian.Uint64(ikey[n:]), nil)
+	return it.nd != 0
+}
+
+// SeekLT moves to the last entry < ikey.
+func (it *Iter) SeekLT(ikey []byte) bool {
+	n := len(ikey) - base.TrailerSize
+	it.nd = it.s.findLT(ikey[:n], binary.LittleEndian.Uint64(ikey[n:]))
+	return it.nd != 0
+}
+
+// Next moves to the next entry.
+func (it *Iter) Next() bool {
+	if it.nd == 0 {
+		return false
+	}
+	it.nd = it.s.next(it.nd, 0)
+	return it.nd != 0
+}
+
+// Prev moves to the previous entry (a search from the head: the list is
+// singly linked).
+func (it *Iter) Prev() bool {
+	if it.nd == 0 {
+		return false
+	}
+	k := it.s.nodeKey(it.nd)
+	n := len(k) - base.TrailerSize
+	it.nd = it.s.findLT(k[:n], binary.LittleEndian.Uint64(k[n:]))
+	return it.nd != 0
+}

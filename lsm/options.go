@@ -1,0 +1,219 @@
+package lsm
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/lsm/sstable"
+)
+
+// Options configure an lsm DB. A nil *Options means the defaults; Open copies
+// the struct, fills zero fields with defaults (EnsureDefaults) and validates
+// it (Validate) before touching the disk. Every field has a yaml tag so a
+// node's configuration file can carry it.
+//
+// # Memory
+//
+// The engine's memory is bounded by CacheSize (decompressed blocks) plus
+// MemtableStopWritesThreshold * MemtableSize (memtable arenas, allocated
+// whole) plus the open tables' indexes and filters (MaxOpenFiles tables at
+// most) plus a small constant.
+type Options struct {
+	// FS is the filesystem the DB lives on. Default vfs.Default; tests pass
+	// a vfs.MemFS to simulate crashes.
+	FS vfs.FS `yaml:"-"`
+
+	// MemtableSize is the size of one memtable's arena, in bytes. A bigger
+	// memtable means fewer, larger L0 tables (less write amplification) at
+	// the price of memory and replay time. Default 32 MiB: with the default
+	// MemtableStopWritesThreshold of 2 that is 64 MiB of memtables, the same
+	// budget as the block cache, so the engine's footprint is about 128 MiB.
+	// (Pebble defaults to 4 MiB memtables and flushes far more often; 32 MiB
+	// keeps L0 files large enough that L0->L1 compactions are few.)
+	MemtableSize int64 `yaml:"memtable_size"`
+
+	// MemtableStopWritesThreshold is how many memtables (the mutable one
+	// plus those waiting to flush) may exist before writes stall until a
+	// flush finishes. Default 2.
+	MemtableStopWritesThreshold int `yaml:"memtable_stop_writes_threshold"`
+
+	// L0CompactionThreshold is the number of L0 tables that triggers an
+	// L0->L1 compaction. Default 4.
+	L0CompactionThreshold int `yaml:"l0_compaction_threshold"`
+
+	// L0SlowdownWritesThreshold is the number of L0 tables at which each
+	// write is delayed by a millisecond to let compaction catch up.
+	// Default 8.
+	L0SlowdownWritesThreshold int `yaml:"l0_slowdown_writes_threshold"`
+
+	// L0StopWritesThreshold is the number of L0 tables at which writes stall
+	// until a compaction brings the count down. Default 12.
+	L0StopWritesThreshold int `yaml:"l0_stop_writes_threshold"`
+
+	// LBaseMaxBytes is the target size of L1; Ln's target is LBaseMaxBytes *
+	// LevelMultiplier^(n-1). Default 64 MiB.
+	LBaseMaxBytes int64 `yaml:"lbase_max_bytes"`
+
+	// LevelMultiplier is the ratio between the target sizes of adjacent
+	// levels. Default 10.
+	LevelMultiplier int `yaml:"level_multiplier"`
+
+	// TargetFileSize is the size at which compaction starts a new output
+	// table. Default 8 MiB.
+	TargetFileSize int64 `yaml:"target_file_size"`
+
+	// BlockSize is the target uncompressed size of a table's data blocks.
+	// Default 4096.
+	BlockSize int `yaml:"block_size"`
+
+	// Compression is the block compression of new tables: "none", "snappy",
+	// "s2" or "zstd". Empty means the sstable package's default. (A string
+	// rather than sstable.Compression so that the zero value means "the
+	// default" and not "none".)
+	Compression string `yaml:"compression"`
+
+	// BloomBitsPerKey sizes each table's bloom filter. 0 means the default
+	// of 10 (about 1% false positives); a negative value disables filters.
+	BloomBitsPerKey int `yaml:"bloom_bits_per_key"`
+
+	// CacheSize is the capacity of the shared block cache, in bytes.
+	// Default 64 MiB (the size the Pebble comparison runs with).
+	CacheSize int64 `yaml:"cache_size"`
+
+	// MaxOpenFiles bounds the table cache: how many tables stay open.
+	// Default 1000.
+	MaxOpenFiles int `yaml:"max_open_files"`
+
+	// DisableWAL turns the write-ahead log off, for use under a node whose
+	// commit log already is the WAL. Unflushed writes are then lost in a
+	// crash, and LastSeq after a reopen is the newest sequence number
+	// durable in tables, from which the node replays its log. Sync, a
+	// synced write, and Close flush the memtable to make writes durable.
+	DisableWAL bool `yaml:"disable_wal"`
+
+	// SyncWrites makes every write synced, as if WriteOptions.Sync were
+	// set.
+	SyncWrites bool `yaml:"sync_writes"`
+
+	// MaxManifestSize is the size past which the manifest is rewritten as
+	// a new file holding a snapshot of the tree. Default 4 MiB.
+	MaxManifestSize int64 `yaml:"max_manifest_size"`
+}
+
+// EnsureDefaults fills o's zero fields with their defaults and returns o.
+func (o *Options) EnsureDefaults() *Options {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.MemtableSize == 0 {
+		o.MemtableSize = 32 << 20
+	}
+	if o.MemtableStopWritesThreshold == 0 {
+		o.MemtableStopWritesThreshold = 2
+	}
+	if o.L0CompactionThreshold == 0 {
+		o.L0CompactionThreshold = 4
+	}
+	if o.L0SlowdownWritesThreshold == 0 {
+		o.L0SlowdownWritesThreshold = 8
+	}
+	if o.L0StopWritesThreshold == 0 {
+		o.L0StopWritesThreshold = 12
+	}
+	if o.LBaseMaxBytes == 0 {
+		o.LBaseMaxBytes = 64 << 20
+	}
+	if o.LevelMultiplier == 0 {
+		o.LevelMultiplier = 10
+	}
+	if o.TargetFileSize == 0 {
+		o.TargetFileSize = 8 << 20
+	}
+	if o.BlockSize == 0 {
+		o.BlockSize = 4096
+	}
+	if o.BloomBitsPerKey == 0 {
+		o.BloomBitsPerKey = 10
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 64 << 20
+	}
+	if o.MaxOpenFiles == 0 {
+		o.MaxOpenFiles = 1000
+	}
+	if o.MaxManifestSize == 0 {
+		o.MaxManifestSize = 4 << 20
+	}
+	return o
+}
+
+// errOptions is wrapped by every validation error.
+var errOptions = errors.New("lsm: invalid options")
+
+// Validate checks options that EnsureDefaults has filled.
+func (o *Options) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{errOptions}, args...)...)
+	}
+	switch {
+	case o.MemtableSize < 64<<10 || o.MemtableSize > 4<<30:
+		return bad("MemtableSize %d outside [64 KiB, 4 GiB]", o.MemtableSize)
+	case o.MemtableStopWritesThreshold < 2:
+		return bad("MemtableStopWritesThreshold %d below 2", o.MemtableStopWritesThreshold)
+	case o.L0CompactionThreshold < 1:
+		return bad("L0CompactionThreshold %d below 1", o.L0CompactionThreshold)
+	case o.L0SlowdownWritesThreshold < o.L0CompactionThreshold:
+		return bad("L0SlowdownWritesThreshold %d below L0CompactionThreshold %d", o.L0SlowdownWritesThreshold, o.L0CompactionThreshold)
+	case o.L0StopWritesThreshold < o.L0SlowdownWritesThreshold:
+		return bad("L0StopWritesThreshold %d below L0SlowdownWritesThreshold %d", o.L0StopWritesThreshold, o.L0SlowdownWritesThreshold)
+	case o.LBaseMaxBytes < 1:
+		return bad("LBaseMaxBytes %d below 1", o.LBaseMaxBytes)
+	case o.LevelMultiplier < 2:
+		return bad("LevelMultiplier %d below 2", o.LevelMultiplier)
+	case o.TargetFileSize < 1:
+		return bad("TargetFileSize %d below 1", o.TargetFileSize)
+	case o.BlockSize < 64 || o.BlockSize > 1<<20:
+		return bad("BlockSize %d outside [64, 1 MiB]", o.BlockSize)
+	case o.BloomBitsPerKey > 64:
+		return bad("BloomBitsPerKey %d above 64", o.BloomBitsPerKey)
+	case o.CacheSize < 0:
+		return bad("CacheSize %d negative", o.CacheSize)
+	case o.MaxOpenFiles < 8:
+		return bad("MaxOpenFiles %d below 8", o.MaxOpenFiles)
+	case o.MaxManifestSize < 1024:
+		return bad("MaxManifestSize %d below 1 KiB", o.MaxManifestSize)
+	}
+	if o.Compression != "" {
+		if _, err := sstable.ParseCompression(o.Compression); err != nil {
+			return bad("Compression: %v", err)
+		}
+	}
+	return nil
+}
+
+// writerOptions returns the table writer options the DB's options imply.
+func (o *Options) writerOptions() sstable.WriterOptions {
+	wo := sstable.WriterOptions{BlockSize: o.BlockSize, BloomBitsPerKey: o.BloomBitsPerKey}
+	if o.BloomBitsPerKey < 0 {
+		wo.BloomBitsPerKey = 0
+	}
+	if o.Compression != "" {
+		wo.Compression, _ = sstable.ParseCompression(o.Compression)
+	} else {
+		wo.Compression = defaultCompression
+	}
+	return wo
+}
+
+// defaultCompression is used when Options.Compression is empty.
+const defaultCompression = sstable.S2
+
+// levelMaxBytes returns the target size of level (1..6).
+func (o *Options) levelMaxBytes(level int) float64 {
+	t := float64(o.LBaseMaxBytes)
+	for l := 1; l < level; l++ {
+		t *= float64(o.LevelMultiplier)
+	}
+	return t
+}

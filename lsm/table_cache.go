@@ -1,0 +1,162 @@
+package lsm
+
+import (
+	"container/list"
+	"fmt"
+	"sync"
+
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/lsm/internal/manifest"
+	"github.com/logkv/logkv/lsm/sstable"
+)
+
+// tableCache keeps up to capacity tables open, least recently used evicted
+// first. An entry in use (refs > 0) is never closed: an evicted entry closes
+// when its last user releases it.
+type tableCache struct {
+	fs       vfs.FS
+	dir      string
+	cache    *sstable.Cache
+	capacity int
+
+	mu      sync.Mutex
+	entries map[uint64]*tableEntry
+	lru     list.List // of *tableEntry, most recent at the front
+	closed  bool
+}
+
+type tableEntry struct {
+	num     uint64
+	r       *sstable.Reader
+	err     error
+	ready   chan struct{} // closed once r or err is set
+	refs    int           // users, plus one while in the map
+	elem    *list.Element
+	evicted bool
+}
+
+func newTableCache(fs vfs.FS, dir string, cache *sstable.Cache, capacity int) *tableCache {
+	return &tableCache{fs: fs, dir: dir, cache: cache, capacity: capacity, entries: map[uint64]*tableEntry{}}
+}
+
+// get returns the open reader of table f, with a reference the caller must
+// release.
+func (c *tableCache) get(f *manifest.FileMeta) (*tableEntry, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosedDB
+	}
+	e, ok := c.entries[f.Num]
+	if ok {
+		e.refs++
+		c.lru.MoveToFront(e.elem)
+		c.mu.Unlock()
+		<-e.ready
+		if e.err != nil {
+			c.release(e)
+			return nil, e.err
+		}
+		return e, nil
+	}
+	e = &tableEntry{num: f.Num, ready: make(chan struct{}), refs: 2}
+	e.elem = c.lru.PushFront(e)
+	c.entries[f.Num] = e
+	var victims []*tableEntry
+	for c.lru.Len() > c.capacity {
+		v := c.lru.Back().Value.(*tableEntry)
+		if v == e {
+			break
+		}
+		victims = append(victims, c.removeLocked(v))
+	}
+	c.mu.Unlock()
+	for _, v := range victims {
+		c.release(v)
+	}
+
+	e.r, e.err = c.open(f)
+	close(e.ready)
+	if e.err != nil {
+		c.mu.Lock()
+		if !e.evicted {
+			c.removeLocked(e)
+			e.refs--
+		}
+		c.mu.Unlock()
+		c.release(e)
+		return nil, e.err
+	}
+	return e, nil
+}
+
+func (c *tableCache) open(f *manifest.FileMeta) (*sstable.Reader, error) {
+	name := tableName(f.Num)
+	file, err := c.fs.Open(joinPath(c.dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("lsm: open table %s: %w", name, err)
+	}
+	r, err := sstable.Open(file, int64(f.Size), sstable.ReaderOptions{Cache: c.cache, FileNum: f.Num, Name: name})
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// removeLocked takes e out of the map and LRU; the caller drops the map's
+// reference (release) after unlocking.
+func (c *tableCache) removeLocked(e *tableEntry) *tableEntry {
+	delete(c.entries, e.num)
+	c.lru.Remove(e.elem)
+	e.evicted = true
+	return e
+}
+
+// release drops one reference to e, closing its reader after the last.
+func (c *tableCache) release(e *tableEntry) {
+	c.mu.Lock()
+	e.refs--
+	last := e.refs == 0
+	c.mu.Unlock()
+	if last && e.r != nil {
+		e.r.Close()
+	}
+}
+
+// evict closes table num (once unused): it is being deleted.
+func (c *tableCache) evict(num uint64) {
+	c.mu.Lock()
+	e, ok := c.entries[num]
+	if ok {
+		c.removeLocked(e)
+	}
+	c.mu.Unlock()
+	if ok {
+		c.release(e)
+	}
+	if c.cache != nil {
+		c.cache.EvictFile(num)
+	}
+}
+
+// close evicts every table; readers in use close when released.
+func (c *tableCache) close() {
+	c.mu.Lock()
+	c.closed = true
+	var all []*tableEntry
+	for _, e := range c.entries {
+		all = append(all, c.removeLocked(e))
+	}
+	c.mu.Unlock()
+	for _, e := range all {
+		c.release(e)
+	}
+}
+
+// len returns the number of open tables.
+func (c *tableCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}

@@ -1,0 +1,231 @@
+package lsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/record"
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/lsm/internal/base"
+)
+
+// # WAL record payload
+//
+// A WAL segment (file NNNNNN.log) is a sequence of internal/record frames.
+// Each frame's payload is one committed batch:
+//
+//	offset  size  field
+//	0       8     seq: the batch's sequence number, uint64 little-endian
+//	8       n     the batch's encoding (logkv.Batch: version, count, ops)
+//
+// Every operation of the batch carries seq in its internal key. Records
+// appear in strictly increasing seq order, within a segment and across
+// segments (a segment's number orders it).
+const walHeaderSize = 8
+
+// maxWALPayload bounds a WAL frame's payload for the record reader.
+const maxWALPayload = walHeaderSize + logkv.MaxBatchSize
+
+// walFlushSize is how much unsynced data the WAL buffers before writing it to
+// the file without a sync, so a stream of unsynced writes reaches the OS's
+// page cache in large writes.
+const walFlushSize = 256 << 10
+
+// decodeWALRecord parses a WAL payload of file name at offset off.
+func decodeWALRecord(payload []byte, name string, off int64) (uint64, *logkv.Batch, error) {
+	if len(payload) < walHeaderSize {
+		return 0, nil, logkv.CorruptError(name, off, "WAL record of %d bytes is shorter than its header", len(payload))
+	}
+	seq := binary.LittleEndian.Uint64(payload)
+	if seq == 0 || seq > base.MaxSeq {
+		return 0, nil, logkv.CorruptError(name, off, "WAL record with sequence number %d", seq)
+	}
+	b, err := logkv.DecodeBatch(payload[walHeaderSize:])
+	if err != nil {
+		return 0, nil, logkv.CorruptError(name, off, "WAL record batch: %v", err)
+	}
+	if b.Empty() {
+		return 0, nil, logkv.CorruptError(name, off, "WAL record with an empty batch")
+	}
+	return seq, b, nil
+}
+
+// walWriter appends records to one WAL segment, with group commit.
+//
+// Appends copy the record into an in-memory buffer under mu (the DB's commit
+// lock is held too, so records are in seq order). A writer that needs its
+// record durable calls syncTo with the record's end offset: the first such
+// writer becomes the leader, takes the whole buffer, writes it with one Write
+// and one Sync outside the lock, then wakes everyone waiting; the writers
+// that queued behind it are covered by that sync or elect the next leader,
+// whose sync covers every record appended meanwhile. N concurrent syncing
+// writers thus share one fsync instead of paying one each.
+type walWriter struct {
+	fs   vfs.FS
+	f    vfs.File
+	num  uint64
+	name string
+
+	mu       sync.Mutex
+	cond     sync.Cond
+	buf      []byte
+	spare    []byte
+	scratch  []byte
+	appended int64 // offset after the last appended record
+	written  int64 // offset up to which the file holds the data
+	synced   int64 // offset up to which the data is durable
+	writing  bool  // a leader is writing (and maybe syncing) outside mu
+	err      error // sticky: the segment failed
+	closed   bool
+
+	bytes *atomic.Uint64 // the DB's WAL byte counter
+	syncs *atomic.Uint64 // the DB's WAL sync counter
+}
+
+func newWALWriter(fs vfs.FS, f vfs.File, num uint64, name string) *walWriter {
+	w := &walWriter{fs: fs, f: f, num: num, name: name}
+	w.cond.L = &w.mu
+	return w
+}
+
+// append adds one record and returns its end offset. The caller holds the
+// DB's commit lock, which orders records by seq.
+func (w *walWriter) append(seq uint64, repr []byte) (int64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.scratch = binary.LittleEndian.AppendUint64(w.scratch[:0], seq)
+	w.scratch = append(w.scratch, repr...)
+	n := len(w.buf)
+	w.buf = record.Append(w.buf, w.scratch)
+	w.appended += int64(len(w.buf) - n)
+	if w.bytes != nil {
+		w.bytes.Add(uint64(len(w.buf) - n))
+	}
+	if len(w.buf) >= walFlushSize && !w.writing {
+		// Write without syncing, to bound the buffer.
+		w.writeLocked(false)
+	}
+	return w.appended, w.err
+}
+
+// writeLocked writes the buffer (and syncs if sync) with mu released during
+// the I/O. The caller holds mu and has checked !w.writing.
+func (w *walWriter) writeLocked(sync bool) {
+	w.writing = true
+	buf, end := w.buf, w.appended
+	w.buf = w.spare[:0]
+	w.mu.Unlock()
+	var err error
+	if len(buf) > 0 {
+		_, err = w.f.Write(buf)
+	}
+	if err == nil && sync {
+		err = w.f.Sync()
+	}
+	w.mu.Lock()
+	w.spare = buf[:0]
+	w.writing = false
+	if err != nil {
+		w.err = fmt.Errorf("lsm: WAL %s: %w", w.name, err)
+	} else {
+		w.written = end
+		if sync {
+			w.synced = end
+			if w.syncs != nil {
+				w.syncs.Add(1)
+			}
+		}
+	}
+	w.cond.Broadcast()
+}
+
+// syncTo returns once the data up to offset end is durable.
+func (w *walWriter) syncTo(end int64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.synced < end && w.err == nil {
+		if w.writing {
+			w.cond.Wait()
+			continue
+		}
+		w.writeLocked(true)
+	}
+	if w.synced >= end {
+		return nil
+	}
+	return w.err
+}
+
+// close writes and syncs everything appended and closes the file.
+func (w *walWriter) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return w.err
+	}
+	for w.writing {
+		w.cond.Wait()
+	}
+	if w.err == nil && w.synced < w.appended {
+		w.writeLocked(true)
+	}
+	w.closed = true
+	if err := w.f.Close(); err != nil && w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// replayWAL reads the records of one WAL segment, calling fn for each. last
+// says whether the segment is the newest: its torn tail is cut (truncated
+// and synced); a torn tail in an older segment is corruption, since segments
+// are synced whole before the next one starts.
+func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *logkv.Batch) error) error {
+	f, err := fs.OpenReadWrite(path)
+	if err != nil {
+		return fmt.Errorf("lsm: open WAL %s: %w", name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("lsm: stat WAL %s: %w", name, err)
+	}
+	r := record.NewReader(f, name, fi.Size(), maxWALPayload)
+	for {
+		off := r.Offset()
+		payload, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if errors.Is(err, record.ErrTornTail) {
+			if !last {
+				return logkv.CorruptError(name, r.Offset(), "torn record in a WAL segment that is not the last: %v", err)
+			}
+			if err := f.Truncate(r.Offset()); err != nil {
+				return fmt.Errorf("lsm: cut the torn tail of WAL %s: %w", name, err)
+			}
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("lsm: cut the torn tail of WAL %s: %w", name, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		seq, b, err := decodeWALRecord(payload, name, off)
+		if err != nil {
+			return err
+		}
+		if err := fn(seq, b); err != nil {
+			return err
+		}
+	}
+}
