@@ -170,6 +170,11 @@ func (c *Config) Validate() error {
 	if len(c.Engines) == 0 {
 		return bad("no engine")
 	}
+	for i, e := range c.Engines {
+		if slices.Contains(c.Engines[:i], e) {
+			return bad("engine %q listed twice", e)
+		}
+	}
 	if len(c.Benchmarks) == 0 {
 		return bad("no benchmark")
 	}
