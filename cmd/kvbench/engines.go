@@ -6,5 +6,6 @@ package main
 //	_ "github.com/logkv/logkv/lsm"
 //	_ "github.com/logkv/logkv/bitcask"
 import (
+	_ "github.com/logkv/logkv/lsm"
 	_ "github.com/logkv/logkv/memory"
 )
