@@ -1,0 +1,71 @@
+// Package enginetest is the conformance suite every logkv engine passes, in
+// the spirit of testing/fstest.TestFS. An engine calls it from its own test:
+//
+//	func TestEngine(t *testing.T) {
+//		enginetest.Run(t, func(t *testing.T, dir string) logkv.Engine {
+//			e, err := Open(dir, nil)
+//			require.NoError(t, err)
+//			return e
+//		}, enginetest.Capabilities{Durable: true, Crash: crash})
+//	}
+//
+// Every check is a named subtest on a fresh engine in its own t.TempDir, so
+// `go test -run 'TestEngine/iter/bounds'` reruns one of them.
+//
+// # What Run checks
+//
+//   - basic: Get/Set/Delete/overwrite; ErrNotFound (via errors.Is) for absent
+//     keys; keys and values with 0x00 and 0xff bytes; the slice Get returns
+//     belongs to the caller; the caller may reuse the key and value buffers
+//     it passed; an empty value is a value, distinct from an absent key.
+//   - limits: ErrEmptyKey; MaxKeySize keys and a MaxValueSize value accepted
+//     and read back (Get and iterators, and after reopen when Durable);
+//     ErrKeyTooLarge and ErrValueTooLarge reject the write whole, consuming no
+//     sequence number; a Batch holding an invalid operation (Batch.Err set) is
+//     rejected whole by Apply.
+//   - batch: Apply commits at one sequence number; within a batch a later
+//     operation on a key wins; an empty batch is a no-op consuming no sequence
+//     number; the batch and a decoded batch's buffer may be reused after Apply;
+//     batches keeping an invariant over several keys are seen whole or not at
+//     all by concurrent snapshots and iterators, and a snapshot's Seq names the
+//     batch it sees.
+//   - iter: First/Last/SeekGE/SeekLT/Next/Prev against a model over sixteen
+//     bound cases (nil bounds, empty ranges lower >= upper, bounds on and
+//     between keys, seeks outside bounds), with direction changes in the middle
+//     and at the edges; Next and Prev on an iterator not at a key return false;
+//     bound and seek buffers may be reused; an iterator sees the state as of
+//     its creation; Key/Value copies; logkv.All; two interleaved iterators;
+//     Close twice, and positioning after Close returns false.
+//   - snapshot: isolation from later sets, deletes, overwrites and batches,
+//     through Get and iterators opened before and after them; Seq equals
+//     LastSeq at creation; many snapshots at different points, closed in any
+//     order; Get results owned by the caller; Close twice; ErrClosed from a
+//     closed snapshot; closing the engine with readers open does not hang.
+//   - seq: assigned sequence numbers grow by one per batch (a Set or Delete is
+//     a batch of one); caller-given ones (WriteOptions.Seq) greater than
+//     LastSeq are accepted, gaps allowed; equal or smaller ones fail with
+//     ErrSeqNotIncreasing and apply nothing (for empty batches too); LastSeq
+//     survives reopen when Durable.
+//   - metrics: Writes, WriteOps, BytesWritten and Gets count exactly what the
+//     contract says; empty and rejected writes count nothing.
+//   - closed: after Close every method returns ErrClosed (Get, Set, Delete,
+//     Apply, NewIter, NewSnapshot, Sync) and LastSeq and Metrics keep their
+//     last values; a second Close returns nil or ErrClosed (both accepted) and
+//     does not panic; writes refused after Close never reach the disk.
+//   - persist (Durable): sets, overwrites, deletes, batches, synced and unsynced
+//     writes and caller-given sequence numbers survive Close and reopen, again
+//     and again.
+//   - crash (Crash set): see RunModel's crash semantics; synced writes and
+//     writes before a successful Sync survive, and what is recovered is a
+//     prefix of history with LastSeq at its end.
+//   - concurrent: writers, readers, iterators and snapshots at once (run it
+//     with -race); reads never go back in time, iterators stay ordered and
+//     within bounds; the final state and LastSeq are exact.
+//   - model: RunModel with default options.
+//
+// # Reproducing a model failure
+//
+// RunModel logs its seed. Rerun with it, and more steps if need be:
+//
+//	ENGINETEST_SEED=1234 ENGINETEST_STEPS=5000 go test -run 'TestEngine/model' ./lsm/
+package enginetest
