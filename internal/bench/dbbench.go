@@ -217,17 +217,17 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 			if seek && it.Error() != nil {
 				return it.Error()
 			}
-			n := cfg.KeySize
+			moved := cfg.KeySize
 			if found {
 				w.found++
-				n += len(v)
+				moved += len(v)
 				if !checkValue(v, k, cfg.ValueSize) {
 					w.bad++
 				}
 			} else {
 				w.notFound++
 			}
-			w.did(h, op, d, 1, n)
+			w.did(h, op, d, 1, moved)
 		}
 		return nil
 	})

@@ -230,6 +230,13 @@ func (s *session) run(ctx context.Context) (err error) {
 			}
 		}
 	}
+	if !s.cfg.JSON {
+		// What the engine holds at the end: space and memory use next to
+		// the figures above.
+		m := s.db.Metrics()
+		fmt.Fprintf(s.out.w, "%-8s metrics: %d keys, %.1f MB on disk, %.1f MB in memory, %d batches of %d writes\n",
+			s.engine, m.Keys, float64(m.DiskBytes)/1e6, float64(m.MemBytes)/1e6, m.Writes, m.WriteOps)
+	}
 	return nil
 }
 
