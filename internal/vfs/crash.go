@@ -108,42 +108,102 @@ func (fs *MemFS) CrashClone(o CrashOptions) *MemFS {
 		}
 	}
 	c := &cloner{o: o, override: override, clones: make(map[*memNode]*memNode)}
+	c.placeDirs(fs.root)
 	return &MemFS{root: c.dir(fs.root), locked: make(map[*memNode]bool)}
 }
 
 // cloner copies the durable view of a tree. clones maps original nodes to
-// their copies, so that a node reachable twice (a directory both in its old
-// synced place and its new one) is copied once.
+// their copies, so that a file reachable under two names (renamed between
+// directories, with only the destination synced) is one file, as a hard
+// link would be.
 type cloner struct {
 	o        CrashOptions
 	override map[*memNode]map[string]*memNode
 	clones   map[*memNode]*memNode
+	place    map[*memNode]edge
+}
+
+// edge is a directory entry: the directory and the name in it.
+type edge struct {
+	dir  *memNode
+	name string
+}
+
+// entries returns the durable entries of d.
+func (c *cloner) entries(d *memNode) map[string]*memNode {
+	if m, ok := c.override[d]; ok {
+		return m
+	}
+	return d.syncedChildren
+}
+
+// placeDirs picks the one entry under which each directory survives. The
+// durable view can list a directory twice when it was renamed between
+// directories and only one of them was synced, and no filesystem would
+// leave a directory with two names: keep the entry where the directory is
+// now if that one is durable, as a journaling filesystem that commits a
+// rename whole would; else the first in name order.
+func (c *cloner) placeDirs(root *memNode) {
+	now := make(map[*memNode]edge)
+	var walkNow func(d *memNode)
+	walkNow = func(d *memNode) {
+		for name, child := range d.children {
+			if child.isDir {
+				now[child] = edge{d, name}
+				walkNow(child)
+			}
+		}
+	}
+	walkNow(root)
+
+	seen := map[*memNode][]edge{root: nil}
+	var order []*memNode
+	var walk func(d *memNode)
+	walk = func(d *memNode) {
+		entries := c.entries(d)
+		for _, name := range slices.Sorted(maps.Keys(entries)) {
+			child := entries[name]
+			if !child.isDir {
+				continue
+			}
+			es, visited := seen[child]
+			seen[child] = append(es, edge{d, name})
+			if !visited {
+				order = append(order, child)
+				walk(child)
+			}
+		}
+	}
+	walk(root)
+
+	c.place = make(map[*memNode]edge, len(order))
+	for _, n := range order {
+		es := seen[n]
+		c.place[n] = es[0]
+		if e, ok := now[n]; ok && slices.Contains(es, e) {
+			c.place[n] = e
+		}
+	}
 }
 
 func (c *cloner) dir(d *memNode) *memNode {
 	nd := newDir()
 	nd.modTime = d.modTime
 	c.clones[d] = nd
-	entries, ok := c.override[d]
-	if !ok {
-		entries = d.syncedChildren
-	}
+	entries := c.entries(d)
 	// Sorted, so that Rand is consumed in the same order every time.
 	for _, name := range slices.Sorted(maps.Keys(entries)) {
 		child := entries[name]
-		if done, ok := c.clones[child]; ok {
-			if child.isDir {
-				// A directory has one name; the durable view can show it in
-				// two places (or inside itself) when renames were synced in
-				// one directory but not the other. Keep the first.
-				continue
-			}
+		done, cloned := c.clones[child]
+		switch {
+		case child.isDir && (cloned || c.place[child] != edge{d, name}):
+			// Not where this directory survives (cloned is a guard against
+			// cycles; placement already prevents them from the root).
+		case cloned:
 			nd.children[name] = done
-			continue
-		}
-		if child.isDir {
+		case child.isDir:
 			nd.children[name] = c.dir(child)
-		} else {
+		default:
 			nd.children[name] = c.file(child)
 		}
 	}

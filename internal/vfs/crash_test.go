@@ -369,3 +369,43 @@ func TestDirs(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, names)
 }
+
+// TestCrashDirInTwoPlaces checks the rule for a directory renamed between
+// directories with only one of them synced: the durable view lists it twice,
+// and it survives in one place only, where it is now if that is durable.
+func TestCrashDirInTwoPlaces(t *testing.T) {
+	fs := NewMem()
+	require.NoError(t, fs.MkdirAllSynced("/a/sub"))
+	require.NoError(t, fs.MkdirAllSynced("/b"))
+	writeFile(t, fs, "/a/sub/f", "data", true).Close()
+	require.NoError(t, fs.SyncDir("/a/sub"))
+
+	require.NoError(t, fs.Rename("/a/sub", "/b/sub"))
+	c := fs.CrashClone(CrashOptions{})
+	require.Equal(t, "/a/\n/a/sub/\n/a/sub/f data\n/b/\n", dump(t, c), "nothing synced: undone")
+
+	require.NoError(t, fs.SyncDir("/b"))
+	c = fs.CrashClone(CrashOptions{})
+	require.Equal(t, "/a/\n/b/\n/b/sub/\n/b/sub/f data\n", dump(t, c), "the new place is durable")
+
+	// Move it on, unsynced: /b still durably lists it, /a too, and where it
+	// is now is not durable: the first in name order wins.
+	require.NoError(t, fs.Rename("/b/sub", "/c"))
+	c = fs.CrashClone(CrashOptions{})
+	require.Equal(t, "/a/\n/a/sub/\n/a/sub/f data\n/b/\n", dump(t, c))
+
+	// Its own subdirectory cannot contain it: a directory renamed into a
+	// sibling that is then synced while the old parent is not.
+	fs = NewMem()
+	require.NoError(t, fs.MkdirAllSynced("/p/q"))
+	require.NoError(t, fs.MkdirAllSynced("/p/r"))
+	require.NoError(t, fs.Rename("/p/q", "/p/r/q"))
+	require.NoError(t, fs.SyncDir("/p/r"))
+	require.NoError(t, fs.Rename("/p/r", "/r"))
+	require.NoError(t, fs.SyncDir("/"))
+	c = fs.CrashClone(CrashOptions{})
+	require.Equal(t, "/p/\n/r/\n/r/q/\n", dump(t, c))
+	c = fs.CrashClone(CrashOptions{Rand: seeded(1), Entries: KeepEntryPrefix})
+	_, err := c.List("/")
+	require.NoError(t, err)
+}

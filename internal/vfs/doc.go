@@ -29,9 +29,9 @@
 // current ones. CrashClone returns a new MemFS holding only what survives; by
 // default (the zero CrashOptions) every unsynced byte and every unsynced
 // entry is lost, deterministically. With a seeded CrashOptions.Rand it can
-// instead keep torn or damaged tails of unsynced data (TornUnsyncedData,
-// CorruptUnsyncedData) and an in-order prefix of the unsynced entry changes
-// (KeepEntryPrefix). Synced data that was not overwritten since always
+// instead keep torn, zero-filled or damaged tails of unsynced data
+// (TornUnsyncedData, ZeroedUnsyncedData, CorruptUnsyncedData) and an
+// in-order prefix of the unsynced entry changes (KeepEntryPrefix). Synced data that was not overwritten since always
 // survives exactly. An engine test:
 //
 //	fs := vfs.NewMem()
@@ -47,6 +47,12 @@
 // Loop over seeds with vfs.CrashOptions{Rand: rand.New(rand.NewPCG(seed, 0)),
 // Data: vfs.CorruptUnsyncedData, Entries: vfs.KeepEntryPrefix} to explore
 // torn tails and half-synced directories; report the seed on failure.
+//
+// To crash at every interesting instant rather than at the end, wrap the
+// MemFS in an ErrorFS whose Injector fails nothing but takes the clone when
+// the chosen operation (the nth Sync, say) is about to run; the
+// ExampleInjectorFunc example does this. The Injector runs outside MemFS's
+// lock, so it may call CrashClone.
 //
 // # Crashes in the conformance suite
 //
