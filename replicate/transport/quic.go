@@ -1,0 +1,212 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// ALPN is the application protocol negotiated on replication connections.
+const ALPN = "logkv-repl/1"
+
+// QUICOptions configure a QUIC transport.
+type QUICOptions struct {
+	// Identity is the node's certificate and the CAs it trusts. Required.
+	Identity *Identity
+	// ServerName is the name the dialer checks the leader's certificate
+	// against; empty means the host part of the dialed address.
+	ServerName string
+	// IdleTimeout closes a connection silent for this long; 0 means 30s.
+	IdleTimeout time.Duration
+	// KeepAlive is the keep-alive period, which must be below IdleTimeout;
+	// 0 means IdleTimeout/3.
+	KeepAlive time.Duration
+	// HandshakeTimeout bounds the TLS handshake; 0 means 10s.
+	HandshakeTimeout time.Duration
+	// Logger receives refused connections with their reason; nil discards.
+	Logger *slog.Logger
+}
+
+// QUIC is a Transport over QUIC with mutual TLS.
+type QUIC struct {
+	o QUICOptions
+}
+
+// NewQUIC returns a QUIC transport.
+func NewQUIC(o QUICOptions) (*QUIC, error) {
+	if o.Identity == nil {
+		return nil, errors.New("transport: QUIC needs an Identity (certificate, key and CA)")
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 30 * time.Second
+	}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = o.IdleTimeout / 3
+	}
+	if o.KeepAlive >= o.IdleTimeout {
+		return nil, fmt.Errorf("transport: KeepAlive %v must be below IdleTimeout %v", o.KeepAlive, o.IdleTimeout)
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &QUIC{o: o}, nil
+}
+
+func (q *QUIC) config() *quic.Config {
+	return &quic.Config{
+		MaxIdleTimeout:                 q.o.IdleTimeout,
+		KeepAlivePeriod:                q.o.KeepAlive,
+		HandshakeIdleTimeout:           q.o.HandshakeTimeout,
+		InitialStreamReceiveWindow:     4 << 20,
+		MaxStreamReceiveWindow:         32 << 20,
+		InitialConnectionReceiveWindow: 4 << 20,
+		MaxConnectionReceiveWindow:     48 << 20,
+		MaxIncomingStreams:             4,
+		MaxIncomingUniStreams:          -1,
+	}
+}
+
+// Listen listens on a UDP address ("127.0.0.1:0" for a free port).
+func (q *QUIC) Listen(addr string) (Listener, error) {
+	tc := &tls.Config{
+		Certificates: []tls.Certificate{q.o.Identity.Cert},
+		ClientCAs:    q.o.Identity.CAs,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		NextProtos:   []string{ALPN},
+		MinVersion:   tls.VersionTLS13,
+	}
+	ln, err := quic.ListenAddr(addr, tc, q.config())
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &quicListener{q: q, ln: ln, ch: make(chan Stream), ctx: ctx, cancel: cancel}
+	l.wg.Go(l.loop)
+	return l, nil
+}
+
+// Dial connects to a leader and opens the replication stream. A refused
+// handshake is logged with its reason and returned.
+func (q *QUIC) Dial(ctx context.Context, addr string) (Stream, error) {
+	name := q.o.ServerName
+	if name == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+		}
+		name = host
+	}
+	tc := &tls.Config{
+		Certificates: []tls.Certificate{q.o.Identity.Cert},
+		RootCAs:      q.o.Identity.CAs,
+		ServerName:   name,
+		NextProtos:   []string{ALPN},
+		MinVersion:   tls.VersionTLS13,
+	}
+	conn, err := quic.DialAddr(ctx, addr, tc, q.config())
+	if err != nil {
+		q.o.Logger.Warn("replication connection refused", "addr", addr, "reason", err)
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		conn.CloseWithError(0, "")
+		return nil, fmt.Errorf("transport: open stream to %s: %w", addr, err)
+	}
+	return &quicStream{conn: conn, st: st, peer: peerName(conn)}, nil
+}
+
+func peerName(conn *quic.Conn) string {
+	if certs := conn.ConnectionState().TLS.PeerCertificates; len(certs) > 0 {
+		return certs[0].Subject.CommonName
+	}
+	return conn.RemoteAddr().String()
+}
+
+type quicListener struct {
+	q      *QUIC
+	ln     *quic.Listener
+	ch     chan Stream
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// loop accepts connections, and for each the stream the dialer opens.
+func (l *quicListener) loop() {
+	for {
+		conn, err := l.ln.Accept(l.ctx)
+		if err != nil {
+			return
+		}
+		l.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(l.ctx, l.q.o.HandshakeTimeout)
+			defer cancel()
+			st, err := conn.AcceptStream(ctx)
+			if err != nil {
+				l.q.o.Logger.Warn("replication connection without a stream", "peer", conn.RemoteAddr(), "err", err)
+				conn.CloseWithError(1, "no stream")
+				return
+			}
+			s := &quicStream{conn: conn, st: st, peer: peerName(conn)}
+			select {
+			case l.ch <- s:
+			case <-l.ctx.Done():
+				s.Close()
+			}
+		})
+	}
+}
+
+func (l *quicListener) Accept(ctx context.Context) (Stream, error) {
+	select {
+	case s := <-l.ch:
+		return s, nil
+	case <-l.ctx.Done():
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *quicListener) Addr() string { return l.ln.Addr().String() }
+
+func (l *quicListener) Close() error {
+	l.once.Do(func() {
+		l.cancel()
+		l.ln.Close()
+		l.wg.Wait()
+	})
+	return nil
+}
+
+type quicStream struct {
+	conn *quic.Conn
+	st   *quic.Stream
+	peer string
+	once sync.Once
+}
+
+func (s *quicStream) Read(p []byte) (int, error)  { return s.st.Read(p) }
+func (s *quicStream) Write(p []byte) (int, error) { return s.st.Write(p) }
+func (s *quicStream) Peer() string                { return s.peer }
+
+func (s *quicStream) Close() error {
+	s.once.Do(func() {
+		s.st.CancelRead(0)
+		s.st.Close()
+		s.conn.CloseWithError(0, "closed")
+	})
+	return nil
+}
