@@ -91,6 +91,8 @@ type Config struct {
 
 	// Plot, if set, is an .svg or .png file to draw throughput and latency in.
 	Plot string
+	// CPUProfile, if set, is a file to write a CPU profile of the run to.
+	CPUProfile string
 }
 
 // DefaultConfig returns the defaults of kvbench's flags.
@@ -140,6 +142,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ZipfConstant, "zipf_constant", c.ZipfConstant, "YCSB zipfian constant")
 	fs.IntVar(&c.MaxScanLength, "max_scan_length", c.MaxScanLength, "YCSB E: scan lengths are uniform in 1..this")
 	fs.StringVar(&c.Plot, "plot", c.Plot, "draw throughput and latency charts in this .svg or .png file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", c.CPUProfile, "write a CPU profile of the run to this file")
 }
 
 type listFlag struct{ p *[]string }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +41,17 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) ([]Result, e
 		} else {
 			defer os.RemoveAll(root)
 		}
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	out := &emitter{cfg: &cfg, w: stdout}
 	if !cfg.JSON {
