@@ -1,0 +1,77 @@
+package bitcask
+
+import (
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/enginetest"
+	"github.com/logkv/logkv/internal/vfs"
+)
+
+// memOpener opens DBs on in-memory filesystems, one per directory, that
+// crash tests replace with their crash clones.
+type memOpener struct {
+	dirs  vfs.Dirs
+	opts  Options
+	mu    sync.Mutex
+	seeds uint64
+}
+
+func (m *memOpener) open(t *testing.T, dir string) logkv.Engine {
+	t.Helper()
+	return m.openDB(t, dir)
+}
+
+func (m *memOpener) openDB(t *testing.T, dir string) *DB {
+	t.Helper()
+	o := m.opts
+	o.FS = m.dirs.FS(dir)
+	db, err := Open(dir, &o)
+	require.NoError(t, err)
+	return db
+}
+
+// crash simulates a power loss with torn, corrupted unsynced tails and a
+// random prefix of unsynced directory changes, then releases the abandoned
+// engine (its Close writes only to the old filesystem).
+func (m *memOpener) crash(t *testing.T, e logkv.Engine, dir string) {
+	t.Helper()
+	m.mu.Lock()
+	m.seeds++
+	seed := m.seeds
+	m.mu.Unlock()
+	m.dirs.Crash(dir, vfs.CrashOptions{
+		Rand:    rand.New(rand.NewPCG(seed, 1)),
+		Data:    vfs.CorruptUnsyncedData,
+		Entries: vfs.KeepEntryPrefix,
+	})
+	_ = e.Close()
+}
+
+func TestConformance(t *testing.T) {
+	m := &memOpener{opts: Options{DisableAutoMerge: os.Getenv("NOMERGE") != ""}}
+	enginetest.Run(t, m.open, enginetest.Capabilities{Durable: true, Crash: m.crash})
+}
+
+// TestConformanceSmallFiles runs the suite with tiny data files and an eager
+// merge, so that rotations, hints and merges happen all the time under it.
+func TestConformanceSmallFiles(t *testing.T) {
+	m := &memOpener{opts: Options{MaxFileSize: 1 << 10, BufferSize: 256, MergeThreshold: 0.3}}
+	enginetest.Run(t, m.open, enginetest.Capabilities{Durable: true, Crash: m.crash})
+}
+
+func TestConformanceOS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("OS filesystem run skipped with -short")
+	}
+	enginetest.Run(t, func(t *testing.T, dir string) logkv.Engine {
+		db, err := Open(dir, nil)
+		require.NoError(t, err)
+		return db
+	}, enginetest.Capabilities{Durable: true})
+}

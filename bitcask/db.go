@@ -1,0 +1,661 @@
+package bitcask
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/vfs"
+)
+
+var _ logkv.Engine = (*DB)(nil)
+
+func init() {
+	logkv.Register("bitcask", func(dir string, opts any) (logkv.Engine, error) {
+		switch o := opts.(type) {
+		case nil:
+			return Open(dir, nil)
+		case *Options:
+			return Open(dir, o)
+		default:
+			return nil, logkv.OptionsTypeError("bitcask", opts, (*Options)(nil))
+		}
+	})
+}
+
+// DB is a bitcask engine open on one directory. All its methods are safe for
+// concurrent use.
+type DB struct {
+	dir  string
+	opts Options
+	fs   vfs.FS
+	lock io.Closer
+
+	// wmu is the commit lock: it orders appends and guards the active file,
+	// the write buffer and rotation.
+	wmu    sync.Mutex
+	active *dataFile
+	buf    []byte
+	pos    uint64 // bytes appended over the DB's open life (group commit)
+	werr   error  // sticky: after a failed write or sync, writes fail
+
+	syncMu sync.Mutex    // one fsync at a time; waiters share it
+	synced atomic.Uint64 // pos known durable
+
+	// kmu guards the keydir, the file set and the files' accounting.
+	kmu     sync.RWMutex
+	tree    *tree
+	files   map[uint32]*dataFile
+	lastSeq atomic.Uint64 // stored under kmu with the keydir change
+
+	nextID atomic.Uint32
+
+	mergeMu     sync.Mutex // one merge at a time
+	fileMu      sync.Mutex // closing and deleting released files
+	filesClosed bool       // under fileMu: Close has closed the files
+	zombies     map[*dataFile]struct{} // under fileMu: merged away, still referenced
+
+	closed atomic.Bool
+	quit   chan struct{}
+	kick   chan struct{}
+	wg     sync.WaitGroup
+
+	stats stats
+	// testHook, when set by tests, is called at named points of merges and
+	// rotations; an error it returns aborts the operation there.
+	testHook func(point string) error
+}
+
+type stats struct {
+	gets, writes, writeOps, bytesWritten    atomic.Uint64
+	syncs, rotations                        atomic.Uint64
+	merges, mergeBytesIn, mergeBytesOut     atomic.Uint64
+	mergeNanos, mergeAborts, hintsWritten   atomic.Uint64
+	openNanos, openHintFiles, openScanFiles atomic.Uint64
+}
+
+// Open opens (creating if needed) the bitcask database in dir. A nil o means
+// DefaultOptions. A second Open of the same directory, in this process or
+// another, fails with an error wrapping vfs.ErrLocked.
+func Open(dir string, o *Options) (*DB, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	opts.ensureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	fs := opts.FS
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("bitcask: open %s: %w", dir, err)
+	}
+	lock, err := fs.Lock(filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, fmt.Errorf("bitcask: open %s: %w", dir, err)
+	}
+	db := &DB{
+		dir:   dir,
+		opts:  opts,
+		fs:    fs,
+		lock:  lock,
+		files: map[uint32]*dataFile{},
+		quit:  make(chan struct{}),
+		kick:  make(chan struct{}, 1),
+	}
+	if err := db.recover(); err != nil {
+		db.closeFiles()
+		lock.Close()
+		return nil, err
+	}
+	db.wmu.Lock()
+	err = db.newActive()
+	db.wmu.Unlock()
+	if err != nil {
+		db.closeFiles()
+		lock.Close()
+		return nil, err
+	}
+	db.stats.openNanos.Store(uint64(time.Since(start)))
+	db.wg.Add(1)
+	go db.worker()
+	if opts.Sync == SyncInterval {
+		db.wg.Add(1)
+		go db.syncLoop()
+	}
+	db.kickWorker()
+	return db, nil
+}
+
+func (db *DB) path(name string) string { return filepath.Join(db.dir, name) }
+
+func (db *DB) hook(point string) error {
+	if db.testHook != nil {
+		return db.testHook(point)
+	}
+	return nil
+}
+
+// unsafeString views b as a string for a lookup that does not keep it.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// LastSeq returns the sequence number of the newest committed batch.
+func (db *DB) LastSeq() uint64 { return db.lastSeq.Load() }
+
+// Get returns a copy of the value stored under key, or an error wrapping
+// logkv.ErrNotFound. A value whose record fails its checksum returns an error
+// wrapping logkv.ErrCorrupt naming the data file and offset.
+func (db *DB) Get(key []byte) ([]byte, error) {
+	if db.closed.Load() {
+		return nil, logkv.ErrClosed
+	}
+	db.stats.gets.Add(1)
+	db.kmu.RLock()
+	e, ok := db.tree.get(unsafeString(key))
+	var df *dataFile
+	if ok {
+		df = db.files[e.fid]
+		df.refs.Add(1)
+	}
+	db.kmu.RUnlock()
+	if !ok {
+		return nil, logkv.ErrNotFound
+	}
+	v, err := db.readValue(df, e.off, key, e.vlen, nil)
+	db.unref(df)
+	return v, err
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// readValue reads the record at off in df, checks it, and appends its value
+// to dst. The caller holds a reference on df.
+func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst []byte) ([]byte, error) {
+	size := recordSize(len(key), int(vlen))
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	if cap(*bp) < size {
+		*bp = make([]byte, size)
+	}
+	buf := (*bp)[:size]
+	end := int64(off) + int64(size)
+	fromBuffer := false
+	if end > df.flushed.Load() {
+		// Still in the write buffer, unless a flush moved it since.
+		db.wmu.Lock()
+		if flushed := df.flushed.Load(); end > flushed {
+			if db.active != df || int64(off) < flushed || end-flushed > int64(len(db.buf)) {
+				db.wmu.Unlock()
+				return nil, logkv.CorruptError(df.path, int64(off), "record beyond the written data")
+			}
+			copy(buf, db.buf[int64(off)-flushed:end-flushed])
+			fromBuffer = true
+		}
+		db.wmu.Unlock()
+	}
+	if !fromBuffer {
+		n, err := df.f.ReadAt(buf, int64(off))
+		if n < size {
+			if err == nil || errors.Is(err, io.EOF) {
+				return nil, logkv.CorruptError(df.path, int64(off), "record of %d bytes runs past the end of the file", size)
+			}
+			return nil, fmt.Errorf("bitcask: read %s at %d: %w", df.path, off, err)
+		}
+	}
+	r, why := decodeRecord(buf)
+	switch {
+	case why != "":
+		return nil, logkv.CorruptError(df.path, int64(off), "%s", why)
+	case string(r.key) != string(key) || r.vlen != vlen || r.flags&flagTombstone != 0:
+		return nil, logkv.CorruptError(df.path, int64(off), "record does not match the keydir")
+	}
+	if dst == nil {
+		dst = make([]byte, 0, len(r.value))
+	}
+	return append(dst, r.value...), nil
+}
+
+// unref drops a reference on df, releasing it at zero.
+func (db *DB) unref(df *dataFile) {
+	if df.refs.Add(-1) == 0 {
+		db.release(df)
+	}
+}
+
+// release closes a file nobody uses any more, and deletes it if a committed
+// merge replaced it.
+func (db *DB) release(df *dataFile) {
+	db.fileMu.Lock()
+	defer db.fileMu.Unlock()
+	if db.filesClosed {
+		return // Close closed it; an obsolete file is left to the next Open
+	}
+	df.f.Close()
+	delete(db.zombies, df)
+	if m := df.obsolete; m != nil {
+		db.fs.Remove(df.path)
+		db.fs.Remove(db.path(fileName(df.id, hintSuffix)))
+		m.remaining--
+		if m.remaining == 0 {
+			// Every input is gone: the manifest has nothing left to redo.
+			if db.fs.SyncDir(db.dir) == nil {
+				db.fs.Remove(db.path(m.name))
+			}
+		}
+	}
+}
+
+// Set stores value under key.
+func (db *DB) Set(key, value []byte, o *logkv.WriteOptions) error {
+	if err := logkv.CheckKey(key); err != nil {
+		return err
+	}
+	if err := logkv.CheckValue(value); err != nil {
+		return err
+	}
+	return db.write(opSource{single: true, kind: logkv.KindSet, key: key, value: value}, o)
+}
+
+// Delete removes key; deleting an absent key writes a tombstone all the same
+// (it is cheap, and keeps the write path free of reads).
+func (db *DB) Delete(key []byte, o *logkv.WriteOptions) error {
+	if err := logkv.CheckKey(key); err != nil {
+		return err
+	}
+	return db.write(opSource{single: true, kind: logkv.KindDelete, key: key}, o)
+}
+
+// Apply commits b atomically, in memory and across crashes.
+func (db *DB) Apply(b *logkv.Batch, o *logkv.WriteOptions) error {
+	if err := b.Err(); err != nil {
+		return err
+	}
+	if b.Empty() {
+		if db.closed.Load() {
+			return logkv.ErrClosed
+		}
+		_, err := logkv.SeqFor(o, db.lastSeq.Load())
+		return err
+	}
+	return db.write(opSource{br: b.Reader()}, o)
+}
+
+// opSource yields the operations of one write: a single Set or Delete, or a
+// batch's.
+type opSource struct {
+	single     bool
+	kind       logkv.Kind
+	key, value []byte
+	br         logkv.BatchReader
+}
+
+func (s *opSource) next() (logkv.Kind, []byte, []byte, bool) {
+	if s.single {
+		if s.key == nil {
+			return 0, nil, nil, false
+		}
+		k, key, value := s.kind, s.key, s.value
+		s.key = nil
+		return k, key, value, true
+	}
+	return s.br.Next()
+}
+
+func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
+	db.wmu.Lock()
+	if db.closed.Load() {
+		db.wmu.Unlock()
+		return logkv.ErrClosed
+	}
+	if db.werr != nil {
+		err := db.werr
+		db.wmu.Unlock()
+		return err
+	}
+	seq, err := logkv.SeqFor(o, db.lastSeq.Load())
+	if err != nil {
+		db.wmu.Unlock()
+		return err
+	}
+	// Size the batch to rotate before it, never within it.
+	var total int64
+	ops, sizing := 0, src
+	for _, key, value, ok := sizing.next(); ok; _, key, value, ok = sizing.next() {
+		total += int64(recordSize(len(key), len(value)))
+		ops++
+	}
+	if db.active.records > 0 && db.active.size+total > db.opts.MaxFileSize {
+		if err := db.rotate(); err != nil {
+			db.wmu.Unlock()
+			return err
+		}
+	}
+	df := db.active
+	base := df.size
+	off := base
+	encode := src
+	var userBytes uint64
+	for i := 0; i < ops; i++ {
+		kind, key, value, _ := encode.next()
+		var flags byte
+		if kind == logkv.KindDelete {
+			flags |= flagTombstone
+		}
+		if i < ops-1 {
+			flags |= flagMore
+		}
+		if len(db.buf) >= db.opts.BufferSize && len(db.buf) > 0 {
+			// Keep the buffer bounded under a large batch. Nothing of the
+			// batch is visible yet, and recovery drops it if the rest
+			// never arrives.
+			if err := db.flushLocked(); err != nil {
+				db.wmu.Unlock()
+				return err
+			}
+		}
+		db.buf = appendRecord(db.buf, seq, flags, key, value)
+		userBytes += uint64(len(key) + len(value))
+	}
+
+	db.kmu.Lock()
+	df.size = base + total
+	for i := 0; i < ops; i++ {
+		kind, key, value, _ := src.next()
+		size := int64(recordSize(len(key), len(value)))
+		var prev entry
+		var had bool
+		if kind == logkv.KindSet {
+			prev, had = db.tree.set(entry{key: unsafeString(key), fid: df.id, off: uint32(off), vlen: uint32(len(value))})
+		} else {
+			prev, had = db.tree.delete(unsafeString(key))
+			df.markDead(uint32(off), size) // a tombstone is dead on arrival
+		}
+		if had {
+			db.files[prev.fid].markDead(prev.off, int64(recordSize(len(prev.key), int(prev.vlen))))
+		}
+		off += size
+	}
+	df.records += ops
+	df.noteSeq(seq)
+	db.lastSeq.Store(seq)
+	db.kmu.Unlock()
+
+	db.pos += uint64(total)
+	pos := db.pos
+	var ferr error
+	if len(db.buf) >= db.opts.BufferSize {
+		ferr = db.flushLocked()
+	}
+	db.wmu.Unlock()
+
+	db.stats.writes.Add(1)
+	db.stats.writeOps.Add(uint64(ops))
+	db.stats.bytesWritten.Add(userBytes)
+	if ferr != nil {
+		// The batch is applied in memory but its bytes may not be in the
+		// file; the engine refuses further writes (werr).
+		return ferr
+	}
+	if (o != nil && o.Sync) || db.opts.Sync == SyncAlways {
+		return db.syncTo(pos)
+	}
+	return nil
+}
+
+// flushLocked writes the buffer to the active file. The caller holds wmu.
+func (db *DB) flushLocked() error {
+	if len(db.buf) == 0 {
+		return nil
+	}
+	df := db.active
+	n, err := df.f.Write(db.buf)
+	if err != nil || n != len(db.buf) {
+		if err == nil {
+			err = io.ErrShortWrite
+		}
+		db.werr = fmt.Errorf("bitcask: write %s: %w (the engine refuses further writes; reopen it)", df.path, err)
+		return db.werr
+	}
+	df.flushed.Add(int64(n))
+	db.buf = db.buf[:0]
+	return nil
+}
+
+// syncTo makes everything up to pos durable. Concurrent callers share one
+// fsync: whoever takes syncMu syncs all that was written so far, and the ones
+// queued behind find their writes already covered.
+func (db *DB) syncTo(pos uint64) error {
+	if db.synced.Load() >= pos {
+		return nil
+	}
+	db.syncMu.Lock()
+	defer db.syncMu.Unlock()
+	if db.synced.Load() >= pos {
+		return nil
+	}
+	db.wmu.Lock()
+	if db.werr != nil {
+		err := db.werr
+		db.wmu.Unlock()
+		return err
+	}
+	if err := db.flushLocked(); err != nil {
+		db.wmu.Unlock()
+		return err
+	}
+	df, target := db.active, db.pos
+	db.wmu.Unlock()
+	if err := df.f.Sync(); err != nil {
+		db.wmu.Lock()
+		db.werr = fmt.Errorf("bitcask: sync %s: %w (the engine refuses further writes; reopen it)", df.path, err)
+		err = db.werr
+		db.wmu.Unlock()
+		return err
+	}
+	db.stats.syncs.Add(1)
+	storeMax(&db.synced, target)
+	return nil
+}
+
+func storeMax(a *atomic.Uint64, v uint64) {
+	for {
+		old := a.Load()
+		if old >= v || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// Sync makes every write committed so far durable.
+func (db *DB) Sync() error {
+	if db.closed.Load() {
+		return logkv.ErrClosed
+	}
+	db.wmu.Lock()
+	pos := db.pos
+	db.wmu.Unlock()
+	return db.syncTo(pos)
+}
+
+// newActive creates the next active file: header written and synced, and its
+// directory entry synced. The caller holds wmu.
+func (db *DB) newActive() error {
+	id := db.nextID.Add(1)
+	path := db.path(fileName(id, dataSuffix))
+	f, err := db.fs.Create(path)
+	if err != nil {
+		return fmt.Errorf("bitcask: create %s: %w", path, err)
+	}
+	floor := db.lastSeq.Load()
+	hdr := appendFileHeader(nil, originAppend, floor)
+	if _, err := f.Write(hdr); err != nil {
+		f.Close()
+		return fmt.Errorf("bitcask: write %s: %w", path, err)
+	}
+	if err := db.hook("rotate-before-sync"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("bitcask: sync %s: %w", path, err)
+	}
+	if err := db.fs.SyncDir(db.dir); err != nil {
+		f.Close()
+		return fmt.Errorf("bitcask: sync dir %s: %w", db.dir, err)
+	}
+	df := newDataFile(id, db.dir, f, originAppend, floor)
+	df.size = fileHeaderSize
+	df.flushed.Store(fileHeaderSize)
+	db.kmu.Lock()
+	db.files[id] = df
+	db.kmu.Unlock()
+	db.active = df
+	return nil
+}
+
+// rotate closes the active file (flushed and synced, so that a closed file is
+// whole) and starts the next. The caller holds wmu.
+func (db *DB) rotate() error {
+	old := db.active
+	if err := db.flushLocked(); err != nil {
+		return err
+	}
+	if err := old.f.Sync(); err != nil {
+		db.werr = fmt.Errorf("bitcask: sync %s: %w (the engine refuses further writes; reopen it)", old.path, err)
+		return db.werr
+	}
+	storeMax(&db.synced, db.pos)
+	if err := db.hook("rotate-after-sync"); err != nil {
+		return err
+	}
+	if err := db.newActive(); err != nil {
+		db.werr = fmt.Errorf("%w (the engine refuses further writes; reopen it)", err)
+		return db.werr
+	}
+	db.stats.rotations.Add(1)
+	db.kickWorker()
+	return nil
+}
+
+func (db *DB) kickWorker() {
+	select {
+	case db.kick <- struct{}{}:
+	default:
+	}
+}
+
+// worker writes missing hint files and merges files past the threshold, in
+// the background.
+func (db *DB) worker() {
+	defer db.wg.Done()
+	for {
+		select {
+		case <-db.quit:
+			return
+		case <-db.kick:
+		}
+		db.writeMissingHints()
+		if !db.opts.DisableAutoMerge {
+			db.mergeMu.Lock()
+			_, err := db.mergeLocked()
+			db.mergeMu.Unlock()
+			_ = err // a failed merge changed nothing; the next kick retries
+		}
+	}
+}
+
+func (db *DB) syncLoop() {
+	defer db.wg.Done()
+	t := time.NewTicker(db.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.quit:
+			return
+		case <-t.C:
+			db.wmu.Lock()
+			pos := db.pos
+			db.wmu.Unlock()
+			_ = db.syncTo(pos) // a failure is sticky in werr; writes report it
+		}
+	}
+}
+
+// Close makes every committed write durable, writes the active file's hint,
+// and releases the directory. Snapshots and iterators still open become
+// invalid. A second Close returns nil.
+func (db *DB) Close() error {
+	if !db.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(db.quit)
+	db.wg.Wait()
+	db.mergeMu.Lock() // wait out a DB.Merge in progress (it sees quit)
+	db.mergeMu.Unlock()
+
+	db.wmu.Lock()
+	err := db.werr
+	if err == nil {
+		err = db.flushLocked()
+	}
+	df := db.active
+	if err == nil {
+		if err = df.f.Sync(); err != nil {
+			err = fmt.Errorf("bitcask: sync %s: %w", df.path, err)
+		}
+	}
+	if err == nil {
+		db.kmu.RLock()
+		records := df.records
+		db.kmu.RUnlock()
+		if records == 0 {
+			// Leave no empty files behind a reopen.
+			db.kmu.Lock()
+			delete(db.files, df.id)
+			db.kmu.Unlock()
+			df.f.Close()
+			db.fs.Remove(df.path)
+			err = db.fs.SyncDir(db.dir)
+		} else {
+			err = db.writeHint(df)
+		}
+	}
+	db.buf = nil
+	db.wmu.Unlock()
+
+	db.closeFiles()
+	if lerr := db.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+func (db *DB) closeFiles() {
+	db.fileMu.Lock()
+	defer db.fileMu.Unlock()
+	if db.filesClosed {
+		return
+	}
+	db.filesClosed = true
+	db.kmu.RLock()
+	defer db.kmu.RUnlock()
+	for _, df := range db.files {
+		df.f.Close()
+	}
+	for df := range db.zombies {
+		df.f.Close()
+	}
+}

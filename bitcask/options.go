@@ -1,0 +1,116 @@
+package bitcask
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/logkv/logkv/internal/vfs"
+)
+
+// SyncMode says when the engine makes writes durable on its own, beyond what
+// callers ask for with WriteOptions.Sync, DB.Sync and Close (which it always
+// honours).
+type SyncMode string
+
+// Sync modes.
+const (
+	// SyncOnRequest (the default) syncs only when asked: a write with
+	// WriteOptions.Sync, DB.Sync, Close, and when the active file rotates.
+	// A write without Sync may be lost in a power loss; a process crash
+	// loses at most the write buffer (Options.BufferSize). This is the
+	// "never" policy of the engine's own initiative.
+	SyncOnRequest SyncMode = "request"
+	// SyncInterval also syncs in the background every Options.SyncInterval,
+	// bounding what a power loss can take to about that much time of writes.
+	SyncInterval SyncMode = "interval"
+	// SyncAlways makes every write durable before it returns, as if every
+	// write had WriteOptions.Sync. Concurrent writers share fsyncs (group
+	// commit).
+	SyncAlways SyncMode = "always"
+)
+
+const (
+	maxFileSizeLimit = 2 << 30 // record offsets are uint32; one batch may overshoot
+	minFileSize      = 1 << 10
+)
+
+// Options configure a DB. A nil *Options means the defaults; Open copies the
+// options, fills in zero fields with defaults and validates them before it
+// touches the disk. The YAML tags let a node's configuration file carry them.
+type Options struct {
+	// MaxFileSize is the size in bytes at which the active data file is
+	// closed and a new one started (a batch is never split, so a file may
+	// pass it by one batch). Merge output files are cut at the same size.
+	// Default 128 MiB; at most 2 GiB.
+	MaxFileSize int64 `yaml:"max_file_size"`
+
+	// BufferSize is the size in bytes of the write buffer in front of the
+	// active file. Writes are copied into it and written to the file when it
+	// fills, on a sync, and on rotation. Default 256 KiB.
+	BufferSize int `yaml:"buffer_size"`
+
+	// Sync is the sync mode: "request" (default), "interval" or "always". See
+	// SyncMode.
+	Sync SyncMode `yaml:"sync"`
+
+	// SyncInterval is how often the "interval" mode syncs. Default 1s.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+
+	// MergeThreshold is the fraction of a closed file's bytes that must be
+	// dead (overwritten or deleted) before a background merge rewrites it.
+	// Default 0.5; must lie in (0, 1].
+	MergeThreshold float64 `yaml:"merge_threshold"`
+
+	// DisableAutoMerge turns off background merging; DB.Merge still merges on
+	// request.
+	DisableAutoMerge bool `yaml:"disable_auto_merge"`
+
+	// FS is the filesystem the DB uses. Default vfs.Default (the operating
+	// system's); tests pass an in-memory one.
+	FS vfs.FS `yaml:"-"`
+}
+
+// DefaultOptions returns the defaults, filled in.
+func DefaultOptions() *Options {
+	o := &Options{}
+	o.ensureDefaults()
+	return o
+}
+
+func (o *Options) ensureDefaults() {
+	if o.MaxFileSize == 0 {
+		o.MaxFileSize = 128 << 20
+	}
+	if o.BufferSize == 0 {
+		o.BufferSize = 256 << 10
+	}
+	if o.Sync == "" {
+		o.Sync = SyncOnRequest
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = time.Second
+	}
+	if o.MergeThreshold == 0 {
+		o.MergeThreshold = 0.5
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+}
+
+// Validate reports the first invalid field of o, after defaults are filled.
+func (o *Options) Validate() error {
+	switch {
+	case o.MaxFileSize < minFileSize || o.MaxFileSize > maxFileSizeLimit:
+		return fmt.Errorf("bitcask: max_file_size %d is outside [%d, %d]", o.MaxFileSize, minFileSize, maxFileSizeLimit)
+	case o.BufferSize < 0 || o.BufferSize > 64<<20:
+		return fmt.Errorf("bitcask: buffer_size %d is outside [0, 64 MiB]", o.BufferSize)
+	case o.Sync != SyncOnRequest && o.Sync != SyncInterval && o.Sync != SyncAlways:
+		return fmt.Errorf("bitcask: sync %q is not one of %q, %q, %q", o.Sync, SyncOnRequest, SyncInterval, SyncAlways)
+	case o.SyncInterval < time.Millisecond:
+		return fmt.Errorf("bitcask: sync_interval %v is under 1ms", o.SyncInterval)
+	case !(o.MergeThreshold > 0 && o.MergeThreshold <= 1):
+		return fmt.Errorf("bitcask: merge_threshold %v is outside (0, 1]", o.MergeThreshold)
+	}
+	return nil
+}
