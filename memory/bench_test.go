@@ -1,0 +1,257 @@
+package memory
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/logkv/logkv"
+	"github.com/tidwall/btree"
+)
+
+// The benchmarks use peerbench's shape: 16-byte zero-padded decimal keys and
+// 100-byte values. The BTreeMap ones run the same operations on peerbench's
+// reference (a tidwall/btree Map behind a RWMutex), so the two can be
+// compared as ratios from one run:
+//
+//	go test -run ^$ -bench . -benchmem ./memory
+
+const benchValueSize = 100
+
+func benchKey(i int, buf []byte) []byte { return fmt.Appendf(buf[:0], "%016d", i) }
+
+var benchValue = func() []byte {
+	v := make([]byte, benchValueSize)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range v {
+		v[i] = byte(r.IntN(256))
+	}
+	return v
+}()
+
+// benchFillN is how many keys a fill benchmark writes before starting over
+// with an empty engine.
+const benchFillN = 1_000_000
+
+func benchOrder(random bool) []int {
+	if random {
+		return rand.New(rand.NewPCG(3, 4)).Perm(benchFillN)
+	}
+	order := make([]int, benchFillN)
+	for i := range order {
+		order[i] = i
+	}
+	return order
+}
+
+func BenchmarkSet(b *testing.B) {
+	for _, random := range []bool{false, true} {
+		b.Run(map[bool]string{false: "seq", true: "random"}[random], func(b *testing.B) {
+			order := benchOrder(random)
+			db, _ := Open("", nil)
+			var kbuf [32]byte
+			b.SetBytes(16 + benchValueSize)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%benchFillN == 0 && i > 0 {
+					b.StopTimer()
+					db, _ = Open("", nil)
+					b.StartTimer()
+				}
+				if err := db.Set(benchKey(order[i%benchFillN], kbuf[:]), benchValue, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBTreeMapSet is BenchmarkSet on peerbench's reference.
+func BenchmarkBTreeMapSet(b *testing.B) {
+	for _, random := range []bool{false, true} {
+		b.Run(map[bool]string{false: "seq", true: "random"}[random], func(b *testing.B) {
+			order := benchOrder(random)
+			m := &refMap{}
+			var kbuf [32]byte
+			b.SetBytes(16 + benchValueSize)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%benchFillN == 0 && i > 0 {
+					b.StopTimer()
+					m = &refMap{}
+					b.StartTimer()
+				}
+				m.Put(benchKey(order[i%benchFillN], kbuf[:]), benchValue)
+			}
+		})
+	}
+}
+
+// filledDB returns an engine holding keys 0..n-1, inserted in random order.
+func filledDB(b *testing.B, n int) *DB {
+	b.Helper()
+	db, _ := Open("", nil)
+	var kbuf [32]byte
+	for _, i := range rand.New(rand.NewPCG(5, 6)).Perm(n) {
+		if err := db.Set(benchKey(i, kbuf[:]), benchValue, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return db
+}
+
+func BenchmarkGet(b *testing.B) {
+	const n = 1_000_000
+	db := filledDB(b, n)
+	rng := rand.New(rand.NewPCG(7, 8))
+	var kbuf [32]byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v, err := db.Get(benchKey(rng.IntN(n), kbuf[:]))
+		if err != nil || len(v) != benchValueSize {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBTreeMapGet(b *testing.B) {
+	const n = 1_000_000
+	m := &refMap{}
+	var kbuf [32]byte
+	for _, i := range rand.New(rand.NewPCG(5, 6)).Perm(n) {
+		m.Put(benchKey(i, kbuf[:]), benchValue)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v, ok := m.Get(benchKey(rng.IntN(n), kbuf[:]))
+		if !ok || len(v) != benchValueSize {
+			b.Fatal("missing")
+		}
+	}
+}
+
+// BenchmarkIterate reports the cost per key of a full scan through the
+// logkv.Iterator interface, as peerbench's readseq does it.
+func BenchmarkIterate(b *testing.B) {
+	const n = 1_000_000
+	db := filledDB(b, n)
+	b.ReportAllocs()
+	b.ResetTimer()
+	seen := 0
+	for seen < b.N {
+		var it logkv.Iterator
+		it, _ = db.NewIter(nil)
+		for ok := it.First(); ok && seen < b.N; ok = it.Next() {
+			_, _ = it.Key(), it.Value()
+			seen++
+		}
+		if err := it.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSnapshot shows that taking (and closing) a snapshot costs the same
+// at 10k keys as at 1M.
+func BenchmarkSnapshot(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			db := filledDB(b, n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s, err := db.NewSnapshot()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkSetWithSnapshot measures writes while a snapshot is open and
+// renewed every 1000 writes: the copy-on-write price.
+func BenchmarkSetWithSnapshot(b *testing.B) {
+	const n = 1_000_000
+	db := filledDB(b, n)
+	rng := rand.New(rand.NewPCG(9, 10))
+	var kbuf [32]byte
+	s, _ := db.NewSnapshot()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%1000 == 0 {
+			s.Close()
+			s, _ = db.NewSnapshot()
+		}
+		if err := db.Set(benchKey(rng.IntN(n), kbuf[:]), benchValue, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.Close()
+}
+
+// BenchmarkMemoryPerKey reports the heap bytes per key of an engine holding
+// 1M keys of 16 bytes with 100-byte values, measured with runtime.MemStats
+// after a GC, beside what Metrics.MemBytes says.
+func BenchmarkMemoryPerKey(b *testing.B) {
+	for _, random := range []bool{false, true} {
+		b.Run(map[bool]string{false: "seq", true: "random"}[random], func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				order := benchOrder(random)
+				before := heapInUse()
+				db, _ := Open("", nil)
+				var kbuf [32]byte
+				for _, j := range order {
+					if err := db.Set(benchKey(j, kbuf[:]), benchValue, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+				after := heapInUse()
+				m := db.Metrics()
+				b.ReportMetric(float64(after-before)/benchFillN, "heap-B/key")
+				b.ReportMetric(float64(m.MemBytes)/benchFillN, "metrics-B/key")
+				runtime.KeepAlive(order)
+				db.Close()
+			}
+		})
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// refMap is peerbench's btree reference engine.
+type refMap struct {
+	mu sync.RWMutex
+	m  btree.Map[string, []byte]
+}
+
+func (r *refMap) Put(k, v []byte) {
+	r.mu.Lock()
+	r.m.Set(string(k), append([]byte(nil), v...))
+	r.mu.Unlock()
+}
+
+func (r *refMap) Get(k []byte) ([]byte, bool) {
+	r.mu.RLock()
+	v, ok := r.m.Get(string(k))
+	r.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	return append([]byte(nil), v...), true
+}
