@@ -56,9 +56,9 @@ type DB struct {
 
 	nextID atomic.Uint32
 
-	mergeMu     sync.Mutex // one merge at a time
-	fileMu      sync.Mutex // closing and deleting released files
-	filesClosed bool       // under fileMu: Close has closed the files
+	mergeMu     sync.Mutex             // one merge at a time
+	fileMu      sync.Mutex             // closing and deleting released files
+	filesClosed bool                   // under fileMu: Close has closed the files
 	zombies     map[*dataFile]struct{} // under fileMu: merged away, still referenced
 
 	closed atomic.Bool
