@@ -1,0 +1,147 @@
+package sstable
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/stretchr/testify/require"
+)
+
+// memFile is a read-only vfs.File over bytes.
+type memFile struct {
+	vfs.File
+	b []byte
+}
+
+func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("negative offset")
+	}
+	if off >= int64(len(m.b)) {
+		return 0, fmtEOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, fmtEOF
+	}
+	return n, nil
+}
+
+func (m *memFile) Close() error { return nil }
+
+var fmtEOF = fmt.Errorf("short read: %w", io.EOF)
+
+// checkTable opens b as a table and reads all of it, checking that
+// whatever comes back is either an ErrCorrupt error or exactly the entries
+// (entries nil: anything). It reports whether an error was seen. The hot
+// loops compare by hand: testify's per-call cost dominates this test.
+func checkTable(t *testing.T, b []byte, entries []kv, verify bool) (sawErr bool) {
+	t.Helper()
+	r, err := open(&memFile{b: b}, int64(len(b)), ReaderOptions{Name: "t.sst"}, verify)
+	if err != nil {
+		require.ErrorIs(t, err, logkv.ErrCorrupt)
+		return true
+	}
+	defer r.Close()
+	same := func(i int, k, v []byte) bool {
+		return i >= 0 && i < len(entries) && bytes.Equal(entries[i].key, k) && bytes.Equal(entries[i].value, v)
+	}
+	it := r.NewIter(nil, nil)
+	i := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if entries != nil && !same(i, it.Key(), it.Value()) {
+			t.Fatalf("forward entry %d: got %s", i, base.Format(it.Key()))
+		}
+		i++
+	}
+	if err := it.Close(); err != nil {
+		require.ErrorIs(t, err, logkv.ErrCorrupt)
+		sawErr = true
+	} else if entries != nil && i != len(entries) {
+		t.Fatalf("forward scan: %d entries, want %d", i, len(entries))
+	}
+	it = r.NewIter(nil, nil)
+	i = len(entries) - 1
+	for ok := it.Last(); ok; ok = it.Prev() {
+		if entries != nil && !same(i, it.Key(), it.Value()) {
+			t.Fatalf("backward entry %d: got %s", i, base.Format(it.Key()))
+		}
+		i--
+	}
+	if err := it.Close(); err != nil {
+		require.ErrorIs(t, err, logkv.ErrCorrupt)
+		sawErr = true
+	} else if entries != nil && i != -1 {
+		t.Fatalf("backward scan stopped at %d", i)
+	}
+	for j, e := range entries {
+		if j%5 != 0 {
+			continue
+		}
+		v, kind, ok, err := r.Get(base.UserKey(e.key), base.Seq(e.key))
+		if err != nil {
+			require.ErrorIs(t, err, logkv.ErrCorrupt)
+			sawErr = true
+			continue
+		}
+		if !ok || kind != base.KindOf(e.key) || !bytes.Equal(e.value, v) {
+			t.Fatalf("Get(%s) = %q, %v, %v", base.Format(e.key), v, kind, ok)
+		}
+	}
+	return sawErr
+}
+
+// TestCorruption flips bits all over a small table: every flip must be
+// reported as ErrCorrupt (every byte of a table is under a checksum), and
+// nothing read before the error may differ from what was written.
+func TestCorruption(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 13))
+	entries := genEntries(rng, 40, 3)
+	for _, c := range allCompressions {
+		t.Run(c.String(), func(t *testing.T) {
+			fs := vfs.NewMem()
+			writeTable(t, fs, "t.sst", entries, WriterOptions{BlockSize: 256, RestartInterval: 4, Compression: c, BloomBitsPerKey: 10})
+			f, err := fs.Open("t.sst")
+			require.NoError(t, err)
+			st, err := f.Stat()
+			require.NoError(t, err)
+			orig := make([]byte, st.Size())
+			_, err = f.ReadAt(orig, 0)
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+			require.False(t, checkTable(t, orig, entries, true))
+
+			b := make([]byte, len(orig))
+			// Under -race (about 10x slower) a random third of the bytes.
+			stride, start := 1, 0
+			if raceEnabled {
+				stride, start = 3, rng.IntN(3)
+			}
+			for pos := start; pos < len(orig); pos += stride {
+				// Every byte, one random bit of it (every bit is too slow
+				// under -race; the run's seed varies the bits).
+				bitsToFlip := []int{rng.IntN(8)}
+				for _, bit := range bitsToFlip {
+					copy(b, orig)
+					b[pos] ^= 1 << bit
+					if !checkTable(t, b, entries, true) {
+						t.Fatalf("flip of bit %d at %d of %d went unnoticed", bit, pos, len(b))
+					}
+				}
+			}
+			// Truncations.
+			for n := 0; n < len(orig); n += 1 + n/8 {
+				require.True(t, checkTable(t, orig[:n], entries, true), "truncation to %d", n)
+			}
+		})
+	}
+}

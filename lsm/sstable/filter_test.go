@@ -1,0 +1,73 @@
+package sstable
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/stretchr/testify/require"
+)
+
+func TestFilter(t *testing.T) {
+	for _, bitsPerKey := range []int{1, 5, 10, 20} {
+		t.Run(fmt.Sprint(bitsPerKey), func(t *testing.T) {
+			const n = 20000
+			var hashes []uint64
+			for i := range n {
+				hashes = append(hashes, hashKey(fmt.Appendf(nil, "key%d", i)))
+			}
+			f, ok := decodeFilter(appendFilter(nil, hashes, bitsPerKey))
+			require.True(t, ok)
+			require.Equal(t, filterProbes(bitsPerKey), f.k)
+			for _, h := range hashes {
+				require.True(t, f.mayContain(h), "no false negatives")
+			}
+			fp := 0
+			const probes = 50000
+			for i := range probes {
+				if f.mayContain(hashKey(fmt.Appendf(nil, "absent%d", i))) {
+					fp++
+				}
+			}
+			rate := float64(fp) / probes
+			// Theory: (1 - e^(-k/b))^k; allow 50% above it (+0.1% slack).
+			k := float64(f.k)
+			theory := math.Pow(1-math.Exp(-k/float64(bitsPerKey)), k)
+			t.Logf("bits/key %d: k=%d false positives %.3f%% (theory %.3f%%)", bitsPerKey, f.k, 100*rate, 100*theory)
+			require.Less(t, rate, theory*1.5+0.001)
+		})
+	}
+}
+
+func TestTableFilter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	entries := genEntries(rng, 5000, 2)
+	fs := vfs.NewMem()
+	writeTable(t, fs, "t.sst", entries, WriterOptions{Compression: S2, BloomBitsPerKey: 10})
+	r := openTable(t, fs, "t.sst", ReaderOptions{})
+	for _, e := range entries {
+		require.True(t, r.MayContain(base.UserKey(e.key)))
+	}
+	fp := 0
+	for i := range 20000 {
+		if r.MayContain(fmt.Appendf(nil, "absent%d", i)) {
+			fp++
+		}
+	}
+	require.Less(t, fp, 20000*2/100, "about 1%% false positives at 10 bits per key")
+
+	writeTable(t, fs, "nofilter.sst", entries, WriterOptions{Compression: S2})
+	r2 := openTable(t, fs, "nofilter.sst", ReaderOptions{})
+	require.True(t, r2.MayContain([]byte("absent")))
+}
+
+func TestHashStable(t *testing.T) {
+	// The hash is part of the format: these values must never change.
+	got := []uint64{hashKey(nil), hashKey([]byte("a")), hashKey([]byte("logkv/sstable"))}
+	require.Equal(t, stableHashes, got)
+}
+
+var stableHashes = []uint64{0xb9043f6e942bb78a, 0x5d2d7d40e6821ec9, 0x81a9d1d74eede4cb}
