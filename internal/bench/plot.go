@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -152,6 +153,7 @@ func throughputPlot(d plotData) (*plot.Plot, error) {
 	}
 	styleAxes(p, d.benchmarks)
 	p.Y.Min, p.Y.Max = 0, 1.15*top // room for the legend
+	p.Y.Tick.Marker = siTicks{}
 	return p, nil
 }
 
@@ -189,4 +191,27 @@ func latencyPlot(d plotData) (*plot.Plot, error) {
 	}
 	styleAxes(p, d.benchmarks)
 	return p, nil
+}
+
+// siTicks are the default ticks labelled 250k, 1.5M rather than 1500000.
+type siTicks struct{}
+
+func (siTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i, t := range ticks {
+		if t.Label != "" {
+			ticks[i].Label = siLabel(t.Value)
+		}
+	}
+	return ticks
+}
+
+func siLabel(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
+	case a >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }

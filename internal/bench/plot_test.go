@@ -39,3 +39,9 @@ func TestPlot(t *testing.T) {
 	}
 	require.ErrorIs(t, Plot(filepath.Join(dir, "x.svg"), nil), ErrUsage)
 }
+
+func TestSILabel(t *testing.T) {
+	require.Equal(t, "1.5M", siLabel(1_500_000))
+	require.Equal(t, "250k", siLabel(250_000))
+	require.Equal(t, "0", siLabel(0))
+}
