@@ -4,8 +4,9 @@ package main
 // engine is one line here (and one in internal/bench/engines_test.go), e.g.
 //
 //	_ "github.com/logkv/logkv/lsm"
-//	_ "github.com/logkv/logkv/bitcask"
+//	_ "github.com/logkv/logkv/badger"
 import (
+	_ "github.com/logkv/logkv/bitcask"
 	_ "github.com/logkv/logkv/lsm"
 	_ "github.com/logkv/logkv/memory"
 )
