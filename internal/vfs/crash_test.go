@@ -409,3 +409,18 @@ func TestCrashDirInTwoPlaces(t *testing.T) {
 	_, err := c.List("/")
 	require.NoError(t, err)
 }
+
+func TestMemFSString(t *testing.T) {
+	fs := NewMem()
+	require.NoError(t, fs.MkdirAllSynced("/db"))
+	f := writeFile(t, fs, "/db/a", "0123456789", true)
+	require.NoError(t, fs.SyncDir("/db"))
+	appendFile(t, f, "xyz", false)
+	writeFile(t, fs, "/db/b", "synced", true).Close()
+	require.NoError(t, fs.MkdirAll("/db/sub", 0o755))
+	require.Equal(t, `/db/
+/db/a 13 bytes, 10 durable, unsynced from 10
+/db/b 6 bytes (entry not synced)
+/db/sub/ (entry not synced)
+`, fs.String())
+}

@@ -1,7 +1,9 @@
 package vfs
 
 import (
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -528,4 +530,38 @@ func (fi memFileInfo) Mode() os.FileMode {
 		return os.ModeDir | 0o755
 	}
 	return 0o644
+}
+
+// String lists the tree, one entry a line in name order, for a failing
+// crash test to log: each file with its size, and with its durable size and
+// "unsynced" while it has unsynced changes; each entry not yet durable in
+// its directory marked "(entry not synced)". Removed entries still durable
+// are not shown.
+func (fs *MemFS) String() string {
+	fs.mu.RLock()
+	defer fs.mu.RUnlock()
+	var b strings.Builder
+	var walk func(d *memNode, path string)
+	walk = func(d *memNode, path string) {
+		for _, name := range slices.Sorted(maps.Keys(d.children)) {
+			n := d.children[name]
+			p := path + "/" + name
+			note := ""
+			if d.syncedChildren[name] != n {
+				note = " (entry not synced)"
+			}
+			if n.isDir {
+				fmt.Fprintf(&b, "%s/%s\n", p, note)
+				walk(n, p)
+				continue
+			}
+			fmt.Fprintf(&b, "%s %d bytes", p, len(n.data))
+			if n.dirty {
+				fmt.Fprintf(&b, ", %d durable, unsynced from %d", len(n.synced), n.syncedPrefix())
+			}
+			fmt.Fprintf(&b, "%s\n", note)
+		}
+	}
+	walk(fs.root, "")
+	return b.String()
 }
