@@ -144,7 +144,7 @@ func (r *modelRun) weightedOps(caps Capabilities) []func() {
 		add(2, r.reopen)
 	}
 	if caps.Crash != nil {
-		add(2, r.crash)
+		add(4, r.crash)
 	}
 	return ops
 }

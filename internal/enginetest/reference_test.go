@@ -42,6 +42,7 @@ type refEngine struct {
 type refBugs struct {
 	snapshotLeak     bool // snapshots read the live data
 	iterIgnoresUpper bool // iterators ignore UpperBound
+	iterLive         bool // engine iterators show writes made after NewIter
 	prevAfterEnd     bool // Prev after running off the end goes to the last key (and Next off the start to the first)
 	emptyBatchSeq    bool // an empty batch consumes a sequence number
 	getAliases       bool // Get returns the stored slice
@@ -161,7 +162,15 @@ func (e *refEngine) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 	if e.closed {
 		return nil, logkv.ErrClosed
 	}
-	return newRefIter(e.data, o, e.bugs), nil
+	it := newRefIter(e.data, o, e.bugs)
+	if e.bugs.iterLive {
+		it.live = func(f func(map[string][]byte)) {
+			e.mu.RLock()
+			defer e.mu.RUnlock()
+			f(e.data)
+		}
+	}
+	return it, nil
 }
 
 func (e *refEngine) Set(key, value []byte, o *logkv.WriteOptions) error {
@@ -342,6 +351,10 @@ type refIter struct {
 	valid  bool
 	closed bool
 	bugs   refBugs
+	o      *logkv.IterOptions
+	// live, with the iterLive bug, returns the engine's data under its lock,
+	// for the iterator to reload before each move.
+	live func(func(map[string][]byte))
 }
 
 func newRefIter(data map[string][]byte, o *logkv.IterOptions, bugs refBugs) *refIter {
@@ -352,13 +365,26 @@ func newRefIter(data map[string][]byte, o *logkv.IterOptions, bugs refBugs) *ref
 			o.UpperBound = nil
 		}
 	}
+	it.o = o
+	it.load(data)
+	return it
+}
+
+func (it *refIter) load(data map[string][]byte) {
+	it.keys, it.vals = it.keys[:0], it.vals[:0]
 	for _, k := range slices.Sorted(maps.Keys(data)) {
-		if o.Contains([]byte(k)) {
+		if it.o.Contains([]byte(k)) {
 			it.keys = append(it.keys, k)
 			it.vals = append(it.vals, data[k])
 		}
 	}
-	return it
+}
+
+// reload, with the iterLive bug, rereads the engine's data.
+func (it *refIter) reload() {
+	if it.live != nil && !it.closed {
+		it.live(it.load)
+	}
 }
 
 func (it *refIter) at(pos int) bool {
@@ -372,16 +398,19 @@ func (it *refIter) search(key []byte) int {
 	return i
 }
 
-func (it *refIter) First() bool            { return it.at(0) }
-func (it *refIter) Last() bool             { return it.at(len(it.keys) - 1) }
-func (it *refIter) SeekGE(key []byte) bool { return it.at(it.search(key)) }
-func (it *refIter) SeekLT(key []byte) bool { return it.at(it.search(key) - 1) }
+func (it *refIter) First() bool            { it.reload(); return it.at(0) }
+func (it *refIter) Last() bool             { it.reload(); return it.at(len(it.keys) - 1) }
+func (it *refIter) SeekGE(key []byte) bool { it.reload(); return it.at(it.search(key)) }
+func (it *refIter) SeekLT(key []byte) bool { it.reload(); return it.at(it.search(key) - 1) }
 func (it *refIter) Valid() bool            { return it.valid }
 func (it *refIter) Key() []byte            { return []byte(it.keys[it.pos]) }
 func (it *refIter) Value() []byte          { return it.vals[it.pos] }
 func (it *refIter) Error() error           { return nil }
 func (it *refIter) Close() error           { it.closed, it.valid = true, false; return nil }
-func (it *refIter) move(d int, edge int) bool {
+func (it *refIter) Next() bool             { return it.move(+1) }
+func (it *refIter) Prev() bool             { return it.move(-1) }
+
+func (it *refIter) move(d int) bool {
 	if !it.valid {
 		if it.bugs.prevAfterEnd && !it.closed && len(it.keys) > 0 {
 			if d < 0 && it.pos >= len(it.keys) {
@@ -393,11 +422,17 @@ func (it *refIter) move(d int, edge int) bool {
 		}
 		return false
 	}
-	_ = edge
+	if it.live != nil {
+		cur := it.keys[it.pos]
+		it.reload()
+		i, found := slices.BinarySearch(it.keys, cur)
+		if d > 0 && !found {
+			i-- // the next key is at i
+		}
+		return it.at(i + d)
+	}
 	return it.at(it.pos + d)
 }
-func (it *refIter) Next() bool { return it.move(1, 0) }
-func (it *refIter) Prev() bool { return it.move(-1, 0) }
 
 // refOpen returns the OpenFunc and Capabilities for a reference engine.
 func refOpen(durable, crash bool, bugs refBugs) (OpenFunc, Capabilities) {

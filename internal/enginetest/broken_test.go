@@ -1,0 +1,154 @@
+package enginetest
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// brokenEnv names the broken variant TestBrokenChild runs the suite against.
+const brokenEnv = "ENGINETEST_BROKEN"
+
+// brokenVariant is a reference engine with one deliberate contract
+// violation, and which of the suite's subtests must catch it.
+type brokenVariant struct {
+	name string
+	bugs refBugs
+	// durable runs the durable reference engine, which can crash; the memory
+	// one is faster.
+	durable bool
+	// run is the -test.run pattern below TestBrokenChild: the subtests to
+	// run in the child, to keep the test fast.
+	run string
+	// must: leaf subtests that must fail. may: ones that may fail too (an
+	// entry ending in "/" allows every subtest under it); no other may.
+	must, may []string
+}
+
+var brokenVariants = []brokenVariant{
+	{
+		name: "snapshot-leak", bugs: refBugs{snapshotLeak: true},
+		run:  "^(snapshot|model)$",
+		must: []string{"snapshot/isolation", "snapshot/seq", "snapshot/many", "model"},
+	},
+	{
+		name: "iter-ignores-upper", bugs: refBugs{iterIgnoresUpper: true},
+		run:  "^(iter|model)$",
+		must: []string{"iter/bounds/upper-only", "iter/bounds/both-on-keys", "iter/bounds/empty-equal", "iter/bounds/gap", "model"},
+		may:  []string{"iter/"},
+	},
+	{
+		name: "iter-live", bugs: refBugs{iterLive: true},
+		run:  "^(iter|model)$",
+		must: []string{"iter/point-in-time", "model"},
+	},
+	{
+		name: "prev-after-end", bugs: refBugs{prevAfterEnd: true},
+		run:  "^(iter|model)$",
+		must: []string{"iter/bounds/nil-nil", "iter/bounds/one-key", "model"},
+		may:  []string{"iter/"},
+	},
+	{
+		name: "empty-batch-seq", bugs: refBugs{emptyBatchSeq: true},
+		run:  "^(batch|seq|model)$",
+		must: []string{"batch/empty-is-noop", "seq/not-increasing-rejected", "model"},
+	},
+	{
+		name: "get-aliases", bugs: refBugs{getAliases: true},
+		run:  "^(basic|snapshot|model)$",
+		must: []string{"basic/get-result-owned-by-caller"},
+	},
+	{
+		name: "keeps-batch-buffer", bugs: refBugs{keepsBatchBuffer: true},
+		run:  "^(basic|batch|model)$",
+		must: []string{"batch/reuse-after-apply", "batch/decoded-batch-not-retained"},
+		may:  []string{"basic/many-keys", "batch/atomic-under-readers", "model"},
+	},
+	{
+		name: "ignores-batch-err", bugs: refBugs{ignoresBatchErr: true},
+		run:  "^(limits|model)$/^(empty-key|over-limit-rejected|invalid-batch-rejected-whole)$",
+		must: []string{"limits/invalid-batch-rejected-whole", "limits/empty-key", "limits/over-limit-rejected", "model"},
+	},
+	{
+		name: "sync-loses", bugs: refBugs{syncLoses: true},
+		run: "^(crash|model)$", durable: true,
+		must: []string{"crash/synced-writes-survive", "crash/sync-call", "model"},
+	},
+	{
+		name: "torn-batch", bugs: refBugs{tornBatch: true},
+		run: "^(crash|model)$", durable: true,
+		must: []string{"crash/prefix", "model"},
+	},
+}
+
+// TestBrokenChild runs the suite against the broken variant named by
+// $ENGINETEST_BROKEN. It is run, as a subprocess, by TestBrokenEnginesCaught,
+// and skips otherwise.
+func TestBrokenChild(t *testing.T) {
+	name := os.Getenv(brokenEnv)
+	if name == "" {
+		t.Skip("run by TestBrokenEnginesCaught")
+	}
+	i := slices.IndexFunc(brokenVariants, func(v brokenVariant) bool { return v.name == name })
+	require.GreaterOrEqual(t, i, 0, "unknown variant %q", name)
+	v := brokenVariants[i]
+	open, caps := refOpen(v.durable, v.durable, v.bugs)
+	Run(t, open, caps)
+}
+
+var failLine = regexp.MustCompile(`(?m)^\s*--- FAIL: TestBrokenChild/(\S+) `)
+
+// TestBrokenEnginesCaught runs the suite against each broken variant in a
+// subprocess (a failing subtest cannot be contained in this process) and
+// checks that it fails, in the subtests that should catch the bug.
+func TestBrokenEnginesCaught(t *testing.T) {
+	if os.Getenv(brokenEnv) != "" {
+		t.Skip("in the child")
+	}
+	for _, v := range brokenVariants {
+		t.Run(v.name, func(t *testing.T) {
+			args := []string{"-test.run=^TestBrokenChild$/" + v.run, "-test.count=1"}
+			if testing.Short() {
+				args = append(args, "-test.short")
+			}
+			cmd := exec.Command(os.Args[0], args...)
+			cmd.Env = append(os.Environ(), brokenEnv+"="+v.name)
+			out, err := cmd.CombinedOutput()
+			require.Error(t, err, "the suite passed an engine with bug %s:\n%s", v.name, out)
+			failed := map[string]bool{}
+			for _, m := range failLine.FindAllStringSubmatch(string(out), -1) {
+				failed[m[1]] = true
+			}
+			// Keep the leaves: a parent fails when a child does.
+			var leaves []string
+			for name := range failed {
+				leaf := true
+				for other := range failed {
+					if strings.HasPrefix(other, name+"/") {
+						leaf = false
+					}
+				}
+				if leaf {
+					leaves = append(leaves, name)
+				}
+			}
+			slices.Sort(leaves)
+			t.Logf("%s: failed %v", v.name, leaves)
+			for _, w := range v.must {
+				require.Contains(t, leaves, w, "bug %s not caught by %s; output:\n%s", v.name, w, out)
+			}
+			for _, l := range leaves {
+				allowed := slices.Contains(v.must, l) || slices.ContainsFunc(v.may, func(m string) bool {
+					return m == l || strings.HasSuffix(m, "/") && strings.HasPrefix(l, m)
+				})
+				require.True(t, allowed,
+					"bug %s failed subtest %s, which it should not touch; output:\n%s", v.name, l, out)
+			}
+		})
+	}
+}
