@@ -124,6 +124,10 @@ func Open(dir string, o *Options) (*Log, error) {
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("commitlog: %w", err)
 	}
+	// Make the directory's own entry durable, in case MkdirAll made it.
+	if err := l.fs.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+		return nil, fmt.Errorf("commitlog: %w", err)
+	}
 	if err := l.recover(); err != nil {
 		l.closeFiles()
 		return nil, err

@@ -1,0 +1,176 @@
+package replicate
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/replicate/transport"
+)
+
+// Role is what a node does.
+type Role int
+
+// Roles.
+const (
+	// Leader accepts writes and ships its log to followers.
+	Leader Role = iota + 1
+	// Follower follows a leader and accepts no writes.
+	Follower
+)
+
+func (r Role) String() string {
+	switch r {
+	case Leader:
+		return "leader"
+	case Follower:
+		return "follower"
+	}
+	return fmt.Sprintf("role(%d)", int(r))
+}
+
+// AckMode says when the leader acknowledges a write to its client.
+type AckMode int
+
+// Ack modes.
+const (
+	// Async acknowledges after the local fsync of the commit log.
+	Async AckMode = iota
+	// Sync acknowledges once Quorum followers report the write durable.
+	Sync
+)
+
+// OpenEngineFunc opens the node's engine. With wipe set it must return an
+// empty engine, removing whatever the previous one kept on disk; it is only
+// called with wipe set after the previous engine was closed.
+type OpenEngineFunc func(wipe bool) (logkv.Engine, error)
+
+// Config configures a Node.
+type Config struct {
+	// ID names the node to its peers. Required.
+	ID string
+	// Dir holds the commit log and checkpoints. Required.
+	Dir string
+	// FS is the filesystem for Dir; nil means vfs.Default.
+	FS vfs.FS
+	// OpenEngine opens the engine. Required.
+	OpenEngine OpenEngineFunc
+	// Role is the role the node starts in.
+	Role Role
+	// Transport carries replication streams. Required unless the node is a
+	// leader without followers.
+	Transport transport.Transport
+	// ListenAddr is where a leader accepts followers ("" for no listener).
+	ListenAddr string
+	// LeaderAddr is the leader a follower dials.
+	LeaderAddr string
+
+	// AckMode and Quorum: in Sync mode, a write is acknowledged once Quorum
+	// followers report it durable, or fails with ErrQuorum after
+	// QuorumTimeout (default 5s), unless FallbackAsync is set, in which case
+	// it is acknowledged with a warning.
+	AckMode       AckMode
+	Quorum        int
+	QuorumTimeout time.Duration
+	FallbackAsync bool
+
+	// SegmentSize is the commit log's segment size (0: the commitlog
+	// default).
+	SegmentSize int64
+	// RetentionBytes caps the log kept for lagging followers: past it, the
+	// most lagging followers are marked for a full resync and the log is
+	// trimmed past them. 0 means 1 GiB.
+	RetentionBytes int64
+	// Checkpoint makes the node write a checkpoint of the engine (needed for
+	// an engine that keeps nothing across a restart, such as memory) every
+	// CheckpointEvery of log growth, and restart from it. With Checkpoint
+	// off the engine itself must be durable: the node syncs it before
+	// trimming the log. CheckpointEvery defaults to 256 MiB.
+	Checkpoint      bool
+	CheckpointEvery int64
+	// MaintainEvery is how often the node checks retention and checkpoints
+	// (default 1s; negative disables the background loop, for tests that
+	// call Maintain themselves).
+	MaintainEvery time.Duration
+
+	// Compress zstd-compresses the leader's record and snapshot frames.
+	Compress bool
+	// MaxFrameBytes caps the records batched into one frame (default 1 MiB).
+	MaxFrameBytes int
+	// Heartbeat is how often an idle leader tells followers its tail
+	// (default 500ms).
+	Heartbeat time.Duration
+	// RetryMin and RetryMax bound a follower's redial backoff (defaults
+	// 50ms, 2s).
+	RetryMin, RetryMax time.Duration
+	// HandshakeTimeout bounds the wait for a Hello (default 10s).
+	HandshakeTimeout time.Duration
+
+	// Logger receives the node's events; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() error {
+	if c.ID == "" || len(c.ID) > 255 {
+		return errors.New("replicate: Config.ID must be 1..255 bytes")
+	}
+	if c.Dir == "" {
+		return errors.New("replicate: Config.Dir is required")
+	}
+	if c.OpenEngine == nil {
+		return errors.New("replicate: Config.OpenEngine is required")
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	switch c.Role {
+	case Leader:
+	case Follower:
+		if c.Transport == nil || c.LeaderAddr == "" {
+			return errors.New("replicate: a follower needs a Transport and a LeaderAddr")
+		}
+	default:
+		return fmt.Errorf("replicate: unknown role %d", c.Role)
+	}
+	if c.ListenAddr != "" && c.Transport == nil {
+		return errors.New("replicate: ListenAddr needs a Transport")
+	}
+	if c.AckMode == Sync && c.Quorum <= 0 {
+		return errors.New("replicate: Sync mode needs a Quorum of at least 1")
+	}
+	if c.QuorumTimeout == 0 {
+		c.QuorumTimeout = 5 * time.Second
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = 1 << 30
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = 256 << 20
+	}
+	if c.MaintainEvery == 0 {
+		c.MaintainEvery = time.Second
+	}
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = 1 << 20
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 500 * time.Millisecond
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = 50 * time.Millisecond
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 2 * time.Second
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Logger = c.Logger.With("node", c.ID)
+	return nil
+}

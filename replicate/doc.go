@@ -1,0 +1,70 @@
+// Package replicate turns an engine into a replicated store: a Node owns an
+// engine behind a commit log (package commitlog) and, as leader, ships that
+// log to followers over a transport (package transport: QUIC with mutual TLS,
+// or in memory for tests), in the protocol of package wire. The references
+// are PostgreSQL streaming replication and Redis PSYNC: resume from an
+// offset, resync when the history is gone, promote with a new history id
+// (the epoch), report lag.
+//
+// # Write path
+//
+// Node.Write appends the batch to the commit log under a mutex (which
+// assigns its seq), waits for the group fsync that covers it
+// (commitlog.Log.Sync: concurrent writers share one fsync), then applies the
+// durable records to the engine in seq order with WriteOptions.Seq. In Async
+// mode it returns then; in Sync mode it also waits until Quorum followers
+// report the record durable in their own logs, or fails after QuorumTimeout
+// with an error wrapping ErrQuorum ("replicate: quorum of N not reached
+// within T"). The write is then committed on the leader but not known to be
+// on the quorum; it never silently counts as acknowledged unless
+// FallbackAsync is set. The engine is applied after the fsync, so it never
+// holds a seq the log could lose.
+//
+// # Following
+//
+// A follower dials its leader and sends Hello: its id, epoch history, last
+// log seq and engine seq. The leader computes the fork point F, the last seq
+// on which both histories agree (commitlog.ForkPoint). If the follower's
+// engine has applied nothing past F and the leader's log still holds F+1,
+// the leader streams from F+1 (partial catch-up) and the follower first cuts
+// any log tail past F. Otherwise (a wiped follower, one past the retention
+// cap, one whose engine applied a deposed leader's records) the leader sends
+// a full resync: a consistent engine snapshot at seq S in chunks, which the
+// follower loads into a fresh engine (Config.OpenEngine(true)), restarting
+// its log at S+1. Records then stream in frames of up to MaxFrameBytes; the
+// follower appends them to its log, syncs, applies them and acks written,
+// durable and applied seqs. Each follower has its own sender goroutine that
+// reads the leader's log from disk, so a slow follower only holds back its
+// own stream (flow control is the transport's), never the leader's writes.
+//
+// # Epochs and promotion
+//
+// Every record carries the epoch of the leader that wrote it; Promote starts
+// a new epoch, newer than any the node has seen, at its next seq, and the
+// log records the change durably. A follower refuses a leader whose epoch is
+// older than its own, and records of an epoch newer than its leader's; a
+// leader refuses a follower that has seen a newer epoch (it was deposed). A
+// deposed leader that Follows the new one finds its divergent tail cut (or,
+// as its engine applied it, is resynced).
+//
+// # Retention and checkpoints
+//
+// Maintain (run every MaintainEvery) trims the log before the oldest record
+// that is still needed: by the engine's durable state (the last checkpoint,
+// for an engine that keeps nothing across a restart, such as memory; the
+// last engine Sync otherwise) and by every known follower, except those that
+// would keep more than RetentionBytes: those are marked for a full resync
+// and disconnected, as with PostgreSQL's max_slot_wal_keep_size, so that a
+// dead follower never fills the leader's disk. Known followers are those
+// that connected since the node became leader (they are not persisted).
+//
+// A checkpoint is <Dir>/checkpoint: a Checkpoint frame, the snapshot in the
+// chunk frames of a full resync, and a SnapshotEnd (see package wire). On
+// Open, an engine that comes back empty is loaded from it, then the log is
+// replayed from the checkpoint's seq + 1.
+//
+// # Metrics
+//
+// Followers reports per follower: state, acked seqs, lag in records, bytes
+// and seconds, apply rate, resync count. Status reports a node's own view.
+package replicate

@@ -1,0 +1,264 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/commitlog"
+	"github.com/logkv/logkv/replicate/transport"
+	"github.com/logkv/logkv/replicate/wire"
+)
+
+// follower is the follower side of replication: it dials the leader, and
+// redials with backoff whenever the stream ends.
+type follower struct {
+	n      *Node
+	addr   string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	state       atomic.Pointer[string]
+	leaderEpoch atomic.Uint64
+	leaderLast  atomic.Uint64
+	resyncs     atomic.Uint64
+	connects    atomic.Uint64
+}
+
+func newFollower(n *Node, addr string) *follower {
+	f := &follower{n: n, addr: addr}
+	f.ctx, f.cancel = context.WithCancel(n.ctx)
+	f.setState(StateConnecting)
+	return f
+}
+
+func (f *follower) setState(s string) { f.state.Store(&s) }
+
+func (f *follower) start() { f.wg.Go(f.loop) }
+
+func (f *follower) stop() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+func (f *follower) loop() {
+	log := f.n.cfg.Logger.With("leader", f.addr)
+	backoff := f.n.cfg.RetryMin
+	for f.ctx.Err() == nil {
+		f.setState(StateConnecting)
+		s, err := f.n.cfg.Transport.Dial(f.ctx, f.addr)
+		if err == nil {
+			f.connects.Add(1)
+			var streamed bool
+			streamed, err = f.follow(s)
+			s.Close()
+			if streamed {
+				backoff = f.n.cfg.RetryMin
+			}
+		}
+		f.setState(StateDisconnected)
+		if f.ctx.Err() != nil {
+			return
+		}
+		log.Warn("replication stream ended; redialing", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-f.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, f.n.cfg.RetryMax)
+	}
+}
+
+// follow runs one connection. streamed reports whether it got as far as
+// streaming records.
+func (f *follower) follow(s transport.Stream) (streamed bool, err error) {
+	n := f.n
+	stop := context.AfterFunc(f.ctx, func() { s.Close() })
+	defer stop()
+	r := wire.NewReader(s)
+	defer r.Close()
+	w := wire.NewWriter(s, false)
+
+	hello := wire.Hello{ID: n.cfg.ID, LastSeq: n.log.LastSeq(), Applied: n.applied.Load(), History: n.log.History()}
+	if err := w.WriteFrame(wire.TypeHello, wire.AppendHello(nil, hello)); err != nil {
+		return false, err
+	}
+	fr, err := r.ReadFrame()
+	if err != nil {
+		return false, err
+	}
+	switch fr.Type {
+	case wire.TypeWelcome:
+	case wire.TypeRefuse:
+		reason, err := wire.DecodeRefuse(fr.Payload)
+		if err != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("replicate: leader refused: %s", reason)
+	default:
+		return false, fmt.Errorf("%w: %s frame instead of welcome", wire.ErrProtocol, fr.Type)
+	}
+	wl, err := wire.DecodeWelcome(fr.Payload)
+	if err != nil {
+		return false, err
+	}
+	var epoch uint64
+	if len(wl.History) > 0 {
+		epoch = wl.History[len(wl.History)-1].Epoch
+	}
+	if mine := n.log.Epoch(); epoch < mine {
+		return false, fmt.Errorf("%w: leader %s is at epoch %d, this node has seen %d", ErrDeposed, wl.ID, epoch, mine)
+	}
+	f.leaderEpoch.Store(epoch)
+	log := n.cfg.Logger.With("leader", wl.ID)
+
+	switch wl.Mode {
+	case wire.ModeStream:
+		fork := wl.Seq
+		if fork > n.log.LastSeq() {
+			return false, fmt.Errorf("%w: fork point %d is past this log's end %d", wire.ErrProtocol, fork, n.log.LastSeq())
+		}
+		if n.applied.Load() > fork {
+			return false, fmt.Errorf("%w: the engine applied seq %d, past the fork point %d", ErrNeedResync, n.applied.Load(), fork)
+		}
+		if n.log.LastSeq() > fork {
+			log.Warn("cutting a divergent tail", "fork", fork, "last", n.log.LastSeq())
+			if err := n.log.TruncateAfter(fork); err != nil {
+				return false, err
+			}
+		}
+	case wire.ModeResync:
+		f.setState(StateResync)
+		f.resyncs.Add(1)
+		log.Info("full resync", "seq", wl.Seq)
+		if err := f.resync(r, wl); err != nil {
+			return false, fmt.Errorf("replicate: resync: %w", err)
+		}
+		log.Info("resync loaded", "seq", wl.Seq)
+	}
+	if err := f.ack(w); err != nil {
+		return false, err
+	}
+	f.setState(StateStreaming)
+	return true, f.receive(r, w)
+}
+
+// resync replaces the engine with an empty one, loads the snapshot into it,
+// and restarts the log after the snapshot's seq. Until it succeeds, the node
+// is left empty (engine and log), never half-loaded.
+func (f *follower) resync(r *wire.Reader, wl wire.Welcome) error {
+	n := f.n
+	n.removeCheckpoint()
+	n.engMu.Lock()
+	n.eng.Close()
+	eng, err := n.cfg.OpenEngine(true)
+	if err != nil {
+		n.engMu.Unlock()
+		return fmt.Errorf("open a fresh engine: %w", err)
+	}
+	n.eng = eng
+	n.engMu.Unlock()
+	n.applied.Store(0)
+	if err := n.log.Reset(1, nil); err != nil {
+		return err
+	}
+	if err := readSnapshot(r, eng, wl.Seq); err != nil {
+		// Start from empty next time rather than from a partial load.
+		n.engMu.Lock()
+		n.eng.Close()
+		eng, oerr := n.cfg.OpenEngine(true)
+		if oerr == nil {
+			n.eng = eng
+		}
+		n.engMu.Unlock()
+		return err
+	}
+	if err := n.log.Reset(wl.Seq+1, wl.History); err != nil {
+		return err
+	}
+	n.applied.Store(wl.Seq)
+	n.notifyApplied()
+	if !n.cfg.Checkpoint {
+		// A durable engine holds the snapshot once synced.
+		if err := eng.Sync(); err != nil {
+			return err
+		}
+		n.checkpointSeq.Store(wl.Seq)
+	}
+	return nil
+}
+
+// receive appends, syncs and applies record frames, acking each, until the
+// stream ends. A frame that fails a check ends the stream before anything in
+// it is appended.
+func (f *follower) receive(r *wire.Reader, w *wire.Writer) error {
+	n := f.n
+	var recs []commitlog.Record
+	var b logkv.Batch
+	for {
+		fr, err := r.ReadFrame()
+		if err != nil {
+			return err
+		}
+		switch fr.Type {
+		case wire.TypeRecords:
+			recs, err = wire.DecodeRecords(fr.Payload, recs)
+			if err != nil {
+				return err
+			}
+			if next := n.log.LastSeq() + 1; recs[0].Seq != next {
+				return fmt.Errorf("%w: records from seq %d, expected %d", wire.ErrProtocol, recs[0].Seq, next)
+			}
+			if e := f.leaderEpoch.Load(); recs[len(recs)-1].Epoch > e {
+				return fmt.Errorf("%w: record of epoch %d from a leader of epoch %d", wire.ErrProtocol, recs[len(recs)-1].Epoch, e)
+			}
+			for _, rec := range recs {
+				if err := n.log.AppendRecord(rec); err != nil {
+					return err
+				}
+			}
+			last := recs[len(recs)-1].Seq
+			if err := n.log.Sync(last); err != nil {
+				return err
+			}
+			eng := n.Engine()
+			for _, rec := range recs {
+				if err := b.SetRepr(rec.Batch); err != nil {
+					return err
+				}
+				if err := eng.Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
+					return n.fail(fmt.Errorf("replicate: apply seq %d: %w", rec.Seq, err))
+				}
+				n.applied.Store(rec.Seq)
+			}
+			n.notifyApplied()
+			if last > f.leaderLast.Load() {
+				f.leaderLast.Store(last)
+			}
+		case wire.TypeHeartbeat:
+			hb, err := wire.DecodeHeartbeat(fr.Payload)
+			if err != nil {
+				return err
+			}
+			f.leaderLast.Store(hb.LastSeq)
+		default:
+			return fmt.Errorf("%w: unexpected %s frame while streaming", wire.ErrProtocol, fr.Type)
+		}
+		if err := f.ack(w); err != nil {
+			return err
+		}
+	}
+}
+
+func (f *follower) ack(w *wire.Writer) error {
+	n := f.n
+	return w.WriteFrame(wire.TypeAck, wire.AppendAck(nil, wire.Ack{Written: n.log.LastSeq(), Durable: n.log.DurableSeq(), Applied: n.applied.Load()}))
+}
+

@@ -1,0 +1,393 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/commitlog"
+	"github.com/logkv/logkv/replicate/transport"
+	"github.com/logkv/logkv/replicate/wire"
+)
+
+// doneCtx is a context that is already done: Reader.Next with it returns the
+// records already durable without waiting.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// Follower connection states, as reported in FollowerStatus.State.
+const (
+	StateHandshake    = "handshake"
+	StateResync       = "resync"
+	StateStreaming    = "streaming"
+	StateDisconnected = "disconnected"
+	StateConnecting   = "connecting"
+)
+
+// leader is the leader side of replication.
+type leader struct {
+	n      *Node
+	ln     transport.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	peers map[string]*peer
+	acked chan struct{} // closed and replaced on every ack
+}
+
+// peer is what the leader knows of one follower.
+type peer struct {
+	id      string
+	state   atomic.Pointer[string]
+	written atomic.Uint64
+	durable atomic.Uint64
+	applied atomic.Uint64
+	// need is the first seq the follower still needs from the log; the log
+	// is kept from there unless the follower is marked for resync.
+	need       atomic.Uint64
+	needResync atomic.Bool
+	resyncs    atomic.Uint64
+	sentBytes  atomic.Int64
+	applyRate  atomic.Uint64 // float64 bits, records/s
+
+	// Guarded by leader.mu.
+	stream      transport.Stream
+	rateAt      time.Time
+	rateApplied uint64
+}
+
+func (p *peer) setState(s string) { p.state.Store(&s) }
+
+func newLeader(n *Node) (*leader, error) {
+	l := &leader{n: n, peers: map[string]*peer{}, acked: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(n.ctx)
+	if n.cfg.ListenAddr != "" {
+		ln, err := n.cfg.Transport.Listen(n.cfg.ListenAddr)
+		if err != nil {
+			return nil, err
+		}
+		l.ln = ln
+		l.wg.Go(l.acceptLoop)
+	}
+	return l, nil
+}
+
+func (l *leader) stop() {
+	l.cancel()
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	l.wg.Wait()
+}
+
+func (l *leader) acceptLoop() {
+	for {
+		s, err := l.ln.Accept(l.ctx)
+		if err != nil {
+			return
+		}
+		l.wg.Go(func() { l.serve(s) })
+	}
+}
+
+// serve runs one follower connection: handshake, catch-up or resync, then
+// streaming until the connection or the leader ends.
+func (l *leader) serve(s transport.Stream) {
+	log := l.n.cfg.Logger.With("peer", s.Peer())
+	defer s.Close()
+	stop := context.AfterFunc(l.ctx, func() { s.Close() })
+	defer stop()
+	r := wire.NewReader(s)
+	defer r.Close()
+	w := wire.NewWriter(s, l.n.cfg.Compress)
+
+	timer := time.AfterFunc(l.n.cfg.HandshakeTimeout, func() { s.Close() })
+	f, err := r.ReadFrame()
+	timer.Stop()
+	if err == nil && f.Type != wire.TypeHello {
+		err = fmt.Errorf("%w: %s frame before hello", wire.ErrProtocol, f.Type)
+	}
+	var h wire.Hello
+	if err == nil {
+		h, err = wire.DecodeHello(f.Payload)
+	}
+	if err != nil {
+		log.Warn("follower handshake failed", "err", err)
+		w.WriteFrame(wire.TypeRefuse, wire.AppendRefuse(nil, err.Error()))
+		return
+	}
+	log = log.With("follower", h.ID)
+	epoch := l.n.log.Epoch()
+	if len(h.History) > 0 && h.History[len(h.History)-1].Epoch > epoch {
+		err := fmt.Errorf("%w: follower %s is at epoch %d, this leader at %d", ErrDeposed, h.ID, h.History[len(h.History)-1].Epoch, epoch)
+		log.Error("refusing a follower from a newer epoch", "err", err)
+		w.WriteFrame(wire.TypeRefuse, wire.AppendRefuse(nil, err.Error()))
+		return
+	}
+	p := l.register(h.ID, s)
+	defer l.unregister(p, s)
+
+	rd, err := l.start(p, h, w, log)
+	if err != nil {
+		if !errors.Is(err, transport.ErrClosed) {
+			log.Warn("follower start failed", "err", err)
+		}
+		return
+	}
+	defer rd.Close()
+	p.setState(StateStreaming)
+
+	l.wg.Go(func() {
+		if err := l.readAcks(p, r); err != nil && l.ctx.Err() == nil {
+			log.Warn("follower ack stream ended", "err", err)
+		}
+		s.Close()
+	})
+	if err := l.send(p, rd, w); err != nil && l.ctx.Err() == nil {
+		if errors.Is(err, commitlog.ErrTrimmed) {
+			p.needResync.Store(true)
+			log.Warn("follower fell behind the retained log; it will be resynced", "err", err)
+		} else {
+			log.Info("follower stream ended", "err", err)
+		}
+	}
+}
+
+// start answers the Hello: from the fork point if the log still holds what
+// the follower lacks, with a full resync otherwise. It returns a reader
+// positioned at the first record to stream.
+func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) (*commitlog.Reader, error) {
+	lg := l.n.log
+	fork := commitlog.ForkPoint(lg.History(), lg.DurableSeq(), h.History, h.LastSeq)
+	if !p.needResync.Load() && h.Applied <= fork {
+		rd, err := lg.NewReader(fork + 1)
+		if err == nil {
+			p.need.Store(fork + 1)
+			p.written.Store(fork)
+			p.durable.Store(min(fork, p.durable.Load()))
+			p.applied.Store(h.Applied)
+			if fork < h.LastSeq {
+				log.Info("follower's log diverged; it cuts its tail", "fork", fork, "follower_last", h.LastSeq)
+			}
+			log.Info("follower catches up from the log", "from", fork+1)
+			if err := w.WriteFrame(wire.TypeWelcome, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeStream, ID: l.n.cfg.ID, Seq: fork, History: lg.History()})); err != nil {
+				rd.Close()
+				return nil, err
+			}
+			return rd, nil
+		}
+		if !errors.Is(err, commitlog.ErrTrimmed) {
+			return nil, err
+		}
+	}
+
+	// Full resync. The snapshot and the retention mark are taken together
+	// under l.mu, which retain also holds, so the log after the snapshot
+	// stays until the follower has it.
+	p.setState(StateResync)
+	l.mu.Lock()
+	snap, err := l.n.Engine().NewSnapshot()
+	if err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	seq := snap.Seq()
+	rd, err := lg.NewReader(seq + 1)
+	if err == nil {
+		p.need.Store(seq + 1)
+		p.needResync.Store(false)
+	}
+	l.mu.Unlock()
+	defer snap.Close()
+	if err != nil {
+		return nil, err
+	}
+	p.durable.Store(0)
+	p.applied.Store(0)
+	p.written.Store(0)
+	p.resyncs.Add(1)
+	log.Info("follower gets a full resync", "snapshot_seq", seq, "follower_last", h.LastSeq, "follower_applied", h.Applied, "fork", fork)
+	err = w.WriteFrame(wire.TypeWelcome, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeResync, ID: l.n.cfg.ID, Seq: seq, History: l.n.historyUpTo(seq)}))
+	if err == nil {
+		var keys uint64
+		keys, err = writeSnapshot(w, snap)
+		log.Info("snapshot sent", "seq", seq, "keys", keys, "err", err)
+	}
+	if err != nil {
+		rd.Close()
+		return nil, err
+	}
+	return rd, nil
+}
+
+// send streams records from rd, batched into frames, with heartbeats when
+// idle. Only this follower's goroutine blocks on a slow follower.
+func (l *leader) send(p *peer, rd *commitlog.Reader, w *wire.Writer) error {
+	var enc wire.RecordsEncoder
+	var buf []byte
+	hb := l.n.cfg.Heartbeat
+	for {
+		ctx, cancel := context.WithTimeout(l.ctx, hb)
+		rec, err := rd.Next(ctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			buf = wire.AppendHeartbeat(buf[:0], wire.Heartbeat{LastSeq: l.n.log.DurableSeq(), UnixNano: time.Now().UnixNano()})
+			if err := w.WriteFrame(wire.TypeHeartbeat, buf); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		enc.Reset()
+		enc.Add(rec)
+		var nextErr error
+		for enc.Size() < l.n.cfg.MaxFrameBytes {
+			rec, err := rd.Next(doneCtx)
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					nextErr = err
+				}
+				break
+			}
+			enc.Add(rec)
+		}
+		buf = enc.Payload(buf)
+		before := w.Written()
+		if err := w.WriteFrame(wire.TypeRecords, buf); err != nil {
+			return err
+		}
+		p.sentBytes.Add(w.Written() - before)
+		if nextErr != nil {
+			return nextErr
+		}
+	}
+}
+
+// readAcks reads the follower's acks until the stream ends.
+func (l *leader) readAcks(p *peer, r *wire.Reader) error {
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if f.Type != wire.TypeAck {
+			return fmt.Errorf("%w: %s frame from a follower", wire.ErrProtocol, f.Type)
+		}
+		a, err := wire.DecodeAck(f.Payload)
+		if err != nil {
+			return err
+		}
+		p.written.Store(a.Written)
+		p.durable.Store(a.Durable)
+		p.applied.Store(a.Applied)
+		if a.Durable+1 > p.need.Load() {
+			p.need.Store(a.Durable + 1)
+		}
+		l.mu.Lock()
+		now := time.Now()
+		if dt := now.Sub(p.rateAt); dt >= 500*time.Millisecond {
+			if !p.rateAt.IsZero() && a.Applied >= p.rateApplied {
+				p.applyRate.Store(math.Float64bits(float64(a.Applied-p.rateApplied) / dt.Seconds()))
+			}
+			p.rateAt, p.rateApplied = now, a.Applied
+		}
+		close(l.acked)
+		l.acked = make(chan struct{})
+		l.mu.Unlock()
+	}
+}
+
+func (l *leader) register(id string, s transport.Stream) *peer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.peers[id]
+	if p == nil {
+		p = &peer{id: id}
+		l.peers[id] = p
+	}
+	if p.stream != nil {
+		// A follower reconnecting before the leader noticed it left.
+		p.stream.Close()
+	}
+	p.stream = s
+	p.setState(StateHandshake)
+	return p
+}
+
+func (l *leader) unregister(p *peer, s transport.Stream) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p.stream == s {
+		p.stream = nil
+		p.setState(StateDisconnected)
+	}
+}
+
+// waitQuorum waits until q followers report seq durable.
+func (l *leader) waitQuorum(seq uint64, q int, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		count := 0
+		for _, p := range l.peers {
+			if p.durable.Load() >= seq {
+				count++
+			}
+		}
+		ch := l.acked
+		l.mu.Unlock()
+		if count >= q {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return fmt.Errorf("replicate: quorum of %d not reached within %v (seq %d is durable on %d followers): %w", q, timeout, seq, count, ErrQuorum)
+		case <-l.ctx.Done():
+			return logkv.ErrClosed
+		}
+	}
+}
+
+// retain returns the seq before which the log may be trimmed, at most upTo:
+// the oldest record a follower still needs, except followers whose need
+// would keep more than RetentionBytes, which are marked for a full resync
+// and disconnected.
+func (l *leader) retain(upTo uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	to := upTo
+	for _, p := range l.peers {
+		if p.needResync.Load() {
+			continue
+		}
+		need := p.need.Load()
+		if need >= to {
+			continue
+		}
+		if size := l.n.log.SizeFrom(need); size > l.n.cfg.RetentionBytes {
+			p.needResync.Store(true)
+			l.n.cfg.Logger.Warn("follower beyond the retention cap; marked for full resync", "follower", p.id, "need", need, "bytes", size, "cap", l.n.cfg.RetentionBytes)
+			if p.stream != nil {
+				p.stream.Close()
+			}
+			continue
+		}
+		to = need
+	}
+	return to
+}

@@ -1,0 +1,489 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/commitlog"
+)
+
+// Node is a running node: an engine behind a commit log, in the role of
+// leader (accepting writes, shipping its log) or follower (applying a
+// leader's). All its methods are safe for concurrent use.
+type Node struct {
+	cfg Config
+	log *commitlog.Log
+
+	engMu sync.RWMutex
+	eng   logkv.Engine
+
+	// The write pipeline: records are appended in seq order under wmu, made
+	// durable by group commit, then applied to the engine in seq order by
+	// whichever writer holds amu.
+	wmu     sync.Mutex
+	pending []pendingWrite
+	amu     sync.Mutex
+	applied atomic.Uint64
+	// appliedCh is closed and replaced whenever applied advances.
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
+	failed  atomic.Pointer[error] // a durable record the engine refused
+
+	progress progress
+
+	roleMu   sync.Mutex
+	role     Role
+	leader   *leader
+	follower *follower
+
+	checkpointSeq atomic.Uint64 // seq of the newest checkpoint (or engine sync)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+type pendingWrite struct {
+	seq  uint64
+	data []byte
+}
+
+// Open opens the node's log and engine, brings the engine up to the end of
+// the log (from a checkpoint first, if the engine came back empty), and
+// starts the configured role.
+func Open(cfg Config) (*Node, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("replicate: %w", err)
+	}
+	if err := cfg.FS.SyncDir(filepath.Dir(filepath.Clean(cfg.Dir))); err != nil {
+		return nil, fmt.Errorf("replicate: %w", err)
+	}
+	l, err := commitlog.Open(filepath.Join(cfg.Dir, "log"), &commitlog.Options{FS: cfg.FS, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: l, appliedCh: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.recover(); err != nil {
+		if n.eng != nil {
+			n.eng.Close()
+		}
+		l.Close()
+		return nil, err
+	}
+	switch cfg.Role {
+	case Leader:
+		err = n.becomeLeader(0)
+	case Follower:
+		n.becomeFollower(cfg.LeaderAddr)
+	}
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	if cfg.MaintainEvery > 0 {
+		n.wg.Go(n.maintainLoop)
+	}
+	return n, nil
+}
+
+// recover opens the engine and replays the log into it.
+func (n *Node) recover() error {
+	eng, err := n.cfg.OpenEngine(false)
+	if err != nil {
+		return fmt.Errorf("replicate: open engine: %w", err)
+	}
+	n.eng = eng
+	if eng.LastSeq() == 0 {
+		if seq, err := n.loadCheckpoint(eng); err != nil {
+			n.cfg.Logger.Warn("checkpoint not loaded", "err", err)
+			// A half-loaded engine is of no use: start again from empty.
+			eng.Close()
+			if n.eng, err = n.cfg.OpenEngine(true); err != nil {
+				return fmt.Errorf("replicate: open engine: %w", err)
+			}
+		} else if seq > 0 {
+			n.checkpointSeq.Store(seq)
+			n.cfg.Logger.Info("loaded checkpoint", "seq", seq)
+		}
+	}
+	last := n.eng.LastSeq()
+	switch {
+	case last > n.log.LastSeq():
+		// The engine is ahead of the log (a resync or checkpoint whose log
+		// reset did not survive): continue the log from the engine.
+		if err := n.log.Reset(last+1, n.historyUpTo(last)); err != nil {
+			return err
+		}
+	case last+1 < n.log.FirstSeq():
+		if n.cfg.Role == Leader {
+			return fmt.Errorf("%w: the engine is at seq %d but the log starts at %d", ErrNeedResync, last, n.log.FirstSeq())
+		}
+		n.cfg.Logger.Warn("engine behind the log's start; will resync", "engine", last, "log_first", n.log.FirstSeq())
+		if err := n.log.Reset(last+1, n.historyUpTo(last)); err != nil {
+			return err
+		}
+	}
+	n.applied.Store(last)
+	if last < n.log.LastSeq() {
+		if err := n.replay(last + 1); err != nil {
+			return err
+		}
+	}
+	if n.checkpointSeq.Load() == 0 && !n.cfg.Checkpoint {
+		n.checkpointSeq.Store(n.eng.LastSeq())
+	}
+	return nil
+}
+
+func (n *Node) historyUpTo(seq uint64) []commitlog.EpochStart {
+	var h []commitlog.EpochStart
+	for _, e := range n.log.History() {
+		if e.Seq <= seq+1 {
+			h = append(h, e)
+		}
+	}
+	return h
+}
+
+// replay applies the log's records from seq on to the engine.
+func (n *Node) replay(from uint64) error {
+	r, err := n.log.NewReader(from)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	last := n.log.DurableSeq()
+	var b logkv.Batch
+	for r.NextSeq() <= last {
+		rec, err := r.Next(context.Background()) // durable: never waits
+		if err != nil {
+			return fmt.Errorf("replicate: replay: %w", err)
+		}
+		if err := b.SetRepr(rec.Batch); err != nil {
+			return err
+		}
+		if err := n.eng.Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
+			return fmt.Errorf("replicate: replay seq %d: %w", rec.Seq, err)
+		}
+		n.applied.Store(rec.Seq)
+	}
+	n.cfg.Logger.Info("replayed the log", "from", from, "to", last)
+	return nil
+}
+
+// Engine returns the node's engine, for reads. On a follower the engine is
+// replaced by a full resync: take it again rather than keeping it.
+func (n *Node) Engine() logkv.Engine {
+	n.engMu.RLock()
+	defer n.engMu.RUnlock()
+	return n.eng
+}
+
+// Log returns the node's commit log.
+func (n *Node) Log() *commitlog.Log { return n.log }
+
+// Role returns the node's current role.
+func (n *Node) Role() Role {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	return n.role
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// LastSeq returns the seq of the newest batch applied to the engine.
+func (n *Node) LastSeq() uint64 { return n.applied.Load() }
+
+// Epoch returns the node's current epoch.
+func (n *Node) Epoch() uint64 { return n.log.Epoch() }
+
+// Addr returns the address the leader listens on ("" if none).
+func (n *Node) Addr() string {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	if n.leader != nil && n.leader.ln != nil {
+		return n.leader.ln.Addr()
+	}
+	return ""
+}
+
+// Write commits b on the leader: appends it to the commit log, waits for the
+// group fsync, applies it to the engine, and in Sync mode waits for the
+// quorum. It returns the batch's seq. b may be reused once Write returns.
+func (n *Node) Write(b *logkv.Batch) (uint64, error) {
+	if n.closed.Load() {
+		return 0, logkv.ErrClosed
+	}
+	if err := b.Err(); err != nil {
+		return 0, err
+	}
+	if b.Empty() {
+		return 0, nil
+	}
+	n.roleMu.Lock()
+	ld := n.leader
+	n.roleMu.Unlock()
+	if ld == nil {
+		return 0, ErrNotLeader
+	}
+	seq, err := n.commit(b.Repr())
+	if err != nil {
+		return 0, err
+	}
+	if n.cfg.AckMode == Sync {
+		if err := ld.waitQuorum(seq, n.cfg.Quorum, n.cfg.QuorumTimeout); err != nil {
+			if n.cfg.FallbackAsync {
+				n.cfg.Logger.Warn("quorum not reached; acknowledging as async (FallbackAsync)", "seq", seq, "err", err)
+				return seq, nil
+			}
+			return seq, err
+		}
+	}
+	return seq, nil
+}
+
+// commit appends, syncs and applies one batch encoding.
+func (n *Node) commit(data []byte) (uint64, error) {
+	if p := n.failed.Load(); p != nil {
+		return 0, *p
+	}
+	n.wmu.Lock()
+	seq, err := n.log.Append(data)
+	if err != nil {
+		n.wmu.Unlock()
+		return 0, err
+	}
+	n.pending = append(n.pending, pendingWrite{seq: seq, data: data})
+	n.progress.add(seq, int64(len(data)+commitlog.RecordHeaderSize+8))
+	n.wmu.Unlock()
+	if err := n.log.Sync(seq); err != nil {
+		return 0, err
+	}
+	if err := n.applyThrough(seq); err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// applyThrough applies the pending durable records up to seq, in order.
+func (n *Node) applyThrough(seq uint64) error {
+	n.amu.Lock()
+	defer n.amu.Unlock()
+	if p := n.failed.Load(); p != nil {
+		return *p
+	}
+	var b logkv.Batch
+	for n.applied.Load() < seq {
+		n.wmu.Lock()
+		w := n.pending[0]
+		n.pending[0] = pendingWrite{}
+		n.pending = n.pending[1:]
+		n.wmu.Unlock()
+		if err := b.SetRepr(w.data); err != nil {
+			return n.fail(err)
+		}
+		eng := n.Engine()
+		if err := eng.Apply(&b, &logkv.WriteOptions{Seq: w.seq}); err != nil {
+			return n.fail(fmt.Errorf("replicate: apply seq %d: %w", w.seq, err))
+		}
+		n.applied.Store(w.seq)
+	}
+	n.notifyApplied()
+	return nil
+}
+
+// notifyApplied wakes WaitApplied callers.
+func (n *Node) notifyApplied() {
+	n.appliedMu.Lock()
+	close(n.appliedCh)
+	n.appliedCh = make(chan struct{})
+	n.appliedMu.Unlock()
+}
+
+// WaitApplied waits until the engine has applied seq, or ctx is done, or
+// the node is closed.
+func (n *Node) WaitApplied(ctx context.Context, seq uint64) error {
+	for {
+		n.appliedMu.Lock()
+		ch := n.appliedCh
+		n.appliedMu.Unlock()
+		if n.applied.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("replicate: waiting for seq %d (applied %d): %w", seq, n.applied.Load(), ctx.Err())
+		case <-n.ctx.Done():
+			return logkv.ErrClosed
+		}
+	}
+}
+
+// fail makes the node refuse further writes: a durable record the engine
+// could not apply leaves the two out of step.
+func (n *Node) fail(err error) error {
+	n.failed.CompareAndSwap(nil, &err)
+	n.cfg.Logger.Error("engine refused a committed record; the node stops taking writes", "err", err)
+	return err
+}
+
+// Promote makes a follower the leader of a new epoch, newer than any it has
+// seen, listening on the configured ListenAddr.
+func (n *Node) Promote() error {
+	if n.closed.Load() {
+		return logkv.ErrClosed
+	}
+	n.roleMu.Lock()
+	if n.role == Leader {
+		n.roleMu.Unlock()
+		return nil
+	}
+	f := n.follower
+	n.follower = nil
+	n.roleMu.Unlock()
+	if f != nil {
+		f.stop()
+	}
+	epoch := n.log.Epoch()
+	if f != nil {
+		epoch = max(epoch, f.leaderEpoch.Load())
+	}
+	return n.becomeLeader(epoch + 1)
+}
+
+// Follow makes the node a follower of the leader at addr, stopping what it
+// did before (leading, or following another leader). A tail that diverged
+// from the new leader's history is cut (or the node resyncs) before it
+// follows.
+func (n *Node) Follow(addr string) error {
+	if n.closed.Load() {
+		return logkv.ErrClosed
+	}
+	if n.cfg.Transport == nil {
+		return errors.New("replicate: following needs a Transport")
+	}
+	n.roleMu.Lock()
+	ld, f := n.leader, n.follower
+	n.leader, n.follower = nil, nil
+	n.roleMu.Unlock()
+	if ld != nil {
+		ld.stop()
+	}
+	if f != nil {
+		f.stop()
+	}
+	n.becomeFollower(addr)
+	return nil
+}
+
+func (n *Node) becomeLeader(epoch uint64) error {
+	if epoch == 0 && n.log.Epoch() == 0 {
+		epoch = 1
+	}
+	if epoch > 0 {
+		if err := n.log.BeginEpoch(epoch); err != nil {
+			return err
+		}
+		n.cfg.Logger.Info("leading a new epoch", "epoch", epoch, "from_seq", n.log.LastSeq()+1)
+	}
+	ld, err := newLeader(n)
+	if err != nil {
+		return err
+	}
+	n.roleMu.Lock()
+	n.role, n.leader = Leader, ld
+	n.roleMu.Unlock()
+	return nil
+}
+
+func (n *Node) becomeFollower(addr string) {
+	f := newFollower(n, addr)
+	n.roleMu.Lock()
+	n.role, n.follower = Follower, f
+	n.roleMu.Unlock()
+	f.start()
+}
+
+// Close stops the node, then closes its log and engine. Calling it twice is
+// safe.
+func (n *Node) Close() error {
+	if n.closed.Swap(true) {
+		return nil
+	}
+	n.cancel()
+	n.roleMu.Lock()
+	ld, f := n.leader, n.follower
+	n.roleMu.Unlock()
+	if ld != nil {
+		ld.stop()
+	}
+	if f != nil {
+		f.stop()
+	}
+	n.wg.Wait()
+	err := n.log.Close()
+	if e := n.Engine().Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+func (n *Node) maintainLoop() {
+	t := time.NewTicker(n.cfg.MaintainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			if err := n.Maintain(); err != nil && !errors.Is(err, logkv.ErrClosed) {
+				n.cfg.Logger.Warn("maintenance failed", "err", err)
+			}
+		}
+	}
+}
+
+// Maintain writes a checkpoint if one is due, then trims the log as far as
+// the checkpoint (or the engine's durable state) and the followers allow,
+// marking followers past RetentionBytes for a full resync. The node calls it
+// every MaintainEvery; tests call it directly.
+func (n *Node) Maintain() error {
+	if n.closed.Load() {
+		return logkv.ErrClosed
+	}
+	last := n.applied.Load()
+	safe := n.checkpointSeq.Load()
+	if n.cfg.Checkpoint {
+		if last > safe && n.log.SizeFrom(safe+1) >= n.cfg.CheckpointEvery {
+			if err := n.Checkpoint(); err != nil {
+				return err
+			}
+		}
+	} else if last > safe {
+		if err := n.Engine().Sync(); err != nil {
+			return err
+		}
+		n.checkpointSeq.Store(last)
+	}
+	trimTo := n.checkpointSeq.Load() + 1
+	n.roleMu.Lock()
+	ld := n.leader
+	n.roleMu.Unlock()
+	if ld != nil {
+		trimTo = ld.retain(trimTo)
+	}
+	return n.log.TrimBefore(trimTo)
+}

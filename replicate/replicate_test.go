@@ -1,0 +1,224 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/commitlog"
+	"github.com/stretchr/testify/require"
+)
+
+func TestReplicateInMemory(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	cn := c.start("c", "a", func(cfg *Config) { cfg.Compress = true })
+	write(t, a, 0, 3000, 8)
+	requireConverged(t, a, b, cn)
+	st := a.Followers()
+	require.Len(t, st, 2)
+	for _, s := range st {
+		require.Equal(t, StateStreaming, s.State)
+		require.Equal(t, a.LastSeq(), s.Applied)
+		require.Zero(t, s.Resyncs, "fresh followers catch up from the log at seq 1")
+	}
+	require.Equal(t, Follower, b.Role())
+	_, err := b.Write(new(logkv.Batch))
+	require.NoError(t, err, "an empty batch is a no-op anywhere")
+	var one logkv.Batch
+	one.Set([]byte("k"), []byte("v"))
+	_, err = b.Write(&one)
+	require.ErrorIs(t, err, ErrNotLeader)
+}
+
+func TestFollowerRestartCatchesUp(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	write(t, a, 0, 500, 4)
+	requireConverged(t, a, b)
+	require.NoError(t, b.Checkpoint())
+	c.stop("b")
+	write(t, a, 500, 500, 4)
+	b = c.start("b", "a")
+	require.Equal(t, uint64(500), b.LastSeq(), "restarted from its checkpoint and log")
+	requireConverged(t, a, b)
+	require.Zero(t, b.Status().Resyncs, "caught up from its seq, no resync")
+	require.Zero(t, a.Followers()[0].Resyncs)
+}
+
+func TestWipedFollowerResyncs(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) { cfg.SegmentSize = 4 << 10 })
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	write(t, a, 0, 400, 4)
+	requireConverged(t, a, b)
+	// Trim the leader's log so that a wiped follower cannot catch up from
+	// seq 1.
+	require.NoError(t, a.Checkpoint())
+	require.NoError(t, a.Maintain())
+	require.Greater(t, a.Log().FirstSeq(), uint64(1))
+
+	c.stop("b")
+	c.wipe("b")
+	write(t, a, 400, 100, 2)
+	b = c.start("b", "a")
+	requireConverged(t, a, b)
+	require.Equal(t, uint64(1), b.Status().Resyncs)
+	require.Equal(t, uint64(1), a.Followers()[0].Resyncs)
+	// And it follows on from there.
+	write(t, a, 500, 100, 2)
+	requireConverged(t, a, b)
+}
+
+func TestRetentionCapResyncs(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) {
+		cfg.SegmentSize = 4 << 10
+		cfg.RetentionBytes = 32 << 10
+		cfg.Checkpoint = false // the memory engine then counts as durable: trim freely
+	})
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	write(t, a, 0, 100, 1)
+	requireConverged(t, a, b)
+	c.stop("b")
+	write(t, a, 100, 3000, 4)
+	require.Greater(t, a.Log().Size(), int64(64<<10))
+	require.NoError(t, a.Maintain())
+	st := a.Followers()
+	require.True(t, st[0].NeedResync, "b is past the cap")
+	require.Less(t, a.Log().Size(), int64(40<<10), "the log was trimmed past the dead follower")
+	_, err := a.Log().NewReader(101)
+	require.ErrorIs(t, err, commitlog.ErrTrimmed)
+
+	b = c.start("b", "a")
+	requireConverged(t, a, b)
+	require.Equal(t, uint64(1), a.Followers()[0].Resyncs)
+	require.False(t, a.Followers()[0].NeedResync)
+}
+
+func TestSyncQuorum(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) {
+		cfg.AckMode, cfg.Quorum, cfg.QuorumTimeout = Sync, 2, 300*time.Millisecond
+	})
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	cn := c.start("c", "a")
+	for i := range 200 {
+		var batch logkv.Batch
+		batch.Set(fmt.Appendf(nil, "k%d", i), []byte("v"))
+		seq, err := a.Write(&batch)
+		require.NoError(t, err)
+		// Acked: durable in both followers' logs already.
+		require.GreaterOrEqual(t, b.Log().DurableSeq(), seq)
+		require.GreaterOrEqual(t, cn.Log().DurableSeq(), seq)
+	}
+	// Kill the leader right after an ack: the followers' logs, as a power
+	// loss would leave them, hold every acked write.
+	last := a.LastSeq()
+	for _, id := range []string{"b", "c"} {
+		crashed := c.fs[id].CrashClone(vfsDrop())
+		l, err := commitlog.Open("node/log", &commitlog.Options{FS: crashed})
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, l.LastSeq(), last, id)
+		l.Close()
+	}
+
+	c.stop("c")
+	var batch logkv.Batch
+	batch.Set([]byte("lonely"), []byte("v"))
+	start := time.Now()
+	seq, err := a.Write(&batch)
+	require.ErrorIs(t, err, ErrQuorum)
+	require.Contains(t, err.Error(), "replicate: quorum of 2 not reached within 300ms")
+	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	require.Equal(t, a.LastSeq(), seq, "committed on the leader all the same")
+}
+
+func TestSyncQuorumFallback(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) {
+		cfg.AckMode, cfg.Quorum, cfg.QuorumTimeout, cfg.FallbackAsync = Sync, 1, 50*time.Millisecond, true
+	})
+	a := c.start("a", "")
+	var batch logkv.Batch
+	batch.Set([]byte("k"), []byte("v"))
+	_, err := a.Write(&batch)
+	require.NoError(t, err, "FallbackAsync acknowledges without the quorum")
+}
+
+func TestPromotionCutsDivergentTail(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	cn := c.start("c", "a")
+	write(t, a, 0, 300, 4)
+	requireConverged(t, a, b, cn)
+
+	// a is cut off: b is promoted and c follows it.
+	require.NoError(t, b.Promote())
+	require.Equal(t, uint64(2), b.Epoch())
+	require.NoError(t, cn.Follow("b"))
+	// The deposed a goes on taking writes nobody else will see.
+	var batch logkv.Batch
+	for i := range 20 {
+		batch.Reset()
+		batch.Set(fmt.Appendf(nil, "divergent%d", i), []byte("lost"))
+		_, err := a.Write(&batch)
+		require.NoError(t, err)
+	}
+	write(t, b, 300, 200, 4)
+	requireConverged(t, b, cn)
+
+	// a rejoins as b's follower: its tail past the fork point goes.
+	require.NoError(t, a.Follow("b"))
+	write(t, b, 500, 50, 2)
+	requireConverged(t, b, a, cn)
+	_, err := a.Engine().Get([]byte("divergent0"))
+	require.ErrorIs(t, err, logkv.ErrNotFound)
+	require.Equal(t, b.Log().History(), a.Log().History())
+	require.Equal(t, uint64(2), a.Epoch())
+	fork := commitlog.ForkPoint(a.Log().History(), a.Log().LastSeq(), b.Log().History(), b.Log().LastSeq())
+	require.Equal(t, b.Log().LastSeq(), fork, "a's log agrees with b's")
+
+	// Writes to the deposed node are refused now.
+	_, err = a.Write(&batch)
+	require.ErrorIs(t, err, ErrNotLeader)
+}
+
+func TestCheckpointRestart(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) { cfg.SegmentSize = 4 << 10 })
+	a := c.start("a", "")
+	write(t, a, 0, 1000, 4)
+	require.NoError(t, a.Checkpoint())
+	require.NoError(t, a.Maintain())
+	require.Greater(t, a.Log().FirstSeq(), uint64(1), "log trimmed before the checkpoint")
+	write(t, a, 1000, 200, 4)
+	want := scan(t, a.Engine())
+	last := a.LastSeq()
+	c.stop("a")
+	a = c.start("a", "")
+	require.Equal(t, last, a.LastSeq())
+	require.Equal(t, want, scan(t, a.Engine()))
+	write(t, a, 1200, 10, 1)
+	require.Equal(t, last+10, a.LastSeq())
+}
+
+func TestMaintainCheckpointsWhenDue(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) { cfg.SegmentSize = 4 << 10; cfg.CheckpointEvery = 16 << 10 })
+	a := c.start("a", "")
+	write(t, a, 0, 1000, 4)
+	require.NoError(t, a.Maintain())
+	require.Greater(t, a.Log().FirstSeq(), uint64(1))
+	require.Equal(t, a.LastSeq(), a.checkpointSeq.Load())
+}
+
+func TestWaitAppliedHonoursContext(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, a.WaitApplied(ctx, 5), context.Canceled)
+}
