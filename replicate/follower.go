@@ -261,4 +261,3 @@ func (f *follower) ack(w *wire.Writer) error {
 	n := f.n
 	return w.WriteFrame(wire.TypeAck, wire.AppendAck(nil, wire.Ack{Written: n.log.LastSeq(), Durable: n.log.DurableSeq(), Applied: n.applied.Load()}))
 }
-

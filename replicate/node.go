@@ -33,7 +33,7 @@ type Node struct {
 	// appliedCh is closed and replaced whenever applied advances.
 	appliedMu sync.Mutex
 	appliedCh chan struct{}
-	failed  atomic.Pointer[error] // a durable record the engine refused
+	failed    atomic.Pointer[error] // a durable record the engine refused
 
 	progress progress
 
