@@ -54,9 +54,9 @@ const (
 // and all unsynced directory entries are lost.
 type CrashOptions struct {
 	// Rand drives every random choice; seed it to make a failing crash
-	// reproducible. It is required by TornUnsyncedData, CorruptUnsyncedData
-	// and KeepEntryPrefix (CrashClone panics without it, rather than silently
-	// testing less than asked).
+	// reproducible. Every Data mode but DropUnsyncedData needs it, and so
+	// does KeepEntryPrefix: CrashClone panics without it rather than
+	// silently test less than asked.
 	Rand *rand.Rand
 	// Data is what happens to unsynced file data.
 	Data DataLoss
