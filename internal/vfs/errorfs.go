@@ -93,7 +93,9 @@ type InjectorFunc func(op Op) error
 func (f InjectorFunc) MaybeError(op Op) error { return f(op) }
 
 // ErrorFS wraps an FS, and the Files it opens, failing the operations its
-// Injector picks. Create it with NewErrorFS.
+// Injector picks. Create it with NewErrorFS. A failed operation does not
+// reach the wrapped FS (short writes aside): a failed Sync over a MemFS
+// leaves the data unsynced, so a crash loses it.
 type ErrorFS struct {
 	fs  FS
 	inj Injector

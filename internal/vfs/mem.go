@@ -294,9 +294,13 @@ func (fs *MemFS) Remove(name string) error {
 }
 
 // Rename renames oldname to newname, atomically replacing newname if it is
-// a file. Like os.Rename, it never replaces a directory. It is
-// durable after SyncDir of both directories; until then a crash may undo it,
-// but never half-apply it within one directory.
+// a file. Like os.Rename, it never replaces a directory. It is durable after
+// SyncDir of both directories; until then a crash may undo it, but never
+// half-apply it within one directory. Between two directories of which only
+// one was synced, a crash leaves it half done, as POSIX allows: a file
+// under both names (one file, like a hard link) when only the destination
+// was synced, under neither when only the source was; a directory, which
+// cannot have two names, stays where it is now if that entry is durable.
 func (fs *MemFS) Rename(oldname, newname string) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
