@@ -538,10 +538,11 @@ func (db *DB) rotate() error {
 		return db.werr
 	}
 	storeMax(&db.synced, db.pos)
-	if err := db.hook("rotate-after-sync"); err != nil {
-		return err
+	err := db.hook("rotate-after-sync")
+	if err == nil {
+		err = db.newActive()
 	}
-	if err := db.newActive(); err != nil {
+	if err != nil {
 		db.werr = fmt.Errorf("%w (the engine refuses further writes; reopen it)", err)
 		return db.werr
 	}
@@ -567,7 +568,7 @@ func (db *DB) worker() {
 			return
 		case <-db.kick:
 		}
-		db.writeMissingHints()
+		db.writeMissingHints(false)
 		if !db.opts.DisableAutoMerge {
 			db.mergeMu.Lock()
 			_, err := db.mergeLocked()
@@ -605,6 +606,8 @@ func (db *DB) Close() error {
 	db.wg.Wait()
 	db.mergeMu.Lock() // wait out a DB.Merge in progress (it sees quit)
 	db.mergeMu.Unlock()
+
+	db.writeMissingHints(true) // the files rotated out since the worker's last round
 
 	db.wmu.Lock()
 	err := db.werr

@@ -559,7 +559,7 @@ func (db *DB) writeFileAtomic(name string, b []byte) error {
 
 // writeMissingHints writes the hints of closed files that lack one (files
 // rotated out since the last run, and files Open had to scan).
-func (db *DB) writeMissingHints() {
+func (db *DB) writeMissingHints(force bool) {
 	db.wmu.Lock()
 	active := db.active
 	db.wmu.Unlock()
@@ -575,6 +575,9 @@ func (db *DB) writeMissingHints() {
 	for _, df := range todo {
 		select {
 		case <-db.quit:
+			if force {
+				_ = db.writeHint(df)
+			}
 		default:
 			_ = db.writeHint(df) // failure leaves the file to be scanned at Open
 		}
