@@ -289,7 +289,7 @@ func dump(t *testing.T, fs *MemFS) string {
 	var buf bytes.Buffer
 	var walk func(dir string)
 	walk = func(dir string) {
-		names, err := fs.List(dir)
+		names, err := fs.List(dir + "/")
 		require.NoError(t, err)
 		for _, name := range names {
 			p := dir + "/" + name

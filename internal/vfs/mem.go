@@ -146,7 +146,8 @@ func (fs *MemFS) setEntries(changes ...entryChange) {
 // split cleans name and returns its components ("" or "/" is the root,
 // with no components).
 func split(name string) []string {
-	name = filepath.ToSlash(filepath.Clean(name))
+	// Rooted before cleaning, so that ".." cannot climb above the root.
+	name = filepath.ToSlash(filepath.Clean("/" + name))
 	name = strings.Trim(name, "/")
 	if name == "" || name == "." {
 		return nil
@@ -194,6 +195,9 @@ func (fs *MemFS) lookupDir(comps []string) (*memNode, error) {
 // lookupParent returns the parent directory of name and name's last
 // component. The root has no parent: it returns an EINVAL-like error.
 func (fs *MemFS) lookupParent(name string) (*memNode, string, error) {
+	if name == "" {
+		return nil, "", syscall.ENOENT
+	}
 	comps := split(name)
 	if len(comps) == 0 {
 		return nil, "", syscall.EINVAL
@@ -207,6 +211,9 @@ func (fs *MemFS) lookupParent(name string) (*memNode, string, error) {
 
 // lookup returns the node at name.
 func (fs *MemFS) lookup(name string) (*memNode, error) {
+	if name == "" {
+		return nil, syscall.ENOENT
+	}
 	comps := split(name)
 	if len(comps) == 0 {
 		return fs.root, nil
@@ -361,6 +368,9 @@ func (fs *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 }
 
 func (fs *MemFS) mkdirAll(dir string) ([]*memNode, error) {
+	if dir == "" {
+		return nil, pathErr("mkdir", dir, syscall.ENOENT)
+	}
 	d := fs.root
 	path := []*memNode{d}
 	for _, c := range split(dir) {

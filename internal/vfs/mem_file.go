@@ -8,6 +8,11 @@ import (
 	"syscall"
 )
 
+// maxFileSize bounds a MemFS file, which lives in memory: a write or
+// truncate past it fails with EFBIG rather than exhaust memory (the OS would
+// make a sparse file).
+const maxFileSize = 1 << 34
+
 // memFile is an open MemFS file: a node plus a position shared by Read and
 // Write, like an OS file descriptor.
 type memFile struct {
@@ -98,6 +103,9 @@ func (f *memFile) Write(p []byte) (int, error) {
 		f.pos = int64(len(n.data))
 	}
 	end := f.pos + int64(len(p))
+	if end > maxFileSize {
+		return 0, pathErr("write", f.name, syscall.EFBIG)
+	}
 	n.markDirty(min(f.pos, int64(len(n.data))))
 	if end > int64(len(n.data)) {
 		n.data = growZero(n.data, end)
@@ -146,6 +154,9 @@ func (f *memFile) Truncate(size int64) error {
 	}
 	if size < 0 {
 		return pathErr("truncate", f.name, syscall.EINVAL)
+	}
+	if size > maxFileSize {
+		return pathErr("truncate", f.name, syscall.EFBIG)
 	}
 	n := f.n
 	if size == int64(len(n.data)) {

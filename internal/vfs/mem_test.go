@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -375,6 +376,18 @@ func TestMemFSErrors(t *testing.T) {
 	_, err = fs.Lock("/d/LOCK")
 	require.NoError(t, err, "a new file under the old name is not locked")
 	require.NoError(t, l.Close())
+
+	_, err = fs.Stat("")
+	require.ErrorIs(t, err, os.ErrNotExist, "the empty name names nothing")
+	require.ErrorIs(t, fs.MkdirAll("", 0o755), os.ErrNotExist)
+	require.NoError(t, fs.MkdirAll("../../up", 0o755))
+	_, err = fs.Stat("/up")
+	require.NoError(t, err, ".. stops at the root")
+
+	big, err := fs.Create("/big")
+	require.NoError(t, err)
+	require.ErrorIs(t, big.Truncate(1<<40), syscall.EFBIG, "a memory file is bounded")
+	require.NoError(t, big.Close())
 
 	fi, err := fs.Stat("/")
 	require.NoError(t, err)
