@@ -130,38 +130,16 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 	zipfItems := startRecords + uint64(float64(ops)*wl.insert*2)
 	var zetaLatest float64
 	if dist == DistLatest {
-		zetaLatest = zeta(startRecords, cfg.ZipfConstant)
+		zetaLatest = zeta(startRecords, cfg.ZipfConstant) // once, not per worker
 	}
-	type gens struct {
-		scr *scrambledZipfian
-		lat *latest
-	}
-	perWorker := make([]gens, cfg.Threads)
+	choosers := make([]chooser, cfg.Threads)
 	setup := func(w *worker) error {
-		switch dist {
-		case DistZipfian:
-			perWorker[w.id].scr = newScrambledZipfian(zipfItems, cfg.ZipfConstant)
-		case DistLatest:
-			perWorker[w.id].lat = &latest{z: newZipfianZeta(startRecords, cfg.ZipfConstant, zetaLatest)}
-		}
+		choosers[w.id] = newChooser(dist, startRecords, zipfItems, cfg.ZipfConstant, zetaLatest)
 		return nil
 	}
 	t, err := runWorkers(ctx, b, setup, func(ctx context.Context, w *worker) error {
-		g := perWorker[w.id]
-		choose := func() uint64 {
-			limit := st.ack.limit.Load()
-			switch dist {
-			case DistZipfian:
-				for {
-					if k := g.scr.next(w.rng); k < limit {
-						return k
-					}
-				}
-			case DistLatest:
-				return g.lat.next(w.rng, limit)
-			}
-			return w.rng.Uint64N(limit)
-		}
+		c := choosers[w.id]
+		choose := func() uint64 { return c.next(w.rng, st.ack.limit.Load()) }
 		lo, hi := share(ops, cfg.Threads, w.id)
 		end := time.Now().Add(cfg.Duration)
 		for i := lo; timed || i < hi; i++ {

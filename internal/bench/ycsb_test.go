@@ -175,7 +175,7 @@ func TestLatestFavoursRecent(t *testing.T) {
 	const draws = 100_000
 	r := rand.New(rand.NewPCG(5, 6))
 	limit := uint64(10_000)
-	l := newLatest(limit, 0.99)
+	l := newChooser(DistLatest, limit, limit, 0.99, 0)
 	newest := 0
 	for range draws {
 		k := l.next(r, limit)
@@ -200,32 +200,46 @@ func TestLatestFavoursRecent(t *testing.T) {
 }
 
 func TestUniformIsFlat(t *testing.T) {
-	// The uniform chooser is rand's Uint64N over the acknowledged records:
-	// check it with a chi-squared test over 100 buckets (99 degrees of
+	// A chi-squared test over 100 buckets of the records (99 degrees of
 	// freedom: the 99.9% critical value is 148.2).
-	const buckets, draws = 100, 100_000
-	r := rand.New(rand.NewPCG(7, 8))
-	counts := make([]int, buckets)
+	const n, buckets, draws = 10_000, 100, 100_000
+	chi2 := func(c chooser, seed uint64) float64 {
+		r := rand.New(rand.NewPCG(seed, 8))
+		counts := make([]int, buckets)
+		for range draws {
+			counts[c.next(r, n)*buckets/n]++
+		}
+		exp := float64(draws) / buckets
+		chi := 0.0
+		for _, c := range counts {
+			chi += (float64(c) - exp) * (float64(c) - exp) / exp
+		}
+		return chi
+	}
+	require.Less(t, chi2(newChooser(DistUniform, n, n, 0.99, 0), 1), 148.2)
+	// The test can fail: the skewed choosers fail it.
+	require.Greater(t, chi2(newChooser(DistLatest, n, n, 0.99, 0), 2), 148.2)
+	require.Greater(t, chi2(plainZipfian{newZipfian(n, 0.99)}, 3), 148.2)
+}
+
+// plainZipfian is the unscrambled zipfian as a chooser.
+type plainZipfian struct{ z *zipfian }
+
+func (c plainZipfian) next(r *rand.Rand, limit uint64) uint64 { return c.z.next(r) }
+
+// TestZipfianChooserRedraws: records past the limit (not inserted yet) are
+// never chosen, and the skew holds among those that are.
+func TestZipfianChooserRedraws(t *testing.T) {
+	const n, limit, draws = 20_000, 10_000, 100_000
+	c := newChooser(DistZipfian, limit, n, 0.99, 0)
+	r := rand.New(rand.NewPCG(9, 10))
+	counts := make([]int, limit)
 	for range draws {
-		counts[r.Uint64N(10_000)*buckets/10_000]++
+		k := c.next(r, limit)
+		require.Less(t, k, uint64(limit))
+		counts[k]++
 	}
-	exp := float64(draws) / buckets
-	chi := 0.0
-	for _, c := range counts {
-		chi += (float64(c) - exp) * (float64(c) - exp) / exp
-	}
-	require.Less(t, chi, 148.2)
-	// And the zipfian fails the same test, so the test can fail.
-	z := newZipfian(10_000, 0.99)
-	clear(counts)
-	for range draws {
-		counts[z.next(r)*buckets/10_000]++
-	}
-	chi = 0
-	for _, c := range counts {
-		chi += (float64(c) - exp) * (float64(c) - exp) / exp
-	}
-	require.Greater(t, chi, 148.2)
+	require.Greater(t, topShare(counts, 0.01, draws), 0.10)
 }
 
 func TestAckCounter(t *testing.T) {

@@ -142,10 +142,6 @@ type latest struct {
 	z *zipfian
 }
 
-func newLatest(items uint64, theta float64) *latest {
-	return &latest{z: newZipfian(max(items, 1), theta)}
-}
-
 // next draws from [0, limit): limit-1 is the newest record.
 func (l *latest) next(r *rand.Rand, limit uint64) uint64 {
 	l.z.grow(limit)
@@ -193,4 +189,42 @@ func (a *ackCounter) ack(n uint64) {
 		lim++
 	}
 	a.limit.Store(lim)
+}
+
+// chooser picks the record an operation targets among the limit records
+// inserted so far (limit >= 1). Each worker has its own.
+type chooser interface {
+	next(r *rand.Rand, limit uint64) uint64
+}
+
+// newChooser returns the chooser of distribution dist for a run starting with
+// records records. A zipfian chooser spans items records (YCSB: the records
+// plus twice the inserts expected) and redraws those not inserted yet;
+// zetaRecords, if non-zero, is zeta(records, theta), computed once for all
+// workers.
+func newChooser(dist string, records, items uint64, theta, zetaRecords float64) chooser {
+	switch dist {
+	case DistZipfian:
+		return zipfianChooser{newScrambledZipfian(max(items, records, 1), theta)}
+	case DistLatest:
+		if zetaRecords == 0 {
+			zetaRecords = zeta(max(records, 1), theta)
+		}
+		return &latest{z: newZipfianZeta(max(records, 1), theta, zetaRecords)}
+	}
+	return uniformChooser{}
+}
+
+type uniformChooser struct{}
+
+func (uniformChooser) next(r *rand.Rand, limit uint64) uint64 { return r.Uint64N(limit) }
+
+type zipfianChooser struct{ s *scrambledZipfian }
+
+func (c zipfianChooser) next(r *rand.Rand, limit uint64) uint64 {
+	for {
+		if k := c.s.next(r); k < limit {
+			return k
+		}
+	}
 }
