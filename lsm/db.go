@@ -231,7 +231,7 @@ func (d *DB) recover() error {
 	snap.LogNum, snap.NextFileNum, snap.LastSeq = d.logNum, d.nextFileNum, lastSeq
 	// createManifest syncs the directory, which makes the new WAL's and
 	// tables' entries durable too.
-	mw, err := createManifest(d.fs, d.dir, manifestNum, snap)
+	mw, err := createManifest(d.fs, d.dir, manifestNum, snap, nil)
 	if err != nil {
 		if d.wal != nil {
 			d.wal.close()
@@ -356,10 +356,7 @@ func (d *DB) logAndApply(e *manifest.Edit, also func()) error {
 		d.mu.Unlock()
 		snap := nv.Snapshot()
 		snap.LogNum, snap.NextFileNum, snap.LastSeq = e.LogNum, num+1, max(e.LastSeq, d.manifestLastSeq())
-		if d.testHooks.beforeManifestRotate != nil {
-			d.testHooks.beforeManifestRotate()
-		}
-		mw, err := createManifest(d.fs, d.dir, num, snap)
+		mw, err := createManifest(d.fs, d.dir, num, snap, d.testHooks.midManifestRotate)
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ func smallOptions(fs vfs.FS) *Options {
 		BlockSize:             512,
 		CacheSize:             1 << 20,
 		MaxOpenFiles:          16,
-		MaxManifestSize:       4 << 10,
+		MaxManifestSize:       256,
 	}
 }
 

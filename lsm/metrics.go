@@ -25,7 +25,7 @@ type metrics struct {
 type testHooks struct {
 	afterFlushTable       func()
 	afterCompactionTables func()
-	beforeManifestRotate  func()
+	midManifestRotate     func() // new manifest synced, CURRENT not yet switched
 }
 
 // Metrics returns the DB's counters and gauges; after Close, their last

@@ -38,7 +38,9 @@ func (m *manifestWriter) add(e *manifest.Edit) error {
 // snap, syncs it, and makes CURRENT name it (write a temporary file, sync,
 // rename over CURRENT, sync the directory). A crash at any point leaves
 // CURRENT naming either the old manifest or the new, complete one.
-func createManifest(fs vfs.FS, dir string, num uint64, snap *manifest.Edit) (*manifestWriter, error) {
+//
+// mid, if not nil, runs between the two (a test hook).
+func createManifest(fs vfs.FS, dir string, num uint64, snap *manifest.Edit, mid func()) (*manifestWriter, error) {
 	name := manifestName(num)
 	f, err := fs.Create(joinPath(dir, name))
 	if err != nil {
@@ -48,6 +50,9 @@ func createManifest(fs vfs.FS, dir string, num uint64, snap *manifest.Edit) (*ma
 	if err := m.add(snap); err != nil {
 		f.Close()
 		return nil, err
+	}
+	if mid != nil {
+		mid()
 	}
 	if err := setCurrent(fs, dir, name); err != nil {
 		f.Close()
