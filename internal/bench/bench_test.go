@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +196,44 @@ func init() {
 		return wrongEngine{e}, err
 	})
 	logkv.Register("benchfake2", open)
+	// benchpersist keeps each directory's engine across Close and Open, for
+	// -use_existing_db.
+	var mu sync.Mutex
+	kept := map[string]*fakeEngine{}
+	logkv.Register("benchpersist", func(dir string, opts any) (logkv.Engine, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e, ok := kept[dir]; ok {
+			if _, err := os.Stat(dir); err == nil {
+				e.mu.Lock()
+				e.closed = false
+				e.mu.Unlock()
+				return e, nil
+			}
+		}
+		e, err := open(dir, opts)
+		kept[dir] = e.(*fakeEngine)
+		return e, err
+	})
+}
+
+// TestUseExisting: a -dir run keeps its database; a later run with
+// -use_existing_db reads it without a fill and verifies every key.
+func TestUseExisting(t *testing.T) {
+	cfg := testConfig("benchpersist")
+	cfg.Dir = t.TempDir()
+	cfg.Benchmarks = []string{"fillrandom"}
+	runCfg(t, cfg)
+	_, err := os.Stat(filepath.Join(cfg.Dir, "benchpersist"))
+	require.NoError(t, err, "-dir is kept")
+
+	cfg.UseExisting = true
+	cfg.Benchmarks = []string{"readrandom", "readseq"}
+	res, _ := runCfg(t, cfg)
+	for _, r := range res {
+		require.Equal(t, int64(cfg.Num), r.Found, r.Benchmark)
+		require.Zero(t, r.Errors, r.Benchmark)
+	}
 }
 
 func TestVerifyCatchesLostWrites(t *testing.T) {
@@ -363,4 +403,26 @@ func TestEngineOrderAlternates(t *testing.T) {
 	require.Equal(t, 1.0, summary[0].Ratio)
 	require.Positive(t, summary[1].Ratio)
 	require.Contains(t, out, "ratio to benchfake")
+}
+
+// TestTempDirRemoved: without -dir the run's temporary directory is removed
+// at the end, unless -keep.
+func TestTempDirRemoved(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	for _, keep := range []bool{false, true} {
+		cfg := testConfig("benchfake")
+		cfg.Keep = keep
+		cfg.Benchmarks = []string{"fillseq"}
+		_, out := runCfg(t, cfg)
+		i := strings.Index(out, "; dir ")
+		require.Positive(t, i, out)
+		dir := strings.TrimSpace(strings.SplitN(out[i+len("; dir "):], "\n", 2)[0])
+		require.True(t, strings.HasPrefix(dir, os.Getenv("TMPDIR")), dir)
+		_, err := os.Stat(dir)
+		if keep {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, os.ErrNotExist)
+		}
+	}
 }

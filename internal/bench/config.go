@@ -197,8 +197,8 @@ func (c *Config) Validate() error {
 		return bad("-value_size %d: must be 0..16777216", c.ValueSize)
 	case c.Compressibility <= 0 || c.Compressibility > 1:
 		return bad("-compressibility %g: must be in (0, 1]", c.Compressibility)
-	case c.Threads < 1 || c.Threads > 4096:
-		return bad("-threads %d: must be 1..4096", c.Threads)
+	case c.Threads < 1 || c.Threads > 1024:
+		return bad("-threads %d: must be 1..1024 (each thread keeps its own histograms)", c.Threads)
 	case c.Batch < 1 || c.Batch > 1<<20:
 		return bad("-batch %d: must be 1..1048576", c.Batch)
 	case c.Rounds < 1:
