@@ -49,10 +49,10 @@
 // torn tails and half-synced directories; report the seed on failure.
 //
 // To crash at every interesting instant rather than at the end, wrap the
-// MemFS in an ErrorFS whose Injector fails nothing but takes the clone when
-// the chosen operation (the nth Sync, say) is about to run; the
-// ExampleInjectorFunc example does this. The Injector runs outside MemFS's
-// lock, so it may call CrashClone.
+// MemFS in an ErrorFS with a CrashPoint (CrashAt): it fails nothing, but
+// takes the clone just before the nth operation of some kinds (the nth
+// Sync, say). Loop n from 1 to the Count of a first run. Any Injector may
+// call CrashClone: ErrorFS calls it outside MemFS's lock.
 //
 // # Crashes in the conformance suite
 //

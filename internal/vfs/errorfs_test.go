@@ -254,3 +254,79 @@ func TestErrorFSConcurrent(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int64(4*(1+100+1)), nth.Count())
 }
+
+func TestCrashAt(t *testing.T) {
+	// Count first.
+	mem := NewMem()
+	counter := CrashAt(mem, 0, OpWrite, CrashOptions{})
+	fs := NewErrorFS(mem, counter)
+	f, err := fs.Create("/f")
+	require.NoError(t, err)
+	require.NoError(t, fs.SyncDir("/"))
+	for range 10 {
+		_, err := f.Write([]byte("x"))
+		require.NoError(t, err)
+		require.NoError(t, f.Sync())
+	}
+	require.Equal(t, int64(10), counter.Count())
+	crashed, before := counter.Crashed()
+	require.False(t, before)
+	require.Equal(t, "xxxxxxxxxx", readFile(t, crashed, "/f"))
+
+	// Crash before the 4th write, from writers on two goroutines.
+	mem = NewMem()
+	cp := CrashAt(mem, 4, OpWrite, CrashOptions{})
+	fs = NewErrorFS(mem, cp)
+	require.NoError(t, fs.MkdirAll("/d", 0o755))
+	require.NoError(t, fs.SyncDir("/"))
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := "/d/" + string(rune('a'+w))
+			f, err := fs.Create(name)
+			if !assertNoErr(t, err) {
+				return
+			}
+			defer f.Close()
+			assertNoErr(t, fs.SyncDir("/d"))
+			for range 3 {
+				_, err := f.Write([]byte("y"))
+				assertNoErr(t, err)
+				assertNoErr(t, f.Sync())
+			}
+		}()
+	}
+	wg.Wait()
+	crashed, before = cp.Crashed()
+	require.True(t, before)
+	total := 0
+	names, err := crashed.List("/d")
+	require.NoError(t, err)
+	for _, name := range names {
+		got := readFile(t, crashed, "/d/"+name)
+		require.Equal(t, strings.Repeat("y", len(got)), got)
+		total += len(got)
+	}
+	// A write counted is not yet done, so on two goroutines at most three
+	// synced writes precede the clone.
+	require.LessOrEqual(t, total, 3)
+
+	// On one goroutine, exactly three.
+	mem = NewMem()
+	cp = CrashAt(mem, 4, OpWrite, CrashOptions{})
+	fs = NewErrorFS(mem, cp)
+	f, err = fs.Create("/f")
+	require.NoError(t, err)
+	require.NoError(t, fs.SyncDir("/"))
+	for range 6 {
+		_, err := f.Write([]byte("z"))
+		require.NoError(t, err)
+		require.NoError(t, f.Sync())
+	}
+	crashed, before = cp.Crashed()
+	require.True(t, before)
+	require.Equal(t, "zzz", readFile(t, crashed, "/f"))
+	require.Equal(t, "zzzzzz", readFile(t, mem, "/f"), "the workload went on")
+}

@@ -75,9 +75,8 @@ func ExampleCrashOptions() {
 	// seed 3: "synced|"
 }
 
-// Crash at each fsync in turn: an Injector that fails nothing but takes a
-// crash clone just before the chosen sync runs.
-func ExampleInjectorFunc() {
+// Crash before each fsync in turn, and at the end.
+func ExampleCrashAt() {
 	run := func(fs vfs.FS) {
 		f, _ := fs.Create("/log")
 		_ = fs.SyncDir("/")
@@ -85,28 +84,19 @@ func ExampleInjectorFunc() {
 			_ = appendRecord(f, rec, true)
 		}
 	}
-	for n := 1; n <= 4; n++ {
+	for n := int64(1); n <= 5; n++ {
 		mem := vfs.NewMem()
-		syncs := 0
-		var crashed *vfs.MemFS
-		run(vfs.NewErrorFS(mem, vfs.InjectorFunc(func(op vfs.Op) error {
-			if op.Kind&(vfs.OpSync|vfs.OpSyncDir) != 0 {
-				if syncs++; syncs == n {
-					crashed = mem.CrashClone(vfs.CrashOptions{})
-				}
-			}
-			return nil
-		})))
-		if crashed == nil {
-			crashed = mem.CrashClone(vfs.CrashOptions{})
-		}
-		fmt.Printf("crash before sync %d: %q\n", n, contents(crashed, "/log"))
+		cp := vfs.CrashAt(mem, n, vfs.OpSync|vfs.OpSyncDir, vfs.CrashOptions{})
+		run(vfs.NewErrorFS(mem, cp))
+		crashed, before := cp.Crashed()
+		fmt.Printf("n=%d before=%v: %q\n", n, before, contents(crashed, "/log"))
 	}
 	// Output:
-	// crash before sync 1: "<open /log: no such file or directory>"
-	// crash before sync 2: ""
-	// crash before sync 3: "a"
-	// crash before sync 4: "ab"
+	// n=1 before=true: "<open /log: no such file or directory>"
+	// n=2 before=true: ""
+	// n=3 before=true: "a"
+	// n=4 before=true: "ab"
+	// n=5 before=false: "abc"
 }
 
 // Fail the second fsync, and check the error.

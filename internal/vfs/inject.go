@@ -146,3 +146,55 @@ func Any(injs ...Injector) Injector {
 		return nil
 	})
 }
+
+// CrashPoint is an Injector that fails nothing: just before the nth
+// operation of its kinds runs, it takes a crash clone of a MemFS. Wrap the
+// MemFS in an ErrorFS with it, run a workload, and reopen on Crashed to
+// check recovery from a power loss at that instant; loop n over 1..Count of
+// a first run to crash at every one. Create it with CrashAt.
+type CrashPoint struct {
+	mem   *MemFS
+	n     int64
+	kinds OpKind
+	o     CrashOptions
+	count atomic.Int64
+
+	mu    sync.Mutex
+	clone *MemFS
+}
+
+// CrashAt returns a CrashPoint cloning mem with o before the nth operation
+// of the given kinds (with n <= 0, never: it only counts).
+func CrashAt(mem *MemFS, n int64, kinds OpKind, o CrashOptions) *CrashPoint {
+	return &CrashPoint{mem: mem, n: n, kinds: kinds, o: o}
+}
+
+// MaybeError takes the clone if op is the nth of its kinds, and returns
+// nil.
+func (c *CrashPoint) MaybeError(op Op) error {
+	if op.Kind&c.kinds == 0 {
+		return nil
+	}
+	if c.count.Add(1) == c.n {
+		clone := c.mem.CrashClone(c.o)
+		c.mu.Lock()
+		c.clone = clone
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// Count returns how many operations of its kinds it has seen.
+func (c *CrashPoint) Count() int64 { return c.count.Load() }
+
+// Crashed returns the clone taken before the nth operation and true, or,
+// if fewer operations ran, a clone taken now and false.
+func (c *CrashPoint) Crashed() (*MemFS, bool) {
+	c.mu.Lock()
+	clone := c.clone
+	c.mu.Unlock()
+	if clone != nil {
+		return clone, true
+	}
+	return c.mem.CrashClone(c.o), false
+}
