@@ -14,8 +14,8 @@ func InjectedError(op Op) error {
 }
 
 // Nth is an Injector that counts the operations of some kinds and fails the
-// nth of them (counting from 1), and with Sticky also every later one.
-// Create it with FailNth or FailFrom.
+// nth of them (counting from 1) and, when made by FailFrom, every later one
+// too. Create it with FailNth or FailFrom.
 //
 // A test that wants to fail each operation in turn first runs its scenario
 // with FailNth(0, kinds), which fails nothing, to learn Count, then reruns it
