@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -103,7 +104,7 @@ func TestValueCompressibility(t *testing.T) {
 func TestDBBenchmarks(t *testing.T) {
 	for _, engine := range testEngines() {
 		for _, tc := range []struct{ threads, batch int }{{1, 1}, {3, 7}} {
-			t.Run(engine, func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/threads=%d/batch=%d", engine, tc.threads, tc.batch), func(t *testing.T) {
 				cfg := testConfig(engine)
 				cfg.Threads, cfg.Batch = tc.threads, tc.batch
 				cfg.Benchmarks = append(DBBenchmarks, "readrandom", "readseq")

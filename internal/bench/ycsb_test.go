@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -17,7 +18,7 @@ func TestYCSBWorkloads(t *testing.T) {
 	const ops = 4000
 	for _, engine := range testEngines() {
 		for _, threads := range []int{1, 3} {
-			t.Run(engine, func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/threads=%d", engine, threads), func(t *testing.T) {
 				cfg := testConfig(engine)
 				cfg.Benchmarks = YCSBWorkloads
 				cfg.Ops = ops
