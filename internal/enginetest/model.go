@@ -35,7 +35,7 @@ type ModelOptions struct {
 // RunModel runs random operations against the engine and a simple model of
 // it (a map; snapshots and iterators are copies of it), checking the engine
 // against the model after every step: LastSeq, a forward and a backward scan,
-// and whatever the step read.
+// and whatever the step read (and a Get of every key every 50 steps).
 //
 // The operations are Set, Delete and Apply of batches (with keys drawn from a
 // small set, so that overwrites and deletes hit existing keys), with random
@@ -132,6 +132,7 @@ func (r *modelRun) weightedOps(caps Capabilities) []func() {
 	add(20, r.set)
 	add(10, r.delete)
 	add(12, r.batch)
+	add(1, r.rewriteAll)
 	add(1, r.emptyBatch)
 	add(2, r.invalidWrite)
 	add(8, r.get)
@@ -172,12 +173,17 @@ func (r *modelRun) value() string {
 	case n < 11:
 		return strings.Repeat(strconv.Itoa(r.step), 1+r.rng.IntN(4096))
 	default:
-		b := make([]byte, 1+r.rng.IntN(16))
-		for i := range b {
-			b[i] = "\x00\xffabcdefgh0123"[r.rng.IntN(14)]
-		}
-		return string(b)
+		return r.smallValue()
 	}
+}
+
+// smallValue returns 1 to 16 random bytes.
+func (r *modelRun) smallValue() string {
+	b := make([]byte, 1+r.rng.IntN(16))
+	for i := range b {
+		b[i] = "\x00\xffabcdefgh0123"[r.rng.IntN(14)]
+	}
+	return string(b)
 }
 
 func (r *modelRun) logf(format string, args ...any) {
@@ -259,6 +265,32 @@ func (r *modelRun) batch() {
 			}
 		}
 	})
+}
+
+// rewriteAll overwrites every key with a value of a few hundred bytes to a
+// few KiB, in one batch or one Set each: enough data over a run to make
+// engines flush, rotate files, compact and merge under the model.
+func (r *modelRun) rewriteAll() {
+	one := r.rng.IntN(2) == 0
+	r.logf("rewrite every key (in one batch: %v)", one)
+	var b logkv.Batch
+	upd := state{}
+	for _, k := range modelKeys {
+		v := strings.Repeat(r.smallValue()+"|", 16+r.rng.IntN(240))
+		if one {
+			b.Set([]byte(k), []byte(v))
+			upd[k] = v
+			continue
+		}
+		o := &logkv.WriteOptions{}
+		require.NoError(r.t, r.h.e.Set([]byte(k), []byte(v), o), "Set(%q)", k)
+		r.committed(o, func(s state) { s[k] = v })
+	}
+	if one {
+		o := &logkv.WriteOptions{}
+		require.NoError(r.t, r.h.e.Apply(&b, o), "Apply")
+		r.committed(o, func(s state) { maps.Copy(s, upd) })
+	}
 }
 
 func (r *modelRun) emptyBatch() {
@@ -450,4 +482,9 @@ func (r *modelRun) check() {
 	r.t.Helper()
 	require.Equal(r.t, r.lastSeq, r.h.e.LastSeq(), "LastSeq after step %d", r.step)
 	requireScan(r.t, r.h.e, r.model, fmt.Sprintf("after step %d", r.step))
+	if r.step%50 == 0 {
+		for _, k := range modelKeys {
+			r.requireGet(r.h.e, r.model, k, fmt.Sprintf("after step %d", r.step))
+		}
+	}
 }
