@@ -1,0 +1,121 @@
+package skiplist
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/stretchr/testify/require"
+)
+
+func ikey(k string, seq uint64, kind base.Kind) []byte {
+	return base.AppendInternalKey(nil, []byte(k), seq, kind)
+}
+
+// TestModel inserts random versions and checks order, Get, seeks and both
+// directions against a sorted slice.
+func TestModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := New(1 << 20)
+	var keys [][]byte
+	for seq := uint64(1); seq <= 2000; seq++ {
+		k := ikey(fmt.Sprintf("k%03d", rng.IntN(300)), seq, base.Kind(rng.IntN(2)))
+		require.NoError(t, s.Add(k, []byte(fmt.Sprint(seq))))
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, base.Compare)
+	it := s.NewIter()
+	i := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		require.Equal(t, keys[i], it.Key())
+		require.Equal(t, fmt.Sprint(base.Seq(keys[i])), string(it.Value()))
+		i++
+	}
+	require.Equal(t, len(keys), i)
+	i = len(keys) - 1
+	for ok := it.Last(); ok; ok = it.Prev() {
+		require.Equal(t, keys[i], it.Key())
+		i--
+	}
+	require.Equal(t, -1, i)
+	for n := 0; n < 500; n++ {
+		target := ikey(fmt.Sprintf("k%03d", rng.IntN(310)), uint64(rng.IntN(2100)), base.KindSet)
+		j, _ := slices.BinarySearchFunc(keys, target, base.Compare)
+		if it.SeekGE(target) {
+			require.Equal(t, keys[j], it.Key())
+		} else {
+			require.Equal(t, len(keys), j)
+		}
+		if it.SeekLT(target) {
+			require.Equal(t, keys[j-1], it.Key())
+		} else {
+			require.Equal(t, 0, j)
+		}
+		// Get: newest version of the user key with seq <= target's.
+		uk := base.UserKey(target)
+		v, _, ok := s.Get(uk, base.Seq(target))
+		if j < len(keys) && string(base.UserKey(keys[j])) == string(uk) {
+			require.True(t, ok)
+			require.Equal(t, fmt.Sprint(base.Seq(keys[j])), string(v))
+		} else {
+			require.False(t, ok)
+		}
+	}
+}
+
+func TestFull(t *testing.T) {
+	s := New(1024)
+	var err error
+	for i := 0; err == nil; i++ {
+		err = s.Add(ikey(fmt.Sprint(i), 1, base.KindSet), make([]byte, 50))
+	}
+	require.ErrorIs(t, err, ErrFull)
+	require.LessOrEqual(t, s.Size(), s.Capacity())
+}
+
+// TestConcurrentReaders runs readers while one writer inserts: every reader
+// sees a sorted list and every entry added before it started.
+func TestConcurrentReaders(t *testing.T) {
+	s := New(4 << 20)
+	const n = 5000
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				before := s.Len()
+				it := s.NewIter()
+				var prev []byte
+				count := int64(0)
+				for ok := it.First(); ok; ok = it.Next() {
+					if prev != nil && base.Compare(prev, it.Key()) >= 0 {
+						t.Errorf("out of order: %s then %s", base.Format(prev), base.Format(it.Key()))
+						return
+					}
+					prev = append(prev[:0], it.Key()...)
+					count++
+				}
+				if count < before {
+					t.Errorf("saw %d entries, %d were added before", count, before)
+					return
+				}
+			}
+		}()
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < n; i++ {
+		require.NoError(t, s.Add(ikey(fmt.Sprintf("%08d", rng.IntN(1e8)), uint64(i+1), base.KindSet), []byte("v")))
+	}
+	close(done)
+	wg.Wait()
+}
