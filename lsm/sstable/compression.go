@@ -82,8 +82,8 @@ var (
 			zstd.WithEncoderLevel(zstd.SpeedFastest),
 			zstd.WithEncoderConcurrency(1),
 			zstd.WithLowerEncoderMem(true),
-			zstd.WithEncoderCRC(false), // the block trailer has a CRC
-			zstd.WithWindowSize(1<<20))
+			zstd.WithEncoderCRC(false),   // the block trailer has a CRC
+			zstd.WithSingleSegment(true)) // the frame records the block's size
 		if err != nil {
 			panic(err) // only for invalid options, fixed above
 		}

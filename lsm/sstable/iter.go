@@ -46,7 +46,7 @@ func (r *Reader) NewIter(lower, upper []byte) *Iter {
 		i.upperKey = base.AppendInternalKey(nil, upper, base.MaxSeq, base.KindSet)
 		i.upper = base.UserKey(i.upperKey)
 	}
-	i.err = i.s.index.init(r.index, true, r.name, 0)
+	i.err = i.s.index.init(r.index, true, r.name, r.indexOff)
 	return i
 }
 
@@ -59,7 +59,7 @@ func (i *Iter) usable() bool {
 func (i *Iter) loadBlock() bool {
 	h, ok := decodeHandle(i.s.index.val)
 	if !ok {
-		i.err = i.r.corrupt(0, "index: bad block handle %x", i.s.index.val)
+		i.err = i.r.corrupt(i.r.indexOff, "index: bad block handle %x", i.s.index.val)
 		return false
 	}
 	if i.dataLoaded && h == i.dataH {
@@ -82,24 +82,24 @@ func (i *Iter) loadBlock() bool {
 // skipForward moves past exhausted blocks to the next entry, stopping at a
 // block that starts at or after upper.
 func (i *Iter) skipForward() bool {
-	s := &i.s
-	for !(*s).data.valid {
-		if err := (*s).data.err; err != nil {
+	s := i.s
+	for !s.data.valid {
+		if err := s.data.err; err != nil {
 			i.err = err
 			return false
 		}
 		// Every key of a later block sorts after this block's separator.
-		if i.upper != nil && bytes.Compare(base.UserKey((*s).index.key), i.upper) >= 0 {
+		if i.upper != nil && bytes.Compare(base.UserKey(s.index.key), i.upper) >= 0 {
 			return false
 		}
-		if !(*s).index.Next() {
-			i.err = (*s).index.err
+		if !s.index.Next() {
+			i.err = s.index.err
 			return false
 		}
 		if !i.loadBlock() {
 			return false
 		}
-		(*s).data.First()
+		s.data.First()
 	}
 	return true
 }

@@ -49,6 +49,7 @@ type Reader struct {
 	cache    *Cache
 	fileNum  uint64
 	index    []byte // the decompressed index block, held for the Reader's life
+	indexOff int64  // its offset in the file, for errors
 	filter   filter
 	hasFlt   bool
 	meta     Meta
@@ -103,7 +104,8 @@ func open(f vfs.File, size int64, o ReaderOptions, verify bool) (*Reader, error)
 		return nil, err
 	}
 	var bi blockIter
-	if err := bi.init(r.index, true, r.name, int64(ft.index.offset)); err != nil {
+	r.indexOff = int64(ft.index.offset)
+	if err := bi.init(r.index, true, r.name, r.indexOff); err != nil {
 		return nil, err
 	}
 	if ft.filter.length > 0 {
@@ -291,7 +293,7 @@ func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, fou
 	s := r.newState()
 	defer r.getState.Put(s)
 	s.key = base.AppendInternalKey(s.key[:0], ukey, min(seq, base.MaxSeq), base.KindSet)
-	if err := s.index.init(r.index, true, r.name, 0); err != nil {
+	if err := s.index.init(r.index, true, r.name, r.indexOff); err != nil {
 		return nil, 0, false, err
 	}
 	// The first block whose separator is >= the search key holds the entry
@@ -300,7 +302,7 @@ func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, fou
 	for ok := s.index.SeekGE(s.key); ok; ok = s.index.Next() {
 		h, hok := decodeHandle(s.index.val)
 		if !hok {
-			return nil, 0, false, r.corrupt(0, "index: bad block handle %x", s.index.val)
+			return nil, 0, false, r.corrupt(r.indexOff, "index: bad block handle %x", s.index.val)
 		}
 		b, err := r.dataBlock(h)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/logkv/logkv"
@@ -450,4 +451,51 @@ func TestWriterIOError(t *testing.T) {
 	}
 	_, err = w.Close()
 	require.Error(t, errors.Join(addErr, err))
+}
+
+// TestConcurrentReads runs Gets and scans on one Reader from several
+// goroutines through a cache small enough to evict (run with -race).
+func TestConcurrentReads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	entries := genEntries(rng, 1000, 3)
+	fs := vfs.NewMem()
+	writeTable(t, fs, "t.sst", entries, WriterOptions{BlockSize: 512, RestartInterval: 8, Compression: Zstd, BloomBitsPerKey: 10})
+	r := openTable(t, fs, "t.sst", ReaderOptions{Cache: NewCache(16 << 10), FileNum: 1})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 3))
+			for n := range 300 {
+				if n%50 == 0 {
+					it := r.NewIter(nil, nil)
+					i := 0
+					for ok := it.First(); ok; ok = it.Next() {
+						if !bytes.Equal(it.Key(), entries[i].key) {
+							errs <- fmt.Errorf("scan %d: %s", i, base.Format(it.Key()))
+							return
+						}
+						i++
+					}
+					if err := it.Close(); err != nil || i != len(entries) {
+						errs <- fmt.Errorf("scan: %v after %d", err, i)
+						return
+					}
+				}
+				e := entries[rng.IntN(len(entries))]
+				v, _, ok, err := r.Get(base.UserKey(e.key), base.Seq(e.key))
+				if err != nil || !ok || !bytes.Equal(v, e.value) {
+					errs <- fmt.Errorf("Get(%s) = %q %v %v", base.Format(e.key), v, ok, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 }
