@@ -107,7 +107,7 @@ func (n *memNode) sync() {
 		return
 	}
 	c := n.syncedPrefix()
-	n.synced = append(n.synced[:c], n.data[c:]...)
+	n.synced = append(growCap(n.synced[:c], len(n.data)), n.data[c:]...)
 	n.dirty = false
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"slices"
 	"syscall"
 )
 
@@ -118,9 +117,21 @@ func (f *memFile) Write(p []byte) (int, error) {
 // growZero extends b to size bytes, the new bytes zero.
 func growZero(b []byte, size int64) []byte {
 	old := len(b)
-	b = slices.Grow(b, int(size)-old)[:size]
+	b = growCap(b, int(size))[:size]
 	clear(b[old:]) // stale bytes from before a Truncate may lie there
 	return b
+}
+
+// growCap returns b with capacity for size bytes, doubling when it grows:
+// files mostly grow by small appends, and append's gentler growth for large
+// slices would copy a big file many times over.
+func growCap(b []byte, size int) []byte {
+	if size <= cap(b) {
+		return b
+	}
+	nb := make([]byte, len(b), max(size, 2*cap(b)))
+	copy(nb, b)
+	return nb
 }
 
 // Sync makes the file's content, including truncations, durable.
