@@ -188,9 +188,9 @@ func (b *blockIter) restartKey(i int) ([]byte, bool) {
 	d := b.data
 	p := off
 	var shared, unshared uint64
-	if p+2 <= len(d) && d[p]|d[p+1] < 0x80 {
+	if p+3 <= len(d) && d[p]|d[p+1]|d[p+2] < 0x80 {
 		shared, unshared = uint64(d[p]), uint64(d[p+1])
-		p += 2
+		p += 3
 	} else {
 		var n int
 		if shared, n = binary.Uvarint(d[p:]); n <= 0 {
@@ -201,12 +201,11 @@ func (b *blockIter) restartKey(i int) ([]byte, bool) {
 			return nil, b.corrupt("bad key length varint at %d", p)
 		}
 		p += n
+		if _, n = binary.Uvarint(d[p:]); n <= 0 {
+			return nil, b.corrupt("bad value length varint at %d", p)
+		}
+		p += n
 	}
-	_, n := binary.Uvarint(d[p:])
-	if n <= 0 {
-		return nil, b.corrupt("bad value length varint at %d", p)
-	}
-	p += n
 	if shared != 0 || unshared > uint64(len(d)-p) {
 		return nil, b.corrupt("restart entry at %d: shared %d, key length %d", off, shared, unshared)
 	}

@@ -38,13 +38,20 @@ func (r *Reader) NewIter(lower, upper []byte) *Iter {
 		return i
 	}
 	i.s = r.newState()
-	if lower != nil {
-		i.lowerKey = base.AppendInternalKey(nil, lower, base.MaxSeq, base.KindSet)
-		i.lower = base.UserKey(i.lowerKey)
-	}
-	if upper != nil {
-		i.upperKey = base.AppendInternalKey(nil, upper, base.MaxSeq, base.KindSet)
-		i.upper = base.UserKey(i.upperKey)
+	if lower != nil || upper != nil {
+		// One allocation for both bounds' seek keys.
+		buf := make([]byte, 0, len(lower)+len(upper)+2*base.TrailerSize)
+		if lower != nil {
+			buf = base.AppendInternalKey(buf, lower, base.MaxSeq, base.KindSet)
+			i.lowerKey = buf[:len(buf):len(buf)]
+			i.lower = base.UserKey(i.lowerKey)
+		}
+		if upper != nil {
+			start := len(buf)
+			buf = base.AppendInternalKey(buf, upper, base.MaxSeq, base.KindSet)
+			i.upperKey = buf[start:]
+			i.upper = base.UserKey(i.upperKey)
+		}
 	}
 	i.err = i.s.index.init(r.index, true, r.name, r.indexOff)
 	return i
