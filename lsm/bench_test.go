@@ -88,6 +88,12 @@ func BenchmarkSyncWriters(b *testing.B) {
 				}(w)
 			}
 			wg.Wait()
+			b.StopTimer()
+			for _, m := range db.Metrics().Detail {
+				if m.Name == "lsm_wal_syncs_total" && m.Value > 0 {
+					b.ReportMetric(float64(writers*per)/m.Value, "writes/fsync")
+				}
+			}
 		})
 	}
 }

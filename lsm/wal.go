@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -80,6 +81,7 @@ type walWriter struct {
 	written  int64 // offset up to which the file holds the data
 	synced   int64 // offset up to which the data is durable
 	writing  bool  // a leader is writing (and maybe syncing) outside mu
+	syncers  int   // goroutines in syncTo
 	err      error // sticky: the segment failed
 	closed   bool
 
@@ -151,9 +153,23 @@ func (w *walWriter) writeLocked(sync bool) {
 func (w *walWriter) syncTo(end int64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	yielded := w.syncers == 0
+	w.syncers++
+	defer func() { w.syncers-- }()
 	for w.synced < end && w.err == nil {
 		if w.writing {
 			w.cond.Wait()
+			continue
+		}
+		if !yielded {
+			// Before leading while others sync too, let writers just released by the previous
+			// sync append their next records, so this sync covers them too:
+			// without it, groups stay small, alternating between those
+			// released and those that waited.
+			yielded = true
+			w.mu.Unlock()
+			runtime.Gosched()
+			w.mu.Lock()
 			continue
 		}
 		w.writeLocked(true)
