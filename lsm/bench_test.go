@@ -17,7 +17,13 @@ func benchKey(buf []byte, i uint64) []byte {
 	return binary.BigEndian.AppendUint64(buf, i*0x9e3779b97f4a7c15)
 }
 
+func BenchmarkSetSeq(b *testing.B) { benchSet(b, func(i uint64) uint64 { return i }) }
+
 func BenchmarkSet(b *testing.B) {
+	benchSet(b, func(i uint64) uint64 { return i * 0x5851f42d4c957f2d })
+}
+
+func benchSet(b *testing.B, keyOf func(uint64) uint64) {
 	db, err := Open(b.TempDir(), &Options{MemtableSize: benchMemtableSize})
 	require.NoError(b, err)
 	defer db.Close()
@@ -26,7 +32,7 @@ func BenchmarkSet(b *testing.B) {
 	b.SetBytes(116)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		k = benchKey(k, uint64(i)*0x5851f42d4c957f2d)
+		k = benchKey(k, keyOf(uint64(i)))
 		if err := db.Set(k, v, nil); err != nil {
 			b.Fatal(err)
 		}
