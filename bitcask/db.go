@@ -115,11 +115,15 @@ func Open(dir string, o *Options) (*DB, error) {
 		lock.Close()
 		return nil, err
 	}
+	for _, df := range db.files {
+		db.mapFile(df, df.size)
+	}
 	db.wmu.Lock()
 	err = db.newActive()
 	db.wmu.Unlock()
 	if err != nil {
 		db.closeFiles()
+		db.dropFiles()
 		lock.Close()
 		return nil, err
 	}
@@ -184,34 +188,19 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // to dst. The caller holds a reference on df.
 func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst []byte) ([]byte, error) {
 	size := recordSize(len(key), int(vlen))
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	if cap(*bp) < size {
-		*bp = make([]byte, size)
-	}
-	buf := (*bp)[:size]
 	end := int64(off) + int64(size)
-	fromBuffer := false
-	if end > df.flushed.Load() {
-		// Still in the write buffer, unless a flush moved it since.
-		db.wmu.Lock()
-		if flushed := df.flushed.Load(); end > flushed {
-			if db.active != df || int64(off) < flushed || end-flushed > int64(len(db.buf)) {
-				db.wmu.Unlock()
-				return nil, logkv.CorruptError(df.path, int64(off), "record beyond the written data")
-			}
-			copy(buf, db.buf[int64(off)-flushed:end-flushed])
-			fromBuffer = true
+	var buf []byte
+	if mm := df.mm.Load(); mm != nil && end <= int64(len(*mm)) {
+		buf = (*mm)[off:end]
+	} else {
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		if cap(*bp) < size {
+			*bp = make([]byte, size)
 		}
-		db.wmu.Unlock()
-	}
-	if !fromBuffer {
-		n, err := df.f.ReadAt(buf, int64(off))
-		if n < size {
-			if err == nil || errors.Is(err, io.EOF) {
-				return nil, logkv.CorruptError(df.path, int64(off), "record of %d bytes runs past the end of the file", size)
-			}
-			return nil, fmt.Errorf("bitcask: read %s at %d: %w", df.path, off, err)
+		buf = (*bp)[:size]
+		if err := db.readAt(df, buf, off); err != nil {
+			return nil, err
 		}
 	}
 	r, why := decodeRecord(buf)
@@ -227,6 +216,47 @@ func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst [
 	return append(dst, r.value...), nil
 }
 
+// readAt reads the record at off into buf, from the file or, for a record
+// still in the write buffer, from there.
+func (db *DB) readAt(df *dataFile, buf []byte, off uint32) error {
+	size := len(buf)
+	end := int64(off) + int64(size)
+	fromBuffer := false
+	if end > df.flushed.Load() {
+		// Still in the write buffer, unless a flush moved it since.
+		db.wmu.Lock()
+		if flushed := df.flushed.Load(); end > flushed {
+			if db.active != df || int64(off) < flushed || end-flushed > int64(len(db.buf)) {
+				db.wmu.Unlock()
+				return logkv.CorruptError(df.path, int64(off), "record beyond the written data")
+			}
+			copy(buf, db.buf[int64(off)-flushed:end-flushed])
+			fromBuffer = true
+		}
+		db.wmu.Unlock()
+	}
+	if !fromBuffer {
+		n, err := df.f.ReadAt(buf, int64(off))
+		if n < size {
+			if err == nil || errors.Is(err, io.EOF) {
+				return logkv.CorruptError(df.path, int64(off), "record of %d bytes runs past the end of the file", size)
+			}
+			return fmt.Errorf("bitcask: read %s at %d: %w", df.path, off, err)
+		}
+	}
+	return nil
+}
+
+// mapFile maps the closed file df for reads, unless options say not to.
+func (db *DB) mapFile(df *dataFile, size int64) {
+	if db.opts.DisableMmap {
+		return
+	}
+	if b := mapFile(df.f, size); b != nil {
+		df.mm.Store(&b)
+	}
+}
+
 // unref drops a reference on df, releasing it at zero.
 func (db *DB) unref(df *dataFile) {
 	if df.refs.Add(-1) == 0 {
@@ -237,6 +267,11 @@ func (db *DB) unref(df *dataFile) {
 // release closes a file nobody uses any more, and deletes it if a committed
 // merge replaced it.
 func (db *DB) release(df *dataFile) {
+	defer func() {
+		if mm := df.mm.Swap(nil); mm != nil {
+			unmapFile(*mm)
+		}
+	}()
 	db.fileMu.Lock()
 	defer db.fileMu.Unlock()
 	if db.filesClosed {
@@ -538,6 +573,7 @@ func (db *DB) rotate() error {
 		return db.werr
 	}
 	storeMax(&db.synced, db.pos)
+	db.mapFile(old, old.size)
 	err := db.hook("rotate-after-sync")
 	if err == nil {
 		err = db.newActive()
@@ -640,10 +676,25 @@ func (db *DB) Close() error {
 	db.wmu.Unlock()
 
 	db.closeFiles()
+	db.dropFiles()
 	if lerr := db.lock.Close(); err == nil {
 		err = lerr
 	}
 	return err
+}
+
+// dropFiles drops the file set's references after closeFiles: each file's
+// mapping goes when the last snapshot, iterator or read using it lets go.
+func (db *DB) dropFiles() {
+	db.kmu.RLock()
+	files := make([]*dataFile, 0, len(db.files))
+	for _, df := range db.files {
+		files = append(files, df)
+	}
+	db.kmu.RUnlock()
+	for _, df := range files {
+		db.unref(df)
+	}
 }
 
 func (db *DB) closeFiles() {

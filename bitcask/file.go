@@ -65,6 +65,10 @@ type dataFile struct {
 	// flushed is how many bytes ReadAt can see; the rest of size is still in
 	// the write buffer (only for the active file).
 	flushed atomic.Int64
+	// mm maps the closed file read-only (nil for the active file, on
+	// filesystems without file descriptors, or with Options.DisableMmap).
+	// It is unmapped when refs drops to zero, so no reader can hold it then.
+	mm atomic.Pointer[[]byte]
 
 	// Guarded by DB.kmu.
 	size      int64           // bytes written, buffered ones included

@@ -398,6 +398,7 @@ func (db *DB) mergeLocked() (bool, error) {
 		df.hasHint = true
 		df.records = o.records
 		df.minSeq, df.maxSeq = o.minSeq, o.maxSeq
+		db.mapFile(df, o.size)
 		db.files[o.id] = df
 		outFiles[i] = df
 	}

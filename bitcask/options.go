@@ -65,6 +65,13 @@ type Options struct {
 	// request.
 	DisableAutoMerge bool `yaml:"disable_auto_merge"`
 
+	// DisableMmap makes reads of closed files use ReadAt (pread) instead of
+	// a read-only memory map of the file. Mapping saves a system call per
+	// value, which is most of the cost of a key-order scan whose values are
+	// scattered over the files. The active file is always read with ReadAt
+	// (or from the write buffer).
+	DisableMmap bool `yaml:"disable_mmap"`
+
 	// FS is the filesystem the DB uses. Default vfs.Default (the operating
 	// system's); tests pass an in-memory one.
 	FS vfs.FS `yaml:"-"`

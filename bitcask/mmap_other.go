@@ -1,0 +1,9 @@
+//go:build !unix
+
+package bitcask
+
+import "github.com/logkv/logkv/internal/vfs"
+
+func mapFile(f vfs.File, size int64) []byte { return nil }
+
+func unmapFile(b []byte) {}

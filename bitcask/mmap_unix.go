@@ -1,0 +1,30 @@
+//go:build unix
+
+package bitcask
+
+import (
+	"syscall"
+
+	"github.com/logkv/logkv/internal/vfs"
+)
+
+// mapFile maps the first size bytes of a closed data file read-only, or
+// returns nil when f is not an OS file (MemFS, ErrorFS) or mapping fails;
+// reads then go through ReadAt.
+func mapFile(f vfs.File, size int64) []byte {
+	fd, ok := f.(interface{ Fd() uintptr })
+	if !ok || size <= 0 || size > maxFileSizeLimit*2 {
+		return nil
+	}
+	b, err := syscall.Mmap(int(fd.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func unmapFile(b []byte) {
+	if b != nil {
+		_ = syscall.Munmap(b)
+	}
+}
