@@ -112,7 +112,7 @@ func TestBrokenEnginesCaught(t *testing.T) {
 	}
 	for _, v := range brokenVariants {
 		t.Run(v.name, func(t *testing.T) {
-			args := []string{"-test.run=^TestBrokenChild$/" + v.run, "-test.count=1"}
+			args := []string{"-test.run=^TestBrokenChild$/" + v.run, "-test.count=1", "-test.timeout=5m"}
 			if testing.Short() {
 				args = append(args, "-test.short")
 			}

@@ -24,7 +24,7 @@ func (s state) sortedKeys() []string {
 func requireGet(t *testing.T, r logkv.Reader, key, want string, msgAndArgs ...any) {
 	t.Helper()
 	got, err := r.Get([]byte(key))
-	require.NoError(t, err, append([]any{"Get(%q)", key}, msgAndArgs...)...)
+	require.NoError(t, err, "Get(%q) %s", key, fmt.Sprint(msgAndArgs...))
 	require.Equal(t, want, string(got), "Get(%q) %s", key, fmt.Sprint(msgAndArgs...))
 }
 

@@ -315,6 +315,7 @@ func testIter(t *testing.T, open OpenFunc, caps Capabilities) {
 		k := []byte("b")
 		require.True(t, c.it.SeekGE(k))
 		c.m.do(seekGE("b"))
+		c.trace = append(c.trace, `SeekGE("b"), its buffer then changed to "a"`)
 		copy(k, "a")
 		c.steps(next, prev, prev)
 		c.close()
