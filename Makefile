@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      ?= ./...
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.6.1
 
 .PHONY: help test race short lint fmt vet staticcheck fuzz fuzz-seeds bench run
 

@@ -1,0 +1,812 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/logkv/logkv"
+)
+
+// command is one entry of the command table.
+type command struct {
+	name string
+	// arity follows Redis: n > 0 means exactly n arguments (the name
+	// included), n < 0 at least -n.
+	arity int
+	// write marks commands that change data: refused on a follower, and
+	// followed by a Sync before the pipeline's replies go out.
+	write bool
+	// noAuth commands run before AUTH.
+	noAuth bool
+	run    func(n *Node, c *client, args [][]byte)
+	// id indexes the command's per-node metrics.
+	id int
+}
+
+var (
+	commandTable = map[string]*command{}
+	commandList  []*command
+)
+
+func init() {
+	for _, c := range []*command{
+		{name: "ping", arity: -1, noAuth: true, run: cmdPing},
+		{name: "echo", arity: 2, run: cmdEcho},
+		{name: "get", arity: 2, run: cmdGet},
+		{name: "set", arity: -3, write: true, run: cmdSet},
+		{name: "setnx", arity: 3, write: true, run: cmdSetNX},
+		{name: "del", arity: -2, write: true, run: cmdDel},
+		{name: "unlink", arity: -2, write: true, run: cmdDel},
+		{name: "exists", arity: -2, run: cmdExists},
+		{name: "mget", arity: -2, run: cmdMGet},
+		{name: "mset", arity: -3, write: true, run: cmdMSet},
+		{name: "incr", arity: 2, write: true, run: cmdIncr},
+		{name: "decr", arity: 2, write: true, run: cmdIncr},
+		{name: "incrby", arity: 3, write: true, run: cmdIncr},
+		{name: "decrby", arity: 3, write: true, run: cmdIncr},
+		{name: "type", arity: 2, run: cmdType},
+		{name: "ttl", arity: 2, run: cmdTTL},
+		{name: "pttl", arity: 2, run: cmdTTL},
+		{name: "scan", arity: -2, run: cmdScan},
+		{name: "dbsize", arity: 1, run: cmdDBSize},
+		{name: "info", arity: -1, run: cmdInfo},
+		{name: "role", arity: 1, run: cmdRole},
+		{name: "wait", arity: 3, run: cmdWait},
+		{name: "replicaof", arity: 3, run: cmdReplicaOf},
+		{name: "slaveof", arity: 3, run: cmdReplicaOf},
+		{name: "auth", arity: -2, noAuth: true, run: cmdAuth},
+		{name: "select", arity: 2, run: cmdSelect},
+		{name: "config", arity: -2, run: cmdConfig},
+		{name: "command", arity: -1, run: cmdCommand},
+		{name: "hello", arity: -1, noAuth: true, run: cmdHello},
+		{name: "client", arity: -2, noAuth: true, run: cmdClient},
+		{name: "quit", arity: -1, noAuth: true, run: cmdQuit},
+	} {
+		c.id = len(commandList)
+		commandList = append(commandList, c)
+		commandTable[c.name] = c
+	}
+}
+
+// lookup finds a command by its case-insensitive name without allocating.
+func lookup(name []byte) *command {
+	var buf [16]byte
+	if len(name) > len(buf) {
+		return nil
+	}
+	for i, b := range name {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		buf[i] = b
+	}
+	return commandTable[string(buf[:len(name)])]
+}
+
+// Replies Redis clients expect, word for word.
+const (
+	errSyntax       = "ERR syntax error"
+	errNotInteger   = "ERR value is not an integer or out of range"
+	errOverflow     = "ERR increment or decrement would overflow"
+	errNoAuth       = "NOAUTH Authentication required."
+	errWrongPass    = "WRONGPASS invalid username-password pair or user is disabled."
+	errReadOnly     = "READONLY You can't write against a read only replica."
+	errDBIndex      = "ERR DB index is out of range"
+	errNoPassword   = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+	errNoProto      = "NOPROTO sorry, this protocol version is not supported: logkv speaks RESP2"
+	errTooManyConns = "ERR max number of clients reached"
+)
+
+func unknownCommand(args [][]byte) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ERR unknown command '%.128s', with args beginning with: ", args[0])
+	for _, a := range args[1:min(len(args), 4)] {
+		fmt.Fprintf(&b, "'%.128s' ", a)
+	}
+	return b.String()
+}
+
+func wrongArity(name string) string {
+	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", name)
+}
+
+// replyErr writes err as a Redis error, mapping the engine's errors to what a
+// user can act on.
+func (n *Node) replyErr(c *client, err error) {
+	switch {
+	case errors.Is(err, logkv.ErrClosed):
+		c.conn.WriteError("ERR server is shutting down")
+	case errors.Is(err, logkv.ErrCorrupt):
+		n.log.Error("corruption reading data", "err", err)
+		c.conn.WriteError("ERR " + err.Error())
+	default:
+		c.conn.WriteError("ERR " + err.Error())
+	}
+	c.failed = true
+}
+
+func (n *Node) checkKey(c *client, key []byte) bool {
+	if len(key) == 0 {
+		c.fail("ERR empty keys are not allowed")
+		return false
+	}
+	if len(key) > n.cfg.Limits.MaxKeySize {
+		c.fail(fmt.Sprintf("ERR key too large: %d bytes, the limit is %d (limits.max_key_size)", len(key), n.cfg.Limits.MaxKeySize))
+		return false
+	}
+	return true
+}
+
+func (n *Node) checkValue(c *client, v []byte) bool {
+	if len(v) > n.cfg.Limits.MaxValueSize {
+		c.fail(fmt.Sprintf("ERR value too large: %d bytes, the limit is %d (limits.max_value_size)", len(v), n.cfg.Limits.MaxValueSize))
+		return false
+	}
+	return true
+}
+
+func cmdPing(n *Node, c *client, args [][]byte) {
+	switch len(args) {
+	case 1:
+		c.conn.WriteString("PONG")
+	case 2:
+		c.conn.WriteBulk(args[1])
+	default:
+		c.fail(wrongArity("ping"))
+	}
+}
+
+func cmdEcho(n *Node, c *client, args [][]byte) { c.conn.WriteBulk(args[1]) }
+
+func cmdGet(n *Node, c *client, args [][]byte) {
+	v, err := n.engine.Get(args[1])
+	switch {
+	case errors.Is(err, logkv.ErrNotFound):
+		c.conn.WriteNull()
+	case err != nil:
+		n.replyErr(c, err)
+	default:
+		c.conn.WriteBulk(v)
+	}
+}
+
+// cmdSet: SET key value [NX | XX] [GET]. Expiry options are refused: logkv
+// keys do not expire.
+func cmdSet(n *Node, c *client, args [][]byte) {
+	key, value := args[1], args[2]
+	var nx, xx, get bool
+	for _, a := range args[3:] {
+		switch strings.ToLower(string(a)) {
+		case "nx":
+			nx = true
+		case "xx":
+			xx = true
+		case "get":
+			get = true
+		case "ex", "px", "exat", "pxat", "keepttl":
+			c.fail(fmt.Sprintf("ERR SET %s is not supported: logkv keys do not expire", strings.ToUpper(string(a))))
+			return
+		default:
+			c.fail(errSyntax)
+			return
+		}
+	}
+	if nx && xx {
+		c.fail(errSyntax)
+		return
+	}
+	if !n.checkKey(c, key) || !n.checkValue(c, value) {
+		return
+	}
+	if !nx && !xx && !get {
+		unlock := n.locks.lock(key)
+		err := n.backend.Set(key, value)
+		unlock()
+		if err != nil {
+			n.replyErr(c, err)
+			return
+		}
+		c.dirty = true
+		c.conn.WriteString("OK")
+		return
+	}
+	unlock := n.locks.lock(key)
+	defer unlock()
+	old, err := n.engine.Get(key)
+	exists := err == nil
+	if err != nil && !errors.Is(err, logkv.ErrNotFound) {
+		n.replyErr(c, err)
+		return
+	}
+	if (nx && exists) || (xx && !exists) {
+		if get && exists {
+			c.conn.WriteBulk(old)
+		} else {
+			c.conn.WriteNull()
+		}
+		return
+	}
+	if err := n.backend.Set(key, value); err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	c.dirty = true
+	switch {
+	case get && exists:
+		c.conn.WriteBulk(old)
+	case get:
+		c.conn.WriteNull()
+	default:
+		c.conn.WriteString("OK")
+	}
+}
+
+func cmdSetNX(n *Node, c *client, args [][]byte) {
+	if !n.checkKey(c, args[1]) || !n.checkValue(c, args[2]) {
+		return
+	}
+	unlock := n.locks.lock(args[1])
+	defer unlock()
+	_, err := n.engine.Get(args[1])
+	if err == nil {
+		c.conn.WriteInt(0)
+		return
+	}
+	if !errors.Is(err, logkv.ErrNotFound) {
+		n.replyErr(c, err)
+		return
+	}
+	if err := n.backend.Set(args[1], args[2]); err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	c.dirty = true
+	c.conn.WriteInt(1)
+}
+
+// cmdDel deletes the keys in one batch and counts those that existed.
+func cmdDel(n *Node, c *client, args [][]byte) {
+	keys := args[1:]
+	unlock := n.locks.lockAll(keys)
+	defer unlock()
+	var b logkv.Batch
+	count := 0
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if seen[string(k)] {
+			continue
+		}
+		seen[string(k)] = true
+		_, err := n.engine.Get(k)
+		if errors.Is(err, logkv.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			n.replyErr(c, err)
+			return
+		}
+		b.Delete(k)
+		count++
+	}
+	if count > 0 {
+		if err := n.backend.Apply(&b); err != nil {
+			n.replyErr(c, err)
+			return
+		}
+		c.dirty = true
+	}
+	c.conn.WriteInt(count)
+}
+
+func cmdExists(n *Node, c *client, args [][]byte) {
+	count := 0
+	for _, k := range args[1:] {
+		_, err := n.engine.Get(k)
+		if err == nil {
+			count++
+		} else if !errors.Is(err, logkv.ErrNotFound) {
+			n.replyErr(c, err)
+			return
+		}
+	}
+	c.conn.WriteInt(count)
+}
+
+// cmdMGet reads from one snapshot, so the values are from one moment.
+func cmdMGet(n *Node, c *client, args [][]byte) {
+	snap, err := n.engine.NewSnapshot()
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	defer snap.Close()
+	vals := make([][]byte, len(args)-1)
+	for i, k := range args[1:] {
+		v, err := snap.Get(k)
+		if err != nil && !errors.Is(err, logkv.ErrNotFound) {
+			n.replyErr(c, err)
+			return
+		}
+		vals[i] = v
+	}
+	c.conn.WriteArray(len(vals))
+	for _, v := range vals {
+		if v == nil {
+			c.conn.WriteNull()
+		} else {
+			c.conn.WriteBulk(v)
+		}
+	}
+}
+
+// cmdMSet writes every pair in one atomic batch.
+func cmdMSet(n *Node, c *client, args [][]byte) {
+	if len(args)%2 != 1 {
+		c.fail(wrongArity("mset"))
+		return
+	}
+	var b logkv.Batch
+	keys := make([][]byte, 0, len(args)/2)
+	for i := 1; i < len(args); i += 2 {
+		if !n.checkKey(c, args[i]) || !n.checkValue(c, args[i+1]) {
+			return
+		}
+		b.Set(args[i], args[i+1])
+		keys = append(keys, args[i])
+	}
+	if err := b.Err(); err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	unlock := n.locks.lockAll(keys)
+	err := n.backend.Apply(&b)
+	unlock()
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	c.dirty = true
+	c.conn.WriteString("OK")
+}
+
+func cmdIncr(n *Node, c *client, args [][]byte) {
+	name := strings.ToLower(string(args[0]))
+	delta := int64(1)
+	if len(args) == 3 {
+		d, err := strconv.ParseInt(string(args[2]), 10, 64)
+		if err != nil {
+			c.fail(errNotInteger)
+			return
+		}
+		delta = d
+	}
+	if name == "decr" || name == "decrby" {
+		if delta == math.MinInt64 {
+			c.fail(errOverflow)
+			return
+		}
+		delta = -delta
+	}
+	key := args[1]
+	if !n.checkKey(c, key) {
+		return
+	}
+	unlock := n.locks.lock(key)
+	defer unlock()
+	var cur int64
+	v, err := n.engine.Get(key)
+	switch {
+	case errors.Is(err, logkv.ErrNotFound):
+	case err != nil:
+		n.replyErr(c, err)
+		return
+	default:
+		cur, err = strconv.ParseInt(string(v), 10, 64)
+		if err != nil || len(v) > 20 {
+			c.fail(errNotInteger)
+			return
+		}
+	}
+	if (delta > 0 && cur > math.MaxInt64-delta) || (delta < 0 && cur < math.MinInt64-delta) {
+		c.fail(errOverflow)
+		return
+	}
+	cur += delta
+	if err := n.backend.Set(key, strconv.AppendInt(nil, cur, 10)); err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	c.dirty = true
+	c.conn.WriteInt64(cur)
+}
+
+func cmdType(n *Node, c *client, args [][]byte) {
+	_, err := n.engine.Get(args[1])
+	switch {
+	case err == nil:
+		c.conn.WriteString("string")
+	case errors.Is(err, logkv.ErrNotFound):
+		c.conn.WriteString("none")
+	default:
+		n.replyErr(c, err)
+	}
+}
+
+// cmdTTL answers -1 (no expiry) for a present key and -2 for an absent one.
+func cmdTTL(n *Node, c *client, args [][]byte) {
+	_, err := n.engine.Get(args[1])
+	switch {
+	case err == nil:
+		c.conn.WriteInt(-1)
+	case errors.Is(err, logkv.ErrNotFound):
+		c.conn.WriteInt(-2)
+	default:
+		n.replyErr(c, err)
+	}
+}
+
+// cmdScan: SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. Keys come
+// in order; COUNT bounds the keys examined per call, as in Redis.
+func cmdScan(n *Node, c *client, args [][]byte) {
+	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		c.fail("ERR invalid cursor")
+		return
+	}
+	var pattern []byte
+	count := 10
+	typeFilter := ""
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			c.fail(errSyntax)
+			return
+		}
+		switch strings.ToLower(string(args[i])) {
+		case "match":
+			pattern = args[i+1]
+		case "count":
+			v, err := strconv.Atoi(string(args[i+1]))
+			if err != nil {
+				c.fail(errNotInteger)
+				return
+			}
+			if v < 1 {
+				c.fail(errSyntax)
+				return
+			}
+			count = min(v, 100000)
+		case "type":
+			typeFilter = strings.ToLower(string(args[i+1]))
+		default:
+			c.fail(errSyntax)
+			return
+		}
+	}
+	var start []byte
+	if cursor != 0 {
+		var ok bool
+		if start, ok = n.scans.get(cursor); !ok {
+			c.fail("ERR invalid cursor: it is unknown or expired (the node keeps the newest 4096); restart the scan from 0")
+			return
+		}
+	}
+	o := &logkv.IterOptions{}
+	if prefix := globPrefix(pattern); len(prefix) > 0 {
+		o.LowerBound = prefix
+		o.UpperBound = prefixEnd(prefix)
+	}
+	it, err := n.engine.NewIter(o)
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	defer it.Close()
+	ok := it.First()
+	if start != nil {
+		ok = it.SeekGE(start)
+	}
+	var keys [][]byte
+	for i := 0; ok && i < count; i++ {
+		k := it.Key()
+		if (pattern == nil || globMatch(pattern, k)) && (typeFilter == "" || typeFilter == "string") {
+			keys = append(keys, bytes.Clone(k))
+		}
+		ok = it.Next()
+	}
+	if err := it.Error(); err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	next := uint64(0)
+	if ok {
+		next = n.scans.put(bytes.Clone(it.Key()))
+	}
+	c.conn.WriteArray(2)
+	c.conn.WriteBulkString(strconv.FormatUint(next, 10))
+	c.conn.WriteArray(len(keys))
+	for _, k := range keys {
+		c.conn.WriteBulk(k)
+	}
+}
+
+// prefixEnd returns the smallest key greater than every key with the prefix,
+// or nil if there is none (the prefix is all 0xff).
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func cmdDBSize(n *Node, c *client, args [][]byte) {
+	c.conn.WriteInt64(n.engine.Metrics().Keys)
+}
+
+func cmdInfo(n *Node, c *client, args [][]byte) {
+	sections := map[string]bool{}
+	for _, a := range args[1:] {
+		sections[strings.ToLower(string(a))] = true
+	}
+	c.conn.WriteBulkString(n.info(sections))
+}
+
+func cmdRole(n *Node, c *client, args [][]byte) { n.backend.Role(c.conn) }
+
+func cmdWait(n *Node, c *client, args [][]byte) {
+	replicas, err1 := strconv.Atoi(string(args[1]))
+	timeout, err2 := strconv.ParseInt(string(args[2]), 10, 64)
+	if err1 != nil || err2 != nil || timeout < 0 {
+		c.fail(errNotInteger)
+		return
+	}
+	// Make this client's writes durable locally first, as WAIT implies.
+	if c.dirty {
+		if err := n.backend.Sync(); err != nil {
+			n.replyErr(c, err)
+			return
+		}
+		c.dirty = false
+	}
+	c.conn.WriteInt(n.backend.Wait(replicas, time.Duration(timeout)*time.Millisecond))
+}
+
+func cmdReplicaOf(n *Node, c *client, args [][]byte) {
+	host, port := string(args[1]), string(args[2])
+	if strings.EqualFold(host, "no") && strings.EqualFold(port, "one") {
+		host, port = "", ""
+	}
+	if err := n.backend.ReplicaOf(host, port); err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	c.conn.WriteString("OK")
+}
+
+func cmdAuth(n *Node, c *client, args [][]byte) {
+	if len(args) > 3 {
+		c.fail(errSyntax)
+		return
+	}
+	if n.cfg.Password == "" {
+		c.fail(errNoPassword)
+		return
+	}
+	pass := args[len(args)-1]
+	if len(args) == 3 && string(args[1]) != "default" {
+		c.fail(errWrongPass)
+		return
+	}
+	if !constantTimeEqual(pass, []byte(n.cfg.Password)) {
+		c.fail(errWrongPass)
+		return
+	}
+	c.authed = true
+	c.conn.WriteString("OK")
+}
+
+func cmdSelect(n *Node, c *client, args [][]byte) {
+	if string(args[1]) != "0" {
+		c.fail(errDBIndex)
+		return
+	}
+	c.conn.WriteString("OK")
+}
+
+// cmdConfig answers CONFIG GET with what redis-benchmark and clients ask for,
+// and refuses CONFIG SET: the node's configuration is its file.
+func cmdConfig(n *Node, c *client, args [][]byte) {
+	switch strings.ToLower(string(args[0+1])) {
+	case "get":
+		if len(args) < 3 {
+			c.fail(wrongArity("config|get"))
+			return
+		}
+		params := n.configParams()
+		var out []string
+		for _, p := range args[2:] {
+			for _, kv := range params {
+				if globMatch(bytes.ToLower(p), []byte(kv[0])) {
+					out = append(out, kv[0], kv[1])
+				}
+			}
+		}
+		c.conn.WriteArray(len(out))
+		for _, s := range out {
+			c.conn.WriteBulkString(s)
+		}
+	case "set":
+		c.fail("ERR CONFIG SET is not supported: change the node's config file and restart it")
+	case "resetstat":
+		c.conn.WriteString("OK")
+	default:
+		c.fail(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try CONFIG GET.", args[1]))
+	}
+}
+
+func (n *Node) configParams() [][2]string {
+	return [][2]string{
+		{"save", ""},
+		{"appendonly", "yes"},
+		{"appendfsync", "always"},
+		{"databases", "1"},
+		{"maxclients", strconv.Itoa(n.cfg.Limits.MaxConnections)},
+		{"proto-max-bulk-len", strconv.Itoa(n.cfg.Limits.MaxValueSize)},
+		{"port", portOf(n.Addr())},
+	}
+}
+
+// cmdCommand: enough of COMMAND for redis-cli: COMMAND COUNT, COMMAND DOCS
+// (empty) and COMMAND [INFO] listing name, arity, flags and key positions.
+func cmdCommand(n *Node, c *client, args [][]byte) {
+	sub := ""
+	if len(args) > 1 {
+		sub = strings.ToLower(string(args[1]))
+	}
+	switch sub {
+	case "count":
+		c.conn.WriteInt(len(commandTable))
+		return
+	case "docs":
+		c.conn.WriteArray(0)
+		return
+	case "", "info":
+	default:
+		c.fail(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try COMMAND HELP.", args[1]))
+		return
+	}
+	var cmds []*command
+	if sub == "info" && len(args) > 2 {
+		for _, a := range args[2:] {
+			cmds = append(cmds, lookup(a))
+		}
+	} else {
+		cmds = commandList
+	}
+	c.conn.WriteArray(len(cmds))
+	for _, cmd := range cmds {
+		if cmd == nil {
+			c.conn.WriteNull()
+			continue
+		}
+		c.conn.WriteArray(6)
+		c.conn.WriteBulkString(cmd.name)
+		c.conn.WriteInt(cmd.arity)
+		flag := "readonly"
+		if cmd.write {
+			flag = "write"
+		}
+		c.conn.WriteArray(1)
+		c.conn.WriteString(flag)
+		first, last, step := keyPositions(cmd.name)
+		c.conn.WriteInt(first)
+		c.conn.WriteInt(last)
+		c.conn.WriteInt(step)
+	}
+}
+
+func keyPositions(name string) (first, last, step int) {
+	switch name {
+	case "get", "set", "setnx", "incr", "decr", "incrby", "decrby", "type", "ttl", "pttl":
+		return 1, 1, 1
+	case "del", "unlink", "exists", "mget":
+		return 1, -1, 1
+	case "mset":
+		return 1, -1, 2
+	}
+	return 0, 0, 0
+}
+
+// cmdHello refuses RESP3 so clients fall back to RESP2; HELLO 2 (or none)
+// is answered with the server's description.
+func cmdHello(n *Node, c *client, args [][]byte) {
+	if len(args) > 1 && string(args[1]) != "2" {
+		c.fail(errNoProto)
+		return
+	}
+	for i := 2; i < len(args); i++ {
+		switch strings.ToLower(string(args[i])) {
+		case "auth":
+			if i+2 >= len(args) {
+				c.fail(errSyntax)
+				return
+			}
+			if n.cfg.Password == "" || !constantTimeEqual(args[i+2], []byte(n.cfg.Password)) {
+				c.fail(errWrongPass)
+				return
+			}
+			c.authed = true
+			i += 2
+		case "setname":
+			i++
+		default:
+			c.fail(errSyntax)
+			return
+		}
+	}
+	if n.cfg.Password != "" && !c.authed {
+		c.fail(errNoAuth)
+		return
+	}
+	role := "master"
+	if n.backend.IsFollower() {
+		role = "replica"
+	}
+	c.conn.WriteArray(14)
+	for _, kv := range [][2]any{{"server", "logkv"}, {"version", redisVersion}, {"proto", 2}, {"id", c.id}, {"mode", "standalone"}, {"role", role}, {"modules", nil}} {
+		c.conn.WriteBulkString(kv[0].(string))
+		switch v := kv[1].(type) {
+		case string:
+			c.conn.WriteBulkString(v)
+		case int:
+			c.conn.WriteInt(v)
+		case int64:
+			c.conn.WriteInt64(v)
+		default:
+			c.conn.WriteArray(0)
+		}
+	}
+}
+
+// cmdClient: CLIENT SETNAME, GETNAME, SETINFO, ID; what client libraries
+// send on connect.
+func cmdClient(n *Node, c *client, args [][]byte) {
+	switch strings.ToLower(string(args[1])) {
+	case "setname":
+		if len(args) != 3 {
+			c.fail(wrongArity("client|setname"))
+			return
+		}
+		c.name = string(args[2])
+		c.conn.WriteString("OK")
+	case "getname":
+		if c.name == "" {
+			c.conn.WriteNull()
+		} else {
+			c.conn.WriteBulkString(c.name)
+		}
+	case "setinfo":
+		c.conn.WriteString("OK")
+	case "id":
+		c.conn.WriteInt64(c.id)
+	default:
+		c.fail(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try CLIENT HELP.", args[1]))
+	}
+}
+
+func cmdQuit(n *Node, c *client, args [][]byte) {
+	c.conn.WriteString("OK")
+	c.quit = true
+}
+
+// redisVersion is what the node reports as redis_version, for clients that
+// check features by version.
+const redisVersion = "7.2.0"

@@ -1,0 +1,347 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/logkv/logkv"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a node's configuration: what `kvnode -config FILE` reads, with
+// command-line flags laid over it. The zero value of every field means its
+// default (see DefaultConfig); example.yaml in this package documents every
+// key.
+type Config struct {
+	// Engine names the storage engine: lsm, bitcask or memory.
+	Engine string `yaml:"engine"`
+	// EngineOptions are the engine's own options (lsm.Options,
+	// bitcask.Options, memory.Options), decoded from YAML by the engine's
+	// option type; unknown keys are rejected.
+	EngineOptions yaml.Node `yaml:"engine_options"`
+	// DataDir holds the engine's files (and, with replication, the commit
+	// log).
+	DataDir string `yaml:"data_dir"`
+	// Listen is the Redis-protocol (RESP2) address.
+	Listen string `yaml:"listen"`
+	// Admin is the HTTP address of /metrics, /healthz, /readyz and
+	// /debug/pprof. "off" disables it.
+	Admin string `yaml:"admin"`
+	// Password, when set, must be given with AUTH before any other command.
+	Password string `yaml:"password"`
+	// Limits bound what one client can ask for.
+	Limits Limits `yaml:"limits"`
+	// Replication configures the commit log and its shipping.
+	Replication Replication `yaml:"replication"`
+	// TLS names the certificate files replication uses (mutual TLS).
+	TLS TLS `yaml:"tls"`
+	// ShutdownTimeout bounds how long a stopping node waits for in-flight
+	// commands.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Limits bound client requests. Each exceeded limit is a clear error to the
+// client, and the connection stays usable unless the request itself could
+// not be read.
+type Limits struct {
+	// MaxKeySize is the largest key a client may write (at most 64 KiB, the
+	// engines' limit).
+	MaxKeySize int `yaml:"max_key_size"`
+	// MaxValueSize is the largest value (at most 32 MiB, the engines'
+	// limit).
+	MaxValueSize int `yaml:"max_value_size"`
+	// MaxRequestSize is the most bytes a connection may send before a
+	// command is complete; past it the connection is closed with an error.
+	MaxRequestSize int `yaml:"max_request_size"`
+	// MaxConnections is the most client connections at once; more are
+	// refused with an error.
+	MaxConnections int `yaml:"max_connections"`
+}
+
+// Replication configures the node's role in replication.
+type Replication struct {
+	// Listen is the QUIC address followers connect to. "off" disables it.
+	Listen string `yaml:"listen"`
+	// ReplicaOf, when set, makes this node a follower of the leader at this
+	// replication address.
+	ReplicaOf string `yaml:"replicaof"`
+	// Ack is async (acknowledge after the local fsync) or sync (after
+	// Quorum followers hold the write durably).
+	Ack string `yaml:"ack"`
+	// Quorum is the number of followers that must acknowledge in sync mode.
+	Quorum int `yaml:"quorum"`
+	// AckTimeout bounds the wait for the quorum; a write not acknowledged
+	// in time fails.
+	AckTimeout Duration `yaml:"ack_timeout"`
+	// RetentionBytes caps the commit log kept for lagging followers; a
+	// follower needing more is fully resynced.
+	RetentionBytes int64 `yaml:"retention_bytes"`
+	// MaxReadyLag is the lag (in seconds) under which a follower reports
+	// ready on /readyz.
+	MaxReadyLag Duration `yaml:"max_ready_lag"`
+}
+
+// TLS names the files for mutual TLS between nodes, as written by
+// `kvnode certs`.
+type TLS struct {
+	// Dir, when set, is where CA, Cert and Key default to: ca.crt, node.crt,
+	// node.key.
+	Dir  string `yaml:"dir"`
+	CA   string `yaml:"ca"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string
+// ("250ms", "5s").
+type Duration time.Duration
+
+// UnmarshalYAML decodes "5s"-style strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (write it like 500ms, 5s or 1m)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML encodes as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Engines a node can run, each with the type its engine_options decode into.
+var engineOptions = map[string]func() any{}
+
+// DefaultConfig returns the configuration `go run ./cmd/kvnode` runs with.
+func DefaultConfig() Config {
+	return Config{
+		Engine:  "lsm",
+		DataDir: "kvnode-data",
+		Listen:  "127.0.0.1:6380",
+		Admin:   "127.0.0.1:9380",
+		Limits: Limits{
+			MaxKeySize:     logkv.MaxKeySize,
+			MaxValueSize:   logkv.MaxValueSize,
+			MaxRequestSize: logkv.MaxValueSize + logkv.MaxKeySize + 1<<20,
+			MaxConnections: 10000,
+		},
+		Replication: Replication{
+			Listen:         "127.0.0.1:7380",
+			Ack:            "async",
+			Quorum:         1,
+			AckTimeout:     Duration(5 * time.Second),
+			RetentionBytes: 1 << 30,
+			MaxReadyLag:    Duration(5 * time.Second),
+		},
+		ShutdownTimeout: Duration(10 * time.Second),
+	}
+}
+
+// LoadConfig reads a YAML configuration file over DefaultConfig. Unknown keys
+// are errors naming their line.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes YAML over DefaultConfig and validates the result.
+func ParseConfig(data []byte) (Config, error) {
+	c := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, errEOF) {
+		return Config{}, yamlError(err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// errEOF is what an empty document decodes to: all defaults.
+var errEOF = func() error { var v any; return yaml.NewDecoder(bytes.NewReader(nil)).Decode(&v) }()
+
+// yamlError turns yaml's "yaml: unmarshal errors:\n  line 3: field x not
+// found in type node.Config" into one line a user can act on.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, e := range te.Errors {
+			msgs[i] = strings.Replace(e, "field ", "unknown key ", 1)
+			msgs[i] = strings.Replace(msgs[i], " not found in type node.", " in ", 1)
+		}
+		return fmt.Errorf("%s (see node/example.yaml for every key)", strings.Join(msgs, "; "))
+	}
+	return err
+}
+
+// Validate checks the configuration and says what to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, ok := engineOptions[c.Engine]; !ok {
+		bad("engine %q is not one of %s", c.Engine, strings.Join(EngineNames(), ", "))
+	} else if _, err := c.engineOptions(); err != nil {
+		bad("%v", err)
+	}
+	if c.DataDir == "" && c.Engine != "memory" {
+		bad("data_dir is empty; set it to the directory for the %s engine's files", c.Engine)
+	}
+	checkAddr := func(key, addr string, offOK bool) {
+		if offOK && addr == "off" {
+			return
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s: %q is not host:port (%v)", key, addr, err)
+		}
+	}
+	checkAddr("listen", c.Listen, false)
+	checkAddr("admin", c.Admin, true)
+	checkAddr("replication.listen", c.Replication.Listen, true)
+	if c.Replication.ReplicaOf != "" {
+		checkAddr("replication.replicaof", c.Replication.ReplicaOf, false)
+	}
+	l := c.Limits
+	if l.MaxKeySize < 1 || l.MaxKeySize > logkv.MaxKeySize {
+		bad("limits.max_key_size %d must be 1 to %d", l.MaxKeySize, logkv.MaxKeySize)
+	}
+	if l.MaxValueSize < 0 || l.MaxValueSize > logkv.MaxValueSize {
+		bad("limits.max_value_size %d must be 0 to %d", l.MaxValueSize, logkv.MaxValueSize)
+	}
+	if l.MaxRequestSize < l.MaxKeySize+l.MaxValueSize {
+		bad("limits.max_request_size %d must be at least max_key_size + max_value_size (%d)", l.MaxRequestSize, l.MaxKeySize+l.MaxValueSize)
+	}
+	if l.MaxConnections < 1 {
+		bad("limits.max_connections %d must be at least 1", l.MaxConnections)
+	}
+	r := c.Replication
+	if r.Ack != "async" && r.Ack != "sync" {
+		bad("replication.ack %q must be async or sync", r.Ack)
+	}
+	if r.Ack == "sync" && r.Quorum < 1 {
+		bad("replication.quorum %d must be at least 1 in sync mode", r.Quorum)
+	}
+	if r.AckTimeout <= 0 {
+		bad("replication.ack_timeout must be positive")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// EngineNames lists the engines a node can run.
+func EngineNames() []string {
+	names := make([]string, 0, len(engineOptions))
+	for n := range engineOptions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// engineOptions decodes EngineOptions into the engine's own options type, or
+// returns nil (defaults) when the section is absent.
+func (c *Config) engineOptions() (any, error) {
+	newOpts, ok := engineOptions[c.Engine]
+	if !ok {
+		return nil, fmt.Errorf("unknown engine %q", c.Engine)
+	}
+	if c.EngineOptions.Kind == 0 {
+		return nil, nil
+	}
+	opts := newOpts()
+	if err := decodeStrict(&c.EngineOptions, opts); err != nil {
+		return nil, fmt.Errorf("engine_options for %s: %w", c.Engine, err)
+	}
+	return opts, nil
+}
+
+// decodeStrict decodes n into v, rejecting keys v's type does not have with
+// their line in the file (yaml.Node.Decode alone accepts unknown keys).
+func decodeStrict(n *yaml.Node, v any) error {
+	if err := knownKeys(n, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	if err := n.Decode(v); err != nil {
+		return yamlError(err)
+	}
+	return nil
+}
+
+// knownKeys checks every mapping key under n against the yaml tags of t,
+// recursing into nested structs.
+func knownKeys(n *yaml.Node, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	if _, custom := reflect.PointerTo(t).MethodByName("UnmarshalYAML"); custom {
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		ft, ok := fields[k.Value]
+		if !ok {
+			return fmt.Errorf("line %d: unknown key %q in %s (known: %s)", k.Line, k.Value, t, strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
+		}
+		if err := knownKeys(n.Content[i+1], ft); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tlsFiles returns the CA, certificate and key paths.
+func (t TLS) files() (ca, cert, key string) {
+	ca, cert, key = t.CA, t.Cert, t.Key
+	if t.Dir != "" {
+		def := func(v, name string) string {
+			if v == "" {
+				return t.Dir + string(os.PathSeparator) + name
+			}
+			return v
+		}
+		ca, cert, key = def(ca, "ca.crt"), def(cert, "node.crt"), def(key, "node.key")
+	}
+	return ca, cert, key
+}
+
+// configured reports whether any TLS file is named.
+func (t TLS) configured() bool { return t.Dir != "" || t.CA != "" || t.Cert != "" || t.Key != "" }

@@ -1,0 +1,25 @@
+// Package node runs a logkv node: a storage engine, optionally behind the
+// replicated commit log, served over the Redis protocol (RESP2) with an admin
+// HTTP endpoint. cmd/kvnode is a thin main around it.
+//
+// # Durability of acknowledged writes
+//
+// A write command is acknowledged only once it is durable: the node applies
+// the writes of a client's pipeline, then makes them durable with one Sync
+// (group-committed with other clients' syncs) before any reply of that
+// pipeline is sent. A pipelined burst of N writes therefore costs one fsync,
+// not N.
+//
+// # Atomicity
+//
+// Commands that read before they write (SET NX/XX/GET, INCR, DEL's count,
+// MSET's batch) hold striped per-key locks across the read and the write, so
+// they are atomic against every other command on the same keys, as in Redis.
+//
+// # SCAN cursors
+//
+// Keys are ordered, so SCAN walks them in order. A cursor is a number naming
+// a position the node remembers (the next key); the node keeps the most
+// recent 4096 cursors, and an expired one is an error asking to restart the
+// scan from 0.
+package node

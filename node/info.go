@@ -1,0 +1,72 @@
+package node
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// info renders INFO's sections (all when none is asked for).
+func (n *Node) info(sections map[string]bool) string {
+	all := len(sections) == 0 || sections["all"] || sections["everything"] || sections["default"]
+	var b strings.Builder
+	section := func(name string, fill func(add func(k string, v any))) {
+		if !all && !sections[strings.ToLower(name)] {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		fmt.Fprintf(&b, "# %s\r\n", name)
+		fill(func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) })
+	}
+	m := n.engine.Metrics()
+	section("Server", func(add func(string, any)) {
+		add("redis_version", redisVersion)
+		add("logkv_engine", n.cfg.Engine)
+		add("redis_mode", "standalone")
+		add("os", runtime.GOOS+" "+runtime.GOARCH)
+		add("arch_bits", 64)
+		add("go_version", runtime.Version())
+		add("process_id", os.Getpid())
+		add("tcp_port", portOf(n.Addr()))
+		add("uptime_in_seconds", int64(time.Since(n.started).Seconds()))
+	})
+	section("Clients", func(add func(string, any)) {
+		n.connsMu.Lock()
+		add("connected_clients", len(n.conns))
+		n.connsMu.Unlock()
+		add("maxclients", n.cfg.Limits.MaxConnections)
+	})
+	section("Memory", func(add func(string, any)) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		add("used_memory", ms.HeapAlloc)
+		add("used_memory_rss", ms.Sys)
+		add("engine_memory", m.MemBytes)
+	})
+	section("Persistence", func(add func(string, any)) {
+		add("loading", 0)
+		add("aof_enabled", 1)
+		add("engine", n.cfg.Engine)
+		add("engine_disk_bytes", m.DiskBytes)
+		add("engine_last_seq", n.engine.LastSeq())
+	})
+	section("Stats", func(add func(string, any)) {
+		add("total_connections_received", n.clientID.Load())
+		add("total_commands_processed", n.metrics.commandsTotal())
+		add("rejected_connections", int64(n.metrics.counterValue(n.metrics.rejected)))
+		add("engine_gets", m.Gets)
+		add("engine_writes", m.Writes)
+		add("engine_bytes_written", m.BytesWritten)
+	})
+	section("Replication", n.backend.Info)
+	section("Keyspace", func(add func(string, any)) {
+		if m.Keys > 0 {
+			add("db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", m.Keys))
+		}
+	})
+	return b.String()
+}

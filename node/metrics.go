@@ -1,0 +1,169 @@
+package node
+
+import (
+	"maps"
+	"net/http"
+	"net/http/pprof"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// metrics are a node's Prometheus metrics, in a registry of its own so that
+// several nodes can run in one process (as tests do). Names start with
+// logkv_, use base units and end counters in _total.
+type metrics struct {
+	reg         *prometheus.Registry
+	cmds        []commandStats
+	unknown     prometheus.Counter
+	connections prometheus.Counter
+	rejected    prometheus.Counter
+}
+
+type commandStats struct {
+	calls   prometheus.Counter
+	errors  prometheus.Counter
+	latency prometheus.Observer
+}
+
+func (s *commandStats) observe(d time.Duration, failed bool) {
+	s.calls.Inc()
+	if failed {
+		s.errors.Inc()
+	}
+	s.latency.Observe(d.Seconds())
+}
+
+func newMetrics(n *Node) *metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logkv_commands_total", Help: "Commands run, by command."}, []string{"cmd"})
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logkv_command_errors_total", Help: "Commands answered with an error, by command."}, []string{"cmd"})
+	lat := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "logkv_command_duration_seconds",
+		Help:    "Time to run a command, before the pipeline's sync and reply flush.",
+		Buckets: prometheus.ExponentialBuckets(5e-6, 4, 10), // 5us .. 1.3s
+	}, []string{"cmd"})
+	m := &metrics{
+		reg:         reg,
+		unknown:     prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_unknown_commands_total", Help: "Commands the node does not know."}),
+		connections: prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_connections_total", Help: "Client connections accepted."}),
+		rejected:    prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_connections_rejected_total", Help: "Client connections refused (limits.max_connections)."}),
+	}
+	for _, c := range commandList {
+		m.cmds = append(m.cmds, commandStats{calls.WithLabelValues(c.name), errs.WithLabelValues(c.name), lat.WithLabelValues(c.name)})
+	}
+	f(calls)
+	f(errs)
+	f(lat)
+	f(m.unknown)
+	f(m.connections)
+	f(m.rejected)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logkv_connections", Help: "Client connections open now."}, func() float64 {
+		n.connsMu.Lock()
+		defer n.connsMu.Unlock()
+		return float64(len(n.conns))
+	}))
+	f(engineCollector{n})
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) commandsTotal() uint64 {
+	var total float64
+	for _, c := range m.cmds {
+		total += m.counterValue(c.calls)
+	}
+	return uint64(total)
+}
+
+func (m *metrics) counterValue(c prometheus.Counter) float64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		return 0
+	}
+	return d.GetCounter().GetValue()
+}
+
+// engineCollector exports the engine's Metrics at each scrape. It is
+// unchecked (Describe sends nothing) because engine Detail metrics vary.
+type engineCollector struct{ n *Node }
+
+func (engineCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (e engineCollector) Collect(ch chan<- prometheus.Metric) {
+	m := e.n.engine.Metrics()
+	put := func(name, help string, t prometheus.ValueType, v float64, labels map[string]string) {
+		keys := slices.Sorted(maps.Keys(labels))
+		vals := make([]string, len(keys))
+		for i, k := range keys {
+			vals[i] = labels[k]
+		}
+		desc := prometheus.NewDesc("logkv_"+name, help, keys, prometheus.Labels{"engine": e.n.cfg.Engine})
+		if metric, err := prometheus.NewConstMetric(desc, t, v, vals...); err == nil {
+			ch <- metric
+		}
+	}
+	put("engine_keys", "Live keys in the engine.", prometheus.GaugeValue, float64(m.Keys), nil)
+	put("engine_disk_bytes", "Size of the engine's files.", prometheus.GaugeValue, float64(m.DiskBytes), nil)
+	put("engine_memory_bytes", "Memory the engine holds for data and indexes.", prometheus.GaugeValue, float64(m.MemBytes), nil)
+	put("engine_gets_total", "Engine Get calls.", prometheus.CounterValue, float64(m.Gets), nil)
+	put("engine_writes_total", "Batches committed to the engine.", prometheus.CounterValue, float64(m.Writes), nil)
+	put("engine_write_ops_total", "Operations in committed batches.", prometheus.CounterValue, float64(m.WriteOps), nil)
+	put("engine_written_bytes_total", "Key and value bytes committed.", prometheus.CounterValue, float64(m.BytesWritten), nil)
+	put("engine_last_seq", "Sequence number of the newest committed batch.", prometheus.GaugeValue, float64(e.n.engine.LastSeq()), nil)
+	for _, d := range m.Detail {
+		t := prometheus.GaugeValue
+		if d.Counter {
+			t = prometheus.CounterValue
+		}
+		help := d.Help
+		if help == "" {
+			help = "Engine metric " + d.Name + "."
+		}
+		put(d.Name, help, t, d.Value, d.Labels)
+	}
+}
+
+// adminHandler serves /metrics, /healthz, /readyz and /debug/pprof.
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if n.closing.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if n.closing.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if why := n.notReady(); why != "" {
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// notReady says why the node should not take traffic, or "" if it should.
+func (n *Node) notReady() string {
+	if r, ok := n.backend.(interface{ NotReady() string }); ok {
+		return r.NotReady()
+	}
+	return ""
+}

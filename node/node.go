@@ -1,0 +1,453 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/tidwall/redcon"
+)
+
+// Node is a running logkv node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	engine  logkv.Engine
+	backend backend
+	locks   keyLocks
+	scans   cursors
+	metrics *metrics
+	started time.Time
+
+	resp    *redcon.Server
+	respLn  net.Listener
+	admin   *http.Server
+	adminLn net.Listener
+
+	closing  atomic.Bool
+	clientID atomic.Int64
+	connsMu  sync.Mutex
+	conns    map[*clientConn]struct{}
+	connsWG  sync.WaitGroup
+	served   chan error
+	closed   chan struct{}
+	shutOnce sync.Once
+	shutErr  error
+
+	// testHookCommand, if set, runs as each command starts.
+	testHookCommand func(args [][]byte)
+}
+
+// backend is where a node's writes go: straight to the engine for a
+// standalone node, or through the replicated commit log.
+type backend interface {
+	// Set and Apply write without waiting for durability.
+	Set(key, value []byte) error
+	Apply(b *logkv.Batch) error
+	// Sync makes every write made so far durable (and, in sync replication,
+	// held by the quorum).
+	Sync() error
+	// Wait blocks until n followers hold every write made so far, or the
+	// timeout passes (0: forever), and returns how many do.
+	Wait(n int, timeout time.Duration) int
+	// ReplicaOf follows the leader at host:port, or with empty host, promotes
+	// this node to leader.
+	ReplicaOf(host, port string) error
+	// IsFollower reports whether writes are refused.
+	IsFollower() bool
+	// Role writes the ROLE reply.
+	Role(w redcon.Conn)
+	// Info appends the INFO replication section's lines.
+	Info(add func(k string, v any))
+	Close() error
+}
+
+// New opens the node's engine and binds its listeners; Serve then serves
+// them. Addresses may use port 0, as tests do; Addr and AdminAddr tell the
+// bound ones.
+func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, log: logger, started: time.Now(), conns: map[*clientConn]struct{}{},
+		served: make(chan error, 2), closed: make(chan struct{})}
+	n.scans.init(4096)
+	opts, err := cfg.engineOptions()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("node: data_dir: %w", err)
+		}
+	}
+	n.engine, err = logkv.Open(cfg.Engine, cfg.DataDir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("node: open %s engine in %s: %w", cfg.Engine, cfg.DataDir, err)
+	}
+	defer func() {
+		if err != nil {
+			n.engine.Close()
+		}
+	}()
+	if n.backend, err = n.newBackend(); err != nil {
+		return nil, err
+	}
+	n.metrics = newMetrics(n)
+	n.resp = redcon.NewServer(cfg.Listen, n.handle, n.accept, n.disconnected)
+	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if n.respLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("node: listen %s (listen): %w", cfg.Listen, err)
+	}
+	if cfg.Admin != "off" {
+		if n.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+			n.respLn.Close()
+			return nil, fmt.Errorf("node: listen %s (admin): %w", cfg.Admin, err)
+		}
+	}
+	return n, nil
+}
+
+// newBackend picks the write path; replication adds its own.
+func (n *Node) newBackend() (backend, error) {
+	if n.cfg.Replication.ReplicaOf != "" {
+		return nil, errors.New("node: replication.replicaof is set, but this build of kvnode has no replication yet; remove it to run a standalone node")
+	}
+	return &standalone{engine: n.engine}, nil
+}
+
+// Addr returns the Redis-protocol address.
+func (n *Node) Addr() string { return n.respLn.Addr().String() }
+
+// AdminAddr returns the admin HTTP address, or "" when it is off.
+func (n *Node) AdminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr().String()
+}
+
+// Serve serves clients until Shutdown, and returns nil after a clean
+// shutdown.
+func (n *Node) Serve() error {
+	go func() { n.served <- n.resp.Serve(&listener{Listener: n.respLn, n: n}) }()
+	if n.adminLn != nil {
+		go func() {
+			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.served <- fmt.Errorf("node: admin: %w", err)
+			}
+		}()
+	}
+	n.log.Info("kvnode serving", "engine", n.cfg.Engine, "data", n.cfg.DataDir, "listen", n.Addr(), "admin", n.AdminAddr())
+	select {
+	case err := <-n.served:
+		if err != nil && !n.closing.Load() {
+			n.Shutdown(context.Background())
+			return err
+		}
+	case <-n.closed:
+	}
+	<-n.closed
+	return n.shutErr
+}
+
+// Shutdown stops accepting clients, lets every connection finish the
+// pipeline it is in (replies included), makes all writes durable and closes
+// the engine. Connections still busy when ctx ends are cut.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutOnce.Do(func() {
+		n.closing.Store(true)
+		n.log.Info("kvnode shutting down")
+		// Closing the listener ends redcon's accept loop, which then closes
+		// every connection (our clientConn defers that for busy ones).
+		// redcon.Server.Close would race with Serve's start.
+		n.respLn.Close()
+		for _, c := range n.connList() {
+			c.Close() // idle ones close now, busy ones after their pipeline
+		}
+		drained := make(chan struct{})
+		go func() { n.connsWG.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			n.log.Warn("shutdown timed out; cutting busy connections")
+			for _, c := range n.connList() {
+				c.closeNow()
+			}
+			<-drained
+		}
+		if n.adminLn != nil {
+			n.admin.Shutdown(ctx)
+			n.adminLn.Close()
+		}
+		n.shutErr = errors.Join(n.backend.Sync(), n.backend.Close(), n.engine.Close())
+		n.log.Info("kvnode stopped", "last_seq", n.engine.LastSeq(), "err", n.shutErr)
+		close(n.closed)
+	})
+	<-n.closed
+	return n.shutErr
+}
+
+// connList returns the open client connections. Closing one takes connsMu,
+// so callers close them after this returns.
+func (n *Node) connList() []*clientConn {
+	n.connsMu.Lock()
+	defer n.connsMu.Unlock()
+	list := make([]*clientConn, 0, len(n.conns))
+	for c := range n.conns {
+		list = append(list, c)
+	}
+	return list
+}
+
+// client is one connection's state.
+type client struct {
+	conn   redcon.Conn
+	cc     *clientConn
+	id     int64
+	name   string
+	authed bool
+	// dirty: this pipeline wrote, so it syncs before its replies go out.
+	dirty  bool
+	failed bool
+	quit   bool
+}
+
+func (c *client) fail(msg string) {
+	c.conn.WriteError(msg)
+	c.failed = true
+}
+
+func (n *Node) accept(conn redcon.Conn) bool {
+	cc, _ := conn.NetConn().(*clientConn)
+	if cc == nil {
+		return false
+	}
+	n.connsMu.Lock()
+	over := len(n.conns) > n.cfg.Limits.MaxConnections
+	n.connsMu.Unlock()
+	if over || n.closing.Load() {
+		conn.WriteError(errTooManyConns)
+		n.metrics.rejected.Inc()
+		return false
+	}
+	c := &client{conn: conn, cc: cc, id: n.clientID.Add(1), authed: n.cfg.Password == ""}
+	conn.SetContext(c)
+	n.metrics.connections.Inc()
+	return true
+}
+
+func (n *Node) disconnected(conn redcon.Conn, err error) {
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errRequestTooLarge) {
+		n.log.Debug("client connection ended", "remote", conn.RemoteAddr(), "err", err)
+	}
+}
+
+// handle runs one command. Replies are buffered by redcon and flushed after
+// the last command of the pipeline; if the pipeline wrote, the node syncs
+// before that, so no reply acknowledges a write that is not durable.
+func (n *Node) handle(conn redcon.Conn, cmd redcon.Command) {
+	c, _ := conn.Context().(*client)
+	if c == nil {
+		return
+	}
+	c.cc.commandStarted()
+	args := cmd.Args
+	if n.testHookCommand != nil {
+		n.testHookCommand(args)
+	}
+	cm := lookup(args[0])
+	switch {
+	case cm == nil:
+		n.metrics.unknown.Inc()
+		c.fail(unknownCommand(args))
+	case (cm.arity > 0 && len(args) != cm.arity) || (cm.arity < 0 && len(args) < -cm.arity):
+		n.metrics.cmds[cm.id].errors.Inc()
+		c.fail(wrongArity(cm.name))
+	case !c.authed && !cm.noAuth:
+		n.metrics.cmds[cm.id].errors.Inc()
+		c.fail(errNoAuth)
+	case cm.write && n.backend.IsFollower():
+		n.metrics.cmds[cm.id].errors.Inc()
+		c.fail(errReadOnly)
+	default:
+		start := time.Now()
+		c.failed = false
+		cm.run(n, c, args)
+		n.metrics.cmds[cm.id].observe(time.Since(start), c.failed)
+	}
+	if c.quit {
+		conn.Close()
+		return
+	}
+	if c.dirty && len(conn.PeekPipeline()) == 0 {
+		c.dirty = false
+		if err := n.backend.Sync(); err != nil {
+			// The buffered replies may claim success: never let them out.
+			n.log.Error("sync failed; dropping the connection so no write is acknowledged", "err", err)
+			c.cc.closeNow()
+		}
+	}
+}
+
+// standalone is the backend of a node without replication.
+type standalone struct {
+	engine logkv.Engine
+	group  groupSync
+}
+
+func (s *standalone) Set(key, value []byte) error { return s.engine.Set(key, value, nil) }
+func (s *standalone) Apply(b *logkv.Batch) error  { return s.engine.Apply(b, nil) }
+func (s *standalone) Sync() error                 { return s.group.sync(s.engine.Sync) }
+func (s *standalone) Wait(int, time.Duration) int { return 0 }
+func (s *standalone) IsFollower() bool            { return false }
+func (s *standalone) Close() error                { return nil }
+func (s *standalone) ReplicaOf(host, port string) error {
+	if host == "" {
+		return nil // already a leader
+	}
+	return errors.New("this node runs without replication; start it with replication configured (-repl and -tls-dir) to follow a leader")
+}
+func (s *standalone) Role(w redcon.Conn) {
+	w.WriteArray(3)
+	w.WriteBulkString("master")
+	w.WriteInt64(int64(s.engine.LastSeq()))
+	w.WriteArray(0)
+}
+func (s *standalone) Info(add func(string, any)) {
+	add("role", "master")
+	add("connected_slaves", 0)
+	add("master_repl_offset", s.engine.LastSeq())
+}
+
+// groupSync lets concurrent callers share one sync: a caller waits for a sync
+// that started after it arrived (so it covers the caller's writes), and only
+// one runs at a time. A failed sync is sticky: after an fsync error the
+// kernel may have dropped the dirty pages, so no later success can vouch for
+// earlier writes.
+type groupSync struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	running bool
+	started uint64 // syncs started
+	done    uint64 // syncs finished
+	err     error
+}
+
+func (g *groupSync) sync(f func() error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	need := g.started + 1
+	for g.done < need && g.err == nil {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		gen := g.started
+		g.mu.Unlock()
+		err := f()
+		g.mu.Lock()
+		g.running = false
+		g.done = gen
+		if err != nil && g.err == nil {
+			g.err = fmt.Errorf("node: sync failed, refusing further writes: %w", err)
+		}
+		g.cond.Broadcast()
+	}
+	return g.err
+}
+
+// keyLocks are striped locks making read-modify-write commands atomic per key.
+type keyLocks struct {
+	seed    maphash.Seed
+	once    sync.Once
+	stripes [256]sync.Mutex
+}
+
+func (l *keyLocks) stripe(key []byte) int {
+	l.once.Do(func() { l.seed = maphash.MakeSeed() })
+	return int(maphash.Bytes(l.seed, key) % uint64(len(l.stripes)))
+}
+
+func (l *keyLocks) lock(key []byte) (unlock func()) {
+	m := &l.stripes[l.stripe(key)]
+	m.Lock()
+	return m.Unlock
+}
+
+// lockAll locks the stripes of keys in stripe order, so two multi-key
+// commands never deadlock.
+func (l *keyLocks) lockAll(keys [][]byte) (unlock func()) {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		idx = append(idx, l.stripe(k))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		l.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			l.stripes[i].Unlock()
+		}
+	}
+}
+
+// cursors remembers where SCANs left off: cursor number -> next key.
+type cursors struct {
+	mu    sync.Mutex
+	next  uint64
+	keys  map[uint64][]byte
+	order []uint64 // ring of issued cursors, oldest first
+	limit int
+}
+
+func (c *cursors) init(limit int) { c.keys, c.limit = map[uint64][]byte{}, limit }
+
+func (c *cursors) put(key []byte) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.next++
+	id := c.next
+	if len(c.order) >= c.limit {
+		delete(c.keys, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.keys[id] = key
+	c.order = append(c.order, id)
+	return id
+}
+
+func (c *cursors) get(id uint64) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.keys[id]
+	return k, ok
+}
+
+func constantTimeEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
