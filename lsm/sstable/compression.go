@@ -130,12 +130,13 @@ func compress(c Compression, dst, src []byte) ([]byte, Compression) {
 	return out, c
 }
 
-// decompress decodes a block compressed with c into a new buffer (blocks
-// are handed to the cache and to iterators, so they are never reused).
-func decompress(c Compression, src []byte) ([]byte, error) {
+// decompress decodes a block compressed with c into dst's memory if it is
+// large enough, else into a new buffer. Blocks handed to the cache must not
+// share memory with anything reused, so those callers pass a nil dst.
+func decompress(c Compression, src, dst []byte) ([]byte, error) {
 	switch c {
 	case None:
-		return src, nil
+		return append(dst[:0], src...), nil
 	case Snappy, S2:
 		n, err := s2.DecodedLen(src)
 		if err != nil {
@@ -144,10 +145,13 @@ func decompress(c Compression, src []byte) ([]byte, error) {
 		if n > maxBlockSize {
 			return nil, fmt.Errorf("decoded length %d exceeds %d", n, maxBlockSize)
 		}
-		return s2.Decode(make([]byte, n), src)
+		if cap(dst) < n {
+			dst = make([]byte, n)
+		}
+		return s2.Decode(dst[:n], src)
 	case Zstd:
 		d := zstdDecoders.Get().(*zstd.Decoder)
-		out, err := d.DecodeAll(src, nil)
+		out, err := d.DecodeAll(src, dst[:0])
 		zstdDecoders.Put(d)
 		if err == nil && len(out) > maxBlockSize {
 			err = fmt.Errorf("decoded length %d exceeds %d", len(out), maxBlockSize)

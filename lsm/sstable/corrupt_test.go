@@ -67,6 +67,20 @@ func checkTable(t *testing.T, b []byte, entries []kv, verify bool) (sawErr bool)
 	} else if entries != nil && i != len(entries) {
 		t.Fatalf("forward scan: %d entries, want %d", i, len(entries))
 	}
+	it = r.NewCompactionIter()
+	i = 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if entries != nil && !same(i, it.Key(), it.Value()) {
+			t.Fatalf("compaction entry %d: got %s", i, base.Format(it.Key()))
+		}
+		i++
+	}
+	if err := it.Close(); err != nil {
+		require.ErrorIs(t, err, logkv.ErrCorrupt)
+		sawErr = true
+	} else if entries != nil && i != len(entries) {
+		t.Fatalf("compaction scan: %d entries, want %d", i, len(entries))
+	}
 	it = r.NewIter(nil, nil)
 	i = len(entries) - 1
 	for ok := it.Last(); ok; ok = it.Prev() {

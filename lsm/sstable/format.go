@@ -25,7 +25,11 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // blockChecksum is the CRC-32C of a stored block followed by its type byte.
 func blockChecksum(block []byte, typ byte) uint32 {
-	return crc32.Update(crc32.Update(0, crcTable, block), crcTable, []byte{typ})
+	// The type byte is folded in by hand: passing a one-byte slice to
+	// crc32.Update would allocate it.
+	c := ^crc32.Update(0, crcTable, block)
+	c = crcTable[byte(c)^typ] ^ c>>8
+	return ^c
 }
 
 // handle locates a stored block: its offset in the file and its length,

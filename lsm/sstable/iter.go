@@ -20,6 +20,7 @@ type Iter struct {
 	s            *iterState // nil once closed
 	dataH        handle     // the block s.data holds
 	dataLoaded   bool
+	ra           *readahead // compaction iterators only
 	lower, upper []byte // user-key bounds, nil when unbounded
 	lowerKey     []byte // lower with the smallest trailer: the first key of lower
 	upperKey     []byte // upper with the smallest trailer
@@ -57,6 +58,19 @@ func (r *Reader) NewIter(lower, upper []byte) *Iter {
 	return i
 }
 
+// NewCompactionIter returns an iterator for a forward pass over the whole
+// table, as a compaction makes: it reads the file sequentially in 256 KiB
+// chunks into buffers it reuses, and neither consults nor fills the block
+// cache, so that compactions do not evict the blocks readers need. Every
+// Iter method works, but only forward iteration is efficient.
+func (r *Reader) NewCompactionIter() *Iter {
+	i := r.NewIter(nil, nil)
+	if i.err == nil {
+		i.ra = &readahead{size: readaheadSize}
+	}
+	return i
+}
+
 func (i *Iter) usable() bool {
 	i.valid = false
 	return i.err == nil
@@ -73,7 +87,13 @@ func (i *Iter) loadBlock() bool {
 		return true
 	}
 	i.dataLoaded = false
-	b, err := i.r.dataBlock(h)
+	var b []byte
+	var err error
+	if i.ra != nil {
+		b, err = i.r.readaheadBlock(h, i.ra)
+	} else {
+		b, err = i.r.dataBlock(h)
+	}
 	if err != nil {
 		i.err = err
 		return false
@@ -314,7 +334,7 @@ func (i *Iter) Close() error {
 	}
 	err := i.err
 	s := i.s
-	i.s, i.valid, i.err = nil, false, logkv.ErrClosed
+	i.s, i.valid, i.err, i.ra = nil, false, logkv.ErrClosed, nil
 	s.data = blockIter{key: s.data.key[:0], cache: s.data.cache[:0], cacheKeys: s.data.cacheKeys[:0]}
 	s.index = blockIter{key: s.index.key[:0], cache: s.index.cache[:0], cacheKeys: s.index.cacheKeys[:0]}
 	i.r.getState.Put(s)

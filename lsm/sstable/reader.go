@@ -164,22 +164,65 @@ func (r *Reader) readBlock(h handle) ([]byte, error) {
 	if err := r.readAt(buf, int64(h.offset)); err != nil {
 		return nil, err
 	}
+	return r.decodeBlock(h, buf, nil)
+}
+
+// decodeBlock checks the checksum of the stored block raw (with its
+// trailer) read from h, and decompresses it into dst's memory if large
+// enough, else a new buffer.
+func (r *Reader) decodeBlock(h handle, raw, dst []byte) ([]byte, error) {
 	r.blockReads.Add(1)
-	body, typ := buf[:h.length], buf[h.length]
-	if got, want := blockChecksum(body, typ), binary.LittleEndian.Uint32(buf[h.length+1:]); got != want && !r.noVerify {
+	body, typ := raw[:h.length], raw[h.length]
+	if got, want := blockChecksum(body, typ), binary.LittleEndian.Uint32(raw[h.length+1:]); got != want && !r.noVerify {
 		return nil, r.corrupt(int64(h.offset), "block checksum mismatch: %#08x, want %#08x", got, want)
-	}
-	if Compression(typ) == None {
-		return bytes.Clone(body), nil
 	}
 	if typ >= numCompressions {
 		return nil, r.corrupt(int64(h.offset), "unknown block compression %d", typ)
 	}
-	b, err := decompress(Compression(typ), body)
+	b, err := decompress(Compression(typ), body, dst)
 	if err != nil {
 		return nil, r.corrupt(int64(h.offset), "%s block: %v", Compression(typ), err)
 	}
 	return b, nil
+}
+
+// readaheadSize is how much a compaction iterator reads at once.
+const readaheadSize = 256 << 10
+
+// readahead is a compaction iterator's window on the file and the buffer
+// its current block is decoded into.
+type readahead struct {
+	size  uint64 // bytes to read at once
+	buf   []byte // file bytes from off
+	off   uint64
+	block []byte
+}
+
+// readaheadBlock returns the data block at h through ra, reading the file in
+// readaheadSize chunks. The block is valid until the next call.
+func (r *Reader) readaheadBlock(h handle, ra *readahead) ([]byte, error) {
+	if !h.within(r.dataEnd) {
+		return nil, r.corrupt(int64(h.offset), "index: data block handle %d+%d outside the data (%d bytes)", h.offset, h.length, r.dataEnd)
+	}
+	n := h.length + blockTrailerSize
+	if h.offset < ra.off || h.offset+n > ra.off+uint64(len(ra.buf)) {
+		size := min(max(n, ra.size), r.dataEnd-h.offset)
+		if uint64(cap(ra.buf)) < size {
+			ra.buf = make([]byte, size)
+		}
+		ra.buf = ra.buf[:size]
+		if err := r.readAt(ra.buf, int64(h.offset)); err != nil {
+			ra.buf = ra.buf[:0]
+			return nil, err
+		}
+		ra.off = h.offset
+	}
+	start := h.offset - ra.off
+	b, err := r.decodeBlock(h, ra.buf[start:start+n], ra.block)
+	if err == nil {
+		ra.block = b
+	}
+	return b, err
 }
 
 // dataBlock returns the data block at h, from the cache if it is there.

@@ -1,6 +1,8 @@
 package sstable
 
 import (
+	"bytes"
+	"hash/crc32"
 	"math/rand/v2"
 	"testing"
 
@@ -87,8 +89,14 @@ func TestCompressSkipsIncompressible(t *testing.T) {
 		out, typ = compress(c, nil, text)
 		require.Equal(t, c, typ)
 		require.Less(t, len(out), len(text)/4)
-		back, err := decompress(typ, out)
+		back, err := decompress(typ, out, nil)
 		require.NoError(t, err)
 		require.Equal(t, text, back)
 	}
+}
+
+func TestBlockChecksum(t *testing.T) {
+	b := []byte("some block bytes")
+	require.Equal(t, crc32.Checksum(append(bytes.Clone(b), 2), crcTable), blockChecksum(b, 2))
+	require.Zero(t, testing.AllocsPerRun(10, func() { blockChecksum(b, 3) }))
 }

@@ -262,6 +262,36 @@ func TestIterRandom(t *testing.T) {
 	}
 }
 
+func TestCompactionIter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 17))
+	entries := genEntries(rng, 3000, 3)
+	for _, c := range allCompressions {
+		t.Run(c.String(), func(t *testing.T) {
+			fs := vfs.NewMem()
+			m := writeTable(t, fs, "t.sst", entries, WriterOptions{BlockSize: 2048, Compression: c, BloomBitsPerKey: 10})
+			cache := NewCache(64 << 20)
+			r := openTable(t, fs, "t.sst", ReaderOptions{Cache: cache, FileNum: 1})
+			it := r.NewCompactionIter()
+			it.ra.size = 16 << 10
+			require.Greater(t, m.Size, 4*it.ra.size, "several readahead windows")
+			var got []kv
+			for ok := it.First(); ok; ok = it.Next() {
+				got = append(got, kv{bytes.Clone(it.Key()), bytes.Clone(it.Value())})
+			}
+			require.NoError(t, it.Error())
+			requireEntries(t, entries, got)
+			require.Zero(t, cache.Metrics().Count, "compaction reads bypass the cache")
+			require.Zero(t, cache.Metrics().Hits+cache.Metrics().Misses)
+			require.NoError(t, it.Close())
+			// Backward and seeks work too.
+			it = r.NewCompactionIter()
+			it.ra.size = 16 << 10
+			checkIterModel(t, rng, it, entries, entries, 500)
+			require.NoError(t, it.Close())
+		})
+	}
+}
+
 func TestIterBounds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	entries := genEntries(rng, 1000, 3)
