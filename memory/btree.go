@@ -7,30 +7,46 @@ import (
 
 // Node geometry. A node holds at most maxItems items; a node other than the
 // root, and other than the rightmost node of its level (see splitInsert),
-// holds at least minItems. 63 items of 32 bytes plus a 24-byte header is 2040
-// bytes, just under the runtime's 2048-byte size class.
+// holds at least minItems. 62 items of 16 bytes plus a 24-byte header is 1016
+// bytes, just under the runtime's 1024-byte size class.
 const (
-	maxItems = 63
+	maxItems = 62
 	minItems = maxItems / 2
 )
 
-// item is one key/value pair. Key and value share one allocation, kv, owned by
-// the tree and never changed after it is inserted: an overwrite installs a new
-// item. That is what lets snapshots and iterators hand out slices of it.
+// item is one key/value pair. Key and value share one allocation, owned by
+// the tree and never changed after the item is inserted: an overwrite
+// installs a new item. That is what lets snapshots and iterators hand out
+// slices of it.
+//
+// The item is a pointer and two lengths rather than a slice, which halves its
+// size (16 bytes, not 32) and so the size of a node, and the memory and cache
+// lines a key costs. Lengths fit: keys are at most 64 KiB and values 32 MiB.
 type item struct {
-	kv   []byte // key then value
-	klen int
+	p    *byte // key then value; nil only in an empty slot
+	klen uint32
+	vlen uint32
 }
 
-func (it *item) key() []byte   { return it.kv[:it.klen:it.klen] }
-func (it *item) value() []byte { return it.kv[it.klen:len(it.kv):len(it.kv)] }
+func (it *item) key() []byte { return unsafe.Slice(it.p, it.klen) }
 
-// makeItem copies key and value into one new allocation.
+// value returns the value, capped so that appending to it cannot write past
+// it. Slicing the whole allocation (rather than pointing p past the key)
+// keeps the pointer inside the allocation even for an empty value.
+func (it *item) value() []byte {
+	return unsafe.Slice(it.p, it.klen+it.vlen)[it.klen:]
+}
+
+// size is the length of the item's allocation: its key and value bytes.
+func (it *item) size() int { return int(it.klen) + int(it.vlen) }
+
+// makeItem copies key and value into one new allocation. key is not empty
+// (the engine checks it), so the allocation has an address of its own.
 func makeItem(key, value []byte) item {
 	kv := make([]byte, len(key)+len(value))
 	copy(kv, key)
 	copy(kv[len(key):], value)
-	return item{kv: kv, klen: len(key)}
+	return item{p: &kv[0], klen: uint32(len(key)), vlen: uint32(len(value))}
 }
 
 // node is a B-tree node. Items are sorted by key; an inner node has n+1
@@ -57,7 +73,7 @@ func (n *node) search(key []byte) (int, bool) {
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)
 		it := &n.items[h]
-		switch c := bytes.Compare(it.kv[:it.klen], key); {
+		switch c := bytes.Compare(unsafe.Slice(it.p, it.klen), key); {
 		case c < 0:
 			lo = h + 1
 		case c > 0:
@@ -215,10 +231,10 @@ func (t *tree) set(it item) {
 		t.height++
 	}
 	if replaced {
-		t.dataBytes += int64(len(it.kv) - len(old.kv))
+		t.dataBytes += int64(it.size() - old.size())
 	} else {
 		t.count++
-		t.dataBytes += int64(len(it.kv))
+		t.dataBytes += int64(it.size())
 	}
 }
 
@@ -314,7 +330,7 @@ func (t *tree) delete(key []byte) bool {
 		return false
 	}
 	t.count--
-	t.dataBytes -= int64(len(old.kv))
+	t.dataBytes -= int64(old.size())
 	if r := t.root; r.n == 0 {
 		t.freeNode(r)
 		if r.leaf() {

@@ -46,10 +46,10 @@ func checkTree(t testing.TB, tr *tree) {
 			if hi != nil {
 				require.Negative(t, bytes.Compare(k, hi))
 			}
-			data += int64(len(n.items[i].kv))
+			data += int64(n.items[i].size())
 		}
 		for i := n.n; i < maxItems; i++ {
-			require.Nil(t, n.items[i].kv, "slot past n not cleared")
+			require.Nil(t, n.items[i].p, "slot past n not cleared")
 		}
 		count += n.n
 		if n.leaf() {

@@ -91,7 +91,7 @@ func (db *DB) Set(key, value []byte, o *logkv.WriteOptions) error {
 		return err
 	}
 	db.t.set(it)
-	db.commit(seq, 1, len(it.kv))
+	db.commit(seq, 1, it.size())
 	return nil
 }
 

@@ -15,7 +15,7 @@
 //
 // # Data structure
 //
-// The keys live in a B-tree of up to 63 items per node (one 2 KiB allocation),
+// The keys live in a B-tree of up to 62 items per node (one 1 KiB allocation),
 // each item a key and value copied into one allocation the tree owns. The tree
 // is copy-on-write in the manner of tidwall/btree's Copy: every node carries
 // the version of the tree that created it. Taking a snapshot (or an iterator,

@@ -33,7 +33,10 @@ func (s *snapshot) Get(key []byte) ([]byte, error) {
 	if !ok {
 		return nil, logkv.ErrNotFound
 	}
-	return append(make([]byte, 0, len(it.kv)-it.klen), it.value()...), nil
+	v := it.value()
+	out := make([]byte, len(v))
+	copy(out, v)
+	return out, nil
 }
 
 // NewIter returns an iterator over the snapshot. It holds the snapshot's data
