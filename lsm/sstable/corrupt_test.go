@@ -159,3 +159,43 @@ func TestCorruption(t *testing.T) {
 		})
 	}
 }
+
+// TestReadErrors fails each ReadAt in turn: I/O errors come back wrapped
+// (not as corruption), from Open, Get and iterators alike.
+func TestReadErrors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 25))
+	entries := genEntries(rng, 200, 2)
+	mem := vfs.NewMem()
+	writeTable(t, mem, "t.sst", entries, WriterOptions{BlockSize: 256, Compression: S2, BloomBitsPerKey: 10})
+	run := func(inj vfs.Injector) (err error) {
+		fs := vfs.NewErrorFS(mem, inj)
+		f, err := fs.Open("t.sst")
+		require.NoError(t, err)
+		st, err := mem.Stat("t.sst")
+		require.NoError(t, err)
+		r, err := Open(f, st.Size(), ReaderOptions{Name: "t.sst", Cache: NewCache(1 << 20)})
+		if err != nil {
+			f.Close()
+			return err
+		}
+		defer r.Close()
+		for _, e := range entries[:20] {
+			if _, _, _, err := r.Get(base.UserKey(e.key), base.MaxSeq); err != nil {
+				return err
+			}
+		}
+		it := r.NewIter(nil, nil)
+		for ok := it.First(); ok; ok = it.Next() {
+		}
+		return it.Close()
+	}
+	counter := vfs.FailNth(0, vfs.OpReadAt)
+	require.NoError(t, run(counter))
+	n := counter.Count()
+	require.Greater(t, n, int64(5))
+	for i := int64(1); i <= n; i++ {
+		err := run(vfs.FailNth(i, vfs.OpReadAt))
+		require.ErrorIs(t, err, vfs.ErrInjected, "read %d of %d", i, n)
+		require.NotErrorIs(t, err, logkv.ErrCorrupt)
+	}
+}

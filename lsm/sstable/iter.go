@@ -21,9 +21,9 @@ type Iter struct {
 	dataH        handle     // the block s.data holds
 	dataLoaded   bool
 	ra           *readahead // compaction iterators only
-	lower, upper []byte // user-key bounds, nil when unbounded
-	lowerKey     []byte // lower with the smallest trailer: the first key of lower
-	upperKey     []byte // upper with the smallest trailer
+	lower, upper []byte     // user-key bounds, nil when unbounded
+	lowerKey     []byte     // lower with the smallest trailer: the first key of lower
+	upperKey     []byte     // upper with the smallest trailer
 	valid        bool
 	dir          int8 // when not valid: +1 past the end, -1 before the start
 	err          error
@@ -221,12 +221,23 @@ func (i *Iter) checkSeekKey(ikey []byte) bool {
 // SeekGE moves to the first entry >= ikey in base.Compare order (and at or
 // after lower).
 func (i *Iter) SeekGE(ikey []byte) bool {
-	if !i.usable() || !i.checkSeekKey(ikey) {
+	if i.err != nil || !i.checkSeekKey(ikey) {
+		i.valid = false
 		return false
 	}
 	if i.lower != nil && bytes.Compare(base.UserKey(ikey), i.lower) < 0 {
 		ikey = i.lowerKey
 	}
+	if s := i.s; i.valid && base.Compare(s.data.key, ikey) < 0 && base.Compare(ikey, s.index.key) <= 0 {
+		// The target is after the current entry and at or before the
+		// current block's separator: every earlier block is below it, so
+		// the block alone answers (or, if it holds nothing >= ikey, the
+		// next one), without an index search. Merging iterators seek
+		// forward a little at a time.
+		s.data.SeekGE(ikey)
+		return i.finishForward(i.skipForward())
+	}
+	i.valid = false
 	return i.seekGE(ikey)
 }
 
