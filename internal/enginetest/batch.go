@@ -124,10 +124,10 @@ func testBatch(t *testing.T, open OpenFunc, caps Capabilities) {
 // see the invariant hold and, for snapshots, the batch their Seq names.
 func testBatchAtomicity(t *testing.T, open OpenFunc, caps Capabilities) {
 	h := newHarness(t, open, caps)
-	const nkeys = 8
+	const nkeys = 16
 	batches := 400
 	if testing.Short() {
-		batches = 150
+		batches = 400
 	}
 	keys := make([]string, nkeys)
 	for i := range keys {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,9 @@ type refBugs struct {
 	ignoresBatchErr  bool // Apply applies the valid prefix of a batch holding an error
 	syncLoses        bool // Sync and synced writes do not reach the file
 	tornBatch        bool // a background flush may save half of a batch
+	nonAtomicApply   bool // readers may see part of a batch
+	forgetsSeq       bool // reopen recounts LastSeq as the number of keys
+	closeLoses       bool // Close does not save unsynced writes
 }
 
 var _ logkv.Engine = (*refEngine)(nil)
@@ -78,6 +82,9 @@ func openRef(dir string, durable bool, bugs refBugs) (*refEngine, error) {
 		return nil, err
 	}
 	e.seq, e.data = d.Seq, d.Data
+	if bugs.forgetsSeq {
+		e.seq = uint64(len(e.data))
+	}
 	return e, nil
 }
 
@@ -216,6 +223,12 @@ func (e *refEngine) apply(b *logkv.Batch, o *logkv.WriteOptions) error {
 		if !ok {
 			break
 		}
+		if e.bugs.nonAtomicApply && n > 0 {
+			// Let readers in between the operations of a batch.
+			e.mu.Unlock()
+			runtime.Gosched()
+			e.mu.Lock()
+		}
 		e.writeOps.Add(1)
 		e.bytesWritten.Add(uint64(len(k) + len(v)))
 		if kind == logkv.KindDelete {
@@ -289,6 +302,9 @@ func (e *refEngine) Close() error {
 		return nil
 	}
 	e.closed = true
+	if e.bugs.closeLoses {
+		return nil
+	}
 	return e.save(refDisk{Seq: e.seq, Data: e.data})
 }
 
