@@ -156,3 +156,18 @@ func BenchmarkMerge(b *testing.B) {
 }
 
 var _ = logkv.ErrNotFound
+
+func BenchmarkFillRandom(b *testing.B) {
+	n := benchN()
+	for range b.N {
+		db, err := Open(b.TempDir(), &Options{DisableAutoMerge: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fillRandom(b, db, n)
+		b.StopTimer()
+		db.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
+}

@@ -2,7 +2,6 @@ package bitcask
 
 import (
 	"math/rand/v2"
-	"os"
 	"sync"
 	"testing"
 
@@ -54,7 +53,7 @@ func (m *memOpener) crash(t *testing.T, e logkv.Engine, dir string) {
 }
 
 func TestConformance(t *testing.T) {
-	m := &memOpener{opts: Options{DisableAutoMerge: os.Getenv("NOMERGE") != ""}}
+	m := &memOpener{}
 	enginetest.Run(t, m.open, enginetest.Capabilities{Durable: true, Crash: m.crash})
 }
 

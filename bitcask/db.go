@@ -554,7 +554,11 @@ func (db *DB) newActive() error {
 	df := newDataFile(id, db.dir, f, originAppend, floor)
 	df.size = fileHeaderSize
 	df.flushed.Store(fileHeaderSize)
+	df.active = true
 	db.kmu.Lock()
+	if db.active != nil {
+		db.active.active = false
+	}
 	db.files[id] = df
 	db.kmu.Unlock()
 	db.active = df
@@ -657,10 +661,18 @@ func (db *DB) Close() error {
 		}
 	}
 	if err == nil {
+		// An empty active file can go, unless its header's seq floor is the
+		// only record of LastSeq left (a merge may have dropped the records
+		// of the newest batches: deletes of keys nothing older holds).
 		db.kmu.RLock()
-		records := df.records
+		empty, covered := df.records == 0, false
+		for _, o := range db.files {
+			if o != df && max(o.floor, o.maxSeq) >= db.lastSeq.Load() {
+				covered = true
+			}
+		}
 		db.kmu.RUnlock()
-		if records == 0 {
+		if empty && covered {
 			// Leave no empty files behind a reopen.
 			db.kmu.Lock()
 			delete(db.files, df.id)

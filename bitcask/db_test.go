@@ -380,3 +380,32 @@ func TestKeydirMemory(t *testing.T) {
 	require.Less(t, perKey, 64.0)
 	require.NoError(t, db.Close())
 }
+
+// TestLastSeqSurvivesMergedDeletes: a merge that drops every record (keys
+// written, then deleted) does not move LastSeq back after a reopen.
+func TestLastSeqSurvivesMergedDeletes(t *testing.T) {
+	fs := newMem(t)
+	opts := Options{MaxFileSize: 1 << 10, DisableAutoMerge: true, MergeThreshold: 0.1}
+	db := openMem(t, fs, opts)
+	for i := range 40 {
+		k, v := kv(i)
+		require.NoError(t, db.Set([]byte(k), []byte(v), nil))
+		require.NoError(t, db.Delete([]byte(k), nil))
+	}
+	// Rotate onto an empty active file, then merge everything away.
+	db.wmu.Lock()
+	require.NoError(t, db.rotate())
+	db.wmu.Unlock()
+	merged, err := db.Merge()
+	require.NoError(t, err)
+	require.True(t, merged)
+	require.Zero(t, db.Metrics().Keys)
+	seq := db.LastSeq()
+	require.Equal(t, uint64(80), seq)
+	require.NoError(t, db.Close())
+	for range 2 {
+		db = openMem(t, fs, opts)
+		require.Equal(t, seq, db.LastSeq())
+		require.NoError(t, db.Close())
+	}
+}

@@ -78,6 +78,7 @@ type dataFile struct {
 	minSeq    uint64 // math.MaxUint64 while the file has no record
 	maxSeq    uint64
 	hasHint   bool
+	active    bool // takes appends: never merged, no hint yet
 	corrupt   bool // a bad record was found: never merged
 	merging   bool
 	obsolete  *manifest // set when a committed merge replaced the file

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"time"
 
@@ -165,14 +164,10 @@ type move struct {
 }
 
 func (db *DB) mergeLocked() (bool, error) {
-	db.wmu.Lock()
-	active := db.active
-	db.wmu.Unlock()
-
 	db.kmu.Lock()
 	var inputs []*dataFile
 	for _, df := range db.files {
-		if df != active && df.obsolete == nil && !df.corrupt && !df.merging && df.size > fileHeaderSize &&
+		if !df.active && df.obsolete == nil && !df.corrupt && !df.merging && df.size > fileHeaderSize &&
 			df.deadRatio() >= db.opts.MergeThreshold {
 			inputs = append(inputs, df)
 		}
@@ -367,9 +362,6 @@ func (db *DB) mergeLocked() (bool, error) {
 		return false, err
 	}
 	committed = true
-	if debug {
-		fmt.Fprintf(os.Stderr, "MERGE commit %s out %v in %v outsideMin %d\n", mname, outIDs, inIDs, outsideMin)
-	}
 	m := &manifest{name: mname, outputs: outIDs, inputs: inIDs, remaining: len(inputs)}
 	// From here on the merge is durable; a failure below leaves the rest to
 	// the next Open (which finishes merges from their manifests).

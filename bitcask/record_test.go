@@ -68,7 +68,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		n := r.size()
 		require.LessOrEqual(t, n, len(b))
 		require.Equal(t, b[:n], appendRecord(nil, r.seq, r.flags, r.key, r.value))
-		scanRecords(append(appendFileHeader(nil, originAppend, 0), b...), false)
-		scanRecords(append(appendFileHeader(nil, originAppend, 0), b...), true)
+		scanRecords(append(appendFileHeader(nil, originAppend, 0), b...), false, false)
+		scanRecords(append(appendFileHeader(nil, originAppend, 0), b...), true, true)
 	})
 }

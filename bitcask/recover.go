@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,12 +40,20 @@ type scanResult struct {
 	corrupt bool  // a bad record, or a batch cut short, in an immutable file
 }
 
-// scanRecords parses the records of a whole data file held in b.
-func scanRecords(b []byte, tornOK bool) scanResult {
+// scanRecords parses the records of a whole data file held in b. With alias,
+// the entries' keys point into b (for a hint written while b is alive);
+// otherwise each key is its own string (for the keydir).
+func scanRecords(b []byte, tornOK, alias bool) scanResult {
 	var res scanResult
+	res.entries = make([]hintEntry, 0, len(b)/64+1)
+	keyOf := func(k []byte) string {
+		if alias {
+			return unsafeString(k)
+		}
+		return string(k)
+	}
 	off := fileHeaderSize
-	batchStart := off
-	var pending []hintEntry
+	batchStart, batchIdx := off, 0 // where the open batch starts, in b and in entries
 	for off < len(b) {
 		r, why := decodeRecord(b[off:])
 		if why != "" {
@@ -54,21 +61,21 @@ func scanRecords(b []byte, tornOK bool) scanResult {
 				break
 			}
 			res.corrupt = true
+			res.entries = res.entries[:batchIdx]
 			if h, hwhy := decodeHeader(b[off:]); hwhy == "" && off+h.size() <= len(b) {
 				// The framing survived: keep the key, pointing at the bad
 				// record, so reading it reports the corruption.
 				key := b[off+recordHeaderSize : off+recordHeaderSize+int(h.klen)]
-				res.entries = append(res.entries, hintEntry{key: string(key), seq: h.seq, off: uint32(off), vlen: h.vlen})
+				res.entries = append(res.entries, hintEntry{key: keyOf(key), seq: h.seq, off: uint32(off), vlen: h.vlen})
 				off += h.size()
 			} else {
 				off = resync(b, off+1)
 			}
-			pending = pending[:0]
-			batchStart = off
+			batchStart, batchIdx = off, len(res.entries)
 			continue
 		}
-		pending = append(pending, hintEntry{
-			key:  string(r.key),
+		res.entries = append(res.entries, hintEntry{
+			key:  keyOf(r.key),
 			seq:  r.seq,
 			off:  uint32(off),
 			vlen: r.vlen,
@@ -76,13 +83,14 @@ func scanRecords(b []byte, tornOK bool) scanResult {
 		})
 		off += r.size()
 		if r.flags&flagMore == 0 {
-			res.entries = append(res.entries, pending...)
-			pending = pending[:0]
-			batchStart = off
+			batchStart, batchIdx = off, len(res.entries)
 		}
 	}
-	if len(pending) > 0 && !tornOK {
-		res.corrupt = true // a batch cut short in a file closed whole
+	if len(res.entries) > batchIdx {
+		// A batch without its last record: cut off a torn tail; in a file
+		// closed whole it is damage.
+		res.entries = res.entries[:batchIdx]
+		res.corrupt = res.corrupt || !tornOK
 	}
 	res.valid = int64(batchStart)
 	if !tornOK {
@@ -150,9 +158,6 @@ func (db *DB) recover() error {
 	if err != nil {
 		return fmt.Errorf("bitcask: list %s: %w", db.dir, err)
 	}
-	if debug {
-		fmt.Fprintf(os.Stderr, "RECOVER %v\n", names)
-	}
 	data, hints, mdata := map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}
 	var manifests []string
 	var maxID uint32
@@ -207,9 +212,6 @@ func (db *DB) recover() error {
 		m, err := decodeManifest(name, b)
 		if err != nil {
 			return err
-		}
-		if debug {
-			fmt.Fprintf(os.Stderr, "  manifest %s %+v\n", name, m)
 		}
 		for _, id := range m.outputs {
 			if mdata[id] {
@@ -289,7 +291,14 @@ func (db *DB) recover() error {
 			return fmt.Errorf("bitcask: stat %s: %w", path, err)
 		}
 		fi := fileInfo{id: id, f: f, size: st.Size()}
-		if fi.size <= fileHeaderSize {
+		if fi.size == fileHeaderSize {
+			if _, err := f.ReadAt(hdr, 0); err == nil {
+				if _, _, why := decodeFileHeader(hdr); why != "" {
+					fi.size = 0 // a torn header: as if never written
+				}
+			}
+		}
+		if fi.size < fileHeaderSize {
 			// Created, not yet (durably) written: a crash during rotation.
 			f.Close()
 			if err := remove(fileName(id, dataSuffix)); err != nil {
@@ -345,9 +354,6 @@ func (db *DB) recover() error {
 				}
 			}
 		}
-		if debug {
-			fmt.Fprintf(os.Stderr, "  file %d origin %d floor %d size %d hint %v\n", fi.id, fi.origin, fi.floor, fi.size, df.hasHint)
-		}
 		if df.hasHint {
 			db.stats.openHintFiles.Add(1)
 		} else {
@@ -360,7 +366,7 @@ func (db *DB) recover() error {
 				return fmt.Errorf("bitcask: read %s: %w", df.path, err)
 			}
 			tornOK := fi.origin == originAppend && fi.id == lastAppend && !fi.badHdr
-			res := scanRecords(b, tornOK)
+			res := scanRecords(b, tornOK, false)
 			es = res.entries
 			df.corrupt = res.corrupt || fi.badHdr
 			if tornOK && res.valid < fi.size {
@@ -503,7 +509,7 @@ func (db *DB) writeHint(df *dataFile) error {
 	if err != nil {
 		return fmt.Errorf("bitcask: read %s for its hint: %w", df.path, err)
 	}
-	res := scanRecords(b, false)
+	res := scanRecords(b, false, true)
 	if res.corrupt {
 		db.kmu.Lock()
 		df.corrupt = true
@@ -560,13 +566,10 @@ func (db *DB) writeFileAtomic(name string, b []byte) error {
 // writeMissingHints writes the hints of closed files that lack one (files
 // rotated out since the last run, and files Open had to scan).
 func (db *DB) writeMissingHints(force bool) {
-	db.wmu.Lock()
-	active := db.active
-	db.wmu.Unlock()
 	db.kmu.RLock()
 	var todo []*dataFile
 	for _, df := range db.files {
-		if df != active && !df.hasHint && !df.corrupt && df.obsolete == nil {
+		if !df.active && !df.hasHint && !df.corrupt && df.obsolete == nil {
 			df.refs.Add(1)
 			todo = append(todo, df)
 		}
@@ -584,5 +587,3 @@ func (db *DB) writeMissingHints(force bool) {
 		db.unref(df)
 	}
 }
-
-var debug = os.Getenv("BITCASK_DEBUG") != ""

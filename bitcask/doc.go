@@ -1,0 +1,88 @@
+// Package bitcask is logkv's Bitcask engine (after Sheehy and Smith, 2010):
+// every write is an append to the active data file, every key lives in an
+// in-memory keydir that points at its value, and every read is one keydir
+// lookup and one positioned read. On top of the paper it offers ordered scans,
+// snapshots, merges that never block writes, fast starts from hint files and
+// precise crash behaviour.
+//
+//	db, err := bitcask.Open(dir, nil) // or logkv.Open("bitcask", dir, nil)
+//
+// # Files
+//
+// A directory holds data files (NNNNNNNN.data), one of which is active and
+// takes the appends; it is closed (flushed, synced, made read-only) when it
+// reaches Options.MaxFileSize, and a closed file never changes. Each closed
+// file gets a hint file (NNNNNNNN.hint) listing its records without values,
+// sorted by key. The formats are documented byte by byte in record.go (data
+// files and records), hint.go (hint files) and merge.go (merge manifests);
+// file.go lists the names.
+//
+// # Keydir
+//
+// The keydir is a B-tree ordered by key, in memory, with lazy path copying:
+// a snapshot or an iterator clones it in O(1), and the writes that follow
+// copy the nodes they change. An entry is 32 bytes (the key's string header,
+// file id, offset and value length) stored inline in the nodes; with nodes
+// 50-100% full that is 32 to 64 bytes per key plus the key's bytes (the
+// metric bitcask_keydir_overhead_bytes_per_key reports the live figure).
+// Open builds it packed full from sorted hint files.
+//
+// # Writes and durability
+//
+// A write (Set, Delete, Apply) takes the commit lock, gets its sequence
+// number, appends its records to the write buffer, updates the keydir and
+// returns. The buffer goes to the file when it fills, on a sync and on
+// rotation; a Get of a record still in the buffer is served from the buffer.
+// A batch is atomic in memory (the keydir changes under one lock) and across
+// crashes (its records are framed with flagMore; recovery drops a batch whose
+// last record is missing).
+//
+// A write with WriteOptions.Sync returns once its records are fsynced.
+// Concurrent syncing writers share fsyncs: one syncs everything written so
+// far while the others wait, then find their records covered (group commit).
+// Options.Sync picks what the engine does on its own: "request" (default:
+// only what callers ask, plus rotation and Close), "interval" (also a
+// background sync every Options.SyncInterval) or "always" (every write as if
+// it asked for Sync).
+//
+// # Reads
+//
+// Get looks the key up under a read lock, pins the file, and reads the record
+// (header, key, value) with one positioned read: from the file's read-only
+// memory map for a closed file (or ReadAt with Options.DisableMmap or on a
+// filesystem without descriptors), with ReadAt for the active file, or from
+// the write buffer. The record's CRC-32C is checked on every read; a bad
+// record is an error wrapping logkv.ErrCorrupt that names the file and
+// offset, and only the keys whose values lie there are affected.
+//
+// # Merge
+//
+// Each file keeps a roaring bitmap of the offsets of its dead records
+// (overwritten, deleted, tombstones) and their byte count, so the engine knows
+// each file's dead ratio exactly. A background merger (or DB.Merge) rewrites
+// the closed files past Options.MergeThreshold into new files holding only
+// live records, commits the result with a manifest, and switches the keydir
+// in short steps; readers and writers go on meanwhile. Replaced files are
+// deleted when the last snapshot or iterator that may read them closes. The
+// steps and their crash safety are described in merge.go.
+//
+// # Recovery
+//
+// Open finishes or undoes interrupted merges, loads each closed file from its
+// hint (or scans it when the hint is missing or does not match), cuts a torn
+// tail off the newest appended file at its first bad record, and builds the
+// keydir by merging the files' sorted runs; the record with the highest
+// sequence number wins. A bad record in the middle of a closed file does not
+// stop Open: the file is marked corrupt (never merged) and reads of the keys
+// whose records are damaged fail with ErrCorrupt. LastSeq after Open is the
+// newest sequence number recovered (each file's header also records the
+// LastSeq at its creation, so that dropping records in a merge cannot move it
+// back). See recover.go.
+//
+// # Concurrency
+//
+// Open takes an exclusive lock on the directory (vfs FS.Lock): a second Open,
+// in this process or another, fails with an error wrapping vfs.ErrLocked.
+// Close stops the background goroutines, syncs, writes the active file's
+// hint and releases the lock; a second Close returns nil.
+package bitcask
