@@ -120,6 +120,26 @@
 //	52      4     CRC-32C of bytes 0..51   uint32
 //	56      8     magic                    "LOGKVSST"
 //
+// # Limits
+//
+// A block, compressed or not, holds at most 40 MiB (enough for one entry
+// with the largest key and value the engine accepts); readers refuse larger
+// ones as corrupt. The writer caps the filter to fit, and refuses to finish
+// a table whose index would not (about a million data blocks).
+//
+// # Reading
+//
+// Reader.Get consults the filter, binary-searches the in-memory index, then
+// reads one data block (from the Cache when it is there) and copies out the
+// value: at most two allocations on a cache miss (block, value), one on a
+// hit. Iterators decode keys into a reused buffer and values in place;
+// Prev decodes the current restart interval once and walks back through
+// the cached entries. SeekGE to a key inside the current block skips the
+// index. Reader.NewCompactionIter reads the file sequentially in 256 KiB
+// chunks into reused buffers and bypasses the cache, so compactions neither
+// pay a read per block nor evict readers' blocks; its values, like its keys,
+// are valid only until the next move.
+//
 // # Corruption
 //
 // Every length read from a file is checked before it is used to slice or

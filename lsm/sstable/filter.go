@@ -54,7 +54,7 @@ func filterProbes(bitsPerKey int) int {
 func appendFilter(dst []byte, hashes []uint64, bitsPerKey int) []byte {
 	nbits := uint64(len(hashes)) * uint64(bitsPerKey)
 	nbits = max(nbits, 64)
-	nbits = min(nbits, 1<<32-8)
+	nbits = min(nbits, 8*(maxBlockSize-1)) // readers refuse larger blocks
 	nbytes := int((nbits + 7) / 8)
 	nbits = uint64(nbytes) * 8
 	k := filterProbes(bitsPerKey)

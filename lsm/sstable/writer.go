@@ -269,7 +269,12 @@ func (w *Writer) finish() error {
 	if ft.props, err = w.writeBlock(w.properties(), None); err != nil {
 		return err
 	}
-	if ft.index, err = w.writeBlock(w.index.finish(), w.o.Compression); err != nil {
+	index := w.index.finish()
+	if len(index) > maxBlockSize {
+		w.err = fmt.Errorf("sstable: index of %d bytes exceeds the %d-byte block limit: table too large", len(index), maxBlockSize)
+		return w.err
+	}
+	if ft.index, err = w.writeBlock(index, w.o.Compression); err != nil {
 		return err
 	}
 	w.buf = append(w.buf, ft.encode()...)
