@@ -39,11 +39,12 @@ type cluster struct {
 	net   *transport.MemNetwork
 	fs    map[string]*vfs.MemFS
 	nodes map[string]*Node
+	addr  map[string]string // where each node listens when it leads
 	base  func(id string) Config
 }
 
 func newCluster(t *testing.T, base func(c *Config)) *cluster {
-	c := &cluster{t: t, net: transport.NewMemNetwork(256 << 10), fs: map[string]*vfs.MemFS{}, nodes: map[string]*Node{}}
+	c := &cluster{t: t, net: transport.NewMemNetwork(256 << 10), fs: map[string]*vfs.MemFS{}, nodes: map[string]*Node{}, addr: map[string]string{}}
 	c.base = func(id string) Config {
 		cfg := Config{
 			ID: id, Dir: "node", OpenEngine: openMemory, Checkpoint: true,
@@ -73,7 +74,7 @@ func (c *cluster) start(id, leader string, mod ...func(*Config)) *Node {
 	cfg.FS = c.fs[id]
 	cfg.Role = Leader
 	if leader != "" {
-		cfg.Role, cfg.LeaderAddr = Follower, leader
+		cfg.Role, cfg.LeaderAddr = Follower, c.addrOf(leader)
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -81,7 +82,17 @@ func (c *cluster) start(id, leader string, mod ...func(*Config)) *Node {
 	n, err := Open(cfg)
 	require.NoError(c.t, err)
 	c.nodes[id] = n
+	if a := n.Addr(); a != "" {
+		c.addr[id] = a
+	}
 	return n
+}
+
+func (c *cluster) addrOf(id string) string {
+	if a, ok := c.addr[id]; ok {
+		return a
+	}
+	return id
 }
 
 func (c *cluster) stop(id string) {
