@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -187,13 +188,14 @@ func yamlError(err error) error {
 	if errors.As(err, &te) {
 		msgs := make([]string, len(te.Errors))
 		for i, e := range te.Errors {
-			msgs[i] = strings.Replace(e, "field ", "unknown key ", 1)
-			msgs[i] = strings.Replace(msgs[i], " not found in type node.", " in ", 1)
+			msgs[i] = unknownField.ReplaceAllString(e, `unknown key "$1" in $2`)
 		}
 		return fmt.Errorf("%s (see node/example.yaml for every key)", strings.Join(msgs, "; "))
 	}
 	return err
 }
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type \S*?(\w+)$`)
 
 // Validate checks the configuration and says what to fix.
 func (c *Config) Validate() error {

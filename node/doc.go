@@ -16,6 +16,12 @@
 // MSET's batch) hold striped per-key locks across the read and the write, so
 // they are atomic against every other command on the same keys, as in Redis.
 //
+// # DBSIZE
+//
+// DBSIZE (and INFO's keyspace line) report the engine's key count in O(1):
+// exact for memory and bitcask, an estimate for lsm, which counts versions
+// that compaction has not merged yet. SCAN counts exactly.
+//
 // # SCAN cursors
 //
 // Keys are ordered, so SCAN walks them in order. A cursor is a number naming

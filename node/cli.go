@@ -1,0 +1,196 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/logkv/logkv/replicate/transport"
+)
+
+// Main is kvnode's command line: it runs a node (the default), writes
+// certificates (certs) or checks a config file (check-config), and returns
+// the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "certs":
+			return mainCerts(args[1:], stdout, stderr)
+		case "check-config":
+			return mainCheckConfig(args[1:], stdout, stderr)
+		case "help", "-h", "-help", "--help":
+			usage(stdout)
+			return 0
+		}
+	}
+	return mainRun(args, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `kvnode: a logkv node speaking the Redis protocol.
+
+Usage:
+  kvnode [flags]                     run a node (defaults: lsm engine in ./kvnode-data,
+                                     Redis protocol on 127.0.0.1:6380, admin on :9380)
+  kvnode certs -dir DIR [-hosts H]   write a CA and a node certificate for replication
+  kvnode check-config FILE           validate a config file without starting
+
+Run 'kvnode -h' for the flags; node/example.yaml documents the config file.
+`)
+}
+
+// runFlags are kvnode's flags; each overrides its config file key.
+type runFlags struct {
+	config, engine, data, listen, admin, repl, replicaOf, tlsDir, ack, logLevel string
+	quorum                                                                     int
+}
+
+func mainRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kvnode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	fs.StringVar(&f.config, "config", "", "YAML config `file` (flags override it)")
+	fs.StringVar(&f.engine, "engine", "", "storage engine: "+strings.Join(EngineNames(), ", ")+" (default lsm)")
+	fs.StringVar(&f.data, "data", "", "data `dir` (default ./kvnode-data)")
+	fs.StringVar(&f.listen, "listen", "", "Redis protocol `addr` (default 127.0.0.1:6380)")
+	fs.StringVar(&f.admin, "admin", "", "admin HTTP `addr`, or off (default 127.0.0.1:9380)")
+	fs.StringVar(&f.repl, "repl", "", "replication (QUIC) `addr`, or off (default 127.0.0.1:7380)")
+	fs.StringVar(&f.replicaOf, "replicaof", "", "follow the leader at this replication `addr`")
+	fs.StringVar(&f.tlsDir, "tls-dir", "", "`dir` with ca.crt, node.crt, node.key (see kvnode certs)")
+	fs.StringVar(&f.ack, "ack", "", "replication ack mode: async or sync")
+	fs.IntVar(&f.quorum, "quorum", 0, "followers that must hold a write in sync mode")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() { usage(stderr); fmt.Fprintln(stderr, "\nFlags:"); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kvnode: unexpected argument %q; see kvnode -h\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := f.apply()
+	if err != nil {
+		fmt.Fprintf(stderr, "kvnode: %v\n", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "kvnode: -log-level: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	n, err := New(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvnode: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "kvnode: %s engine in %s; connect with: redis-cli -p %s\n", cfg.Engine, cfg.DataDir, portOf(n.Addr()))
+	if a := n.AdminAddr(); a != "" {
+		fmt.Fprintf(stdout, "kvnode: metrics at http://%s/metrics\n", a)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		s := <-sig
+		logger.Info("signal received; shutting down", "signal", s.String())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+		defer cancel()
+		n.Shutdown(ctx)
+	}()
+	if err := n.Serve(); err != nil {
+		fmt.Fprintf(stderr, "kvnode: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// apply loads the config file (or the defaults) and lays the flags over it.
+func (f *runFlags) apply() (Config, error) {
+	cfg := DefaultConfig()
+	if f.config != "" {
+		var err error
+		if cfg, err = LoadConfig(f.config); err != nil {
+			return cfg, err
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Engine, f.engine)
+	set(&cfg.DataDir, f.data)
+	set(&cfg.Listen, f.listen)
+	set(&cfg.Admin, f.admin)
+	set(&cfg.Replication.Listen, f.repl)
+	set(&cfg.Replication.ReplicaOf, f.replicaOf)
+	set(&cfg.TLS.Dir, f.tlsDir)
+	set(&cfg.Replication.Ack, f.ack)
+	if f.quorum != 0 {
+		cfg.Replication.Quorum = f.quorum
+	}
+	if f.engine != "" && f.config != "" && cfg.EngineOptions.Kind != 0 {
+		return cfg, fmt.Errorf("-engine %s overrides the config's engine, but its engine_options are for that engine; remove one of them", f.engine)
+	}
+	return cfg, cfg.Validate()
+}
+
+func mainCerts(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kvnode certs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "`dir` to write ca.crt, ca.key, node.crt, node.key into (required)")
+	hosts := fs.String("hosts", "", "extra comma-separated host names or IPs for the node certificate")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *dir == "" {
+		fmt.Fprintln(stderr, "kvnode certs: -dir is required: kvnode certs -dir ./tls")
+		return 2
+	}
+	if _, err := os.Stat(*dir + "/ca.key"); err == nil {
+		fmt.Fprintf(stderr, "kvnode certs: %s/ca.key exists; refusing to replace a CA (remove the directory to start over)\n", *dir)
+		return 1
+	}
+	names := []string{"127.0.0.1", "localhost", "::1"}
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			names = append(names, h)
+		}
+	}
+	if err := transport.GenerateCerts(*dir, names, "node"); err != nil {
+		fmt.Fprintf(stderr, "kvnode certs: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "kvnode certs: wrote ca.crt, ca.key, node.crt, node.key to %s for %s\n", *dir, strings.Join(names, ", "))
+	fmt.Fprintf(stdout, "every node of the cluster can use this directory: kvnode -tls-dir %s\n", *dir)
+	return 0
+}
+
+func mainCheckConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: kvnode check-config FILE")
+		return 2
+	}
+	cfg, err := LoadConfig(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "kvnode: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%s engine, data in %s, listening on %s)\n", args[0], cfg.Engine, cfg.DataDir, cfg.Listen)
+	return 0
+}
