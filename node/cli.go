@@ -50,7 +50,7 @@ Run 'kvnode -h' for the flags; node/example.yaml documents the config file.
 // runFlags are kvnode's flags; each overrides its config file key.
 type runFlags struct {
 	config, engine, data, listen, admin, repl, replicaOf, tlsDir, ack, logLevel string
-	quorum                                                                     int
+	quorum                                                                      int
 }
 
 func mainRun(args []string, stdout, stderr io.Writer) int {
