@@ -1,5 +1,5 @@
 // Command kvbench measures logkv engines: db_bench-style benchmarks and the
-// YCSB core workloads, over any registered engine. See docs/kvbench.md.
+// YCSB core workloads, over any registered engine. See cmd/kvbench/README.md.
 //
 //	kvbench -engine memory -benchmarks fillrandom,readrandom -num 1000000
 package main
