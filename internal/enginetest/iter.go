@@ -156,11 +156,21 @@ func (c *iterChecker) step(op iterOp) {
 		}
 		require.Failf(c.t, "iterator position", "%s returned %v, want %v (want key %s, got key %s); %s", op, got, want, wantAt, gotAt, ctx())
 	}
-	require.Equal(c.t, want, c.it.Valid(), "Valid() after %s; %s", op, ctx())
-	require.NoError(c.t, c.it.Error(), "Error() after %s; %s", op, ctx())
+	// The messages are built only on failure: this runs for every move.
+	if v := c.it.Valid(); v != want {
+		require.Failf(c.t, "iterator Valid", "Valid() is %v after %s returned %v; %s", v, op, got, ctx())
+	}
+	if err := c.it.Error(); err != nil {
+		require.Failf(c.t, "iterator Error", "Error() after %s: %v; %s", op, err, ctx())
+	}
 	if want {
-		require.Equal(c.t, c.m.keys[c.m.pos], string(c.it.Key()), "Key() after %s; %s", op, ctx())
-		require.Equal(c.t, c.m.vals[c.m.pos], string(c.it.Value()), "Value() of %q after %s; %s", c.m.keys[c.m.pos], op, ctx())
+		if k := c.it.Key(); string(k) != c.m.keys[c.m.pos] {
+			require.Failf(c.t, "iterator Key", "Key() after %s is %q, want %q; %s", op, k, c.m.keys[c.m.pos], ctx())
+		}
+		if v := c.it.Value(); string(v) != c.m.vals[c.m.pos] {
+			require.Failf(c.t, "iterator Value", "Value() of %q after %s is %.64q (%d bytes), want %.64q (%d bytes); %s",
+				c.m.keys[c.m.pos], op, v, len(v), c.m.vals[c.m.pos], len(c.m.vals[c.m.pos]), ctx())
+		}
 	}
 }
 
