@@ -32,6 +32,10 @@ type QUICOptions struct {
 	HandshakeTimeout time.Duration
 	// Logger receives refused connections with their reason; nil discards.
 	Logger *slog.Logger
+	// ListenPacket, if set, makes the UDP sockets (one per listener, one per
+	// dialed connection) instead of net.ListenPacket; tests use it to open
+	// them in another network namespace. addr is "" for a dialer's socket.
+	ListenPacket func(addr string) (net.PacketConn, error)
 }
 
 // QUIC is a Transport over QUIC with mutual TLS.
@@ -85,12 +89,23 @@ func (q *QUIC) Listen(addr string) (Listener, error) {
 		NextProtos:   []string{ALPN},
 		MinVersion:   tls.VersionTLS13,
 	}
-	ln, err := quic.ListenAddr(addr, tc, q.config())
+	var ln *quic.Listener
+	var pc net.PacketConn
+	var err error
+	if q.o.ListenPacket != nil {
+		if pc, err = q.o.ListenPacket(addr); err == nil {
+			if ln, err = quic.Listen(pc, tc, q.config()); err != nil {
+				pc.Close()
+			}
+		}
+	} else {
+		ln, err = quic.ListenAddr(addr, tc, q.config())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &quicListener{q: q, ln: ln, ch: make(chan Stream), ctx: ctx, cancel: cancel}
+	l := &quicListener{q: q, ln: ln, pc: pc, ch: make(chan Stream), ctx: ctx, cancel: cancel}
 	l.wg.Go(l.loop)
 	return l, nil
 }
@@ -113,17 +128,37 @@ func (q *QUIC) Dial(ctx context.Context, addr string) (Stream, error) {
 		NextProtos:   []string{ALPN},
 		MinVersion:   tls.VersionTLS13,
 	}
-	conn, err := quic.DialAddr(ctx, addr, tc, q.config())
+	var conn *quic.Conn
+	var pc net.PacketConn
+	var err error
+	if q.o.ListenPacket != nil {
+		var ua *net.UDPAddr
+		if ua, err = net.ResolveUDPAddr("udp", addr); err != nil {
+			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+		}
+		if pc, err = q.o.ListenPacket(""); err != nil {
+			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+		}
+		conn, err = quic.Dial(ctx, pc, ua, tc, q.config())
+	} else {
+		conn, err = quic.DialAddr(ctx, addr, tc, q.config())
+	}
 	if err != nil {
+		if pc != nil {
+			pc.Close()
+		}
 		q.o.Logger.Warn("replication connection refused", "addr", addr, "reason", err)
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		conn.CloseWithError(0, "")
+		if pc != nil {
+			pc.Close()
+		}
 		return nil, fmt.Errorf("transport: open stream to %s: %w", addr, err)
 	}
-	return &quicStream{conn: conn, st: st, peer: peerName(conn)}, nil
+	return &quicStream{conn: conn, st: st, pc: pc, peer: peerName(conn)}, nil
 }
 
 func peerName(conn *quic.Conn) string {
@@ -136,6 +171,7 @@ func peerName(conn *quic.Conn) string {
 type quicListener struct {
 	q      *QUIC
 	ln     *quic.Listener
+	pc     net.PacketConn // ours to close, if ListenPacket made it
 	ch     chan Stream
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -187,6 +223,9 @@ func (l *quicListener) Close() error {
 		l.cancel()
 		l.ln.Close()
 		l.wg.Wait()
+		if l.pc != nil {
+			l.pc.Close()
+		}
 	})
 	return nil
 }
@@ -194,6 +233,7 @@ func (l *quicListener) Close() error {
 type quicStream struct {
 	conn *quic.Conn
 	st   *quic.Stream
+	pc   net.PacketConn // ours to close, if ListenPacket made it
 	peer string
 	once sync.Once
 }
@@ -207,6 +247,9 @@ func (s *quicStream) Close() error {
 		s.st.CancelRead(0)
 		s.st.Close()
 		s.conn.CloseWithError(0, "closed")
+		if s.pc != nil {
+			s.pc.Close()
+		}
 	})
 	return nil
 }
