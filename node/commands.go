@@ -164,7 +164,7 @@ func cmdPing(n *Node, c *client, args [][]byte) {
 func cmdEcho(n *Node, c *client, args [][]byte) { c.conn.WriteBulk(args[1]) }
 
 func cmdGet(n *Node, c *client, args [][]byte) {
-	v, err := n.engine.Get(args[1])
+	v, err := n.eng().Get(args[1])
 	switch {
 	case errors.Is(err, logkv.ErrNotFound):
 		c.conn.WriteNull()
@@ -217,7 +217,7 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 	}
 	unlock := n.locks.lock(key)
 	defer unlock()
-	old, err := n.engine.Get(key)
+	old, err := n.eng().Get(key)
 	exists := err == nil
 	if err != nil && !errors.Is(err, logkv.ErrNotFound) {
 		n.replyErr(c, err)
@@ -252,7 +252,7 @@ func cmdSetNX(n *Node, c *client, args [][]byte) {
 	}
 	unlock := n.locks.lock(args[1])
 	defer unlock()
-	_, err := n.engine.Get(args[1])
+	_, err := n.eng().Get(args[1])
 	if err == nil {
 		c.conn.WriteInt(0)
 		return
@@ -282,7 +282,7 @@ func cmdDel(n *Node, c *client, args [][]byte) {
 			continue
 		}
 		seen[string(k)] = true
-		_, err := n.engine.Get(k)
+		_, err := n.eng().Get(k)
 		if errors.Is(err, logkv.ErrNotFound) {
 			continue
 		}
@@ -306,7 +306,7 @@ func cmdDel(n *Node, c *client, args [][]byte) {
 func cmdExists(n *Node, c *client, args [][]byte) {
 	count := 0
 	for _, k := range args[1:] {
-		_, err := n.engine.Get(k)
+		_, err := n.eng().Get(k)
 		if err == nil {
 			count++
 		} else if !errors.Is(err, logkv.ErrNotFound) {
@@ -319,7 +319,7 @@ func cmdExists(n *Node, c *client, args [][]byte) {
 
 // cmdMGet reads from one snapshot, so the values are from one moment.
 func cmdMGet(n *Node, c *client, args [][]byte) {
-	snap, err := n.engine.NewSnapshot()
+	snap, err := n.eng().NewSnapshot()
 	if err != nil {
 		n.replyErr(c, err)
 		return
@@ -399,7 +399,7 @@ func cmdIncr(n *Node, c *client, args [][]byte) {
 	unlock := n.locks.lock(key)
 	defer unlock()
 	var cur int64
-	v, err := n.engine.Get(key)
+	v, err := n.eng().Get(key)
 	switch {
 	case errors.Is(err, logkv.ErrNotFound):
 	case err != nil:
@@ -426,7 +426,7 @@ func cmdIncr(n *Node, c *client, args [][]byte) {
 }
 
 func cmdType(n *Node, c *client, args [][]byte) {
-	_, err := n.engine.Get(args[1])
+	_, err := n.eng().Get(args[1])
 	switch {
 	case err == nil:
 		c.conn.WriteString("string")
@@ -439,7 +439,7 @@ func cmdType(n *Node, c *client, args [][]byte) {
 
 // cmdTTL answers -1 (no expiry) for a present key and -2 for an absent one.
 func cmdTTL(n *Node, c *client, args [][]byte) {
-	_, err := n.engine.Get(args[1])
+	_, err := n.eng().Get(args[1])
 	switch {
 	case err == nil:
 		c.conn.WriteInt(-1)
@@ -500,7 +500,7 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 		o.LowerBound = prefix
 		o.UpperBound = prefixEnd(prefix)
 	}
-	it, err := n.engine.NewIter(o)
+	it, err := n.eng().NewIter(o)
 	if err != nil {
 		n.replyErr(c, err)
 		return
@@ -548,7 +548,7 @@ func prefixEnd(prefix []byte) []byte {
 }
 
 func cmdDBSize(n *Node, c *client, args [][]byte) {
-	c.conn.WriteInt64(n.engine.Metrics().Keys)
+	c.conn.WriteInt64(n.eng().Metrics().Keys)
 }
 
 func cmdInfo(n *Node, c *client, args [][]byte) {

@@ -44,6 +44,10 @@ type Config struct {
 	Replication Replication `yaml:"replication"`
 	// TLS names the certificate files replication uses (mutual TLS).
 	TLS TLS `yaml:"tls"`
+	// NodeID names the node to its replication peers. Default: an id made
+	// from the host name and random bytes on first start, kept in
+	// data_dir/node_id.
+	NodeID string `yaml:"node_id"`
 	// ShutdownTimeout bounds how long a stopping node waits for in-flight
 	// commands.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -85,9 +89,9 @@ type Replication struct {
 	// RetentionBytes caps the commit log kept for lagging followers; a
 	// follower needing more is fully resynced.
 	RetentionBytes int64 `yaml:"retention_bytes"`
-	// MaxReadyLag is the lag (in seconds) under which a follower reports
-	// ready on /readyz.
-	MaxReadyLag Duration `yaml:"max_ready_lag"`
+	// MaxReadyLagRecords is the lag, in records behind what the leader last
+	// reported, under which a streaming follower is ready on /readyz.
+	MaxReadyLagRecords uint64 `yaml:"max_ready_lag_records"`
 }
 
 // TLS names the files for mutual TLS between nodes, as written by
@@ -139,12 +143,12 @@ func DefaultConfig() Config {
 			MaxConnections: 10000,
 		},
 		Replication: Replication{
-			Listen:         "127.0.0.1:7380",
-			Ack:            "async",
-			Quorum:         1,
-			AckTimeout:     Duration(5 * time.Second),
-			RetentionBytes: 1 << 30,
-			MaxReadyLag:    Duration(5 * time.Second),
+			Listen:             "127.0.0.1:7380",
+			Ack:                "async",
+			Quorum:             1,
+			AckTimeout:         Duration(5 * time.Second),
+			RetentionBytes:     1 << 30,
+			MaxReadyLagRecords: 10000,
 		},
 		ShutdownTimeout: Duration(10 * time.Second),
 	}

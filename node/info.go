@@ -22,7 +22,7 @@ func (n *Node) info(sections map[string]bool) string {
 		fmt.Fprintf(&b, "# %s\r\n", name)
 		fill(func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) })
 	}
-	m := n.engine.Metrics()
+	m := n.eng().Metrics()
 	section("Server", func(add func(string, any)) {
 		add("redis_version", redisVersion)
 		add("logkv_engine", n.cfg.Engine)
@@ -52,7 +52,7 @@ func (n *Node) info(sections map[string]bool) string {
 		add("aof_enabled", 1)
 		add("engine", n.cfg.Engine)
 		add("engine_disk_bytes", m.DiskBytes)
-		add("engine_last_seq", n.engine.LastSeq())
+		add("engine_last_seq", n.eng().LastSeq())
 	})
 	section("Stats", func(add func(string, any)) {
 		add("total_connections_received", n.clientID.Load())

@@ -97,7 +97,7 @@ type engineCollector struct{ n *Node }
 func (engineCollector) Describe(chan<- *prometheus.Desc) {}
 
 func (e engineCollector) Collect(ch chan<- prometheus.Metric) {
-	m := e.n.engine.Metrics()
+	m := e.n.eng().Metrics()
 	put := func(name, help string, t prometheus.ValueType, v float64, labels map[string]string) {
 		keys := slices.Sorted(maps.Keys(labels))
 		vals := make([]string, len(keys))
@@ -116,7 +116,7 @@ func (e engineCollector) Collect(ch chan<- prometheus.Metric) {
 	put("engine_writes_total", "Batches committed to the engine.", prometheus.CounterValue, float64(m.Writes), nil)
 	put("engine_write_ops_total", "Operations in committed batches.", prometheus.CounterValue, float64(m.WriteOps), nil)
 	put("engine_written_bytes_total", "Key and value bytes committed.", prometheus.CounterValue, float64(m.BytesWritten), nil)
-	put("engine_last_seq", "Sequence number of the newest committed batch.", prometheus.GaugeValue, float64(e.n.engine.LastSeq()), nil)
+	put("engine_last_seq", "Sequence number of the newest committed batch.", prometheus.GaugeValue, float64(e.n.eng().LastSeq()), nil)
 	for _, d := range m.Detail {
 		t := prometheus.GaugeValue
 		if d.Counter {
@@ -161,9 +161,4 @@ func (n *Node) adminHandler() http.Handler {
 }
 
 // notReady says why the node should not take traffic, or "" if it should.
-func (n *Node) notReady() string {
-	if r, ok := n.backend.(interface{ NotReady() string }); ok {
-		return r.NotReady()
-	}
-	return ""
-}
+func (n *Node) notReady() string { return n.backend.NotReady() }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,6 @@ import (
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
-	engine  logkv.Engine
 	backend backend
 	locks   keyLocks
 	scans   cursors
@@ -50,8 +50,11 @@ type Node struct {
 }
 
 // backend is where a node's writes go: straight to the engine for a
-// standalone node, or through the replicated commit log.
+// standalone node, or through the replicated commit log. It owns the engine.
 type backend interface {
+	// Engine returns the engine to read from now (a follower's full resync
+	// replaces it).
+	Engine() logkv.Engine
 	// Set and Apply write without waiting for durability.
 	Set(key, value []byte) error
 	Apply(b *logkv.Batch) error
@@ -70,8 +73,14 @@ type backend interface {
 	Role(w redcon.Conn)
 	// Info appends the INFO replication section's lines.
 	Info(add func(k string, v any))
+	// NotReady says why the node should not take traffic, or "".
+	NotReady() string
+	// Close makes every write durable and closes the engine.
 	Close() error
 }
+
+// eng returns the engine to read from.
+func (n *Node) eng() logkv.Engine { return n.backend.Engine() }
 
 // New opens the node's engine and binds its listeners; Serve then serves
 // them. Addresses may use port 0, as tests do; Addr and AdminAddr tell the
@@ -86,27 +95,14 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	n := &Node{cfg: cfg, log: logger, started: time.Now(), conns: map[*clientConn]struct{}{},
 		served: make(chan error, 2), closed: make(chan struct{})}
 	n.scans.init(4096)
-	opts, err := cfg.engineOptions()
-	if err != nil {
-		return nil, err
-	}
-	if cfg.DataDir != "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("node: data_dir: %w", err)
-		}
-	}
-	n.engine, err = logkv.Open(cfg.Engine, cfg.DataDir, opts)
-	if err != nil {
-		return nil, fmt.Errorf("node: open %s engine in %s: %w", cfg.Engine, cfg.DataDir, err)
-	}
-	defer func() {
-		if err != nil {
-			n.engine.Close()
-		}
-	}()
 	if n.backend, err = n.newBackend(); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			n.backend.Close()
+		}
+	}()
 	n.metrics = newMetrics(n)
 	n.resp = redcon.NewServer(cfg.Listen, n.handle, n.accept, n.disconnected)
 	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -122,12 +118,52 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	return n, nil
 }
 
-// newBackend picks the write path; replication adds its own.
-func (n *Node) newBackend() (backend, error) {
-	if n.cfg.Replication.ReplicaOf != "" {
-		return nil, errors.New("node: replication.replicaof is set, but this build of kvnode has no replication yet; remove it to run a standalone node")
+// Where a node keeps its files, below data_dir.
+const (
+	engineSubdir = "engine" // the engine's files
+	logSubdir    = "log"    // the replication commit log and checkpoints
+)
+
+// openEngine opens the configured engine in data_dir/engine, first removing
+// what is there when wipe is set (a follower about to load a full resync).
+func (n *Node) openEngine(wipe bool) (logkv.Engine, error) {
+	opts, err := n.cfg.engineOptions()
+	if err != nil {
+		return nil, err
 	}
-	return &standalone{engine: n.engine}, nil
+	dir := ""
+	if n.cfg.DataDir != "" {
+		dir = filepath.Join(n.cfg.DataDir, engineSubdir)
+		if wipe {
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("node: wipe %s: %w", dir, err)
+			}
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("node: data_dir: %w", err)
+		}
+	}
+	e, err := logkv.Open(n.cfg.Engine, dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("node: open %s engine in %s: %w", n.cfg.Engine, dir, err)
+	}
+	return e, nil
+}
+
+// newBackend picks the write path: replicated when TLS is configured or the
+// node follows a leader, standalone otherwise.
+func (n *Node) newBackend() (backend, error) {
+	if n.replicated() {
+		return n.openReplicated()
+	}
+	e, err := n.openEngine(false)
+	if err != nil {
+		return nil, err
+	}
+	if n.cfg.Replication.Listen != "off" {
+		n.log.Info("replication is off: no certificates configured (make them with kvnode certs -dir DIR, then run with -tls-dir DIR)")
+	}
+	return &standalone{engine: e}, nil
 }
 
 // Addr returns the Redis-protocol address.
@@ -194,8 +230,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.admin.Shutdown(ctx)
 			n.adminLn.Close()
 		}
-		n.shutErr = errors.Join(n.backend.Sync(), n.backend.Close(), n.engine.Close())
-		n.log.Info("kvnode stopped", "last_seq", n.engine.LastSeq(), "err", n.shutErr)
+		last := n.eng().LastSeq()
+		n.shutErr = errors.Join(n.backend.Sync(), n.backend.Close())
+		n.log.Info("kvnode stopped", "last_seq", last, "err", n.shutErr)
 		close(n.closed)
 	})
 	<-n.closed
@@ -310,12 +347,14 @@ type standalone struct {
 	group  groupSync
 }
 
+func (s *standalone) Engine() logkv.Engine        { return s.engine }
+func (s *standalone) NotReady() string            { return "" }
 func (s *standalone) Set(key, value []byte) error { return s.engine.Set(key, value, nil) }
 func (s *standalone) Apply(b *logkv.Batch) error  { return s.engine.Apply(b, nil) }
 func (s *standalone) Sync() error                 { return s.group.sync(s.engine.Sync) }
 func (s *standalone) Wait(int, time.Duration) int { return 0 }
 func (s *standalone) IsFollower() bool            { return false }
-func (s *standalone) Close() error                { return nil }
+func (s *standalone) Close() error                { return s.engine.Close() }
 func (s *standalone) ReplicaOf(host, port string) error {
 	if host == "" {
 		return nil // already a leader

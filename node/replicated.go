@@ -1,0 +1,241 @@
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate"
+	"github.com/logkv/logkv/replicate/transport"
+	"github.com/tidwall/redcon"
+)
+
+// replicated reports whether the node runs behind the replicated commit log:
+// when it follows a leader, or has certificates to accept followers.
+func (n *Node) replicated() bool {
+	return n.cfg.Replication.ReplicaOf != "" || (n.cfg.TLS.configured() && n.cfg.Replication.Listen != "off")
+}
+
+// errNeedCerts says how to give a node the certificates replication needs.
+var errNeedCerts = errors.New("replication needs certificates: make them with `kvnode certs -dir DIR` and start every node with -tls-dir DIR")
+
+func (n *Node) openReplicated() (backend, error) {
+	c := n.cfg
+	if !c.TLS.configured() {
+		return nil, fmt.Errorf("node: replication.replicaof is %s, but %w", c.Replication.ReplicaOf, errNeedCerts)
+	}
+	ca, cert, key := c.TLS.files()
+	id, err := transport.LoadIdentity(cert, key, ca)
+	if err != nil {
+		return nil, fmt.Errorf("node: tls: %w (make certificates with kvnode certs -dir DIR)", err)
+	}
+	tr, err := transport.NewQUIC(transport.QUICOptions{Identity: id, Logger: n.log.With("component", "quic")})
+	if err != nil {
+		return nil, fmt.Errorf("node: replication transport: %w", err)
+	}
+	nodeID, err := loadNodeID(c.DataDir, c.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	rc := replicate.Config{
+		ID:             nodeID,
+		Dir:            filepath.Join(c.DataDir, logSubdir),
+		OpenEngine:     n.openEngine,
+		Role:           replicate.Leader,
+		Transport:      tr,
+		AckMode:        replicate.Async,
+		Quorum:         c.Replication.Quorum,
+		QuorumTimeout:  time.Duration(c.Replication.AckTimeout),
+		RetentionBytes: c.Replication.RetentionBytes,
+		Checkpoint:     c.Engine == "memory",
+		Logger:         n.log.With("component", "replicate"),
+	}
+	if c.Replication.Listen != "off" {
+		rc.ListenAddr = c.Replication.Listen
+	}
+	if c.Replication.Ack == "sync" {
+		rc.AckMode = replicate.Sync
+	}
+	if c.Replication.ReplicaOf != "" {
+		rc.Role, rc.LeaderAddr = replicate.Follower, c.Replication.ReplicaOf
+	}
+	r, err := replicate.Open(rc)
+	if err != nil {
+		return nil, fmt.Errorf("node: replication: %w", err)
+	}
+	n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
+	return &replicatedBackend{r: r, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
+}
+
+// replicatedBackend writes through the replicated commit log. Every Write
+// returns once the record is durable in the local log and applied (and, in
+// sync mode, held by the quorum), so Sync has nothing left to do.
+type replicatedBackend struct {
+	r           *replicate.Node
+	maxReadyLag uint64
+
+	mu     sync.Mutex
+	leader string // the replication address followed, if any
+}
+
+func (b *replicatedBackend) Engine() logkv.Engine { return b.r.Engine() }
+
+func (b *replicatedBackend) Set(key, value []byte) error {
+	var batch logkv.Batch
+	batch.Set(key, value)
+	return b.Apply(&batch)
+}
+
+func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
+	_, err := b.r.Write(batch)
+	return err
+}
+
+func (b *replicatedBackend) Sync() error  { return nil }
+func (b *replicatedBackend) Close() error { return b.r.Close() }
+
+func (b *replicatedBackend) IsFollower() bool { return b.r.Role() != replicate.Leader }
+
+// Wait polls the followers' acknowledgements: WAIT is a rare command and the
+// leader has no per-seq notification to offer it.
+func (b *replicatedBackend) Wait(want int, timeout time.Duration) int {
+	target := b.r.Status().LastSeq
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		held := 0
+		for _, f := range b.r.Followers() {
+			if f.Durable >= target {
+				held++
+			}
+		}
+		if held >= want || (!deadline.IsZero() && time.Now().After(deadline)) || b.IsFollower() {
+			return held
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// ReplicaOf follows the leader whose replication address is host:port, or
+// with an empty host promotes this node to leader of a new epoch.
+func (b *replicatedBackend) ReplicaOf(host, port string) error {
+	if host == "" {
+		if !b.IsFollower() {
+			return nil
+		}
+		return b.r.Promote()
+	}
+	addr := net.JoinHostPort(host, port)
+	if err := b.r.Follow(addr); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.leader = addr
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *replicatedBackend) Role(w redcon.Conn) {
+	st := b.r.Status()
+	if st.Role == replicate.Leader {
+		fs := b.r.Followers()
+		w.WriteArray(3)
+		w.WriteBulkString("master")
+		w.WriteInt64(int64(st.LastSeq))
+		w.WriteArray(len(fs))
+		for _, f := range fs {
+			w.WriteArray(3)
+			w.WriteBulkString(f.ID)
+			w.WriteBulkString("")
+			w.WriteBulkString(fmt.Sprint(f.Durable))
+		}
+		return
+	}
+	w.WriteArray(5)
+	w.WriteBulkString("slave")
+	w.WriteBulkString(b.leaderAddr())
+	w.WriteInt(0)
+	w.WriteBulkString(st.State)
+	w.WriteInt64(int64(st.Applied))
+}
+
+func (b *replicatedBackend) leaderAddr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.leader
+}
+
+func (b *replicatedBackend) Info(add func(string, any)) {
+	st := b.r.Status()
+	if st.Role == replicate.Leader {
+		add("role", "master")
+		fs := b.r.Followers()
+		add("connected_slaves", len(fs))
+		for i, f := range fs {
+			add(fmt.Sprintf("slave%d", i), fmt.Sprintf("id=%s,state=%s,offset=%d,lag=%.3f,lag_records=%d,lag_bytes=%d,resyncs=%d",
+				f.ID, f.State, f.Durable, f.LagSeconds, f.LagRecords, f.LagBytes, f.Resyncs))
+		}
+	} else {
+		add("role", "slave")
+		add("master_addr", b.leaderAddr())
+		add("master_link_status", st.State)
+		add("master_last_seq", st.LeaderLast)
+		add("slave_repl_offset", st.Applied)
+		add("full_resyncs", st.Resyncs)
+	}
+	add("master_repl_offset", st.LastSeq)
+	add("repl_epoch", st.Epoch)
+	add("repl_durable_seq", st.DurableSeq)
+	add("repl_log_first_seq", st.LogFirstSeq)
+	add("repl_log_bytes", st.LogBytes)
+}
+
+// NotReady: a follower is ready when it streams from its leader and has
+// applied what the leader last told it of.
+func (b *replicatedBackend) NotReady() string {
+	st := b.r.Status()
+	if st.Role == replicate.Leader {
+		return ""
+	}
+	if st.State != replicate.StateStreaming {
+		return fmt.Sprintf("follower is %s, not streaming from its leader", st.State)
+	}
+	if st.LeaderLast > st.Applied+b.maxReadyLag {
+		return fmt.Sprintf("follower lags its leader by %d records", st.LeaderLast-st.Applied)
+	}
+	return ""
+}
+
+// loadNodeID returns the configured id, or the one kept in dir/node_id,
+// making and keeping one on first start.
+func loadNodeID(dir, configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	path := filepath.Join(dir, "node_id")
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	host, _ := os.Hostname()
+	var r [6]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := fmt.Sprintf("%s-%x", host, r)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("node: keep node id: %w", err)
+	}
+	return id, nil
+}

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/logkv/logkv/replicate"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// replNode starts a replicated node with the certificates in tlsDir.
+func replNode(t *testing.T, tlsDir, engine, replicaOf string) *Node {
+	return startNode(t, func(c *Config) {
+		c.Engine = engine
+		c.Admin = "off"
+		c.TLS.Dir = tlsDir
+		c.Replication.Listen = "127.0.0.1:0"
+		c.Replication.ReplicaOf = replicaOf
+	})
+}
+
+func (n *Node) rep(t *testing.T) *replicate.Node {
+	b, ok := n.backend.(*replicatedBackend)
+	require.True(t, ok, "node is not replicated")
+	return b.r
+}
+
+// caughtUp waits until follower has applied everything leader has.
+func caughtUp(t *testing.T, leader, follower *Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, follower.rep(t).WaitApplied(ctx, leader.rep(t).LastSeq()))
+}
+
+func scanAll(t *testing.T, c *redis.Client) map[string]string {
+	ctx := context.Background()
+	out := map[string]string{}
+	it := c.Scan(ctx, 0, "", 500).Iterator()
+	for it.Next(ctx) {
+		out[it.Val()] = c.Get(ctx, it.Val()).Val()
+	}
+	require.NoError(t, it.Err())
+	return out
+}
+
+func TestReplicationThroughRESP(t *testing.T) {
+	tlsDir := filepath.Join(t.TempDir(), "tls")
+	var out bytes.Buffer
+	require.Equal(t, 0, Main([]string{"certs", "-dir", tlsDir}, &out, &out), out.String())
+	ctx := context.Background()
+
+	leader := replNode(t, tlsDir, "lsm", "")
+	laddr := leader.rep(t).Addr()
+	f1 := replNode(t, tlsDir, "bitcask", laddr)
+	f2 := replNode(t, tlsDir, "memory", laddr)
+	lc := dial(t, leader, nil)
+	c1, c2 := dial(t, f1, nil), dial(t, f2, nil)
+
+	_, err := lc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 1000 {
+			p.Set(ctx, fmt.Sprintf("k%04d", i), i, 0)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, lc.MSet(ctx, "a", "1", "b", "2").Err())
+	require.Equal(t, int64(1), lc.Del(ctx, "k0000").Val())
+	caughtUp(t, leader, f1)
+	caughtUp(t, leader, f2)
+	want := scanAll(t, lc)
+	require.Len(t, want, 1001)
+	require.Equal(t, want, scanAll(t, c1), "bitcask follower equals the leader")
+	require.Equal(t, want, scanAll(t, c2), "memory follower equals the leader")
+
+	require.EqualError(t, c1.Set(ctx, "x", "1", 0).Err(), errReadOnly)
+	require.Contains(t, c1.Info(ctx, "replication").Val(), "role:slave")
+	info := lc.Info(ctx, "replication").Val()
+	require.Contains(t, info, "role:master")
+	require.Contains(t, info, "connected_slaves:2")
+	require.Equal(t, "slave", c1.Do(ctx, "role").Val().([]any)[0])
+	require.Equal(t, int64(2), lc.Do(ctx, "wait", "2", "5000").Val(), "both followers hold every write")
+
+	// Promote f1; the old leader and f2 follow it; all converge.
+	require.NoError(t, c1.Do(ctx, "replicaof", "no", "one").Err())
+	require.NoError(t, c1.Set(ctx, "after", "promotion", 0).Err())
+	host, port := splitHostPort(t, f1.rep(t).Addr())
+	require.NoError(t, lc.Do(ctx, "replicaof", host, port).Err())
+	require.NoError(t, c2.Do(ctx, "replicaof", host, port).Err())
+	require.EqualError(t, lc.Set(ctx, "y", "1", 0).Err(), errReadOnly, "the old leader now refuses writes")
+	caughtUp(t, f1, leader)
+	caughtUp(t, f1, f2)
+	want = scanAll(t, c1)
+	require.Equal(t, "promotion", want["after"])
+	require.Equal(t, want, scanAll(t, lc))
+	require.Equal(t, want, scanAll(t, c2))
+}
+
+func TestReplicationNeedsCertificates(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin = "memory", t.TempDir(), "127.0.0.1:0", "off"
+	cfg.Replication.ReplicaOf = "127.0.0.1:7380"
+	_, err := New(cfg, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "kvnode certs -dir DIR")
+}
+
+func splitHostPort(t *testing.T, addr string) (string, string) {
+	h, p, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	return h, p
+}
