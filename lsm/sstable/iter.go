@@ -20,7 +20,7 @@ type Iter struct {
 	s            *iterState // nil once closed
 	dataH        handle     // the block s.data holds
 	dataLoaded   bool
-	ra           *readahead // compaction iterators only
+	compaction   bool // read through s.ra, bypassing the cache
 	lower, upper []byte     // user-key bounds, nil when unbounded
 	lowerKey     []byte     // lower with the smallest trailer: the first key of lower
 	upperKey     []byte     // upper with the smallest trailer
@@ -39,6 +39,7 @@ func (r *Reader) NewIter(lower, upper []byte) *Iter {
 		return i
 	}
 	i.s = r.newState()
+	i.s.ra.reset(readaheadMin, readaheadMax)
 	if lower != nil || upper != nil {
 		// One allocation for both bounds' seek keys.
 		buf := make([]byte, 0, len(lower)+len(upper)+2*base.TrailerSize)
@@ -60,13 +61,14 @@ func (r *Reader) NewIter(lower, upper []byte) *Iter {
 
 // NewCompactionIter returns an iterator for a forward pass over the whole
 // table, as a compaction makes: it reads the file sequentially in 256 KiB
-// chunks into buffers it reuses, and neither consults nor fills the block
+// chunks (readaheadMax) into buffers it reuses, and neither consults nor fills the block
 // cache, so that compactions do not evict the blocks readers need. Every
 // Iter method works, but only forward iteration is efficient.
 func (r *Reader) NewCompactionIter() *Iter {
 	i := r.NewIter(nil, nil)
 	if i.err == nil {
-		i.ra = &readahead{size: readaheadSize}
+		i.compaction = true
+		i.s.ra.reset(readaheadMax, readaheadMax)
 	}
 	return i
 }
@@ -89,10 +91,10 @@ func (i *Iter) loadBlock() bool {
 	i.dataLoaded = false
 	var b []byte
 	var err error
-	if i.ra != nil {
-		b, err = i.r.readaheadBlock(h, i.ra)
+	if i.compaction {
+		b, err = i.r.readaheadBlock(h, &i.s.ra, true)
 	} else {
-		b, err = i.r.dataBlock(h)
+		b, err = i.r.dataBlock(h, &i.s.ra)
 	}
 	if err != nil {
 		i.err = err
@@ -345,7 +347,7 @@ func (i *Iter) Close() error {
 	}
 	err := i.err
 	s := i.s
-	i.s, i.valid, i.err, i.ra = nil, false, logkv.ErrClosed, nil
+	i.s, i.valid, i.err = nil, false, logkv.ErrClosed
 	s.data = blockIter{key: s.data.key[:0], cache: s.data.cache[:0], cacheKeys: s.data.cacheKeys[:0]}
 	s.index = blockIter{key: s.index.key[:0], cache: s.index.cache[:0], cacheKeys: s.index.cacheKeys[:0]}
 	i.r.getState.Put(s)

@@ -186,21 +186,56 @@ func (r *Reader) decodeBlock(h handle, raw, dst []byte) ([]byte, error) {
 	return b, nil
 }
 
-// readaheadSize is how much a compaction iterator reads at once.
-const readaheadSize = 256 << 10
+// Readahead sizes. A compaction iterator reads readaheadMax at a time; an
+// ordinary iterator that has loaded readaheadAfter adjacent blocks in a
+// row (a scan) starts reading readaheadMin at a time, doubling up to
+// readaheadMax, instead of one block per read.
+const (
+	readaheadMin   = 64 << 10
+	readaheadMax   = 256 << 10
+	readaheadAfter = 2
+)
 
-// readahead is a compaction iterator's window on the file and the buffer
-// its current block is decoded into.
+// readahead is an iterator's window on the file: the bytes last read ahead,
+// and what tells a scan from random access.
 type readahead struct {
-	size  uint64 // bytes to read at once
+	size  uint64 // bytes the next refill reads
+	max   uint64 // the cap on size
 	buf   []byte // file bytes from off
 	off   uint64
-	block []byte
+	block []byte // the reused decode buffer (compaction iterators)
+	next  uint64 // the offset just past the last block loaded
+	run   int    // consecutive loads of adjacent blocks
 }
 
-// readaheadBlock returns the data block at h through ra, reading the file in
-// readaheadSize chunks. The block is valid until the next call.
-func (r *Reader) readaheadBlock(h handle, ra *readahead) ([]byte, error) {
+func (ra *readahead) reset(size, max uint64) {
+	buf, block := ra.buf[:0], ra.block[:0]
+	if cap(buf) > 2*readaheadMax {
+		buf = nil // after a huge block: do not pool the memory
+	}
+	if cap(block) > 2*readaheadMax {
+		block = nil
+	}
+	*ra = readahead{size: size, max: max, buf: buf, block: block}
+}
+
+// note records a load of the block at h and reports whether the loads form
+// a scan.
+func (ra *readahead) note(h handle) bool {
+	if h.offset == ra.next {
+		ra.run++
+	} else {
+		ra.run = 0
+		ra.size = readaheadMin
+	}
+	ra.next = h.offset + h.length + blockTrailerSize
+	return ra.run >= readaheadAfter
+}
+
+// readaheadBlock returns the data block at h through ra, refilling ra's
+// window from h when h is outside it. With reuse the block is decoded into
+// ra's buffer and valid until the next call; without, it is a new buffer.
+func (r *Reader) readaheadBlock(h handle, ra *readahead, reuse bool) ([]byte, error) {
 	if !h.within(r.dataEnd) {
 		return nil, r.corrupt(int64(h.offset), "index: data block handle %d+%d outside the data (%d bytes)", h.offset, h.length, r.dataEnd)
 	}
@@ -216,26 +251,40 @@ func (r *Reader) readaheadBlock(h handle, ra *readahead) ([]byte, error) {
 			return nil, err
 		}
 		ra.off = h.offset
+		ra.size = min(2*ra.size, ra.max)
 	}
 	start := h.offset - ra.off
-	b, err := r.decodeBlock(h, ra.buf[start:start+n], ra.block)
-	if err == nil {
+	var dst []byte
+	if reuse {
+		dst = ra.block
+	}
+	b, err := r.decodeBlock(h, ra.buf[start:start+n], dst)
+	if err == nil && reuse {
 		ra.block = b
 	}
 	return b, err
 }
 
-// dataBlock returns the data block at h, from the cache if it is there.
-func (r *Reader) dataBlock(h handle) ([]byte, error) {
+// dataBlock returns the data block at h, from the cache if it is there,
+// else from the file: through ra's window when ra (nil for Get) sees a
+// scan, else with one read.
+func (r *Reader) dataBlock(h handle, ra *readahead) ([]byte, error) {
 	if !h.within(r.dataEnd) {
 		return nil, r.corrupt(int64(h.offset), "index: data block handle %d+%d outside the data (%d bytes)", h.offset, h.length, r.dataEnd)
 	}
+	scan := ra != nil && ra.note(h)
 	if r.cache != nil {
 		if b := r.cache.get(r.fileNum, h.offset); b != nil {
 			return b, nil
 		}
 	}
-	b, err := r.readBlock(h)
+	var b []byte
+	var err error
+	if scan {
+		b, err = r.readaheadBlock(h, ra, false)
+	} else {
+		b, err = r.readBlock(h)
+	}
 	if err == nil && r.cache != nil {
 		r.cache.set(r.fileNum, h.offset, b)
 	}
@@ -313,6 +362,7 @@ func (r *Reader) MayContain(ukey []byte) bool {
 type iterState struct {
 	index, data blockIter
 	key         []byte
+	ra          readahead
 }
 
 func (r *Reader) newState() *iterState {
@@ -347,7 +397,7 @@ func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, fou
 		if !hok {
 			return nil, 0, false, r.corrupt(r.indexOff, "index: bad block handle %x", s.index.val)
 		}
-		b, err := r.dataBlock(h)
+		b, err := r.dataBlock(h, nil)
 		if err != nil {
 			return nil, 0, false, err
 		}

@@ -272,8 +272,8 @@ func TestCompactionIter(t *testing.T) {
 			cache := NewCache(64 << 20)
 			r := openTable(t, fs, "t.sst", ReaderOptions{Cache: cache, FileNum: 1})
 			it := r.NewCompactionIter()
-			it.ra.size = 16 << 10
-			require.Greater(t, m.Size, 4*it.ra.size, "several readahead windows")
+			it.s.ra.size, it.s.ra.max = 16<<10, 16<<10
+			require.Greater(t, m.Size, 4*it.s.ra.size, "several readahead windows")
 			var got []kv
 			for ok := it.First(); ok; ok = it.Next() {
 				got = append(got, kv{bytes.Clone(it.Key()), bytes.Clone(it.Value())})
@@ -285,7 +285,7 @@ func TestCompactionIter(t *testing.T) {
 			require.NoError(t, it.Close())
 			// Backward and seeks work too.
 			it = r.NewCompactionIter()
-			it.ra.size = 16 << 10
+			it.s.ra.size, it.s.ra.max = 16<<10, 16<<10
 			checkIterModel(t, rng, it, entries, entries, 500)
 			require.NoError(t, it.Close())
 		})
@@ -527,5 +527,38 @@ func TestConcurrentReads(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		require.NoError(t, err)
+	}
+}
+
+// TestScanReadahead checks that a scan reads the file in large chunks
+// rather than a block at a time, with or without a cache, and that the
+// blocks it reads still land in the cache.
+func TestScanReadahead(t *testing.T) {
+	entries := benchEntries(20000)
+	mem := vfs.NewMem()
+	m := writeTable(t, mem, "t.sst", entries, WriterOptions{Compression: S2})
+	require.Greater(t, m.DataBlocks, uint64(200))
+	for _, cache := range []*Cache{nil, NewCache(64 << 20)} {
+		counter := vfs.FailNth(0, vfs.OpReadAt)
+		f, err := vfs.NewErrorFS(mem, counter).Open("t.sst")
+		require.NoError(t, err)
+		r, err := Open(f, int64(m.Size), ReaderOptions{Cache: cache, FileNum: 1})
+		require.NoError(t, err)
+		opened := counter.Count()
+		it := r.NewIter(nil, nil)
+		n := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			require.Equal(t, entries[n].key, it.Key())
+			n++
+		}
+		require.NoError(t, it.Close())
+		require.Equal(t, len(entries), n)
+		reads := counter.Count() - opened
+		// 64 KiB, 128 KiB, then 256 KiB reads, plus the first blocks alone.
+		require.Less(t, reads, int64(m.Size/(128<<10))+8, "%d reads for %d blocks", reads, m.DataBlocks)
+		if cache != nil {
+			require.Equal(t, int64(m.DataBlocks), cache.Metrics().Count)
+		}
+		require.NoError(t, r.Close())
 	}
 }
