@@ -20,10 +20,10 @@ type Iter struct {
 	s            *iterState // nil once closed
 	dataH        handle     // the block s.data holds
 	dataLoaded   bool
-	compaction   bool // read through s.ra, bypassing the cache
-	lower, upper []byte     // user-key bounds, nil when unbounded
-	lowerKey     []byte     // lower with the smallest trailer: the first key of lower
-	upperKey     []byte     // upper with the smallest trailer
+	compaction   bool   // read through s.ra, bypassing the cache
+	lower, upper []byte // user-key bounds, nil when unbounded
+	lowerKey     []byte // lower with the smallest trailer: the first key of lower
+	upperKey     []byte // upper with the smallest trailer
 	valid        bool
 	dir          int8 // when not valid: +1 past the end, -1 before the start
 	err          error
