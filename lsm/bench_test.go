@@ -2,6 +2,7 @@ package lsm
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -101,5 +102,68 @@ func BenchmarkSyncWriters(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func fillRandom(b *testing.B, n int) *DB {
+	db, err := Open(b.TempDir(), nil)
+	require.NoError(b, err)
+	v := make([]byte, 100)
+	var k []byte
+	for i := 0; i < n; i++ {
+		k = benchKey(k, uint64(i)*7919%uint64(n))
+		require.NoError(b, db.Set(k, v, nil))
+	}
+	return db
+}
+
+// waitIdle waits until no flush or compaction is pending.
+func (d *DB) waitIdle() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for !d.closing && d.bgErr == nil && (len(d.imm) > 0 || d.flushing || d.compacting || d.pickCompactionLocked() != nil) {
+		d.cond.Wait()
+	}
+}
+
+func BenchmarkScan(b *testing.B) {
+	const n = 300000
+	db := fillRandom(b, n)
+	defer db.Close()
+	db.waitIdle()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		it, err := db.NewIter(nil)
+		require.NoError(b, err)
+		c := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			c++
+		}
+		require.NoError(b, it.Close())
+		require.Equal(b, n, c)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+}
+
+// BenchmarkReadRandom reads random keys right after a random fill, as
+// peerbench's readrandom does (compactions may still be running).
+func BenchmarkReadRandom(b *testing.B) {
+	const n = 1000000
+	db := fillRandom(b, n)
+	defer db.Close()
+	var shape []string
+	db.mu.Lock()
+	for lvl, files := range db.current.Levels {
+		shape = append(shape, fmt.Sprintf("L%d:%d", lvl, len(files)))
+	}
+	db.mu.Unlock()
+	b.Logf("levels %v", shape)
+	b.ResetTimer()
+	var k []byte
+	for i := 0; i < b.N; i++ {
+		k = benchKey(k, uint64(i)*7919%n)
+		if _, err := db.Get(k); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

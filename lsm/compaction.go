@@ -7,6 +7,7 @@ import (
 
 	"github.com/logkv/logkv/lsm/internal/base"
 	"github.com/logkv/logkv/lsm/internal/manifest"
+	"github.com/logkv/logkv/lsm/sstable"
 )
 
 // flushLoop flushes immutable memtables to L0, oldest first.
@@ -31,8 +32,8 @@ func (d *DB) flushLoop() {
 		err := d.flush(m, next.logNum)
 		d.mu.Lock()
 		d.flushing = false
-		if err != nil && d.bgErr == nil && !d.closing {
-			d.bgErr = fmt.Errorf("lsm: flush: %w", err)
+		if err != nil && !d.closing {
+			d.failLocked(fmt.Errorf("lsm: flush: %w", err))
 		}
 		d.cond.Broadcast()
 	}
@@ -97,8 +98,8 @@ func (d *DB) compactLoop() {
 		err := d.runCompaction(c)
 		d.mu.Lock()
 		d.compacting = false
-		if err != nil && err != errClosing && d.bgErr == nil && !d.closing {
-			d.bgErr = fmt.Errorf("lsm: compaction: %w", err)
+		if err != nil && err != errClosing && !d.closing {
+			d.failLocked(fmt.Errorf("lsm: compaction: %w", err))
 		}
 		d.cond.Broadcast()
 	}
@@ -208,7 +209,7 @@ func (d *DB) runCompaction(c *compaction) error {
 	for _, files := range c.inputs {
 		for _, f := range files {
 			inBytes += f.Size
-			ti, err := d.newTableIter(f, nil, nil)
+			ti, err := d.newCompactionIter(f)
 			if err != nil {
 				closeIters(iters)
 				return err
@@ -313,4 +314,29 @@ func (d *DB) runCompaction(c *compaction) error {
 	d.m.compactBytesIn.Add(inBytes)
 	d.m.compactBytesOut.Add(outBytes)
 	return nil
+}
+
+// compactionIter reads one compaction input through a reader of its own,
+// without the block cache: a compaction reads each block once, and caching
+// its blocks would evict the blocks that reads need (Pebble and RocksDB do
+// the same).
+type compactionIter struct {
+	*sstable.Iter
+	r *sstable.Reader
+}
+
+func (d *DB) newCompactionIter(f *manifest.FileMeta) (*compactionIter, error) {
+	r, err := d.tc.openWith(f, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &compactionIter{Iter: r.NewIter(nil, nil), r: r}, nil
+}
+
+func (c *compactionIter) Close() error {
+	err := c.Iter.Close()
+	if cerr := c.r.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

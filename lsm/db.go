@@ -57,6 +57,7 @@ type DB struct {
 	visible  atomic.Uint64 // newest seq readers may see
 	closed   atomic.Bool
 	noDelete atomic.Bool
+	failed   atomic.Bool // bgErr is set
 
 	// mu guards the fields below; cond is signalled whenever they change
 	// (flush or compaction done, close).
@@ -542,7 +543,7 @@ func (d *DB) Apply(b *logkv.Batch, o *logkv.WriteOptions) error {
 		// roomFor guarantees the space; a failure here would leave part of
 		// a batch in the memtable, so the DB stops taking writes.
 		d.mu.Lock()
-		d.bgErr = fmt.Errorf("lsm: memtable insert: %w", err)
+		d.failLocked(fmt.Errorf("lsm: memtable insert: %w", err))
 		d.mu.Unlock()
 		d.commitMu.Unlock()
 		return err
@@ -566,6 +567,11 @@ func (d *DB) Apply(b *logkv.Batch, o *logkv.WriteOptions) error {
 // (and the WAL segment) when full, and stalls while the memtables waiting
 // to flush or L0 are at their limits. The caller holds commitMu.
 func (d *DB) makeRoomForWrite(b *logkv.Batch) error {
+	// The fast path, without d.mu: d.mem changes only under commitMu, which
+	// the caller holds.
+	if !d.failed.Load() && d.l0Count.Load() < int64(d.opts.L0StopWritesThreshold) && d.mem.roomFor(b.Size(), b.Len()) {
+		return nil
+	}
 	stalled := false
 	var start time.Time
 	defer func() {
@@ -612,6 +618,12 @@ func (d *DB) makeRoomForWrite(b *logkv.Batch) error {
 func (d *DB) rotateMemtableLocked(need int64) error {
 	var walNum uint64
 	if !d.opts.DisableWAL {
+		// The old segment is synced whole before the new one exists, so
+		// only the last segment can have a torn tail after a crash, and a
+		// synced write in the new segment never follows lost writes.
+		if err := d.wal.close(); err != nil {
+			return d.failLocked(err)
+		}
 		walNum = d.nextFileNum
 		d.nextFileNum++
 		f, err := d.fs.Create(joinPath(d.dir, logName(walNum)))
@@ -619,16 +631,7 @@ func (d *DB) rotateMemtableLocked(need int64) error {
 			err = d.fs.SyncDir(d.dir)
 		}
 		if err != nil {
-			d.bgErr = fmt.Errorf("lsm: create WAL segment: %w", err)
-			return d.bgErr
-		}
-		// The old segment is synced whole before the new one takes writes,
-		// so only the last segment can have a torn tail after a crash, and
-		// a synced write in the new segment never follows lost writes.
-		if err := d.wal.close(); err != nil {
-			f.Close()
-			d.bgErr = err
-			return err
+			return d.failLocked(fmt.Errorf("lsm: create WAL segment: %w", err))
 		}
 		d.wal = d.newWAL(f, walNum)
 	}
@@ -638,6 +641,16 @@ func (d *DB) rotateMemtableLocked(need int64) error {
 	d.updateReadStateLocked()
 	d.cond.Broadcast()
 	return nil
+}
+
+// failLocked records a background error: the DB stops taking writes. The
+// caller holds d.mu.
+func (d *DB) failLocked(err error) error {
+	if d.bgErr == nil {
+		d.bgErr = err
+		d.failed.Store(true)
+	}
+	return d.bgErr
 }
 
 // flushAll freezes the mutable memtable (if it holds anything) and waits

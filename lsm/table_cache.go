@@ -91,12 +91,18 @@ func (c *tableCache) get(f *manifest.FileMeta) (*tableEntry, error) {
 }
 
 func (c *tableCache) open(f *manifest.FileMeta) (*sstable.Reader, error) {
+	return c.openWith(f, c.cache)
+}
+
+// openWith opens table f with the given block cache (nil: none), outside the
+// table cache.
+func (c *tableCache) openWith(f *manifest.FileMeta, cache *sstable.Cache) (*sstable.Reader, error) {
 	name := tableName(f.Num)
 	file, err := c.fs.Open(joinPath(c.dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("lsm: open table %s: %w", name, err)
 	}
-	r, err := sstable.Open(file, int64(f.Size), sstable.ReaderOptions{Cache: c.cache, FileNum: f.Num, Name: name})
+	r, err := sstable.Open(file, int64(f.Size), sstable.ReaderOptions{Cache: cache, FileNum: f.Num, Name: name})
 	if err != nil {
 		file.Close()
 		return nil, err
