@@ -27,6 +27,7 @@ type Node struct {
 	// durable by group commit, then applied to the engine in seq order by
 	// whichever writer holds amu.
 	wmu     sync.Mutex
+	leading bool // appends allowed; guarded by wmu
 	pending []pendingWrite
 	amu     sync.Mutex
 	applied atomic.Uint64
@@ -260,6 +261,10 @@ func (n *Node) commit(data []byte) (uint64, error) {
 		return 0, *p
 	}
 	n.wmu.Lock()
+	if !n.leading {
+		n.wmu.Unlock()
+		return 0, ErrNotLeader
+	}
 	seq, err := n.log.Append(data)
 	if err != nil {
 		n.wmu.Unlock()
@@ -385,8 +390,28 @@ func (n *Node) Follow(addr string) error {
 	if f != nil {
 		f.stop()
 	}
+	if err := n.stopWrites(); err != nil {
+		return err
+	}
 	n.becomeFollower(addr)
 	return nil
+}
+
+// stopWrites refuses new writes, then finishes the ones in flight (sync and
+// apply), so that the log and engine are settled before the node follows.
+func (n *Node) stopWrites() error {
+	n.wmu.Lock()
+	n.leading = false
+	last := n.log.LastSeq()
+	pending := len(n.pending) > 0
+	n.wmu.Unlock()
+	if !pending {
+		return nil
+	}
+	if err := n.log.Sync(last); err != nil {
+		return err
+	}
+	return n.applyThrough(last)
 }
 
 func (n *Node) becomeLeader(epoch uint64) error {
@@ -406,6 +431,9 @@ func (n *Node) becomeLeader(epoch uint64) error {
 	n.roleMu.Lock()
 	n.role, n.leader = Leader, ld
 	n.roleMu.Unlock()
+	n.wmu.Lock()
+	n.leading = true
+	n.wmu.Unlock()
 	return nil
 }
 
