@@ -113,6 +113,22 @@ func testBatch(t *testing.T, open OpenFunc, caps Capabilities) {
 		requireState(t, h.e, state{"dk-1": "dv-1", "dk-2": "dv-2"}, "after the caller reused a decoded batch's buffer")
 	})
 
+	t.Run("large", func(t *testing.T) {
+		h := newHarness(t, open, caps)
+		set(t, h.e, "large/0001", "before")
+		set(t, h.e, "zz", "untouched")
+		seq := h.e.LastSeq()
+		bt, want := largeBatch(1)
+		require.NoError(t, h.e.Apply(bt, nil), "Apply of a %d-byte batch", bt.Size())
+		require.Equal(t, seq+1, h.e.LastSeq(), "a large batch takes one sequence number")
+		want["zz"] = "untouched"
+		requireState(t, h.e, want)
+		if caps.Durable {
+			h.reopen()
+			requireState(t, h.e, want, "after reopen")
+		}
+	})
+
 	t.Run("atomic-under-readers", func(t *testing.T) {
 		testBatchAtomicity(t, open, caps)
 	})

@@ -80,7 +80,7 @@ var brokenVariants = []brokenVariant{
 	{
 		name: "sync-loses", bugs: refBugs{syncLoses: true},
 		run: "^(crash|model)$", durable: true,
-		must: []string{"crash/synced-writes-survive", "crash/sync-call", "model"},
+		must: []string{"crash/synced-writes-survive", "crash/sync-call", "crash/large-batch", "model"},
 	},
 	{
 		name: "non-atomic-apply", bugs: refBugs{nonAtomicApply: true},
@@ -101,7 +101,7 @@ var brokenVariants = []brokenVariant{
 	{
 		name: "torn-batch", bugs: refBugs{tornBatch: true},
 		run: "^(crash|model)$", durable: true,
-		must: []string{"crash/prefix", "model"},
+		must: []string{"crash/prefix", "crash/large-batch", "model"},
 	},
 }
 

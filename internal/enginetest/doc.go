@@ -24,8 +24,8 @@
 //     sequence number; a Batch holding an invalid operation (Batch.Err set) is
 //     rejected whole by Apply.
 //   - batch: Apply commits at one sequence number; within a batch a later
-//     operation on a key wins; an empty batch is a no-op consuming no sequence
-//     number; the batch and a decoded batch's buffer may be reused after Apply;
+//     operation on a key wins; a 3000-operation batch; an empty batch is a
+//     no-op consuming no sequence number; the batch and a decoded batch's buffer may be reused after Apply;
 //     batches keeping an invariant over several keys are seen whole or not at
 //     all by concurrent snapshots and iterators, and a snapshot's Seq names the
 //     batch it sees.
@@ -55,9 +55,12 @@
 //   - persist (Durable): sets, overwrites, deletes, batches, synced and unsynced
 //     writes and caller-given sequence numbers survive Close and reopen, again
 //     and again.
-//   - crash (Crash set): see RunModel's crash semantics; synced writes and
-//     writes before a successful Sync survive, and what is recovered is a
-//     prefix of history with LastSeq at its end.
+//   - crash (Crash set): synced writes, and writes before a successful Sync,
+//     survive a crash (after every flush alignment: a synced write follows
+//     0 to 4 unsynced ones); what is recovered is a prefix of history at a
+//     committed sequence number, with LastSeq at its end, never a mix; a
+//     600 KiB batch is recovered whole or not at all; what one crash
+//     recovered survives a second; a clean Close makes everything durable.
 //   - concurrent: writers, readers, iterators and snapshots at once (run it
 //     with -race); reads never go back in time, iterators stay ordered and
 //     within bounds; the final state and LastSeq are exact.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/logkv/logkv"
@@ -255,6 +256,78 @@ func testCrash(t *testing.T, open OpenFunc, caps Capabilities) {
 			_, model = hist.requireRecovered(t, h.crashAndReturn(), fmt.Sprintf("crash %d", round))
 		}
 	})
+	t.Run("large-batch", func(t *testing.T) {
+		// A batch larger than any buffer or log block an engine is likely to
+		// have, unsynced: after a crash it is there whole or not at all.
+		h := newHarness(t, open, caps)
+		set(t, h.e, "base", "x")
+		require.NoError(t, h.e.Sync())
+		model := state{"base": "x"}
+		hist := newHistory(h.e.LastSeq(), model)
+		for round, sync := range []bool{false, true, false} {
+			bt, upd := largeBatch(round)
+			require.NoError(t, h.e.Apply(bt, wo(sync, 0)))
+			maps.Copy(model, upd)
+			hist.commit(h.e.LastSeq(), model)
+			if sync {
+				hist.durable(h.e.LastSeq())
+			}
+			_, model = hist.requireRecovered(t, h.crashAndReturn(), fmt.Sprintf("a crash after a %d-byte batch (synced %v)", bt.Size(), sync))
+		}
+	})
+
+	t.Run("twice", func(t *testing.T) {
+		// What one crash recovered survives the next, with no writes between.
+		h := newHarness(t, open, caps)
+		model := state{}
+		hist := newHistory(0, model)
+		for i := range 30 {
+			k, v := fmt.Sprintf("k%02d", i%11), fmt.Sprint(i)
+			require.NoError(t, h.e.Set([]byte(k), []byte(v), wo(i%10 == 0, 0)))
+			model[k] = v
+			hist.commit(h.e.LastSeq(), model)
+			if i%10 == 0 {
+				hist.durable(h.e.LastSeq())
+			}
+		}
+		s1, st := hist.requireRecovered(t, h.crashAndReturn(), "the first crash")
+		h.crash()
+		require.Equal(t, s1, h.e.LastSeq(), "LastSeq after a second crash with no writes between")
+		requireState(t, h.e, st, "after a second crash with no writes between")
+	})
+
+	t.Run("after-clean-close", func(t *testing.T) {
+		// Close makes every write durable: a crash after reopening loses none.
+		h := newHarness(t, open, caps)
+		want := state{}
+		for i := range 25 {
+			k, v := fmt.Sprintf("k%02d", i%9), fmt.Sprint(i)
+			set(t, h.e, k, v)
+			want[k] = v
+		}
+		del(t, h.e, "k03")
+		delete(want, "k03")
+		seq := h.e.LastSeq()
+		h.reopen()
+		h.crash()
+		require.Equal(t, seq, h.e.LastSeq(), "LastSeq after Close, reopen and a crash")
+		requireState(t, h.e, want, "after Close, reopen and a crash")
+	})
+}
+
+// largeBatch returns a batch of about 600 KiB over 3000 operations, some on
+// the same keys, and the changes it makes.
+func largeBatch(round int) (*logkv.Batch, state) {
+	bt := new(logkv.Batch)
+	upd := state{}
+	val := strings.Repeat(fmt.Sprintf("round %d ", round), 25)
+	for i := range 3000 {
+		k := fmt.Sprintf("large/%04d", (i*7)%2000)
+		v := fmt.Sprintf("%s%d", val, i)
+		bt.Set([]byte(k), []byte(v))
+		upd[k] = v
+	}
+	return bt, upd
 }
 
 // crashAndReturn crashes and reopens the engine and returns it.
