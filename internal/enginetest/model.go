@@ -40,7 +40,9 @@ type ModelOptions struct {
 // The operations are Set, Delete and Apply of batches (with keys drawn from a
 // small set, so that overwrites and deletes hit existing keys), with random
 // Sync and, sometimes, caller-given sequence numbers (valid ones with gaps,
-// and rejected ones); empty and invalid batches; Get; iterators with random
+// and rejected ones); now and then every key rewritten with values of a few
+// KiB, so that engines flush, rotate, compact and merge; empty and invalid
+// batches; Get; iterators with random
 // bounds walked both ways with seeks, with writes made while they are open;
 // snapshots created, read (Get and iterators) and closed at random; Sync; and
 // for a Durable engine clean reopens. When caps.Crash is set there are crash

@@ -213,10 +213,6 @@ func (e *refEngine) apply(b *logkv.Batch, o *logkv.WriteOptions) error {
 		return nil
 	}
 	prev := e.seq
-	before := e.data
-	if e.bugs.tornBatch {
-		before = maps.Clone(e.data)
-	}
 	r := b.Reader()
 	for n := 0; ; n++ {
 		kind, k, v, ok := r.Next()
@@ -244,7 +240,6 @@ func (e *refEngine) apply(b *logkv.Batch, o *logkv.WriteOptions) error {
 			if err := e.save(refDisk{Seq: prev, Data: maps.Clone(e.data)}); err != nil {
 				return err
 			}
-			_ = before
 		}
 	}
 	e.seq = seq
