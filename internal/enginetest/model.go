@@ -42,10 +42,10 @@ type ModelOptions struct {
 // Sync and, sometimes, caller-given sequence numbers (valid ones with gaps,
 // and rejected ones); now and then every key rewritten with values of a few
 // KiB, so that engines flush, rotate, compact and merge; empty and invalid
-// batches; Get; iterators with random
-// bounds walked both ways with seeks, with writes made while they are open;
-// snapshots created, read (Get and iterators) and closed at random; Sync; and
-// for a Durable engine clean reopens. When caps.Crash is set there are crash
+// batches; Get; iterators with random bounds walked both ways with seeks,
+// with writes made while they are open; snapshots created, read (Get and
+// iterators) and closed at random; Sync; and for a Durable engine clean
+// reopens. When caps.Crash is set there are crash
 // steps: after one, the engine must hold the model's state as of some
 // committed sequence number S, no older than the last synced write (or
 // successful Sync), with LastSeq() == S: a prefix of history, never a mix.
