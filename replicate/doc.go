@@ -41,7 +41,15 @@
 //
 // Every record carries the epoch of the leader that wrote it; Promote starts
 // a new epoch, newer than any the node has seen, at its next seq, and the
-// log records the change durably. A follower refuses a leader whose epoch is
+// log records the change durably. A node opened as a follower does not
+// replay its own log at Open: it first asks its leader where the histories
+// fork, cuts its log after the fork point, replays the rest, and only then
+// streams (Promote replays whatever is left, if the leader was never
+// reached). So a deposed leader restarted as a follower (from a checkpoint
+// taken before the fork) loses its divergent tail without a resync; one whose
+// engine already applied that tail (Follow while running) is resynced. Until
+// it reaches its leader, a restarted follower serves its checkpoint's state.
+// A follower refuses a leader whose epoch is
 // older than its own, and records of an epoch newer than its leader's; a
 // leader refuses a follower that has seen a newer epoch (it was deposed). A
 // deposed leader that Follows the new one finds its divergent tail cut (or,

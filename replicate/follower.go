@@ -134,6 +134,12 @@ func (f *follower) follow(s transport.Stream) (streamed bool, err error) {
 				return false, err
 			}
 		}
+		if a := n.applied.Load(); a < fork {
+			// The rest of the local log agrees with the leader: apply it.
+			if err := n.replay(a + 1); err != nil {
+				return false, err
+			}
+		}
 	case wire.ModeResync:
 		f.setState(StateResync)
 		f.resyncs.Add(1)

@@ -136,7 +136,10 @@ func (n *Node) recover() error {
 		}
 	}
 	n.applied.Store(last)
-	if last < n.log.LastSeq() {
+	// A follower replays its log only once its leader has said where the
+	// histories fork: a tail the engine has not applied yet can then be cut
+	// instead of applied and resynced away (see follower.follow).
+	if last < n.log.LastSeq() && n.cfg.Role == Leader {
 		if err := n.replay(last + 1); err != nil {
 			return err
 		}
@@ -174,11 +177,12 @@ func (n *Node) replay(from uint64) error {
 		if err := b.SetRepr(rec.Batch); err != nil {
 			return err
 		}
-		if err := n.eng.Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
+		if err := n.Engine().Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
 			return fmt.Errorf("replicate: replay seq %d: %w", rec.Seq, err)
 		}
 		n.applied.Store(rec.Seq)
 	}
+	n.notifyApplied()
 	n.cfg.Logger.Info("replayed the log", "from", from, "to", last)
 	return nil
 }
@@ -361,6 +365,13 @@ func (n *Node) Promote() error {
 	n.roleMu.Unlock()
 	if f != nil {
 		f.stop()
+	}
+	if a := n.applied.Load(); a < n.log.LastSeq() {
+		// A follower that never reached its leader has not replayed its
+		// log yet.
+		if err := n.replay(a + 1); err != nil {
+			return err
+		}
 	}
 	epoch := n.log.Epoch()
 	if f != nil {

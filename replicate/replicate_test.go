@@ -222,3 +222,71 @@ func TestWaitAppliedHonoursContext(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, a.WaitApplied(ctx, 5), context.Canceled)
 }
+
+// A deposed leader restarted as a follower from a checkpoint taken before
+// the fork cuts its divergent log tail and catches up without a resync.
+func TestRestartedDeposedLeaderTruncates(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	write(t, a, 0, 300, 4)
+	requireConverged(t, a, b)
+	require.NoError(t, a.Checkpoint())
+
+	require.NoError(t, b.Promote())
+	var batch logkv.Batch
+	for i := range 20 {
+		batch.Reset()
+		batch.Set(fmt.Appendf(nil, "divergent%d", i), []byte("lost"))
+		_, err := a.Write(&batch)
+		require.NoError(t, err)
+	}
+	require.Equal(t, uint64(320), a.Log().LastSeq())
+	c.stop("a")
+	write(t, b, 300, 100, 2)
+
+	a = c.start("a", "b")
+	require.Equal(t, uint64(300), a.LastSeq(), "a follower waits for its leader before replaying")
+	requireConverged(t, b, a)
+	require.Zero(t, a.Status().Resyncs, "the tail was cut, not resynced away")
+	require.Equal(t, uint64(1), a.Log().FirstSeq(), "the log before the fork is kept")
+	require.Equal(t, b.Log().History(), a.Log().History())
+	_, err := a.Engine().Get([]byte("divergent0"))
+	require.ErrorIs(t, err, logkv.ErrNotFound)
+	// a's log now matches b's record for record past the fork.
+	ra, err := a.Log().NewReader(301)
+	require.NoError(t, err)
+	defer ra.Close()
+	rb, err := b.Log().NewReader(301)
+	require.NoError(t, err)
+	defer rb.Close()
+	for seq := uint64(301); seq <= b.Log().LastSeq(); seq++ {
+		x, err := ra.Next(context.Background())
+		require.NoError(t, err)
+		y, err := rb.Next(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, y.Epoch, x.Epoch)
+		require.Equal(t, y.Batch, x.Batch)
+	}
+}
+
+// A follower that never reached its leader replays its own log when
+// promoted.
+func TestPromoteReplaysUnreachedLog(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	write(t, a, 0, 200, 4)
+	requireConverged(t, a, b)
+	require.NoError(t, b.Checkpoint())
+	write(t, a, 200, 50, 2)
+	requireConverged(t, a, b)
+	c.stop("b")
+	c.stop("a")
+	b = c.start("b", "a") // a is gone: b cannot reach it
+	require.Equal(t, uint64(200), b.LastSeq())
+	require.NoError(t, b.Promote())
+	require.Equal(t, uint64(250), b.LastSeq())
+	_, err := b.Engine().Get([]byte("key00000249"))
+	require.NoError(t, err)
+}
