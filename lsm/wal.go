@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -22,12 +23,23 @@ import (
 //
 //	offset  size  field
 //	0       8     seq: the batch's sequence number, uint64 little-endian
-//	8       n     the batch's encoding (logkv.Batch: version, count, ops)
+//	8       8     durable: the segment's synced length when the record was
+//	              appended, uint64 little-endian
+//	16      n     the batch's encoding (logkv.Batch: version, count, ops)
 //
 // Every operation of the batch carries seq in its internal key. Records
 // appear in strictly increasing seq order, within a segment and across
-// segments (a segment's number orders it).
-const walHeaderSize = 8
+// segments (a segment's number orders it). A segment closed cleanly (at
+// rotation or Close) ends with a marker record, seq 0 and no batch, whose
+// durable field is the synced length before it.
+//
+// The durable field is what tells a torn tail from corruption when a crash
+// damaged unsynced bytes in place (a torn sector) and intact records follow
+// the damage: a damaged record at offset X followed by a valid record whose
+// durable field exceeds X was synced, so the damage is corruption
+// (logkv.ErrCorrupt); if no later record says X was durable, X was never
+// acknowledged as synced and recovery cuts the segment there.
+const walHeaderSize = 16
 
 // maxWALPayload bounds a WAL frame's payload for the record reader.
 const maxWALPayload = walHeaderSize + logkv.MaxBatchSize
@@ -37,23 +49,35 @@ const maxWALPayload = walHeaderSize + logkv.MaxBatchSize
 // page cache in large writes.
 const walFlushSize = 256 << 10
 
-// decodeWALRecord parses a WAL payload of file name at offset off.
-func decodeWALRecord(payload []byte, name string, off int64) (uint64, *logkv.Batch, error) {
+// decodeWALRecord parses a WAL payload of file name at offset off. A marker
+// record returns seq 0 and a nil batch.
+func decodeWALRecord(payload []byte, name string, off int64) (seq, durable uint64, b *logkv.Batch, err error) {
 	if len(payload) < walHeaderSize {
-		return 0, nil, logkv.CorruptError(name, off, "WAL record of %d bytes is shorter than its header", len(payload))
+		return 0, 0, nil, logkv.CorruptError(name, off, "WAL record of %d bytes is shorter than its header", len(payload))
 	}
-	seq := binary.LittleEndian.Uint64(payload)
+	seq = binary.LittleEndian.Uint64(payload)
+	durable = binary.LittleEndian.Uint64(payload[8:])
+	if seq == 0 && len(payload) == walHeaderSize {
+		return 0, durable, nil, nil
+	}
 	if seq == 0 || seq > base.MaxSeq {
-		return 0, nil, logkv.CorruptError(name, off, "WAL record with sequence number %d", seq)
+		return 0, 0, nil, logkv.CorruptError(name, off, "WAL record with sequence number %d", seq)
 	}
-	b, err := logkv.DecodeBatch(payload[walHeaderSize:])
+	b, err = logkv.DecodeBatch(payload[walHeaderSize:])
 	if err != nil {
-		return 0, nil, logkv.CorruptError(name, off, "WAL record batch: %v", err)
+		return 0, 0, nil, logkv.CorruptError(name, off, "WAL record batch: %v", err)
 	}
 	if b.Empty() {
-		return 0, nil, logkv.CorruptError(name, off, "WAL record with an empty batch")
+		return 0, 0, nil, logkv.CorruptError(name, off, "WAL record with an empty batch")
 	}
-	return seq, b, nil
+	return seq, durable, b, nil
+}
+
+// appendWALPayload appends a record's payload to dst.
+func appendWALPayload(dst []byte, seq, durable uint64, repr []byte) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, seq)
+	dst = binary.LittleEndian.AppendUint64(dst, durable)
+	return append(dst, repr...)
 }
 
 // walWriter appends records to one WAL segment, with group commit.
@@ -103,8 +127,7 @@ func (w *walWriter) append(seq uint64, repr []byte) (int64, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	w.scratch = binary.LittleEndian.AppendUint64(w.scratch[:0], seq)
-	w.scratch = append(w.scratch, repr...)
+	w.scratch = appendWALPayload(w.scratch[:0], seq, uint64(w.synced), repr)
 	n := len(w.buf)
 	w.buf = record.Append(w.buf, w.scratch)
 	w.appended += int64(len(w.buf) - n)
@@ -190,7 +213,12 @@ func (w *walWriter) close() error {
 	for w.writing {
 		w.cond.Wait()
 	}
-	if w.err == nil && w.synced < w.appended {
+	if w.err == nil {
+		// The marker records that everything before it is durable.
+		w.scratch = appendWALPayload(w.scratch[:0], 0, uint64(w.appended), nil)
+		n := len(w.buf)
+		w.buf = record.Append(w.buf, w.scratch)
+		w.appended += int64(len(w.buf) - n)
 		w.writeLocked(true)
 	}
 	w.closed = true
@@ -221,11 +249,21 @@ func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *l
 		if err == io.EOF {
 			return nil
 		}
-		if errors.Is(err, record.ErrTornTail) {
-			if !last {
-				return logkv.CorruptError(name, r.Offset(), "torn record in a WAL segment that is not the last: %v", err)
+		torn := errors.Is(err, record.ErrTornTail)
+		if !torn && last && errors.Is(err, logkv.ErrCorrupt) {
+			// Valid records follow the damage: it is a torn tail unless one
+			// of them says the damaged offset was durable.
+			durable, serr := laterDurable(f, off, fi.Size())
+			if serr != nil {
+				return serr
 			}
-			if err := f.Truncate(r.Offset()); err != nil {
+			torn = durable <= off
+		}
+		if torn {
+			if !last {
+				return logkv.CorruptError(name, off, "torn record in a WAL segment that is not the last: %v", err)
+			}
+			if err := f.Truncate(off); err != nil {
 				return fmt.Errorf("lsm: cut the torn tail of WAL %s: %w", name, err)
 			}
 			if err := f.Sync(); err != nil {
@@ -236,12 +274,42 @@ func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *l
 		if err != nil {
 			return err
 		}
-		seq, b, err := decodeWALRecord(payload, name, off)
+		seq, _, b, err := decodeWALRecord(payload, name, off)
 		if err != nil {
 			return err
+		}
+		if b == nil {
+			continue // a marker
 		}
 		if err := fn(seq, b); err != nil {
 			return err
 		}
 	}
 }
+
+// laterDurable returns the largest durable field of the valid records that
+// start after offset bad, scanning every offset (recovery only).
+func laterDurable(f io.ReaderAt, bad, size int64) (int64, error) {
+	data := make([]byte, size-bad)
+	if _, err := f.ReadAt(data, bad); err != nil && err != io.EOF {
+		return 0, fmt.Errorf("lsm: read WAL tail: %w", err)
+	}
+	var best int64
+	for off := 1; off+record.HeaderSize+walHeaderSize <= len(data); {
+		n := int(binary.LittleEndian.Uint32(data[off+4:]))
+		end := off + record.HeaderSize + n
+		if n < walHeaderSize || n > maxWALPayload || end > len(data) ||
+			crc32.Checksum(data[off+4:end], castagnoli) != binary.LittleEndian.Uint32(data[off:]) {
+			off++
+			continue
+		}
+		if d := int64(binary.LittleEndian.Uint64(data[off+record.HeaderSize+8:])); d > best {
+			best = d
+		}
+		off = end
+	}
+	return best, nil
+}
+
+// castagnoli is the CRC-32C table of internal/record's frames.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func walPayload(seq uint64, b *logkv.Batch) []byte {
-	return append(binary.LittleEndian.AppendUint64(nil, seq), b.Repr()...)
+func walPayload(seq, durable uint64, b *logkv.Batch) []byte {
+	return appendWALPayload(nil, seq, durable, b.Repr())
 }
 
 // FuzzDecodeWALRecord: the decoder never panics, rejects bad input with
@@ -21,21 +21,24 @@ func walPayload(seq uint64, b *logkv.Batch) []byte {
 func FuzzDecodeWALRecord(f *testing.F) {
 	var b logkv.Batch
 	b.Set([]byte("k"), []byte("v"))
-	f.Add(walPayload(1, &b))
+	f.Add(walPayload(1, 0, &b))
 	b.Delete([]byte("gone"))
 	b.Set([]byte("k2"), bytes.Repeat([]byte("x"), 300))
-	f.Add(walPayload(1<<40, &b))
+	f.Add(walPayload(1<<40, 1<<20, &b))
 	f.Add([]byte{})
-	f.Add(make([]byte, 8))
+	f.Add(make([]byte, 16))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		seq, batch, err := decodeWALRecord(data, "fuzz.log", 0)
+		seq, durable, batch, err := decodeWALRecord(data, "fuzz.log", 0)
 		if err != nil {
 			if !errors.Is(err, logkv.ErrCorrupt) {
 				t.Fatalf("error %v does not wrap ErrCorrupt", err)
 			}
 			return
 		}
-		if got := walPayload(seq, batch); !bytes.Equal(got, data) {
+		if batch == nil {
+			batch = &logkv.Batch{}
+		}
+		if got := walPayload(seq, durable, batch); !bytes.Equal(got, data) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", got, data)
 		}
 	})
