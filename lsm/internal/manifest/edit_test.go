@@ -9,7 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func ik(k string, seq uint64) []byte { return base.AppendInternalKey(nil, []byte(k), seq, base.KindSet) }
+func ik(k string, seq uint64) []byte {
+	return base.AppendInternalKey(nil, []byte(k), seq, base.KindSet)
+}
 
 func sampleEdit() *Edit {
 	return &Edit{
