@@ -3,10 +3,12 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/stretchr/testify/require"
 )
@@ -289,4 +291,31 @@ func TestPromoteReplaysUnreachedLog(t *testing.T) {
 	require.Equal(t, uint64(250), b.LastSeq())
 	_, err := b.Engine().Get([]byte("key00000249"))
 	require.NoError(t, err)
+}
+
+// A leader killed by a power loss comes back with every write it
+// acknowledged: its checkpoint, then its log replayed.
+func TestLeaderCrashKeepsAckedWrites(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			c := newCluster(t, func(cfg *Config) { cfg.SegmentSize = 8 << 10 })
+			a := c.start("a", "")
+			write(t, a, 0, 300, 4)
+			require.NoError(t, a.Checkpoint())
+			require.NoError(t, a.Maintain())
+			last := write(t, a, 300, 200, 4)
+			want := scan(t, a.Engine())
+			opts := vfsDrop()
+			if seed > 0 {
+				opts = vfs.CrashOptions{Rand: rand.New(rand.NewPCG(seed, 7)), Data: vfs.TornUnsyncedData, Entries: vfs.KeepEntryPrefix}
+			}
+			crashed := c.fs["a"].CrashClone(opts)
+			c.nodes["a"].Close() // abandon the old one: it writes to the old FS
+			delete(c.nodes, "a")
+			c.fs["a"] = crashed
+			a = c.start("a", "")
+			require.Equal(t, last, a.LastSeq())
+			require.Equal(t, want, scan(t, a.Engine()))
+		})
+	}
 }
