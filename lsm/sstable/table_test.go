@@ -107,7 +107,7 @@ var allCompressions = []Compression{None, Snappy, S2, Zstd}
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	n := 3000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 800
 	}
 	entries := genEntries(rng, n, 4)
@@ -150,13 +150,15 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// requireEntries compares by hand: testify's per-call cost dominates
+// these tests under -race.
 func requireEntries(t *testing.T, want, got []kv) {
 	t.Helper()
 	require.Equal(t, len(want), len(got))
 	for i := range want {
-		require.Equal(t, base.Format(want[i].key), base.Format(got[i].key), "entry %d", i)
-		require.Equal(t, len(want[i].value), len(got[i].value), "entry %d", i)
-		require.True(t, bytes.Equal(want[i].value, got[i].value), "entry %d", i)
+		if !bytes.Equal(want[i].key, got[i].key) || !bytes.Equal(want[i].value, got[i].value) {
+			t.Fatalf("entry %d: got %s=%q, want %s=%q", i, base.Format(got[i].key), got[i].value, base.Format(want[i].key), want[i].value)
+		}
 	}
 }
 
@@ -185,6 +187,7 @@ func checkIterModel(t *testing.T, rng *rand.Rand, it *Iter, model []kv, all []kv
 	n := len(model)
 	pos := -1 // -1 before the start, n past the end
 	var ops []string
+	var lastKey []byte // the last seek's key, for failures
 	for step := 0; step < steps; step++ {
 		var ok bool
 		switch op := rng.IntN(10); op {
@@ -198,12 +201,14 @@ func checkIterModel(t *testing.T, rng *rand.Rand, it *Iter, model []kv, all []kv
 			k := randomSeekKey(rng, all)
 			ok = it.SeekGE(k)
 			pos = sort.Search(n, func(i int) bool { return base.Compare(model[i].key, k) >= 0 })
-			ops = append(ops, "SeekGE("+base.Format(k)+")")
+			ops = append(ops, "SeekGE")
+			lastKey = k
 		case 3:
 			k := randomSeekKey(rng, all)
 			ok = it.SeekLT(k)
 			pos = sort.Search(n, func(i int) bool { return base.Compare(model[i].key, k) >= 0 }) - 1
-			ops = append(ops, "SeekLT("+base.Format(k)+")")
+			ops = append(ops, "SeekLT")
+			lastKey = k
 		case 4, 5, 6:
 			ok = it.Next()
 			if pos < n {
@@ -215,9 +220,6 @@ func checkIterModel(t *testing.T, rng *rand.Rand, it *Iter, model []kv, all []kv
 			if pos >= 0 {
 				pos--
 			}
-			if pos == n-1 && !ok && n > 0 {
-				// unreachable: Prev from past-the-end moves to Last
-			}
 			ops = append(ops, "Prev")
 		}
 		if pos < 0 {
@@ -226,18 +228,22 @@ func checkIterModel(t *testing.T, rng *rand.Rand, it *Iter, model []kv, all []kv
 		if pos > n {
 			pos = n
 		}
-		require.NoError(t, it.Error())
+		if err := it.Error(); err != nil {
+			t.Fatal(err)
+		}
 		wantOK := pos >= 0 && pos < n
 		if len(ops) > 8 {
 			ops = ops[len(ops)-8:]
 		}
-		require.Equal(t, wantOK, ok, "ops %v (pos %d of %d)", ops, pos, n)
-		require.Equal(t, wantOK, it.Valid())
+		if ok != wantOK || it.Valid() != wantOK {
+			t.Fatalf("ops %v (last seek %s): got %v (Valid %v), want %v (pos %d of %d)", ops, base.Format(lastKey), ok, it.Valid(), wantOK, pos, n)
+		}
 		if wantOK {
-			require.Equal(t, base.Format(model[pos].key), base.Format(it.Key()), "ops %v", ops)
-			require.True(t, bytes.Equal(model[pos].value, it.Value()), "ops %v", ops)
-		} else {
-			require.Nil(t, it.Key())
+			if !bytes.Equal(model[pos].key, it.Key()) || !bytes.Equal(model[pos].value, it.Value()) {
+				t.Fatalf("ops %v (last seek %s): at %s, want %s", ops, base.Format(lastKey), base.Format(it.Key()), base.Format(model[pos].key))
+			}
+		} else if it.Key() != nil {
+			t.Fatalf("ops %v: Key %q when not valid", ops, it.Key())
 		}
 	}
 }
@@ -384,14 +390,8 @@ func TestGet(t *testing.T) {
 				}
 				want, wantOK := newestVisible(entries, uk, seq)
 				v, kind, ok, err := r.Get(uk, seq)
-				require.NoError(t, err)
-				require.Equal(t, wantOK, ok, "Get(%q, %d)", uk, seq)
-				if ok {
-					require.Equal(t, base.KindOf(want.key), kind)
-					require.True(t, bytes.Equal(want.value, v))
-					if kind == base.KindDelete {
-						require.Empty(t, v)
-					}
+				if err != nil || ok != wantOK || ok && (kind != base.KindOf(want.key) || !bytes.Equal(want.value, v)) {
+					t.Fatalf("Get(%q, %d) = %q, %v, %v, %v; want %s=%q", uk, seq, v, kind, ok, err, base.Format(want.key), want.value)
 				}
 			}
 			m := r.Metrics()
@@ -405,14 +405,13 @@ func TestGet(t *testing.T) {
 		r := openTable(t, fs, "t.sst", ReaderOptions{})
 		for _, e := range entries {
 			v, kind, ok, err := r.Get(base.UserKey(e.key), base.Seq(e.key))
-			require.NoError(t, err)
-			require.True(t, ok)
-			require.Equal(t, base.KindOf(e.key), kind)
-			require.True(t, bytes.Equal(e.value, v))
-			// Just below the oldest possible seq: nothing older than it.
-			_, _, ok, err = r.Get(base.UserKey(e.key), 0)
-			require.NoError(t, err)
-			require.False(t, ok)
+			if err != nil || !ok || kind != base.KindOf(e.key) || !bytes.Equal(e.value, v) {
+				t.Fatalf("Get(%s) = %q, %v, %v, %v", base.Format(e.key), v, kind, ok, err)
+			}
+			// Seq 0 is below every version: nothing is visible.
+			if _, _, ok, err = r.Get(base.UserKey(e.key), 0); ok || err != nil {
+				t.Fatalf("Get(%q, 0) = %v, %v", base.UserKey(e.key), ok, err)
+			}
 		}
 	})
 }
@@ -548,7 +547,9 @@ func TestScanReadahead(t *testing.T) {
 		it := r.NewIter(nil, nil)
 		n := 0
 		for ok := it.First(); ok; ok = it.Next() {
-			require.Equal(t, entries[n].key, it.Key())
+			if !bytes.Equal(entries[n].key, it.Key()) {
+				t.Fatalf("entry %d: %s", n, base.Format(it.Key()))
+			}
 			n++
 		}
 		require.NoError(t, it.Close())
