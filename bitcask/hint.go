@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"slices"
+	"unsafe"
 
 	"github.com/logkv/logkv"
 )
@@ -43,6 +44,27 @@ const (
 	hintVersion    = 1
 	minHintEntry   = 6 // shared, unshared, one key byte, seq, offset, vlen, flags - 1
 )
+
+// keyArena hands out keys as strings carved from shared chunks: Open loads a
+// million keys with a few hundred allocations instead of a million. A chunk
+// lives while any key carved from it is in the keydir, so the bytes of keys
+// deleted later are reclaimed only with their chunk's last key (at most the
+// key bytes loaded at Open).
+type keyArena struct{ buf []byte }
+
+const arenaChunk = 1 << 20
+
+func (a *keyArena) str(k []byte) string {
+	if len(k) == 0 {
+		return ""
+	}
+	if len(a.buf)+len(k) > cap(a.buf) {
+		a.buf = make([]byte, 0, max(arenaChunk, len(k)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, k...)
+	return unsafe.String(&a.buf[start], len(k))
+}
 
 // hintEntry describes one record of a data file.
 type hintEntry struct {
@@ -119,6 +141,7 @@ func decodeHint(name string, b []byte) (dataSize int64, es []hintEntry, err erro
 		return 0, nil, bad(16, "count %d does not fit in %d bytes", count, len(body))
 	}
 	es = make([]hintEntry, 0, count)
+	var arena keyArena
 	off := hintHeaderSize
 	var key []byte
 	var prevKey string
@@ -164,7 +187,7 @@ func decodeHint(name string, b []byte) (dataSize int64, es []hintEntry, err erro
 		case i > 0 && c < 0:
 			return 0, nil, bad(start, "hint entries out of order")
 		default:
-			k = string(key)
+			k = arena.str(key)
 		}
 		es = append(es, hintEntry{key: k, seq: seq, off: uint32(roff), vlen: uint32(vlen), tomb: tomb})
 		prevKey, prevOff = k, uint32(roff)

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/vfs"
@@ -46,11 +48,12 @@ type scanResult struct {
 func scanRecords(b []byte, tornOK, alias bool) scanResult {
 	var res scanResult
 	res.entries = make([]hintEntry, 0, len(b)/64+1)
+	var arena keyArena
 	keyOf := func(k []byte) string {
 		if alias {
 			return unsafeString(k)
 		}
-		return string(k)
+		return arena.str(k)
 	}
 	off := fileHeaderSize
 	batchStart, batchIdx := off, 0 // where the open batch starts, in b and in entries
@@ -331,52 +334,85 @@ func (db *DB) recover() error {
 		}
 	}
 
-	// Load every file's records, from its hint or by scanning.
-	var runs []*run
-	var lastSeq uint64
-	var scanBuf []byte
+	// Load every file's records, from its hint or by scanning, on as many
+	// goroutines as there are CPUs (decoding and sorting dominate).
+	type load struct {
+		df      *dataFile
+		es      []hintEntry
+		tornOK  bool
+		res     scanResult
+		hintErr bool
+		err     error
+	}
+	loads := make([]load, len(infos))
 	for i := range infos {
 		fi := &infos[i]
 		df := newDataFile(fi.id, db.dir, fi.f, fi.origin, fi.floor)
 		db.files[fi.id] = df
-		lastSeq = max(lastSeq, fi.floor)
-		var es []hintEntry
-		if hints[fi.id] && !fi.badHdr {
-			hname := fileName(fi.id, hintSuffix)
-			if b, err := readAll(db.fs, db.path(hname)); err == nil {
-				if size, hes, err := decodeHint(hname, b); err == nil && size == fi.size {
-					es, df.hasHint = hes, true
+		loads[i] = load{df: df, tornOK: fi.origin == originAppend && fi.id == lastAppend && !fi.badHdr}
+	}
+	work := make(chan int, len(infos))
+	for i := range infos {
+		work <- i
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(infos), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				fi, ld := &infos[i], &loads[i]
+				if hints[fi.id] && !fi.badHdr {
+					hname := fileName(fi.id, hintSuffix)
+					if b, err := readAll(db.fs, db.path(hname)); err == nil {
+						if size, hes, err := decodeHint(hname, b); err == nil && size == fi.size {
+							ld.es, ld.df.hasHint = hes, true
+							continue
+						}
+					}
+					ld.hintErr = true
 				}
+				b, err := readFileAt(fi.f, fi.size)
+				if err != nil {
+					ld.err = fmt.Errorf("bitcask: read %s: %w", ld.df.path, err)
+					continue
+				}
+				ld.res = scanRecords(b, ld.tornOK, false)
+				ld.es = ld.res.entries
+				sortHints(ld.es)
 			}
-			if !df.hasHint {
-				if err := remove(hname); err != nil {
-					return err
-				}
+		}()
+	}
+	wg.Wait()
+
+	var runs []*run
+	var lastSeq uint64
+	for i := range infos {
+		fi, ld := &infos[i], &loads[i]
+		df := ld.df
+		if ld.err != nil {
+			return ld.err
+		}
+		lastSeq = max(lastSeq, fi.floor)
+		if ld.hintErr {
+			if err := remove(fileName(fi.id, hintSuffix)); err != nil {
+				return err
 			}
 		}
 		if df.hasHint {
 			db.stats.openHintFiles.Add(1)
 		} else {
 			db.stats.openScanFiles.Add(1)
-			if int64(cap(scanBuf)) < fi.size {
-				scanBuf = make([]byte, fi.size)
-			}
-			b := scanBuf[:fi.size]
-			if n, err := fi.f.ReadAt(b, 0); int64(n) != fi.size {
-				return fmt.Errorf("bitcask: read %s: %w", df.path, err)
-			}
-			tornOK := fi.origin == originAppend && fi.id == lastAppend && !fi.badHdr
-			res := scanRecords(b, tornOK, false)
-			es = res.entries
-			df.corrupt = res.corrupt || fi.badHdr
-			if tornOK && res.valid < fi.size {
-				if err := db.truncate(df.path, res.valid); err != nil {
+			df.corrupt = ld.res.corrupt || fi.badHdr
+			if ld.tornOK && ld.res.valid < fi.size {
+				if err := db.truncate(df.path, ld.res.valid); err != nil {
 					return err
 				}
-				fi.size = res.valid
+				fi.size = ld.res.valid
 			}
-			sortHints(es)
 		}
+		es := ld.es
 		df.size = fi.size
 		df.flushed.Store(fi.size)
 		df.records = len(es)
