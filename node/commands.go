@@ -217,6 +217,10 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 	}
 	unlock := n.locks.lock(key)
 	defer unlock()
+	if err := n.backend.Barrier(); err != nil {
+		n.replyErr(c, err)
+		return
+	}
 	old, err := n.eng().Get(key)
 	exists := err == nil
 	if err != nil && !errors.Is(err, logkv.ErrNotFound) {
@@ -252,6 +256,10 @@ func cmdSetNX(n *Node, c *client, args [][]byte) {
 	}
 	unlock := n.locks.lock(args[1])
 	defer unlock()
+	if err := n.backend.Barrier(); err != nil {
+		n.replyErr(c, err)
+		return
+	}
 	_, err := n.eng().Get(args[1])
 	if err == nil {
 		c.conn.WriteInt(0)
@@ -274,6 +282,10 @@ func cmdDel(n *Node, c *client, args [][]byte) {
 	keys := args[1:]
 	unlock := n.locks.lockAll(keys)
 	defer unlock()
+	if err := n.backend.Barrier(); err != nil {
+		n.replyErr(c, err)
+		return
+	}
 	var b logkv.Batch
 	count := 0
 	seen := map[string]bool{}
@@ -398,6 +410,10 @@ func cmdIncr(n *Node, c *client, args [][]byte) {
 	}
 	unlock := n.locks.lock(key)
 	defer unlock()
+	if err := n.backend.Barrier(); err != nil {
+		n.replyErr(c, err)
+		return
+	}
 	var cur int64
 	v, err := n.eng().Get(key)
 	switch {

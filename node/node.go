@@ -55,11 +55,19 @@ type backend interface {
 	// Engine returns the engine to read from now (a follower's full resync
 	// replaces it).
 	Engine() logkv.Engine
-	// Set and Apply write without waiting for durability.
+	// Set and Apply submit a write in order without waiting for durability.
+	// Callers hold the key locks of the keys written.
 	Set(key, value []byte) error
 	Apply(b *logkv.Batch) error
-	// Sync makes every write made so far durable (and, in sync replication,
-	// held by the quorum).
+	// Visible reports whether a submitted write is readable at once; if not,
+	// it is readable after Sync or Barrier.
+	Visible() bool
+	// Barrier makes every write submitted so far (by any client) readable.
+	// Read-modify-write commands call it under their key locks before
+	// reading.
+	Barrier() error
+	// Sync makes every write submitted so far durable and readable (and, in
+	// sync replication, held by the quorum).
 	Sync() error
 	// Wait blocks until n followers hold every write made so far, or the
 	// timeout passes (0: forever), and returns how many do.
@@ -322,6 +330,15 @@ func (n *Node) handle(conn redcon.Conn, cmd redcon.Command) {
 		n.metrics.cmds[cm.id].errors.Inc()
 		c.fail(errReadOnly)
 	default:
+		if c.dirty && !cm.write && !n.backend.Visible() {
+			// Read your own writes: what this pipeline wrote must be
+			// readable before a read runs.
+			c.dirty = false
+			if err := n.backend.Sync(); err != nil {
+				n.syncFailed(c, err)
+				return
+			}
+		}
 		start := time.Now()
 		c.failed = false
 		cm.run(n, c, args)
@@ -334,11 +351,16 @@ func (n *Node) handle(conn redcon.Conn, cmd redcon.Command) {
 	if c.dirty && len(conn.PeekPipeline()) == 0 {
 		c.dirty = false
 		if err := n.backend.Sync(); err != nil {
-			// The buffered replies may claim success: never let them out.
-			n.log.Error("sync failed; dropping the connection so no write is acknowledged", "err", err)
-			c.cc.closeNow()
+			n.syncFailed(c, err)
 		}
 	}
+}
+
+// syncFailed drops the connection: its buffered replies may claim success
+// for writes that are not durable, and must never reach the client.
+func (n *Node) syncFailed(c *client, err error) {
+	n.log.Error("sync failed; dropping the connection so no write is acknowledged", "err", err)
+	c.cc.closeNow()
 }
 
 // standalone is the backend of a node without replication.
@@ -350,6 +372,8 @@ type standalone struct {
 func (s *standalone) Engine() logkv.Engine        { return s.engine }
 func (s *standalone) NotReady() string            { return "" }
 func (s *standalone) Set(key, value []byte) error { return s.engine.Set(key, value, nil) }
+func (s *standalone) Visible() bool               { return true }
+func (s *standalone) Barrier() error              { return nil }
 func (s *standalone) Apply(b *logkv.Batch) error  { return s.engine.Apply(b, nil) }
 func (s *standalone) Sync() error                 { return s.group.sync(s.engine.Sync) }
 func (s *standalone) Wait(int, time.Duration) int { return 0 }

@@ -98,8 +98,10 @@ func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
 	return err
 }
 
-func (b *replicatedBackend) Sync() error  { return nil }
-func (b *replicatedBackend) Close() error { return b.r.Close() }
+func (b *replicatedBackend) Sync() error    { return nil }
+func (b *replicatedBackend) Visible() bool  { return true }
+func (b *replicatedBackend) Barrier() error { return nil }
+func (b *replicatedBackend) Close() error   { return b.r.Close() }
 
 func (b *replicatedBackend) IsFollower() bool { return b.r.Role() != replicate.Leader }
 
