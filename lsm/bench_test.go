@@ -167,3 +167,31 @@ func BenchmarkReadRandom(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScanAfterFill scans right after a random fill of 1M keys, as
+// peerbench's readseq runs after fillrandom and readrandom.
+func BenchmarkScanAfterFill(b *testing.B) {
+	const n = 1000000
+	db := fillRandom(b, n)
+	defer db.Close()
+	db.waitIdle()
+	var shape []string
+	db.mu.Lock()
+	for lvl, files := range db.current.Levels {
+		shape = append(shape, fmt.Sprintf("L%d:%d", lvl, len(files)))
+	}
+	db.mu.Unlock()
+	b.Logf("levels %v", shape)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		it, err := db.NewIter(nil)
+		require.NoError(b, err)
+		c := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			c++
+		}
+		require.NoError(b, it.Close())
+		require.Equal(b, n, c)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+}
