@@ -190,7 +190,7 @@ func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst [
 	size := recordSize(len(key), int(vlen))
 	end := int64(off) + int64(size)
 	var buf []byte
-	if mm := df.mm.Load(); mm != nil && end <= int64(len(*mm)) {
+	if mm := df.mm.Load(); mm != nil && end <= int64(len(*mm)) && end <= df.flushed.Load() {
 		buf = (*mm)[off:end]
 	} else {
 		bp := bufPool.Get().(*[]byte)
@@ -555,6 +555,9 @@ func (db *DB) newActive() error {
 	df.size = fileHeaderSize
 	df.flushed.Store(fileHeaderSize)
 	df.active = true
+	// Map the whole size the file may grow to: reads touch only what was
+	// flushed (written to the file), so never a page past its end.
+	db.mapFile(df, db.opts.MaxFileSize+maxBatchRecordBytes)
 	db.kmu.Lock()
 	if db.active != nil {
 		db.active.active = false
@@ -577,7 +580,6 @@ func (db *DB) rotate() error {
 		return db.werr
 	}
 	storeMax(&db.synced, db.pos)
-	db.mapFile(old, old.size)
 	err := db.hook("rotate-after-sync")
 	if err == nil {
 		err = db.newActive()

@@ -49,9 +49,9 @@
 //
 // Get looks the key up under a read lock, pins the file, and reads the record
 // (header, key, value) with one positioned read: from the file's read-only
-// memory map for a closed file (or ReadAt with Options.DisableMmap or on a
-// filesystem without descriptors), with ReadAt for the active file, or from
-// the write buffer. The record's CRC-32C is checked on every read; a bad
+// memory map (or with ReadAt, given Options.DisableMmap or a filesystem
+// without descriptors), or, for a record not yet flushed, from the write
+// buffer. The record's CRC-32C is checked on every read; a bad
 // record is an error wrapping logkv.ErrCorrupt that names the file and
 // offset, and only the keys whose values lie there are affected.
 //

@@ -185,6 +185,33 @@ func (t *tree) set(e entry) (entry, bool) {
 	}
 }
 
+// repoint moves key's entry from (fid, off) to (toFid, toOff) if it still
+// points at (fid, off), in one descent; it reports whether it did.
+func (t *tree) repoint(key string, fid, off, toFid, toOff uint32) bool {
+	if t.root == nil {
+		return false
+	}
+	t.root = t.mut(t.root)
+	n := t.root
+	for {
+		i, found := n.search(key)
+		if found {
+			e := &n.items[i]
+			if e.fid != fid || e.off != off {
+				return false
+			}
+			e.fid, e.off = toFid, toOff
+			return true
+		}
+		if n.leaf() {
+			return false
+		}
+		c := t.mut(n.children[i])
+		n.children[i] = c
+		n = c
+	}
+}
+
 // delete removes key, returning the entry it held.
 func (t *tree) delete(key string) (entry, bool) {
 	if t.root == nil {

@@ -239,6 +239,7 @@ func (db *DB) mergeLocked() (bool, error) {
 	}
 
 	var data []byte
+	var arena keyArena
 	type cand struct {
 		off  int
 		live bool
@@ -300,9 +301,13 @@ func (db *DB) mergeLocked() (bool, error) {
 						return false, err
 					}
 				}
-				key := string(r.key)
+				key := arena.str(r.key)
 				toOff := uint32(cur.size)
-				cur.buf = appendRecord(cur.buf, r.seq, r.flags&flagTombstone, r.key, r.value)
+				if r.flags&flagMore == 0 {
+					cur.buf = append(cur.buf, data[c.off:c.off+int(size)]...) // CRC still good
+				} else {
+					cur.buf = appendRecord(cur.buf, r.seq, r.flags&flagTombstone, r.key, r.value)
+				}
 				cur.size += size
 				cur.records++
 				cur.minSeq, cur.maxSeq = min(cur.minSeq, r.seq), max(cur.maxSeq, r.seq)
@@ -403,11 +408,7 @@ func (db *DB) mergeLocked() (bool, error) {
 				if mv.tomb {
 					continue // kept to hide older records; not in the keydir
 				}
-				e, ok := db.tree.get(mv.key)
-				if ok && e.fid == mv.from && e.off == mv.fromOff {
-					e.fid, e.off = df.id, mv.toOff
-					db.tree.set(e)
-				} else {
+				if !db.tree.repoint(mv.key, mv.from, mv.fromOff, df.id, mv.toOff) {
 					df.markDead(mv.toOff, mv.size)
 				}
 			}

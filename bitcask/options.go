@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/vfs"
 )
 
@@ -31,6 +32,10 @@ const (
 
 const (
 	maxFileSizeLimit = 2 << 30 // record offsets are uint32; one batch may overshoot
+	// maxBatchRecordBytes bounds the records of one batch: a batch of at
+	// most MaxBatchSize bytes of encoding takes at most 6x that as records
+	// (a 4-byte operation becomes a 22-byte record).
+	maxBatchRecordBytes = 6 * logkv.MaxBatchSize
 	minFileSize      = 1 << 10
 )
 
@@ -41,7 +46,9 @@ type Options struct {
 	// MaxFileSize is the size in bytes at which the active data file is
 	// closed and a new one started (a batch is never split, so a file may
 	// pass it by one batch). Merge output files are cut at the same size.
-	// Default 128 MiB; at most 2 GiB.
+	// Default 256 MiB (Riak's bitcask defaults to 2 GiB; smaller files make
+	// merges finer-grained and the scan of a crashed active file shorter);
+	// at most 2 GiB.
 	MaxFileSize int64 `yaml:"max_file_size"`
 
 	// BufferSize is the size in bytes of the write buffer in front of the
@@ -65,11 +72,12 @@ type Options struct {
 	// request.
 	DisableAutoMerge bool `yaml:"disable_auto_merge"`
 
-	// DisableMmap makes reads of closed files use ReadAt (pread) instead of
-	// a read-only memory map of the file. Mapping saves a system call per
-	// value, which is most of the cost of a key-order scan whose values are
-	// scattered over the files. The active file is always read with ReadAt
-	// (or from the write buffer).
+	// DisableMmap makes reads use ReadAt (pread) instead of a read-only
+	// memory map of each data file. Mapping saves a system call per value,
+	// which is most of the cost of a key-order scan whose values are
+	// scattered over the files. Records still in the write buffer are read
+	// from it either way. Filesystems without file descriptors (MemFS) always
+	// use ReadAt.
 	DisableMmap bool `yaml:"disable_mmap"`
 
 	// FS is the filesystem the DB uses. Default vfs.Default (the operating
@@ -86,7 +94,7 @@ func DefaultOptions() *Options {
 
 func (o *Options) ensureDefaults() {
 	if o.MaxFileSize == 0 {
-		o.MaxFileSize = 128 << 20
+		o.MaxFileSize = 256 << 20
 	}
 	if o.BufferSize == 0 {
 		o.BufferSize = 256 << 10
