@@ -25,7 +25,7 @@ func newMemTable(size int64, logNum uint64) *memTable {
 
 // entryBound is an upper bound on the arena bytes one operation takes beyond
 // its key and value.
-const entryBound = 12 + 4*skiplist.MaxHeight + base.TrailerSize + 3
+const entryBound = skiplist.MaxNodeOverhead + base.TrailerSize
 
 // roomFor reports whether the memtable can take a batch of the given encoded
 // size and count, at worst.
