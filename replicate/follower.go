@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -153,7 +154,7 @@ func (f *follower) follow(s transport.Stream) (streamed bool, err error) {
 		return false, err
 	}
 	f.setState(StateStreaming)
-	return true, f.receive(r, w)
+	return true, f.receive(s, r, w)
 }
 
 // resync replaces the engine with an empty one, loads the snapshot into it,
@@ -201,13 +202,40 @@ func (f *follower) resync(r *wire.Reader, wl wire.Welcome) error {
 	return nil
 }
 
-// receive appends, syncs and applies record frames, acking each, until the
-// stream ends. A frame that fails a check ends the stream before anything in
-// it is appended.
-func (f *follower) receive(r *wire.Reader, w *wire.Writer) error {
+// receive runs the stream: this goroutine reads record frames and appends
+// them to the log, while an applier goroutine syncs the log (sharing one
+// fsync among all the frames appended meanwhile), applies the durable
+// records to the engine in order and acks. Network receive thus overlaps the
+// fsync. A frame that fails a check ends the stream before anything in it is
+// appended.
+func (f *follower) receive(s transport.Stream, r *wire.Reader, w *wire.Writer) error {
+	n := f.n
+	rd, err := n.log.NewReader(n.applied.Load() + 1)
+	if err != nil {
+		return err
+	}
+	kick := make(chan struct{}, 1)
+	done := make(chan struct{})
+	applyErr := make(chan error, 1)
+	go func() {
+		defer rd.Close()
+		err := f.applyLoop(rd, w, kick, done)
+		if err != nil {
+			s.Close() // stops the receiver
+		}
+		applyErr <- err
+	}()
+	err = f.receiveLoop(r, kick)
+	close(done)
+	if aerr := <-applyErr; aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+func (f *follower) receiveLoop(r *wire.Reader, kick chan<- struct{}) error {
 	n := f.n
 	var recs []commitlog.Record
-	var b logkv.Batch
 	for {
 		fr, err := r.ReadFrame()
 		if err != nil {
@@ -230,22 +258,7 @@ func (f *follower) receive(r *wire.Reader, w *wire.Writer) error {
 					return err
 				}
 			}
-			last := recs[len(recs)-1].Seq
-			if err := n.log.Sync(last); err != nil {
-				return err
-			}
-			eng := n.Engine()
-			for _, rec := range recs {
-				if err := b.SetRepr(rec.Batch); err != nil {
-					return err
-				}
-				if err := eng.Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
-					return n.fail(fmt.Errorf("replicate: apply seq %d: %w", rec.Seq, err))
-				}
-				n.applied.Store(rec.Seq)
-			}
-			n.notifyApplied()
-			if last > f.leaderLast.Load() {
+			if last := recs[len(recs)-1].Seq; last > f.leaderLast.Load() {
 				f.leaderLast.Store(last)
 			}
 		case wire.TypeHeartbeat:
@@ -256,6 +269,50 @@ func (f *follower) receive(r *wire.Reader, w *wire.Writer) error {
 			f.leaderLast.Store(hb.LastSeq)
 		default:
 			return fmt.Errorf("%w: unexpected %s frame while streaming", wire.ErrProtocol, fr.Type)
+		}
+		select {
+		case kick <- struct{}{}:
+		default: // the applier has a kick pending already
+		}
+	}
+}
+
+// applyLoop syncs, applies and acks whenever kicked, until done. Records
+// appended but not applied when it stops stay in the log; the next
+// connection replays them.
+func (f *follower) applyLoop(rd *commitlog.Reader, w *wire.Writer, kick, done <-chan struct{}) error {
+	n := f.n
+	var b logkv.Batch
+	for {
+		select {
+		case <-kick:
+		case <-done:
+			return nil
+		}
+		if err := n.log.Sync(n.log.LastSeq()); err != nil {
+			return err
+		}
+		eng := n.Engine()
+		applied := false
+		for {
+			rec, err := rd.Next(doneCtx)
+			if errors.Is(err, context.Canceled) {
+				break // nothing more durable
+			}
+			if err != nil {
+				return err
+			}
+			if err := b.SetRepr(rec.Batch); err != nil {
+				return err
+			}
+			if err := eng.Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
+				return n.fail(fmt.Errorf("replicate: apply seq %d: %w", rec.Seq, err))
+			}
+			n.applied.Store(rec.Seq)
+			applied = true
+		}
+		if applied {
+			n.notifyApplied()
 		}
 		if err := f.ack(w); err != nil {
 			return err
