@@ -19,7 +19,8 @@
 //     belongs to the caller; the caller may reuse the key and value buffers
 //     it passed; an empty value is a value, distinct from an absent key.
 //   - limits: ErrEmptyKey; MaxKeySize keys and a MaxValueSize value accepted
-//     and read back (Get and iterators, and after reopen when Durable);
+//     and read back (Get and iterators, and after reopen when Durable, a
+//     subtest of its own that -short skips: it is the slowest under -race);
 //     ErrKeyTooLarge and ErrValueTooLarge reject the write whole, consuming no
 //     sequence number; a Batch holding an invalid operation (Batch.Err set) is
 //     rejected whole by Apply.
