@@ -3,6 +3,7 @@ package lsm
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -39,6 +40,9 @@ func benchSet(b *testing.B, keyOf func(uint64) uint64) {
 		}
 	}
 	b.StopTimer()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heap-sys-MiB")
 	for _, m := range db.Metrics().Detail {
 		switch m.Name {
 		case "lsm_write_stalls_total", "lsm_write_stall_seconds_total", "lsm_write_slowdowns_total", "lsm_write_amplification", "lsm_compactions_total", "lsm_flushes_total":

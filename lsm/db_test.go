@@ -1,6 +1,7 @@
 package lsm
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/logkv/logkv"
@@ -37,4 +38,35 @@ func TestConformance(t *testing.T) {
 			dirs.Crash(dir, vfs.CrashOptions{})
 		},
 	})
+}
+
+// TestMetrics checks that flushes and compactions show in the metrics.
+func TestMetrics(t *testing.T) {
+	db, err := Open("db", smallOptions(vfs.NewMem()))
+	require.NoError(t, err)
+	defer db.Close()
+	for i := 0; i < 5000; i++ {
+		require.NoError(t, db.Set([]byte(fmt.Sprintf("key%05d", i%1500)), make([]byte, 100), nil))
+	}
+	require.NoError(t, db.flushAll())
+	db.waitIdle()
+	m := db.Metrics()
+	require.Equal(t, uint64(5000), m.Writes)
+	require.Equal(t, uint64(5000*108), m.BytesWritten)
+	got := map[string]float64{}
+	files := 0.0
+	for _, x := range m.Detail {
+		if x.Name == "lsm_level_files" {
+			files += x.Value
+			continue
+		}
+		got[x.Name] = x.Value
+	}
+	require.Positive(t, files)
+	require.Positive(t, got["lsm_flushes_total"])
+	require.Positive(t, got["lsm_compactions_total"]+got["lsm_trivial_moves_total"])
+	require.Positive(t, got["lsm_write_amplification"])
+	require.Positive(t, got["lsm_wal_bytes_total"])
+	require.Positive(t, m.DiskBytes)
+	require.Positive(t, m.Keys)
 }
