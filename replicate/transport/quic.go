@@ -242,10 +242,15 @@ func (s *quicStream) Read(p []byte) (int, error)  { return s.st.Read(p) }
 func (s *quicStream) Write(p []byte) (int, error) { return s.st.Write(p) }
 func (s *quicStream) Peer() string                { return s.peer }
 
+// Close aborts the stream and its connection. It cancels the write side
+// rather than closing it: Stream.Close only marks the end of the data (FIN),
+// after which quic-go's connection shutdown no longer fails a Write blocked
+// on flow control, so a leader stopping while a slow follower's sender was
+// mid-Write waited for it forever.
 func (s *quicStream) Close() error {
 	s.once.Do(func() {
 		s.st.CancelRead(0)
-		s.st.Close()
+		s.st.CancelWrite(0)
 		s.conn.CloseWithError(0, "closed")
 		if s.pc != nil {
 			s.pc.Close()
