@@ -318,3 +318,37 @@ func TestLeaderCrashKeepsAckedWrites(t *testing.T) {
 		})
 	}
 }
+
+func TestFollowerMetrics(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	b := c.start("b", "a")
+	write(t, a, 0, 100, 2)
+	requireConverged(t, a, b)
+	st := a.Followers()
+	require.Len(t, st, 1)
+	require.Equal(t, FollowerStatus{ID: "b", State: StateStreaming, Written: 100, Durable: 100, Applied: 100,
+		ApplyRate: st[0].ApplyRate, SentBytes: st[0].SentBytes}, st[0])
+	require.Positive(t, st[0].SentBytes)
+
+	c.stop("b")
+	require.Eventually(t, func() bool { return a.Followers()[0].State == StateDisconnected }, 10*time.Second, time.Millisecond)
+	write(t, a, 100, 50, 1)
+	s := a.Followers()[0]
+	require.Equal(t, uint64(50), s.LagRecords)
+	require.Positive(t, s.LagBytes)
+	require.Positive(t, s.LagSeconds)
+
+	status := a.Status()
+	require.Equal(t, Leader, status.Role)
+	require.Equal(t, uint64(150), status.Applied)
+	require.Equal(t, uint64(1), status.Epoch)
+
+	b = c.start("b", "a")
+	requireConverged(t, a, b)
+	fs := b.Status()
+	require.Equal(t, Follower, fs.Role)
+	require.Equal(t, StateStreaming, fs.State)
+	require.Equal(t, uint64(150), fs.Applied)
+	require.Zero(t, a.Followers()[0].LagRecords)
+}
