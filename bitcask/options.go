@@ -36,7 +36,7 @@ const (
 	// most MaxBatchSize bytes of encoding takes at most 6x that as records
 	// (a 4-byte operation becomes a 22-byte record).
 	maxBatchRecordBytes = 6 * logkv.MaxBatchSize
-	minFileSize      = 1 << 10
+	minFileSize         = 1 << 10
 )
 
 // Options configure a DB. A nil *Options means the defaults; Open copies the
