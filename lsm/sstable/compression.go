@@ -1,6 +1,7 @@
 package sstable
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -132,8 +133,11 @@ func compress(c Compression, dst, src []byte) ([]byte, Compression) {
 
 // decompress decodes a block compressed with c into dst's memory if it is
 // large enough, else into a new buffer. Blocks handed to the cache must not
-// share memory with anything reused, so those callers pass a nil dst.
-func decompress(c Compression, src, dst []byte) ([]byte, error) {
+// share memory with anything reused, so those callers pass a nil dst. A
+// block that would decode to more than limit bytes is refused before
+// anything is allocated for it: Snappy and S2 blocks, and the zstd frames
+// this package writes, state their decoded size up front.
+func decompress(c Compression, src, dst []byte, limit int) ([]byte, error) {
 	switch c {
 	case None:
 		return append(dst[:0], src...), nil
@@ -142,19 +146,32 @@ func decompress(c Compression, src, dst []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n > maxBlockSize {
-			return nil, fmt.Errorf("decoded length %d exceeds %d", n, maxBlockSize)
+		if n > limit {
+			return nil, fmt.Errorf("decoded length %d exceeds %d", n, limit)
 		}
 		if cap(dst) < n {
 			dst = make([]byte, n)
 		}
 		return s2.Decode(dst[:n], src)
 	case Zstd:
+		var h zstd.Header
+		if err := h.Decode(src); err != nil {
+			return nil, err
+		}
+		if !h.HasFCS {
+			return nil, errors.New("zstd frame without a content size")
+		}
+		if h.FrameContentSize > uint64(limit) {
+			return nil, fmt.Errorf("decoded length %d exceeds %d", h.FrameContentSize, limit)
+		}
+		if uint64(cap(dst)) < h.FrameContentSize {
+			dst = make([]byte, 0, h.FrameContentSize)
+		}
 		d := zstdDecoders.Get().(*zstd.Decoder)
 		out, err := d.DecodeAll(src, dst[:0])
 		zstdDecoders.Put(d)
-		if err == nil && len(out) > maxBlockSize {
-			err = fmt.Errorf("decoded length %d exceeds %d", len(out), maxBlockSize)
+		if err == nil && len(out) > limit {
+			err = fmt.Errorf("decoded length %d exceeds %d", len(out), limit)
 		}
 		return out, err
 	}

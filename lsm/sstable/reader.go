@@ -56,6 +56,7 @@ type Reader struct {
 	dataEnd  uint64 // data blocks end here; the meta blocks follow
 	closed   atomic.Bool
 	noVerify bool      // fuzzing only: skip checksums
+	maxBlock int       // the largest decoded block accepted
 	getState sync.Pool // *iterState for Get
 
 	filterHits, filterMisses, blockReads atomic.Uint64
@@ -72,7 +73,11 @@ func Open(f vfs.File, size int64, o ReaderOptions) (*Reader, error) {
 // open is Open; verify=false skips block checksums, so that fuzzing reaches
 // the decoders behind them.
 func open(f vfs.File, size int64, o ReaderOptions, verify bool) (*Reader, error) {
-	r := &Reader{f: f, size: size, name: o.Name, cache: o.Cache, fileNum: o.FileNum, noVerify: !verify}
+	r := &Reader{f: f, size: size, name: o.Name, cache: o.Cache, fileNum: o.FileNum, noVerify: !verify, maxBlock: maxBlockSize}
+	if !verify {
+		// Fuzzed sizes are not behind a checksum: keep each run cheap.
+		r.maxBlock = 1 << 20
+	}
 	if r.name == "" {
 		r.name = fmt.Sprintf("table %06d", o.FileNum)
 	}
@@ -179,7 +184,7 @@ func (r *Reader) decodeBlock(h handle, raw, dst []byte) ([]byte, error) {
 	if typ >= numCompressions {
 		return nil, r.corrupt(int64(h.offset), "unknown block compression %d", typ)
 	}
-	b, err := decompress(Compression(typ), body, dst)
+	b, err := decompress(Compression(typ), body, dst, r.maxBlock)
 	if err != nil {
 		return nil, r.corrupt(int64(h.offset), "%s block: %v", Compression(typ), err)
 	}

@@ -89,9 +89,11 @@ func TestCompressSkipsIncompressible(t *testing.T) {
 		out, typ = compress(c, nil, text)
 		require.Equal(t, c, typ)
 		require.Less(t, len(out), len(text)/4)
-		back, err := decompress(typ, out, nil)
+		back, err := decompress(typ, out, nil, maxBlockSize)
 		require.NoError(t, err)
 		require.Equal(t, text, back)
+		_, err = decompress(typ, out, nil, len(text)-1)
+		require.Error(t, err, "over the limit")
 	}
 }
 
