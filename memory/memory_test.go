@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -396,4 +397,28 @@ func TestCloseInvalidatesReaders(t *testing.T) {
 	require.ErrorIs(t, err, logkv.ErrClosed)
 	_, err = db.NewIter(nil)
 	require.ErrorIs(t, err, logkv.ErrClosed)
+}
+
+// TestLeakedSnapshotReleased checks that a snapshot dropped without Close
+// stops pinning its version once the garbage collector finds it: the
+// runtime cleanup releases it.
+func TestLeakedSnapshotReleased(t *testing.T) {
+	db, err := Open("", nil)
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.Set([]byte("k"), []byte("v"), nil))
+	func() {
+		_, err := db.NewSnapshot()
+		require.NoError(t, err)
+	}()
+	readers := func() float64 { return detail(db.Metrics(), "memory_open_readers") }
+	require.Equal(t, 1.0, readers())
+	// Cleanups run on their own goroutine after a GC; wait for them with
+	// a bounded number of GCs rather than a sleep.
+	for i := 0; i < 1000 && readers() > 0; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	require.Zero(t, readers())
+	require.Zero(t, db.t.shared)
 }

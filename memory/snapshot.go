@@ -1,6 +1,10 @@
 package memory
 
-import "github.com/logkv/logkv"
+import (
+	"runtime"
+
+	"github.com/logkv/logkv"
+)
 
 // snapshot is a frozen root of the engine's tree. Nodes reachable from it are
 // never changed (the writer copies them first), so it reads them without a
@@ -11,6 +15,13 @@ type snapshot struct {
 	ver    uint64
 	seq    uint64
 	closed bool
+	leak   runtime.Cleanup // releases ver if the snapshot is dropped unclosed
+}
+
+func newSnapshot(db *DB, root *node, ver, seq uint64) *snapshot {
+	s := &snapshot{db: db, root: root, ver: ver, seq: seq}
+	s.leak = runtime.AddCleanup(s, db.release, ver)
+	return s
 }
 
 var _ logkv.Snapshot = (*snapshot)(nil)
@@ -59,6 +70,7 @@ func (s *snapshot) Close() error {
 	}
 	s.closed = true
 	s.root = nil
+	s.leak.Stop()
 	s.db.release(s.ver)
 	return nil
 }
