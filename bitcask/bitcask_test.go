@@ -1,6 +1,7 @@
 package bitcask
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -57,16 +58,29 @@ func TestConformance(t *testing.T) {
 	enginetest.Run(t, m.open, enginetest.Capabilities{Durable: true, Crash: m.crash})
 }
 
-// TestConformanceSmallFiles runs the suite with tiny data files and an eager
-// merge, so that rotations, hints and merges happen all the time under it.
-func TestConformanceSmallFiles(t *testing.T) {
+// TestModelSmallFiles runs the randomized model test (with reopens and
+// crashes) on tiny data files and an eager merge, so that rotations, hints
+// and merges happen all the time under it.
+func TestModelSmallFiles(t *testing.T) {
 	m := &memOpener{opts: Options{MaxFileSize: 1 << 10, BufferSize: 256, MergeThreshold: 0.3}}
-	enginetest.Run(t, m.open, enginetest.Capabilities{Durable: true, Crash: m.crash})
+	caps := enginetest.Capabilities{Durable: true, Crash: m.crash}
+	runs := 3
+	if raceEnabled {
+		runs = 1
+	}
+	for i := range runs {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			enginetest.RunModel(t, m.open, caps, enginetest.ModelOptions{})
+		})
+	}
 }
 
+// TestConformanceOS runs the suite on the operating system's filesystem,
+// where reads go through memory maps. It is skipped under -short and -race
+// (the MemFS runs cover the logic; this one the maps and real fsyncs).
 func TestConformanceOS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("OS filesystem run skipped with -short")
+	if testing.Short() || raceEnabled {
+		t.Skip("OS filesystem run skipped with -short and -race")
 	}
 	enginetest.Run(t, func(t *testing.T, dir string) logkv.Engine {
 		db, err := Open(dir, nil)

@@ -349,8 +349,8 @@ func TestMergeReclaims(t *testing.T) {
 // TestKeydirMemory reports the keydir's memory per key, by the engine's
 // own count and by the Go heap, for 200k keys loaded by writes and by Open.
 func TestKeydirMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("memory measurement skipped with -short")
+	if testing.Short() || raceEnabled {
+		t.Skip("memory measurement skipped with -short and -race")
 	}
 	const n = 200_000
 	fs := newMem(t)

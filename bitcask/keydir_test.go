@@ -79,7 +79,7 @@ func TestTreeModel(t *testing.T) {
 			}
 			var clones []frozen
 			steps := 20000
-			if testing.Short() {
+			if testing.Short() || raceEnabled {
 				steps = 6000
 			}
 			for step := range steps {
@@ -128,7 +128,11 @@ func TestTreeModel(t *testing.T) {
 }
 
 func TestBulkTree(t *testing.T) {
-	for _, n := range []int{0, 1, 62, 63, 64, 127, 128, 4095, 4096, 4097, 100000} {
+	sizes := []int{0, 1, 62, 63, 64, 127, 128, 4095, 4096, 4097, 100000}
+	if raceEnabled {
+		sizes = sizes[:len(sizes)-1]
+	}
+	for _, n := range sizes {
 		es := make([]entry, n)
 		m := treeModel{}
 		for i := range es {

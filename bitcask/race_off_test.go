@@ -1,0 +1,5 @@
+//go:build !race
+
+package bitcask
+
+const raceEnabled = false
