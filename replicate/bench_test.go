@@ -12,6 +12,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/replicate/transport"
 	"github.com/stretchr/testify/require"
 )
@@ -22,6 +23,7 @@ var (
 	benchRate         = flag.Int("repl.rate", 20000, "writes/s in BenchmarkReplicationLag")
 	benchSeconds      = flag.Duration("repl.duration", 5*time.Second, "duration of BenchmarkReplicationLag")
 	benchMemNet       = flag.Bool("repl.memnet", false, "use the in-memory transport instead of QUIC (to tell network cost from the rest)")
+	benchMemFS        = flag.Bool("repl.memfs", false, "keep the logs in memory (vfs.MemFS) instead of on disk")
 	benchFrame        = flag.Int("repl.frame", 1<<20, "MaxFrameBytes of the leader")
 	benchCatchUpBatch = flag.Int("repl.catchup-batch", 64, "keys per batch when building the BenchmarkCatchUp backlog")
 	benchBacklogM     = flag.Int("repl.backlog-mb", 256, "backlog size in MiB for BenchmarkCatchUp (the issue's figure is 1024)")
@@ -45,8 +47,12 @@ func benchCluster(b *testing.B, followers int, compress bool) (*Node, []*Node, f
 		if *benchMemNet {
 			tr, listen = memnet.Transport(id), id
 		}
+		var fs vfs.FS
+		if *benchMemFS {
+			fs = vfs.NewMem()
+		}
 		return Config{
-			ID: id, Dir: dir + "/" + id, OpenEngine: openMemory, Transport: tr,
+			FS: fs, ID: id, Dir: dir + "/" + id, OpenEngine: openMemory, Transport: tr,
 			ListenAddr: listen, Compress: compress, Checkpoint: true,
 			RetentionBytes: 8 << 30, CheckpointEvery: 8 << 30, Logger: quiet,
 			MaxFrameBytes: *benchFrame,

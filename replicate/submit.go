@@ -1,0 +1,74 @@
+package replicate
+
+import (
+	"bytes"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/commitlog"
+)
+
+// Submit appends b to the commit log on the leader and returns its seq
+// without waiting for durability: Await(seq) waits. It lets a caller order
+// writes under its own locks and wait for them outside, as a Redis-protocol
+// node does for a pipeline (many writes, one group fsync). Records are
+// applied in seq order, so a write is readable from the engine only after an
+// Await that covers it. Submit copies b; the caller may reuse it at once.
+func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
+	if n.closed.Load() {
+		return 0, logkv.ErrClosed
+	}
+	if err := b.Err(); err != nil {
+		return 0, err
+	}
+	if b.Empty() {
+		return 0, nil
+	}
+	if p := n.failed.Load(); p != nil {
+		return 0, *p
+	}
+	data := bytes.Clone(b.Repr())
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if !n.leading {
+		return 0, ErrNotLeader
+	}
+	seq, err := n.log.Append(data)
+	if err != nil {
+		return 0, err
+	}
+	n.pending = append(n.pending, pendingWrite{seq: seq, data: data})
+	n.progress.add(seq, int64(len(data)+commitlog.RecordHeaderSize+8))
+	return seq, nil
+}
+
+// Await waits until the submitted write seq (and every one before it) is
+// durable in the local log and applied to the engine, and in Sync mode held
+// by the quorum, with the same errors as Write. Await(0) returns at once.
+func (n *Node) Await(seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	if err := n.log.Sync(seq); err != nil {
+		return err
+	}
+	if err := n.applyThrough(seq); err != nil {
+		return err
+	}
+	if n.cfg.AckMode != Sync {
+		return nil
+	}
+	n.roleMu.Lock()
+	ld := n.leader
+	n.roleMu.Unlock()
+	if ld == nil {
+		return ErrNotLeader
+	}
+	if err := ld.waitQuorum(seq, n.cfg.Quorum, n.cfg.QuorumTimeout); err != nil {
+		if n.cfg.FallbackAsync {
+			n.cfg.Logger.Warn("quorum not reached; acknowledging as async (FallbackAsync)", "seq", seq, "err", err)
+			return nil
+		}
+		return err
+	}
+	return nil
+}
