@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logkv/logkv"
@@ -71,15 +72,22 @@ func (n *Node) openReplicated() (backend, error) {
 		return nil, fmt.Errorf("node: replication: %w", err)
 	}
 	n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
-	return &replicatedBackend{r: r, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
+	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
 }
 
-// replicatedBackend writes through the replicated commit log. Every Write
-// returns once the record is durable in the local log and applied (and, in
-// sync mode, held by the quorum), so Sync has nothing left to do.
+// replicatedBackend writes through the replicated commit log.
+//
+// In async mode a write is submitted (appended, in order, under the caller's
+// key locks) and awaited later: at the end of the client's pipeline, before
+// a read of the same client, or by a read-modify-write command's barrier.
+// One group fsync then covers a whole pipeline, and no key lock is held
+// across an fsync. In sync mode each write waits for its quorum at once, so
+// a quorum that does not answer fails that command with its own error.
 type replicatedBackend struct {
 	r           *replicate.Node
+	sync        bool
 	maxReadyLag uint64
+	submitted   atomic.Uint64 // highest seq submitted and not known awaited
 
 	mu     sync.Mutex
 	leader string // the replication address followed, if any
@@ -94,14 +102,30 @@ func (b *replicatedBackend) Set(key, value []byte) error {
 }
 
 func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
-	_, err := b.r.Write(batch)
-	return err
+	if b.sync {
+		_, err := b.r.Write(batch)
+		return err
+	}
+	seq, err := b.r.Submit(batch)
+	if err != nil {
+		return err
+	}
+	for {
+		cur := b.submitted.Load()
+		if seq <= cur || b.submitted.CompareAndSwap(cur, seq) {
+			return nil
+		}
+	}
 }
 
-func (b *replicatedBackend) Sync() error    { return nil }
-func (b *replicatedBackend) Visible() bool  { return true }
-func (b *replicatedBackend) Barrier() error { return nil }
-func (b *replicatedBackend) Close() error   { return b.r.Close() }
+func (b *replicatedBackend) Visible() bool  { return b.sync }
+func (b *replicatedBackend) Barrier() error { return b.Sync() }
+
+// Sync waits for every write submitted so far: durable, applied, and (in
+// sync mode, where Apply already waited) on the quorum.
+func (b *replicatedBackend) Sync() error { return b.r.Await(b.submitted.Load()) }
+
+func (b *replicatedBackend) Close() error { return b.r.Close() }
 
 func (b *replicatedBackend) IsFollower() bool { return b.r.Role() != replicate.Leader }
 
