@@ -89,6 +89,17 @@ type Config struct {
 	// MaxScanLength bounds workload E's scans (lengths uniform in 1..this).
 	MaxScanLength int
 
+	// Replication (see ReplicationBenchmarks)
+
+	// Followers is the number of followers of replicate-write and
+	// replicate-lag.
+	Followers int
+	// Rate is replicate-lag's offered load, writes per second.
+	Rate int
+	// BacklogBytes is the key and value bytes replicate-catchup writes
+	// before its follower starts.
+	BacklogBytes int64
+
 	// Plot, if set, is an .svg or .png file to draw throughput and latency in.
 	Plot string
 	// CPUProfile, if set, is a file to write a CPU profile of the run to.
@@ -112,6 +123,9 @@ func DefaultConfig() Config {
 		Rounds:          1,
 		ZipfConstant:    0.99,
 		MaxScanLength:   100,
+		Followers:       2,
+		Rate:            20000,
+		BacklogBytes:    1 << 30,
 	}
 }
 
@@ -119,7 +133,7 @@ func DefaultConfig() Config {
 // values are the defaults shown.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(listFlag{&c.Engines}, "engine", "comma-separated registered engines to measure (several: alternating order, ratio table)")
-	fs.Var(listFlag{&c.Benchmarks}, "benchmarks", "comma-separated benchmarks: "+strings.Join(DBBenchmarks, ",")+","+strings.Join(YCSBWorkloads, ","))
+	fs.Var(listFlag{&c.Benchmarks}, "benchmarks", "comma-separated benchmarks: "+strings.Join(DBBenchmarks, ",")+","+strings.Join(YCSBWorkloads, ",")+",replicate (= "+strings.Join(ReplicationBenchmarks, ",")+")")
 	fs.IntVar(&c.Num, "num", c.Num, "keys per fill, operations per benchmark, YCSB record count")
 	fs.IntVar(&c.Reads, "reads", c.Reads, "operations of readrandom and seekrandom (0: -num)")
 	fs.IntVar(&c.SyncNum, "sync_num", c.SyncNum, "writes of fillsync (0: num/100)")
@@ -141,6 +155,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Distribution, "distribution", c.Distribution, "YCSB request distribution: zipfian, uniform, latest (default: the workload's)")
 	fs.Float64Var(&c.ZipfConstant, "zipf_constant", c.ZipfConstant, "YCSB zipfian constant")
 	fs.IntVar(&c.MaxScanLength, "max_scan_length", c.MaxScanLength, "YCSB E: scan lengths are uniform in 1..this")
+	fs.IntVar(&c.Followers, "followers", c.Followers, "replication: followers of replicate-write and replicate-lag")
+	fs.IntVar(&c.Rate, "rate", c.Rate, "replicate-lag: offered writes per second")
+	fs.Int64Var(&c.BacklogBytes, "backlog_bytes", c.BacklogBytes, "replicate-catchup: key+value bytes written before the follower starts")
 	fs.StringVar(&c.Plot, "plot", c.Plot, "draw throughput and latency charts in this .svg or .png file")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", c.CPUProfile, "write a CPU profile of the run to this file")
 }
@@ -181,8 +198,9 @@ func (c *Config) Validate() error {
 	if len(c.Benchmarks) == 0 {
 		return bad("no benchmark")
 	}
+	c.Benchmarks = expandReplicate(c.Benchmarks)
 	for _, b := range c.Benchmarks {
-		if !slices.Contains(DBBenchmarks, b) && !slices.Contains(YCSBWorkloads, b) {
+		if !slices.Contains(DBBenchmarks, b) && !slices.Contains(YCSBWorkloads, b) && !isReplication(b) {
 			return bad("unknown benchmark %q", b)
 		}
 	}
@@ -207,6 +225,12 @@ func (c *Config) Validate() error {
 		return bad("-zipf_constant %g: must be in (0, 1)", c.ZipfConstant)
 	case c.MaxScanLength < 1:
 		return bad("-max_scan_length %d: must be at least 1", c.MaxScanLength)
+	case c.Followers < 1 || c.Followers > 16:
+		return bad("-followers %d: must be 1..16", c.Followers)
+	case c.Rate < 1 || c.Rate > 10_000_000:
+		return bad("-rate %d: must be 1..10000000", c.Rate)
+	case c.BacklogBytes < 1:
+		return bad("-backlog_bytes %d: must be positive", c.BacklogBytes)
 	case c.UseExisting && c.Dir == "":
 		return bad("-use_existing_db needs -dir")
 	}

@@ -38,8 +38,19 @@ type Result struct {
 	BadValues int64 `json:"bad_values"`
 	Errors    int64 `json:"errors"`
 
-	// Ratio is OpsPerSec relative to the first engine's (summary only).
+	// Ratio is OpsPerSec relative to the first engine's (summary), or, for
+	// replicate-write, to unreplicated-write's.
 	Ratio float64 `json:"ratio,omitempty"`
+
+	// Replication benchmarks only: the number of followers, the offered
+	// rate (replicate-lag), the lag samples behind the percentiles, how the
+	// follower caught up (replicate-catchup), and a human note with the
+	// target.
+	Followers int    `json:"followers,omitempty"`
+	Rate      int    `json:"rate,omitempty"`
+	Samples   int64  `json:"samples,omitempty"`
+	CatchUp   string `json:"catchup,omitempty"`
+	Note      string `json:"note,omitempty"`
 
 	Params
 }
@@ -81,6 +92,9 @@ func writeText(w io.Writer, r Result) error {
 	}
 	if r.Errors > 0 {
 		notes = append(notes, fmt.Sprintf("%d ERRORS", r.Errors))
+	}
+	if r.Note != "" {
+		notes = append(notes, r.Note)
 	}
 	note := ""
 	if len(notes) > 0 {

@@ -228,6 +228,8 @@ func (s *session) run(ctx context.Context) (err error) {
 		var results []Result
 		if slices.Contains(YCSBWorkloads, name) {
 			results, err = s.runYCSB(ctx, b)
+		} else if isReplication(name) {
+			results, err = s.runReplication(ctx, b)
 		} else {
 			var r Result
 			r, err = s.runDB(ctx, b)
@@ -242,7 +244,7 @@ func (s *session) run(ctx context.Context) (err error) {
 			}
 		}
 	}
-	if !s.cfg.JSON {
+	if !s.cfg.JSON && !slices.ContainsFunc(s.cfg.Benchmarks, isReplication) {
 		// What the engine holds at the end: space and memory use next to
 		// the figures above.
 		m := s.db.Metrics()
