@@ -1,0 +1,73 @@
+// Command kvhistory runs a three-node kvnode cluster under concurrent clients
+// and a nemesis, and checks the recorded history for linearizability (see
+// internal/history).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/logkv/logkv/internal/history"
+)
+
+func main() {
+	dur := flag.Duration("duration", 20*time.Second, "workload duration")
+	clients := flag.Int("clients", 6, "concurrent clients")
+	ack := flag.String("ack", "sync", "replication ack mode: sync (quorum 1) or async")
+	nem := flag.String("nemesis", "kill,pause,promote", "comma-separated faults: kill, pause, promote, partition")
+	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
+	bin := flag.String("kvnode", "", "kvnode binary (default: go build ./cmd/kvnode)")
+	work := flag.String("work", "", "scratch dir (default: a new temp dir, kept on failure)")
+	verbose := flag.Bool("v", false, "log nemesis actions")
+	flag.Parse()
+
+	dir := *work
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "kvhistory-"); err != nil {
+			fail(err)
+		}
+	}
+	if *bin == "" {
+		*bin = filepath.Join(dir, "kvnode")
+		if out, err := exec.Command("go", "build", "-o", *bin, "./cmd/kvnode").CombinedOutput(); err != nil {
+			fail(fmt.Errorf("go build ./cmd/kvnode (run from the repo root or pass -kvnode): %v: %s", err, out))
+		}
+	}
+	cfg := history.Config{Kvnode: *bin, Work: dir, Ack: *ack, Duration: *dur, Clients: *clients, Seed: *seed}
+	if *nem != "" {
+		cfg.Nemesis = strings.Split(*nem, ",")
+	}
+	if *verbose {
+		cfg.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "kvhistory: "+f+"\n", a...) }
+	}
+	fmt.Printf("kvhistory: seed=%d ack=%s duration=%s clients=%d nemesis=%s work=%s\n", *seed, *ack, *dur, *clients, *nem, dir)
+	res, err := history.Run(context.Background(), cfg)
+	if err != nil {
+		fail(err)
+	}
+	if res.PartitionSkip != "" {
+		fmt.Printf("partitions: skipped: %s\n", res.PartitionSkip)
+	}
+	fmt.Println(res.Summary(*ack))
+	if res.Verdict.HTML != "" {
+		fmt.Printf("visualisation: %s\n", res.Verdict.HTML)
+	}
+	if *ack == "sync" && !res.Verdict.Linearizable() {
+		os.Exit(1)
+	}
+	if *work == "" {
+		os.RemoveAll(dir)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "kvhistory:", err)
+	os.Exit(2)
+}

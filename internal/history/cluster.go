@@ -1,0 +1,226 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrCluster is returned when the cluster under test misbehaves outside the
+// faults the nemesis injects (a node does not start, no leader appears).
+var ErrCluster = errors.New("history: cluster")
+
+// node is one kvnode child process.
+type node struct {
+	name   string
+	dir    string // data dir
+	listen string // Redis protocol addr
+	admin  string
+	repl   string // replication (QUIC) addr
+	log    *os.File
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd exits
+	stopped bool          // SIGSTOPped
+	ctl     *redis.Client // control connection for the nemesis
+}
+
+// cluster is three kvnodes started from one binary.
+type cluster struct {
+	bin, tls string
+	ack      string
+	nodes    []*node
+	leader   int // index of the node the nemesis made leader
+}
+
+func freePort(network string) (int, error) {
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port, nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func addr(network string) (string, error) {
+	p, err := freePort(network)
+	if err != nil {
+		return "", fmt.Errorf("%w: pick a port: %v", ErrCluster, err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(p), nil
+}
+
+// startCluster writes certificates and starts node 0 as leader, 1 and 2 as
+// its followers.
+func startCluster(ctx context.Context, bin, work, ack string) (*cluster, error) {
+	c := &cluster{bin: bin, tls: filepath.Join(work, "tls"), ack: ack}
+	if out, err := exec.CommandContext(ctx, bin, "certs", "-dir", c.tls).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%w: kvnode certs: %v: %s", ErrCluster, err, out)
+	}
+	for i := range 3 {
+		n := &node{name: fmt.Sprintf("n%d", i+1), dir: filepath.Join(work, fmt.Sprintf("n%d", i+1))}
+		var err error
+		if n.listen, err = addr("tcp"); err != nil {
+			return nil, err
+		}
+		if n.admin, err = addr("tcp"); err != nil {
+			return nil, err
+		}
+		if n.repl, err = addr("udp"); err != nil {
+			return nil, err
+		}
+		if n.log, err = os.Create(filepath.Join(work, n.name+".log")); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCluster, err)
+		}
+		n.ctl = redis.NewClient(&redis.Options{Addr: n.listen, MaxRetries: -1, PoolSize: 2,
+			DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second})
+		c.nodes = append(c.nodes, n)
+	}
+	for i, n := range c.nodes {
+		of := ""
+		if i != 0 {
+			of = c.nodes[0].repl
+		}
+		if err := c.start(ctx, n, of); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// start runs n, following leaderRepl when it is not empty, and waits until it
+// answers PING.
+func (c *cluster) start(ctx context.Context, n *node, leaderRepl string) error {
+	args := []string{"-data", n.dir, "-engine", "lsm", "-tls-dir", c.tls, "-listen", n.listen,
+		"-admin", n.admin, "-repl", n.repl, "-ack", c.ack, "-log-level", "warn"}
+	if c.ack == "sync" {
+		args = append(args, "-quorum", "1")
+	}
+	if leaderRepl != "" {
+		args = append(args, "-replicaof", leaderRepl)
+	}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Stdout, cmd.Stderr = n.log, n.log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%w: start %s: %v", ErrCluster, n.name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	n.mu.Lock()
+	n.cmd, n.done, n.stopped = cmd, done, false
+	n.mu.Unlock()
+	return c.await(ctx, n, done)
+}
+
+// await polls n with PING until it answers, it exits, or 20 s pass.
+func (c *cluster) await(ctx context.Context, n *node, done chan struct{}) error {
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if n.ctl.Ping(ctx).Err() == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("%w: %s exited at start (see %s)", ErrCluster, n.name, n.log.Name())
+		case <-deadline.C:
+			return fmt.Errorf("%w: %s did not answer PING in 20s", ErrCluster, n.name)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// kill SIGKILLs n and waits for it to exit.
+func (n *node) kill() {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+	n.ctl.Close()
+	n.ctl = redis.NewClient(&redis.Options{Addr: n.listen, MaxRetries: -1, PoolSize: 2,
+		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second})
+}
+
+// signal sends SIGSTOP or SIGCONT to n.
+func (n *node) signal(sig syscall.Signal) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(sig)
+		n.stopped = sig == syscall.SIGSTOP
+	}
+}
+
+func (c *cluster) close() {
+	for _, n := range c.nodes {
+		n.signal(syscall.SIGCONT)
+		n.kill()
+		n.ctl.Close()
+		n.log.Close()
+	}
+}
+
+// role asks n for its ROLE: master (with its last sequence) or slave (with
+// its applied sequence).
+func role(ctx context.Context, cl *redis.Client) (master bool, seq int64, err error) {
+	v, err := cl.Do(ctx, "ROLE").Slice()
+	if err != nil {
+		return false, 0, err
+	}
+	if len(v) < 2 {
+		return false, 0, fmt.Errorf("%w: short ROLE reply %v", ErrCluster, v)
+	}
+	switch v[0] {
+	case "master":
+		s, _ := v[1].(int64)
+		return true, s, nil
+	case "slave":
+		if len(v) < 5 {
+			return false, 0, fmt.Errorf("%w: short ROLE reply %v", ErrCluster, v)
+		}
+		s, _ := v[4].(int64)
+		return false, s, nil
+	}
+	return false, 0, fmt.Errorf("%w: ROLE reply %v", ErrCluster, v)
+}
+
+// replicaOf sends REPLICAOF to n: "" promotes it (NO ONE).
+func replicaOf(ctx context.Context, n *node, leaderRepl string) error {
+	args := []any{"REPLICAOF", "NO", "ONE"}
+	if leaderRepl != "" {
+		h, p, _ := net.SplitHostPort(leaderRepl)
+		args = []any{"REPLICAOF", h, p}
+	}
+	if err := n.ctl.Do(ctx, args...).Err(); err != nil {
+		return fmt.Errorf("%w: %s %v: %v", ErrCluster, n.name, args, err)
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package history
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/stretchr/testify/require"
+)
+
+func set(c int, k, v string, call, ret int64, out Outcome) Op {
+	return Op{Client: c, Kind: Set, Key: k, Value: v, Call: call, Return: ret, Outcome: out}
+}
+
+func get(c int, k, v string, call, ret int64) Op {
+	return Op{Client: c, Kind: Get, Key: k, Value: v, Call: call, Return: ret, Outcome: OK}
+}
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    []Op
+		want porcupine.CheckResult
+	}{
+		{"empty read then write", []Op{
+			get(0, "a", "", 0, 1),
+			set(1, "a", "x", 2, 3, OK),
+			get(0, "a", "x", 4, 5),
+		}, porcupine.Ok},
+		{"concurrent read may see either", []Op{
+			set(0, "a", "x", 0, 1, OK),
+			set(1, "a", "y", 2, 10, OK),
+			get(2, "a", "x", 3, 4),
+			get(2, "a", "y", 5, 6),
+		}, porcupine.Ok},
+		{"stale read after acked write", []Op{
+			set(0, "a", "x", 0, 1, OK),
+			set(0, "a", "y", 2, 3, OK),
+			get(1, "a", "x", 4, 5),
+		}, porcupine.Illegal},
+		{"read goes back in time", []Op{
+			set(0, "a", "x", 0, 1, OK),
+			set(1, "a", "y", 2, 10, OK),
+			get(2, "a", "y", 3, 4),
+			get(2, "a", "x", 5, 6),
+		}, porcupine.Illegal},
+		{"keys are independent", []Op{
+			set(0, "a", "x", 0, 1, OK),
+			set(1, "b", "y", 2, 3, OK),
+			get(2, "b", "y", 4, 5),
+			get(2, "a", "x", 4, 5),
+		}, porcupine.Ok},
+		{"other key's value is not this key's", []Op{
+			set(0, "a", "x", 0, 1, OK),
+			get(2, "b", "x", 4, 5),
+		}, porcupine.Illegal},
+		{"unknown write may apply much later", []Op{
+			set(0, "a", "x", 0, 1, Unknown),
+			set(1, "a", "y", 5, 6, OK),
+			get(2, "a", "y", 7, 8),
+			get(2, "a", "x", 100, 101),
+		}, porcupine.Ok},
+		{"unknown write may never apply", []Op{
+			set(0, "a", "x", 0, 1, Unknown),
+			get(2, "a", "", 100, 101),
+		}, porcupine.Ok},
+		{"failed write is dropped", []Op{
+			set(0, "a", "x", 0, 1, OK),
+			set(1, "a", "y", 2, 3, Failed),
+			get(2, "a", "x", 4, 5),
+		}, porcupine.Ok},
+		{"failed write that was visible is illegal", []Op{
+			set(0, "a", "x", 0, 1, OK),
+			set(1, "a", "y", 2, 3, Failed),
+			get(2, "a", "y", 4, 5),
+		}, porcupine.Illegal},
+		{"lost acked write after failover", []Op{
+			set(0, "a", "x", 0, 1, OK),
+			set(0, "a", "y", 2, 3, OK),
+			set(1, "a", "z", 10, 11, Unknown), // in flight at the failover
+			get(2, "a", "x", 20, 21),          // new leader lacks y
+		}, porcupine.Illegal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			v, err := Check(tc.h, 0, dir)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, v.Result)
+			if tc.want == porcupine.Ok {
+				require.Empty(t, v.HTML)
+				return
+			}
+			require.Equal(t, dir, filepath.Dir(v.HTML))
+			b, err := os.ReadFile(v.HTML)
+			require.NoError(t, err)
+			require.Contains(t, string(b), "<html")
+		})
+	}
+}
+
+func TestOperationsDropsAndExtends(t *testing.T) {
+	h := []Op{
+		set(0, "a", "x", 0, 1, OK),
+		set(0, "a", "y", 2, 3, Failed),
+		set(0, "a", "z", 4, 5, Unknown),
+		{Client: 1, Kind: Get, Key: "a", Call: 6, Return: 7, Outcome: Unknown},
+		{Client: 1, Kind: Get, Key: "a", Call: 8, Return: 9, Outcome: Failed},
+		get(1, "a", "z", 10, 11),
+	}
+	ops := Operations(h)
+	require.Len(t, ops, 3)
+	require.Equal(t, int64(1), ops[0].Return)
+	require.Equal(t, int64(1<<63-1), ops[1].Return, "unknown write: infinite return")
+	require.Equal(t, int64(11), ops[2].Return)
+}
+
+func TestPartitionPerKey(t *testing.T) {
+	ops := Operations([]Op{
+		set(0, "b", "1", 0, 1, OK), set(0, "a", "2", 2, 3, OK), get(0, "b", "1", 4, 5),
+	})
+	parts := Model.Partition(ops)
+	require.Len(t, parts, 2)
+	require.Len(t, parts[0], 1) // a
+	require.Len(t, parts[1], 2) // b
+	for _, p := range parts {
+		k := p[0].Input.(input).key
+		for _, o := range p {
+			require.Equal(t, k, o.Input.(input).key)
+		}
+	}
+}
+
+func TestLossAt(t *testing.T) {
+	h := []Op{
+		set(0, "a", "a1", 0, 1, OK),
+		set(0, "a", "a2", 2, 3, OK),
+		set(0, "a", "a3", 4, 5, OK),
+		set(1, "b", "b1", 0, 1, OK),
+		set(1, "b", "b2", 2, 3, OK),
+		set(2, "c", "c1", 0, 1, OK),
+		set(2, "c", "c2", 2, 100, OK), // acked after the cut: not counted
+		set(3, "d", "d1", 0, 1, OK),
+	}
+	state := map[string]string{"a": "a1", "b": "b2", "c": "c1"} // d absent
+	// a: a2 and a3 lost; b: none; c: c2 acked after the cut; d: d1 lost.
+	require.Equal(t, 3, LossAt(h, 50, state))
+	require.Equal(t, 0, LossAt(h, 50, map[string]string{"a": "a3", "b": "b2", "c": "c1", "d": "d1"}))
+}

@@ -1,0 +1,470 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/redis/go-redis/v9"
+)
+
+// Fault names accepted in Config.Nemesis.
+const (
+	FaultKill      = "kill"
+	FaultPause     = "pause"
+	FaultPromote   = "promote"
+	FaultPartition = "partition"
+)
+
+// Config describes one run.
+type Config struct {
+	// Kvnode is the path of a built kvnode binary.
+	Kvnode string
+	// Work is a scratch directory for data, certificates, logs and the
+	// visualisation; it must exist.
+	Work string
+	// Ack is "sync" (quorum 1) or "async".
+	Ack string
+	// Duration of the workload.
+	Duration time.Duration
+	// Clients is the number of concurrent clients (default 6).
+	Clients int
+	// Keys is the size of the key set (default 8).
+	Keys int
+	// Nemesis lists the faults to inject (FaultKill, FaultPause, FaultPromote,
+	// FaultPartition).
+	Nemesis []string
+	// Interval is the mean time between faults (default 1.5s).
+	Interval time.Duration
+	// Seed seeds the workload and the nemesis.
+	Seed uint64
+	// CheckTimeout bounds porcupine (default 60s; 0 after defaults: none).
+	CheckTimeout time.Duration
+	// Logf, if set, receives progress lines.
+	Logf func(format string, args ...any)
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	History []Op
+	// Ops counts recorded operations; OK, Failed, Unknown split them.
+	Ops, OK, Failed, Unknown int
+	// Faults counts injected faults by name.
+	Faults map[string]int
+	// PartitionSkip says why partitions did not run ("" if they ran or
+	// were not asked for).
+	PartitionSkip string
+	// Verdict is porcupine's verdict on the history.
+	Verdict Verdict
+	// LostPerFailover is the number of acknowledged writes each failover
+	// lost (see LossAt).
+	LostPerFailover []int
+}
+
+// Lost is the total of LostPerFailover.
+func (r *Result) Lost() int {
+	n := 0
+	for _, l := range r.LostPerFailover {
+		n += l
+	}
+	return n
+}
+
+// Summary is the one-line report printed by kvhistory.
+func (r *Result) Summary(ack string) string {
+	lin := fmt.Sprint(r.Verdict.Linearizable())
+	if r.Verdict.Result == porcupine.Unknown {
+		lin = "unknown(check timed out)"
+	}
+	lost := "n/a"
+	if ack == "async" {
+		lin = "n/a(async, porcupine=" + string(r.Verdict.Result) + ")"
+		lost = fmt.Sprintf("%d(per-failover=%v)", r.Lost(), r.LostPerFailover)
+	}
+	s := fmt.Sprintf("runs=1 ops=%d ok=%d failed=%d unknown=%d checked=%d linearizable=%s faults=kill:%d,pause:%d,promote:%d,partition:%d async_lost_acked=%s",
+		r.Ops, r.OK, r.Failed, r.Unknown, r.Verdict.Checked, lin,
+		r.Faults[FaultKill], r.Faults[FaultPause], r.Faults[FaultPromote], r.Faults[FaultPartition], lost)
+	if ack == "sync" {
+		s += fmt.Sprintf(" sync_lost_acked=%d", r.Lost())
+	}
+	return s
+}
+
+func (c *Config) defaults() error {
+	if c.Clients <= 0 {
+		c.Clients = 6
+	}
+	if c.Keys <= 0 {
+		c.Keys = 8
+	}
+	if c.Interval <= 0 {
+		c.Interval = 1500 * time.Millisecond
+	}
+	if c.CheckTimeout == 0 {
+		c.CheckTimeout = time.Minute
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	if c.Ack != "sync" && c.Ack != "async" {
+		return fmt.Errorf("history: ack must be sync or async, not %q", c.Ack)
+	}
+	for _, f := range c.Nemesis {
+		switch f {
+		case FaultKill, FaultPause, FaultPromote, FaultPartition:
+		default:
+			return fmt.Errorf("history: unknown fault %q", f)
+		}
+	}
+	return nil
+}
+
+// run is the shared state of one run.
+type run struct {
+	cfg   Config
+	c     *cluster
+	start time.Time
+
+	mu      sync.Mutex
+	history []Op
+	faults  map[string]int
+	lost    []int
+}
+
+func (r *run) now() int64 { return time.Since(r.start).Nanoseconds() }
+
+func (r *run) record(o Op) {
+	r.mu.Lock()
+	r.history = append(r.history, o)
+	r.mu.Unlock()
+}
+
+func (r *run) snapshot() []Op {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Op(nil), r.history...)
+}
+
+// Run starts the cluster, runs the workload and the nemesis for
+// cfg.Duration, stops everything and checks the history.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	c, err := startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Ack)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	r := &run{cfg: cfg, c: c, start: time.Now(), faults: map[string]int{}}
+	res := &Result{Faults: r.faults}
+
+	faults := cfg.Nemesis
+	for i, f := range faults {
+		if f == FaultPartition {
+			// Network namespaces would need each node in its own netns with
+			// its own addresses; the cluster runs on loopback.
+			res.PartitionSkip = "not implemented: nodes share loopback; netns support is future work"
+			faults = append(append([]string(nil), faults[:i]...), faults[i+1:]...)
+			break
+		}
+	}
+
+	wctx, stop := context.WithTimeout(ctx, cfg.Duration)
+	defer stop()
+	var wg sync.WaitGroup
+	for id := range cfg.Clients {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.client(wctx, id) }()
+	}
+	nemErr := make(chan error, 1)
+	go func() { nemErr <- r.nemesis(wctx, faults) }()
+	err = <-nemErr
+	wg.Wait()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+
+	res.History = r.snapshot()
+	res.LostPerFailover = r.lost
+	for _, o := range res.History {
+		res.Ops++
+		switch o.Outcome {
+		case OK:
+			res.OK++
+		case Failed:
+			res.Failed++
+		default:
+			res.Unknown++
+		}
+	}
+	cfg.Logf("checking %d operations", res.Ops)
+	res.Verdict, err = Check(res.History, cfg.CheckTimeout, cfg.Work)
+	return res, err
+}
+
+// client runs random operations against the leader until ctx ends.
+func (r *run) client(ctx context.Context, id int) {
+	rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(id)+1))
+	conns := make([]*redis.Client, len(r.c.nodes))
+	for i, n := range r.c.nodes {
+		conns[i] = redis.NewClient(&redis.Options{Addr: n.listen, MaxRetries: -1, PoolSize: 1,
+			DialTimeout: 500 * time.Millisecond, ReadTimeout: 3 * time.Second, WriteTimeout: time.Second,
+			ContextTimeoutEnabled: true})
+		defer conns[i].Close()
+	}
+	leader := -1
+	for seq := 0; ctx.Err() == nil; seq++ {
+		if leader < 0 {
+			leader = r.discover(ctx, conns)
+			if leader < 0 {
+				continue
+			}
+		}
+		cl := conns[leader]
+		o := Op{Client: id, Key: fmt.Sprintf("k%d", rng.IntN(r.cfg.Keys))}
+		// Each op gets its own deadline, independent of the run's end, so
+		// an op in flight at the end still finishes with a known outcome.
+		octx, cancel := context.WithTimeout(context.Background(), 7*time.Second)
+		if rng.IntN(2) == 0 {
+			o.Kind = Get
+			o.Call = r.now()
+			cmds, _ := cl.Pipelined(octx, func(p redis.Pipeliner) error {
+				p.Do(octx, "ROLE")
+				p.Get(octx, o.Key)
+				p.Do(octx, "ROLE")
+				return nil
+			})
+			o.Return = r.now()
+			o.Outcome = OK
+			if len(cmds) != 3 || !isMaster(cmds[0]) || !isMaster(cmds[2]) {
+				o.Outcome, o.Err = Failed, "not master or error"
+			} else if v, err := cmds[1].(*redis.StringCmd).Result(); err == nil {
+				o.Value = v
+			} else if !errors.Is(err, redis.Nil) {
+				o.Outcome, o.Err = Failed, err.Error()
+			}
+		} else {
+			o.Kind = Set
+			o.Value = fmt.Sprintf("c%d-%d", id, seq)
+			o.Call = r.now()
+			err := cl.Set(octx, o.Key, o.Value, 0).Err()
+			o.Return = r.now()
+			o.Outcome = classify(err)
+			if err != nil {
+				o.Err = err.Error()
+			}
+		}
+		cancel()
+		r.record(o)
+		if o.Outcome != OK {
+			leader = -1
+		}
+	}
+}
+
+func isMaster(c redis.Cmder) bool {
+	cmd, ok := c.(*redis.Cmd)
+	if !ok || cmd.Err() != nil {
+		return false
+	}
+	v, err := cmd.Slice()
+	return err == nil && len(v) > 0 && v[0] == "master"
+}
+
+// classify says what a SET's error proves about whether it applied.
+func classify(err error) Outcome {
+	if err == nil {
+		return OK
+	}
+	if strings.HasPrefix(err.Error(), "READONLY") {
+		return Failed
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return Failed
+	}
+	return Unknown
+}
+
+// discover asks every node for its ROLE and returns the master's index, or
+// -1 after a short wait if there is none.
+func (r *run) discover(ctx context.Context, conns []*redis.Client) int {
+	for i, cl := range conns {
+		dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		m, _, err := role(dctx, cl)
+		cancel()
+		if err == nil && m {
+			return i
+		}
+	}
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return -1
+}
+
+// wait waits d or until ctx ends.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// nemesis injects one fault at a time from faults until ctx ends. Faults
+// are serialised: each is healed before the next starts.
+func (r *run) nemesis(ctx context.Context, faults []string) error {
+	if len(faults) == 0 {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	rng := rand.New(rand.NewPCG(r.cfg.Seed, 0xfa017))
+	for {
+		d := r.cfg.Interval/2 + time.Duration(rng.Int64N(int64(r.cfg.Interval)))
+		if err := wait(ctx, d); err != nil {
+			return err
+		}
+		f := faults[rng.IntN(len(faults))]
+		var err error
+		switch f {
+		case FaultKill:
+			err = r.killFollower(ctx, rng)
+		case FaultPause:
+			err = r.pause(ctx, rng)
+		case FaultPromote:
+			err = r.failover(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (r *run) count(f string) {
+	r.mu.Lock()
+	r.faults[f]++
+	r.mu.Unlock()
+}
+
+func (r *run) followers() []int {
+	var fs []int
+	for i := range r.c.nodes {
+		if i != r.c.leader {
+			fs = append(fs, i)
+		}
+	}
+	return fs
+}
+
+// killFollower SIGKILLs a follower and restarts it after a while. The
+// restart is not cut short by ctx, so the cluster stays whole.
+func (r *run) killFollower(ctx context.Context, rng *rand.Rand) error {
+	fs := r.followers()
+	n := r.c.nodes[fs[rng.IntN(len(fs))]]
+	r.cfg.Logf("nemesis: kill %s", n.name)
+	n.kill()
+	r.count(FaultKill)
+	_ = wait(ctx, 300*time.Millisecond+time.Duration(rng.Int64N(int64(700*time.Millisecond))))
+	return r.c.start(context.Background(), n, r.c.nodes[r.c.leader].repl)
+}
+
+// pause SIGSTOPs any node for about a second, then SIGCONTs it.
+func (r *run) pause(ctx context.Context, rng *rand.Rand) error {
+	n := r.c.nodes[rng.IntN(len(r.c.nodes))]
+	r.cfg.Logf("nemesis: pause %s", n.name)
+	n.signal(syscall.SIGSTOP)
+	r.count(FaultPause)
+	_ = wait(ctx, 500*time.Millisecond+time.Duration(rng.Int64N(int64(time.Second))))
+	n.signal(syscall.SIGCONT)
+	return nil
+}
+
+// failover kills the leader, waits until both followers stop advancing,
+// promotes the one with the highest applied sequence, points the other at
+// it and restarts the old leader as its follower. The new leader's state
+// just before promotion feeds LossAt.
+func (r *run) failover(_ context.Context) error {
+	ctx := context.Background() // a failover always completes
+	old := r.c.nodes[r.c.leader]
+	fs := r.followers()
+	cut := r.now()
+	r.cfg.Logf("nemesis: failover from %s", old.name)
+	old.kill()
+	r.count(FaultPromote)
+
+	// Wait until both followers' applied sequences hold still for 300 ms
+	// (at most 5 s): nothing more can arrive from the dead leader.
+	seqs := make([]int64, len(fs))
+	stable, deadline := 0, time.Now().Add(5*time.Second)
+	for stable < 6 && time.Now().Before(deadline) {
+		changed := false
+		for i, f := range fs {
+			_, s, err := role(ctx, r.c.nodes[f].ctl)
+			if err != nil {
+				return fmt.Errorf("%w: failover: ROLE on %s: %v", ErrCluster, r.c.nodes[f].name, err)
+			}
+			if s != seqs[i] {
+				seqs[i], changed = s, true
+			}
+		}
+		if changed {
+			stable = 0
+		} else {
+			stable++
+		}
+		_ = wait(ctx, 50*time.Millisecond)
+	}
+	best := 0
+	for i := range fs {
+		if seqs[i] > seqs[best] {
+			best = i
+		}
+	}
+	nl, other := r.c.nodes[fs[best]], r.c.nodes[fs[1-best]]
+
+	state := map[string]string{}
+	keys := make([]string, r.cfg.Keys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%d", i)
+	}
+	vals, err := nl.ctl.MGet(ctx, keys...).Result()
+	if err != nil {
+		return fmt.Errorf("%w: failover: MGET on %s: %v", ErrCluster, nl.name, err)
+	}
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			state[keys[i]] = s
+		}
+	}
+	if err := replicaOf(ctx, nl, ""); err != nil {
+		return err
+	}
+	r.c.leader = fs[best]
+	lost := LossAt(r.snapshot(), cut, state)
+	r.mu.Lock()
+	r.lost = append(r.lost, lost)
+	r.mu.Unlock()
+	r.cfg.Logf("nemesis: promoted %s (applied %v), lost acked writes: %d", nl.name, seqs, lost)
+	if err := replicaOf(ctx, other, nl.repl); err != nil {
+		return err
+	}
+	if err := r.c.start(ctx, old, nl.repl); err != nil {
+		return err
+	}
+	return nil
+}
