@@ -1,0 +1,50 @@
+// Package stress is a crash harness in the spirit of RocksDB's db_stress
+// crash test: it kills a process writing to an engine with SIGKILL at a
+// random moment, reopens the engine, and checks that every acknowledged
+// write survived. cmd/kvstress is its command line.
+//
+// Each cycle of Run starts a child process (Config.ChildCommand; kvstress
+// re-executes itself with -child) that opens the engine in Config.Dir with
+// small memtable and file sizes, so that flushes, compactions and merges
+// happen within every cycle, and writes from several goroutines with
+// WriteOptions.Sync. After each acknowledged write the child prints one line
+// to its stdout (see "Child protocol"). The parent kills the child after a
+// random part of the cycle, opens the engine itself (timing the open: the
+// recovery time) and reads every key back.
+//
+// # Values
+//
+// Keys are "key%06d". Each key belongs to one writer goroutine, which writes
+// it with a per-cycle counter that increases by one per write, so at most one
+// write per key is in flight. The value of write (cycle c, counter n) of key
+// k is
+//
+//	k "#" c "#" n "#" padding
+//
+// where padding is a deterministic filler of 64 to 1087 bytes derived from
+// (k, c, n). The parent regenerates the whole value to compare it, so a torn
+// or mixed-up value shows as corrupt, not as a version.
+//
+// # Verdict per key
+//
+// After cycle c, with A the key's last acknowledged write in cycle c (if
+// any) and B the value observed after the previous cycle (its baseline), the
+// key may hold: A if any was acknowledged, otherwise B; or the write that
+// was in flight when the child died, (c, n(A)+1), or (c, 1) when nothing was
+// acknowledged. Anything older (or missing) counts the acknowledged writes
+// it lacks as lost; anything else (a value never written, a torn value) is
+// corrupt. The observed value becomes the next baseline.
+//
+// # Child protocol
+//
+// The child writes lines to stdout, each in one write (pipe writes of under
+// PIPE_BUF bytes are atomic): "ready\n" once the engine is open, then
+// "a KEY COUNTER\n" after each acknowledged write, KEY the key's index and
+// COUNTER the write's counter, both decimal. A write acknowledged but not
+// yet reported when the child dies counts as unacknowledged, which is safe.
+//
+// With Config.Node the child is a kvnode process instead, the writers are
+// goroutines of the parent using a Redis client (a write is acknowledged
+// when SET returns OK), and the parent restarts kvnode and reads back with
+// GET; recovery time is from the restart to the first answered PING.
+package stress

@@ -1,0 +1,382 @@
+package stress
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/bitcask"
+	"github.com/logkv/logkv/lsm"
+)
+
+// Config configures Run.
+type Config struct {
+	// Engine is "lsm" or "bitcask" (memory is not durable).
+	Engine string
+	// Dir is the engine's directory; it persists across cycles.
+	Dir string
+	// Cycles is the number of kill-and-recover cycles.
+	Cycles int
+	// CycleDuration bounds each cycle's writing: the child is killed at a
+	// random moment between a fifth of it and all of it.
+	CycleDuration time.Duration
+	// Writers is the number of concurrent writer goroutines (default 4).
+	Writers int
+	// Keys is the number of distinct keys (default 2000).
+	Keys int
+	// Seed seeds the kill times and the order of keys (0: random).
+	Seed uint64
+	// ChildCommand returns the command that runs ChildMain with args (for
+	// kvstress, itself with -child). Not used with Node.
+	ChildCommand func(args []string) *exec.Cmd
+	// Node runs the cycles against a kvnode process (see the package doc).
+	Node bool
+	// KVNode is the kvnode binary, with Node.
+	KVNode string
+	// Log receives one progress line per cycle; nil discards them.
+	Log io.Writer
+}
+
+// Scorecard is the result of Run.
+type Scorecard struct {
+	Cycles   int
+	Acked    int64 // acknowledged writes
+	Verified int64 // acknowledged writes found (themselves or a later version)
+	Lost     int64 // acknowledged writes missing after a crash
+	Corrupt  int64 // keys holding a value that was never written
+	// Recovery holds each cycle's open (recovery) time.
+	Recovery []time.Duration
+}
+
+// RecoveryP99 returns the 99th percentile (nearest rank) of the recovery
+// times, or 0 without any.
+func (s *Scorecard) RecoveryP99() time.Duration {
+	if len(s.Recovery) == 0 {
+		return 0
+	}
+	r := slices.Clone(s.Recovery)
+	slices.Sort(r)
+	i := (99*len(r) + 99) / 100 // ceil(0.99 n)
+	return r[i-1]
+}
+
+// String is the scorecard line kvstress prints last.
+func (s *Scorecard) String() string {
+	return fmt.Sprintf("cycles=%d acked=%d verified=%d lost=%d corrupt=%d recovery_p99=%s",
+		s.Cycles, s.Acked, s.Verified, s.Lost, s.Corrupt, s.RecoveryP99().Round(time.Microsecond))
+}
+
+// OK reports whether nothing was lost or corrupt.
+func (s *Scorecard) OK() bool { return s.Lost == 0 && s.Corrupt == 0 }
+
+// version identifies one write of a key.
+type version struct {
+	cycle, n int
+}
+
+func (v version) less(w version) bool {
+	return v.cycle < w.cycle || v.cycle == w.cycle && v.n < w.n
+}
+
+// keyName is the key of index i.
+func keyName(i int) string { return fmt.Sprintf("key%06d", i) }
+
+// value is the value of write v of key k (see the package doc).
+func value(k string, v version) []byte {
+	h := uint64(v.cycle)*0x9e3779b97f4a7c15 ^ uint64(v.n)*0xbf58476d1ce4e5b9
+	for _, c := range []byte(k) {
+		h = (h ^ uint64(c)) * 0x100000001b3
+	}
+	pad := 64 + int(h%1024)
+	b := make([]byte, 0, len(k)+24+pad)
+	b = fmt.Appendf(b, "%s#%d#%d#", k, v.cycle, v.n)
+	for i := range pad {
+		b = append(b, 'a'+byte((h>>(i%57))%26))
+	}
+	return b
+}
+
+// parseValue returns the version a value of key k claims, and whether the
+// value is exactly what that write wrote.
+func parseValue(k string, val []byte) (version, bool) {
+	parts := strings.SplitN(string(val), "#", 4)
+	if len(parts) != 4 || parts[0] != k {
+		return version{}, false
+	}
+	c, err1 := strconv.Atoi(parts[1])
+	n, err2 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil {
+		return version{}, false
+	}
+	v := version{c, n}
+	return v, string(value(k, v)) == string(val)
+}
+
+// openEngine opens name in dir with small sizes, so that flushes,
+// compactions, rotations and merges happen within a cycle.
+func openEngine(name, dir string) (logkv.Engine, error) {
+	switch name {
+	case "lsm":
+		return lsm.Open(dir, &lsm.Options{
+			MemtableSize:          64 << 10,
+			L0CompactionThreshold: 2,
+			LBaseMaxBytes:         128 << 10,
+			TargetFileSize:        32 << 10,
+			MaxManifestSize:       4 << 10,
+		})
+	case "bitcask":
+		return bitcask.Open(dir, &bitcask.Options{MaxFileSize: 32 << 10, MergeThreshold: 0.3})
+	}
+	return nil, fmt.Errorf("stress: engine %q: want lsm or bitcask", name)
+}
+
+// acks is the acknowledged writes of one cycle: the last counter per key.
+type acks struct {
+	mu   sync.Mutex
+	last map[int]int
+	n    map[int]int // acks per key
+}
+
+func newAcks() *acks { return &acks{last: map[int]int{}, n: map[int]int{}} }
+
+func (a *acks) add(key, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n > a.last[key] {
+		a.last[key] = n
+	}
+	a.n[key]++
+}
+
+// checker holds what the parent knows across cycles.
+type checker struct {
+	keys     int
+	baseline map[int]version // the value observed after the previous cycle
+	sc       *Scorecard
+}
+
+// verify checks key i's observed value after cycle c against a and updates
+// the baseline. get returns the value or logkv.ErrNotFound.
+func (ch *checker) verify(c int, a *acks, i int, val []byte, found bool) string {
+	k := keyName(i)
+	lastN, acked := a.last[i]
+	nAcks := int64(a.n[i])
+	ch.sc.Acked += nAcks
+	base, hadBase := ch.baseline[i]
+	want, haveWant := base, hadBase // the oldest value allowed
+	inflight := version{c, 1}
+	if acked {
+		want, haveWant = version{c, lastN}, true
+		inflight = version{c, lastN + 1}
+	}
+	if !found {
+		if haveWant {
+			ch.sc.Lost += max(nAcks, 1)
+			return fmt.Sprintf("%s: missing, want %v", k, want)
+		}
+		return ""
+	}
+	got, exact := parseValue(k, val)
+	if !exact {
+		ch.sc.Corrupt++
+		return fmt.Sprintf("%s: corrupt value %.60q", k, val)
+	}
+	ch.baseline[i] = got
+	switch {
+	case haveWant && got == want, got == inflight:
+		ch.sc.Verified += nAcks
+		return ""
+	case haveWant && got.less(want):
+		if acked && got.cycle == c {
+			ch.sc.Lost += int64(lastN - got.n)
+			ch.sc.Verified += nAcks - int64(lastN-got.n)
+		} else {
+			ch.sc.Lost += max(nAcks, 1)
+		}
+		return fmt.Sprintf("%s: holds %v, older than acknowledged %v", k, got, want)
+	}
+	ch.sc.Corrupt++
+	return fmt.Sprintf("%s: holds %v, never written (last acknowledged %v, in flight %v)", k, got, want, inflight)
+}
+
+// Run runs cfg.Cycles kill-and-recover cycles and returns the scorecard. An
+// error means the harness itself failed (the child would not start, the
+// engine would not open); lost and corrupt writes are in the scorecard.
+func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
+	if cfg.Writers <= 0 {
+		cfg.Writers = 4
+	}
+	if cfg.Keys <= 0 {
+		cfg.Keys = 2000
+	}
+	if cfg.CycleDuration <= 0 {
+		cfg.CycleDuration = time.Second
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = rand.Uint64()
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	sc := &Scorecard{}
+	ch := &checker{keys: cfg.Keys, baseline: map[int]version{}, sc: sc}
+	fmt.Fprintf(cfg.Log, "kvstress: engine=%s dir=%s seed=%d node=%v\n", cfg.Engine, cfg.Dir, cfg.Seed, cfg.Node)
+	var nr *nodeRunner
+	if cfg.Node {
+		var err error
+		if nr, err = startNodeRunner(ctx, cfg); err != nil {
+			return sc, err
+		}
+		defer nr.stop()
+	}
+	for c := 1; c <= cfg.Cycles; c++ {
+		if err := ctx.Err(); err != nil {
+			return sc, err
+		}
+		kill := cfg.CycleDuration/5 + time.Duration(rng.Int64N(int64(cfg.CycleDuration*4/5)+1))
+		var (
+			a        *acks
+			recovery time.Duration
+			read     func(i int) ([]byte, bool, error)
+			done     func() error
+			err      error
+		)
+		if cfg.Node {
+			a, recovery, read, done, err = nr.cycle(ctx, c, kill)
+		} else {
+			a, recovery, read, done, err = engineCycle(ctx, cfg, c, kill)
+		}
+		if err != nil {
+			return sc, fmt.Errorf("cycle %d: %w", c, err)
+		}
+		sc.Recovery = append(sc.Recovery, recovery)
+		lost, corrupt := sc.Lost, sc.Corrupt
+		var problems []string
+		for i := range cfg.Keys {
+			val, found, err := read(i)
+			if err != nil {
+				_ = done()
+				return sc, fmt.Errorf("cycle %d: read %s: %w", c, keyName(i), err)
+			}
+			if p := ch.verify(c, a, i, val, found); p != "" {
+				problems = append(problems, p)
+			}
+		}
+		if err := done(); err != nil {
+			return sc, fmt.Errorf("cycle %d: %w", c, err)
+		}
+		sc.Cycles++
+		nacks := 0
+		for _, n := range a.n {
+			nacks += n
+		}
+		fmt.Fprintf(cfg.Log, "cycle %d: killed after %v, %d acked, recovery %v, lost %d, corrupt %d\n",
+			c, kill.Round(time.Millisecond), nacks, recovery.Round(time.Microsecond), sc.Lost-lost, sc.Corrupt-corrupt)
+		for j, p := range problems {
+			if j == 20 {
+				fmt.Fprintf(cfg.Log, "  ... and %d more\n", len(problems)-j)
+				break
+			}
+			fmt.Fprintf(cfg.Log, "  %s\n", p)
+		}
+	}
+	return sc, nil
+}
+
+// engineCycle runs one child, kills it after kill, and opens the engine.
+func engineCycle(ctx context.Context, cfg Config, c int, kill time.Duration) (a *acks, recovery time.Duration, read func(int) ([]byte, bool, error), done func() error, err error) {
+	if cfg.ChildCommand == nil {
+		return nil, 0, nil, nil, errors.New("no ChildCommand")
+	}
+	cmd := cfg.ChildCommand([]string{"-engine", cfg.Engine, "-dir", cfg.Dir, "-cycle", strconv.Itoa(c),
+		"-writers", strconv.Itoa(cfg.Writers), "-keys", strconv.Itoa(cfg.Keys), "-seed", strconv.FormatUint(cfg.Seed+uint64(c), 10)})
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, 0, nil, nil, fmt.Errorf("start child: %w", err)
+	}
+	a = newAcks()
+	ready := make(chan struct{})
+	drained := make(chan error, 1)
+	go func() {
+		drained <- readAcks(out, a, ready)
+	}()
+	killed := false
+	select {
+	case <-ready:
+		select {
+		case <-time.After(kill):
+		case <-ctx.Done():
+		}
+		killed = true
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+	case err := <-drained:
+		// The child ended before it was ready.
+		werr := cmd.Wait()
+		return nil, 0, nil, nil, fmt.Errorf("child exited before ready: %v, %v", err, werr)
+	}
+	derr := <-drained
+	werr := cmd.Wait()
+	if derr != nil {
+		return nil, 0, nil, nil, fmt.Errorf("child output: %w", derr)
+	}
+	if !killed || werr == nil {
+		return nil, 0, nil, nil, fmt.Errorf("child was not killed: %v", werr)
+	}
+	start := time.Now()
+	db, err := openEngine(cfg.Engine, cfg.Dir)
+	recovery = time.Since(start)
+	if err != nil {
+		return nil, 0, nil, nil, fmt.Errorf("open after kill: %w", err)
+	}
+	read = func(i int) ([]byte, bool, error) {
+		v, err := db.Get([]byte(keyName(i)))
+		if errors.Is(err, logkv.ErrNotFound) {
+			return nil, false, nil
+		}
+		return v, err == nil, err
+	}
+	return a, recovery, read, db.Close, ctx.Err()
+}
+
+// readAcks parses the child's stdout into a until EOF, closing ready at the
+// "ready" line.
+func readAcks(r io.Reader, a *acks, ready chan struct{}) error {
+	sc := bufio.NewScanner(r)
+	isReady := false
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "ready" {
+			if !isReady {
+				isReady = true
+				close(ready)
+			}
+			continue
+		}
+		var key, n int
+		if _, err := fmt.Sscanf(line, "a %d %d", &key, &n); err != nil {
+			// A torn last line cannot happen (one write per line), so
+			// this is a protocol error.
+			return fmt.Errorf("bad line %q: %w", line, err)
+		}
+		a.add(key, n)
+	}
+	if !isReady {
+		return errors.New("no ready line")
+	}
+	return sc.Err()
+}

@@ -1,0 +1,105 @@
+package stress
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// childEnv makes the test binary act as the child process.
+const childEnv = "KVSTRESS_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(ChildMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func childCommand(args []string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// TestCrashCycles kills a writing child a few times per engine and checks
+// nothing acknowledged is lost.
+func TestCrashCycles(t *testing.T) {
+	for _, engine := range []string{"lsm", "bitcask"} {
+		t.Run(engine, func(t *testing.T) {
+			var log bytes.Buffer
+			sc, err := Run(context.Background(), Config{
+				Engine: engine, Dir: t.TempDir(), Cycles: 3, CycleDuration: 700 * time.Millisecond,
+				Keys: 500, ChildCommand: childCommand, Log: &log,
+			})
+			t.Log(log.String())
+			require.NoError(t, err)
+			t.Log(sc)
+			require.Equal(t, 3, sc.Cycles)
+			require.Positive(t, sc.Acked)
+			require.Zero(t, sc.Lost)
+			require.Zero(t, sc.Corrupt)
+			require.Equal(t, sc.Acked, sc.Verified)
+			require.Len(t, sc.Recovery, 3)
+		})
+	}
+}
+
+// TestVerify checks the per-key verdicts, including the ones a correct
+// engine never produces.
+func TestVerify(t *testing.T) {
+	k := keyName(7)
+	a := newAcks()
+	a.add(7, 1)
+	a.add(7, 2)
+	cases := []struct {
+		name                   string
+		val                    []byte
+		found                  bool
+		lost, corrupt, verfied int64
+	}{
+		{"last acked", value(k, version{2, 2}), true, 0, 0, 2},
+		{"in flight", value(k, version{2, 3}), true, 0, 0, 2},
+		{"missing", nil, false, 2, 0, 0},
+		{"older in cycle", value(k, version{2, 1}), true, 1, 0, 1},
+		{"older cycle", value(k, version{1, 9}), true, 2, 0, 0},
+		{"never written", value(k, version{2, 4}), true, 0, 1, 0},
+		{"torn", value(k, version{2, 2})[:40], true, 0, 1, 0},
+		{"other key", value(keyName(8), version{2, 2}), true, 0, 1, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sc := &Scorecard{}
+			ch := &checker{baseline: map[int]version{7: {1, 5}}, sc: sc}
+			p := ch.verify(2, a, 7, c.val, c.found)
+			require.Equal(t, c.lost, sc.Lost)
+			require.Equal(t, c.corrupt, sc.Corrupt)
+			require.Equal(t, c.verfied, sc.Verified)
+			require.Equal(t, int64(2), sc.Acked)
+			require.Equal(t, c.lost+c.corrupt == 0, p == "", p)
+		})
+	}
+	// Nothing acknowledged this cycle: the baseline must hold.
+	sc := &Scorecard{}
+	ch := &checker{baseline: map[int]version{3: {1, 5}}, sc: sc}
+	require.Empty(t, ch.verify(2, newAcks(), 3, value(keyName(3), version{1, 5}), true))
+	require.Empty(t, ch.verify(2, newAcks(), 3, value(keyName(3), version{2, 1}), true))
+	require.NotEmpty(t, ch.verify(3, newAcks(), 3, nil, false))
+	require.Equal(t, int64(1), sc.Lost)
+}
+
+func TestScorecard(t *testing.T) {
+	sc := &Scorecard{Cycles: 2, Acked: 10, Verified: 10}
+	for i := 1; i <= 100; i++ {
+		sc.Recovery = append(sc.Recovery, time.Duration(i)*time.Millisecond)
+	}
+	require.Equal(t, 99*time.Millisecond, sc.RecoveryP99())
+	require.Equal(t, "cycles=2 acked=10 verified=10 lost=0 corrupt=0 recovery_p99=99ms", sc.String())
+	require.True(t, sc.OK())
+}
