@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -102,4 +103,28 @@ func TestScorecard(t *testing.T) {
 	require.Equal(t, 99*time.Millisecond, sc.RecoveryP99())
 	require.Equal(t, "cycles=2 acked=10 verified=10 lost=0 corrupt=0 recovery_p99=99ms", sc.String())
 	require.True(t, sc.OK())
+}
+
+// TestNodeCrashCycles kills a kvnode (built from ./cmd/kvnode) under Redis
+// writes and checks nothing acknowledged is lost. Skipped with -short: it
+// builds kvnode.
+func TestNodeCrashCycles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kvnode")
+	}
+	bin := filepath.Join(t.TempDir(), "kvnode")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/logkv/logkv/cmd/kvnode").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var log bytes.Buffer
+	sc, err := Run(context.Background(), Config{
+		Engine: "lsm", Dir: t.TempDir(), Cycles: 2, CycleDuration: 700 * time.Millisecond,
+		Keys: 500, Node: true, KVNode: bin, Log: &log,
+	})
+	t.Log(log.String())
+	require.NoError(t, err)
+	t.Log(sc)
+	require.Equal(t, 2, sc.Cycles)
+	require.Positive(t, sc.Acked)
+	require.True(t, sc.OK())
+	require.Equal(t, sc.Acked, sc.Verified)
 }
