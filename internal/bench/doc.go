@@ -1,8 +1,11 @@
 // Package bench measures logkv engines with whole workloads: LevelDB
 // db_bench-style benchmarks (fillseq, fillrandom, overwrite, readrandom,
 // readseq, readreverse, seekrandom, deleterandom, fillsync) and the YCSB core
-// workloads A to F. cmd/kvbench is a thin command over it; tests drive it
-// directly.
+// workloads A to F, and replication benchmarks of package replicate
+// (replicate-write against unreplicated-write, replicate-lag,
+// replicate-catchup: a leader and followers over QUIC on loopback in one
+// process; see replication.go). cmd/kvbench is a thin command over it; tests
+// drive it directly.
 //
 // Engines are opened by name through the logkv registry, so any engine whose
 // package is imported (for its side effect of registering) can be measured.
