@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/logkv/logkv/internal/history"
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -26,6 +27,7 @@ func main() {
 	work := flag.String("work", "", "scratch dir (default: a new temp dir, kept on failure)")
 	verbose := flag.Bool("v", false, "log nemesis actions")
 	flag.Parse()
+	redis.SetLogger(quiet{}) // dial failures during faults are expected
 
 	dir := *work
 	if dir == "" {
@@ -66,6 +68,10 @@ func main() {
 		os.RemoveAll(dir)
 	}
 }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "kvhistory:", err)

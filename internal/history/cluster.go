@@ -28,6 +28,7 @@ type node struct {
 	admin  string
 	repl   string // replication (QUIC) addr
 	log    *os.File
+	netns  string // network namespace, or "" for the caller's
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -42,6 +43,7 @@ type cluster struct {
 	ack      string
 	nodes    []*node
 	leader   int // index of the node the nemesis made leader
+	lab      *netlab
 }
 
 func freePort(network string) (int, error) {
@@ -71,22 +73,32 @@ func addr(network string) (string, error) {
 
 // startCluster writes certificates and starts node 0 as leader, 1 and 2 as
 // its followers.
-func startCluster(ctx context.Context, bin, work, ack string) (*cluster, error) {
-	c := &cluster{bin: bin, tls: filepath.Join(work, "tls"), ack: ack}
-	if out, err := exec.CommandContext(ctx, bin, "certs", "-dir", c.tls).CombinedOutput(); err != nil {
+// With a netlab, node i runs in namespace i on the lab's address i.
+func startCluster(ctx context.Context, bin, work, ack string, lab *netlab) (*cluster, error) {
+	c := &cluster{bin: bin, tls: filepath.Join(work, "tls"), ack: ack, lab: lab}
+	certs := []string{"certs", "-dir", c.tls}
+	if lab != nil {
+		certs = append(certs, "-hosts", lab.hosts())
+	}
+	if out, err := exec.CommandContext(ctx, bin, certs...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%w: kvnode certs: %v: %s", ErrCluster, err, out)
 	}
 	for i := range 3 {
 		n := &node{name: fmt.Sprintf("n%d", i+1), dir: filepath.Join(work, fmt.Sprintf("n%d", i+1))}
 		var err error
-		if n.listen, err = addr("tcp"); err != nil {
-			return nil, err
-		}
-		if n.admin, err = addr("tcp"); err != nil {
-			return nil, err
-		}
-		if n.repl, err = addr("udp"); err != nil {
-			return nil, err
+		if lab != nil {
+			ip := lab.addr(i)
+			n.netns, n.listen, n.admin, n.repl = lab.ns[i], ip+":6380", ip+":9380", ip+":7380"
+		} else {
+			if n.listen, err = addr("tcp"); err != nil {
+				return nil, err
+			}
+			if n.admin, err = addr("tcp"); err != nil {
+				return nil, err
+			}
+			if n.repl, err = addr("udp"); err != nil {
+				return nil, err
+			}
 		}
 		if n.log, err = os.Create(filepath.Join(work, n.name+".log")); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrCluster, err)
@@ -120,6 +132,10 @@ func (c *cluster) start(ctx context.Context, n *node, leaderRepl string) error {
 		args = append(args, "-replicaof", leaderRepl)
 	}
 	cmd := exec.Command(c.bin, args...)
+	if n.netns != "" {
+		// ip netns exec execs kvnode in place, so cmd's pid is kvnode's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", n.netns, c.bin}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%w: start %s: %v", ErrCluster, n.name, err)
@@ -180,6 +196,11 @@ func (n *node) signal(sig syscall.Signal) {
 }
 
 func (c *cluster) close() {
+	if c.lab != nil {
+		for i := range c.nodes {
+			_ = c.lab.isolate(i, false)
+		}
+	}
 	for _, n := range c.nodes {
 		n.signal(syscall.SIGCONT)
 		n.kill()

@@ -158,24 +158,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	c, err := startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Ack)
+	res := &Result{Faults: map[string]int{}}
+	faults := cfg.Nemesis
+	var lab *netlab
+	for i, f := range faults {
+		if f != FaultPartition {
+			continue
+		}
+		var err error
+		if lab, err = newNetlab(3); err != nil {
+			res.PartitionSkip = err.Error()
+			faults = append(append([]string(nil), faults[:i]...), faults[i+1:]...)
+		} else {
+			defer lab.close()
+		}
+		break
+	}
+	c, err := startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Ack, lab)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	r := &run{cfg: cfg, c: c, start: time.Now(), faults: map[string]int{}}
-	res := &Result{Faults: r.faults}
-
-	faults := cfg.Nemesis
-	for i, f := range faults {
-		if f == FaultPartition {
-			// Network namespaces would need each node in its own netns with
-			// its own addresses; the cluster runs on loopback.
-			res.PartitionSkip = "not implemented: nodes share loopback; netns support is future work"
-			faults = append(append([]string(nil), faults[:i]...), faults[i+1:]...)
-			break
-		}
-	}
+	r := &run{cfg: cfg, c: c, start: time.Now(), faults: res.Faults}
 
 	wctx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
@@ -348,6 +352,8 @@ func (r *run) nemesis(ctx context.Context, faults []string) error {
 			err = r.pause(ctx, rng)
 		case FaultPromote:
 			err = r.failover(ctx)
+		case FaultPartition:
+			err = r.partition(ctx, rng)
 		}
 		if err != nil {
 			return err
@@ -391,6 +397,22 @@ func (r *run) pause(ctx context.Context, rng *rand.Rand) error {
 	r.count(FaultPause)
 	_ = wait(ctx, 500*time.Millisecond+time.Duration(rng.Int64N(int64(time.Second))))
 	n.signal(syscall.SIGCONT)
+	return nil
+}
+
+// partition cuts a random node off the network (other nodes and clients)
+// for about a second, then heals it.
+func (r *run) partition(ctx context.Context, rng *rand.Rand) error {
+	i := rng.IntN(len(r.c.nodes))
+	r.cfg.Logf("nemesis: isolate %s", r.c.nodes[i].name)
+	if err := r.c.lab.isolate(i, true); err != nil {
+		return fmt.Errorf("%w: partition: %v", ErrCluster, err)
+	}
+	r.count(FaultPartition)
+	_ = wait(ctx, 500*time.Millisecond+time.Duration(rng.Int64N(int64(time.Second))))
+	if err := r.c.lab.isolate(i, false); err != nil {
+		return fmt.Errorf("%w: heal partition: %v", ErrCluster, err)
+	}
 	return nil
 }
 
