@@ -162,3 +162,18 @@ func requireConverged(t testing.TB, leader *Node, followers ...*Node) {
 }
 
 func vfsDrop() vfs.CrashOptions { return vfs.CrashOptions{} }
+
+// leaderHearsAll waits until the leader has every follower's ack for its
+// last seq (a follower acks after it applies, so its own WaitApplied
+// returns first).
+func leaderHearsAll(t testing.TB, leader *Node) {
+	last := leader.LastSeq()
+	require.Eventually(t, func() bool {
+		for _, s := range leader.Followers() {
+			if s.Applied < last {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, time.Millisecond, "the leader hears every follower's ack")
+}

@@ -47,6 +47,7 @@ func TestQUICCluster(t *testing.T) {
 	cn := c.start("c", "a")
 	write(t, a, 0, writes, 8)
 	requireConverged(t, a, b, cn)
+	leaderHearsAll(t, a)
 	for _, s := range a.Followers() {
 		require.Equal(t, StateStreaming, s.State)
 		require.Zero(t, s.LagRecords)

@@ -20,6 +20,7 @@ func TestReplicateInMemory(t *testing.T) {
 	cn := c.start("c", "a", func(cfg *Config) { cfg.Compress = true })
 	write(t, a, 0, 3000, 8)
 	requireConverged(t, a, b, cn)
+	leaderHearsAll(t, a)
 	st := a.Followers()
 	require.Len(t, st, 2)
 	for _, s := range st {
@@ -327,6 +328,8 @@ func TestFollowerMetrics(t *testing.T) {
 	requireConverged(t, a, b)
 	st := a.Followers()
 	require.Len(t, st, 1)
+	require.Eventually(t, func() bool { return a.Followers()[0].Applied == 100 }, 10*time.Second, time.Millisecond, "the leader hears b's ack")
+	st = a.Followers()
 	require.Equal(t, FollowerStatus{ID: "b", State: StateStreaming, Written: 100, Durable: 100, Applied: 100,
 		ApplyRate: st[0].ApplyRate, SentBytes: st[0].SentBytes}, st[0])
 	require.Positive(t, st[0].SentBytes)
@@ -350,5 +353,6 @@ func TestFollowerMetrics(t *testing.T) {
 	require.Equal(t, Follower, fs.Role)
 	require.Equal(t, StateStreaming, fs.State)
 	require.Equal(t, uint64(150), fs.Applied)
-	require.Zero(t, a.Followers()[0].LagRecords)
+	// The leader learns it from b's next ack.
+	require.Eventually(t, func() bool { return a.Followers()[0].LagRecords == 0 }, 10*time.Second, time.Millisecond)
 }
