@@ -145,3 +145,28 @@ func TestDiffEngines(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 3, n)
 }
+
+func TestReplicateWriteRounds(t *testing.T) {
+	// Odd rounds run the replicated case first; the output order and the
+	// ratio are the same in every round.
+	cfg := replTestConfig("memory")
+	cfg.Benchmarks = []string{"replicate-write"}
+	cfg.Rounds = 2
+	cfg.Followers = 1
+	res, out := runCfg(t, cfg)
+	var got []string
+	for _, r := range res {
+		if r.Kind != "result" {
+			continue
+		}
+		got = append(got, r.Benchmark)
+		require.EqualValues(t, cfg.Num, r.Ops)
+		require.Zero(t, r.Errors)
+		if r.Benchmark == "replicate-write" {
+			require.Positive(t, r.Ratio)
+			require.Equal(t, 1, r.Followers)
+		}
+	}
+	require.Equal(t, []string{"unreplicated-write", "replicate-write", "unreplicated-write", "replicate-write"}, got, out)
+	require.Contains(t, out, "median ops/s over 2 round(s)")
+}
