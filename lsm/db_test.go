@@ -2,6 +2,8 @@ package lsm
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/logkv/logkv"
@@ -69,4 +71,28 @@ func TestMetrics(t *testing.T) {
 	require.Positive(t, got["lsm_wal_bytes_total"])
 	require.Positive(t, m.DiskBytes)
 	require.Positive(t, m.Keys)
+}
+
+// TestModelTornCrashes runs the conformance suite's model with crashes that
+// keep torn, damaged tails of unsynced data and a prefix of unsynced
+// directory changes, not only the clean worst case.
+func TestModelTornCrashes(t *testing.T) {
+	var dirs vfs.Dirs
+	var seed atomic.Uint64
+	open := func(t *testing.T, dir string) logkv.Engine {
+		db, err := Open(dir, smallOptions(dirs.FS(dir)))
+		require.NoError(t, err)
+		return db
+	}
+	enginetest.RunModel(t, open, enginetest.Capabilities{
+		Durable: true,
+		Crash: func(t *testing.T, e logkv.Engine, dir string) {
+			s := seed.Add(1)
+			dirs.Crash(dir, vfs.CrashOptions{
+				Rand:    rand.New(rand.NewPCG(s, 9)),
+				Data:    vfs.DataLoss(1 + s%3), // torn, zeroed, corrupt
+				Entries: vfs.KeepEntryPrefix,
+			})
+		},
+	}, enginetest.ModelOptions{Seed: 11})
 }
