@@ -7,7 +7,17 @@
 // time, return time and result. A nemesis injects faults meanwhile: SIGKILL and
 // restart of a follower, SIGSTOP/SIGCONT of any node, and failover (the leader
 // is killed, the most advanced follower is promoted with REPLICAOF NO ONE, the
-// other follower and the restarted old leader follow it).
+// other follower and the restarted old leader follow it), and, with root and
+// iproute2, network partitions: each node then runs in its own network
+// namespace on a private 10.251.X.0/24 subnet, joined by veth to a bridge,
+// and a partition takes one node's veth down (see netlab). Without root the
+// partition fault is skipped and Result.PartitionSkip says why.
+//
+// Faults are serialised (each healed before the next). Failover kills the old
+// leader rather than demoting it live: a live old leader would keep serving
+// reads and taking writes until it processed REPLICAOF, and that split-brain
+// window is a property of unfenced Redis-style failover, not of the
+// replication under test. The old leader rejoins with -replicaof.
 //
 // # Checking
 //

@@ -1,6 +1,9 @@
 package history
 
 import (
+	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -146,4 +149,13 @@ func TestLossAt(t *testing.T) {
 	// a: a2 and a3 lost; b: none; c: c2 acked after the cut; d: d1 lost.
 	require.Equal(t, 3, LossAt(h, 50, state))
 	require.Equal(t, 0, LossAt(h, 50, map[string]string{"a": "a3", "b": "b2", "c": "c1", "d": "d1"}))
+}
+
+func TestClassify(t *testing.T) {
+	require.Equal(t, OK, classify(nil))
+	require.Equal(t, Failed, classify(errors.New("READONLY You can't write against a read only replica.")))
+	require.Equal(t, Failed, classify(&net.OpError{Op: "dial", Err: errors.New("connection refused")}))
+	require.Equal(t, Unknown, classify(&net.OpError{Op: "read", Err: errors.New("connection reset")}))
+	require.Equal(t, Unknown, classify(context.DeadlineExceeded))
+	require.Equal(t, Unknown, classify(errors.New("ERR replication: quorum not reached")))
 }
