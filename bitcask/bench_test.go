@@ -42,7 +42,7 @@ func fillRandom(b *testing.B, db *DB, n int) {
 
 func BenchmarkReadSeq(b *testing.B) {
 	n := benchN()
-	db, err := Open(b.TempDir(), &Options{DisableAutoMerge: true})
+	db, err := Open(b.TempDir(), &Options{DisableAutoMerge: true, DisableMmap: os.Getenv("BITCASK_NOMMAP") != ""})
 	if err != nil {
 		b.Fatal(err)
 	}
