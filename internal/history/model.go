@@ -178,15 +178,15 @@ func Check(h []Op, timeout time.Duration, htmlDir string) (Verdict, error) {
 // (values are unique); every SET acknowledged before cut and invoked after
 // that SET returned is a lost acknowledged write, since the new leader's
 // state precedes it. A key the new leader lacks loses every acked SET before
-// cut.
-func LossAt(h []Op, cut int64, state map[string]string) int {
+// cut. Window is how long before cut the oldest lost write was acknowledged:
+// the replication lag the failover exposed.
+func LossAt(h []Op, cut int64, state map[string]string) (lost int, window time.Duration) {
 	writer := map[string]Op{} // value -> its SET
 	for _, o := range h {
 		if o.Kind == Set {
 			writer[o.Value] = o
 		}
 	}
-	lost := 0
 	for _, o := range h {
 		if o.Kind != Set || o.Outcome != OK || o.Return >= cut {
 			continue
@@ -195,14 +195,11 @@ func LossAt(h []Op, cut int64, state map[string]string) int {
 		if v == o.Value {
 			continue
 		}
-		if v == "" {
-			lost++
+		if w, ok := writer[v]; v != "" && ok && !(w.Outcome == OK && o.Call > w.Return) {
 			continue
 		}
-		w, ok := writer[v]
-		if !ok || (w.Outcome == OK && o.Call > w.Return) {
-			lost++
-		}
+		lost++
+		window = max(window, time.Duration(cut-o.Return))
 	}
-	return lost
+	return lost, window
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
@@ -147,8 +148,12 @@ func TestLossAt(t *testing.T) {
 	}
 	state := map[string]string{"a": "a1", "b": "b2", "c": "c1"} // d absent
 	// a: a2 and a3 lost; b: none; c: c2 acked after the cut; d: d1 lost.
-	require.Equal(t, 3, LossAt(h, 50, state))
-	require.Equal(t, 0, LossAt(h, 50, map[string]string{"a": "a3", "b": "b2", "c": "c1", "d": "d1"}))
+	lost, window := LossAt(h, 50, state)
+	require.Equal(t, 3, lost)
+	require.Equal(t, time.Duration(49), window, "the oldest lost ack (d1) returned at 1")
+	lost, window = LossAt(h, 50, map[string]string{"a": "a3", "b": "b2", "c": "c1", "d": "d1"})
+	require.Equal(t, 0, lost)
+	require.Zero(t, window)
 }
 
 func TestClassify(t *testing.T) {

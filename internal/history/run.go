@@ -66,6 +66,8 @@ type Result struct {
 	// LostPerFailover is the number of acknowledged writes each failover
 	// lost (see LossAt).
 	LostPerFailover []int
+	// MaxLossWindow is the largest LossAt window over all failovers.
+	MaxLossWindow time.Duration
 }
 
 // Lost is the total of LostPerFailover.
@@ -86,7 +88,7 @@ func (r *Result) Summary(ack string) string {
 	lost := "n/a"
 	if ack == "async" {
 		lin = "n/a(async, porcupine=" + string(r.Verdict.Result) + ")"
-		lost = fmt.Sprintf("%d(per-failover=%v)", r.Lost(), r.LostPerFailover)
+		lost = fmt.Sprintf("%d(per-failover=%v,max-window=%s)", r.Lost(), r.LostPerFailover, r.MaxLossWindow.Round(time.Microsecond))
 	}
 	s := fmt.Sprintf("runs=1 ops=%d ok=%d failed=%d unknown=%d checked=%d linearizable=%s faults=kill:%d,pause:%d,promote:%d,partition:%d async_lost_acked=%s",
 		r.Ops, r.OK, r.Failed, r.Unknown, r.Verdict.Checked, lin,
@@ -136,6 +138,7 @@ type run struct {
 	history []Op
 	faults  map[string]int
 	lost    []int
+	window  time.Duration
 }
 
 func (r *run) now() int64 { return time.Since(r.start).Nanoseconds() }
@@ -197,7 +200,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	res.History = r.snapshot()
-	res.LostPerFailover = r.lost
+	res.LostPerFailover, res.MaxLossWindow = r.lost, r.window
 	for _, o := range res.History {
 		res.Ops++
 		switch o.Outcome {
@@ -477,11 +480,12 @@ func (r *run) failover(_ context.Context) error {
 		return err
 	}
 	r.c.leader = fs[best]
-	lost := LossAt(r.snapshot(), cut, state)
+	lost, window := LossAt(r.snapshot(), cut, state)
 	r.mu.Lock()
 	r.lost = append(r.lost, lost)
+	r.window = max(r.window, window)
 	r.mu.Unlock()
-	r.cfg.Logf("nemesis: promoted %s (applied %v), lost acked writes: %d", nl.name, seqs, lost)
+	r.cfg.Logf("nemesis: promoted %s (applied %v), lost acked writes: %d (oldest acked %s before the kill)", nl.name, seqs, lost, window)
 	if err := replicaOf(ctx, other, nl.repl); err != nil {
 		return err
 	}
