@@ -46,6 +46,12 @@ type Skiplist struct {
 	count  atomic.Int64
 	size   atomic.Int64 // bytes allocated, for readers
 	rng    *rand.Rand
+
+	// The writer's finger: the last node added and, at each level, the last
+	// node before it. An add just after the last one (a sequential fill)
+	// takes its predecessors from here instead of searching.
+	hint     uint32
+	hintPrev [MaxHeight]uint32
 }
 
 // New returns an empty skiplist in an arena of size bytes.
@@ -235,7 +241,12 @@ func (s *Skiplist) Add(ikey, value []byte) error {
 	ukey := ikey[:len(ikey)-base.TrailerSize]
 	trailer := binary.LittleEndian.Uint64(ikey[len(ikey)-base.TrailerSize:])
 	var prev [MaxHeight]uint32
-	s.findGE(ukey, trailer, &prev)
+	if !s.afterHint(ukey, trailer, &prev) {
+		for l := range prev {
+			prev[l] = s.head
+		}
+		s.findGE(ukey, trailer, &prev)
+	}
 	h := s.randomHeight()
 	nd, ok := s.alloc(len(ikey), len(value), h)
 	if !ok {
@@ -259,7 +270,35 @@ func (s *Skiplist) Add(ikey, value []byte) error {
 	}
 	s.count.Add(1)
 	s.size.Store(int64(s.used))
+	s.hint, s.hintPrev = nd, prev
 	return nil
+}
+
+// afterHint fills prev with the key's predecessors if the key goes right
+// after the last node added (nothing lies between them), and reports
+// whether it did. Then at each level the predecessor is the last node if it
+// is that tall, else the last node's own predecessor there: any node in
+// between would lie between them at level 0 too.
+func (s *Skiplist) afterHint(ukey []byte, trailer uint64, prev *[MaxHeight]uint32) bool {
+	if s.hint == 0 {
+		return false
+	}
+	prefix := prefixOf(ukey)
+	if s.cmpNode(ukey, prefix, trailer, s.hint) <= 0 {
+		return false
+	}
+	if nx := s.next(s.hint, 0); nx != 0 && s.cmpNode(ukey, prefix, trailer, nx) >= 0 {
+		return false
+	}
+	h := int(binary.LittleEndian.Uint32(s.buf[s.hint+8:]))
+	for l := range prev {
+		if l < h {
+			prev[l] = s.hint
+		} else {
+			prev[l] = s.hintPrev[l]
+		}
+	}
+	return true
 }
 
 // Get returns the value and kind of the newest version of ukey with a

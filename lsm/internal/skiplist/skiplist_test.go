@@ -119,3 +119,43 @@ func TestConcurrentReaders(t *testing.T) {
 	close(done)
 	wg.Wait()
 }
+
+// TestSequentialHint mixes runs of ascending adds (which take the finger
+// path) with adds elsewhere, and checks the order and every level's links.
+func TestSequentialHint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	s := New(4 << 20)
+	var keys [][]byte
+	seq := uint64(0)
+	for run := 0; run < 200; run++ {
+		start := rng.IntN(100000)
+		for i := 0; i < rng.IntN(50); i++ {
+			seq++
+			k := ikey(fmt.Sprintf("%08d", start+i), seq, base.KindSet)
+			require.NoError(t, s.Add(k, nil))
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, base.Compare)
+	it := s.NewIter()
+	i := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		require.Equal(t, base.Format(keys[i]), base.Format(it.Key()))
+		i++
+	}
+	require.Equal(t, len(keys), i)
+	// Every level is sorted, so searches that use the upper levels agree.
+	for level := 0; level < MaxHeight; level++ {
+		var prev []byte
+		for x := s.next(s.head, level); x != 0; x = s.next(x, level) {
+			if prev != nil {
+				require.Negative(t, base.Compare(prev, s.nodeKey(x)), "level %d", level)
+			}
+			prev = s.nodeKey(x)
+		}
+	}
+	for _, k := range keys {
+		require.True(t, it.SeekGE(k))
+		require.Equal(t, k, it.Key())
+	}
+}
