@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/logkv/logkv/internal/history"
@@ -50,7 +52,10 @@ func main() {
 		cfg.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "kvhistory: "+f+"\n", a...) }
 	}
 	fmt.Printf("kvhistory: seed=%d ack=%s duration=%s clients=%d nemesis=%s work=%s\n", *seed, *ack, *dur, *clients, *nem, dir)
-	res, err := history.Run(context.Background(), cfg)
+	// Ctrl-C ends the workload early; the run still cleans up and checks.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := history.Run(ctx, cfg)
 	if err != nil {
 		fail(err)
 	}
