@@ -26,7 +26,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return mainCerts(args[1:], stdout, stderr)
 		case "check-config":
 			return mainCheckConfig(args[1:], stdout, stderr)
-		case "help", "-h", "-help", "--help":
+		case "help":
 			usage(stdout)
 			return 0
 		}
@@ -55,7 +55,7 @@ type runFlags struct {
 
 func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kvnode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout) // -h prints the usage and flags on stdout; errors go to stderr below
 	var f runFlags
 	fs.StringVar(&f.config, "config", "", "YAML config `file` (flags override it)")
 	fs.StringVar(&f.engine, "engine", "", "storage engine: "+strings.Join(EngineNames(), ", ")+" (default lsm)")
@@ -68,13 +68,14 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.ack, "ack", "", "replication ack mode: async or sync")
 	fs.IntVar(&f.quorum, "quorum", 0, "followers that must hold a write in sync mode")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.Usage = func() { usage(stderr); fmt.Fprintln(stderr, "\nFlags:"); fs.PrintDefaults() }
+	fs.Usage = func() { usage(fs.Output()); fmt.Fprintln(fs.Output(), "\nFlags:"); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	fs.SetOutput(stderr)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "kvnode: unexpected argument %q; see kvnode -h\n", fs.Arg(0))
 		return 2

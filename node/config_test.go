@@ -75,6 +75,11 @@ func TestCLI(t *testing.T) {
 	require.Equal(t, 1, Main([]string{"certs", "-dir", dir}, &out, &errb), "an existing CA is not replaced")
 	require.Equal(t, 2, Main([]string{"certs"}, &out, &errb))
 
+	out.Reset()
+	require.Equal(t, 0, Main([]string{"-h"}, &out, &errb))
+	require.Contains(t, out.String(), "-replicaof", "-h lists the flags")
+	require.Contains(t, out.String(), "kvnode certs -dir DIR")
+
 	errb.Reset()
 	require.Equal(t, 2, Main([]string{"-engine", "nope"}, &out, &errb))
 	require.Contains(t, errb.String(), `engine "nope" is not one of`)
