@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/bitcask"
@@ -20,6 +22,9 @@ import (
 // maxOps bounds the operations one input runs, so that every execution stays
 // short whatever the input's length.
 const maxOps = 300
+
+// hangTimeout is how long one execution may take before it counts as a hang.
+const hangTimeout = 30 * time.Second
 
 // input hands out the fuzz input byte by byte; past its end it returns zeros.
 type input struct {
@@ -74,11 +79,11 @@ type write struct {
 
 // subject is one engine under test with its own model.
 type subject struct {
-	name    string
+	name     string
 	persists bool
-	fs      *vfs.MemFS // durable engines only
-	open    func(fs vfs.FS) (logkv.Engine, error)
-	db      logkv.Engine
+	fs       *vfs.MemFS // durable engines only
+	open     func(fs vfs.FS) (logkv.Engine, error)
+	db       logkv.Engine
 
 	model   state
 	lastSeq uint64
@@ -218,6 +223,15 @@ func FuzzEngines(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fuzzer has no hang detection: a stuck execution would stall a
+		// worker silently. Crash instead, with every stack, so the input is
+		// saved as a failure.
+		watchdog := time.AfterFunc(hangTimeout, func() {
+			buf := make([]byte, 1<<22)
+			buf = buf[:runtime.Stack(buf, true)]
+			panic(fmt.Sprintf("FuzzEngines: an execution hung for %v; goroutines:\n%s", hangTimeout, buf))
+		})
+		defer watchdog.Stop()
 		r := &runner{t: t, subs: newSubjects(t), in: &input{data: data}}
 		defer func() {
 			for _, s := range r.subs {
