@@ -80,7 +80,7 @@ type Log struct {
 	closedCh chan struct{}
 	err      error  // sticky write or sync failure
 	gen      uint64 // bumped by TruncateAfter and Reset
-	buf      []byte // frame being written
+	wbuf     []byte // frames appended but not yet written to f (see flushLocked)
 	pbuf     []byte // payload being framed
 
 	durableSeq atomic.Uint64
@@ -359,17 +359,40 @@ func (l *Log) write(r Record) error {
 		act = l.segs[len(l.segs)-1]
 	}
 	l.pbuf = AppendRecord(l.pbuf[:0], r)
-	l.buf = record.Append(l.buf[:0], l.pbuf)
-	if n, err := l.f.Write(l.buf); err != nil || n != len(l.buf) {
+	l.wbuf = record.Append(l.wbuf, l.pbuf)
+	act.size += int64(record.Size(len(l.pbuf)))
+	act.last = r.Seq
+	l.last = r.Seq
+	if len(l.wbuf) >= flushSize {
+		return l.flushLocked()
+	}
+	return nil
+}
+
+// flushSize is how many buffered bytes make write flush without a Sync.
+const flushSize = 256 << 10
+
+// flushLocked writes the buffered frames to the active segment: appends
+// collect in l.wbuf, so that a group of appends costs one write system call
+// (made by the Sync that covers them) rather than one each. Everything that
+// syncs, reads, truncates or replaces the active file flushes first. l.mu is
+// held.
+func (l *Log) flushLocked() error {
+	if len(l.wbuf) == 0 || l.f == nil {
+		return nil
+	}
+	if n, err := l.f.Write(l.wbuf); err != nil || n != len(l.wbuf) {
 		if err == nil {
 			err = io.ErrShortWrite
 		}
-		l.err = fmt.Errorf("commitlog: write %s: %w", act.path, err)
+		l.err = fmt.Errorf("commitlog: write %s: %w", l.segs[len(l.segs)-1].path, err)
 		return l.err
 	}
-	act.size += int64(len(l.buf))
-	act.last = r.Seq
-	l.last = r.Seq
+	if cap(l.wbuf) > 4<<20 {
+		l.wbuf = nil // do not keep a huge batch's buffer
+	} else {
+		l.wbuf = l.wbuf[:0]
+	}
 	return nil
 }
 
@@ -377,6 +400,9 @@ func (l *Log) write(r Record) error {
 // held.
 func (l *Log) roll() error {
 	act := l.segs[len(l.segs)-1]
+	if err := l.flushLocked(); err != nil {
+		return err
+	}
 	if err := l.f.Sync(); err != nil {
 		l.err = fmt.Errorf("commitlog: sync %s: %w", act.path, err)
 		return l.err
@@ -423,6 +449,10 @@ func (l *Log) Sync(seq uint64) error {
 	if seq > l.last {
 		l.mu.Unlock()
 		return fmt.Errorf("commitlog: sync to seq %d, but the last written is %d", seq, l.last)
+	}
+	if err := l.flushLocked(); err != nil {
+		l.mu.Unlock()
+		return err
 	}
 	f, act, target := l.f, l.segs[len(l.segs)-1], l.last
 	size := act.size
@@ -584,6 +614,9 @@ func (l *Log) TruncateAfter(seq uint64) error {
 	if seq+1 < l.segs[0].first {
 		return fmt.Errorf("%w: truncate after %d, but the log starts at %d", ErrTrimmed, seq, l.segs[0].first)
 	}
+	if err := l.flushLocked(); err != nil {
+		return err
+	}
 	// Remove whole segments from the newest down, so that a crash leaves a
 	// prefix of the log.
 	i := len(l.segs) - 1
@@ -693,6 +726,7 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 		return err
 	}
 	l.closeFilesLocked()
+	l.wbuf = l.wbuf[:0] // the records it holds are being removed
 	for i := len(l.segs) - 1; i >= 0; i-- {
 		if err := l.fs.Remove(l.segs[i].path); err != nil {
 			l.err = fmt.Errorf("commitlog: reset: %w", err)
@@ -736,7 +770,9 @@ func (l *Log) Close() error {
 	}
 	var err error
 	if l.f != nil && l.err == nil {
-		err = l.f.Sync()
+		if err = l.flushLocked(); err == nil {
+			err = l.f.Sync()
+		}
 	}
 	l.closeFilesLocked()
 	l.closed = true
