@@ -680,6 +680,9 @@ func (db *DB) Close() error {
 			delete(db.files, df.id)
 			db.kmu.Unlock()
 			df.f.Close()
+			if mm := df.mm.Swap(nil); mm != nil {
+				unmapFile(*mm) // no reader can be in a file without records
+			}
 			db.fs.Remove(df.path)
 			err = db.fs.SyncDir(db.dir)
 		} else {
