@@ -227,63 +227,13 @@ func (n *Node) Addr() string {
 // Write commits b on the leader: appends it to the commit log, waits for the
 // group fsync, applies it to the engine, and in Sync mode waits for the
 // quorum. It returns the batch's seq. b may be reused once Write returns.
+// It is Submit followed by Await.
 func (n *Node) Write(b *logkv.Batch) (uint64, error) {
-	if n.closed.Load() {
-		return 0, logkv.ErrClosed
+	seq, err := n.Submit(b)
+	if err != nil || seq == 0 {
+		return seq, err
 	}
-	if err := b.Err(); err != nil {
-		return 0, err
-	}
-	if b.Empty() {
-		return 0, nil
-	}
-	n.roleMu.Lock()
-	ld := n.leader
-	n.roleMu.Unlock()
-	if ld == nil {
-		return 0, ErrNotLeader
-	}
-	seq, err := n.commit(b.Repr())
-	if err != nil {
-		return 0, err
-	}
-	if n.cfg.AckMode == Sync {
-		if err := ld.waitQuorum(seq, n.cfg.Quorum, n.cfg.QuorumTimeout); err != nil {
-			if n.cfg.FallbackAsync {
-				n.cfg.Logger.Warn("quorum not reached; acknowledging as async (FallbackAsync)", "seq", seq, "err", err)
-				return seq, nil
-			}
-			return seq, err
-		}
-	}
-	return seq, nil
-}
-
-// commit appends, syncs and applies one batch encoding.
-func (n *Node) commit(data []byte) (uint64, error) {
-	if p := n.failed.Load(); p != nil {
-		return 0, *p
-	}
-	n.wmu.Lock()
-	if !n.leading {
-		n.wmu.Unlock()
-		return 0, ErrNotLeader
-	}
-	seq, err := n.log.Append(data)
-	if err != nil {
-		n.wmu.Unlock()
-		return 0, err
-	}
-	n.pending = append(n.pending, pendingWrite{seq: seq, data: data})
-	n.progress.add(seq, int64(len(data)+commitlog.RecordHeaderSize+8))
-	n.wmu.Unlock()
-	if err := n.log.Sync(seq); err != nil {
-		return 0, err
-	}
-	if err := n.applyThrough(seq); err != nil {
-		return 0, err
-	}
-	return seq, nil
+	return seq, n.Await(seq)
 }
 
 // applyThrough applies the pending durable records up to seq, in order.
