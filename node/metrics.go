@@ -69,6 +69,9 @@ func newMetrics(n *Node) *metrics {
 		return float64(len(n.conns))
 	}))
 	f(engineCollector{n})
+	if rb, ok := n.backend.(*replicatedBackend); ok {
+		f(replicationCollector{rb})
+	}
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -162,3 +165,49 @@ func (n *Node) adminHandler() http.Handler {
 
 // notReady says why the node should not take traffic, or "" if it should.
 func (n *Node) notReady() string { return n.backend.NotReady() }
+
+// replicationCollector exports the node's replication status and, on a
+// leader, each follower's lag at each scrape.
+type replicationCollector struct{ b *replicatedBackend }
+
+func (replicationCollector) Describe(chan<- *prometheus.Desc) {}
+
+var (
+	descReplSeq = prometheus.NewDesc("logkv_replication_seq", "Sequence numbers of this node's commit log: last written, last durable, last applied.", []string{"kind"}, nil)
+	descEpoch   = prometheus.NewDesc("logkv_replication_epoch", "The node's current epoch.", nil, nil)
+	descLeader  = prometheus.NewDesc("logkv_replication_leader", "1 if this node is the leader, 0 if it follows.", nil, nil)
+	descLogSize = prometheus.NewDesc("logkv_replication_log_bytes", "Size of the retained commit log.", nil, nil)
+	descLagRec  = prometheus.NewDesc("logkv_replication_follower_lag_records", "Durable records on the leader that the follower has not applied.", []string{"follower"}, nil)
+	descLagB    = prometheus.NewDesc("logkv_replication_follower_lag_bytes", "Size in the log of the records the follower has not applied.", []string{"follower"}, nil)
+	descLagS    = prometheus.NewDesc("logkv_replication_follower_lag_seconds", "Age of the oldest record the follower has not applied.", []string{"follower"}, nil)
+	descRate    = prometheus.NewDesc("logkv_replication_follower_apply_rate", "The follower's recent apply rate, records per second.", []string{"follower"}, nil)
+	descResync  = prometheus.NewDesc("logkv_replication_follower_resyncs_total", "Full resyncs sent to the follower.", []string{"follower"}, nil)
+	descSent    = prometheus.NewDesc("logkv_replication_follower_sent_bytes_total", "Record frame bytes sent to the follower.", []string{"follower"}, nil)
+	descState   = prometheus.NewDesc("logkv_replication_follower_connected", "1 if the follower's stream is in the given state.", []string{"follower", "state"}, nil)
+)
+
+func (r replicationCollector) Collect(ch chan<- prometheus.Metric) {
+	st := r.b.r.Status()
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	g(descReplSeq, float64(st.LastSeq), "written")
+	g(descReplSeq, float64(st.DurableSeq), "durable")
+	g(descReplSeq, float64(st.Applied), "applied")
+	g(descEpoch, float64(st.Epoch))
+	g(descLogSize, float64(st.LogBytes))
+	leader := 0.0
+	if !r.b.IsFollower() {
+		leader = 1
+	}
+	g(descLeader, leader)
+	for _, f := range r.b.r.Followers() {
+		g(descLagRec, float64(f.LagRecords), f.ID)
+		g(descLagB, float64(f.LagBytes), f.ID)
+		g(descLagS, f.LagSeconds, f.ID)
+		g(descRate, f.ApplyRate, f.ID)
+		g(descState, 1, f.ID, f.State)
+		ch <- prometheus.MustNewConstMetric(descResync, prometheus.CounterValue, float64(f.Resyncs), f.ID)
+		ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(f.SentBytes), f.ID)
+	}
+}

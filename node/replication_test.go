@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,16 @@ func TestReplicationThroughRESP(t *testing.T) {
 	require.Contains(t, info, "connected_slaves:2")
 	require.Equal(t, "slave", c1.Do(ctx, "role").Val().([]any)[0])
 	require.Equal(t, int64(2), lc.Do(ctx, "wait", "2", "5000").Val(), "both followers hold every write")
+	var prom strings.Builder
+
+	families, err := leader.metrics.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range families {
+		prom.WriteString(mf.GetName() + "\n")
+	}
+	for _, name := range []string{"logkv_replication_follower_lag_records", "logkv_replication_follower_lag_seconds", "logkv_replication_follower_apply_rate", "logkv_replication_seq", "logkv_replication_leader"} {
+		require.Contains(t, prom.String(), name)
+	}
 
 	// Promote f1; the old leader and f2 follow it; all converge.
 	require.NoError(t, c1.Do(ctx, "replicaof", "no", "one").Err())
