@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.6.1
 
-.PHONY: help test race short lint fmt vet staticcheck fuzz fuzz-seeds bench run
+.PHONY: help test race short lint fmt vet staticcheck fuzz bench run stress
 
 help:
 	@echo "make test        the test suite with the race detector (what CI runs)"
@@ -13,7 +13,8 @@ help:
 	@echo "make lint        gofmt, go vet and staticcheck"
 	@echo "make fuzz        fuzz every Fuzz target for FUZZTIME each (default $(FUZZTIME))"
 	@echo "make bench       go test benchmarks (BENCHTIME=$(BENCHTIME))"
-	@echo "make run         go run ./cmd/kvbench -engine memory"
+	@echo "make stress      long crash and linearizability runs (STRESS_CYCLES, HISTORY_DURATION)"
+	@echo "make run         go run ./cmd/kvnode"
 
 test:
 	$(GO) test -race -timeout 20m $(PKGS)
@@ -49,4 +50,17 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) $(PKGS)
 
 run:
-	$(GO) run ./cmd/kvbench -engine memory
+	$(GO) run ./cmd/kvnode
+
+STRESS_CYCLES    ?= 1000
+HISTORY_DURATION ?= 60s
+
+# The long versions of what CI runs briefly: SIGKILL crash cycles per engine
+# and through a kvnode, then replicated histories checked for
+# linearizability (sync) and for lost acknowledged writes (async).
+stress:
+	$(GO) run ./cmd/kvstress -engine lsm -cycles $(STRESS_CYCLES)
+	$(GO) run ./cmd/kvstress -engine bitcask -cycles $(STRESS_CYCLES)
+	$(GO) run ./cmd/kvstress -node -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvhistory -ack sync -duration $(HISTORY_DURATION) -nemesis kill,pause,promote,partition
+	$(GO) run ./cmd/kvhistory -ack async -duration $(HISTORY_DURATION) -nemesis kill,pause,promote
