@@ -161,13 +161,13 @@ func (a *acks) add(key, n int) {
 
 // checker holds what the parent knows across cycles.
 type checker struct {
-	keys     int
 	baseline map[int]version // the value observed after the previous cycle
 	sc       *Scorecard
 }
 
 // verify checks key i's observed value after cycle c against a and updates
-// the baseline. get returns the value or logkv.ErrNotFound.
+// the baseline: val is its value, found false when it has none. It returns
+// a description of what is wrong, or "".
 func (ch *checker) verify(c int, a *acks, i int, val []byte, found bool) string {
 	k := keyName(i)
 	lastN, acked := a.last[i]
@@ -231,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	sc := &Scorecard{}
-	ch := &checker{keys: cfg.Keys, baseline: map[int]version{}, sc: sc}
+	ch := &checker{baseline: map[int]version{}, sc: sc}
 	fmt.Fprintf(cfg.Log, "kvstress: engine=%s dir=%s seed=%d node=%v\n", cfg.Engine, cfg.Dir, cfg.Seed, cfg.Node)
 	var nr *nodeRunner
 	if cfg.Node {
