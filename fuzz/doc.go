@@ -24,5 +24,15 @@
 //
 // Run the seeds with go test ./fuzz/, or fuzz one target:
 //
-//	go test -run='^$' -fuzz=FuzzEngines -fuzztime=60s ./fuzz
+//	go test -run='^$' -fuzz=FuzzEngines -fuzztime=60s -fuzzminimizetime=10x ./fuzz
+//
+// A FuzzEngines execution is slow (three engines, up to 300 steps, a full
+// scan of each after every step), so minimizing each new interesting input
+// with the default -fuzzminimizetime=60s stalls the workers for most of a
+// short run; -fuzzminimizetime=10x keeps them fuzzing. A watchdog turns an
+// execution that hangs for 30 s into a failure with every goroutine's stack,
+// since the fuzzer itself does not detect hangs.
+//
+// FuzzNodeCommands sends decoded commands with arbitrary arguments to an
+// in-process node on the memory engine and requires a reply to each.
 package fuzz
