@@ -128,8 +128,25 @@ func Open(name, dir string, opts any) (Engine, error) {
 	return open(dir, opts)
 }
 
-// OptionsTypeError is returned by an OpenFunc given options of a type it does
-// not take. Engines build it with a nil Want of their options type.
-func OptionsTypeError(engine string, got, want any) error {
-	return fmt.Errorf("logkv: engine %s takes nil or %T options, not %T", engine, want, got)
+// RegisterTyped registers an engine whose open function takes its own
+// options type, as every engine package's Open does. The registered OpenFunc
+// passes nil or an *O through and refuses options of any other type with an
+// error naming both types. It panics as Register does.
+func RegisterTyped[O any, E Engine](name string, open func(dir string, o *O) (E, error)) {
+	Register(name, func(dir string, opts any) (Engine, error) {
+		var o *O
+		switch v := opts.(type) {
+		case nil:
+		case *O:
+			o = v
+		default:
+			return nil, fmt.Errorf("logkv: engine %s takes nil or %T options, not %T", name, o, opts)
+		}
+		e, err := open(dir, o)
+		if err != nil {
+			// Not e: a nil *DB in an Engine interface is not a nil Engine.
+			return nil, err
+		}
+		return e, nil
+	})
 }

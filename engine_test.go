@@ -61,3 +61,27 @@ func TestIterOptionsContains(t *testing.T) {
 		require.Equal(t, want, o.Contains([]byte(k)), k)
 	}
 }
+
+type typedOpts struct{ n int }
+
+type nilEngine struct{ logkv.Engine }
+
+func TestRegisterTyped(t *testing.T) {
+	fail := errors.New("cannot open")
+	logkv.RegisterTyped("test-typed", func(dir string, o *typedOpts) (*nilEngine, error) {
+		if o != nil && o.n < 0 {
+			return nil, fail
+		}
+		return &nilEngine{}, nil
+	})
+	e, err := logkv.Open("test-typed", "d", nil)
+	require.NoError(t, err)
+	require.NotNil(t, e)
+	_, err = logkv.Open("test-typed", "d", &typedOpts{n: 1})
+	require.NoError(t, err)
+	e, err = logkv.Open("test-typed", "d", &typedOpts{n: -1})
+	require.ErrorIs(t, err, fail)
+	require.Nil(t, e, "a failed open returns a nil Engine, not a nil *DB inside one")
+	_, err = logkv.Open("test-typed", "d", typedOpts{})
+	require.EqualError(t, err, "logkv: engine test-typed takes nil or *logkv_test.typedOpts options, not logkv_test.typedOpts")
+}

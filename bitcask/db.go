@@ -16,18 +16,7 @@ import (
 
 var _ logkv.Engine = (*DB)(nil)
 
-func init() {
-	logkv.Register("bitcask", func(dir string, opts any) (logkv.Engine, error) {
-		switch o := opts.(type) {
-		case nil:
-			return Open(dir, nil)
-		case *Options:
-			return Open(dir, o)
-		default:
-			return nil, logkv.OptionsTypeError("bitcask", opts, (*Options)(nil))
-		}
-	})
-}
+func init() { logkv.RegisterTyped("bitcask", Open) }
 
 // DB is a bitcask engine open on one directory. All its methods are safe for
 // concurrent use.

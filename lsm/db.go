@@ -19,18 +19,7 @@ import (
 
 var _ logkv.Engine = (*DB)(nil)
 
-func init() {
-	logkv.Register("lsm", func(dir string, opts any) (logkv.Engine, error) {
-		switch o := opts.(type) {
-		case nil:
-			return Open(dir, nil)
-		case *Options:
-			return Open(dir, o)
-		default:
-			return nil, logkv.OptionsTypeError("lsm", opts, (*Options)(nil))
-		}
-	})
-}
+func init() { logkv.RegisterTyped("lsm", Open) }
 
 var (
 	errClosedDB = fmt.Errorf("lsm: %w", logkv.ErrClosed)

@@ -8,18 +8,7 @@ import (
 	"github.com/logkv/logkv"
 )
 
-func init() {
-	logkv.Register("memory", func(dir string, opts any) (logkv.Engine, error) {
-		switch o := opts.(type) {
-		case nil:
-			return Open(dir, nil)
-		case *Options:
-			return Open(dir, o)
-		default:
-			return nil, logkv.OptionsTypeError("memory", opts, (*Options)(nil))
-		}
-	})
-}
+func init() { logkv.RegisterTyped("memory", Open) }
 
 var _ logkv.Engine = (*DB)(nil)
 

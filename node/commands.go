@@ -204,15 +204,7 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 		return
 	}
 	if !nx && !xx && !get {
-		unlock := n.locks.lock(key)
-		err := n.backend.Set(key, value)
-		unlock()
-		if err != nil {
-			n.replyErr(c, err)
-			return
-		}
-		c.dirty = true
-		c.conn.WriteString("OK")
+		n.writeOK(c, [][]byte{key}, func() error { return n.backend.Set(key, value) })
 		return
 	}
 	unlock := n.locks.lock(key)
@@ -375,8 +367,15 @@ func cmdMSet(n *Node, c *client, args [][]byte) {
 		n.replyErr(c, err)
 		return
 	}
+	n.writeOK(c, keys, func() error { return n.backend.Apply(&b) })
+}
+
+// writeOK runs a blind write (one that reads nothing first) under the key
+// locks of keys, which order it against read-modify-write commands on them,
+// and answers OK.
+func (n *Node) writeOK(c *client, keys [][]byte, write func() error) {
 	unlock := n.locks.lockAll(keys)
-	err := n.backend.Apply(&b)
+	err := write()
 	unlock()
 	if err != nil {
 		n.replyErr(c, err)
