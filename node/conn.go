@@ -23,7 +23,9 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc := &clientConn{Conn: c, n: l.n, limit: int64(l.n.cfg.Limits.MaxRequestSize)}
+	lim := l.n.cfg.Limits
+	cc := &clientConn{Conn: c, n: l.n, limit: int64(lim.MaxRequestSize),
+		guard: respGuard{maxArgs: maxRequestArgs, maxBulk: int64(lim.MaxRequestSize)}}
 	l.n.connsMu.Lock()
 	l.n.conns[cc] = struct{}{}
 	l.n.connsWG.Add(1)
@@ -40,6 +42,8 @@ type clientConn struct {
 	net.Conn
 	n     *Node
 	limit int64
+
+	guard respGuard // touched only by Read, which redcon calls from one goroutine
 
 	mu       sync.Mutex
 	pending  int64 // bytes read since the current command began
@@ -76,8 +80,17 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		c.closeNow()
 		return 0, errRequestTooLarge
 	}
+	if gerr := c.guard.scan(p[:n]); gerr != nil {
+		fmt.Fprintf(c.Conn, "-%s\r\n", gerr)
+		c.closeNow()
+		return 0, gerr
+	}
 	return n, err
 }
+
+// maxRequestArgs bounds the elements of one request array: an MSET of a
+// million pairs would need two million, which a client should split.
+const maxRequestArgs = 1 << 20
 
 // Close closes an idle connection now and a busy one after its pipeline.
 func (c *clientConn) Close() error {
