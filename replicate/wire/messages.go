@@ -63,10 +63,11 @@ type SnapshotEnd struct {
 
 // decoder reads a message payload; the first failure sticks.
 type decoder struct {
-	b   []byte
-	off int
-	err error
-	msg string
+	b       []byte
+	off     int
+	err     error
+	msg     string
+	scratch [binary.MaxVarintLen64]byte
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -100,6 +101,11 @@ func (d *decoder) uvarint(limit uint64) uint64 {
 	v, n := binary.Uvarint(d.b[d.off:])
 	if n <= 0 {
 		d.fail("bad uvarint")
+		return 0
+	}
+	if n != len(binary.AppendUvarint(d.scratch[:0], v)) {
+		// Non-minimal: one message must have exactly one encoding.
+		d.fail("uvarint of %d bytes is not minimal", n)
 		return 0
 	}
 	if v > limit {
