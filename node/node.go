@@ -344,15 +344,16 @@ func (n *Node) handle(conn redcon.Conn, cmd redcon.Command) {
 		cm.run(n, c, args)
 		n.metrics.cmds[cm.id].observe(time.Since(start), c.failed)
 	}
-	if c.quit {
-		conn.Close()
-		return
-	}
-	if c.dirty && len(conn.PeekPipeline()) == 0 {
+	if c.dirty && (c.quit || len(conn.PeekPipeline()) == 0) {
 		c.dirty = false
 		if err := n.backend.Sync(); err != nil {
 			n.syncFailed(c, err)
+			return
 		}
+	}
+	if c.quit {
+		// Close flushes the replies: after the sync above, never before.
+		conn.Close()
 	}
 }
 

@@ -288,6 +288,48 @@ func TestQuit(t *testing.T) {
 	require.Equal(t, "+OK\r\n", string(out), "QUIT answers OK and closes; nothing after it runs")
 }
 
+// A write pipelined before QUIT is synced before QUIT's close flushes its
+// acknowledgement.
+func TestQuitSyncsPipelinedWrites(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin, cfg.Replication.Listen = "memory", t.TempDir(), "127.0.0.1:0", "off", "off"
+	n, err := New(cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	synced := make(chan struct{}, 1)
+	n.backend = &syncSpy{backend: n.backend, synced: synced} // before Serve: no race
+	served := make(chan error, 1)
+	go func() { served <- n.Serve() }()
+	defer func() {
+		require.NoError(t, n.Shutdown(context.Background()))
+		require.NoError(t, <-served)
+	}()
+	raw, err := net.Dial("tcp", n.Addr())
+	require.NoError(t, err)
+	defer raw.Close()
+	fmt.Fprint(raw, "SET k v\r\nQUIT\r\n")
+	out, err := io.ReadAll(raw)
+	require.NoError(t, err)
+	require.Equal(t, "+OK\r\n+OK\r\n", string(out))
+	select {
+	case <-synced:
+	default:
+		t.Fatal("the SET was acknowledged without a sync")
+	}
+}
+
+type syncSpy struct {
+	backend
+	synced chan struct{}
+}
+
+func (s *syncSpy) Sync() error {
+	select {
+	case s.synced <- struct{}{}:
+	default:
+	}
+	return s.backend.Sync()
+}
+
 func TestAdminEndpoints(t *testing.T) {
 	n := startNode(t, nil)
 	c := dial(t, n, nil)
