@@ -166,12 +166,18 @@ func compare(ukey []byte, trailer uint64, nk []byte) int {
 
 // findGE fills prev (if non-nil) with the last node < key at each level and
 // returns the first node >= key (0 if none).
+//
+// It returns the node it compared, never a second load of x's next: a
+// concurrent Add may link a node between x and that one, and such a node can
+// sort before the key (a newer version of it), which a reader at an older
+// sequence number must not see.
 func (s *Skiplist) findGE(ukey []byte, trailer uint64, prev *[MaxHeight]uint32) uint32 {
 	x := s.head
 	prefix := prefixOf(ukey)
+	var nx uint32
 	for level := int(s.height.Load()) - 1; level >= 0; level-- {
 		for {
-			nx := s.next(x, level)
+			nx = s.next(x, level)
 			if nx == 0 || s.cmpNode(ukey, prefix, trailer, nx) <= 0 {
 				break
 			}
@@ -181,7 +187,7 @@ func (s *Skiplist) findGE(ukey []byte, trailer uint64, prev *[MaxHeight]uint32) 
 			prev[level] = x
 		}
 	}
-	return s.next(x, 0)
+	return nx
 }
 
 // findLT returns the last node < key, or 0 if none.
