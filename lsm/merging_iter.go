@@ -144,21 +144,7 @@ func (m *mergingIter) Next() bool {
 		m.forward = true
 		return m.rebuild()
 	}
-	top := m.iters[m.heap[0]]
-	if !top.Next() {
-		if err := top.Error(); err != nil {
-			m.err = err
-			m.heap = m.heap[:0]
-			return false
-		}
-		last := len(m.heap) - 1
-		m.heap[0] = m.heap[last]
-		m.heap = m.heap[:last]
-	}
-	if len(m.heap) > 0 {
-		m.down(0)
-	}
-	return len(m.heap) > 0
+	return m.settle(m.iters[m.heap[0]].Next())
 }
 
 func (m *mergingIter) Prev() bool {
@@ -178,9 +164,15 @@ func (m *mergingIter) Prev() bool {
 		m.forward = false
 		return m.rebuild()
 	}
-	top := m.iters[m.heap[0]]
-	if !top.Prev() {
-		if err := top.Error(); err != nil {
+	return m.settle(m.iters[m.heap[0]].Prev())
+}
+
+// settle restores the heap after its top iterator moved in the current
+// direction: moved says whether it is still positioned; if not it leaves the
+// heap (or, on an error, ends the merge).
+func (m *mergingIter) settle(moved bool) bool {
+	if !moved {
+		if err := m.iters[m.heap[0]].Error(); err != nil {
 			m.err = err
 			m.heap = m.heap[:0]
 			return false

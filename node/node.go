@@ -461,6 +461,9 @@ func (l *keyLocks) lock(key []byte) (unlock func()) {
 // lockAll locks the stripes of keys in stripe order, so two multi-key
 // commands never deadlock.
 func (l *keyLocks) lockAll(keys [][]byte) (unlock func()) {
+	if len(keys) == 1 { // every SET: no index slice
+		return l.lock(keys[0])
+	}
 	idx := make([]int, 0, len(keys))
 	for _, k := range keys {
 		idx = append(idx, l.stripe(k))

@@ -253,6 +253,18 @@ func (l *Log) recover() error {
 	return nil
 }
 
+// openActive opens path, a new or cut segment, as the file appends go to.
+// A failure fails the log: l.f is gone and nothing more can be written.
+// l.mu is held.
+func (l *Log) openActive(path string) (vfs.File, error) {
+	f, err := l.fs.OpenReadWrite(path)
+	if err != nil {
+		l.err = fmt.Errorf("commitlog: %w", err)
+		return nil, l.err
+	}
+	return f, nil
+}
+
 func (l *Log) cutTail(path string, off int64) error {
 	f, err := l.fs.OpenReadWrite(path)
 	if err != nil {
@@ -412,10 +424,9 @@ func (l *Log) roll() error {
 		l.err = err
 		return err
 	}
-	f, err := l.fs.OpenReadWrite(s.path)
+	f, err := l.openActive(s.path)
 	if err != nil {
-		l.err = fmt.Errorf("commitlog: %w", err)
-		return l.err
+		return err
 	}
 	act.durableSize = act.size
 	l.retired = append(l.retired, l.f)
@@ -649,10 +660,9 @@ func (l *Log) TruncateAfter(seq uint64) error {
 		l.err = err
 		return err
 	}
-	f, err := l.fs.OpenReadWrite(s.path)
+	f, err := l.openActive(s.path)
 	if err != nil {
-		l.err = fmt.Errorf("commitlog: %w", err)
-		return l.err
+		return err
 	}
 	l.f = f
 	s.size, s.durableSize, s.last = off, off, seq
@@ -743,10 +753,9 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 		l.err = err
 		return err
 	}
-	f, err := l.fs.OpenReadWrite(s.path)
+	f, err := l.openActive(s.path)
 	if err != nil {
-		l.err = fmt.Errorf("commitlog: %w", err)
-		return l.err
+		return err
 	}
 	l.f = f
 	l.segs = []*segment{s}
