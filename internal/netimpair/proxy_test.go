@@ -78,7 +78,7 @@ func echo(t *testing.T, c *net.UDPConn) {
 	}()
 }
 
-func TestTransparent(t *testing.T) {
+func TestImpairTransparent(t *testing.T) {
 	target := listen(t)
 	echo(t, target)
 	p, pa := newProxy(t, target, nil)
@@ -104,7 +104,7 @@ func TestTransparent(t *testing.T) {
 }
 
 // Each client gets its own upstream socket, so the target tells them apart.
-func TestFlowPerClient(t *testing.T) {
+func TestImpairFlowPerClient(t *testing.T) {
 	target := listen(t)
 	_, pa := newProxy(t, target, nil)
 	a, b := listen(t), listen(t)
@@ -135,7 +135,7 @@ func TestFlowPerClient(t *testing.T) {
 	require.Equal(t, 42, atB[0].seq)
 }
 
-func TestDelay(t *testing.T) {
+func TestImpairDelay(t *testing.T) {
 	const up, down = 40 * time.Millisecond, 25 * time.Millisecond
 	target := listen(t)
 	echo(t, target)
@@ -154,7 +154,7 @@ func TestDelay(t *testing.T) {
 }
 
 // Delayed datagrams wait side by side, not one after another.
-func TestDelayConcurrent(t *testing.T) {
+func TestImpairDelayConcurrent(t *testing.T) {
 	const delay, n = 100 * time.Millisecond, 40 // 4s if serialised
 	target := listen(t)
 	_, pa := newProxy(t, target, &Options{Up: Impairment{Delay: delay}})
@@ -173,7 +173,7 @@ func TestDelayConcurrent(t *testing.T) {
 	require.Less(t, got[n-1].at.Sub(start), 2*time.Second, "delays overlap")
 }
 
-func TestJitter(t *testing.T) {
+func TestImpairJitter(t *testing.T) {
 	const delay, jitter, n = 40 * time.Millisecond, 20 * time.Millisecond, 200
 	target := listen(t)
 	p, pa := newProxy(t, target, &Options{Up: Impairment{Delay: delay, Jitter: jitter}, Seed: 7})
@@ -244,13 +244,13 @@ func lossRun(t *testing.T, seed uint64) []int {
 	return lost
 }
 
-func TestLoss(t *testing.T) {
+func TestImpairLoss(t *testing.T) {
 	a := lossRun(t, 1)
 	require.Equal(t, a, lossRun(t, 1), "the same seed loses the same datagrams")
 	require.NotEqual(t, a, lossRun(t, 2), "another seed loses others")
 }
 
-func TestReorder(t *testing.T) {
+func TestImpairReorder(t *testing.T) {
 	const n = 1000
 	target := listen(t)
 	p, pa := newProxy(t, target, &Options{Up: Impairment{Reorder: 0.2}, Seed: 3})
@@ -281,7 +281,7 @@ func TestReorder(t *testing.T) {
 }
 
 // A held datagram still goes out, in order, if nothing follows it.
-func TestReorderHoldMax(t *testing.T) {
+func TestImpairReorderHoldMax(t *testing.T) {
 	target := listen(t)
 	_, pa := newProxy(t, target, &Options{Up: Impairment{Reorder: 1}, HoldMax: 30 * time.Millisecond})
 	c := listen(t)
@@ -293,7 +293,7 @@ func TestReorderHoldMax(t *testing.T) {
 	require.GreaterOrEqual(t, got[0].at.Sub(start), 30*time.Millisecond)
 }
 
-func TestDuplicate(t *testing.T) {
+func TestImpairDuplicate(t *testing.T) {
 	const n = 1000
 	target := listen(t)
 	p, pa := newProxy(t, target, &Options{Up: Impairment{Duplicate: 0.1}, Seed: 5})
@@ -316,7 +316,7 @@ func TestDuplicate(t *testing.T) {
 	require.InDelta(t, 100, dups, 48)
 }
 
-func TestPartition(t *testing.T) {
+func TestImpairPartition(t *testing.T) {
 	target := listen(t)
 	echo(t, target)
 	p, pa := newProxy(t, target, nil)
@@ -349,7 +349,7 @@ func TestPartition(t *testing.T) {
 
 // A partition also drops what was queued when it started, as a link going
 // down loses what is in flight.
-func TestPartitionDropsQueued(t *testing.T) {
+func TestImpairPartitionDropsQueued(t *testing.T) {
 	target := listen(t)
 	p, pa := newProxy(t, target, &Options{Up: Impairment{Delay: 200 * time.Millisecond}})
 	c := listen(t)
@@ -368,7 +368,7 @@ func TestPartitionDropsQueued(t *testing.T) {
 	require.Equal(t, 10, got[0].seq)
 }
 
-func TestSetAndValidate(t *testing.T) {
+func TestImpairSetAndValidate(t *testing.T) {
 	target := listen(t)
 	p, pa := newProxy(t, target, nil)
 	for _, im := range []Impairment{{Loss: -0.1}, {Reorder: 1.5}, {Delay: -1}, {Jitter: -1}} {
@@ -387,7 +387,7 @@ func TestSetAndValidate(t *testing.T) {
 	require.Empty(t, got)
 }
 
-func TestClose(t *testing.T) {
+func TestImpairClose(t *testing.T) {
 	target := listen(t)
 	echo(t, target)
 	before := runtime.NumGoroutine()
