@@ -15,6 +15,9 @@
 //	           ├─ proxy socket ─┤                       ├── target
 //	client B ──┘                └── upstream socket B ──┘
 //
+// A flow lives until the proxy is closed: a client that redials from a new
+// port (as a QUIC dialer does) starts a new flow, and the old one idles.
+//
 // To put a proxy between a QUIC client and server, point the client at
 // Proxy.Addr instead of the server's address. A TLS client that checks the
 // server name against the dialed host keeps working when both are on
