@@ -28,8 +28,9 @@ const impairTimeout = 30 * time.Second
 // Phase 1: both links delay 20ms±5ms, lose 2% and reorder 5% of the
 // datagrams each way while the leader takes a few thousand writes; both
 // followers converge. Phase 2: c's link is partitioned while writes go on;
-// both ends notice (QUIC idle timeout), b keeps up meanwhile; the link heals
-// and c reconnects and catches up from its own seq, without a full resync.
+// both ends notice (QUIC idle timeout), b keeps up meanwhile, the leader
+// reports c's lag, and c's first redial times out; the link heals and c
+// reconnects and catches up from its own seq, without a full resync.
 func TestImpairConvergence(t *testing.T) {
 	var logs lockedBuffer
 	ca, err := transport.NewCA("impair CA")
@@ -129,6 +130,14 @@ func TestImpairConvergence(t *testing.T) {
 	seq := a.LastSeq()
 	waitAppliedWithin(t, seq, b)
 	require.Less(t, cn.Status().Applied, seq, "c, partitioned, did not get the writes since")
+	lag := followerLag(a, "c")
+	require.NotZero(t, lag, "the leader reports c's lag")
+	// Hold the partition past a failed redial: every dial makes a new
+	// flow through the proxy, so a third flow means the second (the first
+	// redial) timed out.
+	require.Eventually(t, func() bool { return pc.Stats().Flows >= 3 }, impairTimeout, 5*time.Millisecond,
+		"c redials through the partition")
+	require.Equal(t, uint64(1), cn.Status().Connects, "no dial got through the partition")
 	appliedAtHeal := cn.Status().Applied
 
 	pc.Partition(false)
@@ -136,7 +145,8 @@ func TestImpairConvergence(t *testing.T) {
 	// c reconnects while writes continue, and catches up past the writes
 	// made before the heal.
 	waitAppliedWithin(t, a.LastSeq(), cn)
-	t.Logf("phase 2: c caught up %d records within %v of the heal", a.LastSeq()-appliedAtHeal, time.Since(healed).Round(time.Millisecond))
+	t.Logf("phase 2: partitioned for %v (c %d records behind, as the leader saw it); c caught up %d records within %v of the heal",
+		healed.Sub(partStart).Round(time.Millisecond), lag, a.LastSeq()-appliedAtHeal, time.Since(healed).Round(time.Millisecond))
 	stopWriter()
 	requireConvergedWithin(t, a, b, cn)
 	leaderHearsAll(t, a)
@@ -207,6 +217,16 @@ func followerState(leader *Node, id string) string {
 		}
 	}
 	return ""
+}
+
+// followerLag is the leader's view of follower id's lag in records.
+func followerLag(leader *Node, id string) uint64 {
+	for _, s := range leader.Followers() {
+		if s.ID == id {
+			return s.LagRecords
+		}
+	}
+	return 0
 }
 
 func waitAppliedWithin(t testing.TB, seq uint64, nodes ...*Node) {
