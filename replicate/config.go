@@ -91,11 +91,28 @@ type Config struct {
 	// trimming the log. CheckpointEvery defaults to 256 MiB.
 	Checkpoint      bool
 	CheckpointEvery int64
+	// EngineSyncEvery, with Checkpoint off, is the log growth after which
+	// Maintain syncs the engine (and may then trim the log before it). 0
+	// syncs at every Maintain, which suits an engine with a log of its own;
+	// an engine whose sync is costly, such as lsm without its WAL (the commit
+	// log then is its WAL, and a sync flushes its memtables), wants tens of
+	// MiB: that much log is replayed after a crash.
+	EngineSyncEvery int64
 	// MaintainEvery is how often the node checks retention and checkpoints
 	// (default 1s; negative disables the background loop, for tests that
 	// call Maintain themselves).
 	MaintainEvery time.Duration
 
+	// SyncInterval, when positive, trades durability for latency the way
+	// Redis' appendfsync everysec does. In Async mode, Await then returns once
+	// the write has reached the operating system (it survives the process
+	// dying, not the machine) and is applied, instead of after an fsync; a
+	// background syncer makes the log durable as soon as it can, and at the
+	// latest SyncInterval after a write. A power loss may lose acknowledged
+	// writes not yet synced. Followers are still sent durable records only,
+	// and Sync mode is unaffected. Zero (the default) acknowledges after the
+	// fsync.
+	SyncInterval time.Duration
 	// Compress zstd-compresses the leader's record and snapshot frames.
 	Compress bool
 	// MaxFrameBytes caps the records batched into one frame (default 1 MiB).

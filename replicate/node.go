@@ -44,6 +44,7 @@ type Node struct {
 	follower *follower
 
 	checkpointSeq atomic.Uint64 // seq of the newest checkpoint (or engine sync)
+	syncKick      chan struct{} // wakes the background syncer (SyncInterval)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -94,6 +95,10 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if cfg.MaintainEvery > 0 {
 		n.wg.Go(n.maintainLoop)
+	}
+	if cfg.SyncInterval > 0 {
+		n.syncKick = make(chan struct{}, 1)
+		n.wg.Go(n.syncLoop)
 	}
 	return n, nil
 }
@@ -225,8 +230,8 @@ func (n *Node) Addr() string {
 }
 
 // Write commits b on the leader: appends it to the commit log, waits for the
-// group fsync, applies it to the engine, and in Sync mode waits for the
-// quorum. It returns the batch's seq. b may be reused once Write returns.
+// group fsync (with SyncInterval, for the write to the operating system),
+// applies it to the engine, and in Sync mode waits for the quorum. It returns the batch's seq. b may be reused once Write returns.
 // It is Submit followed by Await.
 func (n *Node) Write(b *logkv.Batch) (uint64, error) {
 	seq, err := n.Submit(b)
@@ -236,7 +241,8 @@ func (n *Node) Write(b *logkv.Batch) (uint64, error) {
 	return seq, n.Await(seq)
 }
 
-// applyThrough applies the pending durable records up to seq, in order.
+// applyThrough applies the pending records up to seq, in order: durable
+// ones, or with SyncInterval, ones written to the operating system.
 func (n *Node) applyThrough(seq uint64) error {
 	n.amu.Lock()
 	defer n.amu.Unlock()
@@ -430,6 +436,31 @@ func (n *Node) Close() error {
 	return err
 }
 
+// syncLoop is the background syncer of SyncInterval mode: it syncs the log
+// whenever Await has flushed new records, and at least every SyncInterval.
+// Writers never wait for it; concurrent writes pile up while it syncs and
+// share its next fsync. A failed sync fails the log, and with it every later
+// write.
+func (n *Node) syncLoop() {
+	t := time.NewTicker(n.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.syncKick:
+		case <-t.C:
+		}
+		last := n.log.LastSeq()
+		if last <= n.log.DurableSeq() {
+			continue
+		}
+		if err := n.log.Sync(last); err != nil && !errors.Is(err, logkv.ErrClosed) {
+			n.cfg.Logger.Error("background sync of the commit log failed; the node stops taking writes", "err", err)
+		}
+	}
+}
+
 func (n *Node) maintainLoop() {
 	t := time.NewTicker(n.cfg.MaintainEvery)
 	defer t.Stop()
@@ -461,7 +492,7 @@ func (n *Node) Maintain() error {
 				return err
 			}
 		}
-	} else if last > safe {
+	} else if last > safe && n.log.SizeFrom(safe+1) >= n.cfg.EngineSyncEvery {
 		if err := n.Engine().Sync(); err != nil {
 			return err
 		}

@@ -42,13 +42,22 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 }
 
 // Await waits until the submitted write seq (and every one before it) is
-// durable in the local log and applied to the engine, and in Sync mode held
-// by the quorum, with the same errors as Write. Await(0) returns at once.
+// durable in the local log (with SyncInterval in Async mode: written to the
+// operating system) and applied to the engine, and in Sync mode held by the
+// quorum, with the same errors as Write. Await(0) returns at once.
 func (n *Node) Await(seq uint64) error {
 	if seq == 0 {
 		return nil
 	}
-	if err := n.log.Sync(seq); err != nil {
+	if n.syncKick != nil && n.cfg.AckMode == Async {
+		if err := n.log.Flush(); err != nil {
+			return err
+		}
+		select {
+		case n.syncKick <- struct{}{}:
+		default: // a kick is already pending
+		}
+	} else if err := n.log.Sync(seq); err != nil {
 		return err
 	}
 	if err := n.applyThrough(seq); err != nil {

@@ -440,6 +440,19 @@ func (l *Log) roll() error {
 	return nil
 }
 
+// Flush writes every appended record to the operating system without
+// syncing it: after Flush, the records survive a crash of the process but
+// not of the machine, and are not durable (readers still wait for Sync).
+// Concurrent callers find the buffer already written and return at once.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	return l.flushLocked()
+}
+
 // Sync makes every record up to seq durable. Concurrent callers share one
 // fsync (group commit). A failed sync leaves the log failed: every later
 // write and sync returns the error, since what reached the disk is unknown.

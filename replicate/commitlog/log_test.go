@@ -426,3 +426,39 @@ func TestForkPoint(t *testing.T) {
 func TestErrorsAreSentinels(t *testing.T) {
 	require.True(t, errors.Is(fmt.Errorf("x: %w", ErrTrimmed), ErrTrimmed))
 }
+
+// TestFlushReachesTheOS: Flush hands the appended records to the operating
+// system, so that they survive the process dying, but does not make them
+// durable: a machine crash still loses them, and readers do not see them.
+func TestFlushReachesTheOS(t *testing.T) {
+	fs := vfs.NewMem()
+	l := openMem(t, fs, 1<<20)
+	defer l.Close()
+	require.NoError(t, l.BeginEpoch(1))
+	appendN(t, l, 10)
+	for range 5 {
+		_, err := l.Append(batch(t, l.LastSeq()+1))
+		require.NoError(t, err)
+	}
+	// What a process crash keeps is what the files hold now: the log opened
+	// again on the same files (the first one still open, as a dead process
+	// leaves them).
+	afterProcessCrash := func() uint64 {
+		l2 := openMem(t, fs, 1<<20)
+		defer l2.Close()
+		return l2.LastSeq()
+	}
+	require.Equal(t, uint64(10), afterProcessCrash(), "appends sit in the process until a flush")
+
+	require.NoError(t, l.Flush())
+	require.Equal(t, uint64(15), l.LastSeq())
+	require.Equal(t, uint64(10), l.DurableSeq(), "Flush does not sync")
+	crashed := fs.CrashClone(vfs.CrashOptions{})
+	require.Equal(t, uint64(15), afterProcessCrash(), "flushed records survive the process")
+	l3 := openMem(t, crashed, 1<<20)
+	require.Equal(t, uint64(10), l3.LastSeq(), "a machine crash loses what was only flushed")
+	require.NoError(t, l3.Close())
+
+	require.NoError(t, l.Close())
+	require.ErrorIs(t, l.Flush(), logkv.ErrClosed)
+}
