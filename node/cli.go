@@ -49,8 +49,8 @@ Run 'kvnode -h' for the flags; node/example.yaml documents the config file.
 
 // runFlags are kvnode's flags; each overrides its config file key.
 type runFlags struct {
-	config, engine, data, listen, admin, repl, replicaOf, tlsDir, ack, logLevel string
-	quorum                                                                      int
+	config, engine, data, listen, admin, repl, replicaOf, tlsDir, ack, appendFsync, logLevel string
+	quorum                                                                                   int
 }
 
 func mainRun(args []string, stdout, stderr io.Writer) int {
@@ -66,6 +66,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.replicaOf, "replicaof", "", "follow the leader at this replication `addr`")
 	fs.StringVar(&f.tlsDir, "tls-dir", "", "`dir` with ca.crt, node.crt, node.key (see kvnode certs)")
 	fs.StringVar(&f.ack, "ack", "", "replication ack mode: async or sync")
+	fs.StringVar(&f.appendFsync, "appendfsync", "", "acknowledge writes after their fsync (always) or before it, syncing in the background (everysec); default always")
 	fs.IntVar(&f.quorum, "quorum", 0, "followers that must hold a write in sync mode")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() { usage(fs.Output()); fmt.Fprintln(fs.Output(), "\nFlags:"); fs.PrintDefaults() }
@@ -139,6 +140,7 @@ func (f *runFlags) apply() (Config, error) {
 	set(&cfg.Replication.ReplicaOf, f.replicaOf)
 	set(&cfg.TLS.Dir, f.tlsDir)
 	set(&cfg.Replication.Ack, f.ack)
+	set(&cfg.AppendFsync, f.appendFsync)
 	if f.quorum != 0 {
 		cfg.Replication.Quorum = f.quorum
 	}

@@ -36,6 +36,14 @@ type Config struct {
 	// Admin is the HTTP address of /metrics, /healthz, /readyz and
 	// /debug/pprof. "off" disables it.
 	Admin string `yaml:"admin"`
+	// AppendFsync says when a write is acknowledged, with Redis' names:
+	// "always" (the default) after its fsync; "everysec" once it reached the
+	// operating system, with the fsync in the background, within a second
+	// and usually within milliseconds. everysec survives a crash of kvnode
+	// (with replication on; a node without replication keeps the lsm's
+	// unsynced WAL tail in memory) but a power loss may lose up to the last
+	// second of acknowledged writes, as with Redis.
+	AppendFsync string `yaml:"appendfsync"`
 	// Password, when set, must be given with AUTH before any other command.
 	Password string `yaml:"password"`
 	// Limits bound what one client can ask for.
@@ -136,6 +144,8 @@ func DefaultConfig() Config {
 		DataDir: "kvnode-data",
 		Listen:  "127.0.0.1:6380",
 		Admin:   "127.0.0.1:9380",
+		// AppendFsync is always: an acknowledged write is durable.
+		AppendFsync: "always",
 		Limits: Limits{
 			MaxKeySize:     logkv.MaxKeySize,
 			MaxValueSize:   logkv.MaxValueSize,
@@ -220,6 +230,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad("%s: %q is not host:port (%v)", key, addr, err)
 		}
+	}
+	if c.AppendFsync != "always" && c.AppendFsync != "everysec" {
+		bad("appendfsync %q must be always (acknowledge after the fsync) or everysec (fsync in the background)", c.AppendFsync)
 	}
 	checkAddr("listen", c.Listen, false)
 	checkAddr("admin", c.Admin, true)

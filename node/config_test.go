@@ -19,6 +19,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	require.Equal(t, def.Engine, cfg.Engine)
 	require.Equal(t, def.Limits, cfg.Limits, "example.yaml states the defaults")
 	require.Equal(t, def.Replication, cfg.Replication)
+	require.Equal(t, def.AppendFsync, cfg.AppendFsync)
 	opts, err := cfg.engineOptions()
 	require.NoError(t, err)
 	require.Equal(t, int64(8<<20), opts.(*lsm.Options).MemtableSize)
@@ -34,6 +35,7 @@ func TestConfigErrors(t *testing.T) {
 		"bad engine opt value": {"engine: lsm\nengine_options:\n  memtable_size: lots\n", "line 3"},
 		"bad duration":         {"replication:\n  ack_timeout: soon\n", `line 2: "soon" is not a duration`},
 		"bad ack":              {"replication:\n  ack: maybe\n", `replication.ack "maybe" must be async or sync`},
+		"bad appendfsync":      {"appendfsync: no\n", `appendfsync "no" must be always (acknowledge after the fsync) or everysec`},
 		"bad address":          {"listen: nowhere\n", `listen: "nowhere" is not host:port`},
 		"key limit":            {"limits:\n  max_key_size: 100000\n", "limits.max_key_size 100000 must be 1 to 65536"},
 	}
@@ -83,4 +85,8 @@ func TestCLI(t *testing.T) {
 	errb.Reset()
 	require.Equal(t, 2, Main([]string{"-engine", "nope"}, &out, &errb))
 	require.Contains(t, errb.String(), `engine "nope" is not one of`)
+
+	errb.Reset()
+	require.Equal(t, 2, Main([]string{"-appendfsync", "sometimes"}, &out, &errb))
+	require.Contains(t, errb.String(), `appendfsync "sometimes" must be always`)
 }

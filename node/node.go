@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/lsm"
 	"github.com/tidwall/redcon"
 )
 
@@ -150,6 +152,24 @@ func (n *Node) openEngine(wipe bool) (logkv.Engine, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("node: data_dir: %w", err)
 		}
+		// The engine makes its files durable in dir; the entries naming dir
+		// (and data_dir, when just made) are for us to sync.
+		for _, d := range []string{n.cfg.DataDir, filepath.Dir(filepath.Clean(n.cfg.DataDir))} {
+			if err := vfs.Default.SyncDir(d); err != nil {
+				return nil, fmt.Errorf("node: data_dir: %w", err)
+			}
+		}
+		if n.replicated() && n.cfg.Engine == "lsm" {
+			// The commit log is the lsm's WAL: replicate replays it from the
+			// engine's LastSeq after a crash, and syncs the engine (a
+			// memtable flush) every engineSyncEvery of log.
+			o, _ := opts.(*lsm.Options)
+			if o == nil {
+				o = new(lsm.Options)
+			}
+			o.DisableWAL = true
+			opts = o
+		}
 	}
 	e, err := logkv.Open(n.cfg.Engine, dir, opts)
 	if err != nil {
@@ -171,7 +191,11 @@ func (n *Node) newBackend() (backend, error) {
 	if n.cfg.Replication.Listen != "off" {
 		n.log.Info("replication is off: no certificates configured (make them with kvnode certs -dir DIR, then run with -tls-dir DIR)")
 	}
-	return &standalone{engine: e}, nil
+	s := &standalone{engine: e}
+	if n.cfg.AppendFsync == "everysec" {
+		s.startSyncer(time.Second, n.log)
+	}
+	return s, nil
 }
 
 // Addr returns the Redis-protocol address.
@@ -368,6 +392,33 @@ func (n *Node) syncFailed(c *client, err error) {
 type standalone struct {
 	engine logkv.Engine
 	group  groupSync
+	// With appendfsync everysec, a syncer syncs the engine every second
+	// instead of each pipeline's end.
+	everysec   bool
+	stopSyncer chan struct{}
+	syncerDone chan struct{}
+}
+
+// startSyncer makes writes wait for no fsync: the engine is synced every
+// interval in the background instead.
+func (s *standalone) startSyncer(interval time.Duration, log *slog.Logger) {
+	s.everysec = true
+	s.stopSyncer, s.syncerDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.syncerDone)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stopSyncer:
+				return
+			case <-t.C:
+				if err := s.group.sync(s.engine.Sync); err != nil {
+					log.Error("background sync failed", "err", err)
+				}
+			}
+		}
+	}()
 }
 
 func (s *standalone) Engine() logkv.Engine        { return s.engine }
@@ -376,10 +427,22 @@ func (s *standalone) Set(key, value []byte) error { return s.engine.Set(key, val
 func (s *standalone) Visible() bool               { return true }
 func (s *standalone) Barrier() error              { return nil }
 func (s *standalone) Apply(b *logkv.Batch) error  { return s.engine.Apply(b, nil) }
-func (s *standalone) Sync() error                 { return s.group.sync(s.engine.Sync) }
+func (s *standalone) Sync() error {
+	if s.everysec {
+		return s.group.failed() // syncing is the syncer's job
+	}
+	return s.group.sync(s.engine.Sync)
+}
 func (s *standalone) Wait(int, time.Duration) int { return 0 }
 func (s *standalone) IsFollower() bool            { return false }
-func (s *standalone) Close() error                { return s.engine.Close() }
+func (s *standalone) Close() error {
+	if s.stopSyncer != nil {
+		close(s.stopSyncer)
+		<-s.syncerDone
+		s.stopSyncer = nil
+	}
+	return s.engine.Close()
+}
 func (s *standalone) ReplicaOf(host, port string) error {
 	if host == "" {
 		return nil // already a leader
@@ -437,6 +500,13 @@ func (g *groupSync) sync(f func() error) error {
 		}
 		g.cond.Broadcast()
 	}
+	return g.err
+}
+
+// failed returns the sticky error of a failed sync, if one failed.
+func (g *groupSync) failed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	return g.err
 }
 

@@ -56,13 +56,18 @@ func (n *Node) openReplicated() (backend, error) {
 		QuorumTimeout:  time.Duration(c.Replication.AckTimeout),
 		RetentionBytes: c.Replication.RetentionBytes,
 		Checkpoint:     c.Engine == "memory",
-		Logger:         n.log.With("component", "replicate"),
+		// lsm runs without its WAL under a node (see openEngine).
+		EngineSyncEvery: engineSyncEvery(c.Engine),
+		Logger:          n.log.With("component", "replicate"),
 	}
 	if c.Replication.Listen != "off" {
 		rc.ListenAddr = c.Replication.Listen
 	}
 	if c.Replication.Ack == "sync" {
 		rc.AckMode = replicate.Sync
+	}
+	if c.AppendFsync == "everysec" {
+		rc.SyncInterval = time.Second
 	}
 	if c.Replication.ReplicaOf != "" {
 		rc.Role, rc.LeaderAddr = replicate.Follower, c.Replication.ReplicaOf
@@ -73,6 +78,16 @@ func (n *Node) openReplicated() (backend, error) {
 	}
 	n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
 	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
+}
+
+// engineSyncEvery is the log growth between engine syncs: for lsm, whose
+// sync is a memtable flush without its WAL, 64 MiB (at most that much log is
+// replayed after a crash); for the others, every maintenance round.
+func engineSyncEvery(engine string) int64 {
+	if engine == "lsm" {
+		return 64 << 20
+	}
+	return 0
 }
 
 // replicatedBackend writes through the replicated commit log.

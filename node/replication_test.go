@@ -17,13 +17,16 @@ import (
 )
 
 // replNode starts a replicated node with the certificates in tlsDir.
-func replNode(t *testing.T, tlsDir, engine, replicaOf string) *Node {
+func replNode(t *testing.T, tlsDir, engine, replicaOf string, edit ...func(*Config)) *Node {
 	return startNode(t, func(c *Config) {
 		c.Engine = engine
 		c.Admin = "off"
 		c.TLS.Dir = tlsDir
 		c.Replication.Listen = "127.0.0.1:0"
 		c.Replication.ReplicaOf = replicaOf
+		for _, e := range edit {
+			e(c)
+		}
 	})
 }
 
@@ -130,12 +133,24 @@ func splitHostPort(t *testing.T, addr string) (string, string) {
 
 // With writes submitted and awaited at the pipeline's end, a client still
 // reads its own writes within a pipeline, and read-modify-write commands
-// see every earlier write: concurrent INCRs lose no update.
+// see every earlier write: concurrent INCRs lose no update. So in both
+// appendfsync modes, and a follower receives everything.
 func TestReplicatedWriteVisibility(t *testing.T) {
 	tlsDir := filepath.Join(t.TempDir(), "tls")
 	var out bytes.Buffer
 	require.Equal(t, 0, Main([]string{"certs", "-dir", tlsDir}, &out, &out), out.String())
-	leader := replNode(t, tlsDir, "lsm", "")
+	for _, mode := range []string{"always", "everysec"} {
+		t.Run(mode, func(t *testing.T) {
+			leader := replNode(t, tlsDir, "lsm", "", func(c *Config) { c.AppendFsync = mode })
+			follower := replNode(t, tlsDir, "bitcask", leader.rep(t).Addr())
+			writeVisibility(t, leader)
+			caughtUp(t, leader, follower)
+			require.Equal(t, scanAll(t, dial(t, leader, nil)), scanAll(t, dial(t, follower, nil)))
+		})
+	}
+}
+
+func writeVisibility(t *testing.T, leader *Node) {
 	require.False(t, leader.backend.Visible(), "async replication defers durability")
 	ctx := context.Background()
 	c := dial(t, leader, nil)
@@ -171,4 +186,33 @@ func TestReplicatedWriteVisibility(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 	require.Equal(t, fmt.Sprint(clients*incrs), c.Get(ctx, "counter").Val())
+}
+
+// TestStandaloneEverysec: without replication, appendfsync everysec leaves
+// syncing to a background syncer; a clean shutdown still keeps every write.
+func TestStandaloneEverysec(t *testing.T) {
+	dir := t.TempDir()
+	edit := func(c *Config) { c.Engine, c.DataDir, c.AppendFsync = "lsm", dir, "everysec" }
+	n := startNode(t, edit)
+	s, ok := n.backend.(*standalone)
+	require.True(t, ok)
+	require.True(t, s.everysec)
+	ctx := context.Background()
+	c := dial(t, n, nil)
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 500 {
+			p.Set(ctx, fmt.Sprintf("k%03d", i), i, 0)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, "499", c.Get(ctx, "k499").Val())
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, n.Shutdown(sctx))
+
+	n2 := startNode(t, edit)
+	c2 := dial(t, n2, nil)
+	require.Equal(t, int64(500), c2.DBSize(ctx).Val())
+	require.Equal(t, "123", c2.Get(ctx, "k123").Val())
 }
