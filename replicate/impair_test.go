@@ -80,9 +80,9 @@ func TestImpairConvergence(t *testing.T) {
 	require.NoError(t, pc.Set(netimpair.Impairment{}, netimpair.Impairment{}))
 	bulk := func(phase string, from int) {
 		start := time.Now()
-		writeRange(t, a, from, batches, 8, valueSize)
+		impairWriteRange(t, a, from, batches, 8, valueSize)
 		wrote := time.Since(start)
-		requireConvergedWithin(t, a, b, cn)
+		impairConverged(t, a, b, cn)
 		took := time.Since(start)
 		t.Logf("%s: %d writes of %dB values took %v on the leader; followers converged after %v (%.0f records/s, %.2f MB/s)",
 			phase, batches, valueSize, wrote.Round(time.Millisecond), took.Round(time.Millisecond),
@@ -109,7 +109,7 @@ func TestImpairConvergence(t *testing.T) {
 	// Phase 2: partition c's link while the leader keeps taking writes.
 	wctx, stopWriting := context.WithCancel(context.Background())
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- writeUntil(wctx, a, 2*batches) }()
+	go func() { writerDone <- impairWriteUntil(wctx, a, 2*batches) }()
 	stopped := false
 	stopWriter := func() {
 		if !stopped {
@@ -123,14 +123,14 @@ func TestImpairConvergence(t *testing.T) {
 	pc.Partition(true)
 	partStart := time.Now()
 	require.Eventually(t, func() bool {
-		return cn.Status().State != StateStreaming && followerState(a, "c") != StateStreaming
+		return cn.Status().State != StateStreaming && impairPeer(a, "c").State != StateStreaming
 	}, impairTimeout, 5*time.Millisecond, "both ends notice the partition")
 	t.Logf("phase 2: partition noticed by c and the leader after %v", time.Since(partStart).Round(time.Millisecond))
 	// b, on its own lossy link, keeps up while c is cut off.
 	seq := a.LastSeq()
-	waitAppliedWithin(t, seq, b)
+	impairWaitApplied(t, seq, b)
 	require.Less(t, cn.Status().Applied, seq, "c, partitioned, did not get the writes since")
-	lag := followerLag(a, "c")
+	lag := impairPeer(a, "c").LagRecords
 	require.NotZero(t, lag, "the leader reports c's lag")
 	// Hold the partition past a failed redial: every dial makes a new
 	// flow through the proxy, so a third flow means the second (the first
@@ -144,11 +144,11 @@ func TestImpairConvergence(t *testing.T) {
 	healed := time.Now()
 	// c reconnects while writes continue, and catches up past the writes
 	// made before the heal.
-	waitAppliedWithin(t, a.LastSeq(), cn)
+	impairWaitApplied(t, a.LastSeq(), cn)
 	t.Logf("phase 2: partitioned for %v (c %d records behind, as the leader saw it); c caught up %d records within %v of the heal",
 		healed.Sub(partStart).Round(time.Millisecond), lag, a.LastSeq()-appliedAtHeal, time.Since(healed).Round(time.Millisecond))
 	stopWriter()
-	requireConvergedWithin(t, a, b, cn)
+	impairConverged(t, a, b, cn)
 	leaderHearsAll(t, a)
 	t.Logf("phase 2: %d writes in all; c's link: %+v", a.LastSeq(), pc.Stats())
 
@@ -162,9 +162,9 @@ func TestImpairConvergence(t *testing.T) {
 	t.Logf("%d warnings logged, %d of them redials", warns, strings.Count(logs.String(), "replication stream ended; redialing"))
 }
 
-// writeRange commits n single-key batches with values of valueSize bytes,
-// keys from "key" from on, to leader from w writers.
-func writeRange(t testing.TB, leader *Node, from, n, writers, valueSize int) {
+// impairWriteRange commits n single-key batches with values of valueSize
+// bytes, keys from "key" from on, to leader from w writers.
+func impairWriteRange(t testing.TB, leader *Node, from, n, writers, valueSize int) {
 	errs := make(chan error, writers)
 	per := (n + writers - 1) / writers
 	for w := range writers {
@@ -188,10 +188,10 @@ func writeRange(t testing.TB, leader *Node, from, n, writers, valueSize int) {
 	}
 }
 
-// writeUntil writes single-key batches to leader, keys from "key" from on,
-// about one a millisecond (a steady load rather than a flood the lossy
-// links would take long to carry), until ctx is done.
-func writeUntil(ctx context.Context, leader *Node, from int) error {
+// impairWriteUntil writes single-key batches to leader, keys from "key"
+// from on, about one a millisecond (a steady load rather than a flood the
+// lossy links would take long to carry), until ctx is done.
+func impairWriteUntil(ctx context.Context, leader *Node, from int) error {
 	pace := time.NewTicker(time.Millisecond)
 	defer pace.Stop()
 	var b logkv.Batch
@@ -209,27 +209,20 @@ func writeUntil(ctx context.Context, leader *Node, from int) error {
 	}
 }
 
-// followerState is the leader's view of follower id's connection.
-func followerState(leader *Node, id string) string {
+// impairPeer is the leader's view of follower id (zero if it never
+// connected).
+func impairPeer(leader *Node, id string) FollowerStatus {
 	for _, s := range leader.Followers() {
 		if s.ID == id {
-			return s.State
+			return s
 		}
 	}
-	return ""
+	return FollowerStatus{}
 }
 
-// followerLag is the leader's view of follower id's lag in records.
-func followerLag(leader *Node, id string) uint64 {
-	for _, s := range leader.Followers() {
-		if s.ID == id {
-			return s.LagRecords
-		}
-	}
-	return 0
-}
-
-func waitAppliedWithin(t testing.TB, seq uint64, nodes ...*Node) {
+// impairWaitApplied waits, at most impairTimeout, until every node has
+// applied seq.
+func impairWaitApplied(t testing.TB, seq uint64, nodes ...*Node) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), impairTimeout)
 	defer cancel()
@@ -244,8 +237,10 @@ func waitAppliedWithin(t testing.TB, seq uint64, nodes ...*Node) {
 	}
 }
 
-func requireConvergedWithin(t testing.TB, leader *Node, followers ...*Node) {
+// impairConverged waits, at most impairTimeout, for the followers to apply
+// the leader's last seq, and checks their full scans equal the leader's.
+func impairConverged(t testing.TB, leader *Node, followers ...*Node) {
 	t.Helper()
-	waitAppliedWithin(t, leader.LastSeq(), followers...)
+	impairWaitApplied(t, leader.LastSeq(), followers...)
 	requireConverged(t, leader, followers...)
 }
