@@ -398,7 +398,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	for i := 0; i < ops; i++ {
 		kind, key, value, _ := src.next()
 		size := int64(recordSize(len(key), len(value)))
-		var prev entry
+		var prev loc
 		var had bool
 		if kind == logkv.KindSet {
 			prev, had = db.tree.set(entry{key: unsafeString(key), fid: df.id, off: uint32(off), vlen: uint32(len(value))})
@@ -407,7 +407,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 			df.markDead(uint32(off), size) // a tombstone is dead on arrival
 		}
 		if had {
-			db.files[prev.fid].markDead(prev.off, int64(recordSize(len(prev.key), int(prev.vlen))))
+			db.files[prev.fid].markDead(prev.off, int64(recordSize(int(prev.klen), int(prev.vlen))))
 		}
 		off += size
 	}

@@ -21,11 +21,16 @@
 //
 // The keydir is a B-tree ordered by key, in memory, with lazy path copying:
 // a snapshot or an iterator clones it in O(1), and the writes that follow
-// copy the nodes they change. An entry is 32 bytes (the key's string header,
-// file id, offset and value length) stored inline in the nodes; with nodes
-// 50-100% full that is 32 to 64 bytes per key plus the key's bytes (the
-// metric bitcask_keydir_overhead_bytes_per_key reports the live figure).
-// Open builds it packed full from sorted hint files.
+// copy the nodes they change. Nodes store their items as parallel arrays:
+// each key's first 16 bytes inline (zero padded, as two big-endian words
+// that a search compares without touching other memory), its location
+// (file id, offset, value length, key length) beside them, and the bytes of
+// a key past the 16th behind a pointer. An item is 32 bytes, so a key of up
+// to 16 bytes costs 32 to 64 bytes (nodes 50-100% full) and no allocation
+// of its own; a longer key adds 8 bytes and its tail. The metric
+// bitcask_keydir_overhead_bytes_per_key reports the live figure beyond the
+// keys' own bytes. Open builds the keydir packed full from sorted hint
+// files. keydir.go describes the layout and the ordering argument.
 //
 // # Writes and durability
 //

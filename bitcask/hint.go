@@ -46,10 +46,9 @@ const (
 )
 
 // keyArena hands out keys as strings carved from shared chunks: Open loads a
-// million keys with a few hundred allocations instead of a million. A chunk
-// lives while any key carved from it is in the keydir, so the bytes of keys
-// deleted later are reclaimed only with their chunk's last key (at most the
-// key bytes loaded at Open).
+// million keys with a few hundred allocations instead of a million. The
+// chunks are garbage once Open (or a merge) is done: the keydir keeps each
+// key's first 16 bytes in its nodes and copies the rest (bulkTree).
 type keyArena struct{ buf []byte }
 
 const arenaChunk = 1 << 20

@@ -144,11 +144,10 @@ func (it *iterator) settle(ok bool) bool {
 	if !ok {
 		return false
 	}
-	k := it.ti.cur().key
-	if (it.lower != nil && k < string(it.lower)) || (it.upper != nil && k >= string(it.upper)) {
+	it.key = it.ti.appendKey(it.key[:0])
+	if (it.lower != nil && string(it.key) < string(it.lower)) || (it.upper != nil && string(it.key) >= string(it.upper)) {
 		return false
 	}
-	it.key = append(it.key[:0], k...)
 	it.valid = true
 	return true
 }
@@ -209,7 +208,7 @@ func (it *iterator) Value() []byte {
 		return nil
 	}
 	if !it.valRead {
-		e := it.ti.cur()
+		e := it.ti.loc()
 		v, err := it.v.db.readValue(it.v.files[e.fid], e.off, it.key, e.vlen, it.val[:0])
 		if err != nil {
 			it.err, it.valid = err, false

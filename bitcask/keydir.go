@@ -1,8 +1,11 @@
 package bitcask
 
 import (
+	"cmp"
+	"encoding/binary"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The keydir is an ordered map from key to the location of the key's live
@@ -13,20 +16,56 @@ import (
 // (same cow id) are changed in place, so a run of writes without snapshots
 // allocates only on splits.
 //
+// # Node layout
+//
+// A node keeps its items as parallel arrays (structure of arrays), so that a
+// search reads one small contiguous array and nothing else:
+//
+//	pfx   [maxItems]prefix  the key's first 16 bytes, zero padded, as two
+//	                        big-endian uint64s (hi, lo): 16 bytes an item
+//	locs  [maxItems]loc     file id, offset, value length and key length:
+//	                        16 bytes an item
+//	tails *[maxItems]*byte  the key's bytes past the 16th (klen-16 of them),
+//	                        or nil; the array itself is allocated only once
+//	                        the node holds a key longer than 16 bytes
+//
+// A leaf is 2 KiB (a 32-byte header and 63 items of 32 bytes). An internal
+// node (inode) is a node with its 64 children inline after it, so a descent
+// takes no extra cache miss for a separate child array. A key of at most 16
+// bytes costs 32 bytes in its node and no allocation of its own; a longer
+// key adds an 8-byte pointer slot and its tail. With nodes 50-100% full
+// (about 70% after random inserts, full after Open) that is 32 to 64 bytes
+// per key, plus the tail.
+//
+// In a keydir larger than the CPU caches, the cost of a lookup is its cache
+// misses, so search does not bisect (each step of a bisection waits for the
+// line the step before chose): it compares every 8th prefix, whose loads do
+// not depend on each other and so are fetched in parallel, then the 7 or
+// fewer prefixes after the last one below the key.
+//
+// Order is exactly bytewise (bytes.Compare): compare hi, then lo (unsigned,
+// which for big-endian words is the bytewise order of the 16 padded bytes),
+// then, if both keys are longer than 16 bytes, their tails, else their
+// lengths. The padding is sound: where two padded prefixes first differ,
+// either both bytes are real, or the zero is padding and its key, shorter,
+// is a prefix of the other and so sorts first, as the nonzero byte says.
+// Where they are equal, the shorter key (if either is at most 16 bytes
+// long) is a prefix of the longer, so length decides.
+//
 // A tree is not safe for concurrent use; DB guards its tree with a lock. A
 // clone that nobody writes to (a snapshot's) may be read by any number of
 // goroutines while the original is written, because writes never touch a
-// shared node.
+// shared node. Tails are never written after they are made, so nodes copied
+// for copy-on-write share them.
 
 const (
-	maxItems = 63           // items per node; odd so a split leaves equal halves
-	minItems = maxItems / 2 // fewest items in a non-root node
+	maxItems  = 63           // items per node; odd so a split leaves equal halves
+	minItems  = maxItems / 2 // fewest items in a non-root node
+	prefixLen = 16           // key bytes kept inline in a node
 )
 
-// entry is one live key: its value is the record at off in data file fid.
-// It is 32 bytes: the key's string header (16) and three uint32s. The seq is
-// not kept here (recovery reads it from hints and records); vlen together
-// with len(key) gives the record's size.
+// entry is a key and the location of its value, the form in which keys go
+// into the tree (set, bulkTree).
 type entry struct {
 	key  string
 	fid  uint32
@@ -34,36 +73,194 @@ type entry struct {
 	vlen uint32
 }
 
-type node struct {
-	cow      uint64
-	n        int
-	items    [maxItems]entry
-	children *[maxItems + 1]*node // nil for a leaf
+// loc is where a key's live value is: the record at off in data file fid.
+// vlen together with klen (the key's length) gives the record's size. The
+// seq is not kept (recovery reads it from hints and records).
+type loc struct {
+	fid  uint32
+	off  uint32
+	vlen uint32
+	klen uint32
 }
 
-func (n *node) leaf() bool { return n.children == nil }
+// prefix is a key's first 16 bytes, zero padded, as big-endian words.
+type prefix struct{ hi, lo uint64 }
 
-// search returns the index of the first item >= key and whether it equals key.
-func (n *node) search(key string) (int, bool) {
-	lo, hi := 0, n.n
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if n.items[m].key < key {
-			lo = m + 1
+// skey is a key prepared for searching: its prefix, length and tail.
+type skey struct {
+	prefix
+	klen uint32
+	tail string // the bytes past the prefix; "" for a short key
+}
+
+func makeSKey(key string) skey {
+	k := skey{klen: uint32(len(key))}
+	if len(key) >= prefixLen {
+		b := unsafe.Slice(unsafe.StringData(key), prefixLen)
+		k.hi = binary.BigEndian.Uint64(b[:8])
+		k.lo = binary.BigEndian.Uint64(b[8:])
+		k.tail = key[prefixLen:]
+		return k
+	}
+	var b [prefixLen]byte
+	copy(b[:], key)
+	k.hi = binary.BigEndian.Uint64(b[:8])
+	k.lo = binary.BigEndian.Uint64(b[8:])
+	return k
+}
+
+// item is one node slot, moved whole between nodes.
+type item struct {
+	p    prefix
+	l    loc
+	tail *byte // nil unless l.klen > prefixLen
+}
+
+// node is a B-tree node; a leaf is just a node, an internal node is the
+// node at the start of an inode. The pointer comes first so that the
+// garbage collector, which scans an object only up to its last pointer,
+// skips a leaf's item arrays.
+type node struct {
+	tails *[maxItems]*byte // nil until an item has a tail
+	cow   uint64
+	n     int
+	inner bool // the node is an inode's
+	pfx   [maxItems]prefix
+	locs  [maxItems]loc
+}
+
+// inode is an internal node: a node and its children inline, so that a
+// descent takes no extra cache miss for a separate child array.
+type inode struct {
+	node
+	children [maxItems + 1]*node
+}
+
+func (n *node) leaf() bool { return !n.inner }
+
+// kids returns the children of an internal node. n is then the first field
+// of an inode allocation, so the conversion stays inside that object.
+func (n *node) kids() *[maxItems + 1]*node {
+	return &(*inode)(unsafe.Pointer(n)).children
+}
+
+// cmp compares item i with k.
+func (n *node) cmp(i int, k *skey) int {
+	p := &n.pfx[i]
+	switch {
+	case p.hi < k.hi:
+		return -1
+	case p.hi > k.hi:
+		return 1
+	case p.lo < k.lo:
+		return -1
+	case p.lo > k.lo:
+		return 1
+	}
+	l := n.locs[i].klen
+	if l > prefixLen && k.klen > prefixLen {
+		return strings.Compare(unsafe.String(n.tails[i], l-prefixLen), k.tail)
+	}
+	return cmp.Compare(l, k.klen)
+}
+
+func (p prefix) less(q prefix) bool { return p.hi < q.hi || (p.hi == q.hi && p.lo < q.lo) }
+
+// search returns the index of the first item >= k and whether it equals k.
+// It counts the items whose prefixes are below k's by strides of 8, then
+// one by one (see the note on node layout); the items sharing k's prefix,
+// if any, follow, ordered by tail and length, and are bisected with full
+// comparisons.
+func (n *node) search(k *skey) (int, bool) {
+	i := 0
+	for i+7 < n.n && n.pfx[i+7].less(k.prefix) {
+		i += 8
+	}
+	for i < n.n && n.pfx[i].less(k.prefix) {
+		i++
+	}
+	j := i
+	for j < n.n && n.pfx[j] == k.prefix {
+		j++
+	}
+	if i == j {
+		return i, false // no item has k's prefix
+	}
+	for i < j {
+		m := int(uint(i+j) >> 1)
+		if n.cmp(m, k) < 0 {
+			i = m + 1
 		} else {
-			hi = m
+			j = m
 		}
 	}
-	return lo, lo < n.n && n.items[lo].key == key
+	return i, i < n.n && n.cmp(i, k) == 0
+}
+
+func (n *node) item(i int) item {
+	it := item{p: n.pfx[i], l: n.locs[i]}
+	if n.tails != nil {
+		it.tail = n.tails[i]
+	}
+	return it
+}
+
+// setItem stores it in slot i of the owned node n.
+func (n *node) setItem(i int, it item) {
+	n.pfx[i], n.locs[i] = it.p, it.l
+	if it.tail != nil && n.tails == nil {
+		n.tails = new([maxItems]*byte)
+	}
+	if n.tails != nil {
+		n.tails[i] = it.tail
+	}
+}
+
+// clearItems drops slots [i, j) of the owned node n (their tails, so that
+// the collector can free them; the rest is plain data).
+func (n *node) clearItems(i, j int) {
+	if n.tails != nil {
+		clear(n.tails[i:j])
+	}
+}
+
+// copyItems copies src's slots [i, j) to dst's slots from d; dst is owned
+// and may be src (overlapping ranges are fine, as with copy).
+func copyItems(dst *node, d int, src *node, i, j int) {
+	copy(dst.pfx[d:], src.pfx[i:j])
+	copy(dst.locs[d:], src.locs[i:j])
+	switch {
+	case src.tails != nil:
+		if dst.tails == nil {
+			dst.tails = new([maxItems]*byte)
+		}
+		copy(dst.tails[d:], src.tails[i:j])
+	case dst.tails != nil:
+		clear(dst.tails[d : d+j-i])
+	}
+}
+
+// appendKey appends item i's key to dst.
+func (n *node) appendKey(dst []byte, i int) []byte {
+	var b [prefixLen]byte
+	binary.BigEndian.PutUint64(b[:8], n.pfx[i].hi)
+	binary.BigEndian.PutUint64(b[8:], n.pfx[i].lo)
+	l := int(n.locs[i].klen)
+	if l <= prefixLen {
+		return append(dst, b[:l]...)
+	}
+	dst = append(dst, b[:]...)
+	return append(dst, unsafe.String(n.tails[i], l-prefixLen)...)
 }
 
 var cowIDs atomic.Uint64
 
 type tree struct {
-	root     *node
-	cow      uint64
-	length   int
-	keyBytes int64 // sum of len(key) over the tree's entries
+	root      *node
+	cow       uint64
+	length    int
+	keyBytes  int64 // sum of len(key) over the tree's entries
+	tailBytes int64 // sum of the tails' lengths (key bytes past 16)
 }
 
 func newTree() *tree { return &tree{cow: cowIDs.Add(1)} }
@@ -78,11 +275,10 @@ func (t *tree) clone() *tree {
 }
 
 func (t *tree) newNode(leaf bool) *node {
-	n := &node{cow: t.cow}
-	if !leaf {
-		n.children = new([maxItems + 1]*node)
+	if leaf {
+		return &node{cow: t.cow}
 	}
-	return n
+	return &(&inode{node: node{cow: t.cow, inner: true}}).node
 }
 
 // mut returns n if t owns it, else a copy of n that t owns.
@@ -90,48 +286,61 @@ func (t *tree) mut(n *node) *node {
 	if n.cow == t.cow {
 		return n
 	}
-	c := &node{cow: t.cow, n: n.n, items: n.items}
-	if n.children != nil {
-		ch := *n.children
-		c.children = &ch
+	var c *node
+	if n.inner {
+		in := &inode{children: *n.kids()}
+		in.node = *n
+		c = &in.node
+	} else {
+		c = new(node)
+		*c = *n
+	}
+	c.cow = t.cow
+	if n.tails != nil {
+		tl := *n.tails
+		c.tails = &tl
 	}
 	return c
 }
 
-func (t *tree) get(key string) (entry, bool) {
+func (t *tree) get(key string) (loc, bool) {
+	k := makeSKey(key)
 	n := t.root
 	for n != nil {
-		i, found := n.search(key)
+		i, found := n.search(&k)
 		if found {
-			return n.items[i], true
+			return n.locs[i], true
 		}
 		if n.leaf() {
 			break
 		}
-		n = n.children[i]
+		n = n.kids()[i]
 	}
-	return entry{}, false
+	return loc{}, false
 }
 
 // split moves the upper half of the full, owned node n to a new node and
 // returns the middle item and the new node.
-func (t *tree) split(n *node) (entry, *node) {
+func (t *tree) split(n *node) (item, *node) {
 	const mid = maxItems / 2
 	r := t.newNode(n.leaf())
-	r.n = copy(r.items[:], n.items[mid+1:n.n])
+	copyItems(r, 0, n, mid+1, n.n)
+	r.n = n.n - (mid + 1)
 	if !n.leaf() {
-		copy(r.children[:], n.children[mid+1:n.n+1])
-		clear(n.children[mid+1 : n.n+1])
+		copy(r.kids()[:], n.kids()[mid+1:n.n+1])
+		clear(n.kids()[mid+1 : n.n+1])
 	}
-	m := n.items[mid]
-	clear(n.items[mid:n.n])
+	m := n.item(mid)
+	n.clearItems(mid, n.n)
 	n.n = mid
 	return m, r
 }
 
-// set stores e, returning the entry it replaced, if any. e.key may alias a
-// caller's buffer: the tree keeps its own copy.
-func (t *tree) set(e entry) (entry, bool) {
+// set stores e, returning the location it replaced, if any. e.key may alias
+// a caller's buffer: the tree keeps its own copy.
+func (t *tree) set(e entry) (loc, bool) {
+	k := makeSKey(e.key)
+	l := loc{fid: e.fid, off: e.off, vlen: e.vlen, klen: k.klen}
 	if t.root == nil {
 		t.root = t.newNode(true)
 	}
@@ -140,44 +349,46 @@ func (t *tree) set(e entry) (entry, bool) {
 		left := t.root
 		m, right := t.split(left)
 		t.root = t.newNode(false)
-		t.root.items[0] = m
-		t.root.children[0], t.root.children[1] = left, right
+		t.root.setItem(0, m)
+		t.root.kids()[0], t.root.kids()[1] = left, right
 		t.root.n = 1
 	}
 	n := t.root
 	for {
-		i, found := n.search(e.key)
+		i, found := n.search(&k)
 		if found {
-			prev := n.items[i]
-			e.key = prev.key // keep the stored key; the caller's may be transient
-			n.items[i] = e
+			prev := n.locs[i]
+			n.locs[i] = l // the stored key (and tail) stays
 			return prev, true
 		}
 		if n.leaf() {
-			copy(n.items[i+1:n.n+1], n.items[i:n.n])
-			e.key = strings.Clone(e.key) // the caller's key may be transient
-			n.items[i] = e
+			copyItems(n, i+1, n, i, n.n)
+			it := item{p: k.prefix, l: l}
+			if k.klen > prefixLen {
+				it.tail = unsafe.StringData(strings.Clone(k.tail)) // the caller's key may be transient
+				t.tailBytes += int64(len(k.tail))
+			}
+			n.setItem(i, it)
 			n.n++
 			t.length++
-			t.keyBytes += int64(len(e.key))
-			return entry{}, false
+			t.keyBytes += int64(k.klen)
+			return loc{}, false
 		}
-		c := t.mut(n.children[i])
-		n.children[i] = c
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
 		if c.n == maxItems {
 			m, right := t.split(c)
-			copy(n.items[i+1:n.n+1], n.items[i:n.n])
-			copy(n.children[i+2:n.n+2], n.children[i+1:n.n+1])
-			n.items[i] = m
-			n.children[i+1] = right
+			copyItems(n, i+1, n, i, n.n)
+			copy(n.kids()[i+2:n.n+2], n.kids()[i+1:n.n+1])
+			n.setItem(i, m)
+			n.kids()[i+1] = right
 			n.n++
-			switch {
-			case e.key == m.key:
-				prev := n.items[i]
-				e.key = prev.key
-				n.items[i] = e
+			switch d := n.cmp(i, &k); {
+			case d == 0:
+				prev := n.locs[i]
+				n.locs[i] = l
 				return prev, true
-			case e.key > m.key:
+			case d < 0:
 				c = right
 			}
 		}
@@ -191,92 +402,98 @@ func (t *tree) repoint(key string, fid, off, toFid, toOff uint32) bool {
 	if t.root == nil {
 		return false
 	}
+	k := makeSKey(key)
 	t.root = t.mut(t.root)
 	n := t.root
 	for {
-		i, found := n.search(key)
+		i, found := n.search(&k)
 		if found {
-			e := &n.items[i]
-			if e.fid != fid || e.off != off {
+			l := &n.locs[i]
+			if l.fid != fid || l.off != off {
 				return false
 			}
-			e.fid, e.off = toFid, toOff
+			l.fid, l.off = toFid, toOff
 			return true
 		}
 		if n.leaf() {
 			return false
 		}
-		c := t.mut(n.children[i])
-		n.children[i] = c
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
 		n = c
 	}
 }
 
-// delete removes key, returning the entry it held.
-func (t *tree) delete(key string) (entry, bool) {
+// delete removes key, returning the location it held.
+func (t *tree) delete(key string) (loc, bool) {
 	if t.root == nil {
-		return entry{}, false
+		return loc{}, false
 	}
 	if _, ok := t.get(key); !ok {
-		return entry{}, false // no copying on the path to nowhere
+		return loc{}, false // no copying on the path to nowhere
 	}
+	k := makeSKey(key)
 	t.root = t.mut(t.root)
-	prev, ok := t.del(t.root, key, false)
+	prev, ok := t.del(t.root, &k, false)
 	if t.root.n == 0 {
 		if t.root.leaf() {
 			t.root = nil
 		} else {
-			t.root = t.root.children[0]
+			t.root = t.root.kids()[0]
 		}
 	}
 	if ok {
 		t.length--
-		t.keyBytes -= int64(len(prev.key))
+		t.keyBytes -= int64(prev.l.klen)
+		if prev.l.klen > prefixLen {
+			t.tailBytes -= int64(prev.l.klen - prefixLen)
+		}
 	}
-	return prev, ok
+	return prev.l, ok
 }
 
-// del removes key (or, with max, the largest item) from the subtree of the
+// del removes k (or, with max, the largest item) from the subtree of the
 // owned node n, leaving n possibly below minItems for its parent to fix.
-func (t *tree) del(n *node, key string, max bool) (entry, bool) {
+func (t *tree) del(n *node, k *skey, max bool) (item, bool) {
 	var i int
 	var found bool
 	if max {
 		i, found = n.n-1, true
 	} else {
-		i, found = n.search(key)
+		i, found = n.search(k)
 	}
 	if n.leaf() {
 		if !found {
-			return entry{}, false
+			return item{}, false
 		}
-		prev := n.items[i]
-		copy(n.items[i:n.n-1], n.items[i+1:n.n])
+		prev := n.item(i)
+		copyItems(n, i, n, i+1, n.n)
 		n.n--
-		n.items[n.n] = entry{}
+		n.clearItems(n.n, n.n+1)
 		return prev, true
 	}
-	var prev entry
+	var prev item
 	switch {
 	case found && max:
 		i++ // the largest item lives in the last child
-		c := t.mut(n.children[i])
-		n.children[i] = c
-		prev, _ = t.del(c, "", true)
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
+		prev, _ = t.del(c, nil, true)
 	case found:
-		prev = n.items[i]
-		c := t.mut(n.children[i])
-		n.children[i] = c
-		n.items[i], _ = t.del(c, "", true) // the predecessor takes its place
+		prev = n.item(i)
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
+		pred, _ := t.del(c, nil, true) // the predecessor takes its place
+		n.setItem(i, pred)
 	default:
-		c := t.mut(n.children[i])
-		n.children[i] = c
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
 		var ok bool
-		if prev, ok = t.del(c, key, false); !ok {
-			return entry{}, false
+		if prev, ok = t.del(c, k, false); !ok {
+			return item{}, false
 		}
 	}
-	if n.children[i].n < minItems {
+	if n.kids()[i].n < minItems {
 		t.rebalance(n, i)
 	}
 	return prev, true
@@ -288,45 +505,45 @@ func (t *tree) rebalance(n *node, i int) {
 	if i == n.n {
 		i--
 	}
-	left, right := t.mut(n.children[i]), t.mut(n.children[i+1])
-	n.children[i], n.children[i+1] = left, right
+	left, right := t.mut(n.kids()[i]), t.mut(n.kids()[i+1])
+	n.kids()[i], n.kids()[i+1] = left, right
 	switch {
 	case left.n+right.n+1 <= maxItems:
 		// Merge right and the separator into left.
-		left.items[left.n] = n.items[i]
-		copy(left.items[left.n+1:], right.items[:right.n])
+		left.setItem(left.n, n.item(i))
+		copyItems(left, left.n+1, right, 0, right.n)
 		if !left.leaf() {
-			copy(left.children[left.n+1:], right.children[:right.n+1])
+			copy(left.kids()[left.n+1:], right.kids()[:right.n+1])
 		}
 		left.n += right.n + 1
-		copy(n.items[i:n.n-1], n.items[i+1:n.n])
-		copy(n.children[i+1:n.n], n.children[i+2:n.n+1])
+		copyItems(n, i, n, i+1, n.n)
+		copy(n.kids()[i+1:n.n], n.kids()[i+2:n.n+1])
 		n.n--
-		n.items[n.n] = entry{}
-		n.children[n.n+1] = nil
+		n.clearItems(n.n, n.n+1)
+		n.kids()[n.n+1] = nil
 	case left.n > right.n:
 		// Rotate right: left's last item goes up, the separator comes down.
-		copy(right.items[1:right.n+1], right.items[:right.n])
-		right.items[0] = n.items[i]
-		n.items[i] = left.items[left.n-1]
-		left.items[left.n-1] = entry{}
+		copyItems(right, 1, right, 0, right.n)
+		right.setItem(0, n.item(i))
+		n.setItem(i, left.item(left.n-1))
+		left.clearItems(left.n-1, left.n)
 		if !left.leaf() {
-			copy(right.children[1:right.n+2], right.children[:right.n+1])
-			right.children[0] = left.children[left.n]
-			left.children[left.n] = nil
+			copy(right.kids()[1:right.n+2], right.kids()[:right.n+1])
+			right.kids()[0] = left.kids()[left.n]
+			left.kids()[left.n] = nil
 		}
 		left.n--
 		right.n++
 	default:
 		// Rotate left.
-		left.items[left.n] = n.items[i]
-		n.items[i] = right.items[0]
-		copy(right.items[:right.n-1], right.items[1:right.n])
-		right.items[right.n-1] = entry{}
+		left.setItem(left.n, n.item(i))
+		n.setItem(i, right.item(0))
+		copyItems(right, 0, right, 1, right.n)
+		right.clearItems(right.n-1, right.n)
 		if !left.leaf() {
-			left.children[left.n+1] = right.children[0]
-			copy(right.children[:right.n], right.children[1:right.n+1])
-			right.children[right.n] = nil
+			left.kids()[left.n+1] = right.kids()[0]
+			copy(right.kids()[:right.n], right.kids()[1:right.n+1])
+			right.kids()[right.n] = nil
 		}
 		left.n++
 		right.n--
@@ -334,70 +551,95 @@ func (t *tree) rebalance(n *node, i int) {
 }
 
 // bulkTree builds a tree from entries sorted by key without duplicates,
-// packing nodes nearly full (the way recovery loads a keydir).
+// packing nodes nearly full (the way recovery loads a keydir). The tails of
+// long keys are copied into one allocation (live while any of them is in
+// the tree), so es's keys may live in transient buffers.
 func bulkTree(es []entry) *tree {
 	t := newTree()
 	t.length = len(es)
 	for i := range es {
 		t.keyBytes += int64(len(es[i].key))
+		if len(es[i].key) > prefixLen {
+			t.tailBytes += int64(len(es[i].key) - prefixLen)
+		}
 	}
 	if len(es) == 0 {
 		return t
 	}
-	items, children := es, []*node(nil)
-	for {
-		n := len(items)
-		count := (n + 1 + maxItems) / (maxItems + 1) // nodes on this level
-		if count < 1 {
-			count = 1
+	slab := make([]byte, 0, t.tailBytes)
+	leafItem := func(j int) item {
+		e := &es[j]
+		k := makeSKey(e.key)
+		it := item{p: k.prefix, l: loc{fid: e.fid, off: e.off, vlen: e.vlen, klen: k.klen}}
+		if k.klen > prefixLen {
+			start := len(slab)
+			slab = append(slab, k.tail...)
+			it.tail = &slab[start]
 		}
-		per := n - (count - 1) // items left for the nodes after the separators
-		var nodes []*node
-		var seps []entry
+		return it
+	}
+	count, at := len(es), leafItem
+	var children []*node
+	for {
+		n := count
+		nodes := (n + 1 + maxItems) / (maxItems + 1) // nodes on this level
+		if nodes < 1 {
+			nodes = 1
+		}
+		per := n - (nodes - 1) // items left for the nodes after the separators
+		var level []*node
+		var seps []item
 		pos, child := 0, 0
-		for k := 0; k < count; k++ {
-			size := per / count
-			if k < per%count {
+		for k := 0; k < nodes; k++ {
+			size := per / nodes
+			if k < per%nodes {
 				size++
 			}
 			nd := t.newNode(children == nil)
-			nd.n = copy(nd.items[:], items[pos:pos+size])
+			for j := range size {
+				nd.setItem(j, at(pos+j))
+			}
+			nd.n = size
 			pos += size
 			if children != nil {
-				copy(nd.children[:], children[child:child+size+1])
+				copy(nd.kids()[:], children[child:child+size+1])
 				child += size + 1
 			}
-			nodes = append(nodes, nd)
-			if k < count-1 {
-				seps = append(seps, items[pos])
+			level = append(level, nd)
+			if k < nodes-1 {
+				seps = append(seps, at(pos))
 				pos++
 			}
 		}
-		if count == 1 {
-			t.root = nodes[0]
+		if nodes == 1 {
+			t.root = level[0]
 			return t
 		}
-		items, children = seps, nodes
+		count, at, children = len(seps), func(j int) item { return seps[j] }, level
 	}
 }
 
-// nodeCount counts the nodes reachable from the root (for memory metrics).
-func (t *tree) nodeCount() (leaves, internal int) {
+// nodeCount counts the nodes reachable from the root, and those of them
+// with a tails array (for memory metrics).
+func (t *tree) nodeCount() (leaves, internal, tailed int) {
 	var walk func(n *node)
 	walk = func(n *node) {
+		if n.tails != nil {
+			tailed++
+		}
 		if n.leaf() {
 			leaves++
 			return
 		}
 		internal++
 		for i := 0; i <= n.n; i++ {
-			walk(n.children[i])
+			walk(n.kids()[i])
 		}
 	}
 	if t.root != nil {
 		walk(t.root)
 	}
-	return leaves, internal
+	return leaves, internal, tailed
 }
 
 // treeIter walks a tree that nobody changes while it is in use (a clone).
@@ -416,9 +658,16 @@ type frame struct {
 
 func (it *treeIter) valid() bool { return len(it.stack) > 0 }
 
-func (it *treeIter) cur() *entry {
+// loc returns the current item's location.
+func (it *treeIter) loc() loc {
 	f := &it.stack[len(it.stack)-1]
-	return &f.n.items[f.i]
+	return f.n.locs[f.i]
+}
+
+// appendKey appends the current item's key to dst.
+func (it *treeIter) appendKey(dst []byte) []byte {
+	f := &it.stack[len(it.stack)-1]
+	return f.n.appendKey(dst, f.i)
 }
 
 func (it *treeIter) descendFirst(n *node) {
@@ -427,7 +676,7 @@ func (it *treeIter) descendFirst(n *node) {
 		if n.leaf() {
 			return
 		}
-		n = n.children[0]
+		n = n.kids()[0]
 	}
 }
 
@@ -438,7 +687,7 @@ func (it *treeIter) descendLast(n *node) {
 			return
 		}
 		it.stack = append(it.stack, frame{n, n.n})
-		n = n.children[n.n]
+		n = n.kids()[n.n]
 	}
 }
 
@@ -465,8 +714,9 @@ func (it *treeIter) seekGE(key string) bool {
 	if n == nil || n.n == 0 {
 		return false
 	}
+	k := makeSKey(key)
 	for {
-		i, found := n.search(key)
+		i, found := n.search(&k)
 		it.stack = append(it.stack, frame{n, i})
 		if found {
 			return true
@@ -477,7 +727,7 @@ func (it *treeIter) seekGE(key string) bool {
 			}
 			return it.ascendNext()
 		}
-		n = n.children[i]
+		n = n.kids()[i]
 	}
 }
 
@@ -516,7 +766,7 @@ func (it *treeIter) next() bool {
 		}
 		return it.ascendNext()
 	}
-	it.descendFirst(f.n.children[f.i])
+	it.descendFirst(f.n.kids()[f.i])
 	return true
 }
 
@@ -526,7 +776,7 @@ func (it *treeIter) prev() bool {
 	}
 	f := &it.stack[len(it.stack)-1]
 	if !f.n.leaf() {
-		it.descendLast(f.n.children[f.i])
+		it.descendLast(f.n.kids()[f.i])
 		return true
 	}
 	f.i--

@@ -15,36 +15,70 @@ type treeModel map[string]uint32
 
 func (m treeModel) keys() []string { return slices.Sorted(maps.Keys(m)) }
 
+// keyGen returns a random key; the model tests draw from a limited set so
+// that sets hit existing keys and deletes find them.
+type keyGen func(rng *rand.Rand) string
+
+// shortKeys are 5-byte keys, as in "k0042".
+func shortKeys(rng *rand.Rand) string { return fmt.Sprintf("k%04d", rng.IntN(1200)) }
+
+// edgeKeys are keys that stress the inline 16-byte prefix: they contain 0x00
+// bytes (which look like the prefix's zero padding), share whole 16-byte
+// prefixes, and are shorter than, exactly, and longer than 16 bytes.
+func edgeKeys(rng *rand.Rand) string {
+	bases := []string{
+		"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+		"0000000000000000",
+		"00000000000000\x00\x00",
+		"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+	}
+	alphabet := "\x00\x01\xff"
+	b := []byte(bases[rng.IntN(len(bases))])
+	if rng.IntN(2) == 0 {
+		b = b[:rng.IntN(17)] // at most 16 bytes
+	}
+	for range rng.IntN(4) {
+		b = append(b, alphabet[rng.IntN(len(alphabet))])
+	}
+	return string(b)
+}
+
 // checkTree walks t forward and backward and probes it, against m.
-func checkTree(t *testing.T, tr *tree, m treeModel, rng *rand.Rand) {
+func checkTree(t *testing.T, tr *tree, m treeModel, rng *rand.Rand, gen keyGen) {
 	t.Helper()
 	keys := m.keys()
 	require.Equal(t, len(keys), tr.length)
+	var keyBytes int
+	for _, k := range keys {
+		keyBytes += len(k)
+	}
+	require.Equal(t, int64(keyBytes), tr.keyBytes)
 	it := treeIter{t: tr}
 	var got []string
 	for ok := it.first(); ok; ok = it.next() {
-		e := it.cur()
-		require.Equal(t, m[e.key], e.off, "value of %q", e.key)
-		got = append(got, e.key)
+		k := string(it.appendKey(nil))
+		require.Equal(t, m[k], it.loc().off, "value of %q", k)
+		require.Equal(t, uint32(len(k)), it.loc().klen)
+		got = append(got, k)
 	}
 	require.Equal(t, keys, append([]string(nil), got...))
 	got = got[:0]
 	for ok := it.last(); ok; ok = it.prev() {
-		got = append(got, it.cur().key)
+		got = append(got, string(it.appendKey(nil)))
 	}
 	slices.Reverse(got)
 	require.Equal(t, keys, append([]string(nil), got...))
-	for range 20 {
-		probe := fmt.Sprintf("k%04d", rng.IntN(1200))
+	for range 40 {
+		probe := gen(rng)
 		i, _ := slices.BinarySearch(keys, probe)
 		if it.seekGE(probe) {
 			require.Less(t, i, len(keys))
-			require.Equal(t, keys[i], it.cur().key, "seekGE(%q)", probe)
+			require.Equal(t, keys[i], string(it.appendKey(nil)), "seekGE(%q)", probe)
 			// Change direction mid-walk.
 			if it.prev() {
-				require.Equal(t, keys[i-1], it.cur().key)
+				require.Equal(t, keys[i-1], string(it.appendKey(nil)))
 				require.True(t, it.next())
-				require.Equal(t, keys[i], it.cur().key)
+				require.Equal(t, keys[i], string(it.appendKey(nil)))
 			} else {
 				require.Equal(t, 0, i)
 			}
@@ -52,13 +86,13 @@ func checkTree(t *testing.T, tr *tree, m treeModel, rng *rand.Rand) {
 			require.Equal(t, len(keys), i, "seekGE(%q)", probe)
 		}
 		if it.seekLT(probe) {
-			require.Equal(t, keys[i-1], it.cur().key, "seekLT(%q)", probe)
+			require.Equal(t, keys[i-1], string(it.appendKey(nil)), "seekLT(%q)", probe)
 		} else {
 			require.Equal(t, 0, i, "seekLT(%q)", probe)
 		}
 		_, found := m[probe]
 		e, ok := tr.get(probe)
-		require.Equal(t, found, ok)
+		require.Equal(t, found, ok, "get(%q)", probe)
 		if ok {
 			require.Equal(t, m[probe], e.off)
 		}
@@ -69,8 +103,16 @@ func checkTree(t *testing.T, tr *tree, m treeModel, rng *rand.Rand) {
 // deletes against a map, taking clones along the way and checking that
 // each clone keeps the state it was taken at while the original moves on.
 func TestTreeModel(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		gen  keyGen
+		seed uint64
+	}{
+		{"short/1", shortKeys, 1}, {"short/2", shortKeys, 2}, {"short/3", shortKeys, 3},
+		{"edge/1", edgeKeys, 1}, {"edge/2", edgeKeys, 2}, {"edge/3", edgeKeys, 3},
+	} {
+		seed, gen := tc.seed, tc.gen
+		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			tr, m := newTree(), treeModel{}
 			type frozen struct {
@@ -83,7 +125,7 @@ func TestTreeModel(t *testing.T) {
 				steps = 6000
 			}
 			for step := range steps {
-				k := fmt.Sprintf("k%04d", rng.IntN(1200))
+				k := gen(rng)
 				if rng.IntN(3) == 0 {
 					prev, had := tr.delete(k)
 					_, want := m[k]
@@ -94,7 +136,10 @@ func TestTreeModel(t *testing.T) {
 					delete(m, k)
 				} else {
 					off := uint32(step)
-					prev, had := tr.set(entry{key: k, off: off})
+					// Set from a transient buffer: the tree keeps its own copy.
+					buf := []byte(k)
+					prev, had := tr.set(entry{key: unsafeString(buf), off: off})
+					clear(buf)
 					old, want := m[k]
 					require.Equal(t, want, had, "set %q", k)
 					if had {
@@ -106,15 +151,15 @@ func TestTreeModel(t *testing.T) {
 					clones = append(clones, frozen{tr.clone(), maps.Clone(m)})
 				}
 				if step%1999 == 0 {
-					checkTree(t, tr, m, rng)
+					checkTree(t, tr, m, rng, gen)
 					for _, c := range clones {
-						checkTree(t, c.tr, c.m, rng)
+						checkTree(t, c.tr, c.m, rng, gen)
 					}
 				}
 			}
-			checkTree(t, tr, m, rng)
+			checkTree(t, tr, m, rng, gen)
 			for _, c := range clones {
-				checkTree(t, c.tr, c.m, rng)
+				checkTree(t, c.tr, c.m, rng, gen)
 			}
 			// Delete everything: the tree shrinks back to nothing.
 			for _, k := range m.keys() {
@@ -123,6 +168,7 @@ func TestTreeModel(t *testing.T) {
 			}
 			require.Nil(t, tr.root)
 			require.Zero(t, tr.keyBytes)
+			require.Zero(t, tr.tailBytes)
 		})
 	}
 }
@@ -132,15 +178,33 @@ func TestBulkTree(t *testing.T) {
 	if raceEnabled {
 		sizes = sizes[:len(sizes)-1]
 	}
+	// Keys of 15, 16, 17 and 20 bytes, in order; the last three share their
+	// first 16 bytes, with zero bytes where a 15-byte key has its padding.
+	suffixes := []string{"", "\x00", "\x00\x00", "\x00\x01xyz"}
+	bulkKey := func(i int) string { return fmt.Sprintf("%015d", i/4) + suffixes[i%4] }
 	for _, n := range sizes {
+		gen := func(rng *rand.Rand) string {
+			return fmt.Sprintf("%015d", rng.IntN(n/4+2)) + []string{"", "\x00", "\x00\x00", "\x00\x01xyz", "\x01"}[rng.IntN(5)]
+		}
 		es := make([]entry, n)
 		m := treeModel{}
+		var buf []byte // the keys live in a buffer cleared after the build
 		for i := range es {
-			es[i] = entry{key: fmt.Sprintf("k%08d", i), off: uint32(i)}
-			m[es[i].key] = uint32(i)
+			buf = append(buf, bulkKey(i)...)
+		}
+		pos := 0
+		for i := range es {
+			k := bulkKey(i)
+			es[i] = entry{key: unsafeString(buf[pos : pos+len(k)]), off: uint32(i)}
+			pos += len(k)
+			m[k] = uint32(i)
 		}
 		tr := bulkTree(es)
-		checkTree(t, tr, m, rand.New(rand.NewPCG(uint64(n), 1)))
+		clear(buf)
+		for i := range es {
+			es[i].key = bulkKey(i)
+		}
+		checkTree(t, tr, m, rand.New(rand.NewPCG(uint64(n), 1)), gen)
 		// Every non-root node holds at least minItems: the tree is valid
 		// for deletes.
 		var walk func(nd *node, root bool)
@@ -150,7 +214,7 @@ func TestBulkTree(t *testing.T) {
 			}
 			if !nd.leaf() {
 				for i := 0; i <= nd.n; i++ {
-					walk(nd.children[i], false)
+					walk(nd.kids()[i], false)
 				}
 			}
 		}
@@ -162,6 +226,6 @@ func TestBulkTree(t *testing.T) {
 			require.True(t, ok)
 			delete(m, es[i].key)
 		}
-		checkTree(t, tr, m, rand.New(rand.NewPCG(uint64(n), 2)))
+		checkTree(t, tr, m, rand.New(rand.NewPCG(uint64(n), 2)), gen)
 	}
 }
