@@ -347,38 +347,44 @@ func TestMergeReclaims(t *testing.T) {
 }
 
 // TestKeydirMemory reports the keydir's memory per key, by the engine's
-// own count and by the Go heap, for 200k keys loaded by writes and by Open.
+// own count and by the Go heap, for 200k keys loaded by writes and by Open:
+// 16-byte keys (held inline in the nodes) and 40-byte keys (with a tail).
 func TestKeydirMemory(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("memory measurement skipped with -short and -race")
 	}
 	const n = 200_000
-	fs := newMem(t)
-	db := openMem(t, fs, Options{DisableAutoMerge: true})
-	var b logkv.Batch
-	for i := range n {
-		b.Set([]byte(fmt.Sprintf("%016d", (i*7919)%n)), []byte("v"))
-		if b.Len() == 1000 {
-			require.NoError(t, db.Apply(&b, nil))
-			b.Reset()
-		}
-	}
-	perKey := metric(db.Metrics(), "bitcask_keydir_overhead_bytes_per_key")
-	t.Logf("random inserts: %.1f B/key overhead (engine count)", perKey)
-	require.Less(t, perKey, 64.0)
-	require.NoError(t, db.Close())
+	for _, klen := range []int{16, 40} {
+		t.Run(fmt.Sprint(klen), func(t *testing.T) {
+			fs := newMem(t)
+			db := openMem(t, fs, Options{DisableAutoMerge: true})
+			var b logkv.Batch
+			for i := range n {
+				b.Set([]byte(fmt.Sprintf("%0*d", klen, (i*7919)%n)), []byte("v"))
+				if b.Len() == 1000 {
+					require.NoError(t, db.Apply(&b, nil))
+					b.Reset()
+				}
+			}
+			perKey := metric(db.Metrics(), "bitcask_keydir_overhead_bytes_per_key")
+			t.Logf("random inserts: %.1f B/key overhead (engine count)", perKey)
+			require.Less(t, perKey, 64.0)
+			require.NoError(t, db.Close())
 
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	db = openMem(t, fs, Options{DisableAutoMerge: true})
-	runtime.GC()
-	runtime.ReadMemStats(&m1)
-	perKey = metric(db.Metrics(), "bitcask_keydir_overhead_bytes_per_key")
-	heap := float64(m1.HeapAlloc-m0.HeapAlloc)/n - 16
-	t.Logf("after Open: %.1f B/key overhead (engine count), %.1f B/key heap beyond the 16-byte key", perKey, heap)
-	require.Less(t, perKey, 64.0)
-	require.NoError(t, db.Close())
+			var m0, m1 runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&m0)
+			db = openMem(t, fs, Options{DisableAutoMerge: true})
+			runtime.GC()
+			runtime.ReadMemStats(&m1)
+			perKey = metric(db.Metrics(), "bitcask_keydir_overhead_bytes_per_key")
+			heap := float64(m1.HeapAlloc-m0.HeapAlloc)/n - float64(klen)
+			t.Logf("after Open: %.1f B/key overhead (engine count), %.1f B/key heap beyond the %d-byte key", perKey, heap, klen)
+			require.Less(t, perKey, 64.0)
+			require.Less(t, heap, 64.0)
+			require.NoError(t, db.Close())
+		})
+	}
 }
 
 // TestLastSeqSurvivesMergedDeletes: a merge that drops every record (keys
