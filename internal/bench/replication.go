@@ -20,6 +20,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/lsm"
 	"github.com/logkv/logkv/replicate"
 	"github.com/logkv/logkv/replicate/transport"
 )
@@ -108,7 +109,12 @@ func (c *replCluster) config(id string) (replicate.Config, error) {
 		if err := os.MkdirAll(engineDir, 0o755); err != nil {
 			return nil, err
 		}
-		return logkv.Open(c.engine, engineDir, nil)
+		var opts any
+		if c.engine == "lsm" {
+			// As under kvnode: the commit log is the lsm's WAL.
+			opts = &lsm.Options{DisableWAL: true}
+		}
+		return logkv.Open(c.engine, engineDir, opts)
 	}
 	return replicate.Config{
 		ID: id, Dir: filepath.Join(c.dir, id, "node"), OpenEngine: open,
