@@ -110,10 +110,19 @@ type replicatedBackend struct {
 
 func (b *replicatedBackend) Engine() logkv.Engine { return b.r.Engine() }
 
+// batchPool holds single-write batches: Submit copies a batch's encoding,
+// so the batch can be reused as soon as Apply returns.
+var batchPool = sync.Pool{New: func() any { return new(logkv.Batch) }}
+
 func (b *replicatedBackend) Set(key, value []byte) error {
-	var batch logkv.Batch
+	batch := batchPool.Get().(*logkv.Batch)
+	batch.Reset()
 	batch.Set(key, value)
-	return b.Apply(&batch)
+	err := b.Apply(batch)
+	if cap(batch.Repr()) <= 64<<10 {
+		batchPool.Put(batch) // never keep a big value's buffer
+	}
+	return err
 }
 
 func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
