@@ -52,7 +52,9 @@ func inNetns[T any](path string, fn func() (T, error)) (T, error) {
 // network namespace of their own, with tc netem adding delay, loss and
 // reordering on its loopback where the kernel has netem, then partitions the
 // namespace (loopback down) while the leader takes writes, heals it, and
-// checks that the followers reconnect and converge.
+// checks that the followers reconnect and converge. Where the kernel has no
+// netem (this project's CI machine), delay, loss and reorder still run in
+// TestImpairConvergence, through the user-space proxy of internal/netimpair.
 func TestNetemConvergence(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network fault test skipped in -short mode")
