@@ -671,7 +671,7 @@ func (n *Node) configParams() [][2]string {
 	return [][2]string{
 		{"save", ""},
 		{"appendonly", "yes"},
-		{"appendfsync", "always"},
+		{"appendfsync", n.cfg.AppendFsync},
 		{"databases", "1"},
 		{"maxclients", strconv.Itoa(n.cfg.Limits.MaxConnections)},
 		{"proto-max-bulk-len", strconv.Itoa(n.cfg.Limits.MaxValueSize)},

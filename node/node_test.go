@@ -208,6 +208,7 @@ func TestServerCommands(t *testing.T) {
 	cfg := c.ConfigGet(ctx, "*").Val()
 	require.Equal(t, "", cfg["save"])
 	require.Equal(t, "1", cfg["databases"])
+	require.Equal(t, "always", cfg["appendfsync"], "the node's appendfsync, as Redis reports its own")
 	require.ErrorContains(t, c.ConfigSet(ctx, "save", "").Err(), "not supported")
 	require.Positive(t, c.Do(ctx, "command", "count").Val())
 	require.NoError(t, c.Do(ctx, "command").Err())

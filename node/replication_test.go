@@ -197,6 +197,7 @@ func TestStandaloneEverysec(t *testing.T) {
 	s, ok := n.backend.(*standalone)
 	require.True(t, ok)
 	require.True(t, s.everysec)
+	require.Equal(t, "everysec", dial(t, n, nil).ConfigGet(context.Background(), "appendfsync").Val()["appendfsync"])
 	ctx := context.Background()
 	c := dial(t, n, nil)
 	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
