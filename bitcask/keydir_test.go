@@ -229,3 +229,57 @@ func TestBulkTree(t *testing.T) {
 		checkTree(t, tr, m, rand.New(rand.NewPCG(uint64(n), 2)), gen)
 	}
 }
+
+// FuzzTree applies sets, deletes and clones with arbitrary keys (up to 40
+// bytes of anything) to a tree and checks it against a sorted model: the
+// inline prefixes, tails and lengths must give exactly bytewise order.
+// Input: repeated [op, n, n key bytes]; op%4 is set, set, delete, clone.
+func FuzzTree(f *testing.F) {
+	f.Add([]byte("\x00\x03abc\x00\x04abc\x00\x02\x03ab"))
+	f.Add([]byte("\x00\x10" + "0000000000000000" + "\x00\x11" + "0000000000000000\x00" + "\x00\x0f000000000000000" + "\x02\x10" + "0000000000000000"))
+	f.Add([]byte("\x00\x00\x00\x01\x00\x00\x02\x00\x00\x03\x00\x00\x00\x00\x03\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		tr, m := newTree(), treeModel{}
+		var clones []*tree
+		var models []treeModel
+		for step := 0; len(in) >= 2; step++ {
+			op, n := in[0]%4, min(int(in[1])%41, len(in)-2)
+			k := string(in[2 : 2+n])
+			in = in[2+n:]
+			switch op {
+			case 0, 1:
+				_, had := tr.set(entry{key: k, off: uint32(step)})
+				_, want := m[k]
+				require.Equal(t, want, had, "set %q", k)
+				m[k] = uint32(step)
+			case 2:
+				_, had := tr.delete(k)
+				_, want := m[k]
+				require.Equal(t, want, had, "delete %q", k)
+				delete(m, k)
+			case 3:
+				clones, models = append(clones, tr.clone()), append(models, maps.Clone(m))
+			}
+		}
+		check := func(tr *tree, m treeModel) {
+			keys := m.keys()
+			it := treeIter{t: tr}
+			var got []string
+			for ok := it.first(); ok; ok = it.next() {
+				got = append(got, string(it.appendKey(nil)))
+			}
+			require.Equal(t, keys, append([]string(nil), got...))
+			for _, k := range keys {
+				e, ok := tr.get(k)
+				require.True(t, ok, "get %q", k)
+				require.Equal(t, m[k], e.off)
+				require.True(t, it.seekGE(k))
+				require.Equal(t, k, string(it.appendKey(nil)))
+			}
+		}
+		check(tr, m)
+		for i := range clones {
+			check(clones[i], models[i])
+		}
+	})
+}
