@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,13 +82,38 @@ func (q *QUIC) config() *quic.Config {
 }
 
 // Listen listens on a UDP address ("127.0.0.1:0" for a free port).
+//
+// Followers must present a certificate signed by one of the Identity's CAs,
+// valid now and for client authentication: what tls.RequireAndVerifyClientCert
+// checks. The check is made here (verifyClient) rather than by crypto/tls,
+// because crypto/tls refuses a handshake without telling the server's
+// program, and a refused follower must be logged with its address and the
+// reason.
 func (q *QUIC) Listen(addr string) (Listener, error) {
-	tc := &tls.Config{
+	base := &tls.Config{
 		Certificates: []tls.Certificate{q.o.Identity.Cert},
-		ClientCAs:    q.o.Identity.CAs,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
 		NextProtos:   []string{ALPN},
 		MinVersion:   tls.VersionTLS13,
+		// The client must send a certificate and prove it holds its key
+		// (TLS 1.3 CertificateVerify); verifyClient decides whether it is
+		// one we trust.
+		ClientAuth: tls.RequestClientCert,
+	}
+	tc := base.Clone()
+	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		var peer net.Addr
+		if hello.Conn != nil {
+			peer = hello.Conn.RemoteAddr()
+		}
+		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			err := verifyClient(raw, q.o.Identity.CAs, time.Now())
+			if err != nil {
+				q.o.Logger.Warn("replication connection refused", "peer", peer, "reason", err)
+			}
+			return err
+		}
+		return c, nil
 	}
 	var ln *quic.Listener
 	var pc net.PacketConn
@@ -159,6 +185,37 @@ func (q *QUIC) Dial(ctx context.Context, addr string) (Stream, error) {
 		return nil, fmt.Errorf("transport: open stream to %s: %w", addr, err)
 	}
 	return &quicStream{conn: conn, st: st, pc: pc, peer: peerName(conn)}, nil
+}
+
+// verifyClient checks a follower's certificate chain as crypto/tls does for
+// tls.RequireAndVerifyClientCert: a certificate is required, and the first
+// must chain (through the others) to one of cas, be valid at now, and allow
+// client authentication.
+func verifyClient(raw [][]byte, cas *x509.CertPool, now time.Time) error {
+	if len(raw) == 0 {
+		return errors.New("tls: certificate required: the follower sent no certificate (give it one made by kvnode certs)")
+	}
+	certs := make([]*x509.Certificate, len(raw))
+	for i, b := range raw {
+		c, err := x509.ParseCertificate(b)
+		if err != nil {
+			return fmt.Errorf("tls: bad client certificate: %w", err)
+		}
+		certs[i] = c
+	}
+	opts := x509.VerifyOptions{
+		Roots:         cas,
+		CurrentTime:   now,
+		Intermediates: x509.NewCertPool(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := certs[0].Verify(opts); err != nil {
+		return fmt.Errorf("tls: failed to verify client certificate %q: %w", certs[0].Subject.CommonName, err)
+	}
+	return nil
 }
 
 func peerName(conn *quic.Conn) string {

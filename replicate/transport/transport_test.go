@@ -78,13 +78,13 @@ func TestMemNetwork(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 }
 
-func quicPair(t *testing.T, server, client *Identity, log *slog.Logger) (Listener, *QUIC) {
-	st, err := NewQUIC(QUICOptions{Identity: server, Logger: log})
+func quicPair(t *testing.T, server, client *Identity, serverLog, clientLog *slog.Logger) (Listener, *QUIC) {
+	st, err := NewQUIC(QUICOptions{Identity: server, Logger: serverLog})
 	require.NoError(t, err)
 	l, err := st.Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
-	ct, err := NewQUIC(QUICOptions{Identity: client, Logger: log, IdleTimeout: 5 * time.Second})
+	ct, err := NewQUIC(QUICOptions{Identity: client, Logger: clientLog, IdleTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	return l, ct
 }
@@ -98,7 +98,7 @@ func TestQUICMutualTLS(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("ok", func(t *testing.T) {
-		l, ct := quicPair(t, leader, follower, nil)
+		l, ct := quicPair(t, leader, follower, nil, nil)
 		peer := echo(t, l)
 		s, err := ct.Dial(context.Background(), l.Addr())
 		require.NoError(t, err)
@@ -117,22 +117,26 @@ func TestQUICMutualTLS(t *testing.T) {
 	expired, err := NewIdentity(expiredCert, expiredKey, ca.CertPEM())
 	require.NoError(t, err)
 	noCert := &Identity{CAs: follower.CAs}
+	strangerTrusting := &Identity{Cert: stranger.Cert, CAs: follower.CAs}
 
+	// reason is what the dialer's error says; leaderLog, when set, is the
+	// reason the leader logs (the follower's certificate was refused).
 	for _, tc := range []struct {
-		name           string
-		server, client *Identity
-		reason         string
+		name              string
+		server, client    *Identity
+		reason, leaderLog string
 	}{
-		{"client from another CA", leader, stranger, "certificate"},
-		{"server from another CA", stranger, follower, "unknown authority"},
-		{"client certificate missing", leader, noCert, "certificate required"},
-		{"client certificate expired", leader, expired, "certificate"},
-		{"server certificate expired", expired, follower, "expired"},
+		{"client from another CA", leader, stranger, "unknown authority", ""}, // it refuses the leader first
+		{"client certificate from another CA", leader, strangerTrusting, "certificate", "unknown authority"},
+		{"server from another CA", stranger, follower, "unknown authority", ""},
+		{"client certificate missing", leader, noCert, "certificate", "certificate required"},
+		{"client certificate expired", leader, expired, "certificate", "expired"},
+		{"server certificate expired", expired, follower, "expired", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs, leaderLogs syncBuffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
-			l, ct := quicPair(t, tc.server, tc.client, log)
+			l, ct := quicPair(t, tc.server, tc.client, slog.New(slog.NewTextHandler(&leaderLogs, nil)), log)
 			accepted := make(chan Stream, 1)
 			go func() {
 				s, err := l.Accept(context.Background())
@@ -156,6 +160,15 @@ func TestQUICMutualTLS(t *testing.T) {
 				require.Contains(t, logs.String(), "refused")
 				require.Contains(t, logs.String(), tc.reason)
 			}
+			if tc.leaderLog != "" {
+				// The leader refused the follower before the alert the
+				// follower just read was sent: its log line is written.
+				require.Contains(t, leaderLogs.String(), "replication connection refused")
+				require.Contains(t, leaderLogs.String(), "peer=127.0.0.1:")
+				require.Contains(t, leaderLogs.String(), tc.leaderLog)
+			} else {
+				require.Empty(t, leaderLogs.String(), "the leader did not refuse this follower")
+			}
 			select {
 			case <-accepted:
 				t.Fatal("the leader accepted a stream from an unverified peer")
@@ -163,4 +176,23 @@ func TestQUICMutualTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVerifyClient: the leader's own check of a follower's certificate
+// refuses what tls.RequireAndVerifyClientCert refuses.
+func TestVerifyClient(t *testing.T) {
+	ca, err := NewCA("test CA")
+	require.NoError(t, err)
+	id, err := ca.Identity("follower", "127.0.0.1")
+	require.NoError(t, err)
+	other, err := NewCA("other CA")
+	require.NoError(t, err)
+	stranger, err := other.Identity("stranger", "127.0.0.1")
+	require.NoError(t, err)
+	now := time.Now()
+	require.NoError(t, verifyClient(id.Cert.Certificate, id.CAs, now))
+	require.ErrorContains(t, verifyClient(nil, id.CAs, now), "certificate required")
+	require.ErrorContains(t, verifyClient([][]byte{[]byte("junk")}, id.CAs, now), "bad client certificate")
+	require.ErrorContains(t, verifyClient(stranger.Cert.Certificate, id.CAs, now), "unknown authority")
+	require.ErrorContains(t, verifyClient(id.Cert.Certificate, id.CAs, now.Add(20*365*24*time.Hour)), "expired")
 }
