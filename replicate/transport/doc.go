@@ -10,10 +10,13 @@
 // # QUIC
 //
 // QUIC runs with ALPN "logkv-repl/1" and TLS 1.3. Both sides present a
-// certificate signed by the configured CA and verify the peer's: the server
-// uses tls.RequireAndVerifyClientCert. A refused handshake (wrong CA, missing
-// or expired certificate) fails the dial with the TLS reason, which the
-// dialing side logs. Keep-alives are sent at a third of the idle timeout, so
+// certificate signed by the configured CA and verify the peer's. The server
+// makes the checks of tls.RequireAndVerifyClientCert itself (verifyClient:
+// a certificate is required, chaining to the CAs, valid now, for client
+// authentication), so that it can log each refused follower with its address
+// and the reason; crypto/tls would refuse it silently. A refused handshake
+// (wrong CA, missing or expired certificate) fails the dial with the TLS
+// reason, which the dialing side logs too. Keep-alives are sent at a third of the idle timeout, so
 // an idle but healthy connection never times out.
 //
 // # Certificates
