@@ -2,7 +2,13 @@
 // engine with SIGKILL at random moments, reopens the engine and checks that
 // no acknowledged write was lost. The logic lives in internal/stress.
 //
-//	kvstress -engine lsm -cycles 50 [-dir DIR] [-seconds-per-cycle 1] [-node [-kvnode PATH]]
+//	kvstress -engine lsm -cycles 50 [-dir DIR] [-seconds-per-cycle 1]
+//	    [-node [-kvnode PATH] [-replicated] [-appendfsync always|everysec]]
+//
+// -node -replicated kills a kvnode running as a replication leader without
+// followers, whose commit log is the only log of an lsm engine; with
+// -appendfsync everysec its writes are acknowledged before their fsync and
+// must still all survive SIGKILL. -engine memory works with -replicated.
 //
 // Its last line is the scorecard,
 //
@@ -33,7 +39,7 @@ func run(args []string) int {
 		return stress.ChildMain(args[1:], os.Stdout, os.Stderr)
 	}
 	fs := flag.NewFlagSet("kvstress", flag.ContinueOnError)
-	engine := fs.String("engine", "lsm", "engine: lsm or bitcask")
+	engine := fs.String("engine", "lsm", "engine: lsm or bitcask (or memory, with -node -replicated)")
 	cycles := fs.Int("cycles", 10, "kill-and-recover cycles")
 	dir := fs.String("dir", "", "engine `dir` (default: a new temporary directory, removed after a clean run)")
 	secs := fs.Float64("seconds-per-cycle", 1, "longest a cycle writes before its kill")
@@ -42,7 +48,18 @@ func run(args []string) int {
 	seed := fs.Uint64("seed", 0, "seed of kill times and keys (0: random; logged)")
 	node := fs.Bool("node", false, "kill and restart a kvnode process instead, writing over Redis")
 	kvnode := fs.String("kvnode", "", "kvnode `binary` for -node (default: go build ./cmd/kvnode into a temporary dir)")
+	replicated := fs.Bool("replicated", false, "with -node: run kvnode as a replication leader (certificates, commit log)")
+	appendFsync := fs.String("appendfsync", "", "with -node: kvnode's appendfsync, always or everysec (everysec needs -replicated)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "kvstress: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	check := stress.Config{Engine: *engine, Node: *node, Replicated: *replicated, AppendFsync: *appendFsync}
+	if err := check.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "kvstress:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,7 +99,7 @@ func run(args []string) int {
 		Engine: *engine, Dir: d, Cycles: *cycles,
 		CycleDuration: time.Duration(*secs * float64(time.Second)),
 		Writers:       *writers, Keys: *keys, Seed: *seed,
-		Node: *node, KVNode: bin, Log: os.Stderr,
+		Node: *node, KVNode: bin, Replicated: *replicated, AppendFsync: *appendFsync, Log: os.Stderr,
 		ChildCommand: func(args []string) *exec.Cmd {
 			cmd := exec.Command(self, append([]string{"-child"}, args...)...)
 			cmd.Stderr = os.Stderr

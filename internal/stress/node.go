@@ -30,12 +30,64 @@ type nodeRunner struct {
 }
 
 // nodeConfig is kvnode's YAML config: small engine sizes, as openEngine's.
+// The replication keys follow it.
 const nodeConfig = `engine: %s
 data_dir: %s
 listen: %s
 admin: "off"
-engine_options:
-%s`
+appendfsync: %s
+`
+
+// replicatedConfig makes kvnode a replication leader without followers:
+// with certificates it writes through the commit log. Port 0: nothing
+// connects to it.
+const replicatedConfig = `replication:
+  listen: 127.0.0.1:0
+tls:
+  dir: %s
+`
+
+// Validate checks that cfg asks for something Run can check, and says what
+// to change otherwise. It refuses Replicated or AppendFsync without Node;
+// the memory engine without Replicated (it keeps nothing across a kill);
+// and everysec without Replicated: a standalone lsm keeps its unsynced WAL
+// tail in process memory, so a kill may lose acknowledged writes, and Run's
+// verdict (zero lost) would not be what that mode promises.
+func (cfg *Config) Validate() error {
+	if !cfg.Node {
+		if cfg.Replicated || cfg.AppendFsync != "" {
+			return errors.New("stress: -replicated and -appendfsync need -node")
+		}
+		if cfg.Engine != "lsm" && cfg.Engine != "bitcask" {
+			return fmt.Errorf("stress: engine %q: want lsm or bitcask", cfg.Engine)
+		}
+		return nil
+	}
+	switch cfg.AppendFsync {
+	case "", "always":
+	case "everysec":
+		if !cfg.Replicated {
+			return errors.New("stress: appendfsync everysec needs -replicated: a standalone kvnode does not promise " +
+				"that writes acknowledged before their fsync survive a kill (lsm keeps its unsynced WAL tail in memory)")
+		}
+	default:
+		return fmt.Errorf("stress: appendfsync %q: want always or everysec", cfg.AppendFsync)
+	}
+	switch cfg.Engine {
+	case "lsm", "bitcask":
+	case "memory":
+		if !cfg.Replicated {
+			return errors.New("stress: the memory engine keeps nothing across a kill; run it with -replicated")
+		}
+	default:
+		want := "lsm or bitcask"
+		if cfg.Replicated {
+			want = "lsm, bitcask or memory"
+		}
+		return fmt.Errorf("stress: engine %q: want %s", cfg.Engine, want)
+	}
+	return nil
+}
 
 func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 	if cfg.KVNode == "" {
@@ -44,11 +96,9 @@ func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 	var opts string
 	switch cfg.Engine {
 	case "lsm":
-		opts = "  memtable_size: 65536\n  l0_compaction_threshold: 2\n  lbase_max_bytes: 131072\n  target_file_size: 32768\n"
+		opts = "engine_options:\n  memtable_size: 65536\n  l0_compaction_threshold: 2\n  lbase_max_bytes: 131072\n  target_file_size: 32768\n"
 	case "bitcask":
-		opts = "  max_file_size: 32768\n  merge_threshold: 0.3\n"
-	default:
-		return nil, fmt.Errorf("stress: engine %q: want lsm or bitcask", cfg.Engine)
+		opts = "engine_options:\n  max_file_size: 32768\n  merge_threshold: 0.3\n"
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +111,16 @@ func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 	}
 	data := filepath.Join(cfg.Dir, "data")
 	config := filepath.Join(cfg.Dir, "kvstress-node.yaml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, nodeConfig, cfg.Engine, data, addr, opts), 0o644); err != nil {
+	yaml := fmt.Appendf(nil, nodeConfig, cfg.Engine, data, addr, cfg.AppendFsync)
+	yaml = append(yaml, opts...)
+	if cfg.Replicated {
+		tls, err := makeCerts(ctx, cfg.KVNode, cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		yaml = fmt.Appendf(yaml, replicatedConfig, tls)
+	}
+	if err := os.WriteFile(config, yaml, 0o644); err != nil {
 		return nil, err
 	}
 	n := &nodeRunner{cfg: cfg, addr: addr, config: config}
@@ -74,11 +133,29 @@ func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 	return n, nil
 }
 
+// makeCerts makes the replication certificates in dir/tls with `kvnode
+// certs`, once: a directory from an earlier run is reused.
+func makeCerts(ctx context.Context, kvnode, dir string) (string, error) {
+	tls := filepath.Join(dir, "tls")
+	if _, err := os.Stat(filepath.Join(tls, "ca.key")); err == nil {
+		return tls, nil
+	}
+	out, err := exec.CommandContext(ctx, kvnode, "certs", "-dir", tls).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("kvnode certs -dir %s: %w: %s", tls, err, out)
+	}
+	return tls, nil
+}
+
 // start starts kvnode and returns once it answers PING, with the time that
 // took.
 func (n *nodeRunner) start(ctx context.Context) (time.Duration, error) {
 	begin := time.Now()
-	cmd := exec.CommandContext(ctx, n.cfg.KVNode, "-config", n.config, "-repl", "off", "-log-level", "warn")
+	args := []string{"-config", n.config, "-log-level", "warn"}
+	if !n.cfg.Replicated {
+		args = append(args, "-repl", "off")
+	}
+	cmd := exec.CommandContext(ctx, n.cfg.KVNode, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, err

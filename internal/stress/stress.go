@@ -22,7 +22,7 @@ import (
 
 // Config configures Run.
 type Config struct {
-	// Engine is "lsm" or "bitcask" (memory is not durable).
+	// Engine is "lsm" or "bitcask"; "memory" with Node and Replicated.
 	Engine string
 	// Dir is the engine's directory; it persists across cycles.
 	Dir string
@@ -44,6 +44,18 @@ type Config struct {
 	Node bool
 	// KVNode is the kvnode binary, with Node.
 	KVNode string
+	// Replicated, with Node, runs kvnode as a replication leader without
+	// followers (certificates made once in Dir/tls with `kvnode certs`):
+	// writes then go through the replication commit log, which is the only
+	// log of an lsm engine. It also allows the memory engine, which such a
+	// node restores from checkpoints and the log.
+	Replicated bool
+	// AppendFsync is kvnode's appendfsync, with Node: "always" (default) or
+	// "everysec". everysec needs Replicated: only the commit log promises
+	// that a write acknowledged before its fsync survives SIGKILL (a
+	// standalone lsm keeps its unsynced WAL tail in process memory), and
+	// Run checks the same zero-loss verdict in both modes.
+	AppendFsync string
 	// Log receives one progress line per cycle; nil discards them.
 	Log io.Writer
 }
@@ -232,7 +244,18 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	sc := &Scorecard{}
 	ch := &checker{baseline: map[int]version{}, sc: sc}
-	fmt.Fprintf(cfg.Log, "kvstress: engine=%s dir=%s seed=%d node=%v\n", cfg.Engine, cfg.Dir, cfg.Seed, cfg.Node)
+	if err := cfg.Validate(); err != nil {
+		return &Scorecard{}, err
+	}
+	if cfg.Node && cfg.AppendFsync == "" {
+		cfg.AppendFsync = "always"
+	}
+	if cfg.Node {
+		fmt.Fprintf(cfg.Log, "kvstress: engine=%s dir=%s seed=%d node=true replicated=%v appendfsync=%s\n",
+			cfg.Engine, cfg.Dir, cfg.Seed, cfg.Replicated, cfg.AppendFsync)
+	} else {
+		fmt.Fprintf(cfg.Log, "kvstress: engine=%s dir=%s seed=%d node=false\n", cfg.Engine, cfg.Dir, cfg.Seed)
+	}
 	var nr *nodeRunner
 	if cfg.Node {
 		var err error

@@ -106,8 +106,11 @@ func TestScorecard(t *testing.T) {
 }
 
 // TestNodeCrashCycles kills a kvnode (built from ./cmd/kvnode) under Redis
-// writes and checks nothing acknowledged is lost. Skipped with -short: it
-// builds kvnode.
+// writes and checks nothing acknowledged is lost: standalone, and as a
+// replication leader whose commit log is the only log of its lsm (with
+// appendfsync always and everysec: both must survive SIGKILL), of bitcask,
+// and of memory (restored from checkpoints and the log). Skipped with
+// -short: it builds kvnode.
 func TestNodeCrashCycles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kvnode")
@@ -115,16 +118,75 @@ func TestNodeCrashCycles(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "kvnode")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/logkv/logkv/cmd/kvnode").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	var log bytes.Buffer
-	sc, err := Run(context.Background(), Config{
-		Engine: "lsm", Dir: t.TempDir(), Cycles: 2, CycleDuration: 700 * time.Millisecond,
-		Keys: 500, Node: true, KVNode: bin, Log: &log,
-	})
-	t.Log(log.String())
-	require.NoError(t, err)
-	t.Log(sc)
-	require.Equal(t, 2, sc.Cycles)
-	require.Positive(t, sc.Acked)
-	require.True(t, sc.OK())
-	require.Equal(t, sc.Acked, sc.Verified)
+	cases := []struct {
+		name, engine, appendFsync string
+		replicated                bool
+	}{
+		{"standalone/lsm", "lsm", "", false},
+		{"replicated/lsm/always", "lsm", "always", true},
+		{"replicated/lsm/everysec", "lsm", "everysec", true},
+		{"replicated/bitcask/everysec", "bitcask", "everysec", true},
+		{"replicated/memory", "memory", "", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var log bytes.Buffer
+			dir := t.TempDir()
+			sc, err := Run(context.Background(), Config{
+				Engine: c.engine, Dir: dir, Cycles: 2, CycleDuration: 700 * time.Millisecond,
+				Keys: 500, Node: true, KVNode: bin, Replicated: c.replicated, AppendFsync: c.appendFsync, Log: &log,
+			})
+			t.Log(log.String())
+			require.NoError(t, err)
+			t.Log(sc)
+			require.Equal(t, 2, sc.Cycles)
+			require.Positive(t, sc.Acked)
+			require.True(t, sc.OK())
+			require.Equal(t, sc.Acked, sc.Verified)
+			// The node wrote where the mode says: through the commit log
+			// (with no lsm WAL beside it) or not at all.
+			_, err = os.Stat(filepath.Join(dir, "data", "log"))
+			require.Equal(t, c.replicated, err == nil, "commit log dir: %v", err)
+			if c.engine == "lsm" {
+				wals, err := filepath.Glob(filepath.Join(dir, "data", "engine", "*.log"))
+				require.NoError(t, err)
+				require.Equal(t, c.replicated, len(wals) == 0, "lsm WAL files: %v", wals)
+			}
+		})
+	}
+}
+
+// TestValidate checks that Run refuses what it cannot check, before
+// starting anything.
+func TestValidate(t *testing.T) {
+	bad := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"everysec standalone", Config{Engine: "lsm", Node: true, AppendFsync: "everysec"}, "needs -replicated"},
+		{"replicated without node", Config{Engine: "lsm", Replicated: true}, "need -node"},
+		{"appendfsync without node", Config{Engine: "lsm", AppendFsync: "always"}, "need -node"},
+		{"memory standalone", Config{Engine: "memory", Node: true}, "keeps nothing"},
+		{"memory child", Config{Engine: "memory"}, "want lsm or bitcask"},
+		{"unknown appendfsync", Config{Engine: "lsm", Node: true, Replicated: true, AppendFsync: "no"}, "want always or everysec"},
+		{"unknown engine", Config{Engine: "btree", Node: true, Replicated: true}, "want lsm, bitcask or memory"},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.cfg.Validate()
+			require.ErrorContains(t, err, c.want)
+			_, err = Run(context.Background(), c.cfg)
+			require.ErrorContains(t, err, c.want)
+		})
+	}
+	for _, cfg := range []Config{
+		{Engine: "bitcask"},
+		{Engine: "lsm", Node: true},
+		{Engine: "lsm", Node: true, AppendFsync: "always"},
+		{Engine: "lsm", Node: true, Replicated: true, AppendFsync: "everysec"},
+		{Engine: "memory", Node: true, Replicated: true},
+	} {
+		require.NoError(t, cfg.Validate(), "%+v", cfg)
+	}
 }
