@@ -56,11 +56,17 @@ STRESS_CYCLES    ?= 1000
 HISTORY_DURATION ?= 60s
 
 # The long versions of what CI runs briefly: SIGKILL crash cycles per engine
-# and through a kvnode, then replicated histories checked for
+# and through a kvnode (standalone, and as a replication leader whose commit
+# log is the only log: appendfsync always and everysec must both lose no
+# acknowledged write), then replicated histories checked for
 # linearizability (sync) and for lost acknowledged writes (async).
 stress:
 	$(GO) run ./cmd/kvstress -engine lsm -cycles $(STRESS_CYCLES)
 	$(GO) run ./cmd/kvstress -engine bitcask -cycles $(STRESS_CYCLES)
 	$(GO) run ./cmd/kvstress -node -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -replicated -engine lsm -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -replicated -engine lsm -appendfsync everysec -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -replicated -engine bitcask -appendfsync everysec -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -replicated -engine memory -cycles $$(( $(STRESS_CYCLES) / 20 ))
 	$(GO) run ./cmd/kvhistory -ack sync -duration $(HISTORY_DURATION) -nemesis kill,pause,promote,partition
 	$(GO) run ./cmd/kvhistory -ack async -duration $(HISTORY_DURATION) -nemesis kill,pause,promote
