@@ -58,10 +58,13 @@ func (cfg *Config) Validate() error {
 		if cfg.Replicated || cfg.AppendFsync != "" {
 			return errors.New("stress: -replicated and -appendfsync need -node")
 		}
-		if cfg.Engine != "lsm" && cfg.Engine != "bitcask" {
-			return fmt.Errorf("stress: engine %q: want lsm or bitcask", cfg.Engine)
+		switch cfg.Engine {
+		case "lsm", "bitcask":
+			return nil
+		case "memory":
+			return errors.New("stress: the memory engine keeps nothing across a kill; run it with -node -replicated")
 		}
-		return nil
+		return fmt.Errorf("stress: engine %q: want lsm or bitcask", cfg.Engine)
 	}
 	switch cfg.AppendFsync {
 	case "", "always":
@@ -77,7 +80,7 @@ func (cfg *Config) Validate() error {
 	case "lsm", "bitcask":
 	case "memory":
 		if !cfg.Replicated {
-			return errors.New("stress: the memory engine keeps nothing across a kill; run it with -replicated")
+			return errors.New("stress: the memory engine keeps nothing across a kill; run it with -node -replicated")
 		}
 	default:
 		want := "lsm or bitcask"
@@ -100,12 +103,10 @@ func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 	case "bitcask":
 		opts = "engine_options:\n  max_file_size: 32768\n  merge_threshold: 0.3\n"
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -131,6 +132,17 @@ func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// freeAddr returns a loopback address with a port free at the moment, for
+// kvnode's Redis listener (which it must keep across restarts).
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // makeCerts makes the replication certificates in dir/tls with `kvnode

@@ -168,7 +168,8 @@ func TestValidate(t *testing.T) {
 		{"replicated without node", Config{Engine: "lsm", Replicated: true}, "need -node"},
 		{"appendfsync without node", Config{Engine: "lsm", AppendFsync: "always"}, "need -node"},
 		{"memory standalone", Config{Engine: "memory", Node: true}, "keeps nothing"},
-		{"memory child", Config{Engine: "memory"}, "want lsm or bitcask"},
+		{"memory child", Config{Engine: "memory"}, "keeps nothing"},
+		{"unknown engine child", Config{Engine: "btree"}, "want lsm or bitcask"},
 		{"unknown appendfsync", Config{Engine: "lsm", Node: true, Replicated: true, AppendFsync: "no"}, "want always or everysec"},
 		{"unknown engine", Config{Engine: "btree", Node: true, Replicated: true}, "want lsm, bitcask or memory"},
 	}
