@@ -149,9 +149,10 @@ func (n *Node) recover() error {
 			return err
 		}
 	}
-	if n.checkpointSeq.Load() == 0 && !n.cfg.Checkpoint {
-		n.checkpointSeq.Store(n.eng.LastSeq())
-	}
+	// Without a checkpoint, nothing is known durable in the engine yet: what
+	// it holds after Open may sit in its memtables (lsm without a WAL, the
+	// records replayed just now) or in the page cache. Maintain syncs it
+	// before it trims any of the log.
 	return nil
 }
 

@@ -15,24 +15,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// knownBugsEnv runs the tests of bugs reported but not yet fixed.
-const knownBugsEnv = "KVSTRESS_KNOWN_BUGS"
-
 // TestNodeRestartAfterTrim kills a replicated lsm kvnode just after its
 // commit log rolled to a new segment (before Maintain syncs the engine),
 // restarts it (the log is replayed into the memtable only: the lsm has no
 // WAL), lets Maintain run, and kills it again. The second restart must
 // still hold every acknowledged write.
 //
-// It fails today: replicate's recover sets checkpointSeq to the engine's
-// LastSeq after the replay, so Maintain trims the sealed segment whose
-// records live only in the memtable, and the node then refuses to start
+// It caught a bug: replicate's recover set checkpointSeq to the engine's
+// LastSeq after the replay, so Maintain trimmed the sealed segment whose
+// records lived only in the memtable, and the node then refused to start
 // ("full resync needed: the engine is at seq 0 but the log starts at N").
-// Skipped unless KVSTRESS_KNOWN_BUGS=1 until replicate is fixed.
+// recover no longer counts the engine as durable after Open.
 func TestNodeRestartAfterTrim(t *testing.T) {
-	if os.Getenv(knownBugsEnv) != "1" {
-		t.Skip("replicate recover: log trimmed past records replayed only into lsm's memtable (reported); set " + knownBugsEnv + "=1")
-	}
 	if testing.Short() {
 		t.Skip("builds kvnode, writes 70 MB")
 	}
