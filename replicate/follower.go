@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -202,38 +203,116 @@ func (f *follower) resync(r *wire.Reader, wl wire.Welcome) error {
 	return nil
 }
 
-// receive runs the stream: this goroutine reads record frames and appends
-// them to the log, while an applier goroutine syncs the log (sharing one
-// fsync among all the frames appended meanwhile), applies the durable
-// records to the engine in order and acks. Network receive thus overlaps the
-// fsync. A frame that fails a check ends the stream before anything in it is
-// appended.
+// receive runs the stream: this goroutine reads record frames, appends
+// them to the log and queues them; an applier goroutine applies the queued
+// records to the engine in order; a syncer goroutine syncs the log (one
+// fsync for all the frames appended meanwhile) and acks. Receive, apply and
+// fsync thus overlap, and a follower's applied seq never waits for its
+// fsync. The records are the leader's durable ones, so
+// applying them before the local fsync is safe: after a crash the engine may
+// be ahead of the local log, which recovery handles by restarting the log
+// after the engine (Node.recover). A frame that fails a check ends the
+// stream before anything in it is appended.
 func (f *follower) receive(s transport.Stream, r *wire.Reader, w *wire.Writer) error {
 	n := f.n
-	rd, err := n.log.NewReader(n.applied.Load() + 1)
-	if err != nil {
-		return err
+	if a, last := n.applied.Load(), n.log.LastSeq(); a < last {
+		// Records an earlier stream appended but did not apply: from the log.
+		if err := n.log.Sync(last); err != nil {
+			return err
+		}
+		if err := n.replay(a + 1); err != nil {
+			return err
+		}
 	}
-	kick := make(chan struct{}, 1)
+	q := newRecordQueue(maxQueuedBytes)
+	applyKick, syncKick := make(chan struct{}, 1), make(chan struct{}, 1)
 	done := make(chan struct{})
-	applyErr := make(chan error, 1)
-	go func() {
-		defer rd.Close()
-		err := f.applyLoop(rd, w, kick, done)
+	errs := make(chan error, 2)
+	run := func(loop func() error) {
+		err := loop()
 		if err != nil {
+			q.close() // a receiver waiting for room gives up
 			s.Close() // stops the receiver
 		}
-		applyErr <- err
-	}()
-	err = f.receiveLoop(r, kick)
+		errs <- err
+	}
+	go run(func() error { return f.applyLoop(q, applyKick, syncKick, done) })
+	go run(func() error { return f.syncLoop(w, syncKick, done) })
+	err := f.receiveLoop(r, q, applyKick)
 	close(done)
-	if aerr := <-applyErr; aerr != nil {
-		return aerr
+	q.close()
+	for range 2 {
+		if lerr := <-errs; lerr != nil {
+			err = lerr // the cause: it closed the stream the receiver then failed on
+		}
 	}
 	return err
 }
 
-func (f *follower) receiveLoop(r *wire.Reader, kick chan<- struct{}) error {
+// maxQueuedBytes bounds the record frames received but not yet applied; past
+// it the receiver stops reading, and QUIC flow control holds the leader's
+// sender for this follower (never the leader's writers).
+const maxQueuedBytes = 64 << 20
+
+// recordQueue holds the records received and appended to the log but not yet
+// applied, in seq order. Their batches alias frame payloads the queue owns.
+type recordQueue struct {
+	mu     sync.Mutex
+	recs   []commitlog.Record
+	bytes  int
+	max    int
+	closed bool
+	room   chan struct{} // signalled when bytes drop or the queue closes
+}
+
+func newRecordQueue(max int) *recordQueue {
+	return &recordQueue{max: max, room: make(chan struct{}, 1)}
+}
+
+// push queues recs (whose batches alias a payload of size bytes), first
+// waiting while the queue is over its bound. It fails once the queue is
+// closed.
+func (q *recordQueue) push(recs []commitlog.Record, size int) error {
+	q.mu.Lock()
+	for q.bytes >= q.max && !q.closed {
+		q.mu.Unlock()
+		<-q.room
+		q.mu.Lock()
+	}
+	defer q.mu.Unlock()
+	if q.closed {
+		return errors.New("replicate: the applier stopped")
+	}
+	q.recs = append(q.recs, recs...)
+	q.bytes += size
+	return nil
+}
+
+// take removes and returns every queued record, and the bytes they hold.
+func (q *recordQueue) take() ([]commitlog.Record, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	recs, bytes := q.recs, q.bytes
+	q.recs, q.bytes = nil, 0
+	return recs, bytes
+}
+
+// freed tells a waiting receiver there is room again.
+func (q *recordQueue) freed() {
+	select {
+	case q.room <- struct{}{}:
+	default:
+	}
+}
+
+func (q *recordQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.freed()
+}
+
+func (f *follower) receiveLoop(r *wire.Reader, q *recordQueue, kick chan<- struct{}) error {
 	n := f.n
 	var recs []commitlog.Record
 	for {
@@ -243,7 +322,9 @@ func (f *follower) receiveLoop(r *wire.Reader, kick chan<- struct{}) error {
 		}
 		switch fr.Type {
 		case wire.TypeRecords:
-			recs, err = wire.DecodeRecords(fr.Payload, recs)
+			// The reader reuses its buffer; the queued records keep theirs.
+			payload := bytes.Clone(fr.Payload)
+			recs, err = wire.DecodeRecords(payload, recs)
 			if err != nil {
 				return err
 			}
@@ -257,6 +338,9 @@ func (f *follower) receiveLoop(r *wire.Reader, kick chan<- struct{}) error {
 				if err := n.log.AppendRecord(rec); err != nil {
 					return err
 				}
+			}
+			if err := q.push(recs, len(payload)); err != nil {
+				return err
 			}
 			if last := recs[len(recs)-1].Seq; last > f.leaderLast.Load() {
 				f.leaderLast.Store(last)
@@ -277,10 +361,10 @@ func (f *follower) receiveLoop(r *wire.Reader, kick chan<- struct{}) error {
 	}
 }
 
-// applyLoop syncs, applies and acks whenever kicked, until done. Records
-// appended but not applied when it stops stay in the log; the next
-// connection replays them.
-func (f *follower) applyLoop(rd *commitlog.Reader, w *wire.Writer, kick, done <-chan struct{}) error {
+// applyLoop applies the queued records whenever kicked, then kicks the
+// syncer, until done. Records appended but not applied when it stops stay in
+// the log; the next stream applies them from there.
+func (f *follower) applyLoop(q *recordQueue, kick <-chan struct{}, syncKick chan<- struct{}, done <-chan struct{}) error {
 	n := f.n
 	var b logkv.Batch
 	for {
@@ -289,30 +373,40 @@ func (f *follower) applyLoop(rd *commitlog.Reader, w *wire.Writer, kick, done <-
 		case <-done:
 			return nil
 		}
+		recs, _ := q.take()
+		q.freed()
+		if len(recs) > 0 {
+			eng := n.Engine()
+			for _, rec := range recs {
+				if err := b.SetRepr(rec.Batch); err != nil {
+					return err
+				}
+				if err := eng.Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
+					return n.fail(fmt.Errorf("replicate: apply seq %d: %w", rec.Seq, err))
+				}
+				n.applied.Store(rec.Seq)
+			}
+			n.notifyApplied()
+		}
+		select {
+		case syncKick <- struct{}{}:
+		default: // the syncer has a kick pending already
+		}
+	}
+}
+
+// syncLoop syncs the log and acks (written, durable and applied seqs)
+// whenever kicked, until done.
+func (f *follower) syncLoop(w *wire.Writer, kick, done <-chan struct{}) error {
+	n := f.n
+	for {
+		select {
+		case <-kick:
+		case <-done:
+			return nil
+		}
 		if err := n.log.Sync(n.log.LastSeq()); err != nil {
 			return err
-		}
-		eng := n.Engine()
-		applied := false
-		for {
-			rec, err := rd.Next(doneCtx)
-			if errors.Is(err, context.Canceled) {
-				break // nothing more durable
-			}
-			if err != nil {
-				return err
-			}
-			if err := b.SetRepr(rec.Batch); err != nil {
-				return err
-			}
-			if err := eng.Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
-				return n.fail(fmt.Errorf("replicate: apply seq %d: %w", rec.Seq, err))
-			}
-			n.applied.Store(rec.Seq)
-			applied = true
-		}
-		if applied {
-			n.notifyApplied()
 		}
 		if err := f.ack(w); err != nil {
 			return err

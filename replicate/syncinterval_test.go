@@ -9,6 +9,7 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -93,4 +94,67 @@ func batchOf(k, v string) *logkv.Batch {
 	var b logkv.Batch
 	b.Set([]byte(k), []byte(v))
 	return &b
+}
+
+// TestFollowerAppliesBeforeItsFsync: a follower applies the leader's
+// (durable) records as they arrive and syncs its own log after, so its
+// applied seq may run ahead of its durable one; a crash of the follower
+// before its fsync loses nothing the cluster cannot give back.
+func TestFollowerAppliesBeforeItsFsync(t *testing.T) {
+	var hold atomic.Bool
+	gate := make(chan struct{})
+	blocked := make(chan struct{}, 1)
+	inj := vfs.InjectorFunc(func(op vfs.Op) error {
+		if op.Kind == vfs.OpSync && strings.HasSuffix(op.Path, ".log") && hold.Load() {
+			select {
+			case blocked <- struct{}{}:
+			default:
+			}
+			<-gate
+		}
+		return nil
+	})
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	mem := vfs.NewMem()
+	c.fs["b"] = mem
+	b := c.start("b", "a", func(cfg *Config) { cfg.FS = vfs.NewErrorFS(mem, inj) })
+	requireConverged(t, a, b)
+
+	hold.Store(true)
+	last := write(t, a, 0, 200, 2)
+	waitApplied(t, last, b) // although b's fsync cannot finish
+	<-blocked
+	require.Less(t, b.log.DurableSeq(), last)
+	crashed := mem.CrashClone(vfs.CrashOptions{}) // b's machine dies now
+
+	hold.Store(false)
+	close(gate)
+	c.stop("b")
+	c.fs["b"] = crashed
+	b = c.start("b", "a")
+	last = write(t, a, 200, 100, 2)
+	requireConverged(t, a, b)
+}
+
+func TestRecordQueueBound(t *testing.T) {
+	q := newRecordQueue(100)
+	rec := []commitlog.Record{{Seq: 1, Epoch: 1}}
+	require.NoError(t, q.push(rec, 150)) // over the bound after, not before
+	pushed := make(chan error, 1)
+	go func() { pushed <- q.push(rec, 10) }()
+	select {
+	case err := <-pushed:
+		t.Fatalf("push returned %v while the queue was over its bound", err)
+	default:
+	}
+	recs, n := q.take()
+	require.Len(t, recs, 1)
+	require.Equal(t, 150, n)
+	q.freed()
+	require.NoError(t, <-pushed)
+	require.NoError(t, q.push(rec, 200))
+	go func() { pushed <- q.push(rec, 1) }()
+	q.close()
+	require.Error(t, <-pushed, "a closed queue fails a waiting push")
 }
