@@ -16,17 +16,42 @@
 // is the segment index. Records are numbered without gaps across segments.
 // Every segment but the last is sealed; the last one is appended to.
 //
-// # Segment format
+// # Segment format (version 2)
 //
-// A segment is a sequence of internal/record frames (crc32c | len | payload;
-// see that package), one per record. The payload of a record is:
+// A segment is a sequence of internal/record frames with nothing between
+// them: crc32c of bytes 4..8+len (4 bytes LE) | len (4 bytes LE) | payload.
+// The first frame is the segment's header, 16 bytes in all, written and synced
+// when the segment is created, before any record:
 //
 //	offset  size  field
-//	0       8     seq: the batch's sequence number, uint64 little-endian
-//	8       8     epoch: the epoch of the leader that wrote it, uint64 LE
-//	16      ...   the batch, in logkv's Batch encoding (never empty)
+//	0       4     crc32c of bytes 4..16, uint32 little-endian
+//	4       4     len: 8, uint32 LE
+//	8       7     magic "LKVCLOG"
+//	15      1     format version: 2
 //
-// so a whole record is 8 (frame header) + 16 + len(batch) bytes.
+// Every later frame is one record; its payload is:
+//
+//	offset  size  field
+//	0       8     synced: the segment's synced length in bytes (header
+//	              included) when the record was framed, uint64 LE
+//	8       8     seq: the batch's sequence number, uint64 LE
+//	16      8     epoch: the epoch of the leader that wrote it, uint64 LE
+//	24      n     the batch, in logkv's Batch encoding (n > 0)
+//
+// so a whole record is 8 (frame header) + 24 + n bytes. Bytes 8.. of the
+// payload are the Record encoding of AppendRecord and DecodeRecord; the
+// synced field exists only on disk (replicate/wire ships Records, with their
+// own encoding, without it).
+// synced is never more than the record's own offset.
+//
+// # Format versions
+//
+// Format 1 segments had no header and 16-byte record payload headers (seq,
+// epoch). Open refuses them, and any version other than 2, with an error
+// wrapping ErrFormat that names the file: a node upgraded across the change
+// resyncs from its leader or a checkpoint rather than reading records whose
+// damage it cannot classify. An empty or torn header on the last segment is a
+// segment whose creation a crash cut short: Open writes it again.
 //
 // # EPOCHS format
 //
@@ -45,17 +70,30 @@
 //
 // # Durability and group commit
 //
-// Append and AppendRecord write a record to the segment file and return; Sync
-// makes every record up to a seq durable. Concurrent callers of Sync share one
-// fsync: the first to arrive syncs everything written so far, and those that
-// queued behind it find their record already durable. Readers see only durable
-// records, so a follower never holds a record its leader could lose in a
-// crash.
+// Append and AppendRecord frame a record into an in-memory buffer and return;
+// Flush writes the buffer to the segment file without syncing it (the records
+// then survive a crash of the process, not of the machine), and Sync flushes
+// and fsyncs, making every record up to a seq durable. Concurrent callers of
+// Sync share one fsync: the first to arrive syncs everything written so far,
+// and those that queued behind it find their record already durable. Readers
+// see only durable records, so a follower never holds a record its leader
+// could lose in a crash.
 //
 // # Recovery
 //
-// Open reads every segment. A torn tail (record.ErrTornTail) in the last
-// segment is cut off; anywhere else, and for any other failed check (a gap in
-// the numbering, a record out of place), Open fails with an error wrapping
-// logkv.ErrCorrupt that names the file and offset.
+// Open reads every segment. A power loss can damage bytes that were written
+// but never synced in place (a torn sector), and leave intact unsynced records
+// after the damage. So in the last segment, a frame that fails its checks at
+// offset X is a torn tail, cut off with a warning to the Logger, unless an
+// intact record after it carries a synced field above X: then X was synced,
+// and Open fails with an error wrapping logkv.ErrCorrupt that names the file
+// and offset. Every segment but the last was synced whole before the next one
+// began, so any damage there is corruption, as is any other failed check (a
+// gap in the numbering, a record out of place, a bad header).
+//
+// The synced field is as of framing: the records of the last group commit
+// before a crash do not vouch for themselves, so damage to them (which a
+// power loss cannot cause, being synced; failing media can) is cut as a torn
+// tail rather than reported. Records framed after a later Sync, or after
+// Open (which syncs what it recovered), vouch for them.
 package commitlog

@@ -170,7 +170,7 @@ func (l *Log) recover() error {
 			f.Close()
 			return fmt.Errorf("commitlog: %w", err)
 		}
-		rd := record.NewReader(newBufReaderAt(f, st.Size()), s.path, st.Size(), MaxRecordSize)
+		rd := record.NewReader(newBufReaderAt(f, st.Size()), s.path, st.Size(), maxSegmentPayload)
 		var epoch uint64
 		for {
 			off := rd.Offset()
@@ -178,26 +178,29 @@ func (l *Log) recover() error {
 			if err == io.EOF {
 				break
 			}
-			if errors.Is(err, record.ErrTornTail) && isLast {
-				l.log.Warn("commitlog: cutting a torn tail", "file", s.path, "offset", off, "size", st.Size(), "err", err)
-				if err := l.cutTail(s.path, off); err != nil {
+			if err != nil {
+				err = l.damaged(f, s.path, isLast, off, st.Size(), err)
+				if err != nil {
 					f.Close()
 					return err
 				}
-				break
+				break // the torn tail is cut
 			}
-			if errors.Is(err, record.ErrTornTail) {
-				f.Close()
-				return logkv.CorruptError(s.path, off, "torn record in a sealed segment: %v", err)
+			if off == 0 {
+				if err := checkSegmentHeader(s.path, p); err != nil {
+					f.Close()
+					return err
+				}
+				continue
 			}
-			if err != nil {
-				f.Close()
-				return err
-			}
-			r, err := DecodeRecord(p)
+			synced, r, err := decodeSegmentRecord(p)
 			if err != nil {
 				f.Close()
 				return logkv.CorruptError(s.path, off, "%v", err)
+			}
+			if synced > uint64(off) {
+				f.Close()
+				return logkv.CorruptError(s.path, off, "record says %d bytes were synced before its offset", synced)
 			}
 			if r.Seq != s.last+1 {
 				f.Close()
@@ -216,12 +219,23 @@ func (l *Log) recover() error {
 			}
 			s.last = r.Seq
 		}
-		s.size = rd.Offset()
-		s.durableSize = s.size
 		f.Close()
+		s.size = rd.Offset()
+		if s.size == 0 {
+			// No header: the segment's creation was cut short (or its header
+			// torn, with no record after it).
+			if !isLast {
+				return logkv.CorruptError(s.path, 0, "sealed segment without a header")
+			}
+			if err := l.createSegment(s.path); err != nil {
+				return err
+			}
+			s.size = segHeaderSize
+		}
+		s.durableSize = s.size
 	}
 	if len(l.segs) == 0 {
-		s := &segment{first: 1, last: 0, path: filepath.Join(l.dir, segName(1))}
+		s := l.newSegment(1)
 		if err := l.createSegment(s.path); err != nil {
 			return err
 		}
@@ -265,6 +279,37 @@ func (l *Log) openActive(path string) (vfs.File, error) {
 	return f, nil
 }
 
+// damaged decides what a frame of segment path that failed its checks at off
+// (err, from record.Reader) means. In the last segment, damage that no later
+// intact record proves synced is the remains of writes in flight at a power
+// loss: damaged cuts the segment there and returns nil. Anywhere else it is
+// corruption: sealed segments were synced whole before the next one began.
+func (l *Log) damaged(f io.ReaderAt, path string, isLast bool, off, size int64, err error) error {
+	torn := errors.Is(err, record.ErrTornTail)
+	if !torn && !errors.Is(err, logkv.ErrCorrupt) {
+		return err // I/O
+	}
+	if !isLast {
+		if torn {
+			return logkv.CorruptError(path, off, "torn record in a sealed segment: %v", err)
+		}
+		return fmt.Errorf("%w (in a sealed segment)", err)
+	}
+	if !torn {
+		// Intact frames follow the damage: it is still a torn tail unless
+		// one of them says the damaged bytes were synced.
+		synced, serr := laterSynced(f, path, off, size)
+		if serr != nil {
+			return serr
+		}
+		if synced > off {
+			return fmt.Errorf("%w; a later record says the first %d bytes of %s were synced", err, synced, path)
+		}
+	}
+	l.log.Warn("commitlog: cutting a torn tail", "file", path, "offset", off, "size", size, "err", err)
+	return l.cutTail(path, off)
+}
+
 func (l *Log) cutTail(path string, off int64) error {
 	f, err := l.fs.OpenReadWrite(path)
 	if err != nil {
@@ -280,12 +325,24 @@ func (l *Log) cutTail(path string, off int64) error {
 	return nil
 }
 
+// newSegment returns the in-memory state of a new segment whose first record
+// will be first.
+func (l *Log) newSegment(first uint64) *segment {
+	return &segment{first: first, last: first - 1, size: segHeaderSize, durableSize: segHeaderSize,
+		path: filepath.Join(l.dir, segName(first))}
+}
+
+// createSegment creates (or empties) the segment file path, holding only its
+// header, and makes it durable.
 func (l *Log) createSegment(path string) error {
 	f, err := l.fs.Create(path)
 	if err != nil {
 		return fmt.Errorf("commitlog: %w", err)
 	}
-	err = f.Sync()
+	_, err = f.Write(appendSegmentHeader(nil))
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -370,7 +427,9 @@ func (l *Log) write(r Record) error {
 		}
 		act = l.segs[len(l.segs)-1]
 	}
-	l.pbuf = AppendRecord(l.pbuf[:0], r)
+	// What is synced now is durable whatever happens to this record: it
+	// tells recovery that damage before it is corruption, not a torn tail.
+	l.pbuf = appendSegmentRecord(l.pbuf[:0], uint64(act.durableSize), r)
 	l.wbuf = record.Append(l.wbuf, l.pbuf)
 	act.size += int64(record.Size(len(l.pbuf)))
 	act.last = r.Seq
@@ -419,7 +478,7 @@ func (l *Log) roll() error {
 		l.err = fmt.Errorf("commitlog: sync %s: %w", act.path, err)
 		return l.err
 	}
-	s := &segment{first: act.last + 1, last: act.last, path: filepath.Join(l.dir, segName(act.last+1))}
+	s := l.newSegment(act.last + 1)
 	if err := l.createSegment(s.path); err != nil {
 		l.err = err
 		return err
@@ -701,14 +760,14 @@ func (l *Log) TruncateAfter(seq uint64) error {
 // when seq is s.last+1).
 func (l *Log) offsetOf(s *segment, seq uint64) (int64, error) {
 	if seq == s.first {
-		return 0, nil
+		return segHeaderSize, nil
 	}
 	f, err := l.fs.Open(s.path)
 	if err != nil {
 		return 0, fmt.Errorf("commitlog: %w", err)
 	}
 	defer f.Close()
-	rd := record.NewReader(newBufReaderAt(f, s.size), s.path, s.size, MaxRecordSize)
+	rd := record.NewReader(newBufReaderAt(f, s.size), s.path, s.size, maxSegmentPayload)
 	for {
 		off := rd.Offset()
 		p, err := rd.Next()
@@ -721,7 +780,10 @@ func (l *Log) offsetOf(s *segment, seq uint64) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		r, err := DecodeRecord(p)
+		if off == 0 {
+			continue // the header, checked by Open
+		}
+		_, r, err := decodeSegmentRecord(p)
 		if err != nil {
 			return 0, logkv.CorruptError(s.path, off, "%v", err)
 		}
@@ -757,7 +819,7 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 		}
 	}
 	l.segs = nil
-	s := &segment{first: next, last: next - 1, path: filepath.Join(l.dir, segName(next))}
+	s := l.newSegment(next)
 	if err := l.createSegment(s.path); err != nil {
 		l.err = err
 		return err

@@ -68,6 +68,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 		return Record{}, r.err
 	}
 	for {
+		at := r.bufAt + int64(r.pos)
 		rec, ok, err := r.parse()
 		if err != nil {
 			r.fail(err)
@@ -78,7 +79,7 @@ func (r *Reader) Next(ctx context.Context) (Record, error) {
 				continue // seeking within the first segment
 			}
 			if rec.Seq != r.next {
-				err := logkv.CorruptError(r.seg.path, r.bufAt+int64(r.pos), "record has seq %d, want %d", rec.Seq, r.next)
+				err := logkv.CorruptError(r.seg.path, at, "record has seq %d, want %d", rec.Seq, r.next)
 				r.fail(err)
 				return Record{}, err
 			}
@@ -134,7 +135,9 @@ func (r *Reader) fill() (<-chan struct{}, error) {
 			return nil, fmt.Errorf("%w: seq %d, the log starts at %d", ErrTrimmed, r.next, first)
 		}
 		r.seg = l.segs[i]
-		r.fOff, r.pos, r.end, r.bufAt = 0, 0, 0, 0
+		// Records start after the segment's header, which Open checked (or
+		// the log wrote).
+		r.fOff, r.pos, r.end, r.bufAt = segHeaderSize, 0, 0, segHeaderSize
 	}
 	seg := r.seg
 	sealed := seg != l.segs[len(l.segs)-1]
@@ -193,7 +196,7 @@ func (r *Reader) frameNeed() int {
 		return record.HeaderSize
 	}
 	n := binary.LittleEndian.Uint32(r.buf[r.pos+4:])
-	if n > MaxRecordSize {
+	if n > maxSegmentPayload {
 		return record.HeaderSize
 	}
 	return record.HeaderSize + int(n)
@@ -207,7 +210,7 @@ func (r *Reader) parse() (Record, bool, error) {
 	}
 	b := r.buf[r.pos:r.end]
 	n := binary.LittleEndian.Uint32(b[4:])
-	if n > MaxRecordSize {
+	if n > maxSegmentPayload {
 		return Record{}, false, logkv.CorruptError(r.seg.path, r.bufAt+int64(r.pos), "record length %d over the limit", n)
 	}
 	if avail < record.HeaderSize+int(n) {
@@ -217,7 +220,7 @@ func (r *Reader) parse() (Record, bool, error) {
 	if crc32.Checksum(frame[4:], castagnoli) != binary.LittleEndian.Uint32(frame) {
 		return Record{}, false, logkv.CorruptError(r.seg.path, r.bufAt+int64(r.pos), "checksum mismatch")
 	}
-	rec, err := DecodeRecord(frame[record.HeaderSize:])
+	_, rec, err := decodeSegmentRecord(frame[record.HeaderSize:])
 	if err != nil {
 		return Record{}, false, logkv.CorruptError(r.seg.path, r.bufAt+int64(r.pos), "%v", err)
 	}

@@ -6,11 +6,11 @@ import (
 	"github.com/logkv/logkv"
 )
 
-// RecordHeaderSize is the size of a record payload's seq and epoch fields.
+// RecordHeaderSize is the size of a record encoding's seq and epoch fields.
 const RecordHeaderSize = 16
 
-// MaxRecordSize is the largest record payload: the header and the largest
-// batch.
+// MaxRecordSize is the largest record encoding: the header and the largest
+// batch. (A segment frame's payload adds an 8-byte synced field.)
 const MaxRecordSize = RecordHeaderSize + logkv.MaxBatchSize
 
 // Record is one entry of the log: a batch with its sequence number and the
@@ -23,14 +23,16 @@ type Record struct {
 	Batch []byte
 }
 
-// AppendRecord appends the payload encoding of r (see the package doc) to dst.
+// AppendRecord appends the encoding of r to dst: seq and epoch (uint64
+// little-endian each), then the batch. It is the tail of a segment record's
+// payload (see the package doc).
 func AppendRecord(dst []byte, r Record) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, r.Seq)
 	dst = binary.LittleEndian.AppendUint64(dst, r.Epoch)
 	return append(dst, r.Batch...)
 }
 
-// DecodeRecord decodes a record payload. The batch is validated as by
+// DecodeRecord decodes a record encoding (see AppendRecord). The batch is validated as by
 // logkv.DecodeBatch and aliases p. Errors wrap logkv.ErrCorrupt.
 func DecodeRecord(p []byte) (Record, error) {
 	if len(p) < RecordHeaderSize {

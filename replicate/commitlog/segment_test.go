@@ -1,0 +1,100 @@
+package commitlog
+
+import (
+	"testing"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/record"
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// writeFile writes a durable file holding data.
+func writeFile(t testing.TB, fs vfs.FS, path string, data []byte) {
+	f, err := fs.Create(path)
+	require.NoError(t, err)
+	_, err = f.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.NoError(t, f.Close())
+}
+
+func readFile(t testing.TB, fs vfs.FS, path string) []byte {
+	f, err := fs.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	st, err := f.Stat()
+	require.NoError(t, err)
+	buf := make([]byte, st.Size())
+	_, err = f.ReadAt(buf, 0)
+	require.NoError(t, err)
+	return buf
+}
+
+// TestSegmentHeader: segments of other formats are refused naming the file;
+// a last segment whose creation a crash cut short gets its header back; a
+// damaged header is corruption.
+func TestSegmentHeader(t *testing.T) {
+	const seg1 = "log/0000000000000001.log"
+	format1 := record.Append(nil, AppendRecord(nil, Record{Seq: 1, Epoch: 1, Batch: batch(t, 1)}))
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want error // nil: opens empty
+	}{
+		{"format 1", format1, ErrFormat},
+		{"future version", record.Append(nil, append([]byte(segmentMagic), segmentVersion+1)), ErrFormat},
+		{"not a segment", record.Append(nil, []byte("hello, world")), logkv.ErrCorrupt},
+		{"empty file", nil, nil},
+		{"torn header", appendSegmentHeader(nil)[:11], nil},
+		{"zeroed header", make([]byte, segHeaderSize), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			require.NoError(t, fs.MkdirAll("log", 0o755))
+			writeFile(t, fs, seg1, tc.data)
+			l, err := Open("log", &Options{FS: fs})
+			if tc.want != nil {
+				require.ErrorIs(t, err, tc.want)
+				require.Contains(t, err.Error(), seg1)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, uint64(0), l.LastSeq())
+			require.Equal(t, appendSegmentHeader(nil), readFile(t, fs, seg1), "the header is rewritten")
+			require.NoError(t, l.BeginEpoch(1))
+			appendN(t, l, 3)
+			require.NoError(t, l.Close())
+			l = openMem(t, fs, 0)
+			defer l.Close()
+			readRange(t, l, 1, 3)
+		})
+	}
+
+	t.Run("damaged header before records", func(t *testing.T) {
+		fs := vfs.NewMem()
+		l := openMem(t, fs, 0)
+		require.NoError(t, l.BeginEpoch(1))
+		appendN(t, l, 3)
+		require.NoError(t, l.Close())
+		data := readFile(t, fs, seg1)
+		data[10] ^= 1
+		writeFile(t, fs, seg1, data)
+		_, err := Open("log", &Options{FS: fs})
+		require.ErrorIs(t, err, logkv.ErrCorrupt)
+		require.Contains(t, err.Error(), seg1+" at offset 0:")
+	})
+
+	t.Run("sealed segment without a header", func(t *testing.T) {
+		fs := vfs.NewMem()
+		l := openMem(t, fs, 1<<10)
+		require.NoError(t, l.BeginEpoch(1))
+		appendN(t, l, 100)
+		require.Greater(t, len(l.segs), 2)
+		require.NoError(t, l.Close())
+		writeFile(t, fs, seg1, nil)
+		_, err := Open("log", &Options{FS: fs})
+		require.ErrorIs(t, err, logkv.ErrCorrupt)
+		require.Contains(t, err.Error(), seg1)
+	})
+}
