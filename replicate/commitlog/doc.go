@@ -38,11 +38,11 @@
 //	16      8     epoch: the epoch of the leader that wrote it, uint64 LE
 //	24      n     the batch, in logkv's Batch encoding (n > 0)
 //
-// so a whole record is 8 (frame header) + 24 + n bytes. Bytes 8.. of the
-// payload are the Record encoding of AppendRecord and DecodeRecord; the
-// synced field exists only on disk (replicate/wire ships Records, with their
-// own encoding, without it).
-// synced is never more than the record's own offset.
+// so a whole record is 8 (frame header) + 24 + n bytes (SegmentRecordSize).
+// synced is never more than the record's own offset. Bytes 8.. of the payload
+// are the Record encoding of AppendRecord and DecodeRecord; the synced field
+// exists only on disk (replicate/wire ships Records, in its own encoding,
+// without it).
 //
 // # Format versions
 //
@@ -70,7 +70,8 @@
 //
 // # Durability and group commit
 //
-// Append and AppendRecord frame a record into an in-memory buffer and return;
+// Append and AppendRecord frame a record into an in-memory buffer (written to
+// the file once 256 KiB have gathered) and return;
 // Flush writes the buffer to the segment file without syncing it (the records
 // then survive a crash of the process, not of the machine), and Sync flushes
 // and fsyncs, making every record up to a seq durable. Concurrent callers of

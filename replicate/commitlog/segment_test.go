@@ -98,3 +98,13 @@ func TestSegmentHeader(t *testing.T) {
 		require.Contains(t, err.Error(), seg1)
 	})
 }
+
+func TestSegmentRecordSize(t *testing.T) {
+	l := openMem(t, vfs.NewMem(), 0)
+	defer l.Close()
+	require.Equal(t, int64(segHeaderSize), l.Size())
+	require.NoError(t, l.BeginEpoch(1))
+	appendN(t, l, 2)
+	require.Equal(t, int64(segHeaderSize)+SegmentRecordSize(len(batch(t, 1)))+SegmentRecordSize(len(batch(t, 2))), l.Size())
+	require.Equal(t, int64(8+8+16+5), SegmentRecordSize(5))
+}
