@@ -179,7 +179,7 @@ func (l *Log) recover() error {
 				break
 			}
 			if err != nil {
-				err = l.damaged(f, s.path, isLast, off, st.Size(), err)
+				err = l.damaged(f, s, isLast, off, st.Size(), err)
 				if err != nil {
 					f.Close()
 					return err
@@ -279,12 +279,13 @@ func (l *Log) openActive(path string) (vfs.File, error) {
 	return f, nil
 }
 
-// damaged decides what a frame of segment path that failed its checks at off
-// (err, from record.Reader) means. In the last segment, damage that no later
+// damaged decides what a frame of segment s that failed its checks at off
+// (err, from record.Reader) means; s.last is the last record before it. In the last segment, damage that no later
 // intact record proves synced is the remains of writes in flight at a power
 // loss: damaged cuts the segment there and returns nil. Anywhere else it is
 // corruption: sealed segments were synced whole before the next one began.
-func (l *Log) damaged(f io.ReaderAt, path string, isLast bool, off, size int64, err error) error {
+func (l *Log) damaged(f io.ReaderAt, s *segment, isLast bool, off, size int64, err error) error {
+	path := s.path
 	torn := errors.Is(err, record.ErrTornTail)
 	if !torn && !errors.Is(err, logkv.ErrCorrupt) {
 		return err // I/O
@@ -298,7 +299,7 @@ func (l *Log) damaged(f io.ReaderAt, path string, isLast bool, off, size int64, 
 	if !torn {
 		// Intact frames follow the damage: it is still a torn tail unless
 		// one of them says the damaged bytes were synced.
-		synced, serr := laterSynced(f, path, off, size)
+		synced, serr := laterSynced(f, path, off, size, s.last)
 		if serr != nil {
 			return serr
 		}

@@ -101,10 +101,12 @@ func decodeSegmentRecord(p []byte) (synced uint64, r Record, err error) {
 
 // laterSynced returns the largest synced field of the intact records that
 // start after offset bad in the size bytes of r, scanning every offset: a
-// value above bad proves the damage at bad lies in synced bytes. Frames whose
-// synced field exceeds their own offset cannot be records this package wrote
-// and are skipped. It reads the whole tail at once: recovery only.
-func laterSynced(r io.ReaderAt, path string, bad, size int64) (int64, error) {
+// value above bad proves the damage at bad lies in synced bytes. Frames that
+// cannot be later records of this segment are skipped: a synced field past
+// their own offset, or a seq not after prev (the seq of the last record
+// before the damage), as in stale blocks of a removed segment that a torn
+// write exposed. It reads the whole tail at once: recovery only.
+func laterSynced(r io.ReaderAt, path string, bad, size int64, prev uint64) (int64, error) {
 	if size <= bad {
 		return 0, nil
 	}
@@ -124,7 +126,8 @@ func laterSynced(r io.ReaderAt, path string, bad, size int64) (int64, error) {
 		}
 		// The checksum vouches for the frame; the batch need not be decoded.
 		synced := binary.LittleEndian.Uint64(data[off+record.HeaderSize:])
-		if synced > uint64(bad)+uint64(off) {
+		seq := binary.LittleEndian.Uint64(data[off+record.HeaderSize+syncedFieldSize:])
+		if synced > uint64(bad)+uint64(off) || seq <= prev {
 			off++
 			continue
 		}

@@ -1,6 +1,7 @@
 package commitlog
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/logkv/logkv"
@@ -107,4 +108,43 @@ func TestSegmentRecordSize(t *testing.T) {
 	appendN(t, l, 2)
 	require.Equal(t, int64(segHeaderSize)+SegmentRecordSize(len(batch(t, 1)))+SegmentRecordSize(len(batch(t, 2))), l.Size())
 	require.Equal(t, int64(8+8+16+5), SegmentRecordSize(5))
+}
+
+// TestVouchingRecords builds a last segment by hand: record 1, then record 2
+// damaged, then one more intact frame whose synced field says record 2's
+// offset was synced. The frame vouches only if it can be a later record of
+// the segment (seq after 1); a stale frame is ignored and the tail cut.
+func TestVouchingRecords(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		seq     uint64 // of the third frame
+		synced  int64  // its synced field, relative to record 2's offset
+		corrupt bool
+	}{
+		{"later record vouches", 3, 1, true},
+		{"later record does not vouch", 3, 0, false},
+		{"stale frame", 1, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := appendSegmentHeader(nil)
+			data = record.Append(data, appendSegmentRecord(nil, segHeaderSize, Record{Seq: 1, Epoch: 1, Batch: batch(t, 1)}))
+			second := int64(len(data))
+			data = record.Append(data, appendSegmentRecord(nil, segHeaderSize, Record{Seq: 2, Epoch: 1, Batch: batch(t, 2)}))
+			data[second+20] ^= 1
+			data = record.Append(data, appendSegmentRecord(nil, uint64(second+tc.synced), Record{Seq: tc.seq, Epoch: 1, Batch: batch(t, tc.seq)}))
+			fs := vfs.NewMem()
+			require.NoError(t, fs.MkdirAll("log", 0o755))
+			writeFile(t, fs, "log/0000000000000001.log", data)
+			l, err := Open("log", &Options{FS: fs})
+			if tc.corrupt {
+				require.ErrorIs(t, err, logkv.ErrCorrupt)
+				require.Contains(t, err.Error(), "0000000000000001.log at offset "+strconv.FormatInt(second, 10)+":")
+				return
+			}
+			require.NoError(t, err)
+			defer l.Close()
+			require.Equal(t, uint64(1), l.LastSeq())
+			readRange(t, l, 1, 1)
+		})
+	}
 }
