@@ -113,6 +113,15 @@ type Config struct {
 	// and Sync mode is unaffected. Zero (the default) acknowledges after the
 	// fsync.
 	SyncInterval time.Duration
+	// FollowerSyncDelay is how long a follower waits, after records arrive,
+	// before it fsyncs its log (default 2ms; negative: no wait). Records are
+	// applied as they arrive either way; the wait only makes one fsync cover
+	// more frames, so that followers sharing a disk with their leader do not
+	// multiply its fsyncs (kvbench replicate-write: 0.61-0.67x of the
+	// unreplicated throughput without it, 0.84-0.99x with 5ms, on one loaded
+	// disk). It adds up to that much to the latency of Sync-mode writes,
+	// which wait for the followers' fsyncs.
+	FollowerSyncDelay time.Duration
 	// Compress zstd-compresses the leader's record and snapshot frames.
 	Compress bool
 	// MaxFrameBytes caps the records batched into one frame (default 1 MiB).
@@ -169,6 +178,9 @@ func (c *Config) fill() error {
 	}
 	if c.MaintainEvery == 0 {
 		c.MaintainEvery = time.Second
+	}
+	if c.FollowerSyncDelay == 0 {
+		c.FollowerSyncDelay = 2 * time.Millisecond
 	}
 	if c.MaxFrameBytes == 0 {
 		c.MaxFrameBytes = 1 << 20

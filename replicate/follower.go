@@ -396,7 +396,7 @@ func (f *follower) applyLoop(q *recordQueue, kick <-chan struct{}, syncKick chan
 }
 
 // syncLoop syncs the log and acks (written, durable and applied seqs)
-// whenever kicked, until done.
+// whenever kicked, FollowerSyncDelay after the kick, until done.
 func (f *follower) syncLoop(w *wire.Writer, kick, done <-chan struct{}) error {
 	n := f.n
 	for {
@@ -404,6 +404,16 @@ func (f *follower) syncLoop(w *wire.Writer, kick, done <-chan struct{}) error {
 		case <-kick:
 		case <-done:
 			return nil
+		}
+		if d := n.cfg.FollowerSyncDelay; d > 0 {
+			// Let more frames arrive, so that one fsync covers them.
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-done:
+				t.Stop()
+				return nil
+			}
 		}
 		if err := n.log.Sync(n.log.LastSeq()); err != nil {
 			return err

@@ -158,3 +158,39 @@ func TestRecordQueueBound(t *testing.T) {
 	q.close()
 	require.Error(t, <-pushed, "a closed queue fails a waiting push")
 }
+
+// TestFollowerSyncDelay: a follower waits FollowerSyncDelay before each
+// fsync, so one fsync covers every frame that arrives meanwhile: at most one
+// per delay, however many frames come, and everything still becomes durable.
+func TestFollowerSyncDelay(t *testing.T) {
+	const delay = 50 * time.Millisecond
+	var syncs atomic.Int64
+	inj := vfs.InjectorFunc(func(op vfs.Op) error {
+		if op.Kind == vfs.OpSync && strings.HasSuffix(op.Path, ".log") {
+			syncs.Add(1)
+		}
+		return nil
+	})
+	c := newCluster(t, nil)
+	a := c.start("a", "")
+	mem := vfs.NewMem()
+	c.fs["b"] = mem
+	b := c.start("b", "a", func(cfg *Config) {
+		cfg.FS = vfs.NewErrorFS(mem, inj)
+		cfg.FollowerSyncDelay = delay
+	})
+	requireConverged(t, a, b)
+	start, before := time.Now(), syncs.Load()
+	var last uint64
+	for i := range 300 { // one writer: about a frame per write
+		last = write(t, a, i, 1, 1)
+		if i%50 == 0 {
+			waitApplied(t, last, b) // frames keep coming while the follower waits
+		}
+	}
+	require.Eventually(t, func() bool { return b.log.DurableSeq() >= last }, 30*time.Second, time.Millisecond)
+	n, elapsed := syncs.Load()-before, time.Since(start)
+	t.Logf("%d follower fsyncs in %v for 300 writes", n, elapsed)
+	require.LessOrEqual(t, n, int64(elapsed/delay)+2, "at most one fsync per delay")
+	requireConverged(t, a, b)
+}
