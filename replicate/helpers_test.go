@@ -163,14 +163,15 @@ func requireConverged(t testing.TB, leader *Node, followers ...*Node) {
 
 func vfsDrop() vfs.CrashOptions { return vfs.CrashOptions{} }
 
-// leaderHearsAll waits until the leader has every follower's ack for its
-// last seq (a follower acks after it applies, so its own WaitApplied
-// returns first).
+// leaderHearsAll waits until the leader has every follower's ack, applied
+// and durable, for its last seq (a follower acks after it applies and syncs,
+// so its own WaitApplied returns first); only then does the leader's
+// retention let the log go.
 func leaderHearsAll(t testing.TB, leader *Node) {
 	last := leader.LastSeq()
 	require.Eventually(t, func() bool {
 		for _, s := range leader.Followers() {
-			if s.Applied < last {
+			if s.Applied < last || s.Durable < last {
 				return false
 			}
 		}

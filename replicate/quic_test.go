@@ -62,6 +62,7 @@ func TestQUICCluster(t *testing.T) {
 	require.Zero(t, b.Status().Resyncs)
 
 	// Wiped, with the leader's log trimmed: fully resynced.
+	leaderHearsAll(t, a)
 	require.NoError(t, a.Checkpoint())
 	require.NoError(t, a.Maintain())
 	require.Greater(t, a.Log().FirstSeq(), uint64(1))

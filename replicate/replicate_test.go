@@ -59,6 +59,7 @@ func TestWipedFollowerResyncs(t *testing.T) {
 	b := c.start("b", "a")
 	write(t, a, 0, 400, 4)
 	requireConverged(t, a, b)
+	leaderHearsAll(t, a)
 	// Trim the leader's log so that a wiped follower cannot catch up from
 	// seq 1.
 	require.NoError(t, a.Checkpoint())

@@ -37,7 +37,7 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 		return 0, err
 	}
 	n.pending = append(n.pending, pendingWrite{seq: seq, data: data})
-	n.progress.add(seq, int64(len(data)+commitlog.RecordHeaderSize+8))
+	n.progress.add(seq, commitlog.SegmentRecordSize(len(data)))
 	return seq, nil
 }
 
