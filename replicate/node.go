@@ -438,20 +438,32 @@ func (n *Node) Close() error {
 }
 
 // syncLoop is the background syncer of SyncInterval mode: it syncs the log
-// whenever Await has flushed new records, and at least every SyncInterval.
-// Writers never wait for it; concurrent writes pile up while it syncs and
-// share its next fsync. A failed sync fails the log, and with it every later
-// write.
+// when Await has flushed new records, at most every syncPace (so that a
+// busy leader spends a hundred fsyncs a second, not one per pipeline), and
+// at least every SyncInterval. Writers never wait for it. A failed sync
+// fails the log, and with it every later write.
 func (n *Node) syncLoop() {
 	t := time.NewTicker(n.cfg.SyncInterval)
 	defer t.Stop()
+	pace := min(syncPace, n.cfg.SyncInterval)
+	var lastSync time.Time
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.syncKick:
+			if wait := pace - time.Since(lastSync); wait > 0 {
+				w := time.NewTimer(wait)
+				select {
+				case <-n.ctx.Done():
+					w.Stop()
+					return
+				case <-w.C:
+				}
+			}
 		case <-t.C:
 		}
+		lastSync = time.Now()
 		last := n.log.LastSeq()
 		if last <= n.log.DurableSeq() {
 			continue
@@ -461,6 +473,11 @@ func (n *Node) syncLoop() {
 		}
 	}
 }
+
+// syncPace is the shortest time between two background syncs of
+// SyncInterval mode: followers, sent durable records only, see writes at
+// most about this much later.
+const syncPace = 10 * time.Millisecond
 
 func (n *Node) maintainLoop() {
 	t := time.NewTicker(n.cfg.MaintainEvery)
