@@ -635,7 +635,8 @@ func (db *DB) Close() error {
 	}
 	close(db.quit)
 	db.wg.Wait()
-	db.mergeMu.Lock() // wait out a DB.Merge in progress (it sees quit)
+	//lint:ignore SA2001 a barrier: waits out a DB.Merge in progress (it sees quit)
+	db.mergeMu.Lock()
 	db.mergeMu.Unlock()
 
 	db.writeMissingHints(true) // the files rotated out since the worker's last round

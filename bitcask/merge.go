@@ -154,13 +154,12 @@ type mergeOut struct {
 
 // move is a put record copied from an input to an output.
 type move struct {
-	key      string
-	from     uint32
-	fromOff  uint32
-	toOff    uint32
-	size     int64
-	tomb     bool
-	keyBytes int
+	key     string
+	from    uint32
+	fromOff uint32
+	toOff   uint32
+	size    int64
+	tomb    bool
 }
 
 func (db *DB) mergeLocked() (bool, error) {

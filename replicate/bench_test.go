@@ -21,7 +21,7 @@ var (
 	benchWriters      = flag.Int("repl.writers", 16, "concurrent writers in the replication benchmarks")
 	benchValue        = flag.Int("repl.value", 100, "value size in bytes")
 	benchRate         = flag.Int("repl.rate", 20000, "writes/s in BenchmarkReplicationLag")
-	benchSeconds      = flag.Duration("repl.duration", 5*time.Second, "duration of BenchmarkReplicationLag")
+	benchDuration     = flag.Duration("repl.duration", 5*time.Second, "duration of BenchmarkReplicationLag")
 	benchMemNet       = flag.Bool("repl.memnet", false, "use the in-memory transport instead of QUIC (to tell network cost from the rest)")
 	benchMemFS        = flag.Bool("repl.memfs", false, "keep the logs in memory (vfs.MemFS) instead of on disk")
 	benchFrame        = flag.Int("repl.frame", 1<<20, "MaxFrameBytes of the leader")
@@ -152,7 +152,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 		var hmu sync.Mutex
 		interval := time.Second / time.Duration(*benchRate)
 		value := make([]byte, *benchValue)
-		ctx, cancel := context.WithTimeout(context.Background(), *benchSeconds)
+		ctx, cancel := context.WithTimeout(context.Background(), *benchDuration)
 		var wg sync.WaitGroup
 		// Writers paced by a ticker shared through a channel.
 		tick := make(chan struct{}, 1024)
@@ -210,7 +210,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 		}
 		wg.Wait()
 		cancel()
-		b.ReportMetric(float64(written.Load())/benchSeconds.Seconds(), "writes/s")
+		b.ReportMetric(float64(written.Load())/benchDuration.Seconds(), "writes/s")
 		b.ReportMetric(float64(h.ValueAtQuantile(50))/1000, "p50-lag-ms")
 		b.ReportMetric(float64(h.ValueAtQuantile(99))/1000, "p99-lag-ms")
 		b.ReportMetric(float64(h.Max())/1000, "max-lag-ms")

@@ -19,19 +19,7 @@ import (
 // only once the background syncer has made it durable; a machine crash
 // before that sync loses it, and the node comes back consistent.
 func TestSyncIntervalAcksBeforeFsync(t *testing.T) {
-	var hold atomic.Bool
-	gate := make(chan struct{})
-	blocked := make(chan struct{}, 1)
-	inj := vfs.InjectorFunc(func(op vfs.Op) error {
-		if op.Kind == vfs.OpSync && strings.HasSuffix(op.Path, ".log") && hold.Load() {
-			select {
-			case blocked <- struct{}{}:
-			default:
-			}
-			<-gate
-		}
-		return nil
-	})
+	hold, blocked, release, inj := holdLogSyncs()
 	c := newCluster(t, nil)
 	mem := vfs.NewMem()
 	a := c.start("a", "", func(cfg *Config) {
@@ -55,8 +43,7 @@ func TestSyncIntervalAcksBeforeFsync(t *testing.T) {
 	require.Less(t, b.LastSeq(), seq, "followers get durable records only")
 
 	crashed := mem.CrashClone(vfs.CrashOptions{}) // the machine dies now
-	hold.Store(false)
-	close(gate)
+	release()
 	waitApplied(t, seq, b)
 	v, err = b.Engine().Get([]byte("early"))
 	require.NoError(t, err)
@@ -90,6 +77,26 @@ func TestSyncIntervalSyncsInTheBackground(t *testing.T) {
 	requireConverged(t, a, b)
 }
 
+// holdLogSyncs returns an injector that, once hold is set, blocks every
+// fsync of a commit-log segment until release; blocked receives a value when
+// one is held.
+func holdLogSyncs() (hold *atomic.Bool, blocked <-chan struct{}, release func(), inj vfs.Injector) {
+	hold = new(atomic.Bool)
+	gate := make(chan struct{})
+	b := make(chan struct{}, 1)
+	inj = vfs.InjectorFunc(func(op vfs.Op) error {
+		if op.Kind == vfs.OpSync && strings.HasSuffix(op.Path, ".log") && hold.Load() {
+			select {
+			case b <- struct{}{}:
+			default:
+			}
+			<-gate
+		}
+		return nil
+	})
+	return hold, b, func() { hold.Store(false); close(gate) }, inj
+}
+
 func batchOf(k, v string) *logkv.Batch {
 	var b logkv.Batch
 	b.Set([]byte(k), []byte(v))
@@ -101,19 +108,7 @@ func batchOf(k, v string) *logkv.Batch {
 // applied seq may run ahead of its durable one; a crash of the follower
 // before its fsync loses nothing the cluster cannot give back.
 func TestFollowerAppliesBeforeItsFsync(t *testing.T) {
-	var hold atomic.Bool
-	gate := make(chan struct{})
-	blocked := make(chan struct{}, 1)
-	inj := vfs.InjectorFunc(func(op vfs.Op) error {
-		if op.Kind == vfs.OpSync && strings.HasSuffix(op.Path, ".log") && hold.Load() {
-			select {
-			case blocked <- struct{}{}:
-			default:
-			}
-			<-gate
-		}
-		return nil
-	})
+	hold, blocked, release, inj := holdLogSyncs()
 	c := newCluster(t, nil)
 	a := c.start("a", "")
 	mem := vfs.NewMem()
@@ -128,12 +123,11 @@ func TestFollowerAppliesBeforeItsFsync(t *testing.T) {
 	require.Less(t, b.log.DurableSeq(), last)
 	crashed := mem.CrashClone(vfs.CrashOptions{}) // b's machine dies now
 
-	hold.Store(false)
-	close(gate)
+	release()
 	c.stop("b")
 	c.fs["b"] = crashed
 	b = c.start("b", "a")
-	last = write(t, a, 200, 100, 2)
+	write(t, a, 200, 100, 2)
 	requireConverged(t, a, b)
 }
 

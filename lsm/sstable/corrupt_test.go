@@ -25,18 +25,18 @@ func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, errors.New("negative offset")
 	}
 	if off >= int64(len(m.b)) {
-		return 0, fmtEOF
+		return 0, errShortRead
 	}
 	n := copy(p, m.b[off:])
 	if n < len(p) {
-		return n, fmtEOF
+		return n, errShortRead
 	}
 	return n, nil
 }
 
 func (m *memFile) Close() error { return nil }
 
-var fmtEOF = fmt.Errorf("short read: %w", io.EOF)
+var errShortRead = fmt.Errorf("short read: %w", io.EOF)
 
 // checkTable opens b as a table and reads all of it, checking that
 // whatever comes back is either an ErrCorrupt error or exactly the entries

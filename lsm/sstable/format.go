@@ -17,8 +17,6 @@ const (
 	formatVersion = 1
 	// magic ends every table.
 	magic = "LOGKVSST"
-	// maxHandleVarint bounds an encoded block handle: two uvarints.
-	maxHandleVarint = 2 * binary.MaxVarintLen64
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
