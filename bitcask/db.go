@@ -635,8 +635,8 @@ func (db *DB) Close() error {
 	}
 	close(db.quit)
 	db.wg.Wait()
-	//lint:ignore SA2001 a barrier: waits out a DB.Merge in progress (it sees quit)
-	db.mergeMu.Lock()
+	db.mergeMu.Lock() // wait out a DB.Merge in progress (it sees quit)
+	//lint:ignore SA2001 the lock is a barrier, there is nothing to guard
 	db.mergeMu.Unlock()
 
 	db.writeMissingHints(true) // the files rotated out since the worker's last round
