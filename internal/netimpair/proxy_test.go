@@ -403,7 +403,9 @@ func TestImpairClose(t *testing.T) {
 	require.Greater(t, runtime.NumGoroutine(), before)
 	// Close neither waits for the hour-long delay nor leaves goroutines.
 	require.NoError(t, p.Close())
-	require.LessOrEqual(t, runtime.NumGoroutine(), before)
+	// Close waited for the proxy's goroutines; others (the echo server's
+	// reply to this very packet, the runtime's) may still be winding down.
+	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before }, 10*time.Second, time.Millisecond)
 	require.ErrorIs(t, p.Close(), ErrClosed)
 	require.ErrorIs(t, p.Close(), net.ErrClosed)
 }
