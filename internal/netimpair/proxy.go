@@ -247,12 +247,7 @@ func (p *Proxy) serve() {
 	for {
 		n, from, err := p.ln.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			select {
-			case <-p.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if p.stopped(err) {
 				return
 			}
 			continue // a transient error on an unconnected socket
@@ -263,6 +258,17 @@ func (p *Proxy) serve() {
 		}
 		f.up.push(bytes.Clone(buf[:n]))
 	}
+}
+
+// stopped reports whether a read error means the proxy is closing (or its
+// socket closed), rather than a transient error to read past.
+func (p *Proxy) stopped(err error) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+	}
+	return errors.Is(err, net.ErrClosed)
 }
 
 // flow returns the flow for a client address, starting it on first sight;
@@ -305,12 +311,7 @@ func (p *Proxy) upstream(f *flow) {
 	for {
 		n, err := f.conn.Read(buf)
 		if err != nil {
-			select {
-			case <-p.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if p.stopped(err) {
 				return
 			}
 			// ECONNREFUSED and the like, reported once per ICMP error on
