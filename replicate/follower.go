@@ -208,11 +208,11 @@ func (f *follower) resync(r *wire.Reader, wl wire.Welcome) error {
 // records to the engine in order; a syncer goroutine syncs the log (one
 // fsync for all the frames appended meanwhile) and acks. Receive, apply and
 // fsync thus overlap, and a follower's applied seq never waits for its
-// fsync. The records are the leader's durable ones, so
-// applying them before the local fsync is safe: after a crash the engine may
-// be ahead of the local log, which recovery handles by restarting the log
-// after the engine (Node.recover). A frame that fails a check ends the
-// stream before anything in it is appended.
+// fsync. The records are the leader's durable ones, so applying them before
+// the local fsync is safe: after a crash the engine may be ahead of the
+// local log, which recovery handles by restarting the log after the engine
+// (Node.recover). A frame that fails a check ends the stream before anything
+// in it is appended.
 func (f *follower) receive(s transport.Stream, r *wire.Reader, w *wire.Writer) error {
 	n := f.n
 	if a, last := n.applied.Load(), n.log.LastSeq(); a < last {
