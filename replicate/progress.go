@@ -6,8 +6,10 @@ import (
 	"time"
 )
 
-// progress remembers, for recent writes, how many log bytes had been written
-// and when, so that a follower's lag can be told in bytes and seconds.
+// progress remembers, for recent groups of writes (one sample per group the
+// leader applies), how many log bytes had been written through the group's
+// last seq and when, so that a follower's lag can be told in bytes and
+// seconds.
 type progress struct {
 	mu      sync.Mutex
 	samples []sample // ring

@@ -4,7 +4,6 @@ import (
 	"bytes"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/replicate/commitlog"
 )
 
 // Submit appends b to the commit log on the leader and returns its seq
@@ -37,7 +36,6 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 		return 0, err
 	}
 	n.pending = append(n.pending, pendingWrite{seq: seq, data: data})
-	n.progress.add(seq, commitlog.SegmentRecordSize(len(data)))
 	return seq, nil
 }
 
