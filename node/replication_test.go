@@ -200,13 +200,27 @@ func TestStandaloneEverysec(t *testing.T) {
 	require.Equal(t, "everysec", dial(t, n, nil).ConfigGet(context.Background(), "appendfsync").Val()["appendfsync"])
 	ctx := context.Background()
 	c := dial(t, n, nil)
-	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range 500 {
-			p.Set(ctx, fmt.Sprintf("k%03d", i), i, 0)
+	walSyncs := func() float64 {
+		for _, m := range n.eng().Metrics().Detail {
+			if m.Name == "lsm_wal_syncs_total" {
+				return m.Value
+			}
 		}
-		return nil
-	})
-	require.NoError(t, err)
+		t.Fatal("lsm reports no lsm_wal_syncs_total")
+		return 0
+	}
+	before, start := walSyncs(), time.Now()
+	for p := range 20 { // 20 pipelines: with always, 20 fsyncs
+		_, err := c.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for i := range 25 {
+				pl.Set(ctx, fmt.Sprintf("k%03d", p*25+i), p*25+i, 0)
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	syncs := walSyncs() - before
+	require.LessOrEqual(t, syncs, time.Since(start).Seconds()+1, "the syncer's, once a second, not one per pipeline")
 	require.Equal(t, "499", c.Get(ctx, "k499").Val())
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
