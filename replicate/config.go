@@ -84,6 +84,19 @@ type Config struct {
 	// most lagging followers are marked for a full resync and the log is
 	// trimmed past them. 0 means 1 GiB.
 	RetentionBytes int64
+	// ResyncBacklogRatio and ResyncMinBacklog choose how a returning
+	// follower catches up. When the log it lacks is at least ResyncMinBacklog
+	// bytes (default 64 MiB) and at least ResyncBacklogRatio (default 0.5)
+	// times the leader's engine size (Metrics DiskBytes+MemBytes, an upper
+	// bound of its live data), it gets a full resync instead of the log: a
+	// snapshot arrives sorted and loads far faster than the same bytes of
+	// records applied one by one (lsm, kvbench replicate-catchup of 1 GiB on
+	// 2 cores: 107 MB/s against 30-48 MB/s), and a log full of overwrites
+	// may be many times the data. CockroachDB sends a Raft snapshot on the
+	// same reasoning. A negative ratio streams the log whenever it is still
+	// retained.
+	ResyncBacklogRatio float64
+	ResyncMinBacklog   int64
 	// Checkpoint makes the node write a checkpoint of the engine (needed for
 	// an engine that keeps nothing across a restart, such as memory) every
 	// CheckpointEvery of log growth, and restart from it. With Checkpoint
@@ -172,6 +185,12 @@ func (c *Config) fill() error {
 	}
 	if c.RetentionBytes == 0 {
 		c.RetentionBytes = 1 << 30
+	}
+	if c.ResyncBacklogRatio == 0 {
+		c.ResyncBacklogRatio = 0.5
+	}
+	if c.ResyncMinBacklog == 0 {
+		c.ResyncMinBacklog = 64 << 20
 	}
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = 256 << 20

@@ -170,7 +170,7 @@ func (l *leader) serve(s transport.Stream) {
 func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) (*commitlog.Reader, error) {
 	lg := l.n.log
 	fork := commitlog.ForkPoint(lg.History(), lg.DurableSeq(), h.History, h.LastSeq)
-	if !p.needResync.Load() && h.Applied <= fork {
+	if !p.needResync.Load() && h.Applied <= fork && !l.resyncIsCheaper(fork, log) {
 		rd, err := lg.NewReader(fork + 1)
 		if err == nil {
 			p.need.Store(fork + 1)
@@ -229,6 +229,26 @@ func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) 
 		return nil, err
 	}
 	return rd, nil
+}
+
+// resyncIsCheaper reports whether a full resync would catch the follower up
+// faster than the log after fork (see Config.ResyncBacklogRatio).
+func (l *leader) resyncIsCheaper(fork uint64, log *slog.Logger) bool {
+	cfg := &l.n.cfg
+	if cfg.ResyncBacklogRatio < 0 {
+		return false
+	}
+	backlog := l.n.log.SizeFrom(fork + 1)
+	if backlog < cfg.ResyncMinBacklog {
+		return false
+	}
+	m := l.n.Engine().Metrics()
+	data := m.DiskBytes + m.MemBytes
+	if float64(backlog) < cfg.ResyncBacklogRatio*float64(data) {
+		return false
+	}
+	log.Info("the follower's backlog is large against the data: a full resync is faster than the log", "backlog_bytes", backlog, "engine_bytes", data, "ratio", cfg.ResyncBacklogRatio)
+	return true
 }
 
 // send streams records from rd, batched into frames, with heartbeats when

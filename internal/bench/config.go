@@ -99,6 +99,10 @@ type Config struct {
 	// BacklogBytes is the key and value bytes replicate-catchup writes
 	// before its follower starts.
 	BacklogBytes int64
+	// CatchUp is how replicate-catchup's follower catches up: "auto" (the
+	// leader's choice, see replicate.Config.ResyncBacklogRatio) or "log"
+	// (stream the log, never resync by backlog size).
+	CatchUp string
 
 	// Plot, if set, is an .svg or .png file to draw throughput and latency in.
 	Plot string
@@ -126,6 +130,7 @@ func DefaultConfig() Config {
 		Followers:       2,
 		Rate:            20000,
 		BacklogBytes:    1 << 30,
+		CatchUp:         "auto",
 	}
 }
 
@@ -158,6 +163,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Followers, "followers", c.Followers, "replication: followers of replicate-write and replicate-lag")
 	fs.IntVar(&c.Rate, "rate", c.Rate, "replicate-lag: offered writes per second")
 	fs.Int64Var(&c.BacklogBytes, "backlog_bytes", c.BacklogBytes, "replicate-catchup: key+value bytes written before the follower starts")
+	fs.StringVar(&c.CatchUp, "catchup", c.CatchUp, "replicate-catchup: auto (the leader resyncs a backlog large against the data) or log (always stream the log)")
 	fs.StringVar(&c.Plot, "plot", c.Plot, "draw throughput and latency charts in this .svg or .png file")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", c.CPUProfile, "write a CPU profile of the run to this file")
 }
@@ -229,6 +235,8 @@ func (c *Config) Validate() error {
 		return bad("-followers %d: must be 1..16", c.Followers)
 	case c.Rate < 1 || c.Rate > 10_000_000:
 		return bad("-rate %d: must be 1..10000000", c.Rate)
+	case c.CatchUp != "auto" && c.CatchUp != "log":
+		return bad("-catchup %q: want auto or log", c.CatchUp)
 	case c.BacklogBytes < 1:
 		return bad("-backlog_bytes %d: must be positive", c.BacklogBytes)
 	case c.UseExisting && c.Dir == "":

@@ -60,18 +60,20 @@ type replCluster struct {
 	dir       string
 	ca        *transport.CA
 	retention int64
-	leader    *replicate.Node
-	followers []*replicate.Node
+	// resyncRatio is the followers' Config.ResyncBacklogRatio (0: default).
+	resyncRatio float64
+	leader      *replicate.Node
+	followers   []*replicate.Node
 }
 
 // newReplCluster opens a leader (listening on loopback when withListener)
-// under dir.
-func newReplCluster(engine, dir string, retention int64, withListener bool) (*replCluster, error) {
+// under dir, with resyncRatio as every node's ResyncBacklogRatio.
+func newReplCluster(engine, dir string, retention int64, withListener bool, resyncRatio float64) (*replCluster, error) {
 	ca, err := transport.NewCA("kvbench CA")
 	if err != nil {
 		return nil, err
 	}
-	c := &replCluster{engine: engine, dir: dir, ca: ca, retention: retention}
+	c := &replCluster{engine: engine, dir: dir, ca: ca, retention: retention, resyncRatio: resyncRatio}
 	cfg, err := c.config("leader")
 	if err != nil {
 		return nil, err
@@ -120,7 +122,8 @@ func (c *replCluster) config(id string) (replicate.Config, error) {
 		ID: id, Dir: filepath.Join(c.dir, id, "node"), OpenEngine: open,
 		Transport: tr, ListenAddr: "127.0.0.1:0", AckMode: replicate.Async,
 		Checkpoint: true, CheckpointEvery: 1 << 50, RetentionBytes: c.retention,
-		Logger: slog.New(slog.DiscardHandler),
+		ResyncBacklogRatio: c.resyncRatio,
+		Logger:             slog.New(slog.DiscardHandler),
 	}, nil
 }
 
@@ -253,7 +256,7 @@ func (s *session) replWrite(ctx context.Context, b *benchRun, dir string) ([]Res
 		if followers > 0 {
 			name = "replicate-write"
 		}
-		c, err := newReplCluster(s.engine, dir, 1<<50, followers > 0)
+		c, err := newReplCluster(s.engine, dir, 1<<50, followers > 0, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -374,7 +377,7 @@ func lagWriters(cfg *Config) int {
 // time since the leader acknowledged it.
 func (s *session) replLag(ctx context.Context, b *benchRun, dir string) (_ []Result, err error) {
 	cfg := s.cfg
-	c, err := newReplCluster(s.engine, dir, 1<<50, true)
+	c, err := newReplCluster(s.engine, dir, 1<<50, true, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -519,7 +522,11 @@ func (s *session) replLag(ctx context.Context, b *benchRun, dir string) (_ []Res
 // the leader's.
 func (s *session) replCatchUp(ctx context.Context, b *benchRun, dir string) (_ []Result, err error) {
 	cfg := s.cfg
-	c, err := newReplCluster(s.engine, dir, max(4<<30, 2*cfg.BacklogBytes), true)
+	ratio := 0.0 // the leader's choice
+	if cfg.CatchUp == "log" {
+		ratio = -1
+	}
+	c, err := newReplCluster(s.engine, dir, max(4<<30, 2*cfg.BacklogBytes), true, ratio)
 	if err != nil {
 		return nil, err
 	}

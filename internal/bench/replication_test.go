@@ -113,6 +113,7 @@ func TestReplicationConfig(t *testing.T) {
 		func(c *Config) { c.Followers = 0 },
 		func(c *Config) { c.Rate = 0 },
 		func(c *Config) { c.BacklogBytes = 0 },
+		func(c *Config) { c.CatchUp = "snapshot" },
 		func(c *Config) { c.Benchmarks = []string{"replicate-nope"} },
 	} {
 		c := replTestConfig("memory")
