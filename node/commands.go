@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/tidwall/redcon"
 )
 
 // command is one entry of the command table.
@@ -71,7 +72,12 @@ func init() {
 		commandList = append(commandList, c)
 		commandTable[c.name] = c
 	}
+	cmdSetEntry, cmdMSetEntry = commandTable["set"], commandTable["mset"]
 }
+
+// cmdSetEntry and cmdMSetEntry are the table's SET and MSET, whose plain
+// forms queue their writes (see pending.go).
+var cmdSetEntry, cmdMSetEntry *command
 
 // lookup finds a command by its case-insensitive name without allocating.
 func lookup(name []byte) *command {
@@ -118,16 +124,21 @@ func wrongArity(name string) string {
 // replyErr writes err as a Redis error, mapping the engine's errors to what a
 // user can act on.
 func (n *Node) replyErr(c *client, err error) {
+	n.replyErrTo(c.conn, err)
+	c.failed = true
+}
+
+// replyErrTo writes err to conn as replyErr does.
+func (n *Node) replyErrTo(conn redcon.Conn, err error) {
 	switch {
 	case errors.Is(err, logkv.ErrClosed):
-		c.conn.WriteError("ERR server is shutting down")
+		conn.WriteError("ERR server is shutting down")
 	case errors.Is(err, logkv.ErrCorrupt):
 		n.log.Error("corruption reading data", "err", err)
-		c.conn.WriteError("ERR " + err.Error())
+		conn.WriteError("ERR " + err.Error())
 	default:
-		c.conn.WriteError("ERR " + err.Error())
+		conn.WriteError("ERR " + err.Error())
 	}
-	c.failed = true
 }
 
 func (n *Node) checkKey(c *client, key []byte) bool {
@@ -204,7 +215,7 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 		return
 	}
 	if !nx && !xx && !get {
-		n.writeOK(c, [][]byte{key}, func() error { return n.backend.Set(key, value) })
+		n.queueWrite(c, cmdSetEntry, args[1:3])
 		return
 	}
 	unlock := n.locks.lock(key)
@@ -365,6 +376,10 @@ func cmdMSet(n *Node, c *client, args [][]byte) {
 	}
 	if err := b.Err(); err != nil {
 		n.replyErr(c, err)
+		return
+	}
+	if b.Size() <= pendingFlushBytes {
+		n.queueWrite(c, cmdMSetEntry, args[1:])
 		return
 	}
 	n.writeOK(c, keys, func() error { return n.backend.Apply(&b) })

@@ -30,6 +30,12 @@ func startNode(t *testing.T, edit func(*Config)) *Node {
 	}
 	n, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
+	serve(t, n)
+	return n
+}
+
+// serve runs n's Serve and shuts it down when the test ends.
+func serve(t *testing.T, n *Node) {
 	served := make(chan error, 1)
 	go func() { served <- n.Serve() }()
 	t.Cleanup(func() {
@@ -38,7 +44,6 @@ func startNode(t *testing.T, edit func(*Config)) *Node {
 		require.NoError(t, n.Shutdown(ctx))
 		require.NoError(t, <-served)
 	})
-	return n
 }
 
 func dial(t *testing.T, n *Node, edit func(*redis.Options)) *redis.Client {

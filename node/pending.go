@@ -1,0 +1,155 @@
+package node
+
+import (
+	"io"
+
+	"github.com/logkv/logkv"
+	"github.com/tidwall/redcon"
+)
+
+// A client's blind writes (SET key value, MSET) are not handed to the
+// backend one by one. They gather in the client's pendingWrites and go as
+// one batch, with one key-lock round, one commit-log record and one engine
+// apply, when the run ends: at the end of the pipeline, before any other
+// command, or once the batch reaches pendingFlushBytes. Their OK replies are
+// written then, in order, or each gets the batch's error. A batch commits
+// whole or not at all, so every write of a run shares one outcome, which is
+// what the client would have seen command by command: replies are sent only
+// after the pipeline's sync either way. Redis clients see no difference but
+// the speed: under redis-benchmark -P 16 the replicated leader spends its
+// per-record costs (submit, framing, apply, shipping) once per pipeline.
+//
+// Nothing can overtake a pending run: every command that is not itself a
+// blind write flushes it before it runs, and replyConn flushes it before any
+// reply is written, including a SET's own argument error.
+
+// pendingFlushBytes bounds a client's pending batch: past it the run is
+// flushed, so a long pipeline of writes is submitted in pieces of about this
+// size.
+const pendingFlushBytes = 1 << 20
+
+// pendingWrites is a client's run of blind writes not yet applied.
+type pendingWrites struct {
+	batch   logkv.Batch
+	stripes []int           // key-lock stripes of the batch's keys
+	cmds    []*commandStats // one per command whose OK reply is owed
+}
+
+// queueWrite adds the pairs of one blind write (key, value, key, value...)
+// to c's pending run; cmd owes an OK once the run is applied. The pairs are
+// checked already and form a valid batch on their own.
+func (n *Node) queueWrite(c *client, cmd *command, pairs [][]byte) {
+	p := &c.pend
+	size := 0
+	for _, a := range pairs {
+		size += len(a) + 5 // a length varint, and the kind byte per pair
+	}
+	if len(p.cmds) > 0 && p.batch.Size()+size > pendingFlushBytes {
+		n.flushWrites(c)
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		p.batch.Set(pairs[i], pairs[i+1])
+		p.stripes = append(p.stripes, n.locks.stripe(pairs[i]))
+	}
+	p.cmds = append(p.cmds, &n.metrics.cmds[cmd.id])
+	if p.batch.Size() >= pendingFlushBytes {
+		n.flushWrites(c)
+	}
+}
+
+// flushWrites applies c's pending run under its keys' locks and writes the
+// replies it owes.
+func (n *Node) flushWrites(c *client) {
+	p := &c.pend
+	if len(p.cmds) == 0 {
+		return
+	}
+	unlock := n.locks.lockStripes(p.stripes)
+	err := n.backend.Apply(&p.batch)
+	unlock()
+	for _, s := range p.cmds {
+		if err != nil {
+			n.replyErrTo(c.conn.Conn, err)
+			s.errors.Inc()
+		} else {
+			c.conn.Conn.WriteString("OK")
+		}
+	}
+	if err == nil {
+		c.dirty = true
+	}
+	clear(p.cmds)
+	p.cmds, p.stripes = p.cmds[:0], p.stripes[:0]
+	if p.batch.Size() > 2*pendingFlushBytes {
+		p.batch = logkv.Batch{} // one big MSET: do not keep its buffer
+	} else {
+		p.batch.Reset()
+	}
+}
+
+// queueable reports whether the command args would join a pending run: a
+// plain SET or an MSET, which write without reading. Anything else flushes
+// the run first.
+func queueable(cm *command, args [][]byte) bool {
+	switch {
+	case cm == nil:
+		return false
+	case cm.name == "set":
+		return len(args) == 3
+	case cm.name == "mset":
+		return len(args) >= 3 && len(args)%2 == 1
+	}
+	return false
+}
+
+// replyConn is the redcon connection a client's commands write to: it
+// flushes the client's pending writes before any other reply, so replies
+// always leave in command order.
+type replyConn struct {
+	redcon.Conn
+	n *Node
+	c *client
+}
+
+func (r *replyConn) flush() {
+	if len(r.c.pend.cmds) > 0 {
+		r.n.flushWrites(r.c)
+	}
+}
+
+// WriteError flushes pending writes, then writes msg as an error.
+func (r *replyConn) WriteError(msg string) { r.flush(); r.Conn.WriteError(msg) }
+
+// WriteString flushes pending writes, then writes a simple string.
+func (r *replyConn) WriteString(str string) { r.flush(); r.Conn.WriteString(str) }
+
+// WriteBulk flushes pending writes, then writes a bulk string.
+func (r *replyConn) WriteBulk(bulk []byte) { r.flush(); r.Conn.WriteBulk(bulk) }
+
+// WriteBulkString flushes pending writes, then writes a bulk string.
+func (r *replyConn) WriteBulkString(bulk string) { r.flush(); r.Conn.WriteBulkString(bulk) }
+
+// WriteInt flushes pending writes, then writes an integer.
+func (r *replyConn) WriteInt(num int) { r.flush(); r.Conn.WriteInt(num) }
+
+// WriteInt64 flushes pending writes, then writes an integer.
+func (r *replyConn) WriteInt64(num int64) { r.flush(); r.Conn.WriteInt64(num) }
+
+// WriteUint64 flushes pending writes, then writes an integer.
+func (r *replyConn) WriteUint64(num uint64) { r.flush(); r.Conn.WriteUint64(num) }
+
+// WriteArray flushes pending writes, then writes an array header.
+func (r *replyConn) WriteArray(count int) { r.flush(); r.Conn.WriteArray(count) }
+
+// WriteNull flushes pending writes, then writes a null.
+func (r *replyConn) WriteNull() { r.flush(); r.Conn.WriteNull() }
+
+// WriteRaw flushes pending writes, then writes data as is.
+func (r *replyConn) WriteRaw(data []byte) { r.flush(); r.Conn.WriteRaw(data) }
+
+// WriteAny flushes pending writes, then writes v.
+func (r *replyConn) WriteAny(v any) { r.flush(); r.Conn.WriteAny(v) }
+
+// WriteBulkFrom flushes pending writes, then writes a bulk string of n bytes
+// from rb.
+func (r *replyConn) WriteBulkFrom(n int64, rb io.Reader) { r.flush(); r.Conn.WriteBulkFrom(n, rb) }

@@ -1,0 +1,150 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/logkv/logkv"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// A pipeline's plain SETs and MSETs reach the engine as a few batches, not
+// one per command.
+func TestPipelinedWritesShareABatch(t *testing.T) {
+	n := startNode(t, nil)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	before := n.eng().Metrics().Writes
+	const sets = 200
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range sets {
+			p.Set(ctx, fmt.Sprintf("k%03d", i), i, 0)
+		}
+		p.MSet(ctx, "m1", "a", "m2", "b")
+		p.Set(ctx, "k000", "last", 0) // a later write of a key in the same batch wins
+		return nil
+	})
+	require.NoError(t, err)
+	require.Len(t, cmds, sets+2)
+	for _, cmd := range cmds {
+		require.Equal(t, "OK", cmd.(*redis.StatusCmd).Val())
+	}
+	batches := n.eng().Metrics().Writes - before
+	require.LessOrEqual(t, batches, uint64(10), "%d commands took %d engine batches", sets+2, batches)
+	require.Equal(t, "last", c.Get(ctx, "k000").Val())
+	require.Equal(t, "199", c.Get(ctx, "k199").Val())
+	require.Equal(t, []any{"a", "b"}, c.MGet(ctx, "m1", "m2").Val())
+	require.Equal(t, int64(sets+2), c.DBSize(ctx).Val())
+}
+
+// Replies leave in command order even when a queued run of writes is
+// interrupted by errors and by other commands.
+func TestPendingRepliesInOrder(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.Limits.MaxValueSize = 100 })
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	cmds, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "a", "1", 0)                        // 0 OK
+		p.Set(ctx, "", "x", 0)                         // 1 empty key
+		p.Set(ctx, "b", "2", 0)                        // 2 OK
+		p.Do(ctx, "mset", "c", "3", "d")               // 3 wrong arity
+		p.Get(ctx, "a")                                // 4 "1"
+		p.Set(ctx, "big", strings.Repeat("v", 101), 0) // 5 value too large
+		p.Set(ctx, "e", "5", 0)                        // 6 OK
+		p.Do(ctx, "nosuchcmd")                         // 7 unknown
+		p.Set(ctx, "f", "6", 0)                        // 8 OK
+		p.Incr(ctx, "counter")                         // 9 1
+		p.Set(ctx, "g", "7", 0)                        // 10 OK
+		return nil
+	})
+	require.Len(t, cmds, 11)
+	ok := func(i int) { require.Equal(t, "OK", cmds[i].(*redis.StatusCmd).Val(), "command %d", i) }
+	ok(0)
+	require.ErrorContains(t, cmds[1].Err(), "empty keys are not allowed")
+	ok(2)
+	require.ErrorContains(t, cmds[3].Err(), "wrong number of arguments for 'mset'")
+	require.Equal(t, "1", cmds[4].(*redis.StringCmd).Val())
+	require.ErrorContains(t, cmds[5].Err(), "value too large")
+	ok(6)
+	require.ErrorContains(t, cmds[7].Err(), "unknown command")
+	ok(8)
+	require.Equal(t, int64(1), cmds[9].(*redis.IntCmd).Val())
+	ok(10)
+	require.Equal(t, []any{"1", "2", nil, "5", "6", "7", nil}, c.MGet(ctx, "a", "b", "c", "e", "f", "g", "big").Val())
+}
+
+// A pipeline of writes larger than pendingFlushBytes goes to the backend in
+// pieces, and all of it arrives.
+func TestLongWritePipeline(t *testing.T) {
+	n := startNode(t, nil)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	before := n.eng().Metrics().Writes
+	val := strings.Repeat("x", 10<<10)
+	const sets = 300 // 3 MB
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range sets {
+			p.Set(ctx, fmt.Sprintf("k%03d", i), val, 0)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Greater(t, n.eng().Metrics().Writes-before, uint64(2), "flushed at about pendingFlushBytes")
+	require.Equal(t, int64(sets), c.DBSize(ctx).Val())
+}
+
+// failingBackend refuses writes while fail is set.
+type failingBackend struct {
+	backend
+	fail  atomic.Bool
+	calls atomic.Int64
+}
+
+var errInjected = errors.New("injected write failure")
+
+func (f *failingBackend) Apply(b *logkv.Batch) error {
+	f.calls.Add(1)
+	if f.fail.Load() {
+		return errInjected
+	}
+	return f.backend.Apply(b)
+}
+
+// When the backend refuses a queued run, every command of the run answers
+// with the error, in its place, and nothing of the run is written.
+func TestPendingRunFailsWhole(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.DataDir = "memory", t.TempDir()
+	cfg.Listen, cfg.Admin, cfg.Replication.Listen = "127.0.0.1:0", "off", "off"
+	n, err := New(cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	fb := &failingBackend{backend: n.backend}
+	n.backend = fb
+	serve(t, n)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	fb.fail.Store(true)
+	cmds, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "a", "1", 0)
+		p.MSet(ctx, "b", "2", "c", "3")
+		p.Ping(ctx)
+		p.Set(ctx, "d", "4", 0)
+		return nil
+	})
+	require.Len(t, cmds, 4)
+	for _, i := range []int{0, 1, 3} {
+		require.ErrorContains(t, cmds[i].Err(), errInjected.Error(), "command %d", i)
+	}
+	require.Equal(t, "PONG", cmds[2].(*redis.StatusCmd).Val())
+	require.Equal(t, int64(2), fb.calls.Load(), "one Apply per run: before PING, and at the end")
+	fb.fail.Store(false)
+	require.Zero(t, c.DBSize(ctx).Val())
+	require.NoError(t, c.Set(ctx, "a", "1", 0).Err())
+	require.Equal(t, "1", c.Get(ctx, "a").Val())
+}
