@@ -48,7 +48,7 @@ func (n *Node) Await(seq uint64) error {
 		return nil
 	}
 	if n.syncKick != nil && n.cfg.AckMode == Async {
-		if err := n.log.Flush(); err != nil {
+		if err := n.log.FlushTo(seq); err != nil {
 			return err
 		}
 		select {

@@ -72,13 +72,16 @@
 //
 // Append and AppendRecord frame a record into an in-memory buffer (written to
 // the file once 256 KiB have gathered) and return;
-// Flush writes the buffer to the segment file without syncing it (the records
-// then survive a crash of the process, not of the machine), and Sync flushes
-// and fsyncs, making every record up to a seq durable. Concurrent callers of
-// Sync share one fsync: the first to arrive syncs everything written so far,
-// and those that queued behind it find their record already durable. Readers
-// see only durable records, so a follower never holds a record its leader
-// could lose in a crash.
+// FlushTo(seq) writes the buffer to the segment file without syncing it (the
+// records then survive a crash of the process, not of the machine), and Sync
+// flushes and fsyncs, making every record up to a seq durable. Both group
+// their callers. Concurrent callers of Sync share one fsync: the first to
+// arrive syncs everything written so far, and those that queued behind it
+// find their record already durable. Likewise a FlushTo whose record an
+// earlier write covered returns without a system call, and the first of
+// those that queue writes everything buffered for the others (group flush);
+// Flush writes whatever is buffered. Readers see only durable records, so a
+// follower never holds a record its leader could lose in a crash.
 //
 // # Recovery
 //

@@ -67,6 +67,10 @@ type Log struct {
 	log     *slog.Logger
 
 	syncMu sync.Mutex // held by the one syncer at a time, and by TruncateAfter/Reset/Close
+	// flushMu is held by the one FlushTo caller that writes at a time, so
+	// that those queued behind it find their records written instead of
+	// contending for mu. Lock order: syncMu, flushMu, mu.
+	flushMu sync.Mutex
 
 	mu       sync.Mutex
 	segs     []*segment // oldest first; the last one is active
@@ -74,6 +78,7 @@ type Log struct {
 	retired  []vfs.File // sealed segments' files, closed by the next syncer
 	last     uint64
 	durable  uint64
+	flushed  uint64 // last record written to f (or an older file); wbuf holds (flushed, last]
 	history  []EpochStart
 	notify   chan struct{} // closed and replaced when readers should look again
 	closed   bool
@@ -84,6 +89,7 @@ type Log struct {
 	pbuf     []byte // payload being framed
 
 	durableSeq atomic.Uint64
+	flushedSeq atomic.Uint64 // flushed, for FlushTo's lock-free fast path
 }
 
 func segName(first uint64) string { return fmt.Sprintf("%016x.log", first) }
@@ -245,6 +251,7 @@ func (l *Log) recover() error {
 	l.last = act.last
 	l.durable = l.last
 	l.durableSeq.Store(l.last)
+	l.setFlushed(l.last)
 	// Entries past the next seq are left over from a truncation cut short.
 	for len(history) > 0 && history[len(history)-1].Seq > l.last+1 {
 		history, changed = history[:len(history)-1], true
@@ -460,12 +467,21 @@ func (l *Log) flushLocked() error {
 		l.err = fmt.Errorf("commitlog: write %s: %w", l.segs[len(l.segs)-1].path, err)
 		return l.err
 	}
+	l.setFlushed(l.last)
 	if cap(l.wbuf) > 4<<20 {
 		l.wbuf = nil // do not keep a huge batch's buffer
 	} else {
 		l.wbuf = l.wbuf[:0]
 	}
 	return nil
+}
+
+// setFlushed records that every record up to seq, and none after it, was
+// written to the operating system. l.mu is held (or the log is not yet
+// shared).
+func (l *Log) setFlushed(seq uint64) {
+	l.flushed = seq
+	l.flushedSeq.Store(seq)
 }
 
 // roll seals the active segment (syncing it) and starts a new one. l.mu is
@@ -503,12 +519,43 @@ func (l *Log) roll() error {
 // Flush writes every appended record to the operating system without
 // syncing it: after Flush, the records survive a crash of the process but
 // not of the machine, and are not durable (readers still wait for Sync).
-// Concurrent callers find the buffer already written and return at once.
+// It fails on a closed or failed log even when nothing is left to write;
+// FlushTo(seq) is the cheaper call for a writer that needs only its own
+// records written.
 func (l *Log) Flush() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
 		return err
+	}
+	return l.flushLocked()
+}
+
+// FlushTo writes every record up to seq to the operating system without
+// syncing it, as Flush does (group flush): a caller whose records are
+// already written returns at once, without a system call and without
+// locking; concurrent callers queue, the first writes everything appended so
+// far in one write, and those behind it find their records covered. A
+// closed or failed log fails FlushTo only for records not yet written, and
+// seq past LastSeq is an error.
+func (l *Log) FlushTo(seq uint64) error {
+	if l.flushedSeq.Load() >= seq {
+		return nil
+	}
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.flushedSeq.Load() >= seq {
+		return nil // written by the caller we queued behind
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if seq > l.last {
+		return fmt.Errorf("commitlog: flush to seq %d, but the last written is %d", seq, l.last)
 	}
 	return l.flushLocked()
 }
@@ -701,6 +748,10 @@ func (l *Log) TruncateAfter(seq uint64) error {
 	if err := l.flushLocked(); err != nil {
 		return err
 	}
+	// The records after seq are going, even if the truncation fails part
+	// way: FlushTo must not count them (or others given their seqs) as
+	// written.
+	l.setFlushed(seq)
 	// Remove whole segments from the newest down, so that a crash leaves a
 	// prefix of the log.
 	i := len(l.segs) - 1
@@ -813,6 +864,10 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 	}
 	l.closeFilesLocked()
 	l.wbuf = l.wbuf[:0] // the records it holds are being removed
+	// Every record is going, even if the reset fails part way: FlushTo must
+	// count none (a failed reset leaves the log failed, so nothing is
+	// appended after it).
+	l.setFlushed(min(l.flushed, next-1))
 	for i := len(l.segs) - 1; i >= 0; i-- {
 		if err := l.fs.Remove(l.segs[i].path); err != nil {
 			l.err = fmt.Errorf("commitlog: reset: %w", err)
@@ -838,6 +893,7 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 	l.history = slices.Clone(history)
 	l.last, l.durable = next-1, next-1
 	l.durableSeq.Store(next - 1)
+	l.setFlushed(next - 1)
 	l.gen++
 	l.wake()
 	return nil
