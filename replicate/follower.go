@@ -29,6 +29,7 @@ type follower struct {
 	leaderLast  atomic.Uint64
 	resyncs     atomic.Uint64
 	connects    atomic.Uint64
+	syncDelay   atomic.Int64 // time.Duration the syncer waits, as the leader asked
 }
 
 func newFollower(n *Node, addr string) *follower {
@@ -155,7 +156,12 @@ func (f *follower) follow(s transport.Stream) (streamed bool, err error) {
 		return false, err
 	}
 	f.setState(StateStreaming)
-	return true, f.receive(s, r, w)
+	delay := max(n.cfg.FollowerSyncDelay, 0)
+	if wl.HasSyncDelay {
+		delay = wl.SyncDelay
+	}
+	f.syncDelay.Store(int64(delay))
+	return true, f.receive(s, r, w, delay)
 }
 
 // resync replaces the engine with an empty one, loads the snapshot into it,
@@ -212,8 +218,9 @@ func (f *follower) resync(r *wire.Reader, wl wire.Welcome) error {
 // the local fsync is safe: after a crash the engine may be ahead of the
 // local log, which recovery handles by restarting the log after the engine
 // (Node.recover). A frame that fails a check ends the stream before anything
-// in it is appended.
-func (f *follower) receive(s transport.Stream, r *wire.Reader, w *wire.Writer) error {
+// in it is appended. The syncer waits syncDelay before each fsync (see
+// Config.FollowerSyncDelay).
+func (f *follower) receive(s transport.Stream, r *wire.Reader, w *wire.Writer, syncDelay time.Duration) error {
 	n := f.n
 	if a, last := n.applied.Load(), n.log.LastSeq(); a < last {
 		// Records an earlier stream appended but did not apply: from the log.
@@ -237,7 +244,7 @@ func (f *follower) receive(s transport.Stream, r *wire.Reader, w *wire.Writer) e
 		errs <- err
 	}
 	go run(func() error { return f.applyLoop(q, applyKick, syncKick, done) })
-	go run(func() error { return f.syncLoop(w, syncKick, done) })
+	go run(func() error { return f.syncLoop(w, syncDelay, syncKick, done) })
 	err := f.receiveLoop(r, q, applyKick)
 	close(done)
 	q.close()
@@ -396,8 +403,8 @@ func (f *follower) applyLoop(q *recordQueue, kick <-chan struct{}, syncKick chan
 }
 
 // syncLoop syncs the log and acks (written, durable and applied seqs)
-// whenever kicked, FollowerSyncDelay after the kick, until done.
-func (f *follower) syncLoop(w *wire.Writer, kick, done <-chan struct{}) error {
+// whenever kicked, delay after the kick, until done.
+func (f *follower) syncLoop(w *wire.Writer, delay time.Duration, kick, done <-chan struct{}) error {
 	n := f.n
 	for {
 		select {
@@ -405,7 +412,7 @@ func (f *follower) syncLoop(w *wire.Writer, kick, done <-chan struct{}) error {
 		case <-done:
 			return nil
 		}
-		if d := n.cfg.FollowerSyncDelay; d > 0 {
+		if d := delay; d > 0 {
 			// Let more frames arrive, so that one fsync covers them.
 			t := time.NewTimer(d)
 			select {

@@ -181,7 +181,7 @@ func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) 
 				log.Info("follower's log diverged; it cuts its tail", "fork", fork, "follower_last", h.LastSeq)
 			}
 			log.Info("follower catches up from the log", "from", fork+1)
-			if err := w.WriteFrame(wire.TypeWelcome, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeStream, ID: l.n.cfg.ID, Seq: fork, History: lg.History()})); err != nil {
+			if err := w.WriteFrame(wire.TypeWelcome, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeStream, ID: l.n.cfg.ID, Seq: fork, History: lg.History(), SyncDelay: l.followerSyncDelay(), HasSyncDelay: true})); err != nil {
 				rd.Close()
 				return nil, err
 			}
@@ -218,7 +218,7 @@ func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) 
 	p.written.Store(0)
 	p.resyncs.Add(1)
 	log.Info("follower gets a full resync", "snapshot_seq", seq, "follower_last", h.LastSeq, "follower_applied", h.Applied, "fork", fork)
-	err = w.WriteFrame(wire.TypeWelcome, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeResync, ID: l.n.cfg.ID, Seq: seq, History: l.n.historyUpTo(seq)}))
+	err = w.WriteFrame(wire.TypeWelcome, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeResync, ID: l.n.cfg.ID, Seq: seq, History: l.n.historyUpTo(seq), SyncDelay: l.followerSyncDelay(), HasSyncDelay: true}))
 	if err == nil {
 		var keys uint64
 		keys, err = writeSnapshot(w, snap)
@@ -229,6 +229,12 @@ func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) 
 		return nil, err
 	}
 	return rd, nil
+}
+
+// followerSyncDelay is the wait before each fsync this leader asks of its
+// followers (Config.FollowerSyncDelay; negative: none).
+func (l *leader) followerSyncDelay() time.Duration {
+	return min(max(l.n.cfg.FollowerSyncDelay, 0), wire.MaxSyncDelay)
 }
 
 // resyncIsCheaper reports whether a full resync would catch the follower up

@@ -79,6 +79,9 @@ type Status struct {
 	LeaderLast uint64
 	Resyncs    uint64
 	Connects   uint64
+	// SyncDelay is the wait before each fsync of the log, as the leader
+	// asked (see Config.FollowerSyncDelay).
+	SyncDelay time.Duration
 }
 
 // Status returns the node's view of itself.
@@ -100,6 +103,7 @@ func (n *Node) Status() Status {
 		s.LeaderLast = f.leaderLast.Load()
 		s.Resyncs = f.resyncs.Load()
 		s.Connects = f.connects.Load()
+		s.SyncDelay = time.Duration(f.syncDelay.Load())
 	}
 	return s
 }

@@ -3,6 +3,7 @@ package replicate
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/logkv/logkv"
 	"github.com/stretchr/testify/require"
@@ -60,6 +61,30 @@ func TestLargeBacklogResyncs(t *testing.T) {
 			// And it follows on from there.
 			write(t, a, 1000, 50, 1)
 			requireConverged(t, a, b)
+		})
+	}
+}
+
+// A follower waits before its fsyncs as long as its leader asks, whatever
+// its own configuration says: the leader knows whether writes wait on them.
+func TestLeaderSetsFollowerSyncDelay(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		leader func(*Config)
+		want   time.Duration
+	}{
+		{"async default", func(*Config) {}, 20 * time.Millisecond},
+		{"sync default", func(c *Config) { c.AckMode, c.Quorum = Sync, 1 }, 2 * time.Millisecond},
+		{"configured", func(c *Config) { c.FollowerSyncDelay = 7 * time.Millisecond }, 7 * time.Millisecond},
+		{"no wait", func(c *Config) { c.FollowerSyncDelay = -1 }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, nil)
+			a := c.start("a", "", tc.leader)
+			b := c.start("b", "a", func(c *Config) { c.FollowerSyncDelay = time.Second })
+			write(t, a, 0, 10, 1)
+			requireConverged(t, a, b)
+			require.Equal(t, tc.want, b.Status().SyncDelay)
 		})
 	}
 }

@@ -29,7 +29,8 @@
 //	Hello:    version u8 = 1 | id: uvarint len (<= MaxIDLen), bytes |
 //	          last seq u64 | applied seq u64 | history
 //	Welcome:  version u8 = 1 | mode u8 (1 stream, 2 resync) |
-//	          id: uvarint len, bytes | seq u64 | history
+//	          id: uvarint len, bytes | seq u64 | history |
+//	          [sync delay: uvarint microseconds (<= MaxSyncDelay)]
 //	Refuse:   reason: uvarint len (<= MaxReasonLen), bytes
 //	history:  count uvarint (<= commitlog.MaxHistory), count x (epoch u64, seq u64)
 //
@@ -42,6 +43,11 @@
 //	SnapshotEnd:   seq u64 | keys u64, the number of pairs sent
 //	Ack:           written u64 | durable u64 | applied u64   (follower to leader)
 //	Heartbeat:     leader last seq u64 | leader time, unix ns, int64
+//
+// Welcome's last field is optional: a leader sends the delay it wants its
+// followers to wait before each fsync (short when it waits on their fsyncs
+// for a quorum, longer when nothing waits on them); without it (and in a
+// checkpoint) the follower uses its own.
 //
 // A checkpoint file is the frames Checkpoint, SnapshotChunk..., SnapshotEnd,
 // where Checkpoint has the layout of Welcome (mode 2).

@@ -41,6 +41,7 @@ func FuzzReadFrame(f *testing.F) {
 func FuzzDecodeHandshake(f *testing.F) {
 	f.Add(AppendHello(nil, Hello{ID: "node", LastSeq: 9, Applied: 8, History: hist(1, 1, 2, 5)}))
 	f.Add(AppendWelcome(nil, Welcome{Mode: ModeStream, ID: "l", Seq: 4, History: hist(1, 1)}))
+	f.Add(AppendWelcome(nil, Welcome{Mode: ModeStream, ID: "l", Seq: 4, History: hist(1, 1), SyncDelay: 20e6, HasSyncDelay: true}))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		if h, err := DecodeHello(p); err == nil {

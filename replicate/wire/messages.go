@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate/commitlog"
@@ -42,7 +43,15 @@ type Welcome struct {
 	ID      string
 	Seq     uint64 // ModeStream: the fork point; ModeResync: the snapshot's seq
 	History []commitlog.EpochStart
+	// SyncDelay, when HasSyncDelay, is how long the follower waits after
+	// records arrive before it fsyncs them (the leader knows whether it
+	// waits on follower fsyncs); otherwise the follower uses its own.
+	SyncDelay    time.Duration
+	HasSyncDelay bool
 }
+
+// MaxSyncDelay bounds Welcome.SyncDelay.
+const MaxSyncDelay = 10 * time.Second
 
 // Ack reports a follower's progress.
 type Ack struct {
@@ -193,7 +202,11 @@ func AppendWelcome(dst []byte, w Welcome) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(w.ID)))
 	dst = append(dst, w.ID...)
 	dst = binary.LittleEndian.AppendUint64(dst, w.Seq)
-	return appendHistory(dst, w.History)
+	dst = appendHistory(dst, w.History)
+	if w.HasSyncDelay {
+		dst = binary.AppendUvarint(dst, uint64(w.SyncDelay/time.Microsecond))
+	}
+	return dst
 }
 
 // DecodeWelcome decodes a Welcome (or Checkpoint) payload.
@@ -209,6 +222,10 @@ func DecodeWelcome(p []byte) (Welcome, error) {
 	w.ID = string(d.bytes(MaxIDLen))
 	w.Seq = d.u64()
 	w.History = d.history()
+	if d.err == nil && d.off < len(d.b) {
+		w.SyncDelay = time.Duration(d.uvarint(uint64(MaxSyncDelay/time.Microsecond))) * time.Microsecond
+		w.HasSyncDelay = d.err == nil
+	}
 	return w, d.done()
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate/commitlog"
@@ -105,6 +106,12 @@ func TestMessagesRoundTrip(t *testing.T) {
 	gw, err := DecodeWelcome(AppendWelcome(nil, w))
 	require.NoError(t, err)
 	require.Equal(t, w, gw)
+	for _, d := range []time.Duration{0, 20 * time.Millisecond, MaxSyncDelay} {
+		w := Welcome{Mode: ModeStream, ID: "a", Seq: 7, History: hist(2, 1), SyncDelay: d, HasSyncDelay: true}
+		gw, err := DecodeWelcome(AppendWelcome(nil, w))
+		require.NoError(t, err)
+		require.Equal(t, w, gw)
+	}
 
 	reason, err := DecodeRefuse(AppendRefuse(nil, "no"))
 	require.NoError(t, err)
@@ -159,6 +166,11 @@ func TestMessagesReject(t *testing.T) {
 	require.ErrorIs(t, err, ErrProtocol, "version")
 	_, err = DecodeWelcome(AppendWelcome(nil, Welcome{Mode: 3}))
 	require.ErrorIs(t, err, ErrProtocol, "mode")
+	_, err = DecodeWelcome(AppendWelcome(nil, Welcome{Mode: ModeStream, SyncDelay: MaxSyncDelay + time.Microsecond, HasSyncDelay: true}))
+	require.ErrorIs(t, err, ErrProtocol, "sync delay over the limit")
+	p = AppendWelcome(nil, Welcome{Mode: ModeStream, SyncDelay: time.Second, HasSyncDelay: true})
+	_, err = DecodeWelcome(p[:len(p)-1])
+	require.ErrorIs(t, err, ErrProtocol, "truncated sync delay")
 	_, err = DecodeHello(AppendHello(nil, Hello{History: hist(2, 1, 1, 5)}))
 	require.ErrorIs(t, err, ErrProtocol, "history order")
 }
