@@ -2,6 +2,7 @@ package commitlog
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,18 +95,22 @@ func BenchmarkOpenDamagedTail(b *testing.B) {
 // another writer's covered the record, Flush writes whatever is buffered.
 // It reports the write system calls per operation. par is
 // b.SetParallelism's: writers per CPU (a Redis node serves many clients on
-// few cores).
+// few cores). With yield, a writer yields its CPU between Append and flush,
+// as a node's client goroutine does between a pipeline's Submits and its
+// Await: other writers' appends and flushes then come in between.
 func BenchmarkFlushTo(b *testing.B) {
 	for _, par := range []int{1, 16} {
-		for _, name := range []string{"FlushTo", "Flush"} {
-			b.Run(fmt.Sprintf("%s/par=%d", name, par), func(b *testing.B) {
-				benchFlush(b, name == "FlushTo", par)
-			})
+		for _, yield := range []bool{false, true} {
+			for _, name := range []string{"FlushTo", "Flush"} {
+				b.Run(fmt.Sprintf("%s/par=%d/yield=%v", name, par, yield), func(b *testing.B) {
+					benchFlush(b, name == "FlushTo", par, yield)
+				})
+			}
 		}
 	}
 }
 
-func benchFlush(b *testing.B, flushTo bool, par int) {
+func benchFlush(b *testing.B, flushTo bool, par int, yield bool) {
 	wc := newWriteCounter()
 	l, err := Open(b.TempDir(), &Options{FS: vfs.NewErrorFS(vfs.Default, wc)})
 	if err != nil {
@@ -125,6 +130,9 @@ func benchFlush(b *testing.B, flushTo bool, par int) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			seq, err := l.Append(data)
+			if yield {
+				runtime.Gosched()
+			}
 			if err == nil {
 				if flushTo {
 					err = l.FlushTo(seq)
