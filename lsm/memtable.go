@@ -1,6 +1,7 @@
 package lsm
 
 import (
+	"hash/maphash"
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
@@ -17,6 +18,7 @@ type memTable struct {
 	logNum uint64        // WAL segment of its writes (0 with DisableWAL)
 	maxSeq atomic.Uint64 // newest seq inserted
 	ikey   []byte        // scratch for building internal keys (writer only)
+	dups   dupFinder     // writer only
 }
 
 func newMemTable(size int64, logNum uint64) *memTable {
@@ -38,9 +40,9 @@ func (m *memTable) roomFor(size, count int) bool {
 // an earlier one: both would get the same internal key, so the earlier is
 // skipped. It returns the key and value bytes of b's operations.
 func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
-	var skip map[int]bool
+	var skip []bool
 	if b.Len() > 1 {
-		skip = duplicates(b)
+		skip = m.dups.find(b)
 	}
 	r := b.Reader()
 	n := 0
@@ -50,7 +52,7 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 			break
 		}
 		n += len(key) + len(value)
-		if skip[i] {
+		if skip != nil && skip[i] {
 			continue
 		}
 		k := base.KindSet
@@ -68,39 +70,77 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 	return n, nil
 }
 
-// duplicates returns the indexes of operations overridden by a later one on
-// the same key, or nil if there are none.
-func duplicates(b *logkv.Batch) map[int]bool {
-	r := b.Reader()
-	n := b.Len()
-	if n <= 8 {
-		var keys [8][]byte
-		var skip map[int]bool
-		for i := 0; i < n; i++ {
-			_, key, _, _ := r.Next()
-			keys[i] = key
-			for j := 0; j < i; j++ {
-				if string(keys[j]) == string(key) {
-					if skip == nil {
-						skip = map[int]bool{}
-					}
-					skip[j] = true
-				}
-			}
-		}
-		return skip
+// dupFinder finds the operations of a batch that a later operation on the
+// same key overrides. It keeps its tables between batches, so that the
+// commit path allocates nothing for it: a server that turns a client's
+// pipeline into one batch calls it on every commit. It belongs to the one
+// writer at a time of the memtable.
+type dupFinder struct {
+	seed  maphash.Seed
+	keys  [][]byte
+	slots []int32 // open addressing: index into keys + 1, 0 when empty
+	skip  []bool
+}
+
+// dupFinderKeep bounds the slots a dupFinder keeps for the next batch.
+const dupFinderKeep = 1 << 16
+
+// find returns, for each operation of b, whether a later operation has the
+// same key, or nil when no key repeats. The result is valid until the next
+// call.
+func (d *dupFinder) find(b *logkv.Batch) []bool {
+	if d.seed == (maphash.Seed{}) {
+		d.seed = maphash.MakeSeed()
 	}
-	last := make(map[string]int, n)
-	var skip map[int]bool
-	for i := 0; i < n; i++ {
-		_, key, _, _ := r.Next()
-		if j, ok := last[string(key)]; ok {
-			if skip == nil {
-				skip = map[int]bool{}
-			}
-			skip[j] = true
+	d.keys = d.keys[:0]
+	r := b.Reader()
+	for {
+		_, key, _, ok := r.Next()
+		if !ok {
+			break
 		}
-		last[string(key)] = i
+		d.keys = append(d.keys, key)
+	}
+	size := 16
+	for size < 2*len(d.keys) {
+		size *= 2
+	}
+	slots := d.slots
+	if cap(slots) < size {
+		slots = make([]int32, size)
+		if size <= dupFinderKeep {
+			d.slots = slots
+		}
+	} else {
+		slots = slots[:size]
+		clear(slots)
+	}
+	mask := uint64(size - 1)
+	var skip []bool
+	for i, key := range d.keys {
+		for j := maphash.Bytes(d.seed, key) & mask; ; j = (j + 1) & mask {
+			s := slots[j]
+			if s == 0 {
+				slots[j] = int32(i + 1)
+				break
+			}
+			if string(d.keys[s-1]) == string(key) {
+				if skip == nil {
+					if cap(d.skip) < len(d.keys) {
+						d.skip = make([]bool, len(d.keys))
+					}
+					skip = d.skip[:len(d.keys)]
+					clear(skip)
+				}
+				skip[s-1] = true
+				slots[j] = int32(i + 1)
+				break
+			}
+		}
+	}
+	clear(d.keys) // do not pin the batch's buffer
+	if len(d.keys) > dupFinderKeep {
+		d.keys, d.skip = nil, nil
 	}
 	return skip
 }
