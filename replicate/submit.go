@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"runtime"
 
 	"github.com/logkv/logkv"
 )
@@ -48,6 +49,11 @@ func (n *Node) Await(seq uint64) error {
 		return nil
 	}
 	if n.syncKick != nil && n.cfg.AckMode == Async {
+		// Let the writers that are ready to run append first, so that one
+		// write system call covers their records too (FlushTo returns at
+		// once for a record another writer's write covered): PostgreSQL's
+		// commit_delay, without the delay.
+		runtime.Gosched()
 		if err := n.log.FlushTo(seq); err != nil {
 			return err
 		}
