@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -244,18 +245,40 @@ func (n *nodeRunner) cycle(ctx context.Context, c int, kill time.Duration) (*ack
 			rng := rand.New(rand.NewPCG(n.cfg.Seed+uint64(c), uint64(wi)))
 			counter := map[int]int{}
 			owned := (keys - wi + w - 1) / w
+			// Odd writers send pipelines of up to 16 SETs of distinct
+			// keys, which kvnode applies as one batch; even ones send one
+			// SET at a time.
+			pipelined := wi%2 == 1
+			var batch []int
 			for wctx.Err() == nil {
-				i := wi + w*rng.IntN(owned)
-				k := keyName(i)
-				counter[i]++
-				v := version{c, counter[i]}
-				if err := n.client.Set(wctx, k, value(k, v), 0).Err(); err != nil {
-					// Unacknowledged: this write may or may not be there,
-					// so this key must not be written again this cycle
-					// (only one write per key may be in doubt).
+				batch = batch[:0]
+				size := 1
+				if pipelined {
+					size = 1 + rng.IntN(16)
+				}
+				for range size {
+					i := wi + w*rng.IntN(owned)
+					if !slices.Contains(batch, i) {
+						batch = append(batch, i)
+					}
+				}
+				_, err := n.client.Pipelined(wctx, func(p redis.Pipeliner) error {
+					for _, i := range batch {
+						k := keyName(i)
+						counter[i]++
+						p.Set(wctx, k, value(k, version{c, counter[i]}), 0)
+					}
+					return nil
+				})
+				if err != nil {
+					// Unacknowledged: these writes may or may not be
+					// there, so their keys must not be written again this
+					// cycle (only one write per key may be in doubt).
 					return
 				}
-				a.add(i, v.n)
+				for _, i := range batch {
+					a.add(i, counter[i])
+				}
 			}
 		})
 	}
