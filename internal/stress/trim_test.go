@@ -76,7 +76,9 @@ func trimRepro(t *testing.T, ctx context.Context, bin string) bool {
 		}
 	}
 	write(0, 640) // 64.0 MB: just under the 64 MiB segment size
-	write(640, 680)
+	// kvnode turns each pipeline into commit-log records of about 1 MB: the
+	// segment rolls at the first record after 67.1 MB.
+	write(640, 700)
 	n.kill() // just after the roll, before Maintain's next tick
 	segs := func() []string {
 		m, err := filepath.Glob(filepath.Join(data, "log", "log", "*.log"))
