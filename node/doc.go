@@ -10,6 +10,12 @@
 // pipeline is sent. A pipelined burst of N writes therefore costs one fsync,
 // not N.
 //
+// Blind writes (a plain SET key value, MSET) go further: a run of them in a
+// pipeline reaches the backend as one batch (one commit-log record, one
+// engine apply, one record shipped to followers), up to 1 MiB, at the end of
+// the pipeline or before any other command. Their replies are written then,
+// in command order, all OK or each the batch's error (see pending.go).
+//
 // # Atomicity
 //
 // Commands that read before they write (SET NX/XX/GET, INCR, DEL's count,

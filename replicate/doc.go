@@ -31,9 +31,12 @@
 // cap, one whose engine applied a deposed leader's records) the leader sends
 // a full resync: a consistent engine snapshot at seq S in chunks, which the
 // follower loads into a fresh engine (Config.OpenEngine(true)), restarting
-// its log at S+1. Records then stream in frames of up to MaxFrameBytes; the
-// follower appends them to its log, syncs, applies them and acks written,
-// durable and applied seqs. Each follower has its own sender goroutine that
+// its log at S+1. The leader also resyncs a follower whose backlog is large
+// against the data (Config.ResyncBacklogRatio): a sorted snapshot loads
+// faster than the same bytes of records. Records then stream in frames of up to MaxFrameBytes; the
+// follower appends them to its log, applies them, and syncs and acks
+// written, durable and applied seqs, waiting before each fsync as long as
+// the leader's Welcome asked (Config.FollowerSyncDelay). Each follower has its own sender goroutine that
 // reads the leader's log from disk, so a slow follower only holds back its
 // own stream (flow control is the transport's), never the leader's writes.
 //
