@@ -89,7 +89,25 @@ type Writer struct {
 	err          error
 	closed       bool
 	compressions [numCompressions]uint64 // blocks stored per compression
+
+	// Early abort (as ZFS does for incompressible data): after
+	// earlyAbortAfter blocks in a row that compression did not shrink, the
+	// next skip blocks are stored without trying; each probe that fails
+	// again doubles the skip, up to earlyAbortMaxSkip, and one that
+	// succeeds ends it. Random values then cost no compression work.
+	misses   int // blocks in a row compression did not shrink
+	skip     int // blocks left to store without trying
+	skipNext int // the skip after the next failed probe
+	probes   int // blocks compression was tried on (for tests)
 }
+
+// Early abort bounds: blocks of 4 KiB give 64 KiB stored raw after the first
+// four misses, up to 1 MiB between probes.
+const (
+	earlyAbortAfter   = 4
+	earlyAbortMinSkip = 16
+	earlyAbortMaxSkip = 256
+)
 
 // NewWriter returns a Writer that writes a table into f, which it owns
 // from now on (Close closes it). Keys are internal keys (lsm/internal/base)
@@ -185,9 +203,24 @@ func (w *Writer) flushData() error {
 // writeBlock compresses raw with c (unless that saves too little), appends
 // it with its trailer to the write buffer, and returns its handle.
 func (w *Writer) writeBlock(raw []byte, c Compression) (handle, error) {
-	out, typ := compress(c, w.compressed, raw)
-	if typ != None {
-		w.compressed = out[:0]
+	out, typ := raw, None
+	switch {
+	case c == None:
+	case w.skip > 0:
+		w.skip--
+	default:
+		w.probes++
+		out, typ = compress(c, w.compressed, raw)
+		if typ != None {
+			w.compressed = out[:0]
+			w.misses, w.skipNext = 0, 0
+			break
+		}
+		w.misses++
+		if w.misses >= earlyAbortAfter {
+			w.skipNext = min(max(2*w.skipNext, earlyAbortMinSkip), earlyAbortMaxSkip)
+			w.skip = w.skipNext
+		}
 	}
 	w.compressions[typ]++
 	h := handle{offset: w.off, length: uint64(len(out))}
