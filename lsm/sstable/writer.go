@@ -307,6 +307,9 @@ func (w *Writer) finish() error {
 		w.err = fmt.Errorf("sstable: index of %d bytes exceeds the %d-byte block limit: table too large", len(index), maxBlockSize)
 		return w.err
 	}
+	// The index holds separator keys, not values: compressing it is always
+	// worth a try, whatever the data blocks did.
+	w.skip = 0
 	if ft.index, err = w.writeBlock(index, w.o.Compression); err != nil {
 		return err
 	}
