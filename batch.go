@@ -166,7 +166,39 @@ func (b *Batch) SetRepr(data []byte) error {
 	if err != nil {
 		return err
 	}
-	b.data, b.count = data, count
+	// Clipped: an operation added later reallocates instead of writing into
+	// the caller's buffer past data.
+	b.data, b.count = data[:len(data):len(data)], count
+	return nil
+}
+
+// AppendRepr appends the operations of an encoded batch (validated as by
+// SetRepr) to b, after b's own: applying the result is applying b, then
+// data's batch, with a later operation on a key overriding an earlier one.
+// data is copied. An error wraps ErrCorrupt, or ErrBatchTooLarge when the
+// result would pass MaxBatchSize, and leaves b as it was.
+func (b *Batch) AppendRepr(data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	count, err := validateRepr(data)
+	if err != nil {
+		return err
+	}
+	if b.err != nil {
+		return b.err
+	}
+	if len(b.data) == 0 {
+		b.data = append(b.data[:0], data...)
+		b.count = count
+		return nil
+	}
+	if len(b.data)+len(data)-batchHeaderSize > MaxBatchSize {
+		return fmt.Errorf("%w: appending a %d-byte batch to a %d-byte one passes MaxBatchSize", ErrBatchTooLarge, len(data), len(b.data))
+	}
+	b.data = append(b.data, data[batchHeaderSize:]...)
+	b.count += count
+	binary.LittleEndian.PutUint32(b.data[1:5], b.count)
 	return nil
 }
 

@@ -163,3 +163,45 @@ func FuzzDecodeBatch(f *testing.F) {
 		require.True(t, bytes.Equal(d.Repr(), re.Repr()), "decode(encode(x)) != x")
 	})
 }
+
+func TestBatchAppendRepr(t *testing.T) {
+	var x, y logkv.Batch
+	x.Set([]byte("a"), []byte("1"))
+	x.Delete([]byte("b"))
+	y.Set([]byte("b"), []byte("2"))
+	y.Set([]byte("a"), []byte("3"))
+
+	var m logkv.Batch
+	require.NoError(t, m.AppendRepr(nil), "an empty encoding appends nothing")
+	require.True(t, m.Empty())
+	require.NoError(t, m.AppendRepr(x.Repr()))
+	require.NoError(t, m.AppendRepr(y.Repr()))
+	require.Equal(t, 4, m.Len())
+	require.Equal(t, []op{{logkv.KindSet, "a", "1"}, {logkv.KindDelete, "b", ""}, {logkv.KindSet, "b", "2"}, {logkv.KindSet, "a", "3"}}, readOps(&m))
+	d, err := logkv.DecodeBatch(bytes.Clone(m.Repr()))
+	require.NoError(t, err, "the result is a valid encoding")
+	require.Equal(t, readOps(&m), readOps(d))
+
+	before := bytes.Clone(m.Repr())
+	bad := bytes.Clone(x.Repr())
+	bad[5] = 9 // an unknown kind
+	require.ErrorIs(t, m.AppendRepr(bad), logkv.ErrCorrupt)
+	require.Equal(t, before, m.Repr(), "a bad encoding leaves the batch as it was")
+}
+
+// A batch decoded from a buffer and then added to never writes into that
+// buffer's spare capacity.
+func TestBatchSetReprDoesNotWriteCallerBuffer(t *testing.T) {
+	var x logkv.Batch
+	x.Set([]byte("a"), []byte("1"))
+	buf := make([]byte, len(x.Repr()), len(x.Repr())+64)
+	copy(buf, x.Repr())
+	tail := buf[len(buf):cap(buf)]
+	var b logkv.Batch
+	require.NoError(t, b.SetRepr(buf))
+	b.Set([]byte("zz"), []byte("overflow"))
+	require.NoError(t, b.AppendRepr(x.Repr()))
+	require.Equal(t, make([]byte, len(tail)), tail, "the caller's spare capacity is untouched")
+	require.Equal(t, x.Repr(), buf, "and so is the buffer")
+	require.Equal(t, 3, b.Len())
+}
