@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/logkv/logkv/replicate/transport"
 	"github.com/logkv/logkv/replicate/wire"
@@ -373,7 +372,7 @@ func (f *follower) receiveLoop(r *wire.Reader, q *recordQueue, kick chan<- struc
 // the log; the next stream applies them from there.
 func (f *follower) applyLoop(q *recordQueue, kick <-chan struct{}, syncKick chan<- struct{}, done <-chan struct{}) error {
 	n := f.n
-	var b logkv.Batch
+	m := merger{applied: func(seq uint64) { n.applied.Store(seq) }}
 	for {
 		select {
 		case <-kick:
@@ -385,13 +384,17 @@ func (f *follower) applyLoop(q *recordQueue, kick <-chan struct{}, syncKick chan
 		if len(recs) > 0 {
 			eng := n.Engine()
 			for _, rec := range recs {
-				if err := b.SetRepr(rec.Batch); err != nil {
-					return err
+				if m.full(len(rec.Batch)) {
+					if err := m.flush(eng); err != nil {
+						return n.fail(err)
+					}
 				}
-				if err := eng.Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
-					return n.fail(fmt.Errorf("replicate: apply seq %d: %w", rec.Seq, err))
+				if err := m.add(rec.Seq, rec.Batch); err != nil {
+					return err // the leader sent a bad batch: end the stream
 				}
-				n.applied.Store(rec.Seq)
+			}
+			if err := m.flush(eng); err != nil {
+				return n.fail(err)
 			}
 			n.notifyApplied()
 		}

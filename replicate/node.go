@@ -30,7 +30,10 @@ type Node struct {
 	leading bool // appends allowed; guarded by wmu
 	pending []pendingWrite
 	amu     sync.Mutex
-	applied atomic.Uint64
+	// merge and applying belong to the holder of amu.
+	merge    merger
+	applying []pendingWrite
+	applied  atomic.Uint64
 	// appliedCh is closed and replaced whenever applied advances.
 	appliedMu sync.Mutex
 	appliedCh chan struct{}
@@ -174,19 +177,25 @@ func (n *Node) replay(from uint64) error {
 	}
 	defer r.Close()
 	last := n.log.DurableSeq()
-	var b logkv.Batch
+	eng := n.Engine()
+	m := merger{applied: func(seq uint64) { n.applied.Store(seq) }}
 	for r.NextSeq() <= last {
 		rec, err := r.Next(context.Background()) // durable: never waits
 		if err != nil {
 			return fmt.Errorf("replicate: replay: %w", err)
 		}
-		if err := b.SetRepr(rec.Batch); err != nil {
+		if m.full(len(rec.Batch)) {
+			if err := m.flush(eng); err != nil {
+				return fmt.Errorf("replicate: replay: %w", err)
+			}
+		}
+		// The reader reuses its buffer: the merger copies the batch.
+		if err := m.add(rec.Seq, rec.Batch); err != nil {
 			return err
 		}
-		if err := n.Engine().Apply(&b, &logkv.WriteOptions{Seq: rec.Seq}); err != nil {
-			return fmt.Errorf("replicate: replay seq %d: %w", rec.Seq, err)
-		}
-		n.applied.Store(rec.Seq)
+	}
+	if err := m.flush(eng); err != nil {
+		return fmt.Errorf("replicate: replay: %w", err)
 	}
 	n.notifyApplied()
 	n.cfg.Logger.Info("replayed the log", "from", from, "to", last)
@@ -250,29 +259,39 @@ func (n *Node) applyThrough(seq uint64) error {
 	if p := n.failed.Load(); p != nil {
 		return *p
 	}
-	var b logkv.Batch
+	a := n.applied.Load()
+	if a >= seq {
+		return nil
+	}
+	n.wmu.Lock()
+	k := int(seq - a)
+	n.applying = append(n.applying[:0], n.pending[:k]...)
+	clear(n.pending[:k])
+	n.pending = n.pending[k:]
+	n.wmu.Unlock()
+	eng := n.Engine()
+	if n.merge.applied == nil {
+		n.merge.applied = func(seq uint64) { n.applied.Store(seq) }
+	}
 	var bytes int64
-	for n.applied.Load() < seq {
-		n.wmu.Lock()
-		w := n.pending[0]
-		n.pending[0] = pendingWrite{}
-		n.pending = n.pending[1:]
-		n.wmu.Unlock()
-		if err := b.SetRepr(w.data); err != nil {
+	for _, w := range n.applying {
+		if n.merge.full(len(w.data)) {
+			if err := n.merge.flush(eng); err != nil {
+				return n.fail(err)
+			}
+		}
+		if err := n.merge.add(w.seq, w.data); err != nil {
 			return n.fail(err)
 		}
-		eng := n.Engine()
-		if err := eng.Apply(&b, &logkv.WriteOptions{Seq: w.seq}); err != nil {
-			return n.fail(fmt.Errorf("replicate: apply seq %d: %w", w.seq, err))
-		}
-		n.applied.Store(w.seq)
 		bytes += commitlog.SegmentRecordSize(len(w.data))
 	}
-	if bytes > 0 {
-		// One lag sample per group applied, not one per write: a write's
-		// time is then known to within its group's commit.
-		n.progress.add(n.applied.Load(), bytes)
+	if err := n.merge.flush(eng); err != nil {
+		return n.fail(err)
 	}
+	clear(n.applying)
+	// One lag sample per group applied, not one per write: a write's time
+	// is then known to within its group's commit.
+	n.progress.add(n.applied.Load(), bytes)
 	n.notifyApplied()
 	return nil
 }
