@@ -91,12 +91,10 @@ func (n *Node) flushWrites(c *client) {
 // plain SET or an MSET, which write without reading. Anything else flushes
 // the run first.
 func queueable(cm *command, args [][]byte) bool {
-	switch {
-	case cm == nil:
-		return false
-	case cm.name == "set":
+	switch cm {
+	case cmdSetEntry:
 		return len(args) == 3
-	case cm.name == "mset":
+	case cmdMSetEntry:
 		return len(args) >= 3 && len(args)%2 == 1
 	}
 	return false
