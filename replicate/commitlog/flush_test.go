@@ -216,3 +216,24 @@ func TestFlushToFailedWrite(t *testing.T) {
 	require.ErrorIs(t, err, vfs.ErrInjected)
 	require.NoError(t, l.FlushTo(3), "records written before the failure stay written")
 }
+
+// TestFailedTruncateForgetsDurable: a TruncateAfter that fails part way
+// leaves the log failed, and Sync does not report the records it was
+// removing as durable.
+func TestFailedTruncateForgetsDurable(t *testing.T) {
+	tog := vfs.NewToggle(vfs.OpRemove)
+	mem := vfs.NewMem()
+	l := openMem(t, vfs.NewErrorFS(mem, tog), 4<<10)
+	defer l.Close()
+	require.NoError(t, l.BeginEpoch(1))
+	appendBatches(t, l, 200, 0)
+	require.NoError(t, l.Sync(200))
+	names, err := mem.List("log")
+	require.NoError(t, err)
+	require.Greater(t, len(names), 3, "several segments, so truncating removes files")
+
+	tog.On()
+	require.ErrorIs(t, l.TruncateAfter(10), vfs.ErrInjected)
+	require.LessOrEqual(t, l.DurableSeq(), uint64(10))
+	require.ErrorIs(t, l.Sync(200), vfs.ErrInjected, "not durable: the log failed while removing it")
+}

@@ -752,6 +752,11 @@ func (l *Log) TruncateAfter(seq uint64) error {
 	// way: FlushTo must not count them (or others given their seqs) as
 	// written.
 	l.setFlushed(seq)
+	// Nor may Sync's fast path count them durable.
+	if l.durable > seq {
+		l.durable = seq
+		l.durableSeq.Store(seq)
+	}
 	// Remove whole segments from the newest down, so that a crash leaves a
 	// prefix of the log.
 	i := len(l.segs) - 1
