@@ -365,21 +365,24 @@ func cmdMSet(n *Node, c *client, args [][]byte) {
 		c.fail(wrongArity("mset"))
 		return
 	}
-	var b logkv.Batch
-	keys := make([][]byte, 0, len(args)/2)
 	for i := 1; i < len(args); i += 2 {
 		if !n.checkKey(c, args[i]) || !n.checkValue(c, args[i+1]) {
 			return
 		}
+	}
+	if pairsSize(args[1:]) <= pendingFlushBytes {
+		// Far under MaxBatchSize: it joins the client's pending run.
+		n.queueWrite(c, cmdMSetEntry, args[1:])
+		return
+	}
+	var b logkv.Batch
+	keys := make([][]byte, 0, len(args)/2)
+	for i := 1; i < len(args); i += 2 {
 		b.Set(args[i], args[i+1])
 		keys = append(keys, args[i])
 	}
 	if err := b.Err(); err != nil {
 		n.replyErr(c, err)
-		return
-	}
-	if b.Size() <= pendingFlushBytes {
-		n.queueWrite(c, cmdMSetEntry, args[1:])
 		return
 	}
 	n.writeOK(c, keys, func() error { return n.backend.Apply(&b) })

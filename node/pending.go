@@ -40,11 +40,7 @@ type pendingWrites struct {
 // checked already and form a valid batch on their own.
 func (n *Node) queueWrite(c *client, cmd *command, pairs [][]byte) {
 	p := &c.pend
-	size := 0
-	for _, a := range pairs {
-		size += len(a) + 5 // a length varint, and the kind byte per pair
-	}
-	if len(p.cmds) > 0 && p.batch.Size()+size > pendingFlushBytes {
+	if len(p.cmds) > 0 && p.batch.Size()+pairsSize(pairs) > pendingFlushBytes {
 		n.flushWrites(c)
 	}
 	for i := 0; i < len(pairs); i += 2 {
@@ -55,6 +51,17 @@ func (n *Node) queueWrite(c *client, cmd *command, pairs [][]byte) {
 	if p.batch.Size() >= pendingFlushBytes {
 		n.flushWrites(c)
 	}
+}
+
+// pairsSize bounds the bytes pairs (key, value, key, value...) add to a
+// batch's encoding: each with a length varint of at most 5 bytes, and a
+// kind byte per pair.
+func pairsSize(pairs [][]byte) int {
+	size := 0
+	for _, a := range pairs {
+		size += len(a) + 5
+	}
+	return size
 }
 
 // flushWrites applies c's pending run under its keys' locks and writes the

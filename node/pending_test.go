@@ -97,6 +97,21 @@ func TestLongWritePipeline(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, n.eng().Metrics().Writes-before, uint64(2), "flushed at about pendingFlushBytes")
 	require.Equal(t, int64(sets), c.DBSize(ctx).Val())
+
+	// An MSET over pendingFlushBytes goes on its own, after the run before
+	// it, and its reply keeps its place.
+	big := strings.Repeat("b", 600<<10)
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "k000", "small", 0)
+		p.MSet(ctx, "m1", big, "m2", big, "k000", "after")
+		p.Get(ctx, "k000")
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, "OK", cmds[0].(*redis.StatusCmd).Val())
+	require.Equal(t, "OK", cmds[1].(*redis.StatusCmd).Val())
+	require.Equal(t, "after", cmds[2].(*redis.StringCmd).Val(), "the MSET came after the SET before it")
+	require.Equal(t, big, c.Get(ctx, "m2").Val())
 }
 
 // failingBackend refuses writes while fail is set.
