@@ -9,6 +9,7 @@ import (
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/replicate/transport"
+	"github.com/logkv/logkv/replicate/wire"
 )
 
 // Role is what a node does.
@@ -201,6 +202,9 @@ func (c *Config) fill() error {
 	}
 	if c.MaintainEvery == 0 {
 		c.MaintainEvery = time.Second
+	}
+	if c.FollowerSyncDelay > wire.MaxSyncDelay {
+		return fmt.Errorf("replicate: Config.FollowerSyncDelay %v is over the %v a leader can send its followers", c.FollowerSyncDelay, wire.MaxSyncDelay)
 	}
 	if c.FollowerSyncDelay == 0 {
 		c.FollowerSyncDelay = 2 * time.Millisecond

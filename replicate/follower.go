@@ -372,7 +372,7 @@ func (f *follower) receiveLoop(r *wire.Reader, q *recordQueue, kick chan<- struc
 // the log; the next stream applies them from there.
 func (f *follower) applyLoop(q *recordQueue, kick <-chan struct{}, syncKick chan<- struct{}, done <-chan struct{}) error {
 	n := f.n
-	m := merger{applied: func(seq uint64) { n.applied.Store(seq) }}
+	m := merger{applied: n.applied.Store}
 	for {
 		select {
 		case <-kick:
@@ -384,10 +384,8 @@ func (f *follower) applyLoop(q *recordQueue, kick <-chan struct{}, syncKick chan
 		if len(recs) > 0 {
 			eng := n.Engine()
 			for _, rec := range recs {
-				if m.full(len(rec.Batch)) {
-					if err := m.flush(eng); err != nil {
-						return n.fail(err)
-					}
+				if err := m.makeRoom(eng, len(rec.Batch)); err != nil {
+					return n.fail(err)
 				}
 				if err := m.add(rec.Seq, rec.Batch); err != nil {
 					return err // the leader sent a bad batch: end the stream

@@ -232,9 +232,10 @@ func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) 
 }
 
 // followerSyncDelay is the wait before each fsync this leader asks of its
-// followers (Config.FollowerSyncDelay; negative: none).
+// followers (Config.FollowerSyncDelay, at most wire.MaxSyncDelay; negative:
+// none).
 func (l *leader) followerSyncDelay() time.Duration {
-	return min(max(l.n.cfg.FollowerSyncDelay, 0), wire.MaxSyncDelay)
+	return max(l.n.cfg.FollowerSyncDelay, 0)
 }
 
 // resyncIsCheaper reports whether a full resync would catch the follower up

@@ -25,10 +25,13 @@ type merger struct {
 	applied func(seq uint64)
 }
 
-// full reports whether a record of n more bytes would take the batch past
-// mergeBytes: flush first.
-func (m *merger) full(n int) bool {
-	return m.last != 0 && m.b.Size()+n > mergeBytes
+// makeRoom applies what is queued if a record of n more bytes would take
+// the batch past mergeBytes. An error is the engine's.
+func (m *merger) makeRoom(eng logkv.Engine, n int) error {
+	if m.last != 0 && m.b.Size()+n > mergeBytes {
+		return m.flush(eng)
+	}
+	return nil
 }
 
 // add queues record seq, whose encoded batch is data. An error is the

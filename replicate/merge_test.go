@@ -59,9 +59,7 @@ func TestMergerMatchesOneByOne(t *testing.T) {
 		if rng.IntN(40) == 0 { // a group ends, as a frame or a commit does
 			require.NoError(t, m.flush(eng))
 		}
-		if m.full(len(data)) {
-			require.NoError(t, m.flush(eng))
-		}
+		require.NoError(t, m.makeRoom(eng, len(data)))
 		require.NoError(t, m.add(uint64(i+1), data))
 	}
 	require.NoError(t, m.flush(eng))

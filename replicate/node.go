@@ -78,6 +78,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: l, appliedCh: make(chan struct{})}
+	n.merge.applied = n.applied.Store
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.recover(); err != nil {
 		if n.eng != nil {
@@ -178,16 +179,14 @@ func (n *Node) replay(from uint64) error {
 	defer r.Close()
 	last := n.log.DurableSeq()
 	eng := n.Engine()
-	m := merger{applied: func(seq uint64) { n.applied.Store(seq) }}
+	m := merger{applied: n.applied.Store}
 	for r.NextSeq() <= last {
 		rec, err := r.Next(context.Background()) // durable: never waits
 		if err != nil {
 			return fmt.Errorf("replicate: replay: %w", err)
 		}
-		if m.full(len(rec.Batch)) {
-			if err := m.flush(eng); err != nil {
-				return fmt.Errorf("replicate: replay: %w", err)
-			}
+		if err := m.makeRoom(eng, len(rec.Batch)); err != nil {
+			return fmt.Errorf("replicate: replay: %w", err)
 		}
 		// The reader reuses its buffer: the merger copies the batch.
 		if err := m.add(rec.Seq, rec.Batch); err != nil {
@@ -270,15 +269,10 @@ func (n *Node) applyThrough(seq uint64) error {
 	n.pending = n.pending[k:]
 	n.wmu.Unlock()
 	eng := n.Engine()
-	if n.merge.applied == nil {
-		n.merge.applied = func(seq uint64) { n.applied.Store(seq) }
-	}
 	var bytes int64
 	for _, w := range n.applying {
-		if n.merge.full(len(w.data)) {
-			if err := n.merge.flush(eng); err != nil {
-				return n.fail(err)
-			}
+		if err := n.merge.makeRoom(eng, len(w.data)); err != nil {
+			return n.fail(err)
 		}
 		if err := n.merge.add(w.seq, w.data); err != nil {
 			return n.fail(err)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/replicate/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -87,4 +89,13 @@ func TestLeaderSetsFollowerSyncDelay(t *testing.T) {
 			require.Equal(t, tc.want, b.Status().SyncDelay)
 		})
 	}
+}
+
+func TestFollowerSyncDelayLimit(t *testing.T) {
+	c := newCluster(t, nil)
+	cfg := c.base("a")
+	cfg.FS, cfg.Role = vfs.NewMem(), Leader
+	cfg.FollowerSyncDelay = wire.MaxSyncDelay + time.Millisecond
+	_, err := Open(cfg)
+	require.ErrorContains(t, err, "FollowerSyncDelay")
 }
