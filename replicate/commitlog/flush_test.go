@@ -40,6 +40,17 @@ func (w *writeCounter) MaybeError(op vfs.Op) error {
 	return nil
 }
 
+// countedLog opens a log at epoch 1 on a MemFS whose segment writes a
+// writeCounter counts; the log is closed when the test ends.
+func countedLog(t *testing.T, segSize int64) (*Log, *vfs.MemFS, *writeCounter) {
+	mem := vfs.NewMem()
+	wc := newWriteCounter()
+	l := openMem(t, vfs.NewErrorFS(mem, wc), segSize)
+	t.Cleanup(func() { l.Close() })
+	require.NoError(t, l.BeginEpoch(1))
+	return l, mem, wc
+}
+
 // lastAfterProcessCrash returns the last seq a log opened on fs finds: what
 // a process crash would keep of a log still open on fs.
 func lastAfterProcessCrash(t *testing.T, fs vfs.FS) uint64 {
@@ -60,11 +71,7 @@ func appendBatches(t *testing.T, l *Log, n int, salt uint64) {
 // TestFlushToSkipsWritten: FlushTo writes what is buffered when its record is
 // not yet written, and makes no system call when it is.
 func TestFlushToSkipsWritten(t *testing.T) {
-	mem := vfs.NewMem()
-	wc := newWriteCounter()
-	l := openMem(t, vfs.NewErrorFS(mem, wc), 1<<20)
-	defer l.Close()
-	require.NoError(t, l.BeginEpoch(1))
+	l, mem, wc := countedLog(t, 1<<20)
 	appendBatches(t, l, 3, 0)
 	base := wc.n.Load()
 
@@ -99,11 +106,7 @@ func TestFlushToSkipsWritten(t *testing.T) {
 // TestFlushToConcurrent: writers appending and flushing at once lose
 // nothing, and each one's records are written when its FlushTo returns.
 func TestFlushToConcurrent(t *testing.T) {
-	mem := vfs.NewMem()
-	wc := newWriteCounter()
-	l := openMem(t, vfs.NewErrorFS(mem, wc), 1<<30)
-	defer l.Close()
-	require.NoError(t, l.BeginEpoch(1))
+	l, mem, wc := countedLog(t, 1<<30)
 	const writers, each = 8, 200
 	base := wc.n.Load()
 	var wg sync.WaitGroup
@@ -128,11 +131,7 @@ func TestFlushToConcurrent(t *testing.T) {
 // TestFlushToGroup: callers that queue behind a writer blocked in its write
 // find their records written by it, and make no write of their own.
 func TestFlushToGroup(t *testing.T) {
-	mem := vfs.NewMem()
-	wc := newWriteCounter()
-	l := openMem(t, vfs.NewErrorFS(mem, wc), 1<<20)
-	defer l.Close()
-	require.NoError(t, l.BeginEpoch(1))
+	l, mem, wc := countedLog(t, 1<<20)
 	const n = 16
 	appendBatches(t, l, n, 0)
 	base := wc.n.Load()
@@ -155,11 +154,7 @@ func TestFlushToGroup(t *testing.T) {
 // TestFlushToAfterTruncate: after TruncateAfter or Reset, the seqs of removed
 // records are reused by new ones, which FlushTo must write.
 func TestFlushToAfterTruncate(t *testing.T) {
-	mem := vfs.NewMem()
-	wc := newWriteCounter()
-	l := openMem(t, vfs.NewErrorFS(mem, wc), 1<<20)
-	defer l.Close()
-	require.NoError(t, l.BeginEpoch(1))
+	l, mem, wc := countedLog(t, 1<<20)
 	appendBatches(t, l, 10, 0)
 	require.NoError(t, l.FlushTo(10))
 
