@@ -17,10 +17,8 @@
 // model then continues from S. The memory engine is not durable, so it skips
 // reopens and crashes (restarting it would only test that it is empty).
 //
-// FuzzRESP feeds arbitrary bytes through the Redis protocol reader the node
-// uses (github.com/tidwall/redcon) and checks it never panics and never
-// returns more than it was given. The replication wire decoders have their
-// own targets in replicate/wire.
+// The node's Redis protocol parser has its own target (FuzzParseRequest in
+// node), as the replication wire decoders have theirs in replicate/wire.
 //
 // Run the seeds with go test ./fuzz/, or fuzz one target:
 //

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/tidwall/redcon"
 )
 
 // command is one entry of the command table.
@@ -24,7 +23,10 @@ type command struct {
 	write bool
 	// noAuth commands run before AUTH.
 	noAuth bool
-	run    func(n *Node, c *client, args [][]byte)
+	// slow commands may wait long (for followers, or a new leader): they
+	// run off the event loop (see server.go).
+	slow bool
+	run  func(n *Node, c *client, args [][]byte)
 	// id indexes the command's per-node metrics.
 	id int
 }
@@ -57,9 +59,9 @@ func init() {
 		{name: "dbsize", arity: 1, run: cmdDBSize},
 		{name: "info", arity: -1, run: cmdInfo},
 		{name: "role", arity: 1, run: cmdRole},
-		{name: "wait", arity: 3, run: cmdWait},
-		{name: "replicaof", arity: 3, run: cmdReplicaOf},
-		{name: "slaveof", arity: 3, run: cmdReplicaOf},
+		{name: "wait", arity: 3, slow: true, run: cmdWait},
+		{name: "replicaof", arity: 3, slow: true, run: cmdReplicaOf},
+		{name: "slaveof", arity: 3, slow: true, run: cmdReplicaOf},
 		{name: "auth", arity: -2, noAuth: true, run: cmdAuth},
 		{name: "select", arity: 2, run: cmdSelect},
 		{name: "config", arity: -2, run: cmdConfig},
@@ -124,21 +126,19 @@ func wrongArity(name string) string {
 // replyErr writes err as a Redis error, mapping the engine's errors to what a
 // user can act on.
 func (n *Node) replyErr(c *client, err error) {
-	n.replyErrTo(c.conn, err)
+	c.conn.WriteError(n.errReply(err))
 	c.failed = true
 }
 
-// replyErrTo writes err to conn as replyErr does.
-func (n *Node) replyErrTo(conn redcon.Conn, err error) {
+// errReply is the Redis error reply for err.
+func (n *Node) errReply(err error) string {
 	switch {
 	case errors.Is(err, logkv.ErrClosed):
-		conn.WriteError("ERR server is shutting down")
+		return "ERR server is shutting down"
 	case errors.Is(err, logkv.ErrCorrupt):
 		n.log.Error("corruption reading data", "err", err)
-		conn.WriteError("ERR " + err.Error())
-	default:
-		conn.WriteError("ERR " + err.Error())
 	}
+	return "ERR " + err.Error()
 }
 
 func (n *Node) checkKey(c *client, key []byte) bool {

@@ -44,6 +44,11 @@ type Config struct {
 	// unsynced WAL tail in memory) but a power loss may lose up to the last
 	// second of acknowledged writes, as with Redis.
 	AppendFsync string `yaml:"appendfsync"`
+	// EventLoops is how many event loops serve client connections (Redis'
+	// io-threads). 0, the default, means half the cores Go may use, at
+	// least one: the other half runs the engine's flushes and compactions,
+	// replication, and fsyncs.
+	EventLoops int `yaml:"event_loops"`
 	// Password, when set, must be given with AUTH before any other command.
 	Password string `yaml:"password"`
 	// Limits bound what one client can ask for.
@@ -233,6 +238,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AppendFsync != "always" && c.AppendFsync != "everysec" {
 		bad("appendfsync %q must be always (acknowledge after the fsync) or everysec (fsync in the background)", c.AppendFsync)
+	}
+	if c.EventLoops < 0 || c.EventLoops > maxEventLoops {
+		bad("event_loops %d must be 0 (half the cores) to %d", c.EventLoops, maxEventLoops)
 	}
 	checkAddr("listen", c.Listen, false)
 	checkAddr("admin", c.Admin, true)

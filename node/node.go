@@ -19,7 +19,7 @@ import (
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm"
-	"github.com/tidwall/redcon"
+	"github.com/panjf2000/gnet/v2"
 )
 
 // Node is a running logkv node.
@@ -32,7 +32,7 @@ type Node struct {
 	metrics *metrics
 	started time.Time
 
-	resp    *redcon.Server
+	loops   *gnet.Client // the client connections' event loops (server.go)
 	respLn  net.Listener
 	admin   *http.Server
 	adminLn net.Listener
@@ -40,12 +40,14 @@ type Node struct {
 	closing  atomic.Bool
 	clientID atomic.Int64
 	connsMu  sync.Mutex
-	conns    map[*clientConn]struct{}
-	connsWG  sync.WaitGroup
-	served   chan error
-	closed   chan struct{}
-	shutOnce sync.Once
-	shutErr  error
+	conns    map[*client]struct{}
+	// loopSyncs are the event loops' group syncs, under connsMu.
+	loopSyncs map[gnet.EventLoop]*loopSync
+	connsWG   sync.WaitGroup
+	served    chan error
+	closed    chan struct{}
+	shutOnce  sync.Once
+	shutErr   error
 
 	// testHookCommand, if set, runs as each command starts.
 	testHookCommand func(args [][]byte)
@@ -71,6 +73,10 @@ type backend interface {
 	// Sync makes every write submitted so far durable and readable (and, in
 	// sync replication, held by the quorum).
 	Sync() error
+	// Blocking reports whether Sync may wait for an fsync or for followers
+	// (and in sync replication, Apply too), so writes run off the event
+	// loops.
+	Blocking() bool
 	// Wait blocks until n followers hold every write made so far, or the
 	// timeout passes (0: forever), and returns how many do.
 	Wait(n int, timeout time.Duration) int
@@ -80,7 +86,7 @@ type backend interface {
 	// IsFollower reports whether writes are refused.
 	IsFollower() bool
 	// Role writes the ROLE reply.
-	Role(w redcon.Conn)
+	Role(w *replyConn)
 	// Info appends the INFO replication section's lines.
 	Info(add func(k string, v any))
 	// NotReady says why the node should not take traffic, or "".
@@ -102,7 +108,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, log: logger, started: time.Now(), conns: map[*clientConn]struct{}{},
+	n := &Node{cfg: cfg, log: logger, started: time.Now(), conns: map[*client]struct{}{}, loopSyncs: map[gnet.EventLoop]*loopSync{},
 		served: make(chan error, 2), closed: make(chan struct{})}
 	n.scans.init(4096)
 	if n.backend, err = n.newBackend(); err != nil {
@@ -114,7 +120,6 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		}
 	}()
 	n.metrics = newMetrics(n)
-	n.resp = redcon.NewServer(cfg.Listen, n.handle, n.accept, n.disconnected)
 	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	if n.respLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("node: listen %s (listen): %w", cfg.Listen, err)
@@ -124,6 +129,13 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 			n.respLn.Close()
 			return nil, fmt.Errorf("node: listen %s (admin): %w", cfg.Admin, err)
 		}
+	}
+	if err = n.startLoops(); err != nil {
+		n.respLn.Close()
+		if n.adminLn != nil {
+			n.adminLn.Close()
+		}
+		return nil, err
 	}
 	return n, nil
 }
@@ -212,7 +224,7 @@ func (n *Node) AdminAddr() string {
 // Serve serves clients until Shutdown, and returns nil after a clean
 // shutdown.
 func (n *Node) Serve() error {
-	go func() { n.served <- n.resp.Serve(&listener{Listener: n.respLn, n: n}) }()
+	go func() { n.served <- n.acceptLoop() }()
 	if n.adminLn != nil {
 		go func() {
 			if err := n.admin.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -240,24 +252,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutOnce.Do(func() {
 		n.closing.Store(true)
 		n.log.Info("kvnode shutting down")
-		// Closing the listener ends redcon's accept loop, which then closes
-		// every connection (our clientConn defers that for busy ones).
-		// redcon.Server.Close would race with Serve's start.
 		n.respLn.Close()
-		for _, c := range n.connList() {
-			c.Close() // idle ones close now, busy ones after their pipeline
-		}
-		drained := make(chan struct{})
-		go func() { n.connsWG.Wait(); close(drained) }()
-		select {
-		case <-drained:
-		case <-ctx.Done():
-			n.log.Warn("shutdown timed out; cutting busy connections")
-			for _, c := range n.connList() {
-				c.closeNow()
-			}
-			<-drained
-		}
+		n.closeClients(ctx)
+		n.loops.Stop()
 		if n.adminLn != nil {
 			n.admin.Shutdown(ctx)
 			n.adminLn.Close()
@@ -269,152 +266,6 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	})
 	<-n.closed
 	return n.shutErr
-}
-
-// connList returns the open client connections. Closing one takes connsMu,
-// so callers close them after this returns.
-func (n *Node) connList() []*clientConn {
-	n.connsMu.Lock()
-	defer n.connsMu.Unlock()
-	list := make([]*clientConn, 0, len(n.conns))
-	for c := range n.conns {
-		list = append(list, c)
-	}
-	return list
-}
-
-// client is one connection's state.
-type client struct {
-	conn   *replyConn
-	cc     *clientConn
-	id     int64
-	name   string
-	authed bool
-	// dirty: this pipeline wrote, so it syncs before its replies go out.
-	dirty  bool
-	failed bool
-	quit   bool
-	// pend is the run of blind writes not yet applied (see pending.go).
-	pend pendingWrites
-	// clock is when the last command of the current pipeline ended, by
-	// monotonic; 0 before its first.
-	clock time.Duration
-}
-
-// clockBase is the origin of monotonic.
-var clockBase = time.Now()
-
-// monotonic returns the time since clockBase: time.Since reads only the
-// monotonic clock, where time.Now reads the wall clock too.
-func monotonic() time.Duration { return time.Since(clockBase) }
-
-func (c *client) fail(msg string) {
-	c.conn.WriteError(msg)
-	c.failed = true
-}
-
-func (n *Node) accept(conn redcon.Conn) bool {
-	cc, _ := conn.NetConn().(*clientConn)
-	if cc == nil {
-		return false
-	}
-	n.connsMu.Lock()
-	over := len(n.conns) > n.cfg.Limits.MaxConnections
-	n.connsMu.Unlock()
-	if over || n.closing.Load() {
-		conn.WriteError(errTooManyConns)
-		n.metrics.rejected.Inc()
-		return false
-	}
-	c := &client{cc: cc, id: n.clientID.Add(1), authed: n.cfg.Password == ""}
-	c.conn = &replyConn{Conn: conn, n: n, c: c}
-	conn.SetContext(c)
-	n.metrics.connections.Inc()
-	return true
-}
-
-func (n *Node) disconnected(conn redcon.Conn, err error) {
-	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errRequestTooLarge) {
-		n.log.Debug("client connection ended", "remote", conn.RemoteAddr(), "err", err)
-	}
-}
-
-// handle runs one command. Replies are buffered by redcon and flushed after
-// the last command of the pipeline; if the pipeline wrote, the node syncs
-// before that, so no reply acknowledges a write that is not durable.
-func (n *Node) handle(conn redcon.Conn, cmd redcon.Command) {
-	c, _ := conn.Context().(*client)
-	if c == nil {
-		return
-	}
-	c.cc.commandStarted()
-	args := cmd.Args
-	if n.testHookCommand != nil {
-		n.testHookCommand(args)
-	}
-	cm := lookup(args[0])
-	if !queueable(cm, args) {
-		c.conn.flush()
-	}
-	switch {
-	case cm == nil:
-		n.metrics.unknown.Inc()
-		c.fail(unknownCommand(args))
-	case (cm.arity > 0 && len(args) != cm.arity) || (cm.arity < 0 && len(args) < -cm.arity):
-		n.metrics.cmds[cm.id].errors.Inc()
-		c.fail(wrongArity(cm.name))
-	case !c.authed && !cm.noAuth:
-		n.metrics.cmds[cm.id].errors.Inc()
-		c.fail(errNoAuth)
-	case cm.write && n.backend.IsFollower():
-		n.metrics.cmds[cm.id].errors.Inc()
-		c.fail(errReadOnly)
-	default:
-		if c.dirty && !cm.write && !n.backend.Visible() {
-			// Read your own writes: what this pipeline wrote must be
-			// readable before a read runs.
-			c.dirty = false
-			if err := n.backend.Sync(); err != nil {
-				n.syncFailed(c, err)
-				return
-			}
-		}
-		// Within a pipeline, a command starts when the one before it
-		// ended: one clock read per command instead of two.
-		start := c.clock
-		if start == 0 {
-			start = monotonic()
-		}
-		c.failed = false
-		cm.run(n, c, args)
-		c.clock = monotonic()
-		n.metrics.cmds[cm.id].observe(c.clock-start, c.failed)
-	}
-	last := c.quit || len(conn.PeekPipeline()) == 0
-	if last {
-		c.clock = 0 // the next command arrives after a wait for the client
-	}
-	if last {
-		c.conn.flush()
-	}
-	if c.dirty && last {
-		c.dirty = false
-		if err := n.backend.Sync(); err != nil {
-			n.syncFailed(c, err)
-			return
-		}
-	}
-	if c.quit {
-		// Close flushes the replies: after the sync above, never before.
-		conn.Close()
-	}
-}
-
-// syncFailed drops the connection: its buffered replies may claim success
-// for writes that are not durable, and must never reach the client.
-func (n *Node) syncFailed(c *client, err error) {
-	n.log.Error("sync failed; dropping the connection so no write is acknowledged", "err", err)
-	c.cc.closeNow()
 }
 
 // standalone is the backend of a node without replication.
@@ -454,6 +305,7 @@ func (s *standalone) Engine() logkv.Engine        { return s.engine }
 func (s *standalone) NotReady() string            { return "" }
 func (s *standalone) Set(key, value []byte) error { return s.engine.Set(key, value, nil) }
 func (s *standalone) Visible() bool               { return true }
+func (s *standalone) Blocking() bool              { return !s.everysec }
 func (s *standalone) Barrier() error              { return nil }
 func (s *standalone) Apply(b *logkv.Batch) error  { return s.engine.Apply(b, nil) }
 func (s *standalone) Sync() error {
@@ -478,7 +330,7 @@ func (s *standalone) ReplicaOf(host, port string) error {
 	}
 	return errors.New("this node runs without replication; start it with replication configured (-repl and -tls-dir) to follow a leader")
 }
-func (s *standalone) Role(w redcon.Conn) {
+func (s *standalone) Role(w *replyConn) {
 	w.WriteArray(3)
 	w.WriteBulkString("master")
 	w.WriteInt64(int64(s.engine.LastSeq()))

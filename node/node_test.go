@@ -19,18 +19,22 @@ import (
 // startNode starts a node on free ports and stops it when the test ends.
 func startNode(t *testing.T, edit func(*Config)) *Node {
 	t.Helper()
+	n := newNode(t, edit)
+	serve(t, n)
+	return n
+}
+
+// newNode makes a memory node on free ports that does not serve yet, so a
+// test can set hooks and backends first.
+func newNode(t *testing.T, edit func(*Config)) *Node {
+	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Engine = "memory"
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Admin = "127.0.0.1:0"
-	cfg.Replication.Listen = "off"
+	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin, cfg.Replication.Listen = "memory", t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "off"
 	if edit != nil {
 		edit(&cfg)
 	}
 	n, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	serve(t, n)
 	return n
 }
 
@@ -285,22 +289,14 @@ func TestLimits(t *testing.T) {
 
 func TestQuit(t *testing.T) {
 	n := startNode(t, nil)
-	raw, err := net.Dial("tcp", n.Addr())
-	require.NoError(t, err)
-	defer raw.Close()
-	fmt.Fprint(raw, "QUIT\r\nPING\r\n")
-	out, err := io.ReadAll(raw)
-	require.NoError(t, err)
-	require.Equal(t, "+OK\r\n", string(out), "QUIT answers OK and closes; nothing after it runs")
+	out := sendAll(t, n, "QUIT\r\nPING\r\n")
+	require.Equal(t, "+OK\r\n", out, "QUIT answers OK and closes; nothing after it runs")
 }
 
 // A write pipelined before QUIT is synced before QUIT's close flushes its
 // acknowledgement.
 func TestQuitSyncsPipelinedWrites(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin, cfg.Replication.Listen = "memory", t.TempDir(), "127.0.0.1:0", "off", "off"
-	n, err := New(cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
+	n := newNode(t, nil)
 	synced := make(chan struct{}, 1)
 	n.backend = &syncSpy{backend: n.backend, synced: synced} // before Serve: no race
 	served := make(chan error, 1)
@@ -309,13 +305,8 @@ func TestQuitSyncsPipelinedWrites(t *testing.T) {
 		require.NoError(t, n.Shutdown(context.Background()))
 		require.NoError(t, <-served)
 	}()
-	raw, err := net.Dial("tcp", n.Addr())
-	require.NoError(t, err)
-	defer raw.Close()
-	fmt.Fprint(raw, "SET k v\r\nQUIT\r\n")
-	out, err := io.ReadAll(raw)
-	require.NoError(t, err)
-	require.Equal(t, "+OK\r\n+OK\r\n", string(out))
+	out := sendAll(t, n, "SET k v\r\nQUIT\r\n")
+	require.Equal(t, "+OK\r\n+OK\r\n", out)
 	select {
 	case <-synced:
 	default:
@@ -362,10 +353,7 @@ func TestAdminEndpoints(t *testing.T) {
 
 // Shutdown lets a connection's in-flight pipeline finish and get its replies.
 func TestShutdownFinishesPipeline(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin, cfg.Replication.Listen = "memory", t.TempDir(), "127.0.0.1:0", "off", "off"
-	n, err := New(cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
+	n := newNode(t, nil)
 	inSet := make(chan struct{})
 	n.testHookCommand = func(args [][]byte) {
 		if strings.EqualFold(string(args[0]), "set") {

@@ -1,8 +1,6 @@
 package node
 
 import (
-	"io"
-
 	"github.com/logkv/logkv"
 	"github.com/tidwall/redcon"
 )
@@ -74,12 +72,13 @@ func (n *Node) flushWrites(c *client) {
 	unlock := n.locks.lockStripes(p.stripes)
 	err := n.backend.Apply(&p.batch)
 	unlock()
+	w := c.conn
 	for _, s := range p.cmds {
 		if err != nil {
-			n.replyErrTo(c.conn.Conn, err)
+			w.out = redcon.AppendError(w.out, n.errReply(err))
 			s.errors.Inc()
 		} else {
-			c.conn.Conn.WriteString("OK")
+			w.out = redcon.AppendOK(w.out)
 		}
 	}
 	if err == nil {
@@ -107,13 +106,13 @@ func queueable(cm *command, args [][]byte) bool {
 	return false
 }
 
-// replyConn is the redcon connection a client's commands write to: it
-// flushes the client's pending writes before any other reply, so replies
-// always leave in command order.
+// replyConn is where a client's replies gather until the loop writes them
+// (server.go). Every reply first applies the client's pending writes, whose
+// OKs it must follow, so replies always leave in command order.
 type replyConn struct {
-	redcon.Conn
-	n *Node
-	c *client
+	out []byte
+	n   *Node
+	c   *client
 }
 
 func (r *replyConn) flush() {
@@ -122,39 +121,29 @@ func (r *replyConn) flush() {
 	}
 }
 
-// WriteError flushes pending writes, then writes msg as an error.
-func (r *replyConn) WriteError(msg string) { r.flush(); r.Conn.WriteError(msg) }
+// WriteError writes msg as an error.
+func (r *replyConn) WriteError(msg string) { r.flush(); r.out = redcon.AppendError(r.out, msg) }
 
-// WriteString flushes pending writes, then writes a simple string.
-func (r *replyConn) WriteString(str string) { r.flush(); r.Conn.WriteString(str) }
+// WriteString writes a simple string.
+func (r *replyConn) WriteString(str string) { r.flush(); r.out = redcon.AppendString(r.out, str) }
 
-// WriteBulk flushes pending writes, then writes a bulk string.
-func (r *replyConn) WriteBulk(bulk []byte) { r.flush(); r.Conn.WriteBulk(bulk) }
+// WriteBulk writes a bulk string.
+func (r *replyConn) WriteBulk(bulk []byte) { r.flush(); r.out = redcon.AppendBulk(r.out, bulk) }
 
-// WriteBulkString flushes pending writes, then writes a bulk string.
-func (r *replyConn) WriteBulkString(bulk string) { r.flush(); r.Conn.WriteBulkString(bulk) }
+// WriteBulkString writes a bulk string.
+func (r *replyConn) WriteBulkString(bulk string) {
+	r.flush()
+	r.out = redcon.AppendBulkString(r.out, bulk)
+}
 
-// WriteInt flushes pending writes, then writes an integer.
-func (r *replyConn) WriteInt(num int) { r.flush(); r.Conn.WriteInt(num) }
+// WriteInt writes an integer.
+func (r *replyConn) WriteInt(num int) { r.WriteInt64(int64(num)) }
 
-// WriteInt64 flushes pending writes, then writes an integer.
-func (r *replyConn) WriteInt64(num int64) { r.flush(); r.Conn.WriteInt64(num) }
+// WriteInt64 writes an integer.
+func (r *replyConn) WriteInt64(num int64) { r.flush(); r.out = redcon.AppendInt(r.out, num) }
 
-// WriteUint64 flushes pending writes, then writes an integer.
-func (r *replyConn) WriteUint64(num uint64) { r.flush(); r.Conn.WriteUint64(num) }
+// WriteArray writes an array header.
+func (r *replyConn) WriteArray(count int) { r.flush(); r.out = redcon.AppendArray(r.out, count) }
 
-// WriteArray flushes pending writes, then writes an array header.
-func (r *replyConn) WriteArray(count int) { r.flush(); r.Conn.WriteArray(count) }
-
-// WriteNull flushes pending writes, then writes a null.
-func (r *replyConn) WriteNull() { r.flush(); r.Conn.WriteNull() }
-
-// WriteRaw flushes pending writes, then writes data as is.
-func (r *replyConn) WriteRaw(data []byte) { r.flush(); r.Conn.WriteRaw(data) }
-
-// WriteAny flushes pending writes, then writes v.
-func (r *replyConn) WriteAny(v any) { r.flush(); r.Conn.WriteAny(v) }
-
-// WriteBulkFrom flushes pending writes, then writes a bulk string of n bytes
-// from rb.
-func (r *replyConn) WriteBulkFrom(n int64, rb io.Reader) { r.flush(); r.Conn.WriteBulkFrom(n, rb) }
+// WriteNull writes a null.
+func (r *replyConn) WriteNull() { r.flush(); r.out = redcon.AppendNull(r.out) }

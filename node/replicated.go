@@ -15,7 +15,6 @@ import (
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate"
 	"github.com/logkv/logkv/replicate/transport"
-	"github.com/tidwall/redcon"
 )
 
 // replicated reports whether the node runs behind the replicated commit log:
@@ -77,7 +76,8 @@ func (n *Node) openReplicated() (backend, error) {
 		return nil, fmt.Errorf("node: replication: %w", err)
 	}
 	n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
-	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
+	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, blocking: rc.AckMode == replicate.Sync || rc.SyncInterval == 0,
+		leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
 }
 
 // engineSyncEvery is the log growth between engine syncs: for lsm, whose
@@ -101,6 +101,7 @@ func engineSyncEvery(engine string) int64 {
 type replicatedBackend struct {
 	r           *replicate.Node
 	sync        bool
+	blocking    bool // sync mode, or an fsync per pipeline
 	maxReadyLag uint64
 	submitted   atomic.Uint64 // highest seq submitted and not known awaited
 
@@ -143,6 +144,7 @@ func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
 }
 
 func (b *replicatedBackend) Visible() bool  { return b.sync }
+func (b *replicatedBackend) Blocking() bool { return b.blocking }
 func (b *replicatedBackend) Barrier() error { return b.Sync() }
 
 // Sync waits for every write submitted so far: durable, applied, and (in
@@ -194,7 +196,7 @@ func (b *replicatedBackend) ReplicaOf(host, port string) error {
 	return nil
 }
 
-func (b *replicatedBackend) Role(w redcon.Conn) {
+func (b *replicatedBackend) Role(w *replyConn) {
 	st := b.r.Status()
 	if st.Role == replicate.Leader {
 		fs := b.r.Followers()

@@ -1,0 +1,192 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tidwall/redcon"
+)
+
+var testLimits = parseLimits{maxArgs: 8, maxBulk: 100}
+
+// parseAll parses every complete request of stream.
+func parseAll(t *testing.T, stream []byte, lim parseLimits) (reqs [][]string, rest int) {
+	var args [][]byte
+	off := 0
+	for {
+		var size int
+		var err error
+		args, size, _, err = parseRequest(stream[off:], args, lim)
+		require.NoError(t, err)
+		if size == 0 {
+			return reqs, len(stream) - off
+		}
+		off += size
+		if len(args) > 0 {
+			var req []string
+			for _, a := range args {
+				req = append(req, string(a))
+			}
+			reqs = append(reqs, req)
+		}
+	}
+}
+
+// Legitimate traffic parses to its requests, and any prefix of it parses to
+// the requests wholly inside the prefix, with need past its end.
+func TestParseRequestStreams(t *testing.T) {
+	var w []byte
+	w = redcon.AppendArray(w, 3)
+	w = redcon.AppendBulkString(w, "SET")
+	w = redcon.AppendBulkString(w, "key")
+	w = redcon.AppendBulkString(w, strings.Repeat("v", 100))
+	w = redcon.AppendArray(w, 1)
+	w = redcon.AppendBulkString(w, "PING")
+	w = redcon.AppendArray(w, 2)
+	w = redcon.AppendBulkString(w, "GET")
+	w = redcon.AppendBulkString(w, "") // empty bulk
+	stream := string(w) + "PING\r\n  ECHO \t hi\n" + "*0\r\n*-1\r\n" + "\r\n"
+	want := [][]string{{"SET", "key", strings.Repeat("v", 100)}, {"PING"}, {"GET", ""}, {"PING"}, {"ECHO", "hi"}}
+	got, rest := parseAll(t, []byte(stream), testLimits)
+	require.Equal(t, want, got)
+	require.Zero(t, rest)
+
+	full := 0 // requests (with empty ones) wholly in the prefix so far
+	ends := []int{}
+	for off := 0; off < len(stream); {
+		_, size, _, err := parseRequest([]byte(stream[off:]), nil, testLimits)
+		require.NoError(t, err)
+		off += size
+		ends = append(ends, off)
+	}
+	for cut := 0; cut <= len(stream); cut++ {
+		for full < len(ends) && ends[full] <= cut {
+			full++
+		}
+		prefix := []byte(stream[:cut])
+		off := 0
+		for range full {
+			_, size, _, err := parseRequest(prefix[off:], nil, testLimits)
+			require.NoError(t, err)
+			require.NotZero(t, size, "cut %d", cut)
+			off += size
+		}
+		_, size, need, err := parseRequest(prefix[off:], nil, testLimits)
+		require.NoError(t, err)
+		require.Zero(t, size, "cut %d: nothing complete after the whole requests", cut)
+		require.Greater(t, off+need, cut, "need reaches past what is buffered")
+		if full < len(ends) {
+			require.LessOrEqual(t, off+need, ends[full], "need never overshoots the request")
+		}
+	}
+}
+
+func TestParseRequestRefuses(t *testing.T) {
+	cases := map[string]error{
+		"*1\r\n$9223372036854775807\r\nab\r\n": errBulkLength, // redcon panicked on it
+		"*9223372036854775807\r\n":             errMultiBulkLength,
+		"*99999999999999999999999\r\n":         errMultiBulkLength,
+		"*9\r\n":                               errMultiBulkLength, // over maxArgs
+		"*1\r\n$101\r\n":                       errBulkLength,      // over maxBulk
+		"*1\r\n$-5\r\n":                        errBulkLength,
+		"*1\r\n$\r\n":                          errBulkLength,
+		"*1\r\n$3\r\nabcd\r\n":                 errBulkLength, // no CRLF after the body
+		"*1\r\nX3\r\n":                         errExpectedBulk,
+		"*1x\r\n":                              errMultiBulkLength,
+		"*1\rx":                                errMultiBulkLength,
+		strings.Repeat("a", maxInline+1):       errInlineTooBig,
+	}
+	for in, want := range cases {
+		var err error
+		for i := 1; i <= len(in) && err == nil; i++ { // every prefix: the worst split
+			_, _, _, err = parseRequest([]byte(in[:i]), nil, testLimits)
+		}
+		require.ErrorIs(t, err, want, "%q", in)
+	}
+}
+
+// Parsing allocates nothing once the argument slice has grown.
+func TestParseRequestAllocs(t *testing.T) {
+	req := []byte("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
+	args := make([][]byte, 0, 4)
+	allocs := testing.AllocsPerRun(100, func() {
+		args, _, _, _ = parseRequest(req, args, testLimits)
+	})
+	require.Zero(t, allocs)
+}
+
+// The inputs that crashed or stalled redcon are refused by a running node
+// with Redis' protocol error, and the node goes on serving.
+func TestHugeLengthsDoNotKillTheNode(t *testing.T) {
+	n := startNode(t, nil)
+	for _, in := range []string{"*1\r\n$9223372036854775807\r\nab\r\n", "*9223372036854775807\r\n", "*2\r\n$3\r\nGET\r\n$99999999999\r\n"} {
+		conn, err := net.Dial("tcp", n.Addr())
+		require.NoError(t, err)
+		fmt.Fprint(conn, in)
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		require.NoError(t, err, "%q", in)
+		require.Contains(t, line, "ERR Protocol error: invalid", "%q", in)
+		conn.Close()
+	}
+	require.Equal(t, "PONG", dial(t, n, nil).Ping(context.Background()).Val())
+}
+
+// A protocol error answers the requests before it, then the error, then
+// closes the connection.
+func TestProtocolErrorAfterRequests(t *testing.T) {
+	n := startNode(t, nil)
+	out := sendAll(t, n, "SET a 1\r\nGET a\r\n*1\r\nX\r\nPING\r\n")
+	require.Equal(t, "+OK\r\n$1\r\n1\r\n-ERR Protocol error: expected '$'\r\n", out)
+}
+
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte("*1\r\n$4\r\nPING\r\n"), uint16(3))
+	f.Add([]byte("*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n"), uint16(9))
+	f.Add([]byte("*1\r\n$9223372036854775807\r\nab\r\n"), uint16(1))
+	f.Add([]byte(" ECHO  hi \r\n*0\r\n*-1\r\n"), uint16(5))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		lim := parseLimits{maxArgs: 64, maxBulk: 1 << 10}
+		args, size, need, err := parseRequest(data, nil, lim)
+		if err != nil {
+			return
+		}
+		if size == 0 {
+			require.Greater(t, need, len(data), "an incomplete request needs more than is there")
+			return
+		}
+		require.LessOrEqual(t, size, len(data))
+		// A complete request parses the same from any longer buffer, and
+		// from none shorter.
+		k := int(cut) % (size + 1)
+		if _, s, _, err := parseRequest(data[:k], nil, lim); err == nil && k < size {
+			require.Zero(t, s, "a prefix of %d bytes is not complete", k)
+		}
+		// Re-encoded as a multibulk array, the arguments parse back (an
+		// inline request may hold more, or longer, than the array limits).
+		if len(args) > lim.maxArgs {
+			return
+		}
+		for _, a := range args {
+			if len(a) > int(lim.maxBulk) {
+				return
+			}
+		}
+		var w []byte
+		w = redcon.AppendArray(w, len(args))
+		for _, a := range args {
+			w = redcon.AppendBulk(w, a)
+		}
+		again, s, _, err := parseRequest(w, nil, lim)
+		if len(args) == 0 {
+			return // *0: an empty request
+		}
+		require.NoError(t, err)
+		require.Equal(t, len(w), s)
+		require.Equal(t, args, again)
+	})
+}

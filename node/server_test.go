@@ -1,0 +1,149 @@
+package node
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// send sends req to n on a new connection, closed when the test ends.
+func send(t *testing.T, n *Node, req string) net.Conn {
+	t.Helper()
+	raw, err := net.Dial("tcp", n.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { raw.Close() })
+	_, err = io.WriteString(raw, req)
+	require.NoError(t, err)
+	return raw
+}
+
+// exchange sends req on a new connection and reads len(want) bytes back.
+func exchange(t *testing.T, n *Node, req, want string) {
+	t.Helper()
+	got := make([]byte, len(want))
+	_, err := io.ReadFull(send(t, n, req), got)
+	require.NoError(t, err, "got %q so far", got)
+	require.Equal(t, want, string(got))
+}
+
+// sendAll sends req on a new connection and returns all the node sends back
+// before it closes the connection.
+func sendAll(t *testing.T, n *Node, req string) string {
+	t.Helper()
+	out, err := io.ReadAll(send(t, n, req))
+	require.NoError(t, err)
+	return string(out)
+}
+
+// A pipeline's replies come back in order whether its commands run on the
+// event loop (appendfsync everysec: writes wait for the loop's group sync)
+// or off it (always: from the first write on, with the fsync), and with a
+// slow command (WAIT) in the middle.
+func TestPipelineOnAndOffTheLoop(t *testing.T) {
+	for _, mode := range []string{"always", "everysec"} {
+		t.Run(mode, func(t *testing.T) {
+			n := startNode(t, func(c *Config) { c.AppendFsync = mode })
+			require.Equal(t, mode == "always", n.backend.Blocking())
+			exchange(t, n,
+				"GET a\r\nSET a 1\r\nGET a\r\nINCR n\r\nNOPE\r\nWAIT 0 0\r\nSET b 2\r\nMGET a b\r\nPING\r\n",
+				"$-1\r\n+OK\r\n$1\r\n1\r\n:1\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n:0\r\n+OK\r\n*2\r\n$1\r\n1\r\n$1\r\n2\r\n+PONG\r\n")
+			// The next pipeline on a fresh connection sees every write.
+			exchange(t, n, "MGET a b n\r\n", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n1\r\n")
+		})
+	}
+}
+
+// failSync fails every Sync while fail is set.
+type failSync struct {
+	backend
+	fail atomic.Bool
+}
+
+func (f *failSync) Sync() error {
+	if f.fail.Load() {
+		return errors.New("injected sync failure")
+	}
+	return f.backend.Sync()
+}
+
+// When the sync after a pipeline's writes fails, the connection closes
+// without a reply: none may acknowledge a write that is not durable. Reads
+// alone still answer.
+func TestFailedSyncSendsNoReplies(t *testing.T) {
+	for _, mode := range []string{"always", "everysec"} {
+		t.Run(mode, func(t *testing.T) {
+			n := newNode(t, func(c *Config) { c.AppendFsync = mode })
+			fs := &failSync{backend: n.backend}
+			fs.fail.Store(true)
+			n.backend = fs // before Serve: no race
+			serve(t, n)
+			t.Cleanup(func() { fs.fail.Store(false) }) // Shutdown's own sync succeeds
+
+			exchange(t, n, "PING\r\nGET k\r\n", "+PONG\r\n$-1\r\n")
+			out := sendAll(t, n, "PING\r\nSET k v\r\nGET k\r\n")
+			require.Empty(t, out, "no reply of a pipeline whose sync failed")
+		})
+	}
+}
+
+// A slow command runs off the event loop: while one client waits in WAIT,
+// another client on the same (only) loop is served.
+func TestSlowCommandLeavesTheLoopFree(t *testing.T) {
+	n := newNode(t, func(c *Config) { c.EventLoops = 1 })
+	inWait, release := make(chan struct{}), make(chan struct{})
+	n.testHookCommand = func(args [][]byte) {
+		if strings.EqualFold(string(args[0]), "wait") {
+			close(inWait)
+			<-release
+		}
+	}
+	serve(t, n)
+
+	slow, err := net.Dial("tcp", n.Addr())
+	require.NoError(t, err)
+	defer slow.Close()
+	fmt.Fprint(slow, "WAIT 0 0\r\nPING\r\n")
+	<-inWait
+
+	pong := make(chan string, 1)
+	go func() {
+		fast, err := net.Dial("tcp", n.Addr())
+		if err != nil {
+			pong <- err.Error()
+			return
+		}
+		defer fast.Close()
+		fmt.Fprint(fast, "PING\r\n")
+		line, _ := bufio.NewReader(fast).ReadString('\n')
+		pong <- line
+	}()
+	select {
+	case line := <-pong:
+		require.Equal(t, "+PONG\r\n", line)
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a client waiting in WAIT held up the event loop")
+	}
+	close(release)
+	got := make([]byte, len(":0\r\n+PONG\r\n"))
+	_, err = io.ReadFull(slow, got)
+	require.NoError(t, err)
+	require.Equal(t, ":0\r\n+PONG\r\n", string(got))
+}
+
+// A config asking for more event loops than allowed is refused.
+func TestEventLoopsSetting(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.EventLoops = 3 })
+	require.Equal(t, 3, n.eventLoops())
+	cfg := DefaultConfig()
+	cfg.EventLoops = maxEventLoops + 1
+	require.ErrorContains(t, cfg.Validate(), "event_loops 257 must be 0 (half the cores) to 256")
+}
