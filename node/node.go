@@ -73,10 +73,12 @@ type backend interface {
 	// Sync makes every write submitted so far durable and readable (and, in
 	// sync replication, held by the quorum).
 	Sync() error
-	// Blocking reports whether Sync may wait for an fsync or for followers
-	// (and in sync replication, Apply too), so writes run off the event
-	// loops.
-	Blocking() bool
+	// SyncWaits reports whether Sync (and Barrier, where writes are not
+	// visible at once) may wait for an fsync or for followers; ApplyWaits,
+	// whether Apply and Set may (sync replication). The event loops run
+	// what may wait elsewhere (server.go).
+	SyncWaits() bool
+	ApplyWaits() bool
 	// Wait blocks until n followers hold every write made so far, or the
 	// timeout passes (0: forever), and returns how many do.
 	Wait(n int, timeout time.Duration) int
@@ -305,7 +307,8 @@ func (s *standalone) Engine() logkv.Engine        { return s.engine }
 func (s *standalone) NotReady() string            { return "" }
 func (s *standalone) Set(key, value []byte) error { return s.engine.Set(key, value, nil) }
 func (s *standalone) Visible() bool               { return true }
-func (s *standalone) Blocking() bool              { return !s.everysec }
+func (s *standalone) SyncWaits() bool             { return !s.everysec }
+func (s *standalone) ApplyWaits() bool            { return false }
 func (s *standalone) Barrier() error              { return nil }
 func (s *standalone) Apply(b *logkv.Batch) error  { return s.engine.Apply(b, nil) }
 func (s *standalone) Sync() error {

@@ -76,7 +76,7 @@ func (n *Node) openReplicated() (backend, error) {
 		return nil, fmt.Errorf("node: replication: %w", err)
 	}
 	n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
-	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, blocking: rc.AckMode == replicate.Sync || rc.SyncInterval == 0,
+	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, syncWaits: rc.AckMode == replicate.Sync || rc.SyncInterval == 0,
 		leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
 }
 
@@ -101,7 +101,7 @@ func engineSyncEvery(engine string) int64 {
 type replicatedBackend struct {
 	r           *replicate.Node
 	sync        bool
-	blocking    bool // sync mode, or an fsync per pipeline
+	syncWaits   bool // sync mode, or an fsync per pipeline
 	maxReadyLag uint64
 	submitted   atomic.Uint64 // highest seq submitted and not known awaited
 
@@ -143,9 +143,10 @@ func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
 	}
 }
 
-func (b *replicatedBackend) Visible() bool  { return b.sync }
-func (b *replicatedBackend) Blocking() bool { return b.blocking }
-func (b *replicatedBackend) Barrier() error { return b.Sync() }
+func (b *replicatedBackend) Visible() bool    { return b.sync }
+func (b *replicatedBackend) SyncWaits() bool  { return b.syncWaits }
+func (b *replicatedBackend) ApplyWaits() bool { return b.sync }
+func (b *replicatedBackend) Barrier() error   { return b.Sync() }
 
 // Sync waits for every write submitted so far: durable, applied, and (in
 // sync mode, where Apply already waited) on the quorum.

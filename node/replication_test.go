@@ -144,6 +144,7 @@ func TestReplicatedWriteVisibility(t *testing.T) {
 			leader := replNode(t, tlsDir, "lsm", "", func(c *Config) { c.AppendFsync = mode })
 			follower := replNode(t, tlsDir, "bitcask", leader.rep(t).Addr())
 			writeVisibility(t, leader)
+			pipelineInOrder(t, leader)
 			caughtUp(t, leader, follower)
 			require.Equal(t, scanAll(t, dial(t, leader, nil)), scanAll(t, dial(t, follower, nil)))
 		})

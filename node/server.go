@@ -15,20 +15,26 @@ import (
 	"github.com/tidwall/redcon"
 )
 
-// Client connections are served by gnet event loops, one per core, the way
-// Redis serves them from its own: a loop reads whatever its ready
-// connections sent, runs each one's complete requests, and writes each one's
-// replies with one system call. This replaced redcon's server, which runs a
-// goroutine per connection. Measured with redis-benchmark -P 16 -c 50 on a
-// server that answers from a map, the goroutines cost 40% more CPU per
-// request and reached 0.65x of Redis, where gnet reached 0.9x.
+// Client connections are served by gnet event loops (event_loops of them,
+// by default half the cores), the way Redis serves them from its own: a loop
+// reads whatever its ready connections sent, runs each one's complete
+// requests, and writes each one's replies with one system call. This
+// replaced redcon's server, which runs a goroutine per connection. Measured
+// with redis-benchmark -P 16 -c 50 on a server that answers from a map, the
+// goroutines cost 40% more CPU per request and reached 0.65x of Redis, where
+// gnet reached 0.9x.
 //
-// A loop must not wait long, or every connection on it waits too. So
-// requests that may (WAIT, REPLICAOF, and with appendfsync always or sync
-// replication, every write, whose fsync or quorum the pipeline waits for)
-// run on a goroutine of their own: the loop hands over the client's complete
-// requests from that one on, leaves whatever else the client sends buffered,
-// and picks the client up again when the goroutine is done. Its replies are
+// A pipeline that wrote is not answered at once: its client is held until
+// its loop's group sync (loopSync), which covers every pipeline the loop
+// served meanwhile.
+//
+// A loop must not wait long, or every connection on it waits too. So a
+// request that may (WAIT, REPLICAOF; every write when sync replication makes
+// Apply wait for the quorum; a write that reads, or a read after this
+// pipeline's writes, when making writes visible waits for an fsync) runs on
+// a goroutine of its own: the loop hands over the client's complete requests
+// from that one on, leaves whatever else the client sends buffered, and
+// picks the client up again when the goroutine is done. Its replies are
 // written in order after those of the requests run on the loop before it.
 // A client's state belongs to the loop, or while it is busy, to its
 // goroutine.
@@ -283,7 +289,7 @@ func (n *Node) serve(c *client) gnet.Action {
 			continue
 		}
 		cm := lookup(args[0])
-		if cm != nil && (cm.slow || (cm.write && n.backend.Blocking())) {
+		if n.mayWait(c, cm, args) {
 			end := off + completeRequests(buf[off:], n.parseLimits())
 			c.raw = append(c.raw[:0], buf[off:end]...)
 			gc.Discard(end)
@@ -298,6 +304,25 @@ func (n *Node) serve(c *client) gnet.Action {
 		gc.Discard(off) // Discard(0) would discard everything
 	}
 	return n.endPipeline(c, perr)
+}
+
+// mayWait reports whether command cm may wait long (for an fsync, followers
+// or a new leader), so it and what follows run off the loop. Blind writes
+// only queue, and the pipeline's sync waits in the loop's group sync, so
+// they stay on the loop unless Apply itself waits.
+func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
+	b := n.backend
+	switch {
+	case cm == nil:
+		return false
+	case cm.slow, cm.write && b.ApplyWaits():
+		return true
+	case !b.SyncWaits() || b.Visible():
+		return false
+	case cm.write:
+		return !queueable(cm, args) // its Barrier syncs
+	}
+	return c.dirty // reading this pipeline's writes syncs them first
 }
 
 // parseLimits are the node's protocol limits.
@@ -326,14 +351,6 @@ func completeRequests(buf []byte, lim parseLimits) int {
 func (n *Node) endPipeline(c *client, perr string) gnet.Action {
 	c.conn.flush()
 	c.clock = 0
-	if c.dirty && n.backend.Blocking() {
-		// Every write runs off the loop in this mode; should one get here,
-		// its sync does too.
-		c.raw = c.raw[:0]
-		c.busy = true
-		go n.runOffLoop(c)
-		return gnet.None
-	}
 	if perr != "" {
 		c.conn.out = redcon.AppendError(c.conn.out, perr)
 	}
@@ -454,16 +471,20 @@ func (n *Node) syncFailed(c *client, err error) {
 
 // loopSync is an event loop's group sync. A pipeline that wrote does not
 // sync on its own: its client is held, and once the loop has served the
-// connections that were ready with it, one Sync covers all their writes
-// (with appendfsync everysec, one write(2) to the commit log) and their
-// replies go out. This is Redis' beforeSleep, which writes the AOF once per
-// event loop iteration before any reply.
+// connections that were ready with it, one Sync covers all their writes and
+// their replies go out. This is Redis' beforeSleep, which writes the AOF
+// once per event loop iteration before any reply. With appendfsync everysec
+// the Sync is one write(2) to the commit log and runs on the loop; where it
+// waits for an fsync or followers it runs on a goroutine, one at a time per
+// loop, and the loop goes on serving: the clients that write meanwhile form
+// the next group.
 type loopSync struct {
 	n         *Node
 	el        gnet.EventLoop
-	held      []*client
-	spare     []*client // the list before, to reuse
-	scheduled bool
+	held      []*client // waiting for the next Sync
+	spare     []*client // a list to reuse
+	scheduled bool      // run is queued on the loop
+	syncing   bool      // a goroutine runs a Sync
 }
 
 // loopSyncOf returns el's group sync.
@@ -481,7 +502,7 @@ func (n *Node) loopSyncOf(el gnet.EventLoop) *loopSync {
 // hold holds c until the loop's next group sync, and reports whether it
 // did: if the loop cannot take the task, c syncs on its own.
 func (ls *loopSync) hold(c *client) bool {
-	if !ls.scheduled {
+	if !ls.scheduled && !ls.syncing {
 		if ls.el.Execute(context.Background(), gnet.RunnableFunc(ls.run)) != nil {
 			return false
 		}
@@ -492,19 +513,42 @@ func (ls *loopSync) hold(c *client) bool {
 	return true
 }
 
-// run syncs, then writes the held clients' replies and serves what they
-// sent meanwhile. It runs on the loop.
+// run starts the group sync of the clients held so far. It runs on the
+// loop.
 func (ls *loopSync) run(context.Context) error {
-	n := ls.n
-	held := ls.held
-	ls.held, ls.scheduled = ls.spare[:0], false
-	defer func() { ls.spare = held[:0] }()
-	err := n.backend.Sync()
-	if err != nil {
-		n.log.Error("sync failed; dropping the connections so no write is acknowledged", "err", err, "connections", len(held))
+	ls.scheduled = false
+	if ls.syncing || len(ls.held) == 0 {
+		return nil
 	}
-	for i, c := range held {
-		held[i] = nil
+	group := ls.held
+	ls.held = ls.spare[:0]
+	if !ls.n.backend.SyncWaits() {
+		ls.release(group, ls.n.backend.Sync())
+		return nil
+	}
+	ls.syncing = true
+	go func() {
+		err := ls.n.backend.Sync()
+		if ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			ls.syncing = false
+			ls.release(group, err)
+			return ls.run(nil) // the next group, held meanwhile
+		})) != nil {
+			ls.n.log.Error("event loop stopped during a group sync; its clients get no reply", "clients", len(group))
+		}
+	}()
+	return nil
+}
+
+// release writes the replies of a synced group and serves what its clients
+// sent meanwhile. It runs on the loop.
+func (ls *loopSync) release(group []*client, err error) {
+	n := ls.n
+	if err != nil {
+		n.log.Error("sync failed; dropping the connections so no write is acknowledged", "err", err, "connections", len(group))
+	}
+	for i, c := range group {
+		group[i] = nil
 		c.held = false
 		if c.closed {
 			continue
@@ -519,7 +563,7 @@ func (ls *loopSync) run(context.Context) error {
 			ls.el.Close(c.gc)
 		}
 	}
-	return nil
+	ls.spare = group[:0]
 }
 
 // errRequestTooLarge ends a connection whose request is over

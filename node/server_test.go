@@ -43,22 +43,30 @@ func sendAll(t *testing.T, n *Node, req string) string {
 	return string(out)
 }
 
-// A pipeline's replies come back in order whether its commands run on the
-// event loop (appendfsync everysec: writes wait for the loop's group sync)
-// or off it (always: from the first write on, with the fsync), and with a
-// slow command (WAIT) in the middle.
+// A pipeline's replies come back in order, with its writes synced by the
+// loop's group sync (on the loop with appendfsync everysec, on a goroutine
+// with always), and with a slow command (WAIT) in the middle running off
+// the loop with the rest of the pipeline.
 func TestPipelineOnAndOffTheLoop(t *testing.T) {
 	for _, mode := range []string{"always", "everysec"} {
 		t.Run(mode, func(t *testing.T) {
 			n := startNode(t, func(c *Config) { c.AppendFsync = mode })
-			require.Equal(t, mode == "always", n.backend.Blocking())
-			exchange(t, n,
-				"GET a\r\nSET a 1\r\nGET a\r\nINCR n\r\nNOPE\r\nWAIT 0 0\r\nSET b 2\r\nMGET a b\r\nPING\r\n",
-				"$-1\r\n+OK\r\n$1\r\n1\r\n:1\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n:0\r\n+OK\r\n*2\r\n$1\r\n1\r\n$1\r\n2\r\n+PONG\r\n")
-			// The next pipeline on a fresh connection sees every write.
-			exchange(t, n, "MGET a b n\r\n", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n1\r\n")
+			require.Equal(t, mode == "always", n.backend.SyncWaits())
+			pipelineInOrder(t, n)
 		})
 	}
+}
+
+// pipelineInOrder sends a pipeline that reads, writes blindly, reads its
+// writes, reads and writes (INCR), fails, waits and writes again, and checks
+// every reply in order. It writes the keys po-a, po-b and po-n.
+func pipelineInOrder(t *testing.T, n *Node) {
+	t.Helper()
+	exchange(t, n,
+		"GET po-a\r\nSET po-a 1\r\nGET po-a\r\nINCR po-n\r\nNOPE\r\nWAIT 0 0\r\nSET po-b 2\r\nMGET po-a po-b\r\nPING\r\n",
+		"$-1\r\n+OK\r\n$1\r\n1\r\n:1\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n:0\r\n+OK\r\n*2\r\n$1\r\n1\r\n$1\r\n2\r\n+PONG\r\n")
+	// The next pipeline on a fresh connection sees every write.
+	exchange(t, n, "MGET po-a po-b po-n\r\n", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n1\r\n")
 }
 
 // failSync fails every Sync while fail is set.
@@ -146,4 +154,52 @@ func TestEventLoopsSetting(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.EventLoops = maxEventLoops + 1
 	require.ErrorContains(t, cfg.Validate(), "event_loops 257 must be 0 (half the cores) to 256")
+}
+
+// waitsBackend answers SyncWaits, ApplyWaits and Visible as told.
+type waitsBackend struct {
+	backend
+	syncWaits, applyWaits, visible bool
+}
+
+func (w waitsBackend) SyncWaits() bool  { return w.syncWaits }
+func (w waitsBackend) ApplyWaits() bool { return w.applyWaits }
+func (w waitsBackend) Visible() bool    { return w.visible }
+
+// What runs off the loop, by what the backend may wait for.
+func TestMayWait(t *testing.T) {
+	n := &Node{}
+	args := func(s string) [][]byte {
+		var a [][]byte
+		for _, f := range strings.Fields(s) {
+			a = append(a, []byte(f))
+		}
+		return a
+	}
+	mayWait := func(b waitsBackend, dirty bool, req string) bool {
+		n.backend = b
+		a := args(req)
+		return n.mayWait(&client{dirty: dirty}, lookup(a[0]), a)
+	}
+	everysec := waitsBackend{}
+	standaloneAlways := waitsBackend{syncWaits: true, visible: true}
+	replicatedAlways := waitsBackend{syncWaits: true}
+	syncRepl := waitsBackend{syncWaits: true, applyWaits: true, visible: true}
+	for _, b := range []waitsBackend{everysec, standaloneAlways, replicatedAlways, syncRepl} {
+		require.True(t, mayWait(b, false, "WAIT 1 0"))
+		require.True(t, mayWait(b, false, "REPLICAOF no one"))
+		require.False(t, mayWait(b, true, "NOPE"), "unknown commands fail at once")
+		require.False(t, mayWait(b, false, "GET k"))
+	}
+	require.False(t, mayWait(everysec, true, "INCR k"))
+	require.False(t, mayWait(everysec, true, "GET k"))
+	require.False(t, mayWait(standaloneAlways, true, "INCR k"), "nothing to wait for before a read")
+	require.False(t, mayWait(standaloneAlways, true, "GET k"))
+	require.False(t, mayWait(replicatedAlways, true, "SET k v"), "blind writes queue")
+	require.False(t, mayWait(replicatedAlways, false, "MSET a 1 b 2"))
+	require.True(t, mayWait(replicatedAlways, false, "SET k v NX"), "reads first: its barrier waits for the fsync")
+	require.True(t, mayWait(replicatedAlways, false, "INCR k"))
+	require.True(t, mayWait(replicatedAlways, true, "GET k"), "reading this pipeline's writes waits for them")
+	require.False(t, mayWait(replicatedAlways, false, "GET k"))
+	require.True(t, mayWait(syncRepl, false, "SET k v"), "Apply waits for the quorum")
 }

@@ -43,6 +43,7 @@ type Node struct {
 
 	roleMu   sync.Mutex
 	role     Role
+	roleNow  atomic.Int32 // role, for Role without the lock (every client write asks)
 	leader   *leader
 	follower *follower
 
@@ -213,11 +214,7 @@ func (n *Node) Engine() logkv.Engine {
 func (n *Node) Log() *commitlog.Log { return n.log }
 
 // Role returns the node's current role.
-func (n *Node) Role() Role {
-	n.roleMu.Lock()
-	defer n.roleMu.Unlock()
-	return n.role
-}
+func (n *Node) Role() Role { return Role(n.roleNow.Load()) }
 
 // ID returns the node's id.
 func (n *Node) ID() string { return n.cfg.ID }
@@ -418,6 +415,7 @@ func (n *Node) becomeLeader(epoch uint64) error {
 	}
 	n.roleMu.Lock()
 	n.role, n.leader = Leader, ld
+	n.roleNow.Store(int32(Leader))
 	n.roleMu.Unlock()
 	n.wmu.Lock()
 	n.leading = true
@@ -429,6 +427,7 @@ func (n *Node) becomeFollower(addr string) {
 	f := newFollower(n, addr)
 	n.roleMu.Lock()
 	n.role, n.follower = Follower, f
+	n.roleNow.Store(int32(Follower))
 	n.roleMu.Unlock()
 	f.start()
 }
