@@ -72,21 +72,27 @@ type Log struct {
 	// contending for mu. Lock order: syncMu, flushMu, mu.
 	flushMu sync.Mutex
 
-	mu       sync.Mutex
-	segs     []*segment // oldest first; the last one is active
-	f        vfs.File   // the active segment
-	retired  []vfs.File // sealed segments' files, closed by the next syncer
-	last     uint64
-	durable  uint64
-	flushed  uint64 // last record written to f (or an older file); wbuf holds (flushed, last]
-	history  []EpochStart
-	notify   chan struct{} // closed and replaced when readers should look again
-	closed   bool
-	closedCh chan struct{}
-	err      error  // sticky write or sync failure
-	gen      uint64 // bumped by TruncateAfter and Reset
-	wbuf     []byte // frames appended but not yet written to f (see flushLocked)
-	pbuf     []byte // payload being framed
+	mu sync.Mutex
+	// syncing: a Sync's fsync is in flight. Other Sync callers wait for it
+	// on notify rather than queue on syncMu.
+	syncing bool
+	// testHookSyncWait, if set, runs as a Sync caller starts waiting for
+	// another's fsync.
+	testHookSyncWait func()
+	segs             []*segment // oldest first; the last one is active
+	f                vfs.File   // the active segment
+	retired          []vfs.File // sealed segments' files, closed by the next syncer
+	last             uint64
+	durable          uint64
+	flushed          uint64 // last record written to f (or an older file); wbuf holds (flushed, last]
+	history          []EpochStart
+	notify           chan struct{} // closed and replaced when readers should look again
+	closed           bool
+	closedCh         chan struct{}
+	err              error  // sticky write or sync failure
+	gen              uint64 // bumped by TruncateAfter and Reset
+	wbuf             []byte // frames appended but not yet written to f (see flushLocked)
+	pbuf             []byte // payload being framed
 
 	durableSeq atomic.Uint64
 	flushedSeq atomic.Uint64 // flushed, for FlushTo's lock-free fast path
@@ -567,6 +573,28 @@ func (l *Log) Sync(seq uint64) error {
 	if l.durableSeq.Load() >= seq {
 		return nil
 	}
+	// While another caller's fsync is in flight, wait for it on notify,
+	// which wakes every waiter at once: if it did not cover seq, one of
+	// them starts the next. Queued on syncMu instead, waiters were woken
+	// one by one after each fsync, and a caller whose record the fsync had
+	// made durable could wait behind another's next fsync as well.
+	l.mu.Lock()
+	for l.syncing {
+		ch := l.notify
+		l.mu.Unlock()
+		if l.testHookSyncWait != nil {
+			l.testHookSyncWait()
+		}
+		<-ch
+		if l.durableSeq.Load() >= seq {
+			return nil
+		}
+		l.mu.Lock()
+	}
+	l.mu.Unlock()
+	if l.durableSeq.Load() >= seq {
+		return nil
+	}
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	if l.durableSeq.Load() >= seq {
@@ -589,6 +617,7 @@ func (l *Log) Sync(seq uint64) error {
 	size := act.size
 	retired := l.retired
 	l.retired = nil
+	l.syncing = true
 	l.mu.Unlock()
 
 	for _, r := range retired {
@@ -598,6 +627,8 @@ func (l *Log) Sync(seq uint64) error {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.syncing = false
+	defer l.wake() // the waiters, whatever the outcome
 	if err != nil {
 		l.err = fmt.Errorf("commitlog: sync %s: %w", act.path, err)
 		return l.err
@@ -608,7 +639,6 @@ func (l *Log) Sync(seq uint64) error {
 	if target > l.durable {
 		l.durable = target
 		l.durableSeq.Store(target)
-		l.wake()
 	}
 	return nil
 }
