@@ -529,10 +529,10 @@ func (ls *loopSync) run(context.Context) error {
 	ls.syncing = true
 	go func() {
 		err := ls.n.backend.Sync()
-		if ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if ls.el.Execute(context.Background(), gnet.RunnableFunc(func(ctx context.Context) error {
 			ls.syncing = false
 			ls.release(group, err)
-			return ls.run(nil) // the next group, held meanwhile
+			return ls.run(ctx) // the next group, held meanwhile
 		})) != nil {
 			ls.n.log.Error("event loop stopped during a group sync; its clients get no reply", "clients", len(group))
 		}
