@@ -6,9 +6,19 @@
 //
 // A write command is acknowledged only once it is durable: the node applies
 // the writes of a client's pipeline, then makes them durable with one Sync
-// (group-committed with other clients' syncs) before any reply of that
-// pipeline is sent. A pipelined burst of N writes therefore costs one fsync,
-// not N.
+// before any reply of that pipeline is sent. That Sync is shared by every
+// pipeline its event loop served meanwhile (server.go), so a pipelined burst
+// of N writes, from one client or many, costs one fsync, not N.
+//
+// # Serving
+//
+// Clients are served by event loops (gnet), event_loops of them, as Redis
+// serves them from its one: a loop runs each ready connection's complete
+// requests and writes its replies with one system call. What may wait long
+// (WAIT, REPLICAOF, writes under sync replication) runs on a goroutine of its
+// own while the loop serves the other connections; the client's replies keep
+// their order. Requests are parsed by resp.go, which checks every length
+// against limits before trusting it.
 //
 // Blind writes (a plain SET key value, MSET) go further: a run of them in a
 // pipeline reaches the backend as one batch (one commit-log record, one
