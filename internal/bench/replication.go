@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -298,6 +299,7 @@ func (s *session) replWriteOnce(ctx context.Context, b *benchRun, c *replCluster
 	rb := *b
 	rb.name = name
 	rb.expected = int64(n)
+	cpu0, wall0 := processCPU(), time.Now()
 	t, err := runWorkers(ctx, &rb, nil, func(ctx context.Context, w *worker) error {
 		h := w.hist("write")
 		lo, hi := share(n, cfg.Threads, w.id)
@@ -329,6 +331,9 @@ func (s *session) replWriteOnce(ctx context.Context, b *benchRun, c *replCluster
 		return Result{}, err
 	}
 	acked := time.Now()
+	// The CPU the whole process (leader and followers) used while the
+	// writers ran, in cores: how much of the machine replication took.
+	cores := (processCPU() - cpu0).Seconds() / acked.Sub(wall0).Seconds()
 	if err := c.waitApplied(ctx, last.Load()); err != nil {
 		return Result{}, err
 	}
@@ -339,8 +344,9 @@ func (s *session) replWriteOnce(ctx context.Context, b *benchRun, c *replCluster
 	}
 	r := rb.result(t, "all", t.ops["write"], t.bytes, summarize(t.hists["write"]))
 	r.Benchmark, r.Followers, r.Errors = name, followers, bad
+	r.Note = fmt.Sprintf("process CPU %.2f of %d cores", cores, runtime.GOMAXPROCS(0))
 	if followers > 0 {
-		r.Note = fmt.Sprintf("%d followers applied all %.2fs after the last ack", followers, drain.Seconds())
+		r.Note += fmt.Sprintf("; %d followers applied all %.2fs after the last ack", followers, drain.Seconds())
 	}
 	return r, nil
 }
