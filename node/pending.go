@@ -73,15 +73,16 @@ func (n *Node) flushWrites(c *client) {
 	err := n.backend.Apply(&p.batch)
 	unlock()
 	w := c.conn
-	for _, s := range p.cmds {
-		if err != nil {
-			w.out = redcon.AppendError(w.out, n.errReply(err))
+	if err != nil {
+		msg := n.errReply(err) // once: it logs corruption
+		for _, s := range p.cmds {
+			w.out = redcon.AppendError(w.out, msg)
 			s.errors.Inc()
-		} else {
+		}
+	} else {
+		for range p.cmds {
 			w.out = redcon.AppendOK(w.out)
 		}
-	}
-	if err == nil {
 		c.dirty = true
 	}
 	clear(p.cmds)

@@ -96,10 +96,7 @@ func (c *client) fail(msg string) {
 // Protocol limits: Redis' own (proto-max-bulk-len is 512 MB; a request array
 // has at most 1024*1024 elements). limits.max_request_size bounds requests
 // further, with its own error.
-const (
-	maxRequestArgs = 1 << 20
-	maxBulkLength  = 512 << 20
-)
+var requestLimits = parseLimits{maxArgs: 1 << 20, maxBulk: 512 << 20}
 
 // maxBusyInput bounds what a client may send while its requests run off the
 // loop, like Redis' client-query-buffer-limit.
@@ -267,17 +264,14 @@ func (n *Node) serve(c *client) gnet.Action {
 	off := 0
 	var perr string
 	for !c.quit {
-		args, size, need, err := parseRequest(buf[off:], c.args, n.parseLimits())
+		args, size, need, err := parseRequest(buf[off:], c.args, requestLimits)
 		c.args = args[:0]
-		if err == nil && max(size, need) > n.cfg.Limits.MaxRequestSize {
-			err = errRequestTooLarge
-		}
 		if err != nil {
-			perr = err.Error()
-			if err == errRequestTooLarge {
-				perr = fmt.Sprintf("ERR request too large: more than %d bytes without a complete command (limits.max_request_size)", n.cfg.Limits.MaxRequestSize)
-			}
-			c.quit = true
+			perr, c.quit = err.Error(), true
+			break
+		}
+		if max(size, need) > n.cfg.Limits.MaxRequestSize {
+			perr, c.quit = fmt.Sprintf("ERR request too large: more than %d bytes without a complete command (limits.max_request_size)", n.cfg.Limits.MaxRequestSize), true
 			break
 		}
 		if size == 0 {
@@ -290,7 +284,7 @@ func (n *Node) serve(c *client) gnet.Action {
 		}
 		cm := lookup(args[0])
 		if n.mayWait(c, cm, args) {
-			end := off + completeRequests(buf[off:], n.parseLimits())
+			end := off + completeRequests(buf[off:], requestLimits)
 			c.raw = append(c.raw[:0], buf[off:end]...)
 			gc.Discard(end)
 			c.busy = true
@@ -323,11 +317,6 @@ func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 		return !queueable(cm, args) // its Barrier syncs
 	}
 	return c.dirty // reading this pipeline's writes syncs them first
-}
-
-// parseLimits are the node's protocol limits.
-func (n *Node) parseLimits() parseLimits {
-	return parseLimits{maxArgs: maxRequestArgs, maxBulk: maxBulkLength}
 }
 
 // completeRequests returns how many bytes of buf are complete requests.
@@ -379,7 +368,7 @@ func (n *Node) runOffLoop(c *client) {
 	var args [][]byte
 	for len(raw) > 0 && !c.quit {
 		var size int
-		args, size, _, _ = parseRequest(raw, args, n.parseLimits())
+		args, size, _, _ = parseRequest(raw, args, requestLimits)
 		if size == 0 {
 			break // cannot happen: raw holds complete requests
 		}
@@ -565,10 +554,6 @@ func (ls *loopSync) release(group []*client, err error) {
 	}
 	ls.spare = group[:0]
 }
-
-// errRequestTooLarge ends a connection whose request is over
-// limits.max_request_size.
-var errRequestTooLarge = errors.New("node: request too large")
 
 // closeClients closes every client connection once its pipeline is done,
 // and waits for them until ctx ends; then it cuts them.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -147,10 +148,12 @@ func TestSlowCommandLeavesTheLoopFree(t *testing.T) {
 	require.Equal(t, ":0\r\n+PONG\r\n", string(got))
 }
 
-// A config asking for more event loops than allowed is refused.
+// event_loops: a count is taken as given, 0 means half the cores, and more
+// than maxEventLoops is refused.
 func TestEventLoopsSetting(t *testing.T) {
 	n := startNode(t, func(c *Config) { c.EventLoops = 3 })
 	require.Equal(t, 3, n.eventLoops())
+	require.Equal(t, max(1, runtime.GOMAXPROCS(0)/2), startNode(t, nil).eventLoops(), "0: half the cores")
 	cfg := DefaultConfig()
 	cfg.EventLoops = maxEventLoops + 1
 	require.ErrorContains(t, cfg.Validate(), "event_loops 257 must be 0 (half the cores) to 256")

@@ -95,7 +95,7 @@ func (n *Node) Status() Status {
 		LogBytes:    n.log.Size(),
 	}
 	n.roleMu.Lock()
-	s.Role = n.role
+	s.Role = n.Role()
 	f := n.follower
 	n.roleMu.Unlock()
 	if f != nil {

@@ -41,9 +41,10 @@ type Node struct {
 
 	progress progress
 
-	roleMu   sync.Mutex
-	role     Role
-	roleNow  atomic.Int32 // role, for Role without the lock (every client write asks)
+	roleMu sync.Mutex
+	// role is written under roleMu and read without it (every client
+	// write asks).
+	role     atomic.Int32
 	leader   *leader
 	follower *follower
 
@@ -214,7 +215,7 @@ func (n *Node) Engine() logkv.Engine {
 func (n *Node) Log() *commitlog.Log { return n.log }
 
 // Role returns the node's current role.
-func (n *Node) Role() Role { return Role(n.roleNow.Load()) }
+func (n *Node) Role() Role { return Role(n.role.Load()) }
 
 // ID returns the node's id.
 func (n *Node) ID() string { return n.cfg.ID }
@@ -330,7 +331,7 @@ func (n *Node) Promote() error {
 		return logkv.ErrClosed
 	}
 	n.roleMu.Lock()
-	if n.role == Leader {
+	if n.Role() == Leader {
 		n.roleMu.Unlock()
 		return nil
 	}
@@ -414,8 +415,8 @@ func (n *Node) becomeLeader(epoch uint64) error {
 		return err
 	}
 	n.roleMu.Lock()
-	n.role, n.leader = Leader, ld
-	n.roleNow.Store(int32(Leader))
+	n.leader = ld
+	n.role.Store(int32(Leader))
 	n.roleMu.Unlock()
 	n.wmu.Lock()
 	n.leading = true
@@ -426,8 +427,8 @@ func (n *Node) becomeLeader(epoch uint64) error {
 func (n *Node) becomeFollower(addr string) {
 	f := newFollower(n, addr)
 	n.roleMu.Lock()
-	n.role, n.follower = Follower, f
-	n.roleNow.Store(int32(Follower))
+	n.follower = f
+	n.role.Store(int32(Follower))
 	n.roleMu.Unlock()
 	f.start()
 }

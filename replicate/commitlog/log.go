@@ -84,7 +84,6 @@ type Log struct {
 	retired          []vfs.File // sealed segments' files, closed by the next syncer
 	last             uint64
 	durable          uint64
-	flushed          uint64 // last record written to f (or an older file); wbuf holds (flushed, last]
 	history          []EpochStart
 	notify           chan struct{} // closed and replaced when readers should look again
 	closed           bool
@@ -95,7 +94,9 @@ type Log struct {
 	pbuf             []byte // payload being framed
 
 	durableSeq atomic.Uint64
-	flushedSeq atomic.Uint64 // flushed, for FlushTo's lock-free fast path
+	// flushedSeq is the last record written to f (or an older file): wbuf
+	// holds the ones after it, up to last. FlushTo reads it without mu.
+	flushedSeq atomic.Uint64
 }
 
 func segName(first uint64) string { return fmt.Sprintf("%016x.log", first) }
@@ -485,10 +486,7 @@ func (l *Log) flushLocked() error {
 // setFlushed records that every record up to seq, and none after it, was
 // written to the operating system. l.mu is held (or the log is not yet
 // shared).
-func (l *Log) setFlushed(seq uint64) {
-	l.flushed = seq
-	l.flushedSeq.Store(seq)
-}
+func (l *Log) setFlushed(seq uint64) { l.flushedSeq.Store(seq) }
 
 // roll seals the active segment (syncing it) and starts a new one. l.mu is
 // held.
@@ -902,7 +900,7 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 	// Every record is going, even if the reset fails part way: FlushTo must
 	// count none (a failed reset leaves the log failed, so nothing is
 	// appended after it).
-	l.setFlushed(min(l.flushed, next-1))
+	l.setFlushed(min(l.flushedSeq.Load(), next-1))
 	for i := len(l.segs) - 1; i >= 0; i-- {
 		if err := l.fs.Remove(l.segs[i].path); err != nil {
 			l.err = fmt.Errorf("commitlog: reset: %w", err)
