@@ -183,6 +183,7 @@ var (
 	descRate    = prometheus.NewDesc("logkv_replication_follower_apply_rate", "The follower's recent apply rate, records per second.", []string{"follower"}, nil)
 	descResync  = prometheus.NewDesc("logkv_replication_follower_resyncs_total", "Full resyncs sent to the follower.", []string{"follower"}, nil)
 	descSent    = prometheus.NewDesc("logkv_replication_follower_sent_bytes_total", "Record frame bytes sent to the follower.", []string{"follower"}, nil)
+	descFrames  = prometheus.NewDesc("logkv_replication_follower_sent_frames_total", "Record frames sent to the follower (records per frame: see ship delay).", []string{"follower"}, nil)
 	descState   = prometheus.NewDesc("logkv_replication_follower_connected", "1 if the follower's stream is in the given state.", []string{"follower", "state"}, nil)
 )
 
@@ -209,5 +210,6 @@ func (r replicationCollector) Collect(ch chan<- prometheus.Metric) {
 		g(descState, 1, f.ID, f.State)
 		ch <- prometheus.MustNewConstMetric(descResync, prometheus.CounterValue, float64(f.Resyncs), f.ID)
 		ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(f.SentBytes), f.ID)
+		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(f.SentFrames), f.ID)
 	}
 }

@@ -36,7 +36,10 @@
 // faster than the same bytes of records. Records then stream in frames of up to MaxFrameBytes; the
 // follower appends them to its log, applies them, and syncs and acks
 // written, durable and applied seqs, waiting before each fsync as long as
-// the leader's Welcome asked (Config.FollowerSyncDelay). Each follower has its own sender goroutine that
+// the leader's Welcome asked (Config.FollowerSyncDelay). The leader paces
+// the frames (Config.ShipDelay, 2ms in Async mode): the first record after
+// an idle spell goes at once, and under load a frame carries everything
+// made durable since the last. Each follower has its own sender goroutine that
 // reads the leader's log from disk, so a slow follower only holds back its
 // own stream (flow control is the transport's), never the leader's writes.
 //

@@ -59,6 +59,7 @@ type peer struct {
 	needResync atomic.Bool
 	resyncs    atomic.Uint64
 	sentBytes  atomic.Int64
+	sentFrames atomic.Int64
 	applyRate  atomic.Uint64 // float64 bits, records/s
 
 	// Guarded by leader.mu.
@@ -259,11 +260,15 @@ func (l *leader) resyncIsCheaper(fork uint64, log *slog.Logger) bool {
 }
 
 // send streams records from rd, batched into frames, with heartbeats when
-// idle. Only this follower's goroutine blocks on a slow follower.
+// idle, and paced by Config.ShipDelay. Only this follower's goroutine blocks
+// on a slow follower.
 func (l *leader) send(p *peer, rd *commitlog.Reader, w *wire.Writer) error {
 	var enc wire.RecordsEncoder
 	var buf []byte
 	hb := l.n.cfg.Heartbeat
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	defer pace.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(l.ctx, hb)
 		rec, err := rd.Next(ctx)
@@ -297,8 +302,20 @@ func (l *leader) send(p *peer, rd *commitlog.Reader, w *wire.Writer) error {
 			return err
 		}
 		p.sentBytes.Add(w.Written() - before)
+		p.sentFrames.Add(1)
 		if nextErr != nil {
 			return nextErr
+		}
+		if d := l.n.cfg.ShipDelay; d > 0 && enc.Size() < l.n.cfg.MaxFrameBytes {
+			// Let the next records gather, so that one frame carries all
+			// that the leader makes durable meanwhile. A full frame means
+			// the follower is behind: the rest goes at once.
+			pace.Reset(d)
+			select {
+			case <-pace.C:
+			case <-l.ctx.Done():
+				return l.ctx.Err()
+			}
 		}
 	}
 }

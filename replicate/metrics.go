@@ -25,8 +25,10 @@ type FollowerStatus struct {
 	// for one (it fell past the retention cap).
 	Resyncs    uint64
 	NeedResync bool
-	// SentBytes counts the record frame bytes sent to it.
-	SentBytes int64
+	// SentBytes counts the record frame bytes sent to it, SentFrames the
+	// frames (their ratio to the records shows how Config.ShipDelay batches).
+	SentBytes  int64
+	SentFrames int64
 }
 
 // Followers returns the leader's view of every follower that connected since
@@ -49,6 +51,7 @@ func (n *Node) Followers() []FollowerStatus {
 			Resyncs:    p.resyncs.Load(),
 			NeedResync: p.needResync.Load(),
 			SentBytes:  p.sentBytes.Load(),
+			SentFrames: p.sentFrames.Load(),
 		}
 		if s.Applied < last {
 			s.LagRecords = last - s.Applied

@@ -332,8 +332,10 @@ func TestFollowerMetrics(t *testing.T) {
 	require.Eventually(t, func() bool { return a.Followers()[0].Applied == 100 }, 10*time.Second, time.Millisecond, "the leader hears b's ack")
 	st = a.Followers()
 	require.Equal(t, FollowerStatus{ID: "b", State: StateStreaming, Written: 100, Durable: 100, Applied: 100,
-		ApplyRate: st[0].ApplyRate, SentBytes: st[0].SentBytes}, st[0])
+		ApplyRate: st[0].ApplyRate, SentBytes: st[0].SentBytes, SentFrames: st[0].SentFrames}, st[0])
 	require.Positive(t, st[0].SentBytes)
+	require.Positive(t, st[0].SentFrames)
+	require.LessOrEqual(t, st[0].SentFrames, int64(100), "at most a frame a record")
 
 	c.stop("b")
 	require.Eventually(t, func() bool { return a.Followers()[0].State == StateDisconnected }, 10*time.Second, time.Millisecond)
