@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -103,6 +104,11 @@ type Config struct {
 	// leader's choice, see replicate.Config.ResyncBacklogRatio) or "log"
 	// (stream the log, never resync by backlog size).
 	CatchUp string
+	// FollowerDir, if set, holds the followers' commit logs and engines
+	// (in a temporary directory, removed) instead of the leader's directory:
+	// on another disk, the followers no longer share the leader's device, as
+	// nodes on their own machines do not.
+	FollowerDir string
 
 	// Plot, if set, is an .svg or .png file to draw throughput and latency in.
 	Plot string
@@ -163,6 +169,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Followers, "followers", c.Followers, "replication: followers of replicate-write and replicate-lag")
 	fs.IntVar(&c.Rate, "rate", c.Rate, "replicate-lag: offered writes per second")
 	fs.Int64Var(&c.BacklogBytes, "backlog_bytes", c.BacklogBytes, "replicate-catchup: key+value bytes written before the follower starts")
+	fs.StringVar(&c.FollowerDir, "follower_dir", c.FollowerDir, "replication: directory for the followers' logs and engines, e.g. on another disk (default: beside the leader's)")
 	fs.StringVar(&c.CatchUp, "catchup", c.CatchUp, "replicate-catchup: auto (the leader resyncs a backlog large against the data) or log (always stream the log)")
 	fs.StringVar(&c.Plot, "plot", c.Plot, "draw throughput and latency charts in this .svg or .png file")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", c.CPUProfile, "write a CPU profile of the run to this file")
@@ -239,6 +246,8 @@ func (c *Config) Validate() error {
 		return bad("-catchup %q: want auto or log", c.CatchUp)
 	case c.BacklogBytes < 1:
 		return bad("-backlog_bytes %d: must be positive", c.BacklogBytes)
+	case c.FollowerDir != "" && !isDir(c.FollowerDir):
+		return bad("-follower_dir %q: not a directory; create it first", c.FollowerDir)
 	case c.UseExisting && c.Dir == "":
 		return bad("-use_existing_db needs -dir")
 	}
@@ -293,4 +302,10 @@ func (c *Config) reads() int {
 		return c.Reads
 	}
 	return c.Num
+}
+
+// isDir reports whether path names a directory.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

@@ -57,25 +57,30 @@ func expandReplicate(names []string) []string {
 
 // replCluster is a leader and its followers in one process.
 type replCluster struct {
-	engine    string
-	dir       string
-	ca        *transport.CA
-	retention int64
+	engine string
+	dir    string
+	// followerDir holds the followers' directories: dir, or a temporary
+	// directory under Config.FollowerDir.
+	followerDir string
+	ca          *transport.CA
+	retention   int64
 	// resyncRatio is the followers' Config.ResyncBacklogRatio (0: default).
 	resyncRatio float64
 	leader      *replicate.Node
 	followers   []*replicate.Node
 }
 
-// newReplCluster opens a leader (listening on loopback when withListener)
-// under dir, with resyncRatio as every node's ResyncBacklogRatio.
-func newReplCluster(engine, dir string, retention int64, withListener bool, resyncRatio float64) (*replCluster, error) {
+// newReplCluster opens a leader of the session's engine (listening on
+// loopback when withListener) under dir, with resyncRatio as every node's
+// ResyncBacklogRatio. Followers go under dir too, unless the session's
+// FollowerDir is set.
+func (s *session) newReplCluster(dir string, retention int64, withListener bool, resyncRatio float64) (*replCluster, error) {
 	ca, err := transport.NewCA("kvbench CA")
 	if err != nil {
 		return nil, err
 	}
-	c := &replCluster{engine: engine, dir: dir, ca: ca, retention: retention, resyncRatio: resyncRatio}
-	cfg, err := c.config("leader")
+	c := &replCluster{engine: s.engine, dir: dir, followerDir: dir, ca: ca, retention: retention, resyncRatio: resyncRatio}
+	cfg, err := c.config(leaderID)
 	if err != nil {
 		return nil, err
 	}
@@ -86,11 +91,16 @@ func newReplCluster(engine, dir string, retention int64, withListener bool, resy
 	if c.leader, err = replicate.Open(cfg); err != nil {
 		return nil, fmt.Errorf("open leader: %w", err)
 	}
+	if s.cfg.FollowerDir != "" {
+		if c.followerDir, err = os.MkdirTemp(s.cfg.FollowerDir, "kvbench-followers-"); err != nil {
+			return nil, errors.Join(err, c.leader.Close())
+		}
+	}
 	return c, nil
 }
 
 // config is node id's configuration: its own QUIC identity, commit log in
-// dir/id/node and engine in dir/id/engine. Checkpointing is on (the memory
+// dir/id/node and engine in dir/id/engine (followerDir for followers). Checkpointing is on (the memory
 // engine needs it) but never due, and retention exceeds any backlog, so the
 // leader keeps its whole log and a late follower catches up by streaming it.
 func (c *replCluster) config(id string) (replicate.Config, error) {
@@ -102,7 +112,11 @@ func (c *replCluster) config(id string) (replicate.Config, error) {
 	if err != nil {
 		return replicate.Config{}, err
 	}
-	engineDir := filepath.Join(c.dir, id, "engine")
+	root := c.dir
+	if id != leaderID {
+		root = c.followerDir
+	}
+	engineDir := filepath.Join(root, id, "engine")
 	open := func(wipe bool) (logkv.Engine, error) {
 		if wipe {
 			if err := os.RemoveAll(engineDir); err != nil {
@@ -120,13 +134,16 @@ func (c *replCluster) config(id string) (replicate.Config, error) {
 		return logkv.Open(c.engine, engineDir, opts)
 	}
 	return replicate.Config{
-		ID: id, Dir: filepath.Join(c.dir, id, "node"), OpenEngine: open,
+		ID: id, Dir: filepath.Join(root, id, "node"), OpenEngine: open,
 		Transport: tr, ListenAddr: "127.0.0.1:0", AckMode: replicate.Async,
 		Checkpoint: true, CheckpointEvery: 1 << 50, RetentionBytes: c.retention,
 		ResyncBacklogRatio: c.resyncRatio,
 		Logger:             slog.New(slog.DiscardHandler),
 	}, nil
 }
+
+// leaderID is the leader's node id.
+const leaderID = "leader"
 
 // startFollower opens follower i, which dials the leader.
 func (c *replCluster) startFollower(i int) (*replicate.Node, error) {
@@ -175,7 +192,7 @@ func (c *replCluster) close() error {
 	for _, f := range c.followers {
 		errs = append(errs, f.Close())
 	}
-	errs = append(errs, c.leader.Close(), os.RemoveAll(c.dir))
+	errs = append(errs, c.leader.Close(), os.RemoveAll(c.dir), os.RemoveAll(c.followerDir))
 	return errors.Join(errs...)
 }
 
@@ -257,7 +274,7 @@ func (s *session) replWrite(ctx context.Context, b *benchRun, dir string) ([]Res
 		if followers > 0 {
 			name = "replicate-write"
 		}
-		c, err := newReplCluster(s.engine, dir, 1<<50, followers > 0, 0)
+		c, err := s.newReplCluster(dir, 1<<50, followers > 0, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -383,7 +400,7 @@ func lagWriters(cfg *Config) int {
 // time since the leader acknowledged it.
 func (s *session) replLag(ctx context.Context, b *benchRun, dir string) (_ []Result, err error) {
 	cfg := s.cfg
-	c, err := newReplCluster(s.engine, dir, 1<<50, true, 0)
+	c, err := s.newReplCluster(dir, 1<<50, true, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -532,7 +549,7 @@ func (s *session) replCatchUp(ctx context.Context, b *benchRun, dir string) (_ [
 	if cfg.CatchUp == "log" {
 		ratio = -1
 	}
-	c, err := newReplCluster(s.engine, dir, max(4<<30, 2*cfg.BacklogBytes), true, ratio)
+	c, err := s.newReplCluster(dir, max(4<<30, 2*cfg.BacklogBytes), true, ratio)
 	if err != nil {
 		return nil, err
 	}

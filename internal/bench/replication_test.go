@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -114,12 +116,44 @@ func TestReplicationConfig(t *testing.T) {
 		func(c *Config) { c.Rate = 0 },
 		func(c *Config) { c.BacklogBytes = 0 },
 		func(c *Config) { c.CatchUp = "snapshot" },
+		func(c *Config) { c.FollowerDir = filepath.Join(t.TempDir(), "missing") },
 		func(c *Config) { c.Benchmarks = []string{"replicate-nope"} },
 	} {
 		c := replTestConfig("memory")
 		mutate(&c)
 		require.True(t, errors.Is(c.Validate(), ErrUsage))
 	}
+}
+
+// With FollowerDir the followers' logs and engines live there, in a
+// directory of their own that goes when the benchmark ends, and the leader's
+// stay under the session's directory.
+func TestReplicationFollowerDir(t *testing.T) {
+	cfg := replTestConfig("lsm")
+	cfg.Benchmarks = []string{"replicate-write"}
+	cfg.FollowerDir = t.TempDir()
+	s := &session{cfg: &cfg, engine: "lsm", dir: t.TempDir()}
+	c, err := s.newReplCluster(filepath.Join(s.dir, "replicate"), 1<<50, true, 0)
+	require.NoError(t, err)
+	f, err := c.startFollower(0)
+	require.NoError(t, err)
+	var b logkv.Batch
+	b.Set([]byte("k"), []byte("v"))
+	seq, err := c.leader.Write(&b)
+	require.NoError(t, err)
+	require.NoError(t, c.waitApplied(t.Context(), seq))
+	require.Equal(t, seq, f.LastSeq())
+
+	followers, err := filepath.Glob(filepath.Join(cfg.FollowerDir, "kvbench-followers-*", "f0", "node"))
+	require.NoError(t, err)
+	require.Len(t, followers, 1, "f0's commit log is under FollowerDir")
+	require.DirExists(t, filepath.Join(s.dir, "replicate", leaderID, "node"))
+	require.NoDirExists(t, filepath.Join(s.dir, "replicate", "f0"))
+
+	require.NoError(t, c.close())
+	left, err := os.ReadDir(cfg.FollowerDir)
+	require.NoError(t, err)
+	require.Empty(t, left, "the followers' directory is removed")
 }
 
 func TestDiffEngines(t *testing.T) {
