@@ -98,7 +98,7 @@ func TestReplicationThroughRESP(t *testing.T) {
 	for _, mf := range families {
 		prom.WriteString(mf.GetName() + "\n")
 	}
-	for _, name := range []string{"logkv_replication_follower_lag_records", "logkv_replication_follower_lag_seconds", "logkv_replication_follower_apply_rate", "logkv_replication_seq", "logkv_replication_leader"} {
+	for _, name := range []string{"logkv_replication_follower_lag_records", "logkv_replication_follower_lag_seconds", "logkv_replication_follower_apply_rate", "logkv_replication_follower_sent_frames_total", "logkv_replication_seq", "logkv_replication_leader"} {
 		require.Contains(t, prom.String(), name)
 	}
 

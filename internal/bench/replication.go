@@ -100,9 +100,10 @@ func (s *session) newReplCluster(dir string, retention int64, withListener bool,
 }
 
 // config is node id's configuration: its own QUIC identity, commit log in
-// dir/id/node and engine in dir/id/engine (followerDir for followers). Checkpointing is on (the memory
-// engine needs it) but never due, and retention exceeds any backlog, so the
-// leader keeps its whole log and a late follower catches up by streaming it.
+// dir/id/node and engine in dir/id/engine (followerDir for followers).
+// Checkpointing is on (the memory engine needs it) but never due, and
+// retention exceeds any backlog, so the leader keeps its whole log and a late
+// follower catches up by streaming it.
 func (c *replCluster) config(id string) (replicate.Config, error) {
 	ident, err := c.ca.Identity(id, "127.0.0.1")
 	if err != nil {
