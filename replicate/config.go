@@ -142,12 +142,12 @@ type Config struct {
 	FollowerSyncDelay time.Duration
 	// ShipDelay paces the leader's record frames to each follower: after a
 	// frame that is not full, the follower's sender waits this long before it
-	// gathers the next (negative: no wait, at most MaxShipDelay). The first
-	// record after an idle spell goes out at once; under load, one frame
-	// carries what the leader made durable meanwhile instead of one frame per
-	// group fsync, and a follower receives, appends and applies a few
-	// hundred frames a second rather than thousands. Kafka's linger.ms does
-	// the same for producers. The default follows what waits on a
+	// gathers the next. Negative means no wait; MaxShipDelay is the most.
+	// The first record after an idle spell goes out at once; under load, one
+	// frame carries what the leader made durable meanwhile instead of one
+	// frame per group fsync, and a follower receives, appends and applies a
+	// few hundred frames a second rather than thousands. Kafka's linger.ms
+	// does the same for producers. The default follows what waits on a
 	// follower: none in Sync mode, where every write waits for its quorum,
 	// and 2ms in Async mode, where a follower's records are lag, not
 	// latency (kvbench replicate-write, async, 2 followers on this project's

@@ -130,7 +130,6 @@ func TestReplicationConfig(t *testing.T) {
 // stay under the session's directory.
 func TestReplicationFollowerDir(t *testing.T) {
 	cfg := replTestConfig("lsm")
-	cfg.Benchmarks = []string{"replicate-write"}
 	cfg.FollowerDir = t.TempDir()
 	s := &session{cfg: &cfg, engine: "lsm", dir: t.TempDir()}
 	c, err := s.newReplCluster(filepath.Join(s.dir, "replicate"), 1<<50, true, 0)
