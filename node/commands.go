@@ -26,7 +26,10 @@ type command struct {
 	// slow commands may wait long (for followers, or a new leader): they
 	// run off the event loop (see server.go).
 	slow bool
-	run  func(n *Node, c *client, args [][]byte)
+	// admin commands can destroy data or stop the node: only an
+	// authenticated admin may run them (see access.go).
+	admin bool
+	run   func(n *Node, c *client, args [][]byte)
 	// id indexes the command's per-node metrics.
 	id int
 }
@@ -60,8 +63,8 @@ func init() {
 		{name: "info", arity: -1, run: cmdInfo},
 		{name: "role", arity: 1, run: cmdRole},
 		{name: "wait", arity: 3, slow: true, run: cmdWait},
-		{name: "replicaof", arity: 3, slow: true, run: cmdReplicaOf},
-		{name: "slaveof", arity: 3, slow: true, run: cmdReplicaOf},
+		{name: "replicaof", arity: 3, slow: true, admin: true, run: cmdReplicaOf},
+		{name: "slaveof", arity: 3, slow: true, admin: true, run: cmdReplicaOf},
 		{name: "auth", arity: -2, noAuth: true, run: cmdAuth},
 		{name: "select", arity: 2, run: cmdSelect},
 		{name: "config", arity: -2, run: cmdConfig},
