@@ -17,8 +17,16 @@ var Default FS = osFS{}
 
 type osFS struct{}
 
+// Modes of what the OS filesystem creates: data is readable by its owner
+// only (any local user could otherwise read every value), as Redis and
+// etcd keep theirs. The umask can only make them tighter.
+const (
+	fileMode = 0o600
+	dirMode  = 0o700
+)
+
 func (osFS) Create(name string) (File, error) {
-	return osFile(os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644))
+	return osFile(os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode))
 }
 
 func (osFS) Open(name string) (File, error) { return osFile(os.Open(name)) }
@@ -35,10 +43,16 @@ func osFile(f *os.File, err error) (File, error) {
 	return f, nil
 }
 
-func (osFS) Remove(name string) error                    { return os.Remove(name) }
-func (osFS) Rename(oldname, newname string) error        { return os.Rename(oldname, newname) }
-func (osFS) MkdirAll(dir string, perm os.FileMode) error { return os.MkdirAll(dir, perm) }
-func (osFS) Stat(name string) (os.FileInfo, error)       { return os.Stat(name) }
+func (osFS) Remove(name string) error             { return os.Remove(name) }
+func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+
+// MkdirAll creates dir and its parents with mode 0700, or perm where perm is
+// tighter: callers pass the conventional 0755, which would let every local
+// user list the data files.
+func (osFS) MkdirAll(dir string, perm os.FileMode) error {
+	return os.MkdirAll(dir, perm&dirMode)
+}
+func (osFS) Stat(name string) (os.FileInfo, error) { return os.Stat(name) }
 
 func (osFS) List(dir string) ([]string, error) {
 	f, err := os.Open(dir)
@@ -64,7 +78,7 @@ func (osFS) SyncDir(dir string) error {
 }
 
 func (osFS) Lock(name string) (io.Closer, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, fileMode)
 	if err != nil {
 		return nil, err
 	}
