@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/vfs"
@@ -92,10 +93,29 @@ func runCrashAtHook(t *testing.T, setHook func(h *testHooks, f func()), seed uin
 			synced.Store(uint64(i))
 		}
 	}
+	// The writes may all land before any background work reaches the hook:
+	// on a loaded machine the flusher and the compactor lag, and Close stops
+	// a compaction before its hook. So force the work until the hook has
+	// run: each flushAll adds an L0 table (L0CompactionThreshold is 2, so a
+	// compaction follows) and a manifest edit (MaxManifestSize is tiny, so
+	// a rotation follows).
+	ran := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(points) > 0
+	}
+	deadline := time.Now().Add(time.Minute)
+	for i := n + 1; !ran(); i++ {
+		require.True(t, time.Now().Before(deadline), "the hook never ran")
+		k, v := fmt.Sprintf("k%04d", i%500), fmt.Sprintf("v%d", i)
+		h.keys = append(h.keys, k)
+		h.values = append(h.values, v)
+		require.NoError(t, db.Set([]byte(k), []byte(v), nil))
+		require.NoError(t, db.flushAll())
+	}
 	require.NoError(t, db.Close())
 	mu.Lock()
 	defer mu.Unlock()
-	require.NotEmpty(t, points, "the hook never ran")
 	for i, p := range points {
 		db2, err := Open("db", smallOptions(p.fs))
 		require.NoError(t, err, "crash point %d", i)
