@@ -76,6 +76,10 @@ type Status struct {
 	// LogFirstSeq and LogBytes describe the retained log.
 	LogFirstSeq uint64
 	LogBytes    int64
+	// CheckpointSeq is the seq the engine's durable state covers: the last
+	// checkpoint (Config.Checkpoint) or engine sync; recovery replays the log
+	// after it.
+	CheckpointSeq uint64
 	// Follower only: its connection state, the leader's last seq as last
 	// heard, the number of full resyncs received and of connections made.
 	State      string
@@ -96,6 +100,8 @@ func (n *Node) Status() Status {
 		Applied:     n.applied.Load(),
 		LogFirstSeq: n.log.FirstSeq(),
 		LogBytes:    n.log.Size(),
+
+		CheckpointSeq: n.checkpointSeq.Load(),
 	}
 	n.roleMu.Lock()
 	s.Role = n.Role()
