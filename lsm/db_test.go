@@ -2,6 +2,7 @@ package lsm
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ func smallOptions(fs vfs.FS) *Options {
 		CacheSize:             1 << 20,
 		MaxOpenFiles:          16,
 		MaxManifestSize:       256,
+		Logger:                slog.New(slog.DiscardHandler),
 	}
 }
 

@@ -47,12 +47,16 @@
 // (and synced) to the manifest (lsm/internal/manifest). Open replays the
 // manifest named by CURRENT, replays WAL segments at or above its log
 // number (cutting a torn tail of the last one; damage elsewhere is
-// logkv.ErrCorrupt naming file and offset), flushes what they held to L0,
+// logkv.ErrCorrupt naming file and offset), checks the manifest's tree
+// against the files on disk (recovery.go: a damaged last edit is a torn
+// tail only if the tree before it is whole and the WAL covers every table
+// it does not name), flushes what they held to L0,
 // writes a fresh manifest holding a snapshot of the tree and switches
 // CURRENT to it atomically (temporary file, sync, rename, directory sync).
 // The manifest is rewritten the same way when it passes MaxManifestSize.
 // A table is deleted when no live version (the current one, or one pinned
-// by an iterator) holds it.
+// by an iterator) holds it. Every cut and every file deleted at Open is
+// logged to Options.Logger with the file, offset and bytes.
 //
 // # Compaction
 //

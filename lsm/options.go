@@ -3,6 +3,7 @@ package lsm
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/sstable"
@@ -100,12 +101,22 @@ type Options struct {
 	// MaxManifestSize is the size past which the manifest is rewritten as
 	// a new file holding a snapshot of the tree. Default 4 MiB.
 	MaxManifestSize int64 `yaml:"max_manifest_size"`
+
+	// Logger receives what recovery does to the files of the directory:
+	// every torn tail it cuts (a WAL segment's or the manifest's) and every
+	// file it deletes as obsolete at Open, each with the file, the offset
+	// and the bytes concerned, so that no cut is silent. Nil means
+	// slog.Default(), the process's default logger.
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // EnsureDefaults fills o's zero fields with their defaults and returns o.
 func (o *Options) EnsureDefaults() *Options {
 	if o.FS == nil {
 		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	if o.MemtableSize == 0 {
 		o.MemtableSize = 8 << 20

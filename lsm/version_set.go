@@ -94,6 +94,7 @@ type recoveredState struct {
 	logNum      uint64
 	nextFileNum uint64
 	lastSeq     uint64
+	cut         *tailCut // the manifest's torn last edit, if any
 }
 
 // readCurrent returns the manifest number CURRENT names, or ok=false if the
@@ -122,12 +123,17 @@ func readCurrent(fs vfs.FS, dir string) (uint64, bool, error) {
 	return num, true, nil
 }
 
-// replayManifest applies every edit of manifest num. A torn tail is an edit
-// whose sync never returned: it is ignored (its files are unreferenced and
-// deleted as obsolete). Corruption before the tail is an error.
+// replayManifest applies every edit of manifest num. A last edit that
+// fails its checks, with nothing valid after it, may be an edit whose sync
+// never returned: it is left out and reported in st.cut, for recovery to
+// check against the files on disk (recovery.go) before it believes it.
+// Corruption before the tail is an error.
 func replayManifest(fs vfs.FS, dir string, num uint64) (*recoveredState, error) {
 	name := manifestName(num)
 	f, err := fs.Open(joinPath(dir, name))
+	if errors.Is(err, errNotExist) {
+		return nil, logkv.CorruptError(currentName, 0, "CURRENT names %s, which does not exist: restore the directory from a backup or a replica", name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lsm: open %s named by CURRENT: %w", name, err)
 	}
@@ -144,6 +150,9 @@ func replayManifest(fs vfs.FS, dir string, num uint64) (*recoveredState, error) 
 		if err == io.EOF || errors.Is(err, record.ErrTornTail) {
 			if i == 0 {
 				return nil, logkv.CorruptError(name, 0, "manifest holds no complete edit")
+			}
+			if err != io.EOF {
+				st.cut = &tailCut{name: name, off: off, size: fi.Size(), why: err}
 			}
 			return st, nil
 		}

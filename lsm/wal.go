@@ -229,25 +229,27 @@ func (w *walWriter) close() error {
 }
 
 // replayWAL reads the records of one WAL segment, calling fn for each. last
-// says whether the segment is the newest: its torn tail is cut (truncated
-// and synced); a torn tail in an older segment is corruption, since segments
-// are synced whole before the next one starts.
-func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *logkv.Batch) error) error {
-	f, err := fs.OpenReadWrite(path)
+// says whether the segment is the newest: a torn tail there (damage past
+// the last offset a record says was synced) is returned as a cut for the
+// caller to apply once recovery's other checks pass; a torn tail in an
+// older segment is corruption, since segments are synced whole before the
+// next one starts.
+func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *logkv.Batch) error) (*tailCut, error) {
+	f, err := fs.Open(path)
 	if err != nil {
-		return fmt.Errorf("lsm: open WAL %s: %w", name, err)
+		return nil, fmt.Errorf("lsm: open WAL %s: %w", name, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("lsm: stat WAL %s: %w", name, err)
+		return nil, fmt.Errorf("lsm: stat WAL %s: %w", name, err)
 	}
 	r := record.NewReader(f, name, fi.Size(), maxWALPayload)
 	for {
 		off := r.Offset()
 		payload, err := r.Next()
 		if err == io.EOF {
-			return nil
+			return nil, nil
 		}
 		torn := errors.Is(err, record.ErrTornTail)
 		if !torn && last && errors.Is(err, logkv.ErrCorrupt) {
@@ -255,34 +257,28 @@ func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *l
 			// of them says the damaged offset was durable.
 			durable, serr := laterDurable(f, off, fi.Size())
 			if serr != nil {
-				return serr
+				return nil, serr
 			}
 			torn = durable <= off
 		}
 		if torn {
 			if !last {
-				return logkv.CorruptError(name, off, "torn record in a WAL segment that is not the last: %v", err)
+				return nil, logkv.CorruptError(name, off, "torn record in a WAL segment that is not the last: %v", err)
 			}
-			if err := f.Truncate(off); err != nil {
-				return fmt.Errorf("lsm: cut the torn tail of WAL %s: %w", name, err)
-			}
-			if err := f.Sync(); err != nil {
-				return fmt.Errorf("lsm: cut the torn tail of WAL %s: %w", name, err)
-			}
-			return nil
+			return &tailCut{name: name, off: off, size: fi.Size(), why: err}, nil
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		seq, _, b, err := decodeWALRecord(payload, name, off)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if b == nil {
 			continue // a marker
 		}
 		if err := fn(seq, b); err != nil {
-			return err
+			return nil, err
 		}
 	}
 }
