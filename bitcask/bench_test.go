@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,4 +189,29 @@ func BenchmarkTreeSet(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n)/float64(b.N), "ns/key")
+}
+
+// BenchmarkSetSync measures synced writes from 16 concurrent writers on the
+// operating system's filesystem: what group commit shares. Each op is one
+// Set with WriteOptions.Sync; fsyncs/op is how many writers an fsync served.
+func BenchmarkSetSync(b *testing.B) {
+	db, err := Open(b.TempDir(), &Options{DisableAutoMerge: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	value := make([]byte, 100)
+	var next atomic.Int64
+	b.SetParallelism(8) // 16 writers on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var kbuf [32]byte
+		for pb.Next() {
+			if err := db.Set(benchKey(int(next.Add(1)), kbuf[:]), value, &logkv.WriteOptions{Sync: true}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(db.stats.syncs.Load())/float64(b.N), "fsyncs/op")
 }

@@ -273,8 +273,10 @@ func TestCrashMidRotation(t *testing.T) {
 }
 
 // TestCorruptRecordMidFile: a damaged value in a closed file fails that
-// key's reads with ErrCorrupt naming file and offset; every other key still
-// reads, whether Open loaded the file from its hint or scanned it.
+// key's reads with ErrCorrupt naming file and offset, every other key still
+// reading, when Open loaded the file from its hint (Open reads no values);
+// when Open has to scan the file, it fails with ErrCorrupt naming file and
+// offset rather than open without the records it could not read.
 func TestCorruptRecordMidFile(t *testing.T) {
 	for _, withHints := range []bool{true, false} {
 		t.Run(fmt.Sprintf("hints=%v", withHints), func(t *testing.T) {
@@ -314,6 +316,15 @@ func TestCorruptRecordMidFile(t *testing.T) {
 				}
 			}
 
+			if !withHints {
+				o := opts
+				o.FS = fs
+				_, err := Open(testDir, &o)
+				require.ErrorIs(t, err, logkv.ErrCorrupt)
+				require.ErrorContains(t, err, fileName(e.fid, dataSuffix))
+				require.ErrorContains(t, err, fmt.Sprintf("offset %d", e.off))
+				return
+			}
 			db = openMem(t, fs, opts)
 			defer db.Close()
 			_, err = db.Get([]byte(victim))

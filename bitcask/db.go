@@ -34,8 +34,11 @@ type DB struct {
 	pos    uint64 // bytes appended over the DB's open life (group commit)
 	werr   error  // sticky: after a failed write or sync, writes fail
 
-	syncMu sync.Mutex    // one fsync at a time; waiters share it
-	synced atomic.Uint64 // pos known durable
+	// The group commit (syncTo), under wmu: syncing says an fsync is in
+	// flight outside wmu, and syncDone is closed when it ends.
+	syncing  bool
+	syncDone chan struct{}
+	synced   atomic.Uint64 // pos known durable
 
 	// kmu guards the keydir, the file set and the files' accounting.
 	kmu     sync.RWMutex
@@ -59,6 +62,9 @@ type DB struct {
 	// testHook, when set by tests, is called at named points of merges and
 	// rotations; an error it returns aborts the operation there.
 	testHook func(point string) error
+	// testHookSyncWait, when set by tests, is called by a syncTo caller
+	// about to wait for another's fsync.
+	testHookSyncWait func()
 }
 
 type stats struct {
@@ -98,6 +104,8 @@ func Open(dir string, o *Options) (*DB, error) {
 		files: map[uint32]*dataFile{},
 		quit:  make(chan struct{}),
 		kick:  make(chan struct{}, 1),
+
+		syncDone: make(chan struct{}),
 	}
 	if err := db.recover(); err != nil {
 		db.closeFiles()
@@ -369,6 +377,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	df := db.active
 	base := df.size
 	off := base
+	synced := uint64(df.syncedSize)
 	encode := src
 	var userBytes uint64
 	for i := 0; i < ops; i++ {
@@ -389,7 +398,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 				return err
 			}
 		}
-		db.buf = appendRecord(db.buf, seq, flags, key, value)
+		db.buf = appendRecord(db.buf, synced, seq, flags, key, value)
 		userBytes += uint64(len(key) + len(value))
 	}
 
@@ -457,40 +466,75 @@ func (db *DB) flushLocked() error {
 	return nil
 }
 
-// syncTo makes everything up to pos durable. Concurrent callers share one
-// fsync: whoever takes syncMu syncs all that was written so far, and the ones
-// queued behind find their writes already covered.
+// syncTo makes everything up to pos durable (group commit). A caller that
+// finds no fsync in flight leads: it flushes the buffer and fsyncs all that
+// was written so far, outside the commit lock. Callers arriving meanwhile wait
+// for that fsync together on syncDone, which wakes them all at once: those it
+// covered return, and one of the others leads the next. (Queued on a mutex
+// instead, they were handed it one at a time after each fsync, and a caller
+// the fsync had covered could wait behind the next one as well: the convoy
+// replicate/commitlog's Sync was rid of.)
 func (db *DB) syncTo(pos uint64) error {
-	if db.synced.Load() >= pos {
-		return nil
-	}
-	db.syncMu.Lock()
-	defer db.syncMu.Unlock()
-	if db.synced.Load() >= pos {
-		return nil
-	}
-	db.wmu.Lock()
-	if db.werr != nil {
-		err := db.werr
-		db.wmu.Unlock()
-		return err
-	}
-	if err := db.flushLocked(); err != nil {
-		db.wmu.Unlock()
-		return err
-	}
-	df, target := db.active, db.pos
-	db.wmu.Unlock()
-	if err := df.f.Sync(); err != nil {
+	for {
+		if db.synced.Load() >= pos {
+			return nil
+		}
 		db.wmu.Lock()
-		db.werr = fmt.Errorf("bitcask: sync %s: %w (the engine refuses further writes; reopen it)", df.path, err)
-		err = db.werr
+		if db.werr != nil {
+			err := db.werr
+			db.wmu.Unlock()
+			return err
+		}
+		if db.syncing {
+			ch := db.syncDone
+			db.wmu.Unlock()
+			if db.testHookSyncWait != nil {
+				db.testHookSyncWait()
+			}
+			<-ch
+			continue
+		}
+		if db.synced.Load() >= pos { // covered by an fsync that just ended
+			db.wmu.Unlock()
+			return nil
+		}
+		if err := db.flushLocked(); err != nil {
+			db.wmu.Unlock()
+			return err
+		}
+		df, target, size := db.active, db.pos, db.active.flushed.Load()
+		db.syncing = true
+		db.wmu.Unlock()
+
+		err := df.f.Sync()
+
+		db.wmu.Lock()
+		db.syncing = false
+		close(db.syncDone) // wake every waiter, whatever the outcome
+		db.syncDone = make(chan struct{})
+		if err != nil {
+			db.werr = fmt.Errorf("bitcask: sync %s: %w (the engine refuses further writes; reopen it)", df.path, err)
+			err = db.werr
+		} else {
+			db.stats.syncs.Add(1)
+			// The next records appended to df say so (see record.go).
+			df.syncedSize = max(df.syncedSize, size)
+			storeMax(&db.synced, target)
+		}
 		db.wmu.Unlock()
 		return err
 	}
-	db.stats.syncs.Add(1)
-	storeMax(&db.synced, target)
-	return nil
+}
+
+// waitSyncLocked waits out an fsync in flight. The caller holds wmu, which
+// it releases while waiting.
+func (db *DB) waitSyncLocked() {
+	for db.syncing {
+		ch := db.syncDone
+		db.wmu.Unlock()
+		<-ch
+		db.wmu.Lock()
+	}
 }
 
 func storeMax(a *atomic.Uint64, v uint64) {
@@ -542,6 +586,7 @@ func (db *DB) newActive() error {
 	}
 	df := newDataFile(id, db.dir, f, originAppend, floor)
 	df.size = fileHeaderSize
+	df.syncedSize = fileHeaderSize
 	df.flushed.Store(fileHeaderSize)
 	df.active = true
 	// Map the whole size the file may grow to: reads touch only what was
@@ -568,6 +613,7 @@ func (db *DB) rotate() error {
 		db.werr = fmt.Errorf("bitcask: sync %s: %w (the engine refuses further writes; reopen it)", old.path, err)
 		return db.werr
 	}
+	old.syncedSize = old.flushed.Load()
 	storeMax(&db.synced, db.pos)
 	err := db.hook("rotate-after-sync")
 	if err == nil {
@@ -642,6 +688,7 @@ func (db *DB) Close() error {
 	db.writeMissingHints(true) // the files rotated out since the worker's last round
 
 	db.wmu.Lock()
+	db.waitSyncLocked() // a group commit's fsync must not find the file closed
 	err := db.werr
 	if err == nil {
 		err = db.flushLocked()

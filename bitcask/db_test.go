@@ -262,12 +262,10 @@ func TestMergeConcurrent(t *testing.T) {
 	mergeDone := make(chan struct{})
 	go func() {
 		defer close(mergeDone)
+		// Merge before looking at stop: on a loaded machine the writers can
+		// finish before this goroutine first runs, and the files
+		// fillForMerge left are past the threshold either way.
 		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
 			ok, err := db.Merge()
 			if err != nil {
 				errs <- err
@@ -275,6 +273,11 @@ func TestMergeConcurrent(t *testing.T) {
 			}
 			if ok {
 				merges++
+			}
+			select {
+			case <-stop:
+				return
+			default:
 			}
 		}
 	}()

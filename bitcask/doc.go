@@ -9,9 +9,10 @@
 //
 // # Files
 //
-// A directory holds data files (NNNNNNNN.data), one of which is active and
-// takes the appends; it is closed (flushed, synced, made read-only) when it
-// reaches Options.MaxFileSize, and a closed file never changes. Each closed
+// A directory holds data files (NNNNNNNN.data, format version 2), one of
+// which is active and takes the appends; it is closed (flushed, synced, made
+// read-only) when it reaches Options.MaxFileSize, and a closed file never
+// changes. Each closed
 // file gets a hint file (NNNNNNNN.hint) listing its records without values,
 // sorted by key. The formats are documented byte by byte in record.go (data
 // files and records), hint.go (hint files) and merge.go (merge manifests);
@@ -44,7 +45,8 @@
 //
 // A write with WriteOptions.Sync returns once its records are fsynced.
 // Concurrent syncing writers share fsyncs: one syncs everything written so
-// far while the others wait, then find their records covered (group commit).
+// far while the others wait for that fsync together, then find their records
+// covered or elect the next to sync (group commit).
 // Options.Sync picks what the engine does on its own: "request" (default:
 // only what callers ask, plus rotation and Close), "interval" (also a
 // background sync every Options.SyncInterval) or "always" (every write as if
@@ -74,15 +76,21 @@
 // # Recovery
 //
 // Open finishes or undoes interrupted merges, loads each closed file from its
-// hint (or scans it when the hint is missing or does not match), cuts a torn
-// tail off the newest appended file at its first bad record, and builds the
+// hint (or reads it whole when it has none, or a damaged one), and builds the
 // keydir by merging the files' sorted runs; the record with the highest
-// sequence number wins. A bad record in the middle of a closed file does not
-// stop Open: the file is marked corrupt (never merged) and reads of the keys
-// whose records are damaged fail with ErrCorrupt. LastSeq after Open is the
-// newest sequence number recovered (each file's header also records the
-// LastSeq at its creation, so that dropping records in a merge cannot move it
-// back). See recover.go.
+// sequence number wins. Only the newest append file, after a crash (it has
+// no hint), may end in a torn tail; every record carries how many bytes of
+// its file were synced when it was appended, so damage in bytes a later
+// record says were synced is corruption, not a torn tail. Recovery cuts a
+// torn tail at the start of its batch and logs the file, offset and bytes
+// removed to Options.Logger; any other damage it finds (in synced bytes, in
+// a file closed whole, a hint whose recorded size disagrees with its data
+// file) fails Open with an error wrapping logkv.ErrCorrupt that names the
+// file and offset, and changes nothing. A file of another format fails Open
+// with ErrFormat. LastSeq after Open is the newest sequence number recovered
+// (each file's header also records the LastSeq at its creation, so that
+// dropping records in a merge cannot move it back). See recover.go, which
+// also says what recovery cannot see.
 //
 // # Concurrency
 //

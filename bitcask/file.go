@@ -70,6 +70,10 @@ type dataFile struct {
 	// It is unmapped when refs drops to zero, so no reader can hold it then.
 	mm atomic.Pointer[[]byte]
 
+	// syncedSize is how many bytes of the file are durable: what the synced
+	// field of the next record appended says. Guarded by DB.wmu.
+	syncedSize int64
+
 	// Guarded by DB.kmu.
 	size      int64           // bytes written, buffered ones included
 	dead      *roaring.Bitmap // offsets of dead records

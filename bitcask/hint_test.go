@@ -11,7 +11,7 @@ import (
 
 func sampleHints() []hintEntry {
 	es := []hintEntry{
-		{key: "apple", seq: 3, off: 20, vlen: 5},
+		{key: "apple", seq: 3, off: 24, vlen: 5},
 		{key: "apple", seq: 9, off: 60, vlen: 0, tomb: true},
 		{key: "apricot", seq: 4, off: 100, vlen: 300},
 		{key: "b", seq: 1 << 40, off: 500, vlen: 1},
@@ -42,7 +42,7 @@ func TestHintRoundTrip(t *testing.T) {
 	_, _, err = decodeHint("h", encodeHint(1000, []hintEntry{es[2], es[0]}))
 	require.ErrorIs(t, err, logkv.ErrCorrupt)
 	// Empty.
-	_, got, err = decodeHint("h", encodeHint(20, nil))
+	_, got, err = decodeHint("h", encodeHint(fileHeaderSize, nil))
 	require.NoError(t, err)
 	require.Empty(t, got)
 }

@@ -305,7 +305,7 @@ func (db *DB) mergeLocked() (bool, error) {
 				if r.flags&flagMore == 0 {
 					cur.buf = append(cur.buf, data[c.off:c.off+int(size)]...) // CRC still good
 				} else {
-					cur.buf = appendRecord(cur.buf, r.seq, r.flags&flagTombstone, r.key, r.value)
+					cur.buf = appendRecord(cur.buf, r.synced, r.seq, r.flags&flagTombstone, r.key, r.value)
 				}
 				cur.size += size
 				cur.records++

@@ -2,6 +2,7 @@ package bitcask
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/logkv/logkv"
@@ -83,6 +84,13 @@ type Options struct {
 	// FS is the filesystem the DB uses. Default vfs.Default (the operating
 	// system's); tests pass an in-memory one.
 	FS vfs.FS `yaml:"-"`
+
+	// Logger receives what recovery does to the files on its own: each torn
+	// tail it cuts (file, offset, bytes removed, why), each damaged hint it
+	// sets aside, each half-created file it removes. Default slog.Default():
+	// removing bytes from a data file must not go unseen because nobody
+	// wired a logger (pass slog.New(slog.DiscardHandler) to silence it).
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // DefaultOptions returns the defaults, filled in.
@@ -110,6 +118,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 }
 

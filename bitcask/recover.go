@@ -1,6 +1,7 @@
 package bitcask
 
 import (
+	"bytes"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/record"
 	"github.com/logkv/logkv/internal/vfs"
 )
 
@@ -21,33 +23,58 @@ import (
 // Open lists the directory and first finishes or undoes merges: a MERGE-
 // manifest (written after its outputs and their hints were synced) is the
 // commit point, so with a manifest the outputs are renamed into place and the
-// inputs deleted; without one the .mdata outputs are deleted. Then every data
-// file is loaded from its hint when the hint is valid for the file's size, and
-// scanned otherwise. The newest file written by appends may end in a torn
-// tail: it is cut at the first bad record, or at the start of a batch whose
-// last record is missing. Any other file is immutable and was synced whole, so
-// a bad record there is corruption, not a crash: Open keeps going, marks the
-// file corrupt (never merged), keeps a keydir entry for a record whose framing
-// survived (so a Get of its key fails with ErrCorrupt naming file and offset)
-// and skips to the next intact record where the framing did not.
+// inputs deleted; without one the .mdata outputs are deleted. Then it reads
+// every data file's header: a file in another format fails Open (ErrFormat);
+// a file without a complete header is removed if it is the newest append file
+// and has no hint (a crash during its creation: headers are synced before any
+// record), and is corruption otherwise.
+//
+// Each data file is then loaded from its hint when it has one. A hint that
+// fails its own checks is set aside (logged; the worker writes a new one) and
+// the data file is read whole instead. A hint that checks out but records a
+// size other than the data file's is corruption: hints are written after the
+// file's last sync, so the data file lost (or gained) bytes since.
+//
+// Only the newest append file without a hint can end in a torn tail: every
+// other file was synced whole before anything newer was written, so any
+// damage in it is an error wrapping logkv.ErrCorrupt naming file and offset.
+// In the newest one a record that fails its checks at offset X is a torn tail
+// unless an intact record after it carries a synced field above X: then X was
+// synced, acknowledged, and Open fails with ErrCorrupt. A torn tail is cut at
+// the start of the batch it falls in, logged to Options.Logger with file,
+// offset and bytes removed, and the file synced (cut or not) before Open goes
+// on, so that what the keydir now holds is durable before a newer file exists.
+//
+// What recovery cannot see: the records of the last group commit before a
+// crash are vouched for by no later record, so damage to them (which a power
+// loss cannot cause, being synced; failing media can) is cut as a torn tail,
+// logged; and a newest append file cut short at a record boundary after a
+// crash looks like one whose later writes never happened. After a clean Close
+// the file's hint records its size, and neither goes unnoticed.
 //
 // The sorted runs of all files are merged into the keydir: per key the record
 // with the highest (seq, file, offset) wins; a winning tombstone drops the
-// key; every loser is marked dead in its file's bitmap.
+// key; every loser is marked dead in its file's bitmap. Values are not read:
+// damage to a value in a file loaded from its hint is found by the read that
+// checks the record's checksum (ErrCorrupt naming file and offset).
 
 // scanResult is what a scan of one data file found.
 type scanResult struct {
 	entries []hintEntry
-	valid   int64 // with torn tails allowed: where the good prefix ends
-	corrupt bool  // a bad record, or a batch cut short, in an immutable file
+	valid   int64  // where the file's good content ends: its size, or where a torn tail starts
+	torn    string // why the bytes from valid on are a torn tail; "" if there is none
 }
 
-// scanRecords parses the records of a whole data file held in b. With alias,
-// the entries' keys point into b (for a hint written while b is alive);
+// scanFile parses the records of a whole data file held in b, whose header
+// the caller checked; path names it in errors. tornOK says the file is the
+// newest append file and was not closed cleanly (it has no hint), so its tail
+// may be torn: damage there that no intact later record says was synced ends
+// the scan, and the result says where and why. Any other damage is an error
+// wrapping logkv.ErrCorrupt that names the file and offset. With alias, the
+// entries' keys point into b (for a hint written while b is alive);
 // otherwise each key is its own string (for the keydir).
-func scanRecords(b []byte, tornOK, alias bool) scanResult {
-	var res scanResult
-	res.entries = make([]hintEntry, 0, len(b)/64+1)
+func scanFile(path string, b []byte, tornOK, alias bool) (scanResult, error) {
+	res := scanResult{entries: make([]hintEntry, 0, len(b)/64+1), valid: int64(len(b))}
 	var arena keyArena
 	keyOf := func(k []byte) string {
 		if alias {
@@ -55,27 +82,51 @@ func scanRecords(b []byte, tornOK, alias bool) scanResult {
 		}
 		return arena.str(k)
 	}
-	off := fileHeaderSize
-	batchStart, batchIdx := off, 0 // where the open batch starts, in b and in entries
-	for off < len(b) {
-		r, why := decodeRecord(b[off:])
+	rd := record.NewReader(bytes.NewReader(b), path, int64(len(b)), maxRecordPayload)
+	if _, err := rd.Next(); err != nil { // the header, checked by the caller
+		return res, logkv.CorruptError(path, 0, "bad file header: %v", err)
+	}
+	batchStart, batchIdx := int64(fileHeaderSize), 0 // where the open batch starts, in b and in entries
+	var prevSeq uint64                               // the seq of the last record read
+	inBatch := false
+	for {
+		off := rd.Offset()
+		_, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		var r dataRecord
+		why := ""
+		switch {
+		case errors.Is(err, record.ErrTornTail) || errors.Is(err, logkv.ErrCorrupt):
+			why = "bad record frame"
+			if errors.Is(err, record.ErrTornTail) {
+				why = "incomplete or damaged record at the end of the file"
+			}
+		case err != nil:
+			return res, err
+		default:
+			r, why = decodePayload(b[off+record.HeaderSize : rd.Offset()])
+			switch {
+			case why != "":
+			case inBatch && r.seq != prevSeq:
+				why = "record of another batch before its batch's last record"
+			case tornOK && (r.seq < prevSeq || r.synced > uint64(off)):
+				// An intact frame that cannot be this file's next record:
+				// stale bytes a torn write exposed.
+				why = "record out of place"
+			}
+		}
 		if why != "" {
-			if tornOK {
-				break
+			if !tornOK {
+				return res, logkv.CorruptError(path, off, "%s, in a file that was synced whole when it was closed", why)
 			}
-			res.corrupt = true
+			if synced, at := laterSynced(b, off, prevSeq); synced > off {
+				return res, logkv.CorruptError(path, off, "%s, in bytes that were synced: the intact record at offset %d says the first %d were", why, at, synced)
+			}
 			res.entries = res.entries[:batchIdx]
-			if h, hwhy := decodeHeader(b[off:]); hwhy == "" && off+h.size() <= len(b) {
-				// The framing survived: keep the key, pointing at the bad
-				// record, so reading it reports the corruption.
-				key := b[off+recordHeaderSize : off+recordHeaderSize+int(h.klen)]
-				res.entries = append(res.entries, hintEntry{key: keyOf(key), seq: h.seq, off: uint32(off), vlen: h.vlen})
-				off += h.size()
-			} else {
-				off = resync(b, off+1)
-			}
-			batchStart, batchIdx = off, len(res.entries)
-			continue
+			res.valid, res.torn = batchStart, why
+			return res, nil
 		}
 		res.entries = append(res.entries, hintEntry{
 			key:  keyOf(r.key),
@@ -84,33 +135,43 @@ func scanRecords(b []byte, tornOK, alias bool) scanResult {
 			vlen: r.vlen,
 			tomb: r.flags&flagTombstone != 0,
 		})
-		off += r.size()
-		if r.flags&flagMore == 0 {
-			batchStart, batchIdx = off, len(res.entries)
+		prevSeq = r.seq
+		inBatch = r.flags&flagMore != 0
+		if !inBatch {
+			batchStart, batchIdx = rd.Offset(), len(res.entries)
 		}
 	}
-	if len(res.entries) > batchIdx {
-		// A batch without its last record: cut off a torn tail; in a file
-		// closed whole it is damage.
+	if inBatch {
+		// A batch without its last record: a torn tail if the file may have
+		// one (nothing after it can vouch for it), damage otherwise.
+		if !tornOK {
+			return res, logkv.CorruptError(path, batchStart, "batch without its last record at the end of a file that was synced whole when it was closed")
+		}
 		res.entries = res.entries[:batchIdx]
-		res.corrupt = res.corrupt || !tornOK
+		res.valid, res.torn = batchStart, "batch without its last record at the end of the file"
 	}
-	res.valid = int64(batchStart)
-	if !tornOK {
-		res.valid = int64(len(b))
-	}
-	return res
+	return res, nil
 }
 
-// resync returns the offset of the next intact record at or after from, or
-// len(b).
-func resync(b []byte, from int) int {
-	for p := from; p+recordHeaderSize <= len(b); p++ {
-		if _, why := decodeRecord(b[p:]); why == "" {
-			return p
+// laterSynced returns the largest synced field of the intact records that
+// start after offset bad in b, and where the first record carrying it is,
+// scanning every offset (recovery only): a value above bad proves the damage
+// at bad lies in bytes that were synced. Frames that cannot be later records
+// of this file are skipped: a synced field past their own offset, or a seq
+// before prev (the seq of the last record before the damage).
+func laterSynced(b []byte, bad int64, prev uint64) (synced, at int64) {
+	for off := int(bad) + 1; off+recordHeaderSize <= len(b); {
+		r, why := decodeRecord(b[off:])
+		if why != "" || r.synced > uint64(off) || r.seq < prev {
+			off++
+			continue
 		}
+		if int64(r.synced) > synced {
+			synced, at = int64(r.synced), int64(off)
+		}
+		off += r.size()
 	}
-	return len(b)
+	return synced, at
 }
 
 func readAll(fs vfs.FS, path string) ([]byte, error) {
@@ -153,7 +214,7 @@ type fileInfo struct {
 	size   int64
 	origin byte
 	floor  uint64
-	badHdr bool
+	torn   bool // no complete header: maybe a creation a crash cut short
 }
 
 func (db *DB) recover() error {
@@ -281,7 +342,6 @@ func (db *DB) recover() error {
 			}
 		}
 	}()
-	hdr := make([]byte, fileHeaderSize)
 	for _, id := range ids {
 		path := db.path(fileName(id, dataSuffix))
 		f, err := db.fs.Open(path)
@@ -294,40 +354,49 @@ func (db *DB) recover() error {
 			return fmt.Errorf("bitcask: stat %s: %w", path, err)
 		}
 		fi := fileInfo{id: id, f: f, size: st.Size()}
-		if fi.size == fileHeaderSize {
-			if _, err := f.ReadAt(hdr, 0); err == nil {
-				if _, _, why := decodeFileHeader(hdr); why != "" {
-					fi.size = 0 // a torn header: as if never written
-				}
-			}
-		}
-		if fi.size < fileHeaderSize {
-			// Created, not yet (durably) written: a crash during rotation.
-			f.Close()
-			if err := remove(fileName(id, dataSuffix)); err != nil {
-				return err
-			}
-			if hints[id] {
-				if err := remove(fileName(id, hintSuffix)); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if _, err := f.ReadAt(hdr, 0); err != nil {
-			f.Close()
+		infos = append(infos, fi)
+		hdr := make([]byte, min(fi.size, fileHeaderSize))
+		if n, err := f.ReadAt(hdr, 0); n < len(hdr) {
 			return fmt.Errorf("bitcask: read %s: %w", path, err)
 		}
-		var why string
-		fi.origin, fi.floor, why = decodeFileHeader(hdr)
-		if why != "" {
-			fi.badHdr, fi.origin = true, originMerge
+		origin, floor, why, err := decodeFileHeader(path, hdr)
+		switch {
+		case err != nil:
+			return err
+		case why != "" && fi.size <= fileHeaderSize && !hints[id]:
+			// The header is synced before any record is written, so this
+			// may be a creation a crash cut short (decided below).
+			infos[len(infos)-1].torn = true
+		case why != "":
+			return logkv.CorruptError(path, 0, "%s", why)
+		default:
+			infos[len(infos)-1].origin, infos[len(infos)-1].floor = origin, floor
+			if origin == originAppend {
+				lastAppend = id
+			}
 		}
-		if fi.origin == originAppend {
-			lastAppend = id
-		}
-		infos = append(infos, fi)
 	}
+	// A file without a complete header is the remains of a crash during its
+	// creation only if it would have been the newest append file: the next
+	// rotation or Open creates a file only after the last one is whole.
+	kept := infos[:0]
+	for _, fi := range infos {
+		if !fi.torn {
+			kept = append(kept, fi)
+			continue
+		}
+		path := db.path(fileName(fi.id, dataSuffix))
+		if fi.id < lastAppend {
+			return logkv.CorruptError(path, 0, "bad file header in a file of %d bytes, older than the newest data file", fi.size)
+		}
+		db.opts.Logger.Warn("bitcask: removing a data file whose creation a crash cut short",
+			"file", path, "size", fi.size)
+		fi.f.Close()
+		if err := remove(fileName(fi.id, dataSuffix)); err != nil {
+			return err
+		}
+	}
+	infos = kept
 	if changed {
 		if err := db.fs.SyncDir(db.dir); err != nil {
 			return fmt.Errorf("bitcask: recover: %w", err)
@@ -341,7 +410,7 @@ func (db *DB) recover() error {
 		es      []hintEntry
 		tornOK  bool
 		res     scanResult
-		hintErr bool
+		badHint error // the hint failed its checks; the file was scanned
 		err     error
 	}
 	loads := make([]load, len(infos))
@@ -349,7 +418,10 @@ func (db *DB) recover() error {
 		fi := &infos[i]
 		df := newDataFile(fi.id, db.dir, fi.f, fi.origin, fi.floor)
 		db.files[fi.id] = df
-		loads[i] = load{df: df, tornOK: fi.origin == originAppend && fi.id == lastAppend && !fi.badHdr}
+		// A file with a hint was closed whole (the hint is written after
+		// the file's last sync): only the newest append file without one
+		// can end in a torn tail.
+		loads[i] = load{df: df, tornOK: fi.origin == originAppend && fi.id == lastAppend && !hints[fi.id]}
 	}
 	work := make(chan int, len(infos))
 	for i := range infos {
@@ -363,22 +435,24 @@ func (db *DB) recover() error {
 			defer wg.Done()
 			for i := range work {
 				fi, ld := &infos[i], &loads[i]
-				if hints[fi.id] && !fi.badHdr {
-					hname := fileName(fi.id, hintSuffix)
-					if b, err := readAll(db.fs, db.path(hname)); err == nil {
-						if size, hes, err := decodeHint(hname, b); err == nil && size == fi.size {
-							ld.es, ld.df.hasHint = hes, true
-							continue
-						}
+				if hints[fi.id] {
+					es, err := db.loadHint(ld.df.path, fi)
+					if err == nil {
+						ld.es, ld.df.hasHint = es, true
+						continue
 					}
-					ld.hintErr = true
+					if !errors.Is(err, errBadHint) {
+						ld.err = err
+						continue
+					}
+					ld.badHint = err
 				}
 				b, err := readFileAt(fi.f, fi.size)
 				if err != nil {
 					ld.err = fmt.Errorf("bitcask: read %s: %w", ld.df.path, err)
 					continue
 				}
-				ld.res = scanRecords(b, ld.tornOK, false)
+				ld.res, ld.err = scanFile(ld.df.path, b, ld.tornOK, false)
 				ld.es = ld.res.entries
 				sortHints(ld.es)
 			}
@@ -395,7 +469,10 @@ func (db *DB) recover() error {
 			return ld.err
 		}
 		lastSeq = max(lastSeq, fi.floor)
-		if ld.hintErr {
+		if ld.badHint != nil {
+			// The data file checked out whole; the worker writes a new hint.
+			db.opts.Logger.Warn("bitcask: ignoring a damaged hint file; the data file was read instead",
+				"file", db.path(fileName(fi.id, hintSuffix)), "err", ld.badHint)
 			if err := remove(fileName(fi.id, hintSuffix)); err != nil {
 				return err
 			}
@@ -404,16 +481,16 @@ func (db *DB) recover() error {
 			db.stats.openHintFiles.Add(1)
 		} else {
 			db.stats.openScanFiles.Add(1)
-			df.corrupt = ld.res.corrupt || fi.badHdr
-			if ld.tornOK && ld.res.valid < fi.size {
-				if err := db.truncate(df.path, ld.res.valid); err != nil {
-					return err
-				}
-				fi.size = ld.res.valid
+		}
+		if ld.tornOK {
+			if err := db.endTail(df.path, fi.size, ld.res); err != nil {
+				return err
 			}
+			fi.size = ld.res.valid
 		}
 		es := ld.es
 		df.size = fi.size
+		df.syncedSize = fi.size
 		df.flushed.Store(fi.size)
 		df.records = len(es)
 		for j := range es {
@@ -432,12 +509,49 @@ func (db *DB) recover() error {
 	return nil
 }
 
-func (db *DB) truncate(path string, size int64) error {
+// errBadHint marks a hint file that failed its own checks (checksum,
+// format): the data file it describes can be read instead.
+var errBadHint = errors.New("bitcask: bad hint file")
+
+// loadHint reads and checks the hint of data file path. A hint that fails its
+// own checks returns an error wrapping errBadHint; one that checks out but
+// records another size than the data file's is corruption of the data file:
+// the hint is written after the file's last sync, so bytes were lost (or
+// added) since, and no scan of the data file alone could tell how many.
+func (db *DB) loadHint(path string, fi *fileInfo) ([]hintEntry, error) {
+	hname := fileName(fi.id, hintSuffix)
+	b, err := readAll(db.fs, db.path(hname))
+	if err != nil {
+		return nil, fmt.Errorf("bitcask: read %s: %w", db.path(hname), err)
+	}
+	size, es, err := decodeHint(db.path(hname), b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadHint, err)
+	}
+	if size != fi.size {
+		return nil, logkv.CorruptError(path, min(size, fi.size),
+			"the data file is %d bytes but its hint file %s recorded %d when the file was closed: "+
+				"the data file was cut or extended since; restore it from a backup or a replica", fi.size, hname, size)
+	}
+	return es, nil
+}
+
+// endTail finishes the scan of the newest append file after a crash: it cuts
+// the torn tail res found, if any, logging what it removes, and syncs the
+// file either way. The sync matters even when nothing is cut: records that
+// reached the OS but not the disk before the crash are now in the keydir, and
+// once the next active file exists this one is no longer the newest, so a
+// power loss tearing them then would read as corruption.
+func (db *DB) endTail(path string, size int64, res scanResult) error {
 	f, err := db.fs.OpenReadWrite(path)
 	if err != nil {
-		return fmt.Errorf("bitcask: cut torn tail of %s: %w", path, err)
+		return fmt.Errorf("bitcask: recover %s: %w", path, err)
 	}
-	err = f.Truncate(size)
+	if res.valid < size {
+		db.opts.Logger.Warn("bitcask: cutting a torn tail (bytes written but never synced before a crash)",
+			"file", path, "offset", res.valid, "bytes", size-res.valid, "reason", res.torn)
+		err = f.Truncate(res.valid)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -445,7 +559,7 @@ func (db *DB) truncate(path string, size int64) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("bitcask: cut torn tail of %s at %d: %w", path, size, err)
+		return fmt.Errorf("bitcask: recover %s: cut torn tail at %d: %w", path, res.valid, err)
 	}
 	return nil
 }
@@ -545,12 +659,12 @@ func (db *DB) writeHint(df *dataFile) error {
 	if err != nil {
 		return fmt.Errorf("bitcask: read %s for its hint: %w", df.path, err)
 	}
-	res := scanRecords(b, false, true)
-	if res.corrupt {
+	res, err := scanFile(df.path, b, false, true)
+	if err != nil {
 		db.kmu.Lock()
 		df.corrupt = true
 		db.kmu.Unlock()
-		return logkv.CorruptError(df.path, 0, "bad records found while writing the hint file; it is left to scans")
+		return fmt.Errorf("%w (found writing the hint file; the file is left unmerged)", err)
 	}
 	sortHints(res.entries)
 	if err := db.writeHintEntries(df.id, size, res.entries); err != nil {
