@@ -30,6 +30,10 @@ type command struct {
 	// authenticated admin may run them (see access.go).
 	admin bool
 	run   func(n *Node, c *client, args [][]byte)
+	// first, last and step give the positions of the keys the command
+	// names, as COMMAND reports them (last < 0 counts from the end); EXEC
+	// locks them. first is 0 for a command without keys.
+	first, last, step int
 	// id indexes the command's per-node metrics.
 	id int
 }
@@ -43,23 +47,20 @@ func init() {
 	for _, c := range []*command{
 		{name: "ping", arity: -1, noAuth: true, run: cmdPing},
 		{name: "echo", arity: 2, run: cmdEcho},
-		{name: "get", arity: 2, run: cmdGet},
-		{name: "set", arity: -3, write: true, run: cmdSet},
-		{name: "setnx", arity: 3, write: true, run: cmdSetNX},
-		{name: "del", arity: -2, write: true, run: cmdDel},
-		{name: "unlink", arity: -2, write: true, run: cmdDel},
-		{name: "exists", arity: -2, run: cmdExists},
-		{name: "mget", arity: -2, run: cmdMGet},
-		{name: "mset", arity: -3, write: true, run: cmdMSet},
-		{name: "incr", arity: 2, write: true, run: cmdIncr},
-		{name: "decr", arity: 2, write: true, run: cmdIncr},
-		{name: "incrby", arity: 3, write: true, run: cmdIncr},
-		{name: "decrby", arity: 3, write: true, run: cmdIncr},
-		{name: "type", arity: 2, run: cmdType},
-		{name: "ttl", arity: 2, run: cmdTTL},
-		{name: "pttl", arity: 2, run: cmdTTL},
+		{name: "get", arity: 2, run: cmdGet, first: 1, last: 1, step: 1},
+		{name: "set", arity: -3, write: true, run: cmdSet, first: 1, last: 1, step: 1},
+		{name: "setnx", arity: 3, write: true, run: cmdSetNX, first: 1, last: 1, step: 1},
+		{name: "del", arity: -2, write: true, run: cmdDel, first: 1, last: -1, step: 1},
+		{name: "unlink", arity: -2, write: true, run: cmdDel, first: 1, last: -1, step: 1},
+		{name: "exists", arity: -2, run: cmdExists, first: 1, last: -1, step: 1},
+		{name: "mget", arity: -2, run: cmdMGet, first: 1, last: -1, step: 1},
+		{name: "mset", arity: -3, write: true, run: cmdMSet, first: 1, last: -1, step: 2},
+		{name: "incr", arity: 2, write: true, run: cmdIncr, first: 1, last: 1, step: 1},
+		{name: "decr", arity: 2, write: true, run: cmdIncr, first: 1, last: 1, step: 1},
+		{name: "incrby", arity: 3, write: true, run: cmdIncr, first: 1, last: 1, step: 1},
+		{name: "decrby", arity: 3, write: true, run: cmdIncr, first: 1, last: 1, step: 1},
+		{name: "type", arity: 2, run: cmdType, first: 1, last: 1, step: 1},
 		{name: "scan", arity: -2, run: cmdScan},
-		{name: "dbsize", arity: 1, run: cmdDBSize},
 		{name: "info", arity: -1, run: cmdInfo},
 		{name: "role", arity: 1, run: cmdRole},
 		{name: "wait", arity: 3, slow: true, run: cmdWait},
@@ -73,11 +74,20 @@ func init() {
 		{name: "client", arity: -2, noAuth: true, run: cmdClient},
 		{name: "quit", arity: -1, noAuth: true, run: cmdQuit},
 	} {
-		c.id = len(commandList)
-		commandList = append(commandList, c)
-		commandTable[c.name] = c
+		register(c)
 	}
 	cmdSetEntry, cmdMSetEntry = commandTable["set"], commandTable["mset"]
+}
+
+// register adds c to the command table. Command families in other files
+// register theirs from their own init.
+func register(c *command) {
+	if commandTable[c.name] != nil {
+		panic("node: command registered twice: " + c.name)
+	}
+	c.id = len(commandList)
+	commandList = append(commandList, c)
+	commandTable[c.name] = c
 }
 
 // cmdSetEntry and cmdMSetEntry are the table's SET and MSET, whose plain
@@ -153,12 +163,20 @@ func (n *Node) checkKey(c *client, key []byte) bool {
 		c.fail(fmt.Sprintf("ERR key too large: %d bytes, the limit is %d (limits.max_key_size)", len(key), n.cfg.Limits.MaxKeySize))
 		return false
 	}
+	if len(key) > encodedKeyLimit {
+		c.fail(fmt.Sprintf("ERR key too large: %d bytes, the limit is %d (the engine's key limit less the keyspace's %d-byte prefix)", len(key), encodedKeyLimit, expiryPrefixLen))
+		return false
+	}
 	return true
 }
 
 func (n *Node) checkValue(c *client, v []byte) bool {
 	if len(v) > n.cfg.Limits.MaxValueSize {
 		c.fail(fmt.Sprintf("ERR value too large: %d bytes, the limit is %d (limits.max_value_size)", len(v), n.cfg.Limits.MaxValueSize))
+		return false
+	}
+	if len(v) > encodedValueLimit {
+		c.fail(fmt.Sprintf("ERR value too large: %d bytes, the limit is %d (the engine's value limit less the keyspace's %d-byte header)", len(v), encodedValueLimit, valueHeaderMax))
 		return false
 	}
 	return true
@@ -178,78 +196,105 @@ func cmdPing(n *Node, c *client, args [][]byte) {
 func cmdEcho(n *Node, c *client, args [][]byte) { c.conn.WriteBulk(args[1]) }
 
 func cmdGet(n *Node, c *client, args [][]byte) {
-	v, err := n.eng().Get(args[1])
+	t := n.read(c)
+	defer t.close()
+	v, _, found, err := t.get(args[1])
 	switch {
-	case errors.Is(err, logkv.ErrNotFound):
-		c.conn.WriteNull()
 	case err != nil:
 		n.replyErr(c, err)
+	case !found:
+		c.conn.WriteNull()
 	default:
 		c.conn.WriteBulk(v)
 	}
 }
 
-// cmdSet: SET key value [NX | XX] [GET]. Expiry options are refused: logkv
-// keys do not expire.
-func cmdSet(n *Node, c *client, args [][]byte) {
-	key, value := args[1], args[2]
-	var nx, xx, get bool
-	for _, a := range args[3:] {
-		switch strings.ToLower(string(a)) {
-		case "nx":
-			nx = true
-		case "xx":
-			xx = true
-		case "get":
-			get = true
-		case "ex", "px", "exat", "pxat", "keepttl":
-			c.fail(fmt.Sprintf("ERR SET %s is not supported: logkv keys do not expire", strings.ToUpper(string(a))))
-			return
+// setOptions are SET's options: SET key value [NX | XX] [GET] [EX s | PX ms
+// | EXAT unix-s | PXAT unix-ms | KEEPTTL].
+type setOptions struct {
+	nx, xx, get, keepTTL bool
+	// expireAt is the absolute deadline in Unix ms, 0 for none.
+	expireAt int64
+}
+
+// parseSetOptions parses SET's options from args (after key and value) the
+// way Redis does, replying the error and returning false on bad ones.
+func (n *Node) parseSetOptions(c *client, args [][]byte) (setOptions, bool) {
+	var o setOptions
+	expiry := false
+	for i := 0; i < len(args); i++ {
+		a := strings.ToLower(string(args[i]))
+		switch {
+		case a == "nx" && !o.xx:
+			o.nx = true
+		case a == "xx" && !o.nx:
+			o.xx = true
+		case a == "get":
+			o.get = true
+		case a == "keepttl" && !expiry:
+			o.keepTTL = true
+		case (a == "ex" || a == "px" || a == "exat" || a == "pxat") && !o.keepTTL && !expiry && i+1 < len(args):
+			expiry = true
+			i++
+			at, msg := n.deadline(args[i], a, "set")
+			if msg != "" {
+				c.fail(msg)
+				return o, false
+			}
+			o.expireAt = at
 		default:
 			c.fail(errSyntax)
-			return
+			return o, false
 		}
 	}
-	if nx && xx {
-		c.fail(errSyntax)
+	return o, true
+}
+
+func cmdSet(n *Node, c *client, args [][]byte) {
+	key, value := args[1], args[2]
+	o, ok := n.parseSetOptions(c, args[3:])
+	if !ok || !n.checkKey(c, key) || !n.checkValue(c, value) {
 		return
 	}
-	if !n.checkKey(c, key) || !n.checkValue(c, value) {
-		return
-	}
-	if !nx && !xx && !get {
+	if len(args) == 3 && c.ks.exec == nil {
 		n.queueWrite(c, cmdSetEntry, args[1:3])
 		return
 	}
-	unlock := n.locks.lock(key)
-	defer unlock()
-	if err := n.backend.Barrier(); err != nil {
+	t := n.begin(c, args[1:2])
+	defer t.close()
+	old, oldAt, exists, err := t.get(key)
+	if err != nil {
 		n.replyErr(c, err)
 		return
 	}
-	old, err := n.eng().Get(key)
-	exists := err == nil
-	if err != nil && !errors.Is(err, logkv.ErrNotFound) {
-		n.replyErr(c, err)
-		return
-	}
-	if (nx && exists) || (xx && !exists) {
-		if get && exists {
+	if (o.nx && exists) || (o.xx && !exists) {
+		if o.get && exists {
 			c.conn.WriteBulk(old)
 		} else {
 			c.conn.WriteNull()
 		}
 		return
 	}
-	if err := n.backend.Set(key, value); err != nil {
+	at := o.expireAt
+	if o.keepTTL {
+		at = oldAt
+	}
+	if at != 0 && at <= t.now {
+		_, err = t.del(key) // a deadline in the past: set, then expired at once
+	} else {
+		t.set(key, value, at)
+	}
+	if err != nil {
 		n.replyErr(c, err)
 		return
 	}
-	c.dirty = true
+	if !t.commit() {
+		return
+	}
 	switch {
-	case get && exists:
+	case o.get && exists:
 		c.conn.WriteBulk(old)
-	case get:
+	case o.get:
 		c.conn.WriteNull()
 	default:
 		c.conn.WriteString("OK")
@@ -260,76 +305,56 @@ func cmdSetNX(n *Node, c *client, args [][]byte) {
 	if !n.checkKey(c, args[1]) || !n.checkValue(c, args[2]) {
 		return
 	}
-	unlock := n.locks.lock(args[1])
-	defer unlock()
-	if err := n.backend.Barrier(); err != nil {
+	t := n.begin(c, args[1:2])
+	defer t.close()
+	exists, err := t.exists(args[1])
+	if err != nil {
 		n.replyErr(c, err)
 		return
 	}
-	_, err := n.eng().Get(args[1])
-	if err == nil {
+	if exists {
 		c.conn.WriteInt(0)
 		return
 	}
-	if !errors.Is(err, logkv.ErrNotFound) {
-		n.replyErr(c, err)
-		return
+	t.set(args[1], args[2], 0)
+	if t.commit() {
+		c.conn.WriteInt(1)
 	}
-	if err := n.backend.Set(args[1], args[2]); err != nil {
-		n.replyErr(c, err)
-		return
-	}
-	c.dirty = true
-	c.conn.WriteInt(1)
 }
 
 // cmdDel deletes the keys in one batch and counts those that existed.
 func cmdDel(n *Node, c *client, args [][]byte) {
-	keys := args[1:]
-	unlock := n.locks.lockAll(keys)
-	defer unlock()
-	if err := n.backend.Barrier(); err != nil {
-		n.replyErr(c, err)
-		return
-	}
-	var b logkv.Batch
+	t := n.begin(c, args[1:])
+	defer t.close()
 	count := 0
-	seen := map[string]bool{}
-	for _, k := range keys {
-		if seen[string(k)] {
-			continue
-		}
-		seen[string(k)] = true
-		_, err := n.eng().Get(k)
-		if errors.Is(err, logkv.ErrNotFound) {
-			continue
-		}
+	for _, k := range args[1:] {
+		existed, err := t.del(k)
 		if err != nil {
 			n.replyErr(c, err)
 			return
 		}
-		b.Delete(k)
-		count++
+		if existed {
+			count++
+		}
 	}
-	if count > 0 {
-		if err := n.backend.Apply(&b); err != nil {
+	if t.commit() {
+		c.conn.WriteInt(count)
+	}
+}
+
+// cmdExists counts the keys that exist, a key named twice twice, as Redis.
+func cmdExists(n *Node, c *client, args [][]byte) {
+	t := n.read(c)
+	defer t.close()
+	count := 0
+	for _, k := range args[1:] {
+		found, err := t.exists(k)
+		if err != nil {
 			n.replyErr(c, err)
 			return
 		}
-		c.dirty = true
-	}
-	c.conn.WriteInt(count)
-}
-
-func cmdExists(n *Node, c *client, args [][]byte) {
-	count := 0
-	for _, k := range args[1:] {
-		_, err := n.eng().Get(k)
-		if err == nil {
+		if found {
 			count++
-		} else if !errors.Is(err, logkv.ErrNotFound) {
-			n.replyErr(c, err)
-			return
 		}
 	}
 	c.conn.WriteInt(count)
@@ -337,18 +362,21 @@ func cmdExists(n *Node, c *client, args [][]byte) {
 
 // cmdMGet reads from one snapshot, so the values are from one moment.
 func cmdMGet(n *Node, c *client, args [][]byte) {
-	snap, err := n.eng().NewSnapshot()
+	t, err := n.readSnapshot(c)
 	if err != nil {
 		n.replyErr(c, err)
 		return
 	}
-	defer snap.Close()
+	defer t.close()
 	vals := make([][]byte, len(args)-1)
 	for i, k := range args[1:] {
-		v, err := snap.Get(k)
-		if err != nil && !errors.Is(err, logkv.ErrNotFound) {
+		v, _, found, err := t.get(k)
+		if err != nil {
 			n.replyErr(c, err)
 			return
+		}
+		if found && v == nil {
+			v = []byte{}
 		}
 		vals[i] = v
 	}
@@ -362,7 +390,7 @@ func cmdMGet(n *Node, c *client, args [][]byte) {
 	}
 }
 
-// cmdMSet writes every pair in one atomic batch.
+// cmdMSet writes every pair in one atomic batch, clearing their TTLs.
 func cmdMSet(n *Node, c *client, args [][]byte) {
 	if len(args)%2 != 1 {
 		c.fail(wrongArity("mset"))
@@ -373,39 +401,26 @@ func cmdMSet(n *Node, c *client, args [][]byte) {
 			return
 		}
 	}
-	if pairsSize(args[1:]) <= pendingFlushBytes {
+	if pairsSize(args[1:]) <= pendingFlushBytes && c.ks.exec == nil {
 		// Far under MaxBatchSize: it joins the client's pending run.
 		n.queueWrite(c, cmdMSetEntry, args[1:])
 		return
 	}
-	var b logkv.Batch
 	keys := make([][]byte, 0, len(args)/2)
 	for i := 1; i < len(args); i += 2 {
-		b.Set(args[i], args[i+1])
 		keys = append(keys, args[i])
 	}
-	if err := b.Err(); err != nil {
-		n.replyErr(c, err)
-		return
+	t := n.begin(c, keys)
+	defer t.close()
+	for i := 1; i < len(args); i += 2 {
+		t.set(args[i], args[i+1], 0)
 	}
-	n.writeOK(c, keys, func() error { return n.backend.Apply(&b) })
+	if t.commit() {
+		c.conn.WriteString("OK")
+	}
 }
 
-// writeOK runs a blind write (one that reads nothing first) under the key
-// locks of keys, which order it against read-modify-write commands on them,
-// and answers OK.
-func (n *Node) writeOK(c *client, keys [][]byte, write func() error) {
-	unlock := n.locks.lockAll(keys)
-	err := write()
-	unlock()
-	if err != nil {
-		n.replyErr(c, err)
-		return
-	}
-	c.dirty = true
-	c.conn.WriteString("OK")
-}
-
+// cmdIncr: INCR, DECR, INCRBY, DECRBY. The key keeps its TTL, as in Redis.
 func cmdIncr(n *Node, c *client, args [][]byte) {
 	name := strings.ToLower(string(args[0]))
 	delta := int64(1)
@@ -428,20 +443,15 @@ func cmdIncr(n *Node, c *client, args [][]byte) {
 	if !n.checkKey(c, key) {
 		return
 	}
-	unlock := n.locks.lock(key)
-	defer unlock()
-	if err := n.backend.Barrier(); err != nil {
-		n.replyErr(c, err)
-		return
-	}
+	t := n.begin(c, args[1:2])
+	defer t.close()
 	var cur int64
-	v, err := n.eng().Get(key)
+	v, at, found, err := t.get(key)
 	switch {
-	case errors.Is(err, logkv.ErrNotFound):
 	case err != nil:
 		n.replyErr(c, err)
 		return
-	default:
+	case found:
 		cur, err = strconv.ParseInt(string(v), 10, 64)
 		if err != nil || len(v) > 20 {
 			c.fail(errNotInteger)
@@ -453,36 +463,23 @@ func cmdIncr(n *Node, c *client, args [][]byte) {
 		return
 	}
 	cur += delta
-	if err := n.backend.Set(key, strconv.AppendInt(nil, cur, 10)); err != nil {
-		n.replyErr(c, err)
-		return
+	t.set(key, strconv.AppendInt(nil, cur, 10), at)
+	if t.commit() {
+		c.conn.WriteInt64(cur)
 	}
-	c.dirty = true
-	c.conn.WriteInt64(cur)
 }
 
 func cmdType(n *Node, c *client, args [][]byte) {
-	_, err := n.eng().Get(args[1])
+	t := n.read(c)
+	defer t.close()
+	found, err := t.exists(args[1])
 	switch {
-	case err == nil:
+	case err != nil:
+		n.replyErr(c, err)
+	case found:
 		c.conn.WriteString("string")
-	case errors.Is(err, logkv.ErrNotFound):
+	default:
 		c.conn.WriteString("none")
-	default:
-		n.replyErr(c, err)
-	}
-}
-
-// cmdTTL answers -1 (no expiry) for a present key and -2 for an absent one.
-func cmdTTL(n *Node, c *client, args [][]byte) {
-	_, err := n.eng().Get(args[1])
-	switch {
-	case err == nil:
-		c.conn.WriteInt(-1)
-	case errors.Is(err, logkv.ErrNotFound):
-		c.conn.WriteInt(-2)
-	default:
-		n.replyErr(c, err)
 	}
 }
 
@@ -531,43 +528,64 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 			return
 		}
 	}
-	o := &logkv.IterOptions{}
-	if prefix := globPrefix(pattern); len(prefix) > 0 {
-		o.LowerBound = prefix
-		o.UpperBound = prefixEnd(prefix)
-	}
-	it, err := n.eng().NewIter(o)
+	keys, next, err := n.scanKeys(c, start, pattern, count, typeFilter)
 	if err != nil {
 		n.replyErr(c, err)
 		return
 	}
-	defer it.Close()
-	ok := it.First()
-	if start != nil {
-		ok = it.SeekGE(start)
-	}
-	var keys [][]byte
-	for i := 0; ok && i < count; i++ {
-		k := it.Key()
-		if (pattern == nil || globMatch(pattern, k)) && (typeFilter == "" || typeFilter == "string") {
-			keys = append(keys, bytes.Clone(k))
-		}
-		ok = it.Next()
-	}
-	if err := it.Error(); err != nil {
-		n.replyErr(c, err)
-		return
-	}
-	next := uint64(0)
-	if ok {
-		next = n.scans.put(bytes.Clone(it.Key()))
+	cur := uint64(0)
+	if next != nil {
+		cur = n.scans.put(next)
 	}
 	c.conn.WriteArray(2)
-	c.conn.WriteBulkString(strconv.FormatUint(next, 10))
+	c.conn.WriteBulkString(strconv.FormatUint(cur, 10))
 	c.conn.WriteArray(len(keys))
 	for _, k := range keys {
 		c.conn.WriteBulk(k)
 	}
+}
+
+// scanKeys examines up to count keys of the client's database from start
+// (a client key; nil: the first) and returns those matching pattern and
+// typ, and the key to resume from (nil: done). Expired keys are skipped.
+func (n *Node) scanKeys(c *client, start, pattern []byte, count int, typ string) (keys [][]byte, next []byte, err error) {
+	db := c.ks.db
+	gen, err := n.gen(db)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := n.nowMs()
+	prefix := globPrefix(pattern)
+	lower := appendDataKey(nil, db, gen, prefix)
+	upper := prefixEnd(lower)
+	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer it.Close()
+	ok := it.First()
+	if start != nil {
+		ok = it.SeekGE(appendDataKey(nil, db, gen, start))
+	}
+	for i := 0; ok && i < count; i++ {
+		_, _, k, _ := decodeDataKey(it.Key())
+		if (pattern == nil || globMatch(pattern, k)) && (typ == "" || typ == "string") {
+			if _, at, err := decodeValue(it.Value()); err != nil {
+				return nil, nil, fmt.Errorf("key %q: %w", k, err)
+			} else if at == 0 || at > now {
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		ok = it.Next()
+	}
+	if err := it.Error(); err != nil {
+		return nil, nil, err
+	}
+	if ok {
+		_, _, k, _ := decodeDataKey(it.Key())
+		next = bytes.Clone(k)
+	}
+	return keys, next, nil
 }
 
 // prefixEnd returns the smallest key greater than every key with the prefix,
@@ -581,18 +599,6 @@ func prefixEnd(prefix []byte) []byte {
 		}
 	}
 	return nil
-}
-
-func cmdDBSize(n *Node, c *client, args [][]byte) {
-	c.conn.WriteInt64(n.eng().Metrics().Keys)
-}
-
-func cmdInfo(n *Node, c *client, args [][]byte) {
-	sections := map[string]bool{}
-	for _, a := range args[1:] {
-		sections[strings.ToLower(string(a))] = true
-	}
-	c.conn.WriteBulkString(n.info(sections))
 }
 
 func cmdRole(n *Node, c *client, args [][]byte) { n.backend.Role(c.conn) }
@@ -649,12 +655,36 @@ func cmdAuth(n *Node, c *client, args [][]byte) {
 	c.conn.WriteString("OK")
 }
 
+// cmdSelect: SELECT db, 0 to databases-1.
 func cmdSelect(n *Node, c *client, args [][]byte) {
-	if string(args[1]) != "0" {
+	db, err := strconv.Atoi(string(args[1]))
+	if err != nil {
+		c.fail(errNotInteger)
+		return
+	}
+	if db < 0 || db >= n.databases() {
 		c.fail(errDBIndex)
 		return
 	}
+	c.ks.db = db
 	c.conn.WriteString("OK")
+}
+
+func cmdQuit(n *Node, c *client, args [][]byte) {
+	c.conn.WriteString("OK")
+	c.quit = true
+}
+
+// redisVersion is what the node reports as redis_version, for clients that
+// check features by version.
+const redisVersion = "7.2.0"
+
+func cmdInfo(n *Node, c *client, args [][]byte) {
+	sections := map[string]bool{}
+	for _, a := range args[1:] {
+		sections[strings.ToLower(string(a))] = true
+	}
+	c.conn.WriteBulkString(n.info(sections))
 }
 
 // cmdConfig answers CONFIG GET with what redis-benchmark and clients ask for,
@@ -693,7 +723,7 @@ func (n *Node) configParams() [][2]string {
 		{"save", ""},
 		{"appendonly", "yes"},
 		{"appendfsync", n.cfg.AppendFsync},
-		{"databases", "1"},
+		{"databases", strconv.Itoa(n.databases())},
 		{"maxclients", strconv.Itoa(n.cfg.Limits.MaxConnections)},
 		{"proto-max-bulk-len", strconv.Itoa(n.cfg.Limits.MaxValueSize)},
 		{"port", portOf(n.Addr())},
@@ -742,23 +772,10 @@ func cmdCommand(n *Node, c *client, args [][]byte) {
 		}
 		c.conn.WriteArray(1)
 		c.conn.WriteString(flag)
-		first, last, step := keyPositions(cmd.name)
-		c.conn.WriteInt(first)
-		c.conn.WriteInt(last)
-		c.conn.WriteInt(step)
+		c.conn.WriteInt(cmd.first)
+		c.conn.WriteInt(cmd.last)
+		c.conn.WriteInt(cmd.step)
 	}
-}
-
-func keyPositions(name string) (first, last, step int) {
-	switch name {
-	case "get", "set", "setnx", "incr", "decr", "incrby", "decrby", "type", "ttl", "pttl":
-		return 1, 1, 1
-	case "del", "unlink", "exists", "mget":
-		return 1, -1, 1
-	case "mset":
-		return 1, -1, 2
-	}
-	return 0, 0, 0
 }
 
 // cmdHello refuses RESP3 so clients fall back to RESP2; HELLO 2 (or none)
@@ -837,12 +854,3 @@ func cmdClient(n *Node, c *client, args [][]byte) {
 		c.fail(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try CLIENT HELP.", args[1]))
 	}
 }
-
-func cmdQuit(n *Node, c *client, args [][]byte) {
-	c.conn.WriteString("OK")
-	c.quit = true
-}
-
-// redisVersion is what the node reports as redis_version, for clients that
-// check features by version.
-const redisVersion = "7.2.0"

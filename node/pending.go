@@ -31,18 +31,32 @@ type pendingWrites struct {
 	batch   logkv.Batch
 	stripes []int           // key-lock stripes of the batch's keys
 	cmds    []*commandStats // one per command whose OK reply is owed
+	// kbuf and vbuf hold one pair's engine encoding (keyspace.go) on its
+	// way into batch, which copies it.
+	kbuf, vbuf []byte
 }
 
 // queueWrite adds the pairs of one blind write (key, value, key, value...)
 // to c's pending run; cmd owes an OK once the run is applied. The pairs are
-// checked already and form a valid batch on their own.
+// checked already and form a valid batch on their own. Each is encoded for
+// the client's database with no deadline: a blind write clears a TTL, as in
+// Redis, and leaves the old deadline's index entry to the expirer, which
+// finds it stale (keyspace.go).
 func (n *Node) queueWrite(c *client, cmd *command, pairs [][]byte) {
 	p := &c.pend
 	if len(p.cmds) > 0 && p.batch.Size()+pairsSize(pairs) > pendingFlushBytes {
 		n.flushWrites(c)
 	}
+	db := c.ks.db
+	gen, err := n.gen(db)
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
 	for i := 0; i < len(pairs); i += 2 {
-		p.batch.Set(pairs[i], pairs[i+1])
+		p.kbuf = appendDataKey(p.kbuf[:0], db, gen, pairs[i])
+		p.vbuf = appendValue(p.vbuf[:0], 0, pairs[i+1])
+		p.batch.Set(p.kbuf, p.vbuf)
 		p.stripes = append(p.stripes, n.locks.stripe(pairs[i]))
 	}
 	p.cmds = append(p.cmds, &n.metrics.cmds[cmd.id])
@@ -52,10 +66,10 @@ func (n *Node) queueWrite(c *client, cmd *command, pairs [][]byte) {
 }
 
 // pairsSize bounds the bytes pairs (key, value, key, value...) add to a
-// batch's encoding: each with a length varint of at most 5 bytes, and a
-// kind byte per pair.
+// batch's encoding: each with a length varint of at most 5 bytes, and per
+// pair a kind byte, the key prefix and the value header.
 func pairsSize(pairs [][]byte) int {
-	size := 0
+	size := len(pairs) / 2 * (1 + dataPrefixLen + 1)
 	for _, a := range pairs {
 		size += len(a) + 5
 	}
@@ -71,6 +85,9 @@ func (n *Node) flushWrites(c *client) {
 	}
 	unlock := n.locks.lockStripes(p.stripes)
 	err := n.backend.Apply(&p.batch)
+	if err == nil && n.ks.watch.count.Load() > 0 {
+		n.touchBatch(&p.batch) // under the locks, as EXEC checks under them
+	}
 	unlock()
 	w := c.conn
 	if err != nil {
@@ -91,6 +108,20 @@ func (n *Node) flushWrites(c *client) {
 		p.batch = logkv.Batch{} // one big MSET: do not keep its buffer
 	} else {
 		p.batch.Reset()
+	}
+}
+
+// touchBatch marks the watchers of the client keys b wrote.
+func (n *Node) touchBatch(b *logkv.Batch) {
+	r := b.Reader()
+	for {
+		_, k, _, ok := r.Next()
+		if !ok {
+			return
+		}
+		if db, _, key, ok := decodeDataKey(k); ok {
+			n.touchKey(db, key)
+		}
 	}
 }
 

@@ -1,0 +1,390 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/logkv/logkv"
+)
+
+// Expiry. A key's deadline is stored with its value (keyspace.go) and
+// indexed by time in the expiry range, so:
+//
+//   - No command ever sees a key past its deadline: tx.load hides it, on a
+//     leader and on a follower alike, by the node's clock.
+//   - Only a leader deletes: lazily when a writing command touches an
+//     expired key, and actively in expireDue, which walks the index from
+//     the oldest deadline and so finds exactly the keys due, a bounded
+//     number per tick. Its deletes are ordinary batches, so followers get
+//     them through the commit log, as Redis replicas get DELs; a follower
+//     hides keys past their deadline meanwhile but never deletes on its own.
+//   - Deadlines are data, so they survive restarts and full resyncs.
+
+// Active expiry budget: at most expireBatch keys per batch, and
+// bgInterval between rounds, so the expirer costs at most
+// expireBatch*expireBatchesPerTick/bgInterval deletes a second (40k/s).
+const (
+	bgInterval           = 100 * time.Millisecond
+	expireBatch          = 1000
+	expireBatchesPerTick = 4
+)
+
+// deadline parses a SET/GETEX/EXPIRE time argument of unit ex, px, exat
+// or pxat into an absolute Unix ms deadline, with Redis' replies for bad
+// ones. EXPIRE and its kin accept deadlines in the past (the key goes at
+// once); SET and GETEX refuse times that are not positive.
+func (n *Node) deadline(arg []byte, unit, cmd string) (int64, string) {
+	v, err := strconv.ParseInt(string(arg), 10, 64)
+	if err != nil {
+		return 0, errNotInteger
+	}
+	invalid := fmt.Sprintf("ERR invalid expire time in '%s' command", cmd)
+	strict := cmd == "set" || cmd == "getex" || cmd == "setex" || cmd == "psetex"
+	if strict && v <= 0 {
+		return 0, invalid
+	}
+	if unit == "ex" || unit == "exat" {
+		if v > math.MaxInt64/1000 || v < math.MinInt64/1000 {
+			return 0, invalid
+		}
+		v *= 1000
+	}
+	if unit == "ex" || unit == "px" {
+		now := n.nowMs()
+		if v > math.MaxInt64-now {
+			return 0, invalid
+		}
+		v += now
+	}
+	return v, ""
+}
+
+func init() {
+	for _, c := range []*command{
+		{name: "expire", arity: -3, write: true, run: cmdExpire, first: 1, last: 1, step: 1},
+		{name: "pexpire", arity: -3, write: true, run: cmdExpire, first: 1, last: 1, step: 1},
+		{name: "expireat", arity: -3, write: true, run: cmdExpire, first: 1, last: 1, step: 1},
+		{name: "pexpireat", arity: -3, write: true, run: cmdExpire, first: 1, last: 1, step: 1},
+		{name: "ttl", arity: 2, run: cmdTTL, first: 1, last: 1, step: 1},
+		{name: "pttl", arity: 2, run: cmdTTL, first: 1, last: 1, step: 1},
+		{name: "expiretime", arity: 2, run: cmdTTL, first: 1, last: 1, step: 1},
+		{name: "pexpiretime", arity: 2, run: cmdTTL, first: 1, last: 1, step: 1},
+		{name: "persist", arity: 2, write: true, run: cmdPersist, first: 1, last: 1, step: 1},
+		{name: "setex", arity: 4, write: true, run: cmdSetEx, first: 1, last: 1, step: 1},
+		{name: "psetex", arity: 4, write: true, run: cmdSetEx, first: 1, last: 1, step: 1},
+		{name: "getex", arity: -2, write: true, run: cmdGetEx, first: 1, last: 1, step: 1},
+	} {
+		register(c)
+	}
+}
+
+// cmdExpire: EXPIRE key seconds, PEXPIRE key ms, EXPIREAT key unix-s,
+// PEXPIREAT key unix-ms, each with [NX | XX | GT | LT].
+func cmdExpire(n *Node, c *client, args [][]byte) {
+	name := strings.ToLower(string(args[0]))
+	unit := map[string]string{"expire": "ex", "pexpire": "px", "expireat": "exat", "pexpireat": "pxat"}[name]
+	var nx, xx, gt, lt bool
+	for _, a := range args[3:] {
+		switch strings.ToLower(string(a)) {
+		case "nx":
+			nx = true
+		case "xx":
+			xx = true
+		case "gt":
+			gt = true
+		case "lt":
+			lt = true
+		default:
+			c.fail(fmt.Sprintf("ERR Unsupported option %s", a))
+			return
+		}
+	}
+	if nx && (xx || gt || lt) {
+		c.fail("ERR NX and XX, GT or LT options at the same time are not compatible")
+		return
+	}
+	if gt && lt {
+		c.fail("ERR GT and LT options at the same time are not compatible")
+		return
+	}
+	at, msg := n.deadline(args[2], unit, name)
+	if msg != "" {
+		c.fail(msg)
+		return
+	}
+	t := n.begin(c, args[1:2])
+	defer t.close()
+	v, cur, found, err := t.get(args[1])
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	if !found ||
+		(nx && cur != 0) || (xx && cur == 0) ||
+		(gt && (cur == 0 || at <= cur)) || (lt && cur != 0 && at >= cur) {
+		c.conn.WriteInt(0)
+		return
+	}
+	if at <= t.now {
+		_, err = t.del(args[1]) // a deadline already past: the key goes now
+	} else {
+		t.set(args[1], v, at)
+	}
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	if t.commit() {
+		c.conn.WriteInt(1)
+	}
+}
+
+// cmdTTL: TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for
+// one without a deadline.
+func cmdTTL(n *Node, c *client, args [][]byte) {
+	t := n.read(c)
+	defer t.close()
+	_, at, found, err := t.get(args[1])
+	switch {
+	case err != nil:
+		n.replyErr(c, err)
+		return
+	case !found:
+		c.conn.WriteInt(-2)
+		return
+	case at == 0:
+		c.conn.WriteInt(-1)
+		return
+	}
+	switch strings.ToLower(string(args[0])) {
+	case "ttl":
+		c.conn.WriteInt64((max(at-t.now, 0) + 500) / 1000) // rounded, as Redis
+	case "pttl":
+		c.conn.WriteInt64(max(at-t.now, 0))
+	case "expiretime":
+		c.conn.WriteInt64(at / 1000)
+	default:
+		c.conn.WriteInt64(at)
+	}
+}
+
+func cmdPersist(n *Node, c *client, args [][]byte) {
+	t := n.begin(c, args[1:2])
+	defer t.close()
+	v, at, found, err := t.get(args[1])
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	if !found || at == 0 {
+		c.conn.WriteInt(0)
+		return
+	}
+	t.set(args[1], v, 0)
+	if t.commit() {
+		c.conn.WriteInt(1)
+	}
+}
+
+// cmdSetEx: SETEX key seconds value, PSETEX key ms value.
+func cmdSetEx(n *Node, c *client, args [][]byte) {
+	name := strings.ToLower(string(args[0]))
+	unit := "ex"
+	if name == "psetex" {
+		unit = "px"
+	}
+	at, msg := n.deadline(args[2], unit, name)
+	if msg != "" {
+		c.fail(msg)
+		return
+	}
+	if !n.checkKey(c, args[1]) || !n.checkValue(c, args[3]) {
+		return
+	}
+	t := n.begin(c, args[1:2])
+	defer t.close()
+	if _, err := t.load(args[1]); err != nil { // its old index entry goes
+		n.replyErr(c, err)
+		return
+	}
+	t.set(args[1], args[3], at)
+	if t.commit() {
+		c.conn.WriteString("OK")
+	}
+}
+
+// cmdGetEx: GETEX key [EX s | PX ms | EXAT unix-s | PXAT unix-ms | PERSIST].
+func cmdGetEx(n *Node, c *client, args [][]byte) {
+	var at int64
+	set, persist := false, false
+	for i := 2; i < len(args); i++ {
+		a := strings.ToLower(string(args[i]))
+		switch {
+		case a == "persist" && !set && !persist:
+			persist = true
+		case (a == "ex" || a == "px" || a == "exat" || a == "pxat") && !set && !persist && i+1 < len(args):
+			i++
+			var msg string
+			if at, msg = n.deadline(args[i], a, "getex"); msg != "" {
+				c.fail(msg)
+				return
+			}
+			set = true
+		default:
+			c.fail(errSyntax)
+			return
+		}
+	}
+	t := n.begin(c, args[1:2])
+	defer t.close()
+	v, cur, found, err := t.get(args[1])
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	if !found {
+		c.conn.WriteNull()
+		return
+	}
+	switch {
+	case set && at <= t.now:
+		_, err = t.del(args[1])
+	case set:
+		t.set(args[1], v, at)
+	case persist && cur != 0:
+		t.set(args[1], v, 0)
+	}
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	if t.commit() {
+		c.conn.WriteBulk(v)
+	}
+}
+
+// expireDue deletes keys whose deadline has passed, oldest first, up to
+// expireBatch*expireBatchesPerTick of them, and reports how many it
+// deleted. It runs on a leader only.
+func (n *Node) expireDue() (int, error) {
+	total := 0
+	for range expireBatchesPerTick {
+		deleted, more, err := n.expireBatch()
+		total += deleted
+		if err != nil || !more {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// dueEntry is an expiry index entry whose time has come.
+type dueEntry struct {
+	db  int
+	gen uint32
+	at  int64
+	key []byte
+}
+
+// expireBatch finds up to expireBatch due index entries and deletes their
+// keys (if the value's own deadline agrees) and the entries in one batch.
+// more says whether due entries may remain.
+func (n *Node) expireBatch() (deleted int, more bool, err error) {
+	now := n.nowMs()
+	due, more, err := n.dueEntries(now, expireBatch)
+	if err != nil || len(due) == 0 {
+		return 0, false, err
+	}
+	keys := make([][]byte, len(due))
+	for i, d := range due {
+		keys[i] = d.key
+	}
+	unlock := n.locks.lockAll(keys)
+	defer unlock()
+	if err := n.backend.Barrier(); err != nil {
+		return 0, false, err
+	}
+	var b logkv.Batch
+	var touched []dueEntry
+	var kbuf []byte
+	for _, d := range due {
+		b.Delete(appendExpiryKey(kbuf[:0], d.db, d.gen, d.at, d.key))
+		cur, err := n.gen(d.db)
+		if err != nil {
+			return 0, false, err
+		}
+		if d.gen != cur {
+			continue // a flushed generation: only the entry goes
+		}
+		kbuf = appendDataKey(kbuf[:0], d.db, d.gen, d.key)
+		v, err := n.eng().Get(kbuf)
+		if errors.Is(err, logkv.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		_, at, err := decodeValue(v)
+		if err != nil {
+			return 0, false, fmt.Errorf("key %q: %w", d.key, err)
+		}
+		if at == d.at { // else the key was rewritten: a stale entry
+			b.Delete(kbuf)
+			touched = append(touched, d)
+		}
+	}
+	if err := n.backend.Apply(&b); err != nil {
+		return 0, false, err
+	}
+	if n.ks.watch.count.Load() > 0 {
+		for _, d := range touched {
+			n.touchKey(d.db, d.key)
+		}
+	}
+	return len(touched), more, nil
+}
+
+// dueEntries returns up to limit expiry index entries with deadlines at or
+// before now, over every database and generation.
+func (n *Node) dueEntries(now int64, limit int) (due []dueEntry, more bool, err error) {
+	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: []byte{tagExpiry}, UpperBound: []byte{tagExpiry + 1}})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		db, gen, at, key, valid := decodeExpiryKey(it.Key())
+		if !valid {
+			return nil, false, fmt.Errorf("%w: expiry index key %q", logkv.ErrCorrupt, it.Key())
+		}
+		if at > now {
+			// Nothing more is due in (db, gen): on to the next generation.
+			if gen == math.MaxUint32 {
+				if db == 0xff {
+					break
+				}
+				ok = it.SeekGE([]byte{tagExpiry, byte(db + 1)})
+			} else {
+				ok = it.SeekGE(appendDataKeyPrefix(tagExpiry, db, gen+1))
+			}
+			continue
+		}
+		if len(due) == limit {
+			return due, true, it.Error()
+		}
+		due = append(due, dueEntry{db: db, gen: gen, at: at, key: append([]byte(nil), key...)})
+		ok = it.Next()
+	}
+	return due, false, it.Error()
+}
+
+// appendDataKeyPrefix is the start of (db, gen)'s part of the range tag.
+func appendDataKeyPrefix(tag byte, db int, gen uint32) []byte {
+	k := appendDataKey(nil, db, gen, nil)
+	k[0] = tag
+	return k
+}
