@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/manifest"
 )
 
@@ -144,10 +143,12 @@ func (d *DB) recover() error {
 	}
 	// Only now, with every check passed, cut the torn tails.
 	if walCut != nil {
-		if err := walCut.apply(d.fs, d.dir); err != nil {
+		if err := sealWAL(d.fs, d.dir, walCut); err != nil {
 			return fail(err)
 		}
-		d.logCut(walCut, "lsm: cut the torn tail of the last WAL segment: damage past the last offset a record says was synced")
+		if walCut.off < walCut.size {
+			d.logCut(walCut, "lsm: cut the torn tail of the last WAL segment: damage past the last offset a record says was synced")
+		}
 	}
 	if st.cut != nil {
 		// The manifest itself is replaced below; the cut is in what the
@@ -241,31 +242,15 @@ func (d *DB) removeObsolete(name string) {
 	d.opts.Logger.Info("lsm: deleted an obsolete file at open", "dir", d.dir, "file", name, "bytes", size)
 }
 
-// tailCut is a torn tail found by recovery: file name is to be cut to off
-// bytes, dropping size-off bytes.
+// tailCut is how a log file ends, as recovery found it: its valid records
+// end at off, and the size-off bytes after them are a torn tail, dropped
+// because why. closed says whether a WAL segment ends with a closing
+// marker.
 type tailCut struct {
 	name      string
 	off, size int64
 	why       error
-}
-
-// apply truncates the file to the cut and syncs it.
-func (c *tailCut) apply(fs vfs.FS, dir string) error {
-	f, err := fs.OpenReadWrite(joinPath(dir, c.name))
-	if err != nil {
-		return fmt.Errorf("lsm: cut the torn tail of %s: %w", c.name, err)
-	}
-	err = f.Truncate(c.off)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("lsm: cut the torn tail of %s: %w", c.name, err)
-	}
-	return nil
+	closed    bool
 }
 
 func (d *DB) logCut(c *tailCut, msg string) {

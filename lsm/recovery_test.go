@@ -414,5 +414,53 @@ func TestWALLastRecordDamaged(t *testing.T) {
 			require.ErrorIs(t, err, logkv.ErrCorrupt)
 			require.Contains(t, err.Error(), logs[len(logs)-2])
 		}
+		// Cut at a record boundary, so that what is left reads cleanly:
+		// the closing marker is missing.
+		for _, end := range []int64{offs[len(offs)-1], offs[len(offs)/2], 0} {
+			c := crashed.CrashClone(vfs.CrashOptions{})
+			writeAll(t, c, older, readAll(t, c, older)[:end])
+			_, err := Open("db", opts.withFS(c))
+			require.ErrorIs(t, err, logkv.ErrCorrupt, "cut at %d", end)
+			require.Contains(t, err.Error(), logs[len(logs)-2])
+		}
 	})
+}
+
+// TestCrashDuringRecovery: a recovery that cut the newest segment's torn
+// tail and then crashed before switching CURRENT leaves that segment
+// behind a newer, empty one. The next Open must still open it: recovery
+// sealed it with a closing marker before starting the new segment.
+func TestCrashDuringRecovery(t *testing.T) {
+	mem := vfs.NewMem()
+	require.NoError(t, mem.MkdirAllSynced("db"))
+	db, err := Open("db", smallOptions(mem))
+	require.NoError(t, err)
+	fillKeys(t, db, 0, 300, true)
+	// An unsynced write left half written: a torn tail to cut.
+	require.NoError(t, db.Set([]byte("torn"), []byte("value"), nil))
+	crashed := mem.CrashClone(vfs.CrashOptions{})
+	require.NoError(t, db.Close())
+	logs := filesOf(t, crashed, "db", kindLog)
+	newest := "db/" + logs[len(logs)-1]
+	require.NoError(t, crashed.MkdirAllSynced("db"))
+	data := readAll(t, mem, newest)
+	durable := readAll(t, crashed, newest)
+	writeAll(t, crashed, newest, data[:len(durable)+5])
+
+	failing := vfs.NewErrorFS(crashed, vfs.InjectorFunc(func(op vfs.Op) error {
+		if op.Kind == vfs.OpRename {
+			return vfs.InjectedError(op)
+		}
+		return nil
+	}))
+	_, err = Open("db", smallOptions(failing))
+	require.Error(t, err, "the switch of CURRENT fails")
+	// The process died there: its files stay as they are.
+	again := crashed
+	require.Greater(t, len(filesOf(t, again, "db", kindLog)), len(logs), "the failed recovery started a new segment")
+	db2, err := Open("db", smallOptions(again))
+	require.NoError(t, err)
+	requireKeys(t, db2, 0, 300)
+	require.Equal(t, uint64(300), db2.LastSeq())
+	require.NoError(t, db2.Close())
 }

@@ -30,8 +30,10 @@ import (
 // Every operation of the batch carries seq in its internal key. Records
 // appear in strictly increasing seq order, within a segment and across
 // segments (a segment's number orders it). A segment closed cleanly (at
-// rotation or Close) ends with a marker record, seq 0 and no batch, whose
-// durable field is the synced length before it.
+// rotation or Close, or sealed by recovery after cutting its torn tail)
+// ends with a marker record, seq 0 and no batch, whose durable field is the
+// synced length before it. Every segment but the newest ends with one, so
+// a segment cut short at a record boundary is told from a whole one.
 //
 // The durable field is what tells a torn tail from corruption when a crash
 // damaged unsynced bytes in place (a torn sector) and intact records follow
@@ -228,13 +230,17 @@ func (w *walWriter) close() error {
 	return w.err
 }
 
-// replayWAL reads the records of one WAL segment, calling fn for each. last
-// says whether the segment is the newest: a torn tail there (damage past
-// the last offset a record says was synced) is returned as a cut for the
-// caller to apply once recovery's other checks pass; a torn tail in an
-// older segment is corruption, since segments are synced whole before the
-// next one starts.
-func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *logkv.Batch) error) (*tailCut, error) {
+// replayWAL reads the records of one WAL segment, calling fn for each.
+//
+// last says whether the segment is the newest. Older segments were synced
+// whole, ending with a closing marker, before the next one started: any
+// damage in them, or a missing marker (the file was cut short at a record
+// boundary), is corruption. The newest segment returns how it ends, for the
+// caller to seal (sealWAL) once recovery's other checks pass: its valid
+// records end at tail.off, the bytes after it are a torn tail (damage past
+// the last offset a record says was synced), and tail.closed says whether
+// it ends with a marker.
+func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *logkv.Batch) error) (tail *tailCut, err error) {
 	f, err := fs.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("lsm: open WAL %s: %w", name, err)
@@ -245,11 +251,15 @@ func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *l
 		return nil, fmt.Errorf("lsm: stat WAL %s: %w", name, err)
 	}
 	r := record.NewReader(f, name, fi.Size(), maxWALPayload)
+	closed := false
 	for {
 		off := r.Offset()
 		payload, err := r.Next()
 		if err == io.EOF {
-			return nil, nil
+			if !last && !closed {
+				return nil, logkv.CorruptError(name, off, "WAL segment that is not the last ends without its closing marker: it was cut short")
+			}
+			return &tailCut{name: name, off: off, size: off, closed: closed}, nil
 		}
 		torn := errors.Is(err, record.ErrTornTail)
 		if !torn && last && errors.Is(err, logkv.ErrCorrupt) {
@@ -274,6 +284,7 @@ func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *l
 		if err != nil {
 			return nil, err
 		}
+		closed = b == nil
 		if b == nil {
 			continue // a marker
 		}
@@ -281,6 +292,35 @@ func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *l
 			return nil, err
 		}
 	}
+}
+
+// sealWAL cuts the newest segment's torn tail, if any, and ends it with a
+// closing marker, if it lacks one, then syncs it: recovery starts a new
+// segment after it, and every segment but the newest must end with a
+// marker (replayWAL), even if this recovery crashes before it deletes the
+// segment.
+func sealWAL(fs vfs.FS, dir string, t *tailCut) error {
+	if t.off == t.size && t.closed {
+		return nil
+	}
+	f, err := fs.OpenReadWrite(joinPath(dir, t.name))
+	if err != nil {
+		return fmt.Errorf("lsm: seal WAL %s: %w", t.name, err)
+	}
+	err = f.Truncate(t.off)
+	if err == nil && !t.closed {
+		_, err = f.Write(record.Append(nil, appendWALPayload(nil, 0, uint64(t.off), nil)))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("lsm: seal WAL %s: %w", t.name, err)
+	}
+	return nil
 }
 
 // laterDurable returns the largest durable field of the valid records that

@@ -63,6 +63,10 @@ func (n *Node) info(sections map[string]bool) string {
 		add("engine_bytes_written", m.BytesWritten)
 	})
 	section("Replication", n.backend.Info)
-	section("Keyspace", n.keyspaceInfo)
+	section("Keyspace", func(add func(string, any)) {
+		if m.Keys > 0 {
+			add("db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", m.Keys))
+		}
+	})
 	return b.String()
 }
