@@ -49,6 +49,9 @@ type Config struct {
 	// least one: the other half runs the engine's flushes and compactions,
 	// replication, and fsyncs.
 	EventLoops int `yaml:"event_loops"`
+	// Databases is how many databases SELECT may choose from, 1 to 16
+	// (the default, as Redis).
+	Databases int `yaml:"databases"`
 	// Password, when set, must be given with AUTH before any other command.
 	Password string `yaml:"password"`
 	// Limits bound what one client can ask for.
@@ -227,6 +230,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" && c.Engine != "memory" {
 		bad("data_dir is empty; set it to the directory for the %s engine's files", c.Engine)
+	}
+	if c.Databases < 0 || c.Databases > 16 {
+		bad("databases %d must be 1 to 16 (0: 16)", c.Databases)
 	}
 	checkAddr := func(key, addr string, offOK bool) {
 		if offOK && addr == "off" {

@@ -63,10 +63,6 @@ func (n *Node) info(sections map[string]bool) string {
 		add("engine_bytes_written", m.BytesWritten)
 	})
 	section("Replication", n.backend.Info)
-	section("Keyspace", func(add func(string, any)) {
-		if m.Keys > 0 {
-			add("db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", m.Keys))
-		}
-	})
+	section("Keyspace", n.keyspaceInfo)
 	return b.String()
 }

@@ -29,6 +29,7 @@ type Node struct {
 	backend backend
 	locks   keyLocks
 	scans   cursors
+	ks      keyspace // databases, clock, watchers, expirer (keyspace.go)
 	metrics *metrics
 	started time.Time
 
@@ -119,6 +120,15 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	defer func() {
 		if err != nil {
 			n.backend.Close()
+		}
+	}()
+	if err = n.checkFormat(); err != nil {
+		return nil, err
+	}
+	n.startBackground()
+	defer func() {
+		if err != nil {
+			n.stopBackground()
 		}
 	}()
 	n.metrics = newMetrics(n)
@@ -261,6 +271,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.admin.Shutdown(ctx)
 			n.adminLn.Close()
 		}
+		n.stopBackground()
 		last := n.eng().LastSeq()
 		n.shutErr = errors.Join(n.backend.Sync(), n.backend.Close())
 		n.log.Info("kvnode stopped", "last_seq", last, "err", n.shutErr)

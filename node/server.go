@@ -59,6 +59,9 @@ type client struct {
 	drop bool
 	// pend is the run of blind writes not yet applied (see pending.go).
 	pend pendingWrites
+	// ks is the selected database, MULTI's queue and WATCHed keys
+	// (keyspace.go, multi.go, watch.go).
+	ks clientKS
 	// clock is when the last command of the current pipeline ended, by
 	// monotonic; 0 before its first.
 	clock time.Duration
@@ -221,6 +224,7 @@ func (s *server) OnClose(gc gnet.Conn, err error) gnet.Action {
 		s.n.log.Debug("client connection ended", "remote", gc.RemoteAddr(), "err", err)
 	}
 	c.closed = true
+	s.n.unwatchAll(c)
 	s.n.forget(c)
 	return gnet.None
 }
@@ -414,6 +418,9 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 	}
 	if !queueable(cm, args) {
 		c.conn.flush()
+	}
+	if c.ks.multi != nil && n.queueInMulti(c, cm, args) {
+		return // queued, or refused (multi.go)
 	}
 	switch {
 	case cm == nil:

@@ -1,0 +1,226 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/logkv/logkv"
+)
+
+// FLUSHDB and FLUSHALL, DBSIZE, and the background worker that expires keys
+// and sweeps flushed generations.
+//
+// A flush is one write: the database's generation (keyspace.go) moves on,
+// so every key of the old generation is out of reach at once, whatever the
+// engine and however many keys (O(1), and one commit-log record that
+// followers apply as such). The old generation's keys are deleted later by
+// the leader's background worker, sweepBatch keys a batch, replicated as
+// ordinary deletes.
+//
+// DBSIZE counts: it walks the database's current generation and skips
+// expired keys, so it equals what a full SCAN returns, on every engine, after
+// any writes, expiries, flushes, restarts and resyncs. It costs O(keys)
+// (docs/keyspace.md has the figures) and nothing on the write path, so it
+// runs off the event loop.
+
+// sweepBatch bounds the deletes of one sweeping batch; one batch a tick.
+const sweepBatch = 5000
+
+func init() {
+	for _, c := range []*command{
+		{name: "flushdb", arity: -1, write: true, admin: true, run: cmdFlush},
+		{name: "flushall", arity: -1, write: true, admin: true, run: cmdFlush},
+		{name: "dbsize", arity: 1, slow: true, run: cmdDBSize},
+	} {
+		register(c)
+	}
+}
+
+// cmdFlush: FLUSHDB [ASYNC | SYNC], FLUSHALL [ASYNC | SYNC]. Both modes
+// return once the flush is committed; the space is reclaimed in the
+// background either way.
+func cmdFlush(n *Node, c *client, args [][]byte) {
+	if len(args) > 2 {
+		c.fail(errSyntax)
+		return
+	}
+	if len(args) == 2 {
+		if m := strings.ToLower(string(args[1])); m != "async" && m != "sync" {
+			c.fail(errSyntax)
+			return
+		}
+	}
+	t := n.begin(c, nil)
+	defer t.close()
+	dbs := []int{c.ks.db}
+	if strings.EqualFold(string(args[0]), "flushall") {
+		dbs = dbs[:0]
+		for db := range maxDBs {
+			dbs = append(dbs, db)
+		}
+	}
+	for _, db := range dbs {
+		if err := t.flushDB(db); err != nil {
+			n.replyErr(c, err)
+			return
+		}
+	}
+	if t.commit() {
+		c.conn.WriteString("OK")
+	}
+}
+
+func cmdDBSize(n *Node, c *client, args [][]byte) {
+	keys, _, err := n.countKeys(c.ks.db)
+	if err != nil {
+		n.replyErr(c, err)
+		return
+	}
+	c.conn.WriteInt64(keys)
+}
+
+// countKeys counts db's live keys, and those of them with a deadline.
+func (n *Node) countKeys(db int) (keys, expires int64, err error) {
+	gen, err := n.gen(db)
+	if err != nil {
+		return 0, 0, err
+	}
+	now := n.nowMs()
+	lower := dataPrefix(db, gen)
+	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		_, at, err := decodeValue(it.Value())
+		if err != nil {
+			return 0, 0, fmt.Errorf("key %q: %w", it.Key(), err)
+		}
+		if at == 0 {
+			keys++
+		} else if at > now {
+			keys++
+			expires++
+		}
+	}
+	return keys, expires, it.Error()
+}
+
+// bgState is the background worker's state.
+type bgState struct {
+	// sweep: an older generation may still hold keys.
+	sweep atomic.Bool
+}
+
+// startBackground starts the worker that expires keys and sweeps flushed
+// generations, on a leader, every bgInterval.
+func (n *Node) startBackground() {
+	ks := &n.ks
+	ks.stopBG, ks.bgDone, ks.bgKick = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+	ks.bg.sweep.Store(true)
+	go func() {
+		defer close(ks.bgDone)
+		tick := time.NewTicker(bgInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ks.stopBG:
+				return
+			case <-tick.C:
+			case <-ks.bgKick:
+				ks.bg.sweep.Store(true)
+			}
+			n.backgroundRound()
+		}
+	}()
+}
+
+// backgroundRound is one round of the worker.
+func (n *Node) backgroundRound() {
+	if n.closing.Load() {
+		return
+	}
+	if n.backend.IsFollower() {
+		n.ks.bg.sweep.Store(true) // a promoted follower sweeps what its leader left
+		return
+	}
+	if _, err := n.expireDue(); err != nil {
+		n.log.Warn("active expiry failed; retrying next round", "err", err)
+	}
+	if n.ks.bg.sweep.Load() {
+		more, err := n.sweepOld()
+		if err != nil {
+			n.log.Warn("sweeping flushed keys failed; retrying next round", "err", err)
+			return
+		}
+		n.ks.bg.sweep.Store(more)
+	}
+}
+
+// stopBackground stops the worker and waits for its round to end.
+func (n *Node) stopBackground() {
+	ks := &n.ks
+	if ks.stopBG != nil {
+		close(ks.stopBG)
+		<-ks.bgDone
+		ks.stopBG = nil
+	}
+}
+
+// sweepOld deletes up to sweepBatch keys of flushed generations, and reports
+// whether more may remain.
+func (n *Node) sweepOld() (more bool, err error) {
+	var b logkv.Batch
+	for db := range maxDBs {
+		gen, err := n.gen(db)
+		if err != nil {
+			return true, err
+		}
+		if gen == 0 {
+			continue
+		}
+		for _, tag := range []byte{tagData, tagExpiry} {
+			lower := appendDataKeyPrefix(tag, db, 0)
+			upper := appendDataKeyPrefix(tag, db, gen)
+			it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: lower, UpperBound: upper})
+			if err != nil {
+				return true, err
+			}
+			for ok := it.First(); ok && b.Len() < sweepBatch; ok = it.Next() {
+				b.Delete(it.Key())
+			}
+			more = more || it.Valid()
+			err = it.Error()
+			it.Close()
+			if err != nil {
+				return true, err
+			}
+		}
+		if b.Len() >= sweepBatch {
+			more = true
+			break
+		}
+	}
+	if b.Empty() {
+		return more, nil
+	}
+	return true, n.backend.Apply(&b)
+}
+
+// keyspaceInfo adds INFO keyspace's line for each database with keys:
+// exact counts, at DBSIZE's cost per database.
+func (n *Node) keyspaceInfo(add func(string, any)) {
+	for db := range n.databases() {
+		keys, expires, err := n.countKeys(db)
+		if err != nil {
+			add(fmt.Sprintf("db%d_error", db), err.Error())
+			continue
+		}
+		if keys > 0 {
+			add(fmt.Sprintf("db%d", db), fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", keys, expires))
+		}
+	}
+}
