@@ -304,7 +304,12 @@ func (n *Node) expireBatch() (deleted int, more bool, err error) {
 		keys[i] = d.key
 	}
 	unlock := n.locks.lockAll(keys)
-	defer unlock()
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	if err := n.backend.Barrier(); err != nil {
 		return 0, false, err
 	}
@@ -345,7 +350,12 @@ func (n *Node) expireBatch() (deleted int, more bool, err error) {
 			n.touchKey(d.db, d.key)
 		}
 	}
-	return len(touched), more, nil
+	unlock()
+	locked = false
+	// Submitted writes are made durable (and shipped) by the next Sync; a
+	// background writer has no pipeline end to wait for, so it syncs now,
+	// without the keys' locks.
+	return len(touched), more, n.backend.Sync()
 }
 
 // dueEntries returns up to limit expiry index entries with deadlines at or

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -207,7 +208,7 @@ func (n *Node) sweepOld() (more bool, err error) {
 	if b.Empty() {
 		return more, nil
 	}
-	return true, n.backend.Apply(&b)
+	return true, errors.Join(n.backend.Apply(&b), n.backend.Sync())
 }
 
 // keyspaceInfo adds INFO keyspace's line for each database with keys:

@@ -296,7 +296,7 @@ func (n *Node) checkFormat() error {
 	}
 	var b logkv.Batch
 	b.Set(metaFormatKey, []byte{keyspaceFormat})
-	return n.backend.Apply(&b)
+	return errors.Join(n.backend.Apply(&b), n.backend.Sync())
 }
 
 // tx is one command's view of the keyspace, or one EXEC's: the keys it
