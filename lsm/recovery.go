@@ -148,6 +148,9 @@ func (d *DB) recover() error {
 		}
 		if walCut.off < walCut.size {
 			d.logCut(walCut, "lsm: cut the torn tail of the last WAL segment: damage past the last offset a record says was synced")
+		} else if !walCut.closed {
+			d.opts.Logger.Warn("lsm: the last WAL segment ends without its closing marker: the DB was not closed cleanly, and writes that were not synced may be lost",
+				"dir", d.dir, "file", walCut.name, "offset", walCut.off)
 		}
 	}
 	if st.cut != nil {

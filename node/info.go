@@ -8,12 +8,11 @@ import (
 	"time"
 )
 
-// info renders INFO's sections (all when none is asked for).
+// info renders the INFO sections asked for (see infoWants).
 func (n *Node) info(sections map[string]bool) string {
-	all := len(sections) == 0 || sections["all"] || sections["everything"] || sections["default"]
 	var b strings.Builder
 	section := func(name string, fill func(add func(k string, v any))) {
-		if !all && !sections[strings.ToLower(name)] {
+		if !infoWants(sections, name) {
 			return
 		}
 		if b.Len() > 0 {
@@ -33,12 +32,14 @@ func (n *Node) info(sections map[string]bool) string {
 		add("process_id", os.Getpid())
 		add("tcp_port", portOf(n.Addr()))
 		add("uptime_in_seconds", int64(time.Since(n.started).Seconds()))
+		n.serverInfo(add)
 	})
 	section("Clients", func(add func(string, any)) {
 		n.connsMu.Lock()
 		add("connected_clients", len(n.conns))
 		n.connsMu.Unlock()
 		add("maxclients", n.cfg.Limits.MaxConnections)
+		n.clientsInfo(add)
 	})
 	section("Memory", func(add func(string, any)) {
 		var ms runtime.MemStats
@@ -46,6 +47,7 @@ func (n *Node) info(sections map[string]bool) string {
 		add("used_memory", ms.HeapAlloc)
 		add("used_memory_rss", ms.Sys)
 		add("engine_memory", m.MemBytes)
+		n.memoryInfo(add)
 	})
 	section("Persistence", func(add func(string, any)) {
 		add("loading", 0)
@@ -61,8 +63,10 @@ func (n *Node) info(sections map[string]bool) string {
 		add("engine_gets", m.Gets)
 		add("engine_writes", m.Writes)
 		add("engine_bytes_written", m.BytesWritten)
+		n.statsInfo(add)
 	})
 	section("Replication", n.backend.Info)
+	n.moreInfo(section)
 	section("Keyspace", n.keyspaceInfo)
 	return b.String()
 }

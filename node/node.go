@@ -32,6 +32,8 @@ type Node struct {
 	ks      keyspace // databases, clock, watchers, expirer (keyspace.go)
 	metrics *metrics
 	started time.Time
+	// srv is the server commands' state (cmd_server.go).
+	srv serverState
 
 	loops   *gnet.Client // the client connections' event loops (server.go)
 	respLn  net.Listener

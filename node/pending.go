@@ -178,4 +178,4 @@ func (r *replyConn) WriteInt64(num int64) { r.flush(); r.out = redcon.AppendInt(
 func (r *replyConn) WriteArray(count int) { r.flush(); r.out = redcon.AppendArray(r.out, count) }
 
 // WriteNull writes a null.
-func (r *replyConn) WriteNull() { r.flush(); r.out = redcon.AppendNull(r.out) }
+func (r *replyConn) WriteNull() { r.flush(); r.out = appendNull(r.out, r.proto()) }

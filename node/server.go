@@ -48,8 +48,10 @@ type client struct {
 	gc     gnet.Conn
 	conn   *replyConn
 	id     int64
-	name   string
 	authed bool
+	// x is what CLIENT, HELLO, MONITOR and CLIENT REPLY keep
+	// (cmd_client.go).
+	x clientExt
 	// dirty: this pipeline wrote, so it syncs before its replies go out.
 	dirty  bool
 	failed bool
@@ -165,6 +167,7 @@ func (n *Node) acceptLoop() error {
 // limit with Redis' error.
 func (n *Node) admit(nc net.Conn) {
 	c := &client{id: n.clientID.Add(1), authed: n.cfg.Password == ""}
+	c.x.init(nc)
 	c.conn = &replyConn{n: n, c: c}
 	n.connsMu.Lock()
 	over := len(n.conns) >= n.cfg.Limits.MaxConnections || n.closing.Load()
@@ -313,7 +316,7 @@ func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 	switch {
 	case cm == nil:
 		return false
-	case cm.slow, cm.write && b.ApplyWaits():
+	case cm.slow, cm.write && b.ApplyWaits(), n.srv.pause.pauses(cm):
 		return true
 	case !b.SyncWaits() || b.Visible():
 		return false
@@ -419,6 +422,8 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 	if !queueable(cm, args) {
 		c.conn.flush()
 	}
+	n.beforeCommand(c, cm)
+	took := time.Duration(-1) // stays so for a rejected command
 	if c.ks.multi != nil && n.queueInMulti(c, cm, args) {
 		return // queued, or refused (multi.go)
 	}
@@ -454,8 +459,10 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		c.failed = false
 		cm.run(n, c, args)
 		c.clock = monotonic()
-		n.metrics.cmds[cm.id].observe(c.clock-start, c.failed)
+		took = c.clock - start
+		n.metrics.cmds[cm.id].observe(took, c.failed)
 	}
+	n.afterCommand(c, cm, args, took)
 }
 
 // syncFailed drops the connection: its buffered replies may claim success

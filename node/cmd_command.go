@@ -1,0 +1,432 @@
+package node
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// COMMAND COUNT, LIST, INFO, DOCS and GETKEYS, in Redis 7's reply shapes,
+// for every command in the table. The table says a command's arity, whether
+// it writes and where its keys are; commandDocs below adds what Redis
+// reports and the table has no use for: flags, ACL categories, key spec
+// flags, and the documentation (group, version, complexity, summary).
+
+// commandDoc is the documentation Redis 7 reports for a command.
+type commandDoc struct {
+	group, since, complexity, summary string
+	flags                             []string // beyond write/readonly, which the table says
+	acl                               []string // ACL categories beyond @read/@write
+	keyFlags                          []string // the key spec's flags, e.g. RW access update
+}
+
+// docOf returns the documentation of cm, with defaults for a command
+// documented nowhere.
+func docOf(cm *command) commandDoc {
+	if d, ok := commandDocs[cm.name]; ok {
+		return d
+	}
+	return commandDoc{group: "generic", since: "7.0.0", complexity: "O(1)", summary: "The " + strings.ToUpper(cm.name) + " command."}
+}
+
+// cmdFlags are COMMAND INFO's flags for cm.
+func cmdFlags(cm *command) []string {
+	var f []string
+	if cm.write {
+		f = append(f, "write")
+	} else if cm.first > 0 {
+		f = append(f, "readonly")
+	}
+	if cm.admin {
+		f = append(f, "admin")
+	}
+	f = append(f, docOf(cm).flags...)
+	if cm.noAuth {
+		f = append(f, "no_auth")
+	}
+	return f
+}
+
+// cmdACL are COMMAND INFO's ACL categories for cm.
+func cmdACL(cm *command) []string {
+	var a []string
+	switch {
+	case cm.write:
+		a = append(a, "@write")
+	case cm.first > 0:
+		a = append(a, "@read")
+	}
+	if cm.admin {
+		a = append(a, "@admin")
+	}
+	return append(a, docOf(cm).acl...)
+}
+
+// keySpecs describes where cm's keys are, as Redis 7 key specs: one range
+// from first (last < 0: to the end; step apart).
+type keySpec struct {
+	index, lastkey, keystep int
+}
+
+func keySpecsOf(cm *command) []keySpec {
+	if cm.first <= 0 {
+		return nil
+	}
+	if cm.last < 0 {
+		return []keySpec{{cm.first, cm.last, cm.step}}
+	}
+	return []keySpec{{cm.first, cm.last - cm.first, cm.step}}
+}
+
+// cmdCommand: COMMAND [COUNT | LIST | INFO | DOCS | GETKEYS | HELP].
+func cmdCommand(n *Node, c *client, args [][]byte) {
+	if len(args) == 1 {
+		writeCommandInfos(c, commandList)
+		return
+	}
+	sub, ok := subcommand(c, args)
+	if !ok {
+		return
+	}
+	switch sub {
+	case "count":
+		c.conn.WriteInt(len(commandList))
+	case "list":
+		commandListReply(c, args[2:])
+	case "info":
+		if len(args) == 2 {
+			writeCommandInfos(c, commandList)
+			return
+		}
+		cmds := make([]*command, 0, len(args)-2)
+		for _, a := range args[2:] {
+			cmds = append(cmds, lookup(a))
+		}
+		writeCommandInfos(c, cmds)
+	case "docs":
+		var cmds []*command
+		if len(args) == 2 {
+			cmds = commandList
+		} else {
+			for _, a := range args[2:] {
+				if cm := lookup(a); cm != nil {
+					cmds = append(cmds, cm)
+				}
+			}
+		}
+		c.conn.WriteMap(len(cmds))
+		for _, cm := range cmds {
+			c.conn.WriteBulkString(cm.name)
+			writeCommandDoc(c, cm)
+		}
+	case "getkeys", "getkeysandflags":
+		commandGetKeys(c, args[2:], sub == "getkeysandflags")
+	case "help":
+		writeHelp(c, "COMMAND",
+			"(no subcommand)", "    Return details about all Redis commands.",
+			"COUNT", "    Return the total number of commands in this Redis server.",
+			"LIST", "    Return a list of all commands in this Redis server.",
+			"INFO [<command-name> ...]", "    Return details about multiple Redis commands.",
+			"    If no command names are given, documentation details for all",
+			"    commands are returned.",
+			"DOCS [<command-name> ...]", "    Return documentation details about multiple Redis commands.",
+			"    If no command names are given, documentation details for all",
+			"    commands are returned.",
+			"GETKEYS <full-command>", "    Return the keys from a full Redis command.",
+			"GETKEYSANDFLAGS <full-command>", "    Return the keys and the access flags from a full Redis command.")
+	}
+}
+
+// commandListReply: COMMAND LIST [FILTERBY MODULE name | ACLCAT cat |
+// PATTERN pattern].
+func commandListReply(c *client, args [][]byte) {
+	var keep func(cm *command) bool
+	switch {
+	case len(args) == 0:
+		keep = func(*command) bool { return true }
+	case len(args) == 3 && strings.EqualFold(string(args[0]), "filterby"):
+		v := string(args[2])
+		switch strings.ToLower(string(args[1])) {
+		case "module":
+			keep = func(*command) bool { return false }
+		case "aclcat":
+			keep = func(cm *command) bool {
+				for _, a := range cmdACL(cm) {
+					if strings.EqualFold(a[1:], v) {
+						return true
+					}
+				}
+				return false
+			}
+		case "pattern":
+			keep = func(cm *command) bool { return globMatchFold(args[2], cm.name) }
+		default:
+			c.fail(errSyntax)
+			return
+		}
+	default:
+		c.fail(errSyntax)
+		return
+	}
+	var names []string
+	for _, cm := range commandList {
+		if keep(cm) {
+			names = append(names, cm.name)
+		}
+	}
+	c.conn.WriteArray(len(names))
+	for _, name := range names {
+		c.conn.WriteBulkString(name)
+	}
+}
+
+// writeCommandInfos writes COMMAND INFO's reply: per command (nil: null)
+// name, arity, flags, first key, last key, step, ACL categories, tips, key
+// specs and subcommands.
+func writeCommandInfos(c *client, cmds []*command) {
+	c.conn.WriteArray(len(cmds))
+	for _, cm := range cmds {
+		if cm == nil {
+			c.conn.WriteNullArray()
+			continue
+		}
+		writeCommandInfo(c, cm.name, cm.arity, cmdFlags(cm), cm.first, cm.last, cm.step, cmdACL(cm), keySpecsOf(cm), docOf(cm).keyFlags)
+		subs := subcommands[cm.name]
+		names := make([]string, 0, len(subs))
+		for s := range subs {
+			names = append(names, s)
+		}
+		sort.Strings(names)
+		c.conn.WriteArray(len(names))
+		for _, s := range names {
+			flags := []string{"loading", "stale"}
+			if cm.admin {
+				flags = append([]string{"admin"}, flags...)
+			}
+			writeCommandInfo(c, cm.name+"|"+s, subs[s], flags, 0, 0, 0, []string{"@slow"}, nil, nil)
+			c.conn.WriteArray(0)
+		}
+	}
+}
+
+// writeCommandInfo writes the first nine fields of a COMMAND INFO entry;
+// the subcommands follow.
+func writeCommandInfo(c *client, name string, arity int, flags []string, first, last, step int, acl []string, specs []keySpec, keyFlags []string) {
+	c.conn.WriteArray(10)
+	c.conn.WriteBulkString(name)
+	c.conn.WriteInt(arity)
+	c.conn.WriteSet(len(flags))
+	for _, f := range flags {
+		c.conn.WriteString(f)
+	}
+	c.conn.WriteInt(first)
+	c.conn.WriteInt(last)
+	c.conn.WriteInt(step)
+	c.conn.WriteSet(len(acl))
+	for _, a := range acl {
+		c.conn.WriteString(a)
+	}
+	c.conn.WriteSet(0) // tips
+	c.conn.WriteSet(len(specs))
+	for _, s := range specs {
+		c.conn.WriteMap(3)
+		c.conn.WriteBulkString("flags")
+		c.conn.WriteSet(len(keyFlags))
+		for _, f := range keyFlags {
+			c.conn.WriteString(f)
+		}
+		c.conn.WriteBulkString("begin_search")
+		c.conn.WriteMap(2)
+		c.conn.WriteBulkString("type")
+		c.conn.WriteBulkString("index")
+		c.conn.WriteBulkString("spec")
+		c.conn.WriteMap(1)
+		c.conn.WriteBulkString("index")
+		c.conn.WriteInt(s.index)
+		c.conn.WriteBulkString("find_keys")
+		c.conn.WriteMap(2)
+		c.conn.WriteBulkString("type")
+		c.conn.WriteBulkString("range")
+		c.conn.WriteBulkString("spec")
+		c.conn.WriteMap(3)
+		c.conn.WriteBulkString("lastkey")
+		c.conn.WriteInt(s.lastkey)
+		c.conn.WriteBulkString("keystep")
+		c.conn.WriteInt(s.keystep)
+		c.conn.WriteBulkString("limit")
+		c.conn.WriteInt(0)
+	}
+}
+
+// writeCommandDoc writes one command's COMMAND DOCS map.
+func writeCommandDoc(c *client, cm *command) {
+	d := docOf(cm)
+	subs := subcommands[cm.name]
+	pairs := 4
+	if len(subs) > 0 {
+		pairs++
+	}
+	c.conn.WriteMap(pairs)
+	for _, kv := range [][2]string{{"summary", d.summary}, {"since", d.since}, {"group", d.group}, {"complexity", d.complexity}} {
+		c.conn.WriteBulkString(kv[0])
+		c.conn.WriteBulkString(kv[1])
+	}
+	if len(subs) == 0 {
+		return
+	}
+	names := make([]string, 0, len(subs))
+	for s := range subs {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	c.conn.WriteBulkString("subcommands")
+	c.conn.WriteMap(len(names))
+	for _, s := range names {
+		c.conn.WriteBulkString(cm.name + "|" + s)
+		c.conn.WriteMap(4)
+		for _, kv := range [][2]string{{"summary", strings.ToUpper(cm.name+" "+s) + "."}, {"since", d.since}, {"group", d.group}, {"complexity", "O(1)"}} {
+			c.conn.WriteBulkString(kv[0])
+			c.conn.WriteBulkString(kv[1])
+		}
+	}
+}
+
+// commandGetKeys: COMMAND GETKEYS command arg... lists the keys the
+// command would name; GETKEYSANDFLAGS adds each key's flags.
+func commandGetKeys(c *client, args [][]byte, withFlags bool) {
+	cm := lookup(args[0])
+	if cm == nil {
+		c.fail("ERR Invalid command specified")
+		return
+	}
+	if (cm.arity > 0 && len(args) != cm.arity) || (cm.arity < 0 && len(args) < -cm.arity) {
+		c.fail("ERR Invalid number of arguments specified for command")
+		return
+	}
+	if cm.first <= 0 {
+		c.fail("ERR The command has no key arguments")
+		return
+	}
+	last := cm.last
+	if last < 0 {
+		last = len(args) + last
+	}
+	var keys [][]byte
+	for i := cm.first; i <= last && i < len(args); i += max(cm.step, 1) {
+		keys = append(keys, args[i])
+	}
+	c.conn.WriteArray(len(keys))
+	flags := docOf(cm).keyFlags
+	for _, k := range keys {
+		if !withFlags {
+			c.conn.WriteBulk(k)
+			continue
+		}
+		c.conn.WriteArray(2)
+		c.conn.WriteBulk(k)
+		c.conn.WriteSet(len(flags))
+		for _, f := range flags {
+			c.conn.WriteString(f)
+		}
+	}
+}
+
+// commandDocs documents the commands logkv serves, from Redis 7's command
+// reference (the summaries are Redis', the flags those Redis reports).
+var commandDocs = map[string]commandDoc{}
+
+func init() {
+	// name|group|since|complexity|extra flags|extra acl|key spec flags|summary
+	for _, line := range strings.Split(strings.TrimSpace(commandDocTable), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 8 {
+			panic(fmt.Sprintf("node: bad command doc line %q", line))
+		}
+		commandDocs[f[0]] = commandDoc{group: f[1], since: f[2], complexity: f[3], flags: strings.Fields(f[4]), acl: strings.Fields(f[5]), keyFlags: strings.Fields(f[6]), summary: f[7]}
+	}
+}
+
+const commandDocTable = `
+ping|connection|1.0.0|O(1)|fast|@fast @connection||Ping the server
+echo|connection|1.0.0|O(1)|fast|@fast @connection||Echo the given string
+auth|connection|1.0.0|O(N) where N is the number of passwords defined for the user|noscript loading stale fast allow_busy|@fast @connection||Authenticate to the server
+hello|connection|6.0.0|O(1)|noscript loading stale fast allow_busy|@fast @connection||Handshake with Redis
+client|connection|2.4.0|Depends on subcommand.|||@slow|A container for client connection commands
+quit|connection|1.0.0|O(1)|noscript loading stale fast allow_busy|@fast @connection||Close the connection
+reset|connection|6.2.0|O(1)|noscript loading stale fast allow_busy|@fast @connection||Reset the connection
+select|connection|2.0.0|O(1)|loading stale fast|@fast @connection||Change the selected database for the current connection
+get|string|1.0.0|O(1)|fast|@string @fast|RO access|Get the value of a key
+set|string|1.0.0|O(1)|denyoom|@string @slow|RW access update variable_flags|Set the string value of a key
+setnx|string|1.0.0|O(1)|denyoom fast|@string @fast|OW insert|Set the value of a key, only if the key does not exist
+setex|string|2.0.0|O(1)|denyoom|@string @slow|OW update|Set the value and expiration of a key
+psetex|string|2.6.0|O(1)|denyoom|@string @slow|OW update|Set the value and expiration in milliseconds of a key
+getex|string|6.2.0|O(1)|fast|@string @fast|RW access update|Get the value of a key and optionally set its expiration
+getdel|string|6.2.0|O(1)|fast|@string @fast|RW access delete|Get the value of a key and delete the key
+getset|string|1.0.0|O(1)|denyoom fast|@string @fast|RW access update|Set the string value of a key and return its old value
+mget|string|1.0.0|O(N) where N is the number of keys to retrieve.|fast|@string @fast|RO access|Get the values of all the given keys
+mset|string|1.0.1|O(N) where N is the number of keys to set.|denyoom|@string @slow|OW update|Set multiple keys to multiple values
+msetnx|string|1.0.1|O(N) where N is the number of keys to set.|denyoom|@string @slow|OW insert|Set multiple keys to multiple values, only if none of the keys exist
+incr|string|1.0.0|O(1)|denyoom fast|@string @fast|RW access update|Increment the integer value of a key by one
+decr|string|1.0.0|O(1)|denyoom fast|@string @fast|RW access update|Decrement the integer value of a key by one
+incrby|string|1.0.0|O(1)|denyoom fast|@string @fast|RW access update|Increment the integer value of a key by the given amount
+decrby|string|1.0.0|O(1)|denyoom fast|@string @fast|RW access update|Decrement the integer value of a key by the given number
+incrbyfloat|string|2.6.0|O(1)|denyoom fast|@string @fast|RW access update|Increment the float value of a key by the given amount
+append|string|2.0.0|O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.|denyoom fast|@string @fast|RW insert|Append a value to a key
+strlen|string|2.2.0|O(1)|fast|@string @fast|RO|Get the length of the value stored in a key
+getrange|string|2.4.0|O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.||@string @slow|RO access|Get a substring of the string stored at a key
+substr|string|1.0.0|O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.||@string @slow|RO access|Get a substring of the string stored at a key
+setrange|string|2.2.0|O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.|denyoom|@string @slow|RW update|Overwrite part of a string at key starting at the specified offset
+lcs|string|7.0.0|O(N*M) where N and M are the lengths of s1 and s2, respectively||@string @slow|RO access|Find longest common substring
+setbit|bitmap|2.2.0|O(1)|denyoom|@bitmap @slow|RW access update|Sets or clears the bit at offset in the string value stored at key
+getbit|bitmap|2.2.0|O(1)|fast|@bitmap @fast|RO access|Returns the bit value at offset in the string value stored at key
+bitcount|bitmap|2.6.0|O(N)||@bitmap @slow|RO access|Count set bits in a string
+bitpos|bitmap|2.8.7|O(N)||@bitmap @slow|RO access|Find first bit set or clear in a string
+del|keyspace|1.0.0|O(N) where N is the number of keys that will be removed.||@keyspace @slow|RM delete|Delete a key
+unlink|keyspace|4.0.0|O(1) for each key removed regardless of its size.|fast|@keyspace @fast|RM delete|Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.
+exists|keyspace|1.0.0|O(N) where N is the number of keys to check.|fast|@keyspace @fast|RO|Determine if a key exists
+type|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RO|Determine the type stored at key
+ttl|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RO access|Get the time to live for a key in seconds
+pttl|keyspace|2.6.0|O(1)|fast|@keyspace @fast|RO access|Get the time to live for a key in milliseconds
+expire|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RW update|Set a key's time to live in seconds
+pexpire|keyspace|2.6.0|O(1)|fast|@keyspace @fast|RW update|Set a key's time to live in milliseconds
+expireat|keyspace|1.2.0|O(1)|fast|@keyspace @fast|RW update|Set the expiration for a key as a UNIX timestamp
+pexpireat|keyspace|2.6.0|O(1)|fast|@keyspace @fast|RW update|Set the expiration for a key as a UNIX timestamp specified in milliseconds
+expiretime|keyspace|7.0.0|O(1)|fast|@keyspace @fast|RO access|Get the expiration Unix timestamp for a key
+pexpiretime|keyspace|7.0.0|O(1)|fast|@keyspace @fast|RO access|Get the expiration Unix timestamp for a key in milliseconds
+persist|keyspace|2.2.0|O(1)|fast|@keyspace @fast|RW update|Remove the expiration from a key
+keys|keyspace|1.0.0|O(N) with N being the number of keys in the database||@keyspace @slow @dangerous||Find all keys matching the given pattern
+scan|keyspace|2.8.0|O(1) for every call. O(N) for a complete iteration.||@keyspace @slow||Incrementally iterate the keys space
+randomkey|keyspace|1.0.0|O(1)||@keyspace @slow||Return a random key from the keyspace
+rename|keyspace|1.0.0|O(1)||@keyspace @slow|RW access delete|Rename a key
+renamenx|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RW access delete|Rename a key, only if the new key does not exist
+copy|keyspace|6.2.0|O(N) worst case for collections, where N is the number of nested items. O(1) for string values.|denyoom|@keyspace @slow|RO access|Copy a key
+touch|keyspace|3.2.1|O(N) where N is the number of keys that will be touched.|fast|@keyspace @fast|RO|Alters the last access time of a key(s). Returns the number of existing keys specified.
+object|keyspace|2.2.3|Depends on subcommand.|||@slow|A container for object introspection commands
+dump|keyspace|2.6.0|O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size.||@keyspace @slow|RO access|Return a serialized version of the value stored at the specified key.
+restore|keyspace|2.6.0|O(1) to create the new key and additional O(N*M) to reconstruct the serialized value.|denyoom|@keyspace @slow @dangerous|OW update|Create a key using the provided serialized value, previously obtained using DUMP.
+move|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RW access delete|Move a key to another database
+dbsize|server|1.0.0|O(1)|fast|@keyspace @read @fast||Return the number of keys in the selected database
+flushdb|server|1.0.0|O(N) where N is the number of keys in the selected database||@keyspace @slow @dangerous||Remove all keys from the current database
+flushall|server|1.0.0|O(N) where N is the total number of keys in all databases||@keyspace @slow @dangerous||Remove all keys from all databases
+swapdb|server|4.0.0|O(N) where N is the count of clients watching or blocking on keys from both databases.|fast|@keyspace @fast @dangerous||Swaps two Redis databases
+multi|transactions|1.2.0|O(1)|noscript loading stale fast allow_busy|@fast @transaction||Mark the start of a transaction block
+exec|transactions|1.2.0|Depends on commands in the transaction|noscript loading stale skip_slowlog|@slow @transaction||Execute all commands issued after MULTI
+discard|transactions|2.0.0|O(N), when N is the number of queued commands|noscript loading stale fast allow_busy|@fast @transaction||Discard all commands issued after MULTI
+watch|transactions|2.2.0|O(1) for every key.|noscript loading stale fast allow_busy|@fast @transaction||Watch the given keys to determine execution of the MULTI/EXEC block
+unwatch|transactions|2.2.0|O(1)|noscript loading stale fast allow_busy|@fast @transaction||Forget about all watched keys
+info|server|1.0.0|O(1)|loading stale|@slow @dangerous||Get information and statistics about the server
+config|server|2.0.0|Depends on subcommand.|||@slow|A container for server configuration commands
+command|server|2.8.13|Depends on subcommand.|loading stale|@slow @connection||Get array of Redis command details
+time|server|2.6.0|O(1)|loading stale fast|@fast||Return the current server time
+lastsave|server|1.0.0|O(1)|loading stale fast|@fast @dangerous||Get the UNIX time stamp of the last successful save to disk
+save|server|1.0.0|O(N) where N is the total number of keys in all databases|noscript no_async_loading no_multi|@slow @dangerous||Synchronously save the dataset to disk
+bgsave|server|1.0.0|O(1)|noscript no_async_loading|@slow @dangerous||Asynchronously save the dataset to disk
+shutdown|server|1.0.0|O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)|noscript loading stale no_multi allow_busy|@slow @dangerous||Synchronously save the dataset to disk and then shut down the server
+slowlog|server|2.2.12|Depends on subcommand.|||@slow|A container for slow log commands
+latency|server|2.8.13|Depends on subcommand.|||@slow|A container for latency diagnostics commands
+monitor|server|1.0.0|O(1)|noscript loading stale|@slow @dangerous||Listen for all requests received by the server in real time
+role|server|2.8.12|O(1)|noscript loading stale fast|@fast @dangerous||Return the role of the instance in the context of replication
+wait|generic|3.0.0|O(1)|noscript|@slow @connection||Wait for the synchronous replication of all the write commands sent in the context of the current connection
+replicaof|server|5.0.0|O(1)|noscript stale no_async_loading|@slow @dangerous||Make the server a replica of another instance, or promote it as master.
+slaveof|server|1.0.0|O(1)|noscript stale no_async_loading|@slow @dangerous||Make the server a replica of another instance, or promote it as master.
+`
