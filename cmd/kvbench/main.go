@@ -1,32 +1,17 @@
 // Command kvbench measures logkv engines: db_bench-style benchmarks and the
 // YCSB core workloads, over any registered engine. See cmd/kvbench/README.md.
+// The same command with Pebble, Badger, bbolt, goleveldb and a B-tree beside
+// logkv's engines is the module in cmd/kvbench/peers.
 //
 //	kvbench -engine memory -benchmarks fillrandom,readrandom -num 1000000
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
 
 	"github.com/logkv/logkv/internal/bench"
 )
 
 func main() {
-	cfg := bench.DefaultConfig()
-	fs := flag.NewFlagSet("kvbench", flag.ExitOnError)
-	cfg.RegisterFlags(fs)
-	_ = fs.Parse(os.Args[1:]) // ExitOnError
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if _, err := bench.Run(ctx, cfg, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		if errors.Is(err, bench.ErrUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	os.Exit(bench.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

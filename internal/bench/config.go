@@ -207,6 +207,9 @@ func (c *Config) Validate() error {
 		if slices.Contains(c.Engines[:i], e) {
 			return bad("engine %q listed twice", e)
 		}
+		if known := EngineNames(); !slices.Contains(known, e) {
+			return bad("unknown engine %q (known here: %s; the peers Pebble, Badger, bbolt, goleveldb and btree are in the kvbench of cmd/kvbench/peers)", e, strings.Join(known, ","))
+		}
 	}
 	if len(c.Benchmarks) == 0 {
 		return bad("no benchmark")

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/logkv/logkv"
 )
 
 // ErrVerify is returned (wrapped) by Run when reads found missing keys or
@@ -198,7 +196,7 @@ type session struct {
 	engine   string
 	round    int
 	dir      string
-	db       logkv.Engine
+	db       Store
 	state    dbState
 	values   *valueSource
 	progress *progress
@@ -208,7 +206,7 @@ type session struct {
 
 func (s *session) run(ctx context.Context) (err error) {
 	if s.cfg.UseExisting {
-		if s.db, err = logkv.Open(s.engine, s.dir, nil); err != nil {
+		if s.db, err = OpenStore(s.engine, s.dir); err != nil {
 			return err
 		}
 		s.state = dbState{n: s.cfg.Num, known: true}
@@ -229,6 +227,9 @@ func (s *session) run(ctx context.Context) (err error) {
 		if slices.Contains(YCSBWorkloads, name) {
 			results, err = s.runYCSB(ctx, b)
 		} else if isReplication(name) {
+			if isStoreOnly(s.engine) {
+				return fmt.Errorf("%w: %s measures logkv's replication and needs a logkv engine (lsm, bitcask, memory), not %s", ErrUsage, name, s.engine)
+			}
 			results, err = s.runReplication(ctx, b)
 		} else {
 			var r Result
@@ -247,9 +248,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	if !s.cfg.JSON && !slices.ContainsFunc(s.cfg.Benchmarks, isReplication) {
 		// What the engine holds at the end: space and memory use next to
 		// the figures above.
-		m := s.db.Metrics()
-		fmt.Fprintf(s.out.w, "%-8s metrics: %d keys, %.1f MB on disk, %.1f MB in memory, %d batches of %d writes\n",
-			s.engine, m.Keys, float64(m.DiskBytes)/1e6, float64(m.MemBytes)/1e6, m.Writes, m.WriteOps)
+		fmt.Fprintln(s.out.w, formatMetrics(s.engine, metricsOf(s.db, s.dir)))
 	}
 	return nil
 }
@@ -269,7 +268,7 @@ func (s *session) fresh() error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return err
 	}
-	db, err := logkv.Open(s.engine, s.dir, nil)
+	db, err := OpenStore(s.engine, s.dir)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"bytes"
+	"sync/atomic"
+
+	"github.com/logkv/logkv"
+)
+
+// NoopEngine is the name of the Store that stores nothing, registered so that
+// `kvbench -engine noop,...` measures kvbench's own cost per operation: key
+// and value generation, verification, timing and recording. Its figures are
+// an upper bound of the driver's overhead, since they include the little the
+// noop Store does (parsing a key, allocating a value a Get returns).
+const NoopEngine = "noop"
+
+func init() {
+	RegisterStore(NoopEngine, func(string) (Store, error) { return &noopStore{}, nil })
+}
+
+// noopStore pretends to hold every key number 0..max (the largest written)
+// at the width of the last key written, each with the value kvbench would
+// have written for it (the right size, stamped with the key number), so every
+// read the driver verifies passes. Writes only note the largest key number
+// and the value size; deletes are ignored.
+type noopStore struct {
+	limit     atomic.Int64 // 1 + the largest key number written; 0 before any
+	keyWidth  atomic.Int64
+	valueSize atomic.Int64
+}
+
+var _ Store = (*noopStore)(nil)
+
+// parseKey reads a zero-padded decimal key; ok is false for anything else.
+func parseKey(k []byte) (n uint64, ok bool) {
+	if len(k) == 0 || len(k) > 19 {
+		return 0, false
+	}
+	for _, c := range k {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
+
+func (s *noopStore) noteWrite(key []byte, vlen int) {
+	n, ok := parseKey(key)
+	if !ok {
+		return
+	}
+	for {
+		cur := s.limit.Load()
+		if int64(n) < cur || s.limit.CompareAndSwap(cur, int64(n)+1) {
+			break
+		}
+	}
+	if int64(len(key)) != s.keyWidth.Load() {
+		s.keyWidth.Store(int64(len(key)))
+	}
+	if vlen >= 0 && int64(vlen) != s.valueSize.Load() {
+		s.valueSize.Store(int64(vlen))
+	}
+}
+
+func (s *noopStore) has(n uint64) bool {
+	return int64(n) < s.limit.Load()
+}
+
+func (s *noopStore) Get(key []byte) ([]byte, error) {
+	n, ok := parseKey(key)
+	if !ok || !s.has(n) {
+		return nil, logkv.ErrNotFound
+	}
+	v := make([]byte, s.valueSize.Load())
+	stamp(v, n)
+	return v, nil
+}
+
+func (s *noopStore) Set(key, value []byte, _ *logkv.WriteOptions) error {
+	s.noteWrite(key, len(value))
+	return nil
+}
+
+func (s *noopStore) Delete([]byte, *logkv.WriteOptions) error { return nil }
+
+func (s *noopStore) Apply(b *logkv.Batch, _ *logkv.WriteOptions) error {
+	if err := b.Err(); err != nil {
+		return err
+	}
+	r := b.Reader()
+	for {
+		kind, k, v, ok := r.Next()
+		if !ok {
+			return nil
+		}
+		if kind == logkv.KindSet {
+			s.noteWrite(k, len(v))
+		}
+	}
+}
+
+func (s *noopStore) Close() error { return nil }
+
+func (s *noopStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
+	it := &noopIter{width: int(s.keyWidth.Load()), hi: s.limit.Load() - 1, pos: -1}
+	it.value = make([]byte, s.valueSize.Load())
+	if o != nil {
+		if o.LowerBound != nil {
+			it.lower = bytes.Clone(o.LowerBound)
+		}
+		if o.UpperBound != nil {
+			it.upper = bytes.Clone(o.UpperBound)
+		}
+	}
+	return it, nil
+}
+
+// noopIter walks the key numbers 0..hi as keys of the store's width, within
+// bounds. pos is the current number, -1 when unpositioned.
+type noopIter struct {
+	width        int
+	hi           int64
+	lower, upper []byte
+	pos          int64
+	key, value   []byte
+	closed       bool
+}
+
+// at positions the iterator at number n if it is a key within bounds.
+func (it *noopIter) at(n int64) bool {
+	if it.closed || n < 0 || n > it.hi {
+		it.pos = -1
+		return false
+	}
+	it.key = appendKey(it.key[:0], uint64(n), it.width)
+	if (it.lower != nil && bytes.Compare(it.key, it.lower) < 0) || (it.upper != nil && bytes.Compare(it.key, it.upper) >= 0) {
+		it.pos = -1
+		return false
+	}
+	it.pos = n
+	stamp(it.value, uint64(n))
+	return true
+}
+
+// bound returns the key number a bound names, or def when it is nil or not
+// a key.
+func bound(b []byte, def int64) int64 {
+	if n, ok := parseKey(b); ok && b != nil {
+		return int64(n)
+	}
+	return def
+}
+
+func (it *noopIter) First() bool { return it.at(bound(it.lower, 0)) }
+func (it *noopIter) Last() bool  { return it.at(min(it.hi, bound(it.upper, it.hi+1)-1)) }
+func (it *noopIter) SeekGE(k []byte) bool {
+	n, ok := parseKey(k)
+	if !ok {
+		return it.First()
+	}
+	return it.at(max(int64(n), bound(it.lower, 0)))
+}
+func (it *noopIter) SeekLT(k []byte) bool {
+	n, ok := parseKey(k)
+	if !ok {
+		return it.Last()
+	}
+	return it.at(min(int64(n)-1, bound(it.upper, it.hi+1)-1))
+}
+func (it *noopIter) Next() bool {
+	if it.pos < 0 {
+		return false
+	}
+	return it.at(it.pos + 1)
+}
+func (it *noopIter) Prev() bool {
+	if it.pos < 0 {
+		return false
+	}
+	return it.at(it.pos - 1)
+}
+func (it *noopIter) Valid() bool   { return it.pos >= 0 }
+func (it *noopIter) Key() []byte   { return it.key }
+func (it *noopIter) Value() []byte { return it.value }
+func (it *noopIter) Error() error  { return nil }
+func (it *noopIter) Close() error {
+	it.closed, it.pos = true, -1
+	return nil
+}
