@@ -48,8 +48,13 @@ const (
 // keyArena hands out keys as strings carved from shared chunks: Open loads a
 // million keys with a few hundred allocations instead of a million. The
 // chunks are garbage once Open (or a merge) is done: the keydir keeps each
-// key's first 16 bytes in its nodes and copies the rest (bulkTree).
-type keyArena struct{ buf []byte }
+// key's first 16 bytes in its nodes and copies the rest (bulkTree). limit,
+// when set, bounds the chunk size: the keys of one file take no more bytes
+// than the file, and Open of many small files should not clear a MiB each.
+type keyArena struct {
+	buf   []byte
+	limit int
+}
 
 const arenaChunk = 1 << 20
 
@@ -58,7 +63,11 @@ func (a *keyArena) str(k []byte) string {
 		return ""
 	}
 	if len(a.buf)+len(k) > cap(a.buf) {
-		a.buf = make([]byte, 0, max(arenaChunk, len(k)))
+		chunk := arenaChunk
+		if a.limit > 0 {
+			chunk = min(chunk, a.limit)
+		}
+		a.buf = make([]byte, 0, max(chunk, len(k)))
 	}
 	start := len(a.buf)
 	a.buf = append(a.buf, k...)
@@ -140,7 +149,7 @@ func decodeHint(name string, b []byte) (dataSize int64, es []hintEntry, err erro
 		return 0, nil, bad(16, "count %d does not fit in %d bytes", count, len(body))
 	}
 	es = make([]hintEntry, 0, count)
-	var arena keyArena
+	arena := keyArena{limit: len(b)} // shared prefixes make the keys longer than b: chunks follow
 	off := hintHeaderSize
 	var key []byte
 	var prevKey string

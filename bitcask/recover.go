@@ -75,7 +75,7 @@ type scanResult struct {
 // otherwise each key is its own string (for the keydir).
 func scanFile(path string, b []byte, tornOK, alias bool) (scanResult, error) {
 	res := scanResult{entries: make([]hintEntry, 0, len(b)/64+1), valid: int64(len(b))}
-	var arena keyArena
+	arena := keyArena{limit: len(b)}
 	keyOf := func(k []byte) string {
 		if alias {
 			return unsafeString(k)

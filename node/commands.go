@@ -119,7 +119,6 @@ const (
 	errReadOnly     = "READONLY You can't write against a read only replica."
 	errDBIndex      = "ERR DB index is out of range"
 	errNoPassword   = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
-	errNoProto      = "NOPROTO sorry, this protocol version is not supported: logkv speaks RESP2"
 	errTooManyConns = "ERR max number of clients reached"
 )
 

@@ -62,7 +62,7 @@ func dial(t *testing.T, n *Node, edit func(*redis.Options)) *redis.Client {
 
 func TestStringCommands(t *testing.T) {
 	n := startNode(t, nil)
-	c := dial(t, n, nil) // default protocol 3: HELLO 3 is refused and the client falls back
+	c := dial(t, n, nil) // go-redis speaks RESP3 (HELLO 3)
 	ctx := context.Background()
 
 	require.Equal(t, "PONG", c.Ping(ctx).Val())
@@ -132,7 +132,7 @@ func TestErrorsKeepConnectionOpen(t *testing.T) {
 	require.EqualError(t, c.Do(ctx, "GET", "a", "b").Err(), "ERR wrong number of arguments for 'get' command")
 	require.EqualError(t, c.Do(ctx, "select", "16").Err(), "ERR DB index is out of range")
 	require.NoError(t, c.Do(ctx, "select", "0").Err())
-	require.EqualError(t, c.Do(ctx, "hello", "3").Err(), errNoProto)
+	require.EqualError(t, c.Do(ctx, "hello", "4").Err(), "NOPROTO unsupported protocol version")
 	require.Equal(t, "PONG", c.Ping(ctx).Val(), "the connection survives errors")
 	require.EqualValues(t, 1, c.PoolStats().TotalConns, "and it was the same connection")
 }
