@@ -10,16 +10,18 @@ import (
 )
 
 // naiveDups is dupFinder.find's model: op i is skipped when a later op has
-// its key.
+// its key. (A map of each key's last index, not a pairwise scan: the
+// pairwise model cost minutes at 40,000 ops under -race.)
 func naiveDups(keys []string) []bool {
+	lastAt := make(map[string]int, len(keys))
+	for i, k := range keys {
+		lastAt[k] = i
+	}
 	skip := make([]bool, len(keys))
 	found := false
-	for i := range keys {
-		for j := i + 1; j < len(keys); j++ {
-			if keys[i] == keys[j] {
-				skip[i], found = true, true
-				break
-			}
+	for i, k := range keys {
+		if lastAt[k] > i {
+			skip[i], found = true, true
 		}
 	}
 	if !found {
