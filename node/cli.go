@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +41,9 @@ func usage(w io.Writer) {
 Usage:
   kvnode [flags]                     run a node (defaults: lsm engine in ./kvnode-data,
                                      Redis protocol on 127.0.0.1:6380, admin on :9380)
-  kvnode certs -dir DIR [-hosts H]   write a CA and a node certificate for replication
+  kvnode certs -dir DIR -node NAME [-hosts H]
+                                     issue a node certificate for replication into DIR/NAME
+                                     (and make the CA in DIR/ca on first use)
   kvnode check-config FILE           validate a config file without starting
 
 Run 'kvnode -h' for the flags; node/example.yaml documents the config file.
@@ -150,37 +153,81 @@ func (f *runFlags) apply() (Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// mainCerts is `kvnode certs`: it makes the CA once, in DIR/ca (whose key
+// stays on the machine that issues certificates), and a certificate per node
+// in DIR/NAME, the directory that node runs with (-tls-dir DIR/NAME). The
+// node name is the certificate's common name and the node's replication id:
+// a leader refuses a follower whose Hello claims another.
 func mainCerts(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kvnode certs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "`dir` to write ca.crt, ca.key, node.crt, node.key into (required)")
-	hosts := fs.String("hosts", "", "extra comma-separated host names or IPs for the node certificate")
+	dir := fs.String("dir", "", "certificate `dir`: the CA in DIR/ca, each node's files in DIR/NAME (required)")
+	nodes := fs.String("node", "", "comma-separated node `names` to issue certificates for (each gets DIR/NAME/{ca.crt,node.crt,node.key})")
+	hosts := fs.String("hosts", "", "comma-separated host names or IPs the node certificates are valid for, besides 127.0.0.1, localhost and ::1")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if *dir == "" {
-		fmt.Fprintln(stderr, "kvnode certs: -dir is required: kvnode certs -dir ./tls")
+	if *dir == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: kvnode certs -dir DIR [-node NAME[,NAME...]] [-hosts H[,H...]]\n  e.g. kvnode certs -dir ./tls -node n1,n2,n3, then run node n1 with -tls-dir ./tls/n1")
 		return 2
 	}
-	if _, err := os.Stat(*dir + "/ca.key"); err == nil {
-		fmt.Fprintf(stderr, "kvnode certs: %s/ca.key exists; refusing to replace a CA (remove the directory to start over)\n", *dir)
+	var names []string
+	for _, n := range strings.Split(*nodes, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		if err := transport.CheckNodeName(n); err != nil {
+			fmt.Fprintf(stderr, "kvnode certs: %v\n", err)
+			return 2
+		}
+		names = append(names, n)
+	}
+	if _, err := os.Stat(filepath.Join(*dir, transport.CAKeyFile)); err == nil {
+		// The layout before DIR/ca: every node read the CA key.
+		fmt.Fprintf(stderr, "kvnode certs: %s holds ca.key beside what nodes read, so any node could mint certificates: move %s and %s into %s, then issue a certificate per node with -node\n",
+			*dir, filepath.Join(*dir, transport.CAKeyFile), filepath.Join(*dir, transport.CACertFile), filepath.Join(*dir, transport.CADir))
 		return 1
 	}
-	names := []string{"127.0.0.1", "localhost", "::1"}
-	for _, h := range strings.Split(*hosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			names = append(names, h)
+
+	ca, err := transport.LoadCA(*dir)
+	switch {
+	case err == nil && len(names) == 0:
+		fmt.Fprintf(stderr, "kvnode certs: %s already holds a CA; refusing to replace it (issue node certificates with -node NAME, or remove the directory to start over)\n", *dir)
+		return 1
+	case err == nil:
+		fmt.Fprintf(stdout, "kvnode certs: using the CA in %s\n", filepath.Join(*dir, transport.CADir))
+	case errors.Is(err, os.ErrNotExist):
+		if ca, err = transport.WriteCA(*dir); err != nil {
+			fmt.Fprintf(stderr, "kvnode certs: %v\n", err)
+			return 1
 		}
-	}
-	if err := transport.GenerateCerts(*dir, names, "node"); err != nil {
+		fmt.Fprintf(stdout, "kvnode certs: wrote a CA to %s (keep %s there: it signs node certificates, and no node needs it)\n",
+			filepath.Join(*dir, transport.CADir), transport.CAKeyFile)
+	default:
 		fmt.Fprintf(stderr, "kvnode certs: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "kvnode certs: wrote ca.crt, ca.key, node.crt, node.key to %s for %s\n", *dir, strings.Join(names, ", "))
-	fmt.Fprintf(stdout, "every node of the cluster can use this directory: kvnode -tls-dir %s\n", *dir)
+
+	valid := []string{"127.0.0.1", "localhost", "::1"}
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			valid = append(valid, h)
+		}
+	}
+	for _, n := range names {
+		if err := ca.WriteNode(*dir, n, valid); err != nil {
+			fmt.Fprintf(stderr, "kvnode certs: node %s: %v\n", n, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "kvnode certs: node %s: %s valid for %s; run it with -tls-dir %s\n",
+			n, filepath.Join(*dir, n), strings.Join(valid, ", "), filepath.Join(*dir, n))
+	}
+	if len(names) == 0 {
+		fmt.Fprintf(stdout, "issue a certificate per node: kvnode certs -dir %s -node NAME -hosts HOST\n", *dir)
+	}
 	return 0
 }
 

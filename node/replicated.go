@@ -1,12 +1,9 @@
 package node
 
 import (
-	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -14,7 +11,6 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate"
-	"github.com/logkv/logkv/replicate/transport"
 )
 
 // replicated reports whether the node runs behind the replicated commit log:
@@ -24,23 +20,15 @@ func (n *Node) replicated() bool {
 }
 
 // errNeedCerts says how to give a node the certificates replication needs.
-var errNeedCerts = errors.New("replication needs certificates: make them with `kvnode certs -dir DIR` and start every node with -tls-dir DIR")
+var errNeedCerts = errors.New("replication needs certificates: make them with `kvnode certs -dir DIR -node NAME` and start each node with -tls-dir DIR/NAME")
 
 func (n *Node) openReplicated() (backend, error) {
 	c := n.cfg
 	if !c.TLS.configured() {
 		return nil, fmt.Errorf("node: replication.replicaof is %s, but %w", c.Replication.ReplicaOf, errNeedCerts)
 	}
-	ca, cert, key := c.TLS.files()
-	id, err := transport.LoadIdentity(cert, key, ca)
-	if err != nil {
-		return nil, fmt.Errorf("node: tls: %w (make certificates with kvnode certs -dir DIR)", err)
-	}
-	tr, err := transport.NewQUIC(transport.QUICOptions{Identity: id, Logger: n.log.With("component", "quic")})
-	if err != nil {
-		return nil, fmt.Errorf("node: replication transport: %w", err)
-	}
-	nodeID, err := loadNodeID(c.DataDir, c.NodeID)
+	// nodeID is the name in this node's certificate (certs.go).
+	tr, nodeID, err := n.replicationTransport()
 	if err != nil {
 		return nil, err
 	}
@@ -266,29 +254,4 @@ func (b *replicatedBackend) NotReady() string {
 		return fmt.Sprintf("follower lags its leader by %d records", st.LeaderLast-st.Applied)
 	}
 	return ""
-}
-
-// loadNodeID returns the configured id, or the one kept in dir/node_id,
-// making and keeping one on first start.
-func loadNodeID(dir, configured string) (string, error) {
-	if configured != "" {
-		return configured, nil
-	}
-	path := filepath.Join(dir, "node_id")
-	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
-		return string(bytes.TrimSpace(b)), nil
-	}
-	host, _ := os.Hostname()
-	var r [6]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		return "", err
-	}
-	id := fmt.Sprintf("%s-%x", host, r)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("node: keep node id: %w", err)
-	}
-	return id, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,12 +17,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// replNode starts a replicated node with the certificates in tlsDir.
+// replNodes numbers the nodes replNode starts: each gets its own
+// certificate, as every node of a cluster must.
+var replNodes atomic.Int64
+
+// replNode starts a replicated node with a certificate of its own issued by
+// the CA in tlsDir.
 func replNode(t *testing.T, tlsDir, engine, replicaOf string, edit ...func(*Config)) *Node {
+	name := fmt.Sprintf("n%d", replNodes.Add(1))
+	var out bytes.Buffer
+	require.Equal(t, 0, Main([]string{"certs", "-dir", tlsDir, "-node", name}, &out, &out), out.String())
 	return startNode(t, func(c *Config) {
 		c.Engine = engine
 		c.Admin = "off"
-		c.TLS.Dir = tlsDir
+		c.TLS.Dir = filepath.Join(tlsDir, name)
 		c.Replication.Listen = "127.0.0.1:0"
 		c.Replication.ReplicaOf = replicaOf
 		for _, e := range edit {

@@ -15,4 +15,10 @@ var (
 	// ErrNeedResync: the node's state cannot be continued from its log; it
 	// needs a full resync from a leader.
 	ErrNeedResync = errors.New("replicate: full resync needed")
+	// ErrWouldDiscard: following the leader would throw away more records
+	// this node's engine applied than Config.MaxDiscard allows.
+	ErrWouldDiscard = errors.New("replicate: following would discard applied records")
+	// ErrIdentity: a follower's Hello names another node than the one the
+	// transport authenticated (its certificate's name over QUIC).
+	ErrIdentity = errors.New("replicate: follower id does not match its certificate")
 )

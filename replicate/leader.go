@@ -128,6 +128,16 @@ func (l *leader) serve(s transport.Stream) {
 		w.WriteFrame(wire.TypeRefuse, wire.AppendRefuse(nil, err.Error()))
 		return
 	}
+	if peer := s.Peer(); h.ID != peer {
+		// The transport authenticated the peer (over QUIC, by its
+		// certificate); the Hello's id is only what it says. Taking the
+		// id on its word would let any node of the CA disconnect another
+		// follower and take its place in the quorum and in retention.
+		err := fmt.Errorf("%w: the follower says it is %q but its certificate names %q; give each node its own certificate (kvnode certs -node NAME) and do not set another node_id", ErrIdentity, h.ID, peer)
+		log.Error("refusing a follower that claims another node's id", "claimed", h.ID, "err", err)
+		w.WriteFrame(wire.TypeRefuse, wire.AppendRefuse(nil, err.Error()))
+		return
+	}
 	log = log.With("follower", h.ID)
 	epoch := l.n.log.Epoch()
 	if len(h.History) > 0 && h.History[len(h.History)-1].Epoch > epoch {

@@ -146,18 +146,20 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// makeCerts makes the replication certificates in dir/tls with `kvnode
-// certs`, once: a directory from an earlier run is reused.
+// makeCerts makes the replication certificates with `kvnode certs`, once
+// (a directory from an earlier run is reused): the CA in dir/tls/ca and the
+// node's own in dir/tls/node, the directory it returns.
 func makeCerts(ctx context.Context, kvnode, dir string) (string, error) {
 	tls := filepath.Join(dir, "tls")
-	if _, err := os.Stat(filepath.Join(tls, "ca.key")); err == nil {
-		return tls, nil
+	node := filepath.Join(tls, "node")
+	if _, err := os.Stat(filepath.Join(node, "node.key")); err == nil {
+		return node, nil
 	}
-	out, err := exec.CommandContext(ctx, kvnode, "certs", "-dir", tls).CombinedOutput()
+	out, err := exec.CommandContext(ctx, kvnode, "certs", "-dir", tls, "-node", "node").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("kvnode certs -dir %s: %w: %s", tls, err, out)
+		return "", fmt.Errorf("kvnode certs -dir %s -node node: %w: %s", tls, err, out)
 	}
-	return tls, nil
+	return node, nil
 }
 
 // start starts kvnode and returns once it answers PING, with the time that

@@ -16,14 +16,44 @@
 // authentication), so that it can log each refused follower with its address
 // and the reason; crypto/tls would refuse it silently. A refused handshake
 // (wrong CA, missing or expired certificate) fails the dial with the TLS
-// reason, which the dialing side logs too. Keep-alives are sent at a third of the idle timeout, so
-// an idle but healthy connection never times out.
+// reason, which the dialing side logs too: under TLS 1.3 a client's
+// handshake ends before the server has checked the client's certificate, so
+// the refusal may reach the follower at Dial, at opening the stream or at
+// its first Read or Write, and each of them logs it before returning the
+// error. Keep-alives are sent at a third of the idle timeout, so an idle but
+// healthy connection never times out.
 //
 // # Certificates
 //
-// NewCA and (*CA).Issue make a small PKI with crypto/x509 (ECDSA P-256), and
-// GenerateCerts writes one to a directory: ca.crt, ca.key and, per node,
-// <node>.crt and <node>.key, PEM-encoded. Node certificates carry both the
-// server and client extended key usages, since a node both listens and
-// dials. Tests use them, and so can the kvnode certs command.
+// NewCA and (*CA).Issue make a small PKI with crypto/x509 (ECDSA P-256).
+// WriteCA and (*CA).WriteNode lay it out on disk, as kvnode certs does:
+//
+//	DIR/ca/ca.crt      the CA certificate                       0644
+//	DIR/ca/ca.key      the CA key: it signs node certificates   0600
+//	DIR/NAME/ca.crt    the CA certificate, for node NAME        0644
+//	DIR/NAME/node.crt  NAME's certificate, common name NAME     0644
+//	DIR/NAME/node.key  NAME's key                               0600
+//
+// Directories are 0700. No node's directory holds the CA key: a node that
+// could read it could mint a certificate for any other. Every file is
+// replaced atomically (a temporary file renamed over it), so a key that
+// was once 0644 is 0600 after a rewrite, and a node reloading meanwhile
+// reads a whole file. Node certificates carry both the server and client
+// extended key usages, since a node both listens and dials.
+//
+// # Identity
+//
+// A node's name is its certificate's common name. Stream.Peer reports the
+// name the transport authenticated, and a replication leader uses it as the
+// follower's id, refusing a follower whose Hello claims another: a peer
+// cannot take over another follower's place by saying its name.
+//
+// # Reload
+//
+// QUICOptions.Identity is an IdentitySource, asked at each handshake: a fixed
+// *Identity, or a *Reloader that follows its files (it looks at them at most
+// once a second and loads them when they changed; Reload loads them at once,
+// which kvnode does on SIGHUP). A renewed certificate or a new CA bundle
+// serves new connections without a restart; a load that fails keeps the
+// identity in use.
 package transport

@@ -19,8 +19,10 @@ const ALPN = "logkv-repl/1"
 
 // QUICOptions configure a QUIC transport.
 type QUICOptions struct {
-	// Identity is the node's certificate and the CAs it trusts. Required.
-	Identity *Identity
+	// Identity gives the node's certificate and the CAs it trusts for each
+	// new handshake: an *Identity, or a *Reloader that follows its files.
+	// Required.
+	Identity IdentitySource
 	// ServerName is the name the dialer checks the leader's certificate
 	// against; empty means the host part of the dialed address.
 	ServerName string
@@ -46,7 +48,7 @@ type QUIC struct {
 
 // NewQUIC returns a QUIC transport.
 func NewQUIC(o QUICOptions) (*QUIC, error) {
-	if o.Identity == nil {
+	if o.Identity == nil || o.Identity.Current() == nil {
 		return nil, errors.New("transport: QUIC needs an Identity (certificate, key and CA)")
 	}
 	if o.IdleTimeout == 0 {
@@ -89,11 +91,14 @@ func (q *QUIC) config() *quic.Config {
 // because crypto/tls refuses a handshake without telling the server's
 // program, and a refused follower must be logged with its address and the
 // reason.
+//
+// Each handshake takes the certificate and CAs the Identity source gives at
+// that moment, so a renewed certificate or CA serves new connections without
+// a restart.
 func (q *QUIC) Listen(addr string) (Listener, error) {
 	base := &tls.Config{
-		Certificates: []tls.Certificate{q.o.Identity.Cert},
-		NextProtos:   []string{ALPN},
-		MinVersion:   tls.VersionTLS13,
+		NextProtos: []string{ALPN},
+		MinVersion: tls.VersionTLS13,
 		// The client must send a certificate and prove it holds its key
 		// (TLS 1.3 CertificateVerify); verifyClient decides whether it is
 		// one we trust.
@@ -101,13 +106,17 @@ func (q *QUIC) Listen(addr string) (Listener, error) {
 	}
 	tc := base.Clone()
 	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		// One identity for the whole handshake: the certificate we show
+		// and the CAs we check the follower's against come from one load.
+		id := q.o.Identity.Current()
 		c := base.Clone()
+		c.Certificates = []tls.Certificate{id.Cert}
 		var peer net.Addr
 		if hello.Conn != nil {
 			peer = hello.Conn.RemoteAddr()
 		}
 		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			err := verifyClient(raw, q.o.Identity.CAs, time.Now())
+			err := verifyClient(raw, id.CAs, time.Now())
 			if err != nil {
 				q.o.Logger.Warn("replication connection refused", "peer", peer, "reason", err)
 			}
@@ -147,9 +156,10 @@ func (q *QUIC) Dial(ctx context.Context, addr string) (Stream, error) {
 		}
 		name = host
 	}
+	id := q.o.Identity.Current() // the identity for this handshake
 	tc := &tls.Config{
-		Certificates: []tls.Certificate{q.o.Identity.Cert},
-		RootCAs:      q.o.Identity.CAs,
+		Certificates: []tls.Certificate{id.Cert},
+		RootCAs:      id.CAs,
 		ServerName:   name,
 		NextProtos:   []string{ALPN},
 		MinVersion:   tls.VersionTLS13,
@@ -182,9 +192,25 @@ func (q *QUIC) Dial(ctx context.Context, addr string) (Stream, error) {
 		if pc != nil {
 			pc.Close()
 		}
+		if refused(err) {
+			q.o.Logger.Warn("replication connection refused", "addr", addr, "reason", err)
+		}
 		return nil, fmt.Errorf("transport: open stream to %s: %w", addr, err)
 	}
-	return &quicStream{conn: conn, st: st, pc: pc, peer: peerName(conn)}, nil
+	return &quicStream{conn: conn, st: st, pc: pc, peer: peerName(conn), refusal: q.o.Logger.With("addr", addr)}, nil
+}
+
+// refused reports whether err is the peer refusing the TLS handshake (a
+// QUIC CRYPTO_ERROR carrying a TLS alert).
+//
+// Under TLS 1.3 the dialer's handshake completes before the leader has
+// checked the dialer's certificate, so a refused follower may learn of it
+// from Dial, from opening the stream, or from its first Read or Write,
+// depending on when the leader's alert arrives. Each of those logs it, so
+// that the dialing side always says why.
+func refused(err error) bool {
+	var te *quic.TransportError
+	return errors.As(err, &te) && te.ErrorCode.IsCryptoError()
 }
 
 // verifyClient checks a follower's certificate chain as crypto/tls does for
@@ -293,11 +319,39 @@ type quicStream struct {
 	pc   net.PacketConn // ours to close, if ListenPacket made it
 	peer string
 	once sync.Once
+
+	// refusal, on a dialed stream, logs a refused handshake that only the
+	// first Read or Write found (see refused); nil on accepted streams.
+	refusal    *slog.Logger
+	refusalLog sync.Once
 }
 
-func (s *quicStream) Read(p []byte) (int, error)  { return s.st.Read(p) }
-func (s *quicStream) Write(p []byte) (int, error) { return s.st.Write(p) }
-func (s *quicStream) Peer() string                { return s.peer }
+func (s *quicStream) Read(p []byte) (int, error) {
+	n, err := s.st.Read(p)
+	if err != nil {
+		s.logRefusal(err)
+	}
+	return n, err
+}
+
+func (s *quicStream) Write(p []byte) (int, error) {
+	n, err := s.st.Write(p)
+	if err != nil {
+		s.logRefusal(err)
+	}
+	return n, err
+}
+
+// logRefusal logs err once if it is the leader refusing this dialer's
+// certificate; the error is returned to the caller after the log line is
+// written, so whoever sees the error can find the line.
+func (s *quicStream) logRefusal(err error) {
+	if s.refusal == nil || !refused(err) {
+		return
+	}
+	s.refusalLog.Do(func() { s.refusal.Warn("replication connection refused", "reason", err) })
+}
+func (s *quicStream) Peer() string { return s.peer }
 
 // Close aborts the stream and its connection. It cancels the write side
 // rather than closing it: Stream.Close only marks the end of the data (FIN),

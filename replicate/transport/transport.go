@@ -17,8 +17,10 @@ type Stream interface {
 	io.Reader
 	io.Writer
 	io.Closer
-	// Peer names the remote side: its certificate's common name over QUIC,
-	// the dialer's name in memory.
+	// Peer names the remote side as the transport authenticated it: its
+	// certificate's common name over QUIC (a leader knows its followers by
+	// it, and refuses one whose Hello claims another), the dialer's name in
+	// memory.
 	Peer() string
 }
 
