@@ -102,19 +102,19 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 				var err error
 				var d time.Duration
 				if del {
-					t0 := time.Now()
+					t0 := w.clock()
 					err = s.db.Delete(w.kbuf, wo)
-					d = time.Since(t0)
+					d = since(t0)
 				} else {
 					v := w.vals.next(k)
-					t0 := time.Now()
+					t0 := w.clock()
 					err = s.db.Set(w.kbuf, v, wo)
-					d = time.Since(t0)
+					d = since(t0)
 				}
 				if err != nil {
 					return err
 				}
-				w.did(h, op, d, 1, perOp)
+				w.did(h, d, 1, perOp)
 				i++
 				continue
 			}
@@ -129,13 +129,13 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 					batch.Set(w.kbuf, w.vals.next(k))
 				}
 			}
-			t0 := time.Now()
+			t0 := w.clock()
 			err := s.db.Apply(&batch, wo)
-			d := time.Since(t0)
+			d := since(t0)
 			if err != nil {
 				return err
 			}
-			w.did(h, op, d, end-i, perOp*(end-i))
+			w.did(h, d, end-i, perOp*(end-i))
 			i = end
 		}
 		return nil
@@ -198,7 +198,7 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 			w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
 			var v []byte
 			found := false
-			t0 := time.Now()
+			t0 := w.clock()
 			if seek {
 				if it.SeekGE(w.kbuf) && bytes.Equal(it.Key(), w.kbuf) {
 					v, found = it.Value(), true
@@ -213,7 +213,7 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 					return gerr
 				}
 			}
-			d := time.Since(t0)
+			d := since(t0)
 			if seek && it.Error() != nil {
 				return it.Error()
 			}
@@ -227,7 +227,7 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 			} else {
 				w.notFound++
 			}
-			w.did(h, op, d, 1, moved)
+			w.did(h, d, 1, moved)
 		}
 		return nil
 	})
@@ -268,13 +268,13 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 		lo, hi := share(rangeN, cfg.Threads, w.id)
 		var prev []byte
 		seen := 0
-		t0 := time.Now()
+		t0 := w.clock()
 		ok := it.First()
 		if reverse {
 			ok = it.Last()
 		}
 		for ok {
-			d := time.Since(t0)
+			d := since(t0)
 			key, v := it.Key(), it.Value()
 			if prev != nil && (bytes.Compare(key, prev) >= 0) == reverse {
 				w.bad++ // out of order
@@ -291,11 +291,11 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 				}
 			}
 			seen++
-			w.did(h, op, d, 1, len(key)+len(v))
+			w.did(h, d, 1, len(key)+len(v))
 			if seen&255 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			t0 = time.Now()
+			t0 = w.clock()
 			if reverse {
 				ok = it.Prev()
 			} else {

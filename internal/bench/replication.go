@@ -340,7 +340,7 @@ func (s *session) replWriteOnce(ctx context.Context, b *benchRun, c *replCluster
 				return err
 			}
 			maxSeq(&last, seq)
-			w.did(h, "write", d, end-i, perOp*(end-i))
+			w.did(h, d, end-i, perOp*(end-i))
 			i = end
 		}
 		return nil
@@ -484,7 +484,7 @@ func (s *session) replLag(ctx context.Context, b *benchRun, dir string) (_ []Res
 			if err != nil {
 				return err
 			}
-			w.did(h, "write", acked.Sub(t0), 1, perOp)
+			w.did(h, acked.Sub(t0), 1, perOp)
 			if i%sampleEvery == 0 {
 				for _, q := range queues {
 					select {

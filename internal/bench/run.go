@@ -290,6 +290,15 @@ type benchRun struct {
 
 func (b *benchRun) label() string { return b.s.engine + " " + b.name }
 
+// sampleEvery is one in how many operations the benchmark times: the
+// replication benchmarks time every write (their latencies are the figure).
+func (b *benchRun) sampleEvery() int {
+	if isReplication(b.name) {
+		return 1
+	}
+	return b.cfg.LatencyEvery
+}
+
 // result builds a Result from a tally.
 func (b *benchRun) result(t tally, op string, ops int64, bytes int64, lat Latency) Result {
 	secs := t.elapsed.Seconds()

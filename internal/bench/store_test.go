@@ -64,3 +64,33 @@ func TestStoreUsage(t *testing.T) {
 }
 
 var _ Store = logkv.Engine(nil)
+
+// Latency sampling times about one operation in LatencyEvery, at random,
+// while throughput counts all of them.
+func TestLatencySampling(t *testing.T) {
+	for _, every := range []int{1, 8} {
+		cfg := testConfig(NoopEngine)
+		cfg.Benchmarks = []string{"fillrandom", "readrandom"}
+		cfg.Num = 40000
+		cfg.LatencyEvery = every
+		b := &benchRun{cfg: &cfg, index: 1}
+		w := &worker{sampleMask: uint64(b.sampleEvery() - 1), sampleX: 12345}
+		timed := 0
+		for range cfg.Num {
+			if w.timed() {
+				timed++
+			}
+		}
+		if every == 1 {
+			require.Equal(t, cfg.Num, timed)
+		} else {
+			require.InDelta(t, alwaysTimed+(cfg.Num-alwaysTimed)/every, timed, float64(cfg.Num/every)/10)
+		}
+		res, _ := runCfg(t, cfg)
+		require.Equal(t, int64(cfg.Num), res[1].Ops)
+		require.Positive(t, res[1].P50)
+	}
+	cfg := testConfig(NoopEngine)
+	cfg.LatencyEvery = 6
+	require.ErrorIs(t, cfg.Validate(), ErrUsage)
+}

@@ -13,12 +13,21 @@ import (
 // worker is one goroutine of a benchmark. Its histograms and counters are its
 // own; they are merged when all workers are done.
 type worker struct {
-	id      int
-	rng     *rand.Rand
-	hists   map[string]*hdrhistogram.Histogram // by operation name
-	ops     map[string]int64
-	opBytes map[string]int64
-	bytes   int64
+	id    int
+	rng   *rand.Rand
+	stats map[string]*opStat // by operation name
+	bytes int64
+
+	// Latency sampling: with sampleMask 0 every operation is timed;
+	// otherwise an operation is timed when the xorshift sampleX drawn for it
+	// has its low bits clear (one in sampleMask+1, at random, so no periodic
+	// behaviour of an engine lines up with the samples).
+	sampleMask uint64
+	sampleX    uint64
+	warm       int // operations timed before sampling starts
+	// pending counts operations not yet added to done: progress is
+	// published every progressEvery operations, not on each.
+	pending int64
 
 	// Verification counts: keys found and missing, values that do not belong
 	// to their key, keys out of order.
@@ -29,23 +38,82 @@ type worker struct {
 	vals *valueCursor
 }
 
-// hist returns the histogram of operation op, creating it.
-func (w *worker) hist(op string) *hdrhistogram.Histogram {
-	h, ok := w.hists[op]
-	if !ok {
-		h = newHist()
-		w.hists[op] = h
-	}
-	return h
+// opStat is one worker's tally of one kind of operation. The driver loops
+// hold a pointer to it, so recording an operation looks nothing up.
+type opStat struct {
+	hist  *hdrhistogram.Histogram
+	ops   int64
+	bytes int64
 }
 
-// did records one operation of kind op that took d and moved n bytes.
-func (w *worker) did(h *hdrhistogram.Histogram, op string, d time.Duration, count int, n int) {
-	record(h, d)
-	w.ops[op] += int64(count)
-	w.opBytes[op] += int64(n)
+// hist returns the tally of operation op, creating it.
+func (w *worker) hist(op string) *opStat {
+	st, ok := w.stats[op]
+	if !ok {
+		st = &opStat{hist: newHist()}
+		w.stats[op] = st
+	}
+	return st
+}
+
+// progressEvery is how many operations a worker does between publishing its
+// count for the progress line: an atomic add per operation would cost as
+// much as the fastest engines' steps.
+const progressEvery = 64
+
+// alwaysTimed is how many operations each worker times before it samples:
+// a short benchmark (fillsync of a few writes, a YCSB workload's rare
+// inserts) still gets latencies, and a long one is not skewed by 64.
+const alwaysTimed = 64
+
+// timed says whether to time the next operation (see sampleMask).
+func (w *worker) timed() bool {
+	if w.sampleMask == 0 {
+		return true
+	}
+	if w.warm < alwaysTimed {
+		w.warm++
+		return true
+	}
+	x := w.sampleX
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	w.sampleX = x
+	return x&w.sampleMask == 0
+}
+
+// clock returns the time to measure an operation from, or the zero Time
+// when this operation is not sampled (see timed).
+func (w *worker) clock() time.Time {
+	if w.timed() {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
+// since is the latency of an operation started at t0 from clock, or -1 when
+// it was not sampled.
+func since(t0 time.Time) time.Duration {
+	if t0.IsZero() {
+		return -1
+	}
+	return time.Since(t0)
+}
+
+// did records count operations (one call: one latency d, -1 if not timed)
+// that moved n bytes.
+func (w *worker) did(st *opStat, d time.Duration, count int, n int) {
+	if d >= 0 {
+		record(st.hist, d)
+	}
+	st.ops += int64(count)
+	st.bytes += int64(n)
 	w.bytes += int64(n)
-	w.done.Add(int64(count))
+	if w.pending += int64(count); w.pending >= progressEvery {
+		w.done.Add(w.pending)
+		w.pending = 0
+	}
 }
 
 // share returns worker id's contiguous part [lo, hi) of n items split among
@@ -83,13 +151,13 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 	counters := make([]paddedCounter, threads)
 	for i := range workers {
 		workers[i] = &worker{
-			id:      i,
-			rng:     rand.New(rand.NewPCG(b.cfg.Seed, uint64(b.index)<<32|uint64(i))),
-			hists:   map[string]*hdrhistogram.Histogram{},
-			ops:     map[string]int64{},
-			opBytes: map[string]int64{},
-			done:    &counters[i].n,
-			vals:    b.values.cursor(i + b.index*threads),
+			id:         i,
+			rng:        rand.New(rand.NewPCG(b.cfg.Seed, uint64(b.index)<<32|uint64(i))),
+			stats:      map[string]*opStat{},
+			sampleMask: uint64(b.sampleEvery() - 1),
+			sampleX:    splitmix(b.cfg.Seed^uint64(b.index)<<32^uint64(i)) | 1,
+			done:       &counters[i].n,
+			vals:       b.values.cursor(i + b.index*threads),
 		}
 	}
 	var (
@@ -120,6 +188,7 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 			if err == nil {
 				err = fn(ctx, w)
 			}
+			w.done.Add(w.pending)
 			if err != nil {
 				fail(err)
 			}
@@ -135,16 +204,16 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 
 	t := tally{elapsed: elapsed, hists: map[string]*hdrhistogram.Histogram{}, ops: map[string]int64{}, opBytes: map[string]int64{}}
 	for _, w := range workers {
-		for _, op := range sortedOps(w.hists) {
+		for _, op := range sortedOps(w.stats) {
 			h, ok := t.hists[op]
 			if !ok {
 				h = newHist()
 				t.hists[op] = h
 				t.order = append(t.order, op)
 			}
-			h.Merge(w.hists[op])
-			t.ops[op] += w.ops[op]
-			t.opBytes[op] += w.opBytes[op]
+			h.Merge(w.stats[op].hist)
+			t.ops[op] += w.stats[op].ops
+			t.opBytes[op] += w.stats[op].bytes
 		}
 		t.bytes += w.bytes
 		t.found += w.found

@@ -151,7 +151,7 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 			if err != nil {
 				return fmt.Errorf("%s: %w", op, err)
 			}
-			w.did(w.hist(op), op, d, 1, n)
+			w.did(w.hist(op), d, 1, n)
 			if timed && i&15 == 0 && time.Now().After(end) {
 				break
 			}
@@ -211,16 +211,16 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 	switch op {
 	case OpRead:
 		k := key(choose())
-		t0 := time.Now()
+		t0 := w.clock()
 		v, err := s.db.Get(w.kbuf)
-		d := time.Since(t0)
+		d := since(t0)
 		return d, kv, check(v, err, k)
 	case OpUpdate:
 		k := key(choose())
 		v := w.vals.next(k)
-		t0 := time.Now()
+		t0 := w.clock()
 		err := s.db.Set(w.kbuf, v, nil)
-		return time.Since(t0), kv, err
+		return since(t0), kv, err
 	case OpInsert:
 		rec := st.ack.take()
 		if rec >= st.keys.n {
@@ -228,28 +228,28 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 		}
 		k := key(rec)
 		v := w.vals.next(k)
-		t0 := time.Now()
+		t0 := w.clock()
 		err := s.db.Set(w.kbuf, v, nil)
-		d := time.Since(t0)
+		d := since(t0)
 		if err == nil {
 			st.ack.ack(rec)
 		}
 		return d, kv, err
 	case OpRMW:
 		k := key(choose())
-		t0 := time.Now()
+		t0 := w.clock()
 		v, err := s.db.Get(w.kbuf)
 		if err := check(v, err, k); err != nil {
 			return 0, 0, err
 		}
 		nv := w.vals.next(k)
 		err = s.db.Set(w.kbuf, nv, nil)
-		return time.Since(t0), 2 * kv, err
+		return since(t0), 2 * kv, err
 	case OpScan:
 		k := key(choose())
 		length := 1 + w.rng.IntN(cfg.MaxScanLength)
 		n := 0
-		t0 := time.Now()
+		t0 := w.clock()
 		it, err := s.db.NewIter(nil)
 		if err != nil {
 			return 0, 0, err
@@ -270,7 +270,7 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 			}
 		}
 		err = it.Close()
-		return time.Since(t0), n, err
+		return since(t0), n, err
 	}
 	return 0, 0, fmt.Errorf("unknown operation %q", op)
 }
