@@ -166,7 +166,47 @@ func (e *emitter) summary() error {
 			fmt.Fprintln(e.w)
 		}
 	}
+	if !e.cfg.JSON && slices.Contains(e.cfg.Engines, NoopEngine) && len(e.cfg.Engines) > 1 {
+		e.overhead()
+	}
 	return nil
+}
+
+// overhead prints kvbench's own cost per operation (the noop engine's time
+// per operation, an upper bound) against the fastest other engine's, per
+// benchmark, from the median rates.
+func (e *emitter) overhead() {
+	fmt.Fprintf(e.w, "\nkvbench overhead: the noop engine's time per operation (the driver's own cost, an upper bound) against the fastest engine's:\n%-24s %12s %12s %-12s %8s\n",
+		"benchmark", "noop ns/op", "fastest", "engine", "share")
+	type row struct {
+		noop, best float64 // ops/s
+		bestName   string
+	}
+	var order []string
+	rows := map[string]*row{}
+	for _, r := range e.results {
+		if r.Kind != "summary" || r.Op != "all" || r.OpsPerSec <= 0 {
+			continue
+		}
+		w := rows[r.Benchmark]
+		if w == nil {
+			w = &row{}
+			rows[r.Benchmark] = w
+			order = append(order, r.Benchmark)
+		}
+		if r.Engine == NoopEngine {
+			w.noop = r.OpsPerSec
+		} else if r.OpsPerSec > w.best {
+			w.best, w.bestName = r.OpsPerSec, r.Engine
+		}
+	}
+	for _, name := range order {
+		w := rows[name]
+		if w.noop == 0 || w.best == 0 {
+			continue
+		}
+		fmt.Fprintf(e.w, "%-24s %12.0f %12.0f %-12s %7.1f%%\n", name, 1e9/w.noop, 1e9/w.best, w.bestName, 100*w.best/w.noop)
+	}
 }
 
 func median(xs []float64) float64 {
