@@ -13,18 +13,24 @@ import (
 //
 // A crash can leave the end of a log written in part: the last WAL segment's
 // records past its last sync, and the manifest's last edit if the crash came
-// while it was being appended. Recovery cuts such a torn tail, since nothing
-// in it was acknowledged. Everything else that fails a check is corruption,
-// an error wrapping logkv.ErrCorrupt that names the file and offset, and the
-// DB does not open: cutting it would silently lose acknowledged writes.
+// while it was being appended. Recovery cuts such a torn tail, and logs the
+// cut. Everything else that fails a check is corruption, an error wrapping
+// logkv.ErrCorrupt that names the file and offset, and the DB does not open:
+// cutting it would silently lose acknowledged writes.
 //
 // The bytes alone cannot always tell the two apart (a torn sector and a
 // flipped bit both fail a checksum), so recovery asks the other files:
 //
 //   - WAL: a damaged record that a later valid record says was synced (its
 //     durable field lies past the damage) is corruption; so is any damage in
-//     a segment that is not the newest (a segment is synced whole, with a
-//     closing marker, before the next one starts). wal.go.
+//     a segment that is not the newest, or a missing closing marker there (a
+//     segment is synced whole, with its marker, before the next one
+//     starts). wal.go. The limit: the records of the newest segment's last
+//     group commit have no later record to vouch that their sync returned,
+//     so damage there, or the segment cut short, reads exactly as a crash
+//     during that sync would leave it. Recovery cuts there, never before
+//     the damage, and logs the cut (or the missing marker: an unclean
+//     shutdown). Telling those apart would take a second fsync per commit.
 //   - Manifest: an edit is appended and synced before anything acts on it,
 //     so if its sync never returned, the tree it would replace is still
 //     whole on disk. Recovery checks that: every table the recovered tree
