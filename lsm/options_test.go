@@ -1,6 +1,7 @@
 package lsm
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/logkv/logkv"
@@ -27,6 +28,7 @@ sync_writes: true
 	require.NoError(t, o.Validate())
 	require.Equal(t, 0, o.writerOptions().BloomBitsPerKey, "negative disables the filter")
 	require.Equal(t, 10, o.LevelMultiplier, "defaults filled")
+	require.Same(t, slog.Default(), o.Logger, "a nil Logger means the process's default")
 }
 
 func TestOptionsValidate(t *testing.T) {
