@@ -339,9 +339,16 @@ func laterDurable(f io.ReaderAt, bad, size int64) (int64, error) {
 			off++
 			continue
 		}
-		if d := int64(binary.LittleEndian.Uint64(data[off+record.HeaderSize+8:])); d > best {
-			best = d
+		d := int64(binary.LittleEndian.Uint64(data[off+record.HeaderSize+8:]))
+		if d > bad+int64(off) {
+			// A record's durable field is the synced length when it was
+			// appended, never past its own offset: this frame is no record
+			// of this segment (one forged inside a value, say), and must
+			// not vouch for the damage.
+			off++
+			continue
 		}
+		best = max(best, d)
 		off = end
 	}
 	return best, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/record"
 	"github.com/logkv/logkv/internal/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -88,4 +89,23 @@ func TestGroupCommit(t *testing.T) {
 		}
 	}
 	db.Close()
+}
+
+// TestLaterDurableIgnoresImpossibleRecords: a valid frame whose durable
+// field lies past its own offset cannot be a record of the segment (a
+// record's durable field is the synced length when it was appended), so it
+// does not make damage before it corruption.
+func TestLaterDurableIgnoresImpossibleRecords(t *testing.T) {
+	var b logkv.Batch
+	b.Set([]byte("k"), []byte("v"))
+	garbage := bytes.Repeat([]byte{0xee}, 40) // the damaged record, at offset 0
+	forged := record.Append(nil, walPayload(7, 1<<40, &b))
+	d, err := laterDurable(bytes.NewReader(append(garbage, forged...)), 0, int64(len(garbage)+len(forged)))
+	require.NoError(t, err)
+	require.Zero(t, d, "a durable field past its record's offset vouches for nothing")
+
+	genuine := record.Append(nil, walPayload(7, 30, &b)) // at offset 40: 30 is possible
+	d, err = laterDurable(bytes.NewReader(append(garbage, genuine...)), 0, int64(len(garbage)+len(genuine)))
+	require.NoError(t, err)
+	require.Equal(t, int64(30), d)
 }
