@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.6.1
 
-.PHONY: help test race short lint fmt vet staticcheck fuzz bench run stress
+.PHONY: help test race short lint fmt vet staticcheck fuzz bench run stress bench-peers benchmarks-doc bench-rocksdb
 
 help:
 	@echo "make test        the test suite with the race detector (what CI runs)"
@@ -13,6 +13,9 @@ help:
 	@echo "make lint        gofmt, go vet and staticcheck"
 	@echo "make fuzz        fuzz every Fuzz target for FUZZTIME each (default $(FUZZTIME))"
 	@echo "make bench       go test benchmarks (BENCHTIME=$(BENCHTIME))"
+	@echo "make bench-peers kvbench on logkv and Pebble, Badger, bbolt, goleveldb, btree (PEER_ARGS)"
+	@echo "make benchmarks-doc  regenerate docs/benchmarks.md and its chart (NUM, ROUNDS)"
+	@echo "make bench-rocksdb   Debian's RocksDB db_bench with kvbench's sizes (ROCKSDB_NUM)"
 	@echo "make stress      long crash and linearizability runs (STRESS_CYCLES, HISTORY_DURATION)"
 	@echo "make run         go run ./cmd/kvnode"
 
@@ -62,6 +65,30 @@ bench:
 
 run:
 	$(GO) run ./cmd/kvnode
+
+# kvbench with the peer engines beside logkv's: its own module (the peers'
+# dependencies stay out of logkv's go.mod), run from its directory.
+PEER_ARGS ?= -engine lsm,pebble,badger,bbolt,goleveldb,btree -num 100000
+bench-peers:
+	cd cmd/kvbench/peers && $(GO) run . $(PEER_ARGS)
+
+benchmarks-doc:
+	cmd/kvbench/peers/benchmarks-doc.sh
+
+# RocksDB through Debian's db_bench (apt-get install rocksdb-tools) with
+# kvbench's key and value sizes and lsm's budget: 10-bit bloom filters,
+# 64 MiB block cache, 8 MiB write buffers (4 at most). fillsync is a
+# fillrandom of ROCKSDB_NUM/100 synced writes, as kvbench's.
+ROCKSDB_NUM ?= 100000
+ROCKSDB_FLAGS = --key_size=16 --value_size=100 --compression_ratio=1 --compression_type=snappy \
+	--bloom_bits=10 --cache_size=67108864 --write_buffer_size=8388608 --max_write_buffer_number=4 \
+	--threads=1 --histogram=1
+bench-rocksdb:
+	@command -v db_bench >/dev/null || { echo "db_bench not found: apt-get install rocksdb-tools"; exit 1; }
+	@d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; \
+	db_bench $(ROCKSDB_FLAGS) --db=$$d/db --num=$(ROCKSDB_NUM) \
+	  --benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,readreverse,seekrandom,deleterandom && \
+	db_bench $(ROCKSDB_FLAGS) --db=$$d/sync --num=$$(( $(ROCKSDB_NUM) / 100 )) --sync=1 --benchmarks=fillrandom
 
 STRESS_CYCLES    ?= 1000
 HISTORY_DURATION ?= 60s
