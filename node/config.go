@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -60,9 +61,11 @@ type Config struct {
 	Replication Replication `yaml:"replication"`
 	// TLS names the certificate files replication uses (mutual TLS).
 	TLS TLS `yaml:"tls"`
-	// NodeID names the node to its replication peers. Default: an id made
-	// from the host name and random bytes on first start, kept in
-	// data_dir/node_id.
+	// NodeID names a node without certificates (a standalone node's
+	// commit log). Default: an id made from the host name and random bytes
+	// on first start, kept in data_dir/node_id. With certificates the id is
+	// the name in the node's certificate, and node_id, if set, must equal
+	// it.
 	NodeID string `yaml:"node_id"`
 	// ShutdownTimeout bounds how long a stopping node waits for in-flight
 	// commands.
@@ -105,13 +108,19 @@ type Replication struct {
 	// RetentionBytes caps the commit log kept for lagging followers; a
 	// follower needing more is fully resynced.
 	RetentionBytes int64 `yaml:"retention_bytes"`
+	// ForgetFollowerAfter is how long a leader remembers a disconnected
+	// follower, keeping the log it needs (up to retention_bytes); after
+	// that the follower is forgotten, and resynced if it returns to a log
+	// that moved on. Negative: never forget.
+	ForgetFollowerAfter Duration `yaml:"forget_follower_after"`
 	// MaxReadyLagRecords is the lag, in records behind what the leader last
 	// reported, under which a streaming follower is ready on /readyz.
 	MaxReadyLagRecords uint64 `yaml:"max_ready_lag_records"`
 }
 
 // TLS names the files for mutual TLS between nodes, as written by
-// `kvnode certs`.
+// `kvnode certs -dir DIR -node NAME` into DIR/NAME. The certificate's name
+// is the node's replication id.
 type TLS struct {
 	// Dir, when set, is where CA, Cert and Key default to: ca.crt, node.crt,
 	// node.key.
@@ -161,12 +170,14 @@ func DefaultConfig() Config {
 			MaxConnections: 10000,
 		},
 		Replication: Replication{
-			Listen:             "127.0.0.1:7380",
-			Ack:                "async",
-			Quorum:             1,
-			AckTimeout:         Duration(5 * time.Second),
-			RetentionBytes:     1 << 30,
-			MaxReadyLagRecords: 10000,
+			Listen:         "127.0.0.1:7380",
+			Ack:            "async",
+			Quorum:         1,
+			AckTimeout:     Duration(5 * time.Second),
+			RetentionBytes: 1 << 30,
+			// replicate owns the default; the config shows it.
+			ForgetFollowerAfter: Duration(replicate.DefaultForgetFollowerAfter),
+			MaxReadyLagRecords:  10000,
 		},
 		ShutdownTimeout: Duration(10 * time.Second),
 	}

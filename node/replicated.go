@@ -50,6 +50,7 @@ func (n *Node) openReplicated() (backend, error) {
 	if c.Replication.Listen != "off" {
 		rc.ListenAddr = c.Replication.Listen
 	}
+	rc.ForgetFollowerAfter = time.Duration(c.Replication.ForgetFollowerAfter)
 	if c.Replication.Ack == "sync" {
 		rc.AckMode = replicate.Sync
 	}

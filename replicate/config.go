@@ -85,6 +85,13 @@ type Config struct {
 	// most lagging followers are marked for a full resync and the log is
 	// trimmed past them. 0 means 1 GiB.
 	RetentionBytes int64
+	// ForgetFollowerAfter is how long a leader remembers a follower after
+	// its connection ended: until then the log is kept from what the
+	// follower needs (up to RetentionBytes), and it shows in Followers;
+	// then it is forgotten, and resynced if it returns to a log that no
+	// longer holds what it lacks. Checked at each Maintain. 0 means
+	// DefaultForgetFollowerAfter; negative means never.
+	ForgetFollowerAfter time.Duration
 	// ResyncBacklogRatio and ResyncMinBacklog choose how a returning
 	// follower catches up. When the log it lacks is at least ResyncMinBacklog
 	// bytes (default 64 MiB) and at least ResyncBacklogRatio (default 0.5)
@@ -171,6 +178,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultForgetFollowerAfter is Config.ForgetFollowerAfter's default: long
+// enough for a restart, a reboot or a short network outage, after which a
+// follower catches up from the log; short enough that a follower gone for
+// good does not hold the log for a day.
+const DefaultForgetFollowerAfter = time.Hour
+
 // MaxShipDelay is the longest Config.ShipDelay: past it, the wait would hold
 // back the follower's view of the leader (heartbeats included) for longer
 // than batching is worth.
@@ -209,6 +222,9 @@ func (c *Config) fill() error {
 	}
 	if c.RetentionBytes == 0 {
 		c.RetentionBytes = 1 << 30
+	}
+	if c.ForgetFollowerAfter == 0 {
+		c.ForgetFollowerAfter = DefaultForgetFollowerAfter
 	}
 	if c.ResyncBacklogRatio == 0 {
 		c.ResyncBacklogRatio = 0.5

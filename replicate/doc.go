@@ -23,7 +23,9 @@
 // # Following
 //
 // A follower dials its leader and sends Hello: its id, epoch history, last
-// log seq and engine seq. The leader computes the fork point F, the last seq
+// log seq and engine seq. The id must be the name the transport
+// authenticated (over QUIC, the follower's certificate's): the leader
+// refuses a follower claiming another's (ErrIdentity). The leader computes the fork point F, the last seq
 // on which both histories agree (commitlog.ForkPoint). If the follower's
 // engine has applied nothing past F and the leader's log still holds F+1,
 // the leader streams from F+1 (partial catch-up) and the follower first cuts
@@ -70,7 +72,10 @@
 // would keep more than RetentionBytes: those are marked for a full resync
 // and disconnected, as with PostgreSQL's max_slot_wal_keep_size, so that a
 // dead follower never fills the leader's disk. Known followers are those
-// that connected since the node became leader (they are not persisted).
+// that connected since the node became leader (they are not persisted),
+// less those disconnected for longer than ForgetFollowerAfter (an hour by
+// default): a follower gone for good stops holding the log, and one that
+// returns after the log moved on is resynced.
 //
 // A checkpoint is <Dir>/checkpoint: a Checkpoint frame, the snapshot in the
 // chunk frames of a full resync, and a SnapshotEnd (see package wire). On

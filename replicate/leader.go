@@ -66,6 +66,10 @@ type peer struct {
 	stream      transport.Stream
 	rateAt      time.Time
 	rateApplied uint64
+	// leftAt is when the follower's last connection ended (zero while
+	// connected): retain forgets a follower gone for
+	// Config.ForgetFollowerAfter.
+	leftAt time.Time
 }
 
 func (p *peer) setState(s string) { p.state.Store(&s) }
@@ -377,6 +381,7 @@ func (l *leader) register(id string, s transport.Stream) *peer {
 		p.stream.Close()
 	}
 	p.stream = s
+	p.leftAt = time.Time{}
 	p.setState(StateHandshake)
 	return p
 }
@@ -386,7 +391,31 @@ func (l *leader) unregister(p *peer, s transport.Stream) {
 	defer l.mu.Unlock()
 	if p.stream == s {
 		p.stream = nil
+		p.leftAt = time.Now()
 		p.setState(StateDisconnected)
+	}
+}
+
+// forget drops the followers whose last connection ended at least
+// Config.ForgetFollowerAfter before now. Each one kept pins the log from
+// what it needs (up to RetentionBytes), and a follower that is gone for good
+// (decommissioned, or rebuilt under another name) would pin it forever. One
+// that returns is a stranger: it catches up from the log if the log still
+// holds what it lacks, and is resynced otherwise. l.mu is held.
+func (l *leader) forget(now time.Time) {
+	after := l.n.cfg.ForgetFollowerAfter
+	if after < 0 {
+		return
+	}
+	for id, p := range l.peers {
+		if p.stream != nil || p.leftAt.IsZero() {
+			continue
+		}
+		if gone := now.Sub(p.leftAt); gone >= after {
+			delete(l.peers, id)
+			l.n.cfg.Logger.Warn("follower forgotten: disconnected for longer than replication.forget_follower_after; the log is no longer kept for it, and it will be resynced if it returns and the log no longer holds what it lacks",
+				"follower", id, "disconnected", gone.Round(time.Second), "forget_after", after, "need", p.need.Load())
+		}
 	}
 }
 
@@ -420,10 +449,12 @@ func (l *leader) waitQuorum(seq uint64, q int, timeout time.Duration) error {
 // retain returns the seq before which the log may be trimmed, at most upTo:
 // the oldest record a follower still needs, except followers whose need
 // would keep more than RetentionBytes, which are marked for a full resync
-// and disconnected.
+// and disconnected. It first forgets followers disconnected for longer than
+// ForgetFollowerAfter.
 func (l *leader) retain(upTo uint64) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.forget(time.Now())
 	to := upTo
 	for _, p := range l.peers {
 		if p.needResync.Load() {
