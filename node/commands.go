@@ -163,7 +163,7 @@ func (n *Node) checkKey(c *client, key []byte) bool {
 		return false
 	}
 	if len(key) > encodedKeyLimit {
-		c.fail(fmt.Sprintf("ERR key too large: %d bytes, the limit is %d (the engine's key limit less the keyspace's %d-byte prefix)", len(key), encodedKeyLimit, expiryPrefixLen))
+		c.fail(fmt.Sprintf("ERR key too large: %d bytes, the limit is %d (the engine's key limit less the keyspace's %d-byte prefix)", len(key), encodedKeyLimit, maxExpiryPrefixLen))
 		return false
 	}
 	return true
@@ -195,9 +195,16 @@ func cmdPing(n *Node, c *client, args [][]byte) {
 func cmdEcho(n *Node, c *client, args [][]byte) { c.conn.WriteBulk(args[1]) }
 
 func cmdGet(n *Node, c *client, args [][]byte) {
-	t := n.read(c)
-	defer t.close()
-	v, _, found, err := t.get(args[1])
+	var v []byte
+	var found bool
+	var err error
+	if c.ks.exec == nil {
+		v, found, err = n.getFast(c.ks.db, args[1])
+	} else {
+		t := n.read(c)
+		defer t.close()
+		v, _, found, err = t.get(args[1])
+	}
 	switch {
 	case err != nil:
 		n.replyErr(c, err)

@@ -271,6 +271,9 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 // expireBatch*expireBatchesPerTick of them, and reports how many it
 // deleted. It runs on a leader only.
 func (n *Node) expireDue() (int, error) {
+	if n.nowMs() < n.ks.nextDue.Load() {
+		return 0, nil // nothing can be due yet
+	}
 	total := 0
 	for range expireBatchesPerTick {
 		deleted, more, err := n.expireBatch()
@@ -360,7 +363,21 @@ func (n *Node) expireBatch() (deleted int, more bool, err error) {
 
 // dueEntries returns up to limit expiry index entries with deadlines at or
 // before now, over every database and generation.
+//
+// When it finds everything due, it sets nextDue to the earliest deadline
+// left. A write of a deadline meanwhile lowers nextDue again, so nextDue
+// is written with a compare-and-swap from the value read before the walk.
 func (n *Node) dueEntries(now int64, limit int) (due []dueEntry, more bool, err error) {
+	hint := n.ks.nextDue.Load()
+	next := int64(math.MaxInt64)
+	defer func() {
+		if err == nil && !more {
+			n.ks.nextDue.CompareAndSwap(hint, next)
+		}
+	}()
+	if err := n.backend.Barrier(); err != nil { // see every deadline written before hint was read
+		return nil, false, err
+	}
 	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: []byte{tagExpiry}, UpperBound: []byte{tagExpiry + 1}})
 	if err != nil {
 		return nil, false, err
@@ -372,14 +389,14 @@ func (n *Node) dueEntries(now int64, limit int) (due []dueEntry, more bool, err 
 			return nil, false, fmt.Errorf("%w: expiry index key %q", logkv.ErrCorrupt, it.Key())
 		}
 		if at > now {
+			next = min(next, at)
 			// Nothing more is due in (db, gen): on to the next generation.
-			if gen == math.MaxUint32 {
-				if db == 0xff {
-					break
-				}
-				ok = it.SeekGE([]byte{tagExpiry, byte(db + 1)})
+			if gen < maxGen {
+				ok = it.SeekGE(expiryPrefix(db, gen+1))
+			} else if db+1 < maxDBs {
+				ok = it.SeekGE(expiryPrefix(db+1, 0))
 			} else {
-				ok = it.SeekGE(appendDataKeyPrefix(tagExpiry, db, gen+1))
+				break
 			}
 			continue
 		}
@@ -390,11 +407,4 @@ func (n *Node) dueEntries(now int64, limit int) (due []dueEntry, more bool, err 
 		ok = it.Next()
 	}
 	return due, false, it.Error()
-}
-
-// appendDataKeyPrefix is the start of (db, gen)'s part of the range tag.
-func appendDataKeyPrefix(tag byte, db int, gen uint32) []byte {
-	k := appendDataKey(nil, db, gen, nil)
-	k[0] = tag
-	return k
 }

@@ -145,7 +145,10 @@ func (n *Node) backgroundRound() {
 		return
 	}
 	if n.backend.IsFollower() {
-		n.ks.bg.sweep.Store(true) // a promoted follower sweeps what its leader left
+		// A promoted follower sweeps what its leader left, and reads the
+		// index it was sent.
+		n.ks.bg.sweep.Store(true)
+		n.ks.nextDue.Store(0)
 		return
 	}
 	if _, err := n.expireDue(); err != nil {
@@ -183,9 +186,8 @@ func (n *Node) sweepOld() (more bool, err error) {
 		if gen == 0 {
 			continue
 		}
-		for _, tag := range []byte{tagData, tagExpiry} {
-			lower := appendDataKeyPrefix(tag, db, 0)
-			upper := appendDataKeyPrefix(tag, db, gen)
+		for _, prefix := range []func(int, uint32) []byte{dataPrefix, expiryPrefix} {
+			lower, upper := prefix(db, 0), prefix(db, gen)
 			it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: lower, UpperBound: upper})
 			if err != nil {
 				return true, err

@@ -37,25 +37,40 @@ import (
 //
 // # Engine encoding (keyspace format 1)
 //
-// Every engine key starts with a one-byte tag, so the ranges below are
-// disjoint and no client key can reach a reserved one (a client key is
-// always preceded by tagData, its database and its generation):
+// An engine key is a client key behind a short code naming its database and
+// generation, or one of two reserved ranges whose first byte no code can
+// have, so no client key can reach them:
 //
-//	meta   0x00 name                                node state, value below
-//	       0x00 "format"                            -> 1 byte: format version (1)
-//	       0x00 "gen" db                            -> 4 bytes BE: db's generation
-//	data   0x01 db gen[4 BE] key                    -> value (below)
-//	expiry 0x02 db gen[4 BE] deadline[8 BE] key     -> empty
+//	data   dbgen key                                -> value (below)
+//	expiry 0xFE dbgen deadline[8 BE] key            -> empty
+//	meta   0xFF "format"                            -> 1 byte: format version (1)
+//	       0xFF "gen" db                            -> 4 bytes BE: db's generation
+//
+// dbgen encodes x = db<<24 | gen, big-endian in 1 to 4 bytes, the length
+// told by the first byte, so the encoding sorts as x does and no code is a
+// prefix of another:
+//
+//	x < 2^7     0xxxxxxx
+//	x < 2^14    10xxxxxx xxxxxxxx
+//	x < 2^21    110xxxxx xxxxxxxx xxxxxxxx
+//	x < 2^28    1110xxxx xxxxxxxx xxxxxxxx xxxxxxxx
+//
+// First bytes 0xF0..0xFF are left for reserved ranges. Database 0 before
+// its first flush, where most keys live, costs one byte (0x00); the other
+// databases cost 4. The prefix is short on purpose: engines compare keys
+// by their first bytes (bitcask's keydir keeps 16 of them inline), so a
+// long shared prefix would push what tells keys apart out of reach and slow
+// every lookup (a 6-byte prefix cost bitcask 2-3x on GET, measured).
 //
 // db is the database number (0..15, SELECT). gen is the database's
-// generation: FLUSHDB/FLUSHALL bump it with one meta write, which hides every
-// older key at once; a background sweeper deletes older generations in
-// chunks (flush.go). The expiry range is an index by deadline (Unix
-// milliseconds, big-endian so it sorts by time): it is written in the same
-// batch as the value, so the active expirer finds exactly the keys due
-// (expire.go). An index entry is a hint checked against the value's own
-// deadline, so a stale one (the key was overwritten by a blind SET) is
-// harmless and swept when its time comes.
+// generation (below 2^24): FLUSHDB/FLUSHALL bump it with one meta write,
+// which hides every older key at once; a background sweeper deletes older
+// generations in chunks (flush.go). The expiry range is an index by
+// deadline (Unix milliseconds, big-endian so it sorts by time): it is
+// written in the same batch as the value, so the active expirer finds
+// exactly the keys due (expire.go). An index entry is a hint checked against
+// the value's own deadline, so a stale one (the key was overwritten by a
+// blind SET) is harmless and swept when its time comes.
 //
 // A value is a header, then the payload (a string's bytes):
 //
@@ -63,9 +78,9 @@ import (
 //	            (0 = string); bits 4..6 reserved, zero
 //	bytes 1..8  deadline, Unix milliseconds, BE (only with bit 7)
 //
-// A key without a TTL costs 6 bytes of key prefix and 1 byte of header; with
-// a TTL, 8 more bytes of value and an index entry (the key plus 14 bytes,
-// empty value).
+// A key of database 0 without a TTL costs 1 byte of key prefix and 1 byte
+// of header; with a TTL, 8 more bytes of value and an index entry (the key
+// plus 10 bytes, empty value).
 //
 // Data written before format 1 (raw client keys, no header) has no "format"
 // meta key: a node refuses to open such an engine with an error naming the
@@ -74,16 +89,17 @@ import (
 // # Cluster hook
 //
 // A Redis Cluster mode would put the key's 2-byte hash slot (CRC16 mod
-// 16384, big-endian) between gen and key in both the data and the expiry
-// range: 0x01 db gen slot key. A slot is then an ordered key range, so
+// 16384, big-endian) between dbgen and key in both the data and the expiry
+// range: dbgen slot key (cluster mode has database 0 only, so dbgen is one
+// byte until a flush). A slot is then an ordered key range, so
 // migrating one is a range scan and DBSIZE/SCAN per slot are bounded
 // iterations. Only dataKey, expiryKey and their decoders would change.
 
-// Tags of the engine key ranges.
+// First bytes of the reserved key ranges; dataEnd bounds the data range.
 const (
-	tagMeta   = 0x00
-	tagData   = 0x01
-	tagExpiry = 0x02
+	dataEnd   = 0xF0
+	tagExpiry = 0xFE
+	tagMeta   = 0xFF
 )
 
 // keyspaceFormat is the engine encoding this node reads and writes.
@@ -93,11 +109,15 @@ const keyspaceFormat = 1
 // Redis' default).
 const maxDBs = 16
 
-// dataPrefixLen is the prefix before a client key: tag, db, gen.
-const dataPrefixLen = 1 + 1 + 4
+// maxGen is the last generation: a database can be flushed this many times.
+const maxGen = 1<<24 - 1
 
-// expiryPrefixLen is the prefix before a client key in the expiry index.
-const expiryPrefixLen = dataPrefixLen + 8
+// maxDataPrefixLen is the longest prefix before a client key (dbgen).
+const maxDataPrefixLen = 4
+
+// maxExpiryPrefixLen is the longest prefix before a client key in the
+// expiry index.
+const maxExpiryPrefixLen = 1 + maxDataPrefixLen + 8
 
 // valueHeaderMax is the longest value header (flags and a deadline).
 const valueHeaderMax = 9
@@ -110,45 +130,83 @@ const (
 	typeString     = 0
 )
 
-var (
-	metaFormatKey = []byte{tagMeta, 'f', 'o', 'r', 'm', 'a', 't'}
-)
+var metaFormatKey = []byte{tagMeta, 'f', 'o', 'r', 'm', 'a', 't'}
 
 // metaGenKey is the key of db's generation.
 func metaGenKey(db int) []byte { return []byte{tagMeta, 'g', 'e', 'n', byte(db)} }
 
+// appendDBGen appends the dbgen code of (db, gen).
+func appendDBGen(dst []byte, db int, gen uint32) []byte {
+	x := uint32(db)<<24 | gen
+	switch {
+	case x < 1<<7:
+		return append(dst, byte(x))
+	case x < 1<<14:
+		return append(dst, 0x80|byte(x>>8), byte(x))
+	case x < 1<<21:
+		return append(dst, 0xC0|byte(x>>16), byte(x>>8), byte(x))
+	}
+	return append(dst, 0xE0|byte(x>>24), byte(x>>16), byte(x>>8), byte(x))
+}
+
+// decodeDBGen reads a dbgen code from the start of b.
+func decodeDBGen(b []byte) (db int, gen uint32, n int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, 0, false
+	}
+	var x uint32
+	switch c := b[0]; {
+	case c < 0x80:
+		x, n = uint32(c), 1
+	case c < 0xC0 && len(b) >= 2:
+		x, n = uint32(c&0x3F)<<8|uint32(b[1]), 2
+	case c < 0xE0 && len(b) >= 3:
+		x, n = uint32(c&0x1F)<<16|uint32(b[1])<<8|uint32(b[2]), 3
+	case c < dataEnd && len(b) >= 4:
+		x, n = uint32(c&0x0F)<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]), 4
+	default:
+		return 0, 0, 0, false
+	}
+	return int(x >> 24), x & maxGen, n, true
+}
+
 // appendDataKey appends the engine key of (db, gen, key) to dst.
 func appendDataKey(dst []byte, db int, gen uint32, key []byte) []byte {
-	dst = append(dst, tagData, byte(db))
-	dst = binary.BigEndian.AppendUint32(dst, gen)
-	return append(dst, key...)
+	return append(appendDBGen(dst, db, gen), key...)
 }
 
 // dataPrefix is the first engine key of (db, gen)'s data range.
-func dataPrefix(db int, gen uint32) []byte { return appendDataKey(nil, db, gen, nil) }
+func dataPrefix(db int, gen uint32) []byte { return appendDBGen(nil, db, gen) }
+
+// expiryPrefix is the first key of (db, gen)'s part of the expiry index.
+func expiryPrefix(db int, gen uint32) []byte { return appendDBGen([]byte{tagExpiry}, db, gen) }
 
 // appendExpiryKey appends the expiry index key of (db, gen, at, key).
 func appendExpiryKey(dst []byte, db int, gen uint32, at int64, key []byte) []byte {
-	dst = append(dst, tagExpiry, byte(db))
-	dst = binary.BigEndian.AppendUint32(dst, gen)
+	dst = appendDBGen(append(dst, tagExpiry), db, gen)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(at))
 	return append(dst, key...)
 }
 
 // decodeDataKey splits an engine data key.
 func decodeDataKey(k []byte) (db int, gen uint32, key []byte, ok bool) {
-	if len(k) <= dataPrefixLen || k[0] != tagData {
+	db, gen, n, ok := decodeDBGen(k)
+	if !ok || len(k) == n {
 		return 0, 0, nil, false
 	}
-	return int(k[1]), binary.BigEndian.Uint32(k[2:6]), k[dataPrefixLen:], true
+	return db, gen, k[n:], true
 }
 
 // decodeExpiryKey splits an expiry index key.
 func decodeExpiryKey(k []byte) (db int, gen uint32, at int64, key []byte, ok bool) {
-	if len(k) <= expiryPrefixLen || k[0] != tagExpiry {
+	if len(k) == 0 || k[0] != tagExpiry {
 		return 0, 0, 0, nil, false
 	}
-	return int(k[1]), binary.BigEndian.Uint32(k[2:6]), int64(binary.BigEndian.Uint64(k[6:14])), k[expiryPrefixLen:], true
+	db, gen, n, ok := decodeDBGen(k[1:])
+	if !ok || len(k) <= 1+n+8 {
+		return 0, 0, 0, nil, false
+	}
+	return db, gen, int64(binary.BigEndian.Uint64(k[1+n:])), k[1+n+8:], true
 }
 
 // appendValue appends the engine value of a string with deadline expireAt
@@ -199,6 +257,10 @@ type keyspace struct {
 
 	watch watchRegistry
 	bg    bgState
+	// nextDue is no later than the earliest deadline in the expiry index
+	// (math.MaxInt64: none; 0: unknown), so the expirer reads the index only
+	// when something may be due. Writes of a deadline lower it.
+	nextDue atomic.Int64
 
 	stopBG chan struct{}
 	bgDone chan struct{}
@@ -488,6 +550,31 @@ func (t *tx) load(key []byte) (*txKey, error) {
 	return t.add(e), nil
 }
 
+// getFast is a read tx's get without the tx, for GET, the hottest read:
+// no allocation but the engine's copy of the value.
+func (n *Node) getFast(db int, key []byte) (value []byte, found bool, err error) {
+	gen, err := n.gen(db)
+	if err != nil {
+		return nil, false, err
+	}
+	var buf [128]byte
+	v, err := n.eng().Get(appendDataKey(buf[:0], db, gen, key))
+	switch {
+	case errors.Is(err, logkv.ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	payload, at, err := decodeValue(v)
+	if err != nil {
+		return nil, false, fmt.Errorf("key %q: %w", key, err)
+	}
+	if at != 0 && at <= n.nowMs() {
+		return nil, false, nil
+	}
+	return payload, true, nil
+}
+
 // get returns key's value and deadline (0: none), if the key exists.
 func (t *tx) get(key []byte) (value []byte, expireAt int64, found bool, err error) {
 	k, err := t.load(key)
@@ -532,6 +619,9 @@ func (t *tx) flushDB(db int) error {
 	gen, err := t.genOf(db)
 	if err != nil {
 		return err
+	}
+	if gen >= maxGen {
+		return fmt.Errorf("database %d was flushed %d times, the most its encoding allows: delete its keys instead (DEL, or UNLINK from a SCAN)", db, maxGen)
 	}
 	t.gens[db] = gen + 1
 	t.flushed |= 1 << db
@@ -590,6 +680,7 @@ func (t *tx) apply() error {
 			b.Set(kbuf, vbuf)
 			if k.expireAt != 0 {
 				b.Set(appendExpiryKey(kbuf[:0], k.db, gen, k.expireAt, k.key), nil)
+				t.n.lowerNextDue(k.expireAt)
 			}
 		} else {
 			b.Delete(kbuf)
@@ -608,6 +699,13 @@ func (t *tx) apply() error {
 		return err
 	}
 	t.c.dirty = true
+	for i := range t.keys {
+		// Again once applied: an expirer walk that read nextDue before
+		// this write and the index before it was visible must not hide it.
+		if k := &t.keys[i]; k.dirty && k.found && k.expireAt != 0 {
+			t.n.lowerNextDue(k.expireAt)
+		}
+	}
 	if t.flushed != 0 {
 		t.n.publishGens(t.flushed, &t.gens)
 	}
@@ -620,6 +718,16 @@ func (t *tx) apply() error {
 	}
 	t.flushed = 0
 	return nil
+}
+
+// lowerNextDue makes the expirer look at the index by at.
+func (n *Node) lowerNextDue(at int64) {
+	for {
+		cur := n.ks.nextDue.Load()
+		if cur <= at || n.ks.nextDue.CompareAndSwap(cur, at) {
+			return
+		}
+	}
 }
 
 // publishGens makes the flushed databases' new generations current.
@@ -643,6 +751,6 @@ func (n *Node) publishGens(flushed uint16, gens *[maxDBs]uint32) {
 // encodedKeyLimit and encodedValueLimit are the largest client key and value
 // the encoding leaves room for in the engine's limits.
 const (
-	encodedKeyLimit   = logkv.MaxKeySize - expiryPrefixLen
+	encodedKeyLimit   = logkv.MaxKeySize - maxExpiryPrefixLen
 	encodedValueLimit = logkv.MaxValueSize - valueHeaderMax
 )

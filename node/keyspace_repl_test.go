@@ -63,13 +63,13 @@ func TestReplicatedKeyspace(t *testing.T) {
 
 	// The followers' clocks move first: they hide the keys past their
 	// deadline, and delete nothing.
-	before := countRange(t, f1, tagData)
+	before := countData(t, f1)
 	f1.setClock(clock0 + 10_000)
 	f2.setClock(clock0 + 10_000)
 	require.Len(t, scanAll(t, c1), 32)
 	require.Equal(t, int64(32), c2.DBSize(ctx).Val())
 	require.ErrorIs(t, c1.Get(ctx, "t00").Err(), redis.Nil)
-	require.Equal(t, before, countRange(t, f1, tagData), "a follower never deletes on its own")
+	require.Equal(t, before, countData(t, f1), "a follower never deletes on its own")
 
 	// The leader's expirer deletes; the deletes reach the followers.
 	leader.setClock(clock0 + 10_000)
@@ -77,8 +77,8 @@ func TestReplicatedKeyspace(t *testing.T) {
 	require.NoError(t, err)
 	caughtUp(t, leader, f1)
 	caughtUp(t, leader, f2)
-	require.Equal(t, before-10, countRange(t, f1, tagData))
-	require.Equal(t, before-10, countRange(t, f2, tagData))
+	require.Equal(t, before-10, countData(t, f1))
+	require.Equal(t, before-10, countData(t, f2))
 	want = ttls(t, lc)
 	require.Len(t, want, 32)
 	require.Equal(t, want, ttls(t, c1))
@@ -105,5 +105,5 @@ func TestReplicatedKeyspace(t *testing.T) {
 	_, err = f1.expireDue()
 	require.NoError(t, err)
 	require.Len(t, scanAll(t, c1), 27)
-	require.Equal(t, before-15, countRange(t, f1, tagData))
+	require.Equal(t, before-15, countData(t, f1))
 }

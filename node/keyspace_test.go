@@ -26,16 +26,41 @@ func forEngines(t *testing.T, f func(t *testing.T, n *Node, c *redis.Client)) {
 const clock0 = int64(1_800_000_000_000)
 
 func TestKeyspaceEncoding(t *testing.T) {
-	k := appendDataKey(nil, 3, 7, []byte("user"))
-	require.Equal(t, []byte{tagData, 3, 0, 0, 0, 7, 'u', 's', 'e', 'r'}, k)
-	db, gen, key, ok := decodeDataKey(k)
-	require.True(t, ok)
-	require.Equal(t, 3, db)
-	require.Equal(t, uint32(7), gen)
-	require.Equal(t, "user", string(key))
+	for _, c := range []struct {
+		db   int
+		gen  uint32
+		code []byte
+	}{
+		{0, 0, []byte{0x00}},
+		{0, 127, []byte{0x7F}},
+		{0, 128, []byte{0x80, 0x80}},
+		{0, 1<<14 - 1, []byte{0xBF, 0xFF}},
+		{0, 1 << 14, []byte{0xC0, 0x40, 0x00}},
+		{0, maxGen, []byte{0xE0, 0xFF, 0xFF, 0xFF}},
+		{1, 0, []byte{0xE1, 0, 0, 0}},
+		{15, maxGen, []byte{0xEF, 0xFF, 0xFF, 0xFF}},
+	} {
+		k := appendDataKey(nil, c.db, c.gen, []byte("user"))
+		require.Equal(t, append(c.code, "user"...), k)
+		db, gen, key, ok := decodeDataKey(k)
+		require.True(t, ok)
+		require.Equal(t, []any{c.db, c.gen, "user"}, []any{db, gen, string(key)})
+	}
+	// The codes sort as (db, gen) do.
+	prev := []byte(nil)
+	for db := range maxDBs {
+		for _, gen := range []uint32{0, 1, 127, 128, 1<<14 - 1, 1 << 14, 1<<21 - 1, 1 << 21, maxGen} {
+			k := dataPrefix(db, gen)
+			require.Less(t, string(prev), string(k))
+			prev = k
+		}
+	}
+	require.Less(t, string(prev), string([]byte{dataEnd}))
+	_, _, _, ok := decodeDataKey([]byte{0xF0, 'k'})
+	require.False(t, ok, "reserved first bytes are no data key")
 
 	x := appendExpiryKey(nil, 1, 2, 0x0102030405060708, []byte("k"))
-	require.Equal(t, []byte{tagExpiry, 1, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8, 'k'}, x)
+	require.Equal(t, []byte{tagExpiry, 0xE1, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8, 'k'}, x)
 	db, gen, at, key, ok := decodeExpiryKey(x)
 	require.True(t, ok)
 	require.Equal(t, []any{1, uint32(2), int64(0x0102030405060708), "k"}, []any{db, gen, at, string(key)})
@@ -127,16 +152,23 @@ func TestActiveExpiry(t *testing.T) {
 		deleted, err := n.expireDue()
 		require.NoError(t, err)
 		require.Equal(t, 25, deleted)
-		require.Equal(t, 26, countRange(t, n, tagData), "25 of 50 keys are left, and stays")
-		require.Equal(t, 25, countRange(t, n, tagExpiry), "due index entries, the stale one included, are gone")
+		require.Equal(t, 26, countData(t, n), "25 of 50 keys are left, and stays")
+		require.Equal(t, 25, countExpiry(t, n), "due index entries, the stale one included, are gone")
 		require.Equal(t, "v2", c.Get(ctx, "stays").Val())
 		require.Equal(t, int64(26), c.DBSize(ctx).Val())
 	})
 }
 
-// countRange counts the engine keys under tag.
-func countRange(t *testing.T, n *Node, tag byte) int {
-	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: []byte{tag}, UpperBound: []byte{tag + 1}})
+// countData and countExpiry count the engine keys of the data range and of
+// the expiry index.
+func countData(t *testing.T, n *Node) int { return countRange(t, n, nil, []byte{dataEnd}) }
+func countExpiry(t *testing.T, n *Node) int {
+	return countRange(t, n, []byte{tagExpiry}, []byte{tagMeta})
+}
+
+// countRange counts the engine keys in [lower, upper).
+func countRange(t *testing.T, n *Node, lower, upper []byte) int {
+	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: lower, UpperBound: upper})
 	require.NoError(t, err)
 	defer it.Close()
 	count := 0
@@ -254,7 +286,7 @@ func TestFlushAndSelect(t *testing.T) {
 		require.Equal(t, int64(0), conn.DBSize(ctx).Val())
 		// The sweeper deletes the old generations' keys in the background.
 		deadline := time.Now().Add(10 * time.Second)
-		for countRange(t, n, tagData) > 0 {
+		for countData(t, n) > 0 {
 			require.True(t, time.Now().Before(deadline), "old generations not swept")
 			time.Sleep(20 * time.Millisecond)
 		}

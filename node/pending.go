@@ -69,7 +69,7 @@ func (n *Node) queueWrite(c *client, cmd *command, pairs [][]byte) {
 // batch's encoding: each with a length varint of at most 5 bytes, and per
 // pair a kind byte, the key prefix and the value header.
 func pairsSize(pairs [][]byte) int {
-	size := len(pairs) / 2 * (1 + dataPrefixLen + 1)
+	size := len(pairs) / 2 * (1 + maxDataPrefixLen + 1)
 	for _, a := range pairs {
 		size += len(a) + 5
 	}
