@@ -9,6 +9,12 @@
 //
 // Engines are opened by name through the logkv registry, so any engine whose
 // package is imported (for its side effect of registering) can be measured.
+// The db_bench benchmarks and YCSB workloads use only a Store (logkv's
+// Reader and Writer, and Close), so engines that are not logkv's run through
+// the same code once registered with RegisterStore: cmd/kvbench/peers
+// registers Pebble, Badger, bbolt, goleveldb and a B-tree that way. The noop
+// Store keeps nothing; running it beside real engines measures the driver's
+// own cost per operation, which the summary reports.
 //
 // # State between benchmarks
 //
@@ -32,10 +38,14 @@
 //
 // # Latency
 //
-// Every operation (a Get, a Set, an Apply of a -batch group, a seek, or one
+// An operation (a Get, a Set, an Apply of a -batch group, a seek, or one
 // step of a scan) is timed and recorded in a per-goroutine HDR histogram
 // (3 significant digits, 1 ns to 1 minute); the histograms are merged when the
-// benchmark ends, so recording never contends. Latencies are reported in
-// microseconds. With -batch B > 1 a latency is that of one batch of B
-// operations, while ops counts operations.
+// benchmark ends, so recording never contends. Each goroutine times its
+// first 64 operations, then one in Config.LatencyEvery (default 8) drawn at
+// random: two clock reads cost about as much as an in-memory engine's whole
+// operation, and a random sample of a distribution has its percentiles.
+// Throughput counts every operation. The replication benchmarks time every
+// write. Latencies are reported in microseconds. With -batch B > 1 a latency
+// is that of one batch of B operations, while ops counts operations.
 package bench
