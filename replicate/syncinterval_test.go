@@ -166,7 +166,10 @@ func TestFollowerSyncDelay(t *testing.T) {
 		return nil
 	})
 	c := newCluster(t, nil)
-	a := c.start("a", "")
+	// The leader's value is the one its followers use (it sends it in its
+	// Welcome); set on the follower alone, the leader's 20ms Async default
+	// applied and the bound below failed whenever writes came fast.
+	a := c.start("a", "", func(cfg *Config) { cfg.FollowerSyncDelay = delay })
 	mem := vfs.NewMem()
 	c.fs["b"] = mem
 	b := c.start("b", "a", func(cfg *Config) {
