@@ -73,6 +73,7 @@ type stats struct {
 	merges, mergeBytesIn, mergeBytesOut     atomic.Uint64
 	mergeNanos, mergeAborts, hintsWritten   atomic.Uint64
 	openNanos, openHintFiles, openScanFiles atomic.Uint64
+	openTornBytes                           atomic.Uint64
 }
 
 // Open opens (creating if needed) the bitcask database in dir. A nil o means

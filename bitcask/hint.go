@@ -15,8 +15,12 @@ import (
 // A hint file NNNNNNNN.hint lists every record of the closed data file
 // NNNNNNNN.data without its value, sorted by key, so that Open builds the
 // keydir by merging sorted runs instead of reading the data. It is written
-// once the data file is closed (rotation, merge output, Close) and is valid
-// only if its data size equals the data file's size.
+// once the data file is closed (rotation, merge output, Close), after the
+// data file's last sync, so its data size is also the witness of how long
+// the data file is: a hint whose data size differs from its data file's is
+// corruption of the data file (see recover.go). Entries describe records of
+// data file format 2 (a record of key length k and value length v takes
+// 29+k+v bytes).
 //
 //	offset  size  field
 //	0       4     magic "bcHT"

@@ -79,5 +79,6 @@ func (db *DB) Metrics() logkv.Metrics {
 	gauge("bitcask_open_seconds", "Duration of the last Open.", float64(db.stats.openNanos.Load())/1e9, nil)
 	gauge("bitcask_open_hint_files", "Files the last Open loaded from hints.", float64(db.stats.openHintFiles.Load()), map[string]string{"how": "hint"})
 	gauge("bitcask_open_scanned_files", "Files the last Open scanned.", float64(db.stats.openScanFiles.Load()), map[string]string{"how": "scan"})
+	gauge("bitcask_open_torn_bytes", "Bytes of torn tail (written, never synced, before a crash) the last Open cut off.", float64(db.stats.openTornBytes.Load()), nil)
 	return m
 }

@@ -486,6 +486,7 @@ func (db *DB) recover() error {
 			if err := db.endTail(df.path, fi.size, ld.res); err != nil {
 				return err
 			}
+			db.stats.openTornBytes.Add(uint64(fi.size - ld.res.valid))
 			fi.size = ld.res.valid
 		}
 		es := ld.es

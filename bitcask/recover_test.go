@@ -226,6 +226,7 @@ func TestTornTailLogged(t *testing.T) {
 	require.Equal(t, path, cuts[0]["file"])
 	require.Equal(t, synced, cuts[0]["offset"])
 	require.Equal(t, written-synced, cuts[0]["bytes"])
+	require.Equal(t, float64(written-synced), metric(db.Metrics(), "bitcask_open_torn_bytes"))
 	for i := range 50 {
 		k, v := kv(i)
 		requireValue(t, db, k, v)
