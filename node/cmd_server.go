@@ -300,7 +300,8 @@ func cmdReset(n *Node, c *client, args [][]byte) {
 	c.x.mu.Unlock()
 	c.x.flags.Store(0)
 	c.x.reply = replyOn
-	c.authed = n.cfg.Password == ""
+	c.user, c.access = nil, n.sec.access.startAccess()
+	c.authed = c.access != accessNone
 	c.conn.WriteString("RESET")
 }
 

@@ -639,27 +639,8 @@ func cmdReplicaOf(n *Node, c *client, args [][]byte) {
 	c.conn.WriteString("OK")
 }
 
-func cmdAuth(n *Node, c *client, args [][]byte) {
-	if len(args) > 3 {
-		c.fail(errSyntax)
-		return
-	}
-	if n.cfg.Password == "" {
-		c.fail(errNoPassword)
-		return
-	}
-	pass := args[len(args)-1]
-	if len(args) == 3 && string(args[1]) != "default" {
-		c.fail(errWrongPass)
-		return
-	}
-	if !constantTimeEqual(pass, []byte(n.cfg.Password)) {
-		c.fail(errWrongPass)
-		return
-	}
-	c.authed = true
-	c.conn.WriteString("OK")
-}
+// cmdAuth: AUTH [username] password, checked by access.go.
+func cmdAuth(n *Node, c *client, args [][]byte) { n.cmdAuthUser(c, args) }
 
 // cmdSelect: SELECT db, 0 to databases-1.
 func cmdSelect(n *Node, c *client, args [][]byte) {

@@ -53,8 +53,37 @@ type Config struct {
 	// Databases is how many databases SELECT may choose from, 1 to 16
 	// (the default, as Redis).
 	Databases int `yaml:"databases"`
-	// Password, when set, must be given with AUTH before any other command.
+	// Password, when set, is the default user's: clients must AUTH with it
+	// before any other command, and only a client that did may run
+	// administrative commands (access.go). The -requirepass and
+	// -requirepass-file flags and KVNODE_PASSWORD set it too.
 	Password string `yaml:"password"`
+	// PasswordFile names a file whose first line is the default user's
+	// password, kept out of the config and the process list.
+	PasswordFile string `yaml:"password_file"`
+	// Users are further users, each with a password and an access level.
+	Users []User `yaml:"users"`
+	// ProtectedMode, on by default as in Redis: while the default user has
+	// no password, only loopback clients are served; others get a DENIED
+	// error saying how to enable access.
+	ProtectedMode bool `yaml:"protected_mode"`
+	// RenameCommands renames commands, or disables them with "", as
+	// Redis' rename-command: {flushall: "", config: "CONFIG-8f3a"}.
+	RenameCommands map[string]string `yaml:"rename_commands"`
+	// EnableProtectedConfigs and EnableDebugCommand, no (the default), yes
+	// or local (loopback clients only), let an admin change protected
+	// configs and run DEBUG, as Redis' settings of those names.
+	EnableProtectedConfigs string `yaml:"enable_protected_configs"`
+	EnableDebugCommand     string `yaml:"enable_debug_command"`
+	// AdminPprof serves /debug/pprof on the admin address (default off;
+	// behind the password when one is set).
+	AdminPprof bool `yaml:"admin_pprof"`
+	// Timeout closes clients idle this many seconds; 0 (the default)
+	// never, as Redis' timeout.
+	Timeout int `yaml:"timeout"`
+	// ClientOutputBufferLimit bounds each client's unsent replies, as
+	// Redis' client-output-buffer-limit (limits.go).
+	ClientOutputBufferLimit OutputBufferLimits `yaml:"client_output_buffer_limit"`
 	// Limits bound what one client can ask for.
 	Limits Limits `yaml:"limits"`
 	// Replication configures the commit log and its shipping.
@@ -88,6 +117,14 @@ type Limits struct {
 	// MaxConnections is the most client connections at once; more are
 	// refused with an error.
 	MaxConnections int `yaml:"max_connections"`
+	// ClientQueryBufferLimit bounds the input a client may have buffered,
+	// as Redis' client-query-buffer-limit; past it the client is closed.
+	// 0 (the default) means twice max_request_size.
+	ClientQueryBufferLimit int `yaml:"client_query_buffer_limit"`
+	// QueryBufferBudget bounds the input all clients have buffered
+	// together; a client adding to it past the budget is closed. 0 (the
+	// default) means 1 GiB.
+	QueryBufferBudget int64 `yaml:"query_buffer_budget"`
 }
 
 // Replication configures the node's role in replication.
@@ -163,6 +200,11 @@ func DefaultConfig() Config {
 		Admin:   "127.0.0.1:9380",
 		// AppendFsync is always: an acknowledged write is durable.
 		AppendFsync: "always",
+		// Access and client limits (access.go, limits.go).
+		ProtectedMode:           true,
+		EnableProtectedConfigs:  enableNo,
+		EnableDebugCommand:      enableNo,
+		ClientOutputBufferLimit: DefaultOutputBufferLimits,
 		Limits: Limits{
 			MaxKeySize:     logkv.MaxKeySize,
 			MaxValueSize:   logkv.MaxValueSize,
@@ -278,6 +320,8 @@ func (c *Config) Validate() error {
 	if l.MaxConnections < 1 {
 		bad("limits.max_connections %d must be at least 1", l.MaxConnections)
 	}
+	c.validateAccess(bad)
+	c.validateLimits(bad)
 	r := c.Replication
 	if r.Ack != "async" && r.Ack != "sync" {
 		bad("replication.ack %q must be async or sync", r.Ack)

@@ -32,16 +32,16 @@ func TestReplicatedKeyspace(t *testing.T) {
 	require.Equal(t, 0, Main([]string{"certs", "-dir", tlsDir}, &out, &out), out.String())
 	ctx := context.Background()
 
-	leader := replNode(t, tlsDir, "lsm", "")
+	leader := replNode(t, tlsDir, "lsm", "", withPassword) // FLUSHDB is an admin command
 	laddr := leader.rep(t).Addr()
-	f1 := replNode(t, tlsDir, "bitcask", laddr)
-	f2 := replNode(t, tlsDir, "memory", laddr)
+	f1 := replNode(t, tlsDir, "bitcask", laddr, withPassword)
+	f2 := replNode(t, tlsDir, "memory", laddr, withPassword)
 	nodes := []*Node{leader, f1, f2}
 	for _, n := range nodes {
 		n.setClock(clock0)
 	}
-	lc := dial(t, leader, nil)
-	c1, c2 := dial(t, f1, nil), dial(t, f2, nil)
+	lc := dial(t, leader, withAuth)
+	c1, c2 := dial(t, f1, withAuth), dial(t, f2, withAuth)
 
 	for i := range 20 {
 		require.NoError(t, lc.Set(ctx, fmt.Sprintf("t%02d", i), "v", time.Duration(i+1)*time.Second).Err())

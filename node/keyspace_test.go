@@ -16,8 +16,9 @@ var engines = []string{"memory", "bitcask", "lsm"}
 func forEngines(t *testing.T, f func(t *testing.T, n *Node, c *redis.Client)) {
 	for _, e := range engines {
 		t.Run(e, func(t *testing.T) {
-			n := startNode(t, func(c *Config) { c.Engine = e })
-			f(t, n, dial(t, n, nil))
+			// A password, so that FLUSH* (admin commands) may run.
+			n := startNode(t, func(c *Config) { c.Engine = e; withPassword(c) })
+			f(t, n, dial(t, n, withAuth))
 		})
 	}
 }
@@ -221,7 +222,7 @@ func TestMultiExec(t *testing.T) {
 func TestWatch(t *testing.T) {
 	forEngines(t, func(t *testing.T, n *Node, c *redis.Client) {
 		ctx := context.Background()
-		other := dial(t, n, nil)
+		other := dial(t, n, withAuth)
 		require.NoError(t, c.Set(ctx, "w", "1", 0).Err())
 		tryIncr := func(between func()) error {
 			return c.Watch(ctx, func(tx *redis.Tx) error {

@@ -22,6 +22,11 @@ type metrics struct {
 	unknown     prometheus.Counter
 	connections prometheus.Counter
 	rejected    prometheus.Counter
+	// panics counts commands that panicked (recover.go); authFailures,
+	// failed AUTH attempts; closed, clients closed by a limit, by reason.
+	panics       prometheus.Counter
+	authFailures prometheus.Counter
+	closed       *prometheus.CounterVec
 }
 
 type commandStats struct {
@@ -49,10 +54,14 @@ func newMetrics(n *Node) *metrics {
 		Buckets: prometheus.ExponentialBuckets(5e-6, 4, 10), // 5us .. 1.3s
 	}, []string{"cmd"})
 	m := &metrics{
-		reg:         reg,
-		unknown:     prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_unknown_commands_total", Help: "Commands the node does not know."}),
-		connections: prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_connections_total", Help: "Client connections accepted."}),
-		rejected:    prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_connections_rejected_total", Help: "Client connections refused (limits.max_connections)."}),
+		reg:          reg,
+		unknown:      prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_unknown_commands_total", Help: "Commands the node does not know."}),
+		connections:  prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_connections_total", Help: "Client connections accepted."}),
+		rejected:     prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_connections_rejected_total", Help: "Client connections refused (limits.max_connections)."}),
+		panics:       prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_command_panics_total", Help: "Commands that panicked; each client got ERR internal error and the node went on."}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_auth_failures_total", Help: "Failed AUTH and HELLO AUTH attempts, throttled ones included."}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logkv_clients_closed_total",
+			Help: "Clients closed or refused by a limit or protected mode, by reason."}, []string{"reason"}),
 	}
 	for _, c := range commandList {
 		m.cmds = append(m.cmds, commandStats{calls.WithLabelValues(c.name), errs.WithLabelValues(c.name), lat.WithLabelValues(c.name)})
@@ -63,6 +72,12 @@ func newMetrics(n *Node) *metrics {
 	f(m.unknown)
 	f(m.connections)
 	f(m.rejected)
+	f(m.panics)
+	f(m.authFailures)
+	f(m.closed)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logkv_client_input_buffered_bytes", Help: "Input clients sent that is buffered, not run yet (limits.query_buffer_budget bounds it)."}, func() float64 {
+		return float64(n.sec.input.Load())
+	}))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logkv_connections", Help: "Client connections open now."}, func() float64 {
 		n.connsMu.Lock()
 		defer n.connsMu.Unlock()

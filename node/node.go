@@ -31,6 +31,8 @@ type Node struct {
 	scans   cursors
 	ks      keyspace // databases, clock, watchers, expirer (keyspace.go)
 	metrics *metrics
+	// sec is access control and the client limits (access.go, limits.go).
+	sec     security
 	started time.Time
 	// srv is the server commands' state (cmd_server.go).
 	srv serverState

@@ -141,15 +141,30 @@ func queueable(cm *command, args [][]byte) bool {
 // replyConn is where a client's replies gather until the loop writes them
 // (server.go). Every reply first applies the client's pending writes, whose
 // OKs it must follow, so replies always leave in command order.
+//
+// Every reply passes through flush first, which is where the client's
+// output limits are enforced as replies are produced (limits.go): base+out
+// is what the client has not been sent, and past check, overLimit pauses
+// its pipeline or closes it.
 type replyConn struct {
 	out []byte
 	n   *Node
 	c   *client
+	// base is the output gnet had not sent when the pipeline started;
+	// check is the unsent total past which flush calls overLimit.
+	base, check int
+	// paused: the output passed the soft limit, so the pipeline stops
+	// after this command. cut: it passed the hard limit, so the client
+	// is being closed and its output is dropped as it is produced.
+	paused, cut bool
 }
 
 func (r *replyConn) flush() {
 	if len(r.c.pend.cmds) > 0 {
 		r.n.flushWrites(r.c)
+	}
+	if r.base+len(r.out) > r.check {
+		r.overLimit()
 	}
 }
 

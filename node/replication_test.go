@@ -70,12 +70,13 @@ func TestReplicationThroughRESP(t *testing.T) {
 	require.Equal(t, 0, Main([]string{"certs", "-dir", tlsDir}, &out, &out), out.String())
 	ctx := context.Background()
 
-	leader := replNode(t, tlsDir, "lsm", "")
+	// REPLICAOF is an admin command: the nodes have a password.
+	leader := replNode(t, tlsDir, "lsm", "", withPassword)
 	laddr := leader.rep(t).Addr()
-	f1 := replNode(t, tlsDir, "bitcask", laddr)
-	f2 := replNode(t, tlsDir, "memory", laddr)
-	lc := dial(t, leader, nil)
-	c1, c2 := dial(t, f1, nil), dial(t, f2, nil)
+	f1 := replNode(t, tlsDir, "bitcask", laddr, withPassword)
+	f2 := replNode(t, tlsDir, "memory", laddr, withPassword)
+	lc := dial(t, leader, withAuth)
+	c1, c2 := dial(t, f1, withAuth), dial(t, f2, withAuth)
 
 	_, err := lc.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range 1000 {

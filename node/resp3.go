@@ -161,13 +161,11 @@ func cmdHello(n *Node, c *client, args [][]byte) {
 		}
 	}
 	if pass != nil {
-		// The default user is the only one. Without a password it takes
-		// any, as Redis' nopass default user does.
-		if string(user) != "default" || (n.cfg.Password != "" && !constantTimeEqual(pass, []byte(n.cfg.Password))) {
-			c.fail(errWrongPass)
+		// Without a password the default user takes any, as Redis'
+		// nopass default user does.
+		if !n.authenticate(c, user, pass) { // the user is checked (access.go)
 			return
 		}
-		c.authed = true
 	}
 	if !c.authed {
 		c.fail("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")

@@ -95,8 +95,13 @@ func TestParseRequestRefuses(t *testing.T) {
 		"*1\r\n$101\r\n":                       errBulkLength,      // over maxBulk
 		"*1\r\n$-5\r\n":                        errBulkLength,
 		"*1\r\n$\r\n":                          errBulkLength,
-		"*1\r\n$3\r\nabcd\r\n":                 errBulkLength, // no CRLF after the body
+		"*1\r\n$03\r\nabc\r\n":                 errBulkLength, // a leading zero, as string2ll
+		"*01\r\n":                              errMultiBulkLength,
+		"*1\r\n$-0\r\n":                        errBulkLength,
 		"*1\r\nX3\r\n":                         errExpectedBulk,
+		"ECHO \"abc\r\n":                       errUnbalanced,
+		"ECHO \"a\"b\r\n":                      errUnbalanced, // a closing quote is followed by a blank
+		"ECHO 'a\r\n":                          errUnbalanced,
 		"*1x\r\n":                              errMultiBulkLength,
 		"*1\rx":                                errMultiBulkLength,
 		strings.Repeat("a", maxInline+1):       errInlineTooBig,
@@ -114,8 +119,9 @@ func TestParseRequestRefuses(t *testing.T) {
 func TestParseRequestAllocs(t *testing.T) {
 	req := []byte("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n")
 	args := make([][]byte, 0, 4)
+	var p reqParser
 	allocs := testing.AllocsPerRun(100, func() {
-		args, _, _, _ = parseRequest(req, args, testLimits)
+		args, _, _, _ = p.parse(req, args, testLimits)
 	})
 	require.Zero(t, allocs)
 }
@@ -141,7 +147,7 @@ func TestHugeLengthsDoNotKillTheNode(t *testing.T) {
 func TestProtocolErrorAfterRequests(t *testing.T) {
 	n := startNode(t, nil)
 	out := sendAll(t, n, "SET a 1\r\nGET a\r\n*1\r\nX\r\nPING\r\n")
-	require.Equal(t, "+OK\r\n$1\r\n1\r\n-ERR Protocol error: expected '$'\r\n", out)
+	require.Equal(t, "+OK\r\n$1\r\n1\r\n-ERR Protocol error: expected '$', got 'X'\r\n", out)
 }
 
 func FuzzParseRequest(f *testing.F) {

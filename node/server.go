@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,36 @@ type client struct {
 	// x is what CLIENT, HELLO, MONITOR and CLIENT REPLY keep
 	// (cmd_client.go).
 	x clientExt
+	// user is who the client authenticated as (nil: the default user of
+	// a node without a password); access is what it may run (access.go).
+	// authed is access != accessNone.
+	user   *user
+	access accessLevel
+	// local: the client connected from loopback; source is its address
+	// for the AUTH throttle.
+	local  bool
+	source netip.Prefix
+	// authDelay: a failed AUTH holds the pipeline's replies back this long.
+	authDelay time.Duration
+	// cmd is the command running.
+	cmd *command
+	// stall is why the loop does not serve the client now (stallNone,
+	// stallAuth, stallOutput); a timer sets stallDone after stallWait.
+	stall     stallKind
+	stallWait time.Duration
+	stallDone atomic.Bool
+	// softSince is when the client's unsent output went over the soft
+	// limit, by monotonic; 0 while it is under.
+	softSince time.Duration
+	// inBuf is the input the client had buffered after it was last
+	// served, its share of the node's query_buffer_budget.
+	inBuf int
+	// active is when the client last sent something, by monotonic;
+	// offLoop is set while its commands run off the loop.
+	active  atomic.Int64
+	offLoop atomic.Bool
+	// parser keeps the state of a request read in parts (resp.go).
+	parser reqParser
 	// dirty: this pipeline wrote, so it syncs before its replies go out.
 	dirty  bool
 	failed bool
@@ -100,12 +131,23 @@ func (c *client) fail(msg string) {
 
 // Protocol limits: Redis' own (proto-max-bulk-len is 512 MB; a request array
 // has at most 1024*1024 elements). limits.max_request_size bounds requests
-// further, with its own error.
+// further, with its own error; before AUTH, unauthLimits apply.
 var requestLimits = parseLimits{maxArgs: 1 << 20, maxBulk: 512 << 20}
 
-// maxBusyInput bounds what a client may send while its requests run off the
-// loop, like Redis' client-query-buffer-limit.
-const maxBusyInput = 1 << 30
+// stallKind is why the loop leaves a client's input unread for a while.
+type stallKind uint8
+
+const (
+	stallNone   stallKind = iota
+	stallAuth             // a failed AUTH's reply waits out the backoff
+	stallOutput           // its unsent replies are over the soft limit
+)
+
+// Output stalls check gnet's buffer after these delays, doubling.
+const (
+	stallFirstCheck = time.Millisecond
+	stallMaxCheck   = 50 * time.Millisecond
+)
 
 // server is the gnet event handler of a node's client connections.
 type server struct {
@@ -113,8 +155,16 @@ type server struct {
 	n *Node
 }
 
-// startLoops starts the event loops.
+// startLoops sets up access control and the client limits, and starts the
+// event loops.
 func (n *Node) startLoops() error {
+	if err := n.initAccess(); err != nil {
+		return err
+	}
+	n.initLimits()
+	if n.cfg.Timeout > 0 {
+		go n.reapIdle(time.Duration(n.cfg.Timeout) * time.Second)
+	}
 	cli, err := gnet.NewClient(&server{n: n},
 		gnet.WithNumEventLoop(n.eventLoops()),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
@@ -166,8 +216,18 @@ func (n *Node) acceptLoop() error {
 // admit enrolls nc with an event loop, or refuses it past the connection
 // limit with Redis' error.
 func (n *Node) admit(nc net.Conn) {
-	c := &client{id: n.clientID.Add(1), authed: n.cfg.Password == ""}
+	c := &client{id: n.clientID.Add(1), access: n.sec.access.startAccess()}
 	c.x.init(nc)
+	c.authed = c.access != accessNone
+	c.source, c.local = sourceOf(nc.RemoteAddr())
+	if n.sec.access.protected && !c.local {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(nc, "-"+errDenied+"\r\n")
+		nc.Close()
+		n.metrics.closed.WithLabelValues(closedProtected).Inc()
+		return
+	}
+	c.active.Store(int64(monotonic()))
 	c.conn = &replyConn{n: n, c: c}
 	n.connsMu.Lock()
 	over := len(n.conns) >= n.cfg.Limits.MaxConnections || n.closing.Load()
@@ -227,6 +287,8 @@ func (s *server) OnClose(gc gnet.Conn, err error) gnet.Action {
 		s.n.log.Debug("client connection ended", "remote", gc.RemoteAddr(), "err", err)
 	}
 	c.closed = true
+	s.n.forgetInput(c)
+	c.conn.out = nil
 	s.n.unwatchAll(c)
 	s.n.forget(c)
 	return gnet.None
@@ -235,21 +297,32 @@ func (s *server) OnClose(gc gnet.Conn, err error) gnet.Action {
 func (s *server) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*client)
 	n := s.n
+	c.active.Store(int64(monotonic()))
+	a := n.traffic(c)
+	if a == gnet.None && n.noteInput(c) {
+		a = gnet.Close // its input stays within the limits
+	}
+	return a
+}
+
+// traffic serves c once it has sent something or its goroutine or stall is
+// over. Input it does not consume waits in gnet's buffer.
+func (n *Node) traffic(c *client) gnet.Action {
 	if c.held {
 		return gnet.None // input waits until the group sync
 	}
 	if c.busy {
 		if !c.done.Load() {
-			// Input waits in gnet's buffer until the goroutine is done.
-			if gc.InboundBuffered() > maxBusyInput {
-				n.log.Warn("client sent more than 1 GiB while its requests ran; closing", "remote", gc.RemoteAddr())
-				return gnet.Close
-			}
-			return gnet.None
+			return gnet.None // until the goroutine is done
 		}
 		c.busy = false
 		c.done.Store(false)
-		if a := n.writeReplies(c); a != gnet.None {
+		if a := n.writeReplies(c); a != gnet.None || c.stall != stallNone {
+			return a
+		}
+	}
+	if c.stall != stallNone {
+		if a, over := n.stallOver(c); !over {
 			return a
 		}
 	}
@@ -257,6 +330,64 @@ func (s *server) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close // between pipelines: nothing is owed
 	}
 	return n.serve(c)
+}
+
+// stall stops serving c for a while: its replies so far have been written
+// and its input stays buffered until stallOver says the stall is over. A
+// timer wakes the loop to check: gnet tells no one when it has written a
+// connection's output.
+func (n *Node) stall(c *client, kind stallKind, wait time.Duration) {
+	c.stall, c.stallWait = kind, wait
+	c.stallDone.Store(false)
+	time.AfterFunc(wait, func() {
+		c.stallDone.Store(true)
+		c.gc.Wake(nil) // fails once c is closed, which is fine
+	})
+}
+
+// stallOver reports whether c's stall is over, and if not, what to do with
+// c (it may have overstayed the soft limit). It runs on c's loop.
+func (n *Node) stallOver(c *client) (gnet.Action, bool) {
+	if !c.stallDone.Load() {
+		return gnet.None, false // input arrived; the timer has not fired
+	}
+	switch c.stall {
+	case stallAuth:
+		c.authDelay, c.stall = 0, stallNone
+		if a := n.writeReplies(c); a != gnet.None || c.stall != stallNone {
+			return a, false
+		}
+	case stallOutput:
+		if a := n.checkSoft(c); a != gnet.None {
+			return a, false
+		}
+		if c.gc.OutboundBuffered() > n.sec.resume {
+			n.stall(c, stallOutput, min(2*c.stallWait, stallMaxCheck))
+			return gnet.None, false
+		}
+	}
+	c.stall = stallNone
+	return gnet.None, true
+}
+
+// checkSoft closes c if its unsent output has stayed over the soft limit
+// for soft_seconds. It runs on c's loop, between pipelines.
+func (n *Node) checkSoft(c *client) gnet.Action {
+	s := &n.sec
+	if c.gc.OutboundBuffered() <= s.soft {
+		c.softSince = 0
+		return gnet.None
+	}
+	now := monotonic()
+	if c.softSince == 0 {
+		c.softSince = now
+		return gnet.None
+	}
+	if now-c.softSince > s.softFor {
+		n.closeFor(c, closedOutputSoft, "client output over its soft limit for soft_seconds; closing", "unsent", c.gc.OutboundBuffered(), "soft", s.soft)
+		return gnet.Close
+	}
+	return gnet.None
 }
 
 // serve runs c's complete requests on the loop, up to one that must run off
@@ -270,8 +401,15 @@ func (n *Node) serve(c *client) gnet.Action {
 	buf, _ := gc.Peek(-1)
 	off := 0
 	var perr string
-	for !c.quit {
-		args, size, need, err := parseRequest(buf[off:], c.args, requestLimits)
+	c.conn.reset(gc.OutboundBuffered())
+	var lim parseLimits
+	for !c.quit && !c.pause() {
+		if !c.authed {
+			lim = unauthLimits
+		} else {
+			lim = requestLimits
+		}
+		args, size, need, err := c.parser.parse(buf[off:], c.args, lim)
 		c.args = args[:0]
 		if err != nil {
 			perr, c.quit = err.Error(), true
@@ -289,12 +427,13 @@ func (n *Node) serve(c *client) gnet.Action {
 			off += size
 			continue
 		}
-		cm := lookup(args[0])
+		cm := n.lookup(args[0])
 		if n.mayWait(c, cm, args) {
-			end := off + completeRequests(buf[off:], requestLimits)
+			end := off + completeRequests(buf[off:], lim)
 			c.raw = append(c.raw[:0], buf[off:end]...)
 			gc.Discard(end)
 			c.busy = true
+			c.offLoop.Store(true)
 			go n.runOffLoop(c)
 			return gnet.None
 		}
@@ -329,11 +468,12 @@ func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 // completeRequests returns how many bytes of buf are complete requests.
 func completeRequests(buf []byte, lim parseLimits) int {
 	var args [][]byte
+	var p reqParser
 	off := 0
 	for {
 		var size int
 		var err error
-		args, size, _, err = parseRequest(buf[off:], args, lim)
+		args, size, _, err = p.parse(buf[off:], args, lim)
 		if err != nil || size == 0 {
 			return off
 		}
@@ -373,15 +513,20 @@ func (n *Node) syncDirty(c *client) {
 func (n *Node) runOffLoop(c *client) {
 	raw := c.raw
 	var args [][]byte
+	var p reqParser
 	for len(raw) > 0 && !c.quit {
 		var size int
-		args, size, _, _ = parseRequest(raw, args, requestLimits)
+		lim := requestLimits
+		if !c.authed {
+			lim = unauthLimits
+		}
+		args, size, _, _ = p.parse(raw, args, lim)
 		if size == 0 {
 			break // cannot happen: raw holds complete requests
 		}
 		raw = raw[size:]
 		if len(args) > 0 {
-			n.run(c, lookup(args[0]), args)
+			n.run(c, n.lookup(args[0]), args)
 		}
 	}
 	c.conn.flush()
@@ -390,16 +535,27 @@ func (n *Node) runOffLoop(c *client) {
 	if cap(c.raw) > 1<<20 {
 		c.raw = nil
 	}
+	c.offLoop.Store(false)
+	c.active.Store(int64(monotonic()))
 	c.done.Store(true)
 	c.gc.Wake(nil) // OnTraffic writes the replies and goes on
 }
 
-// writeReplies sends c's replies, and says whether to close c now.
+// writeReplies sends c's replies, and says whether to close c now. A
+// failed AUTH holds them back, and output over the soft limit stops the
+// pipeline: then c stalls, and is served again when the stall is over.
 func (n *Node) writeReplies(c *client) gnet.Action {
 	if c.drop {
 		c.conn.out = nil // may acknowledge writes that are not durable
 		return gnet.Close
 	}
+	if c.authDelay > 0 {
+		if c.stall != stallAuth {
+			n.stall(c, stallAuth, c.authDelay)
+		}
+		return gnet.None // stallOver writes them
+	}
+	defer n.afterWrite(c)
 	if out := c.conn.out; len(out) > 0 {
 		c.gc.Write(out)
 		if cap(out) > 1<<20 {
@@ -414,8 +570,12 @@ func (n *Node) writeReplies(c *client) gnet.Action {
 	return gnet.None
 }
 
-// run runs one command.
+// run runs one command. A panic in it is the command's failure, not the
+// node's: the client gets an error, the stack is logged and counted
+// (logkv_command_panics_total), and every other client goes on.
 func (n *Node) run(c *client, cm *command, args [][]byte) {
+	defer n.recoverCommand(c, cm)
+	c.cmd = cm
 	if n.testHookCommand != nil {
 		n.testHookCommand(args)
 	}
@@ -437,6 +597,8 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 	case !c.authed && !cm.noAuth:
 		n.metrics.cmds[cm.id].errors.Inc()
 		c.fail(errNoAuth)
+	case !n.permitted(c, cm):
+		n.metrics.cmds[cm.id].errors.Inc()
 	case cm.write && n.backend.IsFollower():
 		n.metrics.cmds[cm.id].errors.Inc()
 		c.fail(errReadOnly)
@@ -559,8 +721,11 @@ func (ls *loopSync) release(group []*client, err error) {
 		c.dirty = false
 		c.drop = c.drop || err != nil
 		a := n.writeReplies(c)
-		if a == gnet.None && c.gc.InboundBuffered() > 0 && !n.closing.Load() {
+		if a == gnet.None && c.stall == stallNone && c.gc.InboundBuffered() > 0 && !n.closing.Load() {
 			a = n.serve(c)
+		}
+		if a == gnet.None && n.noteInput(c) {
+			a = gnet.Close
 		}
 		if a == gnet.Close {
 			ls.el.Close(c.gc)
