@@ -698,6 +698,10 @@ func (db *DB) Close() error {
 	if err == nil {
 		if err = df.f.Sync(); err != nil {
 			err = fmt.Errorf("bitcask: sync %s: %w", df.path, err)
+		} else {
+			// A syncing writer that reaches syncTo only now finds its
+			// write covered, rather than fsync a file Close is closing.
+			storeMax(&db.synced, db.pos)
 		}
 	}
 	if err == nil {
