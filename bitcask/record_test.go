@@ -94,6 +94,13 @@ func TestFileHeader(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, why)
 
+	// A later format's header is refused by name, not taken for damage.
+	v3 := append([]byte(fileMagic), 3, originAppend, 0, 0)
+	v3 = binary.LittleEndian.AppendUint64(v3, 42)
+	_, _, _, err = decodeFileHeader("00000009.data", record.Append(nil, v3))
+	require.ErrorIs(t, err, ErrFormat)
+	require.ErrorContains(t, err, "00000009.data is in data file format 3")
+
 	// Format 1's header is recognised and refused by name.
 	v1 := append([]byte(fileMagic), 1, originAppend, 0, 0)
 	v1 = binary.LittleEndian.AppendUint64(v1, 42)
