@@ -102,11 +102,13 @@ type Options struct {
 	// a new file holding a snapshot of the tree. Default 4 MiB.
 	MaxManifestSize int64 `yaml:"max_manifest_size"`
 
-	// Logger receives what recovery does to the files of the directory:
-	// every torn tail it cuts (a WAL segment's or the manifest's) and every
-	// file it deletes as obsolete at Open, each with the file, the offset
-	// and the bytes concerned, so that no cut is silent. Nil means
-	// slog.Default(), the process's default logger.
+	// Logger receives what recovery finds and does to the files of the
+	// directory: every torn tail it cuts (a WAL segment's or the
+	// manifest's, warnings), a newest WAL segment without its closing
+	// marker (an unclean shutdown, a warning), every table it keeps rather
+	// than delete, and every file it deletes as obsolete at Open (info),
+	// each with the file, offset and bytes concerned, so that no cut is
+	// silent. Nil means slog.Default(), the process's default logger.
 	Logger *slog.Logger `yaml:"-"`
 }
 
