@@ -38,6 +38,12 @@ type Result struct {
 	BadValues int64 `json:"bad_values"`
 	Errors    int64 `json:"errors"`
 
+	// CPUSeconds is the CPU time the whole process used during the
+	// benchmark (user and system, every goroutine: the engine's background
+	// work included), on the "all" result. On a shared machine it is steadier
+	// than the wall time: waiting for a core does not count.
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+
 	// Ratio is OpsPerSec relative to the first engine's (summary), or, for
 	// replicate-write, to unreplicated-write's.
 	Ratio float64 `json:"ratio,omitempty"`

@@ -172,40 +172,63 @@ func (e *emitter) summary() error {
 	return nil
 }
 
-// overhead prints kvbench's own cost per operation (the noop engine's time
-// per operation, an upper bound) against the fastest other engine's, per
-// benchmark, from the median rates.
+// overhead prints kvbench's own cost per operation, the noop engine's time
+// per operation (an upper bound: it includes the noop store's own work),
+// against the fastest other engine's, per benchmark: by wall time (medians
+// over the rounds) and by process CPU time (the median CPU per operation),
+// which a loaded machine disturbs less.
 func (e *emitter) overhead() {
-	fmt.Fprintf(e.w, "\nkvbench overhead: the noop engine's time per operation (the driver's own cost, an upper bound) against the fastest engine's:\n%-24s %12s %12s %-12s %8s\n",
-		"benchmark", "noop ns/op", "fastest", "engine", "share")
 	type row struct {
-		noop, best float64 // ops/s
-		bestName   string
+		noop, best       float64 // wall ns/op
+		bestName         string
+		noopCPU, bestCPU float64 // CPU ns/op
+		bestCPUName      string
+		wall, cpu        map[string][]float64
 	}
 	var order []string
 	rows := map[string]*row{}
 	for _, r := range e.results {
-		if r.Kind != "summary" || r.Op != "all" || r.OpsPerSec <= 0 {
+		if r.Kind != "result" || r.Op != "all" || r.Ops <= 0 || r.Seconds <= 0 {
 			continue
 		}
 		w := rows[r.Benchmark]
 		if w == nil {
-			w = &row{}
+			w = &row{wall: map[string][]float64{}, cpu: map[string][]float64{}}
 			rows[r.Benchmark] = w
 			order = append(order, r.Benchmark)
 		}
-		if r.Engine == NoopEngine {
-			w.noop = r.OpsPerSec
-		} else if r.OpsPerSec > w.best {
-			w.best, w.bestName = r.OpsPerSec, r.Engine
-		}
+		w.wall[r.Engine] = append(w.wall[r.Engine], r.Seconds*1e9/float64(r.Ops))
+		w.cpu[r.Engine] = append(w.cpu[r.Engine], r.CPUSeconds*1e9/float64(r.Ops))
 	}
+	fmt.Fprintf(e.w, "\nkvbench overhead: the noop engine's time per operation (the driver's own cost, an upper bound) against the fastest engine's, by wall and by process CPU time:\n%-18s %10s %10s %-12s %7s   %10s %10s %-12s %7s\n",
+		"benchmark", "noop ns", "fastest ns", "engine", "share", "noop cpu", "fastest", "engine", "share")
 	for _, name := range order {
 		w := rows[name]
+		for eng := range w.wall {
+			wall, cpu := median(w.wall[eng]), median(w.cpu[eng])
+			if eng == NoopEngine {
+				w.noop, w.noopCPU = wall, cpu
+				continue
+			}
+			if w.best == 0 || wall < w.best {
+				w.best, w.bestName = wall, eng
+			}
+			if w.bestCPU == 0 || cpu < w.bestCPU {
+				w.bestCPU, w.bestCPUName = cpu, eng
+			}
+		}
 		if w.noop == 0 || w.best == 0 {
 			continue
 		}
-		fmt.Fprintf(e.w, "%-24s %12.0f %12.0f %-12s %7.1f%%\n", name, 1e9/w.noop, 1e9/w.best, w.bestName, 100*w.best/w.noop)
+		share := func(a, b float64) float64 {
+			if b <= 0 {
+				return 0
+			}
+			return 100 * a / b
+		}
+		fmt.Fprintf(e.w, "%-18s %10.0f %10.0f %-12s %6.1f%%   %10.0f %10.0f %-12s %6.1f%%\n", name,
+			w.noop, w.best, w.bestName, share(w.noop, w.best),
+			w.noopCPU, w.bestCPU, w.bestCPUName, share(w.noopCPU, w.bestCPU))
 	}
 }
 
@@ -349,6 +372,9 @@ func (b *benchRun) result(t tally, op string, ops int64, bytes int64, lat Latenc
 			Num: b.cfg.Num, KeySize: b.cfg.KeySize, ValueSize: b.cfg.ValueSize, Threads: b.cfg.Threads,
 			Batch: b.cfg.Batch, Seed: b.cfg.Seed, Compress: b.cfg.Compressibility,
 		},
+	}
+	if op == "all" {
+		r.CPUSeconds = t.cpu.Seconds()
 	}
 	if secs > 0 {
 		r.OpsPerSec = float64(ops) / secs

@@ -131,6 +131,7 @@ func share(n, threads, id int) (lo, hi int) {
 // tally is the merged outcome of one benchmark's workers.
 type tally struct {
 	elapsed              time.Duration
+	cpu                  time.Duration // process CPU time over elapsed
 	hists                map[string]*hdrhistogram.Histogram
 	ops                  map[string]int64
 	opBytes              map[string]int64
@@ -196,13 +197,14 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 	}
 	ready.Wait()
 	stop := b.progress.start(b.label(), b.expected, b.duration, counters)
-	t0 := time.Now()
+	cpu0, t0 := processCPU(), time.Now()
 	close(start)
 	finished.Wait()
 	elapsed := time.Since(t0)
+	cpu := processCPU() - cpu0
 	stop()
 
-	t := tally{elapsed: elapsed, hists: map[string]*hdrhistogram.Histogram{}, ops: map[string]int64{}, opBytes: map[string]int64{}}
+	t := tally{elapsed: elapsed, cpu: cpu, hists: map[string]*hdrhistogram.Histogram{}, ops: map[string]int64{}, opBytes: map[string]int64{}}
 	for _, w := range workers {
 		for _, op := range sortedOps(w.stats) {
 			h, ok := t.hists[op]
