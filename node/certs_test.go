@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,4 +105,46 @@ func TestNodeIDIsTheCertificateName(t *testing.T) {
 	cfg.NodeID = "someone-else"
 	_, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, `node_id is "someone-else"`)
+}
+
+// certLog is a goroutine-safe log sink.
+type certLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *certLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *certLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// SIGHUP reloads a running node's certificate files. The node has no
+// follower, so no handshake looks at the files: only the signal can.
+func TestSIGHUPReloadsCertificates(t *testing.T) {
+	tlsDir := filepath.Join(t.TempDir(), "tls")
+	code, _, errs := certsCLI("-dir", tlsDir, "-node", "hup")
+	require.Equal(t, 0, code, errs)
+	var logs certLog
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin = "memory", t.TempDir(), "127.0.0.1:0", "off"
+	cfg.Replication.Listen = "127.0.0.1:0"
+	cfg.TLS.Dir = filepath.Join(tlsDir, "hup")
+	n, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err)
+	serve(t, n)
+
+	code, _, errs = certsCLI("-dir", tlsDir, "-node", "hup")
+	require.Equal(t, 0, code, errs)
+	require.NotContains(t, logs.String(), "replication certificate reloaded")
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "replication certificate reloaded")
+	}, 10*time.Second, time.Millisecond, "the node reloads on SIGHUP")
 }
