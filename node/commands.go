@@ -528,11 +528,7 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 	}
 	var start []byte
 	if cursor != 0 {
-		var ok bool
-		if start, ok = n.scans.get(cursor); !ok {
-			c.fail("ERR invalid cursor: it is unknown or expired (the node keeps the newest 4096); restart the scan from 0")
-			return
-		}
+		start = n.scans.resume(cursor)
 	}
 	keys, next, err := n.scanKeys(c, start, pattern, count, typeFilter)
 	if err != nil {
@@ -541,7 +537,7 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 	}
 	cur := uint64(0)
 	if next != nil {
-		cur = n.scans.put(next)
+		cur = n.scans.cursor(next)
 	}
 	c.conn.WriteArray(2)
 	c.conn.WriteBulkString(strconv.FormatUint(cur, 10))

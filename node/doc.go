@@ -26,22 +26,38 @@
 // the pipeline or before any other command. Their replies are written then,
 // in command order, all OK or each the batch's error (see pending.go).
 //
-// # Atomicity
+// # Keyspace, atomicity and transactions
 //
-// Commands that read before they write (SET NX/XX/GET, INCR, DEL's count,
-// MSET's batch) hold striped per-key locks across the read and the write, so
-// they are atomic against every other command on the same keys, as in Redis.
+// Every data command runs on a tx (keyspace.go, which documents the engine
+// encoding byte by byte and how to write a command): it holds the striped
+// locks of the keys it names, reads through its own writes, never sees an
+// expired key, and commits all its writes as one logkv.Batch, one
+// commit-log record. So a command is atomic against every other command on
+// the same keys, as in Redis, and atomic for readers, followers and crash
+// recovery. MULTI/EXEC runs its commands on one shared tx: a transaction is
+// one batch too (multi.go); WATCH is watch.go.
 //
-// # DBSIZE
+// # Expiry
 //
-// DBSIZE (and INFO's keyspace line) report the engine's key count in O(1):
-// exact for memory and bitcask, an estimate for lsm, which counts versions
-// that compaction has not merged yet. SCAN counts exactly.
+// A key's deadline is in its value's header and in an index by deadline.
+// No command sees a key past its deadline; the leader deletes expired keys
+// lazily and actively (exactly those due, a bounded number a second), and
+// followers get the deletes through the commit log (expire.go).
+//
+// # Databases, FLUSHDB, DBSIZE
+//
+// SELECT picks one of 16 databases (databases in the config). A flush is one
+// write that moves the database to a new generation; the old one is swept in
+// the background. DBSIZE and INFO keyspace count the live keys of the
+// current generation: exact on every engine (they equal a full SCAN), at a
+// cost of O(keys), off the event loop for DBSIZE (flush.go).
 //
 // # SCAN cursors
 //
-// Keys are ordered, so SCAN walks them in order. A cursor is a number naming
-// a position the node remembers (the next key); the node keeps the most
-// recent 4096 cursors, and an expired one is an error asking to restart the
-// scan from 0.
+// Keys are ordered, so SCAN walks them in order. A cursor names the next
+// key: exactly, through the 4096 newest cursors a node remembers, and
+// approximately through its first 4 bytes, which the cursor carries. So a
+// cursor keeps working after a restart, on another node, and after many
+// newer scans: resuming from the approximate position returns some keys
+// again, as SCAN's contract allows, and misses none (node.go, cursors).
 package node

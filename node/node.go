@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -454,36 +456,66 @@ func (l *keyLocks) lockAll(keys [][]byte) (unlock func()) {
 	return l.lockStripes(idx)
 }
 
-// cursors remembers where SCANs left off: cursor number -> next key.
+// cursors remembers where SCANs left off. A cursor is 64 bits:
+//
+//	bits 63..32  id of the exact resume key in this node's memory (1..2^32-1)
+//	bits 31..0   the resume key's first 4 bytes, zero-padded: its hint
+//
+// The node keeps the newest limit resume keys. A cursor it does not know
+// (issued before a restart, by another node, or evicted by newer scans)
+// resumes at its hint, with trailing zero bytes dropped, which sorts at or
+// before the key it stood for: the scan may return keys again, as SCAN's
+// contract allows, but misses none. It cannot loop forever either: the
+// cursor it returns is one this node remembers exactly.
 type cursors struct {
 	mu    sync.Mutex
-	next  uint64
-	keys  map[uint64][]byte
-	order []uint64 // ring of issued cursors, oldest first
+	next  uint32
+	keys  map[uint32][]byte
+	order []uint32 // ring of issued ids, oldest first
 	limit int
 }
 
-func (c *cursors) init(limit int) { c.keys, c.limit = map[uint64][]byte{}, limit }
+func (c *cursors) init(limit int) { c.keys, c.limit = map[uint32][]byte{}, limit }
 
-func (c *cursors) put(key []byte) uint64 {
+// scanHint is key's first 4 bytes, zero-padded, big-endian.
+func scanHint(key []byte) uint32 {
+	var b [4]byte
+	copy(b[:], key)
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// cursor returns a cursor resuming at key.
+func (c *cursors) cursor(key []byte) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.next++
+	if c.next == 0 {
+		c.next = 1 // id 0 with hint 0 would be cursor 0, the start
+	}
 	id := c.next
 	if len(c.order) >= c.limit {
 		delete(c.keys, c.order[0])
 		c.order = c.order[1:]
 	}
+	if _, ok := c.keys[id]; !ok {
+		c.order = append(c.order, id)
+	}
 	c.keys[id] = key
-	c.order = append(c.order, id)
-	return id
+	return uint64(id)<<32 | uint64(scanHint(key))
 }
 
-func (c *cursors) get(id uint64) ([]byte, bool) {
+// resume returns the key to resume a scan at for cursor (not 0).
+func (c *cursors) resume(cursor uint64) []byte {
+	id, hint := uint32(cursor>>32), uint32(cursor)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	k, ok := c.keys[id]
-	return k, ok
+	c.mu.Unlock()
+	if ok && scanHint(k) == hint {
+		return k
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], hint)
+	return bytes.TrimRight(b[:], "\x00")
 }
 
 func constantTimeEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
