@@ -210,11 +210,15 @@ func LoadCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: CA in %s: %w", caDir, err)
 	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("transport: CA in %s: %w", caDir, err)
+	}
 	signer, ok := pair.PrivateKey.(crypto.Signer)
-	if !ok || !pair.Leaf.IsCA {
+	if !ok || !cert.IsCA {
 		return nil, fmt.Errorf("transport: %s does not hold a CA certificate and its signing key", caDir)
 	}
-	return &CA{Cert: pair.Leaf, Key: signer}, nil
+	return &CA{Cert: cert, Key: signer}, nil
 }
 
 // WriteNode issues a certificate for the node called name, valid for hosts
@@ -328,17 +332,34 @@ func (id *Identity) Current() *Identity { return id }
 // Name is the node name the certificate carries (its common name): the id a
 // leader knows this node by.
 func (id *Identity) Name() string {
-	if id.Cert.Leaf == nil {
-		if len(id.Cert.Certificate) == 0 {
-			return ""
-		}
-		leaf, err := x509.ParseCertificate(id.Cert.Certificate[0])
-		if err != nil {
-			return ""
-		}
-		return leaf.Subject.CommonName
+	if l := id.leaf(); l != nil {
+		return l.Subject.CommonName
 	}
-	return id.Cert.Leaf.Subject.CommonName
+	return ""
+}
+
+// leaf returns the node's certificate, parsed (tls.X509KeyPair fills
+// Cert.Leaf, unless GODEBUG x509keypairleaf=0 says not to).
+func (id *Identity) leaf() *x509.Certificate {
+	if id.Cert.Leaf != nil {
+		return id.Cert.Leaf
+	}
+	if len(id.Cert.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(id.Cert.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
+// notAfter is when the node's certificate expires (zero if unknown).
+func (id *Identity) notAfter() time.Time {
+	if l := id.leaf(); l != nil {
+		return l.NotAfter
+	}
+	return time.Time{}
 }
 
 // NewIdentity builds an Identity from PEM data. caPEM may hold several CA

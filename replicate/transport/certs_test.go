@@ -114,7 +114,7 @@ func reloadDir(t *testing.T, logger *slog.Logger) (*CA, string, *Reloader) {
 	return ca, dir, r
 }
 
-func serialOf(id *Identity) string { return id.Cert.Leaf.SerialNumber.String() }
+func serialOf(id *Identity) string { return id.leaf().SerialNumber.String() }
 
 // A renewed certificate is picked up by the next Current (a file change) or
 // by Reload; a broken or foreign one is refused, and the one in use stays.

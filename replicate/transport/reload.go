@@ -119,7 +119,7 @@ func (r *Reloader) load(st [3]stamp) error {
 	}
 	r.cur.Store(id)
 	r.stamps = st
-	r.log.Info("replication certificate reloaded", "cert", r.certFile, "node", id.Name(), "expires", id.Cert.Leaf.NotAfter)
+	r.log.Info("replication certificate reloaded", "cert", r.certFile, "node", id.Name(), "expires", id.notAfter())
 	return nil
 }
 
