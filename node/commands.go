@@ -620,7 +620,7 @@ func cmdWait(n *Node, c *client, args [][]byte) {
 		}
 		c.dirty = false
 	}
-	c.conn.WriteInt(n.backend.Wait(replicas, time.Duration(timeout)*time.Millisecond))
+	c.conn.WriteInt(n.backend.Wait(c.gone, replicas, time.Duration(timeout)*time.Millisecond))
 }
 
 func cmdReplicaOf(n *Node, c *client, args [][]byte) {

@@ -41,10 +41,17 @@ type Config struct {
 	// "always" (the default) after its fsync; "everysec" once it reached the
 	// operating system, with the fsync in the background, within a second
 	// and usually within milliseconds. everysec survives a crash of kvnode
-	// (with replication on; a node without replication keeps the lsm's
+	// (the commit log has the write; with durability none, the lsm keeps its
 	// unsynced WAL tail in memory) but a power loss may lose up to the last
 	// second of acknowledged writes, as with Redis.
 	AppendFsync string `yaml:"appendfsync"`
+	// Durability is "full" (the default): every write goes through the
+	// commit log in data_dir/log, with or without replication, so an
+	// acknowledged write survives a crash and, with appendfsync always, a
+	// power loss, on every engine. "none" runs the engine alone (a cache:
+	// the memory engine then keeps nothing across a restart) and must be
+	// asked for; INFO persistence reports it.
+	Durability string `yaml:"durability"`
 	// EventLoops is how many event loops serve client connections (Redis'
 	// io-threads). 0, the default, means half the cores Go may use, at
 	// least one: the other half runs the engine's flushes and compactions,
@@ -200,6 +207,7 @@ func DefaultConfig() Config {
 		Admin:   "127.0.0.1:9380",
 		// AppendFsync is always: an acknowledged write is durable.
 		AppendFsync: "always",
+		Durability:  "full",
 		// Access and client limits (access.go, limits.go).
 		ProtectedMode:           true,
 		EnableProtectedConfigs:  enableNo,
@@ -281,8 +289,20 @@ func (c *Config) Validate() error {
 	} else if _, err := c.engineOptions(); err != nil {
 		bad("%v", err)
 	}
-	if c.DataDir == "" && c.Engine != "memory" {
-		bad("data_dir is empty; set it to the directory for the %s engine's files", c.Engine)
+	switch c.Durability {
+	case "full":
+		if c.DataDir == "" {
+			bad("data_dir is empty; set it to the directory for the commit log and the %s engine's files (or durability: none, for a cache whose writes need not survive)", c.Engine)
+		}
+	case "none":
+		if c.DataDir == "" && c.Engine != "memory" {
+			bad("data_dir is empty; set it to the directory for the %s engine's files", c.Engine)
+		}
+		if c.Replication.ReplicaOf != "" || c.TLS.configured() {
+			bad("durability none runs without the commit log, which replication ships; set durability: full to replicate")
+		}
+	default:
+		bad("durability %q must be full (acknowledged writes survive crashes) or none (a cache)", c.Durability)
 	}
 	if c.Databases < 0 || c.Databases > 16 {
 		bad("databases %d must be 1 to 16 (0: 16)", c.Databases)

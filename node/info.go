@@ -51,7 +51,7 @@ func (n *Node) info(sections map[string]bool) string {
 	})
 	section("Persistence", func(add func(string, any)) {
 		add("loading", 0)
-		add("aof_enabled", 1)
+		n.persistenceInfo(add)
 		add("engine", n.cfg.Engine)
 		add("engine_disk_bytes", m.DiskBytes)
 		add("engine_last_seq", n.eng().LastSeq())

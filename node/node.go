@@ -86,9 +86,10 @@ type backend interface {
 	// what may wait elsewhere (server.go).
 	SyncWaits() bool
 	ApplyWaits() bool
-	// Wait blocks until n followers hold every write made so far, or the
-	// timeout passes (0: forever), and returns how many do.
-	Wait(n int, timeout time.Duration) int
+	// Wait blocks until n followers hold every write made so far, the
+	// timeout passes (0: forever) or done closes (the client left), and
+	// returns how many do.
+	Wait(done <-chan struct{}, n int, timeout time.Duration) int
 	// ReplicaOf follows the leader at host:port, or with empty host, promotes
 	// this node to leader.
 	ReplicaOf(host, port string) error
@@ -189,7 +190,7 @@ func (n *Node) openEngine(wipe bool) (logkv.Engine, error) {
 				return nil, fmt.Errorf("node: data_dir: %w", err)
 			}
 		}
-		if n.replicated() && n.cfg.Engine == "lsm" {
+		if n.logged() && n.cfg.Engine == "lsm" {
 			// The commit log is the lsm's WAL: replicate replays it from the
 			// engine's LastSeq after a crash, and syncs the engine (a
 			// memtable flush) every engineSyncEvery of log.
@@ -208,25 +209,29 @@ func (n *Node) openEngine(wipe bool) (logkv.Engine, error) {
 	return e, nil
 }
 
-// newBackend picks the write path: replicated when TLS is configured or the
-// node follows a leader, standalone otherwise.
+// newBackend picks the write path. With durability full (the default) every
+// write goes through the commit log, as on a replicated leader, whether or
+// not certificates allow shipping it: durability never depends on
+// replication. Only durability none writes to the engine alone.
 func (n *Node) newBackend() (backend, error) {
-	if n.replicated() {
+	if n.logged() {
 		return n.openReplicated()
 	}
 	e, err := n.openEngine(false)
 	if err != nil {
 		return nil, err
 	}
-	if n.cfg.Replication.Listen != "off" {
-		n.log.Info("replication is off: no certificates configured (make them with kvnode certs -dir DIR, then run with -tls-dir DIR)")
-	}
+	n.log.Warn("durability is none: writes go to the engine alone, without the commit log; acknowledged writes may be lost in a crash (the memory engine keeps nothing across a restart)", "engine", n.cfg.Engine)
 	s := &standalone{engine: e}
 	if n.cfg.AppendFsync == "everysec" {
 		s.startSyncer(time.Second, n.log)
 	}
 	return s, nil
 }
+
+// logged reports whether writes go through the commit log (durability
+// full).
+func (n *Node) logged() bool { return n.cfg.Durability != "none" }
 
 // Addr returns the Redis-protocol address.
 func (n *Node) Addr() string { return n.respLn.Addr().String() }
@@ -287,7 +292,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return n.shutErr
 }
 
-// standalone is the backend of a node without replication.
+// standalone is the backend of a node with durability none: the engine
+// alone, no commit log.
 type standalone struct {
 	engine logkv.Engine
 	group  groupSync
@@ -334,8 +340,8 @@ func (s *standalone) Sync() error {
 	}
 	return s.group.sync(s.engine.Sync)
 }
-func (s *standalone) Wait(int, time.Duration) int { return 0 }
-func (s *standalone) IsFollower() bool            { return false }
+func (s *standalone) Wait(<-chan struct{}, int, time.Duration) int { return 0 }
+func (s *standalone) IsFollower() bool                             { return false }
 func (s *standalone) Close() error {
 	if s.stopSyncer != nil {
 		close(s.stopSyncer)
@@ -360,6 +366,26 @@ func (s *standalone) Info(add func(string, any)) {
 	add("role", "master")
 	add("connected_slaves", 0)
 	add("master_repl_offset", s.engine.LastSeq())
+}
+
+// Persistence reports that this node keeps no commit log.
+func (s *standalone) Persistence(add func(string, any)) {
+	add("durability", "none")
+	add("aof_enabled", 0)
+}
+
+// persister is a backend that reports its INFO persistence lines.
+type persister interface {
+	Persistence(add func(k string, v any))
+}
+
+// persistenceInfo appends the backend's INFO persistence lines: what a
+// write's acknowledgement promises, and where the commit log stands.
+func (n *Node) persistenceInfo(add func(string, any)) {
+	if p, ok := n.backend.(persister); ok {
+		p.Persistence(add)
+	}
+	add("appendfsync", n.cfg.AppendFsync)
 }
 
 // groupSync lets concurrent callers share one sync: a caller waits for a sync

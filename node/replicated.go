@@ -1,9 +1,13 @@
 package node
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -11,10 +15,11 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate"
+	"github.com/logkv/logkv/replicate/transport"
 )
 
-// replicated reports whether the node runs behind the replicated commit log:
-// when it follows a leader, or has certificates to accept followers.
+// replicated reports whether the node ships its commit log: when it follows
+// a leader, or has certificates to accept followers.
 func (n *Node) replicated() bool {
 	return n.cfg.Replication.ReplicaOf != "" || (n.cfg.TLS.configured() && n.cfg.Replication.Listen != "off")
 }
@@ -22,22 +27,37 @@ func (n *Node) replicated() bool {
 // errNeedCerts says how to give a node the certificates replication needs.
 var errNeedCerts = errors.New("replication needs certificates: make them with `kvnode certs -dir DIR -node NAME` and start each node with -tls-dir DIR/NAME")
 
+// openReplicated opens the commit log and the engine behind it. Every node
+// with durability full runs it; without certificates it has no transport,
+// so it leads alone: the same log, group commit, recovery and checkpoints,
+// nothing shipped.
 func (n *Node) openReplicated() (backend, error) {
 	c := n.cfg
-	if !c.TLS.configured() {
-		return nil, fmt.Errorf("node: replication.replicaof is %s, but %w", c.Replication.ReplicaOf, errNeedCerts)
+	var tr transport.Transport
+	var nodeID string // with certificates, the name in this node's (certs.go)
+	if n.replicated() {
+		if !c.TLS.configured() {
+			return nil, fmt.Errorf("node: replication.replicaof is %s, but %w", c.Replication.ReplicaOf, errNeedCerts)
+		}
+		var err error
+		if tr, nodeID, err = n.replicationTransport(); err != nil {
+			return nil, err
+		}
+	} else if c.Replication.Listen != "off" {
+		n.log.Info("replication is off: no certificates configured (make them with kvnode certs -dir DIR -node NAME, then run with -tls-dir DIR/NAME); writes still go through the commit log")
 	}
-	// nodeID is the name in this node's certificate (certs.go).
-	tr, nodeID, err := n.replicationTransport()
-	if err != nil {
-		return nil, err
+	if nodeID == "" {
+		var err error
+		if nodeID, err = loadNodeID(c.DataDir, c.NodeID); err != nil {
+			return nil, err
+		}
 	}
 	rc := replicate.Config{
 		ID:             nodeID,
 		Dir:            filepath.Join(c.DataDir, logSubdir),
 		OpenEngine:     n.openEngine,
 		Role:           replicate.Leader,
-		Transport:      tr,
+		Transport:      tr, // nil: a leader without followers
 		AckMode:        replicate.Async,
 		Quorum:         c.Replication.Quorum,
 		QuorumTimeout:  time.Duration(c.Replication.AckTimeout),
@@ -47,10 +67,9 @@ func (n *Node) openReplicated() (backend, error) {
 		EngineSyncEvery: engineSyncEvery(c.Engine),
 		Logger:          n.log.With("component", "replicate"),
 	}
-	if c.Replication.Listen != "off" {
+	if tr != nil && c.Replication.Listen != "off" {
 		rc.ListenAddr = c.Replication.Listen
 	}
-	rc.ForgetFollowerAfter = time.Duration(c.Replication.ForgetFollowerAfter)
 	if c.Replication.Ack == "sync" {
 		rc.AckMode = replicate.Sync
 	}
@@ -64,9 +83,11 @@ func (n *Node) openReplicated() (backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: replication: %w", err)
 	}
-	n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
+	if tr != nil {
+		n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
+	}
 	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, syncWaits: rc.AckMode == replicate.Sync || rc.SyncInterval == 0,
-		leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
+		shipping: tr != nil, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
 }
 
 // engineSyncEvery is the log growth between engine syncs: for lsm, whose
@@ -92,6 +113,7 @@ type replicatedBackend struct {
 	sync        bool
 	syncWaits   bool // sync mode, or an fsync per pipeline
 	maxReadyLag uint64
+	shipping    bool          // a transport: the node may lead followers or follow
 	submitted   atomic.Uint64 // highest seq submitted and not known awaited
 
 	mu     sync.Mutex
@@ -145,26 +167,23 @@ func (b *replicatedBackend) Close() error { return b.r.Close() }
 
 func (b *replicatedBackend) IsFollower() bool { return b.r.Role() != replicate.Leader }
 
-// Wait polls the followers' acknowledgements: WAIT is a rare command and the
-// leader has no per-seq notification to offer it.
-func (b *replicatedBackend) Wait(want int, timeout time.Duration) int {
-	target := b.r.Status().LastSeq
-	var deadline time.Time
+// Wait waits until want followers hold every write made so far, the
+// timeout passes (0: never), done closes (its client left) or the node stops
+// leading. It sleeps until a follower's ack arrives: nothing polls.
+func (b *replicatedBackend) Wait(done <-chan struct{}, want int, timeout time.Duration) int {
+	ctx, cancel := context.WithCancel(context.Background())
 	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
 	}
-	for {
-		held := 0
-		for _, f := range b.r.Followers() {
-			if f.Durable >= target {
-				held++
-			}
+	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done(): // Wait returned
 		}
-		if held >= want || (!deadline.IsZero() && time.Now().After(deadline)) || b.IsFollower() {
-			return held
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	}()
+	return b.r.WaitFollowers(ctx, b.r.Log().LastSeq(), want)
 }
 
 // ReplicaOf follows the leader whose replication address is host:port, or
@@ -175,6 +194,9 @@ func (b *replicatedBackend) ReplicaOf(host, port string) error {
 			return nil
 		}
 		return b.r.Promote()
+	}
+	if !b.shipping {
+		return fmt.Errorf("this node runs without replication (no certificates); %w", errNeedCerts)
 	}
 	addr := net.JoinHostPort(host, port)
 	if err := b.r.Follow(addr); err != nil {
@@ -241,6 +263,18 @@ func (b *replicatedBackend) Info(add func(string, any)) {
 	add("repl_log_bytes", st.LogBytes)
 }
 
+// Persistence reports the commit log every write goes through.
+func (b *replicatedBackend) Persistence(add func(string, any)) {
+	st := b.r.Status()
+	add("durability", "full")
+	add("aof_enabled", 1)
+	add("commitlog_last_seq", st.LastSeq)
+	add("commitlog_durable_seq", st.DurableSeq)
+	add("commitlog_first_seq", st.LogFirstSeq)
+	add("commitlog_bytes", st.LogBytes)
+	add("engine_durable_seq", st.CheckpointSeq)
+}
+
 // NotReady: a follower is ready when it streams from its leader and has
 // applied what the leader last told it of.
 func (b *replicatedBackend) NotReady() string {
@@ -255,4 +289,29 @@ func (b *replicatedBackend) NotReady() string {
 		return fmt.Sprintf("follower lags its leader by %d records", st.LeaderLast-st.Applied)
 	}
 	return ""
+}
+
+// loadNodeID returns the configured id, or the one kept in dir/node_id,
+// making and keeping one on first start.
+func loadNodeID(dir, configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	path := filepath.Join(dir, "node_id")
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	host, _ := os.Hostname()
+	var r [6]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := fmt.Sprintf("%s-%x", host, r)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("node: keep node id: %w", err)
+	}
+	return id, nil
 }

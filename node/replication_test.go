@@ -199,11 +199,12 @@ func writeVisibility(t *testing.T, leader *Node) {
 	require.Equal(t, fmt.Sprint(clients*incrs), c.Get(ctx, "counter").Val())
 }
 
-// TestStandaloneEverysec: without replication, appendfsync everysec leaves
-// syncing to a background syncer; a clean shutdown still keeps every write.
+// TestStandaloneEverysec: with durability none (no commit log), appendfsync
+// everysec leaves syncing the engine to a background syncer; a clean
+// shutdown still keeps every write.
 func TestStandaloneEverysec(t *testing.T) {
 	dir := t.TempDir()
-	edit := func(c *Config) { c.Engine, c.DataDir, c.AppendFsync = "lsm", dir, "everysec" }
+	edit := func(c *Config) { c.Engine, c.DataDir, c.AppendFsync, c.Durability = "lsm", dir, "everysec", "none" }
 	n := startNode(t, edit)
 	s, ok := n.backend.(*standalone)
 	require.True(t, ok)

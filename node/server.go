@@ -50,6 +50,9 @@ type client struct {
 	conn   *replyConn
 	id     int64
 	authed bool
+	// gone is closed when the connection closes, so a WAIT stops
+	// waiting for it.
+	gone chan struct{}
 	// x is what CLIENT, HELLO, MONITOR and CLIENT REPLY keep
 	// (cmd_client.go).
 	x clientExt
@@ -216,7 +219,7 @@ func (n *Node) acceptLoop() error {
 // admit enrolls nc with an event loop, or refuses it past the connection
 // limit with Redis' error.
 func (n *Node) admit(nc net.Conn) {
-	c := &client{id: n.clientID.Add(1), access: n.sec.access.startAccess()}
+	c := &client{id: n.clientID.Add(1), access: n.sec.access.startAccess(), gone: make(chan struct{})}
 	c.x.init(nc)
 	c.authed = c.access != accessNone
 	c.source, c.local = sourceOf(nc.RemoteAddr())
@@ -287,8 +290,13 @@ func (s *server) OnClose(gc gnet.Conn, err error) gnet.Action {
 		s.n.log.Debug("client connection ended", "remote", gc.RemoteAddr(), "err", err)
 	}
 	c.closed = true
+	close(c.gone)
 	s.n.forgetInput(c)
-	c.conn.out = nil
+	if !c.busy {
+		// Off the loop (c.busy) a goroutine still owns the replies: it
+		// ends when the command does (WAIT: at once, c.gone is closed).
+		c.conn.out = nil
+	}
 	s.n.unwatchAll(c)
 	s.n.forget(c)
 	return gnet.None

@@ -5,10 +5,11 @@
 //	kvstress -engine lsm -cycles 50 [-dir DIR] [-seconds-per-cycle 1]
 //	    [-node [-kvnode PATH] [-replicated] [-appendfsync always|everysec]]
 //
-// -node -replicated kills a kvnode running as a replication leader without
-// followers, whose commit log is the only log of an lsm engine; with
-// -appendfsync everysec its writes are acknowledged before their fsync and
-// must still all survive SIGKILL. -engine memory works with -replicated.
+// -node kills a kvnode, whose commit log is the only log of an lsm engine
+// (and, with checkpoints, what a memory engine restarts from); -replicated
+// runs it as a replication leader without followers. With -appendfsync
+// everysec its writes are acknowledged before their fsync and must still all
+// survive SIGKILL. -engine memory works with -node.
 //
 // Its last line is the scorecard,
 //
@@ -39,7 +40,7 @@ func run(args []string) int {
 		return stress.ChildMain(args[1:], os.Stdout, os.Stderr)
 	}
 	fs := flag.NewFlagSet("kvstress", flag.ContinueOnError)
-	engine := fs.String("engine", "lsm", "engine: lsm or bitcask (or memory, with -node -replicated)")
+	engine := fs.String("engine", "lsm", "engine: lsm or bitcask (or memory, with -node)")
 	cycles := fs.Int("cycles", 10, "kill-and-recover cycles")
 	dir := fs.String("dir", "", "engine `dir` (default: a new temporary directory, removed after a clean run)")
 	secs := fs.Float64("seconds-per-cycle", 1, "longest a cycle writes before its kill")
@@ -49,7 +50,7 @@ func run(args []string) int {
 	node := fs.Bool("node", false, "kill and restart a kvnode process instead, writing over Redis")
 	kvnode := fs.String("kvnode", "", "kvnode `binary` for -node (default: go build ./cmd/kvnode into a temporary dir)")
 	replicated := fs.Bool("replicated", false, "with -node: run kvnode as a replication leader (certificates, commit log)")
-	appendFsync := fs.String("appendfsync", "", "with -node: kvnode's appendfsync, always or everysec (everysec needs -replicated)")
+	appendFsync := fs.String("appendfsync", "", "with -node: kvnode's appendfsync, always or everysec")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -50,18 +50,14 @@
 //
 // # Replicated nodes
 //
-// With Config.Replicated as well, kvnode runs as a replication leader
-// without followers: Run makes certificates once in Dir/tls (kvnode certs)
-// and starts it with them and a replication listener on a free port. Every
-// write then goes through the replication commit log, which is the only log
-// of an lsm engine (its own WAL is off), and a restart replays the log from
-// the engine's LastSeq. Config.AppendFsync is passed through: with everysec
-// a write is acknowledged once the log write reached the operating system,
-// before its fsync; SIGKILL kills the process, not the kernel, so the check
-// is the same as with always: no acknowledged write may be lost. A
-// standalone node makes no such promise for everysec (lsm keeps its
-// unsynced WAL tail in process memory), so Validate refuses that
-// combination rather than check it with a weaker verdict. The memory engine
-// is allowed only replicated, where it restarts from checkpoints and the
-// log.
+// With or without Config.Replicated, kvnode writes through its commit log
+// (its durability: full), which is the only log of an lsm engine (its own
+// WAL is off), and a restart replays the log from the engine's LastSeq (the
+// memory engine restarts from its checkpoint first). With Replicated, Run
+// makes certificates once in Dir/tls (kvnode certs) and starts kvnode with
+// them and a replication listener on a free port, as a leader without
+// followers. Config.AppendFsync is passed through: with everysec a write is
+// acknowledged once the log write reached the operating system, before its
+// fsync; SIGKILL kills the process, not the kernel, so the check is the same
+// as with always: no acknowledged write may be lost.
 package stress

@@ -22,7 +22,7 @@ import (
 
 // Config configures Run.
 type Config struct {
-	// Engine is "lsm" or "bitcask"; "memory" with Node and Replicated.
+	// Engine is "lsm" or "bitcask"; "memory" too with Node.
 	Engine string
 	// Dir is the engine's directory; it persists across cycles.
 	Dir string
@@ -45,16 +45,15 @@ type Config struct {
 	// KVNode is the kvnode binary, with Node.
 	KVNode string
 	// Replicated, with Node, runs kvnode as a replication leader without
-	// followers (certificates made once in Dir/tls with `kvnode certs`):
-	// writes then go through the replication commit log, which is the only
-	// log of an lsm engine. It also allows the memory engine, which such a
-	// node restores from checkpoints and the log.
+	// followers (certificates made once in Dir/tls with `kvnode certs`).
+	// Either way its writes go through the commit log, which is the only
+	// log of an lsm engine, and from which (with checkpoints) a memory
+	// engine is restored.
 	Replicated bool
 	// AppendFsync is kvnode's appendfsync, with Node: "always" (default) or
-	// "everysec". everysec needs Replicated: only the commit log promises
-	// that a write acknowledged before its fsync survives SIGKILL (a
-	// standalone lsm keeps its unsynced WAL tail in process memory), and
-	// Run checks the same zero-loss verdict in both modes.
+	// "everysec". The commit log promises that a write acknowledged before
+	// its fsync survives SIGKILL, so Run checks the same zero-loss verdict
+	// in both modes.
 	AppendFsync string
 	// Log receives one progress line per cycle; nil discards them.
 	Log io.Writer

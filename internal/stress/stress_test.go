@@ -106,8 +106,9 @@ func TestScorecard(t *testing.T) {
 }
 
 // TestNodeCrashCycles kills a kvnode (built from ./cmd/kvnode) under Redis
-// writes and checks nothing acknowledged is lost: standalone, and as a
-// replication leader whose commit log is the only log of its lsm (with
+// writes and checks nothing acknowledged is lost: standalone (memory too:
+// durability does not depend on certificates), and as a replication leader,
+// where as standalone the commit log is the only log of its lsm (with
 // appendfsync always and everysec: both must survive SIGKILL), of bitcask,
 // and of memory (restored from checkpoints and the log). Skipped with
 // -short: it builds kvnode.
@@ -123,6 +124,8 @@ func TestNodeCrashCycles(t *testing.T) {
 		replicated                bool
 	}{
 		{"standalone/lsm", "lsm", "", false},
+		{"standalone/memory", "memory", "", false},
+		{"standalone/bitcask/everysec", "bitcask", "everysec", false},
 		{"replicated/lsm/always", "lsm", "always", true},
 		{"replicated/lsm/everysec", "lsm", "everysec", true},
 		{"replicated/bitcask/everysec", "bitcask", "everysec", true},
@@ -143,14 +146,14 @@ func TestNodeCrashCycles(t *testing.T) {
 			require.Positive(t, sc.Acked)
 			require.True(t, sc.OK())
 			require.Equal(t, sc.Acked, sc.Verified)
-			// The node wrote where the mode says: through the commit log
-			// (with no lsm WAL beside it) or not at all.
+			// Every mode writes through the commit log, with no lsm WAL
+			// beside it.
 			_, err = os.Stat(filepath.Join(dir, "data", "log"))
-			require.Equal(t, c.replicated, err == nil, "commit log dir: %v", err)
+			require.NoError(t, err, "commit log dir")
 			if c.engine == "lsm" {
 				wals, err := filepath.Glob(filepath.Join(dir, "data", "engine", "*.log"))
 				require.NoError(t, err)
-				require.Equal(t, c.replicated, len(wals) == 0, "lsm WAL files: %v", wals)
+				require.Empty(t, wals, "lsm WAL files")
 			}
 		})
 	}
@@ -164,14 +167,12 @@ func TestValidate(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"everysec standalone", Config{Engine: "lsm", Node: true, AppendFsync: "everysec"}, "needs -replicated"},
 		{"replicated without node", Config{Engine: "lsm", Replicated: true}, "need -node"},
 		{"appendfsync without node", Config{Engine: "lsm", AppendFsync: "always"}, "need -node"},
-		{"memory standalone", Config{Engine: "memory", Node: true}, "keeps nothing"},
 		{"memory child", Config{Engine: "memory"}, "keeps nothing"},
 		{"unknown engine child", Config{Engine: "btree"}, "want lsm or bitcask"},
 		{"unknown appendfsync", Config{Engine: "lsm", Node: true, Replicated: true, AppendFsync: "no"}, "want always or everysec"},
-		{"unknown engine", Config{Engine: "btree", Node: true, Replicated: true}, "want lsm, bitcask or memory"},
+		{"unknown engine", Config{Engine: "btree", Node: true}, "want lsm, bitcask or memory"},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
@@ -187,6 +188,8 @@ func TestValidate(t *testing.T) {
 		{Engine: "lsm", Node: true, AppendFsync: "always"},
 		{Engine: "lsm", Node: true, Replicated: true, AppendFsync: "everysec"},
 		{Engine: "memory", Node: true, Replicated: true},
+		{Engine: "memory", Node: true},
+		{Engine: "lsm", Node: true, AppendFsync: "everysec"},
 	} {
 		require.NoError(t, cfg.Validate(), "%+v", cfg)
 	}
