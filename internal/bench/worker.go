@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,6 +197,9 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 		}()
 	}
 	ready.Wait()
+	// Collect the garbage earlier benchmarks and engines left, so that its
+	// collection is not charged to this one's time and CPU.
+	runtime.GC()
 	stop := b.progress.start(b.label(), b.expected, b.duration, counters)
 	cpu0, t0 := processCPU(), time.Now()
 	close(start)
