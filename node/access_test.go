@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -130,4 +132,30 @@ func TestEnableSettings(t *testing.T) {
 	reader.conn = &replyConn{n: n, c: reader, check: 1 << 60}
 	n.cfg.EnableDebugCommand = enableYes
 	require.False(t, n.checkDebug(reader), "only admins")
+}
+
+// The password comes from -requirepass, else -requirepass-file, else
+// $KVNODE_PASSWORD, else the config; a password file's first line is the
+// password.
+func TestPasswordSources(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(file, []byte("from-file\nignored\n"), 0o600))
+	t.Setenv(passwordEnv, "from-env")
+	for _, tc := range []struct {
+		f          runFlags
+		pass, file string
+	}{
+		{runFlags{requirePass: "from-flag", requirePassFile: file}, "from-flag", ""},
+		{runFlags{requirePassFile: file}, "", file},
+		{runFlags{}, "from-env", ""},
+	} {
+		cfg, err := tc.f.apply()
+		require.NoError(t, err)
+		require.Equal(t, tc.pass, cfg.Password)
+		require.Equal(t, tc.file, cfg.PasswordFile)
+	}
+	n := startNode(t, func(c *Config) { c.PasswordFile = file })
+	ctx := context.Background()
+	require.ErrorContains(t, dial(t, n, nil).Get(ctx, "k").Err(), "NOAUTH")
+	require.NoError(t, dial(t, n, authAs("default", "from-file")).Set(ctx, "k", "v", 0).Err())
 }

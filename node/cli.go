@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,7 +55,26 @@ Run 'kvnode -h' for the flags; node/example.yaml documents the config file.
 type runFlags struct {
 	config, engine, data, listen, admin, repl, replicaOf, tlsDir, ack, appendFsync, logLevel string
 	quorum                                                                                   int
+	// requirePass and requirePassFile set the default user's password;
+	// protectedMode, when given, overrides protected_mode.
+	requirePass, requirePassFile string
+	protectedMode                optionalBool
 }
+
+// optionalBool is a boolean flag that knows whether it was given.
+type optionalBool struct{ set, v bool }
+
+func (b *optionalBool) String() string   { return fmt.Sprint(b.v) }
+func (b *optionalBool) IsBoolFlag() bool { return true }
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	b.set, b.v = true, v
+	return err
+}
+
+// passwordEnv names the environment variable holding the default user's
+// password: unlike -requirepass, it is not in the process list.
+const passwordEnv = "KVNODE_PASSWORD"
 
 func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kvnode", flag.ContinueOnError)
@@ -72,6 +92,9 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.appendFsync, "appendfsync", "", "acknowledge writes after their fsync (always) or before it, syncing in the background (everysec); default always")
 	fs.IntVar(&f.quorum, "quorum", 0, "followers that must hold a write in sync mode")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.requirePass, "requirepass", "", "the default user's `password` (visible in ps: prefer -requirepass-file or $"+passwordEnv+")")
+	fs.StringVar(&f.requirePassFile, "requirepass-file", "", "`file` whose first line is the default user's password")
+	fs.Var(&f.protectedMode, "protected-mode", "without a password, refuse clients from beyond loopback (default true)")
 	fs.Usage = func() { usage(fs.Output()); fmt.Fprintln(fs.Output(), "\nFlags:"); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -144,6 +167,19 @@ func (f *runFlags) apply() (Config, error) {
 	set(&cfg.TLS.Dir, f.tlsDir)
 	set(&cfg.Replication.Ack, f.ack)
 	set(&cfg.AppendFsync, f.appendFsync)
+	// The password: -requirepass, else -requirepass-file, else
+	// $KVNODE_PASSWORD, else the config's password or password_file.
+	switch env := os.Getenv(passwordEnv); {
+	case f.requirePass != "":
+		cfg.Password, cfg.PasswordFile = f.requirePass, ""
+	case f.requirePassFile != "":
+		cfg.Password, cfg.PasswordFile = "", f.requirePassFile
+	case env != "":
+		cfg.Password, cfg.PasswordFile = env, ""
+	}
+	if f.protectedMode.set {
+		cfg.ProtectedMode = f.protectedMode.v
+	}
 	if f.quorum != 0 {
 		cfg.Replication.Quorum = f.quorum
 	}

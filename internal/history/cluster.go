@@ -103,7 +103,7 @@ func startCluster(ctx context.Context, bin, work, ack string, lab *netlab) (*clu
 		if n.log, err = os.Create(filepath.Join(work, n.name+".log")); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrCluster, err)
 		}
-		n.ctl = redis.NewClient(&redis.Options{Addr: n.listen, MaxRetries: -1, PoolSize: 2,
+		n.ctl = redis.NewClient(&redis.Options{Addr: n.listen, Password: clusterPassword, MaxRetries: -1, PoolSize: 2,
 			DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second})
 		c.nodes = append(c.nodes, n)
 	}
@@ -124,7 +124,8 @@ func startCluster(ctx context.Context, bin, work, ack string, lab *netlab) (*clu
 // answers PING.
 func (c *cluster) start(ctx context.Context, n *node, leaderRepl string) error {
 	args := []string{"-data", n.dir, "-engine", "lsm", "-tls-dir", filepath.Join(c.tls, n.name), "-listen", n.listen,
-		"-admin", n.admin, "-repl", n.repl, "-ack", c.ack, "-log-level", "warn"}
+		"-admin", n.admin, "-repl", n.repl, "-ack", c.ack, "-log-level", "warn",
+		"-requirepass", clusterPassword} // REPLICAOF needs an admin
 	if c.ack == "sync" {
 		args = append(args, "-quorum", "1")
 	}
@@ -181,7 +182,7 @@ func (n *node) kill() {
 	_ = cmd.Process.Kill()
 	<-done
 	n.ctl.Close()
-	n.ctl = redis.NewClient(&redis.Options{Addr: n.listen, MaxRetries: -1, PoolSize: 2,
+	n.ctl = redis.NewClient(&redis.Options{Addr: n.listen, Password: clusterPassword, MaxRetries: -1, PoolSize: 2,
 		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second})
 }
 
@@ -232,6 +233,10 @@ func role(ctx context.Context, cl *redis.Client) (master bool, seq int64, err er
 	}
 	return false, 0, fmt.Errorf("%w: ROLE reply %v", ErrCluster, v)
 }
+
+// clusterPassword is the nodes' password: REPLICAOF, which the nemesis
+// sends, is an administrative command.
+const clusterPassword = "history-admin"
 
 // replicaOf sends REPLICAOF to n: "" promotes it (NO ONE).
 func replicaOf(ctx context.Context, n *node, leaderRepl string) error {

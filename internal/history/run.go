@@ -222,7 +222,7 @@ func (r *run) client(ctx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(id)+1))
 	conns := make([]*redis.Client, len(r.c.nodes))
 	for i, n := range r.c.nodes {
-		conns[i] = redis.NewClient(&redis.Options{Addr: n.listen, MaxRetries: -1, PoolSize: 1,
+		conns[i] = redis.NewClient(&redis.Options{Addr: n.listen, Password: clusterPassword, MaxRetries: -1, PoolSize: 1,
 			DialTimeout: 500 * time.Millisecond, ReadTimeout: 3 * time.Second, WriteTimeout: time.Second,
 			ContextTimeoutEnabled: true})
 		defer conns[i].Close()
