@@ -358,6 +358,17 @@ func (n *Node) checkFormat() error {
 	}
 	var b logkv.Batch
 	b.Set(metaFormatKey, []byte{keyspaceFormat})
+	if rb, ok := n.backend.(*replicatedBackend); ok {
+		// Durable here is enough: with -ack sync, waiting for the quorum
+		// failed every new leader's start after ack_timeout, since its
+		// followers connect only once it serves. They get this record
+		// first.
+		seq, err := rb.r.Submit(&b)
+		if err != nil {
+			return err
+		}
+		return rb.r.AwaitLocal(seq)
+	}
 	return errors.Join(n.backend.Apply(&b), n.backend.Sync())
 }
 

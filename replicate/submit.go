@@ -85,3 +85,19 @@ func (n *Node) Await(seq uint64) error {
 	}
 	return nil
 }
+
+// AwaitLocal is Await without the quorum: it returns once the submitted
+// write seq is durable in the local log (fsynced, whatever SyncInterval) and
+// applied. It is for a leader's own bootstrap writes, such as the first
+// record a new node writes before it serves: in Sync mode no follower can
+// hold that record yet (followers connect to a serving leader), so Await
+// would fail it after QuorumTimeout. Followers receive it first thing.
+func (n *Node) AwaitLocal(seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	if err := n.log.Sync(seq); err != nil {
+		return err
+	}
+	return n.applyThrough(seq)
+}

@@ -1,0 +1,57 @@
+// Package ordtree is the ordered in-memory map that logkv's memory engine
+// (values as the payload) and bitcask's keydir (value locations as the
+// payload) share: a copy-on-write B-tree of byte-string keys whose nodes keep
+// each key's first 16 bytes inline.
+//
+// # Node layout
+//
+// A node keeps its items as parallel arrays (structure of arrays), so that a
+// search reads one small contiguous array and nothing else:
+//
+//	pfx   [MaxItems]prefix  the key's first 16 bytes, zero padded, as two
+//	                        big-endian uint64s (hi, lo): 16 bytes an item
+//	klens [MaxItems]uint32  the key's length
+//	tails *[MaxItems]*byte  the key's bytes past the 16th (klen-16 of them),
+//	                        or nil; the array itself is allocated only once
+//	                        the node holds a key longer than 16 bytes
+//	vals  [MaxItems]V       the payload
+//
+// With a 12-byte payload (bitcask's file, offset and length) a leaf is 2 KiB:
+// a 32-byte header and 63 items of 32 bytes. An internal node (Inode) is a
+// node with its 64 children inline after it, so a descent takes no extra
+// cache miss for a separate child array. A key of at most 16 bytes costs 20
+// bytes plus its payload in its node and no allocation of its own; a longer
+// key adds an 8-byte pointer slot and its tail.
+//
+// In a tree larger than the CPU caches, the cost of a lookup is its cache
+// misses, so search does not bisect (each step of a bisection waits for the
+// line the step before chose): it compares every 8th prefix, whose loads do
+// not depend on each other and so are fetched in parallel, then the 7 or
+// fewer prefixes after the last one below the key.
+//
+// Order is exactly bytewise (bytes.Compare): compare hi, then lo (unsigned,
+// which for big-endian words is the bytewise order of the 16 padded bytes),
+// then, if both keys are longer than 16 bytes, their tails, else their
+// lengths. The padding is sound: where two padded prefixes first differ,
+// either both bytes are real, or the zero is padding and its key, shorter,
+// is a prefix of the other and so sorts first, as the nonzero byte says.
+// Where they are equal, the shorter key (if either is at most 16 bytes long)
+// is a prefix of the longer, so length decides.
+//
+// # Copy-on-write
+//
+// Every node carries the version of the tree that created it. Snapshot
+// returns the current root as a View and bumps the version, which is O(1)
+// whatever the size of the tree. A writer then copies each node it would
+// change that an open view may still read (one whose version is at most
+// Shared), and the copy's parent to point at it, up to the root (path
+// copying); nodes it created itself, or that no open view can reach, it
+// changes in place. With no view open a write allocates nothing but splits.
+// The owner tells the tree, with SetShared, the newest version still held by
+// an open view, so that once the views are gone writes are in place again.
+//
+// A Tree is not safe for concurrent use: its owner guards it with a lock. A
+// View's nodes are never changed, so it may be read by any number of
+// goroutines while the tree is written. Tails are never written after they
+// are made, so nodes copied for copy-on-write share them.
+package ordtree

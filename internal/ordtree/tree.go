@@ -1,0 +1,670 @@
+package ordtree
+
+import (
+	"cmp"
+	"encoding/binary"
+	"strings"
+	"unsafe"
+)
+
+const (
+	// MaxItems is the most items a node holds; odd so a split leaves equal
+	// halves.
+	MaxItems = 63
+	// MinItems is the fewest items in a node other than the root.
+	MinItems = MaxItems / 2
+	// PrefixLen is how many of a key's bytes a node keeps inline.
+	PrefixLen = 16
+)
+
+// prefix is a key's first 16 bytes, zero padded, as big-endian words.
+type prefix struct{ hi, lo uint64 }
+
+func (p prefix) less(q prefix) bool { return p.hi < q.hi || (p.hi == q.hi && p.lo < q.lo) }
+
+// skey is a key prepared for searching: its prefix, length and tail.
+type skey struct {
+	prefix
+	klen uint32
+	tail string // the bytes past the prefix; "" for a short key
+}
+
+func makeSKey(key string) skey {
+	k := skey{klen: uint32(len(key))}
+	if len(key) >= PrefixLen {
+		b := unsafe.Slice(unsafe.StringData(key), PrefixLen)
+		k.hi = binary.BigEndian.Uint64(b[:8])
+		k.lo = binary.BigEndian.Uint64(b[8:])
+		k.tail = key[PrefixLen:]
+		return k
+	}
+	var b [PrefixLen]byte
+	copy(b[:], key)
+	k.hi = binary.BigEndian.Uint64(b[:8])
+	k.lo = binary.BigEndian.Uint64(b[8:])
+	return k
+}
+
+// item is one node slot, moved whole between nodes.
+type item[V any] struct {
+	p    prefix
+	klen uint32
+	tail *byte // nil unless klen > PrefixLen
+	v    V
+}
+
+// Node is a B-tree node; a leaf is just a Node, an internal node is the Node
+// at the start of an Inode. It is exported only so that its owners can size
+// it (unsafe.Sizeof) for memory metrics. The pointer comes first so that the
+// garbage collector, which scans an object only up to its last pointer,
+// skips a leaf's arrays when V holds no pointer.
+type Node[V any] struct {
+	tails *[MaxItems]*byte // nil until an item has a tail
+	cow   uint64
+	n     int
+	inner bool // the node is an Inode's
+	pfx   [MaxItems]prefix
+	klens [MaxItems]uint32
+	vals  [MaxItems]V
+}
+
+// Inode is an internal node: a Node and its children inline, so that a
+// descent takes no extra cache miss for a separate child array.
+type Inode[V any] struct {
+	Node[V]
+	children [MaxItems + 1]*Node[V]
+}
+
+func (n *Node[V]) leaf() bool { return !n.inner }
+
+// kids returns the children of an internal node. n is then the first field
+// of an Inode allocation, so the conversion stays inside that object.
+func (n *Node[V]) kids() *[MaxItems + 1]*Node[V] {
+	return &(*Inode[V])(unsafe.Pointer(n)).children
+}
+
+// cmp compares item i with k.
+func (n *Node[V]) cmp(i int, k *skey) int {
+	p := &n.pfx[i]
+	switch {
+	case p.hi < k.hi:
+		return -1
+	case p.hi > k.hi:
+		return 1
+	case p.lo < k.lo:
+		return -1
+	case p.lo > k.lo:
+		return 1
+	}
+	l := n.klens[i]
+	if l > PrefixLen && k.klen > PrefixLen {
+		return strings.Compare(unsafe.String(n.tails[i], l-PrefixLen), k.tail)
+	}
+	return cmp.Compare(l, k.klen)
+}
+
+// search returns the index of the first item >= k and whether it equals k.
+// It counts the items whose prefixes are below k's by strides of 8, then
+// one by one (see the package doc); the items sharing k's prefix, if any,
+// follow, ordered by tail and length, and are bisected with full
+// comparisons.
+func (n *Node[V]) search(k *skey) (int, bool) {
+	i := 0
+	for i+7 < n.n && n.pfx[i+7].less(k.prefix) {
+		i += 8
+	}
+	for i < n.n && n.pfx[i].less(k.prefix) {
+		i++
+	}
+	j := i
+	for j < n.n && n.pfx[j] == k.prefix {
+		j++
+	}
+	if i == j {
+		return i, false // no item has k's prefix
+	}
+	for i < j {
+		m := int(uint(i+j) >> 1)
+		if n.cmp(m, k) < 0 {
+			i = m + 1
+		} else {
+			j = m
+		}
+	}
+	return i, i < n.n && n.cmp(i, k) == 0
+}
+
+func (n *Node[V]) item(i int) item[V] {
+	it := item[V]{p: n.pfx[i], klen: n.klens[i], v: n.vals[i]}
+	if n.tails != nil {
+		it.tail = n.tails[i]
+	}
+	return it
+}
+
+// setItem stores it in slot i of the owned node n.
+func (n *Node[V]) setItem(i int, it item[V]) {
+	n.pfx[i], n.klens[i], n.vals[i] = it.p, it.klen, it.v
+	if it.tail != nil && n.tails == nil {
+		n.tails = new([MaxItems]*byte)
+	}
+	if n.tails != nil {
+		n.tails[i] = it.tail
+	}
+}
+
+// clearItems zeroes slots [i, j) of the owned node n, so that the collector
+// can free what their tails and payloads point at.
+func (n *Node[V]) clearItems(i, j int) {
+	if n.tails != nil {
+		clear(n.tails[i:j])
+	}
+	clear(n.vals[i:j])
+}
+
+// copyItems copies src's slots [i, j) to dst's slots from d; dst is owned
+// and may be src (overlapping ranges are fine, as with copy).
+func copyItems[V any](dst *Node[V], d int, src *Node[V], i, j int) {
+	copy(dst.pfx[d:], src.pfx[i:j])
+	copy(dst.klens[d:], src.klens[i:j])
+	copy(dst.vals[d:], src.vals[i:j])
+	switch {
+	case src.tails != nil:
+		if dst.tails == nil {
+			dst.tails = new([MaxItems]*byte)
+		}
+		copy(dst.tails[d:], src.tails[i:j])
+	case dst.tails != nil:
+		clear(dst.tails[d : d+j-i])
+	}
+}
+
+// appendKey appends item i's key to dst.
+func (n *Node[V]) appendKey(dst []byte, i int) []byte {
+	var b [PrefixLen]byte
+	binary.BigEndian.PutUint64(b[:8], n.pfx[i].hi)
+	binary.BigEndian.PutUint64(b[8:], n.pfx[i].lo)
+	l := int(n.klens[i])
+	if l <= PrefixLen {
+		return append(dst, b[:l]...)
+	}
+	dst = append(dst, b[:]...)
+	return append(dst, unsafe.String(n.tails[i], l-PrefixLen)...)
+}
+
+// Tree is an ordered map from byte-string keys to payloads of type V. The
+// zero Tree is not usable: make one with New or Build.
+type Tree[V any] struct {
+	root *Node[V]
+
+	// cow is the version stamped on nodes created from now on. shared is the
+	// newest version an open view may have been taken at (0 for none): a node
+	// with cow <= shared may be read by a view and is copied before a change.
+	cow    uint64
+	shared uint64
+
+	length    int
+	keyBytes  int64 // sum of the keys' lengths
+	tailBytes int64 // sum of the tails' lengths (key bytes past 16)
+	leaves    int64
+	inners    int64
+	copies    uint64
+	splits    uint64
+	merges    uint64
+}
+
+// New returns an empty tree.
+func New[V any]() *Tree[V] { return &Tree[V]{cow: 1} }
+
+// Stats are a tree's counters and gauges, for metrics.
+type Stats struct {
+	Keys      int    // keys in the tree
+	KeyBytes  int64  // sum of the keys' lengths
+	TailBytes int64  // sum of the key bytes past the 16th, kept outside the nodes
+	Leaves    int64  // leaf nodes
+	Inners    int64  // internal nodes
+	Copies    uint64 // nodes copied because a view shared them
+	Splits    uint64 // node splits
+	Merges    uint64 // node merges on delete
+}
+
+// Len returns the number of keys in the tree.
+func (t *Tree[V]) Len() int { return t.length }
+
+// Stats returns the tree's counters.
+func (t *Tree[V]) Stats() Stats {
+	return Stats{Keys: t.length, KeyBytes: t.keyBytes, TailBytes: t.tailBytes,
+		Leaves: t.leaves, Inners: t.inners, Copies: t.copies, Splits: t.splits, Merges: t.merges}
+}
+
+// Height returns the number of levels of the tree (0 when empty).
+func (t *Tree[V]) Height() int {
+	h := 0
+	for n := t.root; n != nil; h++ {
+		if n.leaf() {
+			return h + 1
+		}
+		n = n.kids()[0]
+	}
+	return h
+}
+
+// TailedNodes counts the nodes that have a tails array (a key longer than 16
+// bytes), for memory metrics. It walks the whole tree.
+func (t *Tree[V]) TailedNodes() int64 {
+	var c int64
+	var walk func(n *Node[V])
+	walk = func(n *Node[V]) {
+		if n.tails != nil {
+			c++
+		}
+		if n.leaf() {
+			return
+		}
+		for i := 0; i <= n.n; i++ {
+			walk(n.kids()[i])
+		}
+	}
+	if t.root != nil {
+		walk(t.root)
+	}
+	return c
+}
+
+// Snapshot returns a frozen view of the tree and the version it was taken
+// at. The owner counts the version as shared (see SetShared) until the view
+// is released; Snapshot itself raises Shared to it.
+func (t *Tree[V]) Snapshot() (View[V], uint64) {
+	ver := t.cow
+	t.cow++
+	t.shared = max(t.shared, ver)
+	return View[V]{root: t.root}, ver
+}
+
+// Shared returns the newest version an open view may have been taken at.
+func (t *Tree[V]) Shared() uint64 { return t.shared }
+
+// SetShared tells the tree the newest version an open view was taken at (0
+// for none) when views are released: nodes of later versions are then
+// changed in place. Setting it lower than a version still read corrupts that
+// view.
+func (t *Tree[V]) SetShared(ver uint64) { t.shared = ver }
+
+// Clear drops every key (the views keep theirs).
+func (t *Tree[V]) Clear() {
+	*t = Tree[V]{cow: t.cow, shared: t.shared, copies: t.copies, splits: t.splits, merges: t.merges}
+}
+
+func (t *Tree[V]) newNode(leaf bool) *Node[V] {
+	if leaf {
+		t.leaves++
+		return &Node[V]{cow: t.cow}
+	}
+	t.inners++
+	return &(&Inode[V]{Node: Node[V]{cow: t.cow, inner: true}}).Node
+}
+
+func (t *Tree[V]) freeNode(n *Node[V]) {
+	if n.leaf() {
+		t.leaves--
+	} else {
+		t.inners--
+	}
+}
+
+// mut returns n if no view can read it, else a copy of n that only t has.
+func (t *Tree[V]) mut(n *Node[V]) *Node[V] {
+	if n.cow > t.shared {
+		return n
+	}
+	t.copies++
+	var c *Node[V]
+	if n.inner {
+		in := &Inode[V]{children: *n.kids()}
+		in.Node = *n
+		c = &in.Node
+	} else {
+		c = new(Node[V])
+		*c = *n
+	}
+	c.cow = t.cow
+	if n.tails != nil {
+		tl := *n.tails
+		c.tails = &tl
+	}
+	return c
+}
+
+// Get returns the payload stored under key.
+func (t *Tree[V]) Get(key string) (V, bool) { return get(t.root, key) }
+
+func get[V any](n *Node[V], key string) (V, bool) {
+	k := makeSKey(key)
+	for n != nil {
+		i, found := n.search(&k)
+		if found {
+			return n.vals[i], true
+		}
+		if n.leaf() {
+			break
+		}
+		n = n.kids()[i]
+	}
+	var zero V
+	return zero, false
+}
+
+// split moves the upper half of the full, owned node n to a new node and
+// returns the middle item and the new node.
+func (t *Tree[V]) split(n *Node[V]) (item[V], *Node[V]) {
+	const mid = MaxItems / 2
+	t.splits++
+	r := t.newNode(n.leaf())
+	copyItems(r, 0, n, mid+1, n.n)
+	r.n = n.n - (mid + 1)
+	if !n.leaf() {
+		copy(r.kids()[:], n.kids()[mid+1:n.n+1])
+		clear(n.kids()[mid+1 : n.n+1])
+	}
+	m := n.item(mid)
+	n.clearItems(mid, n.n)
+	n.n = mid
+	return m, r
+}
+
+// Set stores v under key, returning the payload it replaced, if any. The
+// tree copies key's bytes past the 16th, so key may alias a caller's buffer.
+func (t *Tree[V]) Set(key string, v V) (V, bool) { return t.set(key, v, false) }
+
+// SetOwned is Set for a key whose bytes the caller never changes nor frees
+// while the tree or a view may hold it (say, a key stored next to its value
+// in an allocation the payload keeps alive): the tree points at its tail
+// instead of copying it.
+func (t *Tree[V]) SetOwned(key string, v V) (V, bool) { return t.set(key, v, true) }
+
+func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
+	k := makeSKey(key)
+	if t.root == nil {
+		t.root = t.newNode(true)
+	}
+	t.root = t.mut(t.root)
+	if t.root.n == MaxItems {
+		left := t.root
+		m, right := t.split(left)
+		t.root = t.newNode(false)
+		t.root.setItem(0, m)
+		t.root.kids()[0], t.root.kids()[1] = left, right
+		t.root.n = 1
+	}
+	n := t.root
+	for {
+		i, found := n.search(&k)
+		if found {
+			prev := n.vals[i]
+			n.vals[i] = v // the stored key (and tail) stays
+			return prev, true
+		}
+		if n.leaf() {
+			copyItems(n, i+1, n, i, n.n)
+			it := item[V]{p: k.prefix, klen: k.klen, v: v}
+			if k.klen > PrefixLen {
+				if owned {
+					it.tail = unsafe.StringData(k.tail)
+				} else {
+					it.tail = unsafe.StringData(strings.Clone(k.tail)) // the caller's key may be transient
+				}
+				t.tailBytes += int64(len(k.tail))
+			}
+			n.setItem(i, it)
+			n.n++
+			t.length++
+			t.keyBytes += int64(k.klen)
+			var zero V
+			return zero, false
+		}
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
+		if c.n == MaxItems {
+			m, right := t.split(c)
+			copyItems(n, i+1, n, i, n.n)
+			copy(n.kids()[i+2:n.n+2], n.kids()[i+1:n.n+1])
+			n.setItem(i, m)
+			n.kids()[i+1] = right
+			n.n++
+			switch d := n.cmp(i, &k); {
+			case d == 0:
+				prev := n.vals[i]
+				n.vals[i] = v
+				return prev, true
+			case d < 0:
+				c = right
+			}
+		}
+		n = c
+	}
+}
+
+// Update calls f with key's payload, which f may change, in one descent; it
+// reports whether key is in the tree and f returned true. The path to key is
+// copied if a view shares it, whatever f decides.
+func (t *Tree[V]) Update(key string, f func(v *V) bool) bool {
+	if t.root == nil {
+		return false
+	}
+	k := makeSKey(key)
+	t.root = t.mut(t.root)
+	n := t.root
+	for {
+		i, found := n.search(&k)
+		if found {
+			return f(&n.vals[i])
+		}
+		if n.leaf() {
+			return false
+		}
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
+		n = c
+	}
+}
+
+// Delete removes key, returning the payload it held.
+func (t *Tree[V]) Delete(key string) (V, bool) {
+	var zero V
+	if t.root == nil {
+		return zero, false
+	}
+	if _, ok := t.Get(key); !ok {
+		return zero, false // no copying on the path to nowhere
+	}
+	k := makeSKey(key)
+	t.root = t.mut(t.root)
+	prev, ok := t.del(t.root, &k, false)
+	if t.root.n == 0 {
+		t.freeNode(t.root)
+		if t.root.leaf() {
+			t.root = nil
+		} else {
+			t.root = t.root.kids()[0]
+		}
+	}
+	if !ok {
+		return zero, false
+	}
+	t.length--
+	t.keyBytes -= int64(prev.klen)
+	if prev.klen > PrefixLen {
+		t.tailBytes -= int64(prev.klen - PrefixLen)
+	}
+	return prev.v, true
+}
+
+// del removes k (or, with max, the largest item) from the subtree of the
+// owned node n, leaving n possibly below MinItems for its parent to fix.
+func (t *Tree[V]) del(n *Node[V], k *skey, max bool) (item[V], bool) {
+	var i int
+	var found bool
+	if max {
+		i, found = n.n-1, true
+	} else {
+		i, found = n.search(k)
+	}
+	if n.leaf() {
+		if !found {
+			return item[V]{}, false
+		}
+		prev := n.item(i)
+		copyItems(n, i, n, i+1, n.n)
+		n.n--
+		n.clearItems(n.n, n.n+1)
+		return prev, true
+	}
+	var prev item[V]
+	switch {
+	case found && max:
+		i++ // the largest item lives in the last child
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
+		prev, _ = t.del(c, nil, true)
+	case found:
+		prev = n.item(i)
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
+		pred, _ := t.del(c, nil, true) // the predecessor takes its place
+		n.setItem(i, pred)
+	default:
+		c := t.mut(n.kids()[i])
+		n.kids()[i] = c
+		var ok bool
+		if prev, ok = t.del(c, k, false); !ok {
+			return item[V]{}, false
+		}
+	}
+	if n.kids()[i].n < MinItems {
+		t.rebalance(n, i)
+	}
+	return prev, true
+}
+
+// rebalance fixes the underfull child i of the owned node n by merging it
+// with a sibling or moving one item over from a sibling.
+func (t *Tree[V]) rebalance(n *Node[V], i int) {
+	if i == n.n {
+		i--
+	}
+	left, right := t.mut(n.kids()[i]), t.mut(n.kids()[i+1])
+	n.kids()[i], n.kids()[i+1] = left, right
+	switch {
+	case left.n+right.n+1 <= MaxItems:
+		// Merge right and the separator into left.
+		t.merges++
+		t.freeNode(right)
+		left.setItem(left.n, n.item(i))
+		copyItems(left, left.n+1, right, 0, right.n)
+		if !left.leaf() {
+			copy(left.kids()[left.n+1:], right.kids()[:right.n+1])
+		}
+		left.n += right.n + 1
+		copyItems(n, i, n, i+1, n.n)
+		copy(n.kids()[i+1:n.n], n.kids()[i+2:n.n+1])
+		n.n--
+		n.clearItems(n.n, n.n+1)
+		n.kids()[n.n+1] = nil
+	case left.n > right.n:
+		// Rotate right: left's last item goes up, the separator comes down.
+		copyItems(right, 1, right, 0, right.n)
+		right.setItem(0, n.item(i))
+		n.setItem(i, left.item(left.n-1))
+		left.clearItems(left.n-1, left.n)
+		if !left.leaf() {
+			copy(right.kids()[1:right.n+2], right.kids()[:right.n+1])
+			right.kids()[0] = left.kids()[left.n]
+			left.kids()[left.n] = nil
+		}
+		left.n--
+		right.n++
+	default:
+		// Rotate left.
+		left.setItem(left.n, n.item(i))
+		n.setItem(i, right.item(0))
+		copyItems(right, 0, right, 1, right.n)
+		right.clearItems(right.n-1, right.n)
+		if !left.leaf() {
+			left.kids()[left.n+1] = right.kids()[0]
+			copy(right.kids()[:right.n], right.kids()[1:right.n+1])
+			right.kids()[right.n] = nil
+		}
+		left.n++
+		right.n--
+	}
+}
+
+// Build builds a tree from n keys sorted bytewise without duplicates, the
+// i-th given by at(i), packing nodes nearly full (the way bitcask's recovery
+// loads its keydir). The tails of long keys are copied into one allocation
+// (live while any of them is in the tree), so the keys may live in transient
+// buffers.
+func Build[V any](n int, at func(i int) (key string, v V)) *Tree[V] {
+	t := New[V]()
+	t.length = n
+	for i := range n {
+		key, _ := at(i)
+		t.keyBytes += int64(len(key))
+		if len(key) > PrefixLen {
+			t.tailBytes += int64(len(key) - PrefixLen)
+		}
+	}
+	if n == 0 {
+		return t
+	}
+	slab := make([]byte, 0, t.tailBytes)
+	leafItem := func(j int) item[V] {
+		key, v := at(j)
+		k := makeSKey(key)
+		it := item[V]{p: k.prefix, klen: k.klen, v: v}
+		if k.klen > PrefixLen {
+			start := len(slab)
+			slab = append(slab, k.tail...)
+			it.tail = &slab[start]
+		}
+		return it
+	}
+	count, itemAt := n, leafItem
+	var children []*Node[V]
+	for {
+		nodes := (count + 1 + MaxItems) / (MaxItems + 1) // nodes on this level
+		if nodes < 1 {
+			nodes = 1
+		}
+		per := count - (nodes - 1) // items left for the nodes after the separators
+		var level []*Node[V]
+		var seps []item[V]
+		pos, child := 0, 0
+		for k := 0; k < nodes; k++ {
+			size := per / nodes
+			if k < per%nodes {
+				size++
+			}
+			nd := t.newNode(children == nil)
+			for j := range size {
+				nd.setItem(j, itemAt(pos+j))
+			}
+			nd.n = size
+			pos += size
+			if children != nil {
+				copy(nd.kids()[:], children[child:child+size+1])
+				child += size + 1
+			}
+			level = append(level, nd)
+			if k < nodes-1 {
+				seps = append(seps, itemAt(pos))
+				pos++
+			}
+		}
+		if nodes == 1 {
+			t.root = level[0]
+			return t
+		}
+		count, itemAt, children = len(seps), func(j int) item[V] { return seps[j] }, level
+	}
+}
