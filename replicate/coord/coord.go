@@ -1,0 +1,699 @@
+package coord
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Defaults of Config.
+const (
+	DefaultTTL         = 3 * time.Second
+	DefaultSettle      = 500 * time.Millisecond
+	DefaultReportEvery = 200 * time.Millisecond
+	DefaultPriority    = 100
+)
+
+// formatVersion is the "v" field of every value this package writes.
+const formatVersion = 1
+
+// Config configures a Member.
+type Config struct {
+	// Client is the etcd client; the caller owns it and closes it after
+	// the member's Run returned.
+	Client *clientv3.Client
+	// Cluster names the cluster: every key is under /logkv/<Cluster>/.
+	Cluster string
+	// Shard is the replica group, "0" when empty.
+	Shard string
+	// ID is the member's id, unique in the cluster (the node's replication
+	// id).
+	ID string
+	// RESPAddr and ReplAddr are the addresses clients and followers use.
+	RESPAddr, ReplAddr string
+	// Priority orders eligible members holding the same durable seq:
+	// higher runs first (Redis's replica-priority, inverted as in
+	// Sentinel's choice). 0 means DefaultPriority.
+	Priority int
+	// NeverLeader keeps the member from ever running for leader.
+	NeverLeader bool
+	// TTL is the lease's time to live, whole seconds (etcd's unit);
+	// DefaultTTL when 0. etcd may grant more (its minimum is 1.5 election
+	// timeouts); the member fences by what etcd granted.
+	TTL time.Duration
+	// Margin is how long before the lease could expire a leader stops
+	// acknowledging, for clock drift; TTL/4 when 0.
+	Margin time.Duration
+	// Settle is how long a member waits after the leader key vanished,
+	// for every member's progress to be reported, before it may run.
+	Settle time.Duration
+	// ReportEvery is how often the member reports its progress.
+	ReportEvery time.Duration
+	// SyncQuorum is replication's quorum in sync mode (followers that hold
+	// each acknowledged write); 0 means async mode.
+	SyncQuorum int
+	// Logger receives the member's decisions; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() error {
+	if c.Client == nil {
+		return errors.New("coord: Config.Client is nil: pass an etcd client (clientv3.New)")
+	}
+	if c.Cluster == "" || strings.Contains(c.Cluster, "/") {
+		return fmt.Errorf("coord: cluster name %q must be non-empty and hold no '/'", c.Cluster)
+	}
+	if c.ID == "" || strings.Contains(c.ID, "/") {
+		return fmt.Errorf("coord: member id %q must be non-empty and hold no '/'", c.ID)
+	}
+	if c.Shard == "" {
+		c.Shard = "0"
+	}
+	if c.Priority == 0 {
+		c.Priority = DefaultPriority
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.TTL < time.Second || c.TTL%time.Second != 0 {
+		return fmt.Errorf("coord: lease TTL %v must be whole seconds, at least 1s (etcd grants leases in seconds)", c.TTL)
+	}
+	if c.Margin == 0 {
+		c.Margin = c.TTL / 4
+	}
+	if c.Margin < 0 || c.Margin >= c.TTL {
+		return fmt.Errorf("coord: fencing margin %v must be in [0, TTL %v)", c.Margin, c.TTL)
+	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
+	}
+	if c.ReportEvery == 0 {
+		c.ReportEvery = DefaultReportEvery
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Prefix returns the key prefix of cluster: /logkv/<cluster>/.
+func Prefix(cluster string) string { return "/logkv/" + cluster + "/" }
+
+func (c *Config) prefix() string      { return Prefix(c.Cluster) }
+func (c *Config) memberKey() string   { return c.prefix() + "members/" + c.ID }
+func (c *Config) shardPrefix() string { return c.prefix() + "shards/" + c.Shard + "/" }
+func (c *Config) leaderKey() string   { return c.shardPrefix() + "leader" }
+func (c *Config) syncKey() string     { return c.shardPrefix() + "sync" }
+func (c *Config) handoffKey() string  { return c.shardPrefix() + "handoff" }
+func (c *Config) progressKey() string { return c.shardPrefix() + "progress/" + c.ID }
+
+// MemberInfo is the value of members/<id>.
+type MemberInfo struct {
+	V           int    `json:"v"`
+	ID          string `json:"id"`
+	Shard       string `json:"shard"`
+	RESP        string `json:"resp"`
+	Repl        string `json:"repl"`
+	Priority    int    `json:"priority"`
+	NeverLeader bool   `json:"never_leader,omitempty"`
+}
+
+// Leader is the value of shards/<shard>/leader, with its epoch.
+type Leader struct {
+	V    int    `json:"v"`
+	ID   string `json:"id"`
+	RESP string `json:"resp"`
+	Repl string `json:"repl"`
+	// Epoch is the leader key's CreateRevision (not stored in the value).
+	Epoch uint64 `json:"-"`
+}
+
+// Progress is the value of shards/<shard>/progress/<id>.
+type Progress struct {
+	V       int    `json:"v"`
+	Durable uint64 `json:"durable"`
+	Epoch   uint64 `json:"epoch"`
+}
+
+// SyncSet is the value of shards/<shard>/sync: the members a sync-mode
+// leader may count towards its quorum, and the quorum (leader included).
+type SyncSet struct {
+	V      int      `json:"v"`
+	Set    []string `json:"set"`
+	Quorum int      `json:"quorum"`
+}
+
+// Handoff is the value of shards/<shard>/handoff: while it exists (it is
+// bound to the leader's lease), only Target may take the leader key.
+type Handoff struct {
+	V      int    `json:"v"`
+	Target string `json:"target"`
+}
+
+// Replica is what a Member drives: the local replicated node.
+type Replica interface {
+	// Progress returns how far the local log is durable, and its epoch.
+	Progress() (durable, epoch uint64)
+	// Lead promotes the local node to leader of epoch (newer than any it
+	// has seen). If it fails, the member resigns.
+	Lead(epoch uint64) error
+	// Follow makes the local node follow l.
+	Follow(l Leader) error
+	// StepDown stops the local node taking writes: the leadership it held
+	// is gone. It follows the next leader Follow names.
+	StepDown()
+}
+
+// Member is one node's presence in the cluster. Its methods are safe for
+// concurrent use.
+type Member struct {
+	cfg Config
+	cli *clientv3.Client
+	log *slog.Logger
+
+	mu       sync.Mutex
+	lease    clientv3.LeaseID
+	deadline time.Time // fencing deadline of lease (monotonic)
+	leading  uint64    // epoch this member leads, 0 if none
+	leader   *Leader   // the leader as last seen
+	changed  chan struct{}
+
+	ran atomic.Bool
+}
+
+// New returns a member; Run brings it into the cluster.
+func New(cfg Config) (*Member, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	return &Member{cfg: cfg, cli: cfg.Client, log: cfg.Logger.With("component", "coord", "member", cfg.ID), changed: make(chan struct{})}, nil
+}
+
+// Valid reports whether the member leads and its lease is certainly alive
+// by its own clock: a leader acknowledges writes only while Valid.
+func (m *Member) Valid() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leading != 0 && time.Now().Before(m.deadline)
+}
+
+// Deadline returns the fencing deadline of the member's lease: the time,
+// by the member's monotonic clock, until which it may act as leader.
+func (m *Member) Deadline() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.deadline
+}
+
+// Leading returns the epoch this member leads, or 0.
+func (m *Member) Leading() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leading
+}
+
+// Leader returns the shard's leader as last seen, or nil if none is known.
+func (m *Member) Leader() *Leader {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.leader == nil {
+		return nil
+	}
+	l := *m.leader
+	return &l
+}
+
+// Changed returns a channel closed at the next change of Leader or Leading.
+func (m *Member) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+func (m *Member) notifyLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// Config returns the member's configuration, defaults filled.
+func (m *Member) Config() Config { return m.cfg }
+
+// errLeaseLost ends a session: the member's lease is gone from etcd.
+var errLeaseLost = errors.New("coord: lease lost")
+
+// Run keeps the member in the cluster until ctx ends: it registers, renews
+// its lease, reports progress, follows the leader and runs for leader when
+// the take-over rule lets it. When the lease is lost (etcd unreachable for
+// longer than the TTL), it steps down and starts over with a new lease. On
+// return it revokes its lease (best effort), which hands leadership on at
+// once. Run may be called once.
+func (m *Member) Run(ctx context.Context, r Replica) error {
+	if !m.ran.CompareAndSwap(false, true) {
+		return errors.New("coord: Run called twice")
+	}
+	defer m.revoke()
+	for {
+		err := m.session(ctx, r)
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.log.Warn("coordination session ended; starting another", "err", err)
+		m.mu.Lock()
+		wasLeading := m.leading != 0
+		m.leading = 0
+		m.deadline = time.Time{}
+		m.notifyLocked()
+		m.mu.Unlock()
+		if wasLeading {
+			r.StepDown()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(m.cfg.ReportEvery): // back off before asking etcd again
+		}
+	}
+}
+
+func (m *Member) revoke() {
+	m.mu.Lock()
+	lease := m.lease
+	m.lease = 0
+	m.leading = 0
+	m.deadline = time.Time{}
+	m.mu.Unlock()
+	if lease == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	m.cli.Revoke(ctx, lease)
+}
+
+// session is one lease's life: grant, register, then keep alive, report and
+// elect until the lease is lost or ctx ends.
+func (m *Member) session(ctx context.Context, r Replica) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t0 := time.Now()
+	g, err := m.cli.Grant(ctx, int64(m.cfg.TTL/time.Second))
+	if err != nil {
+		return fmt.Errorf("coord: grant lease: %w", err)
+	}
+	ttl := time.Duration(g.TTL) * time.Second
+	m.mu.Lock()
+	m.lease = g.ID
+	m.deadline = t0.Add(ttl - m.cfg.Margin)
+	m.mu.Unlock()
+	info := MemberInfo{V: formatVersion, ID: m.cfg.ID, Shard: m.cfg.Shard, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr,
+		Priority: m.cfg.Priority, NeverLeader: m.cfg.NeverLeader}
+	if _, err := m.cli.Put(ctx, m.cfg.memberKey(), mustJSON(info), clientv3.WithLease(g.ID)); err != nil {
+		return fmt.Errorf("coord: register member: %w", err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel(nil)
+	wg.Go(func() { m.keepAlive(ctx, cancel, g.ID) })
+	wg.Go(func() { m.report(ctx, g.ID, r) })
+	err = m.elect(ctx, g.ID, r)
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
+}
+
+// keepAlive renews the lease every TTL/3 and moves the fencing deadline to
+// t0 + TTL - margin, t0 being when the renewal was sent. It ends the
+// session when etcd says the lease is gone.
+func (m *Member) keepAlive(ctx context.Context, end context.CancelCauseFunc, id clientv3.LeaseID) {
+	every := m.cfg.TTL / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t0 := time.Now()
+		kctx, cancel := context.WithTimeout(ctx, every)
+		resp, err := m.cli.KeepAliveOnce(kctx, id)
+		cancel()
+		switch {
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			end(errLeaseLost)
+			return
+		case err != nil:
+			// etcd unreachable: the deadline stays, and passes.
+			m.log.Warn("lease renewal failed", "err", err, "fencing_deadline_in", time.Until(m.Deadline()))
+		case resp.TTL <= 0:
+			end(errLeaseLost)
+			return
+		default:
+			m.mu.Lock()
+			if d := t0.Add(time.Duration(resp.TTL)*time.Second - m.cfg.Margin); d.After(m.deadline) {
+				m.deadline = d
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// report publishes the local progress whenever it changed, bound to the
+// lease.
+func (m *Member) report(ctx context.Context, id clientv3.LeaseID, r Replica) {
+	var last Progress
+	first := true
+	t := time.NewTicker(m.cfg.ReportEvery)
+	defer t.Stop()
+	for {
+		durable, epoch := r.Progress()
+		p := Progress{V: formatVersion, Durable: durable, Epoch: epoch}
+		if first || p != last {
+			if _, err := m.cli.Put(ctx, m.cfg.progressKey(), mustJSON(p), clientv3.WithLease(id)); err == nil {
+				last, first = p, false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// elect follows the leader key: follows its holder, and when it is gone
+// runs if Eligible.
+func (m *Member) elect(ctx context.Context, lease clientv3.LeaseID, r Replica) error {
+	var following *Leader
+	for ctx.Err() == nil {
+		resp, err := m.cli.Get(ctx, m.cfg.leaderKey())
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			m.log.Warn("read leader key", "err", err)
+			m.pause(ctx, m.cfg.ReportEvery)
+			continue
+		}
+		rev := resp.Header.Revision
+		if len(resp.Kvs) == 0 {
+			m.setLeader(nil, 0)
+			if m.Leading() != 0 {
+				// Our key is gone (resigned, or deleted by an operator).
+				m.stepDown(r)
+			}
+			if err := m.tryLead(ctx, lease, r); err != nil {
+				m.log.Warn("election round", "err", err)
+			}
+			m.pause(ctx, m.cfg.Settle/5) // look again soon: someone else may have won
+			continue
+		}
+		kv := resp.Kvs[0]
+		var l Leader
+		if err := json.Unmarshal(kv.Value, &l); err != nil {
+			return fmt.Errorf("coord: leader key %s holds %q, not a leader record: %w; delete it with etcdctl to elect again", m.cfg.leaderKey(), kv.Value, err)
+		}
+		l.Epoch = uint64(kv.CreateRevision)
+		ours := l.ID == m.cfg.ID && clientv3.LeaseID(kv.Lease) == lease
+		if !ours && m.Leading() != 0 {
+			m.stepDown(r)
+		}
+		if ours && m.Leading() != l.Epoch {
+			m.lead(ctx, l, r)
+		}
+		if !ours && l.ID != m.cfg.ID && (following == nil || *following != l) {
+			if err := r.Follow(l); err != nil {
+				m.log.Warn("follow the leader", "leader", l.ID, "repl", l.Repl, "err", err)
+				m.pause(ctx, m.cfg.ReportEvery)
+				continue // try again
+			}
+			following = &l
+		}
+		m.setLeader(&l, 0)
+		// Wait for the key to change.
+		wctx, wcancel := context.WithCancel(ctx)
+		wch := m.cli.Watch(clientv3.WithRequireLeader(wctx), m.cfg.leaderKey(), clientv3.WithRev(rev+1))
+		for ev := range wch {
+			if ev.Err() != nil || len(ev.Events) > 0 {
+				break
+			}
+		}
+		wcancel()
+	}
+	return ctx.Err()
+}
+
+func (m *Member) pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (m *Member) setLeader(l *Leader, leading uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l == nil && m.leader == nil {
+		return
+	}
+	if l != nil && m.leader != nil && *l == *m.leader {
+		return
+	}
+	m.leader = l
+	m.notifyLocked()
+}
+
+func (m *Member) stepDown(r Replica) {
+	m.mu.Lock()
+	m.leading = 0
+	m.notifyLocked()
+	m.mu.Unlock()
+	m.log.Warn("stepping down: the leader key is no longer ours")
+	r.StepDown()
+}
+
+// lead promotes the replica to l's epoch; if that fails, it resigns.
+func (m *Member) lead(ctx context.Context, l Leader, r Replica) {
+	if err := r.Lead(l.Epoch); err != nil {
+		m.log.Error("promotion failed; resigning", "epoch", l.Epoch, "err", err)
+		m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(l.Epoch))).
+			Then(clientv3.OpDelete(m.cfg.leaderKey())).Commit()
+		return
+	}
+	m.mu.Lock()
+	m.leading = l.Epoch
+	m.leader = &l
+	m.notifyLocked()
+	m.mu.Unlock()
+	m.log.Info("leading", "epoch", l.Epoch)
+}
+
+// tryLead waits Settle, checks the take-over rule and, if it allows,
+// creates the leader key in a transaction on its CreateRevision being 0.
+func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica) error {
+	if m.cfg.NeverLeader {
+		return nil
+	}
+	m.pause(ctx, m.cfg.Settle)
+	ok, why, err := m.Eligible(ctx, r)
+	if err != nil || !ok {
+		if why != "" {
+			m.log.Info("not running for leader", "why", why)
+		}
+		return err
+	}
+	if time.Now().After(m.Deadline()) {
+		return errors.New("coord: own lease not known alive; not running")
+	}
+	val := mustJSON(Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr})
+	txn, err := m.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", 0)).
+		Then(clientv3.OpPut(m.cfg.leaderKey(), val, clientv3.WithLease(lease))).
+		Commit()
+	if err != nil || !txn.Succeeded {
+		return err
+	}
+	// The Put's revision is the key's CreateRevision: the new epoch.
+	epoch := uint64(txn.Header.Revision)
+	if m.cfg.SyncQuorum > 0 {
+		if err := m.publishSync(ctx); err != nil {
+			m.log.Error("recording the synchronous set failed; resigning", "err", err)
+			m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(epoch))).
+				Then(clientv3.OpDelete(m.cfg.leaderKey())).Commit()
+			return err
+		}
+	}
+	m.log.Info("won the election", "epoch", epoch)
+	m.lead(ctx, Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr, Epoch: epoch}, r)
+	return nil
+}
+
+// publishSync records the synchronous set (every member of the shard now)
+// and quorum, before the leader takes a write.
+func (m *Member) publishSync(ctx context.Context) error {
+	st, err := ReadShard(ctx, m.cli, m.cfg.Cluster, m.cfg.Shard)
+	if err != nil {
+		return err
+	}
+	s := SyncSet{V: formatVersion, Quorum: m.cfg.SyncQuorum + 1}
+	for _, mi := range st.Members {
+		s.Set = append(s.Set, mi.ID)
+	}
+	_, err = m.cli.Put(ctx, m.cfg.syncKey(), mustJSON(s))
+	return err
+}
+
+// Eligible applies the take-over rule of docs/cluster.md to this member:
+// whether it may run for leader now, and if not, why.
+func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) {
+	if m.cfg.NeverLeader {
+		return false, "never_leader is set", nil
+	}
+	st, err := ReadShard(ctx, m.cli, m.cfg.Cluster, m.cfg.Shard)
+	if err != nil {
+		return false, "", err
+	}
+	durable, epoch := r.Progress()
+	st.Progress[m.cfg.ID] = Progress{V: formatVersion, Durable: durable, Epoch: epoch}
+	if st.Handoff != nil && st.Handoff.Target != m.cfg.ID {
+		return false, "leadership is being handed to " + st.Handoff.Target, nil
+	}
+	type cand struct {
+		id       string
+		durable  uint64
+		priority int
+	}
+	var cands []cand
+	var maxSeen uint64
+	if st.Sync != nil {
+		inSet := 0
+		mine := false
+		for _, id := range st.Sync.Set {
+			if p, ok := st.Progress[id]; ok {
+				inSet++
+				maxSeen = max(maxSeen, p.Durable)
+				mine = mine || id == m.cfg.ID
+			}
+		}
+		need := len(st.Sync.Set) - st.Sync.Quorum + 1
+		if !mine {
+			return false, "not in the synchronous set, which may hold acknowledged writes this member lacks", nil
+		}
+		if inSet < need {
+			return false, fmt.Sprintf("sync mode: progress of %d of the synchronous set's %d members seen, %d needed to be sure to hold every acknowledged write", inSet, len(st.Sync.Set), need), nil
+		}
+		if durable < maxSeen {
+			return false, fmt.Sprintf("sync mode: durable seq %d is behind %d held by another member of the synchronous set", durable, maxSeen), nil
+		}
+	}
+	for id, p := range st.Progress {
+		mi, ok := st.Members[id]
+		if id == m.cfg.ID {
+			mi, ok = MemberInfo{ID: id, Priority: m.cfg.Priority}, true
+		}
+		if !ok || mi.NeverLeader {
+			continue
+		}
+		cands = append(cands, cand{id, p.Durable, mi.Priority})
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if a.durable != b.durable {
+			return a.durable > b.durable
+		}
+		if a.priority != b.priority {
+			return a.priority > b.priority
+		}
+		return a.id < b.id
+	})
+	if best := cands[0]; best.id != m.cfg.ID {
+		return false, fmt.Sprintf("%s is a better candidate (durable seq %d, priority %d; ours %d, %d)", best.id, best.durable, best.priority, durable, m.cfg.Priority), nil
+	}
+	return true, "", nil
+}
+
+// Shard is a shard's state as read from etcd in one revision.
+type Shard struct {
+	// Revision is the etcd revision read.
+	Revision int64
+	// Leader is nil when the shard has none.
+	Leader *Leader
+	// Members are the live members of the shard, by id.
+	Members map[string]MemberInfo
+	// Progress holds the live progress reports, by member id.
+	Progress map[string]Progress
+	// Sync is the recorded synchronous set, nil in async mode.
+	Sync *SyncSet
+	// Handoff is a leadership hand-off in progress, or nil.
+	Handoff *Handoff
+}
+
+// ReadShard reads a shard's keys in one transaction (one revision).
+func ReadShard(ctx context.Context, cli *clientv3.Client, cluster, shard string) (*Shard, error) {
+	c := Config{Cluster: cluster, Shard: shard}
+	if shard == "" {
+		c.Shard = "0"
+	}
+	resp, err := cli.Txn(ctx).Then(
+		clientv3.OpGet(c.prefix()+"members/", clientv3.WithPrefix()),
+		clientv3.OpGet(c.shardPrefix(), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("coord: read shard %s of cluster %s: %w", c.Shard, cluster, err)
+	}
+	st := &Shard{Revision: resp.Header.Revision, Members: map[string]MemberInfo{}, Progress: map[string]Progress{}}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		var mi MemberInfo
+		if json.Unmarshal(kv.Value, &mi) == nil && mi.Shard == c.Shard {
+			st.Members[mi.ID] = mi
+		}
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		key := string(kv.Key)
+		switch {
+		case key == c.leaderKey():
+			var l Leader
+			if json.Unmarshal(kv.Value, &l) == nil {
+				l.Epoch = uint64(kv.CreateRevision)
+				st.Leader = &l
+			}
+		case key == c.syncKey():
+			var s SyncSet
+			if json.Unmarshal(kv.Value, &s) == nil {
+				st.Sync = &s
+			}
+		case key == c.handoffKey():
+			var h Handoff
+			if json.Unmarshal(kv.Value, &h) == nil {
+				st.Handoff = &h
+			}
+		case strings.HasPrefix(key, c.shardPrefix()+"progress/"):
+			var p Progress
+			if json.Unmarshal(kv.Value, &p) == nil {
+				st.Progress[strings.TrimPrefix(key, c.shardPrefix()+"progress/")] = p
+			}
+		}
+	}
+	return st, nil
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // our own fixed structs always marshal
+	}
+	return string(b)
+}

@@ -1,0 +1,253 @@
+package coord_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/logkv/logkv/replicate/coord"
+	"github.com/logkv/logkv/replicate/coord/etcdtest"
+)
+
+// replica stands in for a replicate.Node: it records what the member told
+// it and reports the progress the test sets.
+type replica struct {
+	mu      sync.Mutex
+	durable uint64
+	epoch   uint64
+	leadAt  time.Time // when Lead was last called
+	leading uint64
+	leader  string // the id followed
+}
+
+func (r *replica) Progress() (uint64, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.durable, r.epoch
+}
+
+func (r *replica) Lead(epoch uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leading, r.epoch, r.leadAt, r.leader = epoch, epoch, time.Now(), ""
+	return nil
+}
+
+func (r *replica) Follow(l coord.Leader) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leading, r.leader = 0, l.ID
+	return nil
+}
+
+func (r *replica) StepDown() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leading = 0
+}
+
+func (r *replica) state() (leading uint64, leadAt time.Time, leader string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leading, r.leadAt, r.leader
+}
+
+type member struct {
+	id  string
+	m   *coord.Member
+	r   *replica
+	cli *clientv3.Client
+	end context.CancelFunc
+	ran chan struct{}
+}
+
+// stop cancels the member's Run and waits for it: a clean leave, which
+// revokes the lease.
+func (m *member) stop() { m.end(); <-m.ran }
+
+// kill closes the member's etcd client: its lease is no longer renewed
+// and expires after the TTL, as when the process dies.
+func (m *member) kill() { m.cli.Close() }
+
+func startMember(t *testing.T, srv *etcdtest.Server, cfg coord.Config, durable uint64) *member {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint}, DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	cfg.Client = cli
+	if cfg.Cluster == "" {
+		cfg.Cluster = "test"
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = time.Second
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = 200 * time.Millisecond
+	}
+	if cfg.ReportEvery == 0 {
+		cfg.ReportEvery = 50 * time.Millisecond
+	}
+	cfg.RESPAddr, cfg.ReplAddr = "127.0.0.1:1"+cfg.ID, "127.0.0.1:2"+cfg.ID
+	m, err := coord.New(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	mb := &member{id: cfg.ID, m: m, r: &replica{durable: durable}, cli: cli, end: cancel, ran: make(chan struct{})}
+	go func() {
+		defer close(mb.ran)
+		m.Run(ctx, mb.r)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-mb.ran
+		cli.Close()
+	})
+	return mb
+}
+
+// waitLeader polls until exactly one of ms leads and every other follows
+// it, and returns the leader.
+func waitLeader(t *testing.T, within time.Duration, ms ...*member) *member {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var leaders []*member
+		for _, m := range ms {
+			if l, _, _ := m.r.state(); l != 0 {
+				leaders = append(leaders, m)
+			}
+		}
+		require.LessOrEqual(t, len(leaders), 1, "two members lead at once")
+		if len(leaders) == 1 {
+			ok := true
+			for _, m := range ms {
+				if _, _, f := m.r.state(); m != leaders[0] && f != leaders[0].id {
+					ok = false
+				}
+			}
+			if ok {
+				return leaders[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			var st []string
+			for _, m := range ms {
+				l, _, f := m.r.state()
+				st = append(st, fmt.Sprintf("%s: leading %d following %q", m.id, l, f))
+			}
+			t.Fatalf("no single leader followed by all within %v: %v", within, st)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func TestFailoverAfterLeaseExpiry(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a := startMember(t, srv, coord.Config{ID: "a"}, 10)
+	leader := waitLeader(t, 10*time.Second, a)
+	require.Equal(t, a, leader)
+	b := startMember(t, srv, coord.Config{ID: "b"}, 10)
+	c := startMember(t, srv, coord.Config{ID: "c"}, 10)
+	waitLeader(t, 10*time.Second, a, b, c)
+	require.True(t, a.m.Valid(), "a leader with a renewed lease is valid")
+	epochA := a.m.Leading()
+
+	killed := time.Now()
+	fence := a.m.Deadline()
+	a.kill()
+	// The fencing deadline is at most TTL - margin after the last renewal
+	// was sent, which was before the kill.
+	require.False(t, fence.After(killed.Add(time.Second-time.Second/4)), "fencing deadline %v past kill + TTL - margin", fence.Sub(killed))
+	next := waitLeader(t, 10*time.Second, b, c)
+	leadAt := func() time.Time { _, at, _ := next.r.state(); return at }()
+	require.True(t, leadAt.After(fence), "the new leader was elected %v before the old one's fencing deadline", fence.Sub(leadAt))
+	require.False(t, a.m.Valid(), "the deposed leader's lease is still valid by its clock")
+	require.Greater(t, next.m.Leading(), epochA, "epochs grow")
+	t.Logf("failover: %v after the kill (TTL 1s, settle 200ms)", leadAt.Sub(killed))
+}
+
+func TestHighestDurableSeqWins(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a := startMember(t, srv, coord.Config{ID: "a"}, 100)
+	waitLeader(t, 10*time.Second, a)
+	// c has the higher priority, b the more durable log: the log wins.
+	b := startMember(t, srv, coord.Config{ID: "b"}, 90)
+	c := startMember(t, srv, coord.Config{ID: "c", Priority: 1000}, 50)
+	waitLeader(t, 10*time.Second, a, b, c)
+	a.kill()
+	require.Equal(t, "b", waitLeader(t, 10*time.Second, b, c).id)
+}
+
+func TestPriorityBreaksTies(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a := startMember(t, srv, coord.Config{ID: "a"}, 100)
+	waitLeader(t, 10*time.Second, a)
+	b := startMember(t, srv, coord.Config{ID: "b"}, 90)
+	c := startMember(t, srv, coord.Config{ID: "c", Priority: 1000}, 90)
+	waitLeader(t, 10*time.Second, a, b, c)
+	a.stop() // a clean leave revokes the lease: no TTL to wait
+	require.Equal(t, "c", waitLeader(t, 10*time.Second, b, c).id)
+}
+
+func TestNeverLeaderNeverWins(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a := startMember(t, srv, coord.Config{ID: "a"}, 100)
+	waitLeader(t, 10*time.Second, a)
+	// b holds the most durable log but may never lead: c, behind, wins.
+	b := startMember(t, srv, coord.Config{ID: "b", NeverLeader: true}, 100)
+	c := startMember(t, srv, coord.Config{ID: "c"}, 10)
+	waitLeader(t, 10*time.Second, a, b, c)
+	a.kill()
+	require.Equal(t, "c", waitLeader(t, 10*time.Second, b, c).id)
+	ok, why, err := b.m.Eligible(context.Background(), b.r)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.Contains(t, why, "never_leader")
+}
+
+func TestSyncRuleNeedsEnoughOfTheSet(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	// The leader recorded S = {a, b, c} with quorum 2 (leader + 1): an
+	// acknowledged write is on at least 2 of them, so a candidate must see
+	// 3-2+1 = 2 of them.
+	_, err := cli.Put(ctx, coord.Prefix("test")+"shards/0/sync", `{"v":1,"set":["a","b","c"],"quorum":2}`)
+	require.NoError(t, err)
+	b := startMember(t, srv, coord.Config{ID: "b", SyncQuorum: 1, NeverLeader: false}, 5)
+	// b alone sees only itself: it must not run.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := coord.ReadShard(ctx, cli, "test", "0")
+		require.NoError(t, err)
+		if _, ok := st.Progress["b"]; ok {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "b never reported progress")
+		time.Sleep(10 * time.Millisecond)
+	}
+	ok, why, err := b.m.Eligible(ctx, b.r)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.Contains(t, why, "1 of the synchronous set's 3 members seen, 2 needed")
+	// c joins, ahead of b: c may run, b may not.
+	c := startMember(t, srv, coord.Config{ID: "c", SyncQuorum: 1}, 7)
+	l := waitLeader(t, 10*time.Second, b, c)
+	require.Equal(t, "c", l.id)
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, cfg := range []coord.Config{
+		{ID: "a", Cluster: "x"},
+		{Client: &clientv3.Client{}, ID: "a"},
+		{Client: &clientv3.Client{}, ID: "a/b", Cluster: "x"},
+		{Client: &clientv3.Client{}, ID: "a", Cluster: "x", TTL: 1500 * time.Millisecond},
+		{Client: &clientv3.Client{}, ID: "a", Cluster: "x", TTL: time.Second, Margin: time.Second},
+	} {
+		_, err := coord.New(cfg)
+		require.Error(t, err, "%+v", cfg)
+	}
+}

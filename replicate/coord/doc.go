@@ -1,0 +1,56 @@
+// Package coord coordinates a replica group's leadership through etcd, in
+// the layout of docs/cluster.md: who is a member, who leads which shard
+// (and since which etcd revision, the epoch), and how far each member's log
+// is durable. It never writes consensus of its own: etcd decides, and the
+// commit log's epochs keep a deposed leader's records away from followers of
+// the new one.
+//
+// # Keys
+//
+// Under /logkv/<cluster>/, values are JSON objects with "v": 1:
+//
+//	members/<id>                 {"v":1,"id","shard","resp","repl","priority","never_leader"}  (member's lease)
+//	shards/<shard>/leader        {"v":1,"id","resp","repl"}                                     (leader's lease)
+//	shards/<shard>/sync          {"v":1,"set":[ids],"quorum":q}                                 (no lease)
+//	shards/<shard>/progress/<id> {"v":1,"durable":seq,"epoch":e}                                (member's lease)
+//
+// The epoch of a leadership is the CreateRevision of its leader key: etcd's
+// revisions only grow, so epochs are ordered across the cluster's whole
+// history with no counter of ours.
+//
+// # Leadership and fencing
+//
+// A Member holds one lease, renewed every TTL/3 by KeepAliveOnce. Valid
+// reports whether the lease is certainly still alive by the member's own
+// monotonic clock: until t0 + TTL - margin, where t0 is when the renewal
+// that last succeeded was sent (etcd cannot expire the lease before t0 + TTL
+// by its own clock) and the margin (a quarter of the TTL by default) covers
+// clock drift. A leader acknowledges writes only while Valid, so by the time
+// any other member can create the leader key, the old leader has stopped
+// acknowledging.
+//
+// Run drives a member: it watches the leader key, follows whoever holds
+// it, and, when the key is gone, waits Settle for every member's progress
+// report, then runs only if the take-over rule lets it (Eligible):
+//
+//   - never_leader (Redis's replica-priority 0) never runs;
+//   - async: the member must hold the highest durable seq among the live
+//     progress keys of eligible members (ties: higher priority, then the
+//     smaller id);
+//   - sync: the leader recorded the synchronous set S and quorum q in the
+//     sync key; a candidate must see live progress of at least |S|-q+1
+//     members of S, itself included, and hold the highest durable seq
+//     among them, or the shard waits rather than lose an acknowledged write.
+//
+// # etcd unreachable
+//
+// As with Patroni: a leader that cannot renew its lease stops acknowledging
+// writes at its fencing deadline (Valid turns false), and steps down once
+// the lease is known lost; followers keep following the leader they know
+// and serve reads; when etcd is back, the lease is either still alive (the
+// leader resumes) or gone (a new member is elected, and the old leader,
+// which re-registers with a new lease, follows it). Patroni's reason is
+// ours: a leader that cannot prove it still leads must not take writes.
+// Unlike Patroni, a leader does not demote itself by restarting: it
+// refuses writes until told who leads.
+package coord
