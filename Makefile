@@ -69,8 +69,10 @@ run:
 # kvbench with the peer engines beside logkv's: its own module (the peers'
 # dependencies stay out of logkv's go.mod), run from its directory.
 PEER_ARGS ?= -engine lsm,pebble,badger,bbolt,goleveldb,btree -num 100000
+# -mod=mod lets it follow logkv's own requirements (the replace points at
+# this checkout) when they changed since its go.mod was last tidied.
 bench-peers:
-	cd cmd/kvbench/peers && $(GO) run . $(PEER_ARGS)
+	cd cmd/kvbench/peers && $(GO) run -mod=mod . $(PEER_ARGS)
 
 benchmarks-doc:
 	cmd/kvbench/peers/benchmarks-doc.sh
