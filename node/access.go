@@ -462,14 +462,24 @@ func (t *authThrottle) evict(now time.Time) {
 	}
 }
 
-// sourceOf is the throttle's key for a client address: its IPv4 address, or
-// its IPv6 /64, what one host can easily vary within.
-func sourceOf(addr net.Addr) (netip.Prefix, bool) {
-	ap, err := netip.ParseAddrPort(addr.String())
+// sourceOfString is sourceOf for an address written host:port.
+func sourceOfString(addr string) (netip.Prefix, bool) {
+	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return netip.Prefix{}, false
 	}
-	ip := ap.Addr().Unmap()
+	return sourceOfAddr(ap.Addr())
+}
+
+// sourceOf is the throttle's key for a client address: its IPv4 address, or
+// its IPv6 /64, what one host can easily vary within.
+func sourceOf(addr net.Addr) (netip.Prefix, bool) {
+	return sourceOfString(addr.String())
+}
+
+// sourceOfAddr is sourceOf for an IP address.
+func sourceOfAddr(ip netip.Addr) (netip.Prefix, bool) {
+	ip = ip.Unmap()
 	bits := 32
 	if ip.Is6() {
 		bits = 64

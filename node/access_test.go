@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,4 +159,41 @@ func TestPasswordSources(t *testing.T) {
 	ctx := context.Background()
 	require.ErrorContains(t, dial(t, n, nil).Get(ctx, "k").Err(), "NOAUTH")
 	require.NoError(t, dial(t, n, authAs("default", "from-file")).Set(ctx, "k", "v", 0).Err())
+}
+
+// The admin HTTP server: /healthz and /readyz are open; with a password,
+// /metrics and pprof need it (basic auth or a bearer token); pprof is off
+// unless admin_pprof; every timeout is set.
+func TestAdminHTTPAuth(t *testing.T) {
+	get := func(n *Node, path string, edit func(*http.Request)) int {
+		req, err := http.NewRequest("GET", "http://"+n.AdminAddr()+path, nil)
+		require.NoError(t, err)
+		if edit != nil {
+			edit(req)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	basic := func(r *http.Request) { r.SetBasicAuth("default", testPassword) }
+	bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testPassword) }
+	wrong := func(r *http.Request) { r.SetBasicAuth("default", "nope") }
+
+	open := startNode(t, nil)
+	require.Equal(t, http.StatusOK, get(open, "/metrics", nil))
+	require.Equal(t, http.StatusNotFound, get(open, "/debug/pprof/cmdline", nil), "pprof is opt-in")
+
+	n := startNode(t, func(c *Config) { withPassword(c); c.AdminPprof = true })
+	require.Positive(t, n.admin.ReadTimeout)
+	require.Positive(t, n.admin.WriteTimeout)
+	require.Positive(t, n.admin.IdleTimeout)
+	require.Equal(t, http.StatusOK, get(n, "/healthz", nil))
+	require.Equal(t, http.StatusOK, get(n, "/readyz", nil))
+	for _, path := range []string{"/metrics", "/debug/pprof/cmdline"} {
+		require.Equal(t, http.StatusUnauthorized, get(n, path, nil), path)
+		require.Equal(t, http.StatusOK, get(n, path, basic), path)
+		require.Equal(t, http.StatusOK, get(n, path, bearer), path)
+	}
+	require.Equal(t, http.StatusUnauthorized, get(n, "/metrics", wrong))
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -148,10 +150,36 @@ func (e engineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// adminHandler serves /metrics, /healthz, /readyz and /debug/pprof.
+// Timeouts of the admin HTTP server: a client that trickles its request or
+// never reads the reply cannot hold a connection forever. The write timeout
+// leaves room for a CPU profile of up to a minute (pprof refuses longer ones
+// under it).
+const (
+	adminReadTimeout  = 10 * time.Second
+	adminWriteTimeout = 70 * time.Second
+	adminIdleTimeout  = 60 * time.Second
+)
+
+// adminServer is the admin HTTP server.
+func (n *Node) adminServer() *http.Server {
+	return &http.Server{
+		Handler:           n.adminHandler(),
+		ReadHeaderTimeout: adminReadTimeout,
+		ReadTimeout:       adminReadTimeout,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       adminIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// adminHandler serves /metrics, /healthz, /readyz and, when admin_pprof is
+// on, /debug/pprof. When the node has a password, everything but /healthz
+// and /readyz (which load balancers probe) needs an admin user's password:
+// HTTP basic auth (user default, or an admin user) or a bearer token (the
+// default user's password).
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", n.adminAuth(promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if n.closing.Load() {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -170,12 +198,51 @@ func (n *Node) adminHandler() http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if n.cfg.AdminPprof {
+		// Opt-in: profiles show keys and values in memory, and cost CPU.
+		mux.Handle("/debug/pprof/", n.adminAuth(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/cmdline", n.adminAuth(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/debug/pprof/profile", n.adminAuth(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", n.adminAuth(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", n.adminAuth(http.HandlerFunc(pprof.Trace)))
+	}
 	return mux
+}
+
+// adminAuth lets a request through to h if the node has no password, or
+// the request carries an admin user's password. Failures are throttled
+// with the AUTH throttle (access.go): while a source backs off, it gets 429.
+func (n *Node) adminAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := &n.sec.access
+		if a.open {
+			h.ServeHTTP(w, r)
+			return
+		}
+		source, _ := sourceOfString(r.RemoteAddr)
+		now := time.Now()
+		if wait := a.throttle.blocked(source, now); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+			http.Error(w, "too many failed attempts from this address; retry later", http.StatusTooManyRequests)
+			return
+		}
+		name, pass, ok := r.BasicAuth()
+		if !ok {
+			name = "default"
+			pass, ok = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		}
+		if u := a.users[name]; ok && u != nil && u.access == accessAdmin && constantTimeEqual([]byte(pass), u.pass) {
+			a.throttle.succeeded(source)
+			h.ServeHTTP(w, r)
+			return
+		}
+		if ok {
+			a.throttle.failed(source, now)
+			n.metrics.authFailures.Inc()
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="kvnode admin", charset="UTF-8"`)
+		http.Error(w, "the node has a password: use HTTP basic auth (user default) or Authorization: Bearer PASSWORD", http.StatusUnauthorized)
+	})
 }
 
 // notReady says why the node should not take traffic, or "" if it should.

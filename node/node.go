@@ -139,7 +139,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		}
 	}()
 	n.metrics = newMetrics(n)
-	n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.admin = n.adminServer()
 	if n.respLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("node: listen %s (listen): %w", cfg.Listen, err)
 	}

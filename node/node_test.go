@@ -331,7 +331,7 @@ func (s *syncSpy) Sync() error {
 }
 
 func TestAdminEndpoints(t *testing.T) {
-	n := startNode(t, nil)
+	n := startNode(t, func(c *Config) { c.AdminPprof = true })
 	c := dial(t, n, nil)
 	require.NoError(t, c.Set(context.Background(), "a", "1", 0).Err())
 	get := func(path string) (int, string) {
