@@ -123,12 +123,25 @@ const (
 )
 
 func unknownCommand(args [][]byte) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ERR unknown command '%.128s', with args beginning with: ", args[0])
-	for _, a := range args[1:min(len(args), 4)] {
-		fmt.Fprintf(&b, "'%.128s' ", a)
+	// As Redis builds it: each argument as a C string (up to a NUL byte),
+	// quoted, while the list is under 128 bytes, each cut to what is left.
+	cstr := func(b []byte) []byte {
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			return b[:i]
+		}
+		return b
 	}
-	return b.String()
+	var list []byte
+	for _, a := range args[1:] {
+		if len(list) >= 128 {
+			break
+		}
+		a = cstr(a)
+		a = a[:min(len(a), 128-len(list))]
+		list = append(append(append(list, '\''), a...), "' "...)
+	}
+	name := cstr(args[0])
+	return fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", name[:min(len(name), 128)], list)
 }
 
 func wrongArity(name string) string {
@@ -431,8 +444,8 @@ func cmdIncr(n *Node, c *client, args [][]byte) {
 	name := strings.ToLower(string(args[0]))
 	delta := int64(1)
 	if len(args) == 3 {
-		d, err := strconv.ParseInt(string(args[2]), 10, 64)
-		if err != nil {
+		d, ok := redisInt(args[2]) // as strict as Redis: no "+5", no "007"
+		if !ok {
 			c.fail(errNotInteger)
 			return
 		}
@@ -440,7 +453,7 @@ func cmdIncr(n *Node, c *client, args [][]byte) {
 	}
 	if name == "decr" || name == "decrby" {
 		if delta == math.MinInt64 {
-			c.fail(errOverflow)
+			c.fail("ERR decrement would overflow") // Redis' words for this case
 			return
 		}
 		delta = -delta
@@ -458,8 +471,8 @@ func cmdIncr(n *Node, c *client, args [][]byte) {
 		n.replyErr(c, err)
 		return
 	case found:
-		cur, err = strconv.ParseInt(string(v), 10, 64)
-		if err != nil || len(v) > 20 {
+		var ok bool
+		if cur, ok = redisInt(v); !ok {
 			c.fail(errNotInteger)
 			return
 		}
