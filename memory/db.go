@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/ordtree"
 )
 
 func init() { logkv.RegisterTyped("memory", Open) }
@@ -19,9 +20,11 @@ type DB struct {
 
 	// mu guards everything below it. Writers, snapshots and iterators take
 	// it exclusively; Get and Metrics share it.
-	mu   sync.RWMutex
-	t    tree
-	live map[uint64]int // snapshot version -> open snapshots and iterators
+	mu        sync.RWMutex
+	t         *tree
+	dataBytes int64          // key and value bytes of live keys
+	live      map[uint64]int // snapshot version -> open snapshots and iterators
+	final     logkv.Metrics  // Metrics as Close left them
 
 	writes       uint64
 	writeOps     uint64
@@ -40,7 +43,7 @@ func Open(dir string, o *Options) (*DB, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	return &DB{opts: opts, t: newTree(), live: map[uint64]int{}}, nil
+	return &DB{opts: opts, t: ordtree.New[val](), live: map[uint64]int{}}, nil
 }
 
 // Get returns a copy of the value stored under key, or logkv.ErrNotFound.
@@ -51,16 +54,14 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 		db.mu.RUnlock()
 		return nil, logkv.ErrClosed
 	}
-	it, ok := db.t.get(key)
+	v, ok := db.t.Get(unsafeString(key))
+	db.mu.RUnlock()
 	if !ok {
-		db.mu.RUnlock()
 		return nil, logkv.ErrNotFound
 	}
-	v := it.value()
-	out := make([]byte, len(v))
-	copy(out, v)
-	db.mu.RUnlock()
-	return out, nil
+	// The value's allocation is never changed once set, so it is copied
+	// outside the lock.
+	return append(make([]byte, 0, v.vlen), v.value()...), nil
 }
 
 // Set stores value under key as a batch of one. o.Sync is accepted and has
@@ -72,15 +73,15 @@ func (db *DB) Set(key, value []byte, o *logkv.WriteOptions) error {
 	if err := logkv.CheckValue(value); err != nil {
 		return err
 	}
-	it := makeItem(key, value)
+	v := makeVal(key, value)
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	seq, err := db.begin(o)
 	if err != nil {
 		return err
 	}
-	db.t.set(it)
-	db.commit(seq, 1, it.size())
+	db.dataBytes += set(db.t, v)
+	db.commit(seq, 1, v.size())
 	return nil
 }
 
@@ -95,7 +96,7 @@ func (db *DB) Delete(key []byte, o *logkv.WriteOptions) error {
 	if err != nil {
 		return err
 	}
-	db.t.delete(key)
+	db.dataBytes += del(db.t, key)
 	db.commit(seq, 1, len(key))
 	return nil
 }
@@ -125,9 +126,9 @@ func (db *DB) Apply(b *logkv.Batch, o *logkv.WriteOptions) error {
 		}
 		switch kind {
 		case logkv.KindSet:
-			db.t.set(makeItem(key, value))
+			db.dataBytes += set(db.t, makeVal(key, value))
 		case logkv.KindDelete:
-			db.t.delete(key)
+			db.dataBytes += del(db.t, key)
 		}
 		n += len(key) + len(value)
 	}
@@ -161,10 +162,10 @@ func (db *DB) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 		db.mu.Unlock()
 		return nil, logkv.ErrClosed
 	}
-	root, ver := db.t.snapshot()
+	view, ver := db.t.Snapshot()
 	db.live[ver]++
 	db.mu.Unlock()
-	return newIterator(db, root, ver, o), nil
+	return newIterator(db, view, ver, o), nil
 }
 
 // NewSnapshot returns a frozen view of the engine. Taking it costs O(1)
@@ -177,9 +178,9 @@ func (db *DB) NewSnapshot() (logkv.Snapshot, error) {
 	if db.closed.Load() {
 		return nil, logkv.ErrClosed
 	}
-	root, ver := db.t.snapshot()
+	view, ver := db.t.Snapshot()
 	db.live[ver]++
-	return newSnapshot(db, root, ver, db.lastSeq.Load()), nil
+	return newSnapshot(db, view, ver, db.lastSeq.Load()), nil
 }
 
 // Readers are counted per version in db.live until closed. A reader dropped
@@ -207,13 +208,14 @@ func (db *DB) release(ver uint64) {
 		return
 	}
 	delete(db.live, ver)
-	if ver != db.t.shared {
+	if ver != db.t.Shared() {
 		return
 	}
-	db.t.shared = 0
+	var newest uint64
 	for v := range db.live {
-		db.t.shared = max(db.t.shared, v)
+		newest = max(newest, v)
 	}
+	db.t.SetShared(newest)
 }
 
 // LastSeq returns the sequence number of the newest committed batch.
@@ -234,29 +236,40 @@ func (db *DB) Sync() error {
 func (db *DB) Metrics() logkv.Metrics {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	t := &db.t
+	if db.closed.Load() {
+		m := db.final
+		m.Gets = db.gets.Load()
+		return m
+	}
+	return db.metrics()
+}
+
+// metrics computes Metrics. db.mu is held.
+func (db *DB) metrics() logkv.Metrics {
+	st := db.t.Stats()
 	readers := 0
 	for _, n := range db.live {
 		readers += n
 	}
+	nodeBytes := st.Leaves*leafBytes + st.Inners*(innerBytes) + db.t.TailedNodes()*tailsBytes
 	return logkv.Metrics{
-		Keys:         int64(t.count),
-		MemBytes:     t.dataBytes + t.leaves*leafBytes + t.inners*innerBytes,
+		Keys:         int64(st.Keys),
+		MemBytes:     db.dataBytes + nodeBytes,
 		Gets:         db.gets.Load(),
 		Writes:       db.writes,
 		WriteOps:     db.writeOps,
 		BytesWritten: db.bytesWritten,
 		Detail: []logkv.Metric{
-			{Name: "memory_data_bytes", Help: "Key and value bytes of live keys.", Value: float64(t.dataBytes)},
-			{Name: "memory_node_bytes", Help: "Bytes of the live tree's nodes.", Value: float64(t.leaves*leafBytes + t.inners*innerBytes)},
-			{Name: "memory_tree_height", Help: "Levels of the B-tree.", Value: float64(t.height)},
-			{Name: "memory_tree_nodes", Help: "Nodes of the live tree.", Labels: map[string]string{"kind": "leaf"}, Value: float64(t.leaves)},
-			{Name: "memory_tree_nodes", Help: "Nodes of the live tree.", Labels: map[string]string{"kind": "inner"}, Value: float64(t.inners)},
+			{Name: "memory_data_bytes", Help: "Key and value bytes of live keys.", Value: float64(db.dataBytes)},
+			{Name: "memory_node_bytes", Help: "Bytes of the live tree's nodes (and their arrays of pointers to key tails past 16 bytes).", Value: float64(nodeBytes)},
+			{Name: "memory_tree_height", Help: "Levels of the B-tree.", Value: float64(db.t.Height())},
+			{Name: "memory_tree_nodes", Help: "Nodes of the live tree.", Labels: map[string]string{"kind": "leaf"}, Value: float64(st.Leaves)},
+			{Name: "memory_tree_nodes", Help: "Nodes of the live tree.", Labels: map[string]string{"kind": "inner"}, Value: float64(st.Inners)},
 			{Name: "memory_open_readers", Help: "Open snapshots and iterators.", Value: float64(readers)},
 			{Name: "memory_snapshot_versions", Help: "Distinct tree versions held by open snapshots and iterators.", Value: float64(len(db.live))},
-			{Name: "memory_node_copies_total", Help: "Nodes copied because an open snapshot shared them.", Counter: true, Value: float64(t.copies)},
-			{Name: "memory_node_splits_total", Help: "Node splits.", Counter: true, Value: float64(t.splits)},
-			{Name: "memory_node_merges_total", Help: "Node merges on delete.", Counter: true, Value: float64(t.merges)},
+			{Name: "memory_node_copies_total", Help: "Nodes copied because an open snapshot shared them.", Counter: true, Value: float64(st.Copies)},
+			{Name: "memory_node_splits_total", Help: "Node splits.", Counter: true, Value: float64(st.Splits)},
+			{Name: "memory_node_merges_total", Help: "Node merges on delete.", Counter: true, Value: float64(st.Merges)},
 		},
 	}
 }
@@ -272,6 +285,8 @@ func (db *DB) Close() error {
 	}
 	// Keep the counters for Metrics; let the garbage collector have the
 	// data once open snapshots are dropped too.
-	db.t.root = nil
+	db.final = db.metrics()
+	db.t.Clear()
+	db.dataBytes = 0
 	return nil
 }

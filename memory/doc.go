@@ -15,23 +15,28 @@
 //
 // # Data structure
 //
-// The keys live in a B-tree of up to 62 items per node (one 1 KiB allocation),
-// each item a key and value copied into one allocation the tree owns. The tree
-// is copy-on-write in the manner of tidwall/btree's Copy: every node carries
-// the version of the tree that created it. Taking a snapshot (or an iterator,
-// which is a snapshot) keeps the current root and bumps the version, which is
-// O(1) whatever the size of the data. A writer then copies each node it would
-// change that an open snapshot may still read, and the copy's parent to point
-// at it, up to the root (path copying); nodes it created itself, or that no
-// open snapshot can reach, it changes in place. With no snapshot open a write
-// allocates only its item. A snapshot's nodes are never changed, so it reads
-// them without a lock; when it is closed and dropped, the garbage collector
-// reclaims whatever only it kept alive, which is how deleted and overwritten
-// data is freed.
+// The keys live in internal/ordtree's copy-on-write B-tree, the one bitcask's
+// keydir uses too: up to 63 items per node, kept as parallel arrays, each
+// item a key's first 16 bytes inline (a search compares them and touches
+// nothing else), its length, and its payload: a pointer to one allocation
+// holding the key and the value, which the tree owns and never changes (an
+// overwrite installs a new one). A key longer than 16 bytes also has a
+// pointer to its tail, inside that same allocation.
+//
+// The tree is copy-on-write by versions: every node carries the version of
+// the tree that created it. Taking a snapshot (or an iterator, which is a
+// snapshot) keeps the current root and bumps the version, which is O(1)
+// whatever the size of the data. A writer then copies each node it would
+// change that an open snapshot may still read, and the copy's parent to
+// point at it, up to the root (path copying); nodes it created itself, or
+// that no open snapshot can reach, it changes in place. With no snapshot open
+// a write allocates only its key and value. A snapshot's nodes are never
+// changed, so it reads them without a lock; when it is closed and dropped,
+// the garbage collector reclaims whatever only it kept alive, which is how
+// deleted and overwritten data is freed.
 //
 // Deletes rebalance: a node left below half full borrows an item from a
-// sibling or merges with it. Keys inserted in ascending order fill nodes
-// completely instead of splitting them in half.
+// sibling or merges with it.
 //
 // # Concurrency
 //
@@ -44,12 +49,13 @@
 //
 // A key costs its allocation (key and value bytes rounded up to the runtime's
 // size class: 128 bytes for a 16-byte key and a 100-byte value) plus its
-// 16-byte slot in a node, over the nodes' fill factor, plus the inner nodes.
-// Measured with runtime.MemStats after a GC at 1M such keys
-// (BenchmarkMemoryPerKey): 152 bytes per key after random inserts, 145 after
-// ascending ones. Metrics.MemBytes counts key and value bytes (without the
-// size-class rounding) plus node sizes of the live tree, 140 and 133 bytes per
-// key there; data kept only for open snapshots is not counted.
+// 36-byte slot in a node (16 bytes of prefix, the length, the payload), over
+// the nodes' fill factor, plus the inner nodes. Measured with
+// runtime.MemStats after a GC at 1M such keys (BenchmarkMemoryPerKey): 190
+// bytes per key after random inserts, 215 after ascending ones (which leave
+// nodes half full). Metrics.MemBytes counts key and value bytes (without the
+// size-class rounding) plus node sizes of the live tree, 169 and 191 bytes
+// per key there; data kept only for open snapshots is not counted.
 //
 // Deleted and overwritten data is garbage as soon as no open snapshot or
 // iterator can reach it: the tree holds no tombstones and no old versions.

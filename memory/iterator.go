@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/ordtree"
 )
 
 // iterator is a logkv.Iterator over a frozen root: the engine's state when
@@ -11,7 +12,7 @@ import (
 // alias the tree's items, which are never changed, so they stay valid even
 // past the next move (the contract promises less).
 type iterator struct {
-	c      cursor
+	c      ordtree.Iter[val]
 	db     *DB
 	ver    uint64 // the snapshot version this iterator keeps alive
 	lower  []byte
@@ -22,9 +23,9 @@ type iterator struct {
 
 var _ logkv.Iterator = (*iterator)(nil)
 
-func newIterator(db *DB, root *node, ver uint64, o *logkv.IterOptions) *iterator {
+func newIterator(db *DB, view ordtree.View[val], ver uint64, o *logkv.IterOptions) *iterator {
 	it := &iterator{db: db, ver: ver}
-	it.c.init(root)
+	it.c.Reset(view)
 	if o != nil {
 		// Copy the bounds: the caller may reuse its buffers.
 		if o.LowerBound != nil {
@@ -45,7 +46,7 @@ func (it *iterator) ok() bool {
 	}
 	if it.db.closed.Load() {
 		it.err = logkv.ErrClosed
-		it.c.reset()
+		it.c.Invalidate()
 		return false
 	}
 	return true
@@ -53,8 +54,8 @@ func (it *iterator) ok() bool {
 
 // checkUpper ends iteration at the upper bound.
 func (it *iterator) checkUpper(valid bool) bool {
-	if valid && it.upper != nil && bytes.Compare(it.c.item().key(), it.upper) >= 0 {
-		it.c.reset()
+	if valid && it.upper != nil && bytes.Compare(it.c.Value().key(), it.upper) >= 0 {
+		it.c.Invalidate()
 		return false
 	}
 	return valid
@@ -62,8 +63,8 @@ func (it *iterator) checkUpper(valid bool) bool {
 
 // checkLower ends iteration at the lower bound.
 func (it *iterator) checkLower(valid bool) bool {
-	if valid && it.lower != nil && bytes.Compare(it.c.item().key(), it.lower) < 0 {
-		it.c.reset()
+	if valid && it.lower != nil && bytes.Compare(it.c.Value().key(), it.lower) < 0 {
+		it.c.Invalidate()
 		return false
 	}
 	return valid
@@ -75,9 +76,9 @@ func (it *iterator) First() bool {
 		return false
 	}
 	if it.lower != nil {
-		return it.checkUpper(it.c.seekGE(it.lower))
+		return it.checkUpper(it.c.SeekGE(unsafeString(it.lower)))
 	}
-	return it.checkUpper(it.c.first())
+	return it.checkUpper(it.c.First())
 }
 
 // Last moves to the largest key within bounds.
@@ -86,9 +87,9 @@ func (it *iterator) Last() bool {
 		return false
 	}
 	if it.upper != nil {
-		return it.checkLower(it.c.seekLT(it.upper))
+		return it.checkLower(it.c.SeekLT(unsafeString(it.upper)))
 	}
-	return it.checkLower(it.c.last())
+	return it.checkLower(it.c.Last())
 }
 
 // SeekGE moves to the smallest key >= key within bounds.
@@ -99,7 +100,7 @@ func (it *iterator) SeekGE(key []byte) bool {
 	if it.lower != nil && bytes.Compare(key, it.lower) < 0 {
 		key = it.lower
 	}
-	return it.checkUpper(it.c.seekGE(key))
+	return it.checkUpper(it.c.SeekGE(unsafeString(key)))
 }
 
 // SeekLT moves to the largest key < key within bounds.
@@ -110,33 +111,33 @@ func (it *iterator) SeekLT(key []byte) bool {
 	if it.upper != nil && bytes.Compare(key, it.upper) > 0 {
 		key = it.upper
 	}
-	return it.checkLower(it.c.seekLT(key))
+	return it.checkLower(it.c.SeekLT(unsafeString(key)))
 }
 
 // Next moves to the next key; false at the end or if not positioned.
 func (it *iterator) Next() bool {
-	if !it.ok() || !it.c.valid() {
+	if !it.ok() || !it.c.Valid() {
 		return false
 	}
-	return it.checkUpper(it.c.next())
+	return it.checkUpper(it.c.Next())
 }
 
 // Prev moves to the previous key; false at the start or if not positioned.
 func (it *iterator) Prev() bool {
-	if !it.ok() || !it.c.valid() {
+	if !it.ok() || !it.c.Valid() {
 		return false
 	}
-	return it.checkLower(it.c.prev())
+	return it.checkLower(it.c.Prev())
 }
 
 // Valid reports whether the iterator is at a key.
-func (it *iterator) Valid() bool { return !it.closed && it.c.valid() }
+func (it *iterator) Valid() bool { return !it.closed && it.c.Valid() }
 
 // Key returns the current key. Only call it when Valid.
-func (it *iterator) Key() []byte { return it.c.item().key() }
+func (it *iterator) Key() []byte { return it.c.Value().key() }
 
 // Value returns the current value. Only call it when Valid.
-func (it *iterator) Value() []byte { return it.c.item().value() }
+func (it *iterator) Value() []byte { return it.c.Value().value() }
 
 // Error returns the first error the iterator met.
 func (it *iterator) Error() error { return it.err }
@@ -146,7 +147,7 @@ func (it *iterator) Error() error { return it.err }
 func (it *iterator) Close() error {
 	if !it.closed {
 		it.closed = true
-		it.c = cursor{}
+		it.c = ordtree.Iter[val]{}
 		it.db.release(it.ver)
 	}
 	return it.err

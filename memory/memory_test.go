@@ -25,11 +25,26 @@ type checkedDB struct {
 func (c checkedDB) Close() error {
 	c.DB.mu.RLock()
 	if !c.DB.closed.Load() {
-		checkTree(c.t, &c.DB.t)
+		checkDB(c.t, c.DB)
 	}
 	c.DB.mu.RUnlock()
 	return c.DB.Close()
 }
+
+// checkDB checks the tree's invariants and that the engine's count of key
+// and value bytes is the sum over its keys. db.mu is held (or unneeded).
+func checkDB(t *testing.T, db *DB) {
+	t.Helper()
+	require.NoError(t, db.t.Check())
+	var data int64
+	for key, v := range db.t.All() {
+		require.Equal(t, string(key), string(v.key()), "the tree's key and the allocation's")
+		data += int64(v.size())
+	}
+	require.Equal(t, db.dataBytes, data, "dataBytes")
+}
+
+func k(i int) []byte { return fmt.Appendf(nil, "%08d", i) }
 
 func openTest(t *testing.T, dir string) logkv.Engine {
 	t.Helper()
@@ -167,8 +182,8 @@ func TestEngineSnapshotsStayExact(t *testing.T) {
 		}
 	}
 	require.Empty(t, db.live, "every reader released")
-	require.Zero(t, db.t.shared)
-	checkTree(t, &db.t)
+	require.Zero(t, db.t.Shared())
+	checkDB(t, db)
 }
 
 func detail(m logkv.Metrics, name string) float64 {
@@ -200,7 +215,7 @@ func TestWritesInPlaceWithoutSnapshots(t *testing.T) {
 	withSnap := copies()
 	require.Positive(t, withSnap)
 	// Each node is copied once, then the copy is the writer's.
-	require.LessOrEqual(t, withSnap, float64(db.t.leaves+db.t.inners))
+	require.LessOrEqual(t, withSnap, float64(db.t.Stats().Leaves+db.t.Stats().Inners))
 	v, err := s.Get(k(5))
 	require.NoError(t, err)
 	require.Equal(t, "v", string(v))
@@ -366,7 +381,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Equal(t, uint64(2*rounds), db.LastSeq())
-	checkTree(t, &db.t)
+	checkDB(t, db)
 }
 
 func TestCloseInvalidatesReaders(t *testing.T) {
@@ -420,5 +435,5 @@ func TestLeakedSnapshotReleased(t *testing.T) {
 		runtime.Gosched()
 	}
 	require.Zero(t, readers())
-	require.Zero(t, db.t.shared)
+	require.Zero(t, db.t.Shared())
 }

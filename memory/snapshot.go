@@ -4,6 +4,7 @@ import (
 	"runtime"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/ordtree"
 )
 
 // snapshot is a frozen root of the engine's tree. Nodes reachable from it are
@@ -11,15 +12,15 @@ import (
 // lock.
 type snapshot struct {
 	db     *DB
-	root   *node
+	view   ordtree.View[val]
 	ver    uint64
 	seq    uint64
 	closed bool
 	leak   runtime.Cleanup // releases ver if the snapshot is dropped unclosed
 }
 
-func newSnapshot(db *DB, root *node, ver, seq uint64) *snapshot {
-	s := &snapshot{db: db, root: root, ver: ver, seq: seq}
+func newSnapshot(db *DB, view ordtree.View[val], ver, seq uint64) *snapshot {
+	s := &snapshot{db: db, view: view, ver: ver, seq: seq}
 	s.leak = runtime.AddCleanup(s, db.release, ver)
 	return s
 }
@@ -39,15 +40,11 @@ func (s *snapshot) Get(key []byte) ([]byte, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	t := tree{root: s.root}
-	it, ok := t.get(key)
+	v, ok := s.view.Get(unsafeString(key))
 	if !ok {
 		return nil, logkv.ErrNotFound
 	}
-	v := it.value()
-	out := make([]byte, len(v))
-	copy(out, v)
-	return out, nil
+	return append(make([]byte, 0, v.vlen), v.value()...), nil
 }
 
 // NewIter returns an iterator over the snapshot. It holds the snapshot's data
@@ -57,7 +54,7 @@ func (s *snapshot) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 		return nil, err
 	}
 	s.db.retain(s.ver)
-	return newIterator(s.db, s.root, s.ver, o), nil
+	return newIterator(s.db, s.view, s.ver, o), nil
 }
 
 // Seq returns the sequence number of the newest batch the snapshot sees.
@@ -69,7 +66,7 @@ func (s *snapshot) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.root = nil
+	s.view = ordtree.View[val]{}
 	s.leak.Stop()
 	s.db.release(s.ver)
 	return nil

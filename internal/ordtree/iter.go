@@ -1,5 +1,7 @@
 package ordtree
 
+import "iter"
+
 // View is a frozen tree: its nodes are never changed, so any number of
 // goroutines may read it without a lock. Snapshot makes one; the zero View
 // is empty.
@@ -184,6 +186,23 @@ func (it *Iter[V]) Prev() bool {
 		if f.i > 0 {
 			f.i--
 			return true
+		}
+	}
+}
+
+// All yields the tree's keys, in order, with their payloads. The key is
+// rebuilt in a buffer that the next step overwrites. The tree must not be
+// written until the loop ends.
+func (t *Tree[V]) All() iter.Seq2[[]byte, *V] {
+	return func(yield func([]byte, *V) bool) {
+		var it Iter[V]
+		it.Reset(View[V]{root: t.root})
+		var key []byte
+		for ok := it.First(); ok; ok = it.Next() {
+			key = it.AppendKey(key[:0])
+			if !yield(key, it.Value()) {
+				return
+			}
 		}
 	}
 }
