@@ -97,6 +97,9 @@ type Config struct {
 	Replication Replication `yaml:"replication"`
 	// TLS names the certificate files replication uses (mutual TLS).
 	TLS TLS `yaml:"tls"`
+	// Cluster, with etcd endpoints, makes the node a member of a cluster
+	// that fails over by itself (cluster.go, docs/cluster.md).
+	Cluster Cluster `yaml:"cluster"`
 	// NodeID names a node without certificates (a standalone node's
 	// commit log). Default: an id made from the host name and random bytes
 	// on first start, kept in data_dir/node_id. With certificates the id is
@@ -230,6 +233,7 @@ func DefaultConfig() Config {
 			MaxReadyLagRecords:  10000,
 		},
 		ShutdownTimeout: Duration(10 * time.Second),
+		Cluster:         defaultCluster(),
 	}
 }
 
@@ -355,6 +359,7 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout must be positive")
 	}
+	c.validateCluster(bad)
 	return errors.Join(errs...)
 }
 

@@ -156,6 +156,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		}
 		return nil, err
 	}
+	n.startCluster() // joins in the background once the addresses are bound (cluster.go)
 	return n, nil
 }
 
@@ -215,7 +216,7 @@ func (n *Node) openEngine(wipe bool) (logkv.Engine, error) {
 // replication. Only durability none writes to the engine alone.
 func (n *Node) newBackend() (backend, error) {
 	if n.logged() {
-		return n.openReplicated()
+		return n.withCluster(n.openReplicated())
 	}
 	e, err := n.openEngine(false)
 	if err != nil {

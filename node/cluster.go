@@ -1,0 +1,415 @@
+package node
+
+// Automatic failover (docs/cluster.md, issue #17). With cluster.etcd_endpoints
+// and cluster.name set, a node joins its cluster through etcd instead of
+// -replicaof: package replicate/coord elects the leader and tells this
+// file's clusterReplica to lead or follow; clusterBackend wraps the
+// replicated backend so that only the elected leader, while its lease is
+// valid by its own clock, acknowledges writes.
+//
+//	coord.Member (etcd: lease, leader key, progress)
+//	   -> clusterReplica.Lead / Follow / StepDown   (promote, follow, fence)
+//	   -> replicate.Node.PromoteTo / FollowForce    (epochs, divergent tails)
+//	clients -> clusterBackend.IsFollower / Apply / Sync (READONLY, TRYAGAIN)
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate"
+	"github.com/logkv/logkv/replicate/coord"
+)
+
+// Cluster configures automatic failover through etcd. Without
+// EtcdEndpoints the node runs as before: its role is what replicaof and
+// REPLICAOF make it.
+type Cluster struct {
+	// EtcdEndpoints are the etcd client URLs (http:// or https://).
+	EtcdEndpoints []string `yaml:"etcd_endpoints"`
+	// Name names the cluster; every key is under /logkv/<name>/ in etcd.
+	Name string `yaml:"name"`
+	// LeaseTTL is the leader lease's time to live, whole seconds (default
+	// 3s). A dead leader is replaced after about LeaseTTL; a leader that
+	// cannot reach etcd stops acknowledging writes 3/4 of LeaseTTL after
+	// its last renewal.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Priority orders eligible followers with equally durable logs: the
+	// highest runs first. 0, as Redis's replica-priority 0, means never
+	// leader. Default 100.
+	Priority int `yaml:"priority"`
+	// NeverLeader keeps this node a follower whatever happens.
+	NeverLeader bool `yaml:"never_leader"`
+	// Settle is how long followers wait, once the leader key is gone, for
+	// every member's progress before one runs (default 500ms).
+	Settle Duration `yaml:"settle"`
+	// EtcdCA, EtcdCert and EtcdKey name PEM files for TLS to etcd: the CA
+	// that signed etcd's certificate, and this node's client certificate
+	// and key (when etcd asks for one).
+	EtcdCA   string `yaml:"etcd_ca"`
+	EtcdCert string `yaml:"etcd_cert"`
+	EtcdKey  string `yaml:"etcd_key"`
+	// EtcdUsername and EtcdPasswordFile log in to etcd with its
+	// authentication; the password file's first line is the password.
+	EtcdUsername     string `yaml:"etcd_username"`
+	EtcdPasswordFile string `yaml:"etcd_password_file"`
+}
+
+// defaultCluster is Cluster's defaults: the ones coord owns.
+func defaultCluster() Cluster {
+	return Cluster{Priority: coord.DefaultPriority, LeaseTTL: Duration(coord.DefaultTTL), Settle: Duration(coord.DefaultSettle)}
+}
+
+func (c Cluster) enabled() bool { return len(c.EtcdEndpoints) > 0 }
+
+// validate adds what is wrong with the cluster settings to bad.
+func (c *Config) validateCluster(bad func(string, ...any)) {
+	cl := c.Cluster
+	if !cl.enabled() {
+		if cl.Name != "" {
+			bad("cluster.name is %q but cluster.etcd_endpoints is empty; set -etcd http://HOST:2379 (or remove the name)", cl.Name)
+		}
+		return
+	}
+	if cl.Name == "" || strings.ContainsAny(cl.Name, "/ ") {
+		bad("cluster.name %q must be set (-cluster NAME) and hold no '/' or space", cl.Name)
+	}
+	for _, e := range cl.EtcdEndpoints {
+		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+			bad("cluster.etcd_endpoints: %q is not an http:// or https:// URL", e)
+		}
+	}
+	if ttl := time.Duration(cl.LeaseTTL); ttl < time.Second || ttl%time.Second != 0 {
+		bad("cluster.lease_ttl %v must be whole seconds, at least 1s (etcd's unit)", ttl)
+	}
+	if cl.Priority < 0 {
+		bad("cluster.priority %d must be 0 (never leader) or more", cl.Priority)
+	}
+	if cl.Settle < 0 {
+		bad("cluster.settle must not be negative")
+	}
+	if (cl.EtcdCert == "") != (cl.EtcdKey == "") {
+		bad("cluster.etcd_cert and cluster.etcd_key go together")
+	}
+	if c.Replication.ReplicaOf != "" {
+		bad("replication.replicaof is %q, but with a cluster etcd chooses whom to follow; remove replicaof", c.Replication.ReplicaOf)
+	}
+	if c.Durability != "full" || !c.TLS.configured() || c.Replication.Listen == "off" {
+		bad("a cluster member ships its commit log: it needs durability full, certificates (-tls-dir) and replication.listen")
+	}
+}
+
+// errFenced answers writes on a leader whose lease is not known valid.
+var errFenced = errors.New("TRYAGAIN this node leads but could not renew its leadership lease in etcd in time; retry shortly (it resumes once renewed, or another node takes over)")
+
+// clusterBackend is the replicated backend of a cluster member: writes are
+// taken only by the elected leader, and acknowledged only while its lease is
+// valid.
+type clusterBackend struct {
+	*replicatedBackend
+	n      *Node
+	cli    *clientv3.Client
+	member atomic.Pointer[coord.Member] // nil until startCluster
+	// leading is the epoch this node was promoted to by coord, 0 if none.
+	leading atomic.Uint64
+	cancel  context.CancelFunc
+	done    chan struct{}
+	subs    switchSubs
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// withCluster wraps a replicated backend in a clusterBackend when the
+// node is a cluster member.
+func (n *Node) withCluster(b backend, err error) (backend, error) {
+	if err != nil || !n.cfg.Cluster.enabled() {
+		return b, err
+	}
+	rb, ok := b.(*replicatedBackend)
+	if !ok {
+		b.Close()
+		return nil, errors.New("node: a cluster member needs the commit log (durability full)")
+	}
+	cli, err := n.etcdClient()
+	if err != nil {
+		rb.Close()
+		return nil, err
+	}
+	return &clusterBackend{replicatedBackend: rb, n: n, cli: cli, done: make(chan struct{})}, nil
+}
+
+// etcdClient makes the etcd client the cluster settings describe. It does
+// not wait for etcd: a member starts while etcd is down, and joins when it
+// is back.
+func (n *Node) etcdClient() (*clientv3.Client, error) {
+	cl := n.cfg.Cluster
+	cc := clientv3.Config{Endpoints: cl.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: nil,
+		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second}
+	if cl.EtcdCA != "" || cl.EtcdCert != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cl.EtcdCA != "" {
+			pem, err := os.ReadFile(cl.EtcdCA)
+			if err != nil {
+				return nil, fmt.Errorf("node: cluster.etcd_ca: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("node: cluster.etcd_ca %s holds no PEM certificate", cl.EtcdCA)
+			}
+		}
+		if cl.EtcdCert != "" {
+			cert, err := tls.LoadX509KeyPair(cl.EtcdCert, cl.EtcdKey)
+			if err != nil {
+				return nil, fmt.Errorf("node: cluster.etcd_cert/etcd_key: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		cc.TLS = tc
+	}
+	if cl.EtcdUsername != "" {
+		cc.Username = cl.EtcdUsername
+		if cl.EtcdPasswordFile != "" {
+			b, err := os.ReadFile(cl.EtcdPasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("node: cluster.etcd_password_file: %w", err)
+			}
+			cc.Password = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+		}
+	}
+	cli, err := clientv3.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("node: etcd client for %v: %w", cl.EtcdEndpoints, err)
+	}
+	return cli, nil
+}
+
+// startCluster joins the cluster once the node's addresses are bound. A
+// node that is not a cluster member does nothing.
+func (n *Node) startCluster() {
+	b, ok := n.backend.(*clusterBackend)
+	if !ok {
+		return
+	}
+	cl := n.cfg.Cluster
+	m, err := coord.New(coord.Config{
+		Client:      b.cli,
+		Cluster:     cl.Name,
+		ID:          b.r.ID(),
+		RESPAddr:    n.Addr(),
+		ReplAddr:    b.r.Addr(),
+		Priority:    max(cl.Priority, 1),
+		NeverLeader: cl.NeverLeader || cl.Priority == 0,
+		TTL:         time.Duration(cl.LeaseTTL),
+		Settle:      time.Duration(cl.Settle),
+		SyncQuorum:  b.syncQuorum(),
+		Logger:      n.log,
+	})
+	if err != nil { // Validate checked every setting coord checks
+		n.log.Error("cluster: not joining", "err", err)
+		close(b.done)
+		return
+	}
+	b.member.Store(m)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	n.log.Info("joining cluster", "cluster", cl.Name, "etcd", cl.EtcdEndpoints, "id", b.r.ID())
+	go func() {
+		defer close(b.done)
+		m.Run(ctx, clusterReplica{b})
+	}()
+	go b.publishSwitches(ctx, m)
+}
+
+func (b *clusterBackend) syncQuorum() int {
+	if b.sync {
+		return b.n.cfg.Replication.Quorum
+	}
+	return 0
+}
+
+// IsFollower: only the leader coord elected takes writes; every other
+// member, and a leader that lost its key, answers READONLY.
+func (b *clusterBackend) IsFollower() bool {
+	m := b.member.Load()
+	return m == nil || b.leading.Load() == 0 || m.Leading() == 0 || b.r.Role() != replicate.Leader
+}
+
+// fenced reports whether this node leads but its lease is not known valid:
+// writes then get TRYAGAIN, not acknowledgement.
+func (b *clusterBackend) fenced() bool {
+	m := b.member.Load()
+	return m != nil && m.Leading() != 0 && !m.Valid()
+}
+
+func (b *clusterBackend) Set(key, value []byte) error {
+	if b.fenced() {
+		return errFenced
+	}
+	return b.replicatedBackend.Set(key, value)
+}
+
+func (b *clusterBackend) Apply(batch *logkv.Batch) error {
+	if b.fenced() {
+		return errFenced
+	}
+	return b.replicatedBackend.Apply(batch)
+}
+
+// Sync acknowledges: it fails with errFenced if the lease lapsed while the
+// writes were on their way to the disk (and the quorum), since another node
+// may lead by now.
+func (b *clusterBackend) Sync() error {
+	err := b.replicatedBackend.Sync()
+	if err == nil && b.fenced() {
+		return errFenced
+	}
+	return err
+}
+
+func (b *clusterBackend) Barrier() error { return b.Sync() }
+
+// ReplicaOf is refused: etcd decides who leads (kvnode cluster failover
+// hands leadership over).
+func (b *clusterBackend) ReplicaOf(host, port string) error {
+	return errors.New("this node is a member of cluster " + b.n.cfg.Cluster.Name + ", where etcd elects the leader: use `kvnode cluster failover` to move leadership")
+}
+
+func (b *clusterBackend) Close() error {
+	b.closeOnce.Do(func() {
+		if b.cancel != nil {
+			b.cancel() // Run revokes the lease: a follower takes over at once
+			<-b.done
+		}
+		b.subs.closeAll()
+		b.cli.Close()
+		b.closeErr = b.replicatedBackend.Close()
+	})
+	return b.closeErr
+}
+
+// Role is the replicated backend's ROLE, with the cluster's leader as the
+// master a follower names (its client address, as Redis replicas do).
+func (b *clusterBackend) Role(w *replyConn) {
+	l := b.clusterLeader()
+	if !b.IsFollower() || l == nil {
+		b.replicatedBackend.Role(w)
+		return
+	}
+	host, port, _ := net.SplitHostPort(l.RESP)
+	st := b.r.Status()
+	w.WriteArray(5)
+	w.WriteBulkString("slave")
+	w.WriteBulkString(host)
+	w.WriteInt64(int64(atoiOr0(port)))
+	w.WriteBulkString(st.State)
+	w.WriteInt64(int64(st.Applied))
+}
+
+func (b *clusterBackend) clusterLeader() *coord.Leader {
+	if m := b.member.Load(); m != nil {
+		return m.Leader()
+	}
+	return nil
+}
+
+// Info adds the cluster's view to INFO replication.
+func (b *clusterBackend) Info(add func(string, any)) {
+	b.replicatedBackend.Info(add)
+	add("cluster_name", b.n.cfg.Cluster.Name)
+	m := b.member.Load()
+	if m == nil {
+		return
+	}
+	if l := m.Leader(); l != nil {
+		add("cluster_leader_id", l.ID)
+		add("cluster_leader_addr", l.RESP)
+		add("cluster_leader_epoch", l.Epoch)
+	} else {
+		add("cluster_leader_id", "")
+	}
+	valid := 0
+	if m.Valid() {
+		valid = 1
+	}
+	add("cluster_leading_epoch", m.Leading())
+	add("cluster_lease_valid", valid)
+	if d := time.Until(m.Deadline()); m.Leading() != 0 {
+		add("cluster_lease_deadline_ms", d.Milliseconds())
+	}
+}
+
+func atoiOr0(s string) int {
+	v := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v
+}
+
+// clusterReplica is what coord drives: this node's replicate.Node.
+type clusterReplica struct{ b *clusterBackend }
+
+func (r clusterReplica) Progress() (durable, epoch uint64) {
+	st := r.b.r.Status()
+	return st.DurableSeq, st.Epoch
+}
+
+// Lead promotes the node to epoch (the leader key's etcd revision) and
+// writes the keyspace format key a fresh cluster's first leader owes its
+// followers.
+func (r clusterReplica) Lead(epoch uint64) error {
+	b := r.b
+	if err := b.r.PromoteTo(epoch); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.leader = ""
+	b.mu.Unlock()
+	if _, err := b.r.Engine().Get(metaFormatKey); errors.Is(err, logkv.ErrNotFound) {
+		var fb logkv.Batch
+		fb.Set(metaFormatKey, []byte{keyspaceFormat})
+		if err := errors.Join(b.replicatedBackend.Apply(&fb), b.replicatedBackend.Sync()); err != nil {
+			return err
+		}
+	}
+	b.n.ks.gensLoaded.Store(false) // generations are read again by the leader
+	b.leading.Store(epoch)
+	b.n.log.Info("cluster: leading", "epoch", epoch)
+	return nil
+}
+
+// Follow follows l. A divergent tail this node holds (a deposed leader's)
+// is cut, within replication's limits on what a node may discard.
+func (r clusterReplica) Follow(l coord.Leader) error {
+	b := r.b
+	b.leading.Store(0)
+	if err := b.r.Follow(l.Repl); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.leader = l.Repl
+	b.mu.Unlock()
+	b.n.log.Info("cluster: following", "leader", l.ID, "repl", l.Repl, "epoch", l.Epoch)
+	return nil
+}
+
+// StepDown stops taking writes; the node follows whoever coord names next.
+func (r clusterReplica) StepDown() {
+	r.b.leading.Store(0)
+	r.b.n.log.Warn("cluster: stepped down; writes are refused until a leader is known")
+}
