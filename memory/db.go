@@ -61,7 +61,7 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	}
 	// The value's allocation is never changed once set, so it is copied
 	// outside the lock.
-	return append(make([]byte, 0, v.vlen), v.value()...), nil
+	return append([]byte{}, v.value()...), nil
 }
 
 // Set stores value under key as a batch of one. o.Sync is accepted and has

@@ -19,9 +19,9 @@
 // keydir uses too: up to 63 items per node, kept as parallel arrays, each
 // item a key's first 16 bytes inline (a search compares them and touches
 // nothing else), its length, and its payload: a pointer to one allocation
-// holding the key and the value, which the tree owns and never changes (an
-// overwrite installs a new one). A key longer than 16 bytes also has a
-// pointer to its tail, inside that same allocation.
+// holding the key's and the value's lengths, the key and the value, which the
+// tree owns and never changes (an overwrite installs a new one). A key longer
+// than 16 bytes also has a pointer to its tail, inside that same allocation.
 //
 // The tree is copy-on-write by versions: every node carries the version of
 // the tree that created it. Taking a snapshot (or an iterator, which is a
@@ -36,7 +36,8 @@
 // deleted and overwritten data is freed.
 //
 // Deletes rebalance: a node left below half full borrows an item from a
-// sibling or merges with it.
+// sibling or merges with it. Keys inserted in ascending order fill nodes
+// completely instead of splitting them in half.
 //
 // # Concurrency
 //
@@ -47,14 +48,16 @@
 //
 // # Memory
 //
-// A key costs its allocation (key and value bytes rounded up to the runtime's
-// size class: 128 bytes for a 16-byte key and a 100-byte value) plus its
-// 36-byte slot in a node (16 bytes of prefix, the length, the payload), over
-// the nodes' fill factor, plus the inner nodes. Measured with
-// runtime.MemStats after a GC at 1M such keys (BenchmarkMemoryPerKey): 190
-// bytes per key after random inserts, 215 after ascending ones (which leave
-// nodes half full). Metrics.MemBytes counts key and value bytes (without the
-// size-class rounding) plus node sizes of the live tree, 169 and 191 bytes
+// A key costs its allocation (an 8-byte header, key and value bytes, rounded
+// up to the runtime's size class: 128 bytes for a 16-byte key and a 100-byte
+// value) plus its 28-byte slot in a node (16 bytes of prefix, the length, the
+// pointer), over the nodes' fill factor, plus the inner nodes. Measured with
+// runtime.MemStats after a GC at 1M such keys (BenchmarkMemoryPerKey): 176
+// bytes per key after random inserts, 162 after ascending ones. (The B-tree
+// before ordtree, with 16-byte slots that held no prefix, took 152 and 145:
+// the prefixes cost about 20 bytes a key and buy the search speed.)
+// Metrics.MemBytes counts key and value bytes (without the header and the
+// size-class rounding) plus node sizes of the live tree, 158 and 146 bytes
 // per key there; data kept only for open snapshots is not counted.
 //
 // Deleted and overwritten data is garbage as soon as no open snapshot or

@@ -44,7 +44,7 @@ func (s *snapshot) Get(key []byte) ([]byte, error) {
 	if !ok {
 		return nil, logkv.ErrNotFound
 	}
-	return append(make([]byte, 0, v.vlen), v.value()...), nil
+	return append([]byte{}, v.value()...), nil
 }
 
 // NewIter returns an iterator over the snapshot. It holds the snapshot's data

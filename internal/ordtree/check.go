@@ -24,17 +24,19 @@ func (t *Tree[V]) Check() error {
 		err               error
 		key, prev, lo, hi []byte
 	)
-	var walk func(n *Node[V], depth int, lo, hi []byte)
-	walk = func(n *Node[V], depth int, lo, hi []byte) {
+	var walk func(n *Node[V], depth int, lo, hi []byte, edge bool)
+	walk = func(n *Node[V], depth int, lo, hi []byte, edge bool) {
 		if err != nil {
 			return
 		}
-		if n.n > MaxItems || (n != t.root && n.n < MinItems) || n.n < 1 {
+		// Only the root and a level's last node may hold fewer than
+		// MinItems (see split).
+		if n.n > MaxItems || (n != t.root && !edge && n.n < MinItems) || n.n < 1 {
 			err = fmt.Errorf("ordtree: node with %d items", n.n)
 			return
 		}
-		if n.cow > t.cow {
-			err = fmt.Errorf("ordtree: node version %d past the tree's %d", n.cow, t.cow)
+		if n.cow() > t.cow {
+			err = fmt.Errorf("ordtree: node version %d past the tree's %d", n.cow(), t.cow)
 			return
 		}
 		prev = nil
@@ -86,7 +88,7 @@ func (t *Tree[V]) Check() error {
 				err = fmt.Errorf("ordtree: missing child %d of %d", i, n.n+1)
 				return
 			}
-			walk(c, depth+1, clo, chi)
+			walk(c, depth+1, clo, chi, edge && i == n.n)
 		}
 		for i := n.n + 1; i <= MaxItems; i++ {
 			if n.kids()[i] != nil {
@@ -95,7 +97,7 @@ func (t *Tree[V]) Check() error {
 			}
 		}
 	}
-	walk(t.root, 1, lo, hi)
+	walk(t.root, 1, lo, hi, true)
 	if err != nil {
 		return err
 	}

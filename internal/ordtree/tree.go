@@ -60,9 +60,8 @@ type item[V any] struct {
 // skips a leaf's arrays when V holds no pointer.
 type Node[V any] struct {
 	tails *[MaxItems]*byte // nil until an item has a tail
-	cow   uint64
+	tag   uint64           // the version that made the node <<1, | 1 for an Inode's
 	n     int
-	inner bool // the node is an Inode's
 	pfx   [MaxItems]prefix
 	klens [MaxItems]uint32
 	vals  [MaxItems]V
@@ -75,7 +74,13 @@ type Inode[V any] struct {
 	children [MaxItems + 1]*Node[V]
 }
 
-func (n *Node[V]) leaf() bool { return !n.inner }
+func (n *Node[V]) leaf() bool { return n.tag&1 == 0 }
+
+// cow returns the version of the tree that made n. The version shares a
+// word with the leaf bit so that a node's header is 24 bytes, which is
+// what fits a node with an 8-byte payload in the runtime's 1792-byte size
+// class and one with a 12-byte payload in 2048 bytes.
+func (n *Node[V]) cow() uint64 { return n.tag >> 1 }
 
 // kids returns the children of an internal node. n is then the first field
 // of an Inode allocation, so the conversion stays inside that object.
@@ -298,10 +303,10 @@ func (t *Tree[V]) Clear() {
 func (t *Tree[V]) newNode(leaf bool) *Node[V] {
 	if leaf {
 		t.leaves++
-		return &Node[V]{cow: t.cow}
+		return &Node[V]{tag: t.cow << 1}
 	}
 	t.inners++
-	return &(&Inode[V]{Node: Node[V]{cow: t.cow, inner: true}}).Node
+	return &(&Inode[V]{Node: Node[V]{tag: t.cow<<1 | 1}}).Node
 }
 
 func (t *Tree[V]) freeNode(n *Node[V]) {
@@ -314,12 +319,12 @@ func (t *Tree[V]) freeNode(n *Node[V]) {
 
 // mut returns n if no view can read it, else a copy of n that only t has.
 func (t *Tree[V]) mut(n *Node[V]) *Node[V] {
-	if n.cow > t.shared {
+	if n.cow() > t.shared {
 		return n
 	}
 	t.copies++
 	var c *Node[V]
-	if n.inner {
+	if !n.leaf() {
 		in := &Inode[V]{children: *n.kids()}
 		in.Node = *n
 		c = &in.Node
@@ -327,7 +332,7 @@ func (t *Tree[V]) mut(n *Node[V]) *Node[V] {
 		c = new(Node[V])
 		*c = *n
 	}
-	c.cow = t.cow
+	c.tag = t.cow<<1 | n.tag&1
 	if n.tails != nil {
 		tl := *n.tails
 		c.tails = &tl
@@ -355,9 +360,17 @@ func get[V any](n *Node[V], key string) (V, bool) {
 }
 
 // split moves the upper half of the full, owned node n to a new node and
-// returns the middle item and the new node.
-func (t *Tree[V]) split(n *Node[V]) (item[V], *Node[V]) {
-	const mid = MaxItems / 2
+// returns the middle item and the new node. When the key about to go in is
+// past n's last item and n is the last node of its level (appending), the
+// new node takes only n's last item: keys set in ascending order then leave
+// nodes full instead of half full, as bulk loading would. Only a level's
+// last node may so be left with fewer than MinItems items; deletes
+// rebalance it as any other.
+func (t *Tree[V]) split(n *Node[V], appending bool) (item[V], *Node[V]) {
+	mid := MaxItems / 2
+	if appending {
+		mid = MaxItems - 2
+	}
 	t.splits++
 	r := t.newNode(n.leaf())
 	copyItems(r, 0, n, mid+1, n.n)
@@ -390,13 +403,14 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 	t.root = t.mut(t.root)
 	if t.root.n == MaxItems {
 		left := t.root
-		m, right := t.split(left)
+		m, right := t.split(left, left.cmp(left.n-1, &k) < 0)
 		t.root = t.newNode(false)
 		t.root.setItem(0, m)
 		t.root.kids()[0], t.root.kids()[1] = left, right
 		t.root.n = 1
 	}
 	n := t.root
+	edge := true // n is the last node of its level
 	for {
 		i, found := n.search(&k)
 		if found {
@@ -424,8 +438,9 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 		}
 		c := t.mut(n.kids()[i])
 		n.kids()[i] = c
+		edge = edge && i == n.n
 		if c.n == MaxItems {
-			m, right := t.split(c)
+			m, right := t.split(c, edge && c.cmp(c.n-1, &k) < 0)
 			copyItems(n, i+1, n, i, n.n)
 			copy(n.kids()[i+2:n.n+2], n.kids()[i+1:n.n+1])
 			n.setItem(i, m)

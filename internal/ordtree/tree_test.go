@@ -210,6 +210,29 @@ func TestTreeWritesInPlaceWithoutViews(t *testing.T) {
 	require.NoError(t, tr.Check())
 }
 
+// TestAscendingFillsNodes checks that keys set in ascending order leave
+// nodes full, and that the tree stays valid when deletes then empty it.
+func TestAscendingFillsNodes(t *testing.T) {
+	tr := New[uint64]()
+	const n = 20000
+	key := func(i int) string { return fmt.Sprintf("%018d", i) }
+	for i := range n {
+		tr.Set(key(i), uint64(i))
+	}
+	require.NoError(t, tr.Check())
+	require.LessOrEqual(t, tr.Stats().Leaves, int64(n/(MaxItems-2)+1), "leaves after ascending inserts")
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, i := range rng.Perm(n) {
+		_, ok := tr.Delete(key(i))
+		require.True(t, ok)
+		if i%500 == 0 {
+			require.NoError(t, tr.Check())
+		}
+	}
+	require.NoError(t, tr.Check())
+	require.Zero(t, tr.Len())
+}
+
 // TestBuildPacksNodes checks that a bulk-built tree is valid and nearly full.
 func TestBuildPacksNodes(t *testing.T) {
 	for _, n := range []int{0, 1, 31, 63, 64, 127, 4096, 30000} {
