@@ -290,8 +290,8 @@ func cmdLastsave(n *Node, c *client, args [][]byte) {
 }
 
 // cmdReset: RESET puts the connection back as it was when it connected:
-// RESP2, no name, replies on, no monitor, and not authenticated if the node
-// has a password.
+// RESP2, no name, replies on, no monitor, no MULTI or WATCH, database 0,
+// and not authenticated if the node has a password.
 func cmdReset(n *Node, c *client, args [][]byte) {
 	n.state().monitors.remove(c)
 	c.x.proto.Store(0)
@@ -302,6 +302,9 @@ func cmdReset(n *Node, c *client, args [][]byte) {
 	c.x.reply = replyOn
 	c.user, c.access = nil, n.sec.access.startAccess()
 	c.authed = c.access != accessNone
+	c.ks.multi = nil // RESET runs at once inside MULTI (multi.go): it ends it
+	n.unwatchAll(c)
+	c.ks.db = 0
 	c.conn.WriteString("RESET")
 }
 

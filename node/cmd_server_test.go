@@ -448,7 +448,13 @@ func TestHelloAndResp3(t *testing.T) {
 	info := rc.do("info", "server")
 	require.True(t, strings.HasPrefix(info, "="), info)
 	require.Contains(t, info, "\r\ntxt:# Server\r\n")
+	require.Equal(t, "+OK\r\n", rc.do("select", "1"))
+	require.Equal(t, "+OK\r\n", rc.do("multi"))
 	require.Equal(t, "+RESET\r\n", rc.do("reset"))
+	require.Equal(t, "-ERR EXEC without MULTI\r\n", rc.do("exec"), "RESET ended the MULTI")
+	require.Equal(t, "+OK\r\n", rc.do("set", "indb0", "v"))
+	require.Equal(t, "+OK\r\n", rc.do("select", "0"))
+	require.Equal(t, "$1\r\nv\r\n", rc.do("get", "indb0"), "RESET went back to database 0")
 	require.Equal(t, "$-1\r\n", rc.do("get", "nosuch"), "RESET goes back to RESP2")
 	require.Equal(t, "$-1\r\n", rc.do("client", "getname"), "and forgets the name")
 
@@ -503,5 +509,70 @@ func TestSlowMonitorIsDropped(t *testing.T) {
 	for n.state().monitors.count.Load() > 0 {
 		require.True(t, time.Now().Before(deadline), "the monitor was never dropped")
 		require.NoError(t, c.Set(ctx, "k", big, 0).Err())
+	}
+}
+
+// The string family on every engine through go-redis: results, and which
+// commands keep a key's TTL (APPEND, SETRANGE, SETBIT, INCRBYFLOAT) and
+// which clear it (GETSET), as Redis; values survive a restart where the
+// engine keeps them.
+func TestStringFamilyOnEveryEngine(t *testing.T) {
+	for _, engine := range []string{"lsm", "bitcask", "memory"} {
+		t.Run(engine, func(t *testing.T) {
+			dir := t.TempDir()
+			edit := func(cfg *Config) { cfg.Engine, cfg.DataDir = engine, dir }
+			n := newNode(t, edit)
+			served := make(chan error, 1)
+			go func() { served <- n.Serve() }()
+			c := redis.NewClient(&redis.Options{Addr: n.Addr(), MaxRetries: -1})
+			ctx := context.Background()
+			ttlKept := func(key string) {
+				t.Helper()
+				ttl := c.TTL(ctx, key).Val()
+				require.True(t, ttl > 900*time.Second && ttl <= 1000*time.Second, "%s: TTL %v", key, ttl)
+			}
+			for _, k := range []string{"a", "r", "b", "f", "g"} {
+				require.NoError(t, c.Set(ctx, k, "10", 1000*time.Second).Err())
+			}
+			require.Equal(t, int64(6), c.Append(ctx, "a", ".5xy").Val())
+			ttlKept("a")
+			require.Equal(t, int64(12), c.SetRange(ctx, "r", 10, "!!").Val())
+			require.Equal(t, "10\x00\x00\x00\x00\x00\x00\x00\x00!!", c.Get(ctx, "r").Val())
+			ttlKept("r")
+			require.Equal(t, int64(0), c.SetBit(ctx, "b", 23, 1).Val())
+			require.Equal(t, "10\x01", c.Get(ctx, "b").Val())
+			ttlKept("b")
+			require.Equal(t, 10.5, c.IncrByFloat(ctx, "f", 0.5).Val())
+			ttlKept("f")
+			require.Equal(t, "10", c.GetSet(ctx, "g", "new").Val())
+			require.Equal(t, time.Duration(-1), c.TTL(ctx, "g").Val(), "GETSET clears the TTL")
+			require.Equal(t, int64(3), c.StrLen(ctx, "g").Val())
+			require.Equal(t, int64(0), c.StrLen(ctx, "nosuch").Val())
+			require.Equal(t, "ne", c.GetRange(ctx, "g", 0, -2).Val())
+			require.Equal(t, "new", c.GetDel(ctx, "g").Val())
+			require.Equal(t, int64(0), c.Exists(ctx, "g").Val())
+			require.True(t, c.MSetNX(ctx, "m1", "1", "m2", "2").Val())
+			require.False(t, c.MSetNX(ctx, "m2", "x", "m3", "3").Val())
+			require.Equal(t, int64(0), c.Exists(ctx, "m3").Val(), "MSETNX wrote nothing")
+			require.Equal(t, int64(22), c.BitCount(ctx, "a", nil).Val())
+			require.Equal(t, int64(2), c.BitPos(ctx, "a", 1).Val())
+			require.Equal(t, int64(2), c.LCS(ctx, &redis.LCSQuery{Key1: "a", Key2: "r", Len: true}).Val().Len)
+			// Huge offsets are refused before anything is allocated.
+			require.ErrorContains(t, c.SetRange(ctx, "r", 1<<40, "x").Err(), "string exceeds maximum allowed size")
+			require.ErrorContains(t, c.SetBit(ctx, "b", 1<<40, 1).Err(), "bit offset is not an integer or out of range")
+			c.Close()
+			ctx2, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			require.NoError(t, n.Shutdown(ctx2))
+			require.NoError(t, <-served)
+			if _, logged := n.backend.(*replicatedBackend); engine == "memory" && !logged {
+				return // a memory engine without the commit log keeps nothing
+			}
+			c2 := dial(t, startNode(t, edit), nil)
+			require.Equal(t, "10.5xy", c2.Get(ctx, "a").Val())
+			require.Equal(t, "10.5", c2.Get(ctx, "f").Val())
+			ttl := c2.TTL(ctx, "f").Val()
+			require.True(t, ttl > 0 && ttl <= 1000*time.Second, "the TTL survives the restart: %v", ttl)
+		})
 	}
 }
