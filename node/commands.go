@@ -26,6 +26,10 @@ type command struct {
 	// slow commands may wait long (for followers, or a new leader): they
 	// run off the event loop (see server.go).
 	slow bool
+	// slowArgs, if not 0, makes the command slow past that many
+	// arguments: a DEL of a million keys must not hold the event loop
+	// for seconds.
+	slowArgs int
 	// admin commands can destroy data or stop the node: only an
 	// authenticated admin may run them (see access.go).
 	admin bool
@@ -50,11 +54,11 @@ func init() {
 		{name: "get", arity: 2, run: cmdGet, first: 1, last: 1, step: 1},
 		{name: "set", arity: -3, write: true, run: cmdSet, first: 1, last: 1, step: 1},
 		{name: "setnx", arity: 3, write: true, run: cmdSetNX, first: 1, last: 1, step: 1},
-		{name: "del", arity: -2, write: true, run: cmdDel, first: 1, last: -1, step: 1},
-		{name: "unlink", arity: -2, write: true, run: cmdDel, first: 1, last: -1, step: 1},
-		{name: "exists", arity: -2, run: cmdExists, first: 1, last: -1, step: 1},
-		{name: "mget", arity: -2, run: cmdMGet, first: 1, last: -1, step: 1},
-		{name: "mset", arity: -3, write: true, run: cmdMSet, first: 1, last: -1, step: 2},
+		{name: "del", arity: -2, write: true, slowArgs: manyArgs, run: cmdDel, first: 1, last: -1, step: 1},
+		{name: "unlink", arity: -2, write: true, slowArgs: manyArgs, run: cmdDel, first: 1, last: -1, step: 1},
+		{name: "exists", arity: -2, slowArgs: manyArgs, run: cmdExists, first: 1, last: -1, step: 1},
+		{name: "mget", arity: -2, slowArgs: manyArgs, run: cmdMGet, first: 1, last: -1, step: 1},
+		{name: "mset", arity: -3, write: true, slowArgs: manyArgs, run: cmdMSet, first: 1, last: -1, step: 2},
 		{name: "incr", arity: 2, write: true, run: cmdIncr, first: 1, last: 1, step: 1},
 		{name: "decr", arity: 2, write: true, run: cmdIncr, first: 1, last: 1, step: 1},
 		{name: "incrby", arity: 3, write: true, run: cmdIncr, first: 1, last: 1, step: 1},
@@ -89,6 +93,10 @@ func register(c *command) {
 	commandList = append(commandList, c)
 	commandTable[c.name] = c
 }
+
+// manyArgs is where a multi-key command starts to run off the event loop:
+// a few milliseconds of engine reads or writes.
+const manyArgs = 4096
 
 // cmdSetEntry and cmdMSetEntry are the table's SET and MSET, whose plain
 // forms queue their writes (see pending.go).

@@ -30,7 +30,7 @@ func init() {
 		{name: "copy", arity: -3, write: true, run: cmdCopy, first: 1, last: 2, step: 1},
 		{name: "move", arity: 3, write: true, run: cmdMove, first: 1, last: 1, step: 1},
 		{name: "randomkey", arity: 1, run: cmdRandomKey},
-		{name: "touch", arity: -2, run: cmdExists, first: 1, last: -1, step: 1},
+		{name: "touch", arity: -2, slowArgs: manyArgs, run: cmdExists, first: 1, last: -1, step: 1},
 		{name: "object", arity: -2, run: cmdObject, first: 2, last: 2, step: 1},
 		{name: "dump", arity: 2, run: cmdDump, first: 1, last: 1, step: 1},
 		{name: "restore", arity: -4, write: true, run: cmdRestore, first: 1, last: 1, step: 1},

@@ -102,3 +102,27 @@ func TestExecIsOneBatch(t *testing.T) {
 		require.Equal(t, int64(9), c.DBSize(ctx).Val())
 	})
 }
+
+// TestManyKeysLeaveTheLoop: a DEL (or EXISTS, MGET, MSET, TOUCH) of many
+// keys runs off the event loop, and still answers right.
+func TestManyKeysLeaveTheLoop(t *testing.T) {
+	n := startNode(t, nil)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	keys := make([]string, manyArgs+1)
+	pairs := make([]any, 0, 2*len(keys))
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+		pairs = append(pairs, keys[i], "v")
+	}
+	exists := [][]byte{[]byte("exists")}
+	for _, k := range keys {
+		exists = append(exists, []byte(k))
+	}
+	require.True(t, n.mayWait(&client{}, lookup(exists[0]), exists))
+	require.False(t, n.mayWait(&client{}, lookup(exists[0]), exists[:3]))
+	require.NoError(t, c.MSet(ctx, pairs...).Err())
+	require.Equal(t, int64(len(keys)), c.Exists(ctx, keys...).Val())
+	require.Equal(t, int64(len(keys)), c.Del(ctx, keys...).Val())
+	require.Equal(t, int64(0), c.DBSize(ctx).Val())
+}

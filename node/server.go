@@ -463,7 +463,7 @@ func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 	switch {
 	case cm == nil:
 		return false
-	case cm.slow, cm.write && b.ApplyWaits(), n.srv.pause.pauses(cm):
+	case cm.slow, cm.slowArgs > 0 && len(args) > cm.slowArgs, cm.write && b.ApplyWaits(), n.srv.pause.pauses(cm):
 		return true
 	case !b.SyncWaits() || b.Visible():
 		return false
