@@ -572,6 +572,9 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 // (a client key; nil: the first) and returns those matching pattern and
 // typ, and the key to resume from (nil: done). Expired keys are skipped.
 func (n *Node) scanKeys(c *client, start, pattern []byte, count int, typ string) (keys [][]byte, next []byte, err error) {
+	if err := checkPattern(pattern); err != nil {
+		return nil, nil, err
+	}
 	db := c.ks.db
 	gen, err := n.gen(db)
 	if err != nil {

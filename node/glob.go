@@ -1,5 +1,7 @@
 package node
 
+import "fmt"
+
 // globMatch reports whether s matches the Redis glob pattern p, byte-wise as
 // Redis' stringmatchlen does: * any run of bytes, ? any one byte, [abc] [^abc]
 // [a-z] a class, and \x the byte x. On a mismatch it backtracks only to the
@@ -62,7 +64,9 @@ func matchClass(p []byte, c byte) ([]byte, bool) {
 		case p[0] == '\\' && len(p) > 1:
 			match = match || p[1] == c
 			p = p[2:]
-		case len(p) > 2 && p[1] == '-' && p[2] != ']':
+		case len(p) >= 3 && p[1] == '-':
+			// As stringmatchlen: the range's end may be ']' ([a-] is
+			// the range ']'..'a', and the class runs on).
 			lo, hi := p[0], p[2]
 			if lo > hi {
 				lo, hi = hi, lo
@@ -78,6 +82,22 @@ func matchClass(p []byte, c byte) ([]byte, bool) {
 		p = p[1:] // the ']'
 	}
 	return p, match != not
+}
+
+// maxPatternLen bounds a SCAN or KEYS MATCH pattern: matching costs up to
+// len(pattern) x len(key) per key, and a 64 KiB pattern held the event loop
+// for seconds. Redis' own patterns are rarely longer than a key.
+const maxPatternLen = 1024
+
+// errPatternTooLong refuses a longer pattern.
+var errPatternTooLong = fmt.Errorf("MATCH pattern longer than %d bytes: use a shorter pattern (a literal prefix and * are cheapest)", maxPatternLen)
+
+// checkPattern refuses a pattern whose matching would cost too much.
+func checkPattern(p []byte) error {
+	if len(p) > maxPatternLen {
+		return errPatternTooLong
+	}
+	return nil
 }
 
 // globPrefix returns the literal prefix of pattern p: every key it matches

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"path"
 	"strings"
 	"testing"
@@ -23,6 +24,12 @@ func TestGlobMatch(t *testing.T) {
 		{`h\*llo`, "h*llo", true}, {`h\*llo`, "hello", false},
 		{"a*b*c", "aXXbYYc", true}, {"a*b*c", "aXXbYY", false}, {"*a*a*a*b", strings.Repeat("a", 40), false},
 		{"**x", "abx", true}, {"a[", "a", false}, {"[]", "", false},
+		// Checked against redis-server 7.0.15's KEYS: a range may end in
+		// ']' ([a-] is ']'..'a'), an empty class matches nothing, an
+		// unclosed one runs to the end.
+		{"[a-]", "a", true}, {"[a-]", "]", true}, {"[a-]", "-", false}, {"[a-]", "b", false},
+		{"[]a]", "a", false}, {"[a-c", "b", true}, {"c[", "c", false}, {`[\]]`, "]", true},
+		{"[^a]", "-", true}, {"[c-a]", "b", true},
 	}
 	for _, c := range cases {
 		require.Equal(t, c.want, globMatch([]byte(c.p), []byte(c.s)), "%q ~ %q", c.p, c.s)
@@ -60,4 +67,18 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// A pattern's cost is bounded: one longer than maxPatternLen is refused
+// with an error that says what to do, before any key is matched.
+func TestPatternLengthCap(t *testing.T) {
+	n := startNode(t, nil)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+	long := strings.Repeat("*a", maxPatternLen)
+	for _, cmd := range [][]any{{"scan", "0", "match", long}, {"keys", long}} {
+		require.ErrorContains(t, c.Do(ctx, cmd...).Err(), "MATCH pattern longer than 1024 bytes", cmd[0])
+	}
+	require.Equal(t, []string{"k"}, c.Keys(ctx, "[j-l]").Val())
 }

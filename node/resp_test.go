@@ -196,3 +196,125 @@ func FuzzParseRequest(f *testing.F) {
 		require.Equal(t, args, again)
 	})
 }
+
+// Inline requests split as Redis' sdssplitargs splits them (each case
+// checked against redis-server 7.0.15).
+func TestInlineSplitsAsRedis(t *testing.T) {
+	for in, want := range map[string][]string{
+		`ECHO "a\x41b"`:     {"ECHO", "aAb"},
+		`ECHO 'it\'s'`:      {"ECHO", "it's"},
+		`ECHO a"b c"`:       {"ECHO", "ab c"},
+		`ECHO "\n\t\z"`:     {"ECHO", "\n\tz"},
+		"ECHO a\vb":         {"ECHO", "a\vb"},
+		"  SET\tk  v ":      {"SET", "k", "v"},
+		`ECHO ""`:           {"ECHO", ""},
+		"ECHO a\x00b c":     {"ECHO", "a"}, // a NUL ends sdssplitargs' C string
+		`ECHO "\x4"`:        {"ECHO", "x4"},
+		`ECHO 'a\nb' "c d"`: {"ECHO", `a\nb`, "c d"},
+	} {
+		args, size, _, err := parseRequest([]byte(in+"\r\n"), nil, testLimits)
+		require.NoError(t, err, "%q", in)
+		require.Equal(t, len(in)+2, size)
+		var got []string
+		for _, a := range args {
+			got = append(got, string(a))
+		}
+		require.Equal(t, want, got, "%q", in)
+	}
+}
+
+// A request that arrives in many reads is parsed once: the parser resumes
+// at the first argument it has not read (before, each read parsed from
+// byte 0, and a 200,000-argument request sent in small pieces cost seconds
+// of CPU).
+func TestParserResumes(t *testing.T) {
+	var w []byte
+	const args = 20000
+	w = redcon.AppendArray(w, args)
+	for i := range args {
+		w = redcon.AppendBulkString(w, fmt.Sprint(i))
+	}
+	lim := parseLimits{maxArgs: args, maxBulk: 100}
+	var p reqParser
+	last := 0
+	for end := 1; end < len(w); end += 97 {
+		_, size, need, err := p.parse(w[:end], nil, lim)
+		require.NoError(t, err)
+		require.Zero(t, size)
+		require.Greater(t, need, end)
+		require.GreaterOrEqual(t, p.pos, last, "the parser never goes back")
+		require.GreaterOrEqual(t, p.pos, end-40, "it stops at most one argument header short of the end")
+		last = p.pos
+	}
+	got, size, _, err := p.parse(w, nil, lim)
+	require.NoError(t, err)
+	require.Equal(t, len(w), size)
+	require.Len(t, got, args)
+	require.Equal(t, "19999", string(got[args-1]))
+}
+
+// However the bytes of a stream are split into reads, a parser that keeps
+// its state across them finds the same requests, and the same error, as
+// parsing the whole stream at once.
+func FuzzParseSplitReads(f *testing.F) {
+	f.Add([]byte("*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*1\r\n$4\r\nPING\r\n"), []byte{3, 1, 7})
+	f.Add([]byte("ECHO \"a\\x41\" 'b'\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n"), []byte{1, 1, 1, 1})
+	f.Add([]byte("*1\r\n$x\r\n"), []byte{2})
+	f.Fuzz(func(t *testing.T, data []byte, cuts []byte) {
+		lim := parseLimits{maxArgs: 64, maxBulk: 1 << 10}
+		type result struct {
+			reqs [][]string
+			err  error
+		}
+		strs := func(args [][]byte) []string {
+			out := []string{}
+			for _, a := range args {
+				out = append(out, string(a))
+			}
+			return out
+		}
+		// Whole: fresh parses from each request's start.
+		var whole result
+		for off := 0; ; {
+			args, size, _, err := parseRequest(data[off:], nil, lim)
+			if err != nil {
+				whole.err = err
+				break
+			}
+			if size == 0 {
+				break
+			}
+			whole.reqs = append(whole.reqs, strs(args))
+			off += size
+		}
+		// Split: one parser, fed the stream in reads cut at cuts.
+		var split result
+		var p reqParser
+		off, end := 0, 0
+		for i := 0; end < len(data) && split.err == nil; i++ {
+			step := 1 + len(data)
+			if i < len(cuts) {
+				step = 1 + int(cuts[i])
+			}
+			end = min(len(data), end+step)
+			for {
+				args, size, _, err := p.parse(data[off:end], nil, lim)
+				if err != nil {
+					split.err = err
+					break
+				}
+				if size == 0 {
+					break
+				}
+				split.reqs = append(split.reqs, strs(args))
+				off += size
+			}
+		}
+		require.Equal(t, whole.reqs, split.reqs)
+		if whole.err == nil || split.err == nil {
+			require.Equal(t, whole.err, split.err)
+		} else {
+			require.Equal(t, whole.err.Error(), split.err.Error())
+		}
+	})
+}
