@@ -26,6 +26,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate"
@@ -155,7 +156,7 @@ func (n *Node) withCluster(b backend, err error) (backend, error) {
 // is back.
 func (n *Node) etcdClient() (*clientv3.Client, error) {
 	cl := n.cfg.Cluster
-	cc := clientv3.Config{Endpoints: cl.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: nil,
+	cc := clientv3.Config{Endpoints: cl.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), // coord logs what matters
 		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second}
 	if cl.EtcdCA != "" || cl.EtcdCert != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -369,12 +370,19 @@ func (r clusterReplica) Progress() (durable, epoch uint64) {
 	return st.DurableSeq, st.Epoch
 }
 
-// Lead promotes the node to epoch (the leader key's etcd revision) and
-// writes the keyspace format key a fresh cluster's first leader owes its
-// followers.
+// clusterEpochBase is added to the leader key's etcd revision to make the
+// commit log's epoch: replicate gives a node leading a history of its own a
+// random first epoch below 2^40, so every epoch etcd chose is newer than any
+// a node had before it joined a cluster, and the etcd revisions order the
+// rest.
+const clusterEpochBase = 1 << 40
+
+// Lead promotes the node to the epoch of the leader key's etcd revision
+// and writes the keyspace format key a fresh cluster's first leader owes
+// its followers.
 func (r clusterReplica) Lead(epoch uint64) error {
 	b := r.b
-	if err := b.r.PromoteTo(epoch); err != nil {
+	if err := b.r.PromoteTo(clusterEpochBase + epoch); err != nil {
 		return err
 	}
 	b.mu.Lock()

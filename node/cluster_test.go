@@ -1,0 +1,277 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/logkv/logkv/replicate/coord/etcdtest"
+)
+
+// testCluster is a cluster of in-process nodes and a real etcd.
+type testCluster struct {
+	t      *testing.T
+	etcd   *etcdtest.Server
+	tlsDir string
+	ttl    time.Duration
+	name   string
+	nodes  map[string]*clusterMember
+}
+
+// clusterMember is one node of a testCluster: its files and ports survive
+// a crash, so it can be restarted as the same member.
+type clusterMember struct {
+	name, dir, repl string
+	n               *Node // nil while down
+	served          chan error
+}
+
+func newTestCluster(t *testing.T, ttl time.Duration) *testCluster {
+	return &testCluster{t: t, etcd: etcdtest.Start(t), tlsDir: t.TempDir(), ttl: ttl, name: "c1", nodes: map[string]*clusterMember{}}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// add makes a member's certificate, directory and replication port, and
+// starts it.
+func (tc *testCluster) add(name string, edit ...func(*Config)) *clusterMember {
+	t := tc.t
+	var out bytes.Buffer
+	require.Equal(t, 0, Main([]string{"certs", "-dir", tc.tlsDir, "-node", name}, &out, &out), out.String())
+	// The replication port is fixed so that a restarted member (and one
+	// that promotes) listens where the leader key says.
+	m := &clusterMember{name: name, dir: t.TempDir(), repl: freeAddr(t)}
+	tc.nodes[name] = m
+	tc.start(m, edit...)
+	return m
+}
+
+func (tc *testCluster) start(m *clusterMember, edit ...func(*Config)) {
+	t := tc.t
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin = "memory", m.dir, "127.0.0.1:0", "off"
+	cfg.TLS.Dir = filepath.Join(tc.tlsDir, m.name)
+	cfg.Replication.Listen = m.repl
+	cfg.Cluster.EtcdEndpoints = []string{tc.etcd.Endpoint}
+	cfg.Cluster.Name = tc.name
+	cfg.Cluster.LeaseTTL = Duration(tc.ttl)
+	cfg.Cluster.Settle = Duration(200 * time.Millisecond)
+	for _, e := range edit {
+		e(&cfg)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("LOGKV_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", m.name)
+	}
+	n, err := New(cfg, logger)
+	require.NoError(t, err)
+	m.n, m.served = n, make(chan error, 1)
+	go func() { m.served <- n.Serve() }()
+	t.Cleanup(func() { tc.stop(m) })
+}
+
+// stop shuts a member down cleanly: it revokes its lease, so another
+// member takes over at once.
+func (tc *testCluster) stop(m *clusterMember) {
+	if m.n == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(tc.t, m.n.Shutdown(ctx))
+	<-m.served
+	m.n = nil
+}
+
+// crash stops a member as a crash would look to etcd: its etcd client is
+// closed first, so its lease is never revoked and expires after the TTL.
+func (tc *testCluster) crash(m *clusterMember) {
+	m.n.backend.(*clusterBackend).cli.Close()
+	tc.stop(m)
+}
+
+func (m *clusterMember) cb() *clusterBackend { return m.n.backend.(*clusterBackend) }
+
+// leader polls until exactly one running member leads and every other
+// running member follows it, and returns the leader.
+func (tc *testCluster) leader(within time.Duration) *clusterMember {
+	t := tc.t
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var leaders []*clusterMember
+		var up []*clusterMember
+		for _, m := range tc.nodes {
+			if m.n == nil {
+				continue
+			}
+			up = append(up, m)
+			if !m.cb().IsFollower() {
+				leaders = append(leaders, m)
+			}
+		}
+		require.LessOrEqual(t, len(leaders), 1, "two members take writes at once")
+		if len(leaders) == 1 {
+			ok := true
+			for _, m := range up {
+				l := m.cb().clusterLeader()
+				if l == nil || l.ID != leaders[0].name {
+					ok = false
+				}
+			}
+			if ok {
+				return leaders[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			var st []string
+			for _, m := range up {
+				st = append(st, fmt.Sprintf("%s follower=%v leader=%+v", m.name, m.cb().IsFollower(), m.cb().clusterLeader()))
+			}
+			t.Fatalf("no single leader within %v: %v", within, st)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func (m *clusterMember) client(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: m.n.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func requireEtcdCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and three nodes")
+	}
+}
+
+// TestClusterFailover: three members elect one leader; the others answer
+// writes with READONLY; a crashed leader is replaced within the TTL and
+// settle time, the new leader takes writes and holds the old ones, and the
+// old leader restarted on its files rejoins as a follower.
+func TestClusterFailover(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	a := tc.add("a")
+	first := tc.leader(20 * time.Second)
+	require.Equal(t, a, first, "the first member leads")
+	tc.add("b")
+	tc.add("c")
+	require.Equal(t, a, tc.leader(20*time.Second))
+	for i := range 20 {
+		require.NoError(t, a.client(t).Set(ctx, "k"+strconv.Itoa(i), "v", 0).Err())
+	}
+	for _, m := range []string{"b", "c"} {
+		err := tc.nodes[m].client(t).Set(ctx, "x", "y", 0).Err()
+		require.ErrorContains(t, err, "READONLY")
+	}
+	// Wait for the followers to hold the writes (async mode: a crash
+	// before that may lose them, as documented).
+	for _, m := range []string{"b", "c"} {
+		require.Eventually(t, func() bool {
+			return tc.nodes[m].n.eng().LastSeq() >= a.n.eng().LastSeq()
+		}, 20*time.Second, 10*time.Millisecond)
+	}
+	oldEpoch := a.cb().member.Load().Leading()
+	tc.crash(a)
+	crashed := time.Now()
+	next := tc.leader(20 * time.Second)
+	require.NotEqual(t, a, next)
+	took := time.Since(crashed)
+	require.Less(t, took, 10*time.Second)
+	require.Greater(t, next.cb().member.Load().Leading(), oldEpoch)
+	c := next.client(t)
+	require.NoError(t, c.Set(ctx, "after", "failover", 0).Err())
+	for i := range 20 {
+		require.Equal(t, "v", c.Get(ctx, "k"+strconv.Itoa(i)).Val())
+	}
+	// ROLE on a follower names the leader's client address.
+	var follower *clusterMember
+	for _, m := range tc.nodes {
+		if m.n != nil && m != next {
+			follower = m
+		}
+	}
+	role, err := follower.client(t).Do(ctx, "ROLE").Slice()
+	require.NoError(t, err)
+	host, port, _ := net.SplitHostPort(next.n.Addr())
+	require.Equal(t, []any{"slave", host, int64(atoiOr0(port))}, role[:3])
+
+	// The old leader comes back as a follower of the new one.
+	tc.start(a)
+	require.Equal(t, next, tc.leader(20*time.Second))
+	require.Eventually(t, func() bool {
+		v, err := a.client(t).Get(ctx, "after").Result()
+		return err == nil && v == "failover"
+	}, 20*time.Second, 20*time.Millisecond)
+	require.ErrorContains(t, a.client(t).Set(ctx, "x", "y", 0).Err(), "READONLY")
+}
+
+// TestClusterMeasureFailover measures the time from a leader's crash to
+// the first write acknowledged by the new leader. It runs only with
+// LOGKV_MEASURE_FAILOVER=reps (and LOGKV_MEASURE_TTL, default 3s): it is a
+// measurement, not a check.
+func TestClusterMeasureFailover(t *testing.T) {
+	reps, _ := strconv.Atoi(os.Getenv("LOGKV_MEASURE_FAILOVER"))
+	if reps == 0 {
+		t.Skip("set LOGKV_MEASURE_FAILOVER=N to measure N failovers")
+	}
+	ttl := 3 * time.Second
+	if s := os.Getenv("LOGKV_MEASURE_TTL"); s != "" {
+		var err error
+		ttl, err = time.ParseDuration(s)
+		require.NoError(t, err)
+	}
+	ctx := context.Background()
+	tc := newTestCluster(t, ttl)
+	for _, name := range []string{"a", "b", "c"} {
+		tc.add(name, func(c *Config) { c.Cluster.Settle = 0 }) // coord's default settle
+	}
+	var took []time.Duration
+	for range reps {
+		l := tc.leader(30 * time.Second)
+		require.NoError(t, l.client(t).Set(ctx, "k", "v", 0).Err())
+		var others []*clusterMember
+		for _, m := range tc.nodes {
+			if m != l {
+				others = append(others, m)
+			}
+		}
+		tc.crash(l)
+		start := time.Now()
+		clients := []*redis.Client{others[0].client(t), others[1].client(t)}
+		for done := false; !done; {
+			for _, c := range clients {
+				if c.Set(ctx, "k", "v", 0).Err() == nil {
+					done = true
+					break
+				}
+			}
+			require.Less(t, time.Since(start), 60*time.Second)
+			time.Sleep(5 * time.Millisecond) // the client's retry interval
+		}
+		took = append(took, time.Since(start))
+		tc.start(l, func(c *Config) { c.Cluster.Settle = 0 })
+	}
+	slices.Sort(took)
+	q := func(p float64) time.Duration { return took[min(len(took)-1, int(p*float64(len(took))))] }
+	t.Logf("failover, TTL %v, %d reps: p50 %v p99 %v min %v max %v", ttl, reps, q(0.5), q(0.99), took[0], took[len(took)-1])
+}
