@@ -170,6 +170,8 @@ func (n *Node) errReply(err error) string {
 		return "ERR server is shutting down"
 	case errors.Is(err, logkv.ErrCorrupt):
 		n.log.Error("corruption reading data", "err", err)
+	case errors.Is(err, errFenced):
+		return err.Error() // TRYAGAIN, which clients retry (cluster.go)
 	}
 	return "ERR " + err.Error()
 }
