@@ -60,4 +60,36 @@
 // cursor keeps working after a restart, on another node, and after many
 // newer scans: resuming from the approximate position returns some keys
 // again, as SCAN's contract allows, and misses none (node.go, cursors).
+//
+// # Access
+//
+// Who may connect and run what is access.go's: a default user whose
+// password is the password key (or -requirepass, -requirepass-file,
+// KVNODE_PASSWORD), further users with readonly, readwrite or admin access,
+// and Redis' protected mode. Administrative commands are default-deny: a node
+// without a password refuses them to everyone, with an error saying how to
+// enable them. Protected mode refuses clients (it does not refuse to start):
+// while the default user has no password, a client from beyond loopback gets
+// Redis' DENIED error. Failed AUTH is throttled per source address by
+// delaying the reply and refusing unchecked attempts during the backoff, on
+// timers, never by sleeping on a loop. A panic in a command is that client's
+// ERR internal error, logged and counted; the node lives (recover.go).
+//
+// # Memory clients can make the node hold
+//
+// Every client's unsent replies are counted as they are produced and bounded
+// by client_output_buffer_limit: past the soft limit its pipeline stops until
+// it reads, past the hard limit (or over soft for soft_seconds) it is closed
+// and its output freed. Input not yet run is bounded per client
+// (limits.client_query_buffer_limit) and for all clients together
+// (limits.query_buffer_budget); before AUTH a request has at most 10
+// arguments of 16 KiB, as in Redis. So, besides the engine's memory and
+// gnet's small per-connection buffers, clients can make the node hold at
+// most
+//
+//	query_buffer_budget + max_connections x (hard + max_value_size)
+//
+// (limits.go; example.yaml has the defaults' figure). Requests are parsed
+// once however they are split into reads (resp.go), and MATCH patterns are
+// capped at 1 KiB (glob.go).
 package node
