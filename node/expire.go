@@ -166,7 +166,7 @@ func cmdTTL(n *Node, c *client, args [][]byte) {
 	case "pttl":
 		c.conn.WriteInt64(max(at-t.now, 0))
 	case "expiretime":
-		c.conn.WriteInt64(at / 1000)
+		c.conn.WriteInt64((at + 500) / 1000) // rounded, as Redis
 	default:
 		c.conn.WriteInt64(at)
 	}
@@ -218,22 +218,19 @@ func cmdSetEx(n *Node, c *client, args [][]byte) {
 }
 
 // cmdGetEx: GETEX key [EX s | PX ms | EXAT unix-s | PXAT unix-ms | PERSIST].
+// As Redis, a missing key is a null reply before the time is checked.
 func cmdGetEx(n *Node, c *client, args [][]byte) {
-	var at int64
-	set, persist := false, false
+	var unit string
+	var timeArg []byte
+	persist := false
 	for i := 2; i < len(args); i++ {
 		a := strings.ToLower(string(args[i]))
 		switch {
-		case a == "persist" && !set && !persist:
+		case a == "persist" && unit == "" && !persist:
 			persist = true
-		case (a == "ex" || a == "px" || a == "exat" || a == "pxat") && !set && !persist && i+1 < len(args):
+		case (a == "ex" || a == "px" || a == "exat" || a == "pxat") && unit == "" && !persist && i+1 < len(args):
+			unit, timeArg = a, args[i+1]
 			i++
-			var msg string
-			if at, msg = n.deadline(args[i], a, "getex"); msg != "" {
-				c.fail(msg)
-				return
-			}
-			set = true
 		default:
 			c.fail(errSyntax)
 			return
@@ -250,10 +247,18 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 		c.conn.WriteNull()
 		return
 	}
+	var at int64
+	if unit != "" {
+		var msg string
+		if at, msg = n.deadline(timeArg, unit, "getex"); msg != "" {
+			c.fail(msg)
+			return
+		}
+	}
 	switch {
-	case set && at <= t.now:
+	case unit != "" && at <= t.now:
 		_, err = t.del(args[1])
-	case set:
+	case unit != "":
 		t.set(args[1], v, at)
 	case persist && cur != 0:
 		t.set(args[1], v, 0)

@@ -88,6 +88,10 @@ func TestExpiry(t *testing.T) {
 		require.Equal(t, 10*time.Second, c.PTTL(ctx, "a").Val())
 		require.Equal(t, clock0+10_000, c.Do(ctx, "pexpiretime", "a").Val())
 		require.Equal(t, (clock0+10_000)/1000, c.Do(ctx, "expiretime", "a").Val())
+		require.NoError(t, c.Set(ctx, "r", "v", 0).Err())
+		require.Equal(t, int64(1), c.Do(ctx, "pexpireat", "r", clock0+9_700).Val())
+		require.Equal(t, (clock0+10_000)/1000, c.Do(ctx, "expiretime", "r").Val(), "rounded, as Redis")
+		require.ErrorIs(t, c.Do(ctx, "getex", "missing", "ex", "0").Err(), redis.Nil, "a missing key before the time is checked")
 		require.Equal(t, int64(-2), c.Do(ctx, "ttl", "nope").Val())
 
 		// INCR keeps the TTL, SET clears it, KEEPTTL keeps it.
