@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -247,17 +248,56 @@ func (n *Node) sweepOld() (more bool, err error) {
 	return true, errors.Join(n.backend.Apply(&b), n.backend.Sync())
 }
 
-// keyspaceInfo adds INFO keyspace's line for each database with keys:
-// exact counts, at DBSIZE's cost per database.
+// keyspaceInfo adds INFO keyspace's line for each database with keys.
+// Counting is O(keys) (countKeys) and INFO runs on the event loop, which
+// monitoring polls every few seconds: so INFO shows the counts of the last
+// count, taken on a goroutine at most once a second and started by the INFO
+// that finds them older than that. Only the first INFO counts on the loop.
+// DBSIZE is the exact, current count.
 func (n *Node) keyspaceInfo(add func(string, any)) {
+	ks := &n.ks.info
+	ks.mu.Lock()
+	lines, at, running := ks.lines, ks.at, ks.running
+	if lines == nil && !running {
+		ks.mu.Unlock()
+		lines = n.keyspaceLines()
+		ks.mu.Lock()
+		ks.lines, ks.at = lines, time.Now()
+	} else if time.Since(at) > time.Second && !running {
+		ks.running = true
+		go func() {
+			l := n.keyspaceLines()
+			ks.mu.Lock()
+			ks.lines, ks.at, ks.running = l, time.Now(), false
+			ks.mu.Unlock()
+		}()
+	}
+	ks.mu.Unlock()
+	for _, l := range lines {
+		add(l[0], l[1])
+	}
+}
+
+// keyspaceInfoCache is the last INFO keyspace count.
+type keyspaceInfoCache struct {
+	mu      sync.Mutex
+	lines   [][2]string // non-nil once counted
+	at      time.Time
+	running bool
+}
+
+// keyspaceLines counts every database: INFO keyspace's lines.
+func (n *Node) keyspaceLines() [][2]string {
+	lines := [][2]string{}
 	for db := range n.databases() {
 		keys, expires, err := n.countKeys(db)
 		if err != nil {
-			add(fmt.Sprintf("db%d_error", db), err.Error())
+			lines = append(lines, [2]string{fmt.Sprintf("db%d_error", db), err.Error()})
 			continue
 		}
 		if keys > 0 {
-			add(fmt.Sprintf("db%d", db), fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", keys, expires))
+			lines = append(lines, [2]string{fmt.Sprintf("db%d", db), fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", keys, expires)})
 		}
 	}
+	return lines
 }

@@ -257,6 +257,7 @@ type keyspace struct {
 
 	watch watchRegistry
 	bg    bgState
+	info  keyspaceInfoCache // INFO keyspace's last count (flush.go)
 	// nextDue is no later than the earliest deadline in the expiry index
 	// (math.MaxInt64: none; 0: unknown), so the expirer reads the index only
 	// when something may be due. Writes of a deadline lower it.
