@@ -42,7 +42,7 @@ type wrongStore struct{ *noopStore }
 func (w wrongStore) Get(k []byte) ([]byte, error) {
 	v, err := w.noopStore.Get(k)
 	if err == nil {
-		v = w.vals.value(12345678) // another key's value
+		stamp(v, 12345678)
 	}
 	return v, err
 }
