@@ -47,6 +47,9 @@ func edgeKeys(rng *rand.Rand) string {
 func checkTree(t *testing.T, tr *tree, m treeModel, rng *rand.Rand, gen keyGen) {
 	t.Helper()
 	keys := m.keys()
+	if tr.t != nil {
+		require.NoError(t, tr.t.Check())
+	}
 	require.Equal(t, len(keys), tr.length)
 	var keyBytes int
 	for _, k := range keys {
@@ -166,7 +169,8 @@ func TestTreeModel(t *testing.T) {
 				_, ok := tr.delete(k)
 				require.True(t, ok)
 			}
-			require.Nil(t, tr.root)
+			require.NoError(t, tr.t.Check())
+			require.Zero(t, tr.length)
 			require.Zero(t, tr.keyBytes)
 			require.Zero(t, tr.tailBytes)
 		})
@@ -207,20 +211,7 @@ func TestBulkTree(t *testing.T) {
 		checkTree(t, tr, m, rand.New(rand.NewPCG(uint64(n), 1)), gen)
 		// Every non-root node holds at least minItems: the tree is valid
 		// for deletes.
-		var walk func(nd *node, root bool)
-		walk = func(nd *node, root bool) {
-			if !root {
-				require.GreaterOrEqual(t, nd.n, minItems, "n=%d", n)
-			}
-			if !nd.leaf() {
-				for i := 0; i <= nd.n; i++ {
-					walk(nd.kids()[i], false)
-				}
-			}
-		}
-		if tr.root != nil {
-			walk(tr.root, true)
-		}
+		require.NoError(t, tr.t.Check(), "n=%d", n)
 		for i := 0; i < n; i += 3 {
 			_, ok := tr.delete(es[i].key)
 			require.True(t, ok)

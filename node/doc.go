@@ -48,9 +48,10 @@
 //
 // SELECT picks one of 16 databases (databases in the config). A flush is one
 // write that moves the database to a new generation; the old one is swept in
-// the background. DBSIZE and INFO keyspace count the live keys of the
-// current generation: exact on every engine (they equal a full SCAN), at a
-// cost of O(keys), off the event loop for DBSIZE (flush.go).
+// the background. DBSIZE counts the live keys of the current generation:
+// exact on every engine (it equals a full SCAN), at a cost of O(keys), off
+// the event loop. INFO keyspace shows the last such count, taken at most
+// once a second on a goroutine (flush.go).
 //
 // # SCAN cursors
 //

@@ -172,9 +172,6 @@ func keysOf(cm *command, args [][]byte) [][]byte {
 	return keys
 }
 
-// writeNullArray writes RESP2's null array, EXEC's reply when a watched key
-// changed.
-func writeNullArray(c *client) {
-	c.conn.flush()
-	c.conn.out = append(c.conn.out, "*-1\r\n"...)
-}
+// writeNullArray writes a null array, EXEC's reply when a watched key
+// changed: *-1 in RESP2, _ in RESP3 (resp3.go).
+func writeNullArray(c *client) { c.conn.WriteNullArray() }

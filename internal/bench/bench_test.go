@@ -84,12 +84,18 @@ func TestShareCoversAll(t *testing.T) {
 
 func TestValueCompressibility(t *testing.T) {
 	src := newValueSource(100, 0.25, 1)
-	c := src.cursor(0)
-	v := c.next(77)
+	v := src.value(77)
 	require.Len(t, v, 100)
-	require.True(t, checkValue(v, 77, 100))
-	require.False(t, checkValue(v, 78, 100))
-	require.False(t, checkValue(v[:99], 77, 100))
+	require.Equal(t, 100, cap(v), "a Store's append must not write into the pool")
+	require.Equal(t, v, src.value(77), "a key's value is the same window every time")
+	require.True(t, src.check(v, 77))
+	require.False(t, src.check(v, 78))
+	require.False(t, src.check(v[:99], 77))
+	flipped := bytes.Clone(v)
+	flipped[50] ^= 1
+	require.False(t, src.check(flipped, 77), "every byte is checked, not only a prefix")
+	// Other seeds put keys at other windows.
+	require.NotEqual(t, src.value(77), newValueSource(100, 0.25, 2).value(77))
 	// A quarter of each 100-byte piece is random, the rest repeats it.
 	distinct := map[string]bool{}
 	for i := 0; i+25 <= len(src.pool[:10000]); i += 25 {

@@ -106,7 +106,7 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 					err = s.db.Delete(w.kbuf, wo)
 					d = since(t0)
 				} else {
-					v := w.vals.next(k)
+					v := w.vals.value(k)
 					t0 := w.clock()
 					err = s.db.Set(w.kbuf, v, wo)
 					d = since(t0)
@@ -126,7 +126,7 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 				if del {
 					batch.Delete(w.kbuf)
 				} else {
-					batch.Set(w.kbuf, w.vals.next(k))
+					batch.Set(w.kbuf, w.vals.value(k))
 				}
 			}
 			t0 := w.clock()
@@ -221,7 +221,7 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 			if found {
 				w.found++
 				moved += len(v)
-				if !checkValue(v, k, cfg.ValueSize) {
+				if !w.vals.check(v, k) {
 					w.bad++
 				}
 			} else {
@@ -290,7 +290,7 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 					want = uint64(hi - 1 - seen)
 				}
 				w.kbuf = appendKey(w.kbuf[:0], want, cfg.KeySize)
-				if !bytes.Equal(key, w.kbuf) || !checkValue(v, want, cfg.ValueSize) {
+				if !bytes.Equal(key, w.kbuf) || !w.vals.check(v, want) {
 					w.bad++
 				}
 			}

@@ -11,7 +11,7 @@ import (
 // `kvbench -engine noop,...` measures kvbench's own cost per operation: key
 // and value generation, verification, timing and recording. Its figures are
 // an upper bound of the driver's overhead, since they include the little the
-// noop Store does (parsing a key, allocating a value a Get returns).
+// noop Store does (parsing a key, slicing the value a Get returns).
 const NoopEngine = "noop"
 
 func init() {
@@ -19,17 +19,35 @@ func init() {
 }
 
 // noopStore pretends to hold every key number 0..max (the largest written)
-// at the width of the last key written, each with the value kvbench would
-// have written for it (the right size, stamped with the key number), so every
-// read the driver verifies passes. Writes only note the largest key number
-// and the value size; deletes are ignored.
+// at the width of the last key written, each with the value kvbench writes
+// for it. Writes only note the largest key number and the key width; deletes
+// are ignored. It keeps no values: the driver hands it the run's values
+// (useValues), and a Get of key number n returns the window vals.value(n),
+// a slice of the shared pool, without allocating or copying.
+//
+// How its reads are verified: the driver compares every value read with the
+// window its key number must have, byte for byte, exactly as for a real
+// engine. The noop store computes that window from the key bytes it was
+// given (parsed back into a number), not from anything the driver told it
+// about the operation, so a driver that sends one key and checks another, or
+// formats keys wrongly, fails verification with noop too; and the compare's
+// cost is in noop's figures, as it is in every engine's.
 type noopStore struct {
-	limit     atomic.Int64 // 1 + the largest key number written; 0 before any
-	keyWidth  atomic.Int64
-	valueSize atomic.Int64
+	limit    atomic.Int64 // 1 + the largest key number written; 0 before any
+	keyWidth atomic.Int64
+	vals     *valueSource // set by useValues before any operation
 }
 
 var _ Store = (*noopStore)(nil)
+
+// valueUser is the capability of a Store that answers reads from the run's
+// values rather than from what it stored: only the noop store. The session
+// hands the values over right after opening the Store, before any operation.
+type valueUser interface {
+	useValues(*valueSource)
+}
+
+func (s *noopStore) useValues(v *valueSource) { s.vals = v }
 
 // parseKey reads a zero-padded decimal key; ok is false for anything else.
 func parseKey(k []byte) (n uint64, ok bool) {
@@ -45,7 +63,7 @@ func parseKey(k []byte) (n uint64, ok bool) {
 	return n, true
 }
 
-func (s *noopStore) noteWrite(key []byte, vlen int) {
+func (s *noopStore) noteWrite(key []byte) {
 	n, ok := parseKey(key)
 	if !ok {
 		return
@@ -59,9 +77,6 @@ func (s *noopStore) noteWrite(key []byte, vlen int) {
 	if int64(len(key)) != s.keyWidth.Load() {
 		s.keyWidth.Store(int64(len(key)))
 	}
-	if vlen >= 0 && int64(vlen) != s.valueSize.Load() {
-		s.valueSize.Store(int64(vlen))
-	}
 }
 
 func (s *noopStore) has(n uint64) bool {
@@ -70,16 +85,14 @@ func (s *noopStore) has(n uint64) bool {
 
 func (s *noopStore) Get(key []byte) ([]byte, error) {
 	n, ok := parseKey(key)
-	if !ok || !s.has(n) {
+	if !ok || !s.has(n) || s.vals == nil {
 		return nil, logkv.ErrNotFound
 	}
-	v := make([]byte, s.valueSize.Load())
-	stamp(v, n)
-	return v, nil
+	return s.vals.value(n), nil
 }
 
 func (s *noopStore) Set(key, value []byte, _ *logkv.WriteOptions) error {
-	s.noteWrite(key, len(value))
+	s.noteWrite(key)
 	return nil
 }
 
@@ -91,12 +104,12 @@ func (s *noopStore) Apply(b *logkv.Batch, _ *logkv.WriteOptions) error {
 	}
 	r := b.Reader()
 	for {
-		kind, k, v, ok := r.Next()
+		kind, k, _, ok := r.Next()
 		if !ok {
 			return nil
 		}
 		if kind == logkv.KindSet {
-			s.noteWrite(k, len(v))
+			s.noteWrite(k)
 		}
 	}
 }
@@ -104,8 +117,10 @@ func (s *noopStore) Apply(b *logkv.Batch, _ *logkv.WriteOptions) error {
 func (s *noopStore) Close() error { return nil }
 
 func (s *noopStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
-	it := &noopIter{width: int(s.keyWidth.Load()), hi: s.limit.Load() - 1, pos: -1}
-	it.value = make([]byte, s.valueSize.Load())
+	it := &noopIter{width: int(s.keyWidth.Load()), hi: s.limit.Load() - 1, pos: -1, vals: s.vals}
+	if it.vals == nil {
+		it.hi = -1 // no values to answer with: an empty store
+	}
 	if o != nil {
 		if o.LowerBound != nil {
 			it.lower = bytes.Clone(o.LowerBound)
@@ -125,6 +140,7 @@ type noopIter struct {
 	lower, upper []byte
 	pos          int64
 	key, value   []byte
+	vals         *valueSource
 	closed       bool
 }
 
@@ -140,7 +156,7 @@ func (it *noopIter) at(n int64) bool {
 		return false
 	}
 	it.pos = n
-	stamp(it.value, uint64(n))
+	it.value = it.vals.value(uint64(n))
 	return true
 }
 
@@ -182,7 +198,7 @@ func (it *noopIter) Next() bool {
 		return it.at(n) // past the end, or a carry out of the width: the slow path decides
 	}
 	it.pos = n
-	stamp(it.value, uint64(n))
+	it.value = it.vals.value(uint64(n))
 	return true
 }
 

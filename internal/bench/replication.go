@@ -331,7 +331,7 @@ func (s *session) replWriteOnce(ctx context.Context, b *benchRun, c *replCluster
 			for j := i; j < end; j++ {
 				k := perm.at(uint64(j))
 				w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
-				batch.Set(w.kbuf, w.vals.next(k))
+				batch.Set(w.kbuf, w.vals.value(k))
 			}
 			t0 := time.Now()
 			seq, err := c.leader.Write(&batch)
@@ -477,7 +477,7 @@ func (s *session) replLag(ctx context.Context, b *benchRun, dir string) (_ []Res
 			batch.Reset()
 			k := perm.at(uint64(i))
 			w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
-			batch.Set(w.kbuf, w.vals.next(k))
+			batch.Set(w.kbuf, w.vals.value(k))
 			t0 := time.Now()
 			seq, err := c.leader.Write(&batch)
 			acked := time.Now()
@@ -580,7 +580,7 @@ func (s *session) replCatchUp(ctx context.Context, b *benchRun, dir string) (_ [
 			for j := i; j < min(i+per, hi); j++ {
 				k := perm.at(uint64(j))
 				w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
-				batch.Set(w.kbuf, w.vals.next(k))
+				batch.Set(w.kbuf, w.vals.value(k))
 			}
 			seq, err := c.leader.Write(&batch)
 			if err != nil {

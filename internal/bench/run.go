@@ -269,7 +269,7 @@ type session struct {
 
 func (s *session) run(ctx context.Context) (err error) {
 	if s.cfg.UseExisting {
-		if s.db, err = OpenStore(s.engine, s.dir); err != nil {
+		if s.db, err = s.open(); err != nil {
 			return err
 		}
 		s.state = dbState{n: s.cfg.Num, known: true}
@@ -331,12 +331,25 @@ func (s *session) fresh() error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return err
 	}
-	db, err := OpenStore(s.engine, s.dir)
+	db, err := s.open()
 	if err != nil {
 		return err
 	}
 	s.db, s.state, s.ycsb = db, dbState{known: true}, nil
 	return nil
+}
+
+// open opens the session's Store and hands it the run's values if it answers
+// reads from them (the noop store; see valueUser).
+func (s *session) open() (Store, error) {
+	db, err := OpenStore(s.engine, s.dir)
+	if err != nil {
+		return nil, err
+	}
+	if u, ok := db.(valueUser); ok {
+		u.useValues(s.values)
+	}
+	return db, nil
 }
 
 // benchRun is one benchmark of a session.

@@ -1,17 +1,25 @@
 package bench
 
 import (
-	"encoding/binary"
+	"bytes"
+	"math/bits"
 	"math/rand/v2"
 )
 
-// valueSource hands out values as db_bench's RandomGenerator does: slices of a
-// pool of random data built so that each stretch compresses to about
-// compressibility of its size (1: random bytes). The pool is read-only and
-// shared; each thread keeps its own position in it.
+// valueSource hands out values as db_bench's RandomGenerator does: windows of
+// one pool of random data, built so that each stretch compresses to about
+// compressibility of its size (1: random bytes). A value is never copied or
+// stamped: the value of key number n is the window of the pool at an offset
+// drawn from n (see value), so writing costs a slice expression and
+// verifying a read costs one comparison with the window it must equal.
+// The pool is read-only and shared by all threads; Stores must not modify a
+// value they are given or return (the logkv.Writer contract already forbids
+// keeping it).
 type valueSource struct {
 	pool []byte
 	size int
+	span uint64 // number of window offsets: len(pool)-size+1
+	salt uint64 // keys the offsets, so runs with other seeds use other windows
 }
 
 const valuePoolMin = 1 << 20
@@ -32,48 +40,21 @@ func newValueSource(size int, compressibility float64, seed uint64) *valueSource
 			pool = append(pool, piece[j%raw])
 		}
 	}
-	return &valueSource{pool: pool, size: size}
+	return &valueSource{pool: pool, size: size, span: uint64(len(pool) - size + 1), salt: splitmix(seed ^ 0x76616c7565)}
 }
 
-// valueCursor is one thread's position in a valueSource.
-type valueCursor struct {
-	src *valueSource
-	pos int
-	buf []byte
+// value returns the value written for key number n: the size bytes of the
+// pool at offset splitmix(n^salt) scaled into [0, span) (a multiply, not a
+// division). Its capacity is its length, so an append by a Store cannot
+// write into the pool. Two keys share a window only when their offsets
+// collide, about one pair in span (2^20 or more), so a Store that returns
+// another key's value is caught but for that chance.
+func (s *valueSource) value(n uint64) []byte {
+	off, _ := bits.Mul64(splitmix(n^s.salt), s.span)
+	return s.pool[off : off+uint64(s.size) : off+uint64(s.size)]
 }
 
-func (s *valueSource) cursor(thread int) *valueCursor {
-	return &valueCursor{src: s, pos: (thread * 7919) % (len(s.pool) - s.size + 1), buf: make([]byte, s.size)}
-}
-
-// next returns the next value, stamped with key number n (see stamp). The
-// slice is reused by the next call.
-func (c *valueCursor) next(n uint64) []byte {
-	if c.pos+c.src.size > len(c.src.pool) {
-		c.pos = 0
-	}
-	copy(c.buf, c.src.pool[c.pos:c.pos+c.src.size])
-	c.pos += c.src.size
-	stamp(c.buf, n)
-	return c.buf
-}
-
-// stampSize is the length of the key number at the front of every value of at
-// least this size. Reads check it, so an engine returning another key's value
-// is caught, not only a missing key.
-const stampSize = 8
-
-func stamp(v []byte, n uint64) {
-	if len(v) >= stampSize {
-		binary.BigEndian.PutUint64(v, n)
-	}
-}
-
-// checkValue reports whether v is a value written for key number n by a run
-// with values of size bytes.
-func checkValue(v []byte, n uint64, size int) bool {
-	if len(v) != size {
-		return false
-	}
-	return len(v) < stampSize || binary.BigEndian.Uint64(v) == n
+// check reports whether v is the value written for key number n.
+func (s *valueSource) check(v []byte, n uint64) bool {
+	return bytes.Equal(v, s.value(n))
 }

@@ -36,7 +36,7 @@ type worker struct {
 
 	done *atomic.Int64 // progress: operations done so far
 	kbuf []byte
-	vals *valueCursor
+	vals *valueSource // the run's values: the value of key number n is vals.value(n)
 }
 
 // opStat is one worker's tally of one kind of operation. The driver loops
@@ -159,7 +159,7 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 			sampleMask: uint64(b.sampleEvery() - 1),
 			sampleX:    splitmix(b.cfg.Seed^uint64(b.index)<<32^uint64(i)) | 1,
 			done:       &counters[i].n,
-			vals:       b.values.cursor(i + b.index*threads),
+			vals:       b.values,
 		}
 	}
 	var (

@@ -197,7 +197,7 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 		switch {
 		case err == nil:
 			w.found++
-			if !checkValue(v, k, cfg.ValueSize) {
+			if !w.vals.check(v, k) {
 				w.bad++
 			}
 		case errors.Is(err, logkv.ErrNotFound):
@@ -217,7 +217,7 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 		return d, kv, check(v, err, k)
 	case OpUpdate:
 		k := key(choose())
-		v := w.vals.next(k)
+		v := w.vals.value(k)
 		t0 := w.clock()
 		err := s.db.Set(w.kbuf, v, nil)
 		return since(t0), kv, err
@@ -227,7 +227,7 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 			return 0, 0, fmt.Errorf("%w: -key_size %d holds no more than %d records", ErrUsage, cfg.KeySize, st.keys.n)
 		}
 		k := key(rec)
-		v := w.vals.next(k)
+		v := w.vals.value(k)
 		t0 := w.clock()
 		err := s.db.Set(w.kbuf, v, nil)
 		d := since(t0)
@@ -242,7 +242,7 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 		if err := check(v, err, k); err != nil {
 			return 0, 0, err
 		}
-		nv := w.vals.next(k)
+		nv := w.vals.value(k)
 		err = s.db.Set(w.kbuf, nv, nil)
 		return since(t0), 2 * kv, err
 	case OpScan:
@@ -257,7 +257,7 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 		ok := it.SeekGE(w.kbuf)
 		if ok && bytes.Equal(it.Key(), w.kbuf) {
 			w.found++
-			if !checkValue(it.Value(), k, cfg.ValueSize) {
+			if !w.vals.check(it.Value(), k) {
 				w.bad++
 			}
 		} else {

@@ -53,6 +53,9 @@ type zipfian struct {
 	zetan      float64
 	zeta2theta float64
 	eta        float64
+	// second is 1 + 0.5^theta, the bound of a draw of item 1: a constant,
+	// kept rather than recomputed with a Pow on every draw.
+	second float64
 }
 
 func newZipfian(items uint64, theta float64) *zipfian {
@@ -60,7 +63,7 @@ func newZipfian(items uint64, theta float64) *zipfian {
 }
 
 func newZipfianZeta(items uint64, theta, zetan float64) *zipfian {
-	z := &zipfian{items: items, theta: theta, alpha: 1 / (1 - theta), zetan: zetan, zeta2theta: zeta(2, theta)}
+	z := &zipfian{items: items, theta: theta, alpha: 1 / (1 - theta), zetan: zetan, zeta2theta: zeta(2, theta), second: 1 + math.Pow(0.5, theta)}
 	z.setEta()
 	return z
 }
@@ -76,7 +79,7 @@ func (z *zipfian) next(r *rand.Rand) uint64 {
 	if uz < 1 {
 		return 0
 	}
-	if uz < 1+math.Pow(0.5, z.theta) {
+	if uz < z.second {
 		return 1
 	}
 	v := uint64(float64(z.items) * math.Pow(z.eta*u-z.eta+1, z.alpha))

@@ -196,7 +196,7 @@ func (it *Iter[V]) Prev() bool {
 func (t *Tree[V]) All() iter.Seq2[[]byte, *V] {
 	return func(yield func([]byte, *V) bool) {
 		var it Iter[V]
-		it.Reset(View[V]{root: t.root})
+		it.Reset(t.Current())
 		var key []byte
 		for ok := it.First(); ok; ok = it.Next() {
 			key = it.AppendKey(key[:0])
@@ -206,3 +206,8 @@ func (t *Tree[V]) All() iter.Seq2[[]byte, *V] {
 		}
 	}
 }
+
+// Current returns a view of the tree as it is, without taking a snapshot:
+// it is valid only until the next write, for a reader that holds the
+// owner's lock across its use (or a test).
+func (t *Tree[V]) Current() View[V] { return View[V]{root: t.root} }
