@@ -3,13 +3,17 @@
 // no acknowledged write was lost. The logic lives in internal/stress.
 //
 //	kvstress -engine lsm -cycles 50 [-dir DIR] [-seconds-per-cycle 1]
-//	    [-node [-kvnode PATH] [-replicated] [-appendfsync always|everysec]]
+//	    [-node [-kvnode PATH] [-replicated] [-appendfsync always|everysec]
+//	     [-multi [-tx-keys 8]]]
 //
 // -node kills a kvnode, whose commit log is the only log of an lsm engine
 // (and, with checkpoints, what a memory engine restarts from); -replicated
 // runs it as a replication leader without followers. With -appendfsync
 // everysec its writes are acknowledged before their fsync and must still all
-// survive SIGKILL. -engine memory works with -node.
+// survive SIGKILL. -engine memory works with -node. -multi writes MULTI/EXEC
+// transactions instead and checks each is wholly present or wholly absent
+// after every kill (every acknowledged one present), and that keys set with
+// PX keep their deadlines across restarts and are gone once those passed.
 //
 // Its last line is the scorecard,
 //
@@ -51,6 +55,8 @@ func run(args []string) int {
 	kvnode := fs.String("kvnode", "", "kvnode `binary` for -node (default: go build ./cmd/kvnode into a temporary dir)")
 	replicated := fs.Bool("replicated", false, "with -node: run kvnode as a replication leader (certificates, commit log)")
 	appendFsync := fs.String("appendfsync", "", "with -node: kvnode's appendfsync, always or everysec")
+	multi := fs.Bool("multi", false, "with -node: MULTI/EXEC transactions and SET PX/PERSIST, checked all-or-nothing and for deadlines after each kill")
+	txKeys := fs.Int("tx-keys", 8, "with -multi: fresh keys per transaction")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,7 +64,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "kvstress: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	check := stress.Config{Engine: *engine, Node: *node, Replicated: *replicated, AppendFsync: *appendFsync}
+	check := stress.Config{Engine: *engine, Node: *node, Replicated: *replicated, AppendFsync: *appendFsync, Multi: *multi, TxKeys: *txKeys}
 	if err := check.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "kvstress:", err)
 		return 2
@@ -101,6 +107,7 @@ func run(args []string) int {
 		CycleDuration: time.Duration(*secs * float64(time.Second)),
 		Writers:       *writers, Keys: *keys, Seed: *seed,
 		Node: *node, KVNode: bin, Replicated: *replicated, AppendFsync: *appendFsync, Log: os.Stderr,
+		Multi: *multi, TxKeys: *txKeys,
 		ChildCommand: func(args []string) *exec.Cmd {
 			cmd := exec.Command(self, append([]string{"-child"}, args...)...)
 			cmd.Stderr = os.Stderr

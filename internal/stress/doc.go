@@ -60,4 +60,36 @@
 // acknowledged once the log write reached the operating system, before its
 // fsync; SIGKILL kills the process, not the kernel, so the check is the same
 // as with always: no acknowledged write may be lost.
+//
+// # Transactions and expiry
+//
+// With Config.Multi (kvstress -node -multi) the writers send transactions
+// instead: MULTI, SET of Config.TxKeys fresh keys "tx:TOKEN:J", SET of the
+// writer's own "txlast:W", EXEC, where TOKEN is "cCYCLE.wWRITER.tSEQ" and
+// each value is a deterministic function of the token and the key (as
+// above, 64 to 1087 bytes of filler, so that an EXEC is kilobytes and a
+// kill often lands inside its write). A writer whose EXEC fails stops for
+// the cycle, so at most one of its transactions is in doubt. After each
+// kill and restart the parent reads every transaction of every cycle so far
+// (MGET) and checks:
+//
+//   - each is wholly present or wholly absent (any other count is a torn
+//     EXEC, counted corrupt), every acknowledged one is present (else lost),
+//     and one found present (or absent) after a crash stays so after later
+//     ones;
+//   - txlast:W holds the value of writer W's latest present transaction;
+//   - DBSIZE of database 0 equals the number of keys that exist.
+//
+// Beside them one goroutine writes to database 1, one operation at a time,
+// at most 300 per cycle, rotating three kinds: SET PX of an hour or more,
+// SET PX of 1 to 300 ms, and SET PX of 1 to 300 ms followed by PERSIST.
+// Recording the wall clock before each SET and after its reply bounds the
+// deadline to [sent+PX, acked+PX] (the kill time bounds an unacknowledged
+// one; kvnode runs on the same machine and clock; 1 ms of slack each way).
+// After each restart every operation so far is checked with PEXPIRETIME and
+// GET: a key present has its value and a deadline within those bounds, or
+// none (-1) only if PERSIST was sent; a key whose PERSIST was acknowledged
+// is present without a deadline; an acknowledged key whose deadline cannot
+// have passed is present; a key whose deadline passed before the check is
+// absent; a key absent after a crash stays absent.
 package stress

@@ -22,12 +22,14 @@ import (
 
 // nodeRunner runs kvnode for Config.Node and writes to it over Redis.
 type nodeRunner struct {
-	cfg    Config
-	addr   string
-	config string // the YAML config file
-	cmd    *exec.Cmd
-	exited chan struct{}
-	client *redis.Client
+	cfg      Config
+	addr     string
+	config   string // the YAML config file
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	client   *redis.Client
+	db1      *redis.Client // database 1, for Config.Multi's expiry operations
+	curCycle int           // the cycle multiCycle runs
 }
 
 // nodeConfig is kvnode's YAML config: small engine sizes, as openEngine's.
@@ -49,13 +51,14 @@ tls:
 `
 
 // Validate checks that cfg asks for something Run can check, and says what
-// to change otherwise. It refuses Replicated or AppendFsync without Node,
+// to change otherwise. It refuses Replicated, AppendFsync or Multi without
+// Node, TxKeys outside 1 to 64,
 // and the memory engine without Node (an engine alone keeps nothing across a
 // kill; a kvnode keeps its commit log and checkpoints).
 func (cfg *Config) Validate() error {
 	if !cfg.Node {
-		if cfg.Replicated || cfg.AppendFsync != "" {
-			return errors.New("stress: -replicated and -appendfsync need -node")
+		if cfg.Replicated || cfg.AppendFsync != "" || cfg.Multi {
+			return errors.New("stress: -replicated, -appendfsync and -multi need -node")
 		}
 		switch cfg.Engine {
 		case "lsm", "bitcask":
@@ -64,6 +67,9 @@ func (cfg *Config) Validate() error {
 			return errors.New("stress: the memory engine keeps nothing across a kill; run it with -node")
 		}
 		return fmt.Errorf("stress: engine %q: want lsm or bitcask", cfg.Engine)
+	}
+	if cfg.TxKeys < 0 || cfg.TxKeys > 64 {
+		return fmt.Errorf("stress: %d keys per transaction: want 1 to 64", cfg.TxKeys)
 	}
 	switch cfg.AppendFsync {
 	case "", "always", "everysec":
@@ -113,8 +119,12 @@ func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 	n := &nodeRunner{cfg: cfg, addr: addr, config: config}
 	n.client = redis.NewClient(&redis.Options{Addr: addr, PoolSize: cfg.Writers + 2, MaxRetries: -1,
 		DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	if cfg.Multi {
+		n.db1 = redis.NewClient(&redis.Options{Addr: addr, DB: 1, PoolSize: 4, MaxRetries: -1,
+			DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	}
 	if _, err := n.start(ctx); err != nil {
-		_ = n.client.Close()
+		n.closeClients()
 		return nil, err
 	}
 	return n, nil
@@ -217,7 +227,14 @@ func (n *nodeRunner) kill() {
 
 func (n *nodeRunner) stop() {
 	n.kill()
+	n.closeClients()
+}
+
+func (n *nodeRunner) closeClients() {
 	_ = n.client.Close()
+	if n.db1 != nil {
+		_ = n.db1.Close()
+	}
 }
 
 // cycle writes to the running kvnode from cfg.Writers goroutines, kills it

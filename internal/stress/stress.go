@@ -55,6 +55,12 @@ type Config struct {
 	// its fsync survives SIGKILL, so Run checks the same zero-loss verdict
 	// in both modes.
 	AppendFsync string
+	// Multi, with Node, runs the transaction and expiry workload instead of
+	// single SETs (see "Transactions and expiry" in the package doc).
+	Multi bool
+	// TxKeys is the number of fresh keys each Multi transaction writes
+	// (default 8), besides its writer's txlast key.
+	TxKeys int
 	// Log receives one progress line per cycle; nil discards them.
 	Log io.Writer
 }
@@ -231,6 +237,9 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 	if cfg.Keys <= 0 {
 		cfg.Keys = 2000
 	}
+	if cfg.TxKeys == 0 {
+		cfg.TxKeys = 8
+	}
 	if cfg.CycleDuration <= 0 {
 		cfg.CycleDuration = time.Second
 	}
@@ -250,8 +259,8 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 		cfg.AppendFsync = "always"
 	}
 	if cfg.Node {
-		fmt.Fprintf(cfg.Log, "kvstress: engine=%s dir=%s seed=%d node=true replicated=%v appendfsync=%s\n",
-			cfg.Engine, cfg.Dir, cfg.Seed, cfg.Replicated, cfg.AppendFsync)
+		fmt.Fprintf(cfg.Log, "kvstress: engine=%s dir=%s seed=%d node=true replicated=%v appendfsync=%s multi=%v\n",
+			cfg.Engine, cfg.Dir, cfg.Seed, cfg.Replicated, cfg.AppendFsync, cfg.Multi)
 	} else {
 		fmt.Fprintf(cfg.Log, "kvstress: engine=%s dir=%s seed=%d node=false\n", cfg.Engine, cfg.Dir, cfg.Seed)
 	}
@@ -263,11 +272,18 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 		}
 		defer nr.stop()
 	}
+	ms := &multiState{}
 	for c := 1; c <= cfg.Cycles; c++ {
 		if err := ctx.Err(); err != nil {
 			return sc, err
 		}
 		kill := cfg.CycleDuration/5 + time.Duration(rng.Int64N(int64(cfg.CycleDuration*4/5)+1))
+		if cfg.Multi {
+			if err := runMultiCycle(ctx, cfg, nr, ms, sc, c, kill); err != nil {
+				return sc, fmt.Errorf("cycle %d: %w", c, err)
+			}
+			continue
+		}
 		var (
 			a        *acks
 			recovery time.Duration
