@@ -111,5 +111,11 @@ stress:
 	$(GO) run ./cmd/kvstress -node -replicated -engine lsm -appendfsync everysec -cycles $$(( $(STRESS_CYCLES) / 10 ))
 	$(GO) run ./cmd/kvstress -node -replicated -engine bitcask -appendfsync everysec -cycles $$(( $(STRESS_CYCLES) / 10 ))
 	$(GO) run ./cmd/kvstress -node -replicated -engine memory -cycles $$(( $(STRESS_CYCLES) / 20 ))
+	$(GO) run ./cmd/kvstress -node -multi -engine lsm -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -multi -engine bitcask -appendfsync everysec -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -multi -engine memory -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -replicated -multi -engine lsm -appendfsync everysec -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -replicated -multi -engine bitcask -cycles $$(( $(STRESS_CYCLES) / 10 ))
+	$(GO) run ./cmd/kvstress -node -replicated -multi -engine memory -cycles $$(( $(STRESS_CYCLES) / 20 ))
 	$(GO) run ./cmd/kvhistory -ack sync -duration $(HISTORY_DURATION) -nemesis kill,pause,promote,partition
 	$(GO) run ./cmd/kvhistory -ack async -duration $(HISTORY_DURATION) -nemesis kill,pause,promote
