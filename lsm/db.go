@@ -266,7 +266,7 @@ func (d *DB) get(rs *readState, key []byte, seq uint64) ([]byte, error) {
 			return nil, err
 		}
 		if ok {
-			return found(v, kind)
+			return foundOwned(v, kind)
 		}
 	}
 	for lvl := 1; lvl < manifest.NumLevels; lvl++ {
@@ -280,17 +280,32 @@ func (d *DB) get(rs *readState, key []byte, seq uint64) ([]byte, error) {
 			return nil, err
 		}
 		if ok {
-			return found(v, kind)
+			return foundOwned(v, kind)
 		}
 	}
 	return nil, logkv.ErrNotFound
 }
 
+// found answers a Get from a memtable's entry: v aliases the memtable's
+// arena, so the caller gets a copy.
 func found(v []byte, kind base.Kind) ([]byte, error) {
 	if kind == base.KindDelete {
 		return nil, logkv.ErrNotFound
 	}
 	return append(make([]byte, 0, len(v)), v...), nil
+}
+
+// foundOwned answers a Get from a table's entry: sstable.Reader.Get already
+// returned a copy the caller owns, so it is handed over as it is (copying it
+// again cost an allocation and a copy per Get).
+func foundOwned(v []byte, kind base.Kind) ([]byte, error) {
+	if kind == base.KindDelete {
+		return nil, logkv.ErrNotFound
+	}
+	if v == nil {
+		v = []byte{} // present with an empty value: not nil
+	}
+	return v, nil
 }
 
 func inRange(f *manifest.FileMeta, ukey []byte) bool {
