@@ -26,6 +26,23 @@ const (
 	OpRMW    = "rmw"
 )
 
+// opKind is a YCSB operation type as the run loop handles it: an index into
+// opNames and into each worker's tallies, so choosing and recording an
+// operation compares no strings and looks nothing up.
+type opKind uint8
+
+const (
+	opRead opKind = iota
+	opUpdate
+	opInsert
+	opScan
+	opRMW
+	numOps
+)
+
+// opNames are the operation types' names, by opKind.
+var opNames = [numOps]string{OpRead, OpUpdate, OpInsert, OpScan, OpRMW}
+
 // workload is a YCSB core workload: the proportions of each operation type
 // and the default request distribution.
 type workload struct {
@@ -44,18 +61,18 @@ var workloads = map[string]workload{
 }
 
 // choose maps u in [0, 1) to an operation type by the workload's proportions.
-func (w workload) choose(u float64) string {
+func (w workload) choose(u float64) opKind {
 	switch {
 	case u < w.read:
-		return OpRead
+		return opRead
 	case u < w.read+w.update:
-		return OpUpdate
+		return opUpdate
 	case u < w.read+w.update+w.insert:
-		return OpInsert
+		return opInsert
 	case u < w.read+w.update+w.insert+w.scan:
-		return OpScan
+		return opScan
 	}
-	return OpRMW
+	return opRMW
 }
 
 // ycsbState is the YCSB records in a session's database: record i (0 <= i <
@@ -142,6 +159,9 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 		choose := func() uint64 { return c.next(w.rng, st.ack.limit.Load()) }
 		lo, hi := share(ops, cfg.Threads, w.id)
 		end := time.Now().Add(cfg.Duration)
+		// The tallies by operation type, made on first use so that a type
+		// the workload never draws has none.
+		var stats [numOps]*opStat
 		for i := lo; timed || i < hi; i++ {
 			if i&255 == 0 && ctx.Err() != nil {
 				return ctx.Err()
@@ -149,9 +169,14 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 			op := wl.choose(w.rng.Float64())
 			d, n, err := s.ycsbOp(w, op, choose)
 			if err != nil {
-				return fmt.Errorf("%s: %w", op, err)
+				return fmt.Errorf("%s: %w", opNames[op], err)
 			}
-			w.did(w.hist(op), d, 1, n)
+			st := stats[op]
+			if st == nil {
+				st = w.hist(opNames[op])
+				stats[op] = st
+			}
+			w.did(st, d, 1, n)
 			if timed && i&15 == 0 && time.Now().After(end) {
 				break
 			}
@@ -185,7 +210,7 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 // ycsbOp does one operation and returns its latency and the bytes it moved.
 // Reads verify: every record chosen is below the acknowledged limit, so it
 // must be there, with a value naming its key.
-func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Duration, int, error) {
+func (s *session) ycsbOp(w *worker, op opKind, choose func() uint64) (time.Duration, int, error) {
 	cfg := s.cfg
 	st := s.ycsb
 	key := func(rec uint64) uint64 {
@@ -209,19 +234,19 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 	}
 	kv := cfg.KeySize + cfg.ValueSize
 	switch op {
-	case OpRead:
+	case opRead:
 		k := key(choose())
 		t0 := w.clock()
 		v, err := s.db.Get(w.kbuf)
 		d := since(t0)
 		return d, kv, check(v, err, k)
-	case OpUpdate:
+	case opUpdate:
 		k := key(choose())
 		v := w.vals.value(k)
 		t0 := w.clock()
 		err := s.db.Set(w.kbuf, v, nil)
 		return since(t0), kv, err
-	case OpInsert:
+	case opInsert:
 		rec := st.ack.take()
 		if rec >= st.keys.n {
 			return 0, 0, fmt.Errorf("%w: -key_size %d holds no more than %d records", ErrUsage, cfg.KeySize, st.keys.n)
@@ -235,7 +260,7 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 			st.ack.ack(rec)
 		}
 		return d, kv, err
-	case OpRMW:
+	case opRMW:
 		k := key(choose())
 		t0 := w.clock()
 		v, err := s.db.Get(w.kbuf)
@@ -245,7 +270,7 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 		nv := w.vals.value(k)
 		err = s.db.Set(w.kbuf, nv, nil)
 		return since(t0), 2 * kv, err
-	case OpScan:
+	case opScan:
 		k := key(choose())
 		length := 1 + w.rng.IntN(cfg.MaxScanLength)
 		n := 0
@@ -272,5 +297,5 @@ func (s *session) ycsbOp(w *worker, op string, choose func() uint64) (time.Durat
 		err = it.Close()
 		return since(t0), n, err
 	}
-	return 0, 0, fmt.Errorf("unknown operation %q", op)
+	return 0, 0, fmt.Errorf("unknown operation %d", op)
 }

@@ -111,7 +111,7 @@ func TestWorkloadMix(t *testing.T) {
 		wl := workloads[name]
 		count := map[string]int{}
 		for range draws {
-			count[wl.choose(r.Float64())]++
+			count[opNames[wl.choose(r.Float64())]]++
 		}
 		for op, p := range map[string]float64{OpRead: wl.read, OpUpdate: wl.update, OpInsert: wl.insert, OpScan: wl.scan, OpRMW: wl.rmw} {
 			require.InDelta(t, p, float64(count[op])/draws, 0.02, "%s/%s", name, op)
@@ -274,4 +274,30 @@ func TestAckCounter(t *testing.T) {
 	require.Equal(t, uint64(0), b.limit.Load()) // 0 not done yet
 	b.ack(x)
 	require.Equal(t, uint64(2), b.limit.Load())
+}
+
+// The zipfian draw computes b^alpha as exp(alpha*ln b); it must draw the items
+// math.Pow would, give or take one at a rounding boundary, over YCSB's 10^10
+// items.
+func TestZipfianMatchesPow(t *testing.T) {
+	z := newZipfianZeta(scrambledItems, 0.99, scrambledZetan)
+	r1, r2 := rand.New(rand.NewPCG(3, 4)), rand.New(rand.NewPCG(3, 4))
+	differ := 0
+	for range 200_000 {
+		got := z.next(r1)
+		u := r2.Float64()
+		want := uint64(0)
+		switch uz := u * z.zetan; {
+		case uz < 1:
+		case uz < 1+math.Pow(0.5, z.theta):
+			want = 1
+		default:
+			want = min(uint64(float64(z.items)*math.Pow(z.eta*u-z.eta+1, z.alpha)), z.items-1)
+		}
+		if got != want {
+			differ++
+			require.InDelta(t, float64(want), float64(got), 1, "u=%v", u)
+		}
+	}
+	require.Less(t, differ, 20)
 }
