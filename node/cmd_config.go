@@ -74,6 +74,17 @@ var configParams = []configParam{
 		set: func(n *Node, x int64) { n.state().latency.threshold.Store(x) }},
 }
 
+// visibleParams counts the parameters patterns can match.
+var visibleParams = func() int {
+	n := 0
+	for _, p := range configParams {
+		if !p.hidden {
+			n++
+		}
+	}
+	return n
+}()
+
 // parseConfigInt parses a CONFIG SET integer, with Redis' error texts.
 func parseConfigInt(v string, lo, hi int64) (int64, error) {
 	x, err := strconv.ParseInt(v, 10, 64)
@@ -153,8 +164,8 @@ func configGet(n *Node, c *client, patterns [][]byte) {
 			}
 			continue
 		}
-		if len(seen) == len(configParams) {
-			break // everything matched already: the rest cannot add
+		if len(seen) >= visibleParams {
+			break // everything a pattern can match is in: the rest adds nothing
 		}
 		for i := range configParams {
 			cp := &configParams[i]

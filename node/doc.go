@@ -1,6 +1,8 @@
 // Package node runs a logkv node: a storage engine, optionally behind the
-// replicated commit log, served over the Redis protocol (RESP2) with an admin
-// HTTP endpoint. cmd/kvnode is a thin main around it.
+// replicated commit log, served over the Redis protocol (RESP2, and RESP3
+// after HELLO 3) with an admin HTTP endpoint. cmd/kvnode is a thin main
+// around it. docs/redis-compatibility.md lists what it serves of Redis 7 and
+// how it differs.
 //
 // # Durability of acknowledged writes
 //
