@@ -191,8 +191,8 @@ func TestClusterFailover(t *testing.T) {
 		}, 20*time.Second, 10*time.Millisecond)
 	}
 	oldEpoch := a.cb().member.Load().Leading()
-	tc.crash(a)
 	crashed := time.Now()
+	tc.crash(a)
 	next := tc.leader(20 * time.Second)
 	require.NotEqual(t, a, next)
 	took := time.Since(crashed)
@@ -255,8 +255,8 @@ func TestClusterMeasureFailover(t *testing.T) {
 				others = append(others, m)
 			}
 		}
+		start := time.Now() // crash closes the etcd client first
 		tc.crash(l)
-		start := time.Now()
 		clients := []*redis.Client{others[0].client(t), others[1].client(t)}
 		for done := false; !done; {
 			for _, c := range clients {
