@@ -104,6 +104,25 @@ func TestValueCompressibility(t *testing.T) {
 	require.LessOrEqual(t, len(distinct), 10000/100+1)
 }
 
+// Benchmarks too large for key plans draw and format keys in the timed loop;
+// that path verifies as the planned one does.
+func TestDBBenchmarksUnplanned(t *testing.T) {
+	saved := planMaxBytes
+	planMaxBytes = 0
+	t.Cleanup(func() { planMaxBytes = saved })
+	for _, batch := range []int{1, 7} {
+		cfg := testConfig("memory")
+		cfg.Threads, cfg.Batch = 2, batch
+		cfg.Benchmarks = []string{"fillrandom", "overwrite", "readrandom", "seekrandom", "deleterandom", "readseq"}
+		res, _ := runCfg(t, cfg)
+		for _, r := range res {
+			require.Zero(t, r.Errors, "%s batch %d", r.Benchmark, batch)
+		}
+		require.Equal(t, int64(cfg.Num), res[2].Found+res[2].NotFound)
+		require.Equal(t, int64(cfg.Num), res[2].Found, "readrandom after overwrite finds every key")
+	}
+}
+
 // TestDBBenchmarks runs every db_bench benchmark on every test engine, with
 // several threads and batch sizes, and checks the operation counts and that
 // every read was verified.

@@ -88,27 +88,45 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 	if !del {
 		perOp += cfg.ValueSize
 	}
-	t, err := runWorkers(ctx, b, nil, func(ctx context.Context, w *worker) error {
+	plans := make([]*keyPlan, cfg.Threads)
+	setup := func(w *worker) error {
+		if planFits(n, cfg.KeySize) {
+			lo, hi := share(n, cfg.Threads, w.id)
+			plans[w.id] = newKeyPlan(hi-lo, cfg.KeySize, func(j int) uint64 { return keyOf(w, lo+j) })
+		}
+		return nil
+	}
+	t, err := runWorkers(ctx, b, setup, func(ctx context.Context, w *worker) error {
 		h := w.hist(op)
 		lo, hi := share(n, cfg.Threads, w.id)
+		plan := plans[w.id]
+		// keyAt is write i's key number and key: from the plan, or drawn
+		// and formatted now when the plan would not fit in memory.
+		keyAt := func(i int) (uint64, []byte) {
+			if plan != nil {
+				return plan.nums[i-lo], plan.key(i - lo)
+			}
+			k := keyOf(w, i)
+			w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+			return k, w.kbuf
+		}
 		var batch logkv.Batch
 		for i := lo; i < hi; {
 			if (i-lo)&255 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if cfg.Batch == 1 {
-				k := keyOf(w, i)
-				w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+				k, key := keyAt(i)
 				var err error
 				var d time.Duration
 				if del {
 					t0 := w.clock()
-					err = s.db.Delete(w.kbuf, wo)
+					err = s.db.Delete(key, wo)
 					d = since(t0)
 				} else {
 					v := w.vals.value(k)
 					t0 := w.clock()
-					err = s.db.Set(w.kbuf, v, wo)
+					err = s.db.Set(key, v, wo)
 					d = since(t0)
 				}
 				if err != nil {
@@ -121,12 +139,11 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 			batch.Reset()
 			end := min(i+cfg.Batch, hi)
 			for j := i; j < end; j++ {
-				k := keyOf(w, j)
-				w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+				k, key := keyAt(j)
 				if del {
-					batch.Delete(w.kbuf)
+					batch.Delete(key)
 				} else {
-					batch.Set(w.kbuf, w.vals.value(k))
+					batch.Set(key, w.vals.value(k))
 				}
 			}
 			t0 := w.clock()
@@ -171,7 +188,12 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 		op = "seek"
 	}
 	its := make([]logkv.Iterator, cfg.Threads)
+	plans := make([]*keyPlan, cfg.Threads)
 	setup := func(w *worker) error {
+		if planFits(n, cfg.KeySize) {
+			lo, hi := share(n, cfg.Threads, w.id)
+			plans[w.id] = newKeyPlan(hi-lo, cfg.KeySize, func(int) uint64 { return w.rng.Uint64N(rangeN) })
+		}
 		if !seek {
 			return nil
 		}
@@ -190,22 +212,30 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 			}()
 		}
 		lo, hi := share(n, cfg.Threads, w.id)
+		plan := plans[w.id]
 		for i := lo; i < hi; i++ {
 			if (i-lo)&255 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			k := w.rng.Uint64N(rangeN)
-			w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+			var k uint64
+			var key []byte
+			if plan != nil {
+				k, key = plan.nums[i-lo], plan.key(i-lo)
+			} else {
+				k = w.rng.Uint64N(rangeN)
+				w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+				key = w.kbuf
+			}
 			var v []byte
 			found := false
 			t0 := w.clock()
 			if seek {
-				if it.SeekGE(w.kbuf) && bytes.Equal(it.Key(), w.kbuf) {
+				if it.SeekGE(key) && bytes.Equal(it.Key(), key) {
 					v, found = it.Value(), true
 				}
 			} else {
 				var gerr error
-				v, gerr = s.db.Get(w.kbuf)
+				v, gerr = s.db.Get(key)
 				switch {
 				case gerr == nil:
 					found = true

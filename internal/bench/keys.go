@@ -93,3 +93,42 @@ func splitmix(x uint64) uint64 {
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 	return x ^ (x >> 31)
 }
+
+// keyPlan is one worker's keys for one benchmark, drawn and formatted before
+// the timer starts (as db_bench's design allows: the keys a benchmark uses do
+// not depend on what the engine answers), so the timed loop reads key i as a
+// slice of one flat buffer instead of drawing and formatting it. Key i is
+// keys[i*width:(i+1)*width], with key number nums[i].
+type keyPlan struct {
+	width int
+	nums  []uint64
+	keys  []byte
+}
+
+// planMaxBytes bounds the memory of one benchmark's key plans, all workers
+// together; a benchmark that would need more draws and formats its keys in
+// the timed loop, as before, rather than risk the machine's memory.
+var planMaxBytes uint64 = 256 << 20 // a variable so that tests run the unplanned path too
+
+// planFits reports whether n keys of width bytes fit planMaxBytes.
+func planFits(n, width int) bool {
+	return n >= 0 && uint64(n)*uint64(width+8) <= planMaxBytes
+}
+
+// newKeyPlan draws and formats n keys of width bytes; num(i) is the number
+// of key i, called in order.
+func newKeyPlan(n, width int, num func(i int) uint64) *keyPlan {
+	p := &keyPlan{width: width, nums: make([]uint64, n), keys: make([]byte, 0, n*width)}
+	for i := range n {
+		k := num(i)
+		p.nums[i] = k
+		p.keys = appendKey(p.keys, k, width)
+	}
+	return p
+}
+
+// key returns key i of the plan. Its capacity is its length, so a Store
+// cannot append into the next key.
+func (p *keyPlan) key(i int) []byte {
+	return p.keys[i*p.width : (i+1)*p.width : (i+1)*p.width]
+}

@@ -18,3 +18,20 @@ func TestAppendKeyMatchesPrintf(t *testing.T) {
 		}
 	}
 }
+
+// A plan's keys are what appendKey writes for each number, in order, each
+// closed to appends.
+func TestKeyPlan(t *testing.T) {
+	p := newKeyPlan(5, 16, func(i int) uint64 { return uint64(i * 1000) })
+	for i := range 5 {
+		if got, want := string(p.key(i)), fmt.Sprintf("%016d", i*1000); got != want || p.nums[i] != uint64(i*1000) {
+			t.Fatalf("key %d: %q (%d), want %q", i, got, p.nums[i], want)
+		}
+		if cap(p.key(i)) != 16 {
+			t.Fatalf("key %d has capacity %d: an append would overwrite the next key", i, cap(p.key(i)))
+		}
+	}
+	if planFits(1<<40, 16) {
+		t.Fatal("a plan of 2^40 keys fits")
+	}
+}
