@@ -4,7 +4,7 @@ package memory
 // means the defaults.
 //
 // The engine has no tunables yet: its B-tree's node size is a compile-time
-// constant (62 items, sized to one 1 KiB allocation) and it has no files,
+// constant (63 items, internal/ordtree's) and it has no files,
 // caches or background work to configure. The struct exists so that
 // logkv.Open("memory", dir, &memory.Options{}) and node configuration files
 // work the same way as for the other engines, and so that options can be
