@@ -283,7 +283,7 @@ func (b *clusterBackend) Barrier() error { return b.Sync() }
 
 // ReplicaOf is refused: etcd decides who leads (kvnode cluster failover
 // hands leadership over).
-func (b *clusterBackend) ReplicaOf(host, port string) error {
+func (b *clusterBackend) ReplicaOf(host, port string, _ bool) error {
 	return errors.New("this node is a member of cluster " + b.n.cfg.Cluster.Name + ", where etcd elects the leader: use `kvnode cluster failover` to move leadership")
 }
 

@@ -68,8 +68,8 @@ func init() {
 		{name: "info", arity: -1, run: cmdInfo},
 		{name: "role", arity: 1, run: cmdRole},
 		{name: "wait", arity: 3, slow: true, run: cmdWait},
-		{name: "replicaof", arity: 3, slow: true, admin: true, run: cmdReplicaOf},
-		{name: "slaveof", arity: 3, slow: true, admin: true, run: cmdReplicaOf},
+		{name: "replicaof", arity: -3, slow: true, admin: true, run: cmdReplicaOf},
+		{name: "slaveof", arity: -3, slow: true, admin: true, run: cmdReplicaOf},
 		{name: "auth", arity: -2, noAuth: true, run: cmdAuth},
 		{name: "select", arity: 2, run: cmdSelect},
 		{name: "config", arity: -2, run: cmdConfig},
@@ -649,12 +649,27 @@ func cmdWait(n *Node, c *client, args [][]byte) {
 	c.conn.WriteInt(n.backend.Wait(c.gone, replicas, time.Duration(timeout)*time.Millisecond))
 }
 
+// cmdReplicaOf: REPLICAOF host port [FORCE] | REPLICAOF NO ONE. FORCE
+// follows even if that throws away more records this node applied than
+// replication.max_discard allows.
 func cmdReplicaOf(n *Node, c *client, args [][]byte) {
 	host, port := string(args[1]), string(args[2])
+	force := false
+	switch {
+	case len(args) == 4 && strings.EqualFold(string(args[3]), "force"):
+		force = true
+	case len(args) > 3:
+		c.fail(errSyntax)
+		return
+	}
 	if strings.EqualFold(host, "no") && strings.EqualFold(port, "one") {
+		if force {
+			c.fail(errSyntax)
+			return
+		}
 		host, port = "", ""
 	}
-	if err := n.backend.ReplicaOf(host, port); err != nil {
+	if err := n.backend.ReplicaOf(host, port, force); err != nil {
 		n.replyErr(c, err)
 		return
 	}

@@ -163,6 +163,13 @@ type Replication struct {
 	// MaxReadyLagRecords is the lag, in records behind what the leader last
 	// reported, under which a streaming follower is ready on /readyz.
 	MaxReadyLagRecords uint64 `yaml:"max_ready_lag_records"`
+	// MaxDiscard is how many records its engine applied a node may throw
+	// away to follow a leader whose history does not hold them (a full
+	// resync after the histories forked). Past it the node refuses, says
+	// why with the numbers, and keeps its data; REPLICAOF host port FORCE
+	// follows regardless. The tail only in its log (what a crash left
+	// unapplied) is cut as before.
+	MaxDiscard uint64 `yaml:"max_discard"`
 }
 
 // TLS names the files for mutual TLS between nodes, as written by

@@ -90,9 +90,10 @@ type backend interface {
 	// timeout passes (0: forever) or done closes (the client left), and
 	// returns how many do.
 	Wait(done <-chan struct{}, n int, timeout time.Duration) int
-	// ReplicaOf follows the leader at host:port, or with empty host, promotes
+	// ReplicaOf follows the leader at host:port (force: whatever that
+	// discards, see replication.max_discard), or with empty host, promotes
 	// this node to leader.
-	ReplicaOf(host, port string) error
+	ReplicaOf(host, port string, force bool) error
 	// IsFollower reports whether writes are refused.
 	IsFollower() bool
 	// Role writes the ROLE reply.
@@ -166,22 +167,36 @@ const (
 	logSubdir    = "log"    // the replication commit log and checkpoints
 )
 
-// openEngine opens the configured engine in data_dir/engine, first removing
-// what is there when wipe is set (a follower about to load a full resync).
-func (n *Node) openEngine(wipe bool) (logkv.Engine, error) {
+// engineDir is where engine generation gen keeps its files: data_dir/engine
+// for the first, data_dir/engine.<gen> for those full resyncs loaded beside
+// it (replicate.EngineStore).
+func (n *Node) engineDir(gen uint64) string {
+	if gen == 0 {
+		return filepath.Join(n.cfg.DataDir, engineSubdir)
+	}
+	return filepath.Join(n.cfg.DataDir, fmt.Sprintf("%s.%d", engineSubdir, gen))
+}
+
+// openEngine opens the configured engine in data_dir/engine (generation 0),
+// first removing what is there when wipe is set.
+func (n *Node) openEngine(wipe bool) (logkv.Engine, error) { return n.openEngineGen(0, wipe) }
+
+// openEngineGen opens engine generation gen, first removing what is there
+// when wipe is set (a full resync about to load into it).
+func (n *Node) openEngineGen(gen uint64, wipe bool) (logkv.Engine, error) {
 	opts, err := n.cfg.engineOptions()
 	if err != nil {
 		return nil, err
 	}
 	dir := ""
 	if n.cfg.DataDir != "" {
-		dir = filepath.Join(n.cfg.DataDir, engineSubdir)
+		dir = n.engineDir(gen)
 		if wipe {
 			if err := os.RemoveAll(dir); err != nil {
 				return nil, fmt.Errorf("node: wipe %s: %w", dir, err)
 			}
 		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("node: data_dir: %w", err)
 		}
 		// The engine makes its files durable in dir; the entries naming dir
@@ -208,6 +223,27 @@ func (n *Node) openEngine(wipe bool) (logkv.Engine, error) {
 		return nil, fmt.Errorf("node: open %s engine in %s: %w", n.cfg.Engine, dir, err)
 	}
 	return e, nil
+}
+
+// nodeEngines is the replicate.EngineStore of a node's engine generations.
+type nodeEngines struct{ n *Node }
+
+func (e nodeEngines) Open(gen uint64, fresh bool) (logkv.Engine, error) {
+	return e.n.openEngineGen(gen, fresh)
+}
+
+func (e nodeEngines) Remove(gen uint64) error {
+	if e.n.cfg.DataDir == "" {
+		return nil
+	}
+	dir := e.n.engineDir(gen)
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("node: remove %s: %w", dir, err)
+	}
+	return vfs.Default.SyncDir(e.n.cfg.DataDir)
 }
 
 // newBackend picks the write path. With durability full (the default) every
@@ -351,7 +387,7 @@ func (s *standalone) Close() error {
 	}
 	return s.engine.Close()
 }
-func (s *standalone) ReplicaOf(host, port string) error {
+func (s *standalone) ReplicaOf(host, port string, _ bool) error {
 	if host == "" {
 		return nil // already a leader
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -55,7 +56,8 @@ func (n *Node) openReplicated() (backend, error) {
 	rc := replicate.Config{
 		ID:             nodeID,
 		Dir:            filepath.Join(c.DataDir, logSubdir),
-		OpenEngine:     n.openEngine,
+		Engines:        nodeEngines{n},
+		MaxDiscard:     int64(min(c.Replication.MaxDiscard, math.MaxInt64)),
 		Role:           replicate.Leader,
 		Transport:      tr, // nil: a leader without followers
 		AckMode:        replicate.Async,
@@ -188,7 +190,7 @@ func (b *replicatedBackend) Wait(done <-chan struct{}, want int, timeout time.Du
 
 // ReplicaOf follows the leader whose replication address is host:port, or
 // with an empty host promotes this node to leader of a new epoch.
-func (b *replicatedBackend) ReplicaOf(host, port string) error {
+func (b *replicatedBackend) ReplicaOf(host, port string, force bool) error {
 	if host == "" {
 		if !b.IsFollower() {
 			return nil
@@ -199,9 +201,16 @@ func (b *replicatedBackend) ReplicaOf(host, port string) error {
 		return fmt.Errorf("this node runs without replication (no certificates); %w", errNeedCerts)
 	}
 	addr := net.JoinHostPort(host, port)
-	if err := b.r.Follow(addr); err != nil {
+	follow := b.r.Follow
+	if force {
+		follow = b.r.FollowForce
+	}
+	if err := follow(addr); err != nil {
 		return err
 	}
+	// Follow made every write submitted so far durable; the seqs after it
+	// are the new leader's (a resync may restart the log below them).
+	b.submitted.Store(0)
 	b.mu.Lock()
 	b.leader = addr
 	b.mu.Unlock()

@@ -45,9 +45,26 @@ const (
 )
 
 // OpenEngineFunc opens the node's engine. With wipe set it must return an
-// empty engine, removing whatever the previous one kept on disk; it is only
-// called with wipe set after the previous engine was closed.
+// empty engine, removing whatever the previous one kept on disk. Without
+// Config.Engines, a full resync loads into OpenEngine(true) while the live
+// engine is still open, so wipe must leave the live engine's files alone:
+// only an engine that keeps no files (memory, with Config.Checkpoint) may
+// run without Config.Engines.
 type OpenEngineFunc func(wipe bool) (logkv.Engine, error)
+
+// EngineStore keeps a node's engine in generations, so that a full resync
+// loads a new engine beside the live one and swaps it in only once it is
+// complete and durable (see "Full resync" in the package doc).
+type EngineStore interface {
+	// Open opens generation gen's engine. With fresh set it first removes
+	// whatever an interrupted resync left of gen, and returns an empty
+	// engine.
+	Open(gen uint64, fresh bool) (logkv.Engine, error)
+	// Remove removes generation gen's files; a generation that has none is
+	// not an error. The node calls it only for a generation whose engine
+	// is closed.
+	Remove(gen uint64) error
+}
 
 // Config configures a Node.
 type Config struct {
@@ -57,8 +74,19 @@ type Config struct {
 	Dir string
 	// FS is the filesystem for Dir; nil means vfs.Default.
 	FS vfs.FS
-	// OpenEngine opens the engine. Required.
+	// OpenEngine opens the engine. Required unless Engines is set.
 	OpenEngine OpenEngineFunc
+	// Engines, when set, replaces OpenEngine: generation 0 is the engine
+	// OpenEngine(false) would open.
+	Engines EngineStore
+	// MaxDiscard is how many records its engine applied a node may throw
+	// away to follow a leader whose history does not hold them (a full
+	// resync after the histories forked); past it the follower refuses,
+	// with an error wrapping ErrWouldDiscard, and keeps its data. Records
+	// only in its log (the tail a crash left unapplied, never acknowledged
+	// by a follower) are cut as before. Negative: no limit. FollowForce
+	// follows regardless.
+	MaxDiscard int64
 	// Role is the role the node starts in.
 	Role Role
 	// Transport carries replication streams. Required unless the node is a
@@ -196,8 +224,11 @@ func (c *Config) fill() error {
 	if c.Dir == "" {
 		return errors.New("replicate: Config.Dir is required")
 	}
-	if c.OpenEngine == nil {
-		return errors.New("replicate: Config.OpenEngine is required")
+	if c.OpenEngine == nil && c.Engines == nil {
+		return errors.New("replicate: Config.OpenEngine or Config.Engines is required")
+	}
+	if c.Engines == nil {
+		c.Engines = funcStore(c.OpenEngine)
 	}
 	if c.FS == nil {
 		c.FS = vfs.Default

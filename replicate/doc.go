@@ -32,8 +32,8 @@
 // any log tail past F. Otherwise (a wiped follower, one past the retention
 // cap, one whose engine applied a deposed leader's records) the leader sends
 // a full resync: a consistent engine snapshot at seq S in chunks, which the
-// follower loads into a fresh engine (Config.OpenEngine(true)), restarting
-// its log at S+1. The leader also resyncs a follower whose backlog is large
+// follower loads into a new engine beside its live one, restarting its log
+// at S+1 (see Full resync). The leader also resyncs a follower whose backlog is large
 // against the data (Config.ResyncBacklogRatio): a sorted snapshot loads
 // faster than the same bytes of records. Records then stream in frames of up to MaxFrameBytes; the
 // follower appends them to its log, applies them, and syncs and acks
@@ -45,11 +45,35 @@
 // reads the leader's log from disk, so a slow follower only holds back its
 // own stream (flow control is the transport's), never the leader's writes.
 //
+// # Full resync
+//
+// A full resync never destroys before it has the replacement. The snapshot
+// loads into a new engine generation (Config.Engines: a directory beside
+// the live engine's), which is made durable (synced, or checkpointed for an
+// engine that keeps nothing); only then does the ENGINE file (engines.go)
+// name it, durably and atomically: that rename is the commit point. Readers
+// then move to the new engine, the old one closes, the log restarts at S+1
+// and the old generation's files go. A crash before the commit point leaves
+// the old engine, checkpoint and log; after it, Open finishes the log reset
+// the ENGINE file records. A snapshot that fails its checks (SnapshotEnd's
+// seq and key count) is abandoned the same way.
+//
+// A follower refuses a resync that would discard more records its engine
+// applied than Config.MaxDiscard (records past the fork point or past the
+// snapshot), with ErrWouldDiscard and the numbers, and keeps its data;
+// Follow then puts the node back in the role it had. FollowForce follows
+// regardless. Records only in its log (a crash's unapplied tail) are cut at
+// the fork as before.
+//
 // # Epochs and promotion
 //
 // Every record carries the epoch of the leader that wrote it; Promote starts
 // a new epoch, newer than any the node has seen, at its next seq, and the
-// log records the change durably. A node opened as a follower does not
+// log records the change durably. A node that starts a history of its own
+// picks a random first epoch (below 2^40), as Redis picks a random
+// replication id: two nodes that never shared a history never agree on an
+// epoch, so one following the other forks at seq 0 instead of passing two
+// unrelated logs for one. A node opened as a follower does not
 // replay its own log at Open: it first asks its leader where the histories
 // fork, cuts its log after the fork point, replays the rest, and only then
 // streams (Promote replays whatever is left, if the leader was never

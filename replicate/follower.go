@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/logkv/logkv/replicate/transport"
 	"github.com/logkv/logkv/replicate/wire"
@@ -29,16 +30,38 @@ type follower struct {
 	resyncs     atomic.Uint64
 	connects    atomic.Uint64
 	syncDelay   atomic.Int64 // time.Duration the syncer waits, as the leader asked
+	// force: follow even if it discards applied records (FollowForce).
+	force bool
+	// first receives the outcome of the first handshake that got an
+	// answer: nil, or why this node refused to follow (Follow waits for it).
+	first chan error
+	// testHookResync, if set, runs at each stage of a full resync.
+	testHookResync func(stage string)
 }
 
 func newFollower(n *Node, addr string) *follower {
-	f := &follower{n: n, addr: addr}
+	f := &follower{n: n, addr: addr, first: make(chan error, 1)}
 	f.ctx, f.cancel = context.WithCancel(n.ctx)
 	f.setState(StateConnecting)
 	return f
 }
 
 func (f *follower) setState(s string) { f.state.Store(&s) }
+
+// errLeaderRefused: the leader answered the Hello with a Refuse frame.
+var errLeaderRefused = errors.New("replicate: leader refused")
+
+// StateRefused is a follower's state after it refused its leader: following
+// would have discarded records its engine applied (ErrWouldDiscard).
+const StateRefused = "refused"
+
+// report hands the outcome of the first answered handshake to Follow, once.
+func (f *follower) report(err error) {
+	select {
+	case f.first <- err:
+	default:
+	}
+}
 
 func (f *follower) start() { f.wg.Go(f.loop) }
 
@@ -62,6 +85,18 @@ func (f *follower) loop() {
 				backoff = f.n.cfg.RetryMin
 			}
 		}
+		if errors.Is(err, ErrWouldDiscard) {
+			// Retrying would only refuse again: stay, data intact, until
+			// told otherwise (FollowForce, Promote, Follow elsewhere).
+			f.setState(StateRefused)
+			f.report(err)
+			log.Error("not following the leader", "err", err)
+			return
+		}
+		if errors.Is(err, ErrDeposed) || errors.Is(err, errLeaderRefused) {
+			f.report(err) // Follow fails with it; the loop retries otherwise
+		}
+		f.report(nil) // not refused: Follow need not wait for the retries
 		f.setState(StateDisconnected)
 		if f.ctx.Err() != nil {
 			return
@@ -103,7 +138,7 @@ func (f *follower) follow(s transport.Stream) (streamed bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		return false, fmt.Errorf("replicate: leader refused: %s", reason)
+		return false, fmt.Errorf("%w: %s", errLeaderRefused, reason)
 	default:
 		return false, fmt.Errorf("%w: %s frame instead of welcome", wire.ErrProtocol, fr.Type)
 	}
@@ -123,6 +158,7 @@ func (f *follower) follow(s transport.Stream) (streamed bool, err error) {
 
 	switch wl.Mode {
 	case wire.ModeStream:
+		f.report(nil)
 		fork := wl.Seq
 		if fork > n.log.LastSeq() {
 			return false, fmt.Errorf("%w: fork point %d is past this log's end %d", wire.ErrProtocol, fork, n.log.LastSeq())
@@ -143,6 +179,13 @@ func (f *follower) follow(s transport.Stream) (streamed bool, err error) {
 			}
 		}
 	case wire.ModeResync:
+		if d := f.discards(wl); d > 0 && !f.force && n.cfg.MaxDiscard >= 0 && d > uint64(n.cfg.MaxDiscard) {
+			err := fmt.Errorf("%w: leader %s at %s sends a full resync at seq %d (epoch history %v); this node's engine applied %d records that snapshot does not hold (applied %d, epoch history %v), over the %d allowed (max_discard); follow with FORCE to discard them, or promote this node instead",
+				ErrWouldDiscard, wl.ID, f.addr, wl.Seq, wl.History, d, n.applied.Load(), n.log.History(), n.cfg.MaxDiscard)
+			log.Error("refusing to follow: it would discard applied records", "discard", d, "max_discard", n.cfg.MaxDiscard, "leader_seq", wl.Seq, "applied", n.applied.Load())
+			return false, err
+		}
+		f.report(nil)
 		f.setState(StateResync)
 		f.resyncs.Add(1)
 		log.Info("full resync", "seq", wl.Seq)
@@ -163,49 +206,112 @@ func (f *follower) follow(s transport.Stream) (streamed bool, err error) {
 	return true, f.receive(s, r, w, delay)
 }
 
-// resync replaces the engine with an empty one, loads the snapshot into it,
-// and restarts the log after the snapshot's seq. Until it succeeds, the node
-// is left empty (engine and log), never half-loaded.
+// resync loads the leader's snapshot into a new engine generation beside
+// the live one, and swaps it in only once it is complete and durable; the
+// live engine, its checkpoint and the log are untouched until then. The
+// stages, each crash-safe:
+//
+//  1. stage: open generation gen+1 fresh, load the snapshot into it (the
+//     SnapshotEnd checks its seq and key count), make it durable (sync, or
+//     for a Checkpoint engine, write its checkpoint). A crash or an error
+//     here leaves the old data; Open removes the stage.
+//  2. commit: write the ENGINE file naming gen+1, with the seq S and the
+//     history the log must restart from (the atomic rename is the commit
+//     point).
+//  3. swap: readers move to the new engine, the old one closes, the log
+//     restarts at S+1, ENGINE drops its reset note, and the old
+//     generation's files go. A crash here: Open finds the reset note and
+//     redoes the log reset, and removes the old generation.
 func (f *follower) resync(r *wire.Reader, wl wire.Welcome) error {
 	n := f.n
-	n.removeCheckpoint()
-	n.engMu.Lock()
-	n.eng.Close()
-	eng, err := n.cfg.OpenEngine(true)
-	if err != nil {
-		n.engMu.Unlock()
-		return fmt.Errorf("open a fresh engine: %w", err)
+	n.engMu.RLock()
+	gen := n.gen + 1
+	n.engMu.RUnlock()
+	if err := n.removeGen(gen); err != nil { // an earlier attempt's leftovers
+		return err
 	}
-	n.eng = eng
-	n.engMu.Unlock()
-	n.applied.Store(0)
-	if err := n.log.Reset(1, nil); err != nil {
+	eng, err := n.cfg.Engines.Open(gen, true)
+	if err != nil {
+		return fmt.Errorf("open a new engine: %w", err)
+	}
+	abandon := func(err error) error {
+		eng.Close()
+		if rerr := n.removeGen(gen); rerr != nil {
+			n.cfg.Logger.Warn("could not remove an abandoned resync's engine; the next Open removes it", "gen", gen, "err", rerr)
+		}
 		return err
 	}
 	if err := readSnapshot(r, eng, wl.Seq); err != nil {
-		// Start from empty next time rather than from a partial load.
-		n.engMu.Lock()
-		n.eng.Close()
-		eng, oerr := n.cfg.OpenEngine(true)
-		if oerr == nil {
-			n.eng = eng
-		}
-		n.engMu.Unlock()
-		return err
+		return abandon(err)
 	}
+	if f.testHookResync != nil {
+		f.testHookResync("loaded")
+	}
+	if err := f.stageDone(eng, gen, wl); err != nil {
+		return abandon(err)
+	}
+	if f.testHookResync != nil {
+		f.testHookResync("staged")
+	}
+	// The commit point.
+	if err := n.writeEngineState(engineState{gen: gen, reset: wl.Seq, history: wl.History}); err != nil {
+		return abandon(err)
+	}
+	if f.testHookResync != nil {
+		f.testHookResync("committed")
+	}
+	n.engMu.Lock()
+	old := n.eng
+	n.eng, n.gen = eng, gen
+	n.engMu.Unlock()
+	old.Close()
 	if err := n.log.Reset(wl.Seq+1, wl.History); err != nil {
 		return err
 	}
 	n.applied.Store(wl.Seq)
+	n.checkpointSeq.Store(wl.Seq)
 	n.notifyApplied()
-	if !n.cfg.Checkpoint {
-		// A durable engine holds the snapshot once synced.
-		if err := eng.Sync(); err != nil {
-			return err
-		}
-		n.checkpointSeq.Store(wl.Seq)
+	if f.testHookResync != nil {
+		f.testHookResync("reset")
+	}
+	if err := n.writeEngineState(engineState{gen: gen}); err != nil {
+		return err
+	}
+	if err := n.removeGen(gen - 1); err != nil {
+		n.cfg.Logger.Warn("could not remove the replaced engine; the next Open removes it", "gen", gen-1, "err", err)
 	}
 	return nil
+}
+
+// stageDone makes a loaded stage durable: a checkpoint for an engine that
+// keeps nothing itself, a sync otherwise.
+func (f *follower) stageDone(eng logkv.Engine, gen uint64, wl wire.Welcome) error {
+	n := f.n
+	if !n.cfg.Checkpoint {
+		return eng.Sync()
+	}
+	snap, err := eng.NewSnapshot()
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	return n.writeCheckpoint(snap, n.checkpointPath(gen), wl.History)
+}
+
+// discards returns how many records this node's engine applied that
+// following a leader, which sends a full resync at seq with history, would
+// throw away: those past the point where the histories fork, or past the
+// snapshot. Epochs alone cannot tell two unrelated nodes of epoch 1 apart,
+// so what the snapshot does not cover counts as discarded: a follower that
+// merely lags its leader is behind its snapshot and discards nothing.
+func (f *follower) discards(wl wire.Welcome) uint64 {
+	n := f.n
+	applied := n.applied.Load()
+	fork := commitlog.ForkPoint(n.log.History(), applied, wl.History, wl.Seq)
+	if applied <= fork {
+		return 0
+	}
+	return applied - fork
 }
 
 // receive runs the stream: this goroutine reads record frames, appends

@@ -140,7 +140,7 @@ func TestDeposedLeaderRefusesNewerFollower(t *testing.T) {
 	s, err := c.net.Transport("x").Dial(context.Background(), "a")
 	require.NoError(t, err)
 	defer s.Close()
-	_, err = s.Write(wire.AppendFrame(nil, wire.TypeHello, wire.AppendHello(nil, wire.Hello{ID: "x", LastSeq: 5, Applied: 5, History: []commitlog.EpochStart{{Epoch: 1, Seq: 1}, {Epoch: 2, Seq: 4}}}), false))
+	_, err = s.Write(wire.AppendFrame(nil, wire.TypeHello, wire.AppendHello(nil, wire.Hello{ID: "x", LastSeq: 5, Applied: 5, History: []commitlog.EpochStart{{Epoch: a.Epoch(), Seq: 1}, {Epoch: a.Epoch() + 1, Seq: 4}}}), false))
 	require.NoError(t, err)
 	fr, err := wire.NewReader(s).ReadFrame()
 	require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,9 @@ type Node struct {
 
 	engMu sync.RWMutex
 	eng   logkv.Engine
+	// gen is the live engine's generation (see engineFile); written under
+	// engMu by a full resync, which only the follower goroutine runs.
+	gen uint64
 
 	// The write pipeline: records are appended in seq order under wmu, made
 	// durable by group commit, then applied to the engine in seq order by
@@ -55,6 +59,10 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
+
+	// testHookResync, if set before the node follows, runs at each stage of
+	// a full resync (see follower.resync).
+	testHookResync func(stage string)
 }
 
 type pendingWrite struct {
@@ -93,7 +101,7 @@ func Open(cfg Config) (*Node, error) {
 	case Leader:
 		err = n.becomeLeader(0)
 	case Follower:
-		n.becomeFollower(cfg.LeaderAddr)
+		n.becomeFollower(cfg.LeaderAddr, false)
 	}
 	if err != nil {
 		n.Close()
@@ -109,9 +117,24 @@ func Open(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// recover opens the engine and replays the log into it.
+// recover opens the live engine generation, finishes a full resync a crash
+// interrupted after its commit point, and replays the log into the engine.
 func (n *Node) recover() error {
-	eng, err := n.cfg.OpenEngine(false)
+	st, err := n.readEngineState()
+	if err != nil {
+		return err
+	}
+	n.gen = st.gen
+	// What a resync left: a stage it never committed (gen+1), or the
+	// generation it replaced (gen-1).
+	for _, g := range []uint64{st.gen + 1, st.gen - 1} {
+		if g == st.gen+1 || st.gen > 0 {
+			if err := n.removeGen(g); err != nil {
+				return fmt.Errorf("replicate: remove engine generation %d: %w", g, err)
+			}
+		}
+	}
+	eng, err := n.cfg.Engines.Open(st.gen, false)
 	if err != nil {
 		return fmt.Errorf("replicate: open engine: %w", err)
 	}
@@ -121,13 +144,24 @@ func (n *Node) recover() error {
 			n.cfg.Logger.Warn("checkpoint not loaded", "err", err)
 			// A half-loaded engine is of no use: start again from empty.
 			eng.Close()
-			if n.eng, err = n.cfg.OpenEngine(true); err != nil {
+			if n.eng, err = n.cfg.Engines.Open(st.gen, true); err != nil {
 				return fmt.Errorf("replicate: open engine: %w", err)
 			}
 		} else if seq > 0 {
 			n.checkpointSeq.Store(seq)
 			n.cfg.Logger.Info("loaded checkpoint", "seq", seq)
 		}
+	}
+	if st.reset > 0 {
+		// A full resync committed, and may have crashed before its log
+		// reset: the engine holds the leader's snapshot at st.reset.
+		if err := n.log.Reset(st.reset+1, st.history); err != nil {
+			return err
+		}
+		if err := n.writeEngineState(engineState{gen: st.gen}); err != nil {
+			return err
+		}
+		n.cfg.Logger.Info("finished an interrupted full resync", "seq", st.reset, "engine_seq", n.eng.LastSeq())
 	}
 	last := n.eng.LastSeq()
 	switch {
@@ -358,8 +392,18 @@ func (n *Node) Promote() error {
 // Follow makes the node a follower of the leader at addr, stopping what it
 // did before (leading, or following another leader). A tail that diverged
 // from the new leader's history is cut (or the node resyncs) before it
-// follows.
-func (n *Node) Follow(addr string) error {
+// follows, unless that would discard more records its engine applied than
+// Config.MaxDiscard allows: then Follow returns an error wrapping
+// ErrWouldDiscard, with the numbers, and the node goes back to what it did.
+// Follow waits for the leader's first answer at most HandshakeTimeout; a
+// leader it cannot reach yet is retried in the background.
+func (n *Node) Follow(addr string) error { return n.follow(addr, false) }
+
+// FollowForce is Follow without the Config.MaxDiscard check: the node
+// follows addr whatever it must discard.
+func (n *Node) FollowForce(addr string) error { return n.follow(addr, true) }
+
+func (n *Node) follow(addr string, force bool) error {
 	if n.closed.Load() {
 		return logkv.ErrClosed
 	}
@@ -379,8 +423,31 @@ func (n *Node) Follow(addr string) error {
 	if err := n.stopWrites(); err != nil {
 		return err
 	}
-	n.becomeFollower(addr)
-	return nil
+	nf := n.becomeFollower(addr, force)
+	t := time.NewTimer(n.cfg.HandshakeTimeout)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-nf.first:
+	case <-t.C:
+	}
+	if err == nil {
+		return nil
+	}
+	// Refused: back to what the node did before.
+	nf.stop()
+	n.roleMu.Lock()
+	n.follower = nil
+	n.roleMu.Unlock()
+	switch {
+	case ld != nil:
+		if lerr := n.becomeLeader(0); lerr != nil {
+			return errors.Join(err, lerr)
+		}
+	case f != nil:
+		n.becomeFollower(f.addr, f.force)
+	}
+	return err
 }
 
 // stopWrites refuses new writes, then finishes the ones in flight (sync and
@@ -402,7 +469,7 @@ func (n *Node) stopWrites() error {
 
 func (n *Node) becomeLeader(epoch uint64) error {
 	if epoch == 0 && n.log.Epoch() == 0 {
-		epoch = 1
+		epoch = firstEpoch()
 	}
 	if epoch > 0 {
 		if err := n.log.BeginEpoch(epoch); err != nil {
@@ -424,13 +491,16 @@ func (n *Node) becomeLeader(epoch uint64) error {
 	return nil
 }
 
-func (n *Node) becomeFollower(addr string) {
+func (n *Node) becomeFollower(addr string, force bool) *follower {
 	f := newFollower(n, addr)
+	f.force = force
+	f.testHookResync = n.testHookResync
 	n.roleMu.Lock()
 	n.follower = f
 	n.role.Store(int32(Follower))
 	n.roleMu.Unlock()
 	f.start()
+	return f
 }
 
 // Close stops the node, then closes its log and engine. Calling it twice is
@@ -493,6 +563,14 @@ func (n *Node) syncLoop() {
 		}
 	}
 }
+
+// firstEpoch is the epoch of a node that leads with a history of its own: a
+// random one, as Redis' replication id, so that two nodes that never shared
+// a history never agree on an epoch. Following an unrelated node is then a
+// fork at seq 0 (a full resync, which Config.MaxDiscard guards), or refused
+// as an older epoch, instead of two unrelated "epoch 1" logs passing for
+// one history. Below 2^40, it leaves 2^63 promotions of room.
+func firstEpoch() uint64 { return 1 + rand.Uint64N(1<<40) }
 
 // syncPace is the shortest time between two background syncs of
 // SyncInterval mode: followers, sent durable records only, see writes at

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/logkv/logkv/replicate/wire"
 )
 
@@ -156,7 +156,8 @@ func readSnapshot(r *wire.Reader, eng logkv.Engine, seq uint64) error {
 
 const checkpointFile = "checkpoint"
 
-// Checkpoint writes a consistent snapshot of the engine to <Dir>/checkpoint,
+// Checkpoint writes a consistent snapshot of the engine to <Dir>/checkpoint
+// (checkpoint.<gen> after a full resync made engine generation gen live),
 // in the chunk format of a full resync (see package wire), replacing the
 // previous one atomically. The log before the checkpoint's seq may then be
 // trimmed (by Maintain).
@@ -173,14 +174,29 @@ func (n *Node) Checkpoint() error {
 	if seq <= n.checkpointSeq.Load() {
 		return nil
 	}
+	n.engMu.RLock()
+	final := n.checkpointPath(n.gen)
+	n.engMu.RUnlock()
+	if err := n.writeCheckpoint(snap, final, n.historyUpTo(seq)); err != nil {
+		return err
+	}
+	n.checkpointSeq.Store(seq)
+	return nil
+}
+
+// writeCheckpoint writes snap (at seq snap.Seq(), with the epoch history
+// up to it) to path durably: a temporary file, synced, renamed over path,
+// and the directory synced.
+func (n *Node) writeCheckpoint(snap logkv.Snapshot, path string, history []commitlog.EpochStart) error {
+	seq := snap.Seq()
 	fs := n.cfg.FS
-	tmp := filepath.Join(n.cfg.Dir, checkpointFile+".tmp")
+	tmp := path + ".tmp"
 	f, err := fs.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("replicate: checkpoint: %w", err)
 	}
 	w := wire.NewWriter(f, true)
-	err = w.WriteFrame(wire.TypeCheckpoint, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeResync, ID: n.cfg.ID, Seq: seq, History: n.historyUpTo(seq)}))
+	err = w.WriteFrame(wire.TypeCheckpoint, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeResync, ID: n.cfg.ID, Seq: seq, History: history}))
 	if err == nil {
 		_, err = writeSnapshot(w, snap)
 	}
@@ -191,7 +207,7 @@ func (n *Node) Checkpoint() error {
 		err = cerr
 	}
 	if err == nil {
-		err = fs.Rename(tmp, filepath.Join(n.cfg.Dir, checkpointFile))
+		err = fs.Rename(tmp, path)
 	}
 	if err == nil {
 		err = fs.SyncDir(n.cfg.Dir)
@@ -199,7 +215,6 @@ func (n *Node) Checkpoint() error {
 	if err != nil {
 		return fmt.Errorf("replicate: checkpoint: %w", err)
 	}
-	n.checkpointSeq.Store(seq)
 	n.cfg.Logger.Info("wrote a checkpoint", "seq", seq, "bytes", w.Written())
 	return nil
 }
@@ -207,7 +222,7 @@ func (n *Node) Checkpoint() error {
 // loadCheckpoint loads <Dir>/checkpoint, if there is one, into the empty
 // engine eng, and returns its seq.
 func (n *Node) loadCheckpoint(eng logkv.Engine) (uint64, error) {
-	path := filepath.Join(n.cfg.Dir, checkpointFile)
+	path := n.checkpointPath(n.gen)
 	f, err := n.cfg.FS.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -233,12 +248,4 @@ func (n *Node) loadCheckpoint(eng logkv.Engine) (uint64, error) {
 		return 0, logkv.CorruptError(path, r.Read(), "%v", err)
 	}
 	return h.Seq, nil
-}
-
-func (n *Node) removeCheckpoint() {
-	path := filepath.Join(n.cfg.Dir, checkpointFile)
-	if err := n.cfg.FS.Remove(path); err == nil {
-		n.cfg.FS.SyncDir(n.cfg.Dir)
-	}
-	n.checkpointSeq.Store(0)
 }
