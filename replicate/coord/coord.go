@@ -186,6 +186,9 @@ type Member struct {
 	deadline time.Time // fencing deadline of lease (monotonic)
 	leading  uint64    // epoch this member leads, 0 if none
 	leader   *Leader   // the leader as last seen
+	// pausedFor names the member leadership is being handed to: the
+	// leader acknowledges nothing meanwhile (handoff.go).
+	pausedFor string
 	changed  chan struct{}
 
 	ran atomic.Bool
@@ -204,7 +207,7 @@ func New(cfg Config) (*Member, error) {
 func (m *Member) Valid() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.leading != 0 && time.Now().Before(m.deadline)
+	return m.leading != 0 && m.pausedFor == "" && time.Now().Before(m.deadline)
 }
 
 // Deadline returns the fencing deadline of the member's lease: the time,
@@ -325,6 +328,7 @@ func (m *Member) session(ctx context.Context, r Replica) error {
 	defer cancel(nil)
 	wg.Go(func() { m.keepAlive(ctx, cancel, g.ID) })
 	wg.Go(func() { m.report(ctx, g.ID, r) })
+	wg.Go(func() { m.watchHandoff(ctx, r) })
 	err = m.elect(ctx, g.ID, r)
 	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
 		return c
@@ -479,6 +483,7 @@ func (m *Member) setLeader(l *Leader, leading uint64) {
 func (m *Member) stepDown(r Replica) {
 	m.mu.Lock()
 	m.leading = 0
+	m.pausedFor = ""
 	m.notifyLocked()
 	m.mu.Unlock()
 	m.log.Warn("stepping down: the leader key is no longer ours")
@@ -495,6 +500,7 @@ func (m *Member) lead(ctx context.Context, l Leader, r Replica) {
 	}
 	m.mu.Lock()
 	m.leading = l.Epoch
+	m.pausedFor = ""
 	m.leader = &l
 	m.notifyLocked()
 	m.mu.Unlock()
@@ -537,6 +543,9 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 		}
 	}
 	m.log.Info("won the election", "epoch", epoch)
+	// A handoff that named this member is done.
+	m.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(m.cfg.handoffKey()), "=", mustJSON(Handoff{V: formatVersion, Target: m.cfg.ID}))).
+		Then(clientv3.OpDelete(m.cfg.handoffKey())).Commit()
 	m.lead(ctx, Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr, Epoch: epoch}, r)
 	return nil
 }
@@ -598,6 +607,9 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 		if durable < maxSeen {
 			return false, fmt.Sprintf("sync mode: durable seq %d is behind %d held by another member of the synchronous set", durable, maxSeen), nil
 		}
+	}
+	if st.Handoff != nil {
+		return true, "", nil // the leader waited for this member to catch up
 	}
 	for id, p := range st.Progress {
 		mi, ok := st.Members[id]

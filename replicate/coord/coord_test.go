@@ -251,3 +251,38 @@ func TestConfigErrors(t *testing.T) {
 		require.Error(t, err, "%+v", cfg)
 	}
 }
+
+func TestHandOver(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	a := startMember(t, srv, coord.Config{ID: "a"}, 100)
+	waitLeader(t, 10*time.Second, a)
+	b := startMember(t, srv, coord.Config{ID: "b", Priority: 1000}, 80)
+	c := startMember(t, srv, coord.Config{ID: "c"}, 100)
+	waitLeader(t, 10*time.Second, a, b, c)
+	// b, the target, is 20 records behind: the leader pauses and waits for
+	// it to catch up before it lets go.
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := coord.HandOver(hctx, cli, "test", "", "b")
+		done <- err
+	}()
+	// While it waits for b, a acknowledges nothing.
+	deadline := time.Now().Add(10 * time.Second)
+	for a.m.Valid() {
+		require.True(t, time.Now().Before(deadline), "the leader never paused")
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.Equal(t, uint64(0), func() uint64 { l, _, _ := b.r.state(); return l }(), "b took over before it caught up")
+	b.r.mu.Lock()
+	b.r.durable = 100 // b catches up
+	b.r.mu.Unlock()
+	require.NoError(t, <-done)
+	require.Equal(t, "b", waitLeader(t, 10*time.Second, a, b, c).id)
+	st, err := coord.ReadShard(ctx, cli, "test", "")
+	require.NoError(t, err)
+	require.Nil(t, st.Handoff, "the new leader removes the handoff")
+}
