@@ -77,7 +77,11 @@
 //     EXEC, counted corrupt), every acknowledged one is present (else lost),
 //     and one found present (or absent) after a crash stays so after later
 //     ones;
-//   - txlast:W holds the value of writer W's latest present transaction;
+//   - txlast:W holds the value of writer W's latest present transaction,
+//     and its deadline: txlast is SET with PX 3600000+SEQ inside the
+//     transaction, so PEXPIRETIME must lie in [sent+PX, acked+PX] of that
+//     transaction (sent before MULTI, acked after EXEC's reply, the kill
+//     time for one in doubt);
 //   - DBSIZE of database 0 equals the number of keys that exist.
 //
 // Beside them one goroutine writes to database 1, one operation at a time,

@@ -24,11 +24,16 @@ const (
 )
 
 // tx is one MULTI/EXEC of Config.TxKeys fresh keys and the writer's
-// "txlast" key.
+// "txlast" key, the latter with PX (its deadline must be the transaction's).
 type tx struct {
 	cycle, writer, seq int
 	state              txState
+	sent, acked        int64 // unix ms before MULTI and after EXEC's reply (0: none)
 }
+
+// lastPX is the PX of the txlast SET of t: an hour and a little, different
+// per transaction, so that PEXPIRETIME tells whose deadline txlast holds.
+func (t *tx) lastPX() int64 { return 3_600_000 + int64(t.seq) }
 
 func (t *tx) token() string { return fmt.Sprintf("c%d.w%d.t%d", t.cycle, t.writer, t.seq) }
 
@@ -91,12 +96,13 @@ func (n *nodeRunner) multiCycle(ctx context.Context, st *multiState, sc *Scoreca
 				st.txs = append(st.txs, t)
 				st.mu.Unlock()
 				tok := t.token()
+				t.sent = time.Now().UnixMilli()
 				_, err := n.client.TxPipelined(wctx, func(p redis.Pipeliner) error {
 					for j := range nkeys {
 						k := txKey(tok, j)
 						p.Set(wctx, k, txValue(tok, k), 0)
 					}
-					p.Set(wctx, txLastKey(wi), txValue(tok, txLastKey(wi)), 0)
+					p.Set(wctx, txLastKey(wi), txValue(tok, txLastKey(wi)), time.Duration(t.lastPX())*time.Millisecond)
 					return nil
 				})
 				if err != nil {
@@ -105,8 +111,10 @@ func (n *nodeRunner) multiCycle(ctx context.Context, st *multiState, sc *Scoreca
 					// acknowledged transaction.
 					return
 				}
+				now := time.Now().UnixMilli()
 				st.mu.Lock()
 				t.state = txPresent
+				t.acked = now
 				acked++
 				st.mu.Unlock()
 			}
@@ -126,7 +134,7 @@ func (n *nodeRunner) multiCycle(ctx context.Context, st *multiState, sc *Scoreca
 	if err != nil {
 		return 0, nil, err
 	}
-	problems, err := n.checkTxs(ctx, st, sc)
+	problems, err := n.checkTxs(ctx, st, sc, killedAt)
 	if err != nil {
 		return recovery, problems, err
 	}
@@ -178,8 +186,10 @@ func (n *nodeRunner) expiryWriter(ctx context.Context, st *multiState, c int) {
 }
 
 // checkTxs reads every transaction written so far and txlast of every
-// writer, and compares DBSIZE of database 0 with the keys that must exist.
-func (n *nodeRunner) checkTxs(ctx context.Context, st *multiState, sc *Scorecard) ([]string, error) {
+// writer (value and deadline), and compares DBSIZE of database 0 with the
+// keys that must exist. killedAt bounds the EXEC reply of a transaction in
+// doubt.
+func (n *nodeRunner) checkTxs(ctx context.Context, st *multiState, sc *Scorecard, killedAt int64) ([]string, error) {
 	var problems []string
 	nkeys := n.cfg.TxKeys
 	const batch = 512
@@ -254,6 +264,19 @@ func (n *nodeRunner) checkTxs(ctx context.Context, st *multiState, sc *Scorecard
 		case last != nil && got != string(txValue(last.token(), txLastKey(w))):
 			sc.Corrupt++
 			problems = append(problems, fmt.Sprintf("%s: %.40q, want transaction %s's value", txLastKey(w), got, last.token()))
+		case last != nil:
+			at, err := n.client.Do(ctx, "PEXPIRETIME", txLastKey(w)).Int64()
+			if err != nil {
+				return problems, fmt.Errorf("PEXPIRETIME %s: %w", txLastKey(w), err)
+			}
+			acked := last.acked
+			if acked == 0 {
+				acked = killedAt
+			}
+			if lo, hi := last.sent+last.lastPX()-1, acked+last.lastPX()+1; at < lo || at > hi {
+				sc.Lost++
+				problems = append(problems, fmt.Sprintf("%s: PEXPIRETIME %d, want transaction %s's deadline in [%d, %d]", txLastKey(w), at, last.token(), lo, hi))
+			}
 		}
 		if last != nil {
 			present++

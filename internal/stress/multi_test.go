@@ -3,23 +3,42 @@ package stress
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-// buildKVNode builds ./cmd/kvnode into a temporary directory.
+var kvnodeBuild struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// buildKVNode builds ./cmd/kvnode once per test binary (the build is most
+// of these tests' time); TestMain removes it.
 func buildKVNode(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kvnode")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/logkv/logkv/cmd/kvnode").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
+	b := &kvnodeBuild
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "kvstress-test-"); b.err != nil {
+			return
+		}
+		b.bin = filepath.Join(b.dir, "kvnode")
+		out, err := exec.Command("go", "build", "-o", b.bin, "github.com/logkv/logkv/cmd/kvnode").CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("go build kvnode: %w: %s", err, out)
+		}
+	})
+	require.NoError(t, b.err)
+	return b.bin
 }
 
 // TestNodeMultiCrashCycles kills a kvnode during MULTI/EXEC transactions and
@@ -56,8 +75,9 @@ func TestNodeMultiCrashCycles(t *testing.T) {
 }
 
 // TestMultiCheckerFindsTornAndLostTTL writes by hand what a broken node
-// would leave behind (7 of a transaction's 8 keys; a key whose PX was
-// dropped) and checks that the multi checker reports both.
+// would leave behind (7 of a transaction's 8 keys; txlast with another
+// deadline; a key whose PX was dropped) and checks that the multi checker
+// reports each.
 func TestMultiCheckerFindsTornAndLostTTL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kvnode")
@@ -78,14 +98,17 @@ func TestMultiCheckerFindsTornAndLostTTL(t *testing.T) {
 			require.NoError(t, n.client.Set(ctx, k, txValue(torn.token(), k), 0).Err())
 		}
 	}
-	require.NoError(t, n.client.Set(ctx, txLastKey(0), txValue(good.token(), txLastKey(0)), 0).Err())
+	good.sent = time.Now().UnixMilli()
+	good.acked = good.sent
+	require.NoError(t, n.client.Set(ctx, txLastKey(0), txValue(good.token(), txLastKey(0)), time.Duration(good.lastPX()-1000)*time.Millisecond).Err())
 	sc := &Scorecard{}
 	st := &multiState{txs: []*tx{good, torn}}
-	problems, err := n.checkTxs(ctx, st, sc)
+	problems, err := n.checkTxs(ctx, st, sc, good.acked)
 	require.NoError(t, err)
 	all := strings.Join(problems, "\n")
 	require.Contains(t, all, "c1.w0.t2: 7 of its 8 keys present (torn EXEC)")
 	require.Contains(t, all, "DBSIZE 16, but 9 keys exist")
+	require.Contains(t, all, "txlast:0: PEXPIRETIME") // a deadline 1 s short of the transaction's
 	require.EqualValues(t, 1, sc.Verified)
 
 	now := time.Now().UnixMilli()

@@ -19,7 +19,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(ChildMain(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if kvnodeBuild.dir != "" {
+		os.RemoveAll(kvnodeBuild.dir)
+	}
+	os.Exit(code)
 }
 
 func childCommand(args []string) *exec.Cmd {
