@@ -189,7 +189,7 @@ type Member struct {
 	// pausedFor names the member leadership is being handed to: the
 	// leader acknowledges nothing meanwhile (handoff.go).
 	pausedFor string
-	changed  chan struct{}
+	changed   chan struct{}
 
 	ran atomic.Bool
 }
