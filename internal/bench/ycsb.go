@@ -78,8 +78,9 @@ func (w workload) choose(u float64) opKind {
 // ycsbState is the YCSB records in a session's database: record i (0 <= i <
 // acked limit) has the key ycsbKeys.at(i), and every value names that key.
 type ycsbState struct {
-	keys permutation
-	ack  *ackCounter
+	keys  permutation
+	ack   *ackCounter
+	width int // key size
 }
 
 // ycsbKeys is the bijection from record numbers to key numbers: YCSB's
@@ -115,7 +116,7 @@ func (s *session) runYCSB(ctx context.Context, b *benchRun) ([]Result, error) {
 		r.Op = OpInsert
 		r.Records = int64(cfg.Num)
 		out = append(out, r)
-		s.ycsb = &ycsbState{keys: keys, ack: newAckCounter(uint64(cfg.Num))}
+		s.ycsb = &ycsbState{keys: keys, ack: newAckCounter(uint64(cfg.Num)), width: cfg.KeySize}
 		// The db_bench key set is no longer what the database holds.
 		s.state = dbState{n: max(s.state.n, cfg.Num), known: false}
 	}
@@ -150,12 +151,19 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 		zetaLatest = zeta(startRecords, cfg.ZipfConstant) // once, not per worker
 	}
 	choosers := make([]chooser, cfg.Threads)
+	plans := make([]*ycsbPlan, cfg.Threads)
 	setup := func(w *worker) error {
-		choosers[w.id] = newChooser(dist, startRecords, zipfItems, cfg.ZipfConstant, zetaLatest)
+		c := newChooser(dist, startRecords, zipfItems, cfg.ZipfConstant, zetaLatest)
+		choosers[w.id] = c
+		if zc, ok := c.(zipfianChooser); ok && !timed && planFits(ops, cfg.KeySize+9) {
+			lo, hi := share(ops, cfg.Threads, w.id)
+			plans[w.id] = newYCSBPlan(w, wl, zc, st.keys, startRecords, hi-lo, cfg.KeySize)
+		}
 		return nil
 	}
 	t, err := runWorkers(ctx, b, setup, func(ctx context.Context, w *worker) error {
 		c := choosers[w.id]
+		plan := plans[w.id]
 		choose := func() uint64 { return c.next(w.rng, st.ack.limit.Load()) }
 		lo, hi := share(ops, cfg.Threads, w.id)
 		end := time.Now().Add(cfg.Duration)
@@ -166,8 +174,18 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 			if i&255 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			op := wl.choose(w.rng.Float64())
-			d, n, err := s.ycsbOp(w, op, choose)
+			var op opKind
+			var k uint64
+			var key []byte
+			if plan != nil {
+				op, k, key = plan.target(w, i-lo, st, choose)
+			} else {
+				op = wl.choose(w.rng.Float64())
+				if op != opInsert {
+					k, key = w.ycsbKey(st, choose())
+				}
+			}
+			d, n, err := s.ycsbOp(w, op, k, key)
 			if err != nil {
 				return fmt.Errorf("%s: %w", opNames[op], err)
 			}
@@ -207,17 +225,13 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 	return out, nil
 }
 
-// ycsbOp does one operation and returns its latency and the bytes it moved.
+// ycsbOp does one operation on key (key number k; both unset for an insert,
+// which takes the next record) and returns its latency and the bytes it moved.
 // Reads verify: every record chosen is below the acknowledged limit, so it
 // must be there, with a value naming its key.
-func (s *session) ycsbOp(w *worker, op opKind, choose func() uint64) (time.Duration, int, error) {
+func (s *session) ycsbOp(w *worker, op opKind, k uint64, key []byte) (time.Duration, int, error) {
 	cfg := s.cfg
 	st := s.ycsb
-	key := func(rec uint64) uint64 {
-		k := st.keys.at(rec)
-		w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
-		return k
-	}
 	check := func(v []byte, err error, k uint64) error {
 		switch {
 		case err == nil:
@@ -235,43 +249,39 @@ func (s *session) ycsbOp(w *worker, op opKind, choose func() uint64) (time.Durat
 	kv := cfg.KeySize + cfg.ValueSize
 	switch op {
 	case opRead:
-		k := key(choose())
 		t0 := w.clock()
-		v, err := s.db.Get(w.kbuf)
+		v, err := s.db.Get(key)
 		d := since(t0)
 		return d, kv, check(v, err, k)
 	case opUpdate:
-		k := key(choose())
 		v := w.vals.value(k)
 		t0 := w.clock()
-		err := s.db.Set(w.kbuf, v, nil)
+		err := s.db.Set(key, v, nil)
 		return since(t0), kv, err
 	case opInsert:
 		rec := st.ack.take()
 		if rec >= st.keys.n {
 			return 0, 0, fmt.Errorf("%w: -key_size %d holds no more than %d records", ErrUsage, cfg.KeySize, st.keys.n)
 		}
-		k := key(rec)
+		k, key := w.ycsbKey(st, rec)
 		v := w.vals.value(k)
 		t0 := w.clock()
-		err := s.db.Set(w.kbuf, v, nil)
+		err := s.db.Set(key, v, nil)
 		d := since(t0)
 		if err == nil {
 			st.ack.ack(rec)
 		}
 		return d, kv, err
 	case opRMW:
-		k := key(choose())
 		t0 := w.clock()
-		v, err := s.db.Get(w.kbuf)
+		v, err := s.db.Get(key)
 		if err := check(v, err, k); err != nil {
 			return 0, 0, err
 		}
 		nv := w.vals.value(k)
-		err = s.db.Set(w.kbuf, nv, nil)
+		err = s.db.Set(key, nv, nil)
 		return since(t0), 2 * kv, err
 	case opScan:
-		k := key(choose())
 		length := 1 + w.rng.IntN(cfg.MaxScanLength)
 		n := 0
 		t0 := w.clock()
@@ -279,8 +289,8 @@ func (s *session) ycsbOp(w *worker, op opKind, choose func() uint64) (time.Durat
 		if err != nil {
 			return 0, 0, err
 		}
-		ok := it.SeekGE(w.kbuf)
-		if ok && bytes.Equal(it.Key(), w.kbuf) {
+		ok := it.SeekGE(key)
+		if ok && bytes.Equal(it.Key(), key) {
 			w.found++
 			if !w.vals.check(it.Value(), k) {
 				w.bad++
@@ -298,4 +308,62 @@ func (s *session) ycsbOp(w *worker, op opKind, choose func() uint64) (time.Durat
 		return since(t0), n, err
 	}
 	return 0, 0, fmt.Errorf("unknown operation %d", op)
+}
+
+// ycsbKey returns the key number and key of record rec, formatted into the
+// worker's key buffer.
+func (w *worker) ycsbKey(st *ycsbState, rec uint64) (uint64, []byte) {
+	k := st.keys.at(rec)
+	w.kbuf = appendKey(w.kbuf[:0], k, st.width)
+	return k, w.kbuf
+}
+
+// ycsbPlan is one worker's run phase drawn before the timer starts, for the
+// zipfian distribution (every core workload's but D's): each operation's
+// type and, for those that target a record, the scrambled zipfian's draw and
+// the key it names. The draw does not depend on how many records exist (the
+// chooser redraws those not inserted yet), so drawing ahead changes only
+// when the work is done: a draw at or past the records of the start is
+// checked against the acknowledged limit when its operation runs, and
+// redrawn then if it is not inserted yet, exactly as a live draw would be.
+type ycsbPlan struct {
+	ops   []opKind
+	recs  []uint64
+	keys  *keyPlan // the key of recs[i] when recs[i] < start
+	start uint64   // records acknowledged when the run began
+}
+
+func newYCSBPlan(w *worker, wl workload, c zipfianChooser, keys permutation, start uint64, n, width int) *ycsbPlan {
+	p := &ycsbPlan{ops: make([]opKind, n), recs: make([]uint64, n), start: start}
+	for i := range n {
+		p.ops[i] = wl.choose(w.rng.Float64())
+		if p.ops[i] != opInsert {
+			p.recs[i] = c.s.next(w.rng)
+		}
+	}
+	p.keys = newKeyPlan(n, width, func(i int) uint64 {
+		if p.ops[i] == opInsert || p.recs[i] >= start {
+			return 0 // not used: formatted when the operation runs
+		}
+		return keys.at(p.recs[i])
+	})
+	return p
+}
+
+// target returns operation i's type and, unless it is an insert, the key
+// number and key it targets.
+func (p *ycsbPlan) target(w *worker, i int, st *ycsbState, choose func() uint64) (opKind, uint64, []byte) {
+	op := p.ops[i]
+	switch rec := p.recs[i]; {
+	case op == opInsert:
+		return op, 0, nil
+	case rec < p.start:
+		return op, p.keys.nums[i], p.keys.key(i)
+	case rec < st.ack.limit.Load():
+		k, key := w.ycsbKey(st, rec)
+		return op, k, key
+	default:
+		k, key := w.ycsbKey(st, choose())
+		return op, k, key
+	}
 }

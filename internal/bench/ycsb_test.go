@@ -301,3 +301,39 @@ func TestZipfianMatchesPow(t *testing.T) {
 	}
 	require.Less(t, differ, 20)
 }
+
+// A planned draw past the records of the start is used if it has been
+// inserted by the time its operation runs and redrawn if not, as a live draw
+// would be; draws below the start come from the plan's keys.
+func TestYCSBPlanTargets(t *testing.T) {
+	keys := newPermutation(1_000_000, 9)
+	st := &ycsbState{keys: keys, ack: newAckCounter(100), width: 16}
+	w := &worker{rng: rand.New(rand.NewPCG(1, 2))}
+	p := &ycsbPlan{ops: []opKind{opRead, opInsert, opUpdate, opScan}, recs: []uint64{5, 0, 150, 150}, start: 100}
+	p.keys = newKeyPlan(4, 16, func(i int) uint64 { return keys.at(p.recs[i] % 100) })
+	redrawn := 0
+	choose := func() uint64 { redrawn++; return 7 }
+
+	op, k, key := p.target(w, 0, st, choose)
+	require.Equal(t, opRead, op)
+	require.Equal(t, keys.at(5), k)
+	require.Equal(t, fmt.Sprintf("%016d", k), string(key))
+	op, _, key = p.target(w, 1, st, choose)
+	require.Equal(t, opInsert, op)
+	require.Nil(t, key)
+
+	// Record 150 is not inserted yet: redrawn.
+	_, k, key = p.target(w, 2, st, choose)
+	require.Equal(t, 1, redrawn)
+	require.Equal(t, keys.at(7), k)
+	require.Equal(t, fmt.Sprintf("%016d", k), string(key))
+
+	// Once it is, the planned draw stands.
+	for rec := uint64(100); rec <= 150; rec++ {
+		st.ack.ack(rec)
+	}
+	_, k, key = p.target(w, 3, st, choose)
+	require.Equal(t, 1, redrawn)
+	require.Equal(t, keys.at(150), k)
+	require.Equal(t, fmt.Sprintf("%016d", k), string(key))
+}
