@@ -28,6 +28,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return mainCerts(args[1:], stdout, stderr)
 		case "check-config":
 			return mainCheckConfig(args[1:], stdout, stderr)
+		case "cluster":
+			return mainCluster(args[1:], stdout, stderr)
 		case "help":
 			usage(stdout)
 			return 0
@@ -46,6 +48,9 @@ Usage:
                                      issue a node certificate for replication into DIR/NAME
                                      (and make the CA in DIR/ca on first use)
   kvnode check-config FILE           validate a config file without starting
+  kvnode cluster status|failover -etcd URL -cluster NAME
+                                     show a cluster's members, leader, epochs and lag, or
+                                     hand leadership to a caught-up follower (-to ID)
 
 Run 'kvnode -h' for the flags; node/example.yaml documents the config file.
 `)
@@ -59,6 +64,8 @@ type runFlags struct {
 	// protectedMode, when given, overrides protected_mode.
 	requirePass, requirePassFile string
 	protectedMode                optionalBool
+	// etcd and cluster make the node a cluster member (cluster.go).
+	etcd, cluster string
 }
 
 // optionalBool is a boolean flag that knows whether it was given.
@@ -95,6 +102,8 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.requirePass, "requirepass", "", "the default user's `password` (visible in ps: prefer -requirepass-file or $"+passwordEnv+")")
 	fs.StringVar(&f.requirePassFile, "requirepass-file", "", "`file` whose first line is the default user's password")
 	fs.Var(&f.protectedMode, "protected-mode", "without a password, refuse clients from beyond loopback (default true)")
+	fs.StringVar(&f.etcd, "etcd", "", "etcd client `URLs`, comma-separated: join a cluster that fails over by itself (with -cluster)")
+	fs.StringVar(&f.cluster, "cluster", "", "the cluster `name` to join in etcd (with -etcd)")
 	fs.Usage = func() { usage(fs.Output()); fmt.Fprintln(fs.Output(), "\nFlags:"); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -180,6 +189,10 @@ func (f *runFlags) apply() (Config, error) {
 	if f.protectedMode.set {
 		cfg.ProtectedMode = f.protectedMode.v
 	}
+	if f.etcd != "" {
+		cfg.Cluster.EtcdEndpoints = strings.Split(f.etcd, ",")
+	}
+	set(&cfg.Cluster.Name, f.cluster)
 	if f.quorum != 0 {
 		cfg.Replication.Quorum = f.quorum
 	}

@@ -75,7 +75,8 @@ func TestNodeMultiCrashCycles(t *testing.T) {
 }
 
 // TestMultiCheckerFindsTornAndLostTTL writes by hand what a broken node
-// would leave behind (7 of a transaction's 8 keys; txlast with another
+// would leave behind (7 of a transaction's 8 keys; an acknowledged one
+// missing, so txlast holds an older one's value; txlast with another
 // deadline; a key whose PX was dropped) and checks that the multi checker
 // reports each.
 func TestMultiCheckerFindsTornAndLostTTL(t *testing.T) {
@@ -101,15 +102,27 @@ func TestMultiCheckerFindsTornAndLostTTL(t *testing.T) {
 	good.sent = time.Now().UnixMilli()
 	good.acked = good.sent
 	require.NoError(t, n.client.Set(ctx, txLastKey(0), txValue(good.token(), txLastKey(0)), time.Duration(good.lastPX()-1000)*time.Millisecond).Err())
+	lost := &tx{cycle: 1, writer: 0, seq: 3, state: txPresent} // acknowledged, never written
 	sc := &Scorecard{}
-	st := &multiState{txs: []*tx{good, torn}}
+	st := &multiState{txs: []*tx{good, torn, lost}}
 	problems, err := n.checkTxs(ctx, st, sc, good.acked)
 	require.NoError(t, err)
 	all := strings.Join(problems, "\n")
 	require.Contains(t, all, "c1.w0.t2: 7 of its 8 keys present (torn EXEC)")
-	require.Contains(t, all, "DBSIZE 16, but 9 keys exist")
-	require.Contains(t, all, "txlast:0: PEXPIRETIME") // a deadline 1 s short of the transaction's
+	require.Contains(t, all, "c1.w0.t3: acknowledged (or seen after an earlier crash) but absent")
+	require.Contains(t, all, "txlast:0: \"c1.w0.t1|txlast:0#0#0#") // not t3's value
+	require.Contains(t, all, "DBSIZE 16, but 17 keys exist")
+	require.EqualValues(t, 1, sc.Lost)
 	require.EqualValues(t, 1, sc.Verified)
+
+	// With only the good transaction, txlast's value is right but its
+	// deadline is a second short.
+	sc = &Scorecard{}
+	problems, err = n.checkTxs(ctx, &multiState{txs: []*tx{good}}, sc, good.acked)
+	require.NoError(t, err)
+	require.Len(t, problems, 2, "%q", problems)
+	require.Contains(t, problems[0], "txlast:0: PEXPIRETIME")
+	require.Contains(t, problems[1], "DBSIZE 16, but 9 keys exist")
 
 	now := time.Now().UnixMilli()
 	op := &ttlOp{key: "ttl:1:0", kind: ttlFar, px: 3_600_000, sent: now, acked: now + 1, cycle: 1}
