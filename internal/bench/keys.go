@@ -26,6 +26,29 @@ func appendKey(dst []byte, n uint64, width int) []byte {
 	return dst
 }
 
+// stepKey adds one to (up) or subtracts one from a decimal key in place;
+// false, with k unspecified, if the result does not fit its width.
+func stepKey(k []byte, up bool) bool {
+	if up {
+		for i := len(k) - 1; i >= 0; i-- {
+			if k[i] < '9' {
+				k[i]++
+				return true
+			}
+			k[i] = '0'
+		}
+		return false
+	}
+	for i := len(k) - 1; i >= 0; i-- {
+		if k[i] > '0' {
+			k[i]--
+			return true
+		}
+		k[i] = '9'
+	}
+	return false
+}
+
 // digitPairs holds "00" to "99".
 const digitPairs = "0001020304050607080910111213141516171819" +
 	"2021222324252627282930313233343536373839" +

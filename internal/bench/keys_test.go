@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 )
 
@@ -33,5 +35,51 @@ func TestKeyPlan(t *testing.T) {
 	}
 	if planFits(1<<40, 16) {
 		t.Fatal("a plan of 2^40 keys fits")
+	}
+}
+
+// stepKey counts up and down as appendKey formats, and refuses to leave the
+// width.
+func TestStepKey(t *testing.T) {
+	for _, n := range []uint64{0, 1, 8, 9, 10, 99, 100, 1999, 2000, 9998} {
+		up := appendKey(nil, n, 4)
+		if !stepKey(up, true) || string(up) != fmt.Sprintf("%04d", n+1) {
+			t.Fatalf("%d up: %q", n, up)
+		}
+		if n == 0 {
+			continue
+		}
+		down := appendKey(nil, n, 4)
+		if !stepKey(down, false) || string(down) != fmt.Sprintf("%04d", n-1) {
+			t.Fatalf("%d down: %q", n, down)
+		}
+	}
+	if stepKey([]byte("9999"), true) || stepKey([]byte("0000"), false) {
+		t.Fatal("stepped out of the width")
+	}
+}
+
+// parseKey reads what strconv reads from keys of digits, and refuses
+// anything else, across the eight-byte blocks and the tail.
+func TestParseKey(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 100_000 {
+		k := make([]byte, 1+r.IntN(19))
+		for i := range k {
+			k[i] = byte('0' + r.IntN(10))
+		}
+		if r.IntN(4) == 0 {
+			k[r.IntN(len(k))] = byte(r.IntN(256))
+		}
+		want, err := strconv.ParseUint(string(k), 10, 64)
+		got, ok := parseKey(k)
+		if ok != (err == nil) || (ok && got != want) {
+			t.Fatalf("%q: %d %v, want %d %v", k, got, ok, want, err)
+		}
+	}
+	for _, k := range []string{"", "12345678901234567890", "0000000:", "/0000000", "00000000 "} {
+		if _, ok := parseKey([]byte(k)); ok {
+			t.Fatalf("%q parsed", k)
+		}
 	}
 }
