@@ -48,6 +48,31 @@ with r.pipeline() as p:
     eq("EXEC without conflict", p.execute(), [True])
 eq("w after EXEC", r.get("w"), "mine")
 
+# A watched key that expires, or is flushed by another client, fails EXEC too.
+r.set("w:px", "v", px=50)
+with r.pipeline() as p:
+    p.watch("w:px")
+    poll("w:px to expire", lambda: r2.exists("w:px") == 0)
+    p.multi()
+    p.set("w:after", "1")
+    try:
+        p.execute()
+        raise SystemExit("redis-py: EXEC after a watched key expired: no WatchError")
+    except redis.WatchError:
+        pass
+r.set("w:flushed", "v")
+with r.pipeline() as p:
+    p.watch("w:flushed")
+    r2.flushall()
+    p.multi()
+    p.set("w:after", "1")
+    try:
+        p.execute()
+        raise SystemExit("redis-py: EXEC after FLUSHALL removed a watched key: no WatchError")
+    except redis.WatchError:
+        pass
+eq("EXISTS after the aborted EXECs", r.exists("w:after"), 0)
+
 # A queue-time error (unknown command) aborts the whole transaction.
 p = r.pipeline(transaction=True)
 p.set("tx:abort", "x")
