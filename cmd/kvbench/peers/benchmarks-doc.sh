@@ -115,11 +115,11 @@ cat <<DOC
 The noop engine runs the same driver loop (keys, values, verification,
 timing, recording) over a store that keeps nothing; its time per operation
 is an upper bound of what kvbench adds to every engine's figure (it includes
-the noop store's own key parsing and the value a Get allocates, and the
-garbage collection of those). The share is that time over the fastest
-engine's time per operation on the same benchmark in the same run, by wall
-time and by the process's CPU time. On this machine the wall time of a
-sub-microsecond operation is mostly waiting for a core (a load average of
+the noop store's own work: parsing the key, slicing the value it answers
+with, stepping its iterator on scans). The share is that time over the
+fastest engine's time per operation on the same benchmark in the same run,
+by wall time and by the process's CPU time. On this machine the wall time
+of a sub-microsecond operation is mostly waiting for a core (a load average of
 about 20 on 2 cores), so the CPU columns are the ones to read:
 
 \`\`\`
@@ -129,14 +129,14 @@ cat <<DOC
 \`\`\`
 
 The target is under 5% of the fastest engine on every benchmark; the table
-says where it holds and where it does not. The fastest engine is usually
-an in-memory one (memory, btree), whose whole operation takes a few hundred
-nanoseconds of CPU; in that time the driver's per-operation work (drawing a
-key number, formatting a 16-byte decimal key, copying and stamping a
-100-byte value or checking the one returned, counting) is a visible share.
-Against the on-disk engines the share is smaller. Each figure includes
-every engine's driver cost equally, so ratios between engines are
-compressed towards 1 by at most that share, never reordered.
+says where it holds and where it does not. Keys (and YCSB's operation
+types and zipfian draws) are drawn and formatted per thread before the
+timer starts, values are windows of one random pool chosen by key number
+(never copied), and a read is verified by comparing it with the window it
+must equal; [cmd/kvbench/README.md](../cmd/kvbench/README.md#kvbenchs-own-cost)
+says what is left per operation and why. Each figure includes every
+engine's driver cost equally, so ratios between engines are compressed
+towards 1 by at most that share, never reordered.
 
 ## bbolt as it runs in production
 
