@@ -429,4 +429,7 @@ role|server|2.8.12|O(1)|noscript loading stale fast|@fast @dangerous||Return the
 wait|generic|3.0.0|O(1)|noscript|@slow @connection||Wait for the synchronous replication of all the write commands sent in the context of the current connection
 replicaof|server|5.0.0|O(1)|noscript stale no_async_loading|@slow @dangerous||Make the server a replica of another instance, or promote it as master.
 slaveof|server|1.0.0|O(1)|noscript stale no_async_loading|@slow @dangerous||Make the server a replica of another instance, or promote it as master.
+sentinel|sentinel|2.8.4|Depends on subcommand.|admin loading stale|@admin @slow @dangerous||A container for Redis Sentinel commands
+subscribe|pubsub|2.0.0|O(N) where N is the number of channels to subscribe to.|pubsub noscript loading stale|@pubsub @slow||Listen for messages published to the given channels
+unsubscribe|pubsub|2.0.0|O(N) where N is the number of clients already subscribed to a channel.|pubsub noscript loading stale|@pubsub @slow||Stop listening for messages posted to the given channels
 `

@@ -544,7 +544,7 @@ func TestStringFamilyOnEveryEngine(t *testing.T) {
 			ttlKept("b")
 			require.Equal(t, 10.5, c.IncrByFloat(ctx, "f", 0.5).Val())
 			ttlKept("f")
-			require.Equal(t, "10", c.GetSet(ctx, "g", "new").Val())
+			require.Equal(t, "10", c.Do(ctx, "getset", "g", "new").Val())
 			require.Equal(t, time.Duration(-1), c.TTL(ctx, "g").Val(), "GETSET clears the TTL")
 			require.Equal(t, int64(3), c.StrLen(ctx, "g").Val())
 			require.Equal(t, int64(0), c.StrLen(ctx, "nosuch").Val())
