@@ -275,3 +275,42 @@ func TestClusterMeasureFailover(t *testing.T) {
 	q := func(p float64) time.Duration { return took[min(len(took)-1, int(p*float64(len(took))))] }
 	t.Logf("failover, TTL %v, %d reps: p50 %v p99 %v min %v max %v", ttl, reps, q(0.5), q(0.99), took[0], took[len(took)-1])
 }
+
+// TestClusterCLI: kvnode cluster status shows the members and the leader;
+// kvnode cluster failover hands leadership to a follower with every
+// acknowledged write.
+func TestClusterCLI(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	for _, name := range []string{"a", "b", "c"} {
+		tc.add(name)
+	}
+	l := tc.leader(20 * time.Second)
+	for i := range 100 {
+		require.NoError(t, l.client(t).Set(ctx, "k"+strconv.Itoa(i), "v", 0).Err())
+	}
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, Main([]string{"cluster", "status", "-etcd", tc.etcd.Endpoint, "-cluster", tc.name}, &out, &errb), errb.String())
+	require.Contains(t, out.String(), "leader: "+l.name+" ")
+	for _, name := range []string{"a", "b", "c"} {
+		require.Contains(t, out.String(), "\n"+name+" ")
+	}
+	target := "a"
+	if l.name == "a" {
+		target = "b"
+	}
+	out.Reset()
+	require.Equal(t, 0, Main([]string{"cluster", "failover", "-etcd", tc.etcd.Endpoint, "-cluster", tc.name, "-to", target}, &out, &errb), errb.String())
+	require.Contains(t, out.String(), "leader is now "+target)
+	next := tc.leader(20 * time.Second)
+	require.Equal(t, target, next.name)
+	c := next.client(t)
+	for i := range 100 {
+		require.Equal(t, "v", c.Get(ctx, "k"+strconv.Itoa(i)).Val(), "write %d lost in the handoff", i)
+	}
+	require.NoError(t, c.Set(ctx, "after", "handoff", 0).Err())
+	require.ErrorContains(t, l.client(t).Set(ctx, "x", "y", 0).Err(), "READONLY")
+
+	require.Equal(t, 2, Main([]string{"cluster", "status"}, &out, &errb))
+}

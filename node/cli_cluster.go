@@ -1,0 +1,121 @@
+package node
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/logkv/logkv/replicate/coord"
+)
+
+// mainCluster is `kvnode cluster status|failover`: it reads (and, for
+// failover, writes) the cluster's keys in etcd; it needs no node running
+// on this machine.
+func mainCluster(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "status" && args[0] != "failover") {
+		fmt.Fprintln(stderr, "usage: kvnode cluster status|failover -etcd URL[,URL] -cluster NAME [-to ID] [-timeout 30s]")
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("kvnode cluster "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	etcd := fs.String("etcd", "", "etcd client `URLs`, comma-separated (required)")
+	name := fs.String("cluster", "", "cluster `name` (required)")
+	to := fs.String("to", "", "failover: the member `id` to hand leadership to (default: the most caught-up eligible follower)")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for etcd and, for failover, for the new leader")
+	config := fs.String("config", "", "read etcd_endpoints, name and etcd TLS/auth from this node config `file`'s cluster section")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	cfg := DefaultConfig()
+	if *config != "" {
+		var err error
+		if cfg, err = LoadConfig(*config); err != nil {
+			fmt.Fprintf(stderr, "kvnode cluster: %v\n", err)
+			return 2
+		}
+	}
+	if *etcd != "" {
+		cfg.Cluster.EtcdEndpoints = strings.Split(*etcd, ",")
+	}
+	if *name != "" {
+		cfg.Cluster.Name = *name
+	}
+	if !cfg.Cluster.enabled() || cfg.Cluster.Name == "" {
+		fmt.Fprintln(stderr, "kvnode cluster: give -etcd URL and -cluster NAME (or -config FILE with a cluster section)")
+		return 2
+	}
+	n := &Node{cfg: cfg}
+	cli, err := n.etcdClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "kvnode cluster: %v\n", err)
+		return 1
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if sub == "failover" {
+		l, err := coord.HandOver(ctx, cli, cfg.Cluster.Name, "", *to)
+		if err != nil {
+			fmt.Fprintf(stderr, "kvnode cluster failover: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "leader is now %s (%s), epoch %d\n", l.ID, l.RESP, l.Epoch)
+		return 0
+	}
+	st, err := coord.ReadShard(ctx, cli, cfg.Cluster.Name, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "kvnode cluster status: %v\n", err)
+		return 1
+	}
+	writeStatus(stdout, cfg.Cluster.Name, st)
+	return 0
+}
+
+// writeStatus prints a shard's members, leader, epochs and lag.
+func writeStatus(w io.Writer, name string, st *coord.Shard) {
+	fmt.Fprintf(w, "cluster %s (etcd revision %d)\n", name, st.Revision)
+	var lead uint64
+	if l := st.Leader; l != nil {
+		fmt.Fprintf(w, "leader: %s  resp %s  repl %s  epoch %d\n", l.ID, l.RESP, l.Repl, l.Epoch)
+		lead = st.Progress[l.ID].Durable
+	} else {
+		fmt.Fprintln(w, "leader: none (an election is under way, or no member may lead)")
+	}
+	if s := st.Sync; s != nil {
+		fmt.Fprintf(w, "sync set: %s  quorum %d\n", strings.Join(s.Set, ","), s.Quorum)
+	}
+	if h := st.Handoff; h != nil {
+		fmt.Fprintf(w, "handoff in progress to %s\n", h.Target)
+	}
+	ids := make([]string, 0, len(st.Members))
+	for id := range st.Members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	fmt.Fprintf(w, "%-16s %-8s %-22s %-22s %8s %12s %20s %8s\n", "MEMBER", "ROLE", "RESP", "REPL", "PRIORITY", "DURABLE", "EPOCH", "LAG")
+	for _, id := range ids {
+		mi := st.Members[id]
+		role := "follower"
+		if st.Leader != nil && st.Leader.ID == id {
+			role = "leader"
+		}
+		prio := fmt.Sprint(mi.Priority)
+		if mi.NeverLeader {
+			prio = "never"
+		}
+		p, ok := st.Progress[id]
+		durable, epoch, lag := "-", "-", "-"
+		if ok {
+			durable, epoch = fmt.Sprint(p.Durable), fmt.Sprint(p.Epoch)
+			if st.Leader != nil && lead >= p.Durable {
+				lag = fmt.Sprint(lead - p.Durable)
+			}
+		}
+		fmt.Fprintf(w, "%-16s %-8s %-22s %-22s %8s %12s %20s %8s\n", id, role, mi.RESP, mi.Repl, prio, durable, epoch, lag)
+	}
+}
