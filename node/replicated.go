@@ -282,12 +282,23 @@ func (b *replicatedBackend) Persistence(add func(string, any)) {
 	add("commitlog_first_seq", st.LogFirstSeq)
 	add("commitlog_bytes", st.LogBytes)
 	add("engine_durable_seq", st.CheckpointSeq)
+	if err := b.r.WriteErr(); err != nil {
+		add("aof_last_write_status", "err")
+		add("aof_last_write_error", err)
+	} else {
+		add("aof_last_write_status", "ok")
+	}
 }
 
 // NotReady: a follower is ready when it streams from its leader and has
 // applied what the leader last told it of.
 func (b *replicatedBackend) NotReady() string {
 	st := b.r.Status()
+	if err := b.r.WriteErr(); err != nil {
+		// Sticky until a restart: a failed fsync may have lost written
+		// pages, so no later success can vouch for earlier writes.
+		return fmt.Sprintf("writes are failing (%v); free space or fix the disk, then restart the node", err)
+	}
 	if st.Role == replicate.Leader {
 		return ""
 	}

@@ -36,3 +36,13 @@ func (n *Node) WaitFollowers(ctx context.Context, seq uint64, want int) int {
 		}
 	}
 }
+
+// WriteErr returns why the node cannot take writes, if it cannot: its commit
+// log failed a write or an fsync, or its engine refused a committed record.
+// Both are sticky until the node is reopened. nil otherwise.
+func (n *Node) WriteErr() error {
+	if p := n.failed.Load(); p != nil {
+		return *p
+	}
+	return n.log.Err()
+}

@@ -641,6 +641,18 @@ func (l *Log) Sync(seq uint64) error {
 	return nil
 }
 
+// Err returns the failure that stopped the log taking writes (a failed
+// write or fsync: sticky, since what reached the disk is unknown), or nil.
+// A closed log returns nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	return l.err
+}
+
 // LastSeq returns the seq of the last record written (durable or not); for an
 // empty log, FirstSeq()-1.
 func (l *Log) LastSeq() uint64 {
