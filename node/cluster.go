@@ -401,12 +401,14 @@ func (r clusterReplica) Lead(epoch uint64) error {
 	return nil
 }
 
-// Follow follows l. A divergent tail this node holds (a deposed leader's)
-// is cut, within replication's limits on what a node may discard.
+// Follow follows l. The cluster decided who leads: a divergent tail this
+// node holds (a deposed leader's, never acknowledged in sync mode; in async
+// mode, the writes a failover loses) is cut whatever max_discard says, or
+// the member could never rejoin by itself.
 func (r clusterReplica) Follow(l coord.Leader) error {
 	b := r.b
 	b.leading.Store(0)
-	if err := b.r.Follow(l.Repl); err != nil {
+	if err := b.r.FollowForce(l.Repl); err != nil {
 		return err
 	}
 	b.mu.Lock()

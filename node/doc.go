@@ -95,4 +95,19 @@
 // (limits.go; example.yaml has the defaults' figure). Requests are parsed
 // once however they are split into reads (resp.go), and MATCH patterns are
 // capped at 1 KiB (glob.go).
+//
+// # Automatic failover
+//
+// With cluster.etcd_endpoints and cluster.name (-etcd, -cluster), a node is
+// a member of a cluster that fails over by itself (cluster.go; the etcd
+// layout and rules are docs/cluster.md, the election replicate/coord). Only
+// the elected leader takes writes, and acknowledges them only while its
+// lease is valid by its own clock: past its fencing deadline it answers
+// -TRYAGAIN, once deposed -READONLY, as do followers. Every member answers
+// the Redis Sentinel commands (sentinel.go), so Sentinel clients find the
+// leader. When etcd is unreachable the leader stops acknowledging at its
+// deadline and steps down once the lease is lost, followers keep serving
+// reads, and the cluster elects again when etcd is back: Patroni's
+// behaviour, for Patroni's reason (a leader that cannot prove it leads must
+// not take writes). Without etcd configured, nothing of this runs.
 package node
