@@ -120,9 +120,7 @@ func TestNodeCrashCycles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kvnode")
 	}
-	bin := filepath.Join(t.TempDir(), "kvnode")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/logkv/logkv/cmd/kvnode").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := buildKVNode(t)
 	cases := []struct {
 		name, engine, appendFsync string
 		replicated                bool
