@@ -222,11 +222,18 @@ func (it *noopIter) Next() bool {
 	return true
 }
 
+// Prev decrements the key in place, as Next increments it.
 func (it *noopIter) Prev() bool {
 	if it.pos < 0 {
 		return false
 	}
-	return it.at(it.pos - 1)
+	n := it.pos - 1
+	if n < 0 || !stepKey(it.key, false) || (it.lower != nil && bytes.Compare(it.key, it.lower) < 0) {
+		return it.at(n) // before the start, or a borrow out of the width: the slow path decides
+	}
+	it.pos = n
+	it.value = it.vals.value(uint64(n))
+	return true
 }
 func (it *noopIter) Valid() bool   { return it.pos >= 0 }
 func (it *noopIter) Key() []byte   { return it.key }
