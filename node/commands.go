@@ -397,24 +397,30 @@ func cmdMGet(n *Node, c *client, args [][]byte) {
 		return
 	}
 	defer t.close()
-	vals := make([][]byte, len(args)-1)
-	for i, k := range args[1:] {
+	// Each value is written as it is read, so the client's output limits
+	// (limits.go) see the reply grow and can cut it: an MGET naming a large
+	// key thousands of times never holds more than the hard limit. A read
+	// error replaces the whole reply; nothing has left the node before the
+	// pipeline's replies are written.
+	c.conn.flush()
+	mark := len(c.conn.out)
+	c.conn.WriteArray(len(args) - 1)
+	for _, k := range args[1:] {
 		v, _, found, err := t.get(k)
 		if err != nil {
+			if !c.conn.cut {
+				c.conn.out = c.conn.out[:mark]
+			}
 			n.replyErr(c, err)
 			return
 		}
-		if found && v == nil {
-			v = []byte{}
-		}
-		vals[i] = v
-	}
-	c.conn.WriteArray(len(vals))
-	for _, v := range vals {
-		if v == nil {
-			c.conn.WriteNull()
-		} else {
+		if found {
 			c.conn.WriteBulk(v)
+		} else {
+			c.conn.WriteNull()
+		}
+		if c.conn.cut {
+			return // over the hard limit: the client is closing
 		}
 	}
 }

@@ -97,6 +97,29 @@ func TestOutputHardLimitClosesTheClient(t *testing.T) {
 	require.Equal(t, "PONG", c.Ping(ctx).Val())
 }
 
+// One MGET that names a large key many times is cut at the hard limit as
+// its reply grows: the node reads a few values, not every one (it read all
+// 500 MiB here before writing any).
+func TestMGetStopsAtTheHardLimit(t *testing.T) {
+	n := startNode(t, func(c *Config) {
+		c.ClientOutputBufferLimit.Normal = OutputBufferLimit{Hard: 4 << 20}
+	})
+	ctx := context.Background()
+	c := dial(t, n, nil)
+	require.NoError(t, c.Set(ctx, "big", strings.Repeat("v", 1<<20), 0).Err())
+	const names = 500
+	mget := fmt.Sprintf("*%d\r\n$4\r\nMGET\r\n", names+1) + strings.Repeat("$3\r\nbig\r\n", names)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	out, err := io.ReadAll(send(t, n, mget))
+	require.NoError(t, err, "the node closed the connection")
+	require.Empty(t, out, "no partial reply")
+	runtime.ReadMemStats(&after)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "bytes allocated while serving the MGET")
+	require.Equal(t, float64(1), closedFor(n, closedOutputHard))
+	require.Equal(t, "PONG", c.Ping(ctx).Val())
+}
+
 // A client over its soft limit for soft_seconds is closed.
 func TestOutputSoftLimitCloses(t *testing.T) {
 	n := startNode(t, func(c *Config) {
