@@ -29,9 +29,9 @@
 //     of them); the key set is afterwards unknown.
 //   - readrandom, readseq, readreverse and seekrandom only read. While the key
 //     set is known (after a fill), every key they look for must be there with
-//     a value of the right size that names its key: a miss or a wrong value is
-//     an error, counted and reported. After deleterandom misses are expected
-//     and only counted.
+//     the value written for that key (see valueSource): a miss or a wrong
+//     value is an error, counted and reported. After deleterandom misses are
+//     expected and only counted.
 //   - The YCSB workloads load -num records once per database (the load is
 //     reported as its own line) and then run one after another on it; inserts
 //     of workloads D and E grow the record count for those that follow.

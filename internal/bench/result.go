@@ -30,7 +30,7 @@ type Result struct {
 	Latency
 
 	// Found and NotFound count the keys reads looked for; BadValues counts
-	// values that were not the ones written (wrong size or key stamp) and
+	// values that were not the ones written (not byte for byte the key's value) and
 	// keys out of order in scans. Errors is the number of verification
 	// failures (misses where the key must exist, plus BadValues).
 	Found     int64 `json:"found"`

@@ -248,8 +248,8 @@ func median(xs []float64) float64 {
 type dbState struct {
 	// n: keys 0..n-1 are (or, if !known, may be) the keys written.
 	n int
-	// known: exactly keys 0..n-1 are present, with values stamped with their
-	// numbers; reads verify against it.
+	// known: exactly keys 0..n-1 are present, each with its value
+	// (valueSource.value of its number); reads verify against it.
 	known bool
 }
 
