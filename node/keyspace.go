@@ -395,6 +395,10 @@ type tx struct {
 	gens    [maxDBs]uint32
 	genSet  uint16
 	flushed uint16 // databases flushed by this tx
+	// flushTouch are the watched keys the tx's flushes removed: their
+	// watchers see a modification (a watched key that did not exist does
+	// not, as in Redis 7).
+	flushTouch []txKey
 	err     error  // the first error reading generations
 }
 
@@ -635,6 +639,19 @@ func (t *tx) flushDB(db int) error {
 	if gen >= maxGen {
 		return fmt.Errorf("database %d was flushed %d times, the most its encoding allows: delete its keys instead (DEL, or UNLINK from a SCAN)", db, maxGen)
 	}
+	saved := t.db
+	t.db = db
+	for _, key := range t.n.watchedIn(db) {
+		found, err := t.exists(key)
+		if err != nil {
+			t.db = saved
+			return err
+		}
+		if found {
+			t.flushTouch = append(t.flushTouch, txKey{db: db, key: key})
+		}
+	}
+	t.db = saved
 	t.gens[db] = gen + 1
 	t.flushed |= 1 << db
 	kept := t.keys[:0]
@@ -728,7 +745,7 @@ func (t *tx) apply() error {
 			k.dirty, k.engineAt = false, k.expireAt
 		}
 	}
-	t.flushed = 0
+	t.flushed, t.flushTouch = 0, nil
 	return nil
 }
 

@@ -264,6 +264,20 @@ func TestWatch(t *testing.T) {
 		// Untouched keys do not fail it.
 		require.NoError(t, c.Set(ctx, "w", "1", 0).Err())
 		require.NoError(t, tryIncr(func() { other.Set(ctx, "unrelated", "1", 0) }))
+		// A flush modifies the watched keys it removes, and only those, as
+		// in Redis 7: a watched key that did not exist is untouched.
+		require.ErrorIs(t, tryIncr(func() { other.FlushAll(ctx) }), redis.TxFailedErr, "flush of a watched key")
+		err := c.Watch(ctx, func(tx *redis.Tx) error {
+			require.NoError(t, other.Set(ctx, "present", "1", 0).Err())
+			require.NoError(t, other.FlushAll(ctx).Err())
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, "w", "after", 0)
+				return nil
+			})
+			return err
+		}, "w")
+		require.NoError(t, err, "a flush that removed no watched key")
+		require.Equal(t, "after", c.Get(ctx, "w").Val())
 	})
 }
 

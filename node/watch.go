@@ -152,21 +152,21 @@ func (n *Node) touchKey(db int, key []byte) {
 	}
 }
 
-// touchDBs marks dirty every watcher of a key in the databases of the mask.
-func (n *Node) touchDBs(mask uint16) {
+// watchedIn returns the keys of database db that some client watches.
+func (n *Node) watchedIn(db int) [][]byte {
 	r := &n.ks.watch
 	if r.count.Load() == 0 {
-		return
+		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for ik, m := range r.keys {
-		if mask&(1<<ik[0]) != 0 {
-			for c := range m {
-				c.ks.watchDirty.Store(true)
-			}
+	var keys [][]byte
+	for ik := range r.keys {
+		if int(ik[0]) == db {
+			keys = append(keys, []byte(ik[1:]))
 		}
 	}
+	return keys
 }
 
 // touchTx marks the watchers of what tx t just committed.
@@ -174,8 +174,8 @@ func (n *Node) touchTx(t *tx) {
 	if n.ks.watch.count.Load() == 0 {
 		return
 	}
-	if t.flushed != 0 {
-		n.touchDBs(t.flushed)
+	for i := range t.flushTouch {
+		n.touchKey(t.flushTouch[i].db, t.flushTouch[i].key)
 	}
 	for i := range t.keys {
 		if k := &t.keys[i]; k.dirty {
