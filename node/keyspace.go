@@ -399,7 +399,7 @@ type tx struct {
 	// watchers see a modification (a watched key that did not exist does
 	// not, as in Redis 7).
 	flushTouch []txKey
-	err     error  // the first error reading generations
+	err        error // the first error reading generations
 }
 
 // txKey is a key the tx read or wrote.
