@@ -127,6 +127,9 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// The engines log what recovery cuts to slog.Default() unless their
+	// options name a logger: in kvnode that is the node's own stream.
+	slog.SetDefault(logger)
 	n, err := New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvnode: %v\n", err)

@@ -196,7 +196,7 @@ func (n *Node) openEngineGen(gen uint64, wipe bool) (logkv.Engine, error) {
 				return nil, fmt.Errorf("node: wipe %s: %w", dir, err)
 			}
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("node: data_dir: %w", err)
 		}
 		// The engine makes its files durable in dir; the entries naming dir

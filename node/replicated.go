@@ -72,6 +72,7 @@ func (n *Node) openReplicated() (backend, error) {
 	if tr != nil && c.Replication.Listen != "off" {
 		rc.ListenAddr = c.Replication.Listen
 	}
+	rc.ForgetFollowerAfter = time.Duration(c.Replication.ForgetFollowerAfter)
 	if c.Replication.Ack == "sync" {
 		rc.AckMode = replicate.Sync
 	}
@@ -327,10 +328,10 @@ func loadNodeID(dir, configured string) (string, error) {
 		return "", err
 	}
 	id := fmt.Sprintf("%s-%x", host, r)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("node: keep node id: %w", err)
 	}
 	return id, nil
