@@ -124,9 +124,11 @@ type clusterBackend struct {
 	member atomic.Pointer[coord.Member] // nil until startCluster
 	// leading is the epoch this node was promoted to by coord, 0 if none.
 	leading atomic.Uint64
-	cancel  context.CancelFunc
-	done    chan struct{}
-	subs    switchSubs
+	// acked is the highest submitted seq a Sync acknowledged.
+	acked  atomic.Uint64
+	cancel context.CancelFunc
+	done   chan struct{}
+	subs   switchSubs
 
 	closeOnce sync.Once
 	closeErr  error
@@ -265,21 +267,38 @@ func (b *clusterBackend) Apply(batch *logkv.Batch) error {
 	if b.fenced() {
 		return errFenced
 	}
-	return b.replicatedBackend.Apply(batch)
+	err := b.replicatedBackend.Apply(batch)
+	if err == nil && b.sync && b.fenced() {
+		return errFenced // sync mode acknowledges in Apply
+	}
+	return err
 }
 
 // Sync acknowledges: it fails with errFenced if the lease lapsed while the
 // writes were on their way to the disk (and the quorum), since another node
 // may lead by now.
+// A Sync with nothing new to acknowledge (Shutdown's, an idle client's)
+// is not refused.
 func (b *clusterBackend) Sync() error {
+	seq := b.submitted.Load()
 	err := b.replicatedBackend.Sync()
-	if err == nil && b.fenced() {
+	if err != nil || seq <= b.acked.Load() {
+		return err
+	}
+	if b.fenced() {
 		return errFenced
 	}
-	return err
+	for {
+		cur := b.acked.Load()
+		if seq <= cur || b.acked.CompareAndSwap(cur, seq) {
+			return nil
+		}
+	}
 }
 
-func (b *clusterBackend) Barrier() error { return b.Sync() }
+// Barrier makes writes readable; it acknowledges nothing, so it is not
+// fenced: a leader past its deadline still serves reads.
+func (b *clusterBackend) Barrier() error { return b.replicatedBackend.Barrier() }
 
 // ReplicaOf is refused: etcd decides who leads (kvnode cluster failover
 // hands leadership over).

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 type Server struct {
 	// Endpoint is the client URL, http://127.0.0.1:PORT.
 	Endpoint string
-	cmd      *exec.Cmd
+	stop     func()
 }
 
 // Binary returns the etcd binary to run: $LOGKV_ETCD, or etcd on PATH, or
@@ -77,10 +78,16 @@ func Start(t testing.TB) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("etcdtest: start %s: %v", bin, err)
 	}
-	s := &Server{Endpoint: cu, cmd: cmd}
+	s := &Server{Endpoint: cu}
+	var stopOnce sync.Once
+	s.stop = func() {
+		stopOnce.Do(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		s.stop()
 		logf.Close()
 	})
 	// Wait until it answers.
@@ -100,6 +107,10 @@ func Start(t testing.TB) *Server {
 		time.Sleep(20 * time.Millisecond) // polling for the condition, with a deadline
 	}
 }
+
+// Stop kills the server, as an etcd outage: clients' requests fail until
+// the test ends (there is no restart).
+func (s *Server) Stop() { s.stop() }
 
 // Client returns a new client of s, closed at t's end.
 func (s *Server) Client(t testing.TB) *clientv3.Client {
