@@ -42,7 +42,7 @@ type Cluster struct {
 	// Name names the cluster; every key is under /logkv/<name>/ in etcd.
 	Name string `yaml:"name"`
 	// LeaseTTL is the leader lease's time to live, whole seconds (default
-	// 3s). A dead leader is replaced after about LeaseTTL; a leader that
+	// 2s). A dead leader is replaced after about LeaseTTL; a leader that
 	// cannot reach etcd stops acknowledging writes 3/4 of LeaseTTL after
 	// its last renewal.
 	LeaseTTL Duration `yaml:"lease_ttl"`

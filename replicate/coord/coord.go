@@ -18,7 +18,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultTTL         = 3 * time.Second
+	DefaultTTL         = 2 * time.Second
 	DefaultSettle      = 500 * time.Millisecond
 	DefaultReportEvery = 200 * time.Millisecond
 	DefaultPriority    = 100
