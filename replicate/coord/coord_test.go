@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/logkv/logkv/replicate/coord"
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
@@ -76,7 +77,7 @@ func (m *member) kill() { m.cli.Close() }
 
 func startMember(t *testing.T, srv *etcdtest.Server, cfg coord.Config, durable uint64) *member {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint}, DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	cfg.Client = cli
 	if cfg.Cluster == "" {
