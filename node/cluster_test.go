@@ -178,6 +178,14 @@ func TestClusterFailover(t *testing.T) {
 	tc.add("b")
 	tc.add("c")
 	require.Equal(t, a, tc.leader(20*time.Second))
+	info := a.client(t).Info(ctx, "replication").Val()
+	for _, want := range []string{"role:master", "cluster_name:c1", "cluster_leader_id:a", "cluster_lease_valid:1"} {
+		require.Contains(t, info, want+"\r\n")
+	}
+	info = tc.nodes["b"].client(t).Info(ctx, "replication").Val()
+	for _, want := range []string{"role:slave", "cluster_leader_id:a", "cluster_leading_epoch:0"} {
+		require.Contains(t, info, want+"\r\n")
+	}
 	for i := range 20 {
 		require.NoError(t, a.client(t).Set(ctx, "k"+strconv.Itoa(i), "v", 0).Err())
 	}
