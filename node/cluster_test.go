@@ -358,3 +358,32 @@ func TestClusterEtcdOutage(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, []string{"v", "w"}, v)
 }
+
+// TestClusterConfig: the -etcd and -cluster flags reach the config, and
+// what a member cannot run with is refused before it starts.
+func TestClusterConfig(t *testing.T) {
+	var f runFlags
+	f.etcd, f.cluster, f.tlsDir = "http://127.0.0.1:2379,http://127.0.0.1:2380", "prod", t.TempDir()
+	cfg, err := f.apply()
+	require.NoError(t, err)
+	require.Equal(t, []string{"http://127.0.0.1:2379", "http://127.0.0.1:2380"}, cfg.Cluster.EtcdEndpoints)
+	require.Equal(t, "prod", cfg.Cluster.Name)
+
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Cluster.Name = "" }, "cluster.name"},
+		{func(c *Config) { c.TLS.Dir = "" }, "certificates"},
+		{func(c *Config) { c.Replication.ReplicaOf = "127.0.0.1:7380" }, "remove replicaof"},
+		{func(c *Config) { c.Cluster.LeaseTTL = Duration(1500 * time.Millisecond) }, "whole seconds"},
+		{func(c *Config) { c.Cluster.EtcdEndpoints = []string{"127.0.0.1:2379"} }, "not an http:// or https:// URL"},
+		{func(c *Config) { c.Cluster.EtcdEndpoints = nil }, "cluster.etcd_endpoints is empty"},
+	} {
+		c := cfg
+		tc.edit(&c)
+		require.ErrorContains(t, c.Validate(), tc.want)
+	}
+	_, err = ParseConfig([]byte("cluster:\n  etcd_endpoints: [http://127.0.0.1:2379]\n  name: x\n  lease_ttl: 4s\n  priority: 0\ntls:\n  dir: /tmp\n"))
+	require.NoError(t, err)
+}
