@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -329,6 +330,9 @@ func (m *Member) session(ctx context.Context, r Replica) error {
 	wg.Go(func() { m.keepAlive(ctx, cancel, g.ID) })
 	wg.Go(func() { m.report(ctx, g.ID, r) })
 	wg.Go(func() { m.watchHandoff(ctx, r) })
+	if m.cfg.SyncQuorum > 0 {
+		wg.Go(func() { m.watchMembers(ctx) })
+	}
 	err = m.elect(ctx, g.ID, r)
 	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
 		return c
@@ -535,7 +539,7 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 	// The Put's revision is the key's CreateRevision: the new epoch.
 	epoch := uint64(txn.Header.Revision)
 	if m.cfg.SyncQuorum > 0 {
-		if err := m.publishSync(ctx); err != nil {
+		if err := m.publishSync(ctx, false); err != nil {
 			m.log.Error("recording the synchronous set failed; resigning", "err", err)
 			m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(epoch))).
 				Then(clientv3.OpDelete(m.cfg.leaderKey())).Commit()
@@ -550,19 +554,57 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 	return nil
 }
 
-// publishSync records the synchronous set (every member of the shard now)
-// and quorum, before the leader takes a write.
-func (m *Member) publishSync(ctx context.Context) error {
+// publishSync records the synchronous set (every member of the shard now,
+// and with grow, every member it held before) and quorum: at election,
+// before the leader takes a write, and whenever a member joins.
+func (m *Member) publishSync(ctx context.Context, grow bool) error {
 	st, err := ReadShard(ctx, m.cli, m.cfg.Cluster, m.cfg.Shard)
 	if err != nil {
 		return err
 	}
 	s := SyncSet{V: formatVersion, Quorum: m.cfg.SyncQuorum + 1}
+	in := map[string]bool{}
 	for _, mi := range st.Members {
-		s.Set = append(s.Set, mi.ID)
+		in[mi.ID] = true
+	}
+	if grow && st.Sync != nil {
+		for _, id := range st.Sync.Set {
+			in[id] = true
+		}
+	}
+	for id := range in {
+		s.Set = append(s.Set, id)
+	}
+	sort.Strings(s.Set)
+	if grow && st.Sync != nil && slices.Equal(s.Set, st.Sync.Set) && s.Quorum == st.Sync.Quorum {
+		return nil
 	}
 	_, err = m.cli.Put(ctx, m.cfg.syncKey(), mustJSON(s))
 	return err
+}
+
+// watchMembers runs in sync mode: while the member leads, a member that
+// joins is added to the synchronous set, since replication may count it in
+// a quorum. (A follower registers before it follows, but the leader may see
+// its first ack before this update lands: a narrow window replicate cannot
+// close until it counts only the recorded set.)
+func (m *Member) watchMembers(ctx context.Context) {
+	wch := m.cli.Watch(clientv3.WithRequireLeader(ctx), m.cfg.prefix()+"members/", clientv3.WithPrefix())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-wch:
+			if !ok {
+				return
+			}
+			if ev.Err() == nil && m.Leading() != 0 {
+				if err := m.publishSync(ctx, true); err != nil {
+					m.log.Warn("recording the synchronous set failed", "err", err)
+				}
+			}
+		}
+	}
 }
 
 // Eligible applies the take-over rule of docs/cluster.md to this member:

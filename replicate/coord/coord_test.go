@@ -3,6 +3,7 @@ package coord_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -286,4 +287,28 @@ func TestHandOver(t *testing.T) {
 	st, err := coord.ReadShard(ctx, cli, "test", "")
 	require.NoError(t, err)
 	require.Nil(t, st.Handoff, "the new leader removes the handoff")
+}
+
+// TestSyncSetGrows: a sync-mode leader records the members as its
+// synchronous set, and adds a member that joins later.
+func TestSyncSetGrows(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	a := startMember(t, srv, coord.Config{ID: "a", SyncQuorum: 1}, 0)
+	waitLeader(t, 10*time.Second, a)
+	st, err := coord.ReadShard(ctx, cli, "test", "")
+	require.NoError(t, err)
+	require.Equal(t, &coord.SyncSet{V: 1, Set: []string{"a"}, Quorum: 2}, st.Sync)
+	startMember(t, srv, coord.Config{ID: "b", SyncQuorum: 1}, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := coord.ReadShard(ctx, cli, "test", "")
+		require.NoError(t, err)
+		if st.Sync != nil && slices.Equal(st.Sync.Set, []string{"a", "b"}) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "b never joined the synchronous set: %+v", st.Sync)
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
 }
