@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.6.1
 
-.PHONY: help test race short lint fmt vet staticcheck fuzz bench run stress bench-peers benchmarks-doc bench-rocksdb
+.PHONY: help test race short lint fmt vet staticcheck fuzz bench run stress compare-redis bench-peers benchmarks-doc bench-rocksdb
 
 help:
 	@echo "make test        the test suite with the race detector (what CI runs)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-rocksdb   Debian's RocksDB db_bench with kvbench's sizes (ROCKSDB_NUM)"
 	@echo "make stress      long crash and linearizability runs (STRESS_CYCLES, HISTORY_DURATION)"
 	@echo "make run         go run ./cmd/kvnode"
+	@echo "make compare-redis  redis-benchmark: kvnode on each engine against redis-server"
 
 test:
 	$(GO) test -race -timeout 20m $(PKGS)
@@ -65,6 +66,11 @@ bench:
 
 run:
 	$(GO) run ./cmd/kvnode
+
+# redis-benchmark against redis-server and kvnode on each engine, alternating, with a random
+# keyspace; prints the ratios (ENGINES, ROUNDS, N, BASELINE: see the script).
+compare-redis:
+	cmd/kvbench/compare-redis
 
 # kvbench with the peer engines beside logkv's: its own module (the peers'
 # dependencies stay out of logkv's go.mod), run from its directory.
