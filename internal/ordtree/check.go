@@ -50,13 +50,17 @@ func (t *Tree[V]) Check() error {
 				err = fmt.Errorf("ordtree: key %q outside its parent's bounds (%q, %q)", key, lo, hi)
 				return
 			}
-			if (n.klens[i] > PrefixLen) != (n.tails != nil && n.tails[i] != nil) {
-				err = fmt.Errorf("ordtree: key %q of length %d and tail %v", key, n.klens[i], n.tails != nil && n.tails[i] != nil)
+			klen := n.klens[i] & lenMask
+			if (klen > PrefixLen) != (n.tails != nil && n.tails[i] != nil) {
+				err = fmt.Errorf("ordtree: key %q of length %d and tail %v", key, klen, n.tails != nil && n.tails[i] != nil)
 				return
 			}
 			prev = append(prev[:0:0], key...)
-			keyBytes += int64(n.klens[i])
-			tails += int64(max(int(n.klens[i])-PrefixLen, 0))
+			if hint := byte(n.klens[i] >> hintShift); klen > PrefixLen && hint != key[PrefixLen] || klen <= PrefixLen && hint != 0 {
+				err = fmt.Errorf("ordtree: key %q has tail hint %#x", key, hint)
+			}
+			keyBytes += int64(klen)
+			tails += int64(max(int(klen)-PrefixLen, 0))
 		}
 		for i := n.n; i < MaxItems; i++ {
 			if n.tails != nil && n.tails[i] != nil {

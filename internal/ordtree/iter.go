@@ -49,7 +49,7 @@ func (it *Iter[V]) Value() *V {
 // KeyLen returns the current key's length. Only call it when Valid.
 func (it *Iter[V]) KeyLen() int {
 	f := &it.stack[len(it.stack)-1]
-	return int(f.n.klens[f.i])
+	return int(f.n.klens[f.i] & lenMask)
 }
 
 // AppendKey appends the current key to dst. Only call it when Valid.

@@ -17,6 +17,17 @@ const (
 	PrefixLen = 16
 )
 
+// A node's klens entry holds the key's length in its low 24 bits and, for
+// a key longer than PrefixLen, the first byte of its tail in the high 8
+// (the tail hint). Keys are at most 64 KiB, so the length fits. The hint
+// decides most comparisons of keys that share their inline prefix without
+// following the tail pointer, a cache miss: a 16-byte client key behind
+// kvnode's one-byte database prefix is such a key.
+const (
+	lenMask   = 1<<24 - 1
+	hintShift = 24
+)
+
 // prefix is a key's first 16 bytes, zero padded, as big-endian words.
 type prefix struct{ hi, lo uint64 }
 
@@ -27,6 +38,7 @@ type skey struct {
 	prefix
 	klen uint32
 	tail string // the bytes past the prefix; "" for a short key
+	t0   byte   // tail[0], or 0
 }
 
 func makeSKey(key string) skey {
@@ -36,6 +48,9 @@ func makeSKey(key string) skey {
 		k.hi = binary.BigEndian.Uint64(b[:8])
 		k.lo = binary.BigEndian.Uint64(b[8:])
 		k.tail = key[PrefixLen:]
+		if len(k.tail) > 0 {
+			k.t0 = k.tail[0]
+		}
 		return k
 	}
 	var b [PrefixLen]byte
@@ -101,8 +116,15 @@ func (n *Node[V]) cmp(i int, k *skey) int {
 	case p.lo > k.lo:
 		return 1
 	}
-	l := n.klens[i]
+	e := n.klens[i]
+	l := e & lenMask
 	if l > PrefixLen && k.klen > PrefixLen {
+		if h := byte(e >> hintShift); h != k.t0 {
+			return cmp.Compare(h, k.t0)
+		}
+		if l == PrefixLen+1 || k.klen == PrefixLen+1 {
+			return cmp.Compare(l, k.klen) // one tail is the hint alone
+		}
 		return strings.Compare(unsafe.String(n.tails[i], l-PrefixLen), k.tail)
 	}
 	return cmp.Compare(l, k.klen)
@@ -140,7 +162,7 @@ func (n *Node[V]) search(k *skey) (int, bool) {
 }
 
 func (n *Node[V]) item(i int) item[V] {
-	it := item[V]{p: n.pfx[i], klen: n.klens[i], v: n.vals[i]}
+	it := item[V]{p: n.pfx[i], klen: n.klens[i] & lenMask, v: n.vals[i]}
 	if n.tails != nil {
 		it.tail = n.tails[i]
 	}
@@ -150,6 +172,9 @@ func (n *Node[V]) item(i int) item[V] {
 // setItem stores it in slot i of the owned node n.
 func (n *Node[V]) setItem(i int, it item[V]) {
 	n.pfx[i], n.klens[i], n.vals[i] = it.p, it.klen, it.v
+	if it.tail != nil {
+		n.klens[i] |= uint32(*it.tail) << hintShift
+	}
 	if it.tail != nil && n.tails == nil {
 		n.tails = new([MaxItems]*byte)
 	}
@@ -189,7 +214,7 @@ func (n *Node[V]) appendKey(dst []byte, i int) []byte {
 	var b [PrefixLen]byte
 	binary.BigEndian.PutUint64(b[:8], n.pfx[i].hi)
 	binary.BigEndian.PutUint64(b[8:], n.pfx[i].lo)
-	l := int(n.klens[i])
+	l := int(n.klens[i] & lenMask)
 	if l <= PrefixLen {
 		return append(dst, b[:l]...)
 	}
