@@ -123,6 +123,9 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		served: make(chan error, 2), closed: make(chan struct{})}
 	n.scans.init(4096)
 	if n.backend, err = n.newBackend(); err != nil {
+		if errors.Is(err, logkv.ErrCorrupt) {
+			return nil, corruptionError(cfg.DataDir, err)
+		}
 		return nil, err
 	}
 	defer func() {
@@ -264,6 +267,17 @@ func (n *Node) newBackend() (backend, error) {
 		s.startSyncer(time.Second, n.log)
 	}
 	return s, nil
+}
+
+// corruptionError is what a node that found damaged data at start says:
+// it does not serve from it, and a full resync from a healthy node is the
+// way back, since records that fail their checksums cannot be trusted.
+func corruptionError(dataDir string, err error) error {
+	return fmt.Errorf("%w\n"+
+		"kvnode will not serve from damaged data. To recover: stop this node, move %s aside (keep it for inspection),\n"+
+		"and start the node again with an empty data directory as a follower of a healthy node (-replicaof ADDR, or its cluster):\n"+
+		"a full resync restores every record the leader holds. Without a healthy copy, the engines' own files are documented\n"+
+		"byte by byte (go doc ./lsm, ./bitcask, ./replicate/commitlog) for a manual salvage", err, dataDir)
 }
 
 // logged reports whether writes go through the commit log (durability
