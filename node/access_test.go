@@ -96,6 +96,9 @@ func TestRenameCommands(t *testing.T) {
 	require.ErrorContains(t, c.Do(ctx, "replicaof", "no", "one").Err(), "unknown command")
 	require.ErrorContains(t, c.Do(ctx, "slaveof", "no", "one").Err(), "unknown command")
 	require.Equal(t, "OK", c.Do(ctx, "slaveof-8F3A", "no", "one").Val())
+	// COMMAND knows commands by their configured names too.
+	require.Equal(t, []any{nil}, c.Do(ctx, "command", "info", "replicaof").Val())
+	require.ErrorContains(t, c.Do(ctx, "command", "getkeys", "slaveof", "no", "one").Err(), "Invalid command")
 
 	_, err := ParseConfig([]byte("rename_commands: {nosuch: x}\n"))
 	require.ErrorContains(t, err, `"nosuch" is not a command`)

@@ -100,7 +100,7 @@ func cmdCommand(n *Node, c *client, args [][]byte) {
 		}
 		cmds := make([]*command, 0, len(args)-2)
 		for _, a := range args[2:] {
-			cmds = append(cmds, lookup(a))
+			cmds = append(cmds, c.conn.n.lookup(a))
 		}
 		writeCommandInfos(c, cmds)
 	case "docs":
@@ -109,7 +109,7 @@ func cmdCommand(n *Node, c *client, args [][]byte) {
 			cmds = commandList
 		} else {
 			for _, a := range args[2:] {
-				if cm := lookup(a); cm != nil {
+				if cm := c.conn.n.lookup(a); cm != nil {
 					cmds = append(cmds, cm)
 				}
 			}
@@ -294,7 +294,7 @@ func writeCommandDoc(c *client, cm *command) {
 // commandGetKeys: COMMAND GETKEYS command arg... lists the keys the
 // command would name; GETKEYSANDFLAGS adds each key's flags.
 func commandGetKeys(c *client, args [][]byte, withFlags bool) {
-	cm := lookup(args[0])
+	cm := c.conn.n.lookup(args[0])
 	if cm == nil {
 		c.fail("ERR Invalid command specified")
 		return
