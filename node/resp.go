@@ -325,7 +325,11 @@ func (p *reqParser) splitArgs(line []byte, args [][]byte) ([][]byte, error) {
 			}
 		}
 		end := len(p.inline)
-		args = append(args, p.inline[start:end:end])
+		arg := p.inline[start:end:end]
+		if arg == nil {
+			arg = []byte{} // an empty argument ('' first on the line) is empty, not absent, as in a multibulk request
+		}
+		args = append(args, arg)
 	}
 }
 
