@@ -63,16 +63,11 @@ func (n *Node) fits(c *client, size int64) bool {
 // cmdAppend: APPEND key value, the new length. The TTL stays.
 func cmdAppend(n *Node, c *client, args [][]byte) {
 	key := args[1]
-	if !n.checkKey(c, key) {
+	t, v, at, _, ok := n.modify(c, args[1:2])
+	if !ok {
 		return
 	}
-	t := n.begin(c, args[1:2])
 	defer t.close()
-	v, at, _, err := t.get(key)
-	if err != nil {
-		n.replyErr(c, err)
-		return
-	}
 	if !n.fits(c, int64(len(v))+int64(len(args[2]))) {
 		return
 	}
@@ -190,16 +185,11 @@ func cmdSetrange(n *Node, c *client, args [][]byte) {
 		c.fail("ERR offset is out of range")
 		return
 	}
-	if !n.checkKey(c, key) {
+	t, v, at, _, ok := n.modify(c, args[1:2])
+	if !ok {
 		return
 	}
-	t := n.begin(c, args[1:2])
 	defer t.close()
-	v, at, _, err := t.get(key)
-	if err != nil {
-		n.replyErr(c, err)
-		return
-	}
 	if len(val) == 0 {
 		// Nothing to write: a missing key stays missing.
 		c.conn.WriteInt(len(v))
@@ -339,16 +329,11 @@ func formatLongDouble(f *big.Float) string {
 // Redis; the TTL stays.
 func cmdIncrbyfloat(n *Node, c *client, args [][]byte) {
 	key := args[1]
-	if !n.checkKey(c, key) {
+	t, v, at, found, ok := n.modify(c, args[1:2])
+	if !ok {
 		return
 	}
-	t := n.begin(c, args[1:2])
 	defer t.close()
-	v, at, found, err := t.get(key)
-	if err != nil {
-		n.replyErr(c, err)
-		return
-	}
 	cur := new(big.Float).SetPrec(ldPrec)
 	if found {
 		x, ok := parseLongDouble(v)
@@ -441,16 +426,11 @@ func cmdSetbit(n *Node, c *client, args [][]byte) {
 		c.fail(errBitValue)
 		return
 	}
-	if !n.checkKey(c, key) {
+	t, v, at, _, ok := n.modify(c, args[1:2])
+	if !ok {
 		return
 	}
-	t := n.begin(c, args[1:2])
 	defer t.close()
-	v, at, _, err := t.get(key)
-	if err != nil {
-		n.replyErr(c, err)
-		return
-	}
 	byteAt := off >> 3
 	size := max(int64(len(v)), byteAt+1) // byteAt < max_value_size: checked
 	nv := make([]byte, size)

@@ -431,6 +431,25 @@ func (n *Node) begin(c *client, keys [][]byte) *tx {
 	return t
 }
 
+// modify starts a read-modify-write command on keys[0]: it checks the key,
+// begins a tx on it and reads the key's value, deadline and presence. If ok
+// is false the command has replied (a bad key, a failed read) and there is
+// no tx; otherwise the caller closes t.
+func (n *Node) modify(c *client, keys [][]byte) (t *tx, value []byte, expireAt int64, found, ok bool) {
+	key := keys[0]
+	if !n.checkKey(c, key) {
+		return nil, nil, 0, false, false
+	}
+	t = n.begin(c, keys[:1])
+	value, expireAt, found, err := t.get(key)
+	if err != nil {
+		t.close()
+		n.replyErr(c, err)
+		return nil, nil, 0, false, false
+	}
+	return t, value, expireAt, found, true
+}
+
 // read starts a reading command: no locks, reads from the engine now.
 func (n *Node) read(c *client) *tx {
 	if t := c.ks.exec; t != nil {
