@@ -90,6 +90,7 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 	}
 	plans := make([]*keyPlan, cfg.Threads)
 	setup := func(w *worker) error {
+		w.hist(op)
 		if planFits(n, cfg.KeySize) {
 			lo, hi := share(n, cfg.Threads, w.id)
 			plans[w.id] = newKeyPlan(hi-lo, cfg.KeySize, func(j int) uint64 { return keyOf(w, lo+j) })
@@ -122,12 +123,12 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 				if del {
 					t0 := w.clock()
 					err = s.db.Delete(key, wo)
-					d = since(t0)
+					d = w.since(t0)
 				} else {
 					v := w.vals.value(k)
 					t0 := w.clock()
 					err = s.db.Set(key, v, wo)
-					d = since(t0)
+					d = w.since(t0)
 				}
 				if err != nil {
 					return err
@@ -148,7 +149,7 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 			}
 			t0 := w.clock()
 			err := s.db.Apply(&batch, wo)
-			d := since(t0)
+			d := w.since(t0)
 			if err != nil {
 				return err
 			}
@@ -190,6 +191,7 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 	its := make([]logkv.Iterator, cfg.Threads)
 	plans := make([]*keyPlan, cfg.Threads)
 	setup := func(w *worker) error {
+		w.hist(op)
 		if planFits(n, cfg.KeySize) {
 			lo, hi := share(n, cfg.Threads, w.id)
 			plans[w.id] = newKeyPlan(hi-lo, cfg.KeySize, func(int) uint64 { return w.rng.Uint64N(rangeN) })
@@ -243,7 +245,7 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 					return gerr
 				}
 			}
-			d := since(t0)
+			d := w.since(t0)
 			if seek && it.Error() != nil {
 				return it.Error()
 			}
@@ -275,6 +277,7 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 	op := "scan"
 	its := make([]logkv.Iterator, cfg.Threads)
 	setup := func(w *worker) error {
+		w.hist(op)
 		lo, hi := share(rangeN, cfg.Threads, w.id)
 		o := &logkv.IterOptions{}
 		if w.id > 0 {
@@ -304,7 +307,7 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 			ok = it.Last()
 		}
 		for ok {
-			d := since(t0)
+			d := w.since(t0)
 			key, v := it.Key(), it.Value()
 			if !known {
 				// While the key set is known, the exact key expected below

@@ -35,6 +35,11 @@ type worker struct {
 	found, notFound, bad int64
 
 	done *atomic.Int64 // progress: operations done so far
+	// base is the worker's time origin: clock readings are durations since
+	// it. time.Since of a Time with a monotonic reading reads only the
+	// monotonic clock, about half the cost of time.Now (which reads the wall
+	// clock too); a sampled operation reads the clock twice.
+	base time.Time
 	kbuf []byte
 	vals *valueSource // the run's values: the value of key number n is vals.value(n)
 }
@@ -47,7 +52,11 @@ type opStat struct {
 	bytes int64
 }
 
-// hist returns the tally of operation op, creating it.
+// hist returns the tally of operation op, creating it. Benchmarks create
+// their tallies in their setup, before the timer starts: a histogram is a
+// few hundred KiB to allocate and zero, which would otherwise be charged to
+// the first operation (tens of microseconds: more than a short benchmark's
+// whole driver cost).
 func (w *worker) hist(op string) *opStat {
 	st, ok := w.stats[op]
 	if !ok {
@@ -84,22 +93,22 @@ func (w *worker) timed() bool {
 	return x&w.sampleMask == 0
 }
 
-// clock returns the time to measure an operation from, or the zero Time
-// when this operation is not sampled (see timed).
-func (w *worker) clock() time.Time {
+// clock returns the time to measure an operation from (since the worker's
+// base), or -1 when this operation is not sampled (see timed).
+func (w *worker) clock() time.Duration {
 	if w.timed() {
-		return time.Now()
+		return time.Since(w.base)
 	}
-	return time.Time{}
+	return -1
 }
 
 // since is the latency of an operation started at t0 from clock, or -1 when
 // it was not sampled.
-func since(t0 time.Time) time.Duration {
-	if t0.IsZero() {
+func (w *worker) since(t0 time.Duration) time.Duration {
+	if t0 < 0 {
 		return -1
 	}
-	return time.Since(t0)
+	return time.Since(w.base) - t0
 }
 
 // did records count operations (one call: one latency d, -1 if not timed)
@@ -160,6 +169,7 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 			sampleX:    splitmix(b.cfg.Seed^uint64(b.index)<<32^uint64(i)) | 1,
 			done:       &counters[i].n,
 			vals:       b.values,
+			base:       time.Now(),
 		}
 	}
 	var (
@@ -211,6 +221,9 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 	t := tally{elapsed: elapsed, cpu: cpu, hists: map[string]*hdrhistogram.Histogram{}, ops: map[string]int64{}, opBytes: map[string]int64{}}
 	for _, w := range workers {
 		for _, op := range sortedOps(w.stats) {
+			if w.stats[op].ops == 0 {
+				continue // made in setup for an operation this worker never drew
+			}
 			h, ok := t.hists[op]
 			if !ok {
 				h = newHist()

@@ -60,6 +60,11 @@ var workloads = map[string]workload{
 	"ycsb-f": {read: 0.5, rmw: 0.5, dist: DistZipfian},      // read-modify-write (user database)
 }
 
+// shares returns the workload's proportion of each operation type.
+func (w workload) shares() [numOps]float64 {
+	return [numOps]float64{opRead: w.read, opUpdate: w.update, opInsert: w.insert, opScan: w.scan, opRMW: w.rmw}
+}
+
 // choose maps u in [0, 1) to an operation type by the workload's proportions.
 func (w workload) choose(u float64) opKind {
 	switch {
@@ -153,6 +158,11 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 	choosers := make([]chooser, cfg.Threads)
 	plans := make([]*ycsbPlan, cfg.Threads)
 	setup := func(w *worker) error {
+		for op, p := range wl.shares() {
+			if p > 0 {
+				w.hist(opNames[op])
+			}
+		}
 		c := newChooser(dist, startRecords, zipfItems, cfg.ZipfConstant, zetaLatest)
 		choosers[w.id] = c
 		if zc, ok := c.(zipfianChooser); ok && !timed && planFits(ops, cfg.KeySize+9) {
@@ -251,13 +261,13 @@ func (s *session) ycsbOp(w *worker, op opKind, k uint64, key []byte) (time.Durat
 	case opRead:
 		t0 := w.clock()
 		v, err := s.db.Get(key)
-		d := since(t0)
+		d := w.since(t0)
 		return d, kv, check(v, err, k)
 	case opUpdate:
 		v := w.vals.value(k)
 		t0 := w.clock()
 		err := s.db.Set(key, v, nil)
-		return since(t0), kv, err
+		return w.since(t0), kv, err
 	case opInsert:
 		rec := st.ack.take()
 		if rec >= st.keys.n {
@@ -267,7 +277,7 @@ func (s *session) ycsbOp(w *worker, op opKind, k uint64, key []byte) (time.Durat
 		v := w.vals.value(k)
 		t0 := w.clock()
 		err := s.db.Set(key, v, nil)
-		d := since(t0)
+		d := w.since(t0)
 		if err == nil {
 			st.ack.ack(rec)
 		}
@@ -280,7 +290,7 @@ func (s *session) ycsbOp(w *worker, op opKind, k uint64, key []byte) (time.Durat
 		}
 		nv := w.vals.value(k)
 		err = s.db.Set(key, nv, nil)
-		return since(t0), 2 * kv, err
+		return w.since(t0), 2 * kv, err
 	case opScan:
 		length := 1 + w.rng.IntN(cfg.MaxScanLength)
 		n := 0
@@ -305,7 +315,7 @@ func (s *session) ycsbOp(w *worker, op opKind, k uint64, key []byte) (time.Durat
 			}
 		}
 		err = it.Close()
-		return since(t0), n, err
+		return w.since(t0), n, err
 	}
 	return 0, 0, fmt.Errorf("unknown operation %d", op)
 }
