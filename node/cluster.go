@@ -437,6 +437,12 @@ func (r clusterReplica) Follow(l coord.Leader) error {
 	return nil
 }
 
+func (r clusterReplica) SetSyncSet(ids []string) { r.b.r.SetSyncSet(ids) }
+
+func (r clusterReplica) SyncDurable(ids []string, want int) uint64 {
+	return r.b.r.SyncDurable(ids, want)
+}
+
 // StepDown stops taking writes; the node follows whoever coord names next.
 func (r clusterReplica) StepDown() {
 	r.b.leading.Store(0)

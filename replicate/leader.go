@@ -419,7 +419,8 @@ func (l *leader) forget(now time.Time) {
 	}
 }
 
-// waitQuorum waits until q followers report seq durable.
+// waitQuorum waits until q followers report seq durable, counting only
+// the synchronous set when one is set (SetSyncSet).
 func (l *leader) waitQuorum(seq uint64, q int, timeout time.Duration) error {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -427,7 +428,7 @@ func (l *leader) waitQuorum(seq uint64, q int, timeout time.Duration) error {
 		l.mu.Lock()
 		count := 0
 		for _, p := range l.peers {
-			if p.durable.Load() >= seq {
+			if p.durable.Load() >= seq && l.n.counts(p.id) {
 				count++
 			}
 		}
@@ -439,7 +440,11 @@ func (l *leader) waitQuorum(seq uint64, q int, timeout time.Duration) error {
 		select {
 		case <-ch:
 		case <-timer.C:
-			return fmt.Errorf("replicate: quorum of %d not reached within %v (seq %d is durable on %d followers): %w", q, timeout, seq, count, ErrQuorum)
+			of := "followers"
+			if l.n.syncSet.Load() != nil {
+				of = "followers of the synchronous set recorded in etcd (kvnode cluster status lists it)"
+			}
+			return fmt.Errorf("replicate: quorum of %d not reached within %v (seq %d is durable on %d %s): %w", q, timeout, seq, count, of, ErrQuorum)
 		case <-l.ctx.Done():
 			return logkv.ErrClosed
 		}

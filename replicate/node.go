@@ -44,6 +44,9 @@ type Node struct {
 	failed    atomic.Pointer[error] // a durable record the engine refused
 
 	progress progress
+	// syncSet, when set, names the only followers a sync-mode quorum
+	// counts (wait.go: SetSyncSet).
+	syncSet atomic.Pointer[map[string]bool]
 
 	roleMu sync.Mutex
 	// role is written under roleMu and read without it (every client

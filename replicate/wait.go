@@ -1,6 +1,9 @@
 package replicate
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // WaitFollowers waits until want followers report every record up to seq
 // durable in their logs, or ctx ends, or the node stops leading (or closes),
@@ -45,4 +48,79 @@ func (n *Node) WriteErr() error {
 		return *p
 	}
 	return n.log.Err()
+}
+
+// SetSyncSet restricts the followers a sync-mode write's quorum counts to
+// ids; nil counts every follower (the default, for a node no coordination
+// records). It persists across promotions and takes effect for the writes
+// waiting now.
+//
+// Why: coordination (package coord) records in etcd the set a new leader is
+// chosen from, and trusts that every acknowledged write is on a quorum of
+// it. A follower outside the recorded set must therefore never count, or a
+// failover could elect a node that lacks an acknowledged write. coord
+// records a set in etcd before it widens the counting set here, and narrows
+// it here before it records a smaller one, so the recorded set always holds
+// every follower that counted.
+func (n *Node) SetSyncSet(ids []string) {
+	if ids == nil {
+		n.syncSet.Store(nil)
+	} else {
+		set := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			set[id] = true
+		}
+		n.syncSet.Store(&set)
+	}
+	// Wake the quorum waiters so that they count again with the new set.
+	n.roleMu.Lock()
+	l := n.leader
+	n.roleMu.Unlock()
+	if l != nil {
+		l.mu.Lock()
+		close(l.acked)
+		l.acked = make(chan struct{})
+		l.mu.Unlock()
+	}
+}
+
+// counts reports whether a follower's acks count towards a quorum.
+func (n *Node) counts(id string) bool {
+	set := n.syncSet.Load()
+	return set == nil || (*set)[id]
+}
+
+// SyncDurable returns the highest seq durable on this leader and on at
+// least want of the followers ids (want 0: the leader's own durable seq),
+// 0 on a node that does not lead. Coordination uses it before it records a
+// smaller synchronous set: every write acknowledged so far must be on a
+// quorum of the smaller set first.
+func (n *Node) SyncDurable(ids []string, want int) uint64 {
+	n.roleMu.Lock()
+	l := n.leader
+	n.roleMu.Unlock()
+	if l == nil {
+		return 0
+	}
+	own := n.log.DurableSeq()
+	if want <= 0 {
+		return own
+	}
+	in := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		in[id] = true
+	}
+	var held []uint64
+	l.mu.Lock()
+	for id, p := range l.peers {
+		if in[id] {
+			held = append(held, p.durable.Load())
+		}
+	}
+	l.mu.Unlock()
+	if len(held) < want {
+		return 0
+	}
+	slices.Sort(held)
+	return min(own, held[len(held)-want])
 }

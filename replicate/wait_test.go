@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/logkv/logkv"
 )
 
 // WaitFollowers returns as soon as enough followers ack (it is woken by the
@@ -41,4 +43,42 @@ func TestWaitFollowers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a cancelled WaitFollowers did not return")
 	}
+}
+
+// In sync mode with a synchronous set, only its followers count towards the
+// quorum: a write that only a follower outside the set holds is not
+// acknowledged (coordination's take-over rule trusts the set it recorded),
+// and widening the set lets the waiting write through.
+func TestSyncSetQuorum(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) { cfg.AckMode, cfg.Quorum, cfg.QuorumTimeout = Sync, 1, 300*time.Millisecond })
+	a := c.start("a", "")
+	a.SetSyncSet([]string{"a", "b"})
+	c.start("c", "a")
+	var b logkv.Batch
+	b.Set([]byte("k"), []byte("v"))
+	_, err := a.Write(&b)
+	require.ErrorIs(t, err, ErrQuorum, "only c, outside the synchronous set, holds the write")
+	require.Contains(t, err.Error(), "synchronous set")
+	require.Zero(t, a.SyncDurable([]string{"b"}, 1))
+	require.Equal(t, a.Log().DurableSeq(), a.SyncDurable([]string{"c"}, 1))
+
+	// A write waiting for its quorum goes through once c joins the set.
+	// Long enough now for the write to wait for the widening (no write runs).
+	c.nodes["a"].cfg.QuorumTimeout = 30 * time.Second
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Write(&b)
+		done <- err
+	}()
+	require.Never(t, func() bool { return len(done) > 0 }, 100*time.Millisecond, 5*time.Millisecond)
+	a.SetSyncSet([]string{"a", "b", "c"})
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("widening the synchronous set did not wake the waiting write")
+	}
+	a.SetSyncSet(nil)
+	_, err = a.Write(&b)
+	require.NoError(t, err, "no set: every follower counts")
 }

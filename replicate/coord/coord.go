@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -168,6 +167,13 @@ type Replica interface {
 	// Lead promotes the local node to leader of epoch (newer than any it
 	// has seen). If it fails, the member resigns.
 	Lead(epoch uint64) error
+	// SetSyncSet restricts the followers a sync-mode quorum counts to ids
+	// (replicate.Node.SetSyncSet). The member calls it only in sync mode,
+	// and only with sets the sync key holds (syncset.go).
+	SetSyncSet(ids []string)
+	// SyncDurable returns the highest seq durable on the local leader and
+	// on at least want of the followers ids (replicate.Node.SyncDurable).
+	SyncDurable(ids []string, want int) uint64
 	// Follow makes the local node follow l.
 	Follow(l Leader) error
 	// StepDown stops the local node taking writes: the leadership it held
@@ -191,6 +197,9 @@ type Member struct {
 	// leader acknowledges nothing meanwhile (handoff.go).
 	pausedFor string
 	changed   chan struct{}
+
+	// syncMu serializes this member's changes to the synchronous set.
+	syncMu sync.Mutex
 
 	ran atomic.Bool
 }
@@ -331,7 +340,7 @@ func (m *Member) session(ctx context.Context, r Replica) error {
 	wg.Go(func() { m.report(ctx, g.ID, r) })
 	wg.Go(func() { m.watchHandoff(ctx, r) })
 	if m.cfg.SyncQuorum > 0 {
-		wg.Go(func() { m.watchMembers(ctx) })
+		wg.Go(func() { m.maintainSync(ctx, r) })
 	}
 	err = m.elect(ctx, g.ID, r)
 	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
@@ -539,7 +548,7 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 	// The Put's revision is the key's CreateRevision: the new epoch.
 	epoch := uint64(txn.Header.Revision)
 	if m.cfg.SyncQuorum > 0 {
-		if err := m.publishSync(ctx, false); err != nil {
+		if err := m.growSync(ctx, epoch, r); err != nil {
 			m.log.Error("recording the synchronous set failed; resigning", "err", err)
 			m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(epoch))).
 				Then(clientv3.OpDelete(m.cfg.leaderKey())).Commit()
@@ -552,59 +561,6 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 		Then(clientv3.OpDelete(m.cfg.handoffKey())).Commit()
 	m.lead(ctx, Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr, Epoch: epoch}, r)
 	return nil
-}
-
-// publishSync records the synchronous set (every member of the shard now,
-// and with grow, every member it held before) and quorum: at election,
-// before the leader takes a write, and whenever a member joins.
-func (m *Member) publishSync(ctx context.Context, grow bool) error {
-	st, err := ReadShard(ctx, m.cli, m.cfg.Cluster, m.cfg.Shard)
-	if err != nil {
-		return err
-	}
-	s := SyncSet{V: formatVersion, Quorum: m.cfg.SyncQuorum + 1}
-	in := map[string]bool{}
-	for _, mi := range st.Members {
-		in[mi.ID] = true
-	}
-	if grow && st.Sync != nil {
-		for _, id := range st.Sync.Set {
-			in[id] = true
-		}
-	}
-	for id := range in {
-		s.Set = append(s.Set, id)
-	}
-	sort.Strings(s.Set)
-	if grow && st.Sync != nil && slices.Equal(s.Set, st.Sync.Set) && s.Quorum == st.Sync.Quorum {
-		return nil
-	}
-	_, err = m.cli.Put(ctx, m.cfg.syncKey(), mustJSON(s))
-	return err
-}
-
-// watchMembers runs in sync mode: while the member leads, a member that
-// joins is added to the synchronous set, since replication may count it in
-// a quorum. (A follower registers before it follows, but the leader may see
-// its first ack before this update lands: a narrow window replicate cannot
-// close until it counts only the recorded set.)
-func (m *Member) watchMembers(ctx context.Context) {
-	wch := m.cli.Watch(clientv3.WithRequireLeader(ctx), m.cfg.prefix()+"members/", clientv3.WithPrefix())
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-wch:
-			if !ok {
-				return
-			}
-			if ev.Err() == nil && m.Leading() != 0 {
-				if err := m.publishSync(ctx, true); err != nil {
-					m.log.Warn("recording the synchronous set failed", "err", err)
-				}
-			}
-		}
-	}
 }
 
 // Eligible applies the take-over rule of docs/cluster.md to this member:
@@ -691,6 +647,8 @@ type Shard struct {
 	Progress map[string]Progress
 	// Sync is the recorded synchronous set, nil in async mode.
 	Sync *SyncSet
+	// SyncRevision is the sync key's ModRevision, 0 without one.
+	SyncRevision int64
 	// Handoff is a leadership hand-off in progress, or nil.
 	Handoff *Handoff
 }
@@ -727,7 +685,7 @@ func ReadShard(ctx context.Context, cli *clientv3.Client, cluster, shard string)
 		case key == c.syncKey():
 			var s SyncSet
 			if json.Unmarshal(kv.Value, &s) == nil {
-				st.Sync = &s
+				st.Sync, st.SyncRevision = &s, kv.ModRevision
 			}
 		case key == c.handoffKey():
 			var h Handoff

@@ -25,6 +25,36 @@ type replica struct {
 	leadAt  time.Time // when Lead was last called
 	leading uint64
 	leader  string // the id followed
+	// syncDurable is what SyncDurable answers; set it with setSyncDurable.
+	syncDurable uint64
+	// onSyncSet, if set, checks each SetSyncSet; syncSets records them.
+	onSyncSet func(ids []string)
+	syncSets  [][]string
+}
+
+func (r *replica) SetSyncSet(ids []string) {
+	r.mu.Lock()
+	check := r.onSyncSet
+	r.syncSets = append(r.syncSets, slices.Clone(ids))
+	r.mu.Unlock()
+	if check != nil {
+		check(ids)
+	}
+}
+
+func (r *replica) SyncDurable([]string, int) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.syncDurable
+}
+
+func (r *replica) lastSyncSet() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.syncSets) == 0 {
+		return nil
+	}
+	return r.syncSets[len(r.syncSets)-1]
 }
 
 func (r *replica) Progress() (uint64, uint64) {
@@ -311,4 +341,76 @@ func TestSyncSetGrows(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "b never joined the synchronous set: %+v", st.Sync)
 		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
+}
+
+// waitSync polls until the recorded synchronous set is want.
+func waitSync(t *testing.T, cli *clientv3.Client, within time.Duration, want coord.SyncSet) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, err := coord.ReadShard(context.Background(), cli, "test", "")
+		require.NoError(t, err)
+		if st.Sync != nil && slices.Equal(st.Sync.Set, want.Set) && st.Sync.Quorum == want.Quorum {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "synchronous set %+v, want %+v", st.Sync, want)
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// TestSyncSetShrinks: a new leader keeps the inherited synchronous set (it
+// names a member gone, which may have acknowledged writes), lets
+// replication count only members the recorded set holds, and drops the
+// members gone only once the live ones hold what was acknowledged.
+func TestSyncSetShrinks(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	// The last leader, x, recorded {a, b, x}, quorum 2: x is gone.
+	_, err := cli.Put(ctx, coord.Prefix("test")+"shards/0/sync", `{"v":1,"set":["a","b","x"],"quorum":2}`)
+	require.NoError(t, err)
+	var violations []string
+	var vmu sync.Mutex
+	// Every set replication is told to count must be within the recorded
+	// one at that moment.
+	check := func(ids []string) {
+		st, err := coord.ReadShard(ctx, cli, "test", "")
+		require.NoError(t, err)
+		for _, id := range ids {
+			if st.Sync == nil || !slices.Contains(st.Sync.Set, id) {
+				vmu.Lock()
+				violations = append(violations, fmt.Sprintf("replication counts %s, the recorded set is %+v", id, st.Sync))
+				vmu.Unlock()
+			}
+		}
+	}
+	a := startMember(t, srv, coord.Config{ID: "a", SyncQuorum: 1}, 10)
+	a.r.mu.Lock()
+	a.r.onSyncSet = check
+	a.r.mu.Unlock()
+	b := startMember(t, srv, coord.Config{ID: "b", SyncQuorum: 1}, 5)
+	l := waitLeader(t, 10*time.Second, a, b)
+	require.Equal(t, "a", l.id, "a holds the most durable log")
+	require.Equal(t, []string{"a", "b", "x"}, a.r.lastSyncSet(), "at election: the inherited set, x included")
+	waitSync(t, cli, 5*time.Second, coord.SyncSet{Set: []string{"a", "b", "x"}, Quorum: 2})
+
+	// b does not hold a's durable seq 10 yet: x stays recorded, though a
+	// no longer counts it.
+	require.Eventually(t, func() bool { return slices.Equal(a.r.lastSyncSet(), []string{"a", "b"}) }, 10*time.Second, 5*time.Millisecond)
+	st, err := coord.ReadShard(ctx, cli, "test", "")
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b", "x"}, st.Sync.Set, "x dropped before the live members held what was acknowledged")
+
+	a.r.mu.Lock()
+	a.r.syncDurable = 10 // b caught up
+	a.r.mu.Unlock()
+	waitSync(t, cli, 10*time.Second, coord.SyncSet{Set: []string{"a", "b"}, Quorum: 2})
+
+	// c joins: recorded first, then counted.
+	startMember(t, srv, coord.Config{ID: "c", SyncQuorum: 1}, 0)
+	waitSync(t, cli, 10*time.Second, coord.SyncSet{Set: []string{"a", "b", "c"}, Quorum: 2})
+	require.Eventually(t, func() bool { return slices.Equal(a.r.lastSyncSet(), []string{"a", "b", "c"}) }, 10*time.Second, 5*time.Millisecond)
+	vmu.Lock()
+	defer vmu.Unlock()
+	require.Empty(t, violations)
 }

@@ -42,6 +42,15 @@
 //     members of S, itself included, and hold the highest durable seq
 //     among them, or the shard waits rather than lose an acknowledged write.
 //
+// In sync mode the set is what replication counts, not only what etcd
+// says: the leader tells its replica which followers count towards the
+// quorum (Replica.SetSyncSet), records a larger set before it counts the
+// new members, and counts fewer members before it records a smaller set,
+// once those that stay hold every acknowledged write (syncset.go). A new
+// leader keeps the set it inherits (with the live members added) until
+// then, since a member gone may be one of the quorum of an acknowledged
+// write.
+//
 // # etcd unreachable
 //
 // As with Patroni: a leader that cannot renew its lease stops acknowledging
