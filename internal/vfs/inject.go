@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // InjectedError returns the error the ready-made injectors fail op with: it
@@ -197,4 +198,37 @@ func (c *CrashPoint) Crashed() (*MemFS, bool) {
 		return clone, true
 	}
 	return c.mem.CrashClone(c.o), false
+}
+
+// DiskFull is an Injector that plays a disk that fills up and is freed
+// again: while full, every Write fails with an error wrapping both
+// ErrInjected and syscall.ENOSPC, as write(2) on a full filesystem does,
+// and every other operation runs (creating, renaming, removing, truncating
+// and syncing need no data blocks, or free them). Pair it with
+// ErrorFS.SetShortWrites for writes that fill the last blocks before they
+// fail. Create it with NewDiskFull.
+type DiskFull struct {
+	full   atomic.Bool
+	failed atomic.Int64
+}
+
+// NewDiskFull returns a DiskFull injector, with space.
+func NewDiskFull() *DiskFull { return &DiskFull{} }
+
+// Fill makes every Write fail from now on.
+func (d *DiskFull) Fill() { d.full.Store(true) }
+
+// Free makes writes succeed again from now on.
+func (d *DiskFull) Free() { d.full.Store(false) }
+
+// Failed returns how many writes it has failed.
+func (d *DiskFull) Failed() int64 { return d.failed.Load() }
+
+// MaybeError fails a Write while the disk is full.
+func (d *DiskFull) MaybeError(op Op) error {
+	if op.Kind == OpWrite && d.full.Load() {
+		d.failed.Add(1)
+		return fmt.Errorf("%w: %s %s: %w", ErrInjected, op.Kind, op.Path, syscall.ENOSPC)
+	}
+	return nil
 }

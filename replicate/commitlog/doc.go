@@ -83,6 +83,26 @@
 // Flush writes whatever is buffered. Readers see only durable records, so a
 // follower never holds a record its leader could lose in a crash.
 //
+// # Write failures
+//
+// A failed write (a full disk: ENOSPC, EDQUOT) is undone, not fatal: the
+// active segment is cut back to where the write began, so the file holds
+// whole records only, and the records stay buffered. Flush, FlushTo, Sync
+// and Append return an error wrapping ErrWriteFailed (and the cause) until
+// a write succeeds; each call tries the write again. Append takes no new
+// record meanwhile, so no record is ever buffered behind ones that may not
+// be written, and an Append whose own record made the write fail takes it
+// back: its caller was told it failed, so it is never written. A segment
+// that could not be created when the active one filled is removed, and the
+// next Append tries again. Err reports the failure until a write succeeds.
+//
+// A failed fsync is different, and fails the log for good (ErrFailed), as
+// does a failed write whose partial bytes could not be cut off: after a
+// failed fsync, Linux may have dropped the dirty pages it could not write
+// and marked them clean, so a later fsync that succeeds says nothing about
+// them (PostgreSQL's "fsyncgate", 2018). Only a reopen, which reads what
+// the disk holds, recovers.
+//
 // # Recovery
 //
 // Open reads every segment. A power loss can damage bytes that were written

@@ -189,29 +189,6 @@ func TestFlushToAfterTruncate(t *testing.T) {
 	readRange(t, l3, 4, 6)
 }
 
-// TestFlushToFailedWrite: a failed write fails FlushTo, and every later
-// FlushTo of a record it did not write, even once the disk works again.
-func TestFlushToFailedWrite(t *testing.T) {
-	tog := vfs.NewToggle(vfs.OpWrite)
-	l := openMem(t, vfs.NewErrorFS(vfs.NewMem(), tog), 1<<20)
-	defer l.Close()
-	require.NoError(t, l.BeginEpoch(1))
-	appendBatches(t, l, 3, 0)
-	require.NoError(t, l.FlushTo(3))
-	appendBatches(t, l, 2, 0)
-
-	tog.On()
-	require.ErrorIs(t, l.FlushTo(4), vfs.ErrInjected)
-	tog.Off()
-	require.ErrorIs(t, l.FlushTo(4), vfs.ErrInjected, "the failure is sticky")
-	require.ErrorIs(t, l.FlushTo(5), vfs.ErrInjected)
-	require.ErrorIs(t, l.Flush(), vfs.ErrInjected)
-	require.ErrorIs(t, l.Sync(3), vfs.ErrInjected)
-	_, err := l.Append(batch(t, 6))
-	require.ErrorIs(t, err, vfs.ErrInjected)
-	require.NoError(t, l.FlushTo(3), "records written before the failure stay written")
-}
-
 // TestFailedTruncateForgetsDurable: a TruncateAfter that fails part way
 // leaves the log failed, and Sync does not report the records it was
 // removing as durable.

@@ -31,6 +31,21 @@ var (
 	ErrOutOfOrder = errors.New("commitlog: record out of order")
 	// ErrNoEpoch: Append on a log that has no epoch yet (see BeginEpoch).
 	ErrNoEpoch = errors.New("commitlog: no epoch begun")
+	// ErrWriteFailed: writing buffered records to the active segment failed
+	// (a full disk, say), and the log undid the partial write: the file
+	// holds exactly the records written before, the failed ones stay
+	// buffered, and the next Flush, FlushTo, Sync or Append writes them
+	// again. Until one succeeds the log takes no new record. It is not
+	// sticky: free space and the log carries on.
+	ErrWriteFailed = errors.New("commitlog: writing the commit log failed; it retries")
+	// ErrFailed: the log failed in a way only a reopen recovers from, and
+	// takes no more writes: an fsync failed, or a failed write's partial
+	// bytes could not be removed. After a failed fsync the page cache
+	// cannot be trusted: Linux may have dropped the dirty pages and marked
+	// them clean, so a later fsync that succeeds proves nothing about them
+	// (PostgreSQL's "fsyncgate", 2018). Open recovers from what the disk
+	// holds.
+	ErrFailed = errors.New("commitlog: the commit log failed; reopen it")
 )
 
 // DefaultSegmentSize is the size past which a segment is sealed and a new one
@@ -88,7 +103,8 @@ type Log struct {
 	notify           chan struct{} // closed and replaced when readers should look again
 	closed           bool
 	closedCh         chan struct{}
-	err              error  // sticky write or sync failure
+	err              error  // sticky failure (wraps ErrFailed): the log takes nothing more
+	werr             error  // failed write the buffered records wait to retry (wraps ErrWriteFailed)
 	gen              uint64 // bumped by TruncateAfter and Reset
 	wbuf             []byte // frames appended but not yet written to f (see flushLocked)
 	pbuf             []byte // payload being framed
@@ -287,10 +303,19 @@ func (l *Log) recover() error {
 func (l *Log) openActive(path string) (vfs.File, error) {
 	f, err := l.fs.OpenReadWrite(path)
 	if err != nil {
-		l.err = fmt.Errorf("commitlog: %w", err)
-		return nil, l.err
+		return nil, l.fail(fmt.Errorf("commitlog: %w", err))
 	}
 	return f, nil
+}
+
+// fail makes err the log's sticky failure and returns it, wrapped in
+// ErrFailed. l.mu is held.
+func (l *Log) fail(err error) error {
+	if !errors.Is(err, ErrFailed) {
+		err = fmt.Errorf("%w: %w", ErrFailed, err)
+	}
+	l.err = err
+	return err
 }
 
 // damaged decides what a frame of segment s that failed its checks at off
@@ -370,6 +395,21 @@ func (l *Log) createSegment(path string) error {
 	return nil
 }
 
+// writable returns why the log cannot take a new record, if it cannot: it
+// is closed or failed, or records a failed write left buffered still cannot
+// be written (it tries once more first). A new record must not queue behind
+// records that may never reach the disk: its writer would wait with them,
+// and the log would grow a buffer it cannot write. l.mu is held.
+func (l *Log) writable() error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if l.werr != nil && len(l.wbuf) > 0 {
+		return l.flushLocked()
+	}
+	return nil // a failed roll is tried again by the append
+}
+
 // usable returns why the log cannot be written, if it cannot. l.mu is held.
 func (l *Log) usable() error {
 	if l.closed {
@@ -390,7 +430,7 @@ func (l *Log) wake() {
 func (l *Log) Append(batch []byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.usable(); err != nil {
+	if err := l.writable(); err != nil {
 		return 0, err
 	}
 	if len(l.history) == 0 {
@@ -409,7 +449,7 @@ func (l *Log) Append(batch []byte) (uint64, error) {
 func (l *Log) AppendRecord(r Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.usable(); err != nil {
+	if err := l.writable(); err != nil {
 		return err
 	}
 	if r.Seq != l.last+1 {
@@ -445,12 +485,24 @@ func (l *Log) write(r Record) error {
 	// What is synced now is durable whatever happens to this record: it
 	// tells recovery that damage before it is corruption, not a torn tail.
 	l.pbuf = appendSegmentRecord(l.pbuf[:0], uint64(act.durableSize), r)
+	mark, prevLast := len(l.wbuf), l.last
 	l.wbuf = record.Append(l.wbuf, l.pbuf)
 	act.size += int64(record.Size(len(l.pbuf)))
 	act.last = r.Seq
 	l.last = r.Seq
 	if len(l.wbuf) >= flushSize {
-		return l.flushLocked()
+		if err := l.flushLocked(); err != nil {
+			if l.err == nil {
+				// The write failed and was undone: r was never written,
+				// and its caller is told so, so r must never be written
+				// later either. The records before it stay buffered for
+				// the retry.
+				l.wbuf = l.wbuf[:mark]
+				act.size -= int64(record.Size(len(l.pbuf)))
+				act.last, l.last = prevLast, prevLast
+			}
+			return err
+		}
 	}
 	return nil
 }
@@ -463,17 +515,38 @@ const flushSize = 256 << 10
 // (made by the Sync that covers them) rather than one each. Everything that
 // syncs, reads, truncates or replaces the active file flushes first. l.mu is
 // held.
+//
+// A failed write (a full disk, say) is undone rather than failing the log:
+// the segment is cut back to the records written before it, so the file
+// holds whole records only, as if the write had never been tried, and the
+// records stay buffered for the next flush to write again. Only a write
+// whose partial bytes cannot be cut off fails the log for good. Nothing
+// syncs the cut: the bytes it removes were never synced, and recovery
+// treats whatever a crash leaves of them as a torn tail.
 func (l *Log) flushLocked() error {
+	if l.err != nil {
+		return l.err
+	}
 	if len(l.wbuf) == 0 || l.f == nil {
 		return nil
 	}
+	act := l.segs[len(l.segs)-1]
 	if n, err := l.f.Write(l.wbuf); err != nil || n != len(l.wbuf) {
 		if err == nil {
 			err = io.ErrShortWrite
 		}
-		l.err = fmt.Errorf("commitlog: write %s: %w", l.segs[len(l.segs)-1].path, err)
-		return l.err
+		err = fmt.Errorf("write %s: %w", act.path, err)
+		if n > 0 {
+			// wbuf holds the active segment's unwritten tail: the file
+			// ended where the buffer starts.
+			if terr := l.f.Truncate(act.size - int64(len(l.wbuf))); terr != nil {
+				return l.fail(fmt.Errorf("commitlog: %w, and cutting its %d partial bytes off failed: %w", err, n, terr))
+			}
+		}
+		l.werr = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		return l.werr
 	}
+	l.werr = nil
 	l.setFlushed(l.last)
 	if cap(l.wbuf) > 4<<20 {
 		l.wbuf = nil // do not keep a huge batch's buffer
@@ -496,18 +569,28 @@ func (l *Log) roll() error {
 		return err
 	}
 	if err := l.f.Sync(); err != nil {
-		l.err = fmt.Errorf("commitlog: sync %s: %w", act.path, err)
-		return l.err
+		return l.fail(fmt.Errorf("commitlog: sync %s: %w", act.path, err))
 	}
 	s := l.newSegment(act.last + 1)
 	if err := l.createSegment(s.path); err != nil {
-		l.err = err
-		return err
+		// A full disk, say. The new segment must not stay behind, even
+		// empty: the records appended to the old one meanwhile would make
+		// its name a lie, which recovery reports as a gap. The next append
+		// tries the roll again.
+		if rerr := l.fs.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return l.fail(fmt.Errorf("%w, and removing it failed: %w", err, rerr))
+		}
+		if serr := l.fs.SyncDir(l.dir); serr != nil {
+			return l.fail(fmt.Errorf("%w, and syncing %s after removing it failed: %w", err, l.dir, serr))
+		}
+		l.werr = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		return l.werr
 	}
 	f, err := l.openActive(s.path)
 	if err != nil {
 		return err
 	}
+	l.werr = nil
 	act.durableSize = act.size
 	l.retired = append(l.retired, l.f)
 	l.f = f
@@ -565,8 +648,11 @@ func (l *Log) FlushTo(seq uint64) error {
 }
 
 // Sync makes every record up to seq durable. Concurrent callers share one
-// fsync (group commit). A failed sync leaves the log failed: every later
-// write and sync returns the error, since what reached the disk is unknown.
+// fsync (group commit). A failed write of the buffered records returns an
+// error wrapping ErrWriteFailed and leaves them buffered: call Sync again
+// to retry (the caller decides how long to wait). A failed fsync fails the
+// log (ErrFailed): every later write and sync returns the error, since what
+// reached the disk is unknown.
 func (l *Log) Sync(seq uint64) error {
 	if l.durableSeq.Load() >= seq {
 		return nil
@@ -628,8 +714,7 @@ func (l *Log) Sync(seq uint64) error {
 	l.syncing = false
 	defer l.wake() // the waiters, whatever the outcome
 	if err != nil {
-		l.err = fmt.Errorf("commitlog: sync %s: %w", act.path, err)
-		return l.err
+		return l.fail(fmt.Errorf("commitlog: sync %s: %w", act.path, err))
 	}
 	if size > act.durableSize {
 		act.durableSize = size
@@ -641,16 +726,20 @@ func (l *Log) Sync(seq uint64) error {
 	return nil
 }
 
-// Err returns the failure that stopped the log taking writes (a failed
-// write or fsync: sticky, since what reached the disk is unknown), or nil.
-// A closed log returns nil.
+// Err returns why the log does not take writes now, or nil: a sticky
+// failure (wrapping ErrFailed: a failed fsync, say), or the last write
+// that failed and was undone (wrapping ErrWriteFailed: it clears once a
+// write succeeds). A closed log returns nil.
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return nil
 	}
-	return l.err
+	if l.err != nil {
+		return l.err
+	}
+	return l.werr
 }
 
 // LastSeq returns the seq of the last record written (durable or not); for an
@@ -806,28 +895,24 @@ func (l *Log) TruncateAfter(seq uint64) error {
 			l.f = nil
 		}
 		if err := l.fs.Remove(l.segs[i].path); err != nil {
-			l.err = fmt.Errorf("commitlog: truncate: %w", err)
-			return l.err
+			return l.fail(fmt.Errorf("commitlog: truncate: %w", err))
 		}
 		l.segs = l.segs[:i]
 		i--
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		l.err = fmt.Errorf("commitlog: truncate: %w", err)
-		return l.err
+		return l.fail(fmt.Errorf("commitlog: truncate: %w", err))
 	}
 	s := l.segs[i]
 	off, err := l.offsetOf(s, seq+1)
 	if err != nil {
-		l.err = err
-		return err
+		return l.fail(err)
 	}
 	if l.f != nil {
 		l.f.Close()
 	}
 	if err := l.cutTail(s.path, off); err != nil {
-		l.err = err
-		return err
+		return l.fail(err)
 	}
 	f, err := l.openActive(s.path)
 	if err != nil {
@@ -841,8 +926,7 @@ func (l *Log) TruncateAfter(seq uint64) error {
 	}
 	if len(h) != len(l.history) {
 		if err := writeHistory(l.fs, l.dir, h); err != nil {
-			l.err = err
-			return err
+			return l.fail(err)
 		}
 		l.history = h
 	}
@@ -909,25 +993,23 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 	}
 	l.closeFilesLocked()
 	l.wbuf = l.wbuf[:0] // the records it holds are being removed
+	l.werr = nil        // and with them what a failed write left to retry
 	// Every record is going, even if the reset fails part way: FlushTo must
 	// count none (a failed reset leaves the log failed, so nothing is
 	// appended after it).
 	l.setFlushed(min(l.flushedSeq.Load(), next-1))
 	for i := len(l.segs) - 1; i >= 0; i-- {
 		if err := l.fs.Remove(l.segs[i].path); err != nil {
-			l.err = fmt.Errorf("commitlog: reset: %w", err)
-			return l.err
+			return l.fail(fmt.Errorf("commitlog: reset: %w", err))
 		}
 	}
 	l.segs = nil
 	s := l.newSegment(next)
 	if err := l.createSegment(s.path); err != nil {
-		l.err = err
-		return err
+		return l.fail(err)
 	}
 	if err := writeHistory(l.fs, l.dir, history); err != nil {
-		l.err = err
-		return err
+		return l.fail(err)
 	}
 	f, err := l.openActive(s.path)
 	if err != nil {
