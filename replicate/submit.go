@@ -2,9 +2,12 @@ package replicate
 
 import (
 	"bytes"
+	"errors"
 	"runtime"
+	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/commitlog"
 )
 
 // Submit appends b to the commit log on the leader and returns its seq
@@ -44,6 +47,13 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 // durable in the local log (with SyncInterval in Async mode: written to the
 // operating system) and applied to the engine, and in Sync mode held by the
 // quorum, with the same errors as Write. Await(0) returns at once.
+//
+// A write to the log that fails and is undone (commitlog.ErrWriteFailed: a
+// full disk) does not fail Await: its record stays buffered, and Await
+// tries again until the disk takes it or the node closes (see
+// untilWritten). Meanwhile Submit refuses new writes, so no write whose
+// caller was told it failed is ever written, and none that was submitted is
+// dropped behind its caller's back.
 func (n *Node) Await(seq uint64) error {
 	if seq == 0 {
 		return nil
@@ -54,14 +64,14 @@ func (n *Node) Await(seq uint64) error {
 		// once for a record another writer's write covered): PostgreSQL's
 		// commit_delay, without the delay.
 		runtime.Gosched()
-		if err := n.log.FlushTo(seq); err != nil {
+		if err := n.untilWritten(func() error { return n.log.FlushTo(seq) }); err != nil {
 			return err
 		}
 		select {
 		case n.syncKick <- struct{}{}:
 		default: // a kick is already pending
 		}
-	} else if err := n.log.Sync(seq); err != nil {
+	} else if err := n.untilWritten(func() error { return n.log.Sync(seq) }); err != nil {
 		return err
 	}
 	if err := n.applyThrough(seq); err != nil {
@@ -96,8 +106,48 @@ func (n *Node) AwaitLocal(seq uint64) error {
 	if seq == 0 {
 		return nil
 	}
-	if err := n.log.Sync(seq); err != nil {
+	if err := n.untilWritten(func() error { return n.log.Sync(seq) }); err != nil {
 		return err
 	}
 	return n.applyThrough(seq)
+}
+
+// Retry pacing of untilWritten: a write(2) of the buffered records per try,
+// soon after a brief hiccup, at most every maxWriteRetry while the disk
+// stays full.
+const (
+	minWriteRetry = time.Millisecond
+	maxWriteRetry = 100 * time.Millisecond
+)
+
+// untilWritten runs write, a flush or sync of the log, until it succeeds,
+// fails for another reason than a write the log undid, or the node closes.
+//
+// Why wait rather than fail: the records a failed write left buffered were
+// submitted, each by a caller still waiting to learn its fate, and the log
+// cannot take them back one by one. Failing them would mean rolling the
+// log's next seq back, and a seq given out again cannot be told from the
+// first: a Redis-protocol node acknowledges a whole group of clients with
+// one Await of the highest seq submitted, so an Await of a reused seq would
+// acknowledge a write that was dropped. Waiting instead writes every
+// record that was handed out a seq, once the disk takes it, while Submit
+// refuses new writes with the error (commitlog.Log.Append does), which is
+// how Redis treats its AOF buffer on a full disk. A failed fsync is not
+// retried: it fails the log for good (commitlog.ErrFailed).
+func (n *Node) untilWritten(write func() error) error {
+	wait := minWriteRetry
+	for {
+		err := write()
+		if err == nil || !errors.Is(err, commitlog.ErrWriteFailed) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-n.ctx.Done():
+			t.Stop()
+			return logkv.ErrClosed
+		case <-t.C:
+		}
+		wait = min(2*wait, maxWriteRetry)
+	}
 }
