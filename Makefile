@@ -125,3 +125,6 @@ stress:
 	$(GO) run ./cmd/kvstress -node -replicated -multi -engine memory -cycles $$(( $(STRESS_CYCLES) / 20 ))
 	$(GO) run ./cmd/kvhistory -ack sync -duration $(HISTORY_DURATION) -nemesis kill,pause,promote,partition
 	$(GO) run ./cmd/kvhistory -ack async -duration $(HISTORY_DURATION) -nemesis kill,pause,promote
+	for e in lsm bitcask memory; do for a in sync async; do \
+	  $(GO) run ./cmd/kvhistory -workload expiry -engine $$e -ack $$a -duration $(HISTORY_DURATION) -nemesis kill,pause,promote || exit 1; \
+	done; done

@@ -24,6 +24,8 @@ func main() {
 	clients := flag.Int("clients", 6, "concurrent clients")
 	ack := flag.String("ack", "sync", "replication ack mode: sync (quorum 1) or async")
 	nem := flag.String("nemesis", "kill,pause,promote", "comma-separated faults: kill, pause, promote, partition")
+	engine := flag.String("engine", "lsm", "the nodes' storage engine: lsm, bitcask or memory")
+	workload := flag.String("workload", history.WorkloadRegister, "register (GET, SET) or expiry (GET, PTTL, SET [PXAT], PEXPIREAT, PERSIST with deadlines a few hundred ms ahead)")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
 	bin := flag.String("kvnode", "", "kvnode binary (default: go build ./cmd/kvnode)")
 	work := flag.String("work", "", "scratch dir (default: a new temp dir, kept on failure)")
@@ -44,14 +46,16 @@ func main() {
 			fail(fmt.Errorf("go build ./cmd/kvnode (run from the repo root or pass -kvnode): %v: %s", err, out))
 		}
 	}
-	cfg := history.Config{Kvnode: *bin, Work: dir, Ack: *ack, Duration: *dur, Clients: *clients, Seed: *seed}
+	cfg := history.Config{Kvnode: *bin, Work: dir, Ack: *ack, Duration: *dur, Clients: *clients, Seed: *seed,
+		Engine: *engine, Workload: *workload}
 	if *nem != "" {
 		cfg.Nemesis = strings.Split(*nem, ",")
 	}
 	if *verbose {
 		cfg.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "kvhistory: "+f+"\n", a...) }
 	}
-	fmt.Printf("kvhistory: seed=%d ack=%s duration=%s clients=%d nemesis=%s work=%s\n", *seed, *ack, *dur, *clients, *nem, dir)
+	fmt.Printf("kvhistory: seed=%d engine=%s workload=%s ack=%s duration=%s clients=%d nemesis=%s work=%s\n",
+		*seed, *engine, *workload, *ack, *dur, *clients, *nem, dir)
 	// Ctrl-C ends the workload early; the run still cleans up and checks.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -40,6 +40,7 @@ type node struct {
 // cluster is three kvnodes started from one binary.
 type cluster struct {
 	bin, tls string // tls holds the CA (tls/ca) and each node's certificate (tls/NAME)
+	engine   string
 	ack      string
 	nodes    []*node
 	leader   int // index of the node the nemesis made leader
@@ -74,8 +75,8 @@ func addr(network string) (string, error) {
 // startCluster writes certificates, one per node, and starts node 0 as
 // leader, 1 and 2 as its followers.
 // With a netlab, node i runs in namespace i on the lab's address i.
-func startCluster(ctx context.Context, bin, work, ack string, lab *netlab) (*cluster, error) {
-	c := &cluster{bin: bin, tls: filepath.Join(work, "tls"), ack: ack, lab: lab}
+func startCluster(ctx context.Context, bin, work, engine, ack string, lab *netlab) (*cluster, error) {
+	c := &cluster{bin: bin, tls: filepath.Join(work, "tls"), engine: engine, ack: ack, lab: lab}
 	certs := []string{"certs", "-dir", c.tls, "-node", "n1,n2,n3"}
 	if lab != nil {
 		certs = append(certs, "-hosts", lab.hosts())
@@ -123,7 +124,7 @@ func startCluster(ctx context.Context, bin, work, ack string, lab *netlab) (*clu
 // start runs n, following leaderRepl when it is not empty, and waits until it
 // answers PING.
 func (c *cluster) start(ctx context.Context, n *node, leaderRepl string) error {
-	args := []string{"-data", n.dir, "-engine", "lsm", "-tls-dir", filepath.Join(c.tls, n.name), "-listen", n.listen,
+	args := []string{"-data", n.dir, "-engine", c.engine, "-tls-dir", filepath.Join(c.tls, n.name), "-listen", n.listen,
 		"-admin", n.admin, "-repl", n.repl, "-ack", c.ack, "-log-level", "warn",
 		"-requirepass", clusterPassword} // REPLICAOF needs an admin
 	if c.ack == "sync" {

@@ -1,9 +1,10 @@
 // Package history is a replicated history checker for kvnode, in the style of
 // Jepsen and etcd's robustness tests.
 //
-// Run starts a three-node kvnode cluster (a leader and two followers) as
-// child processes, drives it with concurrent clients doing random GET and SET
-// (with unique values) on a small key set, and records every operation's call
+// Run starts a three-node kvnode cluster (a leader and two followers, on
+// any engine) as child processes, drives it with concurrent clients doing
+// random GET and SET (with unique values) on a small key set, or the
+// expiry workload below, and records every operation's call
 // time, return time and result. A nemesis injects faults meanwhile: SIGKILL and
 // restart of a follower, SIGSTOP/SIGCONT of any node, and failover (the leader
 // is killed, the most advanced follower is promoted with REPLICAOF NO ONE, the
@@ -33,6 +34,25 @@
 //   - a SET with an unknown outcome (timeout, connection reset, quorum
 //     timeout) is kept with an infinite return time: it may have applied at
 //     any point after its call.
+//
+// # Expiry
+//
+// The expiry workload (Config.Workload = WorkloadExpiry) adds deadlines:
+// clients SET with and without PXAT, PEXPIREAT, PERSIST, GET and PTTL,
+// with deadlines 50-500 ms ahead by their wall clock, so keys expire
+// during the run, on the leader and its followers, and across failovers.
+// Deadlines are absolute, so a key's value and deadline after a write do
+// not depend on when the node received it. The model (step) is a register
+// with a deadline D: a key is present for an operation that takes effect
+// before D and absent for one at or after D (the node expires a key when
+// its clock reaches the deadline). An operation takes effect at one moment
+// in [call, return], no earlier than the operation before it on the key;
+// the model follows, per key, the earliest such moment that explains each
+// result (Skew widens each side of a deadline), so a read near a deadline
+// may go either way but an expired key never comes back, and a failover
+// that resurrects an expired key or loses a live one is not linearizable.
+// Deadlines travel on the wall clock and Call/Return on the monotonic one:
+// each Op records both at its call (Op.Wall) to convert between them.
 //
 // # Async mode
 //

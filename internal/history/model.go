@@ -13,11 +13,26 @@ import (
 type Kind uint8
 
 const (
-	// Get reads a key.
+	// Get reads a key (GET).
 	Get Kind = iota
-	// Set writes a unique value to a key.
+	// Set writes a unique value to a key (SET key value, or SET key value
+	// PXAT Deadline when Op.Deadline is set). A SET without PXAT clears the
+	// key's deadline, as in Redis.
 	Set
+	// ExpireAt gives an existing key the deadline Op.Deadline (PEXPIREAT);
+	// Op.N is its reply: 1 if the key existed, 0 if not.
+	ExpireAt
+	// Persist removes a key's deadline (PERSIST); Op.N is its reply: 1 if
+	// the key had one, 0 if not (or absent).
+	Persist
+	// TTL reads a key's remaining time to live (PTTL); Op.N is its reply:
+	// -2 absent, -1 no deadline, else milliseconds left.
+	TTL
 )
+
+// writes reports whether k changes the key (so an unknown outcome may still
+// have applied).
+func (k Kind) writes() bool { return k == Set || k == ExpireAt || k == Persist }
 
 // Outcome is what a client learned about an operation.
 type Outcome uint8
@@ -55,30 +70,183 @@ type Op struct {
 	Call    int64
 	Return  int64
 	Err     string // the error text when Outcome is not OK
+	// Deadline is the absolute deadline a Set (PXAT) or ExpireAt
+	// (PEXPIREAT) sent, in Unix milliseconds; 0 for a Set without one.
+	Deadline int64
+	// Wall is the client's wall clock at Call, in Unix nanoseconds: it
+	// places Deadline, a wall-clock time, on the monotonic Call/Return
+	// timeline (at the op's own instant, so that the two clocks' drift over
+	// a long run does not count).
+	Wall int64
+	// N is the integer reply of ExpireAt, Persist and TTL.
+	N int64
 }
 
 func (o Op) String() string {
-	if o.Kind == Get {
+	switch o.Kind {
+	case Get:
 		return fmt.Sprintf("get(%s) -> %q [%s]", o.Key, o.Value, o.Outcome)
+	case Set:
+		if o.Deadline != 0 {
+			return fmt.Sprintf("set(%s, %q, pxat %d) [%s]", o.Key, o.Value, o.Deadline, o.Outcome)
+		}
+		return fmt.Sprintf("set(%s, %q) [%s]", o.Key, o.Value, o.Outcome)
+	case ExpireAt:
+		return fmt.Sprintf("pexpireat(%s, %d) -> %d [%s]", o.Key, o.Deadline, o.N, o.Outcome)
+	case Persist:
+		return fmt.Sprintf("persist(%s) -> %d [%s]", o.Key, o.N, o.Outcome)
+	default:
+		return fmt.Sprintf("pttl(%s) -> %d [%s]", o.Key, o.N, o.Outcome)
 	}
-	return fmt.Sprintf("set(%s, %q) [%s]", o.Key, o.Value, o.Outcome)
 }
 
-// input is a porcupine operation input; output is its output.
+// onTimeline converts a wall-clock time in Unix milliseconds to o's
+// timeline (nanoseconds since the start of the run).
+func (o Op) onTimeline(unixMs int64) int64 {
+	return unixMs*int64(time.Millisecond) - o.Wall + o.Call
+}
+
+// Skew bounds how far the server's clock may be from the client's when the
+// model decides whether a read took effect before or after a deadline: a
+// read within Skew of a deadline may see the key either way. kvhistory's
+// nodes run on the clients' machine, so they share one clock, and Skew only
+// covers reading it at different instants and converting a wall-clock
+// deadline to the monotonic timeline of Call and Return.
+const Skew = 2 * time.Millisecond
+
+// input is a porcupine operation input; output is its output. Times are
+// on the run's timeline (ns); ret is MaxInt64 for an unknown outcome.
 type input struct {
-	kind  Kind
-	key   string
-	value string
+	kind      Kind
+	key       string
+	value     string
+	deadline  int64 // Set, ExpireAt: the deadline on the timeline; 0 none
+	call, ret int64
+	timed     bool // some operation on the key has a deadline
 }
 
 type output struct {
 	value   string
+	n       int64
 	unknown bool
 }
 
-// Model is the porcupine model: a map of registers, partitioned per key so
-// each partition's state is one string ("" for absent).
-var Model = porcupine.Model{
+// state is one key's state: absent when value is "", else the value and
+// its deadline (0: none). earliest is the earliest moment the next
+// operation on the key can take effect: the moment the previous one did.
+// The model picks for each operation the earliest moment in its interval
+// that explains its result, which leaves the most room for the operations
+// after it: a key's value and deadline do not depend on when a write took
+// effect (deadlines are absolute), only on the order of the writes.
+type state struct {
+	value    string
+	deadline int64
+	earliest int64
+}
+
+// skew is Skew in the timeline's unit.
+const skew = int64(Skew)
+
+// step is the model's transition: every state the key can be in after in
+// took effect with out as its result, starting from s.
+//
+// An operation takes effect at one moment t within [call, ret], no earlier
+// than s.earliest. A key with a deadline D is present for an operation at
+// t < D and absent at t >= D (the node's rule: a key expires when its clock
+// reaches the deadline), each side widened by skew. So there are up to
+// two candidate moments: the earliest at which the key is present, and the
+// earliest at which it has expired; each gives one successor if the result
+// matches.
+func step(s state, in input, out output) []state {
+	lo, hi := max(s.earliest, in.call), in.ret
+	if lo > hi {
+		return nil
+	}
+	var next []state
+	try := func(t int64, present bool) {
+		cur := s
+		if !present {
+			cur = state{}
+		}
+		ns, t, ok := apply(cur, in, out, t)
+		if !ok {
+			return
+		}
+		if ns.deadline != 0 && t >= ns.deadline+skew {
+			ns = state{} // expired for every later operation
+		}
+		// On a key no operation gives a deadline, nothing depends on time:
+		// leaving earliest at 0 checks it exactly as a register, with as
+		// few distinct states.
+		if in.timed {
+			ns.earliest = t
+		}
+		next = append(next, ns)
+	}
+	switch {
+	case s.value == "":
+		try(lo, false)
+	case s.deadline == 0:
+		try(lo, true)
+	default:
+		if lo < s.deadline+skew {
+			try(lo, true)
+		}
+		if t := max(lo, s.deadline-skew); t <= hi {
+			try(t, false)
+		}
+	}
+	return next
+}
+
+// apply runs in on s at moment t (s is the key as the operation sees it:
+// present or absent) and reports the next state, the moment the operation
+// took effect (t, or later if its result says so), and whether out is a
+// result the operation could have given.
+func apply(s state, in input, out output, t int64) (state, int64, bool) {
+	switch in.kind {
+	case Set:
+		return state{value: in.value, deadline: in.deadline}, t, true
+	case Get:
+		return s, t, out.unknown || out.value == s.value
+	case ExpireAt:
+		if s.value == "" {
+			return s, t, out.unknown || out.n == 0
+		}
+		return state{value: s.value, deadline: in.deadline}, t, out.unknown || out.n == 1
+	case Persist:
+		if s.value == "" || s.deadline == 0 {
+			return s, t, out.unknown || out.n == 0
+		}
+		return state{value: s.value}, t, out.unknown || out.n == 1
+	case TTL:
+		switch {
+		case out.unknown:
+			return s, t, true
+		case s.value == "":
+			return s, t, out.n == -2
+		case s.deadline == 0:
+			return s, t, out.n == -1
+		case out.n < 0:
+			return s, t, false
+		}
+		// The node answers D - now in whole milliseconds, its clock now
+		// being in [D - n ms, D - (n-1) ms), give or take skew: the
+		// operation took effect in that window, at t or later and by its
+		// return.
+		from := s.deadline - out.n*int64(time.Millisecond) - skew
+		to := s.deadline - (out.n-1)*int64(time.Millisecond) + skew
+		at := max(t, from)
+		return s, at, at < to && at <= in.ret
+	}
+	return s, t, false
+}
+
+// Model is the porcupine model: per key, a register with a deadline (see
+// step), partitioned per key. It is nondeterministic because a read near a
+// deadline may have taken effect on either side of it; porcupine follows
+// every state the key may be in.
+var Model = (&porcupine.NondeterministicModel{
 	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
 		byKey := map[string][]porcupine.Operation{}
 		var keys []string
@@ -96,46 +264,80 @@ var Model = porcupine.Model{
 		}
 		return out
 	},
-	Init: func() any { return "" },
-	Step: func(state, in, out any) (bool, any) {
-		i, o := in.(input), out.(output)
-		if i.kind == Set {
-			return true, i.value
+	Init: func() []any { return []any{state{}} },
+	Step: func(s, in, out any) []any {
+		next := step(s.(state), in.(input), out.(output))
+		ss := make([]any, len(next))
+		for i, n := range next {
+			ss[i] = n
 		}
-		return o.value == state.(string), state
+		return ss
 	},
 	DescribeOperation: func(in, out any) string {
 		i, o := in.(input), out.(output)
-		if i.kind == Set {
-			if o.unknown {
-				return fmt.Sprintf("set(%s, %q) ?", i.key, i.value)
+		var d string
+		switch i.kind {
+		case Set:
+			d = fmt.Sprintf("set(%s, %q)", i.key, i.value)
+			if i.deadline != 0 {
+				d = fmt.Sprintf("set(%s, %q, pxat %s)", i.key, i.value, time.Duration(i.deadline))
 			}
-			return fmt.Sprintf("set(%s, %q)", i.key, i.value)
+		case Get:
+			d = fmt.Sprintf("get(%s) -> %q", i.key, o.value)
+		case ExpireAt:
+			d = fmt.Sprintf("pexpireat(%s, %s) -> %d", i.key, time.Duration(i.deadline), o.n)
+		case Persist:
+			d = fmt.Sprintf("persist(%s) -> %d", i.key, o.n)
+		case TTL:
+			d = fmt.Sprintf("pttl(%s) -> %d", i.key, o.n)
 		}
-		return fmt.Sprintf("get(%s) -> %q", i.key, o.value)
+		if o.unknown {
+			d += " ?"
+		}
+		return d
 	},
-	DescribeState: func(s any) string { return fmt.Sprintf("%q", s) },
-}
+	DescribeState: func(s any) string {
+		st := s.(state)
+		if st.value == "" {
+			return "absent"
+		}
+		if st.deadline == 0 {
+			return fmt.Sprintf("%q", st.value)
+		}
+		return fmt.Sprintf("%q until %s (from %s)", st.value, time.Duration(st.deadline), time.Duration(st.earliest))
+	},
+}).ToModel()
 
-// Operations converts a history to porcupine operations: failed operations are
-// dropped, unknown SETs get an infinite return time, unknown GETs are dropped
-// (a read has no effect).
+// Operations converts a history to porcupine operations: failed operations
+// are dropped, unknown writes get an infinite return time (they may apply
+// at any point after their call) and an unknown result, unknown reads are
+// dropped (a read has no effect). Deadlines move to the run's timeline.
 func Operations(h []Op) []porcupine.Operation {
+	timed := map[string]bool{}
+	for _, o := range h {
+		if o.Deadline != 0 {
+			timed[o.Key] = true
+		}
+	}
 	ops := make([]porcupine.Operation, 0, len(h))
 	for _, o := range h {
 		switch {
-		case o.Outcome == Failed, o.Outcome == Unknown && o.Kind == Get:
+		case o.Outcome == Failed, o.Outcome == Unknown && !o.Kind.writes():
 			continue
 		}
 		ret := o.Return
 		if o.Outcome == Unknown {
 			ret = math.MaxInt64
 		}
+		in := input{kind: o.Kind, key: o.Key, value: o.Value, call: o.Call, ret: ret, timed: timed[o.Key]}
+		if o.Deadline != 0 {
+			in.deadline = o.onTimeline(o.Deadline)
+		}
 		ops = append(ops, porcupine.Operation{
 			ClientId: o.Client,
-			Input:    input{kind: o.Kind, key: o.Key, value: o.Value},
+			Input:    in,
 			Call:     o.Call,
-			Output:   output{value: o.Value, unknown: o.Outcome == Unknown},
+			Output:   output{value: o.Value, n: o.N, unknown: o.Outcome == Unknown},
 			Return:   ret,
 		})
 	}
@@ -173,26 +375,33 @@ func Check(h []Op, timeout time.Duration, htmlDir string) (Verdict, error) {
 }
 
 // LossAt counts acknowledged writes lost by a failover at time cut (ns since
-// the start of the run): state holds the new leader's value per key when it
+// the start of the run): held is the new leader's value per key when it
 // was promoted. For each key, the SET that wrote the observed value is found
 // (values are unique); every SET acknowledged before cut and invoked after
 // that SET returned is a lost acknowledged write, since the new leader's
 // state precedes it. A key the new leader lacks loses every acked SET before
-// cut. Window is how long before cut the oldest lost write was acknowledged:
-// the replication lag the failover exposed.
-func LossAt(h []Op, cut int64, state map[string]string) (lost int, window time.Duration) {
+// cut, unless some operation gave the key a deadline: then its absence may
+// be an expiry, and only keys the new leader holds are counted (the expiry
+// workload's loss is a lower bound). Window is how long before cut the
+// oldest lost write was acknowledged: the replication lag the failover
+// exposed.
+func LossAt(h []Op, cut int64, held map[string]string) (lost int, window time.Duration) {
 	writer := map[string]Op{} // value -> its SET
+	timed := map[string]bool{}
 	for _, o := range h {
 		if o.Kind == Set {
 			writer[o.Value] = o
+		}
+		if o.Deadline != 0 {
+			timed[o.Key] = true
 		}
 	}
 	for _, o := range h {
 		if o.Kind != Set || o.Outcome != OK || o.Return >= cut {
 			continue
 		}
-		v := state[o.Key]
-		if v == o.Value {
+		v := held[o.Key]
+		if v == o.Value || v == "" && timed[o.Key] {
 			continue
 		}
 		if w, ok := writer[v]; v != "" && ok && !(w.Outcome == OK && o.Call > w.Return) {

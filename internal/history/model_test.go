@@ -154,6 +154,18 @@ func TestLossAt(t *testing.T) {
 	lost, window = LossAt(h, 50, map[string]string{"a": "a3", "b": "b2", "c": "c1", "d": "d1"})
 	require.Equal(t, 0, lost)
 	require.Zero(t, window)
+
+	// A key given a deadline may be absent because it expired: not a loss;
+	// an older value is still one.
+	h = []Op{
+		{Kind: Set, Key: "e", Value: "e1", Deadline: 1, Return: 1, Outcome: OK},
+		{Kind: Set, Key: "f", Value: "f1", Return: 1, Outcome: OK},
+		{Kind: ExpireAt, Key: "f", Deadline: 1, Call: 2, Return: 3, Outcome: OK, N: 1},
+		{Kind: Set, Key: "g", Value: "g1", Deadline: 1, Return: 1, Outcome: OK},
+		{Kind: Set, Key: "g", Value: "g2", Call: 2, Return: 3, Outcome: OK},
+	}
+	lost, _ = LossAt(h, 50, map[string]string{"g": "g1"})
+	require.Equal(t, 1, lost, "g2 lost; e and f may have expired")
 }
 
 func TestClassify(t *testing.T) {

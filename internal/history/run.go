@@ -23,6 +23,12 @@ const (
 	FaultPartition = "partition"
 )
 
+// Workloads accepted in Config.Workload.
+const (
+	WorkloadRegister = "register"
+	WorkloadExpiry   = "expiry"
+)
+
 // Config describes one run.
 type Config struct {
 	// Kvnode is the path of a built kvnode binary.
@@ -36,13 +42,20 @@ type Config struct {
 	Duration time.Duration
 	// Clients is the number of concurrent clients (default 6).
 	Clients int
-	// Keys is the size of the key set (default 8).
+	// Keys is the size of the key set (default 8; 32 for the expiry
+	// workload, so that keys go untouched long enough to expire).
 	Keys int
 	// Nemesis lists the faults to inject (FaultKill, FaultPause, FaultPromote,
 	// FaultPartition).
 	Nemesis []string
 	// Interval is the mean time between faults (default 1.5s).
 	Interval time.Duration
+	// Engine is the nodes' storage engine (default lsm).
+	Engine string
+	// Workload is WorkloadRegister (default: GET and SET) or
+	// WorkloadExpiry (GET, PTTL, SET with and without PXAT, PEXPIREAT,
+	// PERSIST, with deadlines a few hundred milliseconds ahead).
+	Workload string
 	// Seed seeds the workload and the nemesis.
 	Seed uint64
 	// CheckTimeout bounds porcupine (default 60s; 0 after defaults: none).
@@ -68,6 +81,10 @@ type Result struct {
 	LostPerFailover []int
 	// MaxLossWindow is the largest LossAt window over all failovers.
 	MaxLossWindow time.Duration
+	// ExpiredReads counts successful reads (GET, PTTL) that found a key
+	// absent after a write to it had been acknowledged: in the expiry
+	// workload, which deletes nothing, each saw an expiry.
+	ExpiredReads int
 }
 
 // Lost is the total of LostPerFailover.
@@ -96,21 +113,57 @@ func (r *Result) Summary(ack string) string {
 	if ack == "sync" {
 		s += fmt.Sprintf(" sync_lost_acked=%d", r.Lost())
 	}
-	return s
+	return s + fmt.Sprintf(" expired_reads=%d", r.ExpiredReads)
+}
+
+// expiredReads counts the successful reads that found a key absent after
+// a write to it was acknowledged.
+func expiredReads(h []Op) int {
+	written := map[string]int64{} // key -> earliest acknowledged write's return
+	for _, o := range h {
+		if o.Kind == Set && o.Outcome == OK {
+			if t, ok := written[o.Key]; !ok || o.Return < t {
+				written[o.Key] = o.Return
+			}
+		}
+	}
+	n := 0
+	for _, o := range h {
+		t, ok := written[o.Key]
+		if !ok || o.Outcome != OK || o.Call < t {
+			continue
+		}
+		if o.Kind == Get && o.Value == "" || o.Kind == TTL && o.N == -2 {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Config) defaults() error {
+	if c.Engine == "" {
+		c.Engine = "lsm"
+	}
+	if c.Workload == "" {
+		c.Workload = WorkloadRegister
+	}
 	if c.Clients <= 0 {
 		c.Clients = 6
 	}
 	if c.Keys <= 0 {
 		c.Keys = 8
+		if c.Workload == WorkloadExpiry {
+			c.Keys = 32 // each key written less often, so more expire
+		}
 	}
 	if c.Interval <= 0 {
 		c.Interval = 1500 * time.Millisecond
 	}
 	if c.CheckTimeout == 0 {
 		c.CheckTimeout = time.Minute
+	}
+	if c.Workload != WorkloadRegister && c.Workload != WorkloadExpiry {
+		return fmt.Errorf("history: workload must be %s or %s, not %q", WorkloadRegister, WorkloadExpiry, c.Workload)
 	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
@@ -177,7 +230,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		break
 	}
-	c, err := startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Ack, lab)
+	c, err := startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Engine, cfg.Ack, lab)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +254,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res.History = r.snapshot()
 	res.LostPerFailover, res.MaxLossWindow = r.lost, r.window
+	res.ExpiredReads = expiredReads(res.History)
 	for _, o := range res.History {
 		res.Ops++
 		switch o.Outcome {
@@ -240,40 +294,120 @@ func (r *run) client(ctx context.Context, id int) {
 		// Each op gets its own deadline, independent of the run's end, so
 		// an op in flight at the end still finishes with a known outcome.
 		octx, cancel := context.WithTimeout(context.Background(), 7*time.Second)
-		if rng.IntN(2) == 0 {
+		if r.cfg.Workload == WorkloadExpiry {
+			r.expiryOp(octx, cl, rng, &o, seq)
+		} else if rng.IntN(2) == 0 {
 			o.Kind = Get
-			o.Call = r.now()
-			cmds, _ := cl.Pipelined(octx, func(p redis.Pipeliner) error {
-				p.Do(octx, "ROLE")
-				p.Get(octx, o.Key)
-				p.Do(octx, "ROLE")
-				return nil
-			})
-			o.Return = r.now()
-			o.Outcome = OK
-			if len(cmds) != 3 || !isMaster(cmds[0]) || !isMaster(cmds[2]) {
-				o.Outcome, o.Err = Failed, "not master or error"
-			} else if v, err := cmds[1].(*redis.StringCmd).Result(); err == nil {
-				o.Value = v
-			} else if !errors.Is(err, redis.Nil) {
-				o.Outcome, o.Err = Failed, err.Error()
-			}
+			r.read(octx, cl, &o)
 		} else {
 			o.Kind = Set
 			o.Value = fmt.Sprintf("c%d-%d", id, seq)
-			o.Call = r.now()
-			err := cl.Set(octx, o.Key, o.Value, 0).Err()
-			o.Return = r.now()
-			o.Outcome = classify(err)
-			if err != nil {
-				o.Err = err.Error()
-			}
+			r.write(octx, cl, &o)
 		}
 		cancel()
 		r.record(o)
 		if o.Outcome != OK {
 			leader = -1
 		}
+	}
+}
+
+// begin stamps o's call time on both clocks: the monotonic timeline and
+// the wall clock deadlines are given in.
+func (r *run) begin(o *Op) {
+	now := time.Now()
+	o.Call, o.Wall = now.Sub(r.start).Nanoseconds(), now.UnixNano()
+}
+
+// read runs a GET or PTTL between two ROLEs in one pipeline: its result
+// counts only if the node said it was master before and after, so a read
+// served by a follower (which may lag) is not taken for the leader's.
+func (r *run) read(ctx context.Context, cl *redis.Client, o *Op) {
+	r.begin(o)
+	cmds, _ := cl.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Do(ctx, "ROLE")
+		if o.Kind == TTL {
+			p.Do(ctx, "PTTL", o.Key)
+		} else {
+			p.Get(ctx, o.Key)
+		}
+		p.Do(ctx, "ROLE")
+		return nil
+	})
+	o.Return = r.now()
+	o.Outcome = OK
+	if len(cmds) != 3 || !isMaster(cmds[0]) || !isMaster(cmds[2]) {
+		o.Outcome, o.Err = Failed, "not master or error"
+		return
+	}
+	switch c := cmds[1].(type) {
+	case *redis.StringCmd:
+		if v, err := c.Result(); err == nil {
+			o.Value = v
+		} else if !errors.Is(err, redis.Nil) {
+			o.Outcome, o.Err = Failed, err.Error()
+		}
+	case *redis.Cmd:
+		var err error
+		if o.N, err = c.Int64(); err != nil {
+			o.Outcome, o.Err = Failed, err.Error()
+		}
+	}
+}
+
+// write runs a Set, ExpireAt or Persist and classifies its outcome.
+func (r *run) write(ctx context.Context, cl *redis.Client, o *Op) {
+	r.begin(o)
+	var err error
+	switch o.Kind {
+	case Set:
+		args := []any{"SET", o.Key, o.Value}
+		if o.Deadline != 0 {
+			args = append(args, "PXAT", o.Deadline)
+		}
+		err = cl.Do(ctx, args...).Err()
+	case ExpireAt:
+		o.N, err = cl.Do(ctx, "PEXPIREAT", o.Key, o.Deadline).Int64()
+	case Persist:
+		o.N, err = cl.Do(ctx, "PERSIST", o.Key).Int64()
+	}
+	o.Return = r.now()
+	o.Outcome = classify(err)
+	if err != nil {
+		o.Err = err.Error()
+	}
+}
+
+// expiryOp runs one operation of the expiry workload: reads (GET, PTTL)
+// and writes that set, move and clear deadlines a few hundred
+// milliseconds ahead, so that keys expire during the run, on the leader
+// and its followers and across failovers. Deadlines are absolute (PXAT,
+// PEXPIREAT), so the model need not know when the node received a write.
+func (r *run) expiryOp(ctx context.Context, cl *redis.Client, rng *rand.Rand, o *Op, seq int) {
+	ahead := func() int64 {
+		return time.Now().Add(50*time.Millisecond + time.Duration(rng.Int64N(int64(450*time.Millisecond)))).UnixMilli()
+	}
+	// Reads outnumber writes, so that a key often goes untouched past its
+	// deadline and reads see it expire.
+	switch p := rng.IntN(20); {
+	case p < 9:
+		o.Kind = Get
+		r.read(ctx, cl, o)
+	case p < 12:
+		o.Kind = TTL
+		r.read(ctx, cl, o)
+	case p < 17:
+		o.Kind, o.Value = Set, fmt.Sprintf("c%d-%d", o.Client, seq)
+		if p < 16 {
+			o.Deadline = ahead()
+		}
+		r.write(ctx, cl, o)
+	case p < 19:
+		o.Kind, o.Deadline = ExpireAt, ahead()
+		r.write(ctx, cl, o)
+	default:
+		o.Kind = Persist
+		r.write(ctx, cl, o)
 	}
 }
 
