@@ -247,11 +247,11 @@ func (d *DB) get(rs *readState, key []byte, seq uint64) ([]byte, error) {
 	if err := logkv.CheckKey(key); err != nil {
 		return nil, err
 	}
-	if v, kind, ok := rs.mem.sl.Get(key, seq); ok {
+	if v, kind, ok := rs.mem.get(key, seq); ok {
 		return found(v, kind)
 	}
 	for i := len(rs.imm) - 1; i >= 0; i-- {
-		if v, kind, ok := rs.imm[i].sl.Get(key, seq); ok {
+		if v, kind, ok := rs.imm[i].get(key, seq); ok {
 			return found(v, kind)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 // time); once full it is frozen (immutable) and flushed to an L0 table.
 type memTable struct {
 	sl     *skiplist.Skiplist
+	filter *memFilter    // the user keys inserted, so most absent keys skip sl
 	logNum uint64        // WAL segment of its writes (0 with DisableWAL)
 	maxSeq atomic.Uint64 // newest seq inserted
 	ikey   []byte        // scratch for building internal keys (writer only)
@@ -22,8 +23,21 @@ type memTable struct {
 }
 
 func newMemTable(size int64, logNum uint64) *memTable {
-	return &memTable{sl: skiplist.New(int(size)), logNum: logNum}
+	return &memTable{sl: skiplist.New(int(size)), filter: newMemFilter(size), logNum: logNum}
 }
+
+// get returns the newest version of ukey with seq <= seq, as
+// skiplist.Get, after asking the filter whether the search can find it.
+func (m *memTable) get(ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool) {
+	if !m.filter.mayContain(ukey) {
+		return nil, 0, false
+	}
+	return m.sl.Get(ukey, seq)
+}
+
+// memBytes is the memory the memtable holds: its arena in use and its
+// filter.
+func (m *memTable) memBytes() int64 { return m.sl.Size() + m.filter.sizeBytes() }
 
 // entryBound is an upper bound on the arena bytes one operation takes beyond
 // its key and value.
@@ -59,6 +73,9 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 		if kind == logkv.KindDelete {
 			k = base.KindDelete
 		}
+		// Into the filter before the list: a reader that can see the
+		// entry (its seq is published after this) sees its bits.
+		m.filter.add(key)
 		m.ikey = base.AppendInternalKey(m.ikey[:0], key, seq, k)
 		if err := m.sl.Add(m.ikey, value); err != nil {
 			return n, err

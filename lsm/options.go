@@ -18,8 +18,9 @@ import (
 //
 // The engine's memory is bounded by CacheSize (decompressed blocks) plus
 // MemtableStopWritesThreshold * MemtableSize (memtable arenas, allocated
-// whole) plus the open tables' indexes and filters (MaxOpenFiles tables at
-// most) plus a small constant.
+// whole, and 1/32 of that again for their key filters) plus the open
+// tables' indexes and filters (MaxOpenFiles tables at most) plus a small
+// constant.
 type Options struct {
 	// FS is the filesystem the DB lives on. Default vfs.Default; tests pass
 	// a vfs.MemFS to simulate crashes.

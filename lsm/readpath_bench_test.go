@@ -1,0 +1,122 @@
+package lsm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// dbBenchValues hands out values as db_bench (and peerbench) make them:
+// consecutive slices of a 1 MiB buffer of 100-byte pieces, each half random
+// printable bytes and half a repeat of them, so that a value compresses to
+// about half its size and no two neighbours are equal. Zero-filled values
+// compress to nothing and keep a whole 1M-key table in the block cache,
+// hiding the cost of a miss.
+type dbBenchValues struct {
+	data []byte
+	pos  int
+}
+
+func newDBBenchValues() *dbBenchValues {
+	r := rand.New(rand.NewPCG(1, 2))
+	var data []byte
+	for len(data) < 1<<20 {
+		piece := make([]byte, 50)
+		for i := range piece {
+			piece[i] = byte(' ' + r.IntN(95))
+		}
+		data = append(data, piece...)
+		data = append(data, piece...)
+	}
+	return &dbBenchValues{data: data}
+}
+
+func (g *dbBenchValues) next(n int) []byte {
+	if g.pos+n > len(g.data) {
+		g.pos = 0
+	}
+	g.pos += n
+	return g.data[g.pos-n : g.pos]
+}
+
+// dbBenchKey is db_bench's key: 16 zero-padded decimal digits, so that keys
+// share their first 8 bytes, as real keys with a common prefix do.
+func dbBenchKey(buf []byte, i int) []byte { return fmt.Appendf(buf[:0], "%016d", i) }
+
+// readBenchDB is the DB BenchmarkReadRandomDBBench reads: filled once per
+// process, so that the benchmark's first run (b.N = 1) and its measured run
+// share one fill, and a run under callgrind pays for one fill only.
+var readBench struct {
+	once sync.Once
+	dir  string
+	db   *DB
+	err  error
+}
+
+const readBenchKeys = 1000000
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if readBench.db != nil {
+		readBench.db.Close()
+		os.RemoveAll(readBench.dir)
+	}
+	os.Exit(code)
+}
+
+// BenchmarkReadRandomDBBench is peerbench's readrandom inside the package, so
+// that it can be profiled: a random fill of 1M db_bench keys and values with
+// the default options, then Gets of random keys while compactions may still
+// run. Under callgrind, count the instructions of DB.Get alone:
+//
+//	go test -c -o lsm.test ./lsm && valgrind --tool=callgrind \
+//	  --collect-atstart=no --toggle-collect='github.com/logkv/logkv/lsm.(*DB).Get' \
+//	  ./lsm.test -test.run XXX -test.bench ReadRandomDBBench -test.benchtime 200000x
+func BenchmarkReadRandomDBBench(b *testing.B) {
+	readBench.once.Do(func() {
+		readBench.dir, readBench.err = os.MkdirTemp("", "lsm-readbench-")
+		if readBench.err != nil {
+			return
+		}
+		readBench.db, readBench.err = Open(readBench.dir, nil)
+		if readBench.err != nil {
+			return
+		}
+		vals := newDBBenchValues()
+		var k []byte
+		for _, i := range rand.New(rand.NewPCG(3, 4)).Perm(readBenchKeys) {
+			k = dbBenchKey(k, i)
+			if readBench.err = readBench.db.Set(k, vals.next(100), nil); readBench.err != nil {
+				return
+			}
+		}
+	})
+	require.NoError(b, readBench.err)
+	db := readBench.db
+	before := db.Metrics()
+	r := rand.New(rand.NewPCG(5, 6))
+	var k []byte
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k = dbBenchKey(k, r.IntN(readBenchKeys))
+		v, err := db.Get(k)
+		if err != nil || len(v) != 100 {
+			b.Fatal(k, err)
+		}
+	}
+	b.StopTimer()
+	old := map[string]float64{}
+	for _, m := range before.Detail {
+		old[m.Name] = m.Value
+	}
+	for _, m := range db.Metrics().Detail {
+		switch m.Name {
+		case "lsm_block_cache_hits_total", "lsm_block_cache_misses_total":
+			b.ReportMetric((m.Value-old[m.Name])/float64(b.N), m.Name[len("lsm_block_cache_"):len(m.Name)-len("_total")]+"/op")
+		}
+	}
+}
