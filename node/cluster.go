@@ -55,6 +55,12 @@ type Cluster struct {
 	// Settle is how long followers wait, once the leader key is gone, for
 	// every member's progress before one runs (default 500ms).
 	Settle Duration `yaml:"settle"`
+	// MaxReadLag bounds how stale a follower's reads may be: a follower
+	// that has not been caught up with its leader for longer answers
+	// reads with -MASTERDOWN naming its lag (0: no bound, reads are
+	// served however stale, as a Redis replica with
+	// replica-serve-stale-data yes). See staleRead.
+	MaxReadLag Duration `yaml:"max_read_lag"`
 	// EtcdCA, EtcdCert and EtcdKey name PEM files for TLS to etcd: the CA
 	// that signed etcd's certificate, and this node's client certificate
 	// and key (when etcd asks for one).
@@ -100,6 +106,9 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 	if cl.Settle < 0 {
 		bad("cluster.settle must not be negative")
 	}
+	if cl.MaxReadLag < 0 || (cl.MaxReadLag > 0 && time.Duration(cl.MaxReadLag) < minReadLag) {
+		bad("cluster.max_read_lag %v must be 0 (no bound) or at least %v (the lag is sampled every few milliseconds)", time.Duration(cl.MaxReadLag), minReadLag)
+	}
 	if (cl.EtcdCert == "") != (cl.EtcdKey == "") {
 		bad("cluster.etcd_cert and cluster.etcd_key go together")
 	}
@@ -129,6 +138,11 @@ type clusterBackend struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	subs   switchSubs
+	// readLag is how long, in nanoseconds, this node has not been caught
+	// up with its leader, as trackReadLag last sampled it (only with
+	// max_read_lag set).
+	readLag    atomic.Int64
+	maxReadLag time.Duration
 
 	closeOnce sync.Once
 	closeErr  error
@@ -233,6 +247,9 @@ func (n *Node) startCluster() {
 		m.Run(ctx, clusterReplica{b})
 	}()
 	go b.publishSwitches(ctx, m)
+	if b.maxReadLag = time.Duration(cl.MaxReadLag); b.maxReadLag > 0 {
+		go b.trackReadLag(ctx)
+	}
 }
 
 func (b *clusterBackend) syncQuorum() int {
@@ -363,6 +380,10 @@ func (b *clusterBackend) Info(add func(string, any)) {
 	if m.Valid() {
 		valid = 1
 	}
+	if b.maxReadLag > 0 {
+		add("cluster_read_lag_ms", time.Duration(b.readLag.Load()).Milliseconds())
+		add("cluster_max_read_lag_ms", b.maxReadLag.Milliseconds())
+	}
 	add("cluster_leading_epoch", m.Leading())
 	add("cluster_lease_valid", valid)
 	if d := time.Until(m.Deadline()); m.Leading() != 0 {
@@ -447,4 +468,109 @@ func (r clusterReplica) SyncDurable(ids []string, want int) uint64 {
 func (r clusterReplica) StepDown() {
 	r.b.leading.Store(0)
 	r.b.n.log.Warn("cluster: stepped down; writes are refused until a leader is known")
+}
+
+// Stale reads (cluster.max_read_lag). A follower serves reads as a Redis
+// replica does, possibly behind its leader; with max_read_lag set, one that
+// has not been caught up for longer refuses them, so that stale reads
+// become visible rather than silent.
+//
+// The lag is measured on the follower, with no clock shared with the
+// leader: every few milliseconds trackReadLag samples, while the follower
+// streams, the leader's last seq as last heard (records and heartbeats
+// carry it). The follower is fresh as of the newest sample whose seq it has
+// applied, and its lag is the time since. A follower whose link is down, or
+// that leads no more (stepped down), or that never caught up since it
+// started, ages from the last time it was fresh. The elected leader's lag is
+// 0. The resolution is the sampling interval (at most 25ms).
+//
+// The reply is -MASTERDOWN, which a Redis replica answers when it refuses
+// stale reads (replica-serve-stale-data no: "MASTERDOWN Link with MASTER is
+// down ..."): clients already know it as "this replica's data is not to be
+// trusted now" (go-redis retries it; redis-py and ioredis surface it as an
+// error with that prefix), where a new word would be an unknown error.
+// -TRYAGAIN would tell a cluster client to retry the same node, and
+// -LOADING means a restart.
+
+// minReadLag is the smallest max_read_lag: below it the sampling interval
+// would decide, not the bound.
+const minReadLag = 10 * time.Millisecond
+
+// staleReadCommands read data but name no key (command.first == 0).
+var staleReadCommands = map[string]bool{"scan": true, "keys": true, "dbsize": true, "randomkey": true}
+
+// guardStaleRead makes a command that reads data refuse on a follower past
+// max_read_lag. register calls it for every command; commands that write
+// or read no data are left alone (a follower answers writes READONLY
+// before they run).
+func guardStaleRead(c *command) {
+	if c.write || (c.first == 0 && !staleReadCommands[c.name]) {
+		return
+	}
+	run := c.run
+	c.run = func(n *Node, cl *client, args [][]byte) {
+		if b, ok := n.backend.(*clusterBackend); ok && b.maxReadLag > 0 {
+			if msg := b.staleRead(); msg != "" {
+				cl.fail(msg)
+				return
+			}
+		}
+		run(n, cl, args)
+	}
+}
+
+// staleRead returns the error a read gets on this node now, "" if it may
+// read.
+func (b *clusterBackend) staleRead() string {
+	lag := time.Duration(b.readLag.Load())
+	if lag <= b.maxReadLag {
+		return ""
+	}
+	return fmt.Sprintf("MASTERDOWN this replica has not been caught up with its leader for %.3fs, over cluster.max_read_lag %v: read from the leader (SENTINEL get-master-addr-by-name %s) or retry", lag.Seconds(), b.maxReadLag, b.n.cfg.Cluster.Name)
+}
+
+// trackReadLag samples the lag (see Stale reads above) until ctx ends.
+func (b *clusterBackend) trackReadLag(ctx context.Context) {
+	every := min(b.maxReadLag/4, 25*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	type sample struct {
+		at   time.Time
+		seen uint64 // the leader's last seq as heard at
+	}
+	const maxSamples = 4096
+	var samples []sample // oldest first
+	fresh := time.Now()  // a node that never caught up ages from its start
+	for {
+		now := time.Now()
+		st := b.r.Status()
+		switch {
+		case b.leading.Load() != 0 && st.Role == replicate.Leader:
+			fresh, samples = now, samples[:0]
+		case st.Role == replicate.Follower && st.State == replicate.StateStreaming:
+			if st.Applied >= st.LeaderLast {
+				fresh, samples = now, samples[:0]
+				break
+			}
+			if len(samples) == maxSamples {
+				samples = samples[1:] // coarser, still conservative
+			}
+			samples = append(samples, sample{now, st.LeaderLast})
+		}
+		// The newest sample the follower has applied through.
+		i := 0
+		for i < len(samples) && samples[i].seen <= st.Applied {
+			i++
+		}
+		if i > 0 {
+			fresh = samples[i-1].at
+			samples = samples[i:]
+		}
+		b.readLag.Store(int64(now.Sub(fresh)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
