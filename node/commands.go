@@ -94,6 +94,7 @@ func register(c *command) {
 	if c.name != strings.ToLower(c.name) {
 		panic("node: command names are registered in lowercase: " + c.name)
 	}
+	guardStaleRead(c) // cluster.max_read_lag (cluster.go)
 	c.id = len(commandList)
 	commandList = append(commandList, c)
 	commandTable[c.name] = c
