@@ -379,11 +379,50 @@ func TestClusterConfig(t *testing.T) {
 		{func(c *Config) { c.Cluster.LeaseTTL = Duration(1500 * time.Millisecond) }, "whole seconds"},
 		{func(c *Config) { c.Cluster.EtcdEndpoints = []string{"127.0.0.1:2379"} }, "not an http:// or https:// URL"},
 		{func(c *Config) { c.Cluster.EtcdEndpoints = nil }, "cluster.etcd_endpoints is empty"},
+		{func(c *Config) { c.Cluster.MaxReadLag = Duration(time.Millisecond) }, "cluster.max_read_lag 1ms must be 0 (no bound) or at least 10ms"},
 	} {
 		c := cfg
 		tc.edit(&c)
 		require.ErrorContains(t, c.Validate(), tc.want)
 	}
-	_, err = ParseConfig([]byte("cluster:\n  etcd_endpoints: [http://127.0.0.1:2379]\n  name: x\n  lease_ttl: 4s\n  priority: 0\ntls:\n  dir: /tmp\n"))
+	_, err = ParseConfig([]byte("cluster:\n  etcd_endpoints: [http://127.0.0.1:2379]\n  name: x\n  lease_ttl: 4s\n  priority: 0\n  max_read_lag: 500ms\ntls:\n  dir: /tmp\n"))
 	require.NoError(t, err)
+}
+
+// TestClusterMaxReadLag: a follower serves reads while caught up, answers
+// them with MASTERDOWN naming its lag once its leader is gone for longer
+// than max_read_lag (ROLE and INFO still answer), and serves again once it
+// leads.
+func TestClusterMaxReadLag(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	bound := func(c *Config) { c.Cluster.MaxReadLag = Duration(100 * time.Millisecond) }
+	a := tc.add("a", bound)
+	require.Equal(t, a, tc.leader(20*time.Second))
+	b := tc.add("b", bound)
+	require.Equal(t, a, tc.leader(20*time.Second))
+	require.NoError(t, a.client(t).Set(ctx, "k", "v", 0).Err())
+	bc := b.client(t)
+	require.Eventually(t, func() bool { v, err := bc.Get(ctx, "k").Result(); return err == nil && v == "v" },
+		20*time.Second, 5*time.Millisecond, "a caught-up follower serves reads")
+	require.NoError(t, bc.Get(ctx, "k").Err())
+
+	tc.crash(a)
+	var stale error
+	require.Eventually(t, func() bool {
+		stale = bc.Get(ctx, "k").Err()
+		return stale != nil
+	}, 10*time.Second, 2*time.Millisecond, "a follower cut off from its leader kept serving reads")
+	require.True(t, strings.HasPrefix(stale.Error(), "MASTERDOWN "), stale.Error())
+	require.Contains(t, stale.Error(), "max_read_lag 100ms")
+	require.ErrorContains(t, bc.Do(ctx, "scan", "0").Err(), "MASTERDOWN", "SCAN reads data")
+	_, err := bc.Do(ctx, "ROLE").Slice()
+	require.NoError(t, err, "ROLE answers on a stale follower")
+	require.Contains(t, bc.Info(ctx, "replication").Val(), "cluster_max_read_lag_ms:100\r\n")
+
+	// b takes over: the leader's reads are never stale.
+	require.Equal(t, b, tc.leader(20*time.Second))
+	require.Eventually(t, func() bool { return bc.Get(ctx, "k").Val() == "v" }, 10*time.Second, 5*time.Millisecond)
+	require.Contains(t, bc.Info(ctx, "replication").Val(), "cluster_read_lag_ms:0\r\n")
 }
