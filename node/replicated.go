@@ -16,6 +16,7 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate"
+	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/logkv/logkv/replicate/transport"
 )
 
@@ -296,9 +297,14 @@ func (b *replicatedBackend) Persistence(add func(string, any)) {
 func (b *replicatedBackend) NotReady() string {
 	st := b.r.Status()
 	if err := b.r.WriteErr(); err != nil {
+		if errors.Is(err, commitlog.ErrWriteFailed) {
+			// A full disk: the commit log retries, and the node takes
+			// writes again by itself once one succeeds.
+			return fmt.Sprintf("writes are failing (%v); free space on the data directory's disk: the node resumes by itself", err)
+		}
 		// Sticky until a restart: a failed fsync may have lost written
 		// pages, so no later success can vouch for earlier writes.
-		return fmt.Sprintf("writes are failing (%v); free space or fix the disk, then restart the node", err)
+		return fmt.Sprintf("writes are failing (%v); fix the disk, then restart the node (it recovers from what the disk holds)", err)
 	}
 	if st.Role == replicate.Leader {
 		return ""
