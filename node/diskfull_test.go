@@ -134,4 +134,3 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 		})
 	}
 }
-
