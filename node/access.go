@@ -137,15 +137,10 @@ func (c *Config) validateAccess(bad func(format string, args ...any)) {
 	}
 }
 
-// accessControl is a node's users, renamed commands and AUTH throttle.
+// accessControl is a node's renamed commands and AUTH throttle. The users
+// and whether the node is open are settings CONFIG SET requirepass changes
+// (limits.go).
 type accessControl struct {
-	// users by name; "default" is there when it has a password.
-	users map[string]*user
-	// open: the default user has no password, so a client starts as the
-	// default user at accessWrite (never admin).
-	open bool
-	// protected: protected mode refuses non-loopback clients.
-	protected bool
 	// table is the command table with rename_commands applied, or nil
 	// when nothing is renamed.
 	table    map[string]*command
@@ -166,10 +161,11 @@ func readPasswordFile(key, path string) ([]byte, error) {
 	return line, nil
 }
 
-// initAccess reads the passwords and builds the node's command table.
+// initAccess reads the passwords, builds the node's command table and
+// publishes the first settings (initLimits).
 func (n *Node) initAccess() error {
 	a := &n.sec.access
-	a.users = map[string]*user{}
+	users := map[string]*user{}
 	a.throttle.init()
 	pass := []byte(n.cfg.Password)
 	if n.cfg.PasswordFile != "" {
@@ -179,7 +175,7 @@ func (n *Node) initAccess() error {
 		}
 	}
 	if len(pass) > 0 {
-		a.users["default"] = &user{name: "default", pass: pass, access: accessAdmin}
+		users["default"] = &user{name: "default", pass: pass, access: accessAdmin}
 	}
 	for _, u := range n.cfg.Users {
 		p := []byte(u.Password)
@@ -189,10 +185,10 @@ func (n *Node) initAccess() error {
 				return err
 			}
 		}
-		a.users[u.Name] = &user{name: u.Name, pass: p, access: accessLevels[u.Access]}
+		users[u.Name] = &user{name: u.Name, pass: p, access: accessLevels[u.Access]}
 	}
-	a.open = len(pass) == 0
-	a.protected = a.open && n.cfg.ProtectedMode
+	open := len(pass) == 0
+	n.initLimits(users, open)
 	if len(n.cfg.RenameCommands) > 0 {
 		a.table = make(map[string]*command, len(commandTable))
 		for name, cm := range commandTable {
@@ -207,8 +203,8 @@ func (n *Node) initAccess() error {
 			}
 		}
 	}
-	if a.open && !isLoopbackListen(n.cfg.Listen) {
-		if a.protected {
+	if open && !isLoopbackListen(n.cfg.Listen) {
+		if n.settings().protected {
 			n.log.Warn("no password set and listening beyond loopback: protected mode refuses every client but loopback ones; set a password (-requirepass-file, KVNODE_PASSWORD or password in the config)", "listen", n.cfg.Listen)
 		} else {
 			n.log.Warn("no password set, protected mode off, and listening beyond loopback: anyone who reaches the port can read and write every key", "listen", n.cfg.Listen)
@@ -232,8 +228,8 @@ func isLoopbackListen(addr string) bool {
 }
 
 // startAccess is the access a new client has.
-func (a *accessControl) startAccess() accessLevel {
-	if a.open {
+func (s *settings) startAccess() accessLevel {
+	if s.open {
 		return accessWrite
 	}
 	return accessNone
@@ -297,7 +293,7 @@ func (n *Node) checkAdmin(c *client) bool {
 	switch {
 	case c.access == accessAdmin:
 		return true
-	case n.sec.access.open && c.user == nil:
+	case n.settings().open && c.user == nil:
 		c.fail(errAdminOpen)
 	default:
 		name := "?"
@@ -340,7 +336,7 @@ func (n *Node) checkEnabled(c *client, what, key, setting string) bool {
 // throttle, and on success gives c the user's access. On failure it fails
 // the command and sets c.authDelay, which holds the reply back.
 func (n *Node) authenticate(c *client, name, pass []byte) bool {
-	a := &n.sec.access
+	a, s := &n.sec.access, n.settings()
 	now := time.Now()
 	if wait := a.throttle.blocked(c.source, now); wait > 0 {
 		c.fail(fmt.Sprintf("WRONGPASS too many failed AUTH attempts from this address; wait %v before the next", wait.Round(time.Millisecond)))
@@ -348,13 +344,13 @@ func (n *Node) authenticate(c *client, name, pass []byte) bool {
 		n.metrics.authFailures.Inc()
 		return false
 	}
-	u := a.users[string(name)]
+	u := s.users[string(name)]
 	if u != nil && constantTimeEqual(pass, u.pass) {
 		a.throttle.succeeded(c.source)
 		c.user, c.access, c.authed = u, u.access, true
 		return true
 	}
-	if u == nil && a.open && string(name) == "default" {
+	if u == nil && s.open && string(name) == "default" {
 		// Redis' nopass default user takes any password; it stays
 		// without admin rights here.
 		c.user, c.access, c.authed = nil, accessWrite, true
@@ -372,7 +368,7 @@ func (n *Node) cmdAuthUser(c *client, args [][]byte) {
 		c.fail(errSyntax)
 		return
 	}
-	if len(args) == 2 && n.sec.access.open {
+	if len(args) == 2 && n.settings().open {
 		c.fail(errNoPassword)
 		return
 	}

@@ -1,23 +1,32 @@
 package node
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // CONFIG GET, SET, RESETSTAT and REWRITE over Redis' parameter names.
 //
-// requirepass is not among them: CONFIG GET is open to every user here,
-// and a password must not be readable by a read-only one.
+// requirepass is not shown by CONFIG GET: CONFIG GET is open to every user
+// here, and a password must not be readable by a read-only one. CONFIG SET
+// requirepass (admin only) works.
 //
 // A node's configuration is its YAML file (Config); CONFIG GET shows it
 // under the Redis names clients and exporters ask for. CONFIG SET changes
-// what the node can change safely while it serves: the slow log and the
-// latency monitor. The rest (password, appendfsync, limits) is read by every
-// event loop without locks, so it is fixed for the life of the process: CONFIG
-// SET names the config key to edit instead.
+// what the node can change safely while it serves: the password, the client
+// limits and timeout (published as a new immutable settings value the event
+// loops load, limits.go), the slow log and the latency monitor. The rest is
+// fixed for the life of the process, and CONFIG SET names the config key to
+// edit instead. appendfsync among them: the commit log's syncer is set up
+// when the log opens. CONFIG REWRITE writes what CONFIG SET changed into the
+// file the node was started from (config_rewrite.go).
 
 // configParam is one parameter CONFIG knows.
 type configParam struct {
@@ -25,29 +34,40 @@ type configParam struct {
 	// key is the config file's key for it, "" if it has none.
 	key string
 	get func(n *Node) string
-	// set changes it at runtime to an integer in [lo, hi]; nil if it
-	// cannot change.
-	set    func(n *Node, v int64)
-	lo, hi int64
+	// set checks v and returns what applies it, or an error in Redis'
+	// words ("argument must be ..."); nil if the parameter cannot change
+	// at runtime. Every pair of a CONFIG SET is checked before any is
+	// applied.
+	set func(n *Node, v string) (func(), error)
+	// rewrite sets the parameter's current value in the config file's
+	// tree (config_rewrite.go); nil for those CONFIG SET cannot change.
+	rewrite func(n *Node, doc *yamlDoc) error
 	// hidden parameters are left out of pattern matches, as Redis hides
-	// deprecated aliases.
-	hidden bool
+	// deprecated aliases; secret ones are never shown.
+	hidden, secret bool
 }
 
 var configParams = []configParam{
 	{name: "appendonly", get: func(*Node) string { return "yes" }},
-	{name: "appendfsync", key: "appendfsync", get: func(n *Node) string { return n.cfg.AppendFsync }},
+	{name: "appendfsync", key: "appendfsync", get: func(n *Node) string { return n.cfg.AppendFsync }, set: setAppendFsync},
 	{name: "save", get: func(*Node) string { return "" }},
 	{name: "databases", key: "databases", get: func(n *Node) string { return strconv.Itoa(n.databases()) }},
-	{name: "maxclients", key: "limits.max_connections", get: func(n *Node) string { return strconv.Itoa(n.cfg.Limits.MaxConnections) }},
+	{name: "maxclients", key: "limits.max_connections", get: func(n *Node) string { return strconv.Itoa(n.settings().maxClients) },
+		set: setMaxClients, rewrite: rewriteInt("limits.max_connections", func(s *settings) int64 { return int64(s.maxClients) })},
 	{name: "proto-max-bulk-len", key: "limits.max_value_size", get: func(n *Node) string { return strconv.Itoa(n.cfg.Limits.MaxValueSize) }},
+	{name: "client-query-buffer-limit", key: "limits.client_query_buffer_limit", get: func(n *Node) string { return strconv.Itoa(n.settings().queryLimit) },
+		set: setQueryBufferLimit, rewrite: rewriteInt("limits.client_query_buffer_limit", func(s *settings) int64 { return int64(s.queryLimit) })},
+	{name: "client-output-buffer-limit", key: "client_output_buffer_limit", get: func(n *Node) string { return formatOutputLimits(n.settings().out) },
+		set: setOutputBufferLimit, rewrite: rewriteOutputLimits},
+	{name: "requirepass", key: "password", secret: true, set: setRequirePass, rewrite: rewritePassword},
 	{name: "port", key: "listen", get: func(n *Node) string { return portOf(n.Addr()) }},
 	{name: "bind", key: "listen", get: func(n *Node) string { h, _, _ := net.SplitHostPort(n.Addr()); return h }},
 	{name: "dir", key: "data_dir", get: func(n *Node) string { return n.cfg.DataDir }},
 	{name: "io-threads", key: "event_loops", get: func(n *Node) string { return strconv.Itoa(n.eventLoops()) }},
 	{name: "maxmemory", get: func(*Node) string { return "0" }},
 	{name: "maxmemory-policy", get: func(*Node) string { return "noeviction" }},
-	{name: "timeout", get: func(*Node) string { return "0" }},
+	{name: "timeout", key: "timeout", get: func(n *Node) string { return strconv.FormatInt(int64(n.settings().timeout/time.Second), 10) },
+		set: setTimeout, rewrite: rewriteInt("timeout", func(s *settings) int64 { return int64(s.timeout / time.Second) })},
 	{name: "replica-read-only", get: func(*Node) string { return "yes" }},
 	{name: "slave-read-only", get: func(*Node) string { return "yes" }, hidden: true},
 	{name: "repl-backlog-size", key: "replication.retention_bytes", get: func(n *Node) string { return strconv.FormatInt(n.cfg.Replication.RetentionBytes, 10) }},
@@ -57,28 +77,219 @@ var configParams = []configParam{
 		}
 		return strconv.Itoa(n.cfg.Replication.Quorum)
 	}},
-	{name: "slowlog-log-slower-than", lo: -1 << 63, hi: 1<<63 - 1,
+	{name: "slowlog-log-slower-than", key: "slowlog_log_slower_than",
 		get: func(n *Node) string { return strconv.FormatInt(n.state().slowlog.slowerThan.Load(), 10) },
-		set: func(n *Node, x int64) { n.state().slowlog.slowerThan.Store(x) }},
-	{name: "slowlog-max-len", lo: 0, hi: maxSlowlogLen,
+		set: setInt(-1<<63, 1<<63-1, func(n *Node, x int64) { n.state().slowlog.slowerThan.Store(x) }),
+		rewrite: func(n *Node, doc *yamlDoc) error {
+			return doc.setInt("slowlog_log_slower_than", n.state().slowlog.slowerThan.Load())
+		}},
+	{name: "slowlog-max-len", key: "slowlog_max_len",
 		get: func(n *Node) string { return strconv.FormatInt(n.state().slowlog.maxLen.Load(), 10) },
-		set: func(n *Node, x int64) {
+		set: setInt(0, maxSlowlogLen, func(n *Node, x int64) {
 			s := &n.state().slowlog
 			s.mu.Lock()
 			s.maxLen.Store(x)
 			s.trim()
 			s.mu.Unlock()
+		}),
+		rewrite: func(n *Node, doc *yamlDoc) error {
+			return doc.setInt("slowlog_max_len", n.state().slowlog.maxLen.Load())
 		}},
-	{name: "latency-monitor-threshold", lo: 0, hi: 1<<63 - 1,
+	{name: "latency-monitor-threshold", key: "latency_monitor_threshold",
 		get: func(n *Node) string { return strconv.FormatInt(n.state().latency.threshold.Load(), 10) },
-		set: func(n *Node, x int64) { n.state().latency.threshold.Store(x) }},
+		set: setInt(0, 1<<63-1, func(n *Node, x int64) { n.state().latency.threshold.Store(x) }),
+		rewrite: func(n *Node, doc *yamlDoc) error {
+			return doc.setInt("latency_monitor_threshold", n.state().latency.threshold.Load())
+		}},
+}
+
+// rewriteInt is a rewrite of an integer setting at key.
+func rewriteInt(key string, v func(s *settings) int64) func(n *Node, doc *yamlDoc) error {
+	return func(n *Node, doc *yamlDoc) error { return doc.setInt(key, v(n.settings())) }
+}
+
+// setInt is a set of an integer in [lo, hi].
+func setInt(lo, hi int64, apply func(n *Node, x int64)) func(n *Node, v string) (func(), error) {
+	return func(n *Node, v string) (func(), error) {
+		x, err := parseConfigInt(v, lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		return func() { apply(n, x) }, nil
+	}
+}
+
+// setAppendFsync accepts the value the node runs with (a no-op) and refuses
+// to change it: the commit log's background syncer, or its absence, is
+// set up when the log opens (replicate.Config.SyncInterval).
+func setAppendFsync(n *Node, v string) (func(), error) {
+	switch v = strings.ToLower(v); v {
+	case "always", "everysec", "no":
+	default:
+		return nil, errors.New("argument(s) must be one of the following: everysec, always, no")
+	}
+	if v != n.cfg.AppendFsync {
+		return nil, fmt.Errorf("not supported at runtime: the commit log's syncing is set up when it opens; set appendfsync: %s in the node's config file (or -appendfsync) and restart it", v)
+	}
+	return func() {}, nil
+}
+
+// redisText is an error in Redis' own words, capitals and full stop
+// included, for a reply that must match redis-server's.
+type redisText string
+
+func (e redisText) Error() string { return string(e) }
+
+// maxClientsReserved is how many file descriptors maxclients leaves for
+// the node's own files (Redis reserves 32 too).
+const maxClientsReserved = 32
+
+func setMaxClients(n *Node, v string) (func(), error) {
+	x, err := parseConfigInt(v, 1, math.MaxInt32)
+	if err != nil {
+		return nil, err
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < math.MaxInt32 && x > int64(lim.Cur)-maxClientsReserved {
+		return nil, redisText(fmt.Sprintf("The operating system is not able to handle the specified number of clients, try with %d", max(1, int64(lim.Cur)-maxClientsReserved)))
+	}
+	return func() { n.changeSettings(func(s *settings) { s.maxClients = int(x) }) }, nil
+}
+
+func setTimeout(n *Node, v string) (func(), error) {
+	x, err := parseConfigInt(v, 0, maxTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		n.changeSettings(func(s *settings) { s.timeout = time.Duration(x) * time.Second })
+		select {
+		case n.sec.timeoutKick <- struct{}{}: // the reaper picks the new timeout up now
+		default:
+		}
+	}, nil
+}
+
+// setQueryBufferLimit: a client's input must still fit a whole request
+// (limits.max_request_size) and stay within what all clients may buffer
+// (limits.query_buffer_budget).
+func setQueryBufferLimit(n *Node, v string) (func(), error) {
+	x, ok := parseMemory(v)
+	if !ok {
+		return nil, errors.New("argument must be a memory value")
+	}
+	lo, hi := int64(n.cfg.Limits.MaxRequestSize), n.settings().budget
+	if x < lo || x > hi {
+		return nil, fmt.Errorf("argument must be between %d and %d inclusive", lo, hi)
+	}
+	return func() { n.changeSettings(func(s *settings) { s.queryLimit = int(x) }) }, nil
+}
+
+// setOutputBufferLimit parses Redis' "class hard soft seconds [class hard
+// soft seconds ...]", classes normal, replica (or slave) and pubsub, over
+// the current limits. Unlike Redis, a soft limit over a hard one is
+// refused, as the config file refuses it: the pipeline pauses at the soft
+// limit, which must come first.
+func setOutputBufferLimit(n *Node, v string) (func(), error) {
+	f := strings.Fields(v)
+	if len(f) == 0 || len(f)%4 != 0 {
+		return nil, redisText("Wrong number of arguments in buffer limit configuration.")
+	}
+	out := n.settings().out
+	for i := 0; i < len(f); i += 4 {
+		var l *OutputBufferLimit
+		switch strings.ToLower(f[i]) {
+		case "normal":
+			l = &out.Normal
+		case "replica", "slave":
+			l = &out.Replica
+		case "pubsub":
+			l = &out.Pubsub
+		default:
+			return nil, redisText("Invalid client class specified in buffer limit configuration.")
+		}
+		hard, ok1 := parseMemory(f[i+1])
+		soft, ok2 := parseMemory(f[i+2])
+		secs, ok3 := redisInt([]byte(f[i+3]))
+		if !ok1 || !ok2 || !ok3 || secs < 0 || secs > math.MaxInt32 {
+			return nil, redisText("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+		}
+		if hard > 0 && soft > hard {
+			return nil, fmt.Errorf("soft limit %d is over hard limit %d for class %s: the pipeline pauses at the soft limit, so it must come first", soft, hard, strings.ToLower(f[i]))
+		}
+		*l = OutputBufferLimit{Hard: hard, Soft: soft, SoftSeconds: int(secs)}
+	}
+	return func() { n.changeSettings(func(s *settings) { s.setOutputLimits(out) }) }, nil
+}
+
+// formatOutputLimits is CONFIG GET client-output-buffer-limit's value, in
+// Redis' order and class names.
+func formatOutputLimits(o OutputBufferLimits) string {
+	f := func(l OutputBufferLimit) string { return fmt.Sprintf("%d %d %d", l.Hard, l.Soft, l.SoftSeconds) }
+	return "normal " + f(o.Normal) + " slave " + f(o.Replica) + " pubsub " + f(o.Pubsub)
+}
+
+// setRequirePass sets the default user's password; "" removes it, making
+// the node open (and, with protected_mode, loopback-only) as when it starts
+// without one. Connected clients keep the access they have, as in Redis:
+// a client that authenticated stays so.
+func setRequirePass(n *Node, v string) (func(), error) {
+	return func() {
+		n.changeSettings(func(s *settings) {
+			users := maps.Clone(s.users)
+			delete(users, "default")
+			if v != "" {
+				users["default"] = &user{name: "default", pass: []byte(v), access: accessAdmin}
+			}
+			s.users, s.open = users, v == ""
+			s.protected = s.open && n.cfg.ProtectedMode
+		})
+	}, nil
+}
+
+// parseMemory parses a Redis memory value: digits and an optional unit
+// b, k (1000), kb (1024), m, mb, g or gb, in any case, as Redis' memtoull.
+func parseMemory(v string) (int64, bool) {
+	i := 0
+	for i < len(v) && '0' <= v[i] && v[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, false
+	}
+	x, err := strconv.ParseInt(v[:i], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	mul := int64(1)
+	switch strings.ToLower(v[i:]) {
+	case "", "b":
+	case "k":
+		mul = 1000
+	case "kb":
+		mul = 1024
+	case "m":
+		mul = 1000 * 1000
+	case "mb":
+		mul = 1024 * 1024
+	case "g":
+		mul = 1000 * 1000 * 1000
+	case "gb":
+		mul = 1024 * 1024 * 1024
+	default:
+		return 0, false
+	}
+	if x > math.MaxInt64/mul {
+		return 0, false
+	}
+	return x * mul, true
 }
 
 // visibleParams counts the parameters patterns can match.
 var visibleParams = func() int {
 	n := 0
 	for _, p := range configParams {
-		if !p.hidden {
+		if !p.hidden && !p.secret {
 			n++
 		}
 	}
@@ -87,9 +298,9 @@ var visibleParams = func() int {
 
 // parseConfigInt parses a CONFIG SET integer, with Redis' error texts.
 func parseConfigInt(v string, lo, hi int64) (int64, error) {
-	x, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("argument couldn't be parsed into an integer")
+	x, ok := redisInt([]byte(v)) // strict, as Redis: no "+5", "007" or " 5"
+	if !ok {
+		return 0, errors.New("argument couldn't be parsed into an integer")
 	}
 	if x < lo || x > hi {
 		return 0, fmt.Errorf("argument must be between %d and %d inclusive", lo, hi)
@@ -122,23 +333,20 @@ func cmdConfig(n *Node, c *client, args [][]byte) {
 		}
 		configSet(n, c, args[2:])
 	case "resetstat":
-		s := n.state()
-		for i := range s.stats {
-			st := &s.stats[i]
-			st.calls.Store(0)
-			st.micros.Store(0)
-			st.failed.Store(0)
-			st.rejected.Store(0)
+		if !n.checkAdmin(c) {
+			return
 		}
-		s.errMu.Lock()
-		clear(s.errs)
-		s.errMu.Unlock()
+		n.resetStats()
 		c.conn.WriteString("OK")
 	case "rewrite":
-		// The parameters CONFIG SET changes are not in the config file, and
-		// the node does not own the file it was started from (flags lay over
-		// it): a rewrite could not round-trip it faithfully.
-		c.fail("ERR CONFIG REWRITE is not supported: the parameters CONFIG SET changes (slowlog-*, latency-monitor-threshold) live only in the running node; put lasting settings in the node's YAML config file")
+		if !n.checkAdmin(c) {
+			return
+		}
+		if err := n.configRewrite(); err != nil {
+			c.fail(err.Error())
+			return
+		}
+		c.conn.WriteString("OK")
 	case "help":
 		writeHelp(c, "CONFIG",
 			"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
@@ -146,6 +354,22 @@ func cmdConfig(n *Node, c *client, args [][]byte) {
 			"RESETSTAT", "    Reset statistics reported by the INFO command.",
 			"REWRITE", "    Rewrite the configuration file.")
 	}
+}
+
+// resetStats is CONFIG RESETSTAT: INFO commandstats and errorstats, and
+// the slow log's and latency monitor's samples stay (Redis keeps them too).
+func (n *Node) resetStats() {
+	s := n.state()
+	for i := range s.stats {
+		st := &s.stats[i]
+		st.calls.Store(0)
+		st.micros.Store(0)
+		st.failed.Store(0)
+		st.rejected.Store(0)
+	}
+	s.errMu.Lock()
+	clear(s.errs)
+	s.errMu.Unlock()
 }
 
 // configGet answers every matching parameter once, however many patterns
@@ -158,7 +382,7 @@ func configGet(n *Node, c *client, patterns [][]byte) {
 	seen := make(map[*configParam]bool)
 	for _, p := range patterns {
 		if !strings.ContainsAny(string(p), "[*?") {
-			if cp := findConfigParam(string(p)); cp != nil && !seen[cp] {
+			if cp := findConfigParam(string(p)); cp != nil && !cp.secret && !seen[cp] {
 				seen[cp] = true
 				out = append(out, kv{string(p), cp.get(n)})
 			}
@@ -169,7 +393,7 @@ func configGet(n *Node, c *client, patterns [][]byte) {
 		}
 		for i := range configParams {
 			cp := &configParams[i]
-			if cp.hidden || seen[cp] || !globMatchFold(p, cp.name) {
+			if cp.hidden || cp.secret || seen[cp] || !globMatchFold(p, cp.name) {
 				continue
 			}
 			seen[cp] = true
@@ -189,17 +413,15 @@ func globMatchFold(pattern []byte, name string) bool {
 	return globMatch([]byte(strings.ToLower(string(pattern))), []byte(name))
 }
 
-// configSet sets every pair or none: all are checked first.
+// configSet sets every pair or none: all are checked first, then applied.
+// What it changed is remembered for CONFIG REWRITE.
 func configSet(n *Node, c *client, args [][]byte) {
-	if len(args)%2 != 0 {
+	if len(args) == 0 || len(args)%2 != 0 {
 		c.fail(wrongArity("config|set"))
 		return
 	}
-	type change struct {
-		p *configParam
-		v string
-	}
-	var changes []change
+	var applies []func()
+	var changed []*configParam
 	seen := map[*configParam]bool{}
 	for i := 0; i < len(args); i += 2 {
 		p := findConfigParam(string(args[i]))
@@ -220,20 +442,33 @@ func configSet(n *Node, c *client, args [][]byte) {
 			c.fail(fmt.Sprintf("ERR CONFIG SET failed (possibly related to argument '%.128s') - not supported at runtime: %s", args[i], why))
 			return
 		}
-		changes = append(changes, change{p, string(args[i+1])})
-	}
-	// Check all before applying any, so a failure changes nothing.
-	vals := make([]int64, len(changes))
-	for i, ch := range changes {
-		x, err := parseConfigInt(ch.v, ch.p.lo, ch.p.hi)
+		apply, err := p.set(n, string(args[i+1]))
 		if err != nil {
-			c.fail(fmt.Sprintf("ERR CONFIG SET failed (possibly related to argument '%s') - %v", ch.p.name, err))
+			c.fail(fmt.Sprintf("ERR CONFIG SET failed (possibly related to argument '%s') - %v", p.name, err))
 			return
 		}
-		vals[i] = x
+		applies = append(applies, apply)
+		if p.rewrite != nil {
+			changed = append(changed, p)
+		}
 	}
-	for i, ch := range changes {
-		ch.p.set(n, vals[i])
+	n.srv.configMu.Lock()
+	for _, apply := range applies {
+		apply()
 	}
+	for _, p := range changed {
+		n.srv.configChanged |= 1 << configParamIndex(p)
+	}
+	n.srv.configMu.Unlock()
 	c.conn.WriteString("OK")
+}
+
+// configParamIndex is p's index in configParams.
+func configParamIndex(p *configParam) int {
+	for i := range configParams {
+		if &configParams[i] == p {
+			return i
+		}
+	}
+	panic("node: not a config parameter")
 }

@@ -30,6 +30,10 @@ type serverState struct {
 	latency  latencyMonitor
 	monitors monitors
 	pause    pauseState
+	// configMu serializes CONFIG SET and REWRITE; configChanged has bit i
+	// set once CONFIG SET changed configParams[i] (cmd_config.go).
+	configMu      sync.Mutex
+	configChanged uint64
 }
 
 // cmdStats are INFO commandstats' counters of one command.
@@ -45,6 +49,9 @@ func (n *Node) state() *serverState {
 		s.stats = make([]cmdStats, len(commandList))
 		s.errs = map[string]int64{}
 		s.slowlog.init()
+		s.slowlog.slowerThan.Store(n.cfg.SlowlogLogSlowerThan)
+		s.slowlog.maxLen.Store(n.cfg.SlowlogMaxLen)
+		s.latency.threshold.Store(n.cfg.LatencyMonitorThreshold)
 	})
 	return s
 }
@@ -300,7 +307,7 @@ func cmdReset(n *Node, c *client, args [][]byte) {
 	c.x.mu.Unlock()
 	c.x.flags.Store(0)
 	c.x.reply = replyOn
-	c.user, c.access = nil, n.sec.access.startAccess()
+	c.user, c.access = nil, n.settings().startAccess()
 	c.authed = c.access != accessNone
 	c.ks.multi = nil // RESET runs at once inside MULTI (multi.go): it ends it
 	n.unwatchAll(c)

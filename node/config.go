@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -109,6 +110,18 @@ type Config struct {
 	// ShutdownTimeout bounds how long a stopping node waits for in-flight
 	// commands.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// SlowlogLogSlowerThan, SlowlogMaxLen and LatencyMonitorThreshold are
+	// Redis' slowlog-log-slower-than (microseconds; 0 logs every command,
+	// negative none; default 10000), slowlog-max-len (default 128) and
+	// latency-monitor-threshold (milliseconds; 0, the default, is off).
+	// CONFIG SET changes them at runtime; CONFIG REWRITE writes them here.
+	SlowlogLogSlowerThan    int64 `yaml:"slowlog_log_slower_than"`
+	SlowlogMaxLen           int64 `yaml:"slowlog_max_len"`
+	LatencyMonitorThreshold int64 `yaml:"latency_monitor_threshold"`
+
+	// file is the path LoadConfig read, which CONFIG REWRITE rewrites; ""
+	// when the configuration did not come from a file.
+	file string
 }
 
 // Limits bound client requests. Each exceeded limit is a clear error to the
@@ -239,8 +252,10 @@ func DefaultConfig() Config {
 			ForgetFollowerAfter: Duration(replicate.DefaultForgetFollowerAfter),
 			MaxReadyLagRecords:  10000,
 		},
-		ShutdownTimeout: Duration(10 * time.Second),
-		Cluster:         defaultCluster(),
+		ShutdownTimeout:      Duration(10 * time.Second),
+		Cluster:              defaultCluster(),
+		SlowlogLogSlowerThan: defaultSlowlogSlowerThan,
+		SlowlogMaxLen:        defaultSlowlogMaxLen,
 	}
 }
 
@@ -253,6 +268,11 @@ func LoadConfig(path string) (Config, error) {
 	}
 	c, err := ParseConfig(data)
 	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	// CONFIG REWRITE writes this file again: remember it by an absolute
+	// path, since the working directory may change.
+	if c.file, err = filepath.Abs(path); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
@@ -365,6 +385,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout must be positive")
+	}
+	if c.SlowlogMaxLen < 0 || c.SlowlogMaxLen > maxSlowlogLen {
+		bad("slowlog_max_len %d must be 0 to %d", c.SlowlogMaxLen, maxSlowlogLen)
+	}
+	if c.LatencyMonitorThreshold < 0 {
+		bad("latency_monitor_threshold %d must be 0 (off) or more milliseconds", c.LatencyMonitorThreshold)
 	}
 	c.validateCluster(bad)
 	return errors.Join(errs...)

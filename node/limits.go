@@ -2,6 +2,7 @@ package node
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -115,9 +116,37 @@ func (c *Config) queryBufferLimit() int {
 	return 2 * c.Limits.MaxRequestSize
 }
 
-// security is a node's access control and client limits.
+// security is a node's access control and client limits. What CONFIG SET
+// can change lives in an immutable settings value behind cur: a change
+// builds a new one and swaps it in, and readers load the pointer (once per
+// pipeline on the event loops), so no reader ever takes a lock.
 type security struct {
 	access accessControl
+	cur    atomic.Pointer[settings]
+	// setMu serializes the changes (CONFIG SET), each a load, copy, edit
+	// and store of cur.
+	setMu sync.Mutex
+	// timeoutKick wakes the idle reaper when timeout changes.
+	timeoutKick chan struct{}
+	// input is the input all clients have buffered (each client's share is
+	// its inBuf).
+	input atomic.Int64
+}
+
+// settings are the access and client-limit settings CONFIG SET may change
+// while the node serves. A value is never modified once published (see
+// security.cur): copy it, change the copy, publish the copy.
+type settings struct {
+	// users by name; "default" is there when it has a password.
+	users map[string]*user
+	// open: the default user has no password, so a client starts as the
+	// default user at accessWrite (never admin).
+	open bool
+	// protected: protected mode refuses non-loopback clients.
+	protected bool
+	// out is client_output_buffer_limit as configured (for CONFIG GET and
+	// REWRITE); the fields below are the normal class's, derived.
+	out OutputBufferLimits
 	// Output limits of normal clients, in bytes (math.MaxInt when off),
 	// and where a pipeline pauses and resumes.
 	hard, soft      int
@@ -126,21 +155,35 @@ type security struct {
 	// queryLimit bounds a client's buffered input; budget all clients'.
 	queryLimit int
 	budget     int64
-	// input is the input all clients have buffered (each client's share is
-	// its inBuf).
-	input atomic.Int64
+	// maxClients is limits.max_connections.
+	maxClients int
+	// timeout closes clients idle this long; 0 never.
+	timeout time.Duration
 }
 
-// initLimits derives the limits from the config.
-func (n *Node) initLimits() {
-	s := &n.sec
-	l := n.cfg.ClientOutputBufferLimit.Normal
+// settings returns the node's current settings. Never modify them.
+func (n *Node) settings() *settings { return n.sec.cur.Load() }
+
+// changeSettings publishes a copy of the current settings as edit changes
+// it. Readers see the old value or the new one, never a mix.
+func (n *Node) changeSettings(edit func(s *settings)) {
+	n.sec.setMu.Lock()
+	defer n.sec.setMu.Unlock()
+	s := *n.sec.cur.Load()
+	edit(&s)
+	n.sec.cur.Store(&s)
+}
+
+// setOutputLimits derives the normal class's limits from out.
+func (s *settings) setOutputLimits(out OutputBufferLimits) {
+	s.out = out
+	l := out.Normal
 	s.hard, s.soft = math.MaxInt, math.MaxInt
 	if l.Hard > 0 {
-		s.hard = int(l.Hard)
+		s.hard = int(min(l.Hard, math.MaxInt))
 	}
 	if l.Soft > 0 {
-		s.soft = int(l.Soft)
+		s.soft = int(min(l.Soft, math.MaxInt))
 	}
 	s.softFor = time.Duration(l.SoftSeconds) * time.Second
 	s.pauseAt = s.soft
@@ -148,11 +191,22 @@ func (n *Node) initLimits() {
 		s.pauseAt = s.hard / 2 // stop producing well before the client is closed
 	}
 	s.resume = s.pauseAt / 2
+}
+
+// initLimits derives the limits from the config and publishes them with
+// the users initAccess read.
+func (n *Node) initLimits(users map[string]*user, open bool) {
+	s := &settings{users: users, open: open, protected: open && n.cfg.ProtectedMode}
+	s.setOutputLimits(n.cfg.ClientOutputBufferLimit)
 	s.queryLimit = n.cfg.queryBufferLimit()
 	s.budget = n.cfg.Limits.QueryBufferBudget
 	if s.budget == 0 {
 		s.budget = DefaultQueryBufferBudget
 	}
+	s.maxClients = n.cfg.Limits.MaxConnections
+	s.timeout = time.Duration(n.cfg.Timeout) * time.Second
+	n.sec.timeoutKick = make(chan struct{}, 1)
+	n.sec.cur.Store(s)
 }
 
 // Why a client was closed, for logkv_clients_closed_total.
@@ -172,18 +226,18 @@ func (n *Node) noteInput(c *client) bool {
 		return false
 	}
 	buffered := c.gc.InboundBuffered()
-	s := &n.sec
+	s := n.settings()
 	if buffered > s.queryLimit {
 		n.closeFor(c, closedQuery, "client query buffer over limits.client_query_buffer_limit; closing", "buffered", buffered, "limit", s.queryLimit)
 		return true
 	}
 	delta := buffered - c.inBuf
-	if delta > 0 && s.input.Load()+int64(delta) > s.budget {
+	if delta > 0 && n.sec.input.Load()+int64(delta) > s.budget {
 		n.closeFor(c, closedBudget, "clients' buffered input over limits.query_buffer_budget; closing the client adding to it", "buffered", buffered, "budget", s.budget)
 		return true
 	}
 	if delta != 0 {
-		s.input.Add(int64(delta))
+		n.sec.input.Add(int64(delta))
 		c.inBuf = buffered
 	}
 	return false
@@ -205,15 +259,22 @@ func (n *Node) closeFor(c *client, reason, msg string, args ...any) {
 
 // reapIdle closes clients idle longer than timeout until the node closes.
 // Clients whose commands run off the loop (WAIT, REPLICAOF) are blocked, not
-// idle, as in Redis.
-func (n *Node) reapIdle(timeout time.Duration) {
-	t := time.NewTicker(min(time.Second, timeout/2))
-	defer t.Stop()
+// idle, as in Redis. It reads timeout each round, so CONFIG SET timeout
+// takes effect within a round; while it is 0 the reaper sleeps until
+// CONFIG SET wakes it.
+func (n *Node) reapIdle() {
 	for {
+		timeout := n.settings().timeout
+		var tick <-chan time.Time
+		if timeout > 0 {
+			tick = time.After(min(time.Second, timeout/2))
+		}
 		select {
 		case <-n.closed:
 			return
-		case <-t.C:
+		case <-n.sec.timeoutKick:
+			continue
+		case <-tick:
 		}
 		now := monotonic()
 		for _, c := range n.connList() {
@@ -233,9 +294,10 @@ func (r *replyConn) reset(base int) {
 		return
 	}
 	r.base = base
-	r.check = r.n.sec.pauseAt
+	s := r.n.settings()
+	r.check = s.pauseAt
 	if r.paused {
-		r.check = r.n.sec.hard
+		r.check = s.hard
 	}
 }
 
@@ -247,7 +309,7 @@ func (r *replyConn) overLimit() {
 		r.out = r.out[:0] // the client is closing: drop what comes
 		return
 	}
-	s := &r.n.sec
+	s := r.n.settings()
 	if unsent := r.base + len(r.out); unsent > s.hard {
 		r.n.closeFor(r.c, closedOutputHard, "client output over its hard limit; closing", "unsent", unsent, "hard", s.hard)
 		r.cut, r.out, r.check = true, nil, -1
@@ -266,8 +328,9 @@ func (n *Node) afterWrite(c *client) {
 		return
 	}
 	c.conn.paused = false
-	if c.gc.OutboundBuffered() > n.sec.resume {
-		if c.softSince == 0 && c.gc.OutboundBuffered() > n.sec.soft {
+	s := n.settings()
+	if c.gc.OutboundBuffered() > s.resume {
+		if c.softSince == 0 && c.gc.OutboundBuffered() > s.soft {
 			c.softSince = monotonic()
 		}
 		n.stall(c, stallOutput, stallFirstCheck)

@@ -214,8 +214,8 @@ func (n *Node) adminHandler() http.Handler {
 // with the AUTH throttle (access.go): while a source backs off, it gets 429.
 func (n *Node) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := &n.sec.access
-		if a.open {
+		a, s := &n.sec.access, n.settings()
+		if s.open {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -231,7 +231,7 @@ func (n *Node) adminAuth(h http.Handler) http.Handler {
 			name = "default"
 			pass, ok = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		}
-		if u := a.users[name]; ok && u != nil && u.access == accessAdmin && constantTimeEqual([]byte(pass), u.pass) {
+		if u := s.users[name]; ok && u != nil && u.access == accessAdmin && constantTimeEqual([]byte(pass), u.pass) {
 			a.throttle.succeeded(source)
 			h.ServeHTTP(w, r)
 			return

@@ -164,10 +164,7 @@ func (n *Node) startLoops() error {
 	if err := n.initAccess(); err != nil {
 		return err
 	}
-	n.initLimits()
-	if n.cfg.Timeout > 0 {
-		go n.reapIdle(time.Duration(n.cfg.Timeout) * time.Second)
-	}
+	go n.reapIdle()
 	cli, err := gnet.NewClient(&server{n: n},
 		gnet.WithNumEventLoop(n.eventLoops()),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
@@ -219,11 +216,12 @@ func (n *Node) acceptLoop() error {
 // admit enrolls nc with an event loop, or refuses it past the connection
 // limit with Redis' error.
 func (n *Node) admit(nc net.Conn) {
-	c := &client{id: n.clientID.Add(1), access: n.sec.access.startAccess(), gone: make(chan struct{})}
+	set := n.settings()
+	c := &client{id: n.clientID.Add(1), access: set.startAccess(), gone: make(chan struct{})}
 	c.x.init(nc)
 	c.authed = c.access != accessNone
 	c.source, c.local = sourceOf(nc.RemoteAddr())
-	if n.sec.access.protected && !c.local {
+	if set.protected && !c.local {
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(nc, "-"+errDenied+"\r\n")
 		nc.Close()
@@ -233,7 +231,7 @@ func (n *Node) admit(nc net.Conn) {
 	c.active.Store(int64(monotonic()))
 	c.conn = &replyConn{n: n, c: c}
 	n.connsMu.Lock()
-	over := len(n.conns) >= n.cfg.Limits.MaxConnections || n.closing.Load()
+	over := len(n.conns) >= set.maxClients || n.closing.Load()
 	if !over {
 		n.conns[c] = struct{}{}
 		n.connsWG.Add(1)
@@ -369,7 +367,7 @@ func (n *Node) stallOver(c *client) (gnet.Action, bool) {
 		if a := n.checkSoft(c); a != gnet.None {
 			return a, false
 		}
-		if c.gc.OutboundBuffered() > n.sec.resume {
+		if c.gc.OutboundBuffered() > n.settings().resume {
 			n.stall(c, stallOutput, min(2*c.stallWait, stallMaxCheck))
 			return gnet.None, false
 		}
@@ -381,7 +379,7 @@ func (n *Node) stallOver(c *client) (gnet.Action, bool) {
 // checkSoft closes c if its unsent output has stayed over the soft limit
 // for soft_seconds. It runs on c's loop, between pipelines.
 func (n *Node) checkSoft(c *client) gnet.Action {
-	s := &n.sec
+	s := n.settings()
 	if c.gc.OutboundBuffered() <= s.soft {
 		c.softSince = 0
 		return gnet.None
