@@ -143,3 +143,68 @@ func (r *Reader) bad(why string) error {
 	}
 	return fmt.Errorf("%w at offset %d of %s: %s", ErrTornTail, r.off, r.name, why)
 }
+
+// Skipped is a stretch of a file that Scan could not read as frames.
+type Skipped struct {
+	Off int64 // where the stretch starts
+	Len int64 // its length in bytes
+	Why string
+}
+
+// Scan reads every frame of data, a whole file, that still checks out, for
+// salvage: it calls keep with each frame's offset and payload (valid until
+// keep returns) and skip with each stretch between them that it could not
+// read. After a frame that fails its checks it tries every later offset
+// until a frame checks out there and accept (nil: any) takes its payload,
+// so that one damaged byte costs the frame that holds it, not the rest of
+// the file. accept is the caller's check that a payload is one of its own:
+// a checksum cannot tell a frame from bytes shaped like one inside another
+// record's payload, and from inside a damaged stretch no frame boundary
+// vouches for it. Frames longer than limit bytes of payload are invalid. An
+// error from keep or skip ends the scan and is returned.
+func Scan(data []byte, limit int, accept func(off int64, payload []byte) bool,
+	keep func(off int64, payload []byte) error, skip func(Skipped) error) error {
+	frame := func(off int) ([]byte, string) {
+		if len(data)-off < HeaderSize {
+			return nil, "incomplete header"
+		}
+		n := binary.LittleEndian.Uint32(data[off+4:])
+		if int64(n) > int64(limit) {
+			return nil, fmt.Sprintf("frame length %d over the limit %d", n, limit)
+		}
+		if int64(n) > int64(len(data)-off-HeaderSize) {
+			return nil, fmt.Sprintf("frame length %d past the end of the file", n)
+		}
+		end := off + HeaderSize + int(n)
+		if crc32.Checksum(data[off+4:end], castagnoli) != binary.LittleEndian.Uint32(data[off:]) {
+			return nil, "checksum mismatch"
+		}
+		p := data[off+HeaderSize : end : end]
+		if accept != nil && !accept(int64(off), p) {
+			return nil, "payload refused"
+		}
+		return p, ""
+	}
+	off := 0
+	for off < len(data) {
+		p, why := frame(off)
+		if why == "" {
+			if err := keep(int64(off), p); err != nil {
+				return err
+			}
+			off += HeaderSize + len(p)
+			continue
+		}
+		next := off + 1
+		for ; next < len(data); next++ {
+			if _, w := frame(next); w == "" {
+				break
+			}
+		}
+		if err := skip(Skipped{Off: int64(off), Len: int64(next - off), Why: why}); err != nil {
+			return err
+		}
+		off = next
+	}
+	return nil
+}
