@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,15 +13,26 @@ import (
 	"github.com/logkv/logkv/replicate/coord"
 )
 
-// mainCluster is `kvnode cluster status|failover`: it reads (and, for
-// failover, writes) the cluster's keys in etcd; it needs no node running
-// on this machine.
+const clusterUsage = `usage: kvnode cluster status|failover|drain|undrain -etcd URL[,URL] -cluster NAME [-to ID] [-timeout 30s] [NODE]
+  status            members, leader, epochs, lag
+  failover [-to ID] hand leadership to ID (default: the most caught-up eligible follower)
+  drain NODE        NODE never runs for leader; if it leads, it hands leadership over first
+  undrain NODE      NODE may lead again`
+
+// mainCluster is `kvnode cluster status|failover|drain|undrain`: it reads
+// (and, for the others, writes) the cluster's keys in etcd; it needs no
+// node running on this machine.
 func mainCluster(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "status" && args[0] != "failover") {
-		fmt.Fprintln(stderr, "usage: kvnode cluster status|failover -etcd URL[,URL] -cluster NAME [-to ID] [-timeout 30s]")
+	if len(args) == 0 || !slices.Contains([]string{"status", "failover", "drain", "undrain"}, args[0]) {
+		fmt.Fprintln(stderr, clusterUsage)
 		return 2
 	}
 	sub := args[0]
+	args = args[1:]
+	var node string
+	if (sub == "drain" || sub == "undrain") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		node, args = args[0], args[1:] // drain NODE -etcd ...
+	}
 	fs := flag.NewFlagSet("kvnode cluster "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	etcd := fs.String("etcd", "", "etcd client `URLs`, comma-separated (required)")
@@ -28,7 +40,17 @@ func mainCluster(args []string, stdout, stderr io.Writer) int {
 	to := fs.String("to", "", "failover: the member `id` to hand leadership to (default: the most caught-up eligible follower)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for etcd and, for failover, for the new leader")
 	config := fs.String("config", "", "read etcd_endpoints, name and etcd TLS/auth from this node config `file`'s cluster section")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if node == "" && fs.NArg() == 1 {
+		node = fs.Arg(0) // drain -etcd ... NODE
+	} else if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kvnode cluster %s: unexpected arguments %q\n%s\n", sub, fs.Args(), clusterUsage)
+		return 2
+	}
+	if (sub == "drain" || sub == "undrain") != (node != "") {
+		fmt.Fprintf(stderr, "kvnode cluster %s: name the node only to drain or undrain it\n%s\n", sub, clusterUsage)
 		return 2
 	}
 	cfg := DefaultConfig()
@@ -58,6 +80,27 @@ func mainCluster(args []string, stdout, stderr io.Writer) int {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	switch sub {
+	case "drain":
+		l, err := coord.Drain(ctx, cli, cfg.Cluster.Name, "", node)
+		if err != nil {
+			fmt.Fprintf(stderr, "kvnode cluster drain: %v\n", err)
+			return 1
+		}
+		if l == nil {
+			fmt.Fprintf(stdout, "%s drained; the cluster has no leader now\n", node)
+		} else {
+			fmt.Fprintf(stdout, "%s drained; leader is %s (%s), epoch %d\n", node, l.ID, l.RESP, l.Epoch)
+		}
+		return 0
+	case "undrain":
+		if err := coord.Undrain(ctx, cli, cfg.Cluster.Name, "", node); err != nil {
+			fmt.Fprintf(stderr, "kvnode cluster undrain: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s may lead again\n", node)
+		return 0
+	}
 	if sub == "failover" {
 		l, err := coord.HandOver(ctx, cli, cfg.Cluster.Name, "", *to)
 		if err != nil {
@@ -107,6 +150,8 @@ func writeStatus(w io.Writer, name string, st *coord.Shard) {
 		prio := fmt.Sprint(mi.Priority)
 		if mi.NeverLeader {
 			prio = "never"
+		} else if st.Drained[id] {
+			prio = "drained"
 		}
 		p, ok := st.Progress[id]
 		durable, epoch, lag := "-", "-", "-"
@@ -117,5 +162,15 @@ func writeStatus(w io.Writer, name string, st *coord.Shard) {
 			}
 		}
 		fmt.Fprintf(w, "%-16s %-8s %-22s %-22s %8s %12s %20s %8s\n", id, role, mi.RESP, mi.Repl, prio, durable, epoch, lag)
+	}
+	var gone []string
+	for id := range st.Drained {
+		if _, live := st.Members[id]; !live {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) > 0 {
+		sort.Strings(gone)
+		fmt.Fprintf(w, "drained, not running: %s\n", strings.Join(gone, ","))
 	}
 }

@@ -322,7 +322,23 @@ func TestClusterCLI(t *testing.T) {
 	require.NoError(t, c.Set(ctx, "after", "handoff", 0).Err())
 	require.ErrorContains(t, l.client(t).Set(ctx, "x", "y", 0).Err(), "READONLY")
 
+	// Draining the leader hands leadership away, with nothing lost.
+	out.Reset()
+	require.Equal(t, 0, Main([]string{"cluster", "drain", target, "-etcd", tc.etcd.Endpoint, "-cluster", tc.name}, &out, &errb), errb.String())
+	require.Contains(t, out.String(), target+" drained; leader is ")
+	drained := tc.leader(20 * time.Second)
+	require.NotEqual(t, target, drained.name)
+	require.Equal(t, "handoff", drained.client(t).Get(ctx, "after").Val())
+	out.Reset()
+	require.Equal(t, 0, Main([]string{"cluster", "status", "-etcd", tc.etcd.Endpoint, "-cluster", tc.name}, &out, &errb), errb.String())
+	require.Regexp(t, "\n"+target+" +follower .* drained ", out.String())
+	out.Reset()
+	require.Equal(t, 0, Main([]string{"cluster", "undrain", "-etcd", tc.etcd.Endpoint, "-cluster", tc.name, target}, &out, &errb), errb.String())
+	require.Contains(t, out.String(), target+" may lead again")
+
 	require.Equal(t, 2, Main([]string{"cluster", "status"}, &out, &errb))
+	require.Equal(t, 2, Main([]string{"cluster", "drain", "-etcd", tc.etcd.Endpoint, "-cluster", tc.name}, &out, &errb), "drain names a node")
+	require.Equal(t, 2, Main([]string{"cluster", "status", "-etcd", tc.etcd.Endpoint, "-cluster", tc.name, "extra"}, &out, &errb))
 }
 
 // TestClusterEtcdOutage: a leader that cannot renew its lease stops

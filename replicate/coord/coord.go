@@ -70,11 +70,8 @@ func (c *Config) fill() error {
 	if c.Client == nil {
 		return errors.New("coord: Config.Client is nil: pass an etcd client (clientv3.New)")
 	}
-	if c.Cluster == "" || strings.Contains(c.Cluster, "/") {
-		return fmt.Errorf("coord: cluster name %q must be non-empty and hold no '/'", c.Cluster)
-	}
-	if c.ID == "" || strings.Contains(c.ID, "/") {
-		return fmt.Errorf("coord: member id %q must be non-empty and hold no '/'", c.ID)
+	if err := c.checkNames(); err != nil {
+		return err
 	}
 	if c.Shard == "" {
 		c.Shard = "0"
@@ -102,6 +99,20 @@ func (c *Config) fill() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// checkNames refuses names that would make keys of another layout.
+func (c *Config) checkNames() error {
+	if c.Cluster == "" || strings.Contains(c.Cluster, "/") {
+		return fmt.Errorf("coord: cluster name %q must be non-empty and hold no '/'", c.Cluster)
+	}
+	if c.ID == "" || strings.Contains(c.ID, "/") {
+		return fmt.Errorf("coord: member id %q must be non-empty and hold no '/'", c.ID)
+	}
+	if strings.Contains(c.Shard, "/") {
+		return fmt.Errorf("coord: shard %q must hold no '/'", c.Shard)
 	}
 	return nil
 }
@@ -575,6 +586,9 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 	}
 	durable, epoch := r.Progress()
 	st.Progress[m.cfg.ID] = Progress{V: formatVersion, Durable: durable, Epoch: epoch}
+	if st.Drained[m.cfg.ID] {
+		return false, "drained (kvnode cluster undrain lets it lead again)", nil
+	}
 	if st.Handoff != nil && st.Handoff.Target != m.cfg.ID {
 		return false, "leadership is being handed to " + st.Handoff.Target, nil
 	}
@@ -614,7 +628,7 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 		if id == m.cfg.ID {
 			mi, ok = MemberInfo{ID: id, Priority: m.cfg.Priority}, true
 		}
-		if !ok || mi.NeverLeader {
+		if !ok || mi.NeverLeader || st.Drained[id] {
 			continue
 		}
 		cands = append(cands, cand{id, p.Durable, mi.Priority})
@@ -651,6 +665,8 @@ type Shard struct {
 	SyncRevision int64
 	// Handoff is a leadership hand-off in progress, or nil.
 	Handoff *Handoff
+	// Drained holds the members marked drained (drain.go), live or not.
+	Drained map[string]bool
 }
 
 // ReadShard reads a shard's keys in one transaction (one revision).
@@ -666,7 +682,7 @@ func ReadShard(ctx context.Context, cli *clientv3.Client, cluster, shard string)
 	if err != nil {
 		return nil, fmt.Errorf("coord: read shard %s of cluster %s: %w", c.Shard, cluster, err)
 	}
-	st := &Shard{Revision: resp.Header.Revision, Members: map[string]MemberInfo{}, Progress: map[string]Progress{}}
+	st := &Shard{Revision: resp.Header.Revision, Members: map[string]MemberInfo{}, Progress: map[string]Progress{}, Drained: map[string]bool{}}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		var mi MemberInfo
 		if json.Unmarshal(kv.Value, &mi) == nil && mi.Shard == c.Shard {
@@ -692,6 +708,8 @@ func ReadShard(ctx context.Context, cli *clientv3.Client, cluster, shard string)
 			if json.Unmarshal(kv.Value, &h) == nil {
 				st.Handoff = &h
 			}
+		case strings.HasPrefix(key, c.drainedPrefix()):
+			st.Drained[strings.TrimPrefix(key, c.drainedPrefix())] = true
 		case strings.HasPrefix(key, c.shardPrefix()+"progress/"):
 			var p Progress
 			if json.Unmarshal(kv.Value, &p) == nil {

@@ -414,3 +414,42 @@ func TestSyncSetShrinks(t *testing.T) {
 	defer vmu.Unlock()
 	require.Empty(t, violations)
 }
+
+// TestDrain: draining the leader hands leadership over with nothing lost
+// (HandOver waits for the target); a drained member never runs, even when
+// it is the only one left, until it is undrained.
+func TestDrain(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	a := startMember(t, srv, coord.Config{ID: "a"}, 100)
+	waitLeader(t, 10*time.Second, a)
+	b := startMember(t, srv, coord.Config{ID: "b"}, 100)
+	c := startMember(t, srv, coord.Config{ID: "c"}, 90)
+	waitLeader(t, 10*time.Second, a, b, c)
+
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	l, err := coord.Drain(dctx, cli, "test", "", "a")
+	require.NoError(t, err)
+	require.Equal(t, "b", l.ID, "the most caught-up member that is not drained")
+	require.Equal(t, b, waitLeader(t, 10*time.Second, a, b, c))
+	st, err := coord.ReadShard(ctx, cli, "test", "")
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"a": true}, st.Drained)
+
+	// a holds the most durable log, but it is drained: c runs.
+	b.stop()
+	require.Equal(t, c, waitLeader(t, 10*time.Second, a, c))
+	c.stop()
+	ok, why, err := a.m.Eligible(ctx, a.r)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.Contains(t, why, "drained")
+	require.Never(t, func() bool { l, _, _ := a.r.state(); return l != 0 }, 500*time.Millisecond, 10*time.Millisecond, "a drained member ran for leader")
+
+	require.NoError(t, coord.Undrain(ctx, cli, "test", "", "a"))
+	require.Equal(t, a, waitLeader(t, 10*time.Second, a))
+	_, err = coord.Drain(ctx, cli, "test", "", "a/b")
+	require.ErrorContains(t, err, "hold no '/'")
+}

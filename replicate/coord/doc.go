@@ -13,6 +13,8 @@
 //	shards/<shard>/leader        {"v":1,"id","resp","repl"}                                     (leader's lease)
 //	shards/<shard>/sync          {"v":1,"set":[ids],"quorum":q}                                 (no lease)
 //	shards/<shard>/progress/<id> {"v":1,"durable":seq,"epoch":e}                                (member's lease)
+//	shards/<shard>/handoff       {"v":1,"target":id}                                            (leader's lease)
+//	shards/<shard>/drained/<id>  {"v":1}                                                        (no lease)
 //
 // The epoch of a leadership is the CreateRevision of its leader key: etcd's
 // revisions only grow, so epochs are ordered across the cluster's whole
@@ -33,7 +35,9 @@
 // it, and, when the key is gone, waits Settle for every member's progress
 // report, then runs only if the take-over rule lets it (Eligible):
 //
-//   - never_leader (Redis's replica-priority 0) never runs;
+//   - never_leader (Redis's replica-priority 0) never runs, nor does a
+//     drained member (Drain: kvnode cluster drain), which is no candidate
+//     either, until Undrain;
 //   - async: the member must hold the highest durable seq among the live
 //     progress keys of eligible members (ties: higher priority, then the
 //     smaller id);

@@ -44,7 +44,7 @@ func HandOver(ctx context.Context, cli *clientv3.Client, cluster, shard, target 
 		var best uint64
 		for id, mi := range st.Members {
 			p, live := st.Progress[id]
-			if id == st.Leader.ID || mi.NeverLeader || !live {
+			if id == st.Leader.ID || mi.NeverLeader || st.Drained[id] || !live {
 				continue
 			}
 			if target == "" || p.Durable > best || (p.Durable == best && id < target) {
@@ -52,10 +52,10 @@ func HandOver(ctx context.Context, cli *clientv3.Client, cluster, shard, target 
 			}
 		}
 		if target == "" {
-			return nil, errors.New("coord: no live follower may lead (all are never_leader, or none reports progress)")
+			return nil, errors.New("coord: no live follower may lead (all are never_leader or drained, or none reports progress)")
 		}
-	} else if mi, ok := st.Members[target]; !ok || mi.NeverLeader {
-		return nil, fmt.Errorf("coord: %q is not a live member that may lead; see kvnode cluster status", target)
+	} else if mi, ok := st.Members[target]; !ok || mi.NeverLeader || st.Drained[target] {
+		return nil, fmt.Errorf("coord: %q is not a live member that may lead (never_leader or drained ones may not); see kvnode cluster status", target)
 	}
 	if target == st.Leader.ID {
 		return st.Leader, nil
