@@ -295,7 +295,7 @@ func cmdGet(n *Node, c *client, args [][]byte) {
 	var found bool
 	var err error
 	if c.ks.exec == nil {
-		v, found, err = n.getFast(c.ks.db, args[1])
+		v, found, err = n.getFast(c, args[1])
 	} else {
 		t := n.read(c)
 		defer t.close()

@@ -585,15 +585,21 @@ func (t *tx) load(key []byte) (*txKey, error) {
 	return t.add(e), nil
 }
 
-// getFast is a read tx's get without the tx, for GET, the hottest read:
-// no allocation but the engine's copy of the value.
-func (n *Node) getFast(db int, key []byte) (value []byte, found bool, err error) {
+// getFast is a read tx's get without the tx, for GET, the hottest read: it
+// allocates nothing but the engine's copy of the value. The engine key is
+// built in the client's buffer (a buffer on the stack escapes through the
+// engine interface: 128 bytes a GET, 8% of its CPU in malloc and GC).
+func (n *Node) getFast(c *client, key []byte) (value []byte, found bool, err error) {
+	db := c.ks.db
 	gen, err := n.gen(db)
 	if err != nil {
 		return nil, false, err
 	}
-	var buf [128]byte
-	v, err := n.eng().Get(appendDataKey(buf[:0], db, gen, key))
+	c.kbuf = appendDataKey(c.kbuf[:0], db, gen, key)
+	v, err := n.eng().Get(c.kbuf)
+	if cap(c.kbuf) > maxKeptKeyBuf {
+		c.kbuf = nil // one huge key: do not keep its buffer
+	}
 	switch {
 	case errors.Is(err, logkv.ErrNotFound):
 		return nil, false, nil
@@ -609,6 +615,10 @@ func (n *Node) getFast(db int, key []byte) (value []byte, found bool, err error)
 	}
 	return payload, true, nil
 }
+
+// maxKeptKeyBuf bounds the engine-key buffer a client keeps between
+// commands.
+const maxKeptKeyBuf = 4 << 10
 
 // get returns key's value and deadline (0: none), if the key exists.
 func (t *tx) get(key []byte) (value []byte, expireAt int64, found bool, err error) {

@@ -103,6 +103,8 @@ type client struct {
 	clock time.Duration
 
 	args [][]byte // parsed arguments, reused
+	// kbuf holds an engine key on its way to the engine (getFast), reused.
+	kbuf []byte
 	// need is how many bytes must be buffered before a request can be
 	// complete: the loop does not parse again before.
 	need int
