@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -441,4 +443,120 @@ func TestClusterMaxReadLag(t *testing.T) {
 	require.Equal(t, b, tc.leader(20*time.Second))
 	require.Eventually(t, func() bool { return bc.Get(ctx, "k").Val() == "v" }, 10*time.Second, 5*time.Millisecond)
 	require.Contains(t, bc.Info(ctx, "replication").Val(), "cluster_read_lag_ms:0\r\n")
+}
+
+// TestClusterMeasureFailoverProcess measures what a client sees of a
+// leader's death: three kvnode processes (the binary, built here) and a
+// real etcd; each round SIGKILLs the leader's process and times until a
+// go-redis FailoverClient, which finds the leader only through the
+// members' SENTINEL commands, has a SET acknowledged by the new leader.
+// The killed member restarts and rejoins before the next round. It runs
+// only with LOGKV_MEASURE_FAILOVER_PROCESS=reps (LOGKV_MEASURE_TTL sets
+// the lease TTL, default coord's): a measurement, not a check, about 4 s a
+// round. docs/cluster.md has the figures.
+func TestClusterMeasureFailoverProcess(t *testing.T) {
+	reps, _ := strconv.Atoi(os.Getenv("LOGKV_MEASURE_FAILOVER_PROCESS"))
+	if reps == 0 {
+		t.Skip("set LOGKV_MEASURE_FAILOVER_PROCESS=N to measure N failovers of kvnode processes")
+	}
+	ttl := coord.DefaultTTL
+	if s := os.Getenv("LOGKV_MEASURE_TTL"); s != "" {
+		var err error
+		ttl, err = time.ParseDuration(s)
+		require.NoError(t, err)
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kvnode")
+	build := exec.Command("go", "build", "-o", bin, "github.com/logkv/logkv/cmd/kvnode")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	etcd := etcdtest.Start(t)
+	var certOut bytes.Buffer
+	require.Equal(t, 0, Main([]string{"certs", "-dir", filepath.Join(dir, "tls"), "-node", "a,b,c"}, &certOut, &certOut), certOut.String())
+
+	type proc struct {
+		name, resp, conf string
+		cmd              *exec.Cmd
+	}
+	procs := map[string]*proc{}
+	var sentinels []string
+	start := func(p *proc) {
+		logf, err := os.OpenFile(filepath.Join(dir, p.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		require.NoError(t, err)
+		p.cmd = exec.Command(bin, "-config", p.conf)
+		p.cmd.Stdout, p.cmd.Stderr = logf, logf
+		require.NoError(t, p.cmd.Start())
+		logf.Close()
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		p := &proc{name: name, resp: freeAddr(t), conf: filepath.Join(dir, name+".yaml")}
+		conf := fmt.Sprintf("engine: memory\ndata_dir: %s\nlisten: %s\nadmin: \"off\"\nreplication:\n  listen: %s\ntls:\n  dir: %s\ncluster:\n  etcd_endpoints: [%s]\n  name: m\n  lease_ttl: %v\n",
+			filepath.Join(dir, name), p.resp, freeAddr(t), filepath.Join(dir, "tls", name), etcd.Endpoint, ttl)
+		require.NoError(t, os.WriteFile(p.conf, []byte(conf), 0o600))
+		procs[name] = p
+		sentinels = append(sentinels, p.resp)
+		start(p)
+	}
+	t.Cleanup(func() {
+		for _, p := range procs {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: sentinels,
+		MaxRetries: -1, DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second})
+	defer fc.Close()
+	// settled returns the leader once every member runs and both others
+	// stream from it.
+	settled := func() *proc {
+		for _, p := range procs {
+			c := redis.NewClient(&redis.Options{Addr: p.resp, MaxRetries: -1})
+			info, err := c.Info(ctx, "replication").Result()
+			c.Close()
+			if err != nil {
+				return nil
+			}
+			if strings.Contains(info, "role:master") {
+				continue
+			}
+			if !strings.Contains(info, "master_link_status:streaming") {
+				return nil
+			}
+		}
+		sc := redis.NewSentinelClient(&redis.Options{Addr: sentinels[0], MaxRetries: -1})
+		defer sc.Close()
+		addr, err := sc.GetMasterAddrByName(ctx, "m").Result()
+		if err != nil {
+			return nil
+		}
+		for _, p := range procs {
+			if p.resp == net.JoinHostPort(addr[0], addr[1]) {
+				return p
+			}
+		}
+		return nil
+	}
+	var took []time.Duration
+	for i := range reps {
+		var l *proc
+		deadline := time.Now().Add(60 * time.Second)
+		for l = settled(); l == nil || fc.Set(ctx, "k", i, 0).Err() != nil; l = settled() {
+			require.True(t, time.Now().Before(deadline), "round %d: the cluster did not settle with three members", i)
+			time.Sleep(20 * time.Millisecond) // polling with a deadline
+		}
+		killed := time.Now()
+		require.NoError(t, l.cmd.Process.Signal(syscall.SIGKILL))
+		l.cmd.Wait()
+		for fc.Set(ctx, "k", i, 0).Err() != nil {
+			require.Less(t, time.Since(killed), 60*time.Second, "round %d: no write acknowledged after the kill", i)
+			time.Sleep(5 * time.Millisecond) // the application's retry interval
+		}
+		took = append(took, time.Since(killed))
+		start(l)
+	}
+	slices.Sort(took)
+	q := func(p float64) time.Duration { return took[min(len(took)-1, int(p*float64(len(took))))] }
+	t.Logf("failover of a SIGKILLed kvnode process, seen through Sentinel (go-redis FailoverClient), lease TTL %v, %d rounds: p50 %v p99 %v min %v max %v",
+		ttl, reps, q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond), took[0].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 }
