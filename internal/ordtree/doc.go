@@ -50,6 +50,19 @@
 // The owner tells the tree, with SetShared, the newest version still held by
 // an open view, so that once the views are gone writes are in place again.
 //
+// # Arenas
+//
+// A tree made by New keeps its nodes in the Go heap, and the collector frees
+// what views no longer reach. One made by NewIn keeps them in an Arena,
+// outside the heap, so that they count neither toward the heap the
+// collector lets grow to twice the live data nor toward its marking work;
+// the tree then frees nodes itself: a node only the tree can reach (merged
+// away, a collapsed root) at once, a node a copy replaced (which a view may
+// still read) by retiring it with the tree's version, for the owner's
+// Arena.Reclaim to free once the views older than that are closed. The
+// memory engine uses an arena; bitcask's keydir, whose clones are not
+// tracked, the heap.
+//
 // A Tree is not safe for concurrent use: its owner guards it with a lock. A
 // View's nodes are never changed, so it may be read by any number of
 // goroutines while the tree is written. Tails are never written after they

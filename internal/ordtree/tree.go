@@ -170,18 +170,28 @@ func (n *Node[V]) item(i int) item[V] {
 }
 
 // setItem stores it in slot i of the owned node n.
-func (n *Node[V]) setItem(i int, it item[V]) {
+func (n *Node[V]) setItem(a *Arena, i int, it item[V]) {
 	n.pfx[i], n.klens[i], n.vals[i] = it.p, it.klen, it.v
 	if it.tail != nil {
 		n.klens[i] |= uint32(*it.tail) << hintShift
 	}
 	if it.tail != nil && n.tails == nil {
-		n.tails = new([MaxItems]*byte)
+		n.tails = newTails(a)
 	}
 	if n.tails != nil {
 		n.tails[i] = it.tail
 	}
 }
+
+// newTails allocates a node's tails array, in a if it is not nil.
+func newTails(a *Arena) *[MaxItems]*byte {
+	if a == nil {
+		return new([MaxItems]*byte)
+	}
+	return (*[MaxItems]*byte)(a.Alloc(tailsSize))
+}
+
+const tailsSize = int(unsafe.Sizeof([MaxItems]*byte{}))
 
 // clearItems zeroes slots [i, j) of the owned node n, so that the collector
 // can free what their tails and payloads point at.
@@ -194,14 +204,14 @@ func (n *Node[V]) clearItems(i, j int) {
 
 // copyItems copies src's slots [i, j) to dst's slots from d; dst is owned
 // and may be src (overlapping ranges are fine, as with copy).
-func copyItems[V any](dst *Node[V], d int, src *Node[V], i, j int) {
+func copyItems[V any](a *Arena, dst *Node[V], d int, src *Node[V], i, j int) {
 	copy(dst.pfx[d:], src.pfx[i:j])
 	copy(dst.klens[d:], src.klens[i:j])
 	copy(dst.vals[d:], src.vals[i:j])
 	switch {
 	case src.tails != nil:
 		if dst.tails == nil {
-			dst.tails = new([MaxItems]*byte)
+			dst.tails = newTails(a)
 		}
 		copy(dst.tails[d:], src.tails[i:j])
 	case dst.tails != nil:
@@ -241,10 +251,19 @@ type Tree[V any] struct {
 	copies    uint64
 	splits    uint64
 	merges    uint64
+
+	arena *Arena // where nodes live; nil for the Go heap
 }
 
-// New returns an empty tree.
+// New returns an empty tree whose nodes live in the Go heap.
 func New[V any]() *Tree[V] { return &Tree[V]{cow: 1} }
+
+// NewIn returns an empty tree whose nodes live in a (see Arena). Nothing in
+// a may point into the Go heap, so V must hold no pointer but into a, and
+// keys go in only by SetOwned, their tails in a too. The owner frees what
+// the tree retires (Arena.Reclaim) as views close, and a itself once the
+// tree and its views are gone.
+func NewIn[V any](a *Arena) *Tree[V] { return &Tree[V]{cow: 1, arena: a} }
 
 // Stats are a tree's counters and gauges, for metrics.
 type Stats struct {
@@ -320,26 +339,78 @@ func (t *Tree[V]) Shared() uint64 { return t.shared }
 // view.
 func (t *Tree[V]) SetShared(ver uint64) { t.shared = ver }
 
-// Clear drops every key (the views keep theirs).
+// Version returns the tree's current version: what Arena.Retire is told
+// for a block that a write replaces now.
+func (t *Tree[V]) Version() uint64 { return t.cow }
+
+// Clear drops every key (the views keep theirs). In an arena, the nodes
+// are retired at the current version.
 func (t *Tree[V]) Clear() {
-	*t = Tree[V]{cow: t.cow, shared: t.shared, copies: t.copies, splits: t.splits, merges: t.merges}
+	if t.arena != nil && t.root != nil {
+		var walk func(n *Node[V])
+		walk = func(n *Node[V]) {
+			if !n.leaf() {
+				for _, c := range n.kids()[:n.n+1] {
+					walk(c)
+				}
+			}
+			t.retireNode(n)
+		}
+		walk(t.root)
+	}
+	*t = Tree[V]{cow: t.cow, shared: t.shared, copies: t.copies, splits: t.splits, merges: t.merges, arena: t.arena}
+}
+
+// nodeSize returns the bytes of n's allocation: a Node or an Inode.
+func nodeSize[V any](leaf bool) int {
+	if leaf {
+		return int(unsafe.Sizeof(Node[V]{}))
+	}
+	return int(unsafe.Sizeof(Inode[V]{}))
 }
 
 func (t *Tree[V]) newNode(leaf bool) *Node[V] {
+	var n *Node[V]
+	switch {
+	case t.arena != nil:
+		n = (*Node[V])(t.arena.Alloc(nodeSize[V](leaf)))
+	case leaf:
+		n = new(Node[V])
+	default:
+		n = &new(Inode[V]).Node
+	}
 	if leaf {
 		t.leaves++
-		return &Node[V]{tag: t.cow << 1}
+		n.tag = t.cow << 1
+	} else {
+		t.inners++
+		n.tag = t.cow<<1 | 1
 	}
-	t.inners++
-	return &(&Inode[V]{Node: Node[V]{tag: t.cow<<1 | 1}}).Node
+	return n
 }
 
+// freeNode drops n, which has left the tree and which no view can read.
 func (t *Tree[V]) freeNode(n *Node[V]) {
 	if n.leaf() {
 		t.leaves--
 	} else {
 		t.inners--
 	}
+	if t.arena != nil {
+		if n.tails != nil {
+			t.arena.Free(unsafe.Pointer(n.tails), tailsSize)
+		}
+		t.arena.Free(unsafe.Pointer(n), nodeSize[V](n.leaf()))
+	}
+}
+
+// retireNode hands n, which a view may still read, to the arena to free
+// once the views older than now are closed.
+func (t *Tree[V]) retireNode(n *Node[V]) {
+	if n.tails != nil {
+		t.arena.Retire(unsafe.Pointer(n.tails), tailsSize, t.cow)
+	}
+	t.arena.Retire(unsafe.Pointer(n), nodeSize[V](n.leaf()), t.cow)
 }
 
 // mut returns n if no view can read it, else a copy of n that only t has.
@@ -349,18 +420,26 @@ func (t *Tree[V]) mut(n *Node[V]) *Node[V] {
 	}
 	t.copies++
 	var c *Node[V]
-	if !n.leaf() {
+	switch {
+	case t.arena != nil:
+		c = (*Node[V])(t.arena.Alloc(nodeSize[V](n.leaf())))
+		*c = *n
+		if !n.leaf() {
+			*c.kids() = *n.kids()
+		}
+		t.retireNode(n)
+	case !n.leaf():
 		in := &Inode[V]{children: *n.kids()}
 		in.Node = *n
 		c = &in.Node
-	} else {
+	default:
 		c = new(Node[V])
 		*c = *n
 	}
 	c.tag = t.cow<<1 | n.tag&1
 	if n.tails != nil {
-		tl := *n.tails
-		c.tails = &tl
+		c.tails = newTails(t.arena)
+		*c.tails = *n.tails
 	}
 	return c
 }
@@ -398,7 +477,7 @@ func (t *Tree[V]) split(n *Node[V], appending bool) (item[V], *Node[V]) {
 	}
 	t.splits++
 	r := t.newNode(n.leaf())
-	copyItems(r, 0, n, mid+1, n.n)
+	copyItems(t.arena, r, 0, n, mid+1, n.n)
 	r.n = n.n - (mid + 1)
 	if !n.leaf() {
 		copy(r.kids()[:], n.kids()[mid+1:n.n+1])
@@ -421,6 +500,9 @@ func (t *Tree[V]) Set(key string, v V) (V, bool) { return t.set(key, v, false) }
 func (t *Tree[V]) SetOwned(key string, v V) (V, bool) { return t.set(key, v, true) }
 
 func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
+	if t.arena != nil && !owned {
+		panic("ordtree: Set on a tree in an arena; use SetOwned") // a tail on the heap would be invisible to the collector
+	}
 	k := makeSKey(key)
 	if t.root == nil {
 		t.root = t.newNode(true)
@@ -430,7 +512,7 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 		left := t.root
 		m, right := t.split(left, left.cmp(left.n-1, &k) < 0)
 		t.root = t.newNode(false)
-		t.root.setItem(0, m)
+		t.root.setItem(t.arena, 0, m)
 		t.root.kids()[0], t.root.kids()[1] = left, right
 		t.root.n = 1
 	}
@@ -439,12 +521,10 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 	for {
 		i, found := n.search(&k)
 		if found {
-			prev := n.vals[i]
-			n.vals[i] = v // the stored key (and tail) stays
-			return prev, true
+			return t.replace(n, i, &k, v, owned), true
 		}
 		if n.leaf() {
-			copyItems(n, i+1, n, i, n.n)
+			copyItems(t.arena, n, i+1, n, i, n.n)
 			it := item[V]{p: k.prefix, klen: k.klen, v: v}
 			if k.klen > PrefixLen {
 				if owned {
@@ -454,7 +534,7 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 				}
 				t.tailBytes += int64(len(k.tail))
 			}
-			n.setItem(i, it)
+			n.setItem(t.arena, i, it)
 			n.n++
 			t.length++
 			t.keyBytes += int64(k.klen)
@@ -466,22 +546,34 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 		edge = edge && i == n.n
 		if c.n == MaxItems {
 			m, right := t.split(c, edge && c.cmp(c.n-1, &k) < 0)
-			copyItems(n, i+1, n, i, n.n)
+			copyItems(t.arena, n, i+1, n, i, n.n)
 			copy(n.kids()[i+2:n.n+2], n.kids()[i+1:n.n+1])
-			n.setItem(i, m)
+			n.setItem(t.arena, i, m)
 			n.kids()[i+1] = right
 			n.n++
 			switch d := n.cmp(i, &k); {
 			case d == 0:
-				prev := n.vals[i]
-				n.vals[i] = v
-				return prev, true
+				return t.replace(n, i, &k, v, owned), true
 			case d < 0:
 				c = right
 			}
 		}
 		n = c
 	}
+}
+
+// replace stores v in item i of the owned node n, whose key is k, and
+// returns the payload it held. An owned key's tail is repointed at the new
+// key's bytes: the old ones may be freed with the old payload (the memory
+// engine's records hold their key), and on the heap the old tail would keep
+// the old payload's allocation alive.
+func (t *Tree[V]) replace(n *Node[V], i int, k *skey, v V, owned bool) V {
+	prev := n.vals[i]
+	n.vals[i] = v
+	if owned && k.klen > PrefixLen {
+		n.tails[i] = unsafe.StringData(k.tail)
+	}
+	return prev
 }
 
 // Update calls f with key's payload, which f may change, in one descent; it
@@ -520,13 +612,13 @@ func (t *Tree[V]) Delete(key string) (V, bool) {
 	k := makeSKey(key)
 	t.root = t.mut(t.root)
 	prev, ok := t.del(t.root, &k, false)
-	if t.root.n == 0 {
-		t.freeNode(t.root)
-		if t.root.leaf() {
+	if old := t.root; old.n == 0 {
+		if old.leaf() {
 			t.root = nil
 		} else {
-			t.root = t.root.kids()[0]
+			t.root = old.kids()[0]
 		}
+		t.freeNode(old) // mut made it the tree's own
 	}
 	if !ok {
 		return zero, false
@@ -554,7 +646,7 @@ func (t *Tree[V]) del(n *Node[V], k *skey, max bool) (item[V], bool) {
 			return item[V]{}, false
 		}
 		prev := n.item(i)
-		copyItems(n, i, n, i+1, n.n)
+		copyItems(t.arena, n, i, n, i+1, n.n)
 		n.n--
 		n.clearItems(n.n, n.n+1)
 		return prev, true
@@ -571,7 +663,7 @@ func (t *Tree[V]) del(n *Node[V], k *skey, max bool) (item[V], bool) {
 		c := t.mut(n.kids()[i])
 		n.kids()[i] = c
 		pred, _ := t.del(c, nil, true) // the predecessor takes its place
-		n.setItem(i, pred)
+		n.setItem(t.arena, i, pred)
 	default:
 		c := t.mut(n.kids()[i])
 		n.kids()[i] = c
@@ -598,23 +690,23 @@ func (t *Tree[V]) rebalance(n *Node[V], i int) {
 	case left.n+right.n+1 <= MaxItems:
 		// Merge right and the separator into left.
 		t.merges++
-		t.freeNode(right)
-		left.setItem(left.n, n.item(i))
-		copyItems(left, left.n+1, right, 0, right.n)
+		left.setItem(t.arena, left.n, n.item(i))
+		copyItems(t.arena, left, left.n+1, right, 0, right.n)
 		if !left.leaf() {
 			copy(left.kids()[left.n+1:], right.kids()[:right.n+1])
 		}
 		left.n += right.n + 1
-		copyItems(n, i, n, i+1, n.n)
+		t.freeNode(right) // mut made it the tree's own
+		copyItems(t.arena, n, i, n, i+1, n.n)
 		copy(n.kids()[i+1:n.n], n.kids()[i+2:n.n+1])
 		n.n--
 		n.clearItems(n.n, n.n+1)
 		n.kids()[n.n+1] = nil
 	case left.n > right.n:
 		// Rotate right: left's last item goes up, the separator comes down.
-		copyItems(right, 1, right, 0, right.n)
-		right.setItem(0, n.item(i))
-		n.setItem(i, left.item(left.n-1))
+		copyItems(t.arena, right, 1, right, 0, right.n)
+		right.setItem(t.arena, 0, n.item(i))
+		n.setItem(t.arena, i, left.item(left.n-1))
 		left.clearItems(left.n-1, left.n)
 		if !left.leaf() {
 			copy(right.kids()[1:right.n+2], right.kids()[:right.n+1])
@@ -625,9 +717,9 @@ func (t *Tree[V]) rebalance(n *Node[V], i int) {
 		right.n++
 	default:
 		// Rotate left.
-		left.setItem(left.n, n.item(i))
-		n.setItem(i, right.item(0))
-		copyItems(right, 0, right, 1, right.n)
+		left.setItem(t.arena, left.n, n.item(i))
+		n.setItem(t.arena, i, right.item(0))
+		copyItems(t.arena, right, 0, right, 1, right.n)
 		right.clearItems(right.n-1, right.n)
 		if !left.leaf() {
 			left.kids()[left.n+1] = right.kids()[0]
@@ -687,7 +779,7 @@ func Build[V any](n int, at func(i int) (key string, v V)) *Tree[V] {
 			}
 			nd := t.newNode(children == nil)
 			for j := range size {
-				nd.setItem(j, itemAt(pos+j))
+				nd.setItem(t.arena, j, itemAt(pos+j))
 			}
 			nd.n = size
 			pos += size

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -82,10 +84,61 @@ func compare(t *testing.T, rng *rand.Rand, v View[uint64], m model) {
 // run applies random operations to a tree and to a model, taking and
 // releasing views on the way, and checks after each step that the tree and
 // every open view match their models.
-func run(t *testing.T, rng *rand.Rand, steps, keySpace int) {
+//
+// With inArena, the tree lives in an Arena and takes its keys by SetOwned,
+// each key copied into the arena and freed (at once, or retired while a view
+// is open) when it is overwritten or deleted, as the memory engine does with
+// its records; freed blocks are poisoned, so a view that reads a block freed
+// too early fails its comparison, and at the end, with every view closed,
+// the arena must hold exactly the tree's nodes and keys.
+func run(t *testing.T, rng *rand.Rand, steps, keySpace int, inArena bool) {
+	defer func(p bool) { poisonFreed = p }(poisonFreed)
+	poisonFreed = true
 	tr := New[uint64]()
+	var a *Arena
+	if inArena {
+		a = NewArena()
+		defer a.Destroy()
+		tr = NewIn[uint64](a)
+	}
 	m := model{}
 	var views []view
+	keys := map[string]unsafe.Pointer{} // in the arena: each key's copy
+	dropKey := func(k string) {
+		p, ok := keys[k]
+		if !ok {
+			return
+		}
+		delete(keys, k)
+		if len(views) == 0 {
+			a.Free(p, len(k))
+		} else {
+			a.Retire(p, len(k), tr.Version())
+		}
+	}
+	set := func(k string, v uint64) (uint64, bool) {
+		if a == nil {
+			buf := []byte(k) // the tree must copy what it keeps
+			defer clear(buf)
+			return tr.Set(string(buf), v)
+		}
+		p := a.Alloc(len(k))
+		copy(unsafe.Slice((*byte)(p), len(k)), k)
+		prev, ok := tr.SetOwned(unsafe.String((*byte)(p), len(k)), v)
+		dropKey(k)
+		keys[k] = p
+		return prev, ok
+	}
+	released := func() {
+		oldest, newest := uint64(math.MaxUint64), uint64(0)
+		for _, v := range views {
+			oldest, newest = min(oldest, v.ver), max(newest, v.ver)
+		}
+		tr.SetShared(newest)
+		if a != nil {
+			a.Reclaim(oldest)
+		}
+	}
 	pool := make([]string, keySpace)
 	for i := range pool {
 		pool[i] = randKey(rng)
@@ -95,9 +148,7 @@ func run(t *testing.T, rng *rand.Rand, steps, keySpace int) {
 		switch r := rng.IntN(100); {
 		case r < 50:
 			v := rng.Uint64()
-			buf := []byte(k) // the tree must copy what it keeps
-			prev, ok := tr.Set(string(buf), v)
-			clear(buf)
+			prev, ok := set(k, v)
 			want, wok := m[k]
 			require.Equal(t, wok, ok)
 			require.Equal(t, want, prev)
@@ -108,6 +159,9 @@ func run(t *testing.T, rng *rand.Rand, steps, keySpace int) {
 			require.Equal(t, wok, ok)
 			require.Equal(t, want, prev)
 			delete(m, k)
+			if a != nil {
+				dropKey(k)
+			}
 		case r < 85:
 			ok := tr.Update(k, func(v *uint64) bool { *v++; return true })
 			_, wok := m[k]
@@ -121,11 +175,15 @@ func run(t *testing.T, rng *rand.Rand, steps, keySpace int) {
 		case r < 95 && len(views) > 0:
 			j := rng.IntN(len(views))
 			views = slices.Delete(views, j, j+1)
-			var newest uint64
-			for _, v := range views {
-				newest = max(newest, v.ver)
+			released()
+		case a != nil:
+			if rng.IntN(8) == 0 {
+				tr.Clear()
+				for k := range keys {
+					dropKey(k)
+				}
+				clear(m)
 			}
-			tr.SetShared(newest)
 		default:
 			if len(m) > 0 && rng.IntN(4) == 0 {
 				// Drop or rebuild everything now and then, so both the
@@ -142,24 +200,35 @@ func run(t *testing.T, rng *rand.Rand, steps, keySpace int) {
 		if step%100 == 0 || step == steps-1 {
 			v, _ := tr.Snapshot()
 			compare(t, rng, v, m)
-			var newest uint64 // the check's own view is gone
-			for _, v := range views {
-				newest = max(newest, v.ver)
-			}
-			tr.SetShared(newest)
+			released() // the check's own view is gone
 			for _, v := range views {
 				compare(t, rng, v.v, v.model)
 			}
 		}
 	}
+	if a == nil {
+		return
+	}
+	views = nil
+	released()
+	require.Zero(t, a.Stats().Retired)
+	s := tr.Stats()
+	want := s.Leaves*int64(roundSize(nodeSize[uint64](true))) + s.Inners*int64(roundSize(nodeSize[uint64](false))) +
+		tr.TailedNodes()*int64(tailsSize)
+	for k := range keys {
+		want += int64(roundSize(max(len(k), 8)))
+	}
+	require.Equal(t, want, a.Stats().InUse, "arena bytes in use against the tree's nodes and keys")
 }
 
 func TestTreeAgainstModel(t *testing.T) {
-	for _, keySpace := range []int{10, 300, 3000} {
-		t.Run(fmt.Sprint(keySpace), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(keySpace), 1))
-			run(t, rng, 3000, keySpace)
-		})
+	for _, inArena := range []bool{false, true} {
+		for _, keySpace := range []int{10, 300, 3000} {
+			t.Run(fmt.Sprintf("arena=%v/%d", inArena, keySpace), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(keySpace), 1))
+				run(t, rng, 3000, keySpace, inArena)
+			})
+		}
 	}
 }
 
@@ -171,7 +240,7 @@ func TestTreeOrderMatchesBytes(t *testing.T) {
 		a, b := randKey(rng), randKey(rng)
 		ka, kb := makeSKey(a), makeSKey(b)
 		n := &Node[uint64]{n: 1}
-		n.setItem(0, item[uint64]{p: ka.prefix, klen: ka.klen, tail: tailOf(a)})
+		n.setItem(nil, 0, item[uint64]{p: ka.prefix, klen: ka.klen, tail: tailOf(a)})
 		require.Equal(t, bytes.Compare([]byte(a), []byte(b)), n.cmp(0, &kb), "%q vs %q", a, b)
 	}
 }
