@@ -10,8 +10,13 @@ import (
 // appendKey writes what "%0*d" writes, keeping the low digits of a number
 // too wide for its width.
 func TestAppendKeyMatchesPrintf(t *testing.T) {
-	for _, w := range []int{1, 2, 3, 5, 16, 20} {
-		for _, n := range []uint64{0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 12345, 1<<64 - 1, 99999999999} {
+	nums := []uint64{0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 9999, 10000, 12345, 99999999, 100000000, 1<<64 - 1, 99999999999, 1234567890123456}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		nums = append(nums, r.Uint64()>>r.UintN(64))
+	}
+	for _, w := range []int{1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 20, 24} {
+		for _, n := range nums {
 			want := fmt.Sprintf("%0*d", w, n)
 			want = want[len(want)-w:]
 			if got := string(appendKey([]byte("x"), n, w)); got != "x"+want {

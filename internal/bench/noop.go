@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
@@ -136,17 +137,29 @@ func (s *noopStore) Apply(b *logkv.Batch, _ *logkv.WriteOptions) error {
 
 func (s *noopStore) Close() error { return nil }
 
+// noopIters keeps closed noop iterators for the next NewIter: YCSB E opens
+// one per scan, and the noop store's allocation would otherwise be counted
+// as the driver's cost (a real engine's iterator creation is the engine's).
+var noopIters = sync.Pool{New: func() any { return new(noopIter) }}
+
+// NewIter returns an iterator from noopIters, reset; Close gives it back, so
+// an iterator must not be used after Close (logkv's contract already says
+// so).
 func (s *noopStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
-	it := &noopIter{width: int(s.keyWidth.Load()), hi: s.limit.Load() - 1, pos: -1, vals: s.vals}
+	it := noopIters.Get().(*noopIter)
+	it.width, it.hi, it.pos, it.vals, it.closed = int(s.keyWidth.Load()), s.limit.Load()-1, -1, s.vals, false
+	it.lower, it.upper = nil, nil
 	if it.vals == nil {
 		it.hi = -1 // no values to answer with: an empty store
 	}
 	if o != nil {
 		if o.LowerBound != nil {
-			it.lower = bytes.Clone(o.LowerBound)
+			it.lowerBuf = append(it.lowerBuf[:0], o.LowerBound...)
+			it.lower = it.lowerBuf
 		}
 		if o.UpperBound != nil {
-			it.upper = bytes.Clone(o.UpperBound)
+			it.upperBuf = append(it.upperBuf[:0], o.UpperBound...)
+			it.upper = it.upperBuf
 		}
 	}
 	return it, nil
@@ -157,11 +170,13 @@ func (s *noopStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 type noopIter struct {
 	width        int
 	hi           int64
-	lower, upper []byte
+	lower, upper []byte // nil: no bound; else lowerBuf, upperBuf
 	pos          int64
 	key, value   []byte
 	vals         *valueSource
 	closed       bool
+
+	lowerBuf, upperBuf []byte // kept across reuse
 }
 
 // at positions the iterator at number n if it is a key within bounds.
@@ -171,6 +186,12 @@ func (it *noopIter) at(n int64) bool {
 		return false
 	}
 	it.key = appendKey(it.key[:0], uint64(n), it.width)
+	return it.inBounds(n)
+}
+
+// inBounds positions the iterator at n, whose key is it.key, if the key is
+// within bounds.
+func (it *noopIter) inBounds(n int64) bool {
 	if (it.lower != nil && bytes.Compare(it.key, it.lower) < 0) || (it.upper != nil && bytes.Compare(it.key, it.upper) >= 0) {
 		it.pos = -1
 		return false
@@ -195,6 +216,14 @@ func (it *noopIter) SeekGE(k []byte) bool {
 	n, ok := parseKey(k)
 	if !ok {
 		return it.First()
+	}
+	if len(k) == it.width && !it.closed && int64(n) <= it.hi {
+		// A key of the store's width at or above the lower bound is the
+		// key landed on: copied rather than formatted anew.
+		if it.lower == nil || bytes.Compare(k, it.lower) >= 0 {
+			it.key = append(it.key[:0], k...)
+			return it.inBounds(int64(n))
+		}
 	}
 	return it.at(max(int64(n), bound(it.lower, 0)))
 }
@@ -240,6 +269,11 @@ func (it *noopIter) Key() []byte   { return it.key }
 func (it *noopIter) Value() []byte { return it.value }
 func (it *noopIter) Error() error  { return nil }
 func (it *noopIter) Close() error {
+	if it.closed {
+		return nil
+	}
 	it.closed, it.pos = true, -1
+	it.vals, it.value = nil, nil
+	noopIters.Put(it)
 	return nil
 }

@@ -94,3 +94,37 @@ func TestLatencySampling(t *testing.T) {
 	cfg.LatencyEvery = 6
 	require.ErrorIs(t, cfg.Validate(), ErrUsage)
 }
+
+// The noop iterator is reused after Close (NewIter takes it from a pool):
+// a reused one has the new bounds and none of the old, and SeekGE lands on
+// the key sought (copied) or on the lower bound, never below it.
+func TestNoopIterReuseAndSeek(t *testing.T) {
+	s := &noopStore{}
+	s.useValues(newValueSource(100, 1, 1))
+	for n := range uint64(100) {
+		require.NoError(t, s.Set(appendKey(nil, n, 8), nil, nil))
+	}
+	key := func(n uint64) []byte { return appendKey(nil, n, 8) }
+	for range 3 {
+		it, err := s.NewIter(&logkv.IterOptions{LowerBound: key(10), UpperBound: key(20)})
+		require.NoError(t, err)
+		require.True(t, it.SeekGE(key(15)))
+		require.Equal(t, key(15), it.Key())
+		require.Equal(t, s.vals.value(15), it.Value())
+		require.True(t, it.SeekGE(key(3)))
+		require.Equal(t, key(10), it.Key())
+		require.False(t, it.SeekGE(key(20)))
+		require.True(t, it.Last())
+		require.Equal(t, key(19), it.Key())
+		require.NoError(t, it.Close())
+
+		it, err = s.NewIter(nil)
+		require.NoError(t, err)
+		require.True(t, it.First())
+		require.Equal(t, key(0), it.Key())
+		require.True(t, it.Last())
+		require.Equal(t, key(99), it.Key())
+		require.False(t, it.SeekGE(key(100)))
+		require.NoError(t, it.Close())
+	}
+}

@@ -165,9 +165,20 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 		}
 		c := newChooser(dist, startRecords, zipfItems, cfg.ZipfConstant, zetaLatest)
 		choosers[w.id] = c
-		if zc, ok := c.(zipfianChooser); ok && !timed && planFits(ops, cfg.KeySize+9) {
-			lo, hi := share(ops, cfg.Threads, w.id)
-			plans[w.id] = newYCSBPlan(w, wl, zc, st.keys, startRecords, hi-lo, cfg.KeySize)
+		lo, hi := share(ops, cfg.Threads, w.id)
+		switch c := c.(type) {
+		case zipfianChooser:
+			if !timed && planFits(ops, cfg.KeySize+9) {
+				plans[w.id] = newYCSBPlan(w, wl, c, st.keys, startRecords, hi-lo, cfg.KeySize)
+			}
+		case *latest:
+			if !timed && planFits(ops, cfg.KeySize+17) {
+				// A chooser of its own: the plan grows its zipfian to
+				// the records the plan expects, and the live chooser
+				// must grow only with the records that exist.
+				lc := newChooser(dist, startRecords, zipfItems, cfg.ZipfConstant, zetaLatest).(*latest)
+				plans[w.id] = newLatestPlan(w, wl, lc, st.keys, startRecords, hi-lo, cfg.KeySize)
+			}
 		}
 		return nil
 	}
@@ -339,8 +350,43 @@ func (w *worker) ycsbKey(st *ycsbState, rec uint64) (uint64, []byte) {
 type ycsbPlan struct {
 	ops   []opKind
 	recs  []uint64
-	keys  *keyPlan // the key of recs[i] when recs[i] < start
+	keys  *keyPlan // the key of recs[i] when recs[i] < start (latest: always)
 	start uint64   // records acknowledged when the run began
+	// limits, for the latest distribution only: the acknowledged records
+	// operation i's draw assumed (see newLatestPlan).
+	limits []uint64
+}
+
+// newLatestPlan draws a worker's run phase ahead for the latest distribution
+// (workload D). A latest draw is relative to the newest record, so it depends
+// on how many records are acknowledged when the operation runs; the plan
+// assumes that count is the start plus this worker's own inserts before the
+// operation, which is exact with one thread (an insert is acknowledged before
+// the next operation starts), and draws each record with the chooser grown to
+// that count, as a live draw would be. When the operation runs and the
+// acknowledged count is another (other threads inserted, or an insert
+// failed), target draws live instead. So with one thread every draw is made
+// ahead, and with more the distribution is still exactly YCSB's, only drawn
+// in the loop.
+func newLatestPlan(w *worker, wl workload, c *latest, keys permutation, start uint64, n, width int) *ycsbPlan {
+	p := &ycsbPlan{ops: make([]opKind, n), recs: make([]uint64, n), limits: make([]uint64, n), start: start}
+	limit := start
+	for i := range n {
+		p.ops[i] = wl.choose(w.rng.Float64())
+		p.limits[i] = limit
+		if p.ops[i] == opInsert {
+			limit++
+			continue
+		}
+		p.recs[i] = c.next(w.rng, limit)
+	}
+	p.keys = newKeyPlan(n, width, func(i int) uint64 {
+		if p.ops[i] == opInsert {
+			return 0 // not used
+		}
+		return keys.at(p.recs[i])
+	})
+	return p
 }
 
 func newYCSBPlan(w *worker, wl workload, c zipfianChooser, keys permutation, start uint64, n, width int) *ycsbPlan {
@@ -367,6 +413,12 @@ func (p *ycsbPlan) target(w *worker, i int, st *ycsbState, choose func() uint64)
 	switch rec := p.recs[i]; {
 	case op == opInsert:
 		return op, 0, nil
+	case p.limits != nil:
+		if st.ack.limit.Load() == p.limits[i] {
+			return op, p.keys.nums[i], p.keys.key(i)
+		}
+		k, key := w.ycsbKey(st, choose())
+		return op, k, key
 	case rec < p.start:
 		return op, p.keys.nums[i], p.keys.key(i)
 	case rec < st.ack.limit.Load():

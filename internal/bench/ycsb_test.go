@@ -337,3 +337,48 @@ func TestYCSBPlanTargets(t *testing.T) {
 	require.Equal(t, keys.at(150), k)
 	require.Equal(t, fmt.Sprintf("%016d", k), string(key))
 }
+
+// A latest plan draws, for one thread, exactly what the live loop would:
+// the same operation types and records from the same random stream, each
+// record relative to the records acknowledged by then (the start plus the
+// thread's own inserts). When the acknowledged count is not the one the plan
+// assumed, target draws live.
+func TestLatestPlanMatchesLiveDraws(t *testing.T) {
+	const start, n = 1000, 5000
+	wl := workloads["ycsb-d"]
+	keys := newPermutation(1_000_000, 9)
+	newLatest := func() *latest {
+		return newChooser(DistLatest, start, start, 0.99, 0).(*latest)
+	}
+	w := &worker{rng: rand.New(rand.NewPCG(3, 4))}
+	p := newLatestPlan(w, wl, newLatest(), keys, start, n, 16)
+
+	live := newLatest()
+	r := rand.New(rand.NewPCG(3, 4))
+	st := &ycsbState{keys: keys, ack: newAckCounter(start), width: 16}
+	choose := func() uint64 { t.Fatal("a draw was made live"); return 0 }
+	inserts := 0
+	for i := range n {
+		op := wl.choose(r.Float64())
+		require.Equal(t, op, p.ops[i], "op %d", i)
+		if op == opInsert {
+			st.ack.ack(st.ack.take())
+			inserts++
+			continue
+		}
+		rec := live.next(r, st.ack.limit.Load())
+		gotOp, k, key := p.target(w, i, st, choose)
+		require.Equal(t, op, gotOp)
+		require.Equal(t, keys.at(rec), k, "op %d", i)
+		require.Equal(t, fmt.Sprintf("%016d", k), string(key))
+	}
+	require.Greater(t, inserts, 100)
+
+	// Another thread's insert moves the acknowledged count: drawn live.
+	st.ack.ack(st.ack.take())
+	i := slices.IndexFunc(p.ops, func(op opKind) bool { return op != opInsert })
+	drawn := 0
+	_, k, _ := p.target(w, i, st, func() uint64 { drawn++; return 42 })
+	require.Equal(t, 1, drawn)
+	require.Equal(t, keys.at(42), k)
+}
