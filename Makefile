@@ -16,7 +16,7 @@ help:
 	@echo "make bench-peers kvbench on logkv and Pebble, Badger, bbolt, goleveldb, btree (PEER_ARGS)"
 	@echo "make benchmarks-doc  regenerate docs/benchmarks.md and its chart (NUM, ROUNDS)"
 	@echo "make bench-rocksdb   Debian's RocksDB db_bench with kvbench's sizes (ROCKSDB_NUM)"
-	@echo "make stress      long crash and linearizability runs (STRESS_CYCLES, HISTORY_DURATION)"
+	@echo "make stress      long crash and linearizability runs (STRESS_CYCLES, HISTORY_DURATION, HISTORY_FAILOVERS)"
 	@echo "make run         go run ./cmd/kvnode"
 	@echo "make compare-redis  redis-benchmark: kvnode on each engine against redis-server"
 
@@ -100,6 +100,7 @@ bench-rocksdb:
 
 STRESS_CYCLES    ?= 1000
 HISTORY_DURATION ?= 60s
+HISTORY_FAILOVERS ?= 100
 
 # The long versions of what CI runs briefly: SIGKILL crash cycles per engine
 # and through a kvnode (standalone, and as a replication leader whose commit
@@ -128,3 +129,9 @@ stress:
 	for e in lsm bitcask memory; do for a in sync async; do \
 	  $(GO) run ./cmd/kvhistory -workload expiry -engine $$e -ack $$a -duration $(HISTORY_DURATION) -nemesis kill,pause,promote || exit 1; \
 	done; done
+	# Automatic failover through a real etcd: the leader is killed, paused
+	# and partitioned until the cluster changed leaders HISTORY_FAILOVERS
+	# times by itself (sync: linearizable, nothing lost; async: the loss per
+	# leader change is reported).
+	$(GO) run ./cmd/kvhistory -auto -ack sync -failovers $(HISTORY_FAILOVERS) -duration 40m
+	$(GO) run ./cmd/kvhistory -auto -ack async -failovers $(HISTORY_FAILOVERS) -duration 40m

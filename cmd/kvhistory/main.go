@@ -23,14 +23,22 @@ func main() {
 	dur := flag.Duration("duration", 20*time.Second, "workload duration")
 	clients := flag.Int("clients", 6, "concurrent clients")
 	ack := flag.String("ack", "sync", "replication ack mode: sync (quorum 1) or async")
-	nem := flag.String("nemesis", "kill,pause,promote", "comma-separated faults: kill, pause, promote, partition")
+	nem := flag.String("nemesis", "kill,pause,promote", "comma-separated faults: kill, pause, promote, partition; with -auto: kill-leader, pause-leader, partition-leader (the default), kill, pause")
 	engine := flag.String("engine", "lsm", "the nodes' storage engine: lsm, bitcask or memory")
 	workload := flag.String("workload", history.WorkloadRegister, "register (GET, SET) or expiry (GET, PTTL, SET [PXAT], PEXPIREAT, PERSIST with deadlines a few hundred ms ahead)")
+	auto := flag.Bool("auto", false, "automatic failover: the nodes elect their leader through a real etcd (Debian's etcd-server); the nemesis kills, pauses and partitions the leader and never promotes")
+	leaseTTL := flag.Duration("lease-ttl", time.Second, "with -auto, the leader lease's TTL (whole seconds)")
+	failovers := flag.Int("failovers", 0, "with -auto, end the run after this many leader changes (-duration still bounds it) and fail if it saw fewer")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
 	bin := flag.String("kvnode", "", "kvnode binary (default: go build ./cmd/kvnode)")
 	work := flag.String("work", "", "scratch dir (default: a new temp dir, kept on failure)")
 	verbose := flag.Bool("v", false, "log nemesis actions")
 	flag.Parse()
+	nemSet := false
+	flag.Visit(func(f *flag.Flag) { nemSet = nemSet || f.Name == "nemesis" })
+	if *auto && !nemSet {
+		*nem = "kill-leader,pause-leader,partition-leader"
+	}
 	redis.SetLogger(quiet{}) // dial failures during faults are expected
 
 	dir := *work
@@ -47,15 +55,15 @@ func main() {
 		}
 	}
 	cfg := history.Config{Kvnode: *bin, Work: dir, Ack: *ack, Duration: *dur, Clients: *clients, Seed: *seed,
-		Engine: *engine, Workload: *workload}
+		Engine: *engine, Workload: *workload, Auto: *auto, LeaseTTL: *leaseTTL, Failovers: *failovers}
 	if *nem != "" {
 		cfg.Nemesis = strings.Split(*nem, ",")
 	}
 	if *verbose {
 		cfg.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "kvhistory: "+f+"\n", a...) }
 	}
-	fmt.Printf("kvhistory: seed=%d engine=%s workload=%s ack=%s duration=%s clients=%d nemesis=%s work=%s\n",
-		*seed, *engine, *workload, *ack, *dur, *clients, *nem, dir)
+	fmt.Printf("kvhistory: seed=%d engine=%s workload=%s ack=%s auto=%v duration=%s clients=%d nemesis=%s work=%s\n",
+		*seed, *engine, *workload, *ack, *auto, *dur, *clients, *nem, dir)
 	// Ctrl-C ends the workload early; the run still cleans up and checks.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -70,7 +78,13 @@ func main() {
 	if res.Verdict.HTML != "" {
 		fmt.Printf("visualisation: %s\n", res.Verdict.HTML)
 	}
-	if *ack == "sync" && !res.Verdict.Linearizable() {
+	fs := res.Failures(cfg)
+	for _, f := range fs {
+		fmt.Println("kvhistory: FAIL:", f)
+	}
+	failed := len(fs) > 0
+	if failed {
+		fmt.Printf("kvhistory: logs kept in %s\n", dir)
 		os.Exit(1)
 	}
 	if *work == "" {

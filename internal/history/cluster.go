@@ -43,8 +43,12 @@ type cluster struct {
 	engine   string
 	ack      string
 	nodes    []*node
-	leader   int // index of the node the nemesis made leader
+	leader   int // index of the node the nemesis made leader (manual failover)
 	lab      *netlab
+	// etcd and config, in automatic-failover mode: the nodes join
+	// autoCluster there, with the settings in the config file.
+	etcd   *etcdProc
+	config string
 }
 
 func freePort(network string) (int, error) {
@@ -75,8 +79,17 @@ func addr(network string) (string, error) {
 // startCluster writes certificates, one per node, and starts node 0 as
 // leader, 1 and 2 as its followers.
 // With a netlab, node i runs in namespace i on the lab's address i.
-func startCluster(ctx context.Context, bin, work, engine, ack string, lab *netlab) (*cluster, error) {
-	c := &cluster{bin: bin, tls: filepath.Join(work, "tls"), engine: engine, ack: ack, lab: lab}
+// With etcd, the nodes join a cluster there instead (automatic failover),
+// with leases of ttl.
+func startCluster(ctx context.Context, bin, work, engine, ack string, lab *netlab, etcd *etcdProc, ttl time.Duration) (*cluster, error) {
+	c := &cluster{bin: bin, tls: filepath.Join(work, "tls"), engine: engine, ack: ack, lab: lab, etcd: etcd}
+	if etcd != nil {
+		c.config = filepath.Join(work, "cluster.yaml")
+		conf := fmt.Sprintf("# kvhistory: automatic failover through etcd\ncluster:\n  lease_ttl: %s\n", ttl)
+		if err := os.WriteFile(c.config, []byte(conf), 0o600); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCluster, err)
+		}
+	}
 	certs := []string{"certs", "-dir", c.tls, "-node", "n1,n2,n3"}
 	if lab != nil {
 		certs = append(certs, "-hosts", lab.hosts())
@@ -110,7 +123,7 @@ func startCluster(ctx context.Context, bin, work, engine, ack string, lab *netla
 	}
 	for i, n := range c.nodes {
 		of := ""
-		if i != 0 {
+		if i != 0 && etcd == nil {
 			of = c.nodes[0].repl
 		}
 		if err := c.start(ctx, n, of); err != nil {
@@ -132,6 +145,9 @@ func (c *cluster) start(ctx context.Context, n *node, leaderRepl string) error {
 	}
 	if leaderRepl != "" {
 		args = append(args, "-replicaof", leaderRepl)
+	}
+	if c.etcd != nil {
+		args = append(args, "-config", c.config, "-etcd", c.etcd.url, "-cluster", autoCluster)
 	}
 	cmd := exec.Command(c.bin, args...)
 	if n.netns != "" {

@@ -20,6 +20,22 @@
 // window is a property of unfenced Redis-style failover, not of the
 // replication under test. The old leader rejoins with -replicaof.
 //
+// # Automatic failover
+//
+// With Config.Auto (kvhistory -auto) the nodes join a cluster through a
+// real etcd (Debian's etcd-server, started by Run; in its own namespace
+// with a netlab) and elect their leader themselves; clients find it with
+// SENTINEL get-master-addr-by-name, as Sentinel clients do, and look again
+// after any error. The nemesis hurts only the current leader and never
+// promotes: it SIGKILLs it (restarting it once another leads), SIGSTOPs it
+// until another leads, or cuts it off from a random combination of its
+// followers, etcd and the clients (blackhole routes in its namespace).
+// Every leader key etcd holds is recorded (Result.Elections); a run that
+// saw no leader change fails, as does one that saw fewer than
+// Config.Failovers. After each failover the new leader's keys are read as
+// soon as it says it is master, and LossAt counts the writes acknowledged
+// before that read which it lacks.
+//
 // # Checking
 //
 // Check verifies the history with porcupine against a key/value model

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -114,4 +115,26 @@ func (l *netlab) close() {
 		_ = ipcmd("link", "del", h) // normally gone with its peer's namespace
 	}
 	_ = ipcmd("link", "del", l.bridge)
+}
+
+// host is the bridge's address: where the clients (and the nemesis) in the
+// caller's namespace come from.
+func (l *netlab) host() string { return l.subnet + ".254" }
+
+// blackhole cuts node i off from the given addresses (cut=false heals):
+// a blackhole route in its namespace drops everything it sends them, so
+// no TCP connection or QUIC session between them survives, whichever side
+// opened it.
+func (l *netlab) blackhole(i int, addrs []string, cut bool) error {
+	op := "add"
+	if !cut {
+		op = "del"
+	}
+	var errs []error
+	for _, a := range addrs {
+		if err := ipcmd("-n", l.ns[i], "route", op, "blackhole", a+"/32"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -2,10 +2,13 @@ package history
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +51,17 @@ type Config struct {
 	// Nemesis lists the faults to inject (FaultKill, FaultPause, FaultPromote,
 	// FaultPartition).
 	Nemesis []string
+	// Auto makes the nodes a cluster that fails over by itself through a
+	// real etcd (see auto.go): the nemesis then hurts the leader
+	// (FaultKillLeader, FaultPauseLeader, FaultPartitionLeader; FaultKill
+	// and FaultPause also apply) and never promotes.
+	Auto bool
+	// LeaseTTL is the leader lease's TTL in Auto mode (default 1s, the
+	// least etcd grants as kvhistory runs it: more failovers a minute).
+	LeaseTTL time.Duration
+	// Failovers, in Auto mode, ends the run once it saw this many leader
+	// changes (Duration still bounds it); 0: run for Duration.
+	Failovers int
 	// Interval is the mean time between faults (default 1.5s).
 	Interval time.Duration
 	// Engine is the nodes' storage engine (default lsm).
@@ -81,6 +95,11 @@ type Result struct {
 	LostPerFailover []int
 	// MaxLossWindow is the largest LossAt window over all failovers.
 	MaxLossWindow time.Duration
+	// Elections lists the leaderships etcd held, in order (Auto mode).
+	Elections []Election
+	// Cuts counts the partition-leader faults by what they cut the leader
+	// off from.
+	Cuts map[string]int
 	// ExpiredReads counts successful reads (GET, PTTL) that found a key
 	// absent after a write to it had been acknowledged: in the expiry
 	// workload, which deletes nothing, each saw an expiry.
@@ -107,9 +126,25 @@ func (r *Result) Summary(ack string) string {
 		lin = "n/a(async, porcupine=" + string(r.Verdict.Result) + ")"
 		lost = fmt.Sprintf("%d(per-failover=%v,max-window=%s)", r.Lost(), r.LostPerFailover, r.MaxLossWindow.Round(time.Microsecond))
 	}
-	s := fmt.Sprintf("runs=1 ops=%d ok=%d failed=%d unknown=%d checked=%d linearizable=%s faults=kill:%d,pause:%d,promote:%d,partition:%d async_lost_acked=%s",
-		r.Ops, r.OK, r.Failed, r.Unknown, r.Verdict.Checked, lin,
-		r.Faults[FaultKill], r.Faults[FaultPause], r.Faults[FaultPromote], r.Faults[FaultPartition], lost)
+	var faults []string
+	for _, f := range []string{FaultKill, FaultPause, FaultPromote, FaultPartition, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader} {
+		if n, ok := r.Faults[f]; ok || f == FaultKill || f == FaultPause || f == FaultPromote || f == FaultPartition {
+			faults = append(faults, fmt.Sprintf("%s:%d", f, n))
+		}
+	}
+	s := fmt.Sprintf("runs=1 ops=%d ok=%d failed=%d unknown=%d checked=%d linearizable=%s faults=%s async_lost_acked=%s",
+		r.Ops, r.OK, r.Failed, r.Unknown, r.Verdict.Checked, lin, strings.Join(faults, ","), lost)
+	if len(r.Elections) > 0 {
+		perFailover := "n/a"
+		if n := r.LeaderChanges(); n > 0 && ack == "async" {
+			perFailover = fmt.Sprintf("%.3f", float64(r.Lost())/float64(n))
+		}
+		s += fmt.Sprintf(" elections=%d leader_changes=%d lost_per_leader_change=%s measured_failovers=%d",
+			len(r.Elections)-1, r.LeaderChanges(), perFailover, len(r.LostPerFailover))
+		if len(r.Cuts) > 0 {
+			s += fmt.Sprintf(" cuts=%v", r.Cuts)
+		}
+	}
 	if ack == "sync" {
 		s += fmt.Sprintf(" sync_lost_acked=%d", r.Lost())
 	}
@@ -171,9 +206,23 @@ func (c *Config) defaults() error {
 	if c.Ack != "sync" && c.Ack != "async" {
 		return fmt.Errorf("history: ack must be sync or async, not %q", c.Ack)
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = time.Second
+	}
+	if c.LeaseTTL%time.Second != 0 {
+		return fmt.Errorf("history: lease TTL %s is not whole seconds, as etcd's leases are", c.LeaseTTL)
+	}
 	for _, f := range c.Nemesis {
 		switch f {
-		case FaultKill, FaultPause, FaultPromote, FaultPartition:
+		case FaultKill, FaultPause:
+		case FaultPromote, FaultPartition:
+			if c.Auto {
+				return fmt.Errorf("history: fault %q is for manual failover; with automatic failover use %s, %s, %s", f, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader)
+			}
+		case FaultKillLeader, FaultPauseLeader, FaultPartitionLeader:
+			if !c.Auto {
+				return fmt.Errorf("history: fault %q needs automatic failover (-auto)", f)
+			}
 		default:
 			return fmt.Errorf("history: unknown fault %q", f)
 		}
@@ -190,8 +239,16 @@ type run struct {
 	mu      sync.Mutex
 	history []Op
 	faults  map[string]int
-	lost    []int
-	window  time.Duration
+	// samples are the new leaders' keys after each failover; LossAt runs
+	// on them once the run ended, when every operation in flight at the
+	// failover has its outcome (the value a new leader holds may be from a
+	// write that had not returned yet).
+	samples []lossSample
+	// Auto mode: the leaderships etcd held, a wake-up for each, and the
+	// partition-leader faults by what they cut.
+	elections []election
+	electedCh chan struct{}
+	cuts      map[string]int
 }
 
 func (r *run) now() int64 { return time.Since(r.start).Nanoseconds() }
@@ -214,15 +271,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Result{Faults: map[string]int{}}
+	res := &Result{Faults: map[string]int{}, Cuts: map[string]int{}}
 	faults := cfg.Nemesis
 	var lab *netlab
 	for i, f := range faults {
-		if f != FaultPartition {
+		if f != FaultPartition && f != FaultPartitionLeader {
 			continue
 		}
 		var err error
-		if lab, err = newNetlab(3); err != nil {
+		n := 3
+		if cfg.Auto {
+			n = 4 // etcd gets a namespace of its own
+		}
+		if lab, err = newNetlab(n); err != nil {
 			res.PartitionSkip = err.Error()
 			faults = append(append([]string(nil), faults[:i]...), faults[i+1:]...)
 		} else {
@@ -230,30 +291,66 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		break
 	}
-	c, err := startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Engine, cfg.Ack, lab)
+	var etcd *etcdProc
+	if cfg.Auto {
+		var err error
+		if etcd, err = startEtcd(ctx, cfg.Work, lab); err != nil {
+			return nil, err
+		}
+		defer etcd.close()
+	}
+	c, err := startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Engine, cfg.Ack, lab, etcd, cfg.LeaseTTL)
 	if err != nil {
 		return nil, err
 	}
 	defer c.close()
-	r := &run{cfg: cfg, c: c, start: time.Now(), faults: res.Faults}
-
+	r := &run{cfg: cfg, c: c, start: time.Now(), faults: res.Faults, cuts: res.Cuts, electedCh: make(chan struct{}, 1)}
 	wctx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
+	if cfg.Auto {
+		watchCtx, endWatch := context.WithCancel(context.Background())
+		watched := make(chan struct{})
+		go func() { defer close(watched); r.watchLeaders(watchCtx) }()
+		defer func() { endWatch(); <-watched }()
+		if r.awaitElection(0, 20*time.Second) < 0 {
+			return nil, fmt.Errorf("%w: no node led within 20s of starting (see the logs in %s)", ErrCluster, cfg.Work)
+		}
+	}
+
 	var wg sync.WaitGroup
 	for id := range cfg.Clients {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.client(wctx, id) }()
 	}
 	nemErr := make(chan error, 1)
-	go func() { nemErr <- r.nemesis(wctx, faults) }()
+	go func() {
+		if cfg.Auto {
+			nemErr <- r.autoNemesis(wctx, faults)
+		} else {
+			nemErr <- r.nemesis(wctx, faults)
+		}
+	}()
 	err = <-nemErr
+	stop() // the nemesis is done (or saw its failovers): so is the workload
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return nil, err
 	}
 
 	res.History = r.snapshot()
-	res.LostPerFailover, res.MaxLossWindow = r.lost, r.window
+	r.mu.Lock()
+	for _, e := range r.elections {
+		res.Elections = append(res.Elections, Election{At: time.Duration(e.at), ID: e.id, Epoch: e.epoch})
+	}
+	r.mu.Unlock()
+	for _, smp := range r.samples {
+		lost, window := LossAt(res.History, smp.cut, smp.held)
+		res.LostPerFailover = append(res.LostPerFailover, lost)
+		res.MaxLossWindow = max(res.MaxLossWindow, window)
+		if lost > 0 {
+			cfg.Logf("failover to %s at %s lost %d acknowledged writes (oldest acked %s before)", smp.leader, time.Duration(smp.cut), lost, window)
+		}
+	}
 	res.ExpiredReads = expiredReads(res.History)
 	for _, o := range res.History {
 		res.Ops++
@@ -266,9 +363,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Unknown++
 		}
 	}
+	if err := writeHistory(filepath.Join(cfg.Work, "history.jsonl"), res); err != nil {
+		cfg.Logf("%v", err)
+	}
 	cfg.Logf("checking %d operations", res.Ops)
 	res.Verdict, err = Check(res.History, cfg.CheckTimeout, cfg.Work)
 	return res, err
+}
+
+// writeHistory keeps a run's history (one JSON object per operation, in
+// the order recorded) and its elections, for reading after a failed check.
+func writeHistory(path string, res *Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("history: keep the history: %w", err)
+	}
+	enc := json.NewEncoder(f)
+	for _, e := range res.Elections {
+		_ = enc.Encode(map[string]any{"election": e.ID, "epoch": e.Epoch, "at": int64(e.At)})
+	}
+	for _, o := range res.History {
+		_ = enc.Encode(o)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("history: keep the history: %w", err)
+	}
+	return nil
 }
 
 // client runs random operations against the leader until ctx ends.
@@ -283,6 +403,12 @@ func (r *run) client(ctx context.Context, id int) {
 	}
 	leader := -1
 	for seq := 0; ctx.Err() == nil; seq++ {
+		if leader < 0 && r.cfg.Auto {
+			leader = r.discoverAuto(ctx, conns, rng)
+			if leader < 0 {
+				continue
+			}
+		}
 		if leader < 0 {
 			leader = r.discover(ctx, conns)
 			if leader < 0 {
@@ -498,6 +624,20 @@ func (r *run) nemesis(ctx context.Context, faults []string) error {
 	}
 }
 
+// lossSample is a new leader's keys (held) just after a failover whose
+// fault began at cut.
+type lossSample struct {
+	cut    int64
+	leader string
+	held   map[string]string
+}
+
+func (r *run) sample(cut int64, leader string, held map[string]string) {
+	r.mu.Lock()
+	r.samples = append(r.samples, lossSample{cut: cut, leader: leader, held: held})
+	r.mu.Unlock()
+}
+
 func (r *run) count(f string) {
 	r.mu.Lock()
 	r.faults[f]++
@@ -505,9 +645,13 @@ func (r *run) count(f string) {
 }
 
 func (r *run) followers() []int {
+	leader := r.c.leader
+	if r.cfg.Auto {
+		leader, _ = r.currentLeader()
+	}
 	var fs []int
 	for i := range r.c.nodes {
-		if i != r.c.leader {
+		if i != leader {
 			fs = append(fs, i)
 		}
 	}
@@ -523,6 +667,9 @@ func (r *run) killFollower(ctx context.Context, rng *rand.Rand) error {
 	n.kill()
 	r.count(FaultKill)
 	_ = wait(ctx, 300*time.Millisecond+time.Duration(rng.Int64N(int64(700*time.Millisecond))))
+	if r.cfg.Auto {
+		return r.c.start(context.Background(), n, "") // etcd tells it whom to follow
+	}
 	return r.c.start(context.Background(), n, r.c.nodes[r.c.leader].repl)
 }
 
@@ -614,12 +761,8 @@ func (r *run) failover(_ context.Context) error {
 		return err
 	}
 	r.c.leader = fs[best]
-	lost, window := LossAt(r.snapshot(), cut, state)
-	r.mu.Lock()
-	r.lost = append(r.lost, lost)
-	r.window = max(r.window, window)
-	r.mu.Unlock()
-	r.cfg.Logf("nemesis: promoted %s (applied %v), lost acked writes: %d (oldest acked %s before the kill)", nl.name, seqs, lost, window)
+	r.sample(cut, nl.name, state)
+	r.cfg.Logf("nemesis: promoted %s (applied %v)", nl.name, seqs)
 	if err := replicaOf(ctx, other, nl.repl); err != nil {
 		return err
 	}
