@@ -30,6 +30,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return mainCheckConfig(args[1:], stdout, stderr)
 		case "cluster":
 			return mainCluster(args[1:], stdout, stderr)
+		case "salvage":
+			return mainSalvage(args[1:], stdout, stderr)
 		case "help":
 			usage(stdout)
 			return 0
@@ -51,6 +53,8 @@ Usage:
   kvnode cluster status|failover -etcd URL -cluster NAME
                                      show a cluster's members, leader, epochs and lag, or
                                      hand leadership to a caught-up follower (-to ID)
+  kvnode salvage -from DIR -to NEW   copy what still checks out from a damaged data
+                                     directory into a new one, reporting what it skipped
 
 Run 'kvnode -h' for the flags; node/example.yaml documents the config file.
 `)

@@ -271,13 +271,16 @@ func (n *Node) newBackend() (backend, error) {
 
 // corruptionError is what a node that found damaged data at start says:
 // it does not serve from it, and a full resync from a healthy node is the
-// way back, since records that fail their checksums cannot be trusted.
+// way back, since records that fail their checksums cannot be trusted;
+// without one, kvnode salvage (cli_salvage.go) keeps what still checks out.
 func corruptionError(dataDir string, err error) error {
 	return fmt.Errorf("%w\n"+
 		"kvnode will not serve from damaged data. To recover: stop this node, move %s aside (keep it for inspection),\n"+
 		"and start the node again with an empty data directory as a follower of a healthy node (-replicaof ADDR, or its cluster):\n"+
-		"a full resync restores every record the leader holds. Without a healthy copy, the engines' own files are documented\n"+
-		"byte by byte (go doc ./lsm, ./bitcask, ./replicate/commitlog) for a manual salvage", err, dataDir)
+		"a full resync restores every record the leader holds. Without a healthy copy, run\n"+
+		"  kvnode salvage -from %s -to NEW_DIR\n"+
+		"which copies every record that still checks out into NEW_DIR (never changing %s) and lists what it skipped;\n"+
+		"then start the node on NEW_DIR as a leader", err, dataDir, dataDir, dataDir)
 }
 
 // logged reports whether writes go through the commit log (durability
