@@ -2,11 +2,13 @@ package memory
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/ordtree"
+	"unsafe"
 )
 
 func init() { logkv.RegisterTyped("memory", Open) }
@@ -21,6 +23,7 @@ type DB struct {
 	// mu guards everything below it. Writers, snapshots and iterators take
 	// it exclusively; Get and Metrics share it.
 	mu        sync.RWMutex
+	arena     *ordtree.Arena // the tree's nodes and the records, outside the Go heap
 	t         *tree
 	dataBytes int64          // key and value bytes of live keys
 	live      map[uint64]int // snapshot version -> open snapshots and iterators
@@ -43,7 +46,8 @@ func Open(dir string, o *Options) (*DB, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	return &DB{opts: opts, t: ordtree.New[val](), live: map[uint64]int{}}, nil
+	a := ordtree.NewArena()
+	return &DB{opts: opts, arena: a, t: ordtree.NewIn[val](a), live: map[uint64]int{}}, nil
 }
 
 // Get returns a copy of the value stored under key, or logkv.ErrNotFound.
@@ -55,15 +59,16 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 		return nil, logkv.ErrClosed
 	}
 	v, ok := db.t.Get(unsafeString(key))
-	db.mu.RUnlock()
 	if !ok {
+		db.mu.RUnlock()
 		return nil, logkv.ErrNotFound
 	}
-	// The value's allocation is never changed once set, so it is copied
-	// outside the lock.
+	// The copy is made under the lock: once it is released, a writer may
+	// overwrite the key and free the record (no open snapshot holds it).
 	b := v.value()
 	out := make([]byte, len(b)) // make and copy: append's growth arithmetic cost ~10% of a Get's instructions
 	copy(out, b)
+	db.mu.RUnlock()
 	return out, nil
 }
 
@@ -76,15 +81,14 @@ func (db *DB) Set(key, value []byte, o *logkv.WriteOptions) error {
 	if err := logkv.CheckValue(value); err != nil {
 		return err
 	}
-	v := makeVal(key, value)
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	seq, err := db.begin(o)
 	if err != nil {
 		return err
 	}
-	db.dataBytes += set(db.t, v)
-	db.commit(seq, 1, v.size())
+	db.set(key, value)
+	db.commit(seq, 1, len(key)+len(value))
 	return nil
 }
 
@@ -99,7 +103,7 @@ func (db *DB) Delete(key []byte, o *logkv.WriteOptions) error {
 	if err != nil {
 		return err
 	}
-	db.dataBytes += del(db.t, key)
+	db.del(key)
 	db.commit(seq, 1, len(key))
 	return nil
 }
@@ -129,9 +133,9 @@ func (db *DB) Apply(b *logkv.Batch, o *logkv.WriteOptions) error {
 		}
 		switch kind {
 		case logkv.KindSet:
-			db.dataBytes += set(db.t, makeVal(key, value))
+			db.set(key, value)
 		case logkv.KindDelete:
-			db.dataBytes += del(db.t, key)
+			db.del(key)
 		}
 		n += len(key) + len(value)
 	}
@@ -194,6 +198,37 @@ func (db *DB) NewSnapshot() (logkv.Snapshot, error) {
 // does not stay counted; iterators, made far more often, skip the cleanup's
 // cost (about a microsecond).
 
+// set stores a copy of key and value. db.mu is held.
+func (db *DB) set(key, value []byte) {
+	v := makeVal(db.arena, key, value)
+	k := v.key()
+	prev, replaced := db.t.SetOwned(unsafe.String(&k[0], len(k)), v)
+	db.dataBytes += int64(v.size())
+	if replaced {
+		db.dispose(prev)
+	}
+}
+
+// del removes key. db.mu is held.
+func (db *DB) del(key []byte) {
+	if prev, ok := db.t.Delete(unsafeString(key)); ok {
+		db.dispose(prev)
+	}
+}
+
+// dispose frees the record of a key that left the tree: at once if no
+// snapshot or iterator is open (Get copies under the lock, so nothing else
+// reads it), else once the readers open now are closed (see release).
+// db.mu is held.
+func (db *DB) dispose(v val) {
+	db.dataBytes -= int64(v.size())
+	if len(db.live) == 0 {
+		db.arena.Free(unsafe.Pointer(v.p), v.allocSize())
+	} else {
+		db.arena.Retire(unsafe.Pointer(v.p), v.allocSize(), db.t.Version())
+	}
+}
+
 // retain marks one more reader of the snapshot taken at ver.
 func (db *DB) retain(ver uint64) {
 	db.mu.Lock()
@@ -211,14 +246,15 @@ func (db *DB) release(ver uint64) {
 		return
 	}
 	delete(db.live, ver)
-	if ver != db.t.Shared() {
-		return
-	}
-	var newest uint64
+	oldest, newest := uint64(math.MaxUint64), uint64(0)
 	for v := range db.live {
-		newest = max(newest, v)
+		oldest, newest = min(oldest, v), max(newest, v)
 	}
 	db.t.SetShared(newest)
+	db.arena.Reclaim(oldest)
+	if len(db.live) == 0 && db.closed.Load() {
+		db.arena.Destroy() // Close left it to the last reader
+	}
 }
 
 // LastSeq returns the sequence number of the newest committed batch.
@@ -233,9 +269,9 @@ func (db *DB) Sync() error {
 	return nil
 }
 
-// Metrics returns the engine's counters and gauges. MemBytes counts the key
-// and value bytes and the nodes of the live tree; data kept only for open
-// snapshots is not counted.
+// Metrics returns the engine's counters and gauges. MemBytes is the memory
+// the engine's arena has mapped: the live tree's nodes and records, data
+// kept for open snapshots, and freed blocks kept for reuse.
 func (db *DB) Metrics() logkv.Metrics {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
@@ -255,9 +291,10 @@ func (db *DB) metrics() logkv.Metrics {
 		readers += n
 	}
 	nodeBytes := st.Leaves*leafBytes + st.Inners*(innerBytes) + db.t.TailedNodes()*tailsBytes
+	as := db.arena.Stats()
 	return logkv.Metrics{
 		Keys:         int64(st.Keys),
-		MemBytes:     db.dataBytes + nodeBytes,
+		MemBytes:     as.Mapped,
 		Gets:         db.gets.Load(),
 		Writes:       db.writes,
 		WriteOps:     db.writeOps,
@@ -265,6 +302,9 @@ func (db *DB) metrics() logkv.Metrics {
 		Detail: []logkv.Metric{
 			{Name: "memory_data_bytes", Help: "Key and value bytes of live keys.", Value: float64(db.dataBytes)},
 			{Name: "memory_node_bytes", Help: "Bytes of the live tree's nodes (and their arrays of pointers to key tails past 16 bytes).", Value: float64(nodeBytes)},
+			{Name: "memory_arena_bytes", Help: "Bytes the engine's arena (outside the Go heap) has mapped, by use: allocated, retired (freed once the snapshots that may read them close), free (kept for reuse).", Labels: map[string]string{"state": "allocated"}, Value: float64(as.InUse - as.Retired)},
+			{Name: "memory_arena_bytes", Help: "Bytes the engine's arena (outside the Go heap) has mapped, by use: allocated, retired (freed once the snapshots that may read them close), free (kept for reuse).", Labels: map[string]string{"state": "retired"}, Value: float64(as.Retired)},
+			{Name: "memory_arena_bytes", Help: "Bytes the engine's arena (outside the Go heap) has mapped, by use: allocated, retired (freed once the snapshots that may read them close), free (kept for reuse).", Labels: map[string]string{"state": "free"}, Value: float64(as.Mapped - as.InUse)},
 			{Name: "memory_tree_height", Help: "Levels of the B-tree.", Value: float64(db.t.Height())},
 			{Name: "memory_tree_nodes", Help: "Nodes of the live tree.", Labels: map[string]string{"kind": "leaf"}, Value: float64(st.Leaves)},
 			{Name: "memory_tree_nodes", Help: "Nodes of the live tree.", Labels: map[string]string{"kind": "inner"}, Value: float64(st.Inners)},
@@ -291,5 +331,8 @@ func (db *DB) Close() error {
 	db.final = db.metrics()
 	db.t.Clear()
 	db.dataBytes = 0
+	if len(db.live) == 0 {
+		db.arena.Destroy()
+	} // else the last reader's release destroys it
 	return nil
 }

@@ -231,19 +231,20 @@ func TestWritesInPlaceWithoutSnapshots(t *testing.T) {
 }
 
 // TestMemoryReclaimed checks that deleted and overwritten data is freed
-// once no snapshot needs it, and kept while one does.
+// once no snapshot needs it, and kept while one does: the arena's allocated
+// and retired bytes, and that the arena's freed blocks are reused.
 func TestMemoryReclaimed(t *testing.T) {
 	const n, vsize = 2000, 8 << 10 // 16 MiB of values
 	db, err := Open("", nil)
 	require.NoError(t, err)
 	defer db.Close()
 	value := make([]byte, vsize)
-	base := heapInUse()
+	allocated := func() float64 { return arenaBytes(db, "allocated") }
 	for i := range n {
 		require.NoError(t, db.Set(k(i), value, nil))
 	}
-	full := heapInUse()
-	require.Greater(t, full-base, int64(n*vsize), "the data is in the heap")
+	require.Greater(t, allocated(), float64(n*vsize), "the data is in the arena")
+	mapped := db.Metrics().MemBytes
 
 	s, err := db.NewSnapshot()
 	require.NoError(t, err)
@@ -254,14 +255,30 @@ func TestMemoryReclaimed(t *testing.T) {
 			require.NoError(t, db.Set(k(i), []byte("small"), nil))
 		}
 	}
-	require.Greater(t, heapInUse()-base, int64(n*vsize), "the snapshot keeps the old data")
+	require.Greater(t, arenaBytes(db, "retired"), float64(n*vsize), "the snapshot keeps the old data")
 	got, err := s.Get(k(1))
 	require.NoError(t, err)
-	require.Len(t, got, vsize)
+	require.Equal(t, value, got)
 
 	require.NoError(t, s.Close())
-	require.Less(t, heapInUse()-base, int64(n*vsize/8), "old data freed after the snapshot closed")
+	require.Zero(t, arenaBytes(db, "retired"), "old data freed after the snapshot closed")
+	require.Less(t, allocated(), float64(n*vsize/8))
 	require.Equal(t, int64(n/2), db.Metrics().Keys)
+
+	// Freed blocks are reused: writing the data again maps little more.
+	for i := range n {
+		require.NoError(t, db.Set(k(i), value, nil))
+	}
+	require.Less(t, db.Metrics().MemBytes, mapped+mapped/8, "mapped bytes after rewriting the data")
+}
+
+func arenaBytes(db *DB, state string) float64 {
+	for _, m := range db.Metrics().Detail {
+		if m.Name == "memory_arena_bytes" && m.Labels["state"] == state {
+			return m.Value
+		}
+	}
+	return -1
 }
 
 // TestConcurrentReadersAndWriters runs writers applying batches that keep

@@ -6,21 +6,23 @@ import (
 	"github.com/logkv/logkv/internal/ordtree"
 )
 
-// val is the tree's payload for one key: a pointer to the allocation
-// holding, byte by byte,
+// val is the tree's payload for one key: a pointer to the record, in the
+// engine's arena (outside the Go heap, see ordtree.Arena), holding, byte by
+// byte,
 //
 //	[0:4)             the key's length, a native-endian uint32
 //	[4:8)             the value's length, a native-endian uint32
 //	[8:8+klen)        the key
 //	[8+klen:8+klen+vlen) the value
 //
-// The allocation is owned by the tree and never changed after the key is
-// set: an overwrite installs a new one. That is what lets snapshots and
-// iterators hand out slices of it, and lets the tree point at a long key's
-// tail inside it instead of copying it (ordtree.Tree.SetOwned). Keeping the
-// lengths there rather than in the node makes the payload one pointer, 8
-// bytes a slot: the tree's nodes are then 1792 bytes, not 2304. Lengths
-// fit: keys are at most 64 KiB and values 32 MiB.
+// A record is never changed once the key is set: an overwrite installs a new
+// one, and the old one is freed once no open snapshot or iterator can read
+// it (DB.dispose). That is what lets snapshots and iterators hand out slices
+// of it, and lets the tree point at a long key's tail inside it instead of
+// copying it (ordtree.Tree.SetOwned). Keeping the lengths there rather than
+// in the node makes the payload one pointer, 8 bytes a slot: the tree's
+// nodes are then 1792 bytes, not 2304. Lengths fit: keys are at most 64 KiB
+// and values 32 MiB.
 type val struct{ p *byte }
 
 const valHeader = 8
@@ -49,11 +51,15 @@ func (v val) size() int {
 	return int(klen) + int(vlen)
 }
 
-// makeVal copies key and value into one new allocation. A []byte of at
-// least 8 bytes is 8-byte aligned, so the header can be read as uint32s.
-func makeVal(key, value []byte) val {
-	kv := make([]byte, valHeader+len(key)+len(value))
-	h := (*[2]uint32)(unsafe.Pointer(&kv[0]))
+// allocSize is the record's size in the arena.
+func (v val) allocSize() int { return valHeader + v.size() }
+
+// makeVal copies key and value into a new record in a, which is 8-byte
+// aligned, so the header can be read as uint32s.
+func makeVal(a *ordtree.Arena, key, value []byte) val {
+	p := a.Alloc(valHeader + len(key) + len(value))
+	kv := unsafe.Slice((*byte)(p), valHeader+len(key)+len(value))
+	h := (*[2]uint32)(p)
 	h[0], h[1] = uint32(len(key)), uint32(len(value))
 	copy(kv[valHeader:], key)
 	copy(kv[valHeader+len(key):], value)
@@ -62,25 +68,6 @@ func makeVal(key, value []byte) val {
 
 // tree is the engine's ordered map.
 type tree = ordtree.Tree[val]
-
-// set stores v under its key, returning the change in key and value bytes.
-func set(t *tree, v val) int64 {
-	k := v.key()
-	prev, replaced := t.SetOwned(unsafe.String(&k[0], len(k)), v)
-	if replaced {
-		return int64(v.size() - prev.size())
-	}
-	return int64(v.size())
-}
-
-// del removes key, returning the change in key and value bytes.
-func del(t *tree, key []byte) int64 {
-	prev, ok := t.Delete(unsafeString(key))
-	if !ok {
-		return 0
-	}
-	return -int64(prev.size())
-}
 
 // unsafeString views b as a string for a lookup; the tree keeps none of it
 // (Delete and Get copy nothing and hold nothing).
