@@ -1,7 +1,9 @@
 package node
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -33,4 +35,69 @@ func TestGetAllocatesOnlyTheEnginesCopy(t *testing.T) {
 			require.Equal(t, "$-1\r\n", string(c.conn.out))
 		})
 	}
+}
+
+// A pipeline's commands reach the metrics when it ends, before its replies
+// are sent: a client that has its replies sees them counted, each in the
+// histogram and in calls and errors.
+func TestPipelineMetrics(t *testing.T) {
+	n := startNode(t, nil)
+	// On the loop: reads only.
+	exchange(t, n, strings.Repeat("GET k\r\n", 16), strings.Repeat("$-1\r\n", 16))
+	got := gatherCommandMetrics(t, n)
+	require.Equal(t, 16.0, got["logkv_commands_total get"])
+	require.Equal(t, 16.0, got["histogram get"])
+	// Writes, one failing, and what follows them.
+	setExpiry := strings.Repeat("SET k v\r\n", 3) + "SET k v EX 0\r\n"
+	want := strings.Repeat("+OK\r\n", 3) + "-ERR invalid expire time in 'set' command\r\n"
+	exchange(t, n, "GET k\r\n"+setExpiry+"GET k\r\n", "$-1\r\n"+want+"$1\r\nv\r\n")
+	got = gatherCommandMetrics(t, n)
+	require.Equal(t, 18.0, got["logkv_commands_total get"])
+	require.Equal(t, 18.0, got["histogram get"])
+	require.Equal(t, 0.0, got["logkv_command_errors_total get"])
+	require.Equal(t, 4.0, got["logkv_commands_total set"])
+	require.Equal(t, 4.0, got["histogram set"])
+	require.Equal(t, 1.0, got["logkv_command_errors_total set"])
+}
+
+// gatherCommandMetrics returns the per-command metrics by "name cmd", and
+// each histogram's count by "histogram cmd".
+func gatherCommandMetrics(t *testing.T, n *Node) map[string]float64 {
+	families, err := n.metrics.reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			cmd := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "cmd" {
+					cmd = l.GetValue()
+				}
+			}
+			switch f.GetName() {
+			case "logkv_commands_total", "logkv_command_errors_total":
+				got[f.GetName()+" "+cmd] = m.GetCounter().GetValue()
+			case "logkv_command_duration_seconds":
+				h := m.GetHistogram()
+				got["histogram "+cmd] = float64(h.GetSampleCount())
+				b := h.GetBucket()
+				require.Len(t, b, len(latencyBounds))
+				require.LessOrEqual(t, b[len(b)-1].GetCumulativeCount(), h.GetSampleCount())
+				if h.GetSampleCount() > 0 {
+					require.Positive(t, h.GetSampleSum(), cmd)
+				}
+			}
+		}
+	}
+	return got
+}
+
+func TestLatencyBucket(t *testing.T) {
+	require.Equal(t, 0, latencyBucket(0))
+	require.Equal(t, 0, latencyBucket(5*time.Microsecond))
+	require.Equal(t, 1, latencyBucket(5*time.Microsecond+1))
+	require.Equal(t, 1, latencyBucket(20*time.Microsecond))
+	require.Equal(t, 9, latencyBucket(latencyBounds[9]))
+	require.Equal(t, 10, latencyBucket(latencyBounds[9]+1))
+	require.Equal(t, 10, latencyBucket(time.Hour))
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,18 +32,107 @@ type metrics struct {
 	closed       *prometheus.CounterVec
 }
 
+// commandStats are one command's metrics. calls and errors are Prometheus
+// counters; the latency histogram is kept here, as counts per bucket, so a
+// client's pipeline can add its commands in one step (cmdTally): a
+// Prometheus histogram takes one observation at a time, at five atomic
+// operations each, 4% of a pipelined GET's CPU.
 type commandStats struct {
-	calls   prometheus.Counter
-	errors  prometheus.Counter
-	latency prometheus.Observer
+	calls  prometheus.Counter
+	errors prometheus.Counter
+	// buckets[i] counts the commands that took at most latencyBounds[i]
+	// and more than the bound before; the last counts the rest.
+	buckets [len(latencyBounds) + 1]atomic.Uint64
+	nanos   atomic.Uint64 // the sum of their durations
 }
 
-func (s *commandStats) observe(d time.Duration, failed bool) {
-	s.calls.Inc()
-	if failed {
-		s.errors.Inc()
+// latencyBounds are the upper bounds of logkv_command_duration_seconds'
+// buckets: 5us, then each 4 times the last, to 1.3s.
+var latencyBounds = func() (b [10]time.Duration) {
+	d := 5 * time.Microsecond
+	for i := range b {
+		b[i], d = d, 4*d
 	}
-	s.latency.Observe(d.Seconds())
+	return b
+}()
+
+// latencyBucket is the index of d's bucket.
+func latencyBucket(d time.Duration) int {
+	for i, b := range latencyBounds {
+		if d <= b {
+			return i
+		}
+	}
+	return len(latencyBounds)
+}
+
+// cmdTally is what a client's commands add to their metrics, gathered while
+// its pipeline runs and published to the shared commandStats when the
+// pipeline ends or another command starts a run: a pipeline of 16 GETs
+// touches the shared counters once, not 16 times. It belongs to the
+// client's loop, or to its goroutine while it runs off the loop.
+type cmdTally struct {
+	s             *commandStats // nil: nothing gathered
+	calls, errors uint64
+	nanos         uint64
+	buckets       [len(latencyBounds) + 1]uint32
+}
+
+// observe adds one run of the command s that took d.
+func (t *cmdTally) observe(s *commandStats, d time.Duration, failed bool) {
+	if t.s != s {
+		t.publish()
+		t.s = s
+	}
+	t.calls++
+	if failed {
+		t.errors++
+	}
+	d = max(d, 0)
+	t.nanos += uint64(d)
+	t.buckets[latencyBucket(d)]++
+}
+
+// publish adds what t gathered to the shared metrics and empties t.
+func (t *cmdTally) publish() {
+	s := t.s
+	if s == nil {
+		return
+	}
+	s.calls.Add(float64(t.calls)) // an integer: Prometheus adds it with one atomic add
+	if t.errors > 0 {
+		s.errors.Add(float64(t.errors))
+	}
+	s.nanos.Add(t.nanos)
+	for i, k := range t.buckets {
+		if k > 0 {
+			s.buckets[i].Add(uint64(k))
+		}
+	}
+	*t = cmdTally{}
+}
+
+// latencyCollector exports the commands' latency histograms as
+// logkv_command_duration_seconds.
+type latencyCollector struct{ m *metrics }
+
+var latencyDesc = prometheus.NewDesc("logkv_command_duration_seconds",
+	"Time to run a command, before the pipeline's sync and reply flush.", []string{"cmd"}, nil)
+
+func (latencyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- latencyDesc }
+
+func (l latencyCollector) Collect(ch chan<- prometheus.Metric) {
+	for i, c := range commandList {
+		s := &l.m.cmds[i]
+		buckets := make(map[float64]uint64, len(latencyBounds))
+		var count uint64
+		for j, b := range latencyBounds {
+			count += s.buckets[j].Load()
+			buckets[b.Seconds()] = count // cumulative, as Prometheus wants them
+		}
+		count += s.buckets[len(latencyBounds)].Load()
+		ch <- prometheus.MustNewConstHistogram(latencyDesc, count, time.Duration(s.nanos.Load()).Seconds(), buckets, c.name)
+	}
 }
 
 func newMetrics(n *Node) *metrics {
@@ -50,11 +140,6 @@ func newMetrics(n *Node) *metrics {
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	calls := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logkv_commands_total", Help: "Commands run, by command."}, []string{"cmd"})
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logkv_command_errors_total", Help: "Commands answered with an error, by command."}, []string{"cmd"})
-	lat := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "logkv_command_duration_seconds",
-		Help:    "Time to run a command, before the pipeline's sync and reply flush.",
-		Buckets: prometheus.ExponentialBuckets(5e-6, 4, 10), // 5us .. 1.3s
-	}, []string{"cmd"})
 	m := &metrics{
 		reg:          reg,
 		unknown:      prometheus.NewCounter(prometheus.CounterOpts{Name: "logkv_unknown_commands_total", Help: "Commands the node does not know."}),
@@ -65,12 +150,13 @@ func newMetrics(n *Node) *metrics {
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logkv_clients_closed_total",
 			Help: "Clients closed or refused by a limit or protected mode, by reason."}, []string{"reason"}),
 	}
-	for _, c := range commandList {
-		m.cmds = append(m.cmds, commandStats{calls.WithLabelValues(c.name), errs.WithLabelValues(c.name), lat.WithLabelValues(c.name)})
+	m.cmds = make([]commandStats, len(commandList))
+	for i, c := range commandList {
+		m.cmds[i].calls, m.cmds[i].errors = calls.WithLabelValues(c.name), errs.WithLabelValues(c.name)
 	}
 	f(calls)
 	f(errs)
-	f(lat)
+	f(latencyCollector{m})
 	f(m.unknown)
 	f(m.connections)
 	f(m.rejected)
@@ -96,8 +182,8 @@ func newMetrics(n *Node) *metrics {
 
 func (m *metrics) commandsTotal() uint64 {
 	var total float64
-	for _, c := range m.cmds {
-		total += m.counterValue(c.calls)
+	for i := range m.cmds {
+		total += m.counterValue(m.cmds[i].calls)
 	}
 	return uint64(total)
 }

@@ -105,6 +105,8 @@ type client struct {
 	args [][]byte // parsed arguments, reused
 	// kbuf holds an engine key on its way to the engine (getFast), reused.
 	kbuf []byte
+	// tally gathers the metrics of the pipeline's commands (metrics.go).
+	tally cmdTally
 	// need is how many bytes must be buffered before a request can be
 	// complete: the loop does not parse again before.
 	need int
@@ -494,6 +496,7 @@ func completeRequests(buf []byte, lim parseLimits) int {
 // the client broke the protocol.
 func (n *Node) endPipeline(c *client, perr string) gnet.Action {
 	c.conn.flush()
+	c.tally.publish()
 	c.clock = 0
 	if perr != "" {
 		c.conn.out = redcon.AppendError(c.conn.out, perr)
@@ -538,6 +541,7 @@ func (n *Node) runOffLoop(c *client) {
 		}
 	}
 	c.conn.flush()
+	c.tally.publish()
 	c.clock = 0
 	n.syncDirty(c)
 	if cap(c.raw) > 1<<20 {
@@ -630,7 +634,7 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		cm.run(n, c, args)
 		c.clock = monotonic()
 		took = c.clock - start
-		n.metrics.cmds[cm.id].observe(took, c.failed)
+		c.tally.observe(&n.metrics.cmds[cm.id], took, c.failed)
 	}
 	n.afterCommand(c, cm, args, took)
 }
