@@ -279,6 +279,22 @@ func (b *blockIter) SeekGE(target []byte) bool {
 	return false
 }
 
+// seekRestart moves to the entry at restart point i, or past the end (not
+// valid, no error) if i is numRestarts.
+func (b *blockIter) seekRestart(i int) bool {
+	b.cacheIdx = -1
+	if b.err != nil || i >= b.numRestarts {
+		b.valid = false
+		return false
+	}
+	off, ok := b.restart(i)
+	if !ok {
+		return false
+	}
+	b.key = b.key[:0]
+	return b.decode(off)
+}
+
 // fill decodes the entries from offset start while they are before limit
 // (and < target, if target is not nil) into the Prev cache, and makes the
 // last of them current. exact demands that the last entry ends at limit.

@@ -129,7 +129,9 @@
 //
 // # Reading
 //
-// Reader.Get consults the filter, binary-searches the in-memory index, then
+// Reader.Get consults the filter, finds the index entry through an in-memory
+// summary of the index built at Open (8 bytes of each separator after the
+// prefix they share, bisected as integers; index_search.go), then
 // reads one data block (from the Cache when it is there) and copies out the
 // value: at most two allocations on a cache miss (block, value), one on a
 // hit. Iterators decode keys into a reused buffer and values in place;

@@ -48,8 +48,9 @@ type Reader struct {
 	name     string
 	cache    *Cache
 	fileNum  uint64
-	index    []byte // the decompressed index block, held for the Reader's life
-	indexOff int64  // its offset in the file, for errors
+	index    []byte       // the decompressed index block, held for the Reader's life
+	isearch  *indexSearch // point lookups' way into index; nil: index's own search
+	indexOff int64        // its offset in the file, for errors
 	filter   filter
 	hasFlt   bool
 	meta     Meta
@@ -113,6 +114,7 @@ func open(f vfs.File, size int64, o ReaderOptions, verify bool) (*Reader, error)
 	if err := bi.init(r.index, true, r.name, r.indexOff); err != nil {
 		return nil, err
 	}
+	r.isearch = newIndexSearch(&bi)
 	if ft.filter.length > 0 {
 		b, err := r.readBlock(ft.filter)
 		if err != nil {
@@ -397,7 +399,13 @@ func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, fou
 	// The first block whose separator is >= the search key holds the entry
 	// if any block does; the next is consulted only if separators were not
 	// tight (a defensive loop: this package's separators always are).
-	for ok := s.index.SeekGE(s.key); ok; ok = s.index.Next() {
+	var ok bool
+	if r.isearch != nil {
+		ok = r.isearch.seekGE(&s.index, ukey, s.key)
+	} else {
+		ok = s.index.SeekGE(s.key)
+	}
+	for ; ok; ok = s.index.Next() {
 		h, hok := decodeHandle(s.index.val)
 		if !hok {
 			return nil, 0, false, r.corrupt(r.indexOff, "index: bad block handle %x", s.index.val)
