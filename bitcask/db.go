@@ -32,7 +32,7 @@ type DB struct {
 	active *dataFile
 	buf    []byte
 	pos    uint64 // bytes appended over the DB's open life (group commit)
-	werr   error  // sticky: after a failed write or sync, writes fail
+	werr   error  // sticky: after a failed sync, or a write it could not undo, writes fail
 
 	// The group commit (syncTo), under wmu: syncing says an fsync is in
 	// flight outside wmu, and syncDone is closed when it ends.
@@ -224,11 +224,21 @@ func (db *DB) readAt(df *dataFile, buf []byte, off uint32) error {
 		// Still in the write buffer, unless a flush moved it since.
 		db.wmu.Lock()
 		if flushed := df.flushed.Load(); end > flushed {
-			if db.active != df || int64(off) < flushed || end-flushed > int64(len(db.buf)) {
+			if db.active != df || end-flushed > int64(len(db.buf)) {
 				db.wmu.Unlock()
 				return logkv.CorruptError(df.path, int64(off), "record beyond the written data")
 			}
-			copy(buf, db.buf[int64(off)-flushed:end-flushed])
+			if head := flushed - int64(off); head > 0 {
+				// A flush that failed part way (a full disk) wrote the
+				// record's head; its tail is still buffered.
+				copy(buf[head:], db.buf[:end-flushed])
+				if n, err := df.f.ReadAt(buf[:head], int64(off)); n < int(head) {
+					db.wmu.Unlock()
+					return fmt.Errorf("bitcask: read %s at %d: %w", df.path, off, err)
+				}
+			} else {
+				copy(buf, db.buf[int64(off)-flushed:end-flushed])
+			}
 			fromBuffer = true
 		}
 		db.wmu.Unlock()
@@ -394,9 +404,18 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 			// Keep the buffer bounded under a large batch. Nothing of the
 			// batch is visible yet, and recovery drops it if the rest
 			// never arrives.
-			if err := db.flushLocked(); err != nil {
+			if err := db.flushLocked(); err != nil && i > 0 {
+				// Part of the batch may be in the file already and the
+				// rest in the buffer: a batch cut in two that later
+				// batches would follow. Only a reopen sorts it out.
+				// (Before the batch's first record, the buffer holds
+				// whole batches: it grows, and the flush after the batch
+				// tries again.)
+				if db.werr == nil {
+					db.werr = fmt.Errorf("%w (the engine refuses further writes; reopen it)", err)
+				}
 				db.wmu.Unlock()
-				return err
+				return db.werr
 			}
 		}
 		db.buf = appendRecord(db.buf, synced, seq, flags, key, value)
@@ -437,15 +456,26 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	db.stats.writes.Add(1)
 	db.stats.writeOps.Add(uint64(ops))
 	db.stats.bytesWritten.Add(userBytes)
-	if ferr != nil {
+	if (o != nil && o.Sync) || db.opts.Sync == SyncAlways {
+		return db.syncTo(pos) // which writes the buffer again first
+	}
+	if ferr != nil && db.failed() {
 		// The batch is applied in memory but its bytes may not be in the
 		// file; the engine refuses further writes (werr).
 		return ferr
 	}
-	if (o != nil && o.Sync) || db.opts.Sync == SyncAlways {
-		return db.syncTo(pos)
-	}
+	// A failed write that was undone (a full disk) leaves the batch
+	// applied and its bytes in the buffer, as any write is until its
+	// flush: the next flush writes them, and a Sync reports the failure
+	// until one succeeds.
 	return nil
+}
+
+// failed reports whether the engine refuses writes (werr is set).
+func (db *DB) failed() bool {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	return db.werr != nil
 }
 
 // flushLocked writes the buffer to the active file. The caller holds wmu.
@@ -459,8 +489,17 @@ func (db *DB) flushLocked() error {
 		if err == nil {
 			err = io.ErrShortWrite
 		}
-		db.werr = fmt.Errorf("bitcask: write %s: %w (the engine refuses further writes; reopen it)", df.path, err)
-		return db.werr
+		// A full disk, say. The file is written at its position, not
+		// appended to, so the n bytes that made it stay: they are the
+		// buffer's first n bytes, exact, and the next flush writes the
+		// rest after them (a crash meanwhile leaves a torn tail, which
+		// recovery cuts). Readers find the records by flushed and the
+		// buffer, which move together.
+		if n > 0 {
+			df.flushed.Add(int64(n))
+			db.buf = append(db.buf[:0], db.buf[n:]...)
+		}
+		return fmt.Errorf("bitcask: write %s: %w (the buffered records are written again by the next flush)", df.path, err)
 	}
 	df.flushed.Add(int64(n))
 	db.buf = db.buf[:0]

@@ -52,6 +52,16 @@
 // background sync every Options.SyncInterval) or "always" (every write as if
 // it asked for Sync).
 //
+// A write to the file that fails (a full disk) keeps what it wrote, which is
+// the buffer's exact prefix, and the rest of the buffer: the next flush
+// writes the rest after it, and a read of a record split across the two
+// finds both halves. Meanwhile writes without Sync go on into the buffer,
+// and a Sync (or a write with Sync) returns the error until a flush
+// succeeds; no reopen is needed. A failed fsync, or a failed write in the
+// middle of a batch larger than the buffer, makes the engine refuse every
+// later write until it is reopened: after a failed fsync the kernel may
+// have dropped the pages it could not write (PostgreSQL's "fsyncgate").
+//
 // # Reads
 //
 // Get looks the key up under a read lock, pins the file, and reads the record
