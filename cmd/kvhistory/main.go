@@ -29,6 +29,7 @@ func main() {
 	auto := flag.Bool("auto", false, "automatic failover: the nodes elect their leader through a real etcd (Debian's etcd-server); the nemesis kills, pauses and partitions the leader and never promotes")
 	leaseTTL := flag.Duration("lease-ttl", time.Second, "with -auto, the leader lease's TTL (whole seconds)")
 	failovers := flag.Int("failovers", 0, "with -auto, end the run after this many leader changes (-duration still bounds it) and fail if it saw fewer")
+	checkTimeout := flag.Duration("check-timeout", time.Minute, "bound on porcupine's check")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
 	bin := flag.String("kvnode", "", "kvnode binary (default: go build ./cmd/kvnode)")
 	work := flag.String("work", "", "scratch dir (default: a new temp dir, kept on failure)")
@@ -55,7 +56,8 @@ func main() {
 		}
 	}
 	cfg := history.Config{Kvnode: *bin, Work: dir, Ack: *ack, Duration: *dur, Clients: *clients, Seed: *seed,
-		Engine: *engine, Workload: *workload, Auto: *auto, LeaseTTL: *leaseTTL, Failovers: *failovers}
+		Engine: *engine, Workload: *workload, Auto: *auto, LeaseTTL: *leaseTTL, Failovers: *failovers,
+		CheckTimeout: *checkTimeout}
 	if *nem != "" {
 		cfg.Nemesis = strings.Split(*nem, ",")
 	}

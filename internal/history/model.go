@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -308,10 +309,23 @@ var Model = (&porcupine.NondeterministicModel{
 	},
 }).ToModel()
 
+// settled reports whether an unknown write's effect, if it had one, lies
+// before its return: a node answers TRYAGAIN (a leader whose lease is not
+// known valid) either before the write reaches its log, or after the write
+// was applied and, in sync mode, held by the quorum; nothing it refused
+// with TRYAGAIN can take effect later. Other unknowns (a timeout, a lost
+// connection, a leader that lost its role mid-write) may sit in a log that
+// a new leader commits after the client gave up, so they stay open-ended.
+// Without this, the thousands of TRYAGAINs a fenced leader answers during
+// a long automatic-failover run each stay concurrent with everything after
+// them, and porcupine cannot decide.
+func settled(o Op) bool { return strings.HasPrefix(o.Err, "TRYAGAIN") }
+
 // Operations converts a history to porcupine operations: failed operations
-// are dropped, unknown writes get an infinite return time (they may apply
-// at any point after their call) and an unknown result, unknown reads are
-// dropped (a read has no effect). Deadlines move to the run's timeline.
+// are dropped, unknown writes get an unknown result and an infinite return
+// time (they may apply at any point after their call) unless settled,
+// unknown reads are dropped (a read has no effect). Deadlines move to the
+// run's timeline.
 func Operations(h []Op) []porcupine.Operation {
 	timed := map[string]bool{}
 	for _, o := range h {
@@ -326,7 +340,7 @@ func Operations(h []Op) []porcupine.Operation {
 			continue
 		}
 		ret := o.Return
-		if o.Outcome == Unknown {
+		if o.Outcome == Unknown && !settled(o) {
 			ret = math.MaxInt64
 		}
 		in := input{kind: o.Kind, key: o.Key, value: o.Value, call: o.Call, ret: ret, timed: timed[o.Key]}

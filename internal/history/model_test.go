@@ -176,3 +176,25 @@ func TestClassify(t *testing.T) {
 	require.Equal(t, Unknown, classify(context.DeadlineExceeded))
 	require.Equal(t, Unknown, classify(errors.New("ERR replication: quorum not reached")))
 }
+
+func TestOperationsSettlesTryAgain(t *testing.T) {
+	tryAgain := set(0, "a", "x", 0, 1, Unknown)
+	tryAgain.Err = "TRYAGAIN this node leads but could not renew its leadership lease in etcd in time"
+	timeout := set(0, "a", "y", 2, 3, Unknown)
+	timeout.Err = "read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout"
+	ops := Operations([]Op{tryAgain, timeout})
+	require.Equal(t, int64(1), ops[0].Return, "TRYAGAIN: any effect was before the reply")
+	require.Equal(t, int64(1<<63-1), ops[1].Return, "a timeout may apply later")
+	require.True(t, ops[0].Output.(output).unknown, "either way the write may or may not have applied")
+
+	// A TRYAGAIN write seen long after it returned is illegal once it was
+	// overwritten; an open-ended unknown write is not.
+	h := []Op{tryAgain, set(1, "a", "z", 5, 6, OK), get(2, "a", "x", 10, 11)}
+	v, err := Check(h, 0, "")
+	require.NoError(t, err)
+	require.Equal(t, porcupine.Illegal, v.Result)
+	h[0].Err = "EOF"
+	v, err = Check(h, 0, "")
+	require.NoError(t, err)
+	require.Equal(t, porcupine.Ok, v.Result)
+}

@@ -435,6 +435,11 @@ func (r *run) client(ctx context.Context, id int) {
 		if o.Outcome != OK {
 			leader = -1
 		}
+		if strings.HasPrefix(o.Err, "TRYAGAIN") {
+			// As Redis clients do: a leader that cannot prove its lease
+			// answers TRYAGAIN until it renews or another takes over.
+			_ = wait(ctx, 50*time.Millisecond)
+		}
 	}
 }
 
