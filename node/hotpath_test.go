@@ -101,3 +101,32 @@ func TestLatencyBucket(t *testing.T) {
 	require.Equal(t, 10, latencyBucket(latencyBounds[9]+1))
 	require.Equal(t, 10, latencyBucket(time.Hour))
 }
+
+// MGET allocates per key only the engine's copy of each value: no engine
+// key, no entry. What it allocates once per command (the tx, the snapshot)
+// is bounded by a constant.
+func TestMGetAllocationsPerKey(t *testing.T) {
+	n := startNode(t, nil)
+	rdb := dial(t, n, nil)
+	require.NoError(t, rdb.Set(t.Context(), "a", "xyz", 0).Err())
+	c := &client{authed: true, access: accessWrite}
+	c.conn = &replyConn{n: n, c: c}
+	c.conn.reset(0)
+	mget := lookup([]byte("MGET"))
+	engineKey := appendDataKey(nil, 0, 0, []byte("a"))
+	engineAllocs := testing.AllocsPerRun(100, func() { n.eng().Get(engineKey) })
+	allocs := func(keys int) float64 {
+		args := [][]byte{[]byte("MGET")}
+		for range keys {
+			args = append(args, []byte("a"))
+		}
+		n.run(c, mget, args) // warm
+		return testing.AllocsPerRun(50, func() {
+			c.conn.out = c.conn.out[:0]
+			n.run(c, mget, args)
+		})
+	}
+	one, hundred := allocs(1), allocs(101)
+	perKey := (hundred - one) / 100
+	require.LessOrEqual(t, perKey, engineAllocs, "MGET allocates %v a key beyond the engine's %v", perKey-engineAllocs, engineAllocs)
+}

@@ -390,7 +390,9 @@ type tx struct {
 	shared bool
 	unlock func()
 	keys   []txKey
-	index  map[string]int // position in keys, once there are many
+	// last is the entry a read tx's load returned last.
+	last  txKey
+	index map[string]int // position in keys, once there are many
 	// gens are the generations used, per database (valid where genSet).
 	gens    [maxDBs]uint32
 	genSet  uint16
@@ -539,7 +541,8 @@ func (t *tx) add(e txKey) *txKey {
 	return &t.keys[len(t.keys)-1]
 }
 
-// load reads key from the engine (or the tx's own writes).
+// load reads key from the engine (or the tx's own writes). The entry of a
+// read tx is valid until its next load.
 func (t *tx) load(key []byte) (*txKey, error) {
 	if t.err != nil {
 		return nil, t.err
@@ -558,8 +561,12 @@ func (t *tx) load(key []byte) (*txKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		var buf [64]byte
-		v, err := t.r.Get(appendDataKey(buf[:0], t.db, gen, key))
+		c := t.c
+		c.kbuf = appendDataKey(c.kbuf[:0], t.db, gen, key) // see getFast
+		v, err := t.r.Get(c.kbuf)
+		if cap(c.kbuf) > maxKeptKeyBuf {
+			c.kbuf = nil
+		}
 		switch {
 		case errors.Is(err, logkv.ErrNotFound):
 		case err != nil:
@@ -580,7 +587,11 @@ func (t *tx) load(key []byte) (*txKey, error) {
 		}
 	}
 	if !t.write && !t.shared {
-		return &e, nil // a read: nothing to remember
+		// A read: nothing to remember. Callers use the entry before they
+		// load the next key, so one slot serves (a new one would be an
+		// allocation a key: MGET of 100 keys made 200).
+		t.last = e
+		return &t.last, nil
 	}
 	return t.add(e), nil
 }
