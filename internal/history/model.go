@@ -81,6 +81,10 @@ type Op struct {
 	Wall int64
 	// N is the integer reply of ExpireAt, Persist and TTL.
 	N int64
+	// Node names the node the client sent the operation to, for reading a
+	// failed check (which node served a stale read, which acknowledged a
+	// lost write).
+	Node string
 }
 
 func (o Op) String() string {

@@ -416,7 +416,7 @@ func (r *run) client(ctx context.Context, id int) {
 			}
 		}
 		cl := conns[leader]
-		o := Op{Client: id, Key: fmt.Sprintf("k%d", rng.IntN(r.cfg.Keys))}
+		o := Op{Client: id, Key: fmt.Sprintf("k%d", rng.IntN(r.cfg.Keys)), Node: r.c.nodes[leader].name}
 		// Each op gets its own deadline, independent of the run's end, so
 		// an op in flight at the end still finishes with a known outcome.
 		octx, cancel := context.WithTimeout(context.Background(), 7*time.Second)
