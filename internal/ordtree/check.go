@@ -51,7 +51,11 @@ func (t *Tree[V]) Check() error {
 				return
 			}
 			klen := n.klens[i] & lenMask
-			if (klen > PrefixLen) != (n.tails != nil && n.tails[i] != nil) {
+			if n.tag&tagKeyInVal != t.flags {
+				err = fmt.Errorf("ordtree: node flags %#x in a tree with %#x", n.tag&tagKeyInVal, t.flags)
+				return
+			}
+			if (klen > PrefixLen && t.flags == 0) != (n.tails != nil && n.tails[i] != nil) {
 				err = fmt.Errorf("ordtree: key %q of length %d and tail %v", key, klen, n.tails != nil && n.tails[i] != nil)
 				return
 			}

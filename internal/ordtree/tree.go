@@ -75,7 +75,7 @@ type item[V any] struct {
 // skips a leaf's arrays when V holds no pointer.
 type Node[V any] struct {
 	tails *[MaxItems]*byte // nil until an item has a tail
-	tag   uint64           // the version that made the node <<1, | 1 for an Inode's
+	tag   uint64           // the version that made the node <<2 | tagKeyInVal | tagInner
 	n     int
 	pfx   [MaxItems]prefix
 	klens [MaxItems]uint32
@@ -89,13 +89,29 @@ type Inode[V any] struct {
 	children [MaxItems + 1]*Node[V]
 }
 
-func (n *Node[V]) leaf() bool { return n.tag&1 == 0 }
+// A node's tag bits below its version.
+const (
+	tagInner    = 1 // the node is the Node of an Inode
+	tagKeyInVal = 2 // the payload's first word points at the key (see NewIn)
+	tagShift    = 2
+)
+
+func (n *Node[V]) leaf() bool { return n.tag&tagInner == 0 }
+
+// tail returns item i's tail, for a key longer than PrefixLen: from the tails
+// array, or past the prefix of the key the payload points at.
+func (n *Node[V]) tail(i int) *byte {
+	if n.tag&tagKeyInVal != 0 {
+		return (*byte)(unsafe.Add(*(*unsafe.Pointer)(unsafe.Pointer(&n.vals[i])), PrefixLen))
+	}
+	return n.tails[i]
+}
 
 // cow returns the version of the tree that made n. The version shares a
 // word with the leaf bit so that a node's header is 24 bytes, which is
 // what fits a node with an 8-byte payload in the runtime's 1792-byte size
 // class and one with a 12-byte payload in 2048 bytes.
-func (n *Node[V]) cow() uint64 { return n.tag >> 1 }
+func (n *Node[V]) cow() uint64 { return n.tag >> tagShift }
 
 // kids returns the children of an internal node. n is then the first field
 // of an Inode allocation, so the conversion stays inside that object.
@@ -125,7 +141,7 @@ func (n *Node[V]) cmp(i int, k *skey) int {
 		if l == PrefixLen+1 || k.klen == PrefixLen+1 {
 			return cmp.Compare(l, k.klen) // one tail is the hint alone
 		}
-		return strings.Compare(unsafe.String(n.tails[i], l-PrefixLen), k.tail)
+		return strings.Compare(unsafe.String(n.tail(i), l-PrefixLen), k.tail)
 	}
 	return cmp.Compare(l, k.klen)
 }
@@ -163,8 +179,8 @@ func (n *Node[V]) search(k *skey) (int, bool) {
 
 func (n *Node[V]) item(i int) item[V] {
 	it := item[V]{p: n.pfx[i], klen: n.klens[i] & lenMask, v: n.vals[i]}
-	if n.tails != nil {
-		it.tail = n.tails[i]
+	if it.klen > PrefixLen {
+		it.tail = n.tail(i)
 	}
 	return it
 }
@@ -175,7 +191,7 @@ func (n *Node[V]) setItem(a *Arena, i int, it item[V]) {
 	if it.tail != nil {
 		n.klens[i] |= uint32(*it.tail) << hintShift
 	}
-	if it.tail != nil && n.tails == nil {
+	if it.tail != nil && n.tails == nil && n.tag&tagKeyInVal == 0 {
 		n.tails = newTails(a)
 	}
 	if n.tails != nil {
@@ -229,7 +245,7 @@ func (n *Node[V]) appendKey(dst []byte, i int) []byte {
 		return append(dst, b[:l]...)
 	}
 	dst = append(dst, b[:]...)
-	return append(dst, unsafe.String(n.tails[i], l-PrefixLen)...)
+	return append(dst, unsafe.String(n.tail(i), l-PrefixLen)...)
 }
 
 // Tree is an ordered map from byte-string keys to payloads of type V. The
@@ -253,6 +269,7 @@ type Tree[V any] struct {
 	merges    uint64
 
 	arena *Arena // where nodes live; nil for the Go heap
+	flags uint64 // tagKeyInVal, for the nodes' tags
 }
 
 // New returns an empty tree whose nodes live in the Go heap.
@@ -263,7 +280,21 @@ func New[V any]() *Tree[V] { return &Tree[V]{cow: 1} }
 // keys go in only by SetOwned, their tails in a too. The owner frees what
 // the tree retires (Arena.Reclaim) as views close, and a itself once the
 // tree and its views are gone.
-func NewIn[V any](a *Arena) *Tree[V] { return &Tree[V]{cow: 1, arena: a} }
+//
+// With keyInVal, V's first word must be a pointer to the key's bytes (as
+// the memory engine's payload points into the record that holds its key):
+// the tree then finds a long key's tail there, and keeps no tails array, 8
+// bytes a slot.
+func NewIn[V any](a *Arena, keyInVal bool) *Tree[V] {
+	t := &Tree[V]{cow: 1, arena: a}
+	if keyInVal {
+		if unsafe.Sizeof(*new(V)) < unsafe.Sizeof(unsafe.Pointer(nil)) {
+			panic("ordtree: NewIn with keyInVal needs a payload that starts with a pointer")
+		}
+		t.flags = tagKeyInVal
+	}
+	return t
+}
 
 // Stats are a tree's counters and gauges, for metrics.
 type Stats struct {
@@ -358,7 +389,7 @@ func (t *Tree[V]) Clear() {
 		}
 		walk(t.root)
 	}
-	*t = Tree[V]{cow: t.cow, shared: t.shared, copies: t.copies, splits: t.splits, merges: t.merges, arena: t.arena}
+	*t = Tree[V]{cow: t.cow, shared: t.shared, copies: t.copies, splits: t.splits, merges: t.merges, arena: t.arena, flags: t.flags}
 }
 
 // nodeSize returns the bytes of n's allocation: a Node or an Inode.
@@ -381,10 +412,10 @@ func (t *Tree[V]) newNode(leaf bool) *Node[V] {
 	}
 	if leaf {
 		t.leaves++
-		n.tag = t.cow << 1
+		n.tag = t.cow<<tagShift | t.flags
 	} else {
 		t.inners++
-		n.tag = t.cow<<1 | 1
+		n.tag = t.cow<<tagShift | t.flags | tagInner
 	}
 	return n
 }
@@ -436,7 +467,7 @@ func (t *Tree[V]) mut(n *Node[V]) *Node[V] {
 		c = new(Node[V])
 		*c = *n
 	}
-	c.tag = t.cow<<1 | n.tag&1
+	c.tag = t.cow<<tagShift | n.tag&(1<<tagShift-1)
 	if n.tails != nil {
 		c.tails = newTails(t.arena)
 		*c.tails = *n.tails
@@ -570,7 +601,7 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 func (t *Tree[V]) replace(n *Node[V], i int, k *skey, v V, owned bool) V {
 	prev := n.vals[i]
 	n.vals[i] = v
-	if owned && k.klen > PrefixLen {
+	if owned && k.klen > PrefixLen && n.tails != nil {
 		n.tails[i] = unsafe.StringData(k.tail)
 	}
 	return prev

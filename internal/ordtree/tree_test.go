@@ -16,9 +16,16 @@ import (
 // model is the reference: a plain map, sorted when compared.
 type model map[string]uint64
 
+// pv is the payload under test: a value, and a pointer to the key's copy
+// in the arena for a tree that finds its keys' tails through the payload.
+type pv struct {
+	key *byte
+	v   uint64
+}
+
 // view is a snapshot under test with the model's copy taken with it.
 type view struct {
-	v     View[uint64]
+	v     View[pv]
 	ver   uint64
 	model model
 }
@@ -39,17 +46,17 @@ func randKey(rng *rand.Rand) string {
 
 // compare checks the tree (or a view) against m: Get of every key and of
 // absent ones, and full scans in both directions, and seeks.
-func compare(t *testing.T, rng *rand.Rand, v View[uint64], m model) {
+func compare(t *testing.T, rng *rand.Rand, v View[pv], m model) {
 	t.Helper()
 	keys := slices.Sorted(maps.Keys(m))
-	var it Iter[uint64]
+	var it Iter[pv]
 	it.Reset(v)
 	i := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		require.Less(t, i, len(keys), "more keys than the model")
 		require.Equal(t, keys[i], string(it.AppendKey(nil)))
 		require.Equal(t, len(keys[i]), it.KeyLen())
-		require.Equal(t, m[keys[i]], *it.Value())
+		require.Equal(t, m[keys[i]], it.Value().v)
 		i++
 	}
 	require.Equal(t, len(keys), i)
@@ -64,7 +71,7 @@ func compare(t *testing.T, rng *rand.Rand, v View[uint64], m model) {
 		got, ok := v.Get(k)
 		want, wok := m[k]
 		require.Equal(t, wok, ok, "Get(%q)", k)
-		require.Equal(t, want, got)
+		require.Equal(t, want, got.v)
 		j, _ := slices.BinarySearch(keys, k)
 		if it.SeekGE(k) {
 			require.Less(t, j, len(keys))
@@ -81,64 +88,145 @@ func compare(t *testing.T, rng *rand.Rand, v View[uint64], m model) {
 	}
 }
 
+// harness is a tree under test beside its model and open views. With an
+// arena, the tree takes its keys by SetOwned, each key copied into the
+// arena and freed (at once, or retired while a view is open) when it is
+// overwritten or deleted, as the memory engine does with its records; freed
+// blocks are poisoned, so a view that reads a block freed too early fails
+// its comparison, and finish checks that the arena holds exactly the tree's
+// nodes and keys once every view is closed.
+type harness struct {
+	t     *testing.T
+	tr    *Tree[pv]
+	a     *Arena
+	m     model
+	views []view
+	keys  map[string]unsafe.Pointer // with an arena: each key's copy in it
+}
+
+func newHarness(t *testing.T, inArena, keyInVal bool) *harness {
+	h := &harness{t: t, tr: New[pv](), m: model{}, keys: map[string]unsafe.Pointer{}}
+	old := poisonFreed
+	poisonFreed = true
+	t.Cleanup(func() { poisonFreed = old })
+	if inArena {
+		h.a = NewArena()
+		t.Cleanup(h.a.Destroy)
+		h.tr = NewIn[pv](h.a, keyInVal)
+	}
+	return h
+}
+
+// dropKey frees (or retires) k's copy in the arena.
+func (h *harness) dropKey(k string) {
+	p, ok := h.keys[k]
+	if !ok {
+		return
+	}
+	delete(h.keys, k)
+	if len(h.views) == 0 {
+		h.a.Free(p, len(k))
+	} else {
+		h.a.Retire(p, len(k), h.tr.Version())
+	}
+}
+
+func (h *harness) set(k string, v uint64) {
+	var prev pv
+	var ok bool
+	if h.a == nil {
+		buf := []byte(k) // the tree must copy what it keeps
+		prev, ok = h.tr.Set(string(buf), pv{v: v})
+		clear(buf)
+	} else {
+		p := h.a.Alloc(len(k))
+		copy(unsafe.Slice((*byte)(p), len(k)), k)
+		prev, ok = h.tr.SetOwned(unsafe.String((*byte)(p), len(k)), pv{(*byte)(p), v})
+		h.dropKey(k)
+		h.keys[k] = p
+	}
+	want, wok := h.m[k]
+	require.Equal(h.t, wok, ok, "Set(%q) replaced", k)
+	require.Equal(h.t, want, prev.v)
+	h.m[k] = v
+}
+
+func (h *harness) del(k string) {
+	prev, ok := h.tr.Delete(k)
+	want, wok := h.m[k]
+	require.Equal(h.t, wok, ok, "Delete(%q)", k)
+	require.Equal(h.t, want, prev.v)
+	delete(h.m, k)
+	if h.a != nil {
+		h.dropKey(k)
+	}
+}
+
+func (h *harness) snapshot() {
+	v, ver := h.tr.Snapshot()
+	h.views = append(h.views, view{v, ver, maps.Clone(h.m)})
+}
+
+// release closes view j, as an owner does: the tree may write in place
+// again past the newest open view, and the arena frees what no open view
+// can read.
+func (h *harness) release(j int) {
+	h.views = slices.Delete(h.views, j, j+1)
+	h.released()
+}
+
+func (h *harness) released() {
+	oldest, newest := uint64(math.MaxUint64), uint64(0)
+	for _, v := range h.views {
+		oldest, newest = min(oldest, v.ver), max(newest, v.ver)
+	}
+	h.tr.SetShared(newest)
+	if h.a != nil {
+		h.a.Reclaim(oldest)
+	}
+}
+
+// clear empties the tree.
+func (h *harness) clear() {
+	h.tr.Clear()
+	for k := range h.keys {
+		h.dropKey(k)
+	}
+	clear(h.m)
+}
+
+// compareAll checks the tree and every open view against their models.
+func (h *harness) compareAll(rng *rand.Rand) {
+	v, _ := h.tr.Snapshot()
+	compare(h.t, rng, v, h.m)
+	h.released() // the check's own view is gone
+	for _, v := range h.views {
+		compare(h.t, rng, v.v, v.model)
+	}
+}
+
+// finish closes every view and checks the arena's accounting.
+func (h *harness) finish() {
+	h.views = nil
+	h.released()
+	if h.a == nil {
+		return
+	}
+	require.Zero(h.t, h.a.Stats().Retired)
+	s := h.tr.Stats()
+	want := s.Leaves*int64(roundSize(nodeSize[pv](true))) + s.Inners*int64(roundSize(nodeSize[pv](false))) +
+		h.tr.TailedNodes()*int64(tailsSize)
+	for k := range h.keys {
+		want += int64(roundSize(max(len(k), 8)))
+	}
+	require.Equal(h.t, want, h.a.Stats().InUse, "arena bytes in use against the tree's nodes and keys")
+}
+
 // run applies random operations to a tree and to a model, taking and
 // releasing views on the way, and checks after each step that the tree and
 // every open view match their models.
-//
-// With inArena, the tree lives in an Arena and takes its keys by SetOwned,
-// each key copied into the arena and freed (at once, or retired while a view
-// is open) when it is overwritten or deleted, as the memory engine does with
-// its records; freed blocks are poisoned, so a view that reads a block freed
-// too early fails its comparison, and at the end, with every view closed,
-// the arena must hold exactly the tree's nodes and keys.
-func run(t *testing.T, rng *rand.Rand, steps, keySpace int, inArena bool) {
-	defer func(p bool) { poisonFreed = p }(poisonFreed)
-	poisonFreed = true
-	tr := New[uint64]()
-	var a *Arena
-	if inArena {
-		a = NewArena()
-		defer a.Destroy()
-		tr = NewIn[uint64](a)
-	}
-	m := model{}
-	var views []view
-	keys := map[string]unsafe.Pointer{} // in the arena: each key's copy
-	dropKey := func(k string) {
-		p, ok := keys[k]
-		if !ok {
-			return
-		}
-		delete(keys, k)
-		if len(views) == 0 {
-			a.Free(p, len(k))
-		} else {
-			a.Retire(p, len(k), tr.Version())
-		}
-	}
-	set := func(k string, v uint64) (uint64, bool) {
-		if a == nil {
-			buf := []byte(k) // the tree must copy what it keeps
-			defer clear(buf)
-			return tr.Set(string(buf), v)
-		}
-		p := a.Alloc(len(k))
-		copy(unsafe.Slice((*byte)(p), len(k)), k)
-		prev, ok := tr.SetOwned(unsafe.String((*byte)(p), len(k)), v)
-		dropKey(k)
-		keys[k] = p
-		return prev, ok
-	}
-	released := func() {
-		oldest, newest := uint64(math.MaxUint64), uint64(0)
-		for _, v := range views {
-			oldest, newest = min(oldest, v.ver), max(newest, v.ver)
-		}
-		tr.SetShared(newest)
-		if a != nil {
-			a.Reclaim(oldest)
-		}
-	}
+func run(t *testing.T, rng *rand.Rand, steps, keySpace int, inArena, keyInVal bool) {
+	h := newHarness(t, inArena, keyInVal)
 	pool := make([]string, keySpace)
 	for i := range pool {
 		pool[i] = randKey(rng)
@@ -147,86 +235,50 @@ func run(t *testing.T, rng *rand.Rand, steps, keySpace int, inArena bool) {
 		k := pool[rng.IntN(len(pool))]
 		switch r := rng.IntN(100); {
 		case r < 50:
-			v := rng.Uint64()
-			prev, ok := set(k, v)
-			want, wok := m[k]
-			require.Equal(t, wok, ok)
-			require.Equal(t, want, prev)
-			m[k] = v
+			h.set(k, rng.Uint64())
 		case r < 80:
-			prev, ok := tr.Delete(k)
-			want, wok := m[k]
-			require.Equal(t, wok, ok)
-			require.Equal(t, want, prev)
-			delete(m, k)
-			if a != nil {
-				dropKey(k)
-			}
+			h.del(k)
 		case r < 85:
-			ok := tr.Update(k, func(v *uint64) bool { *v++; return true })
-			_, wok := m[k]
+			ok := h.tr.Update(k, func(v *pv) bool { v.v++; return true })
+			_, wok := h.m[k]
 			require.Equal(t, wok, ok)
 			if wok {
-				m[k]++
+				h.m[k]++
 			}
-		case r < 90 && len(views) < 4:
-			v, ver := tr.Snapshot()
-			views = append(views, view{v, ver, maps.Clone(m)})
-		case r < 95 && len(views) > 0:
-			j := rng.IntN(len(views))
-			views = slices.Delete(views, j, j+1)
-			released()
-		case a != nil:
+		case r < 90 && len(h.views) < 4:
+			h.snapshot()
+		case r < 95 && len(h.views) > 0:
+			h.release(rng.IntN(len(h.views)))
+		case h.a != nil:
 			if rng.IntN(8) == 0 {
-				tr.Clear()
-				for k := range keys {
-					dropKey(k)
-				}
-				clear(m)
+				h.clear()
 			}
 		default:
-			if len(m) > 0 && rng.IntN(4) == 0 {
-				// Drop or rebuild everything now and then, so both the
-				// empty and the bulk-built tree are exercised.
-				keys := slices.Sorted(maps.Keys(m))
-				old := tr
-				tr = Build(len(keys), func(i int) (string, uint64) { return keys[i], m[keys[i]] })
-				tr.cow, tr.shared = old.cow, old.shared
+			if len(h.m) > 0 && rng.IntN(4) == 0 {
+				// Rebuild everything now and then, so that the bulk-built
+				// tree is exercised too.
+				keys := slices.Sorted(maps.Keys(h.m))
+				old := h.tr
+				h.tr = Build(len(keys), func(i int) (string, pv) { return keys[i], pv{v: h.m[keys[i]]} })
+				h.tr.cow, h.tr.shared = old.cow, old.shared
 			}
 		}
 		if step%10 == 0 || step == steps-1 {
-			require.NoError(t, tr.Check(), "step %d", step)
+			require.NoError(t, h.tr.Check(), "step %d", step)
 		}
 		if step%100 == 0 || step == steps-1 {
-			v, _ := tr.Snapshot()
-			compare(t, rng, v, m)
-			released() // the check's own view is gone
-			for _, v := range views {
-				compare(t, rng, v.v, v.model)
-			}
+			h.compareAll(rng)
 		}
 	}
-	if a == nil {
-		return
-	}
-	views = nil
-	released()
-	require.Zero(t, a.Stats().Retired)
-	s := tr.Stats()
-	want := s.Leaves*int64(roundSize(nodeSize[uint64](true))) + s.Inners*int64(roundSize(nodeSize[uint64](false))) +
-		tr.TailedNodes()*int64(tailsSize)
-	for k := range keys {
-		want += int64(roundSize(max(len(k), 8)))
-	}
-	require.Equal(t, want, a.Stats().InUse, "arena bytes in use against the tree's nodes and keys")
+	h.finish()
 }
 
 func TestTreeAgainstModel(t *testing.T) {
-	for _, inArena := range []bool{false, true} {
+	for _, mode := range []struct{ arena, keyInVal bool }{{false, false}, {true, false}, {true, true}} {
 		for _, keySpace := range []int{10, 300, 3000} {
-			t.Run(fmt.Sprintf("arena=%v/%d", inArena, keySpace), func(t *testing.T) {
+			t.Run(fmt.Sprintf("arena=%v/keyInVal=%v/%d", mode.arena, mode.keyInVal, keySpace), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(keySpace), 1))
-				run(t, rng, 3000, keySpace, inArena)
+				run(t, rng, 3000, keySpace, mode.arena, mode.keyInVal)
 			})
 		}
 	}
@@ -322,50 +374,47 @@ func TestBuildPacksNodes(t *testing.T) {
 	}
 }
 
-// FuzzTree drives the model test from fuzzed bytes: each 3 bytes are an
-// operation, a key and a value.
+// FuzzTree drives the model test from fuzzed bytes: the first byte picks
+// the tree (on the heap, in an arena, in an arena with keys found through
+// the payload), then each 3 bytes are an operation, a key and a value.
 func FuzzTree(f *testing.F) {
-	f.Add([]byte("\x00a\x01\x01a\x02\x02a\x00"))
-	f.Add(bytes.Repeat([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8}, 200))
+	f.Add([]byte("\x00\x00a\x01\x01a\x02\x02a\x00"))
+	f.Add(append([]byte{1}, bytes.Repeat([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8}, 200)...))
+	f.Add(append([]byte{2}, bytes.Repeat([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 200}, 100)...))
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		tr := New[uint64]()
-		m := model{}
-		var views []view
+		if len(ops) == 0 {
+			return
+		}
+		mode := ops[0] % 3
+		h := newHarness(t, mode > 0, mode == 2)
+		ops = ops[1:]
 		keyOf := func(b byte) string {
 			return fmt.Sprintf("%0*d", 10+int(b%12), b) // lengths 10..21 around the prefix
 		}
 		for len(ops) >= 3 {
 			op, k, v := ops[0], keyOf(ops[1]), uint64(ops[2])
 			ops = ops[3:]
-			switch op % 5 {
+			switch op % 6 {
 			case 0, 1:
-				tr.Set(k, v)
-				m[k] = v
+				h.set(k, v)
 			case 2:
-				tr.Delete(k)
-				delete(m, k)
+				h.del(k)
 			case 3:
-				sv, ver := tr.Snapshot()
-				views = append(views, view{sv, ver, maps.Clone(m)})
+				h.snapshot()
 			case 4:
-				if len(views) > 0 {
-					views = views[1:]
-					var newest uint64
-					for _, v := range views {
-						newest = max(newest, v.ver)
-					}
-					tr.SetShared(newest)
+				if len(h.views) > 0 {
+					h.release(int(v) % len(h.views))
+				}
+			case 5:
+				if v == 0 && h.a != nil {
+					h.clear()
 				}
 			}
-			if err := tr.Check(); err != nil {
+			if err := h.tr.Check(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		rng := rand.New(rand.NewPCG(1, 1))
-		v, _ := tr.Snapshot()
-		compare(t, rng, v, m)
-		for _, v := range views {
-			compare(t, rng, v.v, v.model)
-		}
+		h.compareAll(rand.New(rand.NewPCG(1, 1)))
+		h.finish()
 	})
 }
