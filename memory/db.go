@@ -47,7 +47,7 @@ func Open(dir string, o *Options) (*DB, error) {
 		return nil, err
 	}
 	a := ordtree.NewArena()
-	return &DB{opts: opts, arena: a, t: ordtree.NewIn[val](a), live: map[uint64]int{}}, nil
+	return &DB{opts: opts, arena: a, t: ordtree.NewIn[val](a, true), live: map[uint64]int{}}, nil
 }
 
 // Get returns a copy of the value stored under key, or logkv.ErrNotFound.
@@ -202,7 +202,7 @@ func (db *DB) NewSnapshot() (logkv.Snapshot, error) {
 func (db *DB) set(key, value []byte) {
 	v := makeVal(db.arena, key, value)
 	k := v.key()
-	prev, replaced := db.t.SetOwned(unsafe.String(&k[0], len(k)), v)
+	prev, replaced := db.t.SetOwned(unsafe.String(v.p, len(k)), v)
 	db.dataBytes += int64(v.size())
 	if replaced {
 		db.dispose(prev)
@@ -223,9 +223,9 @@ func (db *DB) del(key []byte) {
 func (db *DB) dispose(v val) {
 	db.dataBytes -= int64(v.size())
 	if len(db.live) == 0 {
-		db.arena.Free(unsafe.Pointer(v.p), v.allocSize())
+		db.arena.Free(v.record(), v.allocSize())
 	} else {
-		db.arena.Retire(unsafe.Pointer(v.p), v.allocSize(), db.t.Version())
+		db.arena.Retire(v.record(), v.allocSize(), db.t.Version())
 	}
 }
 
