@@ -380,7 +380,11 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 		ops++
 	}
 	if db.active.records > 0 && db.active.size+total > db.opts.MaxFileSize {
-		if err := db.rotate(); err != nil {
+		// A rotation that failed on a full disk without failing the engine
+		// (a flush, or creating the next file) leaves the active file as
+		// it was: the batch goes there, past MaxFileSize, and the next
+		// write tries to rotate again.
+		if err := db.rotate(); err != nil && db.werr != nil {
 			db.wmu.Unlock()
 			return err
 		}
@@ -470,6 +474,10 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	// until one succeeds.
 	return nil
 }
+
+// errNoNewFile says rotation could not create the next data file (a full
+// disk) and removed what it had made: the active file stays.
+var errNoNewFile = errors.New("bitcask: cannot create the next data file")
 
 // failed reports whether the engine refuses writes (werr is set).
 func (db *DB) failed() bool {
@@ -604,13 +612,23 @@ func (db *DB) newActive() error {
 	path := db.path(fileName(id, dataSuffix))
 	f, err := db.fs.Create(path)
 	if err != nil {
-		return fmt.Errorf("bitcask: create %s: %w", path, err)
+		return fmt.Errorf("%w: create %s: %w", errNoNewFile, path, err)
 	}
 	floor := db.lastSeq.Load()
 	hdr := appendFileHeader(nil, originAppend, floor)
 	if _, err := f.Write(hdr); err != nil {
+		// A full disk, say. The file must not stay: recovery would take
+		// it, the newest, for the append file, and the one that goes on
+		// taking appends for a closed one.
 		f.Close()
-		return fmt.Errorf("bitcask: write %s: %w", path, err)
+		err = fmt.Errorf("write %s: %w", path, err)
+		if rerr := db.fs.Remove(path); rerr != nil {
+			return fmt.Errorf("bitcask: %w, and removing it failed: %w", err, rerr)
+		}
+		if serr := db.fs.SyncDir(db.dir); serr != nil {
+			return fmt.Errorf("bitcask: %w, and syncing %s after removing it failed: %w", err, db.dir, serr)
+		}
+		return fmt.Errorf("%w: %w", errNoNewFile, err)
 	}
 	if err := db.hook("rotate-before-sync"); err != nil {
 		f.Close()
@@ -658,6 +676,9 @@ func (db *DB) rotate() error {
 	err := db.hook("rotate-after-sync")
 	if err == nil {
 		err = db.newActive()
+	}
+	if errors.Is(err, errNoNewFile) {
+		return err // the old file stays active; the next write tries again
 	}
 	if err != nil {
 		db.werr = fmt.Errorf("%w (the engine refuses further writes; reopen it)", err)

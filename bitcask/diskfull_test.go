@@ -15,7 +15,8 @@ import (
 // keeps what it wrote and the rest of the buffer, reads find every record
 // (one may lie half in the file and half in the buffer), a Sync reports the
 // failure while it lasts, and once space is back the next flush writes the
-// rest, without a reopen. Under a node, whose commit log holds the
+// rest, without a reopen. A rotation that cannot create the next file
+// leaves none behind and appends to the old one. Under a node, whose commit log holds the
 // writes, this keeps a full disk from failing the node for good.
 func TestDiskFullFlushRetried(t *testing.T) {
 	for seed := range uint64(6) {
@@ -23,7 +24,7 @@ func TestDiskFullFlushRetried(t *testing.T) {
 		full := vfs.NewDiskFull()
 		efs := vfs.NewErrorFS(mem, full)
 		efs.SetShortWrites(rand.New(rand.NewPCG(seed, 9)))
-		db := openMem(t, efs, Options{BufferSize: 256, DisableAutoMerge: true})
+		db := openMem(t, efs, Options{BufferSize: 256, MaxFileSize: 2 << 10, DisableAutoMerge: true})
 		want := map[string]string{}
 		set := func(i int) error {
 			k, v := kv(i)
@@ -52,6 +53,9 @@ func TestDiskFullFlushRetried(t *testing.T) {
 
 		full.Free()
 		require.NoError(t, db.Sync(), "written once space is back")
+		for i := 120; i < 200; i++ {
+			require.NoError(t, set(i), "rotations work again")
+		}
 		require.NoError(t, set(500))
 		require.NoError(t, db.Close())
 

@@ -55,7 +55,9 @@
 // A write to the file that fails (a full disk) keeps what it wrote, which is
 // the buffer's exact prefix, and the rest of the buffer: the next flush
 // writes the rest after it, and a read of a record split across the two
-// finds both halves. Meanwhile writes without Sync go on into the buffer,
+// finds both halves. A rotation that cannot create the next file removes
+// what it made and leaves the active file taking appends past MaxFileSize.
+// Meanwhile writes without Sync go on into the buffer,
 // and a Sync (or a write with Sync) returns the error until a flush
 // succeeds; no reopen is needed. A failed fsync, or a failed write in the
 // middle of a batch larger than the buffer, makes the engine refuse every
