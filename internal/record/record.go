@@ -14,6 +14,12 @@
 // The checksum covers the length, so a torn or zeroed length field fails it
 // too. A reader refuses a length above its limit before allocating anything.
 //
+// A file may salt its frames: the checksum is then CRC-32C of the salt, 8
+// bytes little-endian, followed by bytes 4 .. 8+len (AppendSalted,
+// Checksum). The bytes on disk are laid out as above; only the checksum's
+// value differs, so a frame read with the wrong salt fails it. The file
+// keeps its salt in an unsalted header frame of its own format.
+//
 // # Torn tails and corruption
 //
 // A crash can leave the end of the file written only in part, or extended with
@@ -46,13 +52,38 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var ErrTornTail = errors.New("record: torn tail")
 
 // Append appends the frame of payload to dst and returns the extended slice.
-func Append(dst, payload []byte) []byte {
+func Append(dst, payload []byte) []byte { return AppendSalted(dst, payload, 0) }
+
+// AppendSalted appends the frame of payload to dst with salt mixed into its
+// checksum (see Checksum), and returns the extended slice. Salt 0 is no
+// salt: the frame is Append's.
+func AppendSalted(dst, payload []byte, salt uint64) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.LittleEndian.PutUint32(dst[start+4:], uint32(len(payload)))
 	dst = append(dst, payload...)
-	binary.LittleEndian.PutUint32(dst[start:], crc32.Checksum(dst[start+4:], castagnoli))
+	binary.LittleEndian.PutUint32(dst[start:], Checksum(dst[start+4:], salt))
 	return dst
+}
+
+// Checksum returns the checksum of a frame whose bytes from offset 4 (the
+// length, then the payload) are b: CRC-32C of b, or with a non-zero salt,
+// CRC-32C of the salt's 8 bytes (little-endian) followed by b.
+//
+// Why a salt: a checksum alone cannot tell a frame from bytes shaped like
+// one inside another frame's payload, which anyone who writes a value can
+// forge. Recovery and salvage, resynchronising after damage, would take a
+// forged frame for a record. A salt drawn at random for each file and kept
+// in its header (unsalted) makes a forgery need the salt, which a writer of
+// values never sees: the per-log-number checksum of LevelDB and RocksDB's
+// recyclable log format, there against stale records of a reused file.
+func Checksum(b []byte, salt uint64) uint32 {
+	if salt == 0 {
+		return crc32.Checksum(b, castagnoli)
+	}
+	var s [8]byte
+	binary.LittleEndian.PutUint64(s[:], salt)
+	return crc32.Update(crc32.Checksum(s[:], castagnoli), castagnoli, b)
 }
 
 // Size returns the size of the frame of a payload of n bytes.
@@ -64,6 +95,7 @@ type Reader struct {
 	name  string
 	size  int64
 	limit int
+	salt  uint64
 	off   int64 // offset of the next frame
 	buf   []byte
 }
@@ -73,6 +105,11 @@ type Reader struct {
 func NewReader(r io.ReaderAt, name string, size int64, limit int) *Reader {
 	return &Reader{r: r, name: name, size: size, limit: limit}
 }
+
+// SetSalt makes the frames from the next one on checked with salt (see
+// Checksum): a file whose header, unsalted, names the salt of the frames
+// after it sets it once it has read the header.
+func (r *Reader) SetSalt(salt uint64) { r.salt = salt }
 
 // Offset returns the offset of the next frame: after Next returned io.EOF or
 // ErrTornTail, the length of the file's valid content.
@@ -122,7 +159,7 @@ func (r *Reader) frameAt(off int64) (payload []byte, why string, err error) {
 	if _, err := r.r.ReadAt(buf, off); err != nil && !(errors.Is(err, io.EOF) && len(buf) == int(r.size-off)) {
 		return nil, "", fmt.Errorf("record: read %s at %d: %w", r.name, off, err)
 	}
-	if crc32.Checksum(buf[4:], castagnoli) != binary.LittleEndian.Uint32(buf) {
+	if Checksum(buf[4:], r.salt) != binary.LittleEndian.Uint32(buf) {
 		return nil, "checksum mismatch", nil
 	}
 	return buf[HeaderSize:], "", nil
@@ -164,6 +201,12 @@ type Skipped struct {
 // error from keep or skip ends the scan and is returned.
 func Scan(data []byte, limit int, accept func(off int64, payload []byte) bool,
 	keep func(off int64, payload []byte) error, skip func(Skipped) error) error {
+	return ScanSalted(data, limit, 0, accept, keep, skip)
+}
+
+// ScanSalted is Scan over frames checked with salt (see Checksum).
+func ScanSalted(data []byte, limit int, salt uint64, accept func(off int64, payload []byte) bool,
+	keep func(off int64, payload []byte) error, skip func(Skipped) error) error {
 	frame := func(off int) ([]byte, string) {
 		if len(data)-off < HeaderSize {
 			return nil, "incomplete header"
@@ -176,7 +219,7 @@ func Scan(data []byte, limit int, accept func(off int64, payload []byte) bool,
 			return nil, fmt.Sprintf("frame length %d past the end of the file", n)
 		}
 		end := off + HeaderSize + int(n)
-		if crc32.Checksum(data[off+4:end], castagnoli) != binary.LittleEndian.Uint32(data[off:]) {
+		if Checksum(data[off+4:end], salt) != binary.LittleEndian.Uint32(data[off:]) {
 			return nil, "checksum mismatch"
 		}
 		p := data[off+HeaderSize : end : end]

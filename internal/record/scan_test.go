@@ -52,3 +52,34 @@ func TestScanAcceptRefusesForgedFrames(t *testing.T) {
 	require.Equal(t, []string{"head", "tail"}, kept)
 	require.Len(t, skipped, 1)
 }
+
+// A salted frame checks out only with its salt, so a frame forged inside
+// a value, without the salt, is not taken for a record even where damage
+// hides the real boundary.
+func TestSaltedFrames(t *testing.T) {
+	const salt = 0x9e3779b97f4a7c15
+	frame := AppendSalted(nil, []byte("payload"), salt)
+	require.Equal(t, Append(nil, []byte("payload"))[4:], frame[4:], "the layout is Append's")
+	require.NotEqual(t, Append(nil, []byte("payload"))[:4], frame[:4])
+	require.Equal(t, Append(nil, []byte("x")), AppendSalted(nil, []byte("x"), 0), "salt 0 is no salt")
+
+	var kept []string
+	require.NoError(t, ScanSalted(frame, 64, salt, nil,
+		func(_ int64, p []byte) error { kept = append(kept, string(p)); return nil },
+		func(Skipped) error { return nil }))
+	require.Equal(t, []string{"payload"}, kept)
+	_, skipped := scanAll(t, frame, nil)
+	require.Len(t, skipped, 1, "unsalted, the frame fails its checksum")
+
+	forged := string(Append(nil, []byte("FORGED")))
+	var data []byte
+	for _, p := range []string{"head", "pad" + forged + "pad", "tail"} {
+		data = AppendSalted(data, []byte(p), salt)
+	}
+	data[Size(len("head"))+1] ^= 1
+	kept = nil
+	require.NoError(t, ScanSalted(data, 1<<10, salt, nil,
+		func(_ int64, p []byte) error { kept = append(kept, string(p)); return nil },
+		func(Skipped) error { return nil }))
+	require.Equal(t, []string{"head", "tail"}, kept, "the forgery lacks the salt")
+}
