@@ -77,6 +77,9 @@ func main() {
 		fmt.Printf("partitions: skipped: %s\n", res.PartitionSkip)
 	}
 	fmt.Println(res.Summary(*ack))
+	if len(res.Verdict.IllegalKeys) > 0 {
+		fmt.Printf("not linearizable: keys %v (history.jsonl in the work dir has every operation, the node it went to, and the elections)\n", res.Verdict.IllegalKeys)
+	}
 	if res.Verdict.HTML != "" {
 		fmt.Printf("visualisation: %s\n", res.Verdict.HTML)
 	}

@@ -371,6 +371,9 @@ type Verdict struct {
 	// HTML is the path of the visualisation, written when Result is not ok
 	// and a directory was given.
 	HTML string
+	// IllegalKeys lists the keys whose histories are not linearizable,
+	// when Result is illegal.
+	IllegalKeys []string
 }
 
 // Linearizable reports whether the history was proven linearizable.
@@ -383,6 +386,15 @@ func Check(h []Op, timeout time.Duration, htmlDir string) (Verdict, error) {
 	ops := Operations(h)
 	res, info := porcupine.CheckOperationsVerbose(Model, ops, timeout)
 	v := Verdict{Result: res, Checked: len(ops)}
+	if res == porcupine.Illegal {
+		// Name the keys whose histories are not linearizable, each checked
+		// alone: where to start reading the visualisation.
+		for _, part := range Model.Partition(ops) {
+			if r, _ := porcupine.CheckOperationsVerbose(Model, part, timeout); r == porcupine.Illegal {
+				v.IllegalKeys = append(v.IllegalKeys, part[0].Input.(input).key)
+			}
+		}
+	}
 	if res != porcupine.Ok && htmlDir != "" {
 		v.HTML = fmt.Sprintf("%s/history-%d.html", htmlDir, time.Now().UnixNano())
 		if err := porcupine.VisualizePath(Model, info, v.HTML); err != nil {

@@ -93,8 +93,10 @@ func TestCheck(t *testing.T) {
 			require.Equal(t, tc.want, v.Result)
 			if tc.want == porcupine.Ok {
 				require.Empty(t, v.HTML)
+				require.Empty(t, v.IllegalKeys)
 				return
 			}
+			require.NotEmpty(t, v.IllegalKeys)
 			require.Equal(t, dir, filepath.Dir(v.HTML))
 			b, err := os.ReadFile(v.HTML)
 			require.NoError(t, err)
