@@ -68,8 +68,7 @@ type DB struct {
 	manifestMu sync.Mutex
 	manifest   *manifestWriter
 
-	rsMu sync.RWMutex
-	rs   *readState
+	rs atomic.Pointer[readState] // the current read state (loadReadState)
 
 	fileMu  sync.Mutex // file reference counts (FileMeta.Refs, Version refs)
 	l0Count atomic.Int64

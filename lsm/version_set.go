@@ -197,13 +197,31 @@ func (rs *readState) unref() {
 	}
 }
 
-// loadReadState returns the current read state with a reference.
+// tryRef takes a reference to rs unless its last one is gone (it was
+// replaced and released: its version may be unpinned already).
+func (rs *readState) tryRef() bool {
+	for {
+		n := rs.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if rs.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// loadReadState returns the current read state with a reference. It takes
+// no lock: every Get calls it, and a read lock's two atomic operations on
+// one shared word made concurrent readers contend for its cache line. A
+// state replaced and released between the load and the reference is
+// skipped for the newer one, which holds everything the older did.
 func (d *DB) loadReadState() *readState {
-	d.rsMu.RLock()
-	rs := d.rs
-	rs.refs.Add(1)
-	d.rsMu.RUnlock()
-	return rs
+	for {
+		if rs := d.rs.Load(); rs.tryRef() {
+			return rs
+		}
+	}
 }
 
 // updateReadStateLocked publishes a new read state from d.mem, d.imm and
@@ -212,10 +230,7 @@ func (d *DB) updateReadStateLocked() {
 	rs := &readState{d: d, mem: d.mem, imm: append([]*memTable(nil), d.imm...), v: d.current}
 	rs.refs.Store(1)
 	d.refVersion(rs.v)
-	d.rsMu.Lock()
-	old := d.rs
-	d.rs = rs
-	d.rsMu.Unlock()
+	old := d.rs.Swap(rs)
 	d.l0Count.Store(int64(len(rs.v.Levels[0])))
 	if old != nil {
 		// Dropping the old state's reference cannot free its version's files
