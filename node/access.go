@@ -277,7 +277,7 @@ func (n *Node) permitted(c *client, cm *command) bool {
 	switch {
 	case cm.admin:
 		return n.checkAdmin(c)
-	case cm.write && c.access < accessWrite:
+	case cm.write && c.access < accessWrite && !readOnlyExec(c, cm):
 		c.fail(fmt.Sprintf(errWriteUser, cm.name))
 		return false
 	}

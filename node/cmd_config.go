@@ -145,7 +145,7 @@ func (e redisText) Error() string { return string(e) }
 const maxClientsReserved = 32
 
 func setMaxClients(n *Node, v string) (func(), error) {
-	x, err := parseConfigInt(v, 1, math.MaxInt32)
+	x, err := parseConfigInt(v, 1, math.MaxUint32) // Redis' range
 	if err != nil {
 		return nil, err
 	}

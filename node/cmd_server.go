@@ -100,7 +100,8 @@ func (n *Node) afterCommand(c *client, cm *command, args [][]byte, took time.Dur
 		s.countError(c.conn.out[min(c.x.mark, len(c.conn.out)):])
 	}
 	if took >= 0 {
-		if s.slowlog.slow(took) && !secret(cm) {
+		// EXEC is not logged: the commands it ran are (afterQueued).
+		if s.slowlog.slow(took) && !secret(cm) && cm != execCommand {
 			s.slowlog.add(args, took, addrString(c.x.remote), c.x.getName())
 		}
 		s.latency.observe(took)
@@ -115,6 +116,27 @@ func (n *Node) afterCommand(c *client, cm *command, args [][]byte, took time.Dur
 		if c.x.reply == replySkipThis {
 			c.x.reply = replyOn
 		}
+	}
+}
+
+// afterQueued is afterCommand for a command EXEC ran: it counts it, logs
+// it if slow and feeds it to monitors. Its replies are part of EXEC's, so
+// CLIENT REPLY applies to EXEC as a whole, not here.
+func (n *Node) afterQueued(c *client, cm *command, args [][]byte, took time.Duration) {
+	s := n.state()
+	st := &s.stats[cm.id]
+	st.calls.Add(1)
+	st.micros.Add(took.Microseconds())
+	if c.failed {
+		st.failed.Add(1)
+		c.conn.flush()
+		s.countError(c.conn.out[min(c.x.mark, len(c.conn.out)):])
+	}
+	if s.slowlog.slow(took) && !secret(cm) {
+		s.slowlog.add(args, took, addrString(c.x.remote), c.x.getName())
+	}
+	if s.monitors.count.Load() > 0 && !cm.admin {
+		s.monitors.feed(c, cm, args)
 	}
 }
 

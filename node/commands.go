@@ -692,6 +692,9 @@ func (n *Node) scanKeys(c *client, start, pattern []byte, count int, typ string)
 		_, _, k, _ := decodeDataKey(it.Key())
 		next = bytes.Clone(k)
 	}
+	if t := c.ks.exec; t != nil { // inside EXEC: with its own writes (txview.go)
+		keys, next = t.overlayScan(db, keys, start, next, pattern, typ)
+	}
 	return keys, next, nil
 }
 

@@ -23,12 +23,12 @@ func TestConfigSetReplies(t *testing.T) {
 		return fmt.Sprintf("-ERR CONFIG SET failed (possibly related to argument '%s') - %s\r\n", param, why)
 	}
 	for _, c := range []struct{ args, want string }{
-		{"timeout -1", failed("timeout", "argument must be between 0 and 31536000 inclusive")},
+		{"timeout -1", failed("timeout", "argument must be between 0 and 2147483647 inclusive")},
 		{"timeout abc", failed("timeout", "argument couldn't be parsed into an integer")},
 		{"timeout 007", failed("timeout", "argument couldn't be parsed into an integer")},
 		{"timeout +5", failed("timeout", "argument couldn't be parsed into an integer")},
 		{"TIMEOUT 10", "+OK\r\n"},
-		{"maxclients 0", failed("maxclients", "argument must be between 1 and 2147483647 inclusive")},
+		{"maxclients 0", failed("maxclients", "argument must be between 1 and 4294967295 inclusive")},
 		{"maxclients abc", failed("maxclients", "argument couldn't be parsed into an integer")},
 		{"maxclients 100", "+OK\r\n"},
 		{"client-query-buffer-limit abc", failed("client-query-buffer-limit", "argument must be a memory value")},
@@ -47,7 +47,7 @@ func TestConfigSetReplies(t *testing.T) {
 		{"appendfsync ALWAYS", "+OK\r\n"},
 		{"appendfsync everysec", failed("appendfsync", "not supported at runtime: the commit log's syncing is set up when it opens; set appendfsync: everysec in the node's config file (or -appendfsync) and restart it")},
 		{"dir /tmp", failed("dir", "not supported at runtime: set data_dir in the node's config file and restart it")},
-		{"timeout 1 maxclients 0", failed("maxclients", "argument must be between 1 and 2147483647 inclusive")},
+		{"timeout 1 maxclients 0", failed("maxclients", "argument must be between 1 and 4294967295 inclusive")},
 	} {
 		args := append([]string{"config", "set"}, strings.Fields(c.args)...)
 		for i := range args {

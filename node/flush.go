@@ -75,7 +75,12 @@ func cmdFlush(n *Node, c *client, args [][]byte) {
 }
 
 func cmdDBSize(n *Node, c *client, args [][]byte) {
-	keys, _, err := n.countKeys(c.ks.db)
+	count := n.countKeys
+	if t := c.ks.exec; t != nil {
+		// Inside EXEC: with the transaction's own writes (txview.go).
+		count = func(db int) (int64, int64, error) { k, err := t.countKeys(db); return k, 0, err }
+	}
+	keys, _, err := count(c.ks.db)
 	if err != nil {
 		n.replyErr(c, err)
 		return

@@ -61,6 +61,18 @@ func TestReplicatedKeyspace(t *testing.T) {
 	require.Equal(t, want, ttls(t, c1))
 	require.Equal(t, want, ttls(t, c2))
 
+	// A follower runs a transaction that only reads, as a Redis replica
+	// does; a write queued there is refused and aborts it.
+	fc := dialRaw(t, f2)
+	require.Equal(t, "+OK\r\n", fc.do("auth", testPassword))
+	require.Equal(t, "+OK\r\n", fc.do("multi"))
+	require.Equal(t, "+QUEUED\r\n", fc.do("get", "tx2"))
+	require.Equal(t, "+QUEUED\r\n", fc.do("dbsize"))
+	require.Equal(t, "*2\r\n$1\r\n2\r\n:42\r\n", fc.do("exec"))
+	require.Equal(t, "+OK\r\n", fc.do("multi"))
+	require.Equal(t, "-"+errReadOnly+"\r\n", fc.do("set", "x", "1"))
+	require.Equal(t, "-EXECABORT Transaction discarded because of previous errors.\r\n", fc.do("exec"))
+
 	// The followers' clocks move first: they hide the keys past their
 	// deadline, and delete nothing.
 	before := countData(t, f1)

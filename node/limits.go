@@ -75,8 +75,9 @@ var DefaultOutputBufferLimits = OutputBufferLimits{
 const (
 	// DefaultQueryBufferBudget is limits.query_buffer_budget's default.
 	DefaultQueryBufferBudget = 1 << 30
-	// maxTimeout bounds timeout (a year).
-	maxTimeout = 365 * 24 * 3600
+	// maxTimeout bounds timeout, as Redis bounds it (68 years: well
+	// within a time.Duration).
+	maxTimeout = math.MaxInt32
 )
 
 // unauthLimits bound a request before AUTH, as Redis 7 does: 10 arguments
@@ -254,7 +255,9 @@ func (n *Node) forgetInput(c *client) {
 // closeFor counts and logs why c is being closed.
 func (n *Node) closeFor(c *client, reason, msg string, args ...any) {
 	n.metrics.closed.WithLabelValues(reason).Inc()
-	n.log.Warn(msg, append([]any{"remote", c.gc.RemoteAddr(), "client", c.id}, args...)...)
+	// c.x.remote, not c.gc.RemoteAddr(): the idle reaper runs off the
+	// loop, and gnet clears a closing connection's address on the loop.
+	n.log.Warn(msg, append([]any{"remote", c.x.remote, "client", c.id}, args...)...)
 }
 
 // reapIdle closes clients idle longer than timeout until the node closes.

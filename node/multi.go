@@ -1,5 +1,7 @@
 package node
 
+import "fmt"
+
 // Transactions: MULTI, EXEC, DISCARD, as Redis.
 //
 // Between MULTI and EXEC a client's commands are checked (name, arity,
@@ -16,13 +18,25 @@ package node
 // replaced by its error: nothing was applied.
 //
 // Commands that walk many keys without naming them (SCAN, KEYS, DBSIZE)
-// read the engine as of EXEC's start, not the transaction's own writes.
+// see the engine with the transaction's own earlier writes laid over it
+// (txview.go), as in Redis.
+//
+// A transaction that queued no write is a read: a follower runs it, and so
+// may a readonly user, as a Redis replica does; a write queued there is
+// refused when queued (-READONLY, or NOPERM) and aborts the transaction.
+//
+// The commands run inside EXEC are counted (INFO commandstats and
+// errorstats), logged if slow and shown to MONITOR one by one, as Redis
+// does: a monitor sees MULTI when it ran, then each command and EXEC at
+// EXEC; the slow log has the commands, not EXEC.
 
 // multiState is a client's queue between MULTI and EXEC.
 type multiState struct {
 	cmds []queuedCmd
 	// aborted: a command failed its checks while queued.
 	aborted bool
+	// writes: a write command is queued.
+	writes bool
 }
 
 // queuedCmd is one queued command with its own copy of the arguments.
@@ -45,6 +59,7 @@ func init() {
 	} {
 		register(c)
 	}
+	execCommand = commandTable["exec"]
 }
 
 // queueInMulti queues a command while c is in MULTI and reports whether it
@@ -68,6 +83,8 @@ func (n *Node) queueInMulti(c *client, cm *command, args [][]byte) bool {
 	case cm.write && n.backend.IsFollower():
 		c.fail(errReadOnly)
 	case cm.admin && !n.checkAdmin(c):
+	case !cm.admin && cm.write && c.access < accessWrite:
+		c.fail(fmt.Sprintf(errWriteUser, cm.name))
 	case len(m.cmds) >= maxQueued:
 		c.fail("ERR too many commands in this transaction (at most 1048576); DISCARD it and split it")
 	default:
@@ -82,6 +99,7 @@ func (n *Node) queueInMulti(c *client, cm *command, args [][]byte) bool {
 			q.args[i] = buf[len(buf)-len(a):]
 		}
 		m.cmds = append(m.cmds, q)
+		m.writes = m.writes || cm.write
 		c.conn.WriteString("QUEUED")
 		return true
 	}
@@ -144,15 +162,37 @@ func cmdExec(n *Node, c *client, args [][]byte) {
 	mark := len(c.conn.out)
 	c.ks.exec = t
 	c.conn.WriteArray(len(m.cmds))
+	execMark := c.x.mark // where EXEC's reply starts, for CLIENT REPLY
 	for _, q := range m.cmds {
-		q.cm.run(n, c, q.args)
+		n.runQueued(c, q.cm, q.args)
 	}
+	c.x.mark = execMark
 	c.ks.exec = nil
 	if err := t.apply(); err != nil {
 		c.conn.out = c.conn.out[:mark] // none of it applied: no reply may say so
 		n.replyErr(c, err)
 	}
 	c.failed = false
+}
+
+// readOnlyExec reports whether cm is an EXEC whose transaction queued no
+// write, which a follower and a readonly user may run (run, permitted).
+func readOnlyExec(c *client, cm *command) bool {
+	return cm == execCommand && c.ks.multi != nil && !c.ks.multi.writes
+}
+
+// execCommand is EXEC's table entry.
+var execCommand *command
+
+// runQueued runs one command of a transaction inside EXEC, with the
+// bookkeeping run gives a command outside one (afterQueued, cmd_server.go).
+func (n *Node) runQueued(c *client, cm *command, args [][]byte) {
+	c.conn.flush()
+	c.x.mark = len(c.conn.out)
+	c.failed = false
+	start := monotonic()
+	cm.run(n, c, args)
+	n.afterQueued(c, cm, args, monotonic()-start)
 }
 
 // keysOf returns the keys a command names, by its table entry's positions.

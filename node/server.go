@@ -611,7 +611,7 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		c.fail(errNoAuth)
 	case !n.permitted(c, cm):
 		n.metrics.cmds[cm.id].errors.Inc()
-	case cm.write && n.backend.IsFollower():
+	case cm.write && n.backend.IsFollower() && !readOnlyExec(c, cm):
 		n.metrics.cmds[cm.id].errors.Inc()
 		c.fail(errReadOnly)
 	default:
