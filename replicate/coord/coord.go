@@ -296,6 +296,8 @@ func (m *Member) Run(ctx context.Context, r Replica) error {
 		wasLeading := m.leading != 0
 		m.leading = 0
 		m.deadline = time.Time{}
+		// Whom etcd names is unknown until the next session reads it.
+		m.leader = nil
 		m.notifyLocked()
 		m.mu.Unlock()
 		if wasLeading {
@@ -379,6 +381,16 @@ func (m *Member) keepAlive(ctx context.Context, end context.CancelCauseFunc, id 
 		cancel()
 		switch {
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			end(errLeaseLost)
+			return
+		case err != nil && time.Now().After(m.Deadline().Add(m.cfg.Margin)):
+			// etcd unreachable for a whole TTL since the last renewal
+			// was sent: etcd has let the lease go unless a renewal whose
+			// answer was lost reached it, and the member cannot tell.
+			// It steps down now rather than when etcd is back: its
+			// SENTINEL answers then name no leader, so that clients ask
+			// the members that know the next one.
+			m.log.Warn("lease renewal failed for a whole TTL; stepping down until etcd answers", "err", err)
 			end(errLeaseLost)
 			return
 		case err != nil:

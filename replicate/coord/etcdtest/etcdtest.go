@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +53,16 @@ func required() bool {
 // minimum TTL is 1.5 election timeouts, rounded up to a second).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartCluster(t, 1, 10, 50)[0]
+}
+
+// StartCluster starts an etcd cluster of n members for t, each stopped at
+// t's end, with the given heartbeat and election timeout in milliseconds
+// (a cluster of several members on a loaded machine needs more than
+// Start's 10 and 50 to keep its leader). It returns once the cluster
+// answers.
+func StartCluster(t testing.TB, n, heartbeatMs, electionMs int) []*Server {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		if required() {
@@ -60,53 +71,71 @@ func Start(t testing.TB) *Server {
 		t.Skipf("etcdtest: %v; skipping (set LOGKV_REQUIRE_ETCD=1 to fail instead)", err)
 	}
 	dir := t.TempDir()
-	client, peer := freePort(t), freePort(t)
-	cu := "http://" + client
-	pu := "http://" + peer
-	cmd := exec.Command(bin,
-		"--name", "t",
-		"--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", cu, "--advertise-client-urls", cu,
-		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
-		"--initial-cluster", "t="+pu,
-		"--heartbeat-interval", "10", "--election-timeout", "50",
-		"--log-level", "error", "--logger", "zap")
-	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
+	type member struct{ name, client, peer string }
+	var ms []member
+	var initial []string
+	for i := range n {
+		m := member{fmt.Sprintf("m%d", i), "http://" + freePort(t), "http://" + freePort(t)}
+		ms = append(ms, m)
+		initial = append(initial, m.name+"="+m.peer)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("etcdtest: start %s: %v", bin, err)
-	}
-	s := &Server{Endpoint: cu}
-	var stopOnce sync.Once
-	s.stop = func() {
-		stopOnce.Do(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
+	var servers []*Server
+	for _, m := range ms {
+		cmd := exec.Command(bin,
+			"--name", m.name,
+			"--data-dir", filepath.Join(dir, m.name),
+			"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
+			"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--heartbeat-interval", fmt.Sprint(heartbeatMs), "--election-timeout", fmt.Sprint(electionMs),
+			"--log-level", "error", "--logger", "zap")
+		logf, err := os.Create(filepath.Join(dir, m.name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("etcdtest: start %s: %v", bin, err)
+		}
+		s := &Server{Endpoint: m.client}
+		var stopOnce sync.Once
+		s.stop = func() {
+			stopOnce.Do(func() {
+				cmd.Process.Kill()
+				cmd.Wait()
+			})
+		}
+		t.Cleanup(func() {
+			s.stop()
+			logf.Close()
 		})
+		servers = append(servers, s)
 	}
-	t.Cleanup(func() {
-		s.stop()
-		logf.Close()
-	})
 	// Wait until it answers.
-	cli := s.Client(t)
+	cli := ClientOf(t, Endpoints(servers)...)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := cli.Get(ctx, "health")
 		cancel()
 		if err == nil {
-			return s
+			return servers
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
-			t.Fatalf("etcdtest: etcd at %s did not answer within 15s: %v\n%s", cu, err, b)
+			b, _ := os.ReadFile(filepath.Join(dir, ms[0].name+".log"))
+			t.Fatalf("etcdtest: etcd at %v did not answer within 15s: %v\n%s", Endpoints(servers), err, b)
 		}
 		time.Sleep(20 * time.Millisecond) // polling for the condition, with a deadline
 	}
+}
+
+// Endpoints returns the client URLs of servers.
+func Endpoints(servers []*Server) []string {
+	var eps []string
+	for _, s := range servers {
+		eps = append(eps, s.Endpoint)
+	}
+	return eps
 }
 
 // Stop kills the server, as an etcd outage: clients' requests fail until
@@ -116,7 +145,13 @@ func (s *Server) Stop() { s.stop() }
 // Client returns a new client of s, closed at t's end.
 func (s *Server) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return ClientOf(t, s.Endpoint)
+}
+
+// ClientOf returns a new client of the endpoints, closed at t's end.
+func ClientOf(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
