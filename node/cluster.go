@@ -410,6 +410,9 @@ func (r clusterReplica) Progress() (durable, epoch uint64) {
 	return st.DurableSeq, st.Epoch
 }
 
+// followProbeTimeout bounds Follow's check that the leader lives.
+const followProbeTimeout = time.Second
+
 // clusterEpochBase is added to the leader key's etcd revision to make the
 // commit log's epoch: replicate gives a node leading a history of its own a
 // random first epoch below 2^40, so every epoch etcd chose is newer than any
@@ -448,6 +451,17 @@ func (r clusterReplica) Lead(epoch uint64) error {
 func (r clusterReplica) Follow(l coord.Leader) error {
 	b := r.b
 	b.leading.Store(0)
+	// The leader key outlives its holder by up to a TTL. Following a dead
+	// leader would block here for replication's handshake timeout (10 s),
+	// during which this member neither sees the key vanish nor runs, and
+	// the others defer to it if its log is the best: a failover stalled
+	// for 10 s. The leader's client port answers at once if it lives, and
+	// is refused at once if its process died; coord retries a refusal.
+	c, err := net.DialTimeout("tcp", l.RESP, followProbeTimeout)
+	if err != nil {
+		return fmt.Errorf("node: leader %s does not answer on %s (%w); not following it yet", l.ID, l.RESP, err)
+	}
+	c.Close()
 	if err := b.r.FollowForce(l.Repl); err != nil {
 		return err
 	}

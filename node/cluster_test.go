@@ -3,7 +3,9 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -467,6 +469,9 @@ func TestClusterMeasureFailoverProcess(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
+	if d := os.Getenv("LOGKV_MEASURE_DIR"); d != "" {
+		dir = d // keep the nodes' logs
+	}
 	bin := filepath.Join(dir, "kvnode")
 	build := exec.Command("go", "build", "-o", bin, "github.com/logkv/logkv/cmd/kvnode")
 	out, err := build.CombinedOutput()
@@ -510,19 +515,22 @@ func TestClusterMeasureFailoverProcess(t *testing.T) {
 	// settled returns the leader once every member runs and both others
 	// stream from it.
 	settled := func() *proc {
+		leaders := 0
 		for _, p := range procs {
 			c := redis.NewClient(&redis.Options{Addr: p.resp, MaxRetries: -1})
 			info, err := c.Info(ctx, "replication").Result()
 			c.Close()
-			if err != nil {
+			switch {
+			case err != nil:
+				return nil
+			case strings.Contains(info, "role:master") && !strings.Contains(info, "cluster_leading_epoch:0\r\n"):
+				leaders++ // elected (a node that has not joined yet is a master of nothing)
+			case !strings.Contains(info, "master_link_status:streaming"):
 				return nil
 			}
-			if strings.Contains(info, "role:master") {
-				continue
-			}
-			if !strings.Contains(info, "master_link_status:streaming") {
-				return nil
-			}
+		}
+		if leaders != 1 {
+			return nil
 		}
 		sc := redis.NewSentinelClient(&redis.Options{Addr: sentinels[0], MaxRetries: -1})
 		defer sc.Close()
@@ -553,10 +561,139 @@ func TestClusterMeasureFailoverProcess(t *testing.T) {
 			time.Sleep(5 * time.Millisecond) // the application's retry interval
 		}
 		took = append(took, time.Since(killed))
+		if os.Getenv("LOGKV_MEASURE_VERBOSE") != "" {
+			t.Logf("round %d: killed %s at %s, first write after %v", i, l.name, killed.Format("15:04:05.000"), took[len(took)-1])
+		}
 		start(l)
 	}
 	slices.Sort(took)
 	q := func(p float64) time.Duration { return took[min(len(took)-1, int(p*float64(len(took))))] }
 	t.Logf("failover of a SIGKILLed kvnode process, seen through Sentinel (go-redis FailoverClient), lease TTL %v, %d rounds: p50 %v p99 %v min %v max %v",
 		ttl, reps, q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond), took[0].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+}
+
+// TestClusterEtcdMemberDown: with three etcd members, killing etcd's own
+// leader costs the kvnode cluster nothing: its leader keeps its lease (the
+// client moves to another member, etcd elects another leader and keeps
+// the leases) and its writes go on.
+func TestClusterEtcdMemberDown(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	// Timeouts a loaded two-core machine keeps an etcd leader with; 1s
+	// leases are still granted (1.5 election timeouts).
+	servers := etcdtest.StartCluster(t, 3, 50, 500)
+	eps := etcdtest.Endpoints(servers)
+	tc := &testCluster{t: t, etcd: servers[0], tlsDir: t.TempDir(), ttl: 2 * time.Second, name: "c1", nodes: map[string]*clusterMember{}}
+	all := func(c *Config) { c.Cluster.EtcdEndpoints = eps }
+	a := tc.add("a", all)
+	require.Equal(t, a, tc.leader(20*time.Second))
+	tc.add("b", all)
+	require.Equal(t, a, tc.leader(20*time.Second))
+	epoch := a.cb().member.Load().Leading()
+
+	// Kill etcd's leader.
+	cli := etcdtest.ClientOf(t, eps...)
+	var victim *etcdtest.Server
+	for _, s := range servers {
+		st, err := cli.Status(ctx, s.Endpoint)
+		require.NoError(t, err)
+		if st.Leader == st.Header.MemberId {
+			victim = s
+		}
+	}
+	require.NotNil(t, victim, "no etcd member says it leads")
+	victim.Stop()
+	killed := time.Now()
+	c := a.client(t)
+	writes := 0
+	for time.Since(killed) < 2*tc.ttl {
+		err := c.Set(ctx, "k", writes, 0).Err()
+		if err != nil {
+			// A renewal may wait out etcd's election: the leader
+			// fences (TRYAGAIN) rather than acknowledge unproven.
+			require.True(t, strings.HasPrefix(err.Error(), "TRYAGAIN"), err.Error())
+		} else {
+			writes++
+		}
+		require.Equal(t, epoch, a.cb().member.Load().Leading(), "the kvnode leader lost its leadership when one etcd member of three died")
+		time.Sleep(10 * time.Millisecond) // the writer's pace
+	}
+	require.Greater(t, writes, 50)
+	require.Equal(t, a, tc.leader(time.Second))
+}
+
+// TestClusterEtcdPartition: the leader is cut off from etcd (silently, as
+// a partition does) while its followers still reach etcd. It stops
+// acknowledging writes at its fencing deadline, steps down (READONLY, no
+// leader in its SENTINEL answers) before another member can have been
+// elected, a follower takes over, and once etcd is reachable again the old
+// leader follows the new one with every write.
+func TestClusterEtcdPartition(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	proxies := map[string]*etcdtest.Proxy{}
+	via := func(name string) func(*Config) {
+		proxies[name] = etcdtest.NewProxy(t, tc.etcd)
+		return func(c *Config) { c.Cluster.EtcdEndpoints = []string{proxies[name].Endpoint} }
+	}
+	a := tc.add("a", via("a"))
+	require.Equal(t, a, tc.leader(20*time.Second))
+	b, c := tc.add("b", via("b")), tc.add("c", via("c"))
+	require.Equal(t, a, tc.leader(20*time.Second))
+	ac := a.client(t)
+	require.NoError(t, ac.Set(ctx, "before", "1", 0).Err())
+	m := a.cb().member.Load()
+
+	proxies["a"].Partition()
+	cut := time.Now()
+	// lastAck is when the last acknowledged write was sent: the node
+	// decided after that, so it must be before the fencing deadline.
+	var lastAck time.Time
+	var err error
+	for {
+		sent := time.Now()
+		if err = ac.Set(ctx, "k", "v", 0).Err(); err != nil {
+			break
+		}
+		lastAck = sent
+		require.Less(t, time.Since(cut), 10*time.Second, "the partitioned leader kept acknowledging")
+		time.Sleep(5 * time.Millisecond) // the writer's pace
+	}
+	fence := m.Deadline()
+	require.False(t, lastAck.After(fence), "a write sent %v past the fencing deadline was acknowledged", lastAck.Sub(fence))
+	// Refused up front (TRYAGAIN, READONLY), or fenced between the log
+	// and the acknowledgement: then the connection is dropped, so that
+	// no reply claims it (syncFailed).
+	require.True(t, strings.HasPrefix(err.Error(), "TRYAGAIN") || strings.HasPrefix(err.Error(), "READONLY") || errors.Is(err, io.EOF), err.Error())
+
+	// A follower takes over; the old leader has stepped down by then.
+	var next *clusterMember
+	require.Eventually(t, func() bool {
+		for _, f := range []*clusterMember{b, c} {
+			if !f.cb().IsFollower() {
+				next = f
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 5*time.Millisecond, "no follower took over from the partitioned leader")
+	elected := time.Now()
+	require.True(t, elected.After(fence), "elected %v before the old leader's fencing deadline", fence.Sub(elected))
+	// Fenced since the deadline, the old leader steps down a TTL after
+	// its last renewal (checked every TTL/3), about when etcd lets the
+	// lease go: READONLY, and no leader named to Sentinel clients.
+	require.Eventually(t, func() bool { return a.cb().IsFollower() && a.cb().clusterLeader() == nil }, 2*time.Second, 5*time.Millisecond,
+		"the partitioned leader did not step down")
+	require.ErrorContains(t, ac.Set(ctx, "x", "y", 0).Err(), "READONLY")
+	nc := next.client(t)
+	require.NoError(t, nc.Set(ctx, "after", "partition", 0).Err())
+	require.Equal(t, "1", nc.Get(ctx, "before").Val())
+
+	// etcd is reachable again: a follows the new leader and holds its writes.
+	proxies["a"].Heal()
+	require.Equal(t, next, tc.leader(20*time.Second))
+	require.Eventually(t, func() bool { return ac.Get(ctx, "after").Val() == "partition" }, 20*time.Second, 10*time.Millisecond)
+	t.Logf("partitioned at 0; last write acknowledged by the old leader at %v, its fencing deadline %v; %s elected by %v",
+		lastAck.Sub(cut).Round(time.Millisecond), fence.Sub(cut).Round(time.Millisecond), next.name, elected.Sub(cut).Round(time.Millisecond))
 }
