@@ -55,7 +55,7 @@ func (t *Tree[V]) Check() error {
 				err = fmt.Errorf("ordtree: node flags %#x in a tree with %#x", n.tag&tagKeyInVal, t.flags)
 				return
 			}
-			if (klen > PrefixLen && t.flags == 0) != (n.tails != nil && n.tails[i] != nil) {
+			if (klen > PrefixLen+1 && t.flags == 0) != (n.tails != nil && n.tails[i] != nil) {
 				err = fmt.Errorf("ordtree: key %q of length %d and tail %v", key, klen, n.tails != nil && n.tails[i] != nil)
 				return
 			}
@@ -64,7 +64,9 @@ func (t *Tree[V]) Check() error {
 				err = fmt.Errorf("ordtree: key %q has tail hint %#x", key, hint)
 			}
 			keyBytes += int64(klen)
-			tails += int64(max(int(klen)-PrefixLen, 0))
+			if klen > PrefixLen+1 {
+				tails += int64(klen - PrefixLen)
+			}
 		}
 		for i := n.n; i < MaxItems; i++ {
 			if n.tails != nil && n.tails[i] != nil {

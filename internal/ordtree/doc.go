@@ -10,18 +10,22 @@
 //
 //	pfx   [MaxItems]prefix  the key's first 16 bytes, zero padded, as two
 //	                        big-endian uint64s (hi, lo): 16 bytes an item
-//	klens [MaxItems]uint32  the key's length
+//	klens [MaxItems]uint32  the key's length (low 24 bits) and its 17th
+//	                        byte, the tail hint (high 8), or 0
 //	tails *[MaxItems]*byte  the key's bytes past the 16th (klen-16 of them),
 //	                        or nil; the array itself is allocated only once
-//	                        the node holds a key longer than 16 bytes
+//	                        the node holds a key longer than 17 bytes (a
+//	                        17-byte key's tail is its hint), and never in a
+//	                        tree that finds tails through the payload
 //	vals  [MaxItems]V       the payload
 //
 // With a 12-byte payload (bitcask's file, offset and length) a leaf is 2 KiB:
 // a 32-byte header and 63 items of 32 bytes. An internal node (Inode) is a
 // node with its 64 children inline after it, so a descent takes no extra
-// cache miss for a separate child array. A key of at most 16 bytes costs 20
+// cache miss for a separate child array. A key of at most 17 bytes costs 20
 // bytes plus its payload in its node and no allocation of its own; a longer
-// key adds an 8-byte pointer slot and its tail.
+// key adds an 8-byte pointer slot and its tail. 17 bytes is what a Redis
+// client's 16-byte key becomes behind kvnode's one-byte database code.
 //
 // In a tree larger than the CPU caches, the cost of a lookup is its cache
 // misses, so search does not bisect (each step of a bisection waits for the

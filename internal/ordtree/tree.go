@@ -21,8 +21,10 @@ const (
 // a key longer than PrefixLen, the first byte of its tail in the high 8
 // (the tail hint). Keys are at most 64 KiB, so the length fits. The hint
 // decides most comparisons of keys that share their inline prefix without
-// following the tail pointer, a cache miss: a 16-byte client key behind
-// kvnode's one-byte database prefix is such a key.
+// following the tail pointer, a cache miss; for a key of PrefixLen+1 bytes
+// (a 16-byte client key behind kvnode's one-byte database code) it is the
+// whole tail, and the node keeps no tail pointer: no tails array, no
+// allocation, nothing more for the collector to mark.
 const (
 	lenMask   = 1<<24 - 1
 	hintShift = 24
@@ -40,6 +42,9 @@ type skey struct {
 	tail string // the bytes past the prefix; "" for a short key
 	t0   byte   // tail[0], or 0
 }
+
+// entry returns k's klens entry: its length, and its tail hint.
+func (k *skey) entry() uint32 { return k.klen | uint32(k.t0)<<hintShift }
 
 func makeSKey(key string) skey {
 	k := skey{klen: uint32(len(key))}
@@ -63,8 +68,8 @@ func makeSKey(key string) skey {
 // item is one node slot, moved whole between nodes.
 type item[V any] struct {
 	p    prefix
-	klen uint32
-	tail *byte // nil unless klen > PrefixLen
+	ent  uint32 // the klens entry: length and tail hint
+	tail *byte  // nil unless the key is longer than PrefixLen+1
 	v    V
 }
 
@@ -178,19 +183,16 @@ func (n *Node[V]) search(k *skey) (int, bool) {
 }
 
 func (n *Node[V]) item(i int) item[V] {
-	it := item[V]{p: n.pfx[i], klen: n.klens[i] & lenMask, v: n.vals[i]}
-	if it.klen > PrefixLen {
-		it.tail = n.tail(i)
+	it := item[V]{p: n.pfx[i], ent: n.klens[i], v: n.vals[i]}
+	if n.tails != nil {
+		it.tail = n.tails[i]
 	}
 	return it
 }
 
 // setItem stores it in slot i of the owned node n.
 func (n *Node[V]) setItem(a *Arena, i int, it item[V]) {
-	n.pfx[i], n.klens[i], n.vals[i] = it.p, it.klen, it.v
-	if it.tail != nil {
-		n.klens[i] |= uint32(*it.tail) << hintShift
-	}
+	n.pfx[i], n.klens[i], n.vals[i] = it.p, it.ent, it.v
 	if it.tail != nil && n.tails == nil && n.tag&tagKeyInVal == 0 {
 		n.tails = newTails(a)
 	}
@@ -240,9 +242,13 @@ func (n *Node[V]) appendKey(dst []byte, i int) []byte {
 	var b [PrefixLen]byte
 	binary.BigEndian.PutUint64(b[:8], n.pfx[i].hi)
 	binary.BigEndian.PutUint64(b[8:], n.pfx[i].lo)
-	l := int(n.klens[i] & lenMask)
-	if l <= PrefixLen {
+	e := n.klens[i]
+	l := int(e & lenMask)
+	switch {
+	case l <= PrefixLen:
 		return append(dst, b[:l]...)
+	case l == PrefixLen+1:
+		return append(append(dst, b[:]...), byte(e>>hintShift)) // the hint is the tail
 	}
 	dst = append(dst, b[:]...)
 	return append(dst, unsafe.String(n.tail(i), l-PrefixLen)...)
@@ -261,7 +267,7 @@ type Tree[V any] struct {
 
 	length    int
 	keyBytes  int64 // sum of the keys' lengths
-	tailBytes int64 // sum of the tails' lengths (key bytes past 16)
+	tailBytes int64 // sum of the lengths of the tails kept outside the nodes (of keys over 17 bytes)
 	leaves    int64
 	inners    int64
 	copies    uint64
@@ -300,7 +306,7 @@ func NewIn[V any](a *Arena, keyInVal bool) *Tree[V] {
 type Stats struct {
 	Keys      int    // keys in the tree
 	KeyBytes  int64  // sum of the keys' lengths
-	TailBytes int64  // sum of the key bytes past the 16th, kept outside the nodes
+	TailBytes int64  // sum of the key bytes past the 16th of keys over 17 bytes: kept outside the nodes
 	Leaves    int64  // leaf nodes
 	Inners    int64  // internal nodes
 	Copies    uint64 // nodes copied because a view shared them
@@ -556,8 +562,8 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 		}
 		if n.leaf() {
 			copyItems(t.arena, n, i+1, n, i, n.n)
-			it := item[V]{p: k.prefix, klen: k.klen, v: v}
-			if k.klen > PrefixLen {
+			it := item[V]{p: k.prefix, ent: k.entry(), v: v}
+			if k.klen > PrefixLen+1 {
 				if owned {
 					it.tail = unsafe.StringData(k.tail)
 				} else {
@@ -601,7 +607,7 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 func (t *Tree[V]) replace(n *Node[V], i int, k *skey, v V, owned bool) V {
 	prev := n.vals[i]
 	n.vals[i] = v
-	if owned && k.klen > PrefixLen && n.tails != nil {
+	if owned && k.klen > PrefixLen+1 && n.tails != nil {
 		n.tails[i] = unsafe.StringData(k.tail)
 	}
 	return prev
@@ -655,9 +661,10 @@ func (t *Tree[V]) Delete(key string) (V, bool) {
 		return zero, false
 	}
 	t.length--
-	t.keyBytes -= int64(prev.klen)
-	if prev.klen > PrefixLen {
-		t.tailBytes -= int64(prev.klen - PrefixLen)
+	klen := prev.ent & lenMask
+	t.keyBytes -= int64(klen)
+	if klen > PrefixLen+1 {
+		t.tailBytes -= int64(klen - PrefixLen)
 	}
 	return prev.v, true
 }
@@ -774,7 +781,9 @@ func Build[V any](n int, at func(i int) (key string, v V)) *Tree[V] {
 		key, _ := at(i)
 		t.keyBytes += int64(len(key))
 		if len(key) > PrefixLen {
-			t.tailBytes += int64(len(key) - PrefixLen)
+			if len(key) > PrefixLen+1 {
+				t.tailBytes += int64(len(key) - PrefixLen)
+			}
 		}
 	}
 	if n == 0 {
@@ -784,8 +793,8 @@ func Build[V any](n int, at func(i int) (key string, v V)) *Tree[V] {
 	leafItem := func(j int) item[V] {
 		key, v := at(j)
 		k := makeSKey(key)
-		it := item[V]{p: k.prefix, klen: k.klen, v: v}
-		if k.klen > PrefixLen {
+		it := item[V]{p: k.prefix, ent: k.entry(), v: v}
+		if k.klen > PrefixLen+1 {
 			start := len(slab)
 			slab = append(slab, k.tail...)
 			it.tail = &slab[start]

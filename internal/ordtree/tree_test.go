@@ -292,13 +292,13 @@ func TestTreeOrderMatchesBytes(t *testing.T) {
 		a, b := randKey(rng), randKey(rng)
 		ka, kb := makeSKey(a), makeSKey(b)
 		n := &Node[uint64]{n: 1}
-		n.setItem(nil, 0, item[uint64]{p: ka.prefix, klen: ka.klen, tail: tailOf(a)})
+		n.setItem(nil, 0, item[uint64]{p: ka.prefix, ent: ka.entry(), tail: tailOf(a)})
 		require.Equal(t, bytes.Compare([]byte(a), []byte(b)), n.cmp(0, &kb), "%q vs %q", a, b)
 	}
 }
 
 func tailOf(k string) *byte {
-	if len(k) <= PrefixLen {
+	if len(k) <= PrefixLen+1 {
 		return nil
 	}
 	return &[]byte(k[PrefixLen:])[0]
