@@ -180,14 +180,18 @@ func frameOffsets(t *testing.T, fs vfs.FS, path string) []int64 {
 	var offs []int64
 	for {
 		off := rd.Offset()
-		_, err := rd.Next()
+		p, err := rd.Next()
 		if err != nil {
 			require.ErrorIs(t, err, io.EOF)
 			return offs
 		}
-		if off > 0 {
-			offs = append(offs, off)
+		if off == 0 {
+			salt, _, err := checkSegmentHeader(path, p)
+			require.NoError(t, err)
+			rd.SetSalt(salt)
+			continue
 		}
+		offs = append(offs, off)
 	}
 }
 

@@ -16,20 +16,23 @@
 // is the segment index. Records are numbered without gaps across segments.
 // Every segment but the last is sealed; the last one is appended to.
 //
-// # Segment format (version 2)
+// # Segment format (version 3)
 //
 // A segment is a sequence of internal/record frames with nothing between
-// them: crc32c of bytes 4..8+len (4 bytes LE) | len (4 bytes LE) | payload.
-// The first frame is the segment's header, 16 bytes in all, written and synced
+// them: checksum (4 bytes LE) | len (4 bytes LE) | payload. The first frame
+// is the segment's header, 24 bytes in all, unsalted, written and synced
 // when the segment is created, before any record:
 //
 //	offset  size  field
-//	0       4     crc32c of bytes 4..16, uint32 little-endian
-//	4       4     len: 8, uint32 LE
+//	0       4     crc32c of bytes 4..24, uint32 little-endian
+//	4       4     len: 16, uint32 LE
 //	8       7     magic "LKVCLOG"
-//	15      1     format version: 2
+//	15      1     format version: 3
+//	16      8     salt: non-zero, random per segment, uint64 LE
 //
-// Every later frame is one record; its payload is:
+// Every later frame is one record. Its checksum is salted: crc32c of the
+// salt's 8 bytes (LE) followed by bytes 4..8+len of the frame
+// (record.Checksum). Its payload is:
 //
 //	offset  size  field
 //	0       8     synced: the segment's synced length in bytes (header
@@ -44,14 +47,30 @@
 // exists only on disk (replicate/wire ships Records, in its own encoding,
 // without it).
 //
+// The salt is there for recovery and salvage, which look for records past
+// damage by trying every offset: a checksum alone cannot tell a record from
+// bytes shaped like one inside a batch's value, which any client can write,
+// and such a forgery could vouch for damage (turning a torn tail into a
+// refusal to start) or pass for a record. Without the salt, which no
+// client sees, a forgery fails its checksum. (LevelDB and RocksDB's
+// recyclable log format mixes the log number into each checksum, against
+// stale records of a reused file.)
+//
 // # Format versions
 //
-// Format 1 segments had no header and 16-byte record payload headers (seq,
-// epoch). Open refuses them, and any version other than 2, with an error
-// wrapping ErrFormat that names the file: a node upgraded across the change
-// resyncs from its leader or a checkpoint rather than reading records whose
-// damage it cannot classify. An empty or torn header on the last segment is a
-// segment whose creation a crash cut short: Open writes it again.
+// Format 2 is format 3 without the salt: a 16-byte header (len 8: the magic
+// and version 2) and unsalted record checksums. Open reads format 2
+// segments, and appends to a format 2 active segment in format 2; every
+// segment it creates is format 3, so a log upgraded in place moves to
+// format 3 as it rolls. Format 1 segments had no header and 16-byte record
+// payload headers (seq, epoch): Open refuses them, and any version other
+// than 2 and 3, with an error wrapping ErrFormat that names the file, and a
+// node upgraded across that change resyncs from its leader or a checkpoint
+// rather than reading records whose damage it cannot classify. An empty or
+// torn header on the last segment, no longer than a header, is a segment
+// whose creation a crash cut short: Open writes it again; a damaged header
+// in a longer segment (the header was synced before any record) is
+// corruption. testdata/format2 and testdata/format3 hold golden logs.
 //
 // # EPOCHS format
 //

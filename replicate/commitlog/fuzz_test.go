@@ -86,7 +86,8 @@ func FuzzOpenSegment(f *testing.F) {
 		f.Add(d)
 	}
 	f.Add(seg[:len(seg)-7])
-	f.Add(appendSegmentHeader(nil))
+	f.Add(appendSegmentHeader(nil, 1))
+	f.Add(readGolden(f, "format2", "0000000000000001.log"))
 	f.Add([]byte{})
 	f.Add(record.Append(nil, AppendRecord(nil, Record{Seq: 1, Epoch: 1, Batch: batch(f, 1)})))
 	f.Fuzz(func(t *testing.T, data []byte) {

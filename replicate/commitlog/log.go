@@ -67,6 +67,8 @@ type Options struct {
 }
 
 type segment struct {
+	salt        uint64 // its records' checksum salt (0 in a format 2 segment)
+	hdr         int64  // its header's size: where its first record starts
 	first       uint64 // seq of its first record (or of its next, if empty)
 	last        uint64 // seq of its last record; first-1 if empty
 	size        int64  // bytes written
@@ -207,6 +209,14 @@ func (l *Log) recover() error {
 			if err == io.EOF {
 				break
 			}
+			if err != nil && off == 0 && st.Size() > segHeaderSize {
+				// The header is written and synced before any record, so
+				// a segment longer than a header has a synced one: its
+				// damage is corruption, never a torn creation (and without
+				// it, its records' salt is unknown).
+				f.Close()
+				return logkv.CorruptError(s.path, 0, "damaged segment header: %v", err)
+			}
 			if err != nil {
 				err = l.damaged(f, s, isLast, off, st.Size(), err)
 				if err != nil {
@@ -216,10 +226,13 @@ func (l *Log) recover() error {
 				break // the torn tail is cut
 			}
 			if off == 0 {
-				if err := checkSegmentHeader(s.path, p); err != nil {
+				salt, hdr, err := checkSegmentHeader(s.path, p)
+				if err != nil {
 					f.Close()
 					return err
 				}
+				s.salt, s.hdr = salt, hdr
+				rd.SetSalt(salt)
 				continue
 			}
 			synced, r, err := decodeSegmentRecord(p)
@@ -256,16 +269,17 @@ func (l *Log) recover() error {
 			if !isLast {
 				return logkv.CorruptError(s.path, 0, "sealed segment without a header")
 			}
-			if err := l.createSegment(s.path); err != nil {
+			s.salt, s.hdr = newSalt(), segHeaderSize
+			if err := l.createSegment(s); err != nil {
 				return err
 			}
-			s.size = segHeaderSize
+			s.size = s.hdr
 		}
 		s.durableSize = s.size
 	}
 	if len(l.segs) == 0 {
 		s := l.newSegment(1)
-		if err := l.createSegment(s.path); err != nil {
+		if err := l.createSegment(s); err != nil {
 			return err
 		}
 		l.segs = append(l.segs, s)
@@ -338,7 +352,7 @@ func (l *Log) damaged(f io.ReaderAt, s *segment, isLast bool, off, size int64, e
 	if !torn {
 		// Intact frames follow the damage: it is still a torn tail unless
 		// one of them says the damaged bytes were synced.
-		synced, serr := laterSynced(f, path, off, size, s.last)
+		synced, serr := laterSynced(f, path, off, size, s.last, s.salt)
 		if serr != nil {
 			return serr
 		}
@@ -369,17 +383,18 @@ func (l *Log) cutTail(path string, off int64) error {
 // will be first.
 func (l *Log) newSegment(first uint64) *segment {
 	return &segment{first: first, last: first - 1, size: segHeaderSize, durableSize: segHeaderSize,
-		path: filepath.Join(l.dir, segName(first))}
+		salt: newSalt(), hdr: segHeaderSize, path: filepath.Join(l.dir, segName(first))}
 }
 
-// createSegment creates (or empties) the segment file path, holding only its
-// header, and makes it durable.
-func (l *Log) createSegment(path string) error {
+// createSegment creates (or empties) the file of segment s, holding only
+// its header (with s.salt), and makes it durable.
+func (l *Log) createSegment(s *segment) error {
+	path := s.path
 	f, err := l.fs.Create(path)
 	if err != nil {
 		return fmt.Errorf("commitlog: %w", err)
 	}
-	_, err = f.Write(appendSegmentHeader(nil))
+	_, err = f.Write(appendSegmentHeader(nil, s.salt))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -486,7 +501,7 @@ func (l *Log) write(r Record) error {
 	// tells recovery that damage before it is corruption, not a torn tail.
 	l.pbuf = appendSegmentRecord(l.pbuf[:0], uint64(act.durableSize), r)
 	mark, prevLast := len(l.wbuf), l.last
-	l.wbuf = record.Append(l.wbuf, l.pbuf)
+	l.wbuf = record.AppendSalted(l.wbuf, l.pbuf, act.salt)
 	act.size += int64(record.Size(len(l.pbuf)))
 	act.last = r.Seq
 	l.last = r.Seq
@@ -572,7 +587,7 @@ func (l *Log) roll() error {
 		return l.fail(fmt.Errorf("commitlog: sync %s: %w", act.path, err))
 	}
 	s := l.newSegment(act.last + 1)
-	if err := l.createSegment(s.path); err != nil {
+	if err := l.createSegment(s); err != nil {
 		// A full disk, say. The new segment must not stay behind, even
 		// empty: the records appended to the old one meanwhile would make
 		// its name a lie, which recovery reports as a gap. The next append
@@ -941,7 +956,7 @@ func (l *Log) TruncateAfter(seq uint64) error {
 // when seq is s.last+1).
 func (l *Log) offsetOf(s *segment, seq uint64) (int64, error) {
 	if seq == s.first {
-		return segHeaderSize, nil
+		return s.hdr, nil
 	}
 	f, err := l.fs.Open(s.path)
 	if err != nil {
@@ -962,7 +977,8 @@ func (l *Log) offsetOf(s *segment, seq uint64) (int64, error) {
 			return 0, err
 		}
 		if off == 0 {
-			continue // the header, checked by Open
+			rd.SetSalt(s.salt) // the header, checked by Open
+			continue
 		}
 		_, r, err := decodeSegmentRecord(p)
 		if err != nil {
@@ -1005,7 +1021,7 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 	}
 	l.segs = nil
 	s := l.newSegment(next)
-	if err := l.createSegment(s.path); err != nil {
+	if err := l.createSegment(s); err != nil {
 		return l.fail(err)
 	}
 	if err := writeHistory(l.fs, l.dir, history); err != nil {

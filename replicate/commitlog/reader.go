@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"sort"
 
@@ -13,8 +12,6 @@ import (
 	"github.com/logkv/logkv/internal/record"
 	"github.com/logkv/logkv/internal/vfs"
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // readChunk is how much a Reader reads from a segment at a time.
 const readChunk = 256 << 10
@@ -137,7 +134,7 @@ func (r *Reader) fill() (<-chan struct{}, error) {
 		r.seg = l.segs[i]
 		// Records start after the segment's header, which Open checked (or
 		// the log wrote).
-		r.fOff, r.pos, r.end, r.bufAt = segHeaderSize, 0, 0, segHeaderSize
+		r.fOff, r.pos, r.end, r.bufAt = r.seg.hdr, 0, 0, r.seg.hdr
 	}
 	seg := r.seg
 	sealed := seg != l.segs[len(l.segs)-1]
@@ -217,7 +214,7 @@ func (r *Reader) parse() (Record, bool, error) {
 		return Record{}, false, nil
 	}
 	frame := b[:record.HeaderSize+int(n)]
-	if crc32.Checksum(frame[4:], castagnoli) != binary.LittleEndian.Uint32(frame) {
+	if record.Checksum(frame[4:], r.seg.salt) != binary.LittleEndian.Uint32(frame) {
 		return Record{}, false, logkv.CorruptError(r.seg.path, r.bufAt+int64(r.pos), "checksum mismatch")
 	}
 	_, rec, err := decodeSegmentRecord(frame[record.HeaderSize:])

@@ -4,26 +4,30 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
+	"math/rand/v2"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/record"
 )
 
-// # Segment layout (format 2)
+// # Segment layout (format 3)
 //
 // A segment is a sequence of internal/record frames (crc32c u32 | len u32 |
-// payload) with nothing between them. The first frame is the header, with an
-// 8-byte payload:
+// payload) with nothing between them. The first frame is the header,
+// unsalted, with a 16-byte payload:
 //
 //	offset  size  field
 //	0       7     magic "LKVCLOG"
-//	7       1     format version: 2
+//	7       1     format version: 3
+//	8       8     salt: non-zero, drawn at random when the segment is
+//	              created, uint64 little-endian
 //
-// so the header frame is the segment's first 16 bytes. It is written and
-// synced when the segment is created, before any record. Every later frame is
-// one record, whose payload is:
+// so the header frame is the segment's first 24 bytes. It is written and
+// synced when the segment is created, before any record. Every later frame
+// is one record, its checksum salted with the header's salt
+// (record.Checksum: CRC-32C of the salt's 8 bytes, then the frame's length
+// and payload), and its payload:
 //
 //	offset  size  field
 //	0       8     synced: the segment's synced length in bytes (header
@@ -34,20 +38,33 @@ import (
 //
 // synced never exceeds the record's own offset. It lets recovery tell damage
 // from a power loss in bytes that were never synced (a torn tail: cut) from
-// damage in bytes a later record says were synced (corruption).
+// damage in bytes a later record says were synced (corruption). The salt
+// keeps a frame forged inside a batch's value (which anyone who writes a
+// value can shape) from checking out when recovery or salvage looks for
+// records past damage: the forger never sees the salt.
 //
-// Format 1 (before the synced field) had no header and 16-byte record
-// headers; Open refuses its segments with ErrFormat.
+// Format 2 was format 3 without the salt: an 8-byte header payload (magic,
+// version 2; a 16-byte header frame) and unsalted record frames. Open reads
+// it (a log upgraded in place keeps its old segments; its new ones are
+// format 3). Format 1 (before the synced field) had no header and 16-byte
+// record headers; Open refuses its segments with ErrFormat.
 
-// segmentVersion is the format version this package writes and reads.
-const segmentVersion = 2
+// segmentVersion is the format version this package writes; it reads
+// segmentVersion2 too.
+const (
+	segmentVersion  = 3
+	segmentVersion2 = 2
+)
 
 // segmentMagic begins a segment header's payload.
 const segmentMagic = "LKVCLOG"
 
-// segHeaderSize is the size of a segment's header frame: where its first
-// record starts.
-const segHeaderSize = record.HeaderSize + 8 // the magic and the version
+// segHeaderSize is the size of a format 3 segment's header frame: where its
+// first record starts. segHeaderSizeV2 is format 2's.
+const (
+	segHeaderSize   = record.HeaderSize + 7 + 1 + 8 // magic, version, salt
+	segHeaderSizeV2 = record.HeaderSize + 7 + 1
+)
 
 // syncedFieldSize is the size of a segment record payload's synced field.
 const syncedFieldSize = 8
@@ -59,24 +76,49 @@ const maxSegmentPayload = syncedFieldSize + MaxRecordSize
 // wrapping error names the file.
 var ErrFormat = errors.New("commitlog: unsupported segment format")
 
-// appendSegmentHeader appends the header frame of a segment to dst.
-func appendSegmentHeader(dst []byte) []byte {
-	return record.Append(dst, append([]byte(segmentMagic), segmentVersion))
+// newSalt returns a segment's salt: random (math/rand/v2's generator is
+// seeded from the operating system, so a writer of values cannot predict
+// it) and never 0, which would mean no salt.
+func newSalt() uint64 {
+	for {
+		if v := rand.Uint64(); v != 0 {
+			return v
+		}
+	}
 }
 
-// checkSegmentHeader checks the payload of the first frame of segment path.
-func checkSegmentHeader(path string, p []byte) error {
-	if len(p) == len(segmentMagic)+1 && string(p[:len(segmentMagic)]) == segmentMagic {
-		if v := p[len(segmentMagic)]; v != segmentVersion {
-			return fmt.Errorf("%w: %s is in format %d; this version reads format %d", ErrFormat, path, v, segmentVersion)
+// appendSegmentHeader appends the header frame of a format 3 segment with
+// salt to dst.
+func appendSegmentHeader(dst []byte, salt uint64) []byte {
+	p := append([]byte(segmentMagic), segmentVersion)
+	p = binary.LittleEndian.AppendUint64(p, salt)
+	return record.Append(dst, p)
+}
+
+// checkSegmentHeader checks the payload of the first frame of segment path
+// and returns the salt of its records (0 in format 2) and the size of its
+// header frame.
+func checkSegmentHeader(path string, p []byte) (salt uint64, size int64, err error) {
+	if len(p) > len(segmentMagic) && string(p[:len(segmentMagic)]) == segmentMagic {
+		switch v := p[len(segmentMagic)]; {
+		case v == segmentVersion && len(p) == len(segmentMagic)+1+8:
+			salt = binary.LittleEndian.Uint64(p[len(segmentMagic)+1:])
+			if salt == 0 {
+				return 0, 0, logkv.CorruptError(path, 0, "segment header with salt 0")
+			}
+			return salt, segHeaderSize, nil
+		case v == segmentVersion2 && len(p) == len(segmentMagic)+1:
+			return 0, segHeaderSizeV2, nil
+		case v != segmentVersion && v != segmentVersion2:
+			return 0, 0, fmt.Errorf("%w: %s is in format %d; this version reads formats %d and %d", ErrFormat, path, v, segmentVersion2, segmentVersion)
 		}
-		return nil
+		return 0, 0, logkv.CorruptError(path, 0, "bad segment header length %d", len(p))
 	}
 	if _, err := DecodeRecord(p); err == nil {
-		return fmt.Errorf("%w: %s is in format 1 (no header, records without their synced length); "+
-			"this version reads format %d only: resync the node from its leader or a checkpoint", ErrFormat, path, segmentVersion)
+		return 0, 0, fmt.Errorf("%w: %s is in format 1 (no header, records without their synced length); "+
+			"this version reads formats %d and %d only: resync the node from its leader or a checkpoint", ErrFormat, path, segmentVersion2, segmentVersion)
 	}
-	return logkv.CorruptError(path, 0, "bad segment header")
+	return 0, 0, logkv.CorruptError(path, 0, "bad segment header")
 }
 
 // appendSegmentRecord appends the segment payload of r to dst: synced, then
@@ -106,7 +148,7 @@ func decodeSegmentRecord(p []byte) (synced uint64, r Record, err error) {
 // their own offset, or a seq not after prev (the seq of the last record
 // before the damage), as in stale blocks of a removed segment that a torn
 // write exposed. It reads the whole tail at once: recovery only.
-func laterSynced(r io.ReaderAt, path string, bad, size int64, prev uint64) (int64, error) {
+func laterSynced(r io.ReaderAt, path string, bad, size int64, prev, salt uint64) (int64, error) {
 	if size <= bad {
 		return 0, nil
 	}
@@ -120,7 +162,7 @@ func laterSynced(r io.ReaderAt, path string, bad, size int64, prev uint64) (int6
 		n := int(binary.LittleEndian.Uint32(data[off+4:]))
 		end := off + record.HeaderSize + n
 		if n < minFrame-record.HeaderSize || n > maxSegmentPayload || end > len(data) ||
-			crc32.Checksum(data[off+4:end], castagnoli) != binary.LittleEndian.Uint32(data[off:]) {
+			record.Checksum(data[off+4:end], salt) != binary.LittleEndian.Uint32(data[off:]) {
 			off++
 			continue
 		}

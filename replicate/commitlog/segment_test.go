@@ -47,7 +47,7 @@ func TestSegmentHeader(t *testing.T) {
 		{"future version", record.Append(nil, append([]byte(segmentMagic), segmentVersion+1)), ErrFormat},
 		{"not a segment", record.Append(nil, []byte("hello, world")), logkv.ErrCorrupt},
 		{"empty file", nil, nil},
-		{"torn header", appendSegmentHeader(nil)[:11], nil},
+		{"torn header", appendSegmentHeader(nil, 1)[:11], nil},
 		{"zeroed header", make([]byte, segHeaderSize), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,7 +62,12 @@ func TestSegmentHeader(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, uint64(0), l.LastSeq())
-			require.Equal(t, appendSegmentHeader(nil), readFile(t, fs, seg1), "the header is rewritten")
+			hdr := readFile(t, fs, seg1)
+			require.Len(t, hdr, segHeaderSize, "the header is rewritten")
+			salt, size, err := checkSegmentHeader(seg1, hdr[record.HeaderSize:])
+			require.NoError(t, err)
+			require.NotZero(t, salt)
+			require.Equal(t, int64(segHeaderSize), size)
 			require.NoError(t, l.BeginEpoch(1))
 			appendN(t, l, 3)
 			require.NoError(t, l.Close())
@@ -126,12 +131,13 @@ func TestVouchingRecords(t *testing.T) {
 		{"stale frame", 1, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data := appendSegmentHeader(nil)
-			data = record.Append(data, appendSegmentRecord(nil, segHeaderSize, Record{Seq: 1, Epoch: 1, Batch: batch(t, 1)}))
+			const salt = 0x5eed
+			data := appendSegmentHeader(nil, salt)
+			data = record.AppendSalted(data, appendSegmentRecord(nil, segHeaderSize, Record{Seq: 1, Epoch: 1, Batch: batch(t, 1)}), salt)
 			second := int64(len(data))
-			data = record.Append(data, appendSegmentRecord(nil, segHeaderSize, Record{Seq: 2, Epoch: 1, Batch: batch(t, 2)}))
+			data = record.AppendSalted(data, appendSegmentRecord(nil, segHeaderSize, Record{Seq: 2, Epoch: 1, Batch: batch(t, 2)}), salt)
 			data[second+20] ^= 1
-			data = record.Append(data, appendSegmentRecord(nil, uint64(second+tc.synced), Record{Seq: tc.seq, Epoch: 1, Batch: batch(t, tc.seq)}))
+			data = record.AppendSalted(data, appendSegmentRecord(nil, uint64(second+tc.synced), Record{Seq: tc.seq, Epoch: 1, Batch: batch(t, tc.seq)}), salt)
 			fs := vfs.NewMem()
 			require.NoError(t, fs.MkdirAll("log", 0o755))
 			writeFile(t, fs, "log/0000000000000001.log", data)
