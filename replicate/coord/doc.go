@@ -59,8 +59,10 @@
 //
 // As with Patroni: a leader that cannot renew its lease stops acknowledging
 // writes at its fencing deadline (Valid turns false), and steps down once
-// the lease is known lost; followers keep following the leader they know
-// and serve reads; when etcd is back, the lease is either still alive (the
+// the lease is known lost or a whole TTL has passed since its last renewal
+// was sent (then etcd has let it go, unless a renewal whose answer was
+// lost reached it), forgetting whom etcd names until it reads etcd again;
+// followers keep following the leader they know and serve reads; when etcd is back, the lease is either still alive (the
 // leader resumes) or gone (a new member is elected, and the old leader,
 // which re-registers with a new lease, follows it). Patroni's reason is
 // ours: a leader that cannot prove it still leads must not take writes.
