@@ -4,7 +4,7 @@
 //
 //	kvstress -engine lsm -cycles 50 [-dir DIR] [-seconds-per-cycle 1]
 //	    [-node [-kvnode PATH] [-replicated] [-appendfsync always|everysec]
-//	     [-multi [-tx-keys 8]]]
+//	     [-multi [-tx-keys 8]] [-powercut]]
 //
 // -node kills a kvnode, whose commit log is the only log of an lsm engine
 // (and, with checkpoints, what a memory engine restarts from); -replicated
@@ -14,10 +14,16 @@
 // transactions instead and checks each is wholly present or wholly absent
 // after every kill (every acknowledged one present), and that keys set with
 // PX keep their deadlines across restarts and are gone once those passed.
+// -powercut serves kvnode's data directory through a FUSE file system that
+// keeps only what was fsynced (internal/stress/powercut) and cuts its power
+// at each kill: with appendfsync always nothing acknowledged may be lost;
+// with everysec only writes acknowledged within stress.EverysecWindow of
+// the cut, counted as dropped.
 //
 // Its last line is the scorecard,
 //
 //	cycles=N acked=N verified=N lost=0 corrupt=0 recovery_p99=...
+//	    [powercut dropped=N max_dropped_age=... cut_files=N cut_bytes=N]
 //
 // and it exits 1 if anything was lost or corrupt, 2 on a usage or harness
 // error.
@@ -57,6 +63,7 @@ func run(args []string) int {
 	appendFsync := fs.String("appendfsync", "", "with -node: kvnode's appendfsync, always or everysec")
 	multi := fs.Bool("multi", false, "with -node: MULTI/EXEC transactions and SET PX/PERSIST, checked all-or-nothing and for deadlines after each kill")
 	txKeys := fs.Int("tx-keys", 8, "with -multi: fresh keys per transaction")
+	powerCut := fs.Bool("powercut", false, "with -node: serve kvnode's data directory through a FUSE file system that loses every write not fsynced, and cut its power at each kill (needs /dev/fuse, and root or fusermount)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,7 +71,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "kvstress: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	check := stress.Config{Engine: *engine, Node: *node, Replicated: *replicated, AppendFsync: *appendFsync, Multi: *multi, TxKeys: *txKeys}
+	check := stress.Config{Engine: *engine, Node: *node, Replicated: *replicated, AppendFsync: *appendFsync, Multi: *multi, TxKeys: *txKeys, PowerCut: *powerCut}
 	if err := check.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "kvstress:", err)
 		return 2
@@ -107,7 +114,7 @@ func run(args []string) int {
 		CycleDuration: time.Duration(*secs * float64(time.Second)),
 		Writers:       *writers, Keys: *keys, Seed: *seed,
 		Node: *node, KVNode: bin, Replicated: *replicated, AppendFsync: *appendFsync, Log: os.Stderr,
-		Multi: *multi, TxKeys: *txKeys,
+		Multi: *multi, TxKeys: *txKeys, PowerCut: *powerCut,
 		ChildCommand: func(args []string) *exec.Cmd {
 			cmd := exec.Command(self, append([]string{"-child"}, args...)...)
 			cmd.Stderr = os.Stderr

@@ -61,6 +61,21 @@
 // fsync; SIGKILL kills the process, not the kernel, so the check is the same
 // as with always: no acknowledged write may be lost.
 //
+// # Power cut
+//
+// With Config.PowerCut (kvstress -node -powercut) kvnode's data directory is
+// a mount of package powercut's FUSE file system over Dir/data.backing,
+// which keeps each file's content as of its last fsync and each
+// directory's entries as of its last directory fsync. Each cycle kills
+// kvnode, then cuts the power: the mount goes, everything not synced is
+// thrown away, and kvnode restarts on what is left. With appendfsync
+// always the verdict is unchanged: no acknowledged write may be missing.
+// With everysec the docs allow a power loss to take the last second of
+// acknowledged writes, so a missing write acknowledged within
+// EverysecWindow of the kill counts as Dropped, not Lost; anything
+// acknowledged earlier is Lost. The scorecard adds the dropped count, the
+// oldest dropped write's age, and what the cuts threw away.
+//
 // # Transactions and expiry
 //
 // With Config.Multi (kvstress -node -multi) the writers send transactions

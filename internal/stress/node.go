@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logkv/logkv/internal/stress/powercut"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -30,6 +31,14 @@ type nodeRunner struct {
 	client   *redis.Client
 	db1      *redis.Client // database 1, for Config.Multi's expiry operations
 	curCycle int           // the cycle multiCycle runs
+
+	// With Config.PowerCut: the data directory is a powercut mount of
+	// backing; kill cuts the power after the process is gone.
+	data, backing, shadow string
+	pc                    *powercut.FS
+	lastCut               time.Time         // when the last cycle's kill began
+	lastCutStats          powercut.CutStats // what it threw away
+	sc                    *Scorecard        // totals of the cuts
 }
 
 // nodeConfig is kvnode's YAML config: small engine sizes, as openEngine's.
@@ -56,6 +65,14 @@ tls:
 // and the memory engine without Node (an engine alone keeps nothing across a
 // kill; a kvnode keeps its commit log and checkpoints).
 func (cfg *Config) Validate() error {
+	if cfg.PowerCut {
+		if !cfg.Node || cfg.Multi {
+			return errors.New("stress: -powercut needs -node, and does not run with -multi (whose checks allow no loss)")
+		}
+		if err := powercut.Available(); err != nil {
+			return fmt.Errorf("stress: -powercut: %w", err)
+		}
+	}
 	if !cfg.Node {
 		if cfg.Replicated || cfg.AppendFsync != "" || cfg.Multi {
 			return errors.New("stress: -replicated, -appendfsync and -multi need -node")
@@ -116,7 +133,15 @@ func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 	if err := os.WriteFile(config, yaml, 0o644); err != nil {
 		return nil, err
 	}
-	n := &nodeRunner{cfg: cfg, addr: addr, config: config}
+	n := &nodeRunner{cfg: cfg, addr: addr, config: config, data: data}
+	if cfg.PowerCut {
+		n.backing, n.shadow = data+".backing", filepath.Join(cfg.Dir, "powercut-shadow")
+		for _, d := range []string{data, n.backing} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, err
+			}
+		}
+	}
 	n.client = redis.NewClient(&redis.Options{Addr: addr, PoolSize: cfg.Writers + 2, MaxRetries: -1,
 		DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	if cfg.Multi {
@@ -124,7 +149,7 @@ func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 			DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	}
 	if _, err := n.start(ctx); err != nil {
-		n.closeClients()
+		n.stop() // unmounts too
 		return nil, err
 	}
 	return n, nil
@@ -161,6 +186,13 @@ func makeCerts(ctx context.Context, kvnode, dir string) (string, error) {
 // took.
 func (n *nodeRunner) start(ctx context.Context) (time.Duration, error) {
 	begin := time.Now()
+	if n.cfg.PowerCut && n.pc == nil {
+		pc, err := powercut.Mount(n.backing, n.data, n.shadow)
+		if err != nil {
+			return 0, err
+		}
+		n.pc = pc
+	}
 	args := []string{"-config", n.config, "-log-level", "warn"}
 	if !n.cfg.Replicated {
 		args = append(args, "-repl", "off")
@@ -214,19 +246,42 @@ func (n *nodeRunner) start(ctx context.Context) (time.Duration, error) {
 // synchronisation).
 func runtimeYield() { time.Sleep(time.Millisecond) }
 
-// kill SIGKILLs kvnode and waits for it.
-func (n *nodeRunner) kill() {
-	if n.cmd == nil {
-		return
+// kill SIGKILLs kvnode and waits for it; with Config.PowerCut it then cuts
+// the power of its data directory.
+func (n *nodeRunner) kill() error {
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGKILL)
+		<-n.exited
+		_ = n.cmd.Wait()
+		n.cmd = nil
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.exited
-	_ = n.cmd.Wait()
-	n.cmd = nil
+	if n.pc == nil {
+		return nil
+	}
+	stats, err := n.pc.Cut()
+	n.pc = nil
+	if err != nil {
+		return err
+	}
+	n.lastCutStats = stats
+	if n.sc != nil {
+		n.sc.CutFiles += stats.Files
+		n.sc.CutBytes += stats.Bytes
+	}
+	return nil
 }
 
 func (n *nodeRunner) stop() {
-	n.kill()
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGKILL)
+		<-n.exited
+		_ = n.cmd.Wait()
+		n.cmd = nil
+	}
+	if n.pc != nil {
+		_ = n.pc.Unmount()
+		n.pc = nil
+	}
 	n.closeClients()
 }
 
@@ -290,9 +345,17 @@ func (n *nodeRunner) cycle(ctx context.Context, c int, kill time.Duration) (*ack
 	case <-time.After(kill):
 	case <-ctx.Done():
 	}
-	n.kill()
+	// The writers stop before the cut: the power goes once the process
+	// is dead, and no write may land in between.
+	n.lastCut = time.Now() // the power goes with the process
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	}
 	cancel()
 	wg.Wait()
+	if err := n.kill(); err != nil {
+		return nil, 0, nil, nil, fmt.Errorf("power cut: %w", err)
+	}
 	recovery, err := n.start(ctx)
 	if err != nil {
 		return nil, 0, nil, nil, err

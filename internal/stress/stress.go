@@ -61,9 +61,22 @@ type Config struct {
 	// TxKeys is the number of fresh keys each Multi transaction writes
 	// (default 8), besides its writer's txlast key.
 	TxKeys int
+	// PowerCut, with Node, serves kvnode's data directory through a FUSE
+	// file system that loses every write not fsynced (package powercut)
+	// and cuts its power at each kill: an acknowledged write must survive
+	// with AppendFsync always; with everysec one acknowledged within
+	// EverysecWindow before the cut may be lost (counted as Dropped), any
+	// older one is Lost.
+	PowerCut bool
 	// Log receives one progress line per cycle; nil discards them.
 	Log io.Writer
 }
+
+// EverysecWindow is how long before a power cut a write acknowledged under
+// appendfsync everysec may be lost: the background fsync runs at most a
+// second after the write (node/example.yaml), plus a quarter second for
+// that fsync itself to finish on a loaded machine.
+const EverysecWindow = time.Second + 250*time.Millisecond
 
 // Scorecard is the result of Run.
 type Scorecard struct {
@@ -72,6 +85,17 @@ type Scorecard struct {
 	Verified int64 // acknowledged writes found (themselves or a later version)
 	Lost     int64 // acknowledged writes missing after a crash
 	Corrupt  int64 // keys holding a value that was never written
+	// Dropped counts acknowledged writes a power cut took that everysec
+	// allows (acknowledged within EverysecWindow of the cut); MaxDroppedAge
+	// is the oldest of them, from its acknowledgement to the cut.
+	Dropped       int64
+	MaxDroppedAge time.Duration
+	// PowerCut says the run cut the power at each kill; CutFiles and
+	// CutBytes total what the cuts threw away (files whose content or name
+	// was not synced, and their bytes).
+	PowerCut bool
+	CutFiles int
+	CutBytes int64
 	// Recovery holds each cycle's open (recovery) time.
 	Recovery []time.Duration
 }
@@ -90,8 +114,13 @@ func (s *Scorecard) RecoveryP99() time.Duration {
 
 // String is the scorecard line kvstress prints last.
 func (s *Scorecard) String() string {
-	return fmt.Sprintf("cycles=%d acked=%d verified=%d lost=%d corrupt=%d recovery_p99=%s",
+	line := fmt.Sprintf("cycles=%d acked=%d verified=%d lost=%d corrupt=%d recovery_p99=%s",
 		s.Cycles, s.Acked, s.Verified, s.Lost, s.Corrupt, s.RecoveryP99().Round(time.Microsecond))
+	if s.PowerCut {
+		line += fmt.Sprintf(" powercut dropped=%d max_dropped_age=%s cut_files=%d cut_bytes=%d",
+			s.Dropped, s.MaxDroppedAge.Round(time.Millisecond), s.CutFiles, s.CutBytes)
+	}
+	return line
 }
 
 // OK reports whether nothing was lost or corrupt.
@@ -158,28 +187,68 @@ func openEngine(name, dir string) (logkv.Engine, error) {
 	return nil, fmt.Errorf("stress: engine %q: want lsm or bitcask", name)
 }
 
-// acks is the acknowledged writes of one cycle: the last counter per key.
+// acks is the acknowledged writes of one cycle: the last counter per key,
+// and when each counter was acknowledged (for the everysec window of a
+// power cut; a key's counters are acknowledged in order, 1, 2, ...).
 type acks struct {
 	mu   sync.Mutex
 	last map[int]int
-	n    map[int]int // acks per key
+	n    map[int]int         // acks per key
+	at   map[int][]time.Time // at[key][n-1]: when counter n was acknowledged
 }
 
-func newAcks() *acks { return &acks{last: map[int]int{}, n: map[int]int{}} }
+func newAcks() *acks { return &acks{last: map[int]int{}, n: map[int]int{}, at: map[int][]time.Time{}} }
 
-func (a *acks) add(key, n int) {
+func (a *acks) add(key, n int) { a.addAt(key, n, time.Now()) }
+
+func (a *acks) addAt(key, n int, t time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if n > a.last[key] {
 		a.last[key] = n
 	}
 	a.n[key]++
+	if len(a.at[key]) == n-1 {
+		a.at[key] = append(a.at[key], t)
+	}
+}
+
+// ackedAt returns when counter n of key was acknowledged, or the zero Time
+// if that is not known.
+func (a *acks) ackedAt(key, n int) time.Time {
+	if ts := a.at[key]; n >= 1 && n <= len(ts) {
+		return ts[n-1]
+	}
+	return time.Time{}
 }
 
 // checker holds what the parent knows across cycles.
 type checker struct {
 	baseline map[int]version // the value observed after the previous cycle
 	sc       *Scorecard
+	// cut is when the power was cut this cycle, with window the time before
+	// it within which an acknowledged write may be lost (everysec); zero
+	// when no loss is allowed.
+	cut    time.Time
+	window time.Duration
+}
+
+// lose counts the loss of key i's acknowledged writes from..to of this
+// cycle: each acknowledged within the window before the cut is Dropped (an
+// allowed loss), any other Lost. It returns how many were Lost.
+func (ch *checker) lose(a *acks, i, from, to int) int64 {
+	var lost int64
+	for n := from; n <= to; n++ {
+		t := a.ackedAt(i, n)
+		if ch.window > 0 && !t.IsZero() && ch.cut.Sub(t) <= ch.window {
+			ch.sc.Dropped++
+			ch.sc.MaxDroppedAge = max(ch.sc.MaxDroppedAge, ch.cut.Sub(t))
+			continue
+		}
+		lost++
+	}
+	ch.sc.Lost += lost
+	return lost
 }
 
 // verify checks key i's observed value after cycle c against a and updates
@@ -198,11 +267,19 @@ func (ch *checker) verify(c int, a *acks, i int, val []byte, found bool) string 
 		inflight = version{c, lastN + 1}
 	}
 	if !found {
-		if haveWant {
+		switch {
+		case acked && !hadBase:
+			// Nothing before this cycle: this cycle's writes are lost,
+			// which a power cut under everysec may allow.
+			if ch.lose(a, i, 1, lastN) == 0 {
+				return ""
+			}
+		case haveWant:
 			ch.sc.Lost += max(nAcks, 1)
-			return fmt.Sprintf("%s: missing, want %v", k, want)
+		default:
+			return ""
 		}
-		return ""
+		return fmt.Sprintf("%s: missing, want %v", k, want)
 	}
 	got, exact := parseValue(k, val)
 	if !exact {
@@ -215,10 +292,18 @@ func (ch *checker) verify(c int, a *acks, i int, val []byte, found bool) string 
 		ch.sc.Verified += nAcks
 		return ""
 	case haveWant && got.less(want):
-		if acked && got.cycle == c {
-			ch.sc.Lost += int64(lastN - got.n)
+		switch {
+		case acked && got.cycle == c:
 			ch.sc.Verified += nAcks - int64(lastN-got.n)
-		} else {
+			if ch.lose(a, i, got.n+1, lastN) == 0 {
+				return ""
+			}
+		case acked && hadBase && got == base:
+			// This cycle's writes lost, the one before them kept.
+			if ch.lose(a, i, 1, lastN) == 0 {
+				return ""
+			}
+		default:
 			ch.sc.Lost += max(nAcks, 1)
 		}
 		return fmt.Sprintf("%s: holds %v, older than acknowledged %v", k, got, want)
@@ -270,8 +355,10 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 		if nr, err = startNodeRunner(ctx, cfg); err != nil {
 			return sc, err
 		}
+		nr.sc = sc
 		defer nr.stop()
 	}
+	sc.PowerCut = cfg.PowerCut
 	ms := &multiState{}
 	for c := 1; c <= cfg.Cycles; c++ {
 		if err := ctx.Err(); err != nil {
@@ -293,6 +380,9 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 		)
 		if cfg.Node {
 			a, recovery, read, done, err = nr.cycle(ctx, c, kill)
+			if cfg.PowerCut && cfg.AppendFsync == "everysec" {
+				ch.cut, ch.window = nr.lastCut, EverysecWindow
+			}
 		} else {
 			a, recovery, read, done, err = engineCycle(ctx, cfg, c, kill)
 		}
@@ -300,7 +390,7 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 			return sc, fmt.Errorf("cycle %d: %w", c, err)
 		}
 		sc.Recovery = append(sc.Recovery, recovery)
-		lost, corrupt := sc.Lost, sc.Corrupt
+		lost, corrupt, dropped := sc.Lost, sc.Corrupt, sc.Dropped
 		var problems []string
 		for i := range cfg.Keys {
 			val, found, err := read(i)
@@ -320,8 +410,16 @@ func Run(ctx context.Context, cfg Config) (*Scorecard, error) {
 		for _, n := range a.n {
 			nacks += n
 		}
-		fmt.Fprintf(cfg.Log, "cycle %d: killed after %v, %d acked, recovery %v, lost %d, corrupt %d\n",
+		fmt.Fprintf(cfg.Log, "cycle %d: killed after %v, %d acked, recovery %v, lost %d, corrupt %d",
 			c, kill.Round(time.Millisecond), nacks, recovery.Round(time.Microsecond), sc.Lost-lost, sc.Corrupt-corrupt)
+		if cfg.PowerCut {
+			if cfg.AppendFsync == "everysec" {
+				fmt.Fprintf(cfg.Log, ", dropped %d (within the everysec window)", sc.Dropped-dropped)
+			}
+			fmt.Fprintf(cfg.Log, "; the power cut undid %d files (net %d bytes removed)",
+				nr.lastCutStats.Files, nr.lastCutStats.Bytes)
+		}
+		fmt.Fprintln(cfg.Log)
 		for j, p := range problems {
 			if j == 20 {
 				fmt.Fprintf(cfg.Log, "  ... and %d more\n", len(problems)-j)

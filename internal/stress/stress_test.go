@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logkv/logkv/internal/stress/powercut"
 	"github.com/stretchr/testify/require"
 )
 
@@ -99,6 +100,55 @@ func TestVerify(t *testing.T) {
 	require.Equal(t, int64(1), sc.Lost)
 }
 
+// Under a power cut with everysec, a lost acknowledged write is allowed
+// (Dropped) only if it was acknowledged within the window before the cut;
+// an older one is Lost, as is anything lost without a window.
+func TestVerifyEverysecWindow(t *testing.T) {
+	cut := time.Now()
+	k := keyName(7)
+	a := newAcks()
+	a.addAt(7, 1, cut.Add(-3*time.Second))
+	a.addAt(7, 2, cut.Add(-500*time.Millisecond))
+	a.addAt(7, 3, cut.Add(-100*time.Millisecond))
+	cases := []struct {
+		name                  string
+		val                   []byte
+		found                 bool
+		window                time.Duration
+		lost, dropped, verify int64
+	}{
+		{"last two lost, both recent", value(k, version{2, 1}), true, time.Second, 0, 2, 1},
+		{"last two lost, no window", value(k, version{2, 1}), true, 0, 2, 0, 1},
+		{"all lost, one old", value(k, version{1, 5}), true, time.Second, 1, 2, 0},
+		{"all lost, wide window", value(k, version{1, 5}), true, 4 * time.Second, 0, 3, 0},
+		{"older than the baseline", value(k, version{1, 4}), true, 4 * time.Second, 3, 0, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sc := &Scorecard{}
+			ch := &checker{baseline: map[int]version{7: {1, 5}}, sc: sc, cut: cut, window: c.window}
+			p := ch.verify(2, a, 7, c.val, c.found)
+			require.Equal(t, c.lost, sc.Lost, p)
+			require.Equal(t, c.dropped, sc.Dropped, p)
+			require.Equal(t, c.verify, sc.Verified, p)
+			require.Equal(t, c.lost == 0, p == "", p)
+			if c.dropped > 0 {
+				require.LessOrEqual(t, sc.MaxDroppedAge, c.window)
+				require.GreaterOrEqual(t, sc.MaxDroppedAge, 100*time.Millisecond)
+			}
+		})
+	}
+	// A key first written this cycle and missing: its writes are dropped
+	// if all recent.
+	sc := &Scorecard{}
+	ch := &checker{baseline: map[int]version{}, sc: sc, cut: cut, window: time.Second}
+	b := newAcks()
+	b.addAt(9, 1, cut.Add(-200*time.Millisecond))
+	require.Empty(t, ch.verify(2, b, 9, nil, false))
+	require.Equal(t, int64(1), sc.Dropped)
+	require.Zero(t, sc.Lost)
+}
+
 func TestScorecard(t *testing.T) {
 	sc := &Scorecard{Cycles: 2, Acked: 10, Verified: 10}
 	for i := 1; i <= 100; i++ {
@@ -161,6 +211,50 @@ func TestNodeCrashCycles(t *testing.T) {
 	}
 }
 
+// TestNodePowerCut runs kvstress -node -powercut: kvnode's data directory
+// through the powercut file system, whose power is cut at each kill. With
+// appendfsync always nothing acknowledged may be lost, standalone or
+// replicated; with everysec only what the window allows. Skipped where FUSE
+// cannot be mounted (the reason is logged) and with -short.
+func TestNodePowerCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kvnode")
+	}
+	if err := powercut.Available(); err != nil {
+		t.Skip(err)
+	}
+	bin := buildKVNode(t)
+	cases := []struct {
+		name, engine, appendFsync string
+		replicated                bool
+	}{
+		{"standalone/lsm", "lsm", "always", false},
+		{"standalone/memory", "memory", "always", false},
+		{"replicated/bitcask/everysec", "bitcask", "everysec", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var log bytes.Buffer
+			sc, err := Run(context.Background(), Config{
+				Engine: c.engine, Dir: t.TempDir(), Cycles: 2, CycleDuration: 700 * time.Millisecond,
+				Keys: 500, Node: true, KVNode: bin, Replicated: c.replicated, AppendFsync: c.appendFsync,
+				PowerCut: true, Log: &log,
+			})
+			t.Log(log.String())
+			require.NoError(t, err)
+			t.Log(sc)
+			require.Equal(t, 2, sc.Cycles)
+			require.Positive(t, sc.Acked)
+			require.True(t, sc.OK())
+			require.Equal(t, sc.Acked, sc.Verified+sc.Dropped)
+			require.Contains(t, sc.String(), " powercut dropped=")
+			if c.appendFsync == "always" {
+				require.Zero(t, sc.Dropped)
+			}
+		})
+	}
+}
+
 // TestValidate checks that Run refuses what it cannot check, before
 // starting anything.
 func TestValidate(t *testing.T) {
@@ -175,6 +269,8 @@ func TestValidate(t *testing.T) {
 		{"unknown engine child", Config{Engine: "btree"}, "want lsm or bitcask"},
 		{"unknown appendfsync", Config{Engine: "lsm", Node: true, Replicated: true, AppendFsync: "no"}, "want always or everysec"},
 		{"unknown engine", Config{Engine: "btree", Node: true}, "want lsm, bitcask or memory"},
+		{"powercut without node", Config{Engine: "lsm", PowerCut: true}, "-powercut needs -node"},
+		{"powercut with multi", Config{Engine: "lsm", Node: true, Multi: true, PowerCut: true}, "-powercut needs -node"},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {

@@ -50,12 +50,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // FS is a mounted power-cut file system. Its methods are safe for
@@ -70,6 +72,7 @@ type FS struct {
 	rootIn uint64
 	held   []*os.File // one descriptor per inode seen (see the package doc)
 	server *fuse.Server
+	dev    uint64 // the mount's device, which names its FUSE connection
 }
 
 // entry is one directory entry as a directory fsync recorded it.
@@ -169,10 +172,17 @@ func Mount(backing, mountpoint, shadow string) (*FS, error) {
 	}
 	f.server = server
 	if err := server.WaitMount(); err != nil {
-		_ = server.Unmount()
+		_ = f.Unmount()
 		f.closeHeld()
 		return nil, fmt.Errorf("powercut: mount %s: %w", mountpoint, err)
 	}
+	var mst syscall.Stat_t
+	if err := syscall.Stat(mountpoint, &mst); err != nil {
+		_ = f.Unmount()
+		f.closeHeld()
+		return nil, err
+	}
+	f.dev = mst.Dev
 	return f, nil
 }
 
@@ -519,22 +529,73 @@ func treeBytes(dir string) (int64, error) {
 	return n, err
 }
 
-// Unmount stops serving, keeping the backing tree as it is (no cut). A lazy
-// unmount follows a refused one, so that a process still in the mount (one
-// being killed) cannot keep it.
+// Unmount stops serving, keeping the backing tree as it is (no cut).
+//
+// It unmounts, then aborts the FUSE connection, because an unmount does not
+// end the connection while another mount namespace holds a copy of the
+// mount (a process that called unshare(CLONE_NEWNS), as `ip netns exec`
+// does, while the file system was mounted gets one): the kernel keeps the
+// superblock alive, and go-fuse's readers would wait for requests forever.
+// The abort goes through the fusectl file system (/sys/fs/fuse/connections,
+// or a private mount of it when that is empty), which needs root; without
+// it, Unmount waits a few seconds for the readers and then leaves them.
 func (f *FS) Unmount() error {
 	if f.server == nil {
 		return nil
 	}
-	err := f.server.Unmount()
+	var err error
+	for try := 0; try < 20; try++ {
+		// A process killed a moment ago may still hold files open.
+		if err = syscall.Unmount(f.mountpoint, 0); err == nil || errors.Is(err, syscall.EINVAL) {
+			err = nil
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+	}
 	if err != nil {
 		if lerr := syscall.Unmount(f.mountpoint, syscall.MNT_DETACH); lerr != nil {
 			return fmt.Errorf("powercut: unmount %s: %w (then %v)", f.mountpoint, err, lerr)
 		}
 	}
-	f.server.Wait()
+	abortConn(f.dev)
+	done := make(chan struct{})
+	go func() {
+		f.server.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		// The readers stay blocked until the other namespace drops its
+		// copy of the mount; nothing here depends on them any more.
+	}
 	f.server = nil
 	return nil
+}
+
+// abortConn aborts the FUSE connection of device dev through fusectl, if it
+// can (see Unmount).
+func abortConn(dev uint64) {
+	if dev == 0 {
+		return // never mounted
+	}
+	id := unix.Major(dev)<<20 | unix.Minor(dev) // the kernel's dev_t, fusectl's directory name
+	abort := func(dir string) bool {
+		return os.WriteFile(filepath.Join(dir, strconv.FormatUint(uint64(id), 10), "abort"), []byte("1"), 0) == nil
+	}
+	if abort("/sys/fs/fuse/connections") {
+		return
+	}
+	tmp, err := os.MkdirTemp("", "powercut-fusectl-")
+	if err != nil {
+		return
+	}
+	defer os.Remove(tmp)
+	if err := syscall.Mount("fusectl", tmp, "fusectl", 0, ""); err != nil {
+		return
+	}
+	abort(tmp)
+	_ = syscall.Unmount(tmp, 0)
 }
 
 func (f *FS) closeHeld() {
