@@ -111,11 +111,7 @@ func TestConfigSetLimitsTakeEffect(t *testing.T) {
 	// The reaper was asleep (timeout 0 at start); the change wakes it.
 	idle := send(t, n, "AUTH "+adminPassword+"\r\n")
 	require.Equal(t, "+OK\r\n", admin.do("config", "set", "timeout", "1"))
-	idle.SetReadDeadline(time.Now().Add(20 * time.Second))
-	out, err := io.ReadAll(idle)
-	require.NoError(t, err, "the node closed the idle client")
-	require.Equal(t, "+OK\r\n", string(out))
-	require.GreaterOrEqual(t, closedFor(n, closedTimeout), float64(1))
+	requireReapedIdle(t, n, idle, "+OK\r\n")
 }
 
 // client-output-buffer-limit changed at runtime closes a client that

@@ -171,11 +171,17 @@ func TestUnauthenticatedRequestLimits(t *testing.T) {
 // An idle client is closed after timeout seconds; a busy one is not.
 func TestIdleTimeout(t *testing.T) {
 	n := startNode(t, func(c *Config) { c.Timeout = 1 })
-	idle := send(t, n, "PING\r\n")
+	requireReapedIdle(t, n, send(t, n, "PING\r\n"), "+PONG\r\n")
+}
+
+// requireReapedIdle checks that the node closes idle, an idle client that
+// got want, for its timeout.
+func requireReapedIdle(t *testing.T, n *Node, idle net.Conn, want string) {
+	t.Helper()
 	idle.SetReadDeadline(time.Now().Add(20 * time.Second))
 	out, err := io.ReadAll(idle)
 	require.NoError(t, err, "the node closed the idle client")
-	require.Equal(t, "+PONG\r\n", string(out))
+	require.Equal(t, want, string(out))
 	require.GreaterOrEqual(t, closedFor(n, closedTimeout), float64(1))
 }
 
