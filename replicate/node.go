@@ -533,8 +533,9 @@ func (n *Node) Close() error {
 // syncLoop is the background syncer of SyncInterval mode: it syncs the log
 // when Await has flushed new records, at most every syncPace (so that a
 // busy leader spends a hundred fsyncs a second, not one per pipeline), and
-// at least every SyncInterval. Writers never wait for it. A failed sync
-// fails the log, and with it every later write.
+// at least every SyncInterval. Writers never wait for it. A failed fsync
+// fails the log, and with it every later write; a write the log undid (a
+// full disk) is tried again at the next round.
 func (n *Node) syncLoop() {
 	t := time.NewTicker(n.cfg.SyncInterval)
 	defer t.Stop()
@@ -561,7 +562,9 @@ func (n *Node) syncLoop() {
 		if last <= n.log.DurableSeq() {
 			continue
 		}
-		if err := n.log.Sync(last); err != nil && !errors.Is(err, logkv.ErrClosed) {
+		if err := n.log.Sync(last); errors.Is(err, commitlog.ErrWriteFailed) {
+			n.cfg.Logger.Warn("background sync of the commit log could not write; writes are refused until a write succeeds", "err", err)
+		} else if err != nil && !errors.Is(err, logkv.ErrClosed) {
 			n.cfg.Logger.Error("background sync of the commit log failed; the node stops taking writes", "err", err)
 		}
 	}

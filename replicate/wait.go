@@ -41,8 +41,10 @@ func (n *Node) WaitFollowers(ctx context.Context, seq uint64, want int) int {
 }
 
 // WriteErr returns why the node cannot take writes, if it cannot: its commit
-// log failed a write or an fsync, or its engine refused a committed record.
-// Both are sticky until the node is reopened. nil otherwise.
+// log failed a write (wrapping commitlog.ErrWriteFailed: a full disk, which
+// clears by itself once a write succeeds) or an fsync (commitlog.ErrFailed:
+// sticky until the node is reopened), or its engine refused a committed
+// record (sticky too). nil otherwise.
 func (n *Node) WriteErr() error {
 	if p := n.failed.Load(); p != nil {
 		return *p
