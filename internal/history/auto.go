@@ -262,6 +262,9 @@ func (r *Result) Failures(cfg Config) []string {
 		if n := r.Lost(); n > 0 {
 			fs = append(fs, fmt.Sprintf("%d acknowledged writes lost across failovers", n))
 		}
+		if r.StaleReads > 0 {
+			fs = append(fs, fmt.Sprintf("%d reads returned a value a write acknowledged before them had overwritten", r.StaleReads))
+		}
 	}
 	if cfg.Auto {
 		switch n := r.LeaderChanges(); {

@@ -442,3 +442,58 @@ func LossAt(h []Op, cut int64, held map[string]string) (lost int, window time.Du
 	}
 	return lost, window
 }
+
+// StaleReads counts the successful GETs that returned a value some write
+// acknowledged before the read began had already overwritten: the
+// overwriting write was invoked after the read value's write returned, and
+// returned before the read was invoked. Each is a linearizability
+// violation a reader can see, and the commonest symptom of a lost
+// acknowledged write (a client reads its key back from a new leader that
+// never got the write) or of a deposed leader still serving reads. It does
+// not need porcupine, so it is counted even when the check times out, and
+// it finds losses LossAt cannot, such as writes a deposed leader
+// acknowledged after the new leader's keys were read.
+func StaleReads(h []Op) int {
+	writer := map[string]Op{}
+	byKey := map[string][]Op{} // acknowledged SETs per key
+	for _, o := range h {
+		if o.Kind != Set {
+			continue
+		}
+		writer[o.Value] = o
+		if o.Outcome == OK {
+			byKey[o.Key] = append(byKey[o.Key], o)
+		}
+	}
+	// Per key, the SETs by return time and, over each prefix, the latest
+	// call: "some SET returned before t and was invoked after u" is then a
+	// binary search and one comparison.
+	type index struct{ ret, maxCall []int64 }
+	idx := map[string]index{}
+	for k, ws := range byKey {
+		sort.Slice(ws, func(i, j int) bool { return ws[i].Return < ws[j].Return })
+		x := index{ret: make([]int64, len(ws)), maxCall: make([]int64, len(ws))}
+		m := int64(math.MinInt64)
+		for i, w := range ws {
+			m = max(m, w.Call)
+			x.ret[i], x.maxCall[i] = w.Return, m
+		}
+		idx[k] = x
+	}
+	n := 0
+	for _, g := range h {
+		if g.Kind != Get || g.Outcome != OK || g.Value == "" {
+			continue
+		}
+		w, ok := writer[g.Value]
+		if !ok || w.Outcome != OK {
+			continue
+		}
+		x := idx[g.Key]
+		i := sort.Search(len(x.ret), func(i int) bool { return x.ret[i] >= g.Call })
+		if i > 0 && x.maxCall[i-1] > w.Return {
+			n++
+		}
+	}
+	return n
+}

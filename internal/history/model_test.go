@@ -200,3 +200,28 @@ func TestOperationsSettlesTryAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, porcupine.Ok, v.Result)
 }
+
+func TestStaleReads(t *testing.T) {
+	h := []Op{
+		set(0, "a", "x", 0, 1, OK),
+		set(0, "a", "y", 2, 3, OK),
+		get(1, "a", "x", 4, 5),            // stale: y was acked before
+		get(1, "a", "y", 4, 5),            // fresh
+		set(2, "a", "z", 6, 20, OK),       // concurrent with the next read
+		get(1, "a", "y", 7, 8),            // not stale: z may come later
+		set(0, "b", "p", 0, 1, OK),        //
+		set(0, "b", "q", 0, 3, OK),        // concurrent with p
+		get(1, "b", "p", 4, 5),            // not stale: p may follow q
+		set(3, "c", "u", 0, 1, Unknown),   //
+		set(3, "c", "v", 2, 3, OK),        //
+		get(1, "c", "u", 4, 5),            // an unknown write's value: porcupine's business
+		get(1, "a", "", 30, 31),           // absent: not counted
+		set(0, "d", "s", 0, 1, OK),        //
+		set(0, "d", "t", 2, 3, Failed),    // a failed write overwrites nothing
+		get(1, "d", "s", 4, 5),            //
+		get(1, "a", "x", 50, 51),          // stale again
+		{Kind: Get, Key: "a", Value: "x"}, // not OK: a failed read
+	}
+	h[len(h)-1].Outcome = Failed
+	require.Equal(t, 2, StaleReads(h))
+}

@@ -100,6 +100,8 @@ type Result struct {
 	// Cuts counts the partition-leader faults by what they cut the leader
 	// off from.
 	Cuts map[string]int
+	// StaleReads counts reads of overwritten values (see StaleReads).
+	StaleReads int
 	// ExpiredReads counts successful reads (GET, PTTL) that found a key
 	// absent after a write to it had been acknowledged: in the expiry
 	// workload, which deletes nothing, each saw an expiry.
@@ -148,7 +150,7 @@ func (r *Result) Summary(ack string) string {
 	if ack == "sync" {
 		s += fmt.Sprintf(" sync_lost_acked=%d", r.Lost())
 	}
-	return s + fmt.Sprintf(" expired_reads=%d", r.ExpiredReads)
+	return s + fmt.Sprintf(" stale_reads=%d expired_reads=%d", r.StaleReads, r.ExpiredReads)
 }
 
 // expiredReads counts the successful reads that found a key absent after
@@ -352,6 +354,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	res.ExpiredReads = expiredReads(res.History)
+	res.StaleReads = StaleReads(res.History)
 	for _, o := range res.History {
 		res.Ops++
 		switch o.Outcome {
