@@ -116,19 +116,18 @@ func cmdExpire(n *Node, c *client, args [][]byte) {
 		c.fail(msg)
 		return
 	}
-	t := n.begin(c, args[1:2])
-	defer t.close()
-	v, cur, found, err := t.get(args[1])
-	if err != nil {
-		n.replyErr(c, err)
+	t, v, cur, found, ok := n.change(c, args[1:2])
+	if !ok {
 		return
 	}
+	defer t.close()
 	if !found ||
 		(nx && cur != 0) || (xx && cur == 0) ||
 		(gt && (cur == 0 || at <= cur)) || (lt && cur != 0 && at >= cur) {
 		c.conn.WriteInt(0)
 		return
 	}
+	var err error
 	if at <= t.now {
 		_, err = t.del(args[1]) // a deadline already past: the key goes now
 	} else {
@@ -173,13 +172,11 @@ func cmdTTL(n *Node, c *client, args [][]byte) {
 }
 
 func cmdPersist(n *Node, c *client, args [][]byte) {
-	t := n.begin(c, args[1:2])
-	defer t.close()
-	v, at, found, err := t.get(args[1])
-	if err != nil {
-		n.replyErr(c, err)
+	t, v, at, found, ok := n.change(c, args[1:2])
+	if !ok {
 		return
 	}
+	defer t.close()
 	if !found || at == 0 {
 		c.conn.WriteInt(0)
 		return
@@ -236,13 +233,11 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 			return
 		}
 	}
-	t := n.begin(c, args[1:2])
-	defer t.close()
-	v, cur, found, err := t.get(args[1])
-	if err != nil {
-		n.replyErr(c, err)
+	t, v, cur, found, ok := n.change(c, args[1:2])
+	if !ok {
 		return
 	}
+	defer t.close()
 	if !found {
 		c.conn.WriteNull()
 		return
@@ -255,6 +250,7 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 			return
 		}
 	}
+	var err error
 	switch {
 	case unit != "" && at <= t.now:
 		_, err = t.del(args[1])

@@ -65,19 +65,35 @@ func cmdKeys(n *Node, c *client, args [][]byte) {
 	}
 }
 
+// change starts a command that changes, copies or moves keys[0] only if it
+// exists (RENAME, COPY, MOVE, EXPIRE, PERSIST, GETEX): it begins a tx on
+// keys and reads keys[0]'s value, deadline and presence. It is modify
+// without the key check: a key too long (or empty) to have been written
+// does not exist, and the command answers as for a missing key, as Redis
+// does. If ok is false the command has replied (a failed read) and there is
+// no tx; otherwise the caller closes t.
+func (n *Node) change(c *client, keys [][]byte) (t *tx, value []byte, expireAt int64, found, ok bool) {
+	t = n.begin(c, keys)
+	value, expireAt, found, err := t.get(keys[0])
+	if err != nil {
+		t.close()
+		n.replyErr(c, err)
+		return nil, nil, 0, false, false
+	}
+	return t, value, expireAt, found, true
+}
+
 // cmdRename: RENAME key newkey, RENAMENX key newkey. The value keeps its TTL.
 func cmdRename(n *Node, c *client, args [][]byte) {
 	nx := strings.EqualFold(string(args[0]), "renamenx")
 	if !n.checkKey(c, args[2]) {
 		return
 	}
-	t := n.begin(c, args[1:3])
-	defer t.close()
-	v, at, found, err := t.get(args[1])
-	if err != nil {
-		n.replyErr(c, err)
+	t, v, at, found, ok := n.change(c, args[1:3])
+	if !ok {
 		return
 	}
+	defer t.close()
 	if !found {
 		c.fail("ERR no such key")
 		return
@@ -148,14 +164,12 @@ func cmdCopy(n *Node, c *client, args [][]byte) {
 	if !n.checkKey(c, args[2]) {
 		return
 	}
-	t := n.begin(c, args[1:3])
-	defer t.close()
-	defer func() { t.db = srcDB }()
-	v, at, found, err := t.get(args[1])
-	if err != nil {
-		n.replyErr(c, err)
+	t, v, at, found, ok := n.change(c, args[1:3])
+	if !ok {
 		return
 	}
+	defer t.close()
+	defer func() { t.db = srcDB }()
 	if !found {
 		c.conn.WriteInt(0)
 		return
@@ -192,14 +206,12 @@ func cmdMove(n *Node, c *client, args [][]byte) {
 		c.fail("ERR source and destination objects are the same")
 		return
 	}
-	t := n.begin(c, args[1:2])
-	defer t.close()
-	defer func() { t.db = srcDB }()
-	v, at, found, err := t.get(args[1])
-	if err != nil {
-		n.replyErr(c, err)
+	t, v, at, found, ok := n.change(c, args[1:2])
+	if !ok {
 		return
 	}
+	defer t.close()
+	defer func() { t.db = srcDB }()
 	if !found {
 		c.conn.WriteInt(0)
 		return
