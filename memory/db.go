@@ -190,13 +190,11 @@ func (db *DB) NewSnapshot() (logkv.Snapshot, error) {
 	return newSnapshot(db, view, ver, db.lastSeq.Load()), nil
 }
 
-// Readers are counted per version in db.live until closed. A reader dropped
-// without Close costs little: the tree it held is garbage once it is
-// unreachable (db.live holds only its version), and the writer copies each
-// node it shared once more, then changes the copy in place. A snapshot
-// dropped unclosed is released by a runtime cleanup, so that its version
-// does not stay counted; iterators, made far more often, skip the cleanup's
-// cost (about a microsecond).
+// Readers are counted per version in db.live until closed. A reader that
+// stayed counted would keep every record and node retired after it in the
+// arena for good, so a snapshot or iterator dropped unclosed is released by
+// a runtime cleanup once the collector finds it unreachable (nothing can
+// read through it then).
 
 // set stores a copy of key and value. db.mu is held.
 func (db *DB) set(key, value []byte) {

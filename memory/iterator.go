@@ -2,6 +2,7 @@ package memory
 
 import (
 	"bytes"
+	"runtime"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/ordtree"
@@ -9,8 +10,8 @@ import (
 
 // iterator is a logkv.Iterator over a frozen root: the engine's state when
 // the iterator was made, or a snapshot's. It holds no lock. Key and Value
-// alias the tree's items, which are never changed, so they stay valid even
-// past the next move (the contract promises less).
+// alias the records in the arena, which are never changed and stay until
+// the iterator is closed (the contract promises less: until the next move).
 type iterator struct {
 	c      ordtree.Iter[val]
 	db     *DB
@@ -19,12 +20,14 @@ type iterator struct {
 	upper  []byte
 	err    error
 	closed bool
+	leak   runtime.Cleanup // releases ver if the iterator is dropped unclosed
 }
 
 var _ logkv.Iterator = (*iterator)(nil)
 
 func newIterator(db *DB, view ordtree.View[val], ver uint64, o *logkv.IterOptions) *iterator {
 	it := &iterator{db: db, ver: ver}
+	it.leak = runtime.AddCleanup(it, db.release, ver)
 	it.c.Reset(view)
 	if o != nil {
 		// Copy the bounds: the caller may reuse its buffers.
@@ -148,6 +151,7 @@ func (it *iterator) Close() error {
 	if !it.closed {
 		it.closed = true
 		it.c = ordtree.Iter[val]{}
+		it.leak.Stop()
 		it.db.release(it.ver)
 	}
 	return it.err

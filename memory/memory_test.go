@@ -431,10 +431,10 @@ func TestCloseInvalidatesReaders(t *testing.T) {
 	require.ErrorIs(t, err, logkv.ErrClosed)
 }
 
-// TestLeakedSnapshotReleased checks that a snapshot dropped without Close
-// stops pinning its version once the garbage collector finds it: the
-// runtime cleanup releases it.
-func TestLeakedSnapshotReleased(t *testing.T) {
+// TestLeakedReadersReleased checks that a snapshot or iterator dropped
+// without Close stops pinning its version, and the data retired after it,
+// once the garbage collector finds it: the runtime cleanup releases it.
+func TestLeakedReadersReleased(t *testing.T) {
 	db, err := Open("", nil)
 	require.NoError(t, err)
 	defer db.Close()
@@ -442,9 +442,14 @@ func TestLeakedSnapshotReleased(t *testing.T) {
 	func() {
 		_, err := db.NewSnapshot()
 		require.NoError(t, err)
+		it, err := db.NewIter(nil)
+		require.NoError(t, err)
+		require.True(t, it.First())
 	}()
 	readers := func() float64 { return detail(db.Metrics(), "memory_open_readers") }
-	require.Equal(t, 1.0, readers())
+	require.Equal(t, 2.0, readers())
+	require.NoError(t, db.Set([]byte("k"), []byte("w"), nil))
+	require.Positive(t, arenaBytes(db, "retired"), "the old record is kept for the readers")
 	// Cleanups run on their own goroutine after a GC; wait for them with
 	// a bounded number of GCs rather than a sleep.
 	for i := 0; i < 1000 && readers() > 0; i++ {
@@ -453,4 +458,5 @@ func TestLeakedSnapshotReleased(t *testing.T) {
 	}
 	require.Zero(t, readers())
 	require.Zero(t, db.t.Shared())
+	require.Zero(t, arenaBytes(db, "retired"), "the old record is freed")
 }
