@@ -8,9 +8,9 @@ import "github.com/logkv/logkv/internal/ordtree"
 // val (file id, offset, value length) as the payload. A leaf is 2040 bytes
 // (the 2 KiB size class): a 24-byte header and 63 items of 32 bytes (16 of
 // prefix, 4 of key length, 12 of val); an internal node adds its 64
-// children. A key of at most 16 bytes costs 32 bytes in its node and no
-// allocation of its own; a longer key adds an 8-byte pointer slot and its
-// tail. See internal/ordtree's package doc for the layout and the search.
+// children. A key of at most 17 bytes (a 16-byte Redis key behind kvnode's
+// db code) costs 32 bytes in its node and no allocation of its own; a longer
+// key adds an 8-byte pointer slot and its tail. See internal/ordtree's package doc for the layout and the search.
 //
 // clone is a snapshot: O(1), it hands out the root, and the live tree then
 // copies each node it shares with a clone before changing it, once (a clone
