@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/manifest"
@@ -26,11 +27,15 @@ type tableCache struct {
 }
 
 type tableEntry struct {
-	num     uint64
-	r       *sstable.Reader
-	err     error
-	ready   chan struct{} // closed once r or err is set
-	refs    int           // users, plus one while in the map
+	num   uint64
+	r     *sstable.Reader
+	err   error
+	ready chan struct{} // closed once r or err is set
+	// refs counts users, plus one while in the map. It is atomic so that
+	// release takes no lock (a Get releases every table it probes), and it
+	// only reaches zero once the entry has left the map: get, under mu,
+	// adds to it only while the map's reference is held.
+	refs    atomic.Int32
 	elem    *list.Element
 	evicted bool
 }
@@ -49,7 +54,7 @@ func (c *tableCache) get(f *manifest.FileMeta) (*tableEntry, error) {
 	}
 	e, ok := c.entries[f.Num]
 	if ok {
-		e.refs++
+		e.refs.Add(1)
 		c.lru.MoveToFront(e.elem)
 		c.mu.Unlock()
 		<-e.ready
@@ -59,7 +64,8 @@ func (c *tableCache) get(f *manifest.FileMeta) (*tableEntry, error) {
 		}
 		return e, nil
 	}
-	e = &tableEntry{num: f.Num, ready: make(chan struct{}), refs: 2}
+	e = &tableEntry{num: f.Num, ready: make(chan struct{})}
+	e.refs.Store(2)
 	e.elem = c.lru.PushFront(e)
 	c.entries[f.Num] = e
 	var victims []*tableEntry
@@ -81,7 +87,7 @@ func (c *tableCache) get(f *manifest.FileMeta) (*tableEntry, error) {
 		c.mu.Lock()
 		if !e.evicted {
 			c.removeLocked(e)
-			e.refs--
+			e.refs.Add(-1)
 		}
 		c.mu.Unlock()
 		c.release(e)
@@ -121,11 +127,7 @@ func (c *tableCache) removeLocked(e *tableEntry) *tableEntry {
 
 // release drops one reference to e, closing its reader after the last.
 func (c *tableCache) release(e *tableEntry) {
-	c.mu.Lock()
-	e.refs--
-	last := e.refs == 0
-	c.mu.Unlock()
-	if last && e.r != nil {
+	if e.refs.Add(-1) == 0 && e.r != nil {
 		e.r.Close()
 	}
 }
