@@ -582,21 +582,79 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 		n.kids()[i] = c
 		edge = edge && i == n.n
 		if c.n == MaxItems {
-			m, right := t.split(c, edge && c.cmp(c.n-1, &k) < 0)
-			copyItems(t.arena, n, i+1, n, i, n.n)
-			copy(n.kids()[i+2:n.n+2], n.kids()[i+1:n.n+1])
-			n.setItem(t.arena, i, m)
-			n.kids()[i+1] = right
-			n.n++
-			switch d := n.cmp(i, &k); {
-			case d == 0:
-				return t.replace(n, i, &k, v, owned), true
-			case d < 0:
-				c = right
+			appending := edge && c.cmp(c.n-1, &k) < 0
+			if j, ok := t.spill(n, i, appending); ok {
+				sep := min(i, j) // the separator between c and the sibling moved
+				switch d := n.cmp(sep, &k); {
+				case d == 0:
+					return t.replace(n, sep, &k, v, owned), true
+				case d < 0:
+					c = n.kids()[sep+1]
+				default:
+					c = n.kids()[sep]
+				}
+			} else {
+				m, right := t.split(c, appending)
+				copyItems(t.arena, n, i+1, n, i, n.n)
+				copy(n.kids()[i+2:n.n+2], n.kids()[i+1:n.n+1])
+				n.setItem(t.arena, i, m)
+				n.kids()[i+1] = right
+				n.n++
+				switch d := n.cmp(i, &k); {
+				case d == 0:
+					return t.replace(n, i, &k, v, owned), true
+				case d < 0:
+					c = right
+				}
 			}
 		}
 		n = c
 	}
+}
+
+// spill makes room in the full, owned leaf n.kids()[i] (n owned) by moving
+// items through the separator to a sibling that has room, left first, as a
+// B*-tree does instead of splitting: random inserts then leave leaves about
+// 85% full rather than the 70% that splitting in halves gives, 7 bytes a key
+// less for the memory engine. It moves half the sibling's room, so that
+// the next inserts there do not spill again at once, and returns the
+// sibling's index. Keys appended past the end split instead (see split);
+// internal nodes always split, being few.
+func (t *Tree[V]) spill(n *Node[V], i int, appending bool) (int, bool) {
+	c := n.kids()[i]
+	if !c.leaf() || appending {
+		return 0, false
+	}
+	if i > 0 && n.kids()[i-1].n <= MaxItems-2 {
+		l := t.mut(n.kids()[i-1])
+		n.kids()[i-1] = l
+		m := (MaxItems - l.n) / 2
+		// l takes the separator and c's first m-1 items; c's m-th goes up.
+		l.setItem(t.arena, l.n, n.item(i-1))
+		copyItems(t.arena, l, l.n+1, c, 0, m-1)
+		l.n += m
+		n.setItem(t.arena, i-1, c.item(m-1))
+		copyItems(t.arena, c, 0, c, m, c.n)
+		c.clearItems(c.n-m, c.n)
+		c.n -= m
+		return i - 1, true
+	}
+	if i < n.n && n.kids()[i+1].n <= MaxItems-2 {
+		r := t.mut(n.kids()[i+1])
+		n.kids()[i+1] = r
+		m := (MaxItems - r.n) / 2
+		// r takes c's last m-1 items and the separator; c's m-th from
+		// last goes up.
+		copyItems(t.arena, r, m, r, 0, r.n)
+		r.setItem(t.arena, m-1, n.item(i))
+		copyItems(t.arena, r, 0, c, c.n-m+1, c.n)
+		r.n += m
+		n.setItem(t.arena, i, c.item(c.n-m))
+		c.clearItems(c.n-m, c.n)
+		c.n -= m
+		return i + 1, true
+	}
+	return 0, false
 }
 
 // replace stores v in item i of the owned node n, whose key is k, and

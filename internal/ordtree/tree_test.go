@@ -354,6 +354,20 @@ func TestAscendingFillsNodes(t *testing.T) {
 	require.Zero(t, tr.Len())
 }
 
+// TestRandomInsertsFillLeaves checks that random inserts leave leaves over
+// 80% full on average (spill), where splitting alone leaves about 70%.
+func TestRandomInsertsFillLeaves(t *testing.T) {
+	tr := New[uint64]()
+	const n = 50000
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, i := range rng.Perm(n) {
+		tr.Set(fmt.Sprintf("%017d", i*7919%1000003), uint64(i))
+	}
+	require.NoError(t, tr.Check())
+	fill := float64(n-int(tr.Stats().Inners)*MaxItems) / float64(tr.Stats().Leaves*MaxItems)
+	require.Greater(t, fill, 0.8, "leaf fill after random inserts")
+}
+
 // TestBuildPacksNodes checks that a bulk-built tree is valid and nearly full.
 func TestBuildPacksNodes(t *testing.T) {
 	for _, n := range []int{0, 1, 31, 63, 64, 127, 4096, 30000} {
