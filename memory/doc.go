@@ -62,14 +62,13 @@
 // A key costs its record (an 8-byte header, key and value bytes, rounded up
 // to 8: 128 bytes for a 16-byte key and a 100-byte value) plus its 28-byte
 // slot in a node (16 bytes of prefix, the length, the pointer), over the
-// nodes' fill factor, plus the inner nodes. Measured at 1M such keys
+// nodes' fill factor (87% after random inserts: a full leaf spills into a
+// sibling before it splits), plus the inner nodes. Measured at 1M such keys
 // (BenchmarkMemoryPerKey, Metrics.MemBytes, which is the arena's mapped
-// bytes): 172 bytes per key after random inserts, 159 after ascending ones,
+// bytes): 164 bytes per key after random inserts, 159 after ascending ones,
 // and the Go heap holds none of it. (Before the arena the live heap was 176
 // and 162 bytes per key, and the process's RSS up to twice that between
-// collections: kvnode -engine memory after redis-benchmark's 1M random SETs
-// of 100 bytes went from 290 MB RSS to 193 MB; redis-server 7.0 holds 210
-// MB. docs/keyspace.md has the table.)
+// collections. docs/keyspace.md has kvnode's RSS against redis-server's.)
 //
 // A reader that is dropped without Close keeps what it could read from
 // being freed: snapshots have a runtime cleanup that releases them, and an
