@@ -21,7 +21,11 @@
 // the refusal may reach the follower at Dial, at opening the stream or at
 // its first Read or Write, and each of them logs it before returning the
 // error. Keep-alives are sent at a third of the idle timeout, so an idle but
-// healthy connection never times out.
+// healthy connection never times out. A listener's UDP socket is the
+// transport's own, not quic-go's: Close sends CONNECTION_CLOSE on each
+// accepted connection and closes the socket before it returns, so a node
+// that stops leading and is elected again can listen on the same address at
+// once (quic-go keeps a socket it made bound until its connections drain).
 //
 // # Certificates
 //

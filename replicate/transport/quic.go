@@ -124,23 +124,26 @@ func (q *QUIC) Listen(addr string) (Listener, error) {
 		}
 		return c, nil
 	}
-	var ln *quic.Listener
-	var pc net.PacketConn
-	var err error
-	if q.o.ListenPacket != nil {
-		if pc, err = q.o.ListenPacket(addr); err == nil {
-			if ln, err = quic.Listen(pc, tc, q.config()); err != nil {
-				pc.Close()
-			}
-		}
-	} else {
-		ln, err = quic.ListenAddr(addr, tc, q.config())
+	// The socket is always ours, never quic.ListenAddr's: quic-go keeps a
+	// socket it made open after the listener closes, until every connection
+	// accepted on it has drained, so a leader that stepped down and was
+	// elected again within that time could not listen on its address again
+	// ("address already in use", issue #17). Close closes ours at once.
+	listenPacket := q.o.ListenPacket
+	if listenPacket == nil {
+		listenPacket = func(addr string) (net.PacketConn, error) { return net.ListenPacket("udp", addr) }
 	}
+	pc, err := listenPacket(addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
+	ln, err := quic.Listen(pc, tc, q.config())
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &quicListener{q: q, ln: ln, pc: pc, ch: make(chan Stream), ctx: ctx, cancel: cancel}
+	l := &quicListener{q: q, ln: ln, pc: pc, ch: make(chan Stream), ctx: ctx, cancel: cancel, conns: make(map[*quic.Conn]struct{})}
 	l.wg.Go(l.loop)
 	return l, nil
 }
@@ -254,12 +257,35 @@ func peerName(conn *quic.Conn) string {
 type quicListener struct {
 	q      *QUIC
 	ln     *quic.Listener
-	pc     net.PacketConn // ours to close, if ListenPacket made it
+	pc     net.PacketConn // the listening socket, ours to close
 	ch     chan Stream
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	// conns are the connections accepted and not yet closed: Close closes
+	// them with a CONNECTION_CLOSE before the socket under them, so their
+	// followers learn at once rather than at their idle timeout.
+	mu    sync.Mutex
+	conns map[*quic.Conn]struct{}
+}
+
+// track records an accepted connection until it ends, and reports false if
+// the listener is closed (the caller closes conn).
+func (l *quicListener) track(conn *quic.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns == nil {
+		return false
+	}
+	l.conns[conn] = struct{}{}
+	context.AfterFunc(conn.Context(), func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.conns, conn)
+	})
+	return true
 }
 
 // loop accepts connections, and for each the stream the dialer opens.
@@ -267,6 +293,10 @@ func (l *quicListener) loop() {
 	for {
 		conn, err := l.ln.Accept(l.ctx)
 		if err != nil {
+			return
+		}
+		if !l.track(conn) {
+			conn.CloseWithError(0, "listener closed")
 			return
 		}
 		l.wg.Go(func() {
@@ -306,9 +336,16 @@ func (l *quicListener) Close() error {
 		l.cancel()
 		l.ln.Close()
 		l.wg.Wait()
-		if l.pc != nil {
-			l.pc.Close()
+		l.mu.Lock()
+		conns := l.conns
+		l.conns = nil
+		l.mu.Unlock()
+		for conn := range conns {
+			conn.CloseWithError(0, "listener closed")
 		}
+		// Synchronously: once Close returns, the address is free to
+		// listen on again.
+		l.pc.Close()
 	})
 	return nil
 }
