@@ -262,14 +262,22 @@ func writeCommandInfo(c *client, name string, arity int, flags []string, first, 
 func writeCommandDoc(c *client, cm *command) {
 	d := docOf(cm)
 	subs := subcommands[cm.name]
+	args := commandArgs[cm.name]
 	pairs := 4
 	if len(subs) > 0 {
+		pairs++
+	}
+	if len(args) > 0 {
 		pairs++
 	}
 	c.conn.WriteMap(pairs)
 	for _, kv := range [][2]string{{"summary", d.summary}, {"since", d.since}, {"group", d.group}, {"complexity", d.complexity}} {
 		c.conn.WriteBulkString(kv[0])
 		c.conn.WriteBulkString(kv[1])
+	}
+	if len(args) > 0 {
+		c.conn.WriteBulkString("arguments")
+		writeCmdArgs(c, args)
 	}
 	if len(subs) == 0 {
 		return

@@ -330,3 +330,39 @@ func TestRedisDifferential(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisCommandDocsArguments: COMMAND DOCS' `arguments` of every command
+// cmd_args.go describes is redis-server's, byte for byte, in RESP2 and
+// RESP3.
+func TestRedisCommandDocsArguments(t *testing.T) {
+	sock := redisServer(t)
+	n := adminNode(t, nil)
+	rn, err := net.Dial("unix", sock)
+	require.NoError(t, err)
+	defer rn.Close()
+	kn, err := net.Dial("tcp", n.Addr())
+	require.NoError(t, err)
+	defer kn.Close()
+	redis := &diffConn{rn, bufio.NewReader(rn)}
+	kv := &diffConn{kn, bufio.NewReader(kn)}
+	for _, d := range []*diffConn{redis, kv} {
+		require.Equal(t, "+OK\r\n", d.do(t, []string{"auth", adminPassword}))
+	}
+	// The arguments come last in both replies for these commands (none
+	// has subcommands).
+	args := func(reply string) string {
+		_, a, ok := strings.Cut(reply, "$9\r\narguments\r\n")
+		require.True(t, ok, "no arguments in %q", reply)
+		return a
+	}
+	for _, proto := range []string{"2", "3"} {
+		redis.do(t, []string{"hello", proto})
+		kv.do(t, []string{"hello", proto})
+		for name := range commandArgs {
+			cmd := []string{"command", "docs", name}
+			if want, got := args(redis.do(t, cmd)), args(kv.do(t, cmd)); want != got {
+				t.Errorf("COMMAND DOCS %s in RESP%s:\nredis:  %q\nkvnode: %q", name, proto, want, got)
+			}
+		}
+	}
+}

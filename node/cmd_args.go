@@ -1,0 +1,217 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+)
+
+// COMMAND DOCS' `arguments`: each command's arguments in Redis 7's shape,
+// written in a compact notation (commandArgTable) that init parses once.
+//
+// An argument is written
+//
+//	name:type[#keyspec][=TOKEN][@since][flags][(arguments)]
+//
+// where type is Redis' (key, string, integer, double, pattern, unix-time,
+// pure-token, oneof, block), #keyspec the key's key_spec_index, =TOKEN the
+// word that introduces it, @since the version that added it, flags any of
+// ? (optional), * (multiple) and + (multiple_token), and a oneof or block
+// holds its arguments in parentheses. The reply gives the fields in Redis'
+// order: name, type, key_spec_index, token, since, flags, arguments. The
+// differential test compares the result with redis-server's for every
+// command listed.
+
+// cmdArg is one argument of a command.
+type cmdArg struct {
+	name, typ, token, since string
+	keySpec                 int // -1: not a key
+	flags                   []string
+	args                    []cmdArg
+}
+
+// commandArgs are the arguments of the commands commandArgTable lists.
+var commandArgs = map[string][]cmdArg{}
+
+func init() {
+	for _, line := range strings.Split(strings.TrimSpace(commandArgTable), "\n") {
+		name, spec, _ := strings.Cut(line, " ")
+		args, rest, err := parseCmdArgs(tokenizeCmdArgs(spec))
+		if err != nil || len(rest) != 0 {
+			panic(fmt.Sprintf("node: bad argument line %q: %v", line, err))
+		}
+		commandArgs[name] = args
+	}
+}
+
+// tokenizeCmdArgs splits the notation into arguments and parentheses.
+func tokenizeCmdArgs(s string) []string {
+	s = strings.NewReplacer("(", " ( ", ")", " ) ").Replace(s)
+	return strings.Fields(s)
+}
+
+// parseCmdArgs parses arguments up to a closing parenthesis or the end.
+func parseCmdArgs(toks []string) ([]cmdArg, []string, error) {
+	var out []cmdArg
+	for len(toks) > 0 && toks[0] != ")" {
+		a, err := parseCmdArg(toks[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		toks = toks[1:]
+		if len(toks) > 0 && toks[0] == "(" {
+			var err error
+			if a.args, toks, err = parseCmdArgs(toks[1:]); err != nil {
+				return nil, nil, err
+			}
+			if len(toks) == 0 || toks[0] != ")" {
+				return nil, nil, fmt.Errorf("%s: no closing parenthesis", a.name)
+			}
+			toks = toks[1:]
+		}
+		out = append(out, a)
+	}
+	return out, toks, nil
+}
+
+// parseCmdArg parses one name:type[#keyspec][=TOKEN][@since][flags].
+func parseCmdArg(s string) (cmdArg, error) {
+	a := cmdArg{keySpec: -1}
+	name, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return a, fmt.Errorf("%q has no type", s)
+	}
+	a.name = name
+	for len(rest) > 0 && strings.ContainsRune("?*+", rune(rest[len(rest)-1])) {
+		switch rest[len(rest)-1] {
+		case '?':
+			a.flags = append([]string{"optional"}, a.flags...)
+		case '*':
+			a.flags = append([]string{"multiple"}, a.flags...)
+		case '+':
+			a.flags = append([]string{"multiple_token"}, a.flags...)
+		}
+		rest = rest[:len(rest)-1]
+	}
+	rest, a.since, _ = strings.Cut(rest, "@")
+	rest, a.token, _ = strings.Cut(rest, "=")
+	typ, ks, hasKS := strings.Cut(rest, "#")
+	a.typ = typ
+	if hasKS {
+		if _, err := fmt.Sscanf(ks, "%d", &a.keySpec); err != nil {
+			return a, fmt.Errorf("%q: bad key spec index", s)
+		}
+	}
+	return a, nil
+}
+
+// writeCmdArgs writes args as COMMAND DOCS' arguments array.
+func writeCmdArgs(c *client, args []cmdArg) {
+	c.conn.WriteArray(len(args))
+	for i := range args {
+		a := &args[i]
+		fields := 2
+		for _, set := range []bool{a.keySpec >= 0, a.token != "", a.since != "", len(a.flags) > 0, len(a.args) > 0} {
+			if set {
+				fields++
+			}
+		}
+		c.conn.WriteMap(fields)
+		c.conn.WriteBulkString("name")
+		c.conn.WriteBulkString(a.name)
+		c.conn.WriteBulkString("type")
+		c.conn.WriteBulkString(a.typ)
+		if a.keySpec >= 0 {
+			c.conn.WriteBulkString("key_spec_index")
+			c.conn.WriteInt(a.keySpec)
+		}
+		if a.token != "" {
+			c.conn.WriteBulkString("token")
+			c.conn.WriteBulkString(a.token)
+		}
+		if a.since != "" {
+			c.conn.WriteBulkString("since")
+			c.conn.WriteBulkString(a.since)
+		}
+		if len(a.flags) > 0 {
+			c.conn.WriteBulkString("flags")
+			c.conn.WriteSet(len(a.flags)) // a set in RESP3, as Redis
+			for _, f := range a.flags {
+				c.conn.WriteString(f) // a simple string, as Redis writes flags
+			}
+		}
+		if len(a.args) > 0 {
+			c.conn.WriteBulkString("arguments")
+			writeCmdArgs(c, a.args)
+		}
+	}
+}
+
+// commandArgTable: one command a line, its arguments in the notation
+// above. The commands with no arguments have none listed (Redis leaves
+// the field out for them too).
+const commandArgTable = `
+ping message:string?
+echo message:string
+select index:integer
+get key:key#0
+set key:key#0 value:string condition:oneof@2.6.12?(nx:pure-token=NX xx:pure-token=XX) get:pure-token=GET@6.2.0? expiration:oneof?(seconds:integer=EX@2.6.12 milliseconds:integer=PX@2.6.12 unix-time-seconds:unix-time=EXAT@6.2.0 unix-time-milliseconds:unix-time=PXAT@6.2.0 keepttl:pure-token=KEEPTTL@6.0.0)
+setnx key:key#0 value:string
+setex key:key#0 seconds:integer value:string
+psetex key:key#0 milliseconds:integer value:string
+getex key:key#0 expiration:oneof?(seconds:integer=EX milliseconds:integer=PX unix-time-seconds:unix-time=EXAT unix-time-milliseconds:unix-time=PXAT persist:pure-token=PERSIST)
+getdel key:key#0
+getset key:key#0 value:string
+mget key:key#0*
+mset key_value:block*(key:key#0 value:string)
+msetnx key_value:block*(key:key#0 value:string)
+incr key:key#0
+decr key:key#0
+incrby key:key#0 increment:integer
+decrby key:key#0 decrement:integer
+incrbyfloat key:key#0 increment:double
+append key:key#0 value:string
+strlen key:key#0
+getrange key:key#0 start:integer end:integer
+substr key:key#0 start:integer end:integer
+setrange key:key#0 offset:integer value:string
+lcs key1:key#0 key2:key#0 len:pure-token=LEN? idx:pure-token=IDX? len:integer=MINMATCHLEN? withmatchlen:pure-token=WITHMATCHLEN?
+setbit key:key#0 offset:integer value:integer
+getbit key:key#0 offset:integer
+bitcount key:key#0 index:block?(start:integer end:integer index_unit:oneof@7.0.0?(byte:pure-token=BYTE bit:pure-token=BIT))
+bitpos key:key#0 bit:integer index:block?(start:integer end_index:block?(end:integer index_unit:oneof@7.0.0?(byte:pure-token=BYTE bit:pure-token=BIT)))
+del key:key#0*
+unlink key:key#0*
+exists key:key#0*
+touch key:key#0*
+type key:key#0
+ttl key:key#0
+pttl key:key#0
+expiretime key:key#0
+pexpiretime key:key#0
+persist key:key#0
+expire key:key#0 seconds:integer condition:oneof@7.0.0?(nx:pure-token=NX xx:pure-token=XX gt:pure-token=GT lt:pure-token=LT)
+pexpire key:key#0 milliseconds:integer condition:oneof@7.0.0?(nx:pure-token=NX xx:pure-token=XX gt:pure-token=GT lt:pure-token=LT)
+expireat key:key#0 unix-time-seconds:unix-time condition:oneof@7.0.0?(nx:pure-token=NX xx:pure-token=XX gt:pure-token=GT lt:pure-token=LT)
+pexpireat key:key#0 unix-time-milliseconds:unix-time condition:oneof@7.0.0?(nx:pure-token=NX xx:pure-token=XX gt:pure-token=GT lt:pure-token=LT)
+keys pattern:pattern
+scan cursor:integer pattern:pattern=MATCH? count:integer=COUNT? type:string=TYPE@6.0.0?
+rename key:key#0 newkey:key#1
+renamenx key:key#0 newkey:key#1
+copy source:key#0 destination:key#1 destination-db:integer=DB? replace:pure-token=REPLACE?
+move key:key#0 db:integer
+dump key:key#0
+restore key:key#0 ttl:integer serialized-value:string replace:pure-token=REPLACE@3.0.0? absttl:pure-token=ABSTTL@5.0.0? seconds:integer=IDLETIME@5.0.0? frequency:integer=FREQ@5.0.0?
+watch key:key#0*
+wait numreplicas:integer timeout:integer
+auth username:string@6.0.0? password:string
+hello arguments:block?(protover:integer username_password:block=AUTH?(username:string password:string) clientname:string=SETNAME?)
+flushdb async:oneof?(async:pure-token=ASYNC@4.0.0 sync:pure-token=SYNC@6.2.0)
+flushall async:oneof?(async:pure-token=ASYNC@4.0.0 sync:pure-token=SYNC@6.2.0)
+info section:string?*
+bgsave schedule:pure-token=SCHEDULE@3.2.2?
+shutdown nosave_save:oneof?(nosave:pure-token=NOSAVE save:pure-token=SAVE) now:pure-token=NOW@7.0.0? force:pure-token=FORCE@7.0.0? abort:pure-token=ABORT@7.0.0?
+replicaof args:oneof(host-port:block(host:string port:integer) no-one:block(no:pure-token=NO one:pure-token=ONE))
+slaveof args:oneof(host-port:block(host:string port:integer) no-one:block(no:pure-token=NO one:pure-token=ONE))
+subscribe channel:string*
+unsubscribe channel:string?*
+`
