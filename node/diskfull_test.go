@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -45,11 +46,13 @@ func fill(t *testing.T, path string) {
 // reports not ready and refuses writes, carries on by itself once space
 // is freed, and never shows a write it refused, before or after a restart.
 func TestDiskFullOnTmpfs(t *testing.T) {
-	for _, engine := range []string{"memory", "lsm", "bitcask"} {
-		t.Run(engine, func(t *testing.T) {
+	for _, tc := range []struct{ engine, fsync string }{
+		{"memory", "always"}, {"lsm", "always"}, {"bitcask", "always"}, {"memory", "everysec"},
+	} {
+		t.Run(tc.engine+"/"+tc.fsync, func(t *testing.T) {
 			mnt := mountTmpfs(t, 8<<20)
 			data := filepath.Join(mnt, "data")
-			cfg := func(c *Config) { c.Engine, c.DataDir = engine, data }
+			cfg := func(c *Config) { c.Engine, c.DataDir, c.AppendFsync = tc.engine, data, tc.fsync }
 			n := newNode(t, cfg)
 			served := make(chan error, 1)
 			go func() { served <- n.Serve() }()
@@ -107,7 +110,15 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 			var pre int
 			select {
 			case pre = <-done:
-				require.NoError(t, limboErr, "the waiting write succeeds once space is back")
+				if tc.fsync == "everysec" && limboErr != nil {
+					// The event loop does not wait for space: the pipeline
+					// whose write failed loses its connection, with no
+					// reply (its write may land once space is back).
+					var reply redis.Error
+					require.False(t, errors.As(limboErr, &reply), "no error reply: %v", limboErr)
+				} else {
+					require.NoError(t, limboErr, "the waiting write succeeds once space is back")
+				}
 			case <-time.After(30 * time.Second):
 				t.Fatal("the waiting write never finished after space came back")
 			}
@@ -125,7 +136,11 @@ func TestDiskFullOnTmpfs(t *testing.T) {
 
 			n2 := startNode(t, cfg)
 			c2 := dial(t, n2, nil)
-			for _, k := range []string{"k0", "k19", fmt.Sprint("pre", pre-1), "after"} {
+			want := []string{"k0", "k19", "after"}
+			if pre > 0 {
+				want = append(want, fmt.Sprint("pre", pre-1)) // the last acknowledged
+			}
+			for _, k := range want {
 				require.NoError(t, c2.Get(ctx, k).Err(), "key %s after a restart", k)
 			}
 			keys, err := c2.Keys(ctx, "lost*").Result()

@@ -53,7 +53,9 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 // tries again until the disk takes it or the node closes (see
 // untilWritten). Meanwhile Submit refuses new writes, so no write whose
 // caller was told it failed is ever written, and none that was submitted is
-// dropped behind its caller's back.
+// dropped behind its caller's back. With SyncInterval in Async mode Await
+// does not wait: it returns the error, and its records are still written
+// once the disk takes them, so the error means "outcome unknown".
 func (n *Node) Await(seq uint64) error {
 	if seq == 0 {
 		return nil
@@ -64,7 +66,13 @@ func (n *Node) Await(seq uint64) error {
 		// once for a record another writer's write covered): PostgreSQL's
 		// commit_delay, without the delay.
 		runtime.Gosched()
-		if err := n.untilWritten(func() error { return n.log.FlushTo(seq) }); err != nil {
+		// Not untilWritten: this Await may run where waiting would stall
+		// others (kvnode's event loop syncs everysec groups in line). A
+		// failed write returns its error, and the records stay buffered
+		// for the next write or background sync to write: the caller
+		// must take the error as "outcome unknown", as kvnode does by
+		// dropping the connection rather than replying.
+		if err := n.log.FlushTo(seq); err != nil {
 			return err
 		}
 		select {
