@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -143,6 +144,10 @@ type clusterBackend struct {
 	// max_read_lag set).
 	readLag    atomic.Int64
 	maxReadLag time.Duration
+	// probeEpoch and probeSince: since when the leader of probeEpoch has
+	// refused connections (probeLeader); guarded by mu.
+	probeEpoch uint64
+	probeSince time.Time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -413,6 +418,38 @@ func (r clusterReplica) Progress() (durable, epoch uint64) {
 // followProbeTimeout bounds Follow's check that the leader lives.
 const followProbeTimeout = time.Second
 
+// probeLeader refuses to follow l while its client port refuses
+// connections, for at most two lease TTLs.
+//
+// Why: the leader key outlives its holder by up to a TTL. Following a dead
+// leader blocks in replicate's handshake for its timeout (10 s), during
+// which this member neither sees the key vanish nor runs, while the others
+// defer to it if its log is the best: a failover stalled for 10 s. A live
+// leader's client port answers at once, a dead process's is refused at
+// once; coord retries the refusal and sees the key vanish. Anything else
+// (a timeout, a firewall between members' client ports, an unspecified
+// listen address) follows as before, as does a refusal that outlasts two
+// TTLs, which no dead leader's key can.
+func (b *clusterBackend) probeLeader(l coord.Leader) error {
+	c, err := net.DialTimeout("tcp", l.RESP, followProbeTimeout)
+	if err == nil {
+		c.Close()
+		return nil
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.probeEpoch != l.Epoch {
+		b.probeEpoch, b.probeSince = l.Epoch, time.Now()
+	}
+	if time.Since(b.probeSince) > 2*time.Duration(b.n.cfg.Cluster.LeaseTTL) {
+		return nil
+	}
+	return fmt.Errorf("node: leader %s refuses connections on %s (%w): it has likely died and its key will lapse; not following it yet", l.ID, l.RESP, err)
+}
+
 // clusterEpochBase is added to the leader key's etcd revision to make the
 // commit log's epoch: replicate gives a node leading a history of its own a
 // random first epoch below 2^40, so every epoch etcd chose is newer than any
@@ -451,17 +488,9 @@ func (r clusterReplica) Lead(epoch uint64) error {
 func (r clusterReplica) Follow(l coord.Leader) error {
 	b := r.b
 	b.leading.Store(0)
-	// The leader key outlives its holder by up to a TTL. Following a dead
-	// leader would block here for replication's handshake timeout (10 s),
-	// during which this member neither sees the key vanish nor runs, and
-	// the others defer to it if its log is the best: a failover stalled
-	// for 10 s. The leader's client port answers at once if it lives, and
-	// is refused at once if its process died; coord retries a refusal.
-	c, err := net.DialTimeout("tcp", l.RESP, followProbeTimeout)
-	if err != nil {
-		return fmt.Errorf("node: leader %s does not answer on %s (%w); not following it yet", l.ID, l.RESP, err)
+	if err := b.probeLeader(l); err != nil {
+		return err
 	}
-	c.Close()
 	if err := b.r.FollowForce(l.Repl); err != nil {
 		return err
 	}

@@ -412,7 +412,8 @@ func TestClusterConfig(t *testing.T) {
 // TestClusterMaxReadLag: a follower serves reads while caught up, answers
 // them with MASTERDOWN naming its lag once its leader is gone for longer
 // than max_read_lag (ROLE and INFO still answer), and serves again once it
-// leads.
+// follows a leader again. b may never lead, so that it stays cut off until
+// a is back.
 func TestClusterMaxReadLag(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
@@ -420,7 +421,7 @@ func TestClusterMaxReadLag(t *testing.T) {
 	bound := func(c *Config) { c.Cluster.MaxReadLag = Duration(100 * time.Millisecond) }
 	a := tc.add("a", bound)
 	require.Equal(t, a, tc.leader(20*time.Second))
-	b := tc.add("b", bound)
+	b := tc.add("b", bound, func(c *Config) { c.Cluster.NeverLeader = true })
 	require.Equal(t, a, tc.leader(20*time.Second))
 	require.NoError(t, a.client(t).Set(ctx, "k", "v", 0).Err())
 	bc := b.client(t)
@@ -441,10 +442,12 @@ func TestClusterMaxReadLag(t *testing.T) {
 	require.NoError(t, err, "ROLE answers on a stale follower")
 	require.Contains(t, bc.Info(ctx, "replication").Val(), "cluster_max_read_lag_ms:100\r\n")
 
-	// b takes over: the leader's reads are never stale.
-	require.Equal(t, b, tc.leader(20*time.Second))
-	require.Eventually(t, func() bool { return bc.Get(ctx, "k").Val() == "v" }, 10*time.Second, 5*time.Millisecond)
-	require.Contains(t, bc.Info(ctx, "replication").Val(), "cluster_read_lag_ms:0\r\n")
+	// a is back and leads: b follows it and reads again; the leader's
+	// reads are never stale.
+	tc.start(a, bound)
+	require.Equal(t, a, tc.leader(20*time.Second))
+	require.Eventually(t, func() bool { return bc.Get(ctx, "k").Val() == "v" }, 20*time.Second, 5*time.Millisecond)
+	require.Contains(t, a.client(t).Info(ctx, "replication").Val(), "cluster_read_lag_ms:0\r\n")
 }
 
 // TestClusterMeasureFailoverProcess measures what a client sees of a
