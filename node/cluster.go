@@ -122,7 +122,7 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 }
 
 // errFenced answers writes on a leader whose lease is not known valid.
-var errFenced = errors.New("TRYAGAIN this node leads but could not renew its leadership lease in etcd in time; retry shortly (it resumes once renewed, or another node takes over)")
+var errFenced = errors.New("TRYAGAIN this node could not renew its leadership lease in etcd in time, or lost it; retry shortly (it resumes once renewed, or another node takes over)")
 
 // clusterBackend is the replicated backend of a cluster member: writes are
 // taken only by the elected leader, and acknowledged only while its lease is
@@ -148,6 +148,10 @@ type clusterBackend struct {
 	// refused connections (probeLeader); guarded by mu.
 	probeEpoch uint64
 	probeSince time.Time
+	// testHookAwaited, when a test sets it, runs in Apply and Sync once
+	// the writes are durable (and, in sync mode, on the quorum), before
+	// mayAck decides whether to acknowledge them.
+	testHookAwaited atomic.Pointer[func()]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -272,42 +276,79 @@ func (b *clusterBackend) IsFollower() bool {
 }
 
 // fenced reports whether this node leads but its lease is not known valid:
-// writes then get TRYAGAIN, not acknowledgement.
+// writes then get TRYAGAIN before they are logged.
 func (b *clusterBackend) fenced() bool {
 	m := b.member.Load()
 	return m != nil && m.Leading() != 0 && !m.Valid()
 }
 
-func (b *clusterBackend) Set(key, value []byte) error {
-	if b.fenced() {
-		return errFenced
+// leadingEpoch is the epoch coord names this node leader of, 0 if none: a
+// write notes it before it is logged, and is acknowledged only if mayAck of
+// it holds once it is durable (and on the quorum).
+func (b *clusterBackend) leadingEpoch() uint64 {
+	if m := b.member.Load(); m != nil {
+		return m.Leading()
 	}
-	return b.replicatedBackend.Set(key, value)
+	return 0
+}
+
+// mayAck reports whether a write logged while this node led epoch may be
+// acknowledged now: the node still leads that same epoch and its lease is
+// valid by its own clock (coord.Member.Valid).
+//
+// Why "still leads epoch and valid", not "not fenced": a member whose
+// leadership ended (its key vanished or names another, its session ended)
+// leads no epoch, so it is not fenced, and yet another member may have been
+// elected without the write, which the old leader's followers then cut.
+// That is how a leader paused past its lease acknowledged writes the next
+// leader lacked (issue #17's kvhistory runs): it resumed, saw the new
+// leader's key and stepped down, and its followers, not yet switched, acked
+// the writes that were waiting for their quorum. Epochs only grow, so the
+// same epoch before and after Valid means it led that epoch throughout.
+func (b *clusterBackend) mayAck(epoch uint64) bool {
+	m := b.member.Load()
+	return m != nil && epoch != 0 && m.Leading() == epoch && m.Valid() && m.Leading() == epoch
+}
+
+// Set goes through this Apply: replicatedBackend.Set would call its own,
+// which acknowledges without mayAck's check.
+func (b *clusterBackend) Set(key, value []byte) error {
+	var batch logkv.Batch
+	batch.Set(key, value)
+	return b.Apply(&batch)
 }
 
 func (b *clusterBackend) Apply(batch *logkv.Batch) error {
+	epoch := b.leadingEpoch()
 	if b.fenced() {
 		return errFenced
 	}
 	err := b.replicatedBackend.Apply(batch)
-	if err == nil && b.sync && b.fenced() {
+	if h := b.testHookAwaited.Load(); h != nil && err == nil {
+		(*h)()
+	}
+	if err == nil && b.sync && !b.mayAck(epoch) {
 		return errFenced // sync mode acknowledges in Apply
 	}
 	return err
 }
 
-// Sync acknowledges: it fails with errFenced if the lease lapsed while the
-// writes were on their way to the disk (and the quorum), since another node
-// may lead by now.
+// Sync acknowledges: it fails with errFenced unless the node still leads
+// the epoch it led when the Sync began, with a valid lease (mayAck), since
+// otherwise another node may lead by now without these writes.
 // A Sync with nothing new to acknowledge (Shutdown's, an idle client's)
 // is not refused.
 func (b *clusterBackend) Sync() error {
+	epoch := b.leadingEpoch()
 	seq := b.submitted.Load()
 	err := b.replicatedBackend.Sync()
 	if err != nil || seq <= b.acked.Load() {
 		return err
 	}
-	if b.fenced() {
+	if h := b.testHookAwaited.Load(); h != nil {
+		(*h)()
+	}
+	if !b.mayAck(epoch) {
 		return errFenced
 	}
 	for {
