@@ -45,7 +45,9 @@ func TestLargeBacklogResyncs(t *testing.T) {
 			requireConverged(t, a, b)
 			require.NoError(t, b.Checkpoint())
 			c.stop("b")
-			overwrite(t, a, 2000)
+			// Enough that the log outgrows the engine even counting the memory
+			// engine's whole first arena chunk (64 KiB mapped for a few hundred keys).
+			overwrite(t, a, 6000)
 			backlog := a.Log().SizeFrom(b.LastSeq() + 1)
 			m := a.Engine().Metrics()
 			require.Greater(t, float64(backlog), 10*float64(m.DiskBytes+m.MemBytes), "the log after b's seq is many times the data")
