@@ -1,0 +1,260 @@
+package node
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// redisClusterNode starts a redis-server with cluster support on a unix
+// socket (a one-node cluster with no slots: enough for CLUSTER KEYSLOT) and
+// returns a connection to it, or skips when redis-server is missing (fails
+// under CI, as redisServer does).
+func redisClusterNode(t *testing.T) net.Conn {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		msg := "redis-server is not installed (apt-get install redis-server): the slot check against Redis cannot run"
+		if os.Getenv("CI") == "true" || os.Getenv("LOGKV_REQUIRE_REDIS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "redis.sock")
+	cmd := exec.Command(bin, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir,
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+		// The cluster bus listens on port+10000 unless told: 10000 with
+		// port 0, which another test's server may hold.
+		"--bind", "127.0.0.1", "--cluster-port", strconv.Itoa(freeLoopbackPort(t)))
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := net.Dial("unix", sock)
+		if err == nil {
+			t.Cleanup(func() { nc.Close() })
+			return nc
+		}
+		require.True(t, time.Now().Before(deadline), "redis-server did not start: %v", err)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// freeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment
+// ago.
+func freeLoopbackPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// slotTestKeys are keys that exercise every rule of the hash tag: tags
+// first, last, nested, empty, unclosed, repeated, and binary keys.
+func slotTestKeys() [][]byte {
+	keys := [][]byte{
+		[]byte(""), []byte("a"), []byte("foo"), []byte("123456789"),
+		[]byte("{user1000}.following"), []byte("{user1000}.followers"),
+		[]byte("foo{}{bar}"), []byte("foo{{bar}}zap"), []byte("foo{bar}{zap}"),
+		[]byte("{}"), []byte("{"), []byte("}"), []byte("}{"), []byte("{}x"), []byte("x{}"),
+		[]byte("{a"), []byte("a{b"), []byte("a}b{c"), []byte("{{}}"), []byte("{{"), []byte("}}"),
+		[]byte("a{b}c{d}e"), []byte("{\x00}"), []byte("\xff{\xfe}\xfd"),
+	}
+	r := rand.New(rand.NewPCG(20, 1))
+	alphabet := []byte("ab{}{}\x00\xff")
+	for range 3000 {
+		k := make([]byte, r.IntN(24))
+		for i := range k {
+			if r.IntN(2) == 0 {
+				k[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				k[i] = byte(r.IntN(256))
+			}
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// TestKeySlotRedis compares keySlot with redis-server's CLUSTER KEYSLOT.
+func TestKeySlotRedis(t *testing.T) {
+	nc := redisClusterNode(t)
+	keys := slotTestKeys()
+	// One pipeline: write every request, then read every reply.
+	var req []byte
+	for _, k := range keys {
+		req = fmt.Appendf(req, "*3\r\n$7\r\nCLUSTER\r\n$7\r\nKEYSLOT\r\n$%d\r\n%s\r\n", len(k), k)
+	}
+	require.NoError(t, nc.SetDeadline(time.Now().Add(30*time.Second)))
+	go func() {
+		_, err := nc.Write(req)
+		if err != nil {
+			t.Log("write:", err)
+		}
+	}() // the replies may fill the socket before the requests are all written
+	r := bufio.NewReader(nc)
+	for _, k := range keys {
+		line, err := r.ReadString('\n')
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(line, ":"), "CLUSTER KEYSLOT %q: reply %q", k, line)
+		want, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+		require.NoError(t, err)
+		require.Equal(t, want, int(keySlot(k)), "key %q", k)
+	}
+}
+
+// TestKeySlotKnown checks values that do not need a redis-server: the
+// CRC-16/XMODEM check value, and the slots Redis' documentation gives.
+func TestKeySlotKnown(t *testing.T) {
+	require.Equal(t, uint16(0x31c3), crc16([]byte("123456789")))
+	require.Equal(t, uint16(12182), keySlot([]byte("foo")))
+	require.Equal(t, keySlot([]byte("user1000")), keySlot([]byte("{user1000}.following")))
+	require.Equal(t, keySlot([]byte("bar")), keySlot([]byte("foo{bar}{zap}")))
+	require.Equal(t, keySlot([]byte("foo{}{bar}")), crc16([]byte("foo{}{bar}"))&(numSlots-1), "an empty tag hashes the whole key")
+	require.Equal(t, keySlot([]byte("{bar")), crc16([]byte("{bar"))&(numSlots-1), "an unclosed tag hashes the whole key")
+	require.Equal(t, keySlot([]byte("bar")), keySlot([]byte("{bar}}")))
+	require.Equal(t, keySlot([]byte("{bar")), keySlot([]byte("{{bar}")), "the tag starts after the first '{'")
+}
+
+func TestKeySlotNoAlloc(t *testing.T) {
+	k := []byte("{user1000}.following")
+	require.Zero(t, testing.AllocsPerRun(100, func() { keySlot(k) }))
+}
+
+func BenchmarkKeySlot(b *testing.B) {
+	for _, k := range []string{"key:000000012345", "{user1000}.following", strings.Repeat("k", 100)} {
+		key := []byte(k)
+		b.Run(strconv.Itoa(len(k)), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(key)))
+			for b.Loop() {
+				keySlot(key)
+			}
+		})
+	}
+}
+
+func TestEvenSlotMap(t *testing.T) {
+	m, err := evenSlotMap([]string{"a", "b", "c"})
+	require.NoError(t, err)
+	// redis-cli --cluster create's ranges for three masters.
+	require.Equal(t, []slotRange{{0, 5460, 0}, {5461, 10922, 1}, {10923, 16383, 2}}, m.Ranges)
+	for _, n := range []int{1, 2, 5, 7, 100, 1024} {
+		shards := make([]string, n)
+		for i := range shards {
+			shards[i] = "s" + strconv.Itoa(i)
+		}
+		m, err := evenSlotMap(shards)
+		require.NoError(t, err, "%d shards", n)
+		tab := m.table()
+		count := map[string]int{}
+		for s := range numSlots {
+			count[tab.shardOf(uint16(s))]++
+		}
+		lo, hi := numSlots, 0
+		for _, c := range count {
+			lo, hi = min(lo, c), max(hi, c)
+		}
+		require.Len(t, count, n)
+		require.LessOrEqual(t, hi-lo, 1, "%d shards: sizes %d to %d", n, lo, hi)
+	}
+	_, err = evenSlotMap(nil)
+	require.Error(t, err)
+	_, err = evenSlotMap([]string{"a", "a"})
+	require.ErrorContains(t, err, "twice")
+	_, err = evenSlotMap([]string{"a/b"})
+	require.ErrorContains(t, err, "'/'")
+}
+
+func TestSlotMapRoundTrip(t *testing.T) {
+	m, err := evenSlotMap([]string{"a", "b", "c"})
+	require.NoError(t, err)
+	m.Moves = []slotMove{{First: 5461, Last: 5470, From: 1, To: 0, State: moveCopying}}
+	b, err := m.encode()
+	require.NoError(t, err)
+	require.Equal(t, `{"v":1,"shards":["a","b","c"],"ranges":[[0,5460,0],[5461,10922,1],[10923,16383,2]],"moves":[{"first":5461,"last":5470,"from":1,"to":0,"state":"copying"}]}`, string(b))
+	got, err := decodeSlotMap(b, 42)
+	require.NoError(t, err)
+	m.Version = 42
+	require.Equal(t, m, got)
+	require.Equal(t, "/logkv/c1/slots", slotsKey("c1"), "docs/cluster.md's layout")
+	require.Equal(t, "c", got.table().shardOf(keySlot([]byte("a"))), "slot 15495")
+}
+
+func TestSlotMapDecodeRefuses(t *testing.T) {
+	for name, in := range map[string]string{
+		"not json":        `{`,
+		"format 2":        `{"v":2,"shards":["a"],"ranges":[[0,16383,0]]}`,
+		"unknown field":   `{"v":1,"shards":["a"],"ranges":[[0,16383,0]],"x":1}`,
+		"trailing":        `{"v":1,"shards":["a"],"ranges":[[0,16383,0]]} {}`,
+		"no shards":       `{"v":1,"shards":[],"ranges":[[0,16383,0]]}`,
+		"gap":             `{"v":1,"shards":["a"],"ranges":[[0,10,0],[12,16383,0]]}`,
+		"overlap":         `{"v":1,"shards":["a"],"ranges":[[0,10,0],[10,16383,0]]}`,
+		"short":           `{"v":1,"shards":["a"],"ranges":[[0,16382,0]]}`,
+		"past the end":    `{"v":1,"shards":["a"],"ranges":[[0,16384,0]]}`,
+		"bad shard":       `{"v":1,"shards":["a"],"ranges":[[0,16383,1]]}`,
+		"reversed":        `{"v":1,"shards":["a"],"ranges":[[0,0,0],[16383,1,0]]}`,
+		"empty name":      `{"v":1,"shards":[""],"ranges":[[0,16383,0]]}`,
+		"space in name":   `{"v":1,"shards":["a b"],"ranges":[[0,16383,0]]}`,
+		"negative":        `{"v":1,"shards":["a"],"ranges":[[-1,16383,0]]}`,
+		"move to self":    `{"v":1,"shards":["a","b"],"ranges":[[0,16383,0]],"moves":[{"first":0,"last":1,"from":0,"to":0,"state":"copying"}]}`,
+		"move not owned":  `{"v":1,"shards":["a","b"],"ranges":[[0,16383,0]],"moves":[{"first":0,"last":1,"from":1,"to":0,"state":"copying"}]}`,
+		"move state":      `{"v":1,"shards":["a","b"],"ranges":[[0,16383,0]],"moves":[{"first":0,"last":1,"from":0,"to":1,"state":"done"}]}`,
+		"moved twice":     `{"v":1,"shards":["a","b","c"],"ranges":[[0,16383,0]],"moves":[{"first":0,"last":5,"from":0,"to":1,"state":"copying"},{"first":5,"last":6,"from":0,"to":2,"state":"copying"}]}`,
+		"move two ranges": `{"v":1,"shards":["a","b"],"ranges":[[0,9,0],[10,16383,0]],"moves":[{"first":0,"last":10,"from":0,"to":1,"state":"copying"}]}`,
+		"too large":       `{"v":1,"shards":["` + strings.Repeat("a", maxSlotMapSize) + `"]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := decodeSlotMap([]byte(in), 1)
+			require.Error(t, err)
+		})
+	}
+	m, err := decodeSlotMap([]byte(`{"v":1,"shards":["a","b"],"ranges":[[0,9,0],[10,16383,0]]}`), 1)
+	require.NoError(t, err, "adjacent ranges with one owner are allowed")
+	require.Equal(t, "a", m.table().shardOf(16383))
+}
+
+// FuzzSlotMapDecode: no input panics or gets past validation unless it
+// encodes back to a map that decodes to the same thing, and every slot of an
+// accepted map has exactly one owner.
+func FuzzSlotMapDecode(f *testing.F) {
+	for _, n := range []int{1, 3} {
+		shards := []string{"a", "b", "c"}[:n]
+		m, err := evenSlotMap(shards)
+		require.NoError(f, err)
+		if n == 3 {
+			m.Moves = []slotMove{{First: 0, Last: 3, From: 0, To: 2, State: moveSwitching}}
+		}
+		b, err := m.encode()
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"v":1,"shards":["a","b"],"ranges":[[0,9,0],[10,16383,1]]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeSlotMap(b, 7)
+		if err != nil {
+			return
+		}
+		tab := m.table()
+		for s := range numSlots {
+			require.Less(t, int(tab.owner[s]), len(m.Shards))
+			require.Equal(t, m.rangeOf(uint16(s)).Shard, tab.owner[s])
+		}
+		enc, err := m.encode()
+		require.NoError(t, err)
+		again, err := decodeSlotMap(enc, 7)
+		require.NoError(t, err)
+		require.Equal(t, m, again)
+	})
+}
