@@ -38,6 +38,21 @@ const (
 // ones. EXPIRE and its kin accept deadlines in the past (the key goes at
 // once); SET and GETEX refuse times that are not positive.
 func (n *Node) deadline(arg []byte, unit, cmd string) (int64, string) {
+	return deadlineFrom(n.nowMs(), arg, unit, cmd)
+}
+
+// cmdNow is the clock a command of c reads: inside EXEC the transaction's,
+// which is fixed when EXEC starts, so that a relative deadline already past
+// (EXPIRE k -1) is past for the transaction too and the key goes at once.
+func (n *Node) cmdNow(c *client) int64 {
+	if t := c.ks.exec; t != nil {
+		return t.now
+	}
+	return n.nowMs()
+}
+
+// deadlineFrom is deadline with relative times counted from now.
+func deadlineFrom(now int64, arg []byte, unit, cmd string) (int64, string) {
 	v, err := strconv.ParseInt(string(arg), 10, 64)
 	if err != nil {
 		return 0, errNotInteger
@@ -54,7 +69,6 @@ func (n *Node) deadline(arg []byte, unit, cmd string) (int64, string) {
 		v *= 1000
 	}
 	if unit == "ex" || unit == "px" {
-		now := n.nowMs()
 		if v > math.MaxInt64-now {
 			return 0, invalid
 		}
@@ -111,7 +125,7 @@ func cmdExpire(n *Node, c *client, args [][]byte) {
 		c.fail("ERR GT and LT options at the same time are not compatible")
 		return
 	}
-	at, msg := n.deadline(args[2], unit, name)
+	at, msg := deadlineFrom(n.cmdNow(c), args[2], unit, name)
 	if msg != "" {
 		c.fail(msg)
 		return
@@ -194,7 +208,7 @@ func cmdSetEx(n *Node, c *client, args [][]byte) {
 	if name == "psetex" {
 		unit = "px"
 	}
-	at, msg := n.deadline(args[2], unit, name)
+	at, msg := deadlineFrom(n.cmdNow(c), args[2], unit, name)
 	if msg != "" {
 		c.fail(msg)
 		return
@@ -245,7 +259,7 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 	var at int64
 	if unit != "" {
 		var msg string
-		if at, msg = n.deadline(timeArg, unit, "getex"); msg != "" {
+		if at, msg = deadlineFrom(n.cmdNow(c), timeArg, unit, "getex"); msg != "" {
 			c.fail(msg)
 			return
 		}
