@@ -451,9 +451,17 @@ func atoiOr0(s string) int {
 // clusterReplica is what coord drives: this node's replicate.Node.
 type clusterReplica struct{ b *clusterBackend }
 
+// Progress reports the log's durable seq and its newest epoch as coord
+// counts epochs (the leader key's revision, clusterEpochBase less), 0 for
+// an epoch no election made: coord compares logs by epoch first, and a
+// node's random first epoch must not outrank an elected one (nor another
+// node's random epoch a longer log).
 func (r clusterReplica) Progress() (durable, epoch uint64) {
 	st := r.b.r.Status()
-	return st.DurableSeq, st.Epoch
+	if st.Epoch >= clusterEpochBase {
+		epoch = st.Epoch - clusterEpochBase
+	}
+	return st.DurableSeq, epoch
 }
 
 // followProbeTimeout bounds Follow's check that the leader lives.

@@ -153,7 +153,26 @@ type Leader struct {
 type Progress struct {
 	V       int    `json:"v"`
 	Durable uint64 `json:"durable"`
-	Epoch   uint64 `json:"epoch"`
+	// Epoch is the newest epoch (leader key CreateRevision) the member's
+	// log holds (Replica.Progress).
+	Epoch uint64 `json:"epoch"`
+}
+
+// Ahead reports whether a log at p holds more than one at q, as Raft
+// compares logs: the newer epoch first, then the higher durable seq.
+//
+// Why the epoch first: a member's log is a prefix of the log of the leader
+// of its newest epoch, and that leader held every write acknowledged before
+// it was elected, so a log of a newer epoch holds every acknowledged write
+// a log of an older one holds, whatever their seqs. A deposed leader's
+// divergent tail (records no quorum took, or that its successor's
+// followers cut) can make its seq the highest; by seq alone it would win
+// and the writes its successor acknowledged would be cut instead.
+func (p Progress) Ahead(q Progress) bool {
+	if p.Epoch != q.Epoch {
+		return p.Epoch > q.Epoch
+	}
+	return p.Durable > q.Durable
 }
 
 // SyncSet is the value of shards/<shard>/sync: the members a sync-mode
@@ -173,7 +192,10 @@ type Handoff struct {
 
 // Replica is what a Member drives: the local replicated node.
 type Replica interface {
-	// Progress returns how far the local log is durable, and its epoch.
+	// Progress returns how far the local log is durable, and the newest
+	// epoch it holds: the epoch (leader key CreateRevision) of its last
+	// record, or of its leadership if it leads, 0 for a history no
+	// election made. Eligible compares logs by both (Progress.Ahead).
 	Progress() (durable, epoch uint64)
 	// Lead promotes the local node to leader of epoch (newer than any it
 	// has seen). If it fails, the member resigns.
@@ -606,18 +628,21 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 	}
 	type cand struct {
 		id       string
-		durable  uint64
+		progress Progress
 		priority int
 	}
 	var cands []cand
-	var maxSeen uint64
+	own := st.Progress[m.cfg.ID]
 	if st.Sync != nil {
 		inSet := 0
 		mine := false
+		var maxSeen Progress
 		for _, id := range st.Sync.Set {
 			if p, ok := st.Progress[id]; ok {
 				inSet++
-				maxSeen = max(maxSeen, p.Durable)
+				if p.Ahead(maxSeen) {
+					maxSeen = p
+				}
 				mine = mine || id == m.cfg.ID
 			}
 		}
@@ -628,8 +653,8 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 		if inSet < need {
 			return false, fmt.Sprintf("sync mode: progress of %d of the synchronous set's %d members seen, %d needed to be sure to hold every acknowledged write", inSet, len(st.Sync.Set), need), nil
 		}
-		if durable < maxSeen {
-			return false, fmt.Sprintf("sync mode: durable seq %d is behind %d held by another member of the synchronous set", durable, maxSeen), nil
+		if maxSeen.Ahead(own) {
+			return false, fmt.Sprintf("sync mode: the log (epoch %d, durable seq %d) is behind another member's of the synchronous set (epoch %d, durable seq %d)", own.Epoch, own.Durable, maxSeen.Epoch, maxSeen.Durable), nil
 		}
 	}
 	if st.Handoff != nil {
@@ -643,12 +668,12 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 		if !ok || mi.NeverLeader || st.Drained[id] {
 			continue
 		}
-		cands = append(cands, cand{id, p.Durable, mi.Priority})
+		cands = append(cands, cand{id, p, mi.Priority})
 	}
 	sort.Slice(cands, func(i, j int) bool {
 		a, b := cands[i], cands[j]
-		if a.durable != b.durable {
-			return a.durable > b.durable
+		if a.progress.Ahead(b.progress) || b.progress.Ahead(a.progress) {
+			return a.progress.Ahead(b.progress)
 		}
 		if a.priority != b.priority {
 			return a.priority > b.priority
@@ -656,7 +681,7 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 		return a.id < b.id
 	})
 	if best := cands[0]; best.id != m.cfg.ID {
-		return false, fmt.Sprintf("%s is a better candidate (durable seq %d, priority %d; ours %d, %d)", best.id, best.durable, best.priority, durable, m.cfg.Priority), nil
+		return false, fmt.Sprintf("%s is a better candidate (epoch %d, durable seq %d, priority %d; ours %d, %d, %d)", best.id, best.progress.Epoch, best.progress.Durable, best.priority, own.Epoch, own.Durable, m.cfg.Priority), nil
 	}
 	return true, "", nil
 }

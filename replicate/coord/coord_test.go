@@ -453,3 +453,61 @@ func TestDrain(t *testing.T) {
 	_, err = coord.Drain(ctx, cli, "test", "", "a/b")
 	require.ErrorContains(t, err, "hold no '/'")
 }
+
+// TestNewerEpochWins: a log of a newer epoch wins over a longer log of an
+// older one, in sync and async mode. a is a deposed leader of epoch 5 that
+// kept appending after its successor was elected (a divergent tail, seq
+// 120, never acknowledged); c followed the leader of epoch 9, which
+// acknowledged writes up to seq 110 on c. By seq alone a would lead and c's
+// acknowledged writes would be cut when c follows it.
+func TestNewerEpochWins(t *testing.T) {
+	for _, quorum := range []int{1, 0} {
+		t.Run(fmt.Sprintf("sync_quorum_%d", quorum), func(t *testing.T) {
+			srv := etcdtest.Start(t)
+			cli := srv.Client(t)
+			ctx := context.Background()
+			if quorum > 0 {
+				_, err := cli.Put(ctx, coord.Prefix("test")+"shards/0/sync", `{"v":1,"set":["a","b","c"],"quorum":2}`)
+				require.NoError(t, err)
+			}
+			// b, the leader of epoch 9, holds the leader key (with a lease
+			// the test keeps) while the others report their progress.
+			lease, err := cli.Grant(ctx, 60)
+			require.NoError(t, err)
+			_, err = cli.Put(ctx, coord.Prefix("test")+"shards/0/leader", `{"v":1,"id":"b","resp":"127.0.0.1:1b","repl":"127.0.0.1:2b"}`, clientv3.WithLease(lease.ID))
+			require.NoError(t, err)
+			a := startMember(t, srv, coord.Config{ID: "a", SyncQuorum: quorum}, 0)
+			c := startMember(t, srv, coord.Config{ID: "c", SyncQuorum: quorum}, 0)
+			for _, p := range []struct {
+				m              *member
+				durable, epoch uint64
+			}{{a, 120, 5}, {c, 110, 9}} {
+				p.m.r.mu.Lock()
+				p.m.r.durable, p.m.r.epoch = p.durable, p.epoch
+				p.m.r.mu.Unlock()
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				st, err := coord.ReadShard(ctx, cli, "test", "0")
+				require.NoError(t, err)
+				if st.Progress["a"].Durable == 120 && st.Progress["c"].Durable == 110 {
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "progress never reported: %+v", st.Progress)
+				time.Sleep(10 * time.Millisecond) // polling with a deadline
+			}
+			ok, why, err := a.m.Eligible(ctx, a.r)
+			require.NoError(t, err)
+			require.False(t, ok, "the longer log of the older epoch may run")
+			require.Contains(t, why, "epoch 9")
+			ok, why, err = c.m.Eligible(ctx, c.r)
+			require.NoError(t, err)
+			require.True(t, ok, why)
+
+			// b's lease is gone: c is elected.
+			_, err = cli.Revoke(ctx, lease.ID)
+			require.NoError(t, err)
+			require.Equal(t, "c", waitLeader(t, 10*time.Second, a, c).id)
+		})
+	}
+}
