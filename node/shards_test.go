@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
@@ -257,4 +259,88 @@ func FuzzSlotMapDecode(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, m, again)
 	})
+}
+
+// TestClusterCommandsPlainNode: a node that is no cluster member answers
+// CLUSTER as a redis-server without cluster support does, byte for byte.
+func TestClusterCommandsPlainNode(t *testing.T) {
+	sock := redisServer(t)
+	n := adminNode(t, nil)
+	rn, err := net.Dial("unix", sock)
+	require.NoError(t, err)
+	defer rn.Close()
+	redis := &diffConn{rn, bufio.NewReader(rn)}
+	kv := dialRawAdmin(t, n)
+	require.Equal(t, "+OK\r\n", redis.do(t, []string{"auth", adminPassword}))
+	for _, args := range [][]string{
+		{"cluster", "keyslot", "foo"}, {"cluster", "info"}, {"cluster", "myid"}, {"cluster", "slots"},
+		{"cluster", "shards"}, {"cluster", "nodes"}, {"CLUSTER", "Help"}, {"cluster", "countkeysinslot", "1"},
+		{"cluster"}, {"cluster", "foo"}, {"cluster", "keyslot"}, {"cluster", "keyslot", "a", "b"},
+		{"cluster", "info", "x"}, {"cluster", "setslot", "1"}, {"cluster", "addslots"},
+	} {
+		require.Equal(t, redis.do(t, args), kv.do(args...), "%q", args)
+	}
+}
+
+// TestClusterCommandsMember: CLUSTER KEYSLOT, MYID and INFO on a cluster
+// member, with no slot map (its shard owns every slot), with a map that
+// gives half the slots to a shard with no leader, and with a damaged map.
+func TestClusterCommandsMember(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	tc.add("a")
+	tc.add("b")
+	leader := tc.leader(20 * time.Second)
+	var follower *clusterMember
+	for _, m := range tc.nodes {
+		if m != leader {
+			follower = m
+		}
+	}
+	c := redis.NewClient(&redis.Options{Addr: follower.n.Addr()})
+	defer c.Close()
+
+	slot, err := c.ClusterKeySlot(ctx, "{user1000}.following").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(3443), slot)
+
+	id, err := c.Do(ctx, "cluster", "myid").Text()
+	require.NoError(t, err)
+	require.Regexp(t, `^[0-9a-f]{40}$`, id)
+	require.Equal(t, clusterNodeID("c1", follower.name), id)
+	require.NotEqual(t, clusterNodeID("c1", leader.name), id)
+
+	info := func() string {
+		t.Helper()
+		s, err := c.ClusterInfo(ctx).Result()
+		require.NoError(t, err)
+		return s
+	}
+	s := info()
+	for _, want := range []string{"cluster_state:ok\r\n", "cluster_slots_assigned:16384\r\n", "cluster_slots_ok:16384\r\n",
+		"cluster_slots_fail:0\r\n", "cluster_known_nodes:2\r\n", "cluster_size:1\r\n"} {
+		require.Contains(t, s, want)
+	}
+	epoch := leader.cb().clusterLeader().Epoch
+	require.Contains(t, s, fmt.Sprintf("cluster_my_epoch:%d\r\n", epoch))
+
+	// Half the slots to shard "x", which has no leader.
+	m := &slotMap{Shards: []string{"0", "x"}, Ranges: []slotRange{{0, 8191, 0}, {8192, 16383, 1}}}
+	b, err := m.encode()
+	require.NoError(t, err)
+	cli := leader.cb().cli
+	_, err = cli.Put(ctx, slotsKey("c1"), string(b))
+	require.NoError(t, err)
+	s = info()
+	for _, want := range []string{"cluster_state:fail\r\n", "cluster_slots_ok:8192\r\n", "cluster_slots_fail:8192\r\n", "cluster_size:2\r\n"} {
+		require.Contains(t, s, want)
+	}
+
+	_, err = cli.Put(ctx, slotsKey("c1"), `{"v":1,"shards":["0"],"ranges":[[0,10,0]]}`)
+	require.NoError(t, err)
+	require.ErrorContains(t, c.ClusterInfo(ctx).Err(), "/logkv/c1/slots")
+
+	require.ErrorContains(t, c.ClusterSlots(ctx).Err(), "not served by kvnode yet")
+	require.ErrorContains(t, c.Do(ctx, "cluster", "nosuch").Err(), "unknown subcommand 'nosuch'")
 }

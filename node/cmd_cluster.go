@@ -1,0 +1,170 @@
+package node
+
+// CLUSTER, the Redis Cluster commands, served by cluster members (-etcd
+// -cluster) from their view of etcd. A plain node answers as a redis-server
+// without cluster-enabled does: every subcommand Redis knows gets "ERR This
+// instance has cluster support disabled", once its arity is right.
+//
+//	CLUSTER KEYSLOT key  -> the key's hash slot (slots.go)
+//	CLUSTER MYID         -> this member's node id (clusterNodeID)
+//	CLUSTER INFO         -> cluster_state and the slot counts, from etcd
+//
+// The other subcommands are issue #20's next steps (docs/cluster.md,
+// "Slots"): a member refuses them with an error that says so.
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func init() {
+	// slow: INFO reads etcd, which may take up to its timeout; the event
+	// loop must not wait on it.
+	register(&command{name: "cluster", arity: -2, slow: true, run: cmdCluster})
+	// COMMAND DOCS and INFO as redis-server 7.0.15 answers for CLUSTER;
+	// kept here rather than in cmd_command.go's table, with the command.
+	commandDocs["cluster"] = commandDoc{group: "cluster", since: "3.0.0", complexity: "Depends on subcommand.",
+		acl: []string{"@slow"}, summary: "A container for cluster commands"}
+}
+
+// clusterSubArity is the arity of every CLUSTER subcommand of Redis 7.0
+// (COMMAND INFO cluster), the subcommand counted as the second argument.
+var clusterSubArity = map[string]int{
+	"addslots": -3, "addslotsrange": -4, "bumpepoch": 2, "count-failure-reports": 3,
+	"countkeysinslot": 3, "delslots": -3, "delslotsrange": -4, "failover": -2,
+	"flushslots": 2, "forget": 3, "getkeysinslot": 4, "help": 2, "info": 2,
+	"keyslot": 3, "links": 2, "meet": -4, "myid": 2, "nodes": 2, "replicas": 3,
+	"replicate": 3, "reset": -2, "saveconfig": 2, "set-config-epoch": 3,
+	"setslot": -4, "shards": 2, "slaves": 3, "slots": 2,
+}
+
+// clusterInfoTimeout bounds CLUSTER INFO's read of etcd.
+const clusterInfoTimeout = 2 * time.Second
+
+// cmdCluster: CLUSTER subcommand [arg ...].
+func cmdCluster(n *Node, c *client, args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	arity, known := clusterSubArity[sub]
+	switch {
+	case !known:
+		c.fail(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try CLUSTER HELP.", args[1]))
+		return
+	case arity > 0 && len(args) != arity, arity < 0 && len(args) < -arity:
+		c.fail(fmt.Sprintf("ERR wrong number of arguments for 'cluster|%s' command", sub))
+		return
+	}
+	b, ok := n.backend.(*clusterBackend)
+	if !ok {
+		c.fail("ERR This instance has cluster support disabled")
+		return
+	}
+	switch sub {
+	case "keyslot":
+		c.conn.WriteInt(int(keySlot(args[2])))
+	case "myid":
+		c.conn.WriteBulkString(clusterNodeID(n.cfg.Cluster.Name, b.r.ID()))
+	case "info":
+		info, err := b.clusterInfo(n.cfg.Cluster.Name)
+		if err != nil {
+			c.fail("ERR " + err.Error())
+			return
+		}
+		c.conn.WriteVerbatim(info)
+	default:
+		c.fail(fmt.Sprintf("ERR CLUSTER %s is not served by kvnode yet (issue #20: slots are assigned with kvnode cluster, not by CLUSTER commands)", strings.ToUpper(sub)))
+	}
+}
+
+// clusterNodeID is a member's Redis Cluster node id: Redis' are 40 hex
+// digits, and clients and redis-cli --cluster take them as such, so a
+// member's is the SHA-1 of its cluster's name and its own id (its
+// certificate name), stable across restarts and distinct across clusters.
+func clusterNodeID(cluster, id string) string {
+	h := sha1.Sum([]byte("logkv\x00" + cluster + "\x00" + id))
+	return hex.EncodeToString(h[:])
+}
+
+// clusterInfo is CLUSTER INFO's text, from one read of etcd: the slot map
+// (absent: this member's shard owns every slot), how many members there
+// are and which shards have a leader. A slot is ok while its shard has a
+// leader; the cluster is ok while every slot is.
+func (b *clusterBackend) clusterInfo(cluster string) (string, error) {
+	m := b.member.Load()
+	if m == nil {
+		return "", fmt.Errorf("this cluster member has not joined yet; retry")
+	}
+	prefix := "/logkv/" + cluster + "/"
+	ctx, cancel := context.WithTimeout(context.Background(), clusterInfoTimeout)
+	defer cancel()
+	resp, err := b.cli.Txn(ctx).Then(
+		clientv3.OpGet(slotsKey(cluster)),
+		clientv3.OpGet(prefix+"members/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(prefix+"shards/", clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	).Commit()
+	if err != nil {
+		return "", fmt.Errorf("cannot read the cluster from etcd (%v); retry, or check etcd", err)
+	}
+	var slots *slotMap
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		slots, err = decodeSlotMap(kvs[0].Value, kvs[0].ModRevision)
+		if err != nil {
+			return "", fmt.Errorf("%v (key %s)", err, slotsKey(cluster))
+		}
+	} else {
+		slots = &slotMap{Shards: []string{m.Config().Shard}, Ranges: []slotRange{{First: 0, Last: numSlots - 1}}}
+	}
+	members := resp.Responses[1].GetResponseRange().Count
+	led := map[string]bool{}
+	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+		// shards/<shard>/leader; a shard name holds no '/'.
+		rest := strings.TrimPrefix(string(kv.Key), prefix+"shards/")
+		if shard, ok := strings.CutSuffix(rest, "/leader"); ok && !strings.Contains(shard, "/") {
+			led[shard] = true
+		}
+	}
+	owning := map[uint16]bool{}
+	ok := 0
+	for _, r := range slots.Ranges {
+		owning[r.Shard] = true
+		if led[slots.Shards[r.Shard]] {
+			ok += int(r.Last) - int(r.First) + 1
+		}
+	}
+	state := "ok"
+	if ok != numSlots {
+		state = "fail"
+	}
+	var epoch uint64
+	if l := m.Leader(); l != nil {
+		epoch = l.Epoch
+	}
+	var s strings.Builder
+	for _, f := range []struct {
+		name string
+		v    any
+	}{
+		{"cluster_state", state},
+		{"cluster_slots_assigned", numSlots},
+		{"cluster_slots_ok", ok},
+		{"cluster_slots_pfail", 0},
+		{"cluster_slots_fail", numSlots - ok},
+		{"cluster_known_nodes", members},
+		{"cluster_size", len(owning)},
+		// Redis' config epochs; ours are the leader keys' etcd revisions
+		// (docs/cluster.md, "Election"), ordered the same way.
+		{"cluster_current_epoch", epoch},
+		{"cluster_my_epoch", epoch},
+		{"cluster_stats_messages_sent", 0},
+		{"cluster_stats_messages_received", 0},
+		{"total_cluster_links_buffer_limit_exceeded", 0},
+	} {
+		fmt.Fprintf(&s, "%s:%v\r\n", f.name, f.v)
+	}
+	return s.String(), nil
+}
