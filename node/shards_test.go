@@ -341,6 +341,6 @@ func TestClusterCommandsMember(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, c.ClusterInfo(ctx).Err(), "/logkv/c1/slots")
 
-	require.ErrorContains(t, c.ClusterSlots(ctx).Err(), "not served by kvnode yet")
+	require.ErrorContains(t, c.Do(ctx, "cluster", "slots").Err(), "not served by kvnode yet")
 	require.ErrorContains(t, c.Do(ctx, "cluster", "nosuch").Err(), "unknown subcommand 'nosuch'")
 }
