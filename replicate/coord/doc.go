@@ -38,13 +38,15 @@
 //   - never_leader (Redis's replica-priority 0) never runs, nor does a
 //     drained member (Drain: kvnode cluster drain), which is no candidate
 //     either, until Undrain;
-//   - async: the member must hold the highest durable seq among the live
-//     progress keys of eligible members (ties: higher priority, then the
-//     smaller id);
+//   - async: the member must hold the newest log among the live progress
+//     keys of eligible members, compared as Raft compares logs: the newer
+//     epoch first, then the higher durable seq (Progress.Ahead; ties:
+//     higher priority, then the smaller id);
 //   - sync: the leader recorded the synchronous set S and quorum q in the
 //     sync key; a candidate must see live progress of at least |S|-q+1
-//     members of S, itself included, and hold the highest durable seq
-//     among them, or the shard waits rather than lose an acknowledged write.
+//     members of S, itself included, and hold the newest log among them
+//     (Progress.Ahead), or the shard waits rather than lose an
+//     acknowledged write.
 //
 // In sync mode the set is what replication counts, not only what etcd
 // says: the leader tells its replica which followers count towards the
