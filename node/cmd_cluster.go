@@ -8,6 +8,12 @@ package node
 //	CLUSTER KEYSLOT key  -> the key's hash slot (slots.go)
 //	CLUSTER MYID         -> this member's node id (clusterNodeID)
 //	CLUSTER INFO         -> cluster_state and the slot counts, from etcd
+//	READONLY, READWRITE, ASKING -> OK
+//
+// READONLY, READWRITE and ASKING change nothing yet: without routing a
+// follower serves reads of every key already, and moves will never answer
+// -ASK (docs/cluster.md, "Moving slots online"); Redis Cluster clients
+// send them, so members accept them.
 //
 // The other subcommands are issue #20's next steps (docs/cluster.md,
 // "Slots"): a member refuses them with an error that says so.
@@ -31,6 +37,28 @@ func init() {
 	// kept here rather than in cmd_command.go's table, with the command.
 	commandDocs["cluster"] = commandDoc{group: "cluster", since: "3.0.0", complexity: "Depends on subcommand.",
 		acl: []string{"@slow"}, summary: "A container for cluster commands"}
+	for _, d := range []struct{ name, summary string }{
+		{"readonly", "Enables read queries for a connection to a cluster replica node"},
+		{"readwrite", "Disables read queries for a connection to a cluster replica node"},
+		{"asking", "Sent by cluster clients after an -ASK redirect"},
+	} {
+		register(&command{name: d.name, arity: 1, run: cmdClusterConn})
+		flags := []string{"loading", "stale", "fast"}
+		if d.name == "asking" {
+			flags = []string{"fast"}
+		}
+		commandDocs[d.name] = commandDoc{group: "cluster", since: "3.0.0", complexity: "O(1)",
+			flags: flags, acl: []string{"@fast", "@connection"}, summary: d.summary}
+	}
+}
+
+// cmdClusterConn: READONLY, READWRITE, ASKING.
+func cmdClusterConn(n *Node, c *client, _ [][]byte) {
+	if _, ok := n.backend.(*clusterBackend); !ok {
+		c.fail("ERR This instance has cluster support disabled")
+		return
+	}
+	c.conn.WriteString("OK")
 }
 
 // clusterSubArity is the arity of every CLUSTER subcommand of Redis 7.0

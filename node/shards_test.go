@@ -277,6 +277,8 @@ func TestClusterCommandsPlainNode(t *testing.T) {
 		{"cluster", "shards"}, {"cluster", "nodes"}, {"CLUSTER", "Help"}, {"cluster", "countkeysinslot", "1"},
 		{"cluster"}, {"cluster", "foo"}, {"cluster", "keyslot"}, {"cluster", "keyslot", "a", "b"},
 		{"cluster", "info", "x"}, {"cluster", "setslot", "1"}, {"cluster", "addslots"},
+		{"readonly"}, {"readwrite"}, {"asking"}, {"readonly", "x"}, {"command", "info", "readonly", "readwrite", "asking"}, // CLUSTER's lists no subcommands here
+		{"command", "docs", "readonly"},
 	} {
 		require.Equal(t, redis.do(t, args), kv.do(args...), "%q", args)
 	}
@@ -343,4 +345,7 @@ func TestClusterCommandsMember(t *testing.T) {
 
 	require.ErrorContains(t, c.Do(ctx, "cluster", "slots").Err(), "not served by kvnode yet")
 	require.ErrorContains(t, c.Do(ctx, "cluster", "nosuch").Err(), "unknown subcommand 'nosuch'")
+	for _, cmd := range []string{"readonly", "readwrite", "asking"} {
+		require.NoError(t, c.Do(ctx, cmd).Err(), cmd)
+	}
 }
