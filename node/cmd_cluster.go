@@ -8,6 +8,7 @@ package node
 //	CLUSTER KEYSLOT key  -> the key's hash slot (slots.go)
 //	CLUSTER MYID         -> this member's node id (clusterNodeID)
 //	CLUSTER INFO         -> cluster_state and the slot counts, from etcd
+//	CLUSTER SLOTS        -> per range: the owner's leader, then its followers
 //	READONLY, READWRITE, ASKING -> OK
 //
 // READONLY, READWRITE and ASKING change nothing yet: without routing a
@@ -22,11 +23,17 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/logkv/logkv/replicate/coord"
 )
 
 func init() {
@@ -97,6 +104,13 @@ func cmdCluster(n *Node, c *client, args [][]byte) {
 		c.conn.WriteInt(int(keySlot(args[2])))
 	case "myid":
 		c.conn.WriteBulkString(clusterNodeID(n.cfg.Cluster.Name, b.r.ID()))
+	case "slots":
+		v, err := b.readClusterView(n.cfg.Cluster.Name)
+		if err != nil {
+			c.fail("ERR " + err.Error())
+			return
+		}
+		writeClusterSlots(c, n.cfg.Cluster.Name, v)
 	case "info":
 		info, err := b.clusterInfo(n.cfg.Cluster.Name)
 		if err != nil {
@@ -118,49 +132,76 @@ func clusterNodeID(cluster, id string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// clusterInfo is CLUSTER INFO's text, from one read of etcd: the slot map
-// (absent: this member's shard owns every slot), how many members there
-// are and which shards have a leader. A slot is ok while its shard has a
-// leader; the cluster is ok while every slot is.
-func (b *clusterBackend) clusterInfo(cluster string) (string, error) {
+// clusterView is the cluster as read from etcd in one transaction: the
+// slot map (absent: this member's shard owns every slot), the members and
+// each shard's leader.
+type clusterView struct {
+	slots   *slotMap
+	members []coord.MemberInfo      // sorted by id
+	leaders map[string]coord.Leader // by shard
+}
+
+// readClusterView reads the view, or returns an error that says what to do.
+func (b *clusterBackend) readClusterView(cluster string) (*clusterView, error) {
 	m := b.member.Load()
 	if m == nil {
-		return "", fmt.Errorf("this cluster member has not joined yet; retry")
+		return nil, fmt.Errorf("this cluster member has not joined yet; retry")
 	}
 	prefix := "/logkv/" + cluster + "/"
 	ctx, cancel := context.WithTimeout(context.Background(), clusterInfoTimeout)
 	defer cancel()
 	resp, err := b.cli.Txn(ctx).Then(
 		clientv3.OpGet(slotsKey(cluster)),
-		clientv3.OpGet(prefix+"members/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
-		clientv3.OpGet(prefix+"shards/", clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(prefix+"members/", clientv3.WithPrefix()),
+		// The leader keys, among the shards' other keys.
+		clientv3.OpGet(prefix+"shards/", clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
-		return "", fmt.Errorf("cannot read the cluster from etcd (%v); retry, or check etcd", err)
+		return nil, fmt.Errorf("cannot read the cluster from etcd (%v); retry, or check etcd", err)
 	}
-	var slots *slotMap
+	v := &clusterView{leaders: map[string]coord.Leader{}}
 	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		slots, err = decodeSlotMap(kvs[0].Value, kvs[0].ModRevision)
+		v.slots, err = decodeSlotMap(kvs[0].Value, kvs[0].ModRevision)
 		if err != nil {
-			return "", fmt.Errorf("%v (key %s)", err, slotsKey(cluster))
+			return nil, fmt.Errorf("%v (key %s)", err, slotsKey(cluster))
 		}
 	} else {
-		slots = &slotMap{Shards: []string{m.Config().Shard}, Ranges: []slotRange{{First: 0, Last: numSlots - 1}}}
+		v.slots = &slotMap{Shards: []string{m.Config().Shard}, Ranges: []slotRange{{First: 0, Last: numSlots - 1}}}
 	}
-	members := resp.Responses[1].GetResponseRange().Count
-	led := map[string]bool{}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		var mi coord.MemberInfo
+		if json.Unmarshal(kv.Value, &mi) != nil {
+			continue // another version's member; it is not counted
+		}
+		v.members = append(v.members, mi)
+	}
+	sort.Slice(v.members, func(i, j int) bool { return v.members[i].ID < v.members[j].ID })
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
 		// shards/<shard>/leader; a shard name holds no '/'.
 		rest := strings.TrimPrefix(string(kv.Key), prefix+"shards/")
-		if shard, ok := strings.CutSuffix(rest, "/leader"); ok && !strings.Contains(shard, "/") {
-			led[shard] = true
+		shard, ok := strings.CutSuffix(rest, "/leader")
+		var l coord.Leader
+		if !ok || strings.Contains(shard, "/") || json.Unmarshal(kv.Value, &l) != nil {
+			continue
 		}
+		l.Epoch = uint64(kv.CreateRevision) // the epoch is the key's CreateRevision (coord)
+		v.leaders[shard] = l
+	}
+	return v, nil
+}
+
+// clusterInfo is CLUSTER INFO's text. A slot is ok while its shard has a
+// leader; the cluster is ok while every slot is.
+func (b *clusterBackend) clusterInfo(cluster string) (string, error) {
+	v, err := b.readClusterView(cluster)
+	if err != nil {
+		return "", err
 	}
 	owning := map[uint16]bool{}
 	ok := 0
-	for _, r := range slots.Ranges {
+	for _, r := range v.slots.Ranges {
 		owning[r.Shard] = true
-		if led[slots.Shards[r.Shard]] {
+		if _, led := v.leaders[v.slots.Shards[r.Shard]]; led {
 			ok += int(r.Last) - int(r.First) + 1
 		}
 	}
@@ -169,8 +210,10 @@ func (b *clusterBackend) clusterInfo(cluster string) (string, error) {
 		state = "fail"
 	}
 	var epoch uint64
-	if l := m.Leader(); l != nil {
-		epoch = l.Epoch
+	if m := b.member.Load(); m != nil {
+		if l := m.Leader(); l != nil {
+			epoch = l.Epoch
+		}
 	}
 	var s strings.Builder
 	for _, f := range []struct {
@@ -182,7 +225,7 @@ func (b *clusterBackend) clusterInfo(cluster string) (string, error) {
 		{"cluster_slots_ok", ok},
 		{"cluster_slots_pfail", 0},
 		{"cluster_slots_fail", numSlots - ok},
-		{"cluster_known_nodes", members},
+		{"cluster_known_nodes", len(v.members)},
 		{"cluster_size", len(owning)},
 		// Redis' config epochs; ours are the leader keys' etcd revisions
 		// (docs/cluster.md, "Election"), ordered the same way.
@@ -195,4 +238,49 @@ func (b *clusterBackend) clusterInfo(cluster string) (string, error) {
 		fmt.Fprintf(&s, "%s:%v\r\n", f.name, f.v)
 	}
 	return s.String(), nil
+}
+
+// writeClusterSlots writes CLUSTER SLOTS: per range of the map, its first
+// and last slot, then its shard's leader and the shard's other members,
+// each as [ip, port, node id, {}] (Redis 7's shape; the last element is
+// the networking metadata, empty here). A range whose shard has no leader
+// is left out, as Redis leaves out unserved slots.
+func writeClusterSlots(c *client, cluster string, v *clusterView) {
+	type entry struct {
+		r     slotRange
+		nodes []coord.MemberInfo
+	}
+	var out []entry
+	for _, r := range v.slots.Ranges {
+		shard := v.slots.Shards[r.Shard]
+		l, ok := v.leaders[shard]
+		if !ok {
+			continue
+		}
+		nodes := []coord.MemberInfo{{ID: l.ID, RESP: l.RESP}}
+		for _, mi := range v.members {
+			if mi.Shard == shard && mi.ID != l.ID {
+				nodes = append(nodes, mi)
+			}
+		}
+		out = append(out, entry{r, nodes})
+	}
+	c.conn.WriteArray(len(out))
+	for _, e := range out {
+		c.conn.WriteArray(2 + len(e.nodes))
+		c.conn.WriteInt(int(e.r.First))
+		c.conn.WriteInt(int(e.r.Last))
+		for _, mi := range e.nodes {
+			host, port, err := net.SplitHostPort(mi.RESP)
+			p, perr := strconv.Atoi(port)
+			if err != nil || perr != nil {
+				host, p = "", 0 // Redis' answer for a node it cannot reach
+			}
+			c.conn.WriteArray(4)
+			c.conn.WriteBulkString(host)
+			c.conn.WriteInt(p)
+			c.conn.WriteBulkString(clusterNodeID(cluster, mi.ID))
+			c.conn.WriteMap(0)
+		}
+	}
 }

@@ -327,6 +327,18 @@ func TestClusterCommandsMember(t *testing.T) {
 	epoch := leader.cb().clusterLeader().Epoch
 	require.Contains(t, s, fmt.Sprintf("cluster_my_epoch:%d\r\n", epoch))
 
+	// CLUSTER SLOTS: every slot on the leader, then the follower.
+	node := func(m *clusterMember) []any {
+		host, port, err := net.SplitHostPort(m.n.Addr())
+		require.NoError(t, err)
+		p, err := strconv.Atoi(port)
+		require.NoError(t, err)
+		return []any{host, int64(p), clusterNodeID("c1", m.name), map[any]any{}} // RESP3 (go-redis's default): the metadata is a map
+	}
+	slots, err := c.Do(ctx, "cluster", "slots").Slice()
+	require.NoError(t, err)
+	require.Equal(t, []any{[]any{int64(0), int64(16383), node(leader), node(follower)}}, slots)
+
 	// Half the slots to shard "x", which has no leader.
 	m := &slotMap{Shards: []string{"0", "x"}, Ranges: []slotRange{{0, 8191, 0}, {8192, 16383, 1}}}
 	b, err := m.encode()
@@ -338,12 +350,15 @@ func TestClusterCommandsMember(t *testing.T) {
 	for _, want := range []string{"cluster_state:fail\r\n", "cluster_slots_ok:8192\r\n", "cluster_slots_fail:8192\r\n", "cluster_size:2\r\n"} {
 		require.Contains(t, s, want)
 	}
+	slots, err = c.Do(ctx, "cluster", "slots").Slice()
+	require.NoError(t, err)
+	require.Equal(t, []any{[]any{int64(0), int64(8191), node(leader), node(follower)}}, slots, "shard x has no leader: its slots are left out")
 
 	_, err = cli.Put(ctx, slotsKey("c1"), `{"v":1,"shards":["0"],"ranges":[[0,10,0]]}`)
 	require.NoError(t, err)
 	require.ErrorContains(t, c.ClusterInfo(ctx).Err(), "/logkv/c1/slots")
 
-	require.ErrorContains(t, c.Do(ctx, "cluster", "slots").Err(), "not served by kvnode yet")
+	require.ErrorContains(t, c.Do(ctx, "cluster", "shards").Err(), "not served by kvnode yet")
 	require.ErrorContains(t, c.Do(ctx, "cluster", "nosuch").Err(), "unknown subcommand 'nosuch'")
 	for _, cmd := range []string{"readonly", "readwrite", "asking"} {
 		require.NoError(t, c.Do(ctx, cmd).Err(), cmd)
