@@ -339,6 +339,17 @@ func TestClusterCommandsMember(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []any{[]any{int64(0), int64(16383), node(leader), node(follower)}}, slots)
 
+	// A one-shard cluster serves a Redis Cluster client, given only the
+	// follower's address: it finds the leader by CLUSTER SLOTS.
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{follower.n.Addr()}})
+	defer cc.Close()
+	for i := range 100 {
+		require.NoError(t, cc.Set(ctx, "k"+strconv.Itoa(i), i, 0).Err())
+	}
+	for i := range 100 {
+		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "k"+strconv.Itoa(i)).Val())
+	}
+
 	// Half the slots to shard "x", which has no leader.
 	m := &slotMap{Shards: []string{"0", "x"}, Ranges: []slotRange{{0, 8191, 0}, {8192, 16383, 1}}}
 	b, err := m.encode()
