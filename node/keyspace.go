@@ -254,6 +254,9 @@ type keyspace struct {
 	// fixedNow, when non-zero, is the clock in Unix milliseconds: tests set
 	// it (setClock) instead of sleeping.
 	fixedNow atomic.Int64
+	// settles counts the reads that found an expired version and read it
+	// again under the key's lock (settleExpired).
+	settles atomic.Int64
 
 	watch watchRegistry
 	bg    bgState
@@ -420,17 +423,87 @@ type txKey struct {
 
 // begin starts a writing command on keys: it locks them and makes every
 // write submitted before readable. Inside EXEC it returns the EXEC's tx.
+//
+// The tx's clock is read after the locks and the barrier, never before:
+// a tx that read it first and then waited (for the locks, for an fsync)
+// could find alive a key that readers already saw expire meanwhile, and a
+// PERSIST, EXPIRE or INCR on it would bring it back (issue #15; see
+// "Expiry and writes" below).
 func (n *Node) begin(c *client, keys [][]byte) *tx {
 	if t := c.ks.exec; t != nil {
 		t.db = c.ks.db
 		return t
 	}
-	t := &tx{n: n, c: c, db: c.ks.db, now: n.nowMs(), r: n.eng(), write: true}
+	t := &tx{n: n, c: c, db: c.ks.db, r: n.eng(), write: true}
 	t.unlock = n.locks.lockAll(keys)
 	if err := n.backend.Barrier(); err != nil {
 		t.err = err
 	}
+	t.now = n.nowMs()
 	return t
+}
+
+// # Expiry and writes
+//
+// An expired key must stay gone: once any reader was told a key does not
+// exist because its deadline passed, no write may find it alive (issue
+// #15). Readers take no locks and decide with their own clock, so the rule
+// needs both sides:
+//
+//   - A writing tx reads its clock (t.now) only once it holds its keys'
+//     locks and every earlier write is readable (begin).
+//   - A reader that finds a key whose deadline has passed does not trust
+//     what it read: a writer may hold the key's lock, having found the key
+//     alive before its deadline, with its write not yet readable (submitted
+//     to the commit log and waiting for the fsync or the quorum, or, in
+//     async mode, readable only at the next Barrier). settleExpired takes
+//     the key's lock (the writer is done), makes every submitted write
+//     readable (Barrier) and reads the key again with a fresh clock.
+//
+// Why it holds: say a writer W found key k alive at its clock C < D, k's
+// deadline, and a reader R decided k expired with clock r >= D. R read its
+// clock after W read C (the clock only moves forward; a wall clock stepped
+// back breaks this, as it breaks expiry itself), so W had taken k's lock
+// by then. R decides under k's lock after a Barrier, so W's write is
+// readable by then and R reads it, not the old version. Conversely, a
+// writer that takes k's lock after R decided reads a clock >= r >= D and
+// finds k expired. So W's decision holds at the moment its write becomes
+// readable, wherever that moment is (the engine's Apply standalone, the
+// apply after the local fsync, or after the quorum, replicated).
+//
+// The cost is on the reads of expired keys not yet removed (the active
+// expirer removes them within its cycle): one stripe lock, which waits
+// while a writer holds that stripe, and a Barrier, which waits for the
+// writes submitted and not yet readable (async mode: their fsync). A
+// follower decides nothing (its leader's writes arrive in log order, and
+// its reads may lag anyway: max_read_lag), and a read from a snapshot
+// (MGET, SCAN, ...) keeps the snapshot's view.
+
+// settleExpired reads key of (db, gen) again under its lock after a
+// Barrier, with a fresh clock, once a read found its version expired: see
+// "Expiry and writes".
+func (n *Node) settleExpired(db int, gen uint32, key []byte) (payload []byte, expireAt int64, found bool, err error) {
+	n.ks.settles.Add(1)
+	unlock := n.locks.lock(key)
+	defer unlock()
+	if err := n.backend.Barrier(); err != nil {
+		return nil, 0, false, err
+	}
+	v, err := n.eng().Get(appendDataKey(nil, db, gen, key))
+	switch {
+	case errors.Is(err, logkv.ErrNotFound):
+		return nil, 0, false, nil
+	case err != nil:
+		return nil, 0, false, err
+	}
+	payload, at, err := decodeValue(v)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("key %q: %w", key, err)
+	}
+	if at != 0 && at <= n.nowMs() {
+		return nil, 0, false, nil
+	}
+	return payload, at, true, nil
 }
 
 // modify starts a read-modify-write command on keys[0]: it checks the key,
@@ -577,7 +650,18 @@ func (t *tx) load(key []byte) (*txKey, error) {
 				return nil, fmt.Errorf("key %q: %w", key, err)
 			}
 			e.engineAt = at
-			if at != 0 && at <= t.now {
+			if at != 0 && at <= t.now && !t.write && t.snap == nil && !t.n.backend.IsFollower() {
+				// A read: a writer may have found it alive before its
+				// deadline, its write not readable yet.
+				payload, at, e.found, err = t.n.settleExpired(t.db, gen, key)
+				if err != nil {
+					return nil, err
+				}
+				e.engineAt = at
+				if e.found {
+					e.val, e.expireAt = payload, at
+				}
+			} else if at != 0 && at <= t.now {
 				// Expired: invisible. A writing tx deletes it (lazy
 				// expiry, on the leader only: a follower never decides).
 				e.dirty = t.write && !t.n.backend.IsFollower()
@@ -622,7 +706,11 @@ func (n *Node) getFast(c *client, key []byte) (value []byte, found bool, err err
 		return nil, false, fmt.Errorf("key %q: %w", key, err)
 	}
 	if at != 0 && at <= n.nowMs() {
-		return nil, false, nil
+		if n.backend.IsFollower() {
+			return nil, false, nil
+		}
+		payload, _, found, err = n.settleExpired(db, gen, key)
+		return payload, found, err
 	}
 	return payload, true, nil
 }

@@ -145,13 +145,14 @@ func cmdExec(n *Node, c *client, args [][]byte) {
 	for _, w := range c.ks.watched {
 		keys = append(keys, []byte(w.key))
 	}
-	t := &tx{n: n, c: c, db: c.ks.db, now: n.nowMs(), r: n.eng(), write: true, shared: true}
+	t := &tx{n: n, c: c, db: c.ks.db, r: n.eng(), write: true, shared: true}
 	t.unlock = n.locks.lockAll(keys)
 	defer t.release()
 	if err := n.backend.Barrier(); err != nil {
 		n.replyErr(c, err)
 		return
 	}
+	t.now = n.nowMs() // after the wait, as begin (keyspace.go, "Expiry and writes")
 	// Checked under the locks: a write to a watched key touches it before
 	// releasing the key's lock.
 	if n.watchFailed(c) {
