@@ -370,7 +370,11 @@ func TestClusterEtcdOutage(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
 	require.False(t, time.Now().Before(fence), "writes refused before the deadline: %v early", time.Until(fence))
-	require.True(t, strings.HasPrefix(err.Error(), "TRYAGAIN"), err.Error())
+	// Refused up front (TRYAGAIN; READONLY once a whole TTL without etcd made
+	// it step down, which a slow client can reach first), or fenced between
+	// the log and the reply, where the node closes the connection rather
+	// than acknowledge (EOF), as in TestClusterEtcdPartition.
+	require.True(t, strings.HasPrefix(err.Error(), "TRYAGAIN") || strings.HasPrefix(err.Error(), "READONLY") || errors.Is(err, io.EOF), err.Error())
 	// Reads go on. The refused write may have reached the log before the
 	// deadline passed (its outcome is unknown to the client, as after a
 	// timeout), so either value may be read.
