@@ -2,7 +2,7 @@ package bitcask
 
 import (
 	"fmt"
-	"io"
+	"github.com/logkv/logkv"
 	"path/filepath"
 	"slices"
 
@@ -23,12 +23,7 @@ type SalvagedRecord struct {
 }
 
 // Skipped is a stretch of a damaged data file that Salvage could not read.
-type Skipped struct {
-	Path string
-	Off  int64 // where the stretch starts
-	Len  int64 // its length in bytes
-	Why  string
-}
+type Skipped = logkv.Skipped
 
 // Salvage reads every record that still checks out from the data files in
 // dir (NNNNNNNN.data, in id order), for kvnode salvage, and changes nothing
@@ -57,9 +52,9 @@ func Salvage(fs vfs.FS, dir string, keep func(SalvagedRecord) error, skip func(S
 			continue
 		}
 		path := filepath.Join(dir, name)
-		data, err := readWhole(fs, path)
+		data, err := vfs.ReadFile(fs, path)
 		if err != nil {
-			return err
+			return fmt.Errorf("bitcask: salvage: %w", err)
 		}
 		accept := func(off int64, p []byte) bool {
 			if off == 0 {
@@ -86,25 +81,4 @@ func Salvage(fs vfs.FS, dir string, keep func(SalvagedRecord) error, skip func(S
 		}
 	}
 	return nil
-}
-
-// readWhole reads the file at path.
-func readWhole(fs vfs.FS, path string) ([]byte, error) {
-	f, err := fs.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("bitcask: salvage: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("bitcask: salvage: %w", err)
-	}
-	data := make([]byte, st.Size())
-	if n, err := f.ReadAt(data, 0); n < len(data) {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("bitcask: salvage: read %s: %w", path, err)
-	}
-	return data, nil
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/logkv/logkv/internal/record"
+	"github.com/logkv/logkv/internal/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,7 +36,7 @@ func TestSalvageKeepsIntactRecords(t *testing.T) {
 	var want []Skipped
 	damaged := map[string]bool{}
 	for _, path := range []string{data[1], data[len(data)-1]} {
-		b, err := readWhole(fs, path)
+		b, err := vfs.ReadFile(fs, path)
 		require.NoError(t, err)
 		off := int64(fileHeaderSize)
 		for range 3 { // skip three records
@@ -52,7 +53,7 @@ func TestSalvageKeepsIntactRecords(t *testing.T) {
 	}
 	before := map[string]string{}
 	for _, name := range names {
-		b, err := readWhole(fs, filepath.Join(testDir, name))
+		b, err := vfs.ReadFile(fs, filepath.Join(testDir, name))
 		require.NoError(t, err)
 		before[name] = string(b)
 	}
@@ -84,7 +85,7 @@ func TestSalvageKeepsIntactRecords(t *testing.T) {
 		}
 	}
 	for name, b := range before {
-		now, err := readWhole(fs, filepath.Join(testDir, name))
+		now, err := vfs.ReadFile(fs, filepath.Join(testDir, name))
 		require.NoError(t, err)
 		require.Equal(t, b, string(now), "salvage changes nothing: %s", name)
 	}

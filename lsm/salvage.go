@@ -3,7 +3,6 @@ package lsm
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
 
@@ -27,12 +26,7 @@ type SalvagedEntry struct {
 // stretch of a WAL (Off, Len), or the entries of a table between two keys
 // (Off is the damaged block's offset when the error names one, else -1;
 // Len is -1).
-type Skipped struct {
-	Path string
-	Off  int64
-	Len  int64
-	Why  string
-}
+type Skipped = logkv.Skipped
 
 // Salvage reads every entry that still checks out from the tables and WAL
 // segments in dir, for kvnode salvage, and changes nothing there: it opens
@@ -74,9 +68,9 @@ func Salvage(fs vfs.FS, dir string, keep func(SalvagedEntry) error, skip func(Sk
 }
 
 func salvageWAL(fs vfs.FS, path string, keep func(SalvagedEntry) error, skip func(Skipped) error) error {
-	data, err := readWhole(fs, path)
+	data, err := vfs.ReadFile(fs, path)
 	if err != nil {
-		return err
+		return fmt.Errorf("lsm: salvage: %w", err)
 	}
 	accept := func(off int64, p []byte) bool {
 		_, durable, _, err := decodeWALRecord(p, path, off)
@@ -162,25 +156,4 @@ func fmtKey(ik []byte) string {
 		return "the table's edge"
 	}
 	return fmt.Sprintf("%q", bytes.Clone(base.UserKey(ik)))
-}
-
-// readWhole reads the file at path.
-func readWhole(fs vfs.FS, path string) ([]byte, error) {
-	f, err := fs.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("lsm: salvage: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("lsm: salvage: %w", err)
-	}
-	data := make([]byte, st.Size())
-	if n, err := f.ReadAt(data, 0); n < len(data) {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("lsm: salvage: read %s: %w", path, err)
-	}
-	return data, nil
 }

@@ -77,13 +77,13 @@ func (s *salvage) put(seq uint64, key, value []byte, del bool) {
 	s.keys[string(key)] = salvageVersion{seq: seq, value: bytes.Clone(value), del: del}
 }
 
-func (s *salvage) skip(path string, off, n int64, why string) error {
+func (s *salvage) skip(sk logkv.Skipped) error {
 	switch {
-	case n >= 0:
-		s.lost += n
-		s.skipped = append(s.skipped, fmt.Sprintf("%s: offset %d, %d bytes: %s", path, off, n, why))
+	case sk.Len >= 0:
+		s.lost += sk.Len
+		s.skipped = append(s.skipped, fmt.Sprintf("%s: offset %d, %d bytes: %s", sk.Path, sk.Off, sk.Len, sk.Why))
 	default:
-		s.skipped = append(s.skipped, fmt.Sprintf("%s: %s", path, why))
+		s.skipped = append(s.skipped, fmt.Sprintf("%s: %s", sk.Path, sk.Why))
 	}
 	return nil
 }
@@ -145,7 +145,7 @@ func runSalvage(from, to string, out io.Writer) error {
 				}
 				s.put(r.Seq, k, v, kind == logkv.KindDelete)
 			}
-		}, func(sk commitlog.Skipped) error { return s.skip(sk.Path, sk.Off, sk.Len, sk.Why) })
+		}, s.skip)
 		if err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func (s *salvage) engine(dir string) error {
 			s.kept["bitcask records"]++
 			s.put(r.Seq, r.Key, r.Value, r.Tombstone)
 			return nil
-		}, func(sk bitcask.Skipped) error { return s.skip(sk.Path, sk.Off, sk.Len, sk.Why) })
+		}, s.skip)
 		if err != nil {
 			return err
 		}
@@ -285,7 +285,7 @@ func (s *salvage) engine(dir string) error {
 			s.kept["lsm entries"]++
 			s.put(e.Seq, e.Key, e.Value, e.Delete)
 			return nil
-		}, func(sk lsm.Skipped) error { return s.skip(sk.Path, sk.Off, sk.Len, sk.Why) })
+		}, s.skip)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package commitlog
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
 
@@ -13,12 +12,7 @@ import (
 )
 
 // Skipped is a stretch of a damaged file that salvage could not read.
-type Skipped struct {
-	Path string
-	Off  int64 // where the stretch starts
-	Len  int64 // its length in bytes
-	Why  string
-}
+type Skipped = logkv.Skipped
 
 // Salvage reads every record that still checks out from the segments in
 // dir, for kvnode salvage, and changes nothing there: it opens the files
@@ -48,9 +42,9 @@ func Salvage(fs vfs.FS, dir string, keep func(Record) error, skip func(Skipped) 
 			continue
 		}
 		path := filepath.Join(dir, name)
-		data, err := readWhole(fs, path)
+		data, err := vfs.ReadFile(fs, path)
 		if err != nil {
-			return err
+			return fmt.Errorf("commitlog: salvage: %w", err)
 		}
 		// The header, unsalted, names the salt of the records after it.
 		salt, hdr := uint64(0), int64(0)
@@ -94,25 +88,4 @@ func Salvage(fs vfs.FS, dir string, keep func(Record) error, skip func(Skipped) 
 		}
 	}
 	return nil
-}
-
-// readWhole reads the file at path.
-func readWhole(fs vfs.FS, path string) ([]byte, error) {
-	f, err := fs.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("commitlog: salvage: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("commitlog: salvage: %w", err)
-	}
-	data := make([]byte, st.Size())
-	if n, err := f.ReadAt(data, 0); n < len(data) {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("commitlog: salvage: read %s: %w", path, err)
-	}
-	return data, nil
 }

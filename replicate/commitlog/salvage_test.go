@@ -55,7 +55,7 @@ func snapshotFiles(t *testing.T, fs vfs.FS, dir string) map[string]string {
 	require.NoError(t, err)
 	m := map[string]string{}
 	for _, n := range names {
-		b, err := readWhole(fs, dir+"/"+n)
+		b, err := vfs.ReadFile(fs, dir+"/"+n)
 		require.NoError(t, err)
 		m[n] = string(b)
 	}
