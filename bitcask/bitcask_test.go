@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/enginetest"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/enginetest"
+	"github.com/logkv/logkv/vfs"
 )
 
 // memOpener opens DBs on in-memory filesystems, one per directory, that

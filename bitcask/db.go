@@ -11,7 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 )
 
 var _ logkv.Engine = (*DB)(nil)

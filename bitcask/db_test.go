@@ -13,7 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 )
 
 func TestOptions(t *testing.T) {

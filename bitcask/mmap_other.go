@@ -2,7 +2,7 @@
 
 package bitcask
 
-import "github.com/logkv/logkv/internal/vfs"
+import "github.com/logkv/logkv/vfs"
 
 func mapFile(f vfs.File, size int64) []byte { return nil }
 

@@ -5,7 +5,7 @@ package bitcask
 import (
 	"syscall"
 
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 )
 
 // mapFile maps the first size bytes of a data file read-only (the mapping

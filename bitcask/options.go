@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 )
 
 // SyncMode says when the engine makes writes durable on its own, beyond what

@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 )
 
 // SalvagedRecord is one record Salvage read from a data file. Key and Value

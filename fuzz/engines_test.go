@@ -13,9 +13,9 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/bitcask"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm"
 	"github.com/logkv/logkv/memory"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

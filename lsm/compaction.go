@@ -7,7 +7,7 @@ import (
 
 	"github.com/logkv/logkv/lsm/internal/base"
 	"github.com/logkv/logkv/lsm/internal/manifest"
-	"github.com/logkv/logkv/lsm/sstable"
+	"github.com/logkv/logkv/lsm/internal/sstable"
 )
 
 // flushLoop flushes immutable memtables to L0, oldest first.

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/base"
 	"github.com/logkv/logkv/lsm/internal/manifest"
-	"github.com/logkv/logkv/lsm/sstable"
+	"github.com/logkv/logkv/lsm/internal/sstable"
+	"github.com/logkv/logkv/vfs"
 )
 
 var _ logkv.Engine = (*DB)(nil)

@@ -1,6 +1,6 @@
 // Package lsm is logkv's log-structured merge-tree engine, registered as
 // "lsm": a write-ahead log, arena skiplist memtables, and leveled SSTables
-// (lsm/sstable) compacted in the background, after LevelDB and Pebble.
+// (lsm/internal/sstable) compacted in the background, after LevelDB and Pebble.
 //
 // # Files
 //

@@ -14,7 +14,7 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

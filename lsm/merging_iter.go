@@ -3,7 +3,7 @@ package lsm
 import (
 	"github.com/logkv/logkv/lsm/internal/base"
 	"github.com/logkv/logkv/lsm/internal/manifest"
-	"github.com/logkv/logkv/lsm/sstable"
+	"github.com/logkv/logkv/lsm/internal/sstable"
 )
 
 // internalIter walks internal keys in base.Compare order. Positioning

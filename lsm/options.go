@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/logkv/logkv/internal/vfs"
-	"github.com/logkv/logkv/lsm/sstable"
+	"github.com/logkv/logkv/lsm/internal/sstable"
+	"github.com/logkv/logkv/vfs"
 )
 
 // Options configure an lsm DB. A nil *Options means the defaults; Open copies

@@ -8,9 +8,9 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/base"
-	"github.com/logkv/logkv/lsm/sstable"
+	"github.com/logkv/logkv/lsm/internal/sstable"
+	"github.com/logkv/logkv/vfs"
 )
 
 // SalvagedEntry is one entry Salvage read from a table or a WAL. Key and

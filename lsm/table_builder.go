@@ -3,9 +3,9 @@ package lsm
 import (
 	"fmt"
 
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/manifest"
-	"github.com/logkv/logkv/lsm/sstable"
+	"github.com/logkv/logkv/lsm/internal/sstable"
+	"github.com/logkv/logkv/vfs"
 )
 
 // tableBuilder is a compaction output table being written.

@@ -6,9 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/manifest"
-	"github.com/logkv/logkv/lsm/sstable"
+	"github.com/logkv/logkv/lsm/internal/sstable"
+	"github.com/logkv/logkv/vfs"
 )
 
 // tableCache keeps up to capacity tables open, least recently used evicted

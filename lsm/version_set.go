@@ -9,8 +9,8 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/manifest"
+	"github.com/logkv/logkv/vfs"
 )
 
 // manifestWriter appends version edits to the live manifest.

@@ -12,8 +12,8 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/logkv/logkv/vfs"
 )
 
 // # WAL record payload

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/enginetest"
+	"github.com/logkv/logkv/enginetest"
 	"github.com/stretchr/testify/require"
 )
 

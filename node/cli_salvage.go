@@ -18,9 +18,9 @@ import (
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/bitcask"
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm"
 	"github.com/logkv/logkv/replicate/commitlog"
+	"github.com/logkv/logkv/vfs"
 )
 
 // kvnode salvage copies what still checks out from a damaged data

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm"
+	"github.com/logkv/logkv/vfs"
 	"github.com/panjf2000/gnet/v2"
 )
 

@@ -11,7 +11,7 @@ import (
 
 // A new leader in sync mode starts before any follower exists: its first
 // record (the keyspace format key) needs no quorum. It failed to start after
-// ack_timeout, which internal/history's e2e test found once it stopped
+// ack_timeout, which cmd/kvhistory/internal/history's e2e test found once it stopped
 // skipping. Its clients' writes still wait for the quorum.
 func TestSyncLeaderStartsWithoutFollowers(t *testing.T) {
 	tlsDir := filepath.Join(t.TempDir(), "tls")

@@ -12,8 +12,8 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/replicate/transport"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

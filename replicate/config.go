@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/replicate/transport"
 	"github.com/logkv/logkv/replicate/wire"
+	"github.com/logkv/logkv/vfs"
 )
 
 // Role is what a node does.

@@ -5,10 +5,10 @@ import (
 	"fmt"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	_ "github.com/logkv/logkv/memory"
 	"github.com/logkv/logkv/replicate"
 	"github.com/logkv/logkv/replicate/transport"
+	"github.com/logkv/logkv/vfs"
 )
 
 // A leader and a follower on an in-memory network. Over QUIC, give each node

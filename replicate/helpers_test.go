@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	_ "github.com/logkv/logkv/memory"
 	"github.com/logkv/logkv/replicate/transport"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/replicate/commitlog"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

@@ -9,7 +9,7 @@ package main
 import (
 	"os"
 
-	"github.com/logkv/logkv/internal/bench"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 )
 
 func main() {

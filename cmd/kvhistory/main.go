@@ -1,6 +1,6 @@
 // Command kvhistory runs a three-node kvnode cluster under concurrent clients
 // and a nemesis, and checks the recorded history for linearizability (see
-// internal/history).
+// cmd/kvhistory/internal/history).
 package main
 
 import (
@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/logkv/logkv/internal/history"
+	"github.com/logkv/logkv/cmd/kvhistory/internal/history"
 	"github.com/redis/go-redis/v9"
 )
 

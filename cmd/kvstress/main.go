@@ -40,7 +40,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/logkv/logkv/internal/stress"
+	"github.com/logkv/logkv/cmd/kvstress/internal/stress"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }

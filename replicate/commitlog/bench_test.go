@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 )
 
 // BenchmarkAppendSync measures Append+Sync from concurrent writers on the

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

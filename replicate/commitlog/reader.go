@@ -10,7 +10,7 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 )
 
 // readChunk is how much a Reader reads from a segment at a time.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 )
 
 // Skipped is a stretch of a damaged file that salvage could not read.

@@ -3,7 +3,7 @@ package commitlog
 import (
 	"testing"
 
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

@@ -5,7 +5,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/logkv/logkv/internal/vfs"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

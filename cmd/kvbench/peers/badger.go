@@ -6,7 +6,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/bench"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 )
 
 // Badger with its documented defaults (badger.DefaultOptions: SyncWrites

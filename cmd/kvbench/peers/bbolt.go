@@ -4,7 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/bench"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 	bolt "go.etcd.io/bbolt"
 )
 

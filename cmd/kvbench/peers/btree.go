@@ -4,7 +4,7 @@ import (
 	"sync"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/bench"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 	"github.com/tidwall/btree"
 )
 

@@ -4,7 +4,7 @@ import (
 	"errors"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/bench"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/iterator"

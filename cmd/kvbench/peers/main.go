@@ -2,7 +2,7 @@
 // logkv registered beside logkv's own: Pebble, Badger, bbolt, goleveldb and a
 // B-tree map, each configured as a careful user would (cmd/kvbench/README.md
 // states every setting). It runs every db_bench benchmark and YCSB workload
-// on them through the same driver as logkv's engines (internal/bench: same
+// on them through the same driver as logkv's engines (cmd/kvbench/internal/bench: same
 // keys, values, verification, HDR latencies, alternating rounds, ratio
 // tables, JSON Lines and charts):
 //
@@ -16,7 +16,7 @@ import (
 	"os"
 
 	_ "github.com/logkv/logkv/bitcask"
-	"github.com/logkv/logkv/internal/bench"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 	_ "github.com/logkv/logkv/lsm"
 	_ "github.com/logkv/logkv/memory"
 )

@@ -6,7 +6,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/bench"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 )
 
 // Pebble as a careful user opens it, with lsm's budget: 10-bit bloom filters

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/bench"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 	"github.com/stretchr/testify/require"
 )
 

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/logkv/logkv/vfs"
 )
 
 // ReaderOptions configure a Reader.

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

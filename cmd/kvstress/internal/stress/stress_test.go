@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/logkv/logkv/internal/stress/powercut"
+	"github.com/logkv/logkv/cmd/kvstress/internal/stress/powercut"
 	"github.com/stretchr/testify/require"
 )
 

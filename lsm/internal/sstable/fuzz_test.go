@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/logkv/logkv/vfs"
 )
 
 // seedBlocks returns a few well-formed blocks of internal keys.

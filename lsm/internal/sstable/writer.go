@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/logkv/logkv/vfs"
 )
 
 // WriterOptions configure a Writer. Zero BlockSize and RestartInterval take

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/internal/vfs"
 	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 

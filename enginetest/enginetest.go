@@ -21,7 +21,7 @@ type Capabilities struct {
 	// abandoned without Close, and dir's files revert to what was durable
 	// (synced data and synced directory entries, perhaps with a torn tail).
 	// Afterwards open(t, dir) opens what survived. Engines implement it with
-	// the crash-simulating filesystem of internal/vfs.
+	// the crash-simulating filesystem of package vfs.
 	//
 	// The suite never touches e, or any snapshot or iterator of it, after
 	// calling Crash: releasing what e holds is up to Crash.

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/logkv/logkv/internal/stress/powercut"
+	"github.com/logkv/logkv/cmd/kvstress/internal/stress/powercut"
 	"github.com/redis/go-redis/v9"
 )
 
