@@ -76,6 +76,9 @@ func (p *peer) setState(s string) { p.state.Store(&s) }
 
 func newLeader(n *Node) (*leader, error) {
 	l := &leader{n: n, peers: map[string]*peer{}, acked: make(chan struct{})}
+	// A new leadership knows no follower's log yet: nothing is known on a
+	// quorum until they ack (every leader before this one has stopped).
+	n.quorumSeq.Store(0)
 	l.ctx, l.cancel = context.WithCancel(n.ctx)
 	if n.cfg.ListenAddr != "" {
 		ln, err := n.cfg.Transport.Listen(n.cfg.ListenAddr)
@@ -94,6 +97,7 @@ func (l *leader) stop() {
 		l.ln.Close()
 	}
 	l.wg.Wait()
+	l.n.quorumSeq.Store(0) // leads no more: no read may rely on it
 }
 
 func (l *leader) acceptLoop() {
@@ -192,6 +196,7 @@ func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) 
 			p.written.Store(fork)
 			p.durable.Store(min(fork, p.durable.Load()))
 			p.applied.Store(h.Applied)
+			l.recount()
 			if fork < h.LastSeq {
 				log.Info("follower's log diverged; it cuts its tail", "fork", fork, "follower_last", h.LastSeq)
 			}
@@ -232,6 +237,7 @@ func (l *leader) start(p *peer, h wire.Hello, w *wire.Writer, log *slog.Logger) 
 	p.applied.Store(0)
 	p.written.Store(0)
 	p.resyncs.Add(1)
+	l.recount()
 	log.Info("follower gets a full resync", "snapshot_seq", seq, "follower_last", h.LastSeq, "follower_applied", h.Applied, "fork", fork)
 	err = w.WriteFrame(wire.TypeWelcome, wire.AppendWelcome(nil, wire.Welcome{Mode: wire.ModeResync, ID: l.n.cfg.ID, Seq: seq, History: l.n.historyUpTo(seq), SyncDelay: l.followerSyncDelay(), HasSyncDelay: true}))
 	if err == nil {
@@ -362,8 +368,7 @@ func (l *leader) readAcks(p *peer, r *wire.Reader) error {
 			}
 			p.rateAt, p.rateApplied = now, a.Applied
 		}
-		close(l.acked)
-		l.acked = make(chan struct{})
+		l.recountLocked()
 		l.mu.Unlock()
 	}
 }
@@ -413,6 +418,7 @@ func (l *leader) forget(now time.Time) {
 		}
 		if gone := now.Sub(p.leftAt); gone >= after {
 			delete(l.peers, id)
+			l.recountLocked()
 			l.n.cfg.Logger.Warn("follower forgotten: disconnected for longer than replication.forget_follower_after; the log is no longer kept for it, and it will be resynced if it returns and the log no longer holds what it lacks",
 				"follower", id, "disconnected", gone.Round(time.Second), "forget_after", after, "need", p.need.Load())
 		}

@@ -47,6 +47,10 @@ type Node struct {
 	// syncSet, when set, names the only followers a sync-mode quorum
 	// counts (wait.go: SetSyncSet).
 	syncSet atomic.Pointer[map[string]bool]
+	// quorumSeq is the highest seq durable on a quorum of the counted
+	// followers of the leadership now running, 0 on a node that does not
+	// lead (wait.go: QuorumSeq).
+	quorumSeq atomic.Uint64
 
 	roleMu sync.Mutex
 	// role is written under roleMu and read without it (every client

@@ -2,7 +2,11 @@ package replicate
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"time"
+
+	"github.com/logkv/logkv"
 )
 
 // WaitFollowers waits until want followers report every record up to seq
@@ -79,10 +83,7 @@ func (n *Node) SetSyncSet(ids []string) {
 	l := n.leader
 	n.roleMu.Unlock()
 	if l != nil {
-		l.mu.Lock()
-		close(l.acked)
-		l.acked = make(chan struct{})
-		l.mu.Unlock()
+		l.recount()
 	}
 }
 
@@ -125,4 +126,90 @@ func (n *Node) SyncDurable(ids []string, want int) uint64 {
 	}
 	slices.Sort(held)
 	return min(own, held[len(held)-want])
+}
+
+// QuorumSeq returns the highest seq durable on Quorum of the followers a
+// sync-mode quorum counts (SetSyncSet) in the leadership now running: the
+// quorum-acknowledged watermark. It is 0 on a node that does not lead, in
+// Async mode, and in a new leadership until its followers have acked. It is
+// one atomic load.
+//
+// Why: a leader applies a write to its engine before the quorum holds it
+// (Write's order: log, fsync, apply, quorum), so a read of the engine may
+// see a write that a failover then loses. A read that must be linearizable
+// captures LastSeq after it looked at the engine and answers only once
+// QuorumSeq has reached it (etcd's ReadIndex; WaitQuorumSeq waits). When
+// nothing is in flight, LastSeq <= QuorumSeq already and the read pays two
+// atomic loads.
+//
+// It may go down: when the counted set narrows (SetSyncSet), or a follower
+// is forgotten or resynced. A read compares against the value of its time.
+func (n *Node) QuorumSeq() uint64 { return n.quorumSeq.Load() }
+
+// WaitQuorumSeq waits until QuorumSeq reaches seq, for at most the
+// configured QuorumTimeout. It fails if ctx ends, the node does not lead or
+// stops leading, or the timeout passes (wrapping ErrQuorum). Followers' acks
+// wake it; nothing polls.
+func (n *Node) WaitQuorumSeq(ctx context.Context, seq uint64) error {
+	if n.quorumSeq.Load() >= seq {
+		return nil
+	}
+	n.roleMu.Lock()
+	l := n.leader
+	n.roleMu.Unlock()
+	if l == nil || n.cfg.AckMode != Sync {
+		return ErrNotLeader
+	}
+	timer := time.NewTimer(n.cfg.QuorumTimeout)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		ch := l.acked
+		l.mu.Unlock()
+		// Read after taking ch: an ack between the two would otherwise be
+		// missed until the next one.
+		if n.quorumSeq.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.ctx.Done():
+			return logkv.ErrClosed
+		case <-timer.C:
+			return fmt.Errorf("replicate: seq %d not on a quorum of %d within %v (quorum holds %d): %w", seq, n.cfg.Quorum, n.cfg.QuorumTimeout, n.quorumSeq.Load(), ErrQuorum)
+		}
+	}
+}
+
+// recount recomputes the quorum watermark and wakes every waiter.
+func (l *leader) recount() {
+	l.mu.Lock()
+	l.recountLocked()
+	l.mu.Unlock()
+}
+
+// recountLocked is recount with l.mu held: QuorumSeq becomes the Quorum-th
+// highest durable seq among the counted followers (0 with fewer), and the
+// waiters on l.acked wake to look again.
+func (l *leader) recountLocked() {
+	n := l.n
+	if q := n.cfg.Quorum; n.cfg.AckMode == Sync && q > 0 {
+		var buf [16]uint64 // no allocation for up to 16 followers
+		held := buf[:0]
+		for _, p := range l.peers {
+			if n.counts(p.id) {
+				held = append(held, p.durable.Load())
+			}
+		}
+		w := uint64(0)
+		if len(held) >= q {
+			slices.Sort(held)
+			w = held[len(held)-q]
+		}
+		n.quorumSeq.Store(w)
+	}
+	close(l.acked)
+	l.acked = make(chan struct{})
 }

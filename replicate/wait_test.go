@@ -82,3 +82,43 @@ func TestSyncSetQuorum(t *testing.T) {
 	_, err = a.Write(&b)
 	require.NoError(t, err, "no set: every follower counts")
 }
+
+// TestQuorumSeq: the watermark a linearizable read waits for is what the
+// quorum holds, not what the leader applied: a write the only counted
+// follower lacks raises LastSeq but not QuorumSeq, and WaitQuorumSeq for it
+// times out; once the follower counts, the watermark reaches it.
+func TestQuorumSeq(t *testing.T) {
+	c := newCluster(t, func(cfg *Config) { cfg.AckMode, cfg.Quorum, cfg.QuorumTimeout = Sync, 1, 300*time.Millisecond })
+	a := c.start("a", "")
+	require.Zero(t, a.QuorumSeq(), "no follower has acked")
+	c.start("b", "a")
+	var b logkv.Batch
+	b.Set([]byte("k"), []byte("v"))
+	seq, err := a.Write(&b)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, a.QuorumSeq(), seq, "b acked the write: the watermark covers it")
+	require.NoError(t, a.WaitQuorumSeq(context.Background(), seq))
+
+	// b stops counting: a write reaches the engine, not the quorum.
+	a.SetSyncSet([]string{"a"})
+	require.Zero(t, a.QuorumSeq(), "no counted follower")
+	seq, err = a.Write(&b)
+	require.ErrorIs(t, err, ErrQuorum)
+	require.Equal(t, seq, a.LastSeq(), "applied before the quorum")
+	require.Less(t, a.QuorumSeq(), a.LastSeq())
+	require.ErrorIs(t, a.WaitQuorumSeq(context.Background(), seq), ErrQuorum)
+
+	// Counting b again lets a waiter through, woken rather than polling.
+	c.nodes["a"].cfg.QuorumTimeout = 30 * time.Second
+	done := make(chan error, 1)
+	go func() { done <- a.WaitQuorumSeq(context.Background(), seq) }()
+	require.Never(t, func() bool { return len(done) > 0 }, 50*time.Millisecond, 5*time.Millisecond)
+	a.SetSyncSet(nil)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the watermark did not reach a write b holds")
+	}
+	require.GreaterOrEqual(t, a.QuorumSeq(), seq)
+}
