@@ -231,6 +231,11 @@ type Member struct {
 	pausedFor string
 	changed   chan struct{}
 
+	// fence mirrors leading, deadline and pausedFor for ValidFor and
+	// LeadingNow, which every read on a leader asks: one atomic load, no
+	// lock. publishLocked replaces it whenever they change (under mu).
+	fence atomic.Pointer[fenceState]
+
 	// syncMu serializes this member's changes to the synchronous set.
 	syncMu sync.Mutex
 
@@ -251,6 +256,38 @@ func (m *Member) Valid() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.leading != 0 && m.pausedFor == "" && time.Now().Before(m.deadline)
+}
+
+// fenceState is what ValidFor reads: immutable once published.
+type fenceState struct {
+	leading  uint64
+	deadline time.Time
+	paused   bool
+}
+
+// publishLocked publishes leading, deadline and pausedFor to ValidFor and
+// LeadingNow. m.mu is held.
+func (m *Member) publishLocked() {
+	m.fence.Store(&fenceState{leading: m.leading, deadline: m.deadline, paused: m.pausedFor != ""})
+}
+
+// ValidFor reports whether the member leads epoch (not 0) and its lease is
+// certainly alive by its own clock: Valid for that epoch, without a lock.
+// The same epoch at two moments with ValidFor true at the second means the
+// member led it throughout (epochs only grow, and a lost lease is a new
+// epoch), which is what a linearizable read on the leader checks after it
+// looked at the data.
+func (m *Member) ValidFor(epoch uint64) bool {
+	f := m.fence.Load()
+	return f != nil && epoch != 0 && f.leading == epoch && !f.paused && time.Now().Before(f.deadline)
+}
+
+// LeadingNow is Leading without a lock.
+func (m *Member) LeadingNow() uint64 {
+	if f := m.fence.Load(); f != nil {
+		return f.leading
+	}
+	return 0
 }
 
 // Deadline returns the fencing deadline of the member's lease: the time,
@@ -318,6 +355,7 @@ func (m *Member) Run(ctx context.Context, r Replica) error {
 		wasLeading := m.leading != 0
 		m.leading = 0
 		m.deadline = time.Time{}
+		m.publishLocked()
 		// Whom etcd names is unknown until the next session reads it.
 		m.leader = nil
 		m.notifyLocked()
@@ -339,6 +377,7 @@ func (m *Member) revoke() {
 	m.lease = 0
 	m.leading = 0
 	m.deadline = time.Time{}
+	m.publishLocked()
 	m.mu.Unlock()
 	if lease == 0 {
 		return
@@ -362,6 +401,7 @@ func (m *Member) session(ctx context.Context, r Replica) error {
 	m.mu.Lock()
 	m.lease = g.ID
 	m.deadline = t0.Add(ttl - m.cfg.Margin)
+	m.publishLocked()
 	m.mu.Unlock()
 	info := MemberInfo{V: formatVersion, ID: m.cfg.ID, Shard: m.cfg.Shard, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr,
 		Priority: m.cfg.Priority, NeverLeader: m.cfg.NeverLeader}
@@ -425,6 +465,7 @@ func (m *Member) keepAlive(ctx context.Context, end context.CancelCauseFunc, id 
 			m.mu.Lock()
 			if d := t0.Add(time.Duration(resp.TTL)*time.Second - m.cfg.Margin); d.After(m.deadline) {
 				m.deadline = d
+				m.publishLocked()
 			}
 			m.mu.Unlock()
 		}
@@ -542,6 +583,7 @@ func (m *Member) stepDown(r Replica) {
 	m.mu.Lock()
 	m.leading = 0
 	m.pausedFor = ""
+	m.publishLocked()
 	m.notifyLocked()
 	m.mu.Unlock()
 	m.log.Warn("stepping down: the leader key is no longer ours")
@@ -559,6 +601,7 @@ func (m *Member) lead(ctx context.Context, l Leader, r Replica) {
 	m.mu.Lock()
 	m.leading = l.Epoch
 	m.pausedFor = ""
+	m.publishLocked()
 	m.leader = &l
 	m.notifyLocked()
 	m.mu.Unlock()

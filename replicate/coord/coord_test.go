@@ -186,6 +186,10 @@ func TestFailoverAfterLeaseExpiry(t *testing.T) {
 	waitLeader(t, 10*time.Second, a, b, c)
 	require.True(t, a.m.Valid(), "a leader with a renewed lease is valid")
 	epochA := a.m.Leading()
+	require.Equal(t, epochA, a.m.LeadingNow())
+	require.True(t, a.m.ValidFor(epochA), "ValidFor is Valid for the epoch led")
+	require.False(t, a.m.ValidFor(epochA+1), "and for no other")
+	require.False(t, a.m.ValidFor(0))
 
 	killed := time.Now()
 	fence := a.m.Deadline()
@@ -197,6 +201,8 @@ func TestFailoverAfterLeaseExpiry(t *testing.T) {
 	leadAt := func() time.Time { _, at, _ := next.r.state(); return at }()
 	require.True(t, leadAt.After(fence), "the new leader was elected %v before the old one's fencing deadline", fence.Sub(leadAt))
 	require.False(t, a.m.Valid(), "the deposed leader's lease is still valid by its clock")
+	require.False(t, a.m.ValidFor(epochA), "the deposed leader's lease is still valid by its clock (lock-free view)")
+	require.True(t, next.m.ValidFor(next.m.Leading()))
 	require.Greater(t, next.m.Leading(), epochA, "epochs grow")
 	t.Logf("failover: %v after the kill (TTL 1s, settle 200ms)", leadAt.Sub(killed))
 }
@@ -308,6 +314,7 @@ func TestHandOver(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the leader never paused")
 		time.Sleep(5 * time.Millisecond)
 	}
+	require.False(t, a.m.ValidFor(a.m.Leading()), "a leader handing over confirms no read")
 	require.Equal(t, uint64(0), func() uint64 { l, _, _ := b.r.state(); return l }(), "b took over before it caught up")
 	b.r.mu.Lock()
 	b.r.durable = 100 // b catches up

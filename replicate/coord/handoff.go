@@ -137,10 +137,12 @@ func (m *Member) watchHandoff(ctx context.Context, r Replica) {
 func (m *Member) handOver(ctx context.Context, epoch uint64, target string, r Replica) {
 	m.mu.Lock()
 	m.pausedFor = target
+	m.publishLocked()
 	m.mu.Unlock()
 	resume := func() {
 		m.mu.Lock()
 		m.pausedFor = ""
+		m.publishLocked()
 		m.mu.Unlock()
 	}
 	durable, _ := r.Progress()
