@@ -34,3 +34,19 @@ func FuzzScan(f *testing.F) {
 		require.Equal(t, int64(len(data)), next)
 	})
 }
+
+// FuzzFinder: at every offset of any input, salted or not, a Finder's
+// verdict is the plain check's (the prefix-checksum arithmetic never
+// accepts a frame whose checksum does not match, nor misses one that does).
+func FuzzFinder(f *testing.F) {
+	long := make([]byte, 3*directMax)
+	f.Add(AppendSalted(AppendSalted(nil, long, 7), []byte("yy"), 7), uint64(7), uint32(1<<10))
+	f.Add(append([]byte{0, 0, 1, 0, 0, 0, 1, 0}, build("alpha", string(long))...), uint64(0), uint32(1<<10))
+	f.Fuzz(func(t *testing.T, data []byte, salt uint64, limit uint32) {
+		fd := NewFinder(data, int(limit), salt)
+		for off := range data {
+			_, why := fd.Frame(off)
+			require.Equal(t, directFrame(data, off, int(limit), salt), why == "", "offset %d", off)
+		}
+	})
+}

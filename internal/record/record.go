@@ -167,16 +167,17 @@ func (r *Reader) frameAt(off int64) (payload []byte, why string, err error) {
 
 // bad classifies the failed frame at r.off: torn if no valid frame starts at
 // any later offset, corrupt otherwise. Only recovery after a crash pays for
-// the scan.
+// the search, which reads the rest of the file into memory once and checks
+// each offset in time independent of the length its bytes claim (Finder):
+// linear in the rest of the file, where a frame read per offset was
+// quadratic over garbage that claims long frames.
 func (r *Reader) bad(why string) error {
-	for off := r.off + 1; off+HeaderSize <= r.size; off++ {
-		_, w, err := r.frameAt(off)
-		if err != nil {
-			return err
-		}
-		if w == "" {
-			return logkv.CorruptError(r.name, r.off, "%s (a valid frame follows at offset %d)", why, off)
-		}
+	rest := make([]byte, r.size-r.off)
+	if n, err := r.r.ReadAt(rest, r.off); n < len(rest) {
+		return fmt.Errorf("record: read %s at %d: %w", r.name, r.off, err)
+	}
+	if off, _ := NewFinder(rest, r.limit, r.salt).Next(1, nil); off > 0 {
+		return logkv.CorruptError(r.name, r.off, "%s (a valid frame follows at offset %d)", why, r.off+int64(off))
 	}
 	return fmt.Errorf("%w at offset %d of %s: %s", ErrTornTail, r.off, r.name, why)
 }
@@ -205,28 +206,19 @@ func Scan(data []byte, limit int, accept func(off int64, payload []byte) bool,
 }
 
 // ScanSalted is Scan over frames checked with salt (see Checksum).
+//
+// Its cost is linear in len(data) however the damage looks: the search past
+// a damaged frame checks each offset in time independent of the length its
+// bytes claim (Finder).
 func ScanSalted(data []byte, limit int, salt uint64, accept func(off int64, payload []byte) bool,
 	keep func(off int64, payload []byte) error, skip func(Skipped) error) error {
+	f := NewFinder(data, limit, salt)
 	frame := func(off int) ([]byte, string) {
-		if len(data)-off < HeaderSize {
-			return nil, "incomplete header"
-		}
-		n := binary.LittleEndian.Uint32(data[off+4:])
-		if int64(n) > int64(limit) {
-			return nil, fmt.Sprintf("frame length %d over the limit %d", n, limit)
-		}
-		if int64(n) > int64(len(data)-off-HeaderSize) {
-			return nil, fmt.Sprintf("frame length %d past the end of the file", n)
-		}
-		end := off + HeaderSize + int(n)
-		if Checksum(data[off+4:end], salt) != binary.LittleEndian.Uint32(data[off:]) {
-			return nil, "checksum mismatch"
-		}
-		p := data[off+HeaderSize : end : end]
-		if accept != nil && !accept(int64(off), p) {
+		p, why := f.Frame(off)
+		if why == "" && accept != nil && !accept(int64(off), p) {
 			return nil, "payload refused"
 		}
-		return p, ""
+		return p, why
 	}
 	off := 0
 	for off < len(data) {
@@ -238,11 +230,9 @@ func ScanSalted(data []byte, limit int, salt uint64, accept func(off int64, payl
 			off += HeaderSize + len(p)
 			continue
 		}
-		next := off + 1
-		for ; next < len(data); next++ {
-			if _, w := frame(next); w == "" {
-				break
-			}
+		next, _ := f.Next(off+1, accept)
+		if next < 0 {
+			next = len(data)
 		}
 		if err := skip(Skipped{Off: int64(off), Len: int64(next - off), Why: why}); err != nil {
 			return err
