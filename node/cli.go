@@ -69,7 +69,7 @@ type runFlags struct {
 	requirePass, requirePassFile string
 	protectedMode                optionalBool
 	// etcd and cluster make the node a cluster member (cluster.go).
-	etcd, cluster string
+	etcd, cluster, shard string
 }
 
 // optionalBool is a boolean flag that knows whether it was given.
@@ -108,6 +108,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&f.protectedMode, "protected-mode", "without a password, refuse clients from beyond loopback (default true)")
 	fs.StringVar(&f.etcd, "etcd", "", "etcd client `URLs`, comma-separated: join a cluster that fails over by itself (with -cluster)")
 	fs.StringVar(&f.cluster, "cluster", "", "the cluster `name` to join in etcd (with -etcd)")
+	fs.StringVar(&f.shard, "shard", "", "the `shard` (replica group) to join in the cluster (default 0, the one shard of a cluster without a slot map)")
 	fs.Usage = func() { usage(fs.Output()); fmt.Fprintln(fs.Output(), "\nFlags:"); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -200,6 +201,7 @@ func (f *runFlags) apply() (Config, error) {
 		cfg.Cluster.EtcdEndpoints = strings.Split(f.etcd, ",")
 	}
 	set(&cfg.Cluster.Name, f.cluster)
+	set(&cfg.Cluster.Shard, f.shard)
 	if f.quorum != 0 {
 		cfg.Replication.Quorum = f.quorum
 	}

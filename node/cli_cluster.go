@@ -13,8 +13,9 @@ import (
 	"github.com/logkv/logkv/replicate/coord"
 )
 
-const clusterUsage = `usage: kvnode cluster status|failover|drain|undrain -etcd URL[,URL] -cluster NAME [-to ID] [-timeout 30s] [NODE]
-  status            members, leader, epochs, lag
+const clusterUsage = `usage: kvnode cluster init|status|failover|drain|undrain -etcd URL[,URL] -cluster NAME [-shard S] [-to ID] [-timeout 30s] [NODE]
+  init -shards a,b  write the slot map: the 16384 slots spread evenly over the shards (once)
+  status            the slot map, and each shard's members, leader, epochs, lag
   failover [-to ID] hand leadership to ID (default: the most caught-up eligible follower)
   drain NODE        NODE never runs for leader; if it leads, it hands leadership over first
   undrain NODE      NODE may lead again`
@@ -23,7 +24,7 @@ const clusterUsage = `usage: kvnode cluster status|failover|drain|undrain -etcd 
 // (and, for the others, writes) the cluster's keys in etcd; it needs no
 // node running on this machine.
 func mainCluster(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || !slices.Contains([]string{"status", "failover", "drain", "undrain"}, args[0]) {
+	if len(args) == 0 || !slices.Contains([]string{"init", "status", "failover", "drain", "undrain"}, args[0]) {
 		fmt.Fprintln(stderr, clusterUsage)
 		return 2
 	}
@@ -40,6 +41,8 @@ func mainCluster(args []string, stdout, stderr io.Writer) int {
 	to := fs.String("to", "", "failover: the member `id` to hand leadership to (default: the most caught-up eligible follower)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for etcd and, for failover, for the new leader")
 	config := fs.String("config", "", "read etcd_endpoints, name and etcd TLS/auth from this node config `file`'s cluster section")
+	shard := fs.String("shard", "", "the `shard` (replica group) to show or operate (default: every shard for status, else 0)")
+	shards := fs.String("shards", "", "init: the shards, comma-separated, to spread the slots over (cli_shards.go)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -81,8 +84,12 @@ func mainCluster(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	switch sub {
+	case "init":
+		return clusterInit(ctx, cli, cfg.Cluster.Name, *shards, stdout, stderr)
+	case "status":
+		return clusterStatus(ctx, cli, cfg.Cluster.Name, *shard, stdout, stderr)
 	case "drain":
-		l, err := coord.Drain(ctx, cli, cfg.Cluster.Name, "", node)
+		l, err := coord.Drain(ctx, cli, cfg.Cluster.Name, *shard, node)
 		if err != nil {
 			fmt.Fprintf(stderr, "kvnode cluster drain: %v\n", err)
 			return 1
@@ -94,28 +101,19 @@ func mainCluster(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "undrain":
-		if err := coord.Undrain(ctx, cli, cfg.Cluster.Name, "", node); err != nil {
+		if err := coord.Undrain(ctx, cli, cfg.Cluster.Name, *shard, node); err != nil {
 			fmt.Fprintf(stderr, "kvnode cluster undrain: %v\n", err)
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s may lead again\n", node)
 		return 0
 	}
-	if sub == "failover" {
-		l, err := coord.HandOver(ctx, cli, cfg.Cluster.Name, "", *to)
-		if err != nil {
-			fmt.Fprintf(stderr, "kvnode cluster failover: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "leader is now %s (%s), epoch %d\n", l.ID, l.RESP, l.Epoch)
-		return 0
-	}
-	st, err := coord.ReadShard(ctx, cli, cfg.Cluster.Name, "")
+	l, err := coord.HandOver(ctx, cli, cfg.Cluster.Name, *shard, *to) // failover
 	if err != nil {
-		fmt.Fprintf(stderr, "kvnode cluster status: %v\n", err)
+		fmt.Fprintf(stderr, "kvnode cluster failover: %v\n", err)
 		return 1
 	}
-	writeStatus(stdout, cfg.Cluster.Name, st)
+	fmt.Fprintf(stdout, "leader is now %s (%s), epoch %d\n", l.ID, l.RESP, l.Epoch)
 	return 0
 }
 

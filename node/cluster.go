@@ -42,6 +42,11 @@ type Cluster struct {
 	EtcdEndpoints []string `yaml:"etcd_endpoints"`
 	// Name names the cluster; every key is under /logkv/<name>/ in etcd.
 	Name string `yaml:"name"`
+	// Shard is the replica group this node joins (-shard): each shard
+	// elects its own leader under /logkv/<name>/shards/<shard>/, and the
+	// slot map (docs/cluster.md, "Slots") says which keys it serves.
+	// Empty is shard "0", the one shard of a cluster without a map.
+	Shard string `yaml:"shard"`
 	// LeaseTTL is the leader lease's time to live, whole seconds (default
 	// 2s). A dead leader is replaced after about LeaseTTL; a leader that
 	// cannot reach etcd stops acknowledging writes 3/4 of LeaseTTL after
@@ -92,6 +97,11 @@ func (c *Config) validateCluster(bad func(string, ...any)) {
 	}
 	if cl.Name == "" || strings.ContainsAny(cl.Name, "/ ") {
 		bad("cluster.name %q must be set (-cluster NAME) and hold no '/' or space", cl.Name)
+	}
+	if cl.Shard != "" {
+		if err := validShardName(cl.Shard); err != nil {
+			bad("cluster.shard (-shard): %v", err)
+		}
 	}
 	for _, e := range cl.EtcdEndpoints {
 		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
@@ -152,6 +162,8 @@ type clusterBackend struct {
 	// the writes are durable (and, in sync mode, on the quorum), before
 	// mayAck decides whether to acknowledge them.
 	testHookAwaited atomic.Pointer[func()]
+	// route is the slot table the command path routes by (route.go).
+	route router
 
 	closeOnce sync.Once
 	closeErr  error
@@ -232,6 +244,7 @@ func (n *Node) startCluster() {
 	m, err := coord.New(coord.Config{
 		Client:      b.cli,
 		Cluster:     cl.Name,
+		Shard:       cl.Shard,
 		ID:          b.r.ID(),
 		RESPAddr:    n.Addr(),
 		ReplAddr:    b.r.Addr(),
@@ -256,6 +269,7 @@ func (n *Node) startCluster() {
 		m.Run(ctx, clusterReplica{b})
 	}()
 	go b.publishSwitches(ctx, m)
+	go b.watchSlots(ctx) // the slot map and the shards' leaders (route.go)
 	if b.maxReadLag = time.Duration(cl.MaxReadLag); b.maxReadLag > 0 {
 		go b.trackReadLag(ctx)
 	}

@@ -9,15 +9,19 @@ package node
 //	CLUSTER MYID         -> this member's node id (clusterNodeID)
 //	CLUSTER INFO         -> cluster_state and the slot counts, from etcd
 //	CLUSTER SLOTS        -> per range: the owner's leader, then its followers
-//	READONLY, READWRITE, ASKING -> OK
+//	CLUSTER SHARDS       -> per shard: its ranges, its leader and followers
+//	CLUSTER NODES        -> one line per member, in Redis' text format
+//	READONLY, READWRITE  -> OK; a follower serves the connection's reads of
+//	                        its shard's slots, or not (route.go)
+//	ASKING               -> OK
 //
-// READONLY, READWRITE and ASKING change nothing yet: without routing a
-// follower serves reads of every key already, and moves will never answer
-// -ASK (docs/cluster.md, "Moving slots online"); Redis Cluster clients
-// send them, so members accept them.
+// ASKING changes nothing: moves are by range and never answer -ASK
+// (docs/cluster.md, "Moving slots online"); Redis Cluster clients send
+// it, so members accept it.
 //
-// The other subcommands are issue #20's next steps (docs/cluster.md,
-// "Slots"): a member refuses them with an error that says so.
+// The other subcommands change the slots, which kvnode cluster does
+// (docs/cluster.md, "Slots"): a member refuses them with an error that
+// says so.
 
 import (
 	"context"
@@ -65,6 +69,12 @@ func cmdClusterConn(n *Node, c *client, _ [][]byte) {
 		c.fail("ERR This instance has cluster support disabled")
 		return
 	}
+	switch c.cmd.name {
+	case "readonly":
+		c.readonly = true
+	case "readwrite":
+		c.readonly = false
+	}
 	c.conn.WriteString("OK")
 }
 
@@ -111,6 +121,17 @@ func cmdCluster(n *Node, c *client, args [][]byte) {
 			return
 		}
 		writeClusterSlots(c, n.cfg.Cluster.Name, v)
+	case "shards", "nodes":
+		v, err := b.readClusterView(n.cfg.Cluster.Name)
+		if err != nil {
+			c.fail("ERR " + err.Error())
+			return
+		}
+		if sub == "shards" {
+			writeClusterShards(c, n.cfg.Cluster.Name, v)
+		} else {
+			c.conn.WriteBulkString(clusterNodes(n.cfg.Cluster.Name, b.r.ID(), v))
+		}
 	case "info":
 		info, err := b.clusterInfo(n.cfg.Cluster.Name)
 		if err != nil {
@@ -119,7 +140,7 @@ func cmdCluster(n *Node, c *client, args [][]byte) {
 		}
 		c.conn.WriteVerbatim(info)
 	default:
-		c.fail(fmt.Sprintf("ERR CLUSTER %s is not served by kvnode yet (issue #20: slots are assigned with kvnode cluster, not by CLUSTER commands)", strings.ToUpper(sub)))
+		c.fail(fmt.Sprintf("ERR CLUSTER %s is not served by kvnode: slots are assigned with kvnode cluster (init, and slot moves), not by CLUSTER commands", strings.ToUpper(sub)))
 	}
 }
 
@@ -136,9 +157,10 @@ func clusterNodeID(cluster, id string) string {
 // slot map (absent: this member's shard owns every slot), the members and
 // each shard's leader.
 type clusterView struct {
-	slots   *slotMap
-	members []coord.MemberInfo      // sorted by id
-	leaders map[string]coord.Leader // by shard
+	slots    *slotMap
+	members  []coord.MemberInfo      // sorted by id
+	leaders  map[string]coord.Leader // by shard
+	progress map[string]uint64       // durable seq by member id, as reported
 }
 
 // readClusterView reads the view, or returns an error that says what to do.
@@ -159,7 +181,7 @@ func (b *clusterBackend) readClusterView(cluster string) (*clusterView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the cluster from etcd (%v); retry, or check etcd", err)
 	}
-	v := &clusterView{leaders: map[string]coord.Leader{}}
+	v := &clusterView{leaders: map[string]coord.Leader{}, progress: map[string]uint64{}}
 	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 		v.slots, err = decodeSlotMap(kvs[0].Value, kvs[0].ModRevision)
 		if err != nil {
@@ -179,6 +201,13 @@ func (b *clusterBackend) readClusterView(cluster string) (*clusterView, error) {
 	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
 		// shards/<shard>/leader; a shard name holds no '/'.
 		rest := strings.TrimPrefix(string(kv.Key), prefix+"shards/")
+		if _, id, ok := strings.Cut(rest, "/progress/"); ok {
+			var p coord.Progress
+			if json.Unmarshal(kv.Value, &p) == nil {
+				v.progress[id] = p.Durable
+			}
+			continue
+		}
 		shard, ok := strings.CutSuffix(rest, "/leader")
 		var l coord.Leader
 		if !ok || strings.Contains(shard, "/") || json.Unmarshal(kv.Value, &l) != nil {
@@ -283,4 +312,167 @@ func writeClusterSlots(c *client, cluster string, v *clusterView) {
 			c.conn.WriteMap(0)
 		}
 	}
+}
+
+// shardMembers returns a shard's members for CLUSTER SHARDS and NODES: its
+// leader first (named by its leader key, as in CLUSTER SLOTS), then its
+// other live members by id.
+func (v *clusterView) shardMembers(shard string) (leader *coord.MemberInfo, followers []coord.MemberInfo) {
+	if l, ok := v.leaders[shard]; ok {
+		leader = &coord.MemberInfo{ID: l.ID, Shard: shard, RESP: l.RESP}
+	}
+	for _, mi := range v.members {
+		if mi.Shard == shard && (leader == nil || mi.ID != leader.ID) {
+			followers = append(followers, mi)
+		}
+	}
+	return leader, followers
+}
+
+// allShards is the map's shards, then the shards live members name that
+// the map does not (they own no slot), sorted.
+func (v *clusterView) allShards() []string {
+	shards := append([]string(nil), v.slots.Shards...)
+	seen := map[string]bool{}
+	for _, s := range shards {
+		seen[s] = true
+	}
+	var extra []string
+	for _, mi := range v.members {
+		if !seen[mi.Shard] {
+			seen[mi.Shard] = true
+			extra = append(extra, mi.Shard)
+		}
+	}
+	sort.Strings(extra)
+	return append(shards, extra...)
+}
+
+// shardRanges returns the map's ranges owned by shard index i.
+func (v *clusterView) shardRanges(i int) []slotRange {
+	var out []slotRange
+	for _, r := range v.slots.Ranges {
+		if int(r.Shard) == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// splitAddr is a member's RESP address as Redis gives a node's: ip and
+// port, "" and 0 if it cannot be read.
+func splitAddr(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil {
+		return "", 0
+	}
+	return host, p
+}
+
+// writeClusterShards writes CLUSTER SHARDS as redis-server 7.0.15 shapes
+// it: per shard a map {slots: [first, last, ...], nodes: [node, ...]},
+// each node a map of id, port, ip, endpoint, role (master or replica),
+// replication-offset (here the member's durable seq as it last reported)
+// and health (online: a live member; a shard's leader is named by its key
+// and a follower by its lease, both gone once they die). RESP2 gets the
+// maps as flat arrays, as from Redis.
+func writeClusterShards(c *client, cluster string, v *clusterView) {
+	shards := v.allShards()
+	c.conn.WriteArray(len(shards))
+	for i, s := range shards {
+		var ranges []slotRange
+		if i < len(v.slots.Shards) {
+			ranges = v.shardRanges(i)
+		}
+		leader, followers := v.shardMembers(s)
+		c.conn.WriteMap(2)
+		c.conn.WriteBulkString("slots")
+		c.conn.WriteArray(2 * len(ranges))
+		for _, r := range ranges {
+			c.conn.WriteInt(int(r.First))
+			c.conn.WriteInt(int(r.Last))
+		}
+		c.conn.WriteBulkString("nodes")
+		n := len(followers)
+		if leader != nil {
+			n++
+		}
+		c.conn.WriteArray(n)
+		node := func(mi coord.MemberInfo, role string) {
+			host, port := splitAddr(mi.RESP)
+			c.conn.WriteMap(7)
+			c.conn.WriteBulkString("id")
+			c.conn.WriteBulkString(clusterNodeID(cluster, mi.ID))
+			c.conn.WriteBulkString("port")
+			c.conn.WriteInt(port)
+			c.conn.WriteBulkString("ip")
+			c.conn.WriteBulkString(host)
+			c.conn.WriteBulkString("endpoint")
+			c.conn.WriteBulkString(host)
+			c.conn.WriteBulkString("role")
+			c.conn.WriteBulkString(role)
+			c.conn.WriteBulkString("replication-offset")
+			c.conn.WriteInt64(int64(v.progress[mi.ID]))
+			c.conn.WriteBulkString("health")
+			c.conn.WriteBulkString("online")
+		}
+		if leader != nil {
+			node(*leader, "master")
+		}
+		for _, f := range followers {
+			node(f, "replica")
+		}
+	}
+}
+
+// clusterNodes is CLUSTER NODES' text: one line per member, as Redis
+// writes them:
+//
+//	<id> <ip:port@cport> <flags> <master id|-> <ping-sent> <pong-recv> <config-epoch> <link-state> <slot range> ...
+//
+// The cluster bus port is 0 (members talk through etcd, not a bus);
+// ping-sent and pong-recv are 0; the config epoch is the shard leader's
+// epoch. A shard's leader is a master with the shard's ranges; its other
+// members are slaves of it; members of a shard without a leader are
+// masters with no slots, as Redis shows a node no one replicates.
+func clusterNodes(cluster, myID string, v *clusterView) string {
+	var s strings.Builder
+	line := func(mi coord.MemberInfo, flags, master string, epoch uint64, ranges []slotRange) {
+		if mi.ID == myID {
+			flags = "myself," + flags
+		}
+		host, port := splitAddr(mi.RESP)
+		fmt.Fprintf(&s, "%s %s:%d@0 %s %s 0 0 %d connected", clusterNodeID(cluster, mi.ID), host, port, flags, master, epoch)
+		for _, r := range ranges {
+			if r.First == r.Last {
+				fmt.Fprintf(&s, " %d", r.First)
+			} else {
+				fmt.Fprintf(&s, " %d-%d", r.First, r.Last)
+			}
+		}
+		s.WriteByte('\n')
+	}
+	for i, sh := range v.allShards() {
+		var ranges []slotRange
+		if i < len(v.slots.Shards) {
+			ranges = v.shardRanges(i)
+		}
+		leader, followers := v.shardMembers(sh)
+		master := "-"
+		var epoch uint64
+		if leader != nil {
+			epoch = v.leaders[sh].Epoch
+			master = clusterNodeID(cluster, leader.ID)
+			line(*leader, "master", "-", epoch, ranges)
+		}
+		for _, f := range followers {
+			if leader == nil {
+				line(f, "master", "-", 0, nil)
+			} else {
+				line(f, "slave", master, epoch, nil)
+			}
+		}
+	}
+	return s.String()
 }

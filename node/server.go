@@ -98,6 +98,9 @@ type client struct {
 	// ks is the selected database, MULTI's queue and WATCHed keys
 	// (keyspace.go, multi.go, watch.go).
 	ks clientKS
+	// readonly: the client sent READONLY, so a cluster follower serves its
+	// reads of the follower's own slots (route.go).
+	readonly bool
 	// clock is when the last command of the current pipeline ended, by
 	// monotonic; 0 before its first.
 	clock time.Duration
@@ -596,6 +599,11 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 	}
 	n.beforeCommand(c, cm)
 	took := time.Duration(-1) // stays so for a rejected command
+	// A key of another shard's slot: MOVED, CROSSSLOT (route.go).
+	if n.misrouted(c, cm, args) {
+		n.afterCommand(c, cm, args, took)
+		return
+	}
 	if c.ks.multi != nil && n.queueInMulti(c, cm, args) {
 		return // queued, or refused (multi.go)
 	}

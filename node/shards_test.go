@@ -369,7 +369,7 @@ func TestClusterCommandsMember(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, c.ClusterInfo(ctx).Err(), "/logkv/c1/slots")
 
-	require.ErrorContains(t, c.Do(ctx, "cluster", "shards").Err(), "not served by kvnode yet")
+	require.ErrorContains(t, c.Do(ctx, "cluster", "addslots", "1").Err(), "assigned with kvnode cluster")
 	require.ErrorContains(t, c.Do(ctx, "cluster", "nosuch").Err(), "unknown subcommand 'nosuch'")
 	for _, cmd := range []string{"readonly", "readwrite", "asking"} {
 		require.NoError(t, c.Do(ctx, cmd).Err(), cmd)

@@ -5,8 +5,8 @@ package node
 // "Slots", is the design: where the map lives in etcd, how it changes, how
 // commands are routed by it and how a slot moves.
 //
-// The map is built here and read by CLUSTER commands; the command path does
-// not route by it yet (issue #20).
+// The map is built here, written by kvnode cluster init (cli_shards.go),
+// read by CLUSTER commands, and the command path routes by it (route.go).
 
 import (
 	"bytes"
@@ -313,13 +313,21 @@ func validShardName(s string) error {
 }
 
 // slotTable is a valid map flattened for the command path: the owner's
-// shard index of each slot, one load per key. The node will hold it in an
-// atomic.Pointer and swap in a new one when the map changes, so a command
-// reads one consistent map without a lock.
+// shard index of each slot, one load per key, and each shard's leader. A
+// member holds it in router's atomic.Pointer and swaps in a new one when
+// the map or a leader changes, so a command reads one consistent table
+// without a lock (route.go).
 type slotTable struct {
 	version int64
 	owner   [numSlots]uint16
 	shards  []string
+	// leaders is each shard's leader's RESP address, "" while it has
+	// none; self is this member's shard index, -1 if the map does not
+	// name its shard (it then owns no slot); selfAddr is its own RESP
+	// address.
+	leaders  []string
+	self     int
+	selfAddr string
 }
 
 // table flattens a valid map.

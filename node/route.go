@@ -1,0 +1,355 @@
+package node
+
+// Routing by hash slot (docs/cluster.md, "Routing (the command path)"): a
+// cluster member serves only the keys of the slots its shard owns, and
+// answers the rest as a Redis Cluster node does, so that Redis Cluster
+// clients (go-redis ClusterClient, redis-py RedisCluster, redis-cli -c)
+// find the right shard by themselves.
+//
+//	etcd: slots, shards/*/leader --watchSlots--> router.table (one atomic swap)
+//	request --run--> misrouted: table, key slots, owner
+//	           -> serve here | -MOVED slot host:port | -CROSSSLOT | -CLUSTERDOWN
+//
+// The table is read with one atomic load and no lock. A plain node (no
+// cluster) pays a type assertion; a member of a cluster without a slot map
+// pays that and one load (the table is notSharded); a sharded member pays
+// one CRC per key, an array load and a compare. Nothing on the path that
+// serves a command here allocates.
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/logkv/logkv/replicate/coord"
+)
+
+// Redis Cluster's replies, word for word (redis-server 7.0.15 with
+// cluster-enabled yes).
+const (
+	errCrossSlot   = "CROSSSLOT Keys in request don't hash to the same slot"
+	errClusterDown = "CLUSTERDOWN The cluster is down"
+	errSelectMode  = "ERR SELECT is not allowed in cluster mode"
+)
+
+// router is a cluster member's slot table: nil until the member has read
+// etcd once (keyed commands then answer CLUSTERDOWN, since a map may exist
+// that gives their slots to another shard), notSharded when the cluster
+// has no slot map (this shard owns every slot, and nothing is checked), or
+// the map's table.
+type router struct {
+	table atomic.Pointer[slotTable]
+	// loadErrors counts slot maps that failed to decode (kept the old).
+	loadErrors atomic.Int64
+}
+
+// notSharded is the table of a cluster without a slot map.
+var notSharded = &slotTable{}
+
+// misrouted answers a command that this node must not run here: a key of
+// a slot another shard owns (MOVED), keys of two slots (CROSSSLOT), a slot
+// whose shard has no leader (CLUSTERDOWN); and reports whether it did. run
+// calls it before anything else checks the command, so the check is kept
+// small enough to inline: the rest is in route.
+func (n *Node) misrouted(c *client, cm *command, args [][]byte) bool {
+	b, ok := n.backend.(*clusterBackend)
+	if !ok {
+		return false
+	}
+	t := b.route.table.Load()
+	if t == notSharded {
+		return false
+	}
+	return n.route(c, b, t, cm, args)
+}
+
+// route is misrouted's slow half, for a member that has a slot map (or has
+// not read etcd yet: t is nil).
+func (n *Node) route(c *client, b *clusterBackend, t *slotTable, cm *command, args [][]byte) bool {
+	// What fails these checks gets its own error from run, as in Redis,
+	// where arity and authentication come before redirection.
+	if cm == nil || (cm.arity > 0 && len(args) != cm.arity) || (cm.arity < 0 && len(args) < -cm.arity) ||
+		(!c.authed && !cm.noAuth) {
+		return false
+	}
+	var slot int
+	readOnly := !cm.write
+	switch {
+	case cm == execCommand:
+		m := c.ks.multi
+		if m == nil || m.aborted {
+			return false // EXEC answers EXEC without MULTI, or EXECABORT
+		}
+		slot = -1
+		for _, q := range m.cmds {
+			s, cross := commandSlot(q.cm, q.args)
+			if cross || (s >= 0 && slot >= 0 && s != slot) {
+				return n.refuseExec(c, errCrossSlot)
+			}
+			if s >= 0 {
+				slot = s
+			}
+		}
+		readOnly = !m.writes
+	case cm == selectCommand:
+		if t != nil && string(args[1]) != "0" {
+			c.fail(errSelectMode)
+			return true
+		}
+		return false
+	case cm.first == 0:
+		return false // keyless: runs here, as in Redis Cluster
+	default:
+		var cross bool
+		slot, cross = commandSlot(cm, args)
+		if cross {
+			return n.refuse(c, errCrossSlot)
+		}
+	}
+	if slot < 0 {
+		return false
+	}
+	msg := t.redirect(uint16(slot), readOnly && c.readonly, b.IsFollower())
+	if msg == "" {
+		return false
+	}
+	if cm == execCommand {
+		return n.refuseExec(c, msg)
+	}
+	return n.refuse(c, msg)
+}
+
+// refuse answers msg to a command; in MULTI it also dooms the transaction
+// (EXEC answers EXECABORT), as Redis' flagTransaction.
+func (n *Node) refuse(c *client, msg string) bool {
+	if c.ks.multi != nil {
+		c.ks.multi.aborted = true
+	}
+	c.fail(msg)
+	return true
+}
+
+// refuseExec answers msg to EXEC and discards the transaction, as Redis'
+// discardTransaction: nothing of it runs.
+func (n *Node) refuseExec(c *client, msg string) bool {
+	c.ks.multi = nil
+	n.unwatchAll(c)
+	c.fail(msg)
+	return true
+}
+
+// commandSlot returns the slot of a command's keys (the positions COMMAND
+// GETKEYS reports), -1 if it names none, and whether they are of two slots
+// or more. It does not allocate.
+func commandSlot(cm *command, args [][]byte) (slot int, cross bool) {
+	if cm == nil || cm.first == 0 || cm.first >= len(args) {
+		return -1, false
+	}
+	last := cm.last
+	if last < 0 {
+		last += len(args)
+	}
+	last = min(last, len(args)-1)
+	slot = -1
+	for i := cm.first; i <= last; i += max(cm.step, 1) {
+		s := int(keySlot(args[i]))
+		if slot >= 0 && s != slot {
+			return slot, true
+		}
+		slot = s
+	}
+	return slot, false
+}
+
+// redirect is the reply for a command on slot s at this node, "" if the
+// node serves it: its shard owns s and it leads the shard, or it is a
+// follower, the client sent READONLY and the command only reads (readOK).
+// Otherwise a Redis Cluster replica's answer: MOVED to the owner's leader
+// (its own leader for its own slots), CLUSTERDOWN while that shard has
+// none. t nil (etcd not read yet) is CLUSTERDOWN.
+func (t *slotTable) redirect(s uint16, readOK, follower bool) string {
+	if t == nil {
+		return errClusterDown
+	}
+	owner := int(t.owner[s])
+	if owner == t.self {
+		// A node that etcd names leader but that has not taken over yet
+		// is not sent to itself: it answers as it does (READONLY or
+		// TRYAGAIN, which clients retry) until it leads.
+		if !follower || readOK || t.leaders[owner] == t.selfAddr {
+			return ""
+		}
+	}
+	addr := t.leaders[owner]
+	if addr == "" {
+		return errClusterDown
+	}
+	return "MOVED " + strconv.Itoa(int(s)) + " " + addr
+}
+
+// selectCommand is SELECT's table entry. Set in init, once commands.go's
+// init registered it (a file's init runs after those of files before it by
+// name).
+var selectCommand *command
+
+func init() {
+	if selectCommand = commandTable["select"]; selectCommand == nil {
+		panic("node: route.go's init ran before SELECT was registered")
+	}
+}
+
+// Watching etcd. The table is rebuilt from one read of the slot map and
+// every leader key (one revision), then the map and the leader keys of the
+// map's shards are watched from that revision on; any change is read again
+// whole. Changes are rare (a map change, a failover), and a whole read is
+// simpler to get right than applying events one by one.
+
+// slotsRetry is how long watchSlots waits after etcd failed it.
+const slotsRetry = 500 * time.Millisecond
+
+// watchSlots keeps b.route's table current until ctx ends.
+func (b *clusterBackend) watchSlots(ctx context.Context) {
+	for ctx.Err() == nil {
+		rev, shards, err := b.loadSlots(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				b.n.log.Warn("cluster: cannot read the slot map; keeping the one held", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(slotsRetry):
+			}
+			continue
+		}
+		b.awaitSlotChange(ctx, rev, shards)
+	}
+}
+
+// awaitSlotChange returns once the slot map or a leader key of shards
+// changes after rev, a watch fails, or ctx ends.
+func (b *clusterBackend) awaitSlotChange(ctx context.Context, rev int64, shards []string) {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	changed := make(chan struct{}, 1)
+	watch := func(key string) {
+		for range b.cli.Watch(wctx, key, clientv3.WithRev(rev+1)) {
+			break // any event, or an error: read everything again
+		}
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	name := b.n.cfg.Cluster.Name
+	go watch(slotsKey(name))
+	for _, s := range shards {
+		go watch(leaderKey(name, s))
+	}
+	select {
+	case <-ctx.Done():
+	case <-changed:
+	}
+}
+
+// leaderKey is coord's key of a shard's leader.
+func leaderKey(cluster, shard string) string {
+	return "/logkv/" + cluster + "/shards/" + shard + "/leader"
+}
+
+// myShard is the shard this member joined.
+func (b *clusterBackend) myShard() string {
+	if s := b.n.cfg.Cluster.Shard; s != "" {
+		return s
+	}
+	return "0" // coord's default
+}
+
+// loadSlots reads the map and the leaders, swaps the table in, and returns
+// the revision read and the shards whose leaders to watch.
+func (b *clusterBackend) loadSlots(ctx context.Context) (int64, []string, error) {
+	name := b.n.cfg.Cluster.Name
+	rctx, cancel := context.WithTimeout(ctx, clusterInfoTimeout)
+	defer cancel()
+	resp, err := b.cli.Txn(rctx).Then(
+		clientv3.OpGet(slotsKey(name)),
+		clientv3.OpGet("/logkv/"+name+"/shards/", clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return 0, nil, err
+	}
+	rev := resp.Header.Revision
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 {
+		b.route.table.Store(notSharded)
+		return rev, nil, nil
+	}
+	m, err := decodeSlotMap(kvs[0].Value, kvs[0].ModRevision)
+	if err != nil {
+		b.route.loadErrors.Add(1)
+		// Keep the table held: a map that does not decode is never partly
+		// used. Wait for the next change of the key, which is the fix.
+		b.n.log.Error("cluster: the slot map in etcd is invalid; routing by the one held until it is fixed",
+			"key", slotsKey(name), "err", err)
+		return rev, nil, nil
+	}
+	if old := b.route.table.Load(); old != nil && old != notSharded && old.version > m.Version {
+		return rev, m.Shards, nil // a replayed older map (cannot happen with one read; cheap to be sure)
+	}
+	leaders := map[string]string{}
+	prefix := "/logkv/" + name + "/shards/"
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		shard, ok := strings.CutSuffix(strings.TrimPrefix(string(kv.Key), prefix), "/leader")
+		var l coord.Leader
+		if !ok || strings.Contains(shard, "/") || json.Unmarshal(kv.Value, &l) != nil {
+			continue
+		}
+		leaders[shard] = l.RESP
+	}
+	t := m.table()
+	t.self = -1
+	t.selfAddr = b.n.Addr()
+	t.leaders = make([]string, len(m.Shards))
+	for i, s := range m.Shards {
+		t.leaders[i] = leaders[s]
+		if s == b.myShard() {
+			t.self = i
+		}
+	}
+	b.route.table.Store(t)
+	return rev, m.Shards, nil
+}
+
+// clusterInfoSection is INFO's Cluster section: cluster_enabled is 1 on a
+// cluster member (it answers CLUSTER and routes by the slot map), 0 on a
+// plain node, as a redis-server without cluster-enabled says.
+func (n *Node) clusterInfoSection(add func(string, any)) {
+	b, ok := n.backend.(*clusterBackend)
+	if !ok {
+		add("cluster_enabled", 0)
+		return
+	}
+	add("cluster_enabled", 1)
+	add("cluster_shard", b.myShard())
+	switch t := b.route.table.Load(); t {
+	case nil:
+		add("cluster_slot_map", "unknown")
+	case notSharded:
+		add("cluster_slot_map", "none")
+	default:
+		add("cluster_slot_map", "yes")
+		add("cluster_slot_map_version", t.version)
+		owned := 0
+		for _, o := range t.owner {
+			if int(o) == t.self {
+				owned++
+			}
+		}
+		add("cluster_slots_owned", owned)
+	}
+	add("cluster_slot_map_errors", b.route.loadErrors.Load())
+}
