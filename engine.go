@@ -85,22 +85,34 @@ type OpenFunc func(dir string, opts any) (Engine, error)
 
 var (
 	registryMu sync.RWMutex
-	registry   = map[string]OpenFunc{}
+	registry   = map[string]driver{}
 )
+
+// driver is what the registry keeps of an engine.
+type driver struct {
+	open OpenFunc
+	// newOptions returns a new zero *Options of the engine; nil for an
+	// engine registered by Register, which has no options type.
+	newOptions func() any
+}
 
 // Register makes an engine available to Open under name. Engine packages call
 // it from init. It panics if name is empty, open is nil, or name is already
-// registered, as database/sql.Register does.
-func Register(name string, open OpenFunc) {
+// registered, as database/sql.Register does. An engine with an options type
+// registers with RegisterTyped instead, so that NewOptions can make its
+// options and callers can ask them what the engine can do.
+func Register(name string, open OpenFunc) { register(name, driver{open: open}) }
+
+func register(name string, d driver) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	if name == "" || open == nil {
+	if name == "" || d.open == nil {
 		panic("logkv: Register with an empty name or nil OpenFunc")
 	}
 	if _, dup := registry[name]; dup {
 		panic("logkv: Register called twice for engine " + name)
 	}
-	registry[name] = open
+	registry[name] = d
 }
 
 // Engines returns the names of the registered engines, sorted.
@@ -115,25 +127,52 @@ func Engines() []string {
 	return names
 }
 
+func lookup(name string) (driver, error) {
+	registryMu.RLock()
+	d, ok := registry[name]
+	registryMu.RUnlock()
+	if !ok {
+		return driver{}, fmt.Errorf("logkv: unknown engine %q (registered: %v); import its package, e.g. _ \"github.com/logkv/logkv/%s\"", name, Engines(), name)
+	}
+	return d, nil
+}
+
 // Open opens the engine registered under name in dir with opts (nil for
 // defaults, or that engine's *Options). The engine's package must be imported
 // for its side effect of registering it.
 func Open(name, dir string, opts any) (Engine, error) {
-	registryMu.RLock()
-	open, ok := registry[name]
-	registryMu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("logkv: unknown engine %q (registered: %v); import its package, e.g. _ \"github.com/logkv/logkv/%s\"", name, Engines(), name)
+	d, err := lookup(name)
+	if err != nil {
+		return nil, err
 	}
-	return open(dir, opts)
+	return d.open(dir, opts)
+}
+
+// NewOptions returns a new *Options of the engine registered under name, with
+// every field zero: the engine's defaults, which its Open fills in. It is
+// for callers that fill options before Open without naming the engine's
+// package: decoding them from a configuration file, or asking what the
+// engine can do (the capability interfaces, such as ExternalWAL and
+// Volatile) and adjusting them. It returns nil for an engine registered with
+// Register, which takes no options, and an error for an unknown name.
+func NewOptions(name string) (any, error) {
+	d, err := lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if d.newOptions == nil {
+		return nil, nil
+	}
+	return d.newOptions(), nil
 }
 
 // RegisterTyped registers an engine whose open function takes its own
 // options type, as every engine package's Open does. The registered OpenFunc
 // passes nil or an *O through and refuses options of any other type with an
-// error naming both types. It panics as Register does.
+// error naming both types; NewOptions(name) returns a new(O). It panics as
+// Register does.
 func RegisterTyped[O any, E Engine](name string, open func(dir string, o *O) (E, error)) {
-	Register(name, func(dir string, opts any) (Engine, error) {
+	openAny := func(dir string, opts any) (Engine, error) {
 		var o *O
 		switch v := opts.(type) {
 		case nil:
@@ -148,5 +187,6 @@ func RegisterTyped[O any, E Engine](name string, open func(dir string, o *O) (E,
 			return nil, err
 		}
 		return e, nil
-	})
+	}
+	register(name, driver{open: openAny, newOptions: func() any { return new(O) }})
 }

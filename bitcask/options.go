@@ -3,6 +3,7 @@ package bitcask
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/logkv/logkv"
@@ -94,13 +95,13 @@ type Options struct {
 }
 
 // DefaultOptions returns the defaults, filled in.
-func DefaultOptions() *Options {
-	o := &Options{}
-	o.ensureDefaults()
-	return o
-}
+func DefaultOptions() *Options { return new(Options).EnsureDefaults() }
 
-func (o *Options) ensureDefaults() {
+// ensureDefaults is EnsureDefaults, under the name db.go calls.
+func (o *Options) ensureDefaults() { o.EnsureDefaults() }
+
+// EnsureDefaults fills o's zero fields with their defaults and returns o.
+func (o *Options) EnsureDefaults() *Options {
 	if o.MaxFileSize == 0 {
 		o.MaxFileSize = 256 << 20
 	}
@@ -122,6 +123,7 @@ func (o *Options) ensureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return o
 }
 
 // Validate reports the first invalid field of o, after defaults are filled.
@@ -139,4 +141,28 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("bitcask: merge_threshold %v is outside (0, 1]", o.MergeThreshold)
 	}
 	return nil
+}
+
+// What the options tell callers about the engine (see logkv's capability
+// interfaces). Its data files are its log, so it has no ExternalWAL: under a
+// node it writes each batch to them and the commit log both.
+var _ logkv.TestTuner = (*Options)(nil)
+
+// ShrinkForTest sets 32 KiB data files and merges at 30% dead bytes: a few
+// hundred KiB of overwrites rotate files, write hints and merge.
+func (o *Options) ShrinkForTest() {
+	o.MaxFileSize = 32 << 10
+	o.MergeThreshold = 0.3
+}
+
+// RandomizeForTest draws every tunable from r within Validate's limits,
+// small enough that a test's writes rotate files and merge.
+func (o *Options) RandomizeForTest(r *rand.Rand) {
+	o.MaxFileSize = minFileSize + r.Int64N(256<<10)
+	o.BufferSize = r.IntN(64 << 10) // 0: the default
+	o.Sync = []SyncMode{SyncOnRequest, SyncInterval, SyncAlways}[r.IntN(3)]
+	o.SyncInterval = time.Millisecond * time.Duration(1+r.IntN(50))
+	o.MergeThreshold = 0.05 + 0.95*r.Float64()
+	o.DisableAutoMerge = r.IntN(4) == 0
+	o.DisableMmap = r.IntN(2) == 0
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 
+	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/lsm/internal/sstable"
 	"github.com/logkv/logkv/vfs"
 )
@@ -231,4 +233,62 @@ func (o *Options) levelMaxBytes(level int) float64 {
 		t *= float64(o.LevelMultiplier)
 	}
 	return t
+}
+
+// What the options tell callers about the engine (see logkv's capability
+// interfaces).
+var (
+	_ logkv.ExternalWAL = (*Options)(nil)
+	_ logkv.SyncCost    = (*Options)(nil)
+	_ logkv.TestTuner   = (*Options)(nil)
+)
+
+// UseExternalWAL sets DisableWAL: under a node, the commit log is the WAL.
+func (o *Options) UseExternalWAL() { o.DisableWAL = true }
+
+// externalWALSyncEvery is SyncEvery without the WAL: at most this much of
+// the caller's log is replayed after a crash, and each sync flushes the
+// memtables, so syncs come once per 64 MiB (8 default memtables) of writes
+// rather than once a second.
+const externalWALSyncEvery = 64 << 20
+
+// SyncEvery is 0 with the WAL (a sync is a WAL fsync) and 64 MiB without
+// it (a sync flushes the memtables to new L0 tables).
+func (o *Options) SyncEvery() int64 {
+	if o.DisableWAL {
+		return externalWALSyncEvery
+	}
+	return 0
+}
+
+// ShrinkForTest sets 64 KiB memtables, 32 KiB tables, a 128 KiB L1, L0
+// compactions at 2 tables and a 4 KiB manifest: a few hundred KiB of writes
+// flush, compact through several levels and rewrite the manifest.
+func (o *Options) ShrinkForTest() {
+	o.MemtableSize = 64 << 10
+	o.L0CompactionThreshold = 2
+	o.LBaseMaxBytes = 128 << 10
+	o.TargetFileSize = 32 << 10
+	o.MaxManifestSize = 4 << 10
+}
+
+// RandomizeForTest draws every tunable from r within Validate's limits,
+// small enough that a test's writes exercise flushes and compactions.
+// DisableWAL is left alone.
+func (o *Options) RandomizeForTest(r *rand.Rand) {
+	o.MemtableSize = 64<<10 + r.Int64N(1<<20)
+	o.MemtableStopWritesThreshold = 2 + r.IntN(4)
+	o.L0CompactionThreshold = 1 + r.IntN(5)
+	o.L0SlowdownWritesThreshold = o.L0CompactionThreshold + r.IntN(6)
+	o.L0StopWritesThreshold = o.L0SlowdownWritesThreshold + 1 + r.IntN(6)
+	o.LBaseMaxBytes = 16<<10 + r.Int64N(1<<20)
+	o.LevelMultiplier = 2 + r.IntN(9)
+	o.TargetFileSize = 4<<10 + r.Int64N(256<<10)
+	o.BlockSize = 64 << r.IntN(10) // 64 B to 32 KiB
+	o.Compression = []string{"", "none", "snappy", "s2", "zstd"}[r.IntN(5)]
+	o.BloomBitsPerKey = r.IntN(21) - 1 // -1: no filters
+	o.CacheSize = r.Int64N(4 << 20)    // 0: the default
+	o.MaxOpenFiles = 8 + r.IntN(64)
+	o.SyncWrites = r.IntN(4) == 0
+	o.MaxManifestSize = 256 + r.Int64N(64<<10)
 }

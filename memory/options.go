@@ -1,5 +1,7 @@
 package memory
 
+import "github.com/logkv/logkv"
+
 // Options configure a memory engine. A nil *Options, like the zero value,
 // means the defaults.
 //
@@ -11,13 +13,27 @@ package memory
 // added without breaking callers.
 type Options struct{}
 
+// The memory engine keeps nothing across Close: a node checkpoints it.
+var _ logkv.Volatile = (*Options)(nil)
+
+// Volatile is true: the engine's data lives only in the process.
+func (o *Options) Volatile() bool { return true }
+
+// EnsureDefaults fills o's zero fields with their defaults (there are none
+// yet) and returns o, as every options type of logkv does.
+func (o *Options) EnsureDefaults() *Options { return o }
+
+// Validate checks options that EnsureDefaults has filled; there is nothing
+// to check yet.
+func (o *Options) Validate() error { return nil }
+
 // withDefaults returns a copy of o with defaults filled in.
 func (o *Options) withDefaults() Options {
 	if o == nil {
 		return Options{}
 	}
-	return *o
+	return *o.EnsureDefaults()
 }
 
-// validate checks the options; there is nothing to check yet.
-func (o *Options) validate() error { return nil }
+// validate is Validate, under the name db.go calls.
+func (o *Options) validate() error { return o.Validate() }

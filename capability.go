@@ -1,0 +1,74 @@
+package logkv
+
+import "math/rand/v2"
+
+// Capabilities: what an engine tells its callers about itself.
+//
+// Code outside an engine (a node, replication, the benchmarks, the crash
+// harness) never asks which engine it holds, only what it can do, the way
+// database/sql asks a driver whether it is a driver.Pinger. A switch on an
+// engine's name would have to learn every new engine; a capability is
+// declared once, by the engine that has it, and adding an engine is one
+// package and one import.
+//
+// The questions come before Open: a node decides how to run its engine (with
+// or without checkpoints, with its commit log as the engine's WAL) before it
+// opens it. So an engine answers them through its options type, the value
+// NewOptions returns and Open takes: *Options implements those of the
+// interfaces below that apply, and the answer may depend on the options (lsm
+// syncs cheaply with its WAL, and costly without). Options that implement
+// none describe an engine with a log of its own that survives a restart and
+// syncs cheaply, which is what a caller assumes of an engine registered
+// without options (nil).
+
+// ExternalWAL is implemented by the options of an engine that can run
+// without a write-ahead log of its own because its caller keeps one: a node
+// writes every batch to its commit log before it applies it to the engine,
+// with the batch's sequence number (WriteOptions.Seq), and after a crash
+// replays the log from the engine's LastSeq. The engine then writes each
+// batch once instead of twice.
+type ExternalWAL interface {
+	// UseExternalWAL switches the engine's own log off. Unsynced writes
+	// are then lost in a crash, and LastSeq after a reopen is the newest
+	// sequence number durable in the engine's files; Sync, a synced write
+	// and Close still make every write durable (at a cost: see SyncCost).
+	UseExternalWAL()
+}
+
+// Volatile is implemented by the options of an engine that may keep nothing
+// across Close or a crash (an in-memory engine). A caller that must survive
+// a restart, such as a node, checkpoints it and replays its log after the
+// checkpoint; such an engine needs no data directory of its own.
+type Volatile interface {
+	// Volatile reports whether the engine, with these options, loses its
+	// data at Close.
+	Volatile() bool
+}
+
+// SyncCost is implemented by the options of an engine whose Sync costs more
+// than an fsync of a log: lsm without its WAL flushes its memtables. A caller
+// that keeps its own log (ExternalWAL) and syncs the engine to trim that log
+// should sync it only every SyncEvery bytes of log, trading replay time
+// after a crash for fewer, larger syncs.
+type SyncCost interface {
+	// SyncEvery returns the bytes of the caller's log to let grow between
+	// engine syncs; 0 means a sync is cheap, so sync whenever convenient.
+	SyncEvery() int64
+}
+
+// TestTuner is implemented by the options of an engine that can tune itself
+// for tests that know nothing of it: the crash harness and the metamorphic
+// model test of package enginetest draw options through it, for whichever
+// engines are registered.
+type TestTuner interface {
+	// ShrinkForTest sets sizes small enough that a test's few hundred KiB
+	// of writes make the engine do all of its background work: flushes,
+	// compactions, file rotations, merges.
+	ShrinkForTest()
+	// RandomizeForTest sets the engine's tunables to values drawn from r,
+	// each within what Validate accepts and small enough for a test, so
+	// that a model test covers the engine's configurations as Pebble's
+	// metamorphic test does. Options that change durability (ExternalWAL)
+	// are left alone.
+	RandomizeForTest(r *rand.Rand)
+}
