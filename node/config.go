@@ -218,9 +218,6 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML encodes as a duration string.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
-// Engines a node can run, each with the type its engine_options decode into.
-var engineOptions = map[string]func() any{}
-
 // DefaultConfig returns the configuration `go run ./cmd/kvnode` runs with.
 func DefaultConfig() Config {
 	return Config{
@@ -315,7 +312,7 @@ var unknownField = regexp.MustCompile(`field (\S+) not found in type \S*?(\w+)$`
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if _, ok := engineOptions[c.Engine]; !ok {
+	if !slices.Contains(EngineNames(), c.Engine) {
 		bad("engine %q is not one of %s", c.Engine, strings.Join(EngineNames(), ", "))
 	} else if _, err := c.engineOptions(); err != nil {
 		bad("%v", err)
@@ -326,7 +323,7 @@ func (c *Config) Validate() error {
 			bad("data_dir is empty; set it to the directory for the commit log and the %s engine's files (or durability: none, for a cache whose writes need not survive)", c.Engine)
 		}
 	case "none":
-		if c.DataDir == "" && c.Engine != "memory" {
+		if c.DataDir == "" && !c.volatileEngine() {
 			bad("data_dir is empty; set it to the directory for the %s engine's files", c.Engine)
 		}
 		if c.Replication.ReplicaOf != "" || c.TLS.configured() {
@@ -396,27 +393,24 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// EngineNames lists the engines a node can run.
-func EngineNames() []string {
-	names := make([]string, 0, len(engineOptions))
-	for n := range engineOptions {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+// EngineNames lists the engines a node can run: those registered with
+// logkv (node/engines.go imports them).
+func EngineNames() []string { return logkv.Engines() }
 
-// engineOptions decodes EngineOptions into the engine's own options type, or
-// returns nil (defaults) when the section is absent.
+// engineOptions decodes EngineOptions into a new value of the engine's own
+// options type (logkv.NewOptions; all defaults when the section is absent).
+// An engine registered without an options type gets nil.
 func (c *Config) engineOptions() (any, error) {
-	newOpts, ok := engineOptions[c.Engine]
-	if !ok {
-		return nil, fmt.Errorf("unknown engine %q", c.Engine)
+	opts, err := logkv.NewOptions(c.Engine)
+	if err != nil {
+		return nil, err
 	}
 	if c.EngineOptions.Kind == 0 {
-		return nil, nil
+		return opts, nil
 	}
-	opts := newOpts()
+	if opts == nil {
+		return nil, fmt.Errorf("engine_options for %s: the engine takes no options; remove the section", c.Engine)
+	}
 	if err := decodeStrict(&c.EngineOptions, opts); err != nil {
 		return nil, fmt.Errorf("engine_options for %s: %w", c.Engine, err)
 	}

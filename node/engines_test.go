@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logkv/logkv/bitcask"
+	"github.com/logkv/logkv/lsm"
+	"github.com/logkv/logkv/memory"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 // The engine is switched by the config file alone; the same client-visible
@@ -78,4 +82,51 @@ func TestEngineSwitchByConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The node learns how to run its engine from the engine's options
+// (logkv's capability interfaces), not from its name: lsm runs with the
+// commit log as its WAL and syncs every 64 MiB of log; memory is
+// checkpointed and needs no data_dir under durability none; bitcask keeps
+// its own data files either way.
+func TestEngineCapabilities(t *testing.T) {
+	cfg := func(engine, opts string) *Config {
+		c := DefaultConfig()
+		c.Engine = engine
+		if opts != "" {
+			require.NoError(t, yaml.Unmarshal([]byte(opts), &c.EngineOptions))
+			c.EngineOptions = *c.EngineOptions.Content[0]
+		}
+		return &c
+	}
+
+	opts, err := cfg("lsm", "memtable_size: 131072\n").openOptions(true)
+	require.NoError(t, err)
+	require.Equal(t, &lsm.Options{MemtableSize: 128 << 10, DisableWAL: true}, opts, "logged: the commit log is lsm's WAL; the configured options stay")
+	require.Equal(t, int64(64<<20), engineSyncEvery(opts))
+	opts, err = cfg("lsm", "").openOptions(false)
+	require.NoError(t, err)
+	require.Equal(t, &lsm.Options{}, opts, "durability none: lsm keeps its WAL")
+	require.Zero(t, engineSyncEvery(opts))
+
+	opts, err = cfg("bitcask", "").openOptions(true)
+	require.NoError(t, err)
+	require.Equal(t, &bitcask.Options{}, opts)
+	require.Zero(t, engineSyncEvery(opts))
+	opts, err = cfg("memory", "").openOptions(true)
+	require.NoError(t, err)
+	require.Equal(t, &memory.Options{}, opts)
+
+	require.True(t, cfg("memory", "").volatileEngine())
+	require.False(t, cfg("lsm", "").volatileEngine())
+	require.False(t, cfg("bitcask", "").volatileEngine())
+	require.False(t, cfg("nosuch", "").volatileEngine())
+
+	c := cfg("memory", "")
+	c.Durability, c.DataDir = "none", ""
+	require.NoError(t, c.Validate(), "a volatile engine needs no data_dir without the commit log")
+	c.Engine = "bitcask"
+	require.ErrorContains(t, c.Validate(), "data_dir is empty")
+	c.Engine = "nosuch"
+	require.ErrorContains(t, c.Validate(), `engine "nosuch" is not one of bitcask, lsm, memory`)
 }

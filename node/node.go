@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/lsm"
 	"github.com/logkv/logkv/vfs"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -187,7 +186,7 @@ func (n *Node) openEngine(wipe bool) (logkv.Engine, error) { return n.openEngine
 // openEngineGen opens engine generation gen, first removing what is there
 // when wipe is set (a full resync about to load into it).
 func (n *Node) openEngineGen(gen uint64, wipe bool) (logkv.Engine, error) {
-	opts, err := n.cfg.engineOptions()
+	opts, err := n.cfg.openOptions(n.logged())
 	if err != nil {
 		return nil, err
 	}
@@ -208,17 +207,6 @@ func (n *Node) openEngineGen(gen uint64, wipe bool) (logkv.Engine, error) {
 			if err := vfs.Default.SyncDir(d); err != nil {
 				return nil, fmt.Errorf("node: data_dir: %w", err)
 			}
-		}
-		if n.logged() && n.cfg.Engine == "lsm" {
-			// The commit log is the lsm's WAL: replicate replays it from the
-			// engine's LastSeq after a crash, and syncs the engine (a
-			// memtable flush) every engineSyncEvery of log.
-			o, _ := opts.(*lsm.Options)
-			if o == nil {
-				o = new(lsm.Options)
-			}
-			o.DisableWAL = true
-			opts = o
 		}
 	}
 	e, err := logkv.Open(n.cfg.Engine, dir, opts)

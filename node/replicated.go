@@ -54,6 +54,10 @@ func (n *Node) openReplicated() (backend, error) {
 			return nil, err
 		}
 	}
+	opts, err := c.openOptions(true)
+	if err != nil {
+		return nil, err
+	}
 	rc := replicate.Config{
 		ID:             nodeID,
 		Dir:            filepath.Join(c.DataDir, logSubdir),
@@ -65,9 +69,9 @@ func (n *Node) openReplicated() (backend, error) {
 		Quorum:         c.Replication.Quorum,
 		QuorumTimeout:  time.Duration(c.Replication.AckTimeout),
 		RetentionBytes: c.Replication.RetentionBytes,
-		Checkpoint:     c.Engine == "memory",
-		// lsm runs without its WAL under a node (see openEngine).
-		EngineSyncEvery: engineSyncEvery(c.Engine),
+		Checkpoint:     c.volatileEngine(),
+		// The commit log may be the engine's WAL (see openOptions).
+		EngineSyncEvery: engineSyncEvery(opts),
 		Logger:          n.log.With("component", "replicate"),
 	}
 	if tr != nil && c.Replication.Listen != "off" {
@@ -92,16 +96,6 @@ func (n *Node) openReplicated() (backend, error) {
 	}
 	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, syncWaits: rc.AckMode == replicate.Sync || rc.SyncInterval == 0,
 		shipping: tr != nil, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
-}
-
-// engineSyncEvery is the log growth between engine syncs: for lsm, whose
-// sync is a memtable flush without its WAL, 64 MiB (at most that much log is
-// replayed after a crash); for the others, every maintenance round.
-func engineSyncEvery(engine string) int64 {
-	if engine == "lsm" {
-		return 64 << 20
-	}
-	return 0
 }
 
 // replicatedBackend writes through the replicated commit log.
