@@ -21,7 +21,6 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/lsm"
 	"github.com/logkv/logkv/replicate"
 	"github.com/logkv/logkv/replicate/transport"
 )
@@ -127,10 +126,13 @@ func (c *replCluster) config(id string) (replicate.Config, error) {
 		if err := os.MkdirAll(engineDir, 0o755); err != nil {
 			return nil, err
 		}
-		var opts any
-		if c.engine == "lsm" {
-			// As under kvnode: the commit log is the lsm's WAL.
-			opts = &lsm.Options{DisableWAL: true}
+		opts, err := logkv.NewOptions(c.engine)
+		if err != nil {
+			return nil, err
+		}
+		if ext, ok := opts.(logkv.ExternalWAL); ok {
+			// As under kvnode: the commit log is the engine's WAL.
+			ext.UseExternalWAL()
 		}
 		return logkv.Open(c.engine, engineDir, opts)
 	}
