@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -17,8 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/cmd/kvstress/internal/stress/powercut"
 	"github.com/redis/go-redis/v9"
+	"go.yaml.in/yaml/v3"
 )
 
 // nodeRunner runs kvnode for Config.Node and writes to it over Redis.
@@ -77,13 +80,14 @@ func (cfg *Config) Validate() error {
 		if cfg.Replicated || cfg.AppendFsync != "" || cfg.Multi {
 			return errors.New("stress: -replicated, -appendfsync and -multi need -node")
 		}
-		switch cfg.Engine {
-		case "lsm", "bitcask":
-			return nil
-		case "memory":
-			return errors.New("stress: the memory engine keeps nothing across a kill; run it with -node")
+		opts, err := logkv.NewOptions(cfg.Engine)
+		if err != nil {
+			return fmt.Errorf("stress: %w", err)
 		}
-		return fmt.Errorf("stress: engine %q: want lsm or bitcask", cfg.Engine)
+		if v, ok := opts.(logkv.Volatile); ok && v.Volatile() {
+			return fmt.Errorf("stress: the %s engine keeps nothing across a kill; run it with -node", cfg.Engine)
+		}
+		return nil
 	}
 	if cfg.TxKeys < 0 || cfg.TxKeys > 64 {
 		return fmt.Errorf("stress: %d keys per transaction: want 1 to 64", cfg.TxKeys)
@@ -93,24 +97,49 @@ func (cfg *Config) Validate() error {
 	default:
 		return fmt.Errorf("stress: appendfsync %q: want always or everysec", cfg.AppendFsync)
 	}
-	switch cfg.Engine {
-	case "lsm", "bitcask", "memory":
-	default:
-		return fmt.Errorf("stress: engine %q: want lsm, bitcask or memory", cfg.Engine)
+	// kvnode runs the engines it imports, node.EngineNames; this
+	// binary's registry holds the same ones.
+	if _, err := logkv.NewOptions(cfg.Engine); err != nil {
+		return fmt.Errorf("stress: %w", err)
 	}
 	return nil
+}
+
+// nodeEngineOptions returns the engine_options section of kvnode's config:
+// the engine's small options (smallOptions) as YAML, or nothing for an
+// engine without options. The zero fields it writes mean the defaults to
+// kvnode, as they do to Open.
+func nodeEngineOptions(engine string) ([]byte, error) {
+	opts, err := smallOptions(engine)
+	if err != nil || opts == nil {
+		return nil, err
+	}
+	// Through a map, to leave out the zero (default) fields: the file
+	// then shows what kvstress changed.
+	var fields map[string]any
+	out, err := yaml.Marshal(opts)
+	if err == nil {
+		err = yaml.Unmarshal(out, &fields)
+	}
+	if err == nil {
+		maps.DeleteFunc(fields, func(_ string, v any) bool {
+			return v == nil || v == 0 || v == "" || v == false || v == "0s" || v == 0.0
+		})
+		out, err = yaml.Marshal(map[string]any{"engine_options": fields})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stress: engine_options of %s: %w", engine, err)
+	}
+	return out, nil
 }
 
 func startNodeRunner(ctx context.Context, cfg Config) (*nodeRunner, error) {
 	if cfg.KVNode == "" {
 		return nil, errors.New("stress: Node needs the kvnode binary (KVNode)")
 	}
-	var opts string
-	switch cfg.Engine {
-	case "lsm":
-		opts = "engine_options:\n  memtable_size: 65536\n  l0_compaction_threshold: 2\n  lbase_max_bytes: 131072\n  target_file_size: 32768\n"
-	case "bitcask":
-		opts = "engine_options:\n  max_file_size: 32768\n  merge_threshold: 0.3\n"
+	opts, err := nodeEngineOptions(cfg.Engine)
+	if err != nil {
+		return nil, err
 	}
 	addr, err := freeAddr()
 	if err != nil {

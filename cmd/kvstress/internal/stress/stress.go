@@ -16,13 +16,12 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/bitcask"
-	"github.com/logkv/logkv/lsm"
 )
 
 // Config configures Run.
 type Config struct {
-	// Engine is "lsm" or "bitcask"; "memory" too with Node.
+	// Engine is a registered engine (logkv.Engines): one that keeps its
+	// data across a kill, or any with Node.
 	Engine string
 	// Dir is the engine's directory; it persists across cycles.
 	Dir string
@@ -169,22 +168,27 @@ func parseValue(k string, val []byte) (version, bool) {
 	return v, string(value(k, v)) == string(val)
 }
 
-// openEngine opens name in dir with small sizes, so that flushes,
-// compactions, rotations and merges happen within a cycle.
+// openEngine opens name in dir with small sizes (logkv.TestTuner), so that
+// flushes, compactions, rotations and merges happen within a cycle.
 func openEngine(name, dir string) (logkv.Engine, error) {
-	switch name {
-	case "lsm":
-		return lsm.Open(dir, &lsm.Options{
-			MemtableSize:          64 << 10,
-			L0CompactionThreshold: 2,
-			LBaseMaxBytes:         128 << 10,
-			TargetFileSize:        32 << 10,
-			MaxManifestSize:       4 << 10,
-		})
-	case "bitcask":
-		return bitcask.Open(dir, &bitcask.Options{MaxFileSize: 32 << 10, MergeThreshold: 0.3})
+	opts, err := smallOptions(name)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("stress: engine %q: want lsm or bitcask", name)
+	return logkv.Open(name, dir, opts)
+}
+
+// smallOptions returns the options of engine name with small sizes, if the
+// engine can shrink them for tests.
+func smallOptions(name string) (any, error) {
+	opts, err := logkv.NewOptions(name)
+	if err != nil {
+		return nil, fmt.Errorf("stress: %w", err)
+	}
+	if t, ok := opts.(logkv.TestTuner); ok {
+		t.ShrinkForTest()
+	}
+	return opts, nil
 }
 
 // acks is the acknowledged writes of one cycle: the last counter per key,

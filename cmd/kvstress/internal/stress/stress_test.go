@@ -266,9 +266,9 @@ func TestValidate(t *testing.T) {
 		{"replicated without node", Config{Engine: "lsm", Replicated: true}, "need -node"},
 		{"appendfsync without node", Config{Engine: "lsm", AppendFsync: "always"}, "need -node"},
 		{"memory child", Config{Engine: "memory"}, "keeps nothing"},
-		{"unknown engine child", Config{Engine: "btree"}, "want lsm or bitcask"},
+		{"unknown engine child", Config{Engine: "btree"}, `unknown engine "btree" (registered: [bitcask lsm memory])`},
 		{"unknown appendfsync", Config{Engine: "lsm", Node: true, Replicated: true, AppendFsync: "no"}, "want always or everysec"},
-		{"unknown engine", Config{Engine: "btree", Node: true}, "want lsm, bitcask or memory"},
+		{"unknown engine", Config{Engine: "btree", Node: true}, `unknown engine "btree"`},
 		{"powercut without node", Config{Engine: "lsm", PowerCut: true}, "-powercut needs -node"},
 		{"powercut with multi", Config{Engine: "lsm", Node: true, Multi: true, PowerCut: true}, "-powercut needs -node"},
 	}
