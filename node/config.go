@@ -240,12 +240,12 @@ func DefaultConfig() Config {
 			MaxConnections: 10000,
 		},
 		Replication: Replication{
-			Listen:         "127.0.0.1:7380",
-			Ack:            "async",
-			Quorum:         1,
-			AckTimeout:     Duration(5 * time.Second),
-			RetentionBytes: 1 << 30,
-			// replicate owns the default; the config shows it.
+			Listen: "127.0.0.1:7380",
+			Ack:    "async",
+			Quorum: 1,
+			// replicate owns these defaults; the config shows them.
+			AckTimeout:          Duration(replicate.DefaultQuorumTimeout),
+			RetentionBytes:      replicate.DefaultRetentionBytes,
 			ForgetFollowerAfter: Duration(replicate.DefaultForgetFollowerAfter),
 			MaxReadyLagRecords:  10000,
 		},

@@ -217,42 +217,30 @@ const DefaultForgetFollowerAfter = time.Hour
 // than batching is worth.
 const MaxShipDelay = time.Second
 
-func (c *Config) fill() error {
-	if c.ID == "" || len(c.ID) > 255 {
-		return errors.New("replicate: Config.ID must be 1..255 bytes")
-	}
-	if c.Dir == "" {
-		return errors.New("replicate: Config.Dir is required")
-	}
-	if c.OpenEngine == nil && c.Engines == nil {
-		return errors.New("replicate: Config.OpenEngine or Config.Engines is required")
-	}
-	if c.Engines == nil {
+// DefaultQuorumTimeout is Config.QuorumTimeout's default.
+const DefaultQuorumTimeout = 5 * time.Second
+
+// DefaultRetentionBytes is Config.RetentionBytes's default: 1 GiB of log kept
+// for lagging followers.
+const DefaultRetentionBytes = 1 << 30
+
+// EnsureDefaults fills c's zero fields with their defaults and returns c.
+// Some depend on AckMode (FollowerSyncDelay, ShipDelay), so set it first.
+// Open calls it (then Validate) on its copy of the Config; a caller that
+// shows the defaults, such as a node's configuration, reads them here
+// rather than writing them again.
+func (c *Config) EnsureDefaults() *Config {
+	if c.Engines == nil && c.OpenEngine != nil {
 		c.Engines = funcStore(c.OpenEngine)
 	}
 	if c.FS == nil {
 		c.FS = vfs.Default
 	}
-	switch c.Role {
-	case Leader:
-	case Follower:
-		if c.Transport == nil || c.LeaderAddr == "" {
-			return errors.New("replicate: a follower needs a Transport and a LeaderAddr")
-		}
-	default:
-		return fmt.Errorf("replicate: unknown role %d", c.Role)
-	}
-	if c.ListenAddr != "" && c.Transport == nil {
-		return errors.New("replicate: ListenAddr needs a Transport")
-	}
-	if c.AckMode == Sync && c.Quorum <= 0 {
-		return errors.New("replicate: Sync mode needs a Quorum of at least 1")
-	}
 	if c.QuorumTimeout == 0 {
-		c.QuorumTimeout = 5 * time.Second
+		c.QuorumTimeout = DefaultQuorumTimeout
 	}
 	if c.RetentionBytes == 0 {
-		c.RetentionBytes = 1 << 30
+		c.RetentionBytes = DefaultRetentionBytes
 	}
 	if c.ForgetFollowerAfter == 0 {
 		c.ForgetFollowerAfter = DefaultForgetFollowerAfter
@@ -269,17 +257,11 @@ func (c *Config) fill() error {
 	if c.MaintainEvery == 0 {
 		c.MaintainEvery = time.Second
 	}
-	if c.FollowerSyncDelay > wire.MaxSyncDelay {
-		return fmt.Errorf("replicate: Config.FollowerSyncDelay %v is over the %v a leader can send its followers", c.FollowerSyncDelay, wire.MaxSyncDelay)
-	}
 	if c.FollowerSyncDelay == 0 {
 		c.FollowerSyncDelay = 2 * time.Millisecond
 		if c.AckMode == Async {
 			c.FollowerSyncDelay = 20 * time.Millisecond
 		}
-	}
-	if c.ShipDelay > MaxShipDelay {
-		return fmt.Errorf("replicate: Config.ShipDelay %v is over %v: followers would lag the leader by that much; a few milliseconds batch enough", c.ShipDelay, MaxShipDelay)
 	}
 	if c.ShipDelay == 0 && c.AckMode == Async {
 		c.ShipDelay = 2 * time.Millisecond
@@ -301,6 +283,52 @@ func (c *Config) fill() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate checks a Config that EnsureDefaults has filled, and says what to
+// set.
+func (c *Config) Validate() error {
+	if c.ID == "" || len(c.ID) > 255 {
+		return errors.New("replicate: Config.ID must be 1..255 bytes")
+	}
+	if c.Dir == "" {
+		return errors.New("replicate: Config.Dir is required")
+	}
+	if c.OpenEngine == nil && c.Engines == nil {
+		return errors.New("replicate: Config.OpenEngine or Config.Engines is required")
+	}
+	switch c.Role {
+	case Leader:
+	case Follower:
+		if c.Transport == nil || c.LeaderAddr == "" {
+			return errors.New("replicate: a follower needs a Transport and a LeaderAddr")
+		}
+	default:
+		return fmt.Errorf("replicate: unknown role %d", c.Role)
+	}
+	if c.ListenAddr != "" && c.Transport == nil {
+		return errors.New("replicate: ListenAddr needs a Transport")
+	}
+	if c.AckMode == Sync && c.Quorum <= 0 {
+		return errors.New("replicate: Sync mode needs a Quorum of at least 1")
+	}
+	if c.FollowerSyncDelay > wire.MaxSyncDelay {
+		return fmt.Errorf("replicate: Config.FollowerSyncDelay %v is over the %v a leader can send its followers", c.FollowerSyncDelay, wire.MaxSyncDelay)
+	}
+	if c.ShipDelay > MaxShipDelay {
+		return fmt.Errorf("replicate: Config.ShipDelay %v is over %v: followers would lag the leader by that much; a few milliseconds batch enough", c.ShipDelay, MaxShipDelay)
+	}
+	return nil
+}
+
+// fill readies Open's copy of the Config: defaults, validation, and the
+// logger tagged with the node's id.
+func (c *Config) fill() error {
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		return err
 	}
 	c.Logger = c.Logger.With("node", c.ID)
 	return nil
