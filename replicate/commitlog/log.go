@@ -48,23 +48,7 @@ var (
 	ErrFailed = errors.New("commitlog: the commit log failed; reopen it")
 )
 
-// DefaultSegmentSize is the size past which a segment is sealed and a new one
-// started, unless Options says otherwise.
-const DefaultSegmentSize = 64 << 20
-
 const historyFile = "EPOCHS"
-
-// Options configure a Log. A nil *Options means the defaults.
-type Options struct {
-	// FS is the filesystem; nil means vfs.Default.
-	FS vfs.FS
-	// SegmentSize is the size in bytes past which the current segment is
-	// sealed; 0 means DefaultSegmentSize. A record is never split, so a
-	// segment may pass it by one record.
-	SegmentSize int64
-	// Logger receives recovery events; nil discards them.
-	Logger *slog.Logger
-}
 
 type segment struct {
 	salt        uint64 // its records' checksum salt (0 in a format 2 segment)
@@ -136,17 +120,8 @@ func Open(dir string, o *Options) (*Log, error) {
 	if o != nil {
 		opts = *o
 	}
-	if opts.FS == nil {
-		opts.FS = vfs.Default
-	}
-	if opts.SegmentSize == 0 {
-		opts.SegmentSize = DefaultSegmentSize
-	}
-	if opts.SegmentSize < 0 {
-		return nil, fmt.Errorf("commitlog: negative SegmentSize %d", opts.SegmentSize)
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	if err := opts.EnsureDefaults().Validate(); err != nil {
+		return nil, err
 	}
 	l := &Log{
 		dir: dir, fs: opts.FS, segSize: opts.SegmentSize, log: opts.Logger,
