@@ -40,6 +40,14 @@ func clusterInit(ctx context.Context, cli *clientv3.Client, cluster, shardList s
 		fmt.Fprintf(stderr, "kvnode cluster init: %v\n", err)
 		return 2
 	}
+	key := slotsKey(cluster)
+	if old, err := readSlotMap(ctx, cli, cluster); err != nil || old != nil {
+		if err == nil {
+			err = fmt.Errorf("cluster %s has a slot map already (%s); see it with kvnode cluster status", cluster, key)
+		}
+		fmt.Fprintf(stderr, "kvnode cluster init: %v\n", err)
+		return 1
+	}
 	members, err := cli.Get(ctx, "/logkv/"+cluster+"/members/", clientv3.WithPrefix())
 	if err != nil {
 		fmt.Fprintf(stderr, "kvnode cluster init: read the members from etcd: %v\n", err)
@@ -62,7 +70,7 @@ func clusterInit(ctx context.Context, cli *clientv3.Client, cluster, shardList s
 			"name their shards in -shards, or stop them first\n", strings.Join(stray, ", "))
 		return 1
 	}
-	key := slotsKey(cluster)
+	// The transaction, not the read above, is what makes init happen once.
 	resp, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(val))).Commit()
 	if err != nil {

@@ -375,3 +375,240 @@ func TestClusterCommandsMember(t *testing.T) {
 		require.NoError(t, c.Do(ctx, cmd).Err(), cmd)
 	}
 }
+
+// shardLeaders polls until each shard of members has exactly one running
+// member that takes writes, every running member of the shard names it,
+// and every running member routes by a slot map of at least version
+// (0: any table), and returns each shard's leader.
+func (tc *testCluster) shardLeaders(shardOf map[string]string, version int64, within time.Duration) map[string]*clusterMember {
+	t := tc.t
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		leaders := map[string]*clusterMember{}
+		ok := true
+		for name, m := range tc.nodes {
+			if m.n == nil {
+				continue
+			}
+			if !m.cb().IsFollower() {
+				require.Nil(t, leaders[shardOf[name]], "two members of shard %s take writes", shardOf[name])
+				leaders[shardOf[name]] = m
+			}
+			if tab := m.cb().route.table.Load(); tab == nil || (version > 0 && tab.version < version) {
+				ok = false
+			}
+		}
+		for name, m := range tc.nodes {
+			if m.n == nil {
+				continue
+			}
+			l, cl := leaders[shardOf[name]], m.cb().clusterLeader()
+			if l == nil || cl == nil || cl.ID != l.name {
+				ok = false
+			}
+			// The member's table names the shard's leader (what MOVED sends
+			// clients to).
+			if tab := m.cb().route.table.Load(); ok && tab != nil && tab != notSharded {
+				for i, s := range tab.shards {
+					if leaders[s] == nil || tab.leaders[i] != leaders[s].n.Addr() {
+						ok = false
+					}
+				}
+			}
+		}
+		if ok {
+			return leaders
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader per shard with slot map version %d within %v: leaders %v", version, within, leaders)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// keyOfShard returns a key whose slot shard s owns in m.
+func keyOfShard(t *testing.T, m *slotMap, s string) string {
+	tab := m.table()
+	for i := range 100000 {
+		k := "k" + strconv.Itoa(i)
+		if tab.shardOf(keySlot([]byte(k))) == s {
+			return k
+		}
+	}
+	t.Fatalf("no key of shard %s", s)
+	return ""
+}
+
+// TestShards: three shards of two members each and a real etcd. kvnode
+// cluster init spreads the slots; a go-redis ClusterClient writes and
+// reads 1000 keys across the shards, each shard holds only its own slots'
+// keys, and a shard's leader SIGKILLed (its lease left to expire) is
+// replaced while the client goes on. MOVED, CROSSSLOT, READONLY followers,
+// MULTI/EXEC across slots, CLUSTER SHARDS and NODES are checked on the way.
+func TestShards(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	shardOf := map[string]string{}
+	for _, s := range []string{"a", "b", "c"} {
+		for i := 1; i <= 2; i++ {
+			name := s + strconv.Itoa(i)
+			shardOf[name] = s
+			tc.add(name, func(c *Config) { c.Cluster.Shard = s })
+		}
+	}
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+
+	var out, errOut strings.Builder
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b,c"}, etcdArgs...), &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "a                  5461")
+	errOut.Reset()
+	require.Equal(t, 1, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut))
+	require.Contains(t, errOut.String(), "has a slot map already")
+	m, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	leaders := tc.shardLeaders(shardOf, m.Version, 30*time.Second)
+	out.Reset()
+	require.Equal(t, 0, Main(append([]string{"cluster", "status"}, etcdArgs...), &out, &errOut), errOut.String())
+	for _, s := range []string{"a", "b", "c"} {
+		require.Regexp(t, `(?m)^`+s+` +\d+  `+leaders[s].name+` `, out.String())
+		require.Contains(t, out.String(), "shard "+s+": ")
+	}
+
+	// A go-redis ClusterClient, given one follower's address, finds every
+	// shard by CLUSTER SLOTS and follows MOVED.
+	var follower *clusterMember
+	for name, mm := range tc.nodes {
+		if shardOf[name] == "a" && mm != leaders["a"] {
+			follower = mm
+		}
+	}
+	// A dead leader's address refuses connections and go-redis does not
+	// reload the slots on that (only on MOVED, or every
+	// ClusterStateReloadInterval, 60 s by default): with a redis-server
+	// cluster it waits the same way. One second bounds the rediscovery.
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{follower.n.Addr()}, MaxRedirects: 8,
+		ClusterStateReloadInterval: time.Second})
+	defer cc.Close()
+	const keys = 1000
+	for i := range keys {
+		require.NoError(t, cc.Set(ctx, "key:"+strconv.Itoa(i), i, 0).Err())
+	}
+	for i := range keys {
+		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "key:"+strconv.Itoa(i)).Val())
+	}
+	// Each leader holds exactly its own slots' keys.
+	tab := m.table()
+	want := map[string]int64{}
+	for i := range keys {
+		want[tab.shardOf(keySlot([]byte("key:"+strconv.Itoa(i))))]++
+	}
+	for s, l := range leaders {
+		require.Greater(t, want[s], int64(250), "shard %s", s)
+		require.Equal(t, want[s], l.client(t).DBSize(ctx).Val(), "shard %s", s)
+	}
+
+	// MOVED, from a node of another shard and from a follower of the
+	// owner; READONLY lets the follower read its own shard's keys.
+	kb := keyOfShard(t, m, "b")
+	plain := leaders["a"].client(t)
+	slot := keySlot([]byte(kb))
+	require.EqualError(t, plain.Set(ctx, kb, "x", 0).Err(), fmt.Sprintf("MOVED %d %s", slot, leaders["b"].n.Addr()))
+	require.EqualError(t, plain.Get(ctx, kb).Err(), fmt.Sprintf("MOVED %d %s", slot, leaders["b"].n.Addr()))
+	ka := keyOfShard(t, m, "a")
+	require.NoError(t, plain.Set(ctx, ka, "va", 0).Err())
+	fc := follower.client(t)
+	fconn := fc.Conn()
+	defer fconn.Close()
+	require.EqualError(t, fconn.Get(ctx, ka).Err(), fmt.Sprintf("MOVED %d %s", keySlot([]byte(ka)), leaders["a"].n.Addr()))
+	require.NoError(t, fconn.ReadOnly(ctx).Err())
+	require.Eventually(t, func() bool { return fconn.Get(ctx, ka).Val() == "va" }, 10*time.Second, 10*time.Millisecond)
+	require.EqualError(t, fconn.Set(ctx, ka, "x", 0).Err(), fmt.Sprintf("MOVED %d %s", keySlot([]byte(ka)), leaders["a"].n.Addr()), "READONLY reads only")
+	require.EqualError(t, fconn.Get(ctx, kb).Err(), fmt.Sprintf("MOVED %d %s", slot, leaders["b"].n.Addr()), "another shard's key")
+	require.NoError(t, fconn.ReadWrite(ctx).Err())
+	require.Error(t, fconn.Get(ctx, ka).Err())
+
+	// CROSSSLOT: keys of two slots in one command, and in one transaction
+	// (EXEC discards it: nothing applies); MOVED while queued aborts it.
+	ka2 := "{" + ka + "}2"
+	kaOther := ka + "x" // another slot of shard a
+	for keySlot([]byte(kaOther)) == keySlot([]byte(ka)) || m.table().shardOf(keySlot([]byte(kaOther))) != "a" {
+		kaOther += "x"
+	}
+	require.EqualError(t, plain.MSet(ctx, ka, "1", kb, "2").Err(), errCrossSlot)
+	require.EqualError(t, plain.MGet(ctx, ka, kaOther).Err(), errCrossSlot)
+	require.NoError(t, plain.MSet(ctx, ka, "1", ka2, "2").Err(), "one hash tag, one slot")
+	rc := dialRaw(t, leaders["a"].n)
+	require.Equal(t, "+OK\r\n", rc.do("multi"))
+	require.Equal(t, "+QUEUED\r\n", rc.do("set", ka, "t1"))
+	require.Equal(t, "+QUEUED\r\n", rc.do("set", kaOther, "t2"))
+	require.Equal(t, "-"+errCrossSlot+"\r\n", rc.do("exec"))
+	require.Equal(t, "-ERR EXEC without MULTI\r\n", rc.do("exec"), "the transaction is discarded")
+	require.Equal(t, "$1\r\n1\r\n", rc.do("get", ka))
+	require.Equal(t, "+OK\r\n", rc.do("multi"))
+	require.Equal(t, fmt.Sprintf("-MOVED %d %s\r\n", slot, leaders["b"].n.Addr()), rc.do("set", kb, "t3"))
+	require.Equal(t, "+QUEUED\r\n", rc.do("set", ka, "t4"))
+	require.Equal(t, "-EXECABORT Transaction discarded because of previous errors.\r\n", rc.do("exec"))
+	require.Equal(t, "$1\r\n1\r\n", rc.do("get", ka))
+	require.Equal(t, "+OK\r\n", rc.do("multi"))
+	require.Equal(t, "+QUEUED\r\n", rc.do("set", ka, "t5"))
+	require.Equal(t, "+QUEUED\r\n", rc.do("ping"))
+	require.Equal(t, "*2\r\n+OK\r\n+PONG\r\n", rc.do("exec"))
+	require.Equal(t, "-"+errSelectMode+"\r\n", rc.do("select", "1"))
+	require.Contains(t, rc.do("info", "cluster"), "cluster_enabled:1\r\n")
+
+	// CLUSTER SHARDS and NODES, as go-redis parses them.
+	shards, err := plain.ClusterShards(ctx).Result()
+	require.NoError(t, err)
+	require.Len(t, shards, 3)
+	for _, sh := range shards {
+		require.Len(t, sh.Slots, 1)
+		require.Len(t, sh.Nodes, 2)
+		require.Equal(t, "master", sh.Nodes[0].Role)
+		require.Equal(t, "replica", sh.Nodes[1].Role)
+		owner := tab.shardOf(uint16(sh.Slots[0].Start))
+		require.Equal(t, clusterNodeID(tc.name, leaders[owner].name), sh.Nodes[0].ID)
+		require.Equal(t, int(tab.owner[sh.Slots[0].End]), int(tab.owner[sh.Slots[0].Start]))
+	}
+	nodes, err := plain.ClusterNodes(ctx).Result()
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSuffix(nodes, "\n"), "\n")
+	require.Len(t, lines, 6)
+	masters := 0
+	for _, l := range lines {
+		f := strings.Fields(l)
+		require.GreaterOrEqual(t, len(f), 8, l)
+		if strings.Contains(f[2], "master") {
+			masters++
+			require.Len(t, f, 9, "a master's line ends with its range: %s", l)
+		} else {
+			require.Len(t, f, 8, l)
+			require.Regexp(t, `^[0-9a-f]{40}$`, f[3])
+		}
+	}
+	require.Equal(t, 3, masters)
+	require.Contains(t, nodes, clusterNodeID(tc.name, leaders["a"].name)+" "+leaders["a"].n.Addr()+"@0 myself,master - 0 0 ")
+
+	// A leader killed: its lease expires, its follower takes over, and the
+	// ClusterClient, rediscovering the shard, goes on writing to every
+	// shard and reads everything back.
+	tc.crash(leaders["b"])
+	deadline := time.Now().Add(30 * time.Second)
+	for i := keys; i < keys+100; i++ {
+		for {
+			err := cc.Set(ctx, "key:"+strconv.Itoa(i), i, 0).Err()
+			if err == nil {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "write %d after the leader kill: %v", i, err)
+			time.Sleep(20 * time.Millisecond) // the client's own retries ran out; try again until the deadline
+		}
+	}
+	after := tc.shardLeaders(shardOf, m.Version, 30*time.Second)
+	require.NotEqual(t, leaders["b"].name, after["b"].name)
+	for i := range keys + 100 {
+		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "key:"+strconv.Itoa(i)).Val(), "key %d", i)
+	}
+}
