@@ -156,6 +156,14 @@ type Progress struct {
 	// Epoch is the newest epoch (leader key CreateRevision) the member's
 	// log holds (Replica.Progress).
 	Epoch uint64 `json:"epoch"`
+	// After is the epoch of the newest leadership the member had seen end
+	// before it sampled Durable: the sync key's Epoch, read in the same
+	// etcd revision as the leader key's absence (0: none seen). A
+	// sync-mode candidate counts only progress with After at least the
+	// sync key's Epoch, so a report sampled before the last leader's last
+	// acknowledgement (a slow etcd write landing late) never hides a
+	// write a member holds (see Eligible).
+	After uint64 `json:"after,omitempty"`
 }
 
 // Ahead reports whether a log at p holds more than one at q, as Raft
@@ -181,6 +189,11 @@ type SyncSet struct {
 	V      int      `json:"v"`
 	Set    []string `json:"set"`
 	Quorum int      `json:"quorum"`
+	// Epoch is the leadership that recorded it. Every leader records the
+	// set before it takes a write, so no leadership newer than Epoch has
+	// acknowledged anything (Progress.After; 0 in keys written before
+	// this field, which Eligible then does not check).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // Handoff is the value of shards/<shard>/handoff: while it exists (it is
@@ -239,6 +252,11 @@ type Member struct {
 	// syncMu serializes this member's changes to the synchronous set.
 	syncMu sync.Mutex
 
+	// after is Progress.After for the next report; kick makes report
+	// publish at once (the leader key just vanished).
+	after atomic.Uint64
+	kick  chan struct{}
+
 	ran atomic.Bool
 }
 
@@ -247,7 +265,7 @@ func New(cfg Config) (*Member, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	return &Member{cfg: cfg, cli: cfg.Client, log: cfg.Logger.With("component", "coord", "member", cfg.ID), changed: make(chan struct{})}, nil
+	return &Member{cfg: cfg, cli: cfg.Client, log: cfg.Logger.With("component", "coord", "member", cfg.ID), changed: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
 }
 
 // Valid reports whether the member leads and its lease is certainly alive
@@ -480,8 +498,11 @@ func (m *Member) report(ctx context.Context, id clientv3.LeaseID, r Replica) {
 	t := time.NewTicker(m.cfg.ReportEvery)
 	defer t.Stop()
 	for {
+		// after before Progress: the sample must postdate the absence
+		// that after records (sawLeaderGone).
+		after := m.after.Load()
 		durable, epoch := r.Progress()
-		p := Progress{V: formatVersion, Durable: durable, Epoch: epoch}
+		p := Progress{V: formatVersion, Durable: durable, Epoch: epoch, After: after}
 		if first || p != last {
 			if _, err := m.cli.Put(ctx, m.cfg.progressKey(), mustJSON(p), clientv3.WithLease(id)); err == nil {
 				last, first = p, false
@@ -491,7 +512,28 @@ func (m *Member) report(ctx context.Context, id clientv3.LeaseID, r Replica) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.kick:
 		}
+	}
+}
+
+// sawLeaderGone notes that the leader key was absent in an etcd revision
+// whose sync key named epoch: every leadership up to epoch had ended, and
+// with it every acknowledgement of theirs, so progress sampled from now on
+// holds every write this member acked to them. report publishes it at once.
+func (m *Member) sawLeaderGone(epoch uint64) {
+	for {
+		cur := m.after.Load()
+		if epoch <= cur {
+			return
+		}
+		if m.after.CompareAndSwap(cur, epoch) {
+			break
+		}
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -500,7 +542,15 @@ func (m *Member) report(ctx context.Context, id clientv3.LeaseID, r Replica) {
 func (m *Member) elect(ctx context.Context, lease clientv3.LeaseID, r Replica) error {
 	var following *Leader
 	for ctx.Err() == nil {
-		resp, err := m.cli.Get(ctx, m.cfg.leaderKey())
+		// The leader and sync keys in one revision: the sync key's epoch
+		// where the leader key is absent is what progress reports vouch
+		// for (sawLeaderGone).
+		tresp, err := m.cli.Txn(ctx).Then(clientv3.OpGet(m.cfg.leaderKey()), clientv3.OpGet(m.cfg.syncKey())).Commit()
+		var resp *clientv3.GetResponse
+		if err == nil {
+			resp = (*clientv3.GetResponse)(tresp.Responses[0].GetResponseRange())
+			resp.Header = tresp.Header
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -511,6 +561,10 @@ func (m *Member) elect(ctx context.Context, lease clientv3.LeaseID, r Replica) e
 		}
 		rev := resp.Header.Revision
 		if len(resp.Kvs) == 0 {
+			var s SyncSet
+			if kvs := tresp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 && json.Unmarshal(kvs[0].Value, &s) == nil {
+				m.sawLeaderGone(s.Epoch)
+			}
 			m.setLeader(nil, 0)
 			if m.Leading() != 0 {
 				// Our key is gone (resigned, or deleted by an operator).
@@ -662,7 +716,12 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 		return false, "", err
 	}
 	durable, epoch := r.Progress()
-	st.Progress[m.cfg.ID] = Progress{V: formatVersion, Durable: durable, Epoch: epoch}
+	// Sampled after ReadShard: as fresh as the sync key it read.
+	var after uint64
+	if st.Sync != nil {
+		after = st.Sync.Epoch
+	}
+	st.Progress[m.cfg.ID] = Progress{V: formatVersion, Durable: durable, Epoch: epoch, After: after}
 	if st.Drained[m.cfg.ID] {
 		return false, "drained (kvnode cluster undrain lets it lead again)", nil
 	}
@@ -679,9 +738,17 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 	if st.Sync != nil {
 		inSet := 0
 		mine := false
+		stale := 0
 		var maxSeen Progress
 		for _, id := range st.Sync.Set {
-			if p, ok := st.Progress[id]; ok {
+			p, ok := st.Progress[id]
+			if ok && p.After < st.Sync.Epoch {
+				// Sampled before the last leadership ended: it may
+				// predate writes this member acked (Progress.After).
+				ok = false
+				stale++
+			}
+			if ok {
 				inSet++
 				if p.Ahead(maxSeen) {
 					maxSeen = p
@@ -694,7 +761,11 @@ func (m *Member) Eligible(ctx context.Context, r Replica) (bool, string, error) 
 			return false, "not in the synchronous set, which may hold acknowledged writes this member lacks", nil
 		}
 		if inSet < need {
-			return false, fmt.Sprintf("sync mode: progress of %d of the synchronous set's %d members seen, %d needed to be sure to hold every acknowledged write", inSet, len(st.Sync.Set), need), nil
+			why := fmt.Sprintf("sync mode: progress of %d of the synchronous set's %d members seen, %d needed to be sure to hold every acknowledged write", inSet, len(st.Sync.Set), need)
+			if stale > 0 {
+				why += fmt.Sprintf(" (%d more reported only before leadership %d ended: waiting for their next report)", stale, st.Sync.Epoch)
+			}
+			return false, why, nil
 		}
 		if maxSeen.Ahead(own) {
 			return false, fmt.Sprintf("sync mode: the log (epoch %d, durable seq %d) is behind another member's of the synchronous set (epoch %d, durable seq %d)", own.Epoch, own.Durable, maxSeen.Epoch, maxSeen.Durable), nil

@@ -30,6 +30,9 @@ type replica struct {
 	// onSyncSet, if set, checks each SetSyncSet; syncSets records them.
 	onSyncSet func(ids []string)
 	syncSets  [][]string
+	// hold, while set and open, makes Progress wait: a member whose
+	// reports are slow to reach etcd.
+	hold chan struct{}
 }
 
 func (r *replica) SetSyncSet(ids []string) {
@@ -58,6 +61,12 @@ func (r *replica) lastSyncSet() []string {
 }
 
 func (r *replica) Progress() (uint64, uint64) {
+	r.mu.Lock()
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.durable, r.epoch
@@ -336,7 +345,7 @@ func TestSyncSetGrows(t *testing.T) {
 	waitLeader(t, 10*time.Second, a)
 	st, err := coord.ReadShard(ctx, cli, "test", "")
 	require.NoError(t, err)
-	require.Equal(t, &coord.SyncSet{V: 1, Set: []string{"a"}, Quorum: 2}, st.Sync)
+	require.Equal(t, &coord.SyncSet{V: 1, Set: []string{"a"}, Quorum: 2, Epoch: a.m.Leading()}, st.Sync, "recorded by a's leadership")
 	startMember(t, srv, coord.Config{ID: "b", SyncQuorum: 1}, 0)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -517,4 +526,51 @@ func TestNewerEpochWins(t *testing.T) {
 			require.Equal(t, "c", waitLeader(t, 10*time.Second, a, c).id)
 		})
 	}
+}
+
+// TestStaleProgressNotCounted: in sync mode a candidate counts only
+// progress sampled after the last leadership ended (Progress.After). Here
+// a acknowledged seq 20 with b (b holds it, c does not), and b's progress
+// key then shows an older sample (5): a report sent before b acked, landing
+// late, while b's next report is slow. Counting it, c (10) would see itself
+// ahead of b, run, and lose the write. c must wait for b's report sampled
+// after a's key vanished; then b, which holds seq 20, leads.
+func TestStaleProgressNotCounted(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	a := startMember(t, srv, coord.Config{ID: "a", SyncQuorum: 1, Priority: 200}, 20)
+	require.Equal(t, "a", waitLeader(t, 10*time.Second, a).id)
+	b := startMember(t, srv, coord.Config{ID: "b", SyncQuorum: 1}, 20)
+	c := startMember(t, srv, coord.Config{ID: "c", SyncQuorum: 1, Priority: 300}, 10)
+	waitLeader(t, 10*time.Second, a, b, c)
+	// The set {a, b, c} with quorum 2 is recorded by a's leadership.
+	require.Eventually(t, func() bool {
+		st, err := coord.ReadShard(ctx, cli, "test", "0")
+		return err == nil && st.Sync != nil && len(st.Sync.Set) == 3 && st.Sync.Epoch == a.m.Leading() &&
+			st.Progress["b"].Durable == 20 && st.Progress["c"].Durable == 10
+	}, 10*time.Second, 10*time.Millisecond)
+	st, err := coord.ReadShard(ctx, cli, "test", "0")
+	require.NoError(t, err)
+	require.Equal(t, 2, st.Sync.Quorum)
+
+	// a dies; b's reports stall, and its key shows an old sample.
+	resp, err := cli.Get(ctx, coord.Prefix("test")+"shards/0/progress/b")
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	hold := make(chan struct{})
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(hold) }) }) // before the members stop
+	b.r.mu.Lock()
+	b.r.hold = hold
+	b.r.mu.Unlock()
+	a.kill()
+	_, err = cli.Put(ctx, coord.Prefix("test")+"shards/0/progress/b", fmt.Sprintf(`{"v":1,"durable":5,"epoch":%d}`, st.Progress["b"].Epoch),
+		clientv3.WithLease(clientv3.LeaseID(resp.Kvs[0].Lease)))
+	require.NoError(t, err)
+	// a's lease (1 s) lapses and c settles (200 ms) well within 3 s.
+	require.Never(t, func() bool { l, _, _ := c.r.state(); return l != 0 }, 3*time.Second, 10*time.Millisecond,
+		"c ran on b's stale progress and would cut seq 20, acknowledged by a")
+	release.Do(func() { close(hold) })
+	require.Equal(t, "b", waitLeader(t, 15*time.Second, b, c).id)
 }

@@ -51,7 +51,7 @@ func (m *Member) growSync(ctx context.Context, epoch uint64, r Replica) error {
 	for id := range st.Members {
 		in[id] = true
 	}
-	s := SyncSet{V: formatVersion, Quorum: m.cfg.SyncQuorum + 1}
+	s := SyncSet{V: formatVersion, Quorum: m.cfg.SyncQuorum + 1, Epoch: epoch}
 	if st.Sync != nil {
 		for _, id := range st.Sync.Set {
 			in[id] = true
@@ -64,7 +64,7 @@ func (m *Member) growSync(ctx context.Context, epoch uint64, r Replica) error {
 		s.Set = append(s.Set, id)
 	}
 	slices.Sort(s.Set)
-	if st.Sync == nil || !slices.Equal(s.Set, st.Sync.Set) || s.Quorum != st.Sync.Quorum {
+	if st.Sync == nil || !slices.Equal(s.Set, st.Sync.Set) || s.Quorum != st.Sync.Quorum || st.Sync.Epoch != epoch {
 		if err := m.putSync(ctx, epoch, st.SyncRevision, s); err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func (m *Member) shrinkSync(ctx context.Context, epoch uint64, r Replica) error 
 		}
 		m.pause(ctx, m.cfg.ReportEvery)
 	}
-	s := SyncSet{V: formatVersion, Set: keep, Quorum: want}
+	s := SyncSet{V: formatVersion, Set: keep, Quorum: want, Epoch: epoch}
 	if err := m.putSync(ctx, epoch, st.SyncRevision, s); err != nil {
 		return err
 	}
