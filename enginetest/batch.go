@@ -221,7 +221,11 @@ func testBatchAtomicity(t *testing.T, open OpenFunc, caps Capabilities) {
 			fail("NewSnapshot: %v", err)
 			return false
 		}
-		defer s.Close()
+		defer func() {
+			if err := s.Close(); err != nil {
+				fail("snapshot Close: %v", err)
+			}
+		}()
 		seq := s.Seq()
 		if seq < base || seq > base+uint64(batches) {
 			fail("snapshot Seq %d outside [%d, %d]", seq, base, base+uint64(batches))
@@ -248,7 +252,11 @@ func testBatchAtomicity(t *testing.T, open OpenFunc, caps Capabilities) {
 			fail("NewSnapshot: %v", err)
 			return false
 		}
-		defer s.Close()
+		defer func() {
+			if err := s.Close(); err != nil {
+				fail("snapshot Close: %v", err)
+			}
+		}()
 		it, err := s.NewIter(&logkv.IterOptions{LowerBound: []byte("atom/"), UpperBound: []byte("atom0")})
 		if err != nil {
 			fail("snapshot NewIter: %v", err)

@@ -279,12 +279,16 @@ func testConcurrent(t *testing.T, open OpenFunc, caps Capabilities) {
 
 // checkConcScan scans r within o and checks the keys come in order, within
 // bounds, holding values their writers wrote.
-func checkConcScan(r logkv.Reader, o *logkv.IterOptions, backward bool) error {
+func checkConcScan(r logkv.Reader, o *logkv.IterOptions, backward bool) (err error) {
 	it, err := r.NewIter(o)
 	if err != nil {
 		return fmt.Errorf("NewIter: %w", err)
 	}
-	defer it.Close()
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("iterator Close: %w", cerr)
+		}
+	}()
 	var prevKey []byte
 	move, start := it.Next, it.First
 	if backward {

@@ -16,7 +16,7 @@ func testSnapshot(t *testing.T, open OpenFunc, caps Capabilities) {
 		fill(t, h.e, before)
 		s, err := h.e.NewSnapshot()
 		require.NoError(t, err)
-		defer s.Close()
+		defer func() { require.NoError(t, s.Close(), "snapshot Close") }()
 		// An iterator opened on the snapshot before the writes, and one after.
 		early := newIterChecker(t, s, before, nil, "snapshot iterator opened before later writes")
 		early.step(first)
@@ -136,7 +136,7 @@ func testSnapshot(t *testing.T, open OpenFunc, caps Capabilities) {
 		set(t, h.e, "k", "value")
 		s, err := h.e.NewSnapshot()
 		require.NoError(t, err)
-		defer s.Close()
+		defer func() { require.NoError(t, s.Close(), "snapshot Close") }()
 		got, err := s.Get([]byte("k"))
 		require.NoError(t, err)
 		copy(got, "XXXXX")

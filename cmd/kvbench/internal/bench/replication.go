@@ -201,17 +201,19 @@ func (c *replCluster) close() error {
 
 // diffEngines walks a and b in key order together and counts the keys one
 // holds and the other does not, or with different values.
-func diffEngines(a, b logkv.Engine) (int64, error) {
+func diffEngines(a, b logkv.Engine) (n int64, err error) {
 	ia, err := a.NewIter(nil)
 	if err != nil {
 		return 0, err
 	}
-	defer ia.Close()
+	// Close reports what went wrong during the walk (a read that failed):
+	// a count from a broken walk is not a count.
+	defer func() { err = errors.Join(err, ia.Close()) }()
 	ib, err := b.NewIter(nil)
 	if err != nil {
 		return 0, err
 	}
-	defer ib.Close()
+	defer func() { err = errors.Join(err, ib.Close()) }()
 	var bad int64
 	oka, okb := ia.First(), ib.First()
 	for oka || okb {

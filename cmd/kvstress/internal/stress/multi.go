@@ -126,9 +126,12 @@ func (n *nodeRunner) multiCycle(ctx context.Context, st *multiState, sc *Scoreca
 	case <-ctx.Done():
 	}
 	killedAt := time.Now().UnixMilli()
-	n.kill()
+	kerr := n.kill()
 	cancel()
 	wg.Wait()
+	if kerr != nil {
+		return 0, nil, kerr
+	}
 	sc.Acked += int64(acked)
 	recovery, err := n.start(ctx)
 	if err != nil {
