@@ -93,6 +93,9 @@ type client struct {
 	// drop: a sync failed; the connection closes without its replies, which
 	// may claim writes that are not durable.
 	drop bool
+	// fence: reads on a sync-mode cluster leader whose replies wait until
+	// the quorum holds what they saw (readindex.go).
+	fence readFence
 	// pend is the run of blind writes not yet applied (see pending.go).
 	pend pendingWrites
 	// ks is the selected database, MULTI's queue and WATCHed keys
@@ -504,7 +507,7 @@ func (n *Node) endPipeline(c *client, perr string) gnet.Action {
 	if perr != "" {
 		c.conn.out = redcon.AppendError(c.conn.out, perr)
 	}
-	if c.dirty && c.loop.hold(c) {
+	if (c.dirty || c.fence.owed()) && c.loop.hold(c) {
 		return gnet.None
 	}
 	n.syncDirty(c)
@@ -513,13 +516,13 @@ func (n *Node) endPipeline(c *client, perr string) gnet.Action {
 
 // syncDirty syncs the pipeline's writes before its replies go out.
 func (n *Node) syncDirty(c *client) {
-	if !c.dirty || c.drop {
-		return
+	if c.dirty && !c.drop {
+		c.dirty = false
+		if err := n.backend.Sync(); err != nil {
+			n.syncFailed(c, err)
+		}
 	}
-	c.dirty = false
-	if err := n.backend.Sync(); err != nil {
-		n.syncFailed(c, err)
-	}
+	n.settleReads(c) // reads owed on a sync-mode leader (readindex.go)
 }
 
 // runOffLoop runs c.raw's requests and the pipeline's sync, then hands c
@@ -560,6 +563,7 @@ func (n *Node) runOffLoop(c *client) {
 // failed AUTH holds them back, and output over the soft limit stops the
 // pipeline: then c stalls, and is served again when the stall is over.
 func (n *Node) writeReplies(c *client) gnet.Action {
+	n.answerReads(c) // readindex.go
 	if c.drop {
 		c.conn.out = nil // may acknowledge writes that are not durable
 		return gnet.Close
@@ -714,6 +718,7 @@ func (ls *loopSync) run(context.Context) error {
 	ls.syncing = true
 	go func() {
 		err := ls.n.backend.Sync()
+		ls.n.settleReadGroup(group) // readindex.go
 		if ls.el.Execute(context.Background(), gnet.RunnableFunc(func(ctx context.Context) error {
 			ls.syncing = false
 			ls.release(group, err)
