@@ -67,6 +67,14 @@
 //     within bounds; the final state and LastSeq are exact.
 //   - model: RunModel with default options.
 //
+// # Metamorphic test
+//
+// RunMetamorphic takes an engine by its registered name, draws its options
+// through logkv.NewOptions and logkv.TestTuner, and checks a random
+// operation log against a model; a failing log is written to a file that
+// ENGINETEST_REPLAY replays exactly. TestMetamorphic runs it over every
+// registered engine, so an engine is covered by its import there.
+//
 // # Reproducing a model failure
 //
 // RunModel logs its seed. Rerun with it, and more steps if need be:
