@@ -95,13 +95,14 @@ func (n *Node) statsInfo(add func(string, any)) {
 	}
 	s.errMu.Unlock()
 	add("total_error_replies", total)
+	n.expireInfo(add) // expire.go
 	add("evicted_keys", 0)
 	add("pubsub_channels", 0)
 	add("pubsub_patterns", 0)
 }
 
-// moreInfo adds the sections info.go does not render: CPU, Commandstats,
-// Errorstats and Cluster.
+// moreInfo adds the sections info.go does not render: CPU, Commandstats
+// and Errorstats.
 func (n *Node) moreInfo(section func(string, func(func(string, any)))) {
 	section("CPU", func(add func(string, any)) {
 		var ru syscall.Rusage
@@ -146,7 +147,6 @@ func (n *Node) moreInfo(section func(string, func(func(string, any)))) {
 			add("errorstat_"+k, fmt.Sprintf("count=%d", counts[i]))
 		}
 	})
-	section("Cluster", n.clusterInfoSection) // route.go
 }
 
 func tvSeconds(tv syscall.Timeval) float64 {

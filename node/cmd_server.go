@@ -34,6 +34,8 @@ type serverState struct {
 	// set once CONFIG SET changed configParams[i] (cmd_config.go).
 	configMu      sync.Mutex
 	configChanged uint64
+	// expire is the active expirer's counters (expire.go).
+	expire expireStats
 }
 
 // cmdStats are INFO commandstats' counters of one command.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/logkv/logkv"
@@ -24,14 +25,153 @@ import (
 //     hides keys past their deadline meanwhile but never deletes on its own.
 //   - Deadlines are data, so they survive restarts and full resyncs.
 
-// Active expiry budget: at most expireBatch keys per batch, and
-// bgInterval between rounds, so the expirer costs at most
-// expireBatch*expireBatchesPerTick/bgInterval deletes a second (40k/s).
+// Active expiry, modelled on Redis's active expire cycle (expire.c): a
+// goroutine of its own (runExpirer) runs cycles; each cycle deletes due keys
+// in batches of expireBatch until none is due or its time budget is spent.
+//
+//   - Budget: a cycle may run for expireCyclePerc percent of the time since
+//     the previous cycle began, at most expireCycleMax: Redis's
+//     ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC (25) at its default hz of 10. At
+//     the cost figures of docs/keyspace.md that is tens of thousands of
+//     deletes a second, while the other 75% of a core stays the clients'.
+//   - Cadence: while keys are due, cycles run every expireCycleEvery, so a
+//     key is removed soon after its deadline and a cycle is a short burst
+//     (Redis's fast cycles); with nothing due the expirer sleeps until the
+//     next deadline, checking at least every expireIdleEvery for deadlines
+//     written meanwhile.
+//   - Locks: a batch holds the stripes of its own keys only, from the check
+//     of each key's value to the submission of its deletes (a writer that
+//     found the key expired must not see its new value deleted), so a
+//     command waits for at most one small batch. Holding the stripes of a
+//     1000-key batch, which were all 256 of them, stalled every event loop
+//     whose GET found an expired key not yet removed (settleExpired takes
+//     the key's stripe): that was most of the GET p99 during mass expiry
+//     (docs/keyspace.md).
+//   - The index walk starts at the expirer's floor, below which it removed
+//     every entry, not at the start of the index: an lsm keeps the deleted
+//     entries as tombstones until compaction, and walking them on every
+//     batch made the walk quadratic in the expiry rate. A deadline written
+//     below the floor later lowers nextDue below it, which moves the walk's
+//     start back (expirer.start).
 const (
-	bgInterval           = 100 * time.Millisecond
-	expireBatch          = 1000
-	expireBatchesPerTick = 4
+	expireBatch      = 32
+	expireCyclePerc  = 25
+	expireCycleMax   = 25 * time.Millisecond
+	expireCycleEvery = 5 * time.Millisecond
+	expireIdleEvery  = 100 * time.Millisecond
+	// bgInterval is the period of the background worker (flush.go), which
+	// sweeps flushed generations.
+	bgInterval = 100 * time.Millisecond
 )
+
+// expireStats are INFO stats' expiry counters (Redis's names).
+type expireStats struct {
+	expiredKeys  atomic.Int64 // keys the active expirer deleted
+	timeCapped   atomic.Int64 // cycles that ran out of budget with keys still due
+	cycleMicros  atomic.Int64 // wall time spent in cycles
+	staleEntries atomic.Int64 // index entries removed without a key (rewritten or flushed)
+}
+
+// expireInfo adds INFO stats' expiry fields.
+func (n *Node) expireInfo(add func(string, any)) {
+	st := &n.state().expire
+	add("expired_keys", st.expiredKeys.Load())
+	add("expired_stale_perc", "0.00") // Redis samples; this expirer walks the index, so none are sampled stale
+	add("expired_time_cap_reached_count", st.timeCapped.Load())
+	add("expire_cycle_cpu_milliseconds", st.cycleMicros.Load()/1000)
+}
+
+// expirer is the active expirer's state, owned by its goroutine (or by one
+// expireDue call).
+type expirer struct {
+	// floor: every index entry with a deadline before it was removed by an
+	// earlier walk, except entries written after that walk, which lowered
+	// nextDue (lowerNextDue) when they were applied.
+	floor int64
+	due   []dueEntry
+	keys  [][]byte
+	arena []byte // the due entries' keys
+	kbuf  []byte
+	b     logkv.Batch
+}
+
+// runExpirer runs active expiry cycles until stop closes, and closes the
+// returned channel when it has stopped.
+func (n *Node) runExpirer(stop <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var e expirer
+		timer := time.NewTimer(expireIdleEvery)
+		defer timer.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-timer.C:
+			}
+			now := time.Now()
+			budget := min(now.Sub(last)*expireCyclePerc/100, expireCycleMax)
+			last = now
+			wait := expireIdleEvery
+			switch {
+			case n.closing.Load():
+			case n.backend.IsFollower():
+				// A follower never deletes; once promoted it reads the index
+				// it was sent from the start.
+				n.ks.nextDue.Store(0)
+				e.floor = 0
+			default:
+				_, capped, err := n.expireCycle(&e, budget)
+				if err != nil {
+					n.log.Warn("active expiry failed; retrying next cycle", "err", err)
+					break
+				}
+				if capped {
+					wait = expireCycleEvery
+				} else if next := n.ks.nextDue.Load(); next != math.MaxInt64 {
+					wait = min(max(time.Duration(next-n.nowMs())*time.Millisecond, expireCycleEvery), expireIdleEvery)
+				}
+			}
+			timer.Reset(wait)
+		}
+	}()
+	return done
+}
+
+// expireDue runs one expiry cycle without a time budget: it deletes every
+// key due, and reports how many. Tests call it; the node runs runExpirer.
+func (n *Node) expireDue() (int, error) {
+	var e expirer
+	deleted, _, err := n.expireCycle(&e, 0)
+	return deleted, err
+}
+
+// expireCycle deletes due keys, a batch at a time, until none is due or
+// budget (0: none) is spent; capped says it stopped with keys still due.
+func (n *Node) expireCycle(e *expirer, budget time.Duration) (deleted int, capped bool, err error) {
+	if n.nowMs() < n.ks.nextDue.Load() {
+		return 0, false, nil // nothing can be due yet
+	}
+	st := &n.state().expire
+	start := time.Now()
+	defer func() {
+		st.cycleMicros.Add(time.Since(start).Microseconds())
+		st.expiredKeys.Add(int64(deleted))
+	}()
+	for {
+		d, more, err := n.expireBatch(e)
+		deleted += d
+		if err != nil || !more {
+			return deleted, false, err
+		}
+		if budget > 0 && time.Since(start) >= budget {
+			st.timeCapped.Add(1)
+			return deleted, true, nil
+		}
+	}
+}
 
 // deadline parses a SET/GETEX/EXPIRE time argument of unit ex, px, exat
 // or pxat into an absolute Unix ms deadline, with Redis' replies for bad
@@ -282,24 +422,6 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 	}
 }
 
-// expireDue deletes keys whose deadline has passed, oldest first, up to
-// expireBatch*expireBatchesPerTick of them, and reports how many it
-// deleted. It runs on a leader only.
-func (n *Node) expireDue() (int, error) {
-	if n.nowMs() < n.ks.nextDue.Load() {
-		return 0, nil // nothing can be due yet
-	}
-	total := 0
-	for range expireBatchesPerTick {
-		deleted, more, err := n.expireBatch()
-		total += deleted
-		if err != nil || !more {
-			return total, err
-		}
-	}
-	return total, nil
-}
-
 // dueEntry is an expiry index entry whose time has come.
 type dueEntry struct {
 	db  int
@@ -309,81 +431,105 @@ type dueEntry struct {
 }
 
 // expireBatch finds up to expireBatch due index entries and deletes their
-// keys (if the value's own deadline agrees) and the entries in one batch.
-// more says whether due entries may remain.
-func (n *Node) expireBatch() (deleted int, more bool, err error) {
+// keys (if the value's own deadline agrees) and the entries in one batch,
+// then syncs it. more says whether due entries may remain.
+func (n *Node) expireBatch(e *expirer) (deleted int, more bool, err error) {
 	now := n.nowMs()
-	due, more, err := n.dueEntries(now, expireBatch)
-	if err != nil || len(due) == 0 {
+	more, err = n.dueEntries(e, now, expireBatch)
+	if err != nil || len(e.due) == 0 {
 		return 0, false, err
 	}
-	keys := make([][]byte, len(due))
-	for i, d := range due {
-		keys[i] = d.key
+	e.keys = e.keys[:0]
+	for _, d := range e.due {
+		e.keys = append(e.keys, d.key)
 	}
-	unlock := n.locks.lockAll(keys)
-	locked := true
-	defer func() {
-		if locked {
-			unlock()
-		}
-	}()
+	deleted, err = n.expireLocked(e)
+	if err != nil {
+		return 0, false, err
+	}
+	if !more {
+		// Every entry due by now is gone: the next walk may start here.
+		e.floor = now + 1
+	}
+	// Submitted writes are made durable (and shipped) by the next Sync; a
+	// background writer has no pipeline end to wait for, so it syncs now,
+	// without the keys' locks.
+	return deleted, more, n.backend.Sync()
+}
+
+// expireLocked deletes e.due's keys whose values still carry the entry's
+// deadline, and every entry, under the keys' locks: the window in which a
+// command may wait for the expirer is this function.
+func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
+	unlock := n.locks.lockAll(e.keys)
+	defer unlock()
+	// Writes submitted before the locks (by writers now done with these
+	// keys) must be readable before the values are checked.
 	if err := n.backend.Barrier(); err != nil {
-		return 0, false, err
+		return 0, err
 	}
-	var b logkv.Batch
-	var touched []dueEntry
-	var kbuf []byte
-	for _, d := range due {
-		b.Delete(appendExpiryKey(kbuf[:0], d.db, d.gen, d.at, d.key))
+	b := &e.b
+	b.Reset()
+	touched := 0
+	for i := range e.due {
+		d := &e.due[i]
+		e.kbuf = appendExpiryKey(e.kbuf[:0], d.db, d.gen, d.at, d.key)
+		b.Delete(e.kbuf)
 		cur, err := n.gen(d.db)
 		if err != nil {
-			return 0, false, err
+			return 0, err
 		}
 		if d.gen != cur {
 			continue // a flushed generation: only the entry goes
 		}
-		kbuf = appendDataKey(kbuf[:0], d.db, d.gen, d.key)
-		v, err := n.eng().Get(kbuf)
+		e.kbuf = appendDataKey(e.kbuf[:0], d.db, d.gen, d.key)
+		v, err := n.eng().Get(e.kbuf)
 		if errors.Is(err, logkv.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return 0, false, err
+			return 0, err
 		}
 		_, at, err := decodeValue(v)
 		if err != nil {
-			return 0, false, fmt.Errorf("key %q: %w", d.key, err)
+			return 0, fmt.Errorf("key %q: %w", d.key, err)
 		}
-		if at == d.at { // else the key was rewritten: a stale entry
-			b.Delete(kbuf)
-			touched = append(touched, d)
+		if at != d.at {
+			continue // the key was rewritten: a stale entry
 		}
+		b.Delete(e.kbuf)
+		e.due[touched], e.due[i] = e.due[i], e.due[touched] // touched first
+		touched++
 	}
-	if err := n.backend.Apply(&b); err != nil {
-		return 0, false, err
+	if err := b.Err(); err != nil {
+		return 0, err
 	}
+	if err := n.backend.Apply(b); err != nil {
+		return 0, err
+	}
+	n.state().expire.staleEntries.Add(int64(len(e.due) - touched))
 	if n.ks.watch.count.Load() > 0 {
-		for _, d := range touched {
+		for _, d := range e.due[:touched] {
 			n.touchKey(d.db, d.key)
 		}
 	}
-	unlock()
-	locked = false
-	// Submitted writes are made durable (and shipped) by the next Sync; a
-	// background writer has no pipeline end to wait for, so it syncs now,
-	// without the keys' locks.
-	return len(touched), more, n.backend.Sync()
+	if cap(b.Repr()) > 1<<20 {
+		e.b = logkv.Batch{} // one batch of huge keys: do not keep its buffer
+	}
+	return touched, nil
 }
 
-// dueEntries returns up to limit expiry index entries with deadlines at or
-// before now, over every database and generation.
+// dueEntries fills e.due with up to limit expiry index entries with
+// deadlines at or before now, over every database and generation, walking
+// each (db, gen) part of the index from e.start.
 //
 // When it finds everything due, it sets nextDue to the earliest deadline
 // left. A write of a deadline meanwhile lowers nextDue again, so nextDue
 // is written with a compare-and-swap from the value read before the walk.
-func (n *Node) dueEntries(now int64, limit int) (due []dueEntry, more bool, err error) {
+func (n *Node) dueEntries(e *expirer, now int64, limit int) (more bool, err error) {
+	e.due, e.arena = e.due[:0], e.arena[:0]
 	hint := n.ks.nextDue.Load()
+	from := e.start(hint)
 	next := int64(math.MaxInt64)
 	defer func() {
 		if err == nil && !more {
@@ -391,35 +537,59 @@ func (n *Node) dueEntries(now int64, limit int) (due []dueEntry, more bool, err 
 		}
 	}()
 	if err := n.backend.Barrier(); err != nil { // see every deadline written before hint was read
-		return nil, false, err
+		return false, err
 	}
 	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: []byte{tagExpiry}, UpperBound: []byte{tagExpiry + 1}})
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	defer it.Close()
-	for ok := it.First(); ok; {
+	var offs []int // where each due key starts in e.arena (the arena may move)
+	defer func() {
+		for i := range e.due {
+			end := len(e.arena)
+			if i+1 < len(offs) {
+				end = offs[i+1]
+			}
+			e.due[i].key = e.arena[offs[i]:end:end]
+		}
+	}()
+	ok := it.SeekGE(appendExpiryKey(e.kbuf[:0], 0, 0, from, nil))
+	for ok {
 		db, gen, at, key, valid := decodeExpiryKey(it.Key())
 		if !valid {
-			return nil, false, fmt.Errorf("%w: expiry index key %q", logkv.ErrCorrupt, it.Key())
+			return false, fmt.Errorf("%w: expiry index key %q", logkv.ErrCorrupt, it.Key())
 		}
-		if at > now {
+		switch {
+		case at < from:
+			// A new (db, gen) part of the index: skip to its floor.
+			ok = it.SeekGE(appendExpiryKey(e.kbuf[:0], db, gen, from, nil))
+			continue
+		case at > now:
 			next = min(next, at)
 			// Nothing more is due in (db, gen): on to the next generation.
 			if gen < maxGen {
-				ok = it.SeekGE(expiryPrefix(db, gen+1))
+				ok = it.SeekGE(appendExpiryKey(e.kbuf[:0], db, gen+1, from, nil))
 			} else if db+1 < maxDBs {
-				ok = it.SeekGE(expiryPrefix(db+1, 0))
+				ok = it.SeekGE(appendExpiryKey(e.kbuf[:0], db+1, 0, from, nil))
 			} else {
-				break
+				ok = false
 			}
 			continue
 		}
-		if len(due) == limit {
-			return due, true, it.Error()
+		if len(e.due) == limit {
+			return true, it.Error()
 		}
-		due = append(due, dueEntry{db: db, gen: gen, at: at, key: append([]byte(nil), key...)})
+		offs = append(offs, len(e.arena))
+		e.arena = append(e.arena, key...)
+		e.due = append(e.due, dueEntry{db: db, gen: gen, at: at})
 		ok = it.Next()
 	}
-	return due, false, it.Error()
+	return false, it.Error()
+}
+
+// start is where a walk of the index begins, given nextDue as read before
+// the walk: the floor, or lower if a deadline below it was written since.
+func (e *expirer) start(hint int64) int64 {
+	return max(min(e.floor, hint), 0)
 }

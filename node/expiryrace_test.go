@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -140,4 +141,152 @@ func TestExpiredKeyStaysExpired(t *testing.T) {
 		require.Equal(t, int64(1), (<-got).Val(), "EXISTS after the deadline said no, yet the EXPIRE that found the key alive before it took effect")
 		require.Equal(t, "v", r.Get(ctx, "k").Val())
 	})
+}
+
+// TestExpirerHoldsOnlyItsBatch: while the active expirer waits for one key's
+// lock, a read of another expired key, whose stripe its batch does not
+// hold, answers at once. The expirer once locked the stripes of 1000 keys
+// at a time (all 256), so every event loop whose GET found an expired key
+// not yet removed waited for the whole batch: most of GET's p99 during mass
+// expiry.
+func TestExpirerHoldsOnlyItsBatch(t *testing.T) {
+	forEngines(t, func(t *testing.T, n *Node, c *redis.Client) {
+		ctx := context.Background()
+		n.stopBackground() // this test runs the expirer itself
+		n.setClock(clock0)
+		// first expires before every other key, so it is in the first
+		// batch; its stripe is the last, so the old expirer, locking
+		// stripes in order, held every other stripe while it waited.
+		var first string
+		for i := 0; first == ""; i++ {
+			if k := fmt.Sprintf("first%d", i); n.locks.stripe([]byte(k)) == len(n.locks.stripes)-1 {
+				first = k
+			}
+		}
+		require.NoError(t, c.Set(ctx, first, "v", time.Second).Err())
+		batch := map[int]bool{len(n.locks.stripes) - 1: true}
+		var other string
+		for i := range 1000 {
+			k := fmt.Sprintf("k%04d", i)
+			require.NoError(t, c.Set(ctx, k, "v", time.Duration(2+i)*time.Second).Err())
+			if i < expireBatch-1 {
+				batch[n.locks.stripe([]byte(k))] = true
+			} else if other == "" && !batch[n.locks.stripe([]byte(k))] {
+				other = k // expires after the first batch, on a stripe it does not hold
+			}
+		}
+		require.NotEmpty(t, other)
+		n.setClock(clock0 + 2000_000)
+
+		unlock := sync.OnceFunc(n.locks.lock([]byte(first))) // a writer holds first's stripe
+		defer unlock()
+		expired := make(chan error, 1)
+		go func() {
+			_, err := n.expireDue()
+			expired <- err
+		}()
+		// The expirer is in its first batch once it holds a stripe of it
+		// (it locks in stripe order, and first's is the last).
+		held := -1
+		for s := range batch {
+			if s != len(n.locks.stripes)-1 {
+				held = s
+				break
+			}
+		}
+		require.Eventually(t, func() bool {
+			if n.locks.stripes[held].TryLock() {
+				n.locks.stripes[held].Unlock()
+				return false
+			}
+			return true
+		}, 10*time.Second, time.Millisecond)
+		got := make(chan error, 1)
+		go func() { got <- c.Get(ctx, other).Err() }()
+		select {
+		case err := <-got:
+			require.ErrorIs(t, err, redis.Nil)
+		case <-time.After(10 * time.Second):
+			unlock()
+			t.Fatal("GET of an expired key waited for the expirer's batch of other keys")
+		}
+		unlock()
+		require.NoError(t, <-expired)
+		require.Equal(t, 0, countData(t, n))
+		require.Equal(t, 0, countExpiry(t, n))
+	})
+}
+
+// TestExpirerFloor: the expirer walks the index from where its last
+// complete walk ended, and still finds a deadline written below that point
+// afterwards (a writer whose clock was read before the walk's).
+func TestExpirerFloor(t *testing.T) {
+	forEngines(t, func(t *testing.T, n *Node, c *redis.Client) {
+		ctx := context.Background()
+		n.stopBackground()
+		n.setClock(clock0)
+		require.NoError(t, c.Set(ctx, "a", "v", time.Second).Err())
+		require.NoError(t, c.Set(ctx, "later", "v", time.Hour).Err())
+		var e expirer
+		n.setClock(clock0 + 2000)
+		deleted, capped, err := n.expireCycle(&e, 0)
+		require.NoError(t, err)
+		require.Equal(t, 1, deleted)
+		require.False(t, capped)
+		require.Equal(t, clock0+2001, e.floor)
+		require.Equal(t, clock0+3_600_000, n.ks.nextDue.Load())
+
+		// A late writer: its deadline is below the floor.
+		n.setClock(clock0)
+		require.NoError(t, c.Set(ctx, "b", "v", 500*time.Millisecond).Err())
+		n.setClock(clock0 + 3000)
+		deleted, _, err = n.expireCycle(&e, 0)
+		require.NoError(t, err)
+		require.Equal(t, 1, deleted, "the deadline below the floor is found")
+		require.Equal(t, 1, countData(t, n))
+		require.Equal(t, 1, countExpiry(t, n))
+		require.Equal(t, "v", c.Get(ctx, "later").Val())
+	})
+}
+
+// TestExpireCycleBudget: a cycle stops once its budget is spent, with keys
+// still due, and says so (INFO's expired_time_cap_reached_count); the next
+// cycles carry on.
+func TestExpireCycleBudget(t *testing.T) {
+	forEngines(t, func(t *testing.T, n *Node, c *redis.Client) {
+		ctx := context.Background()
+		n.stopBackground()
+		n.setClock(clock0)
+		for i := range 3 * expireBatch {
+			require.NoError(t, c.Set(ctx, fmt.Sprintf("k%03d", i), "v", time.Second).Err())
+		}
+		n.setClock(clock0 + 2000)
+		var e expirer
+		deleted, capped, err := n.expireCycle(&e, time.Nanosecond)
+		require.NoError(t, err)
+		require.True(t, capped)
+		require.Equal(t, expireBatch, deleted, "one batch, then the budget is spent")
+		for range 2 {
+			_, _, err = n.expireCycle(&e, time.Nanosecond)
+			require.NoError(t, err)
+		}
+		require.Equal(t, int64(0), c.DBSize(ctx).Val())
+		info := c.Info(ctx, "stats").Val()
+		require.Contains(t, info, fmt.Sprintf("expired_keys:%d\r\n", 3*expireBatch))
+		require.Contains(t, info, "expired_time_cap_reached_count:2\r\n")
+	})
+}
+
+// TestExpirerRunsAlone: with the real clock, the node's own expirer removes
+// keys soon after their deadlines, without any command touching them.
+func TestExpirerRunsAlone(t *testing.T) {
+	n := startNode(t, nil)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	for i := range 100 {
+		require.NoError(t, c.Set(ctx, fmt.Sprintf("k%03d", i), "v", 50*time.Millisecond).Err())
+	}
+	require.Eventually(t, func() bool { return countData(t, n) == 0 && countExpiry(t, n) == 0 },
+		10*time.Second, 5*time.Millisecond)
+	require.Contains(t, c.Info(ctx, "stats").Val(), "expired_keys:100\r\n")
 }

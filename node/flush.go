@@ -156,14 +156,16 @@ type bgState struct {
 	sweep atomic.Bool
 }
 
-// startBackground starts the worker that expires keys and sweeps flushed
-// generations, on a leader, every bgInterval.
+// startBackground starts the worker that sweeps flushed generations, on a
+// leader, every bgInterval, and the active expirer (expire.go).
 func (n *Node) startBackground() {
 	ks := &n.ks
 	ks.stopBG, ks.bgDone, ks.bgKick = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
 	ks.bg.sweep.Store(true)
 	go func() {
 		defer close(ks.bgDone)
+		expirer := n.runExpirer(ks.stopBG) // expire.go
+		defer func() { <-expirer }()
 		tick := time.NewTicker(bgInterval)
 		defer tick.Stop()
 		for {
@@ -190,9 +192,6 @@ func (n *Node) backgroundRound() {
 		n.ks.bg.sweep.Store(true)
 		n.ks.nextDue.Store(0)
 		return
-	}
-	if _, err := n.expireDue(); err != nil {
-		n.log.Warn("active expiry failed; retrying next round", "err", err)
 	}
 	if n.ks.bg.sweep.Load() {
 		more, err := n.sweepOld()
