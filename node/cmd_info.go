@@ -101,8 +101,8 @@ func (n *Node) statsInfo(add func(string, any)) {
 	add("pubsub_patterns", 0)
 }
 
-// moreInfo adds the sections info.go does not render: CPU, Commandstats
-// and Errorstats.
+// moreInfo adds the sections info.go does not render: CPU, Commandstats,
+// Errorstats and Cluster.
 func (n *Node) moreInfo(section func(string, func(func(string, any)))) {
 	section("CPU", func(add func(string, any)) {
 		var ru syscall.Rusage
@@ -147,6 +147,7 @@ func (n *Node) moreInfo(section func(string, func(func(string, any)))) {
 			add("errorstat_"+k, fmt.Sprintf("count=%d", counts[i]))
 		}
 	})
+	section("Cluster", n.clusterInfoSection) // route.go
 }
 
 func tvSeconds(tv syscall.Timeval) float64 {
