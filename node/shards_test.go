@@ -612,3 +612,118 @@ func TestShards(t *testing.T) {
 		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "key:"+strconv.Itoa(i)).Val(), "key %d", i)
 	}
 }
+
+// routeFixture is a node whose backend is a cluster member's, with the
+// slot table t, and a client that sent READONLY: the member is a follower
+// (it has not joined), so a read of its own shard's slot runs here and
+// anything else is redirected.
+func routeFixture(t *slotTable) (*Node, *client) {
+	b := &clusterBackend{}
+	b.route.table.Store(t)
+	return &Node{backend: b}, &client{authed: true, readonly: true}
+}
+
+// oneShardTable is a table with every slot on shard "0", this member's,
+// whose leader is at leader.
+func oneShardTable(leader string) *slotTable {
+	m, _ := evenSlotMap([]string{"0"})
+	t := m.table()
+	t.leaders, t.self = []string{leader}, 0
+	return t
+}
+
+// TestRouteNoAlloc: deciding that a command runs here allocates nothing,
+// with a slot table (one CRC per key) and without one (not sharded), and
+// a plain node is not asked at all.
+func TestRouteNoAlloc(t *testing.T) {
+	get := [][]byte{[]byte("GET"), []byte("user:1000")}
+	mget := [][]byte{[]byte("MGET"), []byte("{u}1"), []byte("{u}2"), []byte("{u}3")}
+	for name, tab := range map[string]*slotTable{"sharded": oneShardTable("127.0.0.1:1"), "not sharded": notSharded} {
+		n, c := routeFixture(tab)
+		for _, args := range [][][]byte{get, mget} {
+			cm := lookup(args[0])
+			require.False(t, n.misrouted(c, cm, args), "%s %q", name, args)
+			require.Zero(t, testing.AllocsPerRun(1000, func() { n.misrouted(c, cm, args) }), "%s %q", name, args)
+		}
+	}
+	plain := &Node{backend: &standalone{}}
+	require.False(t, plain.misrouted(&client{}, lookup(get[0]), get))
+}
+
+// TestRouteDecisions: the reply of every case of slotTable.redirect and
+// route, without etcd.
+func TestRouteDecisions(t *testing.T) {
+	m, err := evenSlotMap([]string{"a", "b"})
+	require.NoError(t, err)
+	tab := m.table()
+	tab.leaders, tab.self, tab.selfAddr = []string{"127.0.0.1:1", ""}, 0, "127.0.0.1:9"
+	ka, kb := keyOfShard(t, m, "a"), keyOfShard(t, m, "b")
+	sa := keySlot([]byte(ka))
+	require.Equal(t, "", tab.redirect(sa, false, false), "the leader serves its slots")
+	require.Equal(t, "", tab.redirect(sa, true, true), "a READONLY follower serves reads")
+	require.Equal(t, fmt.Sprintf("MOVED %d 127.0.0.1:1", sa), tab.redirect(sa, false, true), "a follower sends the rest to its leader")
+	require.Equal(t, errClusterDown, tab.redirect(keySlot([]byte(kb)), false, false), "shard b has no leader")
+	var unknown *slotTable
+	require.Equal(t, errClusterDown, unknown.redirect(sa, false, false), "etcd not read yet")
+	tab.leaders[0] = tab.selfAddr
+	require.Equal(t, "", tab.redirect(sa, false, true), "named leader, not yet leading: not MOVED to itself")
+
+	n, c := routeFixture(tab)
+	c.readonly = false
+	out := func(args ...string) (bool, string) {
+		c.conn = &replyConn{n: n, c: c, check: 1 << 30}
+		b := make([][]byte, len(args))
+		for i, a := range args {
+			b[i] = []byte(a)
+		}
+		return n.misrouted(c, lookup(b[0]), b), string(c.conn.out)
+	}
+	tab.leaders[0] = "127.0.0.1:1"
+	ok, reply := out("mset", ka, "1", kb, "2")
+	require.True(t, ok)
+	require.Equal(t, "-"+errCrossSlot+"\r\n", reply)
+	ok, _ = out("ping")
+	require.False(t, ok, "keyless commands run here")
+	ok, _ = out("get")
+	require.False(t, ok, "wrong arity is run's error")
+	ok, reply = out("select", "2")
+	require.True(t, ok)
+	require.Equal(t, "-"+errSelectMode+"\r\n", reply)
+	ok, _ = out("select", "0")
+	require.False(t, ok)
+	c.authed = false
+	ok, _ = out("get", kb)
+	require.False(t, ok, "NOAUTH comes first")
+}
+
+// BenchmarkRoute is the command path's slot check: a plain node, a
+// cluster member without a slot map, and one with a map (one CRC per
+// key).
+func BenchmarkRoute(b *testing.B) {
+	args := [][]byte{[]byte("GET"), []byte("key:000000123456")}
+	cm := lookup(args[0])
+	for _, tc := range []struct {
+		name string
+		n    *Node
+		c    *client
+	}{
+		{"plain", &Node{backend: &standalone{}}, &client{authed: true}},
+		{"not-sharded", nil, nil},
+		{"sharded", nil, nil},
+	} {
+		switch tc.name {
+		case "not-sharded":
+			tc.n, tc.c = routeFixture(notSharded)
+		case "sharded":
+			tc.n, tc.c = routeFixture(oneShardTable("127.0.0.1:1"))
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if tc.n.misrouted(tc.c, cm, args) {
+					b.Fatal("misrouted")
+				}
+			}
+		})
+	}
+}
