@@ -363,6 +363,13 @@ func (b *clusterBackend) Sync() error {
 		(*h)()
 	}
 	if !b.mayAck(epoch) {
+		if b.noClientLeft() {
+			// Shutdown's last Sync: the writes are durable in the log
+			// (replicatedBackend.Sync above) and stay there, and no client
+			// is left to acknowledge them to, so there is nothing to
+			// refuse: a leader that cannot renew its lease stops cleanly.
+			return nil
+		}
 		return errFenced
 	}
 	for {
@@ -373,8 +380,21 @@ func (b *clusterBackend) Sync() error {
 	}
 }
 
+// noClientLeft reports whether the node is shutting down with every client
+// connection gone (Shutdown closes them before its last Sync): a Sync then
+// acknowledges nothing to anyone.
+func (b *clusterBackend) noClientLeft() bool {
+	n := b.n
+	if !n.closing.Load() {
+		return false
+	}
+	n.connsMu.Lock()
+	defer n.connsMu.Unlock()
+	return len(n.conns) == 0
+}
+
 // Barrier makes writes readable; it acknowledges nothing, so it is not
-// fenced: a leader past its deadline still serves reads.
+// fenced (a sync-mode leader's reads are: readindex.go).
 func (b *clusterBackend) Barrier() error { return b.replicatedBackend.Barrier() }
 
 // ReplicaOf is refused: etcd decides who leads (kvnode cluster failover
@@ -531,10 +551,29 @@ func (r clusterReplica) Lead(epoch uint64) error {
 	b.mu.Lock()
 	b.leader = ""
 	b.mu.Unlock()
-	if _, err := b.r.Engine().Get(metaFormatKey); errors.Is(err, logkv.ErrNotFound) {
+	format, err := b.r.Engine().Get(metaFormatKey)
+	if errors.Is(err, logkv.ErrNotFound) {
 		var fb logkv.Batch
 		fb.Set(metaFormatKey, []byte{keyspaceFormat})
 		if err := errors.Join(b.replicatedBackend.Apply(&fb), b.replicatedBackend.Sync()); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	} else {
+		// The first record of the epoch, as Raft's no-op entry: the format
+		// key written again with its value. A follower that holds it
+		// reports this epoch (coord compares logs by epoch, then seq), so
+		// a handoff can tell its target holds this leader's records, not
+		// a divergent tail as long. Durable here only: no follower is
+		// connected yet, and nothing is acknowledged by it.
+		var nb logkv.Batch
+		nb.Set(metaFormatKey, format)
+		seq, err := b.r.Submit(&nb)
+		if err == nil {
+			err = b.r.AwaitLocal(seq)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -325,8 +325,16 @@ func TestHandOver(t *testing.T) {
 	}
 	require.False(t, a.m.ValidFor(a.m.Leading()), "a leader handing over confirms no read")
 	require.Equal(t, uint64(0), func() uint64 { l, _, _ := b.r.state(); return l }(), "b took over before it caught up")
+	// b reaches a's seq, but in an older epoch: a divergent tail of its
+	// own (a deposed leader's records a never had), not a's records.
+	// Compared by seq alone, a would let go, and b would cut a's writes.
 	b.r.mu.Lock()
-	b.r.durable = 100 // b catches up
+	b.r.durable = 100
+	b.r.mu.Unlock()
+	require.Never(t, func() bool { return len(done) > 0 }, time.Second, 10*time.Millisecond,
+		"a handed over to a member whose log of an older epoch only matches its seq")
+	b.r.mu.Lock()
+	b.r.epoch = a.m.Leading() // b catches up: it holds a's records, of a's epoch
 	b.r.mu.Unlock()
 	require.NoError(t, <-done)
 	require.Equal(t, "b", waitLeader(t, 10*time.Second, a, b, c).id)
@@ -443,6 +451,11 @@ func TestDrain(t *testing.T) {
 	b := startMember(t, srv, coord.Config{ID: "b"}, 100)
 	c := startMember(t, srv, coord.Config{ID: "c"}, 90)
 	waitLeader(t, 10*time.Second, a, b, c)
+	for _, f := range []*member{b, c} { // they hold a's records, of a's epoch
+		f.r.mu.Lock()
+		f.r.epoch = a.m.Leading()
+		f.r.mu.Unlock()
+	}
 
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()

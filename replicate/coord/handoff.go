@@ -17,7 +17,7 @@ import (
 //     CreateRevision (so it names this leadership, no later one).
 //  2. The leader sees it (watchHandoff), stops acknowledging writes (Valid
 //     turns false: clients get TRYAGAIN), and waits until the target's
-//     progress reaches the leader's durable seq.
+//     progress reaches the leader's: its epoch, and its durable seq.
 //  3. The leader deletes its leader key. Eligible lets only the target run
 //     while the handoff key exists; the target wins and deletes the key.
 //
@@ -145,13 +145,19 @@ func (m *Member) handOver(ctx context.Context, epoch uint64, target string, r Re
 		m.publishLocked()
 		m.mu.Unlock()
 	}
-	durable, _ := r.Progress()
-	m.log.Info("handing leadership over: writes paused", "target", target, "durable", durable)
+	durable, own := r.Progress()
+	mine := Progress{Durable: durable, Epoch: own}
+	m.log.Info("handing leadership over: writes paused", "target", target, "durable", durable, "epoch", own)
 	deadline := time.Now().Add(HandoffTimeout)
 	for {
 		st, err := ReadShard(ctx, m.cli, m.cfg.Cluster, m.cfg.Shard)
 		if err == nil {
-			if p, ok := st.Progress[target]; ok && p.Durable >= durable {
+			// By epoch, then seq (Progress.Ahead): a target at this seq in
+			// an older epoch holds a divergent tail of its own, not these
+			// records. The leader's first record of its epoch (kvnode's
+			// Lead writes one, as Raft's no-op) gives a follower that holds
+			// its records this epoch.
+			if p, ok := st.Progress[target]; ok && !mine.Ahead(p) {
 				break
 			}
 		}
