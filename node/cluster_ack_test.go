@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/logkv/logkv/replicate/coord"
 )
 
@@ -73,4 +75,44 @@ func TestClusterNoAckAfterLeadershipEnds(t *testing.T) {
 	// The cluster carries on: a leader is elected again and takes writes.
 	l := tc.leader(20 * time.Second)
 	require.NoError(t, l.client(t).Set(ctx, "after", "1", 0).Err())
+}
+
+// TestClusterShutdownFenced: a leader that can no longer renew its lease
+// stops cleanly. Its last write was logged but refused its acknowledgement
+// (the fencing deadline passed while it waited); Shutdown still succeeds,
+// and the write stays in its log, unacknowledged.
+func TestClusterShutdownFenced(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	a := tc.add("a")
+	require.Equal(t, a, tc.leader(20*time.Second))
+	ac := a.client(t)
+	require.NoError(t, ac.Set(ctx, "k", "v1", 0).Err())
+
+	m := a.cb().member.Load()
+	epoch := m.LeadingNow()
+	once := false
+	hook := func() { // the write is durable; etcd goes and the deadline passes
+		if once {
+			return
+		}
+		once = true
+		tc.etcd.Stop()
+		for m.ValidFor(epoch) {
+			time.Sleep(5 * time.Millisecond) // polling: the deadline is at most TTL - margin away
+		}
+	}
+	a.cb().testHookAwaited.Store(&hook)
+	err := ac.Set(ctx, "k", "v2", 0).Err()
+	require.Error(t, err, "a write acknowledged past the fencing deadline")
+	seq := a.cb().r.Log().LastSeq()
+	dir := a.dir
+
+	tc.stop(a) // requires Shutdown to succeed
+
+	l, err := commitlog.Open(filepath.Join(dir, logSubdir, "log"), nil)
+	require.NoError(t, err)
+	defer l.Close()
+	require.GreaterOrEqual(t, l.LastSeq(), seq, "the refused write is not in the log after shutdown")
 }
