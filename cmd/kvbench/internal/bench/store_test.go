@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"io"
+	"math"
 	"slices"
 	"testing"
 
@@ -74,10 +75,10 @@ func TestLatencySampling(t *testing.T) {
 		cfg.Num = 40000
 		cfg.LatencyEvery = every
 		b := &benchRun{cfg: &cfg, index: 1}
-		w := &worker{sampleMask: uint64(b.sampleEvery() - 1), sampleX: 12345}
+		smp := newSampler(b.sampleEvery(), 12345)
 		timed := 0
 		for range cfg.Num {
-			if w.timed() {
+			if smp.timed() {
 				timed++
 			}
 		}
@@ -93,6 +94,35 @@ func TestLatencySampling(t *testing.T) {
 	cfg := testConfig(NoopEngine)
 	cfg.LatencyEvery = 6
 	require.ErrorIs(t, cfg.Validate(), ErrUsage)
+}
+
+// The sampler's gaps are those of a coin flipped per operation: each
+// operation is timed with probability 1/every, whatever happened before (the
+// gap is geometric: P(gap = g) = (1-p)^g p), for rates whose m-bit groups
+// do and do not tile 64 bits.
+func TestSamplerIsGeometric(t *testing.T) {
+	for _, every := range []int{2, 8, 64, 1024} {
+		smp := newSampler(every, 99)
+		smp.warm = alwaysTimed
+		const draws = 200000
+		p := 1 / float64(every)
+		var sum float64
+		zero, short := 0, 0 // gaps of 0, and gaps below every
+		for range draws {
+			g := smp.gap()
+			sum += float64(g)
+			if g == 0 {
+				zero++
+			}
+			if g < every {
+				short++
+			}
+		}
+		require.InEpsilon(t, float64(every-1), sum/draws, 0.03, "every %d: mean gap", every)
+		// Within five standard deviations of the binomial count.
+		require.InDelta(t, draws*p, float64(zero), 5*math.Sqrt(draws*p*(1-p)), "every %d: P(gap 0)", every)
+		require.InEpsilon(t, 1-math.Pow(1-p, float64(every)), float64(short)/draws, 0.03, "every %d: P(gap < every)", every)
+	}
 }
 
 // The noop iterator is reused after Close (NewIter takes it from a pool):

@@ -19,13 +19,9 @@ type worker struct {
 	stats map[string]*opStat // by operation name
 	bytes int64
 
-	// Latency sampling: with sampleMask 0 every operation is timed;
-	// otherwise an operation is timed when the xorshift sampleX drawn for it
-	// has its low bits clear (one in sampleMask+1, at random, so no periodic
-	// behaviour of an engine lines up with the samples).
-	sampleMask uint64
-	sampleX    uint64
-	warm       int // operations timed before sampling starts
+	// smp chooses the operations to time (see sampler): one in
+	// Config.LatencyEvery, at random.
+	smp sampler
 	// pending counts operations not yet added to done: progress is
 	// published every progressEvery operations, not on each.
 	pending int64
@@ -76,30 +72,22 @@ const progressEvery = 64
 // inserts) still gets latencies, and a long one is not skewed by 64.
 const alwaysTimed = 64
 
-// timed says whether to time the next operation (see sampleMask).
-func (w *worker) timed() bool {
-	if w.sampleMask == 0 {
-		return true
+// clock returns the time to measure an operation from (since the worker's
+// base), or -1 when this operation is not sampled (see sampler).
+// Its untimed path (a decrement) is inlined into the driver loops; the
+// timed one is a call.
+func (w *worker) clock() time.Duration {
+	if w.smp.skip > 0 {
+		w.smp.skip--
+		return -1
 	}
-	if w.warm < alwaysTimed {
-		w.warm++
-		return true
-	}
-	x := w.sampleX
-	x ^= x << 13
-	x ^= x >> 7
-	x ^= x << 17
-	w.sampleX = x
-	return x&w.sampleMask == 0
+	return w.clockTimed()
 }
 
-// clock returns the time to measure an operation from (since the worker's
-// base), or -1 when this operation is not sampled (see timed).
-func (w *worker) clock() time.Duration {
-	if w.timed() {
-		return time.Since(w.base)
-	}
-	return -1
+//go:noinline
+func (w *worker) clockTimed() time.Duration {
+	w.smp.draw()
+	return time.Since(w.base)
 }
 
 // since is the latency of an operation started at t0 from clock, or -1 when
@@ -113,14 +101,27 @@ func (w *worker) since(t0 time.Duration) time.Duration {
 
 // did records count operations (one call: one latency d, -1 if not timed)
 // that moved n bytes.
+// It is inlined into the driver loops; recording a latency and publishing
+// progress, which most operations skip, are one call.
 func (w *worker) did(st *opStat, d time.Duration, count int, n int) {
-	if d >= 0 {
-		record(st.hist, d)
-	}
 	st.ops += int64(count)
 	st.bytes += int64(n)
 	w.bytes += int64(n)
-	if w.pending += int64(count); w.pending >= progressEvery {
+	w.pending += int64(count)
+	if d >= 0 || w.pending >= progressEvery {
+		w.recordAndPublish(st, d)
+	}
+}
+
+// recordAndPublish records latency d (if >= 0) and publishes progress when
+// progressEvery operations are pending.
+//
+//go:noinline
+func (w *worker) recordAndPublish(st *opStat, d time.Duration) {
+	if d >= 0 {
+		record(st.hist, d)
+	}
+	if w.pending >= progressEvery {
 		w.done.Add(w.pending)
 		w.pending = 0
 	}
@@ -162,14 +163,13 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 	counters := make([]paddedCounter, threads)
 	for i := range workers {
 		workers[i] = &worker{
-			id:         i,
-			rng:        rand.New(rand.NewPCG(b.cfg.Seed, uint64(b.index)<<32|uint64(i))),
-			stats:      map[string]*opStat{},
-			sampleMask: uint64(b.sampleEvery() - 1),
-			sampleX:    splitmix(b.cfg.Seed^uint64(b.index)<<32^uint64(i)) | 1,
-			done:       &counters[i].n,
-			vals:       b.values,
-			base:       time.Now(),
+			id:    i,
+			rng:   rand.New(rand.NewPCG(b.cfg.Seed, uint64(b.index)<<32|uint64(i))),
+			stats: map[string]*opStat{},
+			smp:   newSampler(b.sampleEvery(), splitmix(b.cfg.Seed^uint64(b.index)<<32^uint64(i))),
+			done:  &counters[i].n,
+			vals:  b.values,
+			base:  time.Now(),
 		}
 	}
 	var (
