@@ -222,7 +222,7 @@ func validateRepr(data []byte) (uint32, error) {
 		return 0, bad(0, "%d bytes is shorter than the header", len(data))
 	}
 	if data[0] != batchVersion {
-		return 0, bad(0, "unknown batch version %d", data[0])
+		return 0, FormatError("batch", 0, "batch version %d; this version reads %d", data[0], batchVersion)
 	}
 	count := binary.LittleEndian.Uint32(data[1:5])
 	if count == 0 {

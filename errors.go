@@ -28,6 +28,13 @@ var (
 	// ErrCorrupt: stored data failed a check (checksum, length, magic). The
 	// wrapping error names the file and offset.
 	ErrCorrupt = errors.New("logkv: corrupt data")
+	// ErrFormat: stored data carries a format version this build cannot
+	// read (written by a newer one, most likely). The wrapping error names
+	// the file, the offset and the versions; errors.Is(err, ErrCorrupt)
+	// holds too, for callers that refuse both alike. Run the version that
+	// wrote the data, or resync from a node that has it in a readable
+	// format.
+	ErrFormat = errors.New("logkv: unsupported format version")
 	// ErrEmptyKey: keys must be at least one byte long.
 	ErrEmptyKey = errors.New("logkv: empty key")
 	// ErrKeyTooLarge: the key is longer than MaxKeySize.
@@ -58,6 +65,21 @@ func (e *corruptError) Error() string {
 }
 
 func (e *corruptError) Unwrap() error { return ErrCorrupt }
+
+// FormatError returns an error wrapping ErrFormat (and ErrCorrupt) that
+// names the file and byte offset of an unknown format version, and what it
+// is.
+func FormatError(file string, offset int64, format string, args ...any) error {
+	return &formatError{corruptError{file: file, offset: offset, what: fmt.Sprintf(format, args...)}}
+}
+
+type formatError struct{ corruptError }
+
+func (e *formatError) Error() string {
+	return fmt.Sprintf("logkv: unsupported format version in %s at offset %d: %s", e.file, e.offset, e.what)
+}
+
+func (e *formatError) Unwrap() []error { return []error{ErrFormat, ErrCorrupt} }
 
 // CheckKey returns an error if key is not a valid key.
 func CheckKey(key []byte) error {
