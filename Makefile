@@ -5,7 +5,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.6.1
 
-.PHONY: help test race short lint fmt vet staticcheck fuzz bench run stress compare-redis bench-peers benchmarks-doc bench-rocksdb
+.PHONY: help test race short lint fmt vet staticcheck fuzz bench run stress compare-redis bench-peers bench-overhead benchmarks-doc bench-rocksdb
 
 help:
 	@echo "make test        the test suite with the race detector (what CI runs)"
@@ -14,6 +14,7 @@ help:
 	@echo "make fuzz        fuzz every Fuzz target for FUZZTIME each (default $(FUZZTIME))"
 	@echo "make bench       go test benchmarks (BENCHTIME=$(BENCHTIME))"
 	@echo "make bench-peers kvbench on logkv and Pebble, Badger, bbolt, goleveldb, btree (PEER_ARGS)"
+	@echo "make bench-overhead  kvbench's own cost per operation against the fastest engine (OVERHEAD_ARGS)"
 	@echo "make benchmarks-doc  regenerate docs/benchmarks.md and its chart (NUM, ROUNDS)"
 	@echo "make bench-rocksdb   Debian's RocksDB db_bench with kvbench's sizes (ROCKSDB_NUM)"
 	@echo "make stress      long crash and linearizability runs (STRESS_CYCLES, HISTORY_DURATION, HISTORY_FAILOVERS)"
@@ -79,6 +80,14 @@ PEER_ARGS ?= -engine lsm,pebble,badger,bbolt,goleveldb,btree -num 100000
 # this checkout) when they changed since its go.mod was last tidied.
 bench-peers:
 	cd cmd/kvbench/peers && $(GO) run -mod=mod . $(PEER_ARGS)
+
+# kvbench's own cost (the noop engine) against the fastest of logkv's engines
+# and the peers on each benchmark (issue #21's target: under 5%). A Go
+# benchmark that measures and reports, never asserts; OVERHEAD_ARGS passes
+# -overhead.num, -overhead.rounds, -overhead.engines.
+OVERHEAD_ARGS ?=
+bench-overhead:
+	cd cmd/kvbench/peers && $(GO) test -mod=mod -run='^$$' -bench='^BenchmarkOverhead$$' -benchtime=1x -timeout=60m . $(OVERHEAD_ARGS)
 
 benchmarks-doc:
 	cmd/kvbench/peers/benchmarks-doc.sh

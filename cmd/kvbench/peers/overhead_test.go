@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
+)
+
+var (
+	overheadNum     = flag.Int("overhead.num", 200000, "BenchmarkOverhead: keys per fill and operations per benchmark")
+	overheadRounds  = flag.Int("overhead.rounds", 2, "BenchmarkOverhead: rounds, the engine order alternating")
+	overheadEngines = flag.String("overhead.engines", "noop,lsm,bitcask,memory,pebble,badger,bbolt-nosync,goleveldb,btree",
+		"BenchmarkOverhead: engines, noop among them")
+)
+
+// BenchmarkOverhead measures kvbench's own cost against issue #21's target:
+// under 5% of the fastest engine's time per operation, on each db_bench
+// benchmark and YCSB workload, the fastest being whichever of logkv's
+// engines and the peers is fastest there. It runs kvbench once over the noop
+// engine and every other engine (-overhead.engines, -overhead.num,
+// -overhead.rounds; progress on stderr) and reports one sub-benchmark per
+// benchmark, named for it and the fastest engine: ns/op is the noop engine's
+// process CPU time per operation (the driver's cost, an upper bound),
+// fastest-ns/op the fastest engine's, overhead-% the share, and the wall
+// figures beside them. It asserts nothing about the figures (timings are
+// measured, never asserted); it fails only if the run fails, a wrong read
+// included. `make bench-overhead` runs it:
+//
+//	cd cmd/kvbench/peers && go test -run '^$' -bench Overhead -benchtime 1x -timeout 60m
+func BenchmarkOverhead(b *testing.B) {
+	cfg := bench.DefaultConfig()
+	cfg.Engines = strings.Split(*overheadEngines, ",")
+	if !slices.Contains(cfg.Engines, bench.NoopEngine) || len(cfg.Engines) < 2 {
+		b.Fatalf("-overhead.engines %q: name noop and at least one engine to compare it with", *overheadEngines)
+	}
+	cfg.Num, cfg.Rounds = *overheadNum, *overheadRounds
+	cfg.Benchmarks = append(slices.Clone(bench.DBBenchmarks), bench.YCSBWorkloads...)
+	cfg.Progress = bench.ProgressAlways
+	cfg.ProgressEvery = 30e9
+	results, err := bench.Run(context.Background(), cfg, io.Discard, os.Stderr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range bench.Overhead(results) {
+		b.Run(r.Benchmark+"/"+r.FastestCPUEngine, func(b *testing.B) {
+			b.ReportMetric(r.NoopCPU, "ns/op")
+			b.ReportMetric(r.FastestCPU, "fastest-ns/op")
+			b.ReportMetric(r.CPUShare(), "overhead-%")
+			b.ReportMetric(r.NoopWall, "wall-ns/op")
+			b.ReportMetric(r.FastestWall, "fastest-wall-ns/op")
+			b.ReportMetric(r.WallShare(), "wall-overhead-%")
+		})
+	}
+}
