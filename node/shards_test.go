@@ -727,3 +727,25 @@ func BenchmarkRoute(b *testing.B) {
 		})
 	}
 }
+
+// TestCRC16Slicing: the slicing-by-8 CRC equals the byte-at-a-time one at
+// every length and alignment (TestKeySlotRedis checks both against Redis).
+func TestCRC16Slicing(t *testing.T) {
+	bytewise := func(b []byte) uint16 {
+		var c uint16
+		for _, x := range b {
+			c = c<<8 ^ crc16Table[byte(c>>8)^x]
+		}
+		return c
+	}
+	r := rand.New(rand.NewPCG(16, 8))
+	buf := make([]byte, 300)
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	for off := range 8 {
+		for n := 0; off+n <= len(buf); n++ {
+			require.Equal(t, bytewise(buf[off:off+n]), crc16(buf[off:off+n]), "offset %d length %d", off, n)
+		}
+	}
+}

@@ -40,9 +40,34 @@ var crc16Table = func() (t [256]uint16) {
 	return t
 }()
 
+// crc16Slice8 extends crc16Table for slicing by 8: crc16Slice8[k][b] is
+// the CRC of byte b followed by k zero bytes (row 0 is crc16Table), so
+// eight bytes fold into the CRC with eight independent table loads instead
+// of a chain of eight (Intel's slicing-by-8, for a CRC that is not
+// reflected). 4 KiB; a 16-byte key's slot costs two steps instead of 16.
+var crc16Slice8 = func() (t [8][256]uint16) {
+	t[0] = crc16Table
+	for k := 1; k < 8; k++ {
+		for b := range 256 {
+			c := t[k-1][b]
+			t[k][b] = c<<8 ^ crc16Table[byte(c>>8)]
+		}
+	}
+	return t
+}()
+
 // crc16 is CRC-16/XMODEM of b.
 func crc16(b []byte) uint16 {
 	var c uint16
+	for len(b) >= 8 {
+		// The CRC's two bytes meet the block's first two; the rest enter
+		// as they are, each shifted past the bytes after it by its row.
+		c = crc16Slice8[7][b[0]^byte(c>>8)] ^ crc16Slice8[6][b[1]^byte(c)] ^
+			crc16Slice8[5][b[2]] ^ crc16Slice8[4][b[3]] ^
+			crc16Slice8[3][b[4]] ^ crc16Slice8[2][b[5]] ^
+			crc16Slice8[1][b[6]] ^ crc16Slice8[0][b[7]]
+		b = b[8:]
+	}
 	for _, x := range b {
 		c = c<<8 ^ crc16Table[byte(c>>8)^x]
 	}
