@@ -326,7 +326,7 @@ func (m *metaRun) apply(op MetaOp) error {
 		m.volatile = ok && v.Volatile()
 		m.e, err = logkv.Open(m.name, m.dir, m.opts)
 		if err != nil {
-			return fmt.Errorf("Open with %+v: %w", m.opts, err)
+			return fmt.Errorf("open with %+v: %w", m.opts, err)
 		}
 		return nil
 	case "set":
@@ -400,7 +400,7 @@ func (m *metaRun) apply(op MetaOp) error {
 		err := m.e.Close()
 		m.e = nil
 		if err != nil {
-			return fmt.Errorf("Close: %w", err)
+			return fmt.Errorf("close before reopen: %w", err)
 		}
 		if m.e, err = logkv.Open(m.name, m.dir, m.opts); err != nil {
 			return fmt.Errorf("reopen: %w", err)
@@ -417,9 +417,9 @@ func (m *metaRun) get(r logkv.Reader, s state, k string) error {
 	case !ok && errors.Is(err, logkv.ErrNotFound):
 		return nil
 	case !ok:
-		return fmt.Errorf("Get(%q) = %.32q, %v; want ErrNotFound", k, v, err)
+		return fmt.Errorf("get %q: %.32q, %v; want ErrNotFound", k, v, err)
 	case err != nil || string(v) != want:
-		return fmt.Errorf("Get(%q) = %.32q, %v; want %.32q", k, v, err, want)
+		return fmt.Errorf("get %q: %.32q, %v; want %.32q", k, v, err, want)
 	}
 	return nil
 }
