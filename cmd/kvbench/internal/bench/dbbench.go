@@ -134,7 +134,7 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 				if err != nil {
 					return err
 				}
-				w.did(h, d, 1, perOp)
+				w.did1(h, d, perOp)
 				i++
 				continue
 			}
@@ -260,7 +260,7 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 			} else {
 				w.notFound++
 			}
-			w.did(h, d, 1, moved)
+			w.did1(h, d, moved)
 		}
 		return nil
 	})
@@ -366,7 +366,6 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 		}
 		h.ops += seen
 		h.bytes += moved
-		w.bytes += moved
 		w.pending += seen & 255
 		if err := it.Error(); err != nil {
 			return err

@@ -42,12 +42,13 @@
 // step of a scan) is timed and recorded in a per-goroutine HDR histogram
 // (3 significant digits, 1 ns to 1 minute); the histograms are merged when the
 // benchmark ends, so recording never contends. Each goroutine times its
-// first 64 operations, then one in Config.LatencyEvery (default 8) drawn at
+// first 64 operations, then one in Config.LatencyEvery (default 16) drawn at
 // random: two clock reads cost about as much as an in-memory engine's whole
 // operation, and a random sample of a distribution has its percentiles.
-// readseq and readreverse time one step in 8*LatencyEvery (a step is the
+// readseq and readreverse time one step in 4*LatencyEvery (a step is the
 // cheapest operation, and its clock reads would be a visible share of the
 // fastest engines' figure; see scanSampleEvery). Throughput counts every
-// operation. The replication benchmarks time every write. Latencies are reported in microseconds. With -batch B > 1 a latency
-// is that of one batch of B operations, while ops counts operations.
+// operation. The replication benchmarks time every write. Latencies are
+// reported in microseconds. With -batch B > 1 a latency is that of one batch
+// of B operations, while ops counts operations.
 package bench

@@ -409,13 +409,13 @@ func (b *benchRun) sampleEvery() int {
 
 // scanStepSampling is how much more sparsely readseq and readreverse time
 // their steps than other benchmarks their operations.
-const scanStepSampling = 8
+const scanStepSampling = 4
 
 // scanSampleEvery is one in how many steps readseq and readreverse time:
 // scanStepSampling times Config.LatencyEvery (64 by default), or every step
 // with -latency_every 1. A step of the fastest engines costs about 100 ns
-// of CPU and two clock reads about 50 here, so timing one step in 8 would
-// make the clock alone 6% of their figure; one in 64 is under 1%. The
+// of CPU and two clock reads about 50 here, so timing one step in 16 would
+// make the clock alone 3% of their figure; one in 64 is under 1%. The
 // sample is still random (see sampler), so its percentiles estimate the
 // steps' distribution; it is only smaller: num/64 latencies per scan (15625
 // at the default -num), which is plenty for p99 and thin for p99.9 on

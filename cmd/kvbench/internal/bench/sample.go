@@ -18,10 +18,24 @@ type sampler struct {
 	warm int    // operations timed so far, up to alwaysTimed
 	m    uint   // log2 of the sampling rate's inverse; 0 times every operation
 	x    uint64 // the random state (SplitMix64's counter)
+	// lows has the lowest bit of each whole m-bit group of a word set.
+	lows uint64
+	// group maps a bit's index to its group's: a table rather than a
+	// division, which costs as much as the rest of a draw.
+	group [64]uint8
 }
 
 func newSampler(every int, seed uint64) sampler {
-	return sampler{m: uint(bits.TrailingZeros(uint(every))), x: seed}
+	s := sampler{m: uint(bits.TrailingZeros(uint(every))), x: seed}
+	if s.m > 0 {
+		for g := range 64 / s.m {
+			s.lows |= 1 << (g * s.m)
+		}
+		for i := range s.group {
+			s.group[i] = uint8(uint(i) / s.m)
+		}
+	}
+	return s
 }
 
 // timed says whether to time the next operation.
@@ -52,12 +66,7 @@ func (s *sampler) draw() {
 // number of m-bit groups of random words before one that is all zeros (each
 // group a trial that succeeds with probability 2^-m).
 func (s *sampler) gap() int {
-	groups := 64 / s.m
-	// lows has the lowest bit of each whole group set.
-	var lows uint64
-	for g := range groups {
-		lows |= 1 << (g * s.m)
-	}
+	groups := int(64 / s.m)
 	n := 0
 	for {
 		// SplitMix64 over a Weyl sequence: xorshift64's low bits are too
@@ -69,9 +78,9 @@ func (s *sampler) gap() int {
 		for i := uint(1); i < s.m; i++ {
 			or |= x >> i
 		}
-		if zero := ^or & lows; zero != 0 {
-			return n + bits.TrailingZeros64(zero)/int(s.m)
+		if zero := ^or & s.lows; zero != 0 {
+			return n + int(s.group[bits.TrailingZeros64(zero)])
 		}
-		n += int(groups)
+		n += groups
 	}
 }

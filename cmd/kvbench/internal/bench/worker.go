@@ -17,7 +17,6 @@ type worker struct {
 	id    int
 	rng   *rand.Rand
 	stats map[string]*opStat // by operation name
-	bytes int64
 
 	// smp chooses the operations to time (see sampler): one in
 	// Config.LatencyEvery, at random.
@@ -101,13 +100,22 @@ func (w *worker) since(t0 time.Duration) time.Duration {
 
 // did records count operations (one call: one latency d, -1 if not timed)
 // that moved n bytes.
-// It is inlined into the driver loops; recording a latency and publishing
-// progress, which most operations skip, are one call.
 func (w *worker) did(st *opStat, d time.Duration, count int, n int) {
 	st.ops += int64(count)
 	st.bytes += int64(n)
-	w.bytes += int64(n)
 	w.pending += int64(count)
+	if d >= 0 || w.pending >= progressEvery {
+		w.recordAndPublish(st, d)
+	}
+}
+
+// did1 is did of one operation, small enough to be inlined into the driver
+// loops (recording a latency and publishing progress, which most operations
+// skip, are one call).
+func (w *worker) did1(st *opStat, d time.Duration, n int) {
+	st.ops++
+	st.bytes += int64(n)
+	w.pending++
 	if d >= 0 || w.pending >= progressEvery {
 		w.recordAndPublish(st, d)
 	}
@@ -233,8 +241,8 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 			h.Merge(w.stats[op].hist)
 			t.ops[op] += w.stats[op].ops
 			t.opBytes[op] += w.stats[op].bytes
+			t.bytes += w.stats[op].bytes
 		}
-		t.bytes += w.bytes
 		t.found += w.found
 		t.notFound += w.notFound
 		t.bad += w.bad

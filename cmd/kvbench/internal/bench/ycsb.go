@@ -215,7 +215,7 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 				st = w.hist(opNames[op])
 				stats[op] = st
 			}
-			w.did(st, d, 1, n)
+			w.did1(st, d, n)
 			if timed && i&15 == 0 && time.Now().After(end) {
 				break
 			}
