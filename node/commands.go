@@ -650,8 +650,9 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 }
 
 // scanKeys examines up to count keys of the client's database from start
-// (a client key; nil: the first) and returns those matching pattern and
-// typ, and the key to resume from (nil: done). Expired keys are skipped.
+// (a position, keyspace.go's scanPos: slot then key; nil: the first) and
+// returns those matching pattern and typ, and the position to resume from
+// (nil: done). Expired keys are skipped.
 func (n *Node) scanKeys(c *client, start, pattern []byte, count int, typ string) (keys [][]byte, next []byte, err error) {
 	if err := checkPattern(pattern); err != nil {
 		return nil, nil, err
@@ -662,9 +663,7 @@ func (n *Node) scanKeys(c *client, start, pattern []byte, count int, typ string)
 		return nil, nil, err
 	}
 	now := n.nowMs()
-	prefix := globPrefix(pattern)
-	lower := appendDataKey(nil, db, gen, prefix)
-	upper := prefixEnd(lower)
+	lower, upper := scanBounds(db, gen, pattern) // one slot's keys if the pattern fixes the slot
 	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, nil, err
@@ -672,7 +671,7 @@ func (n *Node) scanKeys(c *client, start, pattern []byte, count int, typ string)
 	defer it.Close()
 	ok := it.First()
 	if start != nil {
-		ok = it.SeekGE(appendDataKey(nil, db, gen, start))
+		ok = it.SeekGE(append(dataPrefix(db, gen), start...))
 	}
 	for i := 0; ok && i < count; i++ {
 		_, _, k, _ := decodeDataKey(it.Key())
@@ -689,8 +688,7 @@ func (n *Node) scanKeys(c *client, start, pattern []byte, count int, typ string)
 		return nil, nil, err
 	}
 	if ok {
-		_, _, k, _ := decodeDataKey(it.Key())
-		next = bytes.Clone(k)
+		next = bytes.Clone(scanPos(it.Key()))
 	}
 	if t := c.ks.exec; t != nil { // inside EXEC: with its own writes (txview.go)
 		keys, next = t.overlayScan(db, keys, start, next, pattern, typ)

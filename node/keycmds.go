@@ -234,13 +234,14 @@ func cmdMove(n *Node, c *client, args [][]byte) {
 	}
 }
 
-// cmdRandomKey seeks to a random point of the database's key range and
-// returns the first live key at or after it (wrapping around): keys after a
-// long gap are likelier, which Redis' sampling does not promise against
-// either.
+// cmdRandomKey seeks to a random point of the database's key range (a
+// random slot, then a random key in it) and returns the first live key at
+// or after it (wrapping around): keys after a long gap are likelier, which
+// Redis' sampling does not promise against either.
 func cmdRandomKey(n *Node, c *client, args [][]byte) {
-	var probe [8]byte
+	var probe [10]byte
 	rand.Read(probe[:])
+	probe[0] &= (numSlots - 1) >> 8 // a slot below 16384
 	db := c.ks.db
 	gen, err := n.gen(db)
 	if err != nil {
@@ -255,7 +256,7 @@ func cmdRandomKey(n *Node, c *client, args [][]byte) {
 		return
 	}
 	defer it.Close()
-	ok := it.SeekGE(appendDataKey(nil, db, gen, probe[:]))
+	ok := it.SeekGE(append(lower, probe[:]...)) // probe's first 2 bytes are the slot
 	wrapped := false
 	// Bounded: expired keys not reclaimed yet are skipped, up to a limit.
 	for range 1000 {

@@ -17,7 +17,7 @@ func TestKeyCommands(t *testing.T) {
 		require.NoError(t, c.MSet(ctx, "user:1", "a", "user:2", "b", "other", "c").Err())
 		require.NoError(t, c.Set(ctx, "user:3", "gone", time.Second).Err())
 		n.setClock(clock0 + 1000)
-		require.Equal(t, []string{"user:1", "user:2"}, c.Keys(ctx, "user:*").Val())
+		require.Equal(t, walkOrder("user:1", "user:2"), toAny(c.Keys(ctx, "user:*").Val()))
 		require.Len(t, c.Keys(ctx, "*").Val(), 3)
 
 		// RENAME keeps the TTL; RENAMENX refuses an existing target.

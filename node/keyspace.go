@@ -35,16 +35,29 @@ import (
 // Never write to the engine or the backend directly: the tx keeps the
 // deadline index, the watchers and the generation right.
 //
-// # Engine encoding (keyspace format 1)
+// # Engine encoding (keyspace format 2)
 //
 // An engine key is a client key behind a short code naming its database and
-// generation, or one of two reserved ranges whose first byte no code can
-// have, so no client key can reach them:
+// generation and the key's hash slot, or one of two reserved ranges whose
+// first byte no code can have, so no client key can reach them:
 //
-//	data   dbgen key                                -> value (below)
+//	data   dbgen slot[2 BE] key                     -> value (below)
 //	expiry 0xFE dbgen deadline[8 BE] key            -> empty
-//	meta   0xFF "format"                            -> 1 byte: format version (1)
+//	meta   0xFF "format"                            -> 1 byte: format version (2)
 //	       0xFF "gen" db                            -> 4 bytes BE: db's generation
+//	       0xFF "convert"                           -> 1 byte (1): a conversion from
+//	                                                   format 1 runs (keyspace_convert.go)
+//
+// slot is the key's Redis Cluster hash slot (keySlot, slots.go: CRC-16 of the
+// key or of its {hash tag}, mod 16384), so each slot of a database is one
+// contiguous range of the engine, [dbgen slot, dbgen slot+1): a slot is
+// counted, listed and moved as a range read (slotkeys.go), never by a scan
+// of the keyspace. Plain (unsharded) nodes store it too, so there is one
+// format whatever the node is. The expiry index does not carry the slot: an
+// entry's slot is derived from its key when needed (a range move writes the
+// target's entries from the values' headers), and an entry is only a hint
+// checked against the value's own deadline, so one left behind by a moved
+// range is harmless and swept when due.
 //
 // dbgen encodes x = db<<24 | gen, big-endian in 1 to 4 bytes, the length
 // told by the first byte, so the encoding sorts as x does and no code is a
@@ -60,17 +73,19 @@ import (
 // databases cost 4. The prefix is short on purpose: engines compare keys
 // by their first bytes (bitcask's keydir keeps 16 of them inline), so a
 // long shared prefix would push what tells keys apart out of reach and slow
-// every lookup (a 6-byte prefix cost bitcask 2-3x on GET, measured).
+// every lookup (a 6-byte prefix cost bitcask 2-3x on GET, measured; what the
+// slot's 2 bytes cost is in docs/keyspace.md).
 //
 // db is the database number (0..15, SELECT). gen is the database's
 // generation (below 2^24): FLUSHDB/FLUSHALL bump it with one meta write,
 // which hides every older key at once; a background sweeper deletes older
-// generations in chunks (flush.go). The expiry range is an index by
-// deadline (Unix milliseconds, big-endian so it sorts by time): it is
-// written in the same batch as the value, so the active expirer finds
-// exactly the keys due (expire.go). An index entry is a hint checked against
-// the value's own deadline, so a stale one (the key was overwritten by a
-// blind SET) is harmless and swept when its time comes.
+// generations in chunks (flush.go). A missing "gen" row is generation 0.
+// The expiry range is an index by deadline (Unix milliseconds, big-endian
+// so it sorts by time): it is written in the same batch as the value, so
+// the active expirer finds exactly the keys due (expire.go). An index entry
+// is a hint checked against the value's own deadline, so a stale one (the
+// key was overwritten by a blind SET) is harmless and swept when its time
+// comes.
 //
 // A value is a header, then the payload (a string's bytes):
 //
@@ -78,22 +93,17 @@ import (
 //	            (0 = string); bits 4..6 reserved, zero
 //	bytes 1..8  deadline, Unix milliseconds, BE (only with bit 7)
 //
-// A key of database 0 without a TTL costs 1 byte of key prefix and 1 byte
-// of header; with a TTL, 8 more bytes of value and an index entry (the key
-// plus 10 bytes, empty value).
+// A key of database 0 without a TTL costs 3 bytes of key prefix (dbgen and
+// slot) and 1 byte of header; with a TTL, 8 more bytes of value and an index
+// entry (the key plus 10 bytes, empty value).
 //
-// Data written before format 1 (raw client keys, no header) has no "format"
-// meta key: a node refuses to open such an engine with an error naming the
-// format, rather than misreading it (see checkFormat).
-//
-// # Cluster hook
-//
-// A Redis Cluster mode would put the key's 2-byte hash slot (CRC16 mod
-// 16384, big-endian) between dbgen and key in both the data and the expiry
-// range: dbgen slot key (cluster mode has database 0 only, so dbgen is one
-// byte until a flush). A slot is then an ordered key range, so
-// migrating one is a range scan and DBSIZE/SCAN per slot are bounded
-// iterations. Only dataKey, expiryKey and their decoders would change.
+// Format 1 was format 2 without the slot (data: dbgen key -> value); its
+// meta and expiry rows are format 2's. A leader converts a format-1
+// keyspace when it opens it, in batches, crash-safe (keyspace_convert.go);
+// a follower gets the conversion through its leader's log and answers reads
+// with an error until then. Data from before format 1 (raw client keys, no
+// header, no "format" row) and formats above 2 are refused with an error
+// naming the format (checkFormat).
 
 // First bytes of the reserved key ranges; dataEnd bounds the data range.
 const (
@@ -103,7 +113,7 @@ const (
 )
 
 // keyspaceFormat is the engine encoding this node reads and writes.
-const keyspaceFormat = 1
+const keyspaceFormat = 2
 
 // maxDBs is the number of databases the encoding allows (SELECT 0..15,
 // Redis' default).
@@ -112,8 +122,11 @@ const maxDBs = 16
 // maxGen is the last generation: a database can be flushed this many times.
 const maxGen = 1<<24 - 1
 
-// maxDataPrefixLen is the longest prefix before a client key (dbgen).
-const maxDataPrefixLen = 4
+// slotLen is the bytes of a data key's hash slot.
+const slotLen = 2
+
+// maxDataPrefixLen is the longest prefix before a client key (dbgen, slot).
+const maxDataPrefixLen = 4 + slotLen
 
 // maxExpiryPrefixLen is the longest prefix before a client key in the
 // expiry index.
@@ -130,7 +143,10 @@ const (
 	typeString     = 0
 )
 
-var metaFormatKey = []byte{tagMeta, 'f', 'o', 'r', 'm', 'a', 't'}
+var (
+	metaFormatKey  = []byte{tagMeta, 'f', 'o', 'r', 'm', 'a', 't'}
+	metaConvertKey = []byte{tagMeta, 'c', 'o', 'n', 'v', 'e', 'r', 't'}
+)
 
 // metaGenKey is the key of db's generation.
 func metaGenKey(db int) []byte { return []byte{tagMeta, 'g', 'e', 'n', byte(db)} }
@@ -170,9 +186,11 @@ func decodeDBGen(b []byte) (db int, gen uint32, n int, ok bool) {
 	return int(x >> 24), x & maxGen, n, true
 }
 
-// appendDataKey appends the engine key of (db, gen, key) to dst.
+// appendDataKey appends the engine key of (db, gen, key) to dst: dbgen,
+// the key's slot, the key.
 func appendDataKey(dst []byte, db int, gen uint32, key []byte) []byte {
-	return append(appendDBGen(dst, db, gen), key...)
+	dst = appendDBGen(dst, db, gen)
+	return append(binary.BigEndian.AppendUint16(dst, keySlot(key)), key...)
 }
 
 // dataPrefix is the first engine key of (db, gen)'s data range.
@@ -188,13 +206,49 @@ func appendExpiryKey(dst []byte, db int, gen uint32, at int64, key []byte) []byt
 	return append(dst, key...)
 }
 
-// decodeDataKey splits an engine data key.
+// decodeDataKey splits an engine data key. It does not check the slot
+// against the key (a CRC a key on every walk): keys are written only by
+// appendDataKey.
 func decodeDataKey(k []byte) (db int, gen uint32, key []byte, ok bool) {
 	db, gen, n, ok := decodeDBGen(k)
-	if !ok || len(k) == n {
+	if !ok || len(k) <= n+slotLen {
 		return 0, 0, nil, false
 	}
-	return db, gen, k[n:], true
+	return db, gen, k[n+slotLen:], true
+}
+
+// scanPos is where a walk of a database's data range stands at engine key
+// k: the key without its dbgen, so slot then client key. SCAN cursors and
+// KEYS resume at a position (scanSeek), and positions order as the walk
+// does.
+func scanPos(k []byte) []byte {
+	_, _, n, ok := decodeDBGen(k)
+	if !ok {
+		return nil
+	}
+	return k[n:]
+}
+
+// appendScanPos appends client key's position (scanPos).
+func appendScanPos(dst, key []byte) []byte {
+	return append(binary.BigEndian.AppendUint16(dst, keySlot(key)), key...)
+}
+
+// scanBounds bounds a walk of (db, gen)'s keys that may match pattern: the
+// whole database, or one slot's keys with the pattern's literal prefix when
+// that prefix holds a complete {hash tag} (every matching key then hashes
+// the same bytes: the prefix's first '{' is the key's first, and the first
+// '}' after it, with at least one byte between, is the key's too).
+func scanBounds(db int, gen uint32, pattern []byte) (lower, upper []byte) {
+	lower = dataPrefix(db, gen)
+	if prefix := globPrefix(pattern); len(prefix) > 0 {
+		if open := bytes.IndexByte(prefix, '{'); open >= 0 {
+			if close := bytes.IndexByte(prefix[open+1:], '}'); close > 0 {
+				lower = append(binary.BigEndian.AppendUint16(lower, keySlot(prefix)), prefix...)
+			}
+		}
+	}
+	return lower, prefixEnd(lower)
 }
 
 // decodeExpiryKey splits an expiry index key.
@@ -251,6 +305,9 @@ type keyspace struct {
 	gensLoaded atomic.Bool
 	// genMu orders generation bumps (FLUSHDB/FLUSHALL).
 	genMu sync.Mutex
+	// format2 is set once a follower has seen its engine hold format 2
+	// (followerFormat).
+	format2 atomic.Bool
 	// fixedNow, when non-zero, is the clock in Unix milliseconds: tests set
 	// it (setClock) instead of sleeping.
 	fixedNow atomic.Int64
@@ -297,6 +354,11 @@ func (n *Node) gen(db int) (uint32, error) {
 	ks := &n.ks
 	if n.backend.IsFollower() {
 		ks.gensLoaded.Store(false) // a leader reloads after promotion
+		if !ks.format2.Load() {
+			if err := n.followerFormat(); err != nil {
+				return 0, err
+			}
+		}
 		return n.readGen(db)
 	}
 	if ks.gensLoaded.Load() {
@@ -318,8 +380,11 @@ func (n *Node) gen(db int) (uint32, error) {
 }
 
 // readGen reads db's generation from the engine.
-func (n *Node) readGen(db int) (uint32, error) {
-	v, err := n.eng().Get(metaGenKey(db))
+func (n *Node) readGen(db int) (uint32, error) { return readGenFrom(n.eng(), db) }
+
+// readGenFrom reads db's generation from r (the engine or a snapshot).
+func readGenFrom(r logkv.Reader, db int) (uint32, error) {
+	v, err := r.Get(metaGenKey(db))
 	switch {
 	case errors.Is(err, logkv.ErrNotFound):
 		return 0, nil
@@ -331,16 +396,56 @@ func (n *Node) readGen(db int) (uint32, error) {
 	return binary.BigEndian.Uint32(v), nil
 }
 
-// checkFormat makes sure the engine holds keyspace format 1, or nothing: an
-// empty engine of a leader gets the format key.
+// errNotFormat2 is a follower's answer while its engine holds a keyspace of
+// format 1: its leader runs an older kvnode, or has not converted yet.
+var errNotFormat2 = errors.New("this follower's data is keyspace format 1: its leader runs an older kvnode or is converting; start the leader on this kvnode (it converts the keyspace at start and ships the conversion here), then retry")
+
+// followerFormat checks that a follower's engine holds format 2 (or nothing
+// yet), before it reads: its leader's log may still bring format 1 (an older
+// leader) or a conversion in progress. Once format 2 is seen it is not
+// checked again, so a follower's reads cost nothing more.
+func (n *Node) followerFormat() error {
+	e := n.eng()
+	v, err := e.Get(metaFormatKey)
+	switch {
+	case errors.Is(err, logkv.ErrNotFound):
+		return nil // nothing from the leader yet: an empty keyspace
+	case err != nil:
+		return err
+	case len(v) != 1 || v[0] != keyspaceFormat:
+		return errNotFormat2
+	}
+	if _, err := e.Get(metaConvertKey); err == nil {
+		return errNotFormat2
+	} else if !errors.Is(err, logkv.ErrNotFound) {
+		return err
+	}
+	n.ks.format2.Store(true)
+	return nil
+}
+
+// checkFormat makes sure the engine holds keyspace format 2, or nothing: an
+// empty engine of a leader gets the format key, and a leader converts
+// format 1 (or finishes a conversion a crash interrupted). A follower leaves
+// that to its leader. Anything else is refused, saying what to do.
 func (n *Node) checkFormat() error {
 	e := n.eng()
 	v, err := e.Get(metaFormatKey)
 	if err == nil {
-		if len(v) != 1 || v[0] != keyspaceFormat {
-			return fmt.Errorf("node: data_dir holds keyspace format %v; this kvnode reads format %d only: run the kvnode that wrote it, or start on an empty data_dir", v, keyspaceFormat)
+		_, cerr := e.Get(metaConvertKey)
+		if cerr != nil && !errors.Is(cerr, logkv.ErrNotFound) {
+			return fmt.Errorf("node: read keyspace format: %w", cerr)
 		}
-		return nil
+		converting := cerr == nil
+		switch {
+		case len(v) != 1 || v[0] == 0 || v[0] > keyspaceFormat:
+			return fmt.Errorf("node: data_dir holds keyspace format %v; this kvnode reads formats 1 (which it converts to 2 at start) and 2: run a kvnode that reads it, or start on an empty data_dir", v)
+		case v[0] == keyspaceFormat && !converting:
+			return nil
+		case n.backend.IsFollower():
+			return nil // its leader converts; reads wait for it (followerFormat)
+		}
+		return n.convertFormat1()
 	}
 	if !errors.Is(err, logkv.ErrNotFound) {
 		return fmt.Errorf("node: read keyspace format: %w", err)
@@ -362,18 +467,22 @@ func (n *Node) checkFormat() error {
 	}
 	var b logkv.Batch
 	b.Set(metaFormatKey, []byte{keyspaceFormat})
+	return n.applyAtOpen(&b)
+}
+
+// applyAtOpen applies b durably before the node serves. Replicated, it waits
+// for the local log only: with -ack sync, waiting for the quorum failed
+// every new leader's start after ack_timeout, since its followers connect
+// only once it serves. They get these records first.
+func (n *Node) applyAtOpen(b *logkv.Batch) error {
 	if rb, ok := n.backend.(*replicatedBackend); ok {
-		// Durable here is enough: with -ack sync, waiting for the quorum
-		// failed every new leader's start after ack_timeout, since its
-		// followers connect only once it serves. They get this record
-		// first.
-		seq, err := rb.r.Submit(&b)
+		seq, err := rb.r.Submit(b)
 		if err != nil {
 			return err
 		}
 		return rb.r.AwaitLocal(seq)
 	}
-	return errors.Join(n.backend.Apply(&b), n.backend.Sync())
+	return errors.Join(n.backend.Apply(b), n.backend.Sync())
 }
 
 // tx is one command's view of the keyspace, or one EXEC's: the keys it

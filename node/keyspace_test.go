@@ -1,7 +1,10 @@
 package node
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +45,8 @@ func TestKeyspaceEncoding(t *testing.T) {
 		{15, maxGen, []byte{0xEF, 0xFF, 0xFF, 0xFF}},
 	} {
 		k := appendDataKey(nil, c.db, c.gen, []byte("user"))
-		require.Equal(t, append(c.code, "user"...), k)
+		// keySlot("user") is 5474 = 0x1562 (redis-server's CLUSTER KEYSLOT).
+		require.Equal(t, append(c.code, append([]byte{0x15, 0x62}, "user"...)...), k)
 		db, gen, key, ok := decodeDataKey(k)
 		require.True(t, ok)
 		require.Equal(t, []any{c.db, c.gen, "user"}, []any{db, gen, string(key)})
@@ -312,4 +316,29 @@ func TestFlushAndSelect(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+}
+
+// walkOrder is keys in the order SCAN and KEYS walk a database (keyspace
+// format 2): by hash slot, then by key.
+func walkOrder(keys ...string) []any {
+	s := slices.Clone(keys)
+	slices.SortFunc(s, func(a, b string) int {
+		if sa, sb := keySlot([]byte(a)), keySlot([]byte(b)); sa != sb {
+			return cmp.Compare(sa, sb)
+		}
+		return strings.Compare(a, b)
+	})
+	out := make([]any, len(s))
+	for i, k := range s {
+		out[i] = k
+	}
+	return out
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, k := range s {
+		out[i] = k
+	}
+	return out
 }

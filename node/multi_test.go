@@ -35,18 +35,18 @@ func TestMultiWalksSeeOwnWrites(t *testing.T) {
 	got := exec([]any{"set", "d", "1"}, []any{"set", "f", "1"}, []any{"del", "a"}, []any{"set", "b", "2"}, []any{"dbsize"},
 		[]any{"keys", "*"}, []any{"scan", "0", "count", "100"}, []any{"set", "e", "1", "ex", "100"}, []any{"pexpire", "c", "-1"}, []any{"dbsize"}, []any{"keys", "?"})
 	require.Equal(t, int64(4), got[4], "b, c, d, f")
-	require.Equal(t, []any{"b", "c", "d", "f"}, got[5])
-	require.Equal(t, []any{"0", []any{"b", "c", "d", "f"}}, got[6])
+	require.Equal(t, walkOrder("b", "c", "d", "f"), got[5])
+	require.Equal(t, []any{"0", walkOrder("b", "c", "d", "f")}, got[6])
 	require.Equal(t, int64(4), got[9], "e has a deadline; c is past its own")
-	require.Equal(t, []any{"b", "d", "e", "f"}, got[10])
+	require.Equal(t, walkOrder("b", "d", "e", "f"), got[10])
 	require.Equal(t, int64(4), c.DBSize(ctx).Val(), "and so it is after EXEC")
 
 	got = exec([]any{"flushdb"}, []any{"dbsize"}, []any{"set", "z", "1"}, []any{"set", "y", "1"}, []any{"keys", "*"}, []any{"scan", "0"}, []any{"dbsize"})
 	require.Equal(t, int64(0), got[1], "the flush within the transaction")
-	require.Equal(t, []any{"y", "z"}, got[4])
-	require.Equal(t, []any{"0", []any{"y", "z"}}, got[5])
+	require.Equal(t, walkOrder("y", "z"), got[4])
+	require.Equal(t, []any{"0", walkOrder("y", "z")}, got[5])
 	require.Equal(t, int64(2), got[6])
-	require.Equal(t, []string{"y", "z"}, c.Keys(ctx, "*").Val())
+	require.ElementsMatch(t, []string{"y", "z"}, c.Keys(ctx, "*").Val())
 }
 
 // A readonly user runs a transaction that only reads; a write queued in it

@@ -81,3 +81,26 @@ func TestScanCursorOutlivesTheNode(t *testing.T) {
 		require.True(t, seen[k], "missed %s", k)
 	}
 }
+
+// A MATCH pattern whose literal prefix holds a {hash tag} walks only that
+// slot's range: every key it can match is there (keyspace format 2).
+func TestScanHashTagWalksOneSlot(t *testing.T) {
+	n := startNode(t, nil)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	for i := range 300 {
+		require.NoError(t, c.Set(ctx, fmt.Sprintf("other:%03d", i), "x", 0).Err())
+	}
+	for _, k := range []string{"{user1}:b", "{user1}:a", "{user1}x", "{user2}:a"} {
+		require.NoError(t, c.Set(ctx, k, "x", 0).Err())
+	}
+	keys, cursor, err := c.Scan(ctx, 0, "{user1}:*", 2).Result()
+	require.NoError(t, err)
+	require.Equal(t, []string{"{user1}:a", "{user1}:b"}, keys, "in key order within the slot")
+	require.Zero(t, cursor, "2 examined: the slot's range holds only the 3 keys of {user1}, and the walk starts at the prefix")
+	require.Equal(t, []string{"{user1}:a", "{user1}:b"}, c.Keys(ctx, "{user1}:*").Val())
+	// Without a complete tag in the literal prefix, the whole database.
+	keys, _, err = c.Scan(ctx, 0, "{user1*", 1000).Result()
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"{user1}:a", "{user1}:b", "{user1}x"}, keys)
+}

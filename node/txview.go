@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -79,8 +80,9 @@ func (t *tx) countKeys(db int) (int64, error) {
 }
 
 // overlayScan corrects one step of a walk of db's engine keys inside EXEC:
-// keys (matching pattern and typ) came from [start, next) of the engine
-// (nil start: the first key; nil next: to the end). It drops the keys the
+// keys (matching pattern and typ) came from positions [start, next) of the
+// engine (scanPos: slot, then key; nil start: the first key; nil next: to
+// the end). It drops the keys the
 // transaction removed and adds, in order, those it created in that range.
 // In a database the transaction flushed, the engine's keys are not the
 // database's: the step is every key the transaction created from start on,
@@ -100,7 +102,8 @@ func (t *tx) overlayScan(db int, keys [][]byte, start, next, pattern []byte, typ
 			gone[string(k.key)] = true
 			continue
 		}
-		if (start != nil && bytes.Compare(k.key, start) < 0) || (next != nil && bytes.Compare(k.key, next) >= 0) {
+		pos := appendScanPos(nil, k.key)
+		if (start != nil && bytes.Compare(pos, start) < 0) || (next != nil && bytes.Compare(pos, next) >= 0) {
 			continue
 		}
 		if (pattern == nil || globMatch(pattern, k.key)) && (typ == "" || typ == "string") {
@@ -123,6 +126,12 @@ func (t *tx) overlayScan(db int, keys [][]byte, start, next, pattern []byte, typ
 			out = append(out, bytes.Clone(k))
 		}
 	}
-	slices.SortFunc(out, bytes.Compare)
+	// In the walk's order: by slot, then key.
+	slices.SortFunc(out, func(a, b []byte) int {
+		if sa, sb := keySlot(a), keySlot(b); sa != sb {
+			return cmp.Compare(sa, sb)
+		}
+		return bytes.Compare(a, b)
+	})
 	return out, next
 }
