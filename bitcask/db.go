@@ -201,7 +201,7 @@ func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst [
 			return nil, err
 		}
 	}
-	r, why := decodeRecord(buf)
+	r, why := decodeRecord(buf, df.salt)
 	switch {
 	case why != "":
 		return nil, logkv.CorruptError(df.path, int64(off), "%s", why)
@@ -422,7 +422,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 				return db.werr
 			}
 		}
-		db.buf = appendRecord(db.buf, synced, seq, flags, key, value)
+		db.buf = appendRecord(db.buf, df.salt, synced, seq, flags, key, value)
 		userBytes += uint64(len(key) + len(value))
 	}
 
@@ -614,8 +614,8 @@ func (db *DB) newActive() error {
 	if err != nil {
 		return fmt.Errorf("%w: create %s: %w", errNoNewFile, path, err)
 	}
-	floor := db.lastSeq.Load()
-	hdr := appendFileHeader(nil, originAppend, floor)
+	h := fileHeader{origin: originAppend, floor: db.lastSeq.Load(), salt: newSalt(), size: fileHeaderSize}
+	hdr := appendFileHeader(nil, h.origin, h.floor, h.salt)
 	if _, err := f.Write(hdr); err != nil {
 		// A full disk, say. The file must not stay: recovery would take
 		// it, the newest, for the append file, and the one that goes on
@@ -642,7 +642,7 @@ func (db *DB) newActive() error {
 		f.Close()
 		return fmt.Errorf("bitcask: sync dir %s: %w", db.dir, err)
 	}
-	df := newDataFile(id, db.dir, f, originAppend, floor)
+	df := newDataFile(id, db.dir, f, h)
 	df.size = fileHeaderSize
 	df.syncedSize = fileHeaderSize
 	df.flushed.Store(fileHeaderSize)

@@ -9,7 +9,7 @@
 //
 // # Files
 //
-// A directory holds data files (NNNNNNNN.data, format version 2), one of
+// A directory holds data files (NNNNNNNN.data, format version 3; 2 is read), one of
 // which is active and takes the appends; it is closed (flushed, synced, made
 // read-only) when it reaches Options.MaxFileSize, and a closed file never
 // changes. Each closed

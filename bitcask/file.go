@@ -57,6 +57,10 @@ type dataFile struct {
 	f      vfs.File
 	origin byte
 	floor  uint64
+	// salt salts the checksums of the file's records (0: format 2, none);
+	// hdrSize is its header's size, where its first record starts.
+	salt    uint64
+	hdrSize int64
 
 	// refs counts the DB's own reference (while the file is in DB.files)
 	// plus one per snapshot, iterator or read in flight using it. The file
@@ -88,15 +92,17 @@ type dataFile struct {
 	obsolete  *manifest // set when a committed merge replaced the file
 }
 
-func newDataFile(id uint32, dir string, f vfs.File, origin byte, floor uint64) *dataFile {
+func newDataFile(id uint32, dir string, f vfs.File, h fileHeader) *dataFile {
 	df := &dataFile{
-		id:     id,
-		path:   filepath.Join(dir, fileName(id, dataSuffix)),
-		f:      f,
-		origin: origin,
-		floor:  floor,
-		dead:   roaring.New(),
-		minSeq: math.MaxUint64,
+		id:      id,
+		path:    filepath.Join(dir, fileName(id, dataSuffix)),
+		f:       f,
+		origin:  h.origin,
+		floor:   h.floor,
+		salt:    h.salt,
+		hdrSize: h.size,
+		dead:    roaring.New(),
+		minSeq:  math.MaxUint64,
 	}
 	df.refs.Store(1)
 	return df
@@ -116,12 +122,12 @@ func (df *dataFile) markDead(off uint32, size int64) {
 
 // liveBytes is the file's size less its header and dead records.
 func (df *dataFile) liveBytes() int64 {
-	return max(df.size-fileHeaderSize-df.deadBytes, 0)
+	return max(df.size-df.hdrSize-df.deadBytes, 0)
 }
 
 func (df *dataFile) deadRatio() float64 {
-	if df.size <= fileHeaderSize {
+	if df.size <= df.hdrSize {
 		return 0
 	}
-	return float64(df.deadBytes) / float64(df.size-fileHeaderSize)
+	return float64(df.deadBytes) / float64(df.size-df.hdrSize)
 }

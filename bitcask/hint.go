@@ -146,7 +146,7 @@ func decodeHint(name string, b []byte) (dataSize int64, es []hintEntry, err erro
 	}
 	size := binary.LittleEndian.Uint64(b[8:])
 	count := binary.LittleEndian.Uint64(b[16:])
-	if size > maxFileSizeLimit+logkv.MaxBatchSize*8 || size < fileHeaderSize {
+	if size > maxFileSizeLimit+logkv.MaxBatchSize*8 || size < fileHeaderSizeV2 {
 		return 0, nil, bad(8, "data size %d out of range", size)
 	}
 	if count > uint64(len(body)-hintHeaderSize)/minHintEntry {
@@ -186,7 +186,7 @@ func decodeHint(name string, b []byte) (dataSize int64, es []hintEntry, err erro
 		off++
 		tomb := flags&flagTombstone != 0
 		if flags&^flagTombstone != 0 || vlen > logkv.MaxValueSize || (tomb && vlen != 0) ||
-			roff < fileHeaderSize || roff+uint64(recordSize(len(key), int(vlen))) > size {
+			roff < fileHeaderSizeV2 || roff+uint64(recordSize(len(key), int(vlen))) > size {
 			return 0, nil, bad(start, "bad record location in hint entry %d", i)
 		}
 		var k string

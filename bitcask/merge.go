@@ -150,6 +150,7 @@ type mergeOut struct {
 	minSeq  uint64
 	maxSeq  uint64
 	records int
+	salt    uint64
 }
 
 // move is a put record copied from an input to an output.
@@ -166,7 +167,7 @@ func (db *DB) mergeLocked() (bool, error) {
 	db.kmu.Lock()
 	var inputs []*dataFile
 	for _, df := range db.files {
-		if !df.active && df.obsolete == nil && !df.corrupt && !df.merging && df.size > fileHeaderSize &&
+		if !df.active && df.obsolete == nil && !df.corrupt && !df.merging && df.size > df.hdrSize &&
 			df.deadRatio() >= db.opts.MergeThreshold {
 			inputs = append(inputs, df)
 		}
@@ -221,8 +222,8 @@ func (db *DB) mergeLocked() (bool, error) {
 		if err != nil {
 			return fmt.Errorf("bitcask: merge: %w", err)
 		}
-		cur = &mergeOut{id: id, f: f, size: fileHeaderSize, minSeq: math.MaxUint64}
-		cur.buf = appendFileHeader(make([]byte, 0, 1<<20), originMerge, floor)
+		cur = &mergeOut{id: id, f: f, size: fileHeaderSize, minSeq: math.MaxUint64, salt: newSalt()}
+		cur.buf = appendFileHeader(make([]byte, 0, 1<<20), originMerge, floor, cur.salt)
 		outs = append(outs, cur)
 		return nil
 	}
@@ -253,7 +254,7 @@ func (db *DB) mergeLocked() (bool, error) {
 		if n, rerr := in.f.ReadAt(data, 0); int64(n) != in.size {
 			return false, fmt.Errorf("bitcask: merge: read %s: %w", in.path, rerr)
 		}
-		off := fileHeaderSize
+		off := int(in.hdrSize)
 		for off < len(data) {
 			select {
 			case <-db.quit:
@@ -263,7 +264,7 @@ func (db *DB) mergeLocked() (bool, error) {
 			// Decode a chunk, then check its liveness under one read lock.
 			cands = cands[:0]
 			for p := off; p < len(data) && len(cands) < mergeChunk; {
-				r, why := decodeRecord(data[p:])
+				r, why := decodeRecord(data[p:], in.salt)
 				if why != "" {
 					db.kmu.Lock()
 					in.corrupt = true
@@ -279,7 +280,7 @@ func (db *DB) mergeLocked() (bool, error) {
 			}
 			db.kmu.RUnlock()
 			for _, c := range cands {
-				r, _ := decodeRecord(data[c.off:])
+				r, _ := decodeRecord(data[c.off:], in.salt)
 				off = c.off + r.size()
 				tomb := r.flags&flagTombstone != 0
 				if tomb {
@@ -302,11 +303,8 @@ func (db *DB) mergeLocked() (bool, error) {
 				}
 				key := arena.str(r.key)
 				toOff := uint32(cur.size)
-				if r.flags&flagMore == 0 {
-					cur.buf = append(cur.buf, data[c.off:c.off+int(size)]...) // CRC still good
-				} else {
-					cur.buf = appendRecord(cur.buf, r.synced, r.seq, r.flags&flagTombstone, r.key, r.value)
-				}
+				// Re-framed: the output's salt is not the input's.
+				cur.buf = appendRecord(cur.buf, cur.salt, r.synced, r.seq, r.flags&flagTombstone, r.key, r.value)
 				cur.size += size
 				cur.records++
 				cur.minSeq, cur.maxSeq = min(cur.minSeq, r.seq), max(cur.maxSeq, r.seq)
@@ -388,7 +386,7 @@ func (db *DB) mergeLocked() (bool, error) {
 	outFiles := make([]*dataFile, len(outs))
 	db.kmu.Lock()
 	for i, o := range outs {
-		df := newDataFile(o.id, db.dir, o.f, originMerge, floor)
+		df := newDataFile(o.id, db.dir, o.f, fileHeader{origin: originMerge, floor: floor, salt: o.salt, size: fileHeaderSize})
 		df.size = o.size
 		df.flushed.Store(o.size)
 		df.hasHint = true

@@ -82,12 +82,20 @@ func scanFile(path string, b []byte, tornOK, alias bool) (scanResult, error) {
 		}
 		return arena.str(k)
 	}
+	h, why, err := decodeFileHeader(path, b) // checked by the caller: this finds the salt
+	if err != nil {
+		return res, err
+	}
+	if why != "" {
+		return res, logkv.CorruptError(path, 0, "bad file header: %s", why)
+	}
 	rd := record.NewReader(bytes.NewReader(b), path, int64(len(b)), maxRecordPayload)
-	if _, err := rd.Next(); err != nil { // the header, checked by the caller
+	if _, err := rd.Next(); err != nil { // the header frame, unsalted
 		return res, logkv.CorruptError(path, 0, "bad file header: %v", err)
 	}
-	batchStart, batchIdx := int64(fileHeaderSize), 0 // where the open batch starts, in b and in entries
-	var prevSeq uint64                               // the seq of the last record read
+	rd.SetSalt(h.salt)
+	batchStart, batchIdx := h.size, 0 // where the open batch starts, in b and in entries
+	var prevSeq uint64                // the seq of the last record read
 	inBatch := false
 	for {
 		off := rd.Offset()
@@ -121,7 +129,7 @@ func scanFile(path string, b []byte, tornOK, alias bool) (scanResult, error) {
 			if !tornOK {
 				return res, logkv.CorruptError(path, off, "%s, in a file that was synced whole when it was closed", why)
 			}
-			if synced, at := laterSynced(b, off, prevSeq); synced > off {
+			if synced, at := laterSynced(b, off, prevSeq, h.salt); synced > off {
 				return res, logkv.CorruptError(path, off, "%s, in bytes that were synced: the intact record at offset %d says the first %d were", why, at, synced)
 			}
 			res.entries = res.entries[:batchIdx]
@@ -154,14 +162,20 @@ func scanFile(path string, b []byte, tornOK, alias bool) (scanResult, error) {
 }
 
 // laterSynced returns the largest synced field of the intact records that
-// start after offset bad in b, and where the first record carrying it is,
-// scanning every offset (recovery only): a value above bad proves the damage
-// at bad lies in bytes that were synced. Frames that cannot be later records
-// of this file are skipped: a synced field past their own offset, or a seq
-// before prev (the seq of the last record before the damage).
-func laterSynced(b []byte, bad int64, prev uint64) (synced, at int64) {
+// start after offset bad in b, records framed with salt, and where the first
+// record carrying it is, checking every offset (recovery only) in linear
+// time (record.Finder): a value above bad proves the damage at bad lies in
+// bytes that were synced. Frames that cannot be later records of this file
+// are skipped: a synced field past their own offset, or a seq before prev
+// (the seq of the last record before the damage).
+func laterSynced(b []byte, bad int64, prev, salt uint64) (synced, at int64) {
+	f := record.NewFinder(b, maxRecordPayload, salt)
 	for off := int(bad) + 1; off+recordHeaderSize <= len(b); {
-		r, why := decodeRecord(b[off:])
+		p, why := f.Frame(off)
+		var r dataRecord
+		if why == "" {
+			r, why = decodePayload(p)
+		}
 		if why != "" || r.synced > uint64(off) || r.seq < prev {
 			off++
 			continue
@@ -214,6 +228,7 @@ type fileInfo struct {
 	size   int64
 	origin byte
 	floor  uint64
+	hdr    fileHeader
 	torn   bool // no complete header: maybe a creation a crash cut short
 }
 
@@ -359,7 +374,7 @@ func (db *DB) recover() error {
 		if n, err := f.ReadAt(hdr, 0); n < len(hdr) {
 			return fmt.Errorf("bitcask: read %s: %w", path, err)
 		}
-		origin, floor, why, err := decodeFileHeader(path, hdr)
+		h, why, err := decodeFileHeader(path, hdr)
 		switch {
 		case err != nil:
 			return err
@@ -370,8 +385,8 @@ func (db *DB) recover() error {
 		case why != "":
 			return logkv.CorruptError(path, 0, "%s", why)
 		default:
-			infos[len(infos)-1].origin, infos[len(infos)-1].floor = origin, floor
-			if origin == originAppend {
+			infos[len(infos)-1].origin, infos[len(infos)-1].floor, infos[len(infos)-1].hdr = h.origin, h.floor, h
+			if h.origin == originAppend {
 				lastAppend = id
 			}
 		}
@@ -416,7 +431,7 @@ func (db *DB) recover() error {
 	loads := make([]load, len(infos))
 	for i := range infos {
 		fi := &infos[i]
-		df := newDataFile(fi.id, db.dir, fi.f, fi.origin, fi.floor)
+		df := newDataFile(fi.id, db.dir, fi.f, fi.hdr)
 		db.files[fi.id] = df
 		// A file with a hint was closed whole (the hint is written after
 		// the file's last sync): only the newest append file without one

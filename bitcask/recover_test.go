@@ -106,6 +106,92 @@ func TestGoldenFormat2(t *testing.T) {
 	}
 }
 
+// TestGoldenFormat3 opens a directory of this format (testdata/format3, the
+// content of testdata/format2: keys key00..key39 with "value N", key07
+// deleted, two data files with hints), copied so the test leaves it as it
+// is. LOGKV_WRITE_GOLDEN=1 writes it anew (only when the format changes:
+// the point is that old files keep opening).
+func TestGoldenFormat3(t *testing.T) {
+	if os.Getenv("LOGKV_WRITE_GOLDEN") != "" {
+		fs := newMem(t)
+		db := openMem(t, fs, Options{MaxFileSize: 1024})
+		for i := range 40 {
+			require.NoError(t, db.Set([]byte(fmt.Sprintf("key%02d", i)), []byte(fmt.Sprintf("value %d", i)), nil))
+		}
+		require.NoError(t, db.Delete([]byte("key07"), nil))
+		require.NoError(t, db.Close())
+		names, err := fs.List(testDir)
+		require.NoError(t, err)
+		require.NoError(t, os.RemoveAll(filepath.Join("testdata", "format3")))
+		require.NoError(t, os.MkdirAll(filepath.Join("testdata", "format3"), 0o755))
+		for _, name := range names {
+			if name == "LOCK" {
+				continue
+			}
+			b, err := readAll(fs, filepath.Join(testDir, name))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join("testdata", "format3", name), b, 0o644))
+		}
+	}
+	fs := loadTestdata(t, "format3")
+	for _, name := range []string{"00000001.data", "00000002.data"} {
+		b, err := readAll(fs, filepath.Join(testDir, name))
+		require.NoError(t, err)
+		h, why, err := decodeFileHeader(name, b)
+		require.NoError(t, err)
+		require.Empty(t, why)
+		require.NotZero(t, h.salt, "format 3 salts its records")
+	}
+	db := openMem(t, fs, Options{})
+	defer db.Close()
+	require.Equal(t, uint64(41), db.LastSeq())
+	for i := range 40 {
+		k := fmt.Sprintf("key%02d", i)
+		if i == 7 {
+			_, err := db.Get([]byte(k))
+			require.ErrorIs(t, err, logkv.ErrNotFound)
+			continue
+		}
+		requireValue(t, db, k, fmt.Sprintf("value %d", i))
+	}
+}
+
+// A format 2 directory takes new writes in format 3 files beside its old
+// ones, and reopens with both; a merge rewrites the old records salted.
+func TestFormat2UpgradesInPlace(t *testing.T) {
+	fs := loadTestdata(t, "format2")
+	db := openMem(t, fs, Options{})
+	require.NoError(t, db.Set([]byte("key07"), []byte("back"), &logkv.WriteOptions{Sync: true}))
+	require.NoError(t, db.Close())
+	db = openMem(t, fs, Options{MergeThreshold: 0.01})
+	requireValue(t, db, "key07", "back")
+	requireValue(t, db, "key01", "value 1")
+	merged, err := db.Merge()
+	require.NoError(t, err)
+	require.True(t, merged)
+	require.NoError(t, db.Close())
+	names, err := fs.List(testDir)
+	require.NoError(t, err)
+	for _, name := range names {
+		if _, suffix, ok := parseFileName(name); ok && suffix == dataSuffix {
+			b, err := readAll(fs, filepath.Join(testDir, name))
+			require.NoError(t, err)
+			h, _, err := decodeFileHeader(name, b)
+			require.NoError(t, err)
+			require.NotZero(t, h.salt, "%s: a format 2 file is left after the merge", name)
+		}
+	}
+	db = openMem(t, fs, Options{})
+	defer db.Close()
+	for i := range 40 {
+		want := fmt.Sprintf("value %d", i)
+		if i == 7 {
+			want = "back"
+		}
+		requireValue(t, db, fmt.Sprintf("key%02d", i), want)
+	}
+}
+
 // TestGoldenFormat1Refused: a directory of format 1 files (testdata/format1,
 // the same content written before the synced field) is refused with
 // ErrFormat naming a file, and left unchanged.
@@ -268,12 +354,13 @@ func TestRecoverySyncsTheTail(t *testing.T) {
 // accepts lies within the good prefix, each entry an intact record at its
 // offset, whole batches only; only a file that may be torn has a torn tail.
 func FuzzScanFile(f *testing.F) {
-	seed := appendFileHeader(nil, originAppend, 0)
-	seed = appendRecord(seed, fileHeaderSize, 1, flagMore, []byte("a"), []byte("1"))
-	seed = appendRecord(seed, fileHeaderSize, 1, 0, []byte("b"), nil)
+	const salt = 0x5a17
+	seed := appendFileHeader(nil, originAppend, 0, salt)
+	seed = appendRecord(seed, salt, fileHeaderSize, 1, flagMore, []byte("a"), []byte("1"))
+	seed = appendRecord(seed, salt, fileHeaderSize, 1, 0, []byte("b"), nil)
 	synced := uint64(len(seed))
-	seed = appendRecord(seed, synced, 2, flagTombstone, []byte("a"), nil)
-	seed = appendRecord(seed, synced, 3, 0, []byte("c"), []byte("value"))
+	seed = appendRecord(seed, salt, synced, 2, flagTombstone, []byte("a"), nil)
+	seed = appendRecord(seed, salt, synced, 3, 0, []byte("c"), []byte("value"))
 	f.Add(seed[fileHeaderSize:])
 	damaged := bytes.Clone(seed)
 	damaged[fileHeaderSize+recordHeaderSize] ^= 1
@@ -281,7 +368,7 @@ func FuzzScanFile(f *testing.F) {
 	f.Add(seed[fileHeaderSize : len(seed)-3])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, tail []byte) {
-		b := append(appendFileHeader(nil, originAppend, 0), tail...)
+		b := append(appendFileHeader(nil, originAppend, 0, salt), tail...)
 		for _, tornOK := range []bool{false, true} {
 			res, err := scanFile("f", b, tornOK, true)
 			if err != nil {
@@ -297,7 +384,7 @@ func FuzzScanFile(f *testing.F) {
 			end := int64(fileHeaderSize)
 			for i, e := range res.entries {
 				require.Equal(t, end, int64(e.off), "entry %d", i)
-				r, why := decodeRecord(b[e.off:res.valid])
+				r, why := decodeRecord(b[e.off:res.valid], salt)
 				require.Empty(t, why)
 				require.Equal(t, e.key, string(r.key))
 				require.Equal(t, e.seq, r.seq)

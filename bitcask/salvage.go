@@ -1,6 +1,7 @@
 package bitcask
 
 import (
+	"encoding/binary"
 	"fmt"
 	"github.com/logkv/logkv"
 	"path/filepath"
@@ -38,9 +39,11 @@ type Skipped = logkv.Skipped
 // is read whole into memory. An error from keep or skip ends the salvage
 // and is returned.
 //
-// A frame forged inside a value (bytes shaped like a record, with a valid
-// checksum) passes every check, so a resynchronisation that lands inside a
-// damaged record's value could take one for a record.
+// A frame forged inside a value does not check out in a format 3 file: its
+// records' checksums are salted with the file's salt, which a writer of
+// values never sees. In a format 2 file (no salt) a resynchronisation that
+// lands inside a damaged record's value could take a forged frame for a
+// record.
 func Salvage(fs vfs.FS, dir string, keep func(SalvagedRecord) error, skip func(Skipped) error) error {
 	names, err := fs.List(dir)
 	if err != nil {
@@ -56,29 +59,62 @@ func Salvage(fs vfs.FS, dir string, keep func(SalvagedRecord) error, skip func(S
 		if err != nil {
 			return fmt.Errorf("bitcask: salvage: %w", err)
 		}
-		accept := func(off int64, p []byte) bool {
-			if off == 0 {
-				_, _, why, err := decodeFileHeader(path, data[:record.HeaderSize+len(p)])
-				return why == "" && err == nil
-			}
-			r, why := decodePayload(p)
-			return why == "" && r.synced <= uint64(off)
+		// The header (unsalted) gives the records' salt. A damaged one is
+		// skipped, and the salt guessed: its field in a format 3 header if
+		// the record after such a header checks out with it, else none if
+		// the record after a format 2 header checks out, else the field
+		// anyway (only records framed with the right salt check out, so a
+		// wrong guess loses only what no guess could read).
+		h, why, err := decodeFileHeader(path, data)
+		if err != nil {
+			return err
 		}
-		err = record.Scan(data, maxRecordPayload, accept,
+		start := h.size
+		if why != "" {
+			start = 0
+			h.salt = guessSalt(data)
+		}
+		accept := func(off int64, p []byte) bool {
+			r, why := decodePayload(p)
+			return why == "" && r.synced <= uint64(start+off)
+		}
+		err = record.ScanSalted(data[start:], maxRecordPayload, h.salt, accept,
 			func(off int64, p []byte) error {
-				if off == 0 {
-					return nil // the file header
-				}
 				r, _ := decodePayload(p)
 				return keep(SalvagedRecord{Seq: r.seq, Key: r.key, Value: r.value,
 					Tombstone: r.flags&flagTombstone != 0, Last: r.flags&flagMore == 0})
 			},
 			func(s record.Skipped) error {
-				return skip(Skipped{Path: path, Off: s.Off, Len: s.Len, Why: s.Why})
+				if why != "" && s.Off == 0 {
+					s.Why = "bad file header (" + why + "), then " + s.Why
+				}
+				return skip(Skipped{Path: path, Off: start + s.Off, Len: s.Len, Why: s.Why})
 			})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// guessSalt returns the salt of the records of data, a data file whose
+// header is damaged: the header's salt field if the first record of a
+// format 3 file checks out with it, 0 if the first record of a format 2
+// file checks out unsalted, else the field as it is.
+func guessSalt(data []byte) uint64 {
+	if len(data) < fileHeaderSize {
+		return 0
+	}
+	field := binary.LittleEndian.Uint64(data[24:])
+	for _, c := range []struct {
+		salt uint64
+		off  int
+	}{{field, fileHeaderSize}, {0, fileHeaderSizeV2}} {
+		if p, why := record.NewFinder(data, maxRecordPayload, c.salt).Frame(c.off); why == "" {
+			if _, why := decodePayload(p); why == "" {
+				return c.salt
+			}
+		}
+	}
+	return field
 }
