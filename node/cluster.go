@@ -418,19 +418,32 @@ func (b *clusterBackend) Close() error {
 
 // Role is the replicated backend's ROLE, with the cluster's leader as the
 // master a follower names (its client address, as Redis replicas do).
+//
+// A member that is not the elected leader says slave even while its
+// replicate.Node still leads (it stepped down, and has not followed the
+// next leader yet: whom etcd names is unknown), with no master address:
+// answering master there (as it did) made clients, and kvhistory's ROLE,
+// GET, ROLE check, take its reads for a leader's, after its leadership had
+// ended and while its log may hold writes no quorum took.
 func (b *clusterBackend) Role(w *replyConn) {
-	l := b.clusterLeader()
-	if !b.IsFollower() || l == nil {
+	if !b.IsFollower() {
 		b.replicatedBackend.Role(w)
 		return
 	}
-	host, port, _ := net.SplitHostPort(l.RESP)
+	var host, port string
+	if l := b.clusterLeader(); l != nil {
+		host, port, _ = net.SplitHostPort(l.RESP)
+	}
 	st := b.r.Status()
+	state := st.State
+	if st.Role == replicate.Leader {
+		state = "connect" // Redis' word for a replica yet to reach its master
+	}
 	w.WriteArray(5)
 	w.WriteBulkString("slave")
 	w.WriteBulkString(host)
 	w.WriteInt64(int64(atoiOr0(port)))
-	w.WriteBulkString(st.State)
+	w.WriteBulkString(state)
 	w.WriteInt64(int64(st.Applied))
 }
 
@@ -443,7 +456,13 @@ func (b *clusterBackend) clusterLeader() *coord.Leader {
 
 // Info adds the cluster's view to INFO replication.
 func (b *clusterBackend) Info(add func(string, any)) {
-	b.replicatedBackend.Info(add)
+	follower := b.IsFollower()
+	b.replicatedBackend.Info(func(k string, v any) {
+		if k == "role" && follower {
+			v = "slave" // as ROLE: only the elected leader is master
+		}
+		add(k, v)
+	})
 	add("cluster_name", b.n.cfg.Cluster.Name)
 	m := b.member.Load()
 	if m == nil {

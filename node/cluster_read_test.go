@@ -113,4 +113,14 @@ func TestClusterReadLease(t *testing.T) {
 		refused = true
 	}
 	require.True(t, refused, "the leader stepped down before a read could be tried past its deadline")
+
+	// Once it steps down (a TTL without etcd), it says so: its reads are a
+	// follower's from then on, and a client that checks ROLE around a read
+	// (kvhistory does) must not take them for a leader's. It said master
+	// while its replication still led, with no leader known.
+	require.Eventually(t, func() bool { return m.LeadingNow() == 0 }, 10*time.Second, 5*time.Millisecond)
+	role, err := ac.Do(ctx, "ROLE").Slice()
+	require.NoError(t, err)
+	require.Equal(t, "slave", role[0], "a stepped-down leader says master: %v", role)
+	require.Contains(t, ac.Info(ctx, "replication").Val(), "role:slave\r\n")
 }
