@@ -154,13 +154,12 @@ func ParseMetaOp(line string) (MetaOp, error) {
 }
 
 // ReadMetaLog reads a log written by WriteMetaLog (or by hand).
-func ReadMetaLog(path string) ([]MetaOp, error) {
+func ReadMetaLog(path string) (ops []MetaOp, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close() // read only: nothing for Close to lose
-	var ops []MetaOp
+	defer func() { err = errors.Join(err, f.Close()) }()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 2*logkv.MaxValueSize)
 	for n := 1; sc.Scan(); n++ {
