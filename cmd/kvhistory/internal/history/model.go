@@ -163,11 +163,19 @@ const skew = int64(Skew)
 // earliest at which it has expired; each gives one successor if the result
 // matches.
 func step(s state, in input, out output) []state {
+	var next []state
+	if out.unknown && in.kind.writes() && in.ret != math.MaxInt64 {
+		// A settled unknown write (TRYAGAIN, see settled) had its effect
+		// before its return, or none: a fenced leader refuses most writes
+		// before they reach its log. Open-ended unknown writes need no
+		// such branch: placed after every other operation, they change
+		// nothing that was observed.
+		next = append(next, s)
+	}
 	lo, hi := max(s.earliest, in.call), in.ret
 	if lo > hi {
-		return nil
+		return next
 	}
-	var next []state
 	try := func(t int64, present bool) {
 		cur := s
 		if !present {
