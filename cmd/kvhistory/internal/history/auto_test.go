@@ -37,15 +37,15 @@ func TestLeaderChangesAndFailures(t *testing.T) {
 	require.Empty(t, (&Result{Verdict: ok}).Failures(Config{Ack: "sync"}), "manual failover needs no election")
 }
 
-// TestAutoFailoverKillLeader runs three kvnodes that elect their leader
-// through a real etcd, in sync mode, while the nemesis SIGKILLs the leader
-// and never promotes, until the cluster changed leaders three times by
-// itself; every history must be linearizable with no acknowledged write
-// lost. It runs only kill-leader: pause-leader and partition-leader find
-// faults of node/ and replicate/coord today (kvhistory -auto -nemesis
-// pause-leader reproduces them; see the report of the session that added
-// this test), and a red test in every CI run would hide new ones.
-func TestAutoFailoverKillLeader(t *testing.T) {
+// TestAutoFailoverMixed runs three kvnodes that elect their leader through
+// a real etcd, in sync mode, while the nemesis kills, pauses and (with root
+// and iproute2, as CI has) partitions the leader from a random combination
+// of its followers, etcd and the clients, and never promotes, until the
+// cluster changed leaders four times by itself; the history must be
+// linearizable with no acknowledged write lost. It ran kill-leader only
+// until sync-mode reads on the leader were made linearizable (read index,
+// and ROLE no longer saying master on a stepped-down leader: issue #17).
+func TestAutoFailoverMixed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and a three-node cluster")
 	}
@@ -58,14 +58,18 @@ func TestAutoFailoverKillLeader(t *testing.T) {
 	work, bin := buildKvnode(t)
 	const seed = 17
 	cfg := Config{
-		Kvnode: bin, Work: work, Ack: "sync", Engine: "memory", Auto: true, Failovers: 3,
-		Duration: 45 * time.Second, Nemesis: []string{FaultKillLeader}, Interval: time.Second, Seed: seed,
-		CheckTimeout: 2 * time.Minute, Logf: t.Logf,
+		Kvnode: bin, Work: work, Ack: "sync", Engine: "memory", Auto: true, Failovers: 4,
+		Duration: 50 * time.Second, Nemesis: []string{FaultKillLeader, FaultPauseLeader, FaultPartitionLeader},
+		Interval: time.Second, Seed: seed, CheckTimeout: 2 * time.Minute, Logf: t.Logf,
 	}
 	res, err := Run(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Log(res.Summary("sync"))
+	if res.PartitionSkip != "" {
+		t.Logf("partitions skipped: %s", res.PartitionSkip)
+	}
 	require.Greater(t, res.OK, 100, "the workload made progress")
 	require.Empty(t, res.Failures(cfg), "seed %d: %s; porcupine's visualisation: %s", seed, res.Summary("sync"), res.Verdict.HTML)
-	require.Len(t, res.LostPerFailover, res.Faults[FaultKillLeader], "every kill was followed by a measured failover")
+	faults := res.Faults[FaultKillLeader] + res.Faults[FaultPauseLeader] + res.Faults[FaultPartitionLeader]
+	require.GreaterOrEqual(t, faults, cfg.Failovers, "the nemesis hurt the leader")
 }
