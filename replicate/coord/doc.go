@@ -11,8 +11,8 @@
 //
 //	members/<id>                 {"v":1,"id","shard","resp","repl","priority","never_leader"}  (member's lease)
 //	shards/<shard>/leader        {"v":1,"id","resp","repl"}                                     (leader's lease)
-//	shards/<shard>/sync          {"v":1,"set":[ids],"quorum":q}                                 (no lease)
-//	shards/<shard>/progress/<id> {"v":1,"durable":seq,"epoch":e}                                (member's lease)
+//	shards/<shard>/sync          {"v":1,"set":[ids],"quorum":q,"epoch":e}                       (no lease)
+//	shards/<shard>/progress/<id> {"v":1,"durable":seq,"epoch":e,"after":e}                      (member's lease)
 //	shards/<shard>/handoff       {"v":1,"target":id}                                            (leader's lease)
 //	shards/<shard>/drained/<id>  {"v":1}                                                        (no lease)
 //
@@ -46,7 +46,9 @@
 //     sync key; a candidate must see live progress of at least |S|-q+1
 //     members of S, itself included, and hold the newest log among them
 //     (Progress.Ahead), or the shard waits rather than lose an
-//     acknowledged write.
+//     acknowledged write. It counts only progress sampled after the last
+//     leadership ended (Progress.After at least the sync key's epoch): a
+//     member that sees the leader key absent reports at once.
 //
 // In sync mode the set is what replication counts, not only what etcd
 // says: the leader tells its replica which followers count towards the
