@@ -5,12 +5,12 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 STATICCHECK_VERSION ?= v0.6.1
 
-.PHONY: help test race short lint fmt vet staticcheck fuzz bench run stress compare-redis bench-peers bench-overhead benchmarks-doc bench-rocksdb
+.PHONY: help test race short lint fmt vet staticcheck errcheck fuzz bench run stress compare-redis bench-peers bench-overhead benchmarks-doc bench-rocksdb
 
 help:
 	@echo "make test        the test suite with the race detector (what CI runs)"
 	@echo "make short       the suite without -race, in -short mode (quick local loop)"
-	@echo "make lint        gofmt, go vet and staticcheck"
+	@echo "make lint        gofmt, go vet, staticcheck and the errcheck ratchet"
 	@echo "make fuzz        fuzz every Fuzz target for FUZZTIME each (default $(FUZZTIME))"
 	@echo "make bench       go test benchmarks (BENCHTIME=$(BENCHTIME))"
 	@echo "make bench-peers kvbench on logkv and Pebble, Badger, bbolt, goleveldb, btree (PEER_ARGS)"
@@ -29,13 +29,16 @@ race: test
 short:
 	$(GO) test -short $(PKGS)
 
-lint: fmt vet staticcheck
+lint: fmt vet staticcheck errcheck
 
 fmt:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet $(PKGS)
+
+errcheck:
+	bash .ci/errcheck
 
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
