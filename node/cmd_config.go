@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // CONFIG GET, SET, RESETSTAT and REWRITE over Redis' parameter names.
@@ -24,8 +26,8 @@ import (
 // limits and timeout (published as a new immutable settings value the event
 // loops load, limits.go), the slow log and the latency monitor. The rest is
 // fixed for the life of the process, and CONFIG SET names the config key to
-// edit instead. appendfsync among them: the commit log's syncer is set up
-// when the log opens. CONFIG REWRITE writes what CONFIG SET changed into the
+// edit instead. appendfsync switches the commit log's sync policy
+// (setAppendFsync says what that means for writes in flight). CONFIG REWRITE writes what CONFIG SET changed into the
 // file the node was started from (config_rewrite.go).
 
 // configParam is one parameter CONFIG knows.
@@ -49,7 +51,10 @@ type configParam struct {
 
 var configParams = []configParam{
 	{name: "appendonly", get: func(*Node) string { return "yes" }},
-	{name: "appendfsync", key: "appendfsync", get: func(n *Node) string { return n.cfg.AppendFsync }, set: setAppendFsync},
+	{name: "appendfsync", key: "appendfsync", get: (*Node).appendFsync, set: setAppendFsync,
+		rewrite: func(n *Node, doc *yamlDoc) error {
+			return doc.set("appendfsync", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: n.appendFsync()})
+		}},
 	{name: "save", get: func(*Node) string { return "" }},
 	{name: "databases", key: "databases", get: func(n *Node) string { return strconv.Itoa(n.databases()) }},
 	{name: "maxclients", key: "limits.max_connections", get: func(n *Node) string { return strconv.Itoa(n.settings().maxClients) },
@@ -119,19 +124,65 @@ func setInt(lo, hi int64, apply func(n *Node, x int64)) func(n *Node, v string) 
 	}
 }
 
-// setAppendFsync accepts the value the node runs with (a no-op) and refuses
-// to change it: the commit log's background syncer, or its absence, is
-// set up when the log opens (replicate.Config.SyncInterval).
+// syncSwitcher is a backend whose sync policy can change while it runs:
+// the commit log's (replicate.Node.SetSyncInterval).
+type syncSwitcher interface {
+	SetSyncInterval(time.Duration) error
+}
+
+// setAppendFsync switches between always (a write is acknowledged after
+// its fsync) and everysec (once the operating system has it, fsynced in the
+// background within a second, usually within milliseconds) while the node
+// runs. What it means for writes in flight:
+//
+//   - to always: CONFIG SET replies OK only after one fsync of everything
+//     written so far, so every write acknowledged after the OK is durable,
+//     including writes whose pipeline started under everysec. Writes
+//     acknowledged before the OK under everysec were never promised more.
+//   - to everysec: pipelines that begin after the switch are acknowledged
+//     without waiting for their fsync; those already waiting for one finish
+//     as under always.
+//
+// "no" (let the operating system flush when it likes) is refused: the
+// commit log never leaves syncing to the kernel alone; everysec is the
+// nearest. A node with durability none has no commit log, and its engine
+// syncer is set up at start.
 func setAppendFsync(n *Node, v string) (func(), error) {
 	switch v = strings.ToLower(v); v {
-	case "always", "everysec", "no":
+	case "always", "everysec":
+	case "no":
+		return nil, errors.New("appendfsync no is not offered: the commit log is always fsynced, at the latest within a second; use everysec")
 	default:
 		return nil, errors.New("argument(s) must be one of the following: everysec, always, no")
 	}
-	if v != n.cfg.AppendFsync {
-		return nil, fmt.Errorf("not supported at runtime: the commit log's syncing is set up when it opens; set appendfsync: %s in the node's config file (or -appendfsync) and restart it", v)
+	if v == n.appendFsync() {
+		return func() {}, nil
 	}
-	return func() {}, nil
+	sw, ok := n.backend.(syncSwitcher)
+	if !ok {
+		return nil, fmt.Errorf("not supported at runtime with durability none: set appendfsync: %s in the node's config file (or -appendfsync) and restart it", v)
+	}
+	return func() {
+		every := time.Duration(0)
+		if v == "everysec" {
+			every = time.Second
+		}
+		if err := sw.SetSyncInterval(every); err != nil {
+			// A failed fsync fails the commit log for good: no later write
+			// is acknowledged, so the promise above still holds.
+			n.log.Error("CONFIG SET appendfsync: syncing the commit log failed", "err", err)
+		}
+		n.state().appendFsync.Store(&v)
+		n.log.Info("appendfsync switched", "appendfsync", v)
+	}, nil
+}
+
+// appendFsync is the appendfsync in force: the config's, or CONFIG SET's.
+func (n *Node) appendFsync() string {
+	if v := n.state().appendFsync.Load(); v != nil {
+		return *v
+	}
+	return n.cfg.AppendFsync
 }
 
 // redisText is an error in Redis' own words, capitals and full stop

@@ -36,6 +36,9 @@ type serverState struct {
 	configChanged uint64
 	// expire is the active expirer's counters (expire.go).
 	expire expireStats
+	// appendFsync is the appendfsync CONFIG SET switched to, nil if none
+	// (cmd_config.go).
+	appendFsync atomic.Pointer[string]
 }
 
 // cmdStats are INFO commandstats' counters of one command.

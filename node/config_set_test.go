@@ -45,7 +45,8 @@ func TestConfigSetReplies(t *testing.T) {
 		{"client-output-buffer-limit normal@2mb@1mb@3@slave@1k@1K@5", "+OK\r\n"},
 		{"appendfsync bogus", failed("appendfsync", "argument(s) must be one of the following: everysec, always, no")},
 		{"appendfsync ALWAYS", "+OK\r\n"},
-		{"appendfsync everysec", failed("appendfsync", "not supported at runtime: the commit log's syncing is set up when it opens; set appendfsync: everysec in the node's config file (or -appendfsync) and restart it")},
+		{"appendfsync no", failed("appendfsync", "appendfsync no is not offered: the commit log is always fsynced, at the latest within a second; use everysec")},
+		{"appendfsync everysec", "+OK\r\n"},
 		{"dir /tmp", failed("dir", "not supported at runtime: set data_dir in the node's config file and restart it")},
 		{"timeout 1 maxclients 0", failed("maxclients", "argument must be between 1 and 4294967295 inclusive")},
 	} {
@@ -62,6 +63,9 @@ func TestConfigSetReplies(t *testing.T) {
 		return lines[4]
 	}
 	require.Equal(t, "10", get("timeout"), "the refused pair changed nothing")
+	require.Equal(t, "everysec", get("appendfsync"))
+	require.Contains(t, rc.do("info", "persistence"), "appendfsync:everysec\r\n")
+	require.False(t, n.backend.SyncWaits(), "pipelines no longer wait for an fsync")
 	require.Equal(t, "100", get("maxclients"))
 	require.Equal(t, "104857600", get("client-query-buffer-limit"))
 	require.Equal(t, "normal 2097152 1048576 3 slave 1000 1000 5 pubsub 33554432 8388608 60", get("client-output-buffer-limit"))
@@ -182,7 +186,8 @@ func TestConfigRewrite(t *testing.T) {
 	rc := dialRawAdmin(t, n)
 	require.Equal(t, "+OK\r\n", rc.do("config", "rewrite"), "nothing changed: the file is written as it is")
 	require.Equal(t, "+OK\r\n", rc.do("config", "set", "timeout", "7", "maxclients", "60", "slowlog-max-len", "9",
-		"client-output-buffer-limit", "pubsub 1mb 1mb 1", "latency-monitor-threshold", "5", "requirepass", "rewritten"))
+		"client-output-buffer-limit", "pubsub 1mb 1mb 1", "latency-monitor-threshold", "5", "requirepass", "rewritten",
+		"appendfsync", "everysec"))
 	require.Equal(t, "+OK\r\n", rc.do("config", "rewrite"))
 
 	data, err := os.ReadFile(file)
@@ -206,6 +211,7 @@ func TestConfigRewrite(t *testing.T) {
 	require.Equal(t, OutputBufferLimit{Hard: 1 << 20, Soft: 1 << 20, SoftSeconds: 1}, got.ClientOutputBufferLimit.Pubsub)
 	require.Equal(t, DefaultOutputBufferLimits.Normal, got.ClientOutputBufferLimit.Normal)
 	require.Equal(t, "rewritten", got.Password)
+	require.Equal(t, "everysec", got.AppendFsync)
 	require.Equal(t, DefaultConfig().Limits.ClientQueryBufferLimit, got.Limits.ClientQueryBufferLimit, "what CONFIG SET did not change is not written")
 
 	require.Equal(t, "+OK\r\n", rc.do("config", "set", "requirepass", ""))
@@ -256,4 +262,25 @@ func TestParseMemory(t *testing.T) {
 		_, ok := parseMemory(in)
 		require.False(t, ok, in)
 	}
+}
+
+// CONFIG SET appendfsync switches the commit log's policy both ways while
+// clients write: under always a pipeline waits for its fsync (SyncWaits),
+// under everysec it does not; writes keep working across each switch.
+// replicate's TestSetSyncIntervalAtRuntime shows that a write acknowledged
+// after a switch to always survives a power cut.
+func TestConfigSetAppendFsyncSwitches(t *testing.T) {
+	n := adminNode(t, nil)
+	c := dialAdmin(t, n)
+	ctx := context.Background()
+	require.True(t, n.backend.SyncWaits())
+	for i, mode := range []string{"everysec", "always", "everysec", "always"} {
+		require.NoError(t, c.ConfigSet(ctx, "appendfsync", mode).Err())
+		require.Equal(t, map[string]string{"appendfsync": mode}, c.ConfigGet(ctx, "appendfsync").Val())
+		require.Equal(t, mode == "always", n.backend.SyncWaits(), mode)
+		for j := range 50 {
+			require.NoError(t, c.Set(ctx, fmt.Sprintf("k%d-%d", i, j), "v", 0).Err())
+		}
+	}
+	require.Equal(t, int64(200), c.DBSize(ctx).Val())
 }

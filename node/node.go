@@ -427,7 +427,7 @@ func (n *Node) persistenceInfo(add func(string, any)) {
 	if p, ok := n.backend.(persister); ok {
 		p.Persistence(add)
 	}
-	add("appendfsync", n.cfg.AppendFsync)
+	add("appendfsync", n.appendFsync())
 }
 
 // groupSync lets concurrent callers share one sync: a caller waits for a sync

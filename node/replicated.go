@@ -94,7 +94,7 @@ func (n *Node) openReplicated() (backend, error) {
 	if tr != nil {
 		n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
 	}
-	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync, syncWaits: rc.AckMode == replicate.Sync || rc.SyncInterval == 0,
+	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync,
 		shipping: tr != nil, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
 }
 
@@ -109,7 +109,6 @@ func (n *Node) openReplicated() (backend, error) {
 type replicatedBackend struct {
 	r           *replicate.Node
 	sync        bool
-	syncWaits   bool // sync mode, or an fsync per pipeline
 	maxReadyLag uint64
 	shipping    bool          // a transport: the node may lead followers or follow
 	submitted   atomic.Uint64 // highest seq submitted and not known awaited
@@ -153,9 +152,12 @@ func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
 }
 
 func (b *replicatedBackend) Visible() bool    { return b.sync }
-func (b *replicatedBackend) SyncWaits() bool  { return b.syncWaits }
+func (b *replicatedBackend) SyncWaits() bool  { return b.sync || b.r.SyncInterval() == 0 }
 func (b *replicatedBackend) ApplyWaits() bool { return b.sync }
 func (b *replicatedBackend) Barrier() error   { return b.Sync() }
+
+// SetSyncInterval switches appendfsync while the node runs (CONFIG SET).
+func (b *replicatedBackend) SetSyncInterval(d time.Duration) error { return b.r.SetSyncInterval(d) }
 
 // Sync waits for every write submitted so far: durable, applied, and (in
 // sync mode, where Apply already waited) on the quorum.

@@ -61,6 +61,9 @@ type Node struct {
 
 	checkpointSeq atomic.Uint64 // seq of the newest checkpoint (or engine sync)
 	syncKick      chan struct{} // wakes the background syncer (SyncInterval)
+	// syncEvery is the sync policy in force: Config.SyncInterval at Open,
+	// then whatever SetSyncInterval set (nanoseconds; 0: Await fsyncs).
+	syncEvery atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -117,12 +120,47 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.MaintainEvery > 0 {
 		n.wg.Go(n.maintainLoop)
 	}
-	if cfg.SyncInterval > 0 {
-		n.syncKick = make(chan struct{}, 1)
-		n.wg.Go(n.syncLoop)
-	}
+	// The background syncer runs whatever the policy, so that
+	// SetSyncInterval can switch to SyncInterval mode at any time; under
+	// "fsync in Await" it wakes once a second and finds nothing to do.
+	n.syncEvery.Store(int64(cfg.SyncInterval))
+	n.syncKick = make(chan struct{}, 1)
+	n.wg.Go(n.syncLoop)
 	return n, nil
 }
+
+// SetSyncInterval switches the sync policy of a running node, as
+// Config.SyncInterval sets it at Open: 0 makes every Await wait for its
+// fsync again; a positive interval lets Await in Async mode return once its
+// records reached the operating system, the background syncer making them
+// durable within the interval.
+//
+// Writes in flight: switching to 0 returns only once every record written
+// so far is durable (one fsync), so every write acknowledged after
+// SetSyncInterval(0) returns is durable, including writes whose Await
+// started under the old policy and returns later. Switching to a positive
+// interval takes effect for the Awaits that start after it; earlier ones
+// still wait for their fsync.
+func (n *Node) SetSyncInterval(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("replicate: sync interval %v is negative", d)
+	}
+	n.syncEvery.Store(int64(d))
+	if d > 0 {
+		select {
+		case n.syncKick <- struct{}{}: // take up the new interval now
+		default:
+		}
+		return nil
+	}
+	if last := n.log.LastSeq(); last > 0 {
+		return n.untilWritten(func() error { return n.log.Sync(last) })
+	}
+	return nil
+}
+
+// SyncInterval is the sync policy in force (see SetSyncInterval).
+func (n *Node) SyncInterval() time.Duration { return time.Duration(n.syncEvery.Load()) }
 
 // recover opens the live engine generation, finishes a full resync a crash
 // interrupted after its commit point, and replays the log into the engine.
@@ -541,11 +579,22 @@ func (n *Node) Close() error {
 // fails the log, and with it every later write; a write the log undid (a
 // full disk) is tried again at the next round.
 func (n *Node) syncLoop() {
-	t := time.NewTicker(n.cfg.SyncInterval)
+	period := func() time.Duration {
+		if every := n.SyncInterval(); every > 0 {
+			return every
+		}
+		return time.Second // fsyncs happen in Await: nothing to do but look
+	}
+	every := period()
+	t := time.NewTicker(every)
 	defer t.Stop()
-	pace := min(syncPace, n.cfg.SyncInterval)
 	var lastSync time.Time
 	for {
+		if p := period(); p != every { // SetSyncInterval
+			every = p
+			t.Reset(every)
+		}
+		pace := min(syncPace, every)
 		select {
 		case <-n.ctx.Done():
 			return

@@ -60,7 +60,7 @@ func (n *Node) Await(seq uint64) error {
 	if seq == 0 {
 		return nil
 	}
-	if n.syncKick != nil && n.cfg.AckMode == Async {
+	if n.syncEvery.Load() > 0 && n.cfg.AckMode == Async {
 		// Let the writers that are ready to run append first, so that one
 		// write system call covers their records too (FlushTo returns at
 		// once for a record another writer's write covered): PostgreSQL's
