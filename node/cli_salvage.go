@@ -43,10 +43,10 @@ import (
 // as a leader (or alone), never as a follower of the damaged node's old
 // cluster, and resync the others from it.
 //
-// Not salvaged: a memory engine's checkpoints (data_dir/log/checkpoint*,
-// in replicate's resync chunk format), which the report names, and
-// expiry: a key's deadline lives in the keyspace's own records and comes
-// along with them.
+// A memory engine's state before the log's first record is its checkpoint
+// (data_dir/log/checkpoint, replicate's resync chunk format), read too
+// (cli_salvage_checkpoint.go). Expiry needs nothing of its own: a key's
+// deadline lives in the keyspace's own records and comes along with them.
 
 // salvageMaxBatch bounds the encoded size of one record the salvage
 // writes.
@@ -159,10 +159,8 @@ func runSalvage(from, to string, out io.Writer) error {
 	if err := s.engine(engDir); err != nil {
 		return err
 	}
-	if cps, _ := filepath.Glob(filepath.Join(from, logSubdir, "checkpoint*")); len(cps) > 0 {
-		for _, cp := range cps {
-			s.skipped = append(s.skipped, fmt.Sprintf("%s: checkpoints are not salvaged (a memory engine's state before the log's first record); keep the file", cp))
-		}
+	if err := s.checkpoints(from, engDir); err != nil {
+		return err
 	}
 	n, recs, err := s.write(to)
 	if err != nil {
