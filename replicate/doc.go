@@ -18,7 +18,10 @@
 // within T"). The write is then committed on the leader but not known to be
 // on the quorum; it never silently counts as acknowledged unless
 // FallbackAsync is set. The engine is applied after the fsync, so it never
-// holds a seq the log could lose.
+// holds a seq the log could lose; it may hold one the quorum does not yet:
+// QuorumSeq is the quorum-acknowledged watermark, and a read that must be
+// linearizable answers only once it passes what the read saw
+// (WaitQuorumSeq; kvnode's read index).
 //
 // # Following
 //
