@@ -1,0 +1,40 @@
+package coord
+
+import (
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// BenchmarkValidFor is the lease check every read on a sync-mode leader
+// makes after it ran (node/readindex.go): one atomic load and a clock read.
+// Valid, with its mutex, is the same check as it was.
+func BenchmarkValidFor(b *testing.B) {
+	m, err := New(Config{Client: &clientv3.Client{}, Cluster: "c", ID: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.mu.Lock()
+	m.leading, m.deadline = 7, time.Now().Add(time.Hour)
+	m.publishLocked()
+	m.mu.Unlock()
+	b.Run("ValidFor", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if !m.ValidFor(7) {
+					b.Fatal("not valid")
+				}
+			}
+		})
+	})
+	b.Run("Valid", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if !m.Valid() {
+					b.Fatal("not valid")
+				}
+			}
+		})
+	})
+}
