@@ -214,17 +214,23 @@ const slotsRetry = 500 * time.Millisecond
 
 // watchSlots keeps b.route's table current until ctx ends.
 func (b *clusterBackend) watchSlots(ctx context.Context) {
+	failing := false // logged once per outage, not every retry
 	for ctx.Err() == nil {
 		rev, shards, err := b.loadSlots(ctx)
 		if err != nil {
-			if ctx.Err() == nil {
-				b.n.log.Warn("cluster: cannot read the slot map; keeping the one held", "err", err)
+			if ctx.Err() == nil && !failing {
+				b.n.log.Warn("cluster: cannot read the slot map from etcd; routing by the table held, retrying", "err", err)
 			}
+			failing = true
 			select {
 			case <-ctx.Done():
 			case <-time.After(slotsRetry):
 			}
 			continue
+		}
+		if failing {
+			b.n.log.Info("cluster: slot map read again from etcd", "revision", rev)
+			failing = false
 		}
 		b.awaitSlotChange(ctx, rev, shards)
 	}
