@@ -22,9 +22,9 @@ type command struct {
 	line     int    // of the command, 1-based, for messages
 	comments string // the comment lines before it, kept by -rewrite
 	text     string // the command line as written
-	name string
-	args []arg
-	want string
+	name     string
+	args     []arg
+	want     string
 }
 
 type arg struct {
