@@ -668,7 +668,7 @@ var staleReadCommands = map[string]bool{"scan": true, "keys": true, "dbsize": tr
 // or read no data are left alone (a follower answers writes READONLY
 // before they run).
 func guardStaleRead(c *command) {
-	if c.first > 0 || staleReadCommands[c.name] {
+	if c.first > 0 || staleReadCommands[c.name] || c.name == "exec" {
 		fenceRead(c) // a sync-mode leader's reads (readindex.go)
 	}
 	if c.write || (c.first == 0 && !staleReadCommands[c.name]) {

@@ -70,6 +70,13 @@ func TestClusterReadIndex(t *testing.T) {
 	require.Error(t, getErr, "a read answered a write the quorum does not hold: %v", cmds[1])
 	require.True(t, strings.HasPrefix(getErr.Error(), "TRYAGAIN"), getErr.Error())
 	require.Equal(t, "after", cmds[2].(*redis.StringCmd).Val(), "the pipeline's other replies stay in place")
+	// A transaction that only reads is one read: its EXEC answers TRYAGAIN.
+	_, err = ac.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Get(ctx, "k")
+		return nil
+	})
+	require.Error(t, err, "EXEC answered a write the quorum does not hold")
+	require.True(t, strings.HasPrefix(err.Error(), "TRYAGAIN"), err.Error())
 	require.Error(t, <-done, "the write had no quorum")
 
 	// b comes back, catches up, and holds v2: now it may be read.

@@ -71,12 +71,17 @@ func (f *readFence) owed() bool { return len(f.spans) > 0 }
 // was on the quorum, after every write applied before it, and mayAck-ed,
 // before it answered; one that wrote nothing, a SET NX on a present key,
 // answered from what it read).
+//
+// EXEC is fenced as one command, as a write: its reply is one span, and the
+// commands it runs are not fenced on their own (their replies are inside
+// EXEC's, which EXEC rewrites when its transaction fails). Nor is a command
+// whose reply CLIENT REPLY drops.
 func fenceRead(c *command) {
-	write := c.write
+	write := c.write || c.name == "exec"
 	run := c.run
 	c.run = func(n *Node, cl *client, args [][]byte) {
 		b, ok := n.backend.(*clusterBackend)
-		if !ok || !b.sync {
+		if !ok || !b.sync || cl.ks.exec != nil || cl.x.reply == replyOff || cl.x.reply == replySkipThis {
 			run(n, cl, args)
 			return
 		}
