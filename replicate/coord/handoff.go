@@ -41,14 +41,16 @@ func HandOver(ctx context.Context, cli *clientv3.Client, cluster, shard, target 
 		return nil, errors.New("coord: the shard has no leader to hand over from; an election is under way or no member is eligible (see kvnode cluster status)")
 	}
 	if target == "" {
-		var best uint64
+		var best Progress
 		for id, mi := range st.Members {
 			p, live := st.Progress[id]
 			if id == st.Leader.ID || mi.NeverLeader || st.Drained[id] || !live {
 				continue
 			}
-			if target == "" || p.Durable > best || (p.Durable == best && id < target) {
-				target, best = id, p.Durable
+			// The most caught-up by epoch, then seq, as the leader will
+			// wait for it (handOver).
+			if target == "" || p.Ahead(best) || (!best.Ahead(p) && id < target) {
+				target, best = id, p
 			}
 		}
 		if target == "" {
