@@ -110,6 +110,10 @@ func cmdCluster(n *Node, c *client, args [][]byte) {
 		return
 	}
 	switch sub {
+	case "countkeysinslot":
+		cmdClusterCountKeysInSlot(n, c, args) // slotkeys.go
+	case "getkeysinslot":
+		cmdClusterGetKeysInSlot(n, c, args)
 	case "keyslot":
 		c.conn.WriteInt(int(keySlot(args[2])))
 	case "myid":
