@@ -82,12 +82,11 @@ import (
 //	                            seqs F through T; prints every cut
 //	expect-cut NODE none        NODE has cut nothing so far (no wait)
 type script struct {
-	t     *testing.T
-	c     *cluster
-	rec   *eventRecorder
-	of    map[string]string // whom each follower follows
-	wait  time.Duration     // the deadline of a waiting command
-	errOf func(error) string
+	t    *testing.T
+	c    *cluster
+	rec  *eventRecorder
+	of   map[string]string // whom each follower follows
+	wait time.Duration     // the deadline of a waiting command
 }
 
 var rewriteScripts = flag.Bool("rewrite", false, "rewrite the expected outputs of testdata/script/* from what the code does now")
