@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -324,35 +323,28 @@ func sealWAL(fs vfs.FS, dir string, t *tailCut) error {
 }
 
 // laterDurable returns the largest durable field of the valid records that
-// start after offset bad, scanning every offset (recovery only).
+// start after offset bad, checking every offset (recovery only) with
+// internal/record's Finder, in time linear in the segment's tail.
 func laterDurable(f io.ReaderAt, bad, size int64) (int64, error) {
 	data := make([]byte, size-bad)
 	if _, err := f.ReadAt(data, bad); err != nil && err != io.EOF {
 		return 0, fmt.Errorf("lsm: read WAL tail: %w", err)
 	}
 	var best int64
-	for off := 1; off+record.HeaderSize+walHeaderSize <= len(data); {
-		n := int(binary.LittleEndian.Uint32(data[off+4:]))
-		end := off + record.HeaderSize + n
-		if n < walHeaderSize || n > maxWALPayload || end > len(data) ||
-			crc32.Checksum(data[off+4:end], castagnoli) != binary.LittleEndian.Uint32(data[off:]) {
-			off++
-			continue
+	record.NewFinder(data, maxWALPayload, 0).Each(1, func(off int, p []byte) bool {
+		if len(p) < walHeaderSize {
+			return false
 		}
-		d := int64(binary.LittleEndian.Uint64(data[off+record.HeaderSize+8:]))
+		d := int64(binary.LittleEndian.Uint64(p[8:]))
 		if d > bad+int64(off) {
 			// A record's durable field is the synced length when it was
 			// appended, never past its own offset: this frame is no record
 			// of this segment (one forged inside a value, say), and must
 			// not vouch for the damage.
-			off++
-			continue
+			return false
 		}
 		best = max(best, d)
-		off = end
-	}
+		return true
+	})
 	return best, nil
 }
-
-// castagnoli is the CRC-32C table of internal/record's frames.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)

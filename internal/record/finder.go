@@ -214,3 +214,19 @@ func (f *Finder) Next(from int, accept func(off int64, payload []byte) bool) (in
 	}
 	return -1, nil
 }
+
+// Each calls fn with every frame that checks out at or after from, in
+// order, as recovery walks the bytes after damage looking for records that
+// vouch for it: after a frame fn takes (returns true) it goes on at the
+// frame's end, after one fn refuses (bytes shaped like a frame that cannot
+// be a later record of the file) at the next byte. Linear in len(data).
+func (f *Finder) Each(from int, fn func(off int, payload []byte) bool) {
+	for off := max(from, 0); off+HeaderSize <= len(f.data); {
+		p, bad, _ := f.frame(off)
+		if bad == frameOK && fn(off, p) {
+			off += HeaderSize + len(p)
+			continue
+		}
+		off++
+	}
+}

@@ -125,3 +125,38 @@ func TestReaderBadIsLinearOverGarbage(t *testing.T) {
 	_, err = r.Next()
 	require.True(t, errors.Is(err, ErrTornTail), "%v", err)
 }
+
+// Each visits what the plain walk visits: every frame that checks out,
+// jumping past those fn takes and stepping one byte past those it refuses.
+func TestEachIsThePlainWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var data []byte
+	for i := range 300 {
+		p := make([]byte, rng.IntN(2*directMax))
+		p = append(p, byte(i))
+		inner := Append(nil, []byte{byte(i)}) // a frame inside a frame
+		data = Append(data, append(p, inner...))
+		if rng.IntN(4) == 0 {
+			data = append(data, byte(rng.IntN(256)))
+		}
+	}
+	take := func(off int, p []byte) bool { return (off+len(p))%3 != 0 }
+	var plain, each []int
+	for off := 0; off+HeaderSize <= len(data); {
+		if directFrame(data, off, 1<<20, 0) {
+			plain = append(plain, off)
+			n := int(binary.LittleEndian.Uint32(data[off+4:]))
+			if take(off, data[off+HeaderSize:off+HeaderSize+n]) {
+				off += HeaderSize + n
+				continue
+			}
+		}
+		off++
+	}
+	NewFinder(data, 1<<20, 0).Each(0, func(off int, p []byte) bool {
+		each = append(each, off)
+		return take(off, p)
+	})
+	require.Equal(t, plain, each)
+	require.Greater(t, len(each), 300)
+}

@@ -142,12 +142,13 @@ func decodeSegmentRecord(p []byte) (synced uint64, r Record, err error) {
 }
 
 // laterSynced returns the largest synced field of the intact records that
-// start after offset bad in the size bytes of r, scanning every offset: a
-// value above bad proves the damage at bad lies in synced bytes. Frames that
-// cannot be later records of this segment are skipped: a synced field past
-// their own offset, or a seq not after prev (the seq of the last record
-// before the damage), as in stale blocks of a removed segment that a torn
-// write exposed. It reads the whole tail at once: recovery only.
+// start after offset bad in the size bytes of r, checking every offset with
+// internal/record's Finder (linear in the tail): a value above bad proves
+// the damage at bad lies in synced bytes. Frames that cannot be later
+// records of this segment are skipped: a synced field past their own
+// offset, or a seq not after prev (the seq of the last record before the
+// damage), as in stale blocks of a removed segment that a torn write
+// exposed. It reads the whole tail at once: recovery only.
 func laterSynced(r io.ReaderAt, path string, bad, size int64, prev, salt uint64) (int64, error) {
 	if size <= bad {
 		return 0, nil
@@ -157,25 +158,20 @@ func laterSynced(r io.ReaderAt, path string, bad, size int64, prev, salt uint64)
 		return 0, fmt.Errorf("commitlog: read %s at %d: %w", path, bad, err)
 	}
 	var best int64
-	const minFrame = record.HeaderSize + syncedFieldSize + RecordHeaderSize + 1
-	for off := 1; off+minFrame <= len(data); {
-		n := int(binary.LittleEndian.Uint32(data[off+4:]))
-		end := off + record.HeaderSize + n
-		if n < minFrame-record.HeaderSize || n > maxSegmentPayload || end > len(data) ||
-			record.Checksum(data[off+4:end], salt) != binary.LittleEndian.Uint32(data[off:]) {
-			off++
-			continue
+	const minPayload = syncedFieldSize + RecordHeaderSize + 1
+	record.NewFinder(data, maxSegmentPayload, salt).Each(1, func(off int, p []byte) bool {
+		if len(p) < minPayload {
+			return false
 		}
 		// The checksum vouches for the frame; the batch need not be decoded.
-		synced := binary.LittleEndian.Uint64(data[off+record.HeaderSize:])
-		seq := binary.LittleEndian.Uint64(data[off+record.HeaderSize+syncedFieldSize:])
+		synced := binary.LittleEndian.Uint64(p)
+		seq := binary.LittleEndian.Uint64(p[syncedFieldSize:])
 		if synced > uint64(bad)+uint64(off) || seq <= prev {
-			off++
-			continue
+			return false
 		}
 		best = max(best, int64(synced))
-		off = end
-	}
+		return true
+	})
 	return best, nil
 }
 
