@@ -169,22 +169,16 @@ func scanFile(path string, b []byte, tornOK, alias bool) (scanResult, error) {
 // are skipped: a synced field past their own offset, or a seq before prev
 // (the seq of the last record before the damage).
 func laterSynced(b []byte, bad int64, prev, salt uint64) (synced, at int64) {
-	f := record.NewFinder(b, maxRecordPayload, salt)
-	for off := int(bad) + 1; off+recordHeaderSize <= len(b); {
-		p, why := f.Frame(off)
-		var r dataRecord
-		if why == "" {
-			r, why = decodePayload(p)
-		}
+	record.NewFinder(b, maxRecordPayload, salt).Each(int(bad)+1, func(off int, p []byte) bool {
+		r, why := decodePayload(p)
 		if why != "" || r.synced > uint64(off) || r.seq < prev {
-			off++
-			continue
+			return false
 		}
 		if int64(r.synced) > synced {
 			synced, at = int64(r.synced), int64(off)
 		}
-		off += r.size()
-	}
+		return true
+	})
 	return synced, at
 }
 
