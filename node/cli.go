@@ -53,6 +53,8 @@ Usage:
   kvnode cluster status|failover -etcd URL -cluster NAME
                                      show a cluster's members, leader, epochs and lag, or
                                      hand leadership to a caught-up follower (-to ID)
+  kvnode cluster init -shards a,b,c -etcd URL -cluster NAME
+                                     spread the hash slots over shards (members run -shard)
   kvnode salvage -from DIR -to NEW   copy what still checks out from a damaged data
                                      directory into a new one, reporting what it skipped
 
