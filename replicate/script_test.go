@@ -32,9 +32,13 @@ import (
 //	n1 leads epoch 1
 //
 // A command is a line; its expected output runs from the "----" line to
-// the next blank line (outputs never contain one). go test -run Script
-// -rewrite regenerates every expected output from what the code does now;
-// review the diff before committing it.
+// the next blank line (outputs never contain one).
+//
+//	go test -run Script ./replicate/ -rewrite
+//
+// regenerates every expected output from what the code does now (the flag
+// goes after the package: before it, go test takes it for its own); review
+// the diff before committing it.
 //
 // The nodes run on one in-memory network (transport.MemNetwork), each on
 // its own vfs.MemFS with the memory engine and checkpoints, one log segment
