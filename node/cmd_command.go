@@ -263,7 +263,11 @@ func writeCommandDoc(c *client, cm *command) {
 	d := docOf(cm)
 	subs := subcommands[cm.name]
 	args := commandArgs[cm.name]
-	pairs := 4
+	extras := commandDocExtras[cm.name]
+	pairs := 4 + extras.pairs()
+	if d.complexity == "" {
+		pairs-- // Redis gives MONITOR none
+	}
 	if len(subs) > 0 {
 		pairs++
 	}
@@ -272,9 +276,13 @@ func writeCommandDoc(c *client, cm *command) {
 	}
 	c.conn.WriteMap(pairs)
 	for _, kv := range [][2]string{{"summary", d.summary}, {"since", d.since}, {"group", d.group}, {"complexity", d.complexity}} {
+		if kv[1] == "" {
+			continue
+		}
 		c.conn.WriteBulkString(kv[0])
 		c.conn.WriteBulkString(kv[1])
 	}
+	extras.write(c)
 	if len(args) > 0 {
 		c.conn.WriteBulkString("arguments")
 		writeCmdArgs(c, args)
@@ -362,7 +370,7 @@ hello|connection|6.0.0|O(1)|noscript loading stale fast allow_busy|@fast @connec
 client|connection|2.4.0|Depends on subcommand.|||@slow|A container for client connection commands
 quit|connection|1.0.0|O(1)|noscript loading stale fast allow_busy|@fast @connection||Close the connection
 reset|connection|6.2.0|O(1)|noscript loading stale fast allow_busy|@fast @connection||Reset the connection
-select|connection|2.0.0|O(1)|loading stale fast|@fast @connection||Change the selected database for the current connection
+select|connection|1.0.0|O(1)|loading stale fast|@fast @connection||Change the selected database for the current connection
 get|string|1.0.0|O(1)|fast|@string @fast|RO access|Get the value of a key
 set|string|1.0.0|O(1)|denyoom|@string @slow|RW access update variable_flags|Set the string value of a key
 setnx|string|1.0.0|O(1)|denyoom fast|@string @fast|OW insert|Set the value of a key, only if the key does not exist
@@ -389,30 +397,30 @@ setbit|bitmap|2.2.0|O(1)|denyoom|@bitmap @slow|RW access update|Sets or clears t
 getbit|bitmap|2.2.0|O(1)|fast|@bitmap @fast|RO access|Returns the bit value at offset in the string value stored at key
 bitcount|bitmap|2.6.0|O(N)||@bitmap @slow|RO access|Count set bits in a string
 bitpos|bitmap|2.8.7|O(N)||@bitmap @slow|RO access|Find first bit set or clear in a string
-del|keyspace|1.0.0|O(N) where N is the number of keys that will be removed.||@keyspace @slow|RM delete|Delete a key
-unlink|keyspace|4.0.0|O(1) for each key removed regardless of its size.|fast|@keyspace @fast|RM delete|Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.
-exists|keyspace|1.0.0|O(N) where N is the number of keys to check.|fast|@keyspace @fast|RO|Determine if a key exists
-type|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RO|Determine the type stored at key
-ttl|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RO access|Get the time to live for a key in seconds
-pttl|keyspace|2.6.0|O(1)|fast|@keyspace @fast|RO access|Get the time to live for a key in milliseconds
-expire|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RW update|Set a key's time to live in seconds
-pexpire|keyspace|2.6.0|O(1)|fast|@keyspace @fast|RW update|Set a key's time to live in milliseconds
-expireat|keyspace|1.2.0|O(1)|fast|@keyspace @fast|RW update|Set the expiration for a key as a UNIX timestamp
-pexpireat|keyspace|2.6.0|O(1)|fast|@keyspace @fast|RW update|Set the expiration for a key as a UNIX timestamp specified in milliseconds
-expiretime|keyspace|7.0.0|O(1)|fast|@keyspace @fast|RO access|Get the expiration Unix timestamp for a key
-pexpiretime|keyspace|7.0.0|O(1)|fast|@keyspace @fast|RO access|Get the expiration Unix timestamp for a key in milliseconds
-persist|keyspace|2.2.0|O(1)|fast|@keyspace @fast|RW update|Remove the expiration from a key
-keys|keyspace|1.0.0|O(N) with N being the number of keys in the database||@keyspace @slow @dangerous||Find all keys matching the given pattern
-scan|keyspace|2.8.0|O(1) for every call. O(N) for a complete iteration.||@keyspace @slow||Incrementally iterate the keys space
-randomkey|keyspace|1.0.0|O(1)||@keyspace @slow||Return a random key from the keyspace
-rename|keyspace|1.0.0|O(1)||@keyspace @slow|RW access delete|Rename a key
-renamenx|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RW access delete|Rename a key, only if the new key does not exist
-copy|keyspace|6.2.0|O(N) worst case for collections, where N is the number of nested items. O(1) for string values.|denyoom|@keyspace @slow|RO access|Copy a key
-touch|keyspace|3.2.1|O(N) where N is the number of keys that will be touched.|fast|@keyspace @fast|RO|Alters the last access time of a key(s). Returns the number of existing keys specified.
-object|keyspace|2.2.3|Depends on subcommand.|||@slow|A container for object introspection commands
-dump|keyspace|2.6.0|O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size.||@keyspace @slow|RO access|Return a serialized version of the value stored at the specified key.
-restore|keyspace|2.6.0|O(1) to create the new key and additional O(N*M) to reconstruct the serialized value.|denyoom|@keyspace @slow @dangerous|OW update|Create a key using the provided serialized value, previously obtained using DUMP.
-move|keyspace|1.0.0|O(1)|fast|@keyspace @fast|RW access delete|Move a key to another database
+del|generic|1.0.0|O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).||@keyspace @slow|RM delete|Delete a key
+unlink|generic|4.0.0|O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.|fast|@keyspace @fast|RM delete|Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.
+exists|generic|1.0.0|O(N) where N is the number of keys to check.|fast|@keyspace @fast|RO|Determine if a key exists
+type|generic|1.0.0|O(1)|fast|@keyspace @fast|RO|Determine the type stored at key
+ttl|generic|1.0.0|O(1)|fast|@keyspace @fast|RO access|Get the time to live for a key in seconds
+pttl|generic|2.6.0|O(1)|fast|@keyspace @fast|RO access|Get the time to live for a key in milliseconds
+expire|generic|1.0.0|O(1)|fast|@keyspace @fast|RW update|Set a key's time to live in seconds
+pexpire|generic|2.6.0|O(1)|fast|@keyspace @fast|RW update|Set a key's time to live in milliseconds
+expireat|generic|1.2.0|O(1)|fast|@keyspace @fast|RW update|Set the expiration for a key as a UNIX timestamp
+pexpireat|generic|2.6.0|O(1)|fast|@keyspace @fast|RW update|Set the expiration for a key as a UNIX timestamp specified in milliseconds
+expiretime|generic|7.0.0|O(1)|fast|@keyspace @fast|RO access|Get the expiration Unix timestamp for a key
+pexpiretime|generic|7.0.0|O(1)|fast|@keyspace @fast|RO access|Get the expiration Unix timestamp for a key in milliseconds
+persist|generic|2.2.0|O(1)|fast|@keyspace @fast|RW update|Remove the expiration from a key
+keys|generic|1.0.0|O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.||@keyspace @slow @dangerous||Find all keys matching the given pattern
+scan|generic|2.8.0|O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.||@keyspace @slow||Incrementally iterate the keys space
+randomkey|generic|1.0.0|O(1)||@keyspace @slow||Return a random key from the keyspace
+rename|generic|1.0.0|O(1)||@keyspace @slow|RW access delete|Rename a key
+renamenx|generic|1.0.0|O(1)|fast|@keyspace @fast|RW access delete|Rename a key, only if the new key does not exist
+copy|generic|6.2.0|O(N) worst case for collections, where N is the number of nested items. O(1) for string values.|denyoom|@keyspace @slow|RO access|Copy a key
+touch|generic|3.2.1|O(N) where N is the number of keys that will be touched.|fast|@keyspace @fast|RO|Alters the last access time of a key(s). Returns the number of existing keys specified.
+object|generic|2.2.3|Depends on subcommand.|||@slow|A container for object introspection commands
+dump|generic|2.6.0|O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).||@keyspace @slow|RO access|Return a serialized version of the value stored at the specified key.
+restore|generic|2.6.0|O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).|denyoom|@keyspace @slow @dangerous|OW update|Create a key using the provided serialized value, previously obtained using DUMP.
+move|generic|1.0.0|O(1)|fast|@keyspace @fast|RW access delete|Move a key to another database
 dbsize|server|1.0.0|O(1)|fast|@keyspace @read @fast||Return the number of keys in the selected database
 flushdb|server|1.0.0|O(N) where N is the number of keys in the selected database||@keyspace @slow @dangerous||Remove all keys from the current database
 flushall|server|1.0.0|O(N) where N is the total number of keys in all databases||@keyspace @slow @dangerous||Remove all keys from all databases
@@ -424,7 +432,7 @@ watch|transactions|2.2.0|O(1) for every key.|noscript loading stale fast allow_b
 unwatch|transactions|2.2.0|O(1)|noscript loading stale fast allow_busy|@fast @transaction||Forget about all watched keys
 info|server|1.0.0|O(1)|loading stale|@slow @dangerous||Get information and statistics about the server
 config|server|2.0.0|Depends on subcommand.|||@slow|A container for server configuration commands
-command|server|2.8.13|Depends on subcommand.|loading stale|@slow @connection||Get array of Redis command details
+command|server|2.8.13|O(N) where N is the total number of Redis commands|loading stale|@slow @connection||Get array of Redis command details
 time|server|2.6.0|O(1)|loading stale fast|@fast||Return the current server time
 lastsave|server|1.0.0|O(1)|loading stale fast|@fast @dangerous||Get the UNIX time stamp of the last successful save to disk
 save|server|1.0.0|O(N) where N is the total number of keys in all databases|noscript no_async_loading no_multi|@slow @dangerous||Synchronously save the dataset to disk
@@ -432,7 +440,7 @@ bgsave|server|1.0.0|O(1)|noscript no_async_loading|@slow @dangerous||Asynchronou
 shutdown|server|1.0.0|O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)|noscript loading stale no_multi allow_busy|@slow @dangerous||Synchronously save the dataset to disk and then shut down the server
 slowlog|server|2.2.12|Depends on subcommand.|||@slow|A container for slow log commands
 latency|server|2.8.13|Depends on subcommand.|||@slow|A container for latency diagnostics commands
-monitor|server|1.0.0|O(1)|noscript loading stale|@slow @dangerous||Listen for all requests received by the server in real time
+monitor|server|1.0.0||noscript loading stale|@slow @dangerous||Listen for all requests received by the server in real time
 role|server|2.8.12|O(1)|noscript loading stale fast|@fast @dangerous||Return the role of the instance in the context of replication
 wait|generic|3.0.0|O(1)|noscript|@slow @connection||Wait for the synchronous replication of all the write commands sent in the context of the current connection
 replicaof|server|5.0.0|O(1)|noscript stale no_async_loading|@slow @dangerous||Make the server a replica of another instance, or promote it as master.
