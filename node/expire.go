@@ -18,11 +18,12 @@ import (
 //   - No command ever sees a key past its deadline: tx.load hides it, on a
 //     leader and on a follower alike, by the node's clock.
 //   - Only a leader deletes: lazily when a writing command touches an
-//     expired key, and actively in expireDue, which walks the index from
-//     the oldest deadline and so finds exactly the keys due, a bounded
-//     number per tick. Its deletes are ordinary batches, so followers get
-//     them through the commit log, as Redis replicas get DELs; a follower
-//     hides keys past their deadline meanwhile but never deletes on its own.
+//     expired key, and actively in runExpirer's cycles, which walk the index
+//     from the oldest deadline and so find exactly the keys due, within a
+//     time budget per cycle (below). Its deletes are ordinary batches, so
+//     followers get them through the commit log, as Redis replicas get
+//     DELs; a follower hides keys past their deadline meanwhile but never
+//     deletes on its own.
 //   - Deadlines are data, so they survive restarts and full resyncs.
 
 // Active expiry, modelled on Redis's active expire cycle (expire.c): a
