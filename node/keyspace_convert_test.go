@@ -1,11 +1,13 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -143,4 +145,35 @@ func testConfig(t *testing.T, e string) Config {
 	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin, cfg.Replication.Listen = e, t.TempDir(), "127.0.0.1:0", "off", "127.0.0.1:0"
 	withPassword(&cfg)
 	return cfg
+}
+
+// A follower gets its leader's conversion through the log: while its data
+// is format 1 it refuses reads, saying why, and once the conversion arrives
+// it serves the keys in format 2.
+func TestConvertReachesFollower(t *testing.T) {
+	tlsDir := filepath.Join(t.TempDir(), "tls")
+	var out bytes.Buffer
+	require.Equal(t, 0, Main([]string{"certs", "-dir", tlsDir}, &out, &out), out.String())
+	ctx := context.Background()
+	leader := replNode(t, tlsDir, "memory", "", withPassword)
+	// The leader's data as a kvnode of format 1 left it (replicated).
+	var b logkv.Batch
+	b.Set(metaFormatKey, []byte{1})
+	for i := range 100 {
+		k := fmt.Sprintf("key:%03d", i)
+		b.Set(append(appendDBGen(nil, 0, 0), k...), appendValue(nil, 0, []byte("v"+k)))
+	}
+	require.NoError(t, errors.Join(leader.backend.Apply(&b), leader.backend.Sync()))
+
+	f := replNode(t, tlsDir, "bitcask", leader.rep(t).Addr(), withPassword)
+	caughtUp(t, leader, f)
+	fc := dial(t, f, withAuth)
+	require.ErrorContains(t, fc.Get(ctx, "key:001").Err(), "keyspace format 1")
+
+	require.NoError(t, leader.convertFormat1()) // as its next start would
+	leader.ks.gensLoaded.Store(false)
+	caughtUp(t, leader, f)
+	require.Equal(t, "vkey:001", fc.Get(ctx, "key:001").Val())
+	require.Equal(t, int64(100), fc.DBSize(ctx).Val())
+	require.Equal(t, "vkey:099", dial(t, leader, withAuth).Get(ctx, "key:099").Val())
 }
