@@ -30,6 +30,12 @@ type command struct {
 	// arguments: a DEL of a million keys must not hold the event loop
 	// for seconds.
 	slowArgs int
+	// heavy commands keep a CPU busy for long (KEYS, DBSIZE, a DEL or
+	// MGET past slowArgs): off the loop they run under the node-wide cap
+	// of Node.heavy, so a flood of them cannot starve the event loops.
+	// Commands that are slow because they wait (WAIT, REPLICAOF) are not
+	// heavy: they hold no CPU while they wait.
+	heavy bool
 	// admin commands can destroy data or stop the node: only an
 	// authenticated admin may run them (see access.go).
 	admin bool

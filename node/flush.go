@@ -34,7 +34,7 @@ func init() {
 	for _, c := range []*command{
 		{name: "flushdb", arity: -1, write: true, admin: true, run: cmdFlush},
 		{name: "flushall", arity: -1, write: true, admin: true, run: cmdFlush},
-		{name: "dbsize", arity: 1, slow: true, run: cmdDBSize},
+		{name: "dbsize", arity: 1, slow: true, heavy: true, run: cmdDBSize},
 	} {
 		register(c)
 	}

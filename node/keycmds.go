@@ -24,7 +24,7 @@ const maxKeysReply = 1 << 20
 func init() {
 	for _, c := range []*command{
 		// KEYS walks the whole database: it runs off the event loop.
-		{name: "keys", arity: 2, slow: true, run: cmdKeys},
+		{name: "keys", arity: 2, slow: true, heavy: true, run: cmdKeys},
 		{name: "rename", arity: 3, write: true, run: cmdRename, first: 1, last: 2, step: 1},
 		{name: "renamenx", arity: 3, write: true, run: cmdRename, first: 1, last: 2, step: 1},
 		{name: "copy", arity: -3, write: true, run: cmdCopy, first: 1, last: 2, step: 1},

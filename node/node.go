@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,11 @@ type Node struct {
 	// srv is the server commands' state (cmd_server.go).
 	srv serverState
 
-	loops   *gnet.Client // the client connections' event loops (server.go)
+	loops *gnet.Client // the client connections' event loops (server.go)
+	// heavy holds a token per heavy command running off the loop
+	// (command.heavy): at most half the CPUs, so the event loops keep the
+	// rest however many clients send KEYS at once.
+	heavy   chan struct{}
 	respLn  net.Listener
 	admin   *http.Server
 	adminLn net.Listener
@@ -118,7 +123,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	n := &Node{cfg: cfg, log: logger, started: time.Now(), conns: map[*client]struct{}{}, loopSyncs: map[gnet.EventLoop]*loopSync{},
+	n := &Node{cfg: cfg, log: logger, heavy: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), started: time.Now(), conns: map[*client]struct{}{}, loopSyncs: map[gnet.EventLoop]*loopSync{},
 		served: make(chan error, 2), closed: make(chan struct{})}
 	n.scans.init(4096)
 	if n.backend, err = n.newBackend(); err != nil {

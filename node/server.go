@@ -543,7 +543,15 @@ func (n *Node) runOffLoop(c *client) {
 		}
 		raw = raw[size:]
 		if len(args) > 0 {
-			n.run(c, n.lookup(args[0]), args)
+			cm := n.lookup(args[0])
+			heavy := cm != nil && (cm.heavy || cm.slowArgs > 0 && len(args) > cm.slowArgs)
+			if heavy {
+				n.heavy <- struct{}{} // waits while others' heavy commands hold the CPUs
+			}
+			n.run(c, cm, args)
+			if heavy {
+				<-n.heavy
+			}
 		}
 	}
 	c.conn.flush()
