@@ -57,9 +57,10 @@
 //
 // # SCAN cursors
 //
-// Keys are ordered, so SCAN walks them in order. A cursor names the next
-// key: exactly, through the 4096 newest cursors a node remembers, and
-// approximately through its first 4 bytes, which the cursor carries. So a
+// Keys are stored by hash slot, then key (keyspace format 2, keyspace.go),
+// so SCAN walks them in that order. A cursor names the next key: exactly,
+// through the 4096 newest cursors a node remembers, and approximately
+// through its slot and the key's first 2 bytes, which the cursor carries. So a
 // cursor keeps working after a restart, on another node, and after many
 // newer scans: resuming from the approximate position returns some keys
 // again, as SCAN's contract allows, and misses none (node.go, cursors).
