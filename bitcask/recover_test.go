@@ -163,7 +163,9 @@ func TestFormat2UpgradesInPlace(t *testing.T) {
 	db := openMem(t, fs, Options{})
 	require.NoError(t, db.Set([]byte("key07"), []byte("back"), &logkv.WriteOptions{Sync: true}))
 	require.NoError(t, db.Close())
-	db = openMem(t, fs, Options{MergeThreshold: 0.01})
+	// DisableAutoMerge: the background worker would otherwise merge first
+	// at times, and the Merge below would find nothing left to do.
+	db = openMem(t, fs, Options{MergeThreshold: 0.01, DisableAutoMerge: true})
 	requireValue(t, db, "key07", "back")
 	requireValue(t, db, "key01", "value 1")
 	merged, err := db.Merge()
