@@ -2,6 +2,7 @@ package logkv_test
 
 import (
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/logkv/logkv"
@@ -10,6 +11,8 @@ import (
 	"github.com/logkv/logkv/memory"
 	"github.com/stretchr/testify/require"
 )
+
+var registerNoOptions sync.Once
 
 func TestNewOptions(t *testing.T) {
 	for name, want := range map[string]any{"lsm": &lsm.Options{}, "bitcask": &bitcask.Options{}, "memory": &memory.Options{}} {
@@ -20,7 +23,10 @@ func TestNewOptions(t *testing.T) {
 	a := must(logkv.NewOptions("lsm")).(*lsm.Options)
 	a.MemtableSize = 1
 	require.Equal(t, &lsm.Options{}, must(logkv.NewOptions("lsm")), "each call returns a new value, the caller's to change")
-	logkv.Register("test-no-options", func(string, any) (logkv.Engine, error) { return nil, nil })
+	// Once: the registry is global, and go test -count=N runs this again.
+	registerNoOptions.Do(func() {
+		logkv.Register("test-no-options", func(string, any) (logkv.Engine, error) { return nil, nil })
+	})
 	o, err := logkv.NewOptions("test-no-options")
 	require.NoError(t, err)
 	require.Nil(t, o, "an engine registered without an options type")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/logkv/logkv"
@@ -30,8 +31,13 @@ func TestNoopStorePassesVerification(t *testing.T) {
 
 // A Store that returns another key's value is caught through the Store path
 // as through logkv.Open: the driver is the same.
+var registerWrongStore sync.Once
+
 func TestStoreVerificationFails(t *testing.T) {
-	RegisterStore("benchstorewrong", func(string) (Store, error) { return wrongStore{&noopStore{}}, nil })
+	// Once: the registry is global, and go test -count=N runs this again.
+	registerWrongStore.Do(func() {
+		RegisterStore("benchstorewrong", func(string) (Store, error) { return wrongStore{&noopStore{}}, nil })
+	})
 	cfg := testConfig("benchstorewrong")
 	cfg.Benchmarks = []string{"fillseq", "readrandom"}
 	_, err := Run(context.Background(), cfg, io.Discard, io.Discard)
