@@ -296,8 +296,7 @@ func (r *run) autoNemesis(ctx context.Context, faults []string) error {
 	}
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, 0xfa017))
 	for {
-		d := r.cfg.Interval/2 + time.Duration(rng.Int64N(int64(r.cfg.Interval)))
-		if err := wait(ctx, d); err != nil {
+		if err := r.betweenFaults(ctx, rng); err != nil {
 			return err
 		}
 		if r.cfg.Failovers > 0 && r.leaderChanges() >= r.cfg.Failovers {

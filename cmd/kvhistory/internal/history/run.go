@@ -601,6 +601,12 @@ func wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// betweenFaults waits a random time before the next fault: Interval/2 to
+// 3*Interval/2.
+func (r *run) betweenFaults(ctx context.Context, rng *rand.Rand) error {
+	return wait(ctx, r.cfg.Interval/2+time.Duration(rng.Int64N(int64(r.cfg.Interval))))
+}
+
 // nemesis injects one fault at a time from faults until ctx ends. Faults
 // are serialised: each is healed before the next starts.
 func (r *run) nemesis(ctx context.Context, faults []string) error {
@@ -610,8 +616,7 @@ func (r *run) nemesis(ctx context.Context, faults []string) error {
 	}
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, 0xfa017))
 	for {
-		d := r.cfg.Interval/2 + time.Duration(rng.Int64N(int64(r.cfg.Interval)))
-		if err := wait(ctx, d); err != nil {
+		if err := r.betweenFaults(ctx, rng); err != nil {
 			return err
 		}
 		f := faults[rng.IntN(len(faults))]
