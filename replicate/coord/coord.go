@@ -41,6 +41,10 @@ type Config struct {
 	ID string
 	// RESPAddr and ReplAddr are the addresses clients and followers use.
 	RESPAddr, ReplAddr string
+	// MoveAddr is where the member serves slot moves to other shards'
+	// leaders (QUIC, mutual TLS; node/move.go), "" if it does not: the
+	// leader key names it so that a move's target finds the source.
+	MoveAddr string
 	// Priority orders eligible members holding the same durable seq:
 	// higher runs first (Redis's replica-priority, inverted as in
 	// Sentinel's choice). 0 means DefaultPriority.
@@ -145,6 +149,8 @@ type Leader struct {
 	ID   string `json:"id"`
 	RESP string `json:"resp"`
 	Repl string `json:"repl"`
+	// Move is Config.MoveAddr of the leader, absent if it has none.
+	Move string `json:"move,omitempty"`
 	// Epoch is the leader key's CreateRevision (not stored in the value).
 	Epoch uint64 `json:"-"`
 }
@@ -679,7 +685,7 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 	if time.Now().After(m.Deadline()) {
 		return errors.New("coord: own lease not known alive; not running")
 	}
-	val := mustJSON(Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr})
+	val := mustJSON(Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr, Move: m.cfg.MoveAddr})
 	txn, err := m.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", 0)).
 		Then(clientv3.OpPut(m.cfg.leaderKey(), val, clientv3.WithLease(lease))).
@@ -701,7 +707,7 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 	// A handoff that named this member is done.
 	m.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(m.cfg.handoffKey()), "=", mustJSON(Handoff{V: formatVersion, Target: m.cfg.ID}))).
 		Then(clientv3.OpDelete(m.cfg.handoffKey())).Commit()
-	m.lead(ctx, Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr, Epoch: epoch}, r)
+	m.lead(ctx, Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr, Move: m.cfg.MoveAddr, Epoch: epoch}, r)
 	return nil
 }
 
