@@ -18,13 +18,9 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/logkv/logkv/replicate/coord"
 )
@@ -239,32 +235,7 @@ func (b *clusterBackend) watchSlots(ctx context.Context) {
 // awaitSlotChange returns once the slot map or a leader key of shards
 // changes after rev, a watch fails, or ctx ends.
 func (b *clusterBackend) awaitSlotChange(ctx context.Context, rev int64, shards []string) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	changed := make(chan struct{}, 1)
-	watch := func(key string) {
-		for range b.cli.Watch(wctx, key, clientv3.WithRev(rev+1)) {
-			break // any event, or an error: read everything again
-		}
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	name := b.n.cfg.Cluster.Name
-	go watch(slotsKey(name))
-	for _, s := range shards {
-		go watch(leaderKey(name, s))
-	}
-	select {
-	case <-ctx.Done():
-	case <-changed:
-	}
-}
-
-// leaderKey is coord's key of a shard's leader.
-func leaderKey(cluster, shard string) string {
-	return "/logkv/" + cluster + "/shards/" + shard + "/leader"
+	coord.AwaitRoutingChange(ctx, b.cli, b.n.cfg.Cluster.Name, rev, shards)
 }
 
 // myShard is the shard this member joined.
@@ -281,20 +252,16 @@ func (b *clusterBackend) loadSlots(ctx context.Context) (int64, []string, error)
 	name := b.n.cfg.Cluster.Name
 	rctx, cancel := context.WithTimeout(ctx, clusterInfoTimeout)
 	defer cancel()
-	resp, err := b.cli.Txn(rctx).Then(
-		clientv3.OpGet(slotsKey(name)),
-		clientv3.OpGet("/logkv/"+name+"/shards/", clientv3.WithPrefix()),
-	).Commit()
+	rt, err := coord.ReadRouting(rctx, b.cli, name)
 	if err != nil {
 		return 0, nil, err
 	}
-	rev := resp.Header.Revision
-	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 0 {
+	rev := rt.Revision
+	if rt.Map == nil {
 		b.route.table.Store(notSharded)
 		return rev, nil, nil
 	}
-	m, err := decodeSlotMap(kvs[0].Value, kvs[0].ModRevision)
+	m, err := decodeSlotMap(rt.Map, rt.MapVersion)
 	if err != nil {
 		b.route.loadErrors.Add(1)
 		// Keep the table held: a map that does not decode is never partly
@@ -306,22 +273,12 @@ func (b *clusterBackend) loadSlots(ctx context.Context) (int64, []string, error)
 	if old := b.route.table.Load(); old != nil && old != notSharded && old.version > m.Version {
 		return rev, m.Shards, nil // a replayed older map (cannot happen with one read; cheap to be sure)
 	}
-	leaders := map[string]string{}
-	prefix := "/logkv/" + name + "/shards/"
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		shard, ok := strings.CutSuffix(strings.TrimPrefix(string(kv.Key), prefix), "/leader")
-		var l coord.Leader
-		if !ok || strings.Contains(shard, "/") || json.Unmarshal(kv.Value, &l) != nil {
-			continue
-		}
-		leaders[shard] = l.RESP
-	}
 	t := m.table()
 	t.self = -1
 	t.selfAddr = b.n.Addr()
 	t.leaders = make([]string, len(m.Shards))
 	for i, s := range m.Shards {
-		t.leaders[i] = leaders[s]
+		t.leaders[i] = rt.Leaders[s].RESP
 		if s == b.myShard() {
 			t.self = i
 		}
