@@ -584,19 +584,7 @@ func TestStringFamilyOnEveryEngine(t *testing.T) {
 // byte, in RESP2 and RESP3: summary, since, group, complexity, doc_flags,
 // deprecated_since, replaced_by, history and arguments.
 func TestCommandDocsWhole(t *testing.T) {
-	sock := redisServer(t)
-	n := adminNode(t, nil)
-	rn, err := net.Dial("unix", sock)
-	require.NoError(t, err)
-	defer rn.Close()
-	kn, err := net.Dial("tcp", n.Addr())
-	require.NoError(t, err)
-	defer kn.Close()
-	redis := &diffConn{rn, bufio.NewReader(rn)}
-	kv := &diffConn{kn, bufio.NewReader(kn)}
-	for _, d := range []*diffConn{redis, kv} {
-		require.Equal(t, "+OK\r\n", d.do(t, []string{"auth", adminPassword}))
-	}
+	redis, kv, n := diffPair(t)
 	names := slices.Sorted(maps.Keys(commandDocs))
 	for _, proto := range []string{"2", "3"} {
 		redis.do(t, []string{"hello", proto})

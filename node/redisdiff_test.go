@@ -83,6 +83,29 @@ func (d *diffConn) do(t *testing.T, args []string) string {
 	return s
 }
 
+// diffPair starts a redis-server and an admin node and returns a connection
+// to each, both authenticated as the admin (kvnode runs COMMAND DOCS for
+// anyone, but FLUSHALL and CONFIG only for an admin): the pair the
+// byte-for-byte tests compare. n is the node, for tests that ask it what it
+// serves.
+func diffPair(t *testing.T) (redis, kv *diffConn, n *Node) {
+	t.Helper()
+	sock := redisServer(t)
+	n = adminNode(t, nil)
+	rn, err := net.Dial("unix", sock)
+	require.NoError(t, err)
+	t.Cleanup(func() { rn.Close() })
+	kn, err := net.Dial("tcp", n.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { kn.Close() })
+	redis = &diffConn{rn, bufio.NewReader(rn)}
+	kv = &diffConn{kn, bufio.NewReader(kn)}
+	for _, d := range []*diffConn{redis, kv} {
+		require.Equal(t, "+OK\r\n", d.do(t, []string{"auth", adminPassword}))
+	}
+	return redis, kv, n
+}
+
 // Deliberate differences, normalized away: HELLO's server name, version
 // and client id.
 var diffNormalizers = []struct {
@@ -335,19 +358,7 @@ func TestRedisDifferential(t *testing.T) {
 // cmd_args.go describes is redis-server's, byte for byte, in RESP2 and
 // RESP3.
 func TestRedisCommandDocsArguments(t *testing.T) {
-	sock := redisServer(t)
-	n := adminNode(t, nil)
-	rn, err := net.Dial("unix", sock)
-	require.NoError(t, err)
-	defer rn.Close()
-	kn, err := net.Dial("tcp", n.Addr())
-	require.NoError(t, err)
-	defer kn.Close()
-	redis := &diffConn{rn, bufio.NewReader(rn)}
-	kv := &diffConn{kn, bufio.NewReader(kn)}
-	for _, d := range []*diffConn{redis, kv} {
-		require.Equal(t, "+OK\r\n", d.do(t, []string{"auth", adminPassword}))
-	}
+	redis, kv, _ := diffPair(t)
 	// The arguments come last in both replies for these commands (none
 	// has subcommands).
 	args := func(reply string) string {
