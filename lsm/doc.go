@@ -33,8 +33,9 @@
 //
 // A read pins a read state (the memtables and the table Version of one
 // moment, reference counted, taken without a lock) and reads at the newest
-// published seq. Get consults the memtables newest first, each behind an
-// in-memory register-blocked bloom filter of its user keys (memfilter.go), then L0
+// published seq. Get consults the memtables newest first, each through a
+// hash index from user key to its newest entry (memindex.go; the skiplist
+// search only for a read older than that entry), then L0
 // tables newest first, then the one table of each deeper level whose key
 // range holds the key, each behind its bloom filter. Iterators merge all of these with a heap and
 // collapse versions: they show the newest version visible at their seq and

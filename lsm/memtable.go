@@ -9,13 +9,14 @@ import (
 	"github.com/logkv/logkv/lsm/internal/skiplist"
 )
 
-// memTable is an in-memory sorted run of internal keys: the arena skiplist,
-// plus the WAL segment that holds its writes and the newest seq it holds.
+// memTable is an in-memory sorted run of internal keys: the arena skiplist
+// and a hash index over it for point lookups, plus the WAL segment that
+// holds its writes and the newest seq it holds.
 // The mutable memtable takes the commit path's inserts (one writer at a
 // time); once full it is frozen (immutable) and flushed to an L0 table.
 type memTable struct {
 	sl     *skiplist.Skiplist
-	filter *memFilter    // the user keys inserted, so most absent keys skip sl
+	index  *memIndex     // user key -> its newest node, so a Get skips the search
 	logNum uint64        // WAL segment of its writes (0 with DisableWAL)
 	maxSeq atomic.Uint64 // newest seq inserted
 	ikey   []byte        // scratch for building internal keys (writer only)
@@ -23,21 +24,27 @@ type memTable struct {
 }
 
 func newMemTable(size int64, logNum uint64) *memTable {
-	return &memTable{sl: skiplist.New(int(size)), filter: newMemFilter(size), logNum: logNum}
+	return &memTable{sl: skiplist.New(int(size)), index: newMemIndex(size), logNum: logNum}
 }
 
 // get returns the newest version of ukey with seq <= seq, as
-// skiplist.Get, after asking the filter whether the search can find it.
+// skiplist.Get. The index answers when the key is absent or its newest
+// entry is visible at seq; only an older read (a snapshot, or a reader
+// overtaken by a write of its key) searches the list.
 func (m *memTable) get(ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool) {
-	if !m.filter.mayContain(ukey) {
+	nd := m.index.find(ukey, m.sl)
+	if nd == 0 {
 		return nil, 0, false
+	}
+	if ik := m.sl.NodeKey(nd); base.Seq(ik) <= seq {
+		return m.sl.NodeValue(nd), base.KindOf(ik), true
 	}
 	return m.sl.Get(ukey, seq)
 }
 
 // memBytes is the memory the memtable holds: its arena in use and its
-// filter.
-func (m *memTable) memBytes() int64 { return m.sl.Size() + m.filter.sizeBytes() }
+// index.
+func (m *memTable) memBytes() int64 { return m.sl.Size() + m.index.sizeBytes() }
 
 // entryBound is an upper bound on the arena bytes one operation takes beyond
 // its key and value.
@@ -46,7 +53,7 @@ const entryBound = skiplist.MaxNodeOverhead + base.TrailerSize
 // roomFor reports whether the memtable can take a batch of the given encoded
 // size and count, at worst.
 func (m *memTable) roomFor(size, count int) bool {
-	return m.sl.Size()+int64(size)+int64(count*entryBound) <= m.sl.Capacity()
+	return m.sl.Size()+int64(size)+int64(count*entryBound) <= m.sl.Capacity() && m.index.roomFor(count)
 }
 
 // apply inserts every operation of b at seq. The caller checked roomFor and
@@ -73,13 +80,17 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 		if kind == logkv.KindDelete {
 			k = base.KindDelete
 		}
-		// Into the filter before the list: a reader that can see the
-		// entry (its seq is published after this) sees its bits.
-		m.filter.add(key)
+		if !m.index.roomFor(1) {
+			return n, skiplist.ErrFull // roomFor said no; the caller checks it
+		}
 		m.ikey = base.AppendInternalKey(m.ikey[:0], key, seq, k)
-		if err := m.sl.Add(m.ikey, value); err != nil {
+		nd, err := m.sl.AddNode(m.ikey, value)
+		if err != nil {
 			return n, err
 		}
+		// Into the index after the list, before the seq is published: a
+		// reader that may see the entry finds it in either.
+		m.index.insert(key, nd, m.sl)
 	}
 	if seq > m.maxSeq.Load() {
 		m.maxSeq.Store(seq)

@@ -100,7 +100,7 @@ func (d *DB) metricsLocked() *logkv.Metrics {
 	add("lsm_wal_bytes_total", "Bytes appended to the WAL.", true, float64(d.m.walBytes.Load()), nil)
 	add("lsm_wal_syncs_total", "WAL fsyncs (one per group commit).", true, float64(d.m.walSyncs.Load()), nil)
 	add("lsm_manifest_rotations_total", "Manifest rewrites.", true, float64(d.m.manifestRotations.Load()), nil)
-	add("lsm_memtable_bytes", "Bytes of memtable arenas in use, and their key filters.", false, float64(memBytes), nil)
+	add("lsm_memtable_bytes", "Bytes of memtable arenas in use, and their hash indexes.", false, float64(memBytes), nil)
 	if d.cache != nil {
 		cm := d.cache.Metrics()
 		add("lsm_block_cache_hits_total", "Block cache hits.", true, float64(cm.Hits), nil)

@@ -20,7 +20,8 @@ import (
 //
 // The engine's memory is bounded by CacheSize (decompressed blocks) plus
 // MemtableStopWritesThreshold * MemtableSize (memtable arenas, allocated
-// whole, and 1/32 of that again for their key filters) plus the open
+// whole, and up to a quarter of that again for their hash indexes, which
+// grow with the distinct keys: 6-12% with 100-byte values) plus the open
 // tables' indexes and filters (MaxOpenFiles tables at most) plus a small
 // constant.
 type Options struct {

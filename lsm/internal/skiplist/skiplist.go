@@ -241,8 +241,16 @@ func (s *Skiplist) randomHeight() int {
 // when the arena cannot hold the entry. Only one goroutine may call Add at a
 // time.
 func (s *Skiplist) Add(ikey, value []byte) error {
+	_, err := s.AddNode(ikey, value)
+	return err
+}
+
+// AddNode is Add, and returns the new entry's node: its offset in the
+// arena, never 0, for NodeKey and NodeValue. A hash index over the list
+// keeps nodes to answer a point lookup without the search.
+func (s *Skiplist) AddNode(ikey, value []byte) (uint32, error) {
 	if len(ikey) < base.TrailerSize {
-		return errors.New("skiplist: key shorter than its trailer")
+		return 0, errors.New("skiplist: key shorter than its trailer")
 	}
 	ukey := ikey[:len(ikey)-base.TrailerSize]
 	trailer := binary.LittleEndian.Uint64(ikey[len(ikey)-base.TrailerSize:])
@@ -256,7 +264,7 @@ func (s *Skiplist) Add(ikey, value []byte) error {
 	h := s.randomHeight()
 	nd, ok := s.alloc(len(ikey), len(value), h)
 	if !ok {
-		return ErrFull
+		return 0, ErrFull
 	}
 	binary.LittleEndian.PutUint64(s.buf[nd+12:], prefixOf(ukey))
 	start := nd + nodeHeader + uint32(4*h)
@@ -277,8 +285,17 @@ func (s *Skiplist) Add(ikey, value []byte) error {
 	s.count.Add(1)
 	s.size.Store(int64(s.used))
 	s.hint, s.hintPrev = nd, prev
-	return nil
+	return nd, nil
 }
+
+// NodeKey returns the internal key of node nd, which AddNode returned. It
+// aliases the arena, as Iter.Key does. Any goroutine may call it once the
+// node's offset reached it through a synchronizing operation (an atomic
+// store by the writer after AddNode returned, loaded by the reader).
+func (s *Skiplist) NodeKey(nd uint32) []byte { return s.nodeKey(nd) }
+
+// NodeValue returns the value of node nd, as NodeKey.
+func (s *Skiplist) NodeValue(nd uint32) []byte { return s.nodeValue(nd) }
 
 // afterHint fills prev with the key's predecessors if the key goes right
 // after the last node added (nothing lies between them), and reports

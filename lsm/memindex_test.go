@@ -1,0 +1,218 @@
+package lsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/stretchr/testify/require"
+)
+
+// memApply sets (or, with del, deletes) key at seq in m, as the commit path
+// does.
+func memApply(t testing.TB, m *memTable, key, value string, seq uint64, del bool) {
+	var b logkv.Batch
+	if del {
+		b.Delete([]byte(key))
+	} else {
+		b.Set([]byte(key), []byte(value))
+	}
+	require.True(t, m.roomFor(b.Size(), b.Len()))
+	_, err := m.apply(&b, seq)
+	require.NoError(t, err)
+}
+
+// TestMemIndexAgainstSearch compares the memtable's get (index first) with
+// the skiplist's search at every seq, over overwrites, deletes and the
+// index's growth from its smallest table: the index must answer exactly
+// what the search answers, at the latest seq and at every older one.
+func TestMemIndexAgainstSearch(t *testing.T) {
+	m := newMemTable(4<<20, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const keys, ops = 5000, 30000
+	for seq := uint64(1); seq <= ops; seq++ {
+		k := fmt.Sprintf("k%05d", rng.IntN(keys))
+		memApply(t, m, k, fmt.Sprint(seq), seq, rng.IntN(8) == 0)
+	}
+	require.Greater(t, len(m.index.tab.Load().slots), memIndexMinSlots, "the test must make the index grow")
+	for i := range keys + 100 { // and 100 keys never written
+		k := []byte(fmt.Sprintf("k%05d", i))
+		for _, seq := range []uint64{ops, ops - 1, ops / 2, rng.Uint64N(ops) + 1, 1, 0} {
+			v, kind, ok := m.get(k, seq)
+			wv, wkind, wok := m.sl.Get(k, seq)
+			require.Equal(t, wok, ok, "key %s at seq %d", k, seq)
+			require.Equal(t, wkind, kind, "key %s at seq %d", k, seq)
+			require.Equal(t, string(wv), string(v), "key %s at seq %d", k, seq)
+		}
+	}
+}
+
+// TestMemIndexFindsNewest checks the index itself, not the fallback: it
+// names the newest node of a key, and nothing for a key never written.
+func TestMemIndexFindsNewest(t *testing.T) {
+	m := newMemTable(1<<20, 0)
+	memApply(t, m, "a", "1", 1, false)
+	memApply(t, m, "b", "2", 2, false)
+	memApply(t, m, "a", "3", 3, false)
+	memApply(t, m, "b", "", 4, true)
+	nd := m.index.find([]byte("a"), m.sl)
+	require.NotZero(t, nd)
+	require.Equal(t, uint64(3), base.Seq(m.sl.NodeKey(nd)))
+	require.Equal(t, "3", string(m.sl.NodeValue(nd)))
+	nd = m.index.find([]byte("b"), m.sl)
+	require.NotZero(t, nd)
+	require.Equal(t, base.KindDelete, base.KindOf(m.sl.NodeKey(nd)))
+	require.Zero(t, m.index.find([]byte("c"), m.sl))
+	require.Zero(t, m.index.find(nil, m.sl))
+	require.Equal(t, 2, m.index.keys)
+
+	// An older read of a rewritten key takes the search: a at seq 2 is "1".
+	v, kind, ok := m.get([]byte("a"), 2)
+	require.True(t, ok)
+	require.Equal(t, base.KindSet, kind)
+	require.Equal(t, "1", string(v))
+	_, _, ok = m.get([]byte("a"), 0)
+	require.False(t, ok)
+}
+
+// TestMemIndexFull fills a small memtable with the smallest entries there
+// are: the index must refuse (roomFor) before its table is more than three
+// quarters full, never loop in a full table, and hold every key it took.
+func TestMemIndexFull(t *testing.T) {
+	m := newMemTable(64<<10, 0)
+	var seq uint64
+	for {
+		var b logkv.Batch
+		k := binary.BigEndian.AppendUint32(nil, uint32(seq))
+		b.Set(k, nil)
+		if !m.roomFor(b.Size(), b.Len()) {
+			break
+		}
+		seq++
+		_, err := m.apply(&b, seq)
+		require.NoError(t, err)
+	}
+	slots := len(m.index.tab.Load().slots)
+	require.LessOrEqual(t, m.index.keys, slots/4*3)
+	require.Equal(t, int(seq), m.index.keys)
+	for i := range seq {
+		k := binary.BigEndian.AppendUint32(nil, uint32(i))
+		_, _, ok := m.get(k, seq)
+		require.True(t, ok, "key %d", i)
+	}
+	// apply itself refuses past the index's room rather than overfill it.
+	for i := 0; m.index.roomFor(1); i++ {
+		m.index.keys++ // as if the arena had taken more keys
+	}
+	var b logkv.Batch
+	b.Set([]byte("one more"), nil)
+	_, err := m.apply(&b, seq+1)
+	require.Error(t, err)
+}
+
+// TestMemIndexConcurrent runs the writer (inserts, overwrites and the
+// index's growth) against readers: a reader that learns a seq (published
+// after the write, as the DB publishes it) must find every key written at
+// or before it, with the value of its newest version at that seq.
+func TestMemIndexConcurrent(t *testing.T) {
+	m := newMemTable(8<<20, 0)
+	const n = 40000
+	var published atomic.Uint64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for seq := uint64(1); seq <= n; seq++ {
+			// Keys 0..n/2, each written twice: the value names the seq.
+			k := fmt.Sprintf("%08d", (seq-1)%(n/2))
+			var b logkv.Batch
+			b.Set([]byte(k), binary.BigEndian.AppendUint64(nil, seq))
+			if _, err := m.apply(&b, seq); err != nil {
+				t.Error(err)
+				return
+			}
+			published.Store(seq)
+		}
+	}()
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				upto := published.Load()
+				for seq := max(upto, 200) - 200 + 1; seq <= upto; seq++ {
+					k := fmt.Sprintf("%08d", (seq-1)%(n/2))
+					v, _, ok := m.get([]byte(k), upto)
+					if !ok {
+						t.Errorf("key %s written at seq %d not found at seq %d", k, seq, upto)
+						return
+					}
+					want := seq // the newest write of k at or before upto
+					if seq+n/2 <= upto {
+						want = seq + n/2
+					}
+					if got := binary.BigEndian.Uint64(v); got != want {
+						t.Errorf("key %s at seq %d: value of seq %d, want %d", k, upto, got, want)
+						return
+					}
+				}
+				if upto == n {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkMemtableGet is a point lookup in a full default-size memtable of
+// redis-benchmark-like entries (16-byte keys, 3-byte values), present and
+// absent keys, through the index (as Get) and through the search (as
+// before the index).
+func BenchmarkMemtableGet(b *testing.B) {
+	m := newMemTable(8<<20, 0)
+	var seq uint64
+	var k []byte
+	for {
+		k = benchKey(k, seq*0x5851f42d4c957f2d)
+		var bt logkv.Batch
+		bt.Set(k, []byte("xxx"))
+		if !m.roomFor(bt.Size(), bt.Len()) {
+			break
+		}
+		seq++
+		if _, err := m.apply(&bt, seq); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		search bool
+		absent bool
+	}{{"index/present", false, false}, {"index/absent", false, true}, {"search/present", true, false}, {"search/absent", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			for b.Loop() {
+				i := rng.Uint64N(seq)
+				if c.absent {
+					i += seq
+				}
+				k = benchKey(k, i*0x5851f42d4c957f2d)
+				var ok bool
+				if c.search {
+					_, _, ok = m.sl.Get(k, seq)
+				} else {
+					_, _, ok = m.get(k, seq)
+				}
+				if ok == c.absent {
+					b.Fatalf("key %d: found %v", i, ok)
+				}
+			}
+		})
+	}
+}
