@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -345,6 +346,14 @@ func commandGetKeys(c *client, args [][]byte, withFlags bool) {
 			c.conn.WriteString(f)
 		}
 	}
+}
+
+// allowedInMulti reports whether MULTI may queue cm. Redis refuses the
+// commands it flags no_multi (SAVE and SHUTDOWN among those kvnode serves)
+// when they are queued, which aborts the transaction: a SHUTDOWN queued in
+// MULTI must not stop the node at EXEC.
+func allowedInMulti(cm *command) bool {
+	return !slices.Contains(commandDocs[cm.name].flags, "no_multi")
 }
 
 // commandDocs documents the commands logkv serves, from Redis 7's command

@@ -609,3 +609,17 @@ func TestCommandDocsWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMultiCommands: SAVE and SHUTDOWN queued in MULTI are refused as
+// redis-server refuses them, byte for byte, and EXEC then aborts, applying
+// nothing: the node keeps running (Redis' own multi.tcl "MULTI with
+// SHUTDOWN" stopped kvnode at EXEC).
+func TestNoMultiCommands(t *testing.T) {
+	redis, kv, _ := diffPair(t)
+	for _, args := range [][]string{
+		{"multi"}, {"set", "k", "v"}, {"save"}, {"shutdown", "nosave"}, {"exec"},
+		{"exists", "k"}, {"ping"},
+	} {
+		require.Equal(t, redis.do(t, args), kv.do(t, args), "%q", args)
+	}
+}

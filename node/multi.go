@@ -85,6 +85,8 @@ func (n *Node) queueInMulti(c *client, cm *command, args [][]byte) bool {
 	case cm.admin && !n.checkAdmin(c):
 	case !cm.admin && cm.write && c.access < accessWrite:
 		c.fail(fmt.Sprintf(errWriteUser, cm.name))
+	case !allowedInMulti(cm):
+		c.fail("ERR Command not allowed inside a transaction")
 	case len(m.cmds) >= maxQueued:
 		c.fail("ERR too many commands in this transaction (at most 1048576); DISCARD it and split it")
 	default:
