@@ -496,7 +496,9 @@ func (d *DB) rotateMemtableLocked(need int64) error {
 	}
 	size := max(d.opts.MemtableSize, need+4096)
 	d.imm = append(d.imm, d.mem)
+	keys := d.mem.index.keys // read under commitMu, as the writer
 	d.mem = newMemTable(size, walNum)
+	d.mem.index.reserve(keys)
 	d.updateReadStateLocked()
 	d.cond.Broadcast()
 	return nil

@@ -216,3 +216,23 @@ func BenchmarkMemtableGet(b *testing.B) {
 		})
 	}
 }
+
+// TestMemIndexReserve: a successor's index sized from its predecessor's
+// keys takes them without growing, never past its largest table, and an
+// index that holds keys is not resized under its readers.
+func TestMemIndexReserve(t *testing.T) {
+	m := newMemTable(8<<20, 0)
+	m.index.reserve(50000)
+	tab := m.index.tab.Load()
+	require.GreaterOrEqual(t, len(tab.slots), 50000*4/3)
+	for i := range 50000 {
+		memApply(t, m, fmt.Sprintf("%08d", i), "v", uint64(i+1), false)
+	}
+	require.Same(t, tab, m.index.tab.Load(), "a reserved index must not grow")
+	m.index.reserve(1 << 30)
+	require.Same(t, tab, m.index.tab.Load(), "an index with keys is not resized")
+
+	small := newMemTable(64<<10, 0)
+	small.index.reserve(1 << 30)
+	require.Equal(t, small.index.maxSlots, len(small.index.tab.Load().slots))
+}
