@@ -44,14 +44,41 @@ func newValueSource(size int, compressibility float64, seed uint64) *valueSource
 }
 
 // value returns the value written for key number n: the size bytes of the
-// pool at offset splitmix(n^salt) scaled into [0, span) (a multiply, not a
-// division). Its capacity is its length, so an append by a Store cannot
-// write into the pool. Two keys share a window only when their offsets
-// collide, about one pair in span (2^20 or more), so a Store that returns
-// another key's value is caught but for that chance.
+// pool at the offset h*span/2^64, h being (n+salt) times 2^64/phi (Fibonacci
+// hashing: two multiplies, no division). Its capacity is its length, so an
+// append by a Store cannot write into the pool. Two keys share a window
+// only when their offsets collide: never for keys closer than span/sqrt(5)
+// (the three-distance theorem: the first n with n*phi that close to an
+// integer is a Fibonacci number that large), so never for a neighbour, the
+// likeliest wrong answer of a broken engine; and about one pair in span
+// (2^20 or more) of keys far apart. A Store that returns another key's
+// value is caught but for that chance. Every value read or written mixes
+// its key number here, the noop store's scan steps included, so the mix is
+// one multiply (it was SplitMix64's three, a fifth of a noop scan step).
 func (s *valueSource) value(n uint64) []byte {
-	off, _ := bits.Mul64(splitmix(n^s.salt), s.span)
+	off, _ := bits.Mul64((n+s.salt)*0x9e3779b97f4a7c15, s.span)
 	return s.pool[off : off+uint64(s.size) : off+uint64(s.size)]
+}
+
+// scanCheckEvery is one in how many key numbers a scan's timed loop
+// compares the whole value of; a power of two. The other steps check the
+// key and the value's length, and verifyScan compares every value once the
+// timer has stopped. A step of the fastest engines costs about 120 ns of
+// CPU, and mixing the key number into its window and comparing 100 bytes
+// costs 5 to 10: a twentieth of it, kvbench's whole budget (issue #21).
+const scanCheckEvery = 16
+
+// checked reports whether a scan's timed loop compares the whole value of
+// key number n: one number in scanCheckEvery, chosen by a multiplicative
+// hash keyed by the run's seed (the top bits of n+salt times an odd
+// constant other than value's, so which keys are checked says nothing of
+// where their windows lie). Consecutive numbers land far apart under it,
+// so the checked keys are spread through every stretch of a scan
+// (TestScanCheckedShare), without a period an engine's layout could line
+// up with, and they are the same for every engine of a run. One multiply:
+// it runs on every step.
+func (s *valueSource) checked(n uint64) bool {
+	return (n+s.salt)*0xbf58476d1ce4e5b9 < 1<<64/scanCheckEvery
 }
 
 // check reports whether v is the value written for key number n.

@@ -1,0 +1,206 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/logkv/logkv"
+	"github.com/stretchr/testify/require"
+)
+
+// scanFault is one way an engine's iterator can be wrong, at one key.
+type scanFault int
+
+const (
+	faultValue   scanFault = iota // the value of another key, of the same length
+	faultShort                    // the value one byte short
+	faultMissing                  // the key skipped
+	faultSwapped                  // the key and the next one returned in each other's place
+)
+
+var scanFaultNames = map[scanFault]string{faultValue: "value", faultShort: "short", faultMissing: "missing", faultSwapped: "swapped"}
+
+// faultyStore is the noop store with an iterator that is wrong at one key
+// number: at, which is one whose value a scan's timed loop compares whole
+// (checked) or one whose value it does not, as the test asks. With
+// firstOnly only the first iterator is wrong: the scan's timed loop sees the
+// fault and verifyScan, which opens the second, does not.
+type faultyStore struct {
+	*noopStore
+	fault     scanFault
+	checked   bool
+	firstOnly bool
+	iters     atomic.Int64
+}
+
+// faultAt is the key number the store is wrong at: the first from 100 up
+// that the timed loop checks whole, or does not, as s.checked says.
+func (s *faultyStore) faultAt() uint64 {
+	n := uint64(100)
+	for s.vals.checked(n) != s.checked {
+		n++
+	}
+	return n
+}
+
+func (s *faultyStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
+	it, err := s.noopStore.NewIter(o)
+	if err != nil || (s.firstOnly && s.iters.Add(1) > 1) {
+		return it, err
+	}
+	return &faultyIter{Iterator: it, s: s, at: s.faultAt()}, nil
+}
+
+type faultyIter struct {
+	logkv.Iterator
+	s  *faultyStore
+	at uint64
+}
+
+// num is the key number the inner iterator is at.
+func (it *faultyIter) num() uint64 {
+	n, _ := parseKey(it.Iterator.Key())
+	return n
+}
+
+// skip moves past the missing key when the move landed on it.
+func (it *faultyIter) skip(ok bool, next func() bool) bool {
+	if ok && it.s.fault == faultMissing && it.num() == it.at {
+		return next()
+	}
+	return ok
+}
+
+func (it *faultyIter) First() bool { return it.skip(it.Iterator.First(), it.Iterator.Next) }
+func (it *faultyIter) Last() bool  { return it.skip(it.Iterator.Last(), it.Iterator.Prev) }
+func (it *faultyIter) Next() bool  { return it.skip(it.Iterator.Next(), it.Iterator.Next) }
+func (it *faultyIter) Prev() bool  { return it.skip(it.Iterator.Prev(), it.Iterator.Prev) }
+
+// shown is the key number the iterator claims to be at.
+func (it *faultyIter) shown() uint64 {
+	n := it.num()
+	if it.s.fault == faultSwapped {
+		switch n {
+		case it.at:
+			return it.at + 1
+		case it.at + 1:
+			return it.at
+		}
+	}
+	return n
+}
+
+func (it *faultyIter) Key() []byte {
+	k := it.Iterator.Key()
+	return appendKey(nil, it.shown(), len(k))
+}
+
+func (it *faultyIter) Value() []byte {
+	n := it.shown()
+	v := it.s.vals.value(n) // a swapped key comes with its own value
+	if n == it.at {
+		switch it.s.fault {
+		case faultValue:
+			v = it.s.vals.value(n + 1000)
+		case faultShort:
+			v = v[:len(v)-1]
+		}
+	}
+	return v
+}
+
+var registerFaultyStores sync.Once
+
+// faultyName is the registered name of the faulty store of that kind.
+func faultyName(f scanFault, checked, firstOnly bool) string {
+	return fmt.Sprintf("benchscan-%s-%t-%t", scanFaultNames[f], checked, firstOnly)
+}
+
+// A scan catches an engine that is wrong at a single key, whichever way,
+// whether the timed loop compares that key's value whole or leaves it to
+// verifyScan; and the timed loop alone (an engine right on the second
+// pass) catches what it promises: a key missing, out of order or of a
+// wrong length anywhere, a wrong value at a key it checks.
+func TestScanVerificationCatchesBrokenEngine(t *testing.T) {
+	// Once: the registry is global, and go test -count=N runs this again.
+	registerFaultyStores.Do(func() {
+		for f := range scanFaultNames {
+			for _, checked := range []bool{false, true} {
+				for _, firstOnly := range []bool{false, true} {
+					RegisterStore(faultyName(f, checked, firstOnly), func(string) (Store, error) {
+						return &faultyStore{noopStore: &noopStore{}, fault: f, checked: checked, firstOnly: firstOnly}, nil
+					})
+				}
+			}
+		}
+	})
+	for f, name := range scanFaultNames {
+		for _, checked := range []bool{false, true} {
+			for _, firstOnly := range []bool{false, true} {
+				// The one fault the timed loop leaves to verifyScan:
+				// a wrong value of the right length at a key it does
+				// not compare whole. With firstOnly, verifyScan sees a
+				// right engine, so nothing can catch it.
+				if f == faultValue && !checked && firstOnly {
+					continue
+				}
+				for _, bench := range []string{"readseq", "readreverse"} {
+					t.Run(fmt.Sprintf("%s/checked=%t/firstOnly=%t/%s", name, checked, firstOnly, bench), func(t *testing.T) {
+						cfg := testConfig(faultyName(f, checked, firstOnly))
+						cfg.Benchmarks = []string{"fillseq", bench}
+						res, err := Run(context.Background(), cfg, io.Discard, io.Discard)
+						require.ErrorIs(t, err, ErrVerify)
+						require.Len(t, res, 2)
+						r := res[1]
+						require.Zero(t, res[0].Errors, "the fill")
+						require.Positive(t, r.Errors)
+						switch f {
+						case faultMissing:
+							require.Equal(t, int64(1), r.NotFound)
+						case faultValue, faultShort:
+							require.Equal(t, int64(1), r.BadValues, "exactly the one wrong key")
+							require.Zero(t, r.NotFound)
+						case faultSwapped:
+							require.Equal(t, int64(2), r.BadValues, "the two keys out of place")
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// The same engine, right: no errors. Without this, the faults above could
+// be caught by something the faulty iterator gets wrong everywhere.
+func TestScanVerificationPassesRightEngine(t *testing.T) {
+	cfg := testConfig(NoopEngine)
+	cfg.Benchmarks = []string{"fillseq", "readseq", "readreverse"}
+	res, _ := runCfg(t, cfg)
+	for _, r := range res[1:] {
+		require.Zero(t, r.Errors, r.Benchmark)
+		require.Equal(t, int64(cfg.Num), r.Found, r.Benchmark)
+	}
+}
+
+// One key number in about scanCheckEvery is checked, spread through the
+// key space: every stretch of 256 consecutive numbers has a share near it.
+func TestScanCheckedShare(t *testing.T) {
+	vals := newValueSource(100, 1, 7)
+	const n = 1 << 16
+	total := 0
+	for lo := uint64(0); lo < n; lo += 256 {
+		c := 0
+		for k := lo; k < lo+256; k++ {
+			if vals.checked(k) {
+				c++
+			}
+		}
+		require.InDelta(t, 256/scanCheckEvery, c, 8, "numbers %d..%d", lo, lo+255)
+		total += c
+	}
+	require.InDelta(t, n/scanCheckEvery, total, n/scanCheckEvery/50)
+}
