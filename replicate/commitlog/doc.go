@@ -94,9 +94,11 @@
 // FlushTo(seq) writes the buffer to the segment file without syncing it (the
 // records then survive a crash of the process, not of the machine), and Sync
 // flushes and fsyncs, making every record up to a seq durable. Both group
-// their callers. Concurrent callers of Sync share one fsync: the first to
-// arrive syncs everything written so far, and those that queued behind it
-// find their record already durable. Likewise a FlushTo whose record an
+// their callers. Concurrent callers of Sync share one fsync through
+// internal/groupsync, the group commit bitcask, the lsm WAL and the node use
+// too: the first to arrive syncs everything written so far, and those that
+// arrive meanwhile wait for that fsync together; those it covered return,
+// and one of the others syncs the rest. Likewise a FlushTo whose record an
 // earlier write covered returns without a system call, and the first of
 // those that queue writes everything buffered for the others (group flush);
 // Flush writes whatever is buffered. Readers see only durable records, so a

@@ -31,7 +31,7 @@ func (g *syncGate) MaybeError(op vfs.Op) error {
 
 // A Sync whose record an in-flight fsync covers returns when that fsync
 // does, even if another caller starts the next fsync meanwhile: waiters are
-// woken together, not handed syncMu one by one behind a later fsync.
+// woken together, not handed a mutex one by one behind a later fsync.
 func TestSyncCoveredWaiterSkipsTheNextFsync(t *testing.T) {
 	g := &syncGate{entered: make(chan struct{}), release: make(chan struct{})}
 	l := openMem(t, vfs.NewErrorFS(vfs.NewMem(), g), 1<<20)
@@ -40,7 +40,7 @@ func TestSyncCoveredWaiterSkipsTheNextFsync(t *testing.T) {
 	appendBatches(t, l, 1, 0)
 	first := l.LastSeq()
 	waiting := make(chan struct{}, 2)
-	l.testHookSyncWait = func() { waiting <- struct{}{} }
+	l.group.OnWait = func() { waiting <- struct{}{} }
 	g.armed.Store(true)
 
 	done := make(chan string, 3)

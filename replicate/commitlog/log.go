@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/groupsync"
 	"github.com/logkv/logkv/internal/record"
 	"github.com/logkv/logkv/vfs"
 )
@@ -67,33 +68,31 @@ type Log struct {
 	segSize int64
 	log     *slog.Logger
 
-	syncMu sync.Mutex // held by the one syncer at a time, and by TruncateAfter/Reset/Close
+	// group is the group commit of Sync: one caller at a time flushes and
+	// fsyncs for all (syncFlush, syncRound). TruncateAfter, Reset and Close
+	// lock it, so that no fsync is in flight on a file they close. Lock
+	// order: group, flushMu, mu.
+	group *groupsync.Group[syncRound]
 	// flushMu is held by the one FlushTo caller that writes at a time, so
 	// that those queued behind it find their records written instead of
-	// contending for mu. Lock order: syncMu, flushMu, mu.
+	// contending for mu.
 	flushMu sync.Mutex
 
-	mu sync.Mutex
-	// syncing: a Sync's fsync is in flight. Other Sync callers wait for it
-	// on notify rather than queue on syncMu.
-	syncing bool
-	// testHookSyncWait, if set, runs as a Sync caller starts waiting for
-	// another's fsync.
-	testHookSyncWait func()
-	segs             []*segment // oldest first; the last one is active
-	f                vfs.File   // the active segment
-	retired          []vfs.File // sealed segments' files, closed by the next syncer
-	last             uint64
-	durable          uint64
-	history          []EpochStart
-	notify           chan struct{} // closed and replaced when readers should look again
-	closed           bool
-	closedCh         chan struct{}
-	err              error  // sticky failure (wraps ErrFailed): the log takes nothing more
-	werr             error  // failed write the buffered records wait to retry (wraps ErrWriteFailed)
-	gen              uint64 // bumped by TruncateAfter and Reset
-	wbuf             []byte // frames appended but not yet written to f (see flushLocked)
-	pbuf             []byte // payload being framed
+	mu       sync.Mutex
+	segs     []*segment // oldest first; the last one is active
+	f        vfs.File   // the active segment
+	retired  []vfs.File // sealed segments' files, closed by the next syncer
+	last     uint64
+	durable  uint64
+	history  []EpochStart
+	notify   chan struct{} // closed and replaced when readers should look again
+	closed   bool
+	closedCh chan struct{}
+	err      error  // sticky failure (wraps ErrFailed): the log takes nothing more
+	werr     error  // failed write the buffered records wait to retry (wraps ErrWriteFailed)
+	gen      uint64 // bumped by TruncateAfter and Reset
+	wbuf     []byte // frames appended but not yet written to f (see flushLocked)
+	pbuf     []byte // payload being framed
 
 	durableSeq atomic.Uint64
 	// flushedSeq is the last record written to f (or an older file): wbuf
@@ -127,6 +126,7 @@ func Open(dir string, o *Options) (*Log, error) {
 		dir: dir, fs: opts.FS, segSize: opts.SegmentSize, log: opts.Logger,
 		notify: make(chan struct{}), closedCh: make(chan struct{}),
 	}
+	l.group = groupsync.New(l.durableSeq.Load, l.syncFlush, l.syncRound)
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("commitlog: %w", err)
 	}
@@ -638,80 +638,74 @@ func (l *Log) FlushTo(seq uint64) error {
 }
 
 // Sync makes every record up to seq durable. Concurrent callers share one
-// fsync (group commit). A failed write of the buffered records returns an
-// error wrapping ErrWriteFailed and leaves them buffered: call Sync again
-// to retry (the caller decides how long to wait). A failed fsync fails the
-// log (ErrFailed): every later write and sync returns the error, since what
-// reached the disk is unknown.
+// fsync (group commit, internal/groupsync). A failed write of the buffered
+// records returns an error wrapping ErrWriteFailed and leaves them
+// buffered: call Sync again to retry (the caller decides how long to wait).
+// A failed fsync fails the log (ErrFailed): every later write and sync
+// returns the error, since what reached the disk is unknown.
 func (l *Log) Sync(seq uint64) error {
 	if l.durableSeq.Load() >= seq {
 		return nil
 	}
-	// While another caller's fsync is in flight, wait for it on notify,
-	// which wakes every waiter at once: if it did not cover seq, one of
-	// them starts the next. Queued on syncMu instead, waiters were woken
-	// one by one after each fsync, and a caller whose record the fsync had
-	// made durable could wait behind another's next fsync as well.
 	l.mu.Lock()
-	for l.syncing {
-		ch := l.notify
-		l.mu.Unlock()
-		if l.testHookSyncWait != nil {
-			l.testHookSyncWait()
-		}
-		<-ch
-		if l.durableSeq.Load() >= seq {
-			return nil
-		}
-		l.mu.Lock()
+	err := l.usable()
+	if err == nil && seq > l.last {
+		err = fmt.Errorf("commitlog: sync to seq %d, but the last written is %d", seq, l.last)
 	}
 	l.mu.Unlock()
-	if l.durableSeq.Load() >= seq {
-		return nil
-	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	if l.durableSeq.Load() >= seq {
-		return nil
-	}
-	l.mu.Lock()
-	if err := l.usable(); err != nil {
-		l.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	if seq > l.last {
-		l.mu.Unlock()
-		return fmt.Errorf("commitlog: sync to seq %d, but the last written is %d", seq, l.last)
+	return l.group.SyncTo(seq)
+}
+
+// syncRound is what one group-commit round fsyncs: the active segment's
+// file, as of the flush that wrote every record up to target.
+type syncRound struct {
+	f       vfs.File
+	act     *segment
+	target  uint64     // the last record the fsync makes durable
+	size    int64      // act's size then
+	retired []vfs.File // sealed segments' files, closed outside mu
+}
+
+// syncFlush starts a round (the group's leader alone calls it): it writes
+// every buffered record, so that the fsync covers every caller waiting.
+func (l *Log) syncFlush() (syncRound, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return syncRound{}, err
 	}
 	if err := l.flushLocked(); err != nil {
-		l.mu.Unlock()
-		return err
+		return syncRound{}, err
 	}
-	f, act, target := l.f, l.segs[len(l.segs)-1], l.last
-	size := act.size
-	retired := l.retired
+	act := l.segs[len(l.segs)-1]
+	r := syncRound{f: l.f, act: act, target: l.last, size: act.size, retired: l.retired}
 	l.retired = nil
-	l.syncing = true
-	l.mu.Unlock()
+	return r, nil
+}
 
-	for _, r := range retired {
-		r.Close()
+// syncRound fsyncs what syncFlush wrote and advances the durable watermark.
+// A failure fails the log.
+func (l *Log) syncRound(r syncRound) error {
+	for _, f := range r.retired {
+		f.Close()
 	}
-	err := f.Sync()
+	err := r.f.Sync()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.syncing = false
-	defer l.wake() // the waiters, whatever the outcome
+	defer l.wake() // the readers, whatever the outcome
 	if err != nil {
-		return l.fail(fmt.Errorf("commitlog: sync %s: %w", act.path, err))
+		return l.fail(fmt.Errorf("commitlog: sync %s: %w", r.act.path, err))
 	}
-	if size > act.durableSize {
-		act.durableSize = size
+	if r.size > r.act.durableSize {
+		r.act.durableSize = r.size
 	}
-	if target > l.durable {
-		l.durable = target
-		l.durableSeq.Store(target)
+	if r.target > l.durable {
+		l.durable = r.target
+		l.durableSeq.Store(r.target)
 	}
 	return nil
 }
@@ -851,8 +845,8 @@ func (l *Log) TrimBefore(seq uint64) error {
 // drops the epochs that began after seq+1 from the history. seq must not be
 // before FirstSeq()-1 (use Reset). Open readers fail with ErrTruncated.
 func (l *Log) TruncateAfter(seq uint64) error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
+	l.group.Lock()
+	defer l.group.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
@@ -975,8 +969,8 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 	if err := ValidHistory(history); err != nil {
 		return fmt.Errorf("commitlog: reset: %w", err)
 	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
+	l.group.Lock()
+	defer l.group.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
@@ -1020,8 +1014,8 @@ func (l *Log) Reset(next uint64, history []EpochStart) error {
 // Close syncs and closes the log. Readers waiting on it return
 // logkv.ErrClosed. Calling it twice is safe.
 func (l *Log) Close() error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
+	l.group.Lock()
+	defer l.group.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
