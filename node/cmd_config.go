@@ -473,6 +473,9 @@ func configSet(n *Node, c *client, args [][]byte) {
 	}
 	var applies []func()
 	var changed []*configParam
+	// Names first, as Redis checks them: an unknown or repeated name is
+	// the error even when an earlier parameter cannot be set at runtime.
+	params := make([]*configParam, 0, len(args)/2)
 	seen := map[*configParam]bool{}
 	for i := 0; i < len(args); i += 2 {
 		p := findConfigParam(string(args[i]))
@@ -485,6 +488,10 @@ func configSet(n *Node, c *client, args [][]byte) {
 			return
 		}
 		seen[p] = true
+		params = append(params, p)
+	}
+	for i := 0; i < len(args); i += 2 {
+		p := params[i/2]
 		if p.set == nil {
 			why := "logkv fixes it for the life of the process"
 			if p.key != "" {

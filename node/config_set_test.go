@@ -49,6 +49,10 @@ func TestConfigSetReplies(t *testing.T) {
 		{"appendfsync everysec", "+OK\r\n"},
 		{"dir /tmp", failed("dir", "not supported at runtime: set data_dir in the node's config file and restart it")},
 		{"timeout 1 maxclients 0", failed("maxclients", "argument must be between 1 and 4294967295 inclusive")},
+		// Names are checked before values, as Redis does (its
+		// introspection.tcl "CONFIG SET duplicate configs").
+		{"maxmemory 1 maxmemory 2", failed("maxmemory", "duplicate parameter")},
+		{"dir /tmp bogus 1", "-ERR Unknown option or number of arguments for CONFIG SET - 'bogus'\r\n"},
 	} {
 		args := append([]string{"config", "set"}, strings.Fields(c.args)...)
 		for i := range args {
