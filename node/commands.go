@@ -364,8 +364,8 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 	if !ok || !n.checkKey(c, key) || !n.checkValue(c, value) {
 		return
 	}
-	if len(args) == 3 && c.ks.exec == nil {
-		n.queueWrite(c, cmdSetEntry, args[1:3])
+	if c.ks.exec == nil && queueable(cmdSetEntry, args) {
+		n.queueWriteAt(c, cmdSetEntry, args[1:3], o.expireAt)
 		return
 	}
 	t := n.begin(c, args[1:2])

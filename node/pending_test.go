@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/logkv/logkv"
 	"github.com/redis/go-redis/v9"
@@ -162,4 +163,62 @@ func TestPendingRunFailsWhole(t *testing.T) {
 	require.Zero(t, c.DBSize(ctx).Val())
 	require.NoError(t, c.Set(ctx, "a", "1", 0).Err())
 	require.Equal(t, "1", c.Get(ctx, "a").Val())
+}
+
+// A pipeline's SETs with EX or PX are queued as plain SETs are: a few
+// batches, not a tx each (a read, a lock round and a commit record per
+// key made loading keys with TTLs 6x slower). Each still writes its
+// deadline and its index entry, so TTL reports it and the expirer finds
+// it; a later blind write in the run clears the TTL and leaves the old
+// entry stale.
+func TestPipelinedSetsWithTTLShareABatch(t *testing.T) {
+	n := startNode(t, nil)
+	n.setClock(clock0)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	before := n.eng().Metrics().Writes
+	const sets = 200
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range sets {
+			p.Do(ctx, "set", fmt.Sprintf("k%03d", i), i, "px", 1000+i) // due at clock0+1000..1199
+		}
+		p.Do(ctx, "set", "ex", "v", "EX", 3)          // due at clock0+3000
+		p.Do(ctx, "set", "k000", "v", "ex", "0")      // refused, and k000 keeps its TTL
+		p.Do(ctx, "set", "k001", "kept")              // a blind SET clears the TTL
+		p.Do(ctx, "set", "k002", "later", "px", 5000) // a new deadline: the old entry is stale
+		return nil
+	})
+	require.Error(t, err) // the EX 0
+	require.Len(t, cmds, sets+4)
+	for i, cmd := range cmds {
+		if i == sets+1 {
+			require.ErrorContains(t, cmd.Err(), "invalid expire time in 'set' command")
+			continue
+		}
+		require.NoError(t, cmd.Err(), "command %d", i)
+		require.Equal(t, "OK", cmd.(*redis.Cmd).Val(), "command %d", i)
+	}
+	batches := n.eng().Metrics().Writes - before
+	require.LessOrEqual(t, batches, uint64(10), "%d commands took %d engine batches", sets+4, batches)
+	require.Equal(t, 1000*time.Millisecond, c.PTTL(ctx, "k000").Val())
+	require.Equal(t, 1199*time.Millisecond, c.PTTL(ctx, "k199").Val())
+	require.Equal(t, 3*time.Second, c.TTL(ctx, "ex").Val())
+	require.Equal(t, time.Duration(-1), c.TTL(ctx, "k001").Val())
+	require.Equal(t, 5*time.Second, c.PTTL(ctx, "k002").Val())
+	require.Equal(t, sets+2, countExpiry(t, n), "every deadline written has its entry, k001 and k002 their old ones")
+
+	n.setClock(clock0 + 1199)
+	deleted, err := n.expireDue()
+	require.NoError(t, err)
+	require.Equal(t, sets-2, deleted, "every k with its PX deadline, not k001 nor k002")
+	require.Equal(t, int64(3), c.DBSize(ctx).Val())
+	require.Equal(t, []any{nil, "kept", "later", nil, "v"}, c.MGet(ctx, "k000", "k001", "k002", "k199", "ex").Val())
+	require.Equal(t, 2, countExpiry(t, n), "the entries of ex and k002's new deadline are left")
+
+	n.setClock(clock0 + 5000)
+	deleted, err = n.expireDue()
+	require.NoError(t, err)
+	require.Equal(t, 2, deleted)
+	require.Equal(t, 0, countExpiry(t, n))
+	require.Equal(t, []string{"k001"}, c.Keys(ctx, "*").Val())
 }
