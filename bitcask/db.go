@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/groupsync"
 	"github.com/logkv/logkv/vfs"
 )
 
@@ -34,11 +35,11 @@ type DB struct {
 	pos    uint64 // bytes appended over the DB's open life (group commit)
 	werr   error  // sticky: after a failed sync, or a write it could not undo, writes fail
 
-	// The group commit (syncTo), under wmu: syncing says an fsync is in
-	// flight outside wmu, and syncDone is closed when it ends.
-	syncing  bool
-	syncDone chan struct{}
-	synced   atomic.Uint64 // pos known durable
+	// group is the group commit (syncTo): one writer at a time flushes and
+	// fsyncs for all (syncFlush, syncRound). Close locks it, so that no
+	// fsync is in flight on the file it closes. Lock order: group, wmu.
+	group  *groupsync.Group[syncRound]
+	synced atomic.Uint64 // pos known durable
 
 	// kmu guards the keydir, the file set and the files' accounting.
 	kmu     sync.RWMutex
@@ -62,9 +63,6 @@ type DB struct {
 	// testHook, when set by tests, is called at named points of merges and
 	// rotations; an error it returns aborts the operation there.
 	testHook func(point string) error
-	// testHookSyncWait, when set by tests, is called by a syncTo caller
-	// about to wait for another's fsync.
-	testHookSyncWait func()
 }
 
 type stats struct {
@@ -105,9 +103,8 @@ func Open(dir string, o *Options) (*DB, error) {
 		files: map[uint32]*dataFile{},
 		quit:  make(chan struct{}),
 		kick:  make(chan struct{}, 1),
-
-		syncDone: make(chan struct{}),
 	}
+	db.group = groupsync.New(db.synced.Load, db.syncFlush, db.syncRound)
 	if err := db.recover(); err != nil {
 		db.closeFiles()
 		lock.Close()
@@ -514,75 +511,51 @@ func (db *DB) flushLocked() error {
 	return nil
 }
 
-// syncTo makes everything up to pos durable (group commit). A caller that
-// finds no fsync in flight leads: it flushes the buffer and fsyncs all that
-// was written so far, outside the commit lock. Callers arriving meanwhile wait
-// for that fsync together on syncDone, which wakes them all at once: those it
-// covered return, and one of the others leads the next. (Queued on a mutex
-// instead, they were handed it one at a time after each fsync, and a caller
-// the fsync had covered could wait behind the next one as well: the convoy
-// replicate/commitlog's Sync was rid of.)
-func (db *DB) syncTo(pos uint64) error {
-	for {
-		if db.synced.Load() >= pos {
-			return nil
-		}
-		db.wmu.Lock()
-		if db.werr != nil {
-			err := db.werr
-			db.wmu.Unlock()
-			return err
-		}
-		if db.syncing {
-			ch := db.syncDone
-			db.wmu.Unlock()
-			if db.testHookSyncWait != nil {
-				db.testHookSyncWait()
-			}
-			<-ch
-			continue
-		}
-		if db.synced.Load() >= pos { // covered by an fsync that just ended
-			db.wmu.Unlock()
-			return nil
-		}
-		if err := db.flushLocked(); err != nil {
-			db.wmu.Unlock()
-			return err
-		}
-		df, target, size := db.active, db.pos, db.active.flushed.Load()
-		db.syncing = true
-		db.wmu.Unlock()
+// syncTo makes everything up to pos durable (group commit, through
+// internal/groupsync). A caller that finds no fsync in flight leads: it
+// flushes the buffer and fsyncs all that was written so far, outside the
+// commit lock. Callers arriving meanwhile wait for that fsync together, and
+// are woken together: those it covered return, and one of the others leads
+// the next. A failed fsync sticks (werr, and the group's error).
+func (db *DB) syncTo(pos uint64) error { return db.group.SyncTo(pos) }
 
-		err := df.f.Sync()
-
-		db.wmu.Lock()
-		db.syncing = false
-		close(db.syncDone) // wake every waiter, whatever the outcome
-		db.syncDone = make(chan struct{})
-		if err != nil {
-			db.werr = fmt.Errorf("bitcask: sync %s: %w (the engine refuses further writes; reopen it)", df.path, err)
-			err = db.werr
-		} else {
-			db.stats.syncs.Add(1)
-			// The next records appended to df say so (see record.go).
-			df.syncedSize = max(df.syncedSize, size)
-			storeMax(&db.synced, target)
-		}
-		db.wmu.Unlock()
-		return err
-	}
+// syncRound is what one group-commit round fsyncs: the active file, as of
+// the flush that wrote everything up to target.
+type syncRound struct {
+	df     *dataFile
+	target uint64 // db.pos then
+	size   int64  // bytes of df written then
 }
 
-// waitSyncLocked waits out an fsync in flight. The caller holds wmu, which
-// it releases while waiting.
-func (db *DB) waitSyncLocked() {
-	for db.syncing {
-		ch := db.syncDone
-		db.wmu.Unlock()
-		<-ch
-		db.wmu.Lock()
+// syncFlush starts a round (the group's leader alone calls it): it writes
+// the buffer, so that the fsync covers every writer waiting.
+func (db *DB) syncFlush() (syncRound, error) {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if db.werr != nil {
+		return syncRound{}, db.werr
 	}
+	if err := db.flushLocked(); err != nil {
+		return syncRound{}, err
+	}
+	return syncRound{df: db.active, target: db.pos, size: db.active.flushed.Load()}, nil
+}
+
+// syncRound fsyncs what syncFlush wrote, outside the commit lock, and
+// advances the durable watermark. A failure fails the engine.
+func (db *DB) syncRound(r syncRound) error {
+	err := r.df.f.Sync()
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if err != nil {
+		db.werr = fmt.Errorf("bitcask: sync %s: %w (the engine refuses further writes; reopen it)", r.df.path, err)
+		return db.werr
+	}
+	db.stats.syncs.Add(1)
+	// The next records appended to df say so (see record.go).
+	r.df.syncedSize = max(r.df.syncedSize, r.size)
+	storeMax(&db.synced, r.target)
+	return nil
 }
 
 func storeMax(a *atomic.Uint64, v uint64) {
@@ -748,8 +721,9 @@ func (db *DB) Close() error {
 
 	db.writeMissingHints(true) // the files rotated out since the worker's last round
 
+	db.group.Lock() // a group commit's fsync must not find the file closed
+	defer db.group.Unlock()
 	db.wmu.Lock()
-	db.waitSyncLocked() // a group commit's fsync must not find the file closed
 	err := db.werr
 	if err == nil {
 		err = db.flushLocked()

@@ -47,7 +47,7 @@ func TestSyncCoveredWaiterSkipsTheNextFsync(t *testing.T) {
 	}
 	first := posAfter("a")
 	waiting := make(chan struct{}, 2)
-	db.testHookSyncWait = func() { waiting <- struct{}{} }
+	db.group.OnWait = func() { waiting <- struct{}{} }
 	g.armed.Store(true)
 
 	done := make(chan string, 3)
