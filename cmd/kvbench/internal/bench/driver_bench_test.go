@@ -48,3 +48,101 @@ func BenchmarkDriver(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNoopFloor is the noop store's own cost per operation under the
+// loop db_bench runs, with nothing of kvbench's (no verification, timing,
+// tallies or progress): a Set of the next sequential key with its value
+// (fillseq), one iterator step with its Key and Value (readseq and
+// readreverse), a Get of a sequential key (readrandom's call). The noop
+// store's work is in BenchmarkDriver's figures and is no part of the
+// driver's, so BenchmarkDriver minus this is what kvbench itself adds to an
+// operation (measured 2026-12-06 in cmd/kvbench/README.md).
+func BenchmarkNoopFloor(b *testing.B) {
+	const width = 16
+	vals := newValueSource(100, 1, 1)
+	fill := func(s *noopStore, n int) *keyPlan {
+		s.useValues(vals)
+		p := newKeyPlan(n, width, func(i int) uint64 { return uint64(i) })
+		for i := range n {
+			if err := s.Set(p.key(i), vals.value(uint64(i)), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return p
+	}
+	b.Run("set", func(b *testing.B) {
+		s := &noopStore{}
+		s.useValues(vals)
+		p := newKeyPlan(b.N, width, func(i int) uint64 { return uint64(i) })
+		var st Store = s // called through the interface, as the driver calls it
+		defer cpuPerOp(b)()
+		for i := range b.N {
+			if err := st.Set(p.key(i), vals.value(p.nums[i]), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("get", func(b *testing.B) {
+		s := &noopStore{}
+		p := fill(s, b.N)
+		var st Store = s // called through the interface, as the driver calls it
+		stop := cpuPerOp(b)
+		n := 0
+		for i := range b.N {
+			v, err := st.Get(p.key(i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(v)
+		}
+		stop()
+		if n != b.N*100 {
+			b.Fatalf("read %d bytes, want %d", n, b.N*100)
+		}
+	})
+	for _, reverse := range []bool{false, true} {
+		name := "next"
+		if reverse {
+			name = "prev"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := &noopStore{}
+			fill(s, b.N)
+			it, err := s.NewIter(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			stop := cpuPerOp(b)
+			n := 0
+			for ok := position(it, reverse); ok; {
+				n += len(it.Key()) + len(it.Value())
+				if reverse {
+					ok = it.Prev()
+				} else {
+					ok = it.Next()
+				}
+			}
+			stop()
+			if n != b.N*(width+100) {
+				b.Fatalf("read %d bytes, want %d", n, b.N*(width+100))
+			}
+			if err := it.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// cpuPerOp resets b's timer and returns the function that stops it and
+// reports the process CPU time per operation since (cpu-ns/op): on a shared
+// machine the wall time of a loop of nanoseconds is mostly waiting for a
+// core, as BenchmarkDriver's ns/op says.
+func cpuPerOp(b *testing.B) func() {
+	b.ResetTimer()
+	cpu0 := processCPU()
+	return func() {
+		cpu := processCPU() - cpu0
+		b.StopTimer()
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(b.N, 1)), "cpu-ns/op")
+	}
+}
