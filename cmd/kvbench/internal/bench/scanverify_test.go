@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -203,4 +205,21 @@ func TestScanCheckedShare(t *testing.T) {
 		total += c
 	}
 	require.InDelta(t, n/scanCheckEvery, total, n/scanCheckEvery/50)
+}
+
+// No two keys closer than span/sqrt(5) share a value window (value's
+// comment): so a Store that answers with a neighbour's value, or any
+// nearby key's, is always caught. 400000 consecutive keys from an
+// arbitrary start, under the default pool (span about 2^20), all differ.
+func TestValueWindowsOfNeighboursDiffer(t *testing.T) {
+	vals := newValueSource(100, 1, 3)
+	require.Greater(t, float64(vals.span)/math.Sqrt(5), 400000.0)
+	seen := make([]uint64, (vals.span+63)/64)
+	start := uint64(987654321)
+	for n := start; n < start+400000; n++ {
+		off, _ := bits.Mul64((n+vals.salt)*0x9e3779b97f4a7c15, vals.span)
+		require.Equal(t, &vals.pool[off], &vals.value(n)[0], "the offset is value's")
+		require.Zero(t, seen[off/64]&(1<<(off%64)), "key %d shares a window with a key within 400000", n)
+		seen[off/64] |= 1 << (off % 64)
+	}
 }
