@@ -14,17 +14,36 @@ import (
 // tableCache keeps up to capacity tables open, least recently used evicted
 // first. An entry in use (refs > 0) is never closed: an evicted entry closes
 // when its last user releases it.
+//
+// A Get probes a table in every level, so the lookup is on the read path
+// of every point read: besides the map under mu, open entries are found
+// without the lock in recent, direct-mapped by file number. A lookup there
+// takes a reference only if the entry still has one (tryRef), so it never
+// revives a closed reader; the LRU hears of such uses one in
+// tableTouchEvery, enough to keep a table in use from being evicted as
+// idle.
 type tableCache struct {
 	fs       vfs.FS
 	dir      string
 	cache    *sstable.Cache
 	capacity int
 
+	recent [tableRecentSlots]atomic.Pointer[tableEntry]
+
 	mu      sync.Mutex
 	entries map[uint64]*tableEntry
 	lru     list.List // of *tableEntry, most recent at the front
 	closed  bool
 }
+
+const (
+	// tableRecentSlots is the size of the lock-free lookup: more than the
+	// tables a DB of some GiB has in its upper levels, where Gets go most.
+	tableRecentSlots = 256
+	// tableTouchEvery is how often a lock-free use moves its entry to the
+	// LRU's front.
+	tableTouchEvery = 64
+)
 
 type tableEntry struct {
 	num   uint64
@@ -36,8 +55,23 @@ type tableEntry struct {
 	// only reaches zero once the entry has left the map: get, under mu,
 	// adds to it only while the map's reference is held.
 	refs    atomic.Int32
+	uses    atomic.Uint32 // lock-free uses, for the LRU (tableTouchEvery)
 	elem    *list.Element
 	evicted bool
+}
+
+// tryRef takes a reference to e if it has one (is in the map or in use),
+// and reports whether it did. An entry at zero is closed for good.
+func (e *tableEntry) tryRef() bool {
+	for {
+		r := e.refs.Load()
+		if r <= 0 {
+			return false
+		}
+		if e.refs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
 }
 
 func newTableCache(fs vfs.FS, dir string, cache *sstable.Cache, capacity int) *tableCache {
@@ -47,6 +81,17 @@ func newTableCache(fs vfs.FS, dir string, cache *sstable.Cache, capacity int) *t
 // get returns the open reader of table f, with a reference the caller must
 // release.
 func (c *tableCache) get(f *manifest.FileMeta) (*tableEntry, error) {
+	slot := &c.recent[f.Num%tableRecentSlots]
+	if e := slot.Load(); e != nil && e.num == f.Num && e.tryRef() {
+		if e.uses.Add(1)%tableTouchEvery == 0 {
+			c.mu.Lock()
+			if !e.evicted {
+				c.lru.MoveToFront(e.elem)
+			}
+			c.mu.Unlock()
+		}
+		return e, nil
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -83,6 +128,13 @@ func (c *tableCache) get(f *manifest.FileMeta) (*tableEntry, error) {
 
 	e.r, e.err = c.open(f)
 	close(e.ready)
+	if e.err == nil {
+		c.mu.Lock()
+		if !e.evicted {
+			slot.Store(e) // under mu, so removeLocked's clearing cannot come first
+		}
+		c.mu.Unlock()
+	}
 	if e.err != nil {
 		c.mu.Lock()
 		if !e.evicted {
@@ -122,6 +174,7 @@ func (c *tableCache) removeLocked(e *tableEntry) *tableEntry {
 	delete(c.entries, e.num)
 	c.lru.Remove(e.elem)
 	e.evicted = true
+	c.recent[e.num%tableRecentSlots].CompareAndSwap(e, nil)
 	return e
 }
 
