@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -10,23 +11,26 @@ import (
 //
 // An argument is written
 //
-//	name:type[#keyspec][=TOKEN][@since][flags][(arguments)]
+//	name:type[#keyspec][=TOKEN][@since][~deprecated][flags][(arguments)]
 //
 // where type is Redis' (key, string, integer, double, pattern, unix-time,
 // pure-token, oneof, block), #keyspec the key's key_spec_index, =TOKEN the
-// word that introduces it, @since the version that added it, flags any of
-// ? (optional), * (multiple) and + (multiple_token), and a oneof or block
-// holds its arguments in parentheses. The reply gives the fields in Redis'
-// order: name, type, key_spec_index, token, since, flags, arguments. The
+// word that introduces it, @since the version that added it, ~deprecated
+// the version that deprecated it, flags any of ? (optional), * (multiple)
+// and + (multiple_token), and a oneof or block holds its arguments in
+// parentheses. A name may hold a colon (CLIENT KILL's "ip:port"): the type
+// starts after the last colon that a type name follows. The reply gives the
+// fields in Redis' order: name, type, key_spec_index, token, since,
+// deprecated_since, flags, arguments. The
 // differential test compares the result with redis-server's for every
 // command listed.
 
 // cmdArg is one argument of a command.
 type cmdArg struct {
-	name, typ, token, since string
-	keySpec                 int // -1: not a key
-	flags                   []string
-	args                    []cmdArg
+	name, typ, token, since, deprecated string
+	keySpec                             int // -1: not a key
+	flags                               []string
+	args                                []cmdArg
 }
 
 // commandArgs are the arguments of the commands commandArgTable lists.
@@ -73,14 +77,24 @@ func parseCmdArgs(toks []string) ([]cmdArg, []string, error) {
 	return out, toks, nil
 }
 
-// parseCmdArg parses one name:type[#keyspec][=TOKEN][@since][flags].
+// argTypes are the argument types of Redis 7.0's COMMAND DOCS.
+var argTypes = []string{"key", "string", "integer", "double", "pattern", "unix-time", "pure-token", "oneof", "block"}
+
+// parseCmdArg parses one name:type[#keyspec][=TOKEN][@since][~deprecated][flags].
 func parseCmdArg(s string) (cmdArg, error) {
 	a := cmdArg{keySpec: -1}
-	name, rest, ok := strings.Cut(s, ":")
-	if !ok {
+	colon := -1
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ':' && slices.ContainsFunc(argTypes, func(t string) bool { return strings.HasPrefix(s[i+1:], t) }) {
+			colon = i
+			break
+		}
+	}
+	if colon < 0 {
 		return a, fmt.Errorf("%q has no type", s)
 	}
-	a.name = name
+	a.name, s = s[:colon], s[colon+1:]
+	rest := s
 	for len(rest) > 0 && strings.ContainsRune("?*+", rune(rest[len(rest)-1])) {
 		switch rest[len(rest)-1] {
 		case '?':
@@ -92,6 +106,7 @@ func parseCmdArg(s string) (cmdArg, error) {
 		}
 		rest = rest[:len(rest)-1]
 	}
+	rest, a.deprecated, _ = strings.Cut(rest, "~")
 	rest, a.since, _ = strings.Cut(rest, "@")
 	rest, a.token, _ = strings.Cut(rest, "=")
 	typ, ks, hasKS := strings.Cut(rest, "#")
@@ -110,7 +125,7 @@ func writeCmdArgs(c *client, args []cmdArg) {
 	for i := range args {
 		a := &args[i]
 		fields := 2
-		for _, set := range []bool{a.keySpec >= 0, a.token != "", a.since != "", len(a.flags) > 0, len(a.args) > 0} {
+		for _, set := range []bool{a.keySpec >= 0, a.token != "", a.since != "", a.deprecated != "", len(a.flags) > 0, len(a.args) > 0} {
 			if set {
 				fields++
 			}
@@ -131,6 +146,10 @@ func writeCmdArgs(c *client, args []cmdArg) {
 		if a.since != "" {
 			c.conn.WriteBulkString("since")
 			c.conn.WriteBulkString(a.since)
+		}
+		if a.deprecated != "" {
+			c.conn.WriteBulkString("deprecated_since")
+			c.conn.WriteBulkString(a.deprecated)
 		}
 		if len(a.flags) > 0 {
 			c.conn.WriteBulkString("flags")
@@ -214,6 +233,31 @@ replicaof args:oneof(host-port:block(host:string port:integer) no-one:block(no:p
 slaveof args:oneof(host-port:block(host:string port:integer) no-one:block(no:pure-token=NO one:pure-token=ONE))
 subscribe channel:string*
 unsubscribe channel:string?*
+client|caching mode:oneof(yes:pure-token=YES no:pure-token=NO)
+client|kill filter:oneof(ip:port:string~2.8.12 new-format:oneof*(client-id:integer=ID@2.8.12? normal_master_slave_pubsub:oneof=TYPE@2.8.12?(normal:pure-token=NORMAL master:pure-token=MASTER@3.2.0 slave:pure-token=SLAVE replica:pure-token=REPLICA@5.0.0 pubsub:pure-token=PUBSUB) username:string=USER? ip:port:string=ADDR? ip:port:string=LADDR@6.2.0? yes/no:string=SKIPME?))
+client|list normal_master_replica_pubsub:oneof=TYPE@5.0.0?(normal:pure-token=NORMAL master:pure-token=MASTER replica:pure-token=REPLICA pubsub:pure-token=PUBSUB) id:block=ID@6.2.0?(client-id:integer*)
+client|no-evict enabled:oneof(on:pure-token=ON off:pure-token=OFF)
+client|pause timeout:integer mode:oneof@6.2.0?(write:pure-token=WRITE all:pure-token=ALL)
+client|reply on_off_skip:oneof(on:pure-token=ON off:pure-token=OFF skip:pure-token=SKIP)
+client|setname connection-name:string
+client|tracking status:oneof(on:pure-token=ON off:pure-token=OFF) client-id:integer=REDIRECT? prefix:string=PREFIX?*+ bcast:pure-token=BCAST? optin:pure-token=OPTIN? optout:pure-token=OPTOUT? noloop:pure-token=NOLOOP?
+client|unblock client-id:integer timeout_error:oneof?(timeout:pure-token=TIMEOUT error:pure-token=ERROR)
+config|get parameter:block*(parameter:string)
+config|set parameter_value:block*(parameter:string value:string)
+command|docs command-name:string?*
+command|info command-name:string?*
+command|list filterby:oneof=FILTERBY?(module-name:string=MODULE category:string=ACLCAT pattern:pattern=PATTERN)
+slowlog|get count:integer?
+latency|graph event:string
+latency|histogram command:string?*
+latency|history event:string
+latency|reset event:string?*
+object|encoding key:key#0
+object|refcount key:key#0
+object|idletime key:key#0
+object|freq key:key#0
+client|no-touch enabled:oneof(on:pure-token=ON off:pure-token=OFF)
+client|setinfo attr:oneof(libname:string=lib-name libver:string=lib-ver)
 `
 
 // docExtras are the fields of COMMAND DOCS a command has besides summary,
@@ -293,4 +337,12 @@ var commandDocExtras = map[string]docExtras{
 	"bgsave":    {history: [][2]string{{"3.2.2", "Added the `SCHEDULE` option."}}},
 	"shutdown":  {history: [][2]string{{"7.0.0", "Added the `NOW`, `FORCE` and `ABORT` modifiers."}}},
 	"slaveof":   {flags: []string{"deprecated"}, deprecatedSince: "5.0.0", replacedBy: "`REPLICAOF`"},
+	// Subcommands, under their full names.
+	"client|kill":  {history: [][2]string{{"2.8.12", "Added new filter format."}, {"2.8.12", "`ID` option."}, {"3.2.0", "Added `master` type in for `TYPE` option."}, {"5.0.0", "Replaced `slave` `TYPE` with `replica`. `slave` still supported for backward compatibility."}, {"6.2.0", "`LADDR` option."}}},
+	"client|list":  {history: [][2]string{{"2.8.12", "Added unique client `id` field."}, {"5.0.0", "Added optional `TYPE` filter."}, {"6.0.0", "Added `user` field."}, {"6.2.0", "Added `argv-mem`, `tot-mem`, `laddr` and `redir` fields and the optional `ID` filter."}, {"7.0.0", "Added `resp`, `multi-mem`, `rbs` and `rbp` fields."}, {"7.0.3", "Added `ssub` field."}}},
+	"client|pause": {history: [][2]string{{"6.2.0", "`CLIENT PAUSE WRITE` mode added along with the `mode` option."}}},
+	"config|get":   {history: [][2]string{{"7.0.0", "Added the ability to pass multiple pattern parameters in one call"}}},
+	"config|set":   {history: [][2]string{{"7.0.0", "Added the ability to set multiple parameters in one call."}}},
+	"command|info": {history: [][2]string{{"7.0.0", "Allowed to be called with no argument to get info on all commands."}}},
+	"slowlog|get":  {history: [][2]string{{"4.0.0", "Added client IP address, port and name to the reply."}}},
 }

@@ -105,20 +105,33 @@ func cmdCommand(n *Node, c *client, args [][]byte) {
 		}
 		writeCommandInfos(c, cmds)
 	case "docs":
-		var cmds []*command
+		type doc struct {
+			name string
+			d    commandDoc
+		}
+		var docs []doc
 		if len(args) == 2 {
-			cmds = commandList
-		} else {
-			for _, a := range args[2:] {
-				if cm := c.conn.n.lookup(a); cm != nil {
-					cmds = append(cmds, cm)
+			for _, cm := range commandList {
+				docs = append(docs, doc{cm.name, docOf(cm)})
+			}
+		}
+		for _, a := range args[2:] {
+			if cm := c.conn.n.lookup(a); cm != nil {
+				docs = append(docs, doc{cm.name, docOf(cm)})
+				continue
+			}
+			// A subcommand by its full name, as Redis looks it up.
+			container, sub, ok := strings.Cut(strings.ToLower(string(a)), "|")
+			if cm := c.conn.n.lookup([]byte(container)); ok && cm != nil {
+				if d, ok := subcommandDoc(cm.name, sub); ok {
+					docs = append(docs, doc{cm.name + "|" + sub, d})
 				}
 			}
 		}
-		c.conn.WriteMap(len(cmds))
-		for _, cm := range cmds {
-			c.conn.WriteBulkString(cm.name)
-			writeCommandDoc(c, cm)
+		c.conn.WriteMap(len(docs))
+		for _, e := range docs {
+			c.conn.WriteBulkString(e.name)
+			writeDoc(c, e.name, e.d)
 		}
 	case "getkeys", "getkeysandflags":
 		commandGetKeys(c, args[2:], sub == "getkeysandflags")
@@ -259,12 +272,30 @@ func writeCommandInfo(c *client, name string, arity int, flags []string, first, 
 	}
 }
 
-// writeCommandDoc writes one command's COMMAND DOCS map.
-func writeCommandDoc(c *client, cm *command) {
-	d := docOf(cm)
-	subs := subcommands[cm.name]
-	args := commandArgs[cm.name]
-	extras := commandDocExtras[cm.name]
+// subcommandDoc is the documentation of container|sub, and whether kvnode
+// serves that subcommand.
+func subcommandDoc(container, sub string) (commandDoc, bool) {
+	if _, ok := subcommands[container][sub]; !ok {
+		return commandDoc{}, false
+	}
+	full := container + "|" + sub
+	if d, ok := commandDocs[full]; ok {
+		return d, true
+	}
+	// Every served subcommand is in subcommandDocTable (a test checks);
+	// this is what a new one shows until it is.
+	return commandDoc{group: commandDocs[container].group, since: commandDocs[container].since, complexity: "O(1)",
+		summary: strings.ToUpper(container+" "+sub) + "."}, true
+}
+
+// writeDoc writes the COMMAND DOCS map of the command or subcommand name
+// (client|list): Redis' fields in Redis' order, a container's subcommands
+// last, each in the same shape. Redis lists subcommands in its hash
+// table's order, which changes with every start; kvnode sorts them.
+func writeDoc(c *client, name string, d commandDoc) {
+	subs := subcommands[name]
+	args := commandArgs[name]
+	extras := commandDocExtras[name]
 	pairs := 4 + extras.pairs()
 	if d.complexity == "" {
 		pairs-- // Redis gives MONITOR none
@@ -299,12 +330,9 @@ func writeCommandDoc(c *client, cm *command) {
 	c.conn.WriteBulkString("subcommands")
 	c.conn.WriteMap(len(names))
 	for _, s := range names {
-		c.conn.WriteBulkString(cm.name + "|" + s)
-		c.conn.WriteMap(4)
-		for _, kv := range [][2]string{{"summary", strings.ToUpper(cm.name+" "+s) + "."}, {"since", d.since}, {"group", d.group}, {"complexity", "O(1)"}} {
-			c.conn.WriteBulkString(kv[0])
-			c.conn.WriteBulkString(kv[1])
-		}
+		sd, _ := subcommandDoc(name, s)
+		c.conn.WriteBulkString(name + "|" + s)
+		writeDoc(c, name+"|"+s, sd)
 	}
 }
 
@@ -369,7 +397,69 @@ func init() {
 		}
 		commandDocs[f[0]] = commandDoc{group: f[1], since: f[2], complexity: f[3], flags: strings.Fields(f[4]), acl: strings.Fields(f[5]), keyFlags: strings.Fields(f[6]), summary: f[7]}
 	}
+	for _, line := range strings.Split(strings.TrimSpace(subcommandDocTable), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 6 {
+			panic(fmt.Sprintf("node: bad subcommand doc line %q", line))
+		}
+		commandDocs[f[0]+"|"+f[1]] = commandDoc{group: f[2], since: f[3], complexity: f[4], summary: f[5]}
+	}
 }
+
+// subcommandDocTable documents the subcommands kvnode serves, as
+// redis-server 7.0.15's COMMAND DOCS does (CLIENT NO-TOUCH and SETINFO
+// came in Redis 7.2; theirs are 7.2's): container|subcommand|group|since|
+// complexity|summary. Their arguments are in commandArgTable and their
+// history in commandDocExtras, under the full name (client|list).
+// TestCommandDocsWhole compares every one with redis-server's.
+const subcommandDocTable = `
+client|caching|connection|6.0.0|O(1)|Instruct the server about tracking or not keys in the next request
+client|getname|connection|2.6.9|O(1)|Get the current connection name
+client|getredir|connection|6.0.0|O(1)|Get tracking notifications redirection client ID if any
+client|help|connection|5.0.0|O(1)|Show helpful text about the different subcommands
+client|id|connection|5.0.0|O(1)|Returns the client ID for the current connection
+client|info|connection|6.2.0|O(1)|Returns information about the current client connection.
+client|kill|connection|2.4.0|O(N) where N is the number of client connections|Kill the connection of a client
+client|list|connection|2.4.0|O(N) where N is the number of client connections|Get the list of client connections
+client|no-evict|connection|7.0.0|O(1)|Set client eviction mode for the current connection
+client|pause|connection|2.9.50|O(1)|Stop processing commands from clients for some time
+client|reply|connection|3.2.0|O(1)|Instruct the server whether to reply to commands
+client|setname|connection|2.6.9|O(1)|Set the current connection name
+client|tracking|connection|6.0.0|O(1). Some options may introduce additional complexity.|Enable or disable server assisted client side caching support
+client|trackinginfo|connection|6.2.0|O(1)|Return information about server assisted client side caching for the current connection
+client|unblock|connection|5.0.0|O(log N) where N is the number of client connections|Unblock a client blocked in a blocking command from a different connection
+client|unpause|connection|6.2.0|O(N) Where N is the number of paused clients|Resume processing of clients that were paused
+config|get|server|2.0.0|O(N) when N is the number of configuration parameters provided|Get the values of configuration parameters
+config|set|server|2.0.0|O(N) when N is the number of configuration parameters provided|Set configuration parameters to the given values
+config|resetstat|server|2.0.0|O(1)|Reset the stats returned by INFO
+config|rewrite|server|2.8.0|O(1)|Rewrite the configuration file with the in memory configuration
+config|help|server|5.0.0|O(1)|Show helpful text about the different subcommands
+command|count|server|2.8.13|O(1)|Get total number of Redis commands
+command|docs|server|7.0.0|O(N) where N is the number of commands to look up|Get array of specific Redis command documentation
+command|getkeys|server|2.8.13|O(N) where N is the number of arguments to the command|Extract keys given a full Redis command
+command|getkeysandflags|server|7.0.0|O(N) where N is the number of arguments to the command|Extract keys and access flags given a full Redis command
+command|help|server|5.0.0|O(1)|Show helpful text about the different subcommands
+command|info|server|2.8.13|O(N) where N is the number of commands to look up|Get array of specific Redis command details, or all when no argument is given.
+command|list|server|7.0.0|O(N) where N is the total number of Redis commands|Get an array of Redis command names
+slowlog|get|server|2.2.12|O(N) where N is the number of entries returned|Get the slow log's entries
+slowlog|len|server|2.2.12|O(1)|Get the slow log's length
+slowlog|reset|server|2.2.12|O(N) where N is the number of entries in the slowlog|Clear all entries from the slow log
+slowlog|help|server|6.2.0|O(1)|Show helpful text about the different subcommands
+latency|doctor|server|2.8.13|O(1)|Return a human readable latency analysis report.
+latency|graph|server|2.8.13|O(1)|Return a latency graph for the event.
+latency|help|server|2.8.13|O(1)|Show helpful text about the different subcommands.
+latency|histogram|server|7.0.0|O(N) where N is the number of commands with latency information being retrieved.|Return the cumulative distribution of latencies of a subset of commands or all.
+latency|history|server|2.8.13|O(1)|Return timestamp-latency samples for the event.
+latency|latest|server|2.8.13|O(1)|Return the latest latency samples for all events.
+latency|reset|server|2.8.13|O(1)|Reset latency data for one or more events.
+object|encoding|generic|2.2.3|O(1)|Inspect the internal encoding of a Redis object
+object|refcount|generic|2.2.3|O(1)|Get the number of references to the value of the key
+object|idletime|generic|2.2.3|O(1)|Get the time since a Redis object was last accessed
+object|freq|generic|4.0.0|O(1)|Get the logarithmic access frequency counter of a Redis object
+object|help|generic|6.2.0|O(1)|Show helpful text about the different subcommands
+client|no-touch|connection|7.2.0|O(1)|Controls whether commands sent by the client affect the LRU/LFU of accessed keys.
+client|setinfo|connection|7.2.0|O(1)|Sets information specific to the client or connection.
+`
 
 const commandDocTable = `
 ping|connection|1.0.0|O(1)|fast|@fast @connection||Ping the server

@@ -211,6 +211,7 @@ var subcommands = map[string]map[string]int{
 	"command": {"count": 2, "docs": -2, "getkeys": -4, "getkeysandflags": -4, "help": 2, "info": -2, "list": -2},
 	"slowlog": {"get": -2, "len": 2, "reset": 2, "help": 2},
 	"latency": {"doctor": 2, "graph": 3, "help": 2, "histogram": -2, "history": 3, "latest": 2, "reset": -2},
+	"object":  {"encoding": 3, "freq": 3, "help": 2, "idletime": 3, "refcount": 3},
 }
 
 // cmdTime: TIME, the server's clock as [seconds, microseconds].
