@@ -451,10 +451,24 @@ func TestDrain(t *testing.T) {
 	b := startMember(t, srv, coord.Config{ID: "b"}, 100)
 	c := startMember(t, srv, coord.Config{ID: "c"}, 90)
 	waitLeader(t, 10*time.Second, a, b, c)
+	epoch := a.m.Leading()
 	for _, f := range []*member{b, c} { // they hold a's records, of a's epoch
 		f.r.mu.Lock()
-		f.r.epoch = a.m.Leading()
+		f.r.epoch = epoch
 		f.r.mu.Unlock()
+	}
+	// Drain picks its target by the reports in etcd: wait until both carry
+	// a's epoch. Until b's does, c's newer epoch ranks it first, and the
+	// handoff waits for c (durable 90) to reach 100, which it never does.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := coord.ReadShard(ctx, cli, "test", "")
+		require.NoError(t, err)
+		if st.Progress["b"].Epoch == epoch && st.Progress["c"].Epoch == epoch {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "b and c never reported a's epoch: %+v", st.Progress)
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
 
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
