@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/groupsync"
 	"github.com/logkv/logkv/internal/record"
 	"github.com/logkv/logkv/lsm/internal/base"
 	"github.com/logkv/logkv/vfs"
@@ -85,17 +86,22 @@ func appendWALPayload(dst []byte, seq, durable uint64, repr []byte) []byte {
 //
 // Appends copy the record into an in-memory buffer under mu (the DB's commit
 // lock is held too, so records are in seq order). A writer that needs its
-// record durable calls syncTo with the record's end offset: the first such
-// writer becomes the leader, takes the whole buffer, writes it with one Write
-// and one Sync outside the lock, then wakes everyone waiting; the writers
-// that queued behind it are covered by that sync or elect the next leader,
-// whose sync covers every record appended meanwhile. N concurrent syncing
-// writers thus share one fsync instead of paying one each.
+// record durable calls syncTo with the record's end offset, which groups
+// through internal/groupsync: the first such writer leads a round, takes the
+// whole buffer (syncFlush), writes it with one Write and one Sync outside the
+// lock (syncRound), then wakes everyone waiting together; those it covered
+// return, and one of the others leads the next round, whose sync covers every
+// record appended meanwhile. N concurrent syncing writers thus share one
+// fsync instead of paying one each.
 type walWriter struct {
 	fs   vfs.FS
 	f    vfs.File
 	num  uint64
 	name string
+
+	group   *groupsync.Group[walRound]
+	syncers atomic.Int64 // goroutines in syncTo
+	synced  atomic.Int64 // offset up to which the data is durable
 
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -104,9 +110,7 @@ type walWriter struct {
 	scratch  []byte
 	appended int64 // offset after the last appended record
 	written  int64 // offset up to which the file holds the data
-	synced   int64 // offset up to which the data is durable
-	writing  bool  // a leader is writing (and maybe syncing) outside mu
-	syncers  int   // goroutines in syncTo
+	writing  bool  // a write (and maybe a sync) is in flight outside mu
 	err      error // sticky: the segment failed
 	closed   bool
 
@@ -117,6 +121,7 @@ type walWriter struct {
 func newWALWriter(fs vfs.FS, f vfs.File, num uint64, name string) *walWriter {
 	w := &walWriter{fs: fs, f: f, num: num, name: name}
 	w.cond.L = &w.mu
+	w.group = groupsync.New(func() uint64 { return uint64(w.synced.Load()) }, w.syncFlush, w.syncRound)
 	return w
 }
 
@@ -128,7 +133,7 @@ func (w *walWriter) append(seq uint64, repr []byte) (int64, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	w.scratch = appendWALPayload(w.scratch[:0], seq, uint64(w.synced), repr)
+	w.scratch = appendWALPayload(w.scratch[:0], seq, uint64(w.synced.Load()), repr)
 	n := len(w.buf)
 	w.buf = record.Append(w.buf, w.scratch)
 	w.appended += int64(len(w.buf) - n)
@@ -145,10 +150,24 @@ func (w *walWriter) append(seq uint64, repr []byte) (int64, error) {
 // writeLocked writes the buffer (and syncs if sync) with mu released during
 // the I/O. The caller holds mu and has checked !w.writing.
 func (w *walWriter) writeLocked(sync bool) {
+	buf, end := w.takeLocked()
+	w.mu.Unlock()
+	err := w.write(buf, sync)
+	w.mu.Lock()
+	w.doneLocked(buf, end, sync, err)
+}
+
+// takeLocked starts a write outside mu: it takes the buffer and returns it
+// with the offset it ends at. The caller holds mu and has checked !w.writing.
+func (w *walWriter) takeLocked() ([]byte, int64) {
 	w.writing = true
 	buf, end := w.buf, w.appended
 	w.buf = w.spare[:0]
-	w.mu.Unlock()
+	return buf, end
+}
+
+// write writes buf to the file and syncs it if sync. mu is not held.
+func (w *walWriter) write(buf []byte, sync bool) error {
 	var err error
 	if len(buf) > 0 {
 		_, err = w.f.Write(buf)
@@ -156,7 +175,12 @@ func (w *walWriter) writeLocked(sync bool) {
 	if err == nil && sync {
 		err = w.f.Sync()
 	}
-	w.mu.Lock()
+	return err
+}
+
+// doneLocked ends a write takeLocked started: err is its outcome. The caller
+// holds mu.
+func (w *walWriter) doneLocked(buf []byte, end int64, sync bool, err error) {
 	w.spare = buf[:0]
 	w.writing = false
 	if err != nil {
@@ -164,7 +188,7 @@ func (w *walWriter) writeLocked(sync bool) {
 	} else {
 		w.written = end
 		if sync {
-			w.synced = end
+			w.synced.Store(end)
 			if w.syncs != nil {
 				w.syncs.Add(1)
 			}
@@ -175,33 +199,70 @@ func (w *walWriter) writeLocked(sync bool) {
 
 // syncTo returns once the data up to offset end is durable.
 func (w *walWriter) syncTo(end int64) error {
+	if w.synced.Load() >= end {
+		return nil
+	}
+	w.syncers.Add(1)
+	defer w.syncers.Add(-1)
+	return w.group.SyncTo(uint64(end))
+}
+
+// walRound is what one group-commit round writes and syncs: the buffer as
+// the round's leader took it, ending at offset end.
+type walRound struct {
+	buf []byte
+	end int64
+}
+
+// syncFlush starts a round (the group's leader alone calls it): it takes
+// the buffer, once a write in flight (append's, to bound the buffer) ends.
+func (w *walWriter) syncFlush() (walRound, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	yielded := w.syncers == 0
-	w.syncers++
-	defer func() { w.syncers-- }()
-	for w.synced < end && w.err == nil {
+	yielded := false
+	for {
+		if w.err != nil {
+			return walRound{}, w.err
+		}
+		if w.closed {
+			// close synced everything appended (or failed, setting err):
+			// the round has nothing to do.
+			return walRound{end: -1}, nil
+		}
 		if w.writing {
 			w.cond.Wait()
 			continue
 		}
-		if !yielded {
-			// Before leading while others sync too, let writers just released by the previous
-			// sync append their next records, so this sync covers them too:
-			// without it, groups stay small, alternating between those
-			// released and those that waited.
+		if !yielded && w.syncers.Load() > 1 {
+			// Before leading while others sync too, let writers just
+			// released by the previous round append their next records, so
+			// this round covers them too: without it, groups stay small,
+			// alternating between those released and those that waited.
 			yielded = true
 			w.mu.Unlock()
 			runtime.Gosched()
 			w.mu.Lock()
 			continue
 		}
-		w.writeLocked(true)
+		buf, end := w.takeLocked()
+		return walRound{buf: buf, end: end}, nil
 	}
-	if w.synced >= end {
-		return nil
+}
+
+// syncRound writes and syncs the round's buffer outside mu. A failure fails
+// the segment.
+func (w *walWriter) syncRound(r walRound) error {
+	if r.end < 0 {
+		return nil // closed
 	}
-	return w.err
+	err := w.write(r.buf, true)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.doneLocked(r.buf, r.end, true, err)
+	if err != nil {
+		return w.err
+	}
+	return nil
 }
 
 // close writes and syncs everything appended and closes the file.
