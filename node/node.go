@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/groupsync"
 	"github.com/logkv/logkv/vfs"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -256,6 +257,7 @@ func (n *Node) newBackend() (backend, error) {
 	}
 	n.log.Warn("durability is none: writes go to the engine alone, without the commit log; acknowledged writes may be lost in a crash (the memory engine keeps nothing across a restart)", "engine", n.cfg.Engine)
 	s := &standalone{engine: e}
+	s.group.init(e.Sync)
 	if n.cfg.AppendFsync == "everysec" {
 		s.startSyncer(time.Second, n.log)
 	}
@@ -343,7 +345,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // alone, no commit log.
 type standalone struct {
 	engine logkv.Engine
-	group  groupSync
+	group  engineSync
 	// With appendfsync everysec, a syncer syncs the engine every second
 	// instead of each pipeline's end.
 	everysec   bool
@@ -365,7 +367,7 @@ func (s *standalone) startSyncer(interval time.Duration, log *slog.Logger) {
 			case <-s.stopSyncer:
 				return
 			case <-t.C:
-				if err := s.group.sync(s.engine.Sync); err != nil {
+				if err := s.group.sync(); err != nil {
 					log.Error("background sync failed", "err", err)
 				}
 			}
@@ -385,7 +387,7 @@ func (s *standalone) Sync() error {
 	if s.everysec {
 		return s.group.failed() // syncing is the syncer's job
 	}
-	return s.group.sync(s.engine.Sync)
+	return s.group.sync()
 }
 func (s *standalone) Wait(<-chan struct{}, int, time.Duration) int { return 0 }
 func (s *standalone) IsFollower() bool                             { return false }
@@ -435,53 +437,42 @@ func (n *Node) persistenceInfo(add func(string, any)) {
 	add("appendfsync", n.appendFsync())
 }
 
-// groupSync lets concurrent callers share one sync: a caller waits for a sync
-// that started after it arrived (so it covers the caller's writes), and only
-// one runs at a time. A failed sync is sticky: after an fsync error the
-// kernel may have dropped the dirty pages, so no later success can vouch for
-// earlier writes.
-type groupSync struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	running bool
-	started uint64 // syncs started
-	done    uint64 // syncs finished
-	err     error
+// engineSync groups the syncs of an engine the node writes without a
+// commit log, through internal/groupsync: concurrent callers share one
+// sync, and a caller waits only for a sync that started after it arrived
+// (so it covers the caller's writes). A caller's ticket is the count of
+// calls so far, and a round covers every ticket drawn before it started. A
+// failed sync is sticky: after an fsync error the kernel may have dropped
+// the dirty pages, so no later success can vouch for earlier writes.
+type engineSync struct {
+	tickets atomic.Uint64 // calls so far
+	synced  atomic.Uint64 // the tickets a finished sync covers
+	group   *groupsync.Group[uint64]
 }
 
-func (g *groupSync) sync(f func() error) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cond == nil {
-		g.cond = sync.NewCond(&g.mu)
-	}
-	need := g.started + 1
-	for g.done < need && g.err == nil {
-		if g.running {
-			g.cond.Wait()
-			continue
-		}
-		g.running = true
-		g.started++
-		gen := g.started
-		g.mu.Unlock()
-		err := f()
-		g.mu.Lock()
-		g.running = false
-		g.done = gen
-		if err != nil && g.err == nil {
-			g.err = fmt.Errorf("node: sync failed, refusing further writes: %w", err)
-		}
-		g.cond.Broadcast()
-	}
-	return g.err
+// init makes sync the function a round runs.
+func (g *engineSync) init(sync func() error) {
+	g.group = groupsync.New(g.synced.Load,
+		func() (uint64, error) { return g.tickets.Load(), nil },
+		func(ticket uint64) error {
+			if err := sync(); err != nil {
+				return fmt.Errorf("node: sync failed, refusing further writes: %w", err)
+			}
+			g.synced.Store(ticket) // rounds run one at a time: it only grows
+			return nil
+		})
 }
+
+// sync returns once a sync that started after the call has succeeded, or
+// the sticky error.
+func (g *engineSync) sync() error { return g.group.SyncTo(g.tickets.Add(1)) }
 
 // failed returns the sticky error of a failed sync, if one failed.
-func (g *groupSync) failed() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.err
+func (g *engineSync) failed() error {
+	if g.group == nil {
+		return nil // a backend tests made bare
+	}
+	return g.group.Err()
 }
 
 // keyLocks are striped locks making read-modify-write commands atomic per key.
