@@ -25,7 +25,7 @@ func (n *Node) info(sections map[string]bool) string {
 	section("Server", func(add func(string, any)) {
 		add("redis_version", redisVersion)
 		add("logkv_engine", n.cfg.Engine)
-		add("redis_mode", "standalone")
+		add("redis_mode", n.redisMode())
 		add("os", runtime.GOOS+" "+runtime.GOARCH)
 		add("arch_bits", 64)
 		add("go_version", runtime.Version())
@@ -69,4 +69,14 @@ func (n *Node) info(sections map[string]bool) string {
 	n.moreInfo(section)
 	section("Keyspace", n.keyspaceInfo)
 	return b.String()
+}
+
+// redisMode is HELLO's mode and INFO's redis_mode: "cluster" on a cluster
+// member, which answers CLUSTER and says cluster_enabled:1, as a
+// redis-server with cluster-enabled yes says; "standalone" otherwise.
+func (n *Node) redisMode() string {
+	if _, ok := n.backend.(*clusterBackend); ok {
+		return "cluster"
+	}
+	return "standalone"
 }

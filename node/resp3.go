@@ -197,7 +197,7 @@ func cmdHello(n *Node, c *client, args [][]byte) {
 	c.conn.WriteBulkString("id")
 	c.conn.WriteInt64(c.id)
 	c.conn.WriteBulkString("mode")
-	c.conn.WriteBulkString("standalone")
+	c.conn.WriteBulkString(n.redisMode())
 	c.conn.WriteBulkString("role")
 	c.conn.WriteBulkString(role)
 	c.conn.WriteBulkString("modules")
