@@ -29,6 +29,8 @@ func main() {
 	auto := flag.Bool("auto", false, "automatic failover: the nodes elect their leader through a real etcd (Debian's etcd-server); the nemesis kills, pauses and partitions the leader and never promotes")
 	leaseTTL := flag.Duration("lease-ttl", time.Second, "with -auto, the leader lease's TTL (whole seconds)")
 	failovers := flag.Int("failovers", 0, "with -auto, end the run after this many leader changes (-duration still bounds it) and fail if it saw fewer")
+	shards := flag.Int("shards", 0, "a cluster of this many shards (a, b, ...) through etcd, slots spread by kvnode cluster init; clients route by slot and follow MOVED/ASK; the nemesis kills leaders (kill-leader, the default)")
+	perShard := flag.Int("per-shard", 2, "with -shards, nodes per shard")
 	checkTimeout := flag.Duration("check-timeout", time.Minute, "bound on porcupine's check")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
 	bin := flag.String("kvnode", "", "kvnode binary (default: go build ./cmd/kvnode)")
@@ -39,6 +41,9 @@ func main() {
 	flag.Visit(func(f *flag.Flag) { nemSet = nemSet || f.Name == "nemesis" })
 	if *auto && !nemSet {
 		*nem = "kill-leader,pause-leader,partition-leader"
+	}
+	if *shards > 0 && !nemSet {
+		*nem = "kill-leader"
 	}
 	redis.SetLogger(quiet{}) // dial failures during faults are expected
 
@@ -57,7 +62,7 @@ func main() {
 	}
 	cfg := history.Config{Kvnode: *bin, Work: dir, Ack: *ack, Duration: *dur, Clients: *clients, Seed: *seed,
 		Engine: *engine, Workload: *workload, Auto: *auto, LeaseTTL: *leaseTTL, Failovers: *failovers,
-		CheckTimeout: *checkTimeout}
+		CheckTimeout: *checkTimeout, Shards: *shards, PerShard: *perShard}
 	if *nem != "" {
 		cfg.Nemesis = strings.Split(*nem, ",")
 	}
@@ -77,6 +82,9 @@ func main() {
 		fmt.Printf("partitions: skipped: %s\n", res.PartitionSkip)
 	}
 	fmt.Println(res.Summary(*ack))
+	if *shards > 0 {
+		fmt.Printf("shards=%d per_shard=%d redirects_followed=%d\n", *shards, *perShard, res.Redirects)
+	}
 	if len(res.Verdict.IllegalKeys) > 0 {
 		fmt.Printf("not linearizable: keys %v (history.jsonl in the work dir has every operation, the node it went to, and the elections)\n", res.Verdict.IllegalKeys)
 	}

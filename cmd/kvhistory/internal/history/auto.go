@@ -266,7 +266,7 @@ func (r *Result) Failures(cfg Config) []string {
 			fs = append(fs, fmt.Sprintf("%d reads returned a value a write acknowledged before them had overwritten", r.StaleReads))
 		}
 	}
-	if cfg.Auto {
+	if cfg.Auto || (cfg.Shards > 0 && len(cfg.Nemesis) > 0) {
 		switch n := r.LeaderChanges(); {
 		case n == 0:
 			fs = append(fs, "the run saw no leader change, so it tested no failover")

@@ -29,6 +29,7 @@ type node struct {
 	repl   string // replication (QUIC) addr
 	log    *os.File
 	netns  string // network namespace, or "" for the caller's
+	shard  string // the shard it joins (-shard), "" outside a sharded run
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -148,6 +149,9 @@ func (c *cluster) start(ctx context.Context, n *node, leaderRepl string) error {
 	}
 	if c.etcd != nil {
 		args = append(args, "-config", c.config, "-etcd", c.etcd.url, "-cluster", autoCluster)
+	}
+	if n.shard != "" {
+		args = append(args, "-shard", n.shard)
 	}
 	cmd := exec.Command(c.bin, args...)
 	if n.netns != "" {

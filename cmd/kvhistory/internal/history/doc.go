@@ -36,6 +36,18 @@
 // soon as it says it is master, and LossAt counts the writes acknowledged
 // before that read which it lacks.
 //
+// # Shards
+//
+// With Config.Shards (kvhistory -shards N) the nodes are N shards of
+// Config.PerShard nodes, each electing its leader through etcd, with the
+// hash slots spread by kvnode cluster init. Clients route by slot as Redis
+// Cluster clients do, by hand so that each outcome is known (half learn
+// the slots from CLUSTER SLOTS, half from MOVED replies alone), and follow
+// MOVED and ASK; a redirect or CLUSTERDOWN proves the command did not run.
+// The nemesis kills shards' leaders. The check is the one below: it is
+// per key, and a key lives in one shard at a time. Slot moves join the
+// nemesis once kvnode cluster move-slots exists (shards.go).
+//
 // # Checking
 //
 // Check verifies the history with porcupine against a key/value model

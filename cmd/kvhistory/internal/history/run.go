@@ -74,6 +74,12 @@ type Config struct {
 	Seed uint64
 	// CheckTimeout bounds porcupine (default 60s; 0 after defaults: none).
 	CheckTimeout time.Duration
+	// Shards, when not 0, makes the nodes a cluster of this many shards
+	// (a, b, ...) of PerShard nodes each (default 2), electing their
+	// leaders through etcd (Auto is implied), with the slots spread by
+	// kvnode cluster init; clients route by slot and follow MOVED and ASK
+	// (shards.go).
+	Shards, PerShard int
 	// Logf, if set, receives progress lines.
 	Logf func(format string, args ...any)
 }
@@ -102,6 +108,9 @@ type Result struct {
 	Cuts map[string]int
 	// StaleReads counts reads of overwritten values (see StaleReads).
 	StaleReads int
+	// Redirects counts the MOVED and ASK replies clients followed (a
+	// sharded run).
+	Redirects int
 	// ExpiredReads counts successful reads (GET, PTTL) that found a key
 	// absent after a write to it had been acknowledged: in the expiry
 	// workload, which deletes nothing, each saw an expiry.
@@ -208,6 +217,23 @@ func (c *Config) defaults() error {
 	if c.Ack != "sync" && c.Ack != "async" {
 		return fmt.Errorf("history: ack must be sync or async, not %q", c.Ack)
 	}
+	if c.Shards < 0 || c.Shards > maxShards {
+		return fmt.Errorf("history: %d shards: want 0 (one replica group) to %d", c.Shards, maxShards)
+	}
+	if c.Shards > 0 {
+		c.Auto = true // shards elect their leaders through etcd
+		if c.PerShard <= 0 {
+			c.PerShard = 2
+		}
+		if c.Workload != WorkloadRegister {
+			return fmt.Errorf("history: a sharded run has the %s workload only", WorkloadRegister)
+		}
+		for _, f := range c.Nemesis {
+			if f != FaultKillLeader {
+				return fmt.Errorf("history: a sharded run's nemesis kills leaders (%s) only, not %q", FaultKillLeader, f)
+			}
+		}
+	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = time.Second
 	}
@@ -251,6 +277,8 @@ type run struct {
 	elections []election
 	electedCh chan struct{}
 	cuts      map[string]int
+	// redirects sums the clients' MOVED and ASK replies (sharded runs).
+	redirects int
 }
 
 func (r *run) now() int64 { return time.Since(r.start).Nanoseconds() }
@@ -301,7 +329,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		defer etcd.close()
 	}
-	c, err := startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Engine, cfg.Ack, lab, etcd, cfg.LeaseTTL)
+	var c *cluster
+	var err error
+	if cfg.Shards > 0 {
+		c, err = startShards(ctx, cfg.Kvnode, cfg.Work, cfg.Engine, cfg.Ack, etcd, cfg.LeaseTTL, cfg.Shards, cfg.PerShard)
+	} else {
+		c, err = startCluster(ctx, cfg.Kvnode, cfg.Work, cfg.Engine, cfg.Ack, lab, etcd, cfg.LeaseTTL)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +343,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r := &run{cfg: cfg, c: c, start: time.Now(), faults: res.Faults, cuts: res.Cuts, electedCh: make(chan struct{}, 1)}
 	wctx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
-	if cfg.Auto {
+	if cfg.Auto && cfg.Shards == 0 {
 		watchCtx, endWatch := context.WithCancel(context.Background())
 		watched := make(chan struct{})
 		go func() { defer close(watched); r.watchLeaders(watchCtx) }()
@@ -322,11 +356,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var wg sync.WaitGroup
 	for id := range cfg.Clients {
 		wg.Add(1)
-		go func() { defer wg.Done(); r.client(wctx, id) }()
+		if cfg.Shards > 0 {
+			go func() { defer wg.Done(); r.shardClient(wctx, id) }()
+		} else {
+			go func() { defer wg.Done(); r.client(wctx, id) }()
+		}
 	}
 	nemErr := make(chan error, 1)
 	go func() {
-		if cfg.Auto {
+		if cfg.Shards > 0 {
+			nemErr <- r.shardNemesis(wctx, faults)
+		} else if cfg.Auto {
 			nemErr <- r.autoNemesis(wctx, faults)
 		} else {
 			nemErr <- r.nemesis(wctx, faults)
@@ -341,6 +381,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	res.History = r.snapshot()
 	r.mu.Lock()
+	res.Redirects = r.redirects
 	for _, e := range r.elections {
 		res.Elections = append(res.Elections, Election{At: time.Duration(e.at), ID: e.id, Epoch: e.epoch})
 	}
