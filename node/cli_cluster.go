@@ -13,9 +13,17 @@ import (
 	"github.com/logkv/logkv/replicate/coord"
 )
 
-const clusterUsage = `usage: kvnode cluster init|status|failover|drain|undrain -etcd URL[,URL] -cluster NAME [-shard S] [-to ID] [-timeout 30s] [NODE]
+const clusterUsage = `usage: kvnode cluster init|status|failover|drain|undrain|move-slots|rebalance|add-shard|remove-shard -etcd URL[,URL] -cluster NAME [-shard S] [-to ID] [-timeout 30s] [NODE]
   init -shards a,b  write the slot map: the 16384 slots spread evenly over the shards (once)
-  status            the slot map, and each shard's members, leader, epochs, lag
+  status            the slot map, moves in progress, and each shard's members, leader, epochs, lag
+  move-slots FROM TO FIRST-LAST [-nowait]
+                    move slots FIRST-LAST from shard FROM to shard TO online, and wait for it
+  move-slots -abort FIRST-LAST
+                    stop a move that has not flipped: its source serves the slots as before
+  rebalance [-dry-run]
+                    spread the slots evenly over the map's shards, one move at a time
+  add-shard NAME    name a new shard in the map (it owns no slot until a rebalance)
+  remove-shard NAME move the shard's slots to the others, then drop it from the map
   failover [-to ID] hand leadership to ID (default: the most caught-up eligible follower)
   drain NODE        NODE never runs for leader; if it leads, it hands leadership over first
   undrain NODE      NODE may lead again`
@@ -24,7 +32,7 @@ const clusterUsage = `usage: kvnode cluster init|status|failover|drain|undrain -
 // (and, for the others, writes) the cluster's keys in etcd; it needs no
 // node running on this machine.
 func mainCluster(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || !slices.Contains([]string{"init", "status", "failover", "drain", "undrain"}, args[0]) {
+	if len(args) == 0 || !slices.Contains([]string{"init", "status", "failover", "drain", "undrain", "move-slots", "rebalance", "add-shard", "remove-shard"}, args[0]) {
 		fmt.Fprintln(stderr, clusterUsage)
 		return 2
 	}
@@ -33,6 +41,12 @@ func mainCluster(args []string, stdout, stderr io.Writer) int {
 	var node string
 	if (sub == "drain" || sub == "undrain") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		node, args = args[0], args[1:] // drain NODE -etcd ...
+	}
+	var positional []string // move-slots FROM TO FIRST-LAST -etcd ..., add-shard NAME -etcd ...
+	if sub == "move-slots" || sub == "add-shard" || sub == "remove-shard" {
+		for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			positional, args = append(positional, args[0]), args[1:]
+		}
 	}
 	fs := flag.NewFlagSet("kvnode cluster "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -43,8 +57,23 @@ func mainCluster(args []string, stdout, stderr io.Writer) int {
 	config := fs.String("config", "", "read etcd_endpoints, name and etcd TLS/auth from this node config `file`'s cluster section")
 	shard := fs.String("shard", "", "the `shard` (replica group) to show or operate (default: every shard for status, else 0)")
 	shards := fs.String("shards", "", "init: the shards, comma-separated, to spread the slots over (cli_shards.go)")
+	abort := fs.Bool("abort", false, "move-slots: abort the move of FIRST-LAST")
+	nowait := fs.Bool("nowait", false, "move-slots: return once the move is in the map, without waiting for it")
+	dryRun := fs.Bool("dry-run", false, "rebalance: print the moves, make none")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if sub == "move-slots" || sub == "add-shard" || sub == "remove-shard" {
+		// Flags may follow the positional arguments too (-abort FIRST-LAST -etcd ...).
+		for fs.NArg() > 0 {
+			rest := fs.Args()
+			for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+				positional, rest = append(positional, rest[0]), rest[1:]
+			}
+			if err := fs.Parse(rest); err != nil {
+				return 2
+			}
+		}
 	}
 	if node == "" && fs.NArg() == 1 {
 		node = fs.Arg(0) // drain -etcd ... NODE
@@ -83,7 +112,34 @@ func mainCluster(args []string, stdout, stderr io.Writer) int {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	if sub == "move-slots" || sub == "rebalance" || sub == "remove-shard" {
+		// Moving data takes as long as it takes: without -timeout these
+		// wait for it.
+		timed := false
+		fs.Visit(func(f *flag.Flag) { timed = timed || f.Name == "timeout" })
+		if !timed {
+			ctx, cancel = context.WithCancel(context.Background())
+			defer cancel()
+		}
+	}
 	switch sub {
+	case "move-slots":
+		return clusterMoveSlots(ctx, cli, cfg.Cluster.Name, positional, *abort, !*nowait, stdout, stderr)
+	case "rebalance":
+		return clusterRebalance(ctx, cli, cfg.Cluster.Name, "", *dryRun, stdout, stderr)
+	case "add-shard", "remove-shard":
+		if len(positional) != 1 {
+			fmt.Fprintf(stderr, "kvnode cluster %s: name one shard\n%s\n", sub, clusterUsage)
+			return 2
+		}
+		if err := validShardName(positional[0]); err != nil {
+			fmt.Fprintf(stderr, "kvnode cluster %s: %v\n", sub, err)
+			return 2
+		}
+		if sub == "add-shard" {
+			return clusterAddShard(ctx, cli, cfg.Cluster.Name, positional[0], stdout, stderr)
+		}
+		return clusterRemoveShard(ctx, cli, cfg.Cluster.Name, positional[0], stdout, stderr)
 	case "init":
 		return clusterInit(ctx, cli, cfg.Cluster.Name, *shards, stdout, stderr)
 	case "status":

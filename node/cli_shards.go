@@ -154,6 +154,7 @@ func clusterStatus(ctx context.Context, cli *clientv3.Client, cluster, shard str
 	}
 	if m != nil {
 		writeSlotMap(stdout, m, leaders)
+		writeMoveProgress(ctx, cli, cluster, stdout)
 		fmt.Fprintln(stdout)
 	}
 	for i, s := range shards {

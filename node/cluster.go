@@ -32,6 +32,7 @@ import (
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate"
 	"github.com/logkv/logkv/replicate/coord"
+	"github.com/logkv/logkv/replicate/transport"
 )
 
 // Cluster configures automatic failover through etcd. Without
@@ -164,6 +165,14 @@ type clusterBackend struct {
 	testHookAwaited atomic.Pointer[func()]
 	// route is the slot table the command path routes by (route.go).
 	route router
+	// moves tracks the ranges this node ships to other shards, moveStats
+	// counts the moves into it, and moveTr dials and serves moves (QUIC
+	// on the node's certificates): move.go.
+	moves     moveTracker
+	moveStats moveStats
+	moveTr    transport.Transport
+	// bg counts the move goroutines Close waits for.
+	bg sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -241,6 +250,15 @@ func (n *Node) startCluster() {
 		return
 	}
 	cl := n.cfg.Cluster
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	// Slot moves are served on a listener of their own (move_source.go);
+	// a node that cannot open it still serves, it only cannot be a move's
+	// source.
+	moveAddr, err := b.startMoveListener(ctx)
+	if err != nil {
+		n.log.Error("cluster: no slot moves from this node", "err", err)
+	}
 	m, err := coord.New(coord.Config{
 		Client:      b.cli,
 		Cluster:     cl.Name,
@@ -248,6 +266,7 @@ func (n *Node) startCluster() {
 		ID:          b.r.ID(),
 		RESPAddr:    n.Addr(),
 		ReplAddr:    b.r.Addr(),
+		MoveAddr:    moveAddr,
 		Priority:    max(cl.Priority, 1),
 		NeverLeader: cl.NeverLeader || cl.Priority == 0,
 		TTL:         time.Duration(cl.LeaseTTL),
@@ -261,8 +280,6 @@ func (n *Node) startCluster() {
 		return
 	}
 	b.member.Store(m)
-	ctx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
 	n.log.Info("joining cluster", "cluster", cl.Name, "etcd", cl.EtcdEndpoints, "id", b.r.ID())
 	go func() {
 		defer close(b.done)
@@ -270,6 +287,12 @@ func (n *Node) startCluster() {
 	}()
 	go b.publishSwitches(ctx, m)
 	go b.watchSlots(ctx) // the slot map and the shards' leaders (route.go)
+	b.bg.Add(1)
+	go func() { // moves into this shard, and the sweep of others' slots (move_target.go)
+		defer b.bg.Done()
+		b.runMoves(ctx)
+	}()
+	b.registerMoveMetrics()
 	if b.maxReadLag = time.Duration(cl.MaxReadLag); b.maxReadLag > 0 {
 		go b.trackReadLag(ctx)
 	}
@@ -337,7 +360,18 @@ func (b *clusterBackend) Apply(batch *logkv.Batch) error {
 	if b.fenced() {
 		return errFenced
 	}
-	err := b.replicatedBackend.Apply(batch)
+	// A range this node ships to another shard marks (or, paused,
+	// refuses) the batch's keys under this read lock, held until the batch
+	// is submitted (move_source.go).
+	b.moves.rw.RLock()
+	var err error
+	if b.moves.active.Load() > 0 {
+		err = b.moves.observe(batch)
+	}
+	if err == nil {
+		err = b.replicatedBackend.Apply(batch)
+	}
+	b.moves.rw.RUnlock()
 	if h := b.testHookAwaited.Load(); h != nil && err == nil {
 		(*h)()
 	}
@@ -408,6 +442,7 @@ func (b *clusterBackend) Close() error {
 		if b.cancel != nil {
 			b.cancel() // Run revokes the lease: a follower takes over at once
 			<-b.done
+			b.bg.Wait()
 		}
 		b.subs.closeAll()
 		b.cli.Close()

@@ -110,7 +110,10 @@ func (n *Node) route(c *client, b *clusterBackend, t *slotTable, cm *command, ar
 	if slot < 0 {
 		return false
 	}
-	msg := t.redirect(uint16(slot), readOnly && c.readonly, b.IsFollower())
+	msg := t.moveRedirect(uint16(slot), b.moves.slotPaused)
+	if msg == "" {
+		msg = t.redirect(uint16(slot), readOnly && c.readonly, b.IsFollower())
+	}
 	if msg == "" {
 		return false
 	}
@@ -315,4 +318,5 @@ func (n *Node) clusterInfoSection(add func(string, any)) {
 		add("cluster_slots_owned", owned)
 	}
 	add("cluster_slot_map_errors", b.route.loadErrors.Load())
+	b.moveStats.info(add)
 }

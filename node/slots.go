@@ -353,17 +353,64 @@ type slotTable struct {
 	leaders  []string
 	self     int
 	selfAddr string
+	// moves are the map's moves; moving has the bit of each of their
+	// slots set (nil without moves), so the command path looks at moves
+	// only for a slot that is moving.
+	moves  []slotMove
+	moving *[numSlots / 8]byte
 }
 
 // table flattens a valid map.
 func (m *slotMap) table() *slotTable {
-	t := &slotTable{version: m.Version, shards: m.Shards}
+	t := &slotTable{version: m.Version, shards: m.Shards, moves: m.Moves}
 	for _, r := range m.Ranges {
 		for s := int(r.First); s <= int(r.Last); s++ {
 			t.owner[s] = r.Shard
 		}
 	}
+	if len(m.Moves) > 0 {
+		t.moving = new([numSlots / 8]byte)
+		for _, mv := range m.Moves {
+			for s := int(mv.First); s <= int(mv.Last); s++ {
+				t.moving[s/8] |= 1 << (s % 8)
+			}
+		}
+	}
 	return t
+}
+
+// move returns the table's move of exactly first..last.
+func (t *slotTable) move(first, last uint16) (slotMove, bool) {
+	for _, mv := range t.moves {
+		if mv.First == first && mv.Last == last {
+			return mv, true
+		}
+	}
+	return slotMove{}, false
+}
+
+// errMoveSwitching answers a command on a slot whose move is switching, on
+// every node: the source has paused it, and the target does not own it
+// yet; a moment later the map says who does. Clients retry TRYAGAIN.
+const errMoveSwitching = "TRYAGAIN the slot is switching to another shard; retry shortly"
+
+// moveRedirect is the reply for a command on slot s when s is moving, ""
+// when the move changes nothing: TRYAGAIN while the move switches, or
+// while paused says this node paused s for a switch its table does not
+// show yet (move_source.go).
+func (t *slotTable) moveRedirect(s uint16, paused func(uint16) bool) string {
+	if t == nil || t.moving == nil || t.moving[s/8]&(1<<(s%8)) == 0 {
+		return ""
+	}
+	for _, mv := range t.moves {
+		if s >= mv.First && s <= mv.Last && mv.State == moveSwitching {
+			return errMoveSwitching
+		}
+	}
+	if paused(s) {
+		return errMoveSwitching
+	}
+	return ""
 }
 
 // shardOf returns the name of the shard that owns slot s.

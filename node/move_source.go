@@ -1,0 +1,401 @@
+package node
+
+// The source's half of a slot move (move.go draws the whole): the move
+// listener, the tracker that marks the moving range's keys as the backend
+// writes them, and the stream that ships the snapshot, the rounds and the
+// fence.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/transport"
+)
+
+// moveTracker is the backend's view of the ranges this node is shipping.
+// Apply holds rw's read lock from marking a batch's keys to submitting it;
+// a round (and the pause) takes the write lock to swap the dirty keys, so
+// that every key it swaps out was submitted, and a barrier after it makes
+// the writes readable.
+type moveTracker struct {
+	rw     sync.RWMutex
+	active atomic.Int32 // len(srcs), read without the lock
+	srcs   []*moveSource
+	// paused is a bitmap of the slots whose writes and reads are refused
+	// here whatever the table says (a pause the target asked for, until
+	// this node's table shows the switch decided); nil when none.
+	paused atomic.Pointer[[numSlots / 8]byte]
+}
+
+// moveSource is one range being shipped.
+type moveSource struct {
+	first, last uint16
+	gen         uint32 // database 0's generation at the snapshot
+	paused      bool   // guarded by the tracker's rw (write lock to set)
+	mu          sync.Mutex
+	dirty       map[string]struct{} // engine keys written since the last round
+	flushed     atomic.Bool         // a write to database 0's generation
+}
+
+// observe marks batch's keys of the tracked ranges as dirty, or refuses the
+// batch if it writes a paused range. The caller holds t.rw's read lock.
+func (t *moveTracker) observe(batch *logkv.Batch) error {
+	r := batch.Reader()
+	for {
+		_, key, _, ok := r.Next()
+		if !ok {
+			return nil
+		}
+		if len(key) == 0 {
+			continue
+		}
+		if key[0] == tagMeta {
+			if len(key) == 5 && key[4] == 0 && string(key[:4]) == string(metaGenKey(0)[:4]) {
+				for _, s := range t.srcs {
+					s.flushed.Store(true)
+				}
+			}
+			continue
+		}
+		if key[0] >= dataEnd {
+			continue
+		}
+		db, _, n, ok := decodeDBGen(key)
+		if !ok || db != 0 || len(key) < n+slotLen {
+			continue
+		}
+		slot := binary.BigEndian.Uint16(key[n:])
+		for _, s := range t.srcs {
+			if slot < s.first || slot > s.last {
+				continue
+			}
+			if s.paused {
+				return errMovePaused
+			}
+			s.mu.Lock()
+			s.dirty[string(key)] = struct{}{}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// slotPaused reports whether slot s is paused here.
+func (t *moveTracker) slotPaused(s uint16) bool {
+	p := t.paused.Load()
+	return p != nil && p[s/8]&(1<<(s%8)) != 0
+}
+
+// setPaused sets or clears first..last in the paused bitmap.
+func (t *moveTracker) setPaused(first, last uint16, on bool) {
+	t.rw.Lock()
+	defer t.rw.Unlock()
+	var p [numSlots / 8]byte
+	if old := t.paused.Load(); old != nil {
+		p = *old
+	}
+	any := false
+	for s := int(first); s <= int(last); s++ {
+		if on {
+			p[s/8] |= 1 << (s % 8)
+		} else {
+			p[s/8] &^= 1 << (s % 8)
+		}
+	}
+	for _, x := range p {
+		any = any || x != 0
+	}
+	if any {
+		t.paused.Store(&p)
+	} else {
+		t.paused.Store(nil)
+	}
+}
+
+// add registers s; from its return on, every write to s's range is marked.
+func (t *moveTracker) add(s *moveSource) error {
+	t.rw.Lock()
+	defer t.rw.Unlock()
+	for _, o := range t.srcs {
+		if o.first <= s.last && s.first <= o.last {
+			return fmt.Errorf("slots %d-%d are being shipped already", o.first, o.last)
+		}
+	}
+	t.srcs = append(t.srcs, s)
+	t.active.Store(int32(len(t.srcs)))
+	return nil
+}
+
+// remove unregisters s.
+func (t *moveTracker) remove(s *moveSource) {
+	t.rw.Lock()
+	defer t.rw.Unlock()
+	for i, o := range t.srcs {
+		if o == s {
+			t.srcs = append(t.srcs[:i], t.srcs[i+1:]...)
+			break
+		}
+	}
+	t.active.Store(int32(len(t.srcs)))
+}
+
+// swap takes s's dirty keys, and pauses s when pause is set, under the
+// write lock: every key returned was submitted.
+func (t *moveTracker) swap(s *moveSource, pause bool) map[string]struct{} {
+	t.rw.Lock()
+	defer t.rw.Unlock()
+	if pause {
+		s.paused = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dirty
+	s.dirty = make(map[string]struct{}, len(d))
+	return d
+}
+
+// startMoveListener opens the move listener on the replication address's
+// host (any free UDP port): QUIC with the node's certificates, mutual TLS
+// as replication has, so only a node of the cluster's CA may ask for a
+// range. It returns the address the leader key names.
+func (b *clusterBackend) startMoveListener(ctx context.Context) (string, error) {
+	host, _, err := net.SplitHostPort(b.r.Addr())
+	if err != nil {
+		return "", fmt.Errorf("node: slot moves: replication address %q: %w", b.r.Addr(), err)
+	}
+	tr, _, err := b.n.replicationTransport()
+	if err != nil {
+		return "", err
+	}
+	b.moveTr = tr
+	ln, err := tr.Listen(net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("node: slot moves: listen on %s: %w", host, err)
+	}
+	go func() {
+		<-ctx.Done()
+		_ = ln.Close() // the node is stopping; nothing is left to do about an error
+	}()
+	go func() {
+		for {
+			s, err := ln.Accept(ctx)
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) {
+					b.n.log.Warn("cluster: move listener stopped", "err", err)
+				}
+				return
+			}
+			go b.serveMove(ctx, s)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// serveMove ships one range to the target at the other end of s.
+func (b *clusterBackend) serveMove(ctx context.Context, s transport.Stream) {
+	defer func() { _ = s.Close() }() // the move is over either way; the target sees the stream end
+	w := moveWriter{bufio.NewWriterSize(s, 256<<10)}
+	first, last, err := decodeMoveRequest(s)
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	log := b.n.log.With("move", moveKeyOf(first, last), "target", s.Peer())
+	if err := b.shipRange(ctx, s, w, first, last, log); err != nil {
+		log.Warn("cluster: shipping slots ended", "err", err)
+		w.fail(err)
+	}
+}
+
+// shipRange is serveMove's work: the checks, the snapshot, the rounds, the
+// pause and the fence.
+func (b *clusterBackend) shipRange(ctx context.Context, s transport.Stream, w moveWriter, first, last uint16, log interface {
+	Info(string, ...any)
+}) error {
+	if b.IsFollower() {
+		return errors.New("this node does not lead its shard now; ask its leader")
+	}
+	t := b.route.table.Load()
+	if t == nil || t == notSharded {
+		return errors.New("this node has no slot map yet")
+	}
+	mv, ok := t.move(first, last)
+	if !ok || int(mv.From) != t.self {
+		return fmt.Errorf("the slot map this node holds (version %d) has no move of %d-%d from its shard", t.version, first, last)
+	}
+	if mv.State != moveCopying {
+		return fmt.Errorf("the move of %d-%d is %s; the target writes it back to copying before it copies", first, last, mv.State)
+	}
+	src := &moveSource{first: first, last: last, dirty: map[string]struct{}{}}
+	if err := b.moves.add(src); err != nil {
+		return err
+	}
+	defer b.moves.remove(src)
+	// Every write submitted before add is readable after this barrier, so
+	// the snapshot holds it; every write after is marked.
+	if err := b.replicatedBackend.Barrier(); err != nil {
+		return err
+	}
+	snap, err := b.n.eng().NewSnapshot()
+	if err != nil {
+		return err
+	}
+	rows, err := b.copySnapshot(snap, w, src)
+	if cerr := snap.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.mark(frameSnapshot, rows, 8); err != nil {
+		return err
+	}
+	log.Info("cluster: slots copied; shipping their tail", "rows", rows)
+
+	// The pause request arrives on the stream; a reader waits for it.
+	pause := make(chan int64, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		var p [9]byte
+		if _, err := io.ReadFull(s, p[:]); err != nil {
+			readErr <- err
+			return
+		}
+		if p[0] != framePause {
+			readErr <- fmt.Errorf("node: slot move: the target sent frame kind %d, want a pause", p[0])
+			return
+		}
+		pause <- int64(binary.BigEndian.Uint64(p[1:]))
+	}()
+	for {
+		select {
+		case rev := <-pause:
+			return b.fence(ctx, w, src, rev, log)
+		case err := <-readErr:
+			return fmt.Errorf("the target left: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		n, err := b.shipRound(w, src, false)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			select {
+			case rev := <-pause:
+				return b.fence(ctx, w, src, rev, log)
+			case err := <-readErr:
+				return fmt.Errorf("the target left: %w", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(moveIdleRound):
+			}
+		}
+	}
+}
+
+// copySnapshot sends every row of src's range in snap.
+func (b *clusterBackend) copySnapshot(snap logkv.Snapshot, w moveWriter, src *moveSource) (rows uint64, err error) {
+	gen, err := readGenFrom(snap, 0)
+	if err != nil {
+		return 0, err
+	}
+	src.gen = gen
+	lower, upper := slotRangeOf(0, gen, src.first, src.last)
+	it, err := snap.NewIter(&logkv.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, it.Close()) }()
+	dbgen := len(lower) - slotLen
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if err := w.row(binary.BigEndian.Uint16(k[dbgen:]), k[dbgen+slotLen:], it.Value()); err != nil {
+			return rows, err
+		}
+		rows++
+	}
+	return rows, it.Error()
+}
+
+// shipRound ships the keys written since the last round, as the engine
+// holds them now, then a round mark; with pause, it pauses the range first
+// (the last round).
+func (b *clusterBackend) shipRound(w moveWriter, src *moveSource, pause bool) (int, error) {
+	dirty := b.moves.swap(src, pause)
+	if src.flushed.Load() {
+		return 0, errors.New("database 0 was flushed during the move; the target copies anew")
+	}
+	if len(dirty) == 0 && !pause {
+		return 0, nil
+	}
+	// The swapped keys' writes were submitted; this makes them readable
+	// (and durable, and in sync mode on the quorum).
+	if err := b.replicatedBackend.Sync(); err != nil {
+		return 0, err
+	}
+	eng := b.n.eng()
+	for k := range dirty {
+		key := []byte(k)
+		_, gen, n, ok := decodeDBGen(key)
+		if !ok || gen != src.gen {
+			continue // an older generation's row, being swept
+		}
+		slot, ckey := binary.BigEndian.Uint16(key[n:]), key[n+slotLen:]
+		v, err := eng.Get(key)
+		switch {
+		case errors.Is(err, logkv.ErrNotFound):
+			err = w.del(slot, ckey)
+		case err == nil:
+			err = w.row(slot, ckey, v)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(dirty), w.mark(frameRound, uint64(len(dirty)), 4)
+}
+
+// fence pauses the range, ships its last keys and the fence, then keeps the
+// range paused until this node's table shows the switch decided: the flip
+// (the slots are another shard's), or the move back to copying or gone (an
+// abort, a timeout) in a map newer than rev, the revision at which the
+// target wrote "switching".
+func (b *clusterBackend) fence(ctx context.Context, w moveWriter, src *moveSource, rev int64, log interface {
+	Info(string, ...any)
+}) error {
+	b.moves.setPaused(src.first, src.last, true)
+	defer b.moves.setPaused(src.first, src.last, false)
+	start := time.Now()
+	n, err := b.shipRound(w, src, true)
+	if err != nil {
+		return err
+	}
+	moveStage(ctx, "source-paused")
+	if err := w.mark(frameFence, 0, 0); err != nil {
+		return err
+	}
+	log.Info("cluster: slots fenced", "last_keys", n, "took", time.Since(start))
+	for ctx.Err() == nil {
+		t := b.route.table.Load()
+		if t != nil && t != notSharded && t.version > rev {
+			if mv, ok := t.move(src.first, src.last); !ok || mv.State != moveSwitching {
+				return nil
+			}
+		}
+		if b.IsFollower() {
+			return nil // a new leader routes by the map alone
+		}
+		sleepCtx(ctx, time.Millisecond)
+	}
+	return ctx.Err()
+}

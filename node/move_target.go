@@ -1,0 +1,452 @@
+package node
+
+// The target's half of a slot move (move.go draws the whole), and the
+// leader's sweep of the rows of slots its shard does not serve.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/coord"
+)
+
+// moveLeaderKey is coord's leader key of shard.
+func moveLeaderKey(cluster, shard string) string {
+	return "/logkv/" + cluster + "/shards/" + shard + "/leader"
+}
+
+// runMoves runs on every member until ctx ends: while it leads its shard,
+// it imports each move the map names to its shard (one goroutine per move)
+// and, after each table it has not swept, deletes the rows of slots its
+// shard neither owns nor imports (dropUnowned).
+func (b *clusterBackend) runMoves(ctx context.Context) {
+	type worker struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	workers := map[string]*worker{}
+	var swept *slotTable
+	var wasLeading bool
+	stopAll := func() {
+		for k, w := range workers {
+			w.cancel()
+			<-w.done
+			delete(workers, k)
+		}
+	}
+	defer stopAll()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for k, w := range workers {
+			select {
+			case <-w.done:
+				delete(workers, k)
+			default:
+			}
+		}
+		t := b.route.table.Load()
+		leading := !b.IsFollower()
+		if !leading || t == nil || t == notSharded {
+			if len(workers) > 0 {
+				stopAll()
+			}
+			wasLeading, swept = false, nil
+			continue
+		}
+		if !wasLeading {
+			swept = nil // a new leader sweeps once
+		}
+		wasLeading = true
+		want := map[string]bool{}
+		for _, mv := range t.moves {
+			if int(mv.To) != t.self {
+				continue
+			}
+			k := moveKeyOf(mv.First, mv.Last)
+			want[k] = true
+			if workers[k] == nil {
+				wctx, cancel := context.WithCancel(ctx)
+				w := &worker{cancel: cancel, done: make(chan struct{})}
+				workers[k] = w
+				first, last := mv.First, mv.Last
+				go func() {
+					defer close(w.done)
+					b.importRange(wctx, first, last)
+				}()
+			}
+		}
+		for k, w := range workers {
+			if !want[k] {
+				w.cancel() // the move is gone from the map (done or aborted)
+				<-w.done
+				delete(workers, k)
+			}
+		}
+		if swept != t {
+			if err := b.dropUnowned(ctx, t); err != nil {
+				b.n.log.Warn("cluster: deleting the rows of slots this shard does not serve failed; retrying", "err", err)
+				continue
+			}
+			swept = t
+		}
+	}
+}
+
+// importRange copies first..last into this shard until the map flips it
+// here, or the move leaves the map (an abort), or ctx ends (the node no
+// longer leads). Each failed attempt is logged and retried: the copy
+// starts again from nothing.
+func (b *clusterBackend) importRange(ctx context.Context, first, last uint16) {
+	log := b.n.log.With("move", moveKeyOf(first, last))
+	b.moveStats.running.Add(1)
+	defer b.moveStats.running.Add(-1)
+	start := time.Now()
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		done, err := b.importAttempt(ctx, first, last, attempt, start, log)
+		if done {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		b.moveStats.failed.Add(1)
+		log.Warn("cluster: slot move attempt failed; copying anew", "attempt", attempt, "err", err)
+		sleepCtx(ctx, moveRetry)
+	}
+}
+
+// importAttempt is one copy of first..last: done is true once the move
+// flipped here or left the map.
+func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, attempt int, start time.Time, log *slog.Logger) (done bool, err error) {
+	cluster := b.n.cfg.Cluster.Name
+	t := b.route.table.Load()
+	mv, ok := t.move(first, last)
+	if !ok || int(mv.To) != t.self {
+		return true, nil
+	}
+	from, to := t.shards[mv.From], t.shards[mv.To]
+	if mv.State == moveSwitching {
+		// A previous attempt (or leader) switched and did not flip: the
+		// source serves again once the move is back to copying.
+		if _, err := b.setMoveState(ctx, first, last, moveSwitching, moveCopying); err != nil {
+			return false, fmt.Errorf("write the move back to copying: %w", err)
+		}
+		log.Info("cluster: a switch left undecided is rolled back; copying anew")
+	}
+	p := moveProgress{V: 1, First: first, Last: last, From: from, To: to, State: "copying", Target: b.r.ID(),
+		Attempt: attempt, StartedMs: time.Now().UnixMilli()}
+	b.publishProgress(ctx, p)
+
+	// The source's leader and its move listener.
+	lctx, cancel := context.WithTimeout(ctx, clusterInfoTimeout)
+	resp, err := b.cli.Get(lctx, moveLeaderKey(cluster, from))
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("read shard %s's leader: %w", from, err)
+	}
+	var l coord.Leader
+	if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &l) != nil {
+		return false, fmt.Errorf("shard %s has no leader now", from)
+	}
+	if l.Move == "" {
+		return false, fmt.Errorf("shard %s's leader %s names no move listener (a kvnode without slot moves?)", from, l.ID)
+	}
+	// A restarted copy starts from nothing: rows of an earlier attempt
+	// could be keys deleted since.
+	if _, err := b.n.deleteSlotRange(first, last); err != nil {
+		return false, fmt.Errorf("clear the range before copying: %w", err)
+	}
+	gen, err := b.n.gen(0)
+	if err != nil {
+		return false, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	s, err := b.moveTr.Dial(dctx, l.Move)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("dial shard %s's leader %s at %s: %w", from, l.ID, l.Move, err)
+	}
+	var closeOnce sync.Once
+	closeStream := func() { closeOnce.Do(func() { _ = s.Close() }) } // ending the attempt either way
+	defer closeStream()
+	stop := context.AfterFunc(ctx, closeStream)
+	defer stop()
+	if _, err := s.Write(encodeMoveRequest(first, last)); err != nil {
+		return false, err
+	}
+	r := &moveReader{r: bufio.NewReaderSize(s, 256<<10), first: first, last: last,
+		maxKey: b.n.cfg.Limits.MaxKeySize, maxValue: b.n.cfg.Limits.MaxValueSize}
+	ap := &moveApplier{b: b, gen: gen}
+
+	// Copy, then tail rounds until one is small.
+	copied := false
+	rounds := 0
+	lastPublish := time.Now()
+	for {
+		f, err := r.next()
+		if err != nil {
+			return false, err
+		}
+		switch f.kind {
+		case frameRow, frameDelete:
+			if err := ap.add(f); err != nil {
+				return false, err
+			}
+			continue
+		case frameSnapshot:
+			copied = true
+			p.State = "tail"
+		case frameRound:
+			rounds++
+		default:
+			return false, fmt.Errorf("node: slot move: unexpected frame %q before the pause", f.kind)
+		}
+		if err := ap.flush(); err != nil {
+			return false, err
+		}
+		if f.kind == frameSnapshot {
+			if err := b.Sync(); err != nil {
+				return false, err
+			}
+			moveStage(ctx, "target-copied")
+		}
+		if time.Since(lastPublish) > time.Second {
+			p.Keys, p.Bytes, p.Rounds = ap.keys, ap.bytes, rounds
+			b.publishProgress(ctx, p)
+			lastPublish = time.Now()
+		}
+		if copied && f.kind == frameRound && (f.n <= moveSwitchKeys || rounds >= moveMaxRounds) {
+			break
+		}
+	}
+	if err := b.Sync(); err != nil {
+		return false, err
+	}
+
+	// Switch: the map says so first (a new source leader then refuses the
+	// range too), then the source pauses and fences.
+	sw, err := b.setMoveState(ctx, first, last, moveCopying, moveSwitching)
+	if err != nil {
+		return errors.Is(err, errMoveGone), err
+	}
+	pauseStart := time.Now()
+	var pm [9]byte
+	pm[0] = framePause
+	binary.BigEndian.PutUint64(pm[1:], uint64(sw.Version))
+	if _, err := s.Write(pm[:]); err != nil {
+		return false, b.rollback(ctx, first, last, fmt.Errorf("ask the source to pause: %w", err))
+	}
+	timer := time.AfterFunc(moveSwitchTimeout, closeStream)
+	fenced := false
+	for !fenced {
+		f, err := r.next()
+		if err != nil {
+			timer.Stop()
+			return false, b.rollback(ctx, first, last, fmt.Errorf("waiting for the fence: %w", err))
+		}
+		switch f.kind {
+		case frameRow, frameDelete:
+			err = ap.add(f)
+		case frameRound:
+		case frameFence:
+			fenced = true
+		default:
+			err = fmt.Errorf("node: slot move: unexpected frame %q after the pause", f.kind)
+		}
+		if err != nil {
+			timer.Stop()
+			return false, b.rollback(ctx, first, last, err)
+		}
+	}
+	timer.Stop()
+	if err := errors.Join(ap.flush(), b.Sync()); err != nil {
+		return false, b.rollback(ctx, first, last, err)
+	}
+	if g, err := b.n.gen(0); err != nil || g != gen {
+		return false, b.rollback(ctx, first, last, errors.New("database 0 was flushed here during the move"))
+	}
+
+	// Flip, while the move is still switching and this node still leads
+	// the epoch it copied in.
+	epoch := b.leadingEpoch()
+	if epoch == 0 {
+		return false, errors.New("this node stopped leading before the flip")
+	}
+	p.State, p.Keys, p.Bytes, p.Rounds = "done", ap.keys, ap.bytes, rounds
+	p.DurationMs = time.Since(start).Milliseconds()
+	p.PauseMs = time.Since(pauseStart).Milliseconds()
+	fm, err := updateSlotMap(ctx, b.cli, cluster, func(m *slotMap) (*slotMap, []clientv3.Op, error) {
+		i := m.findMove(first, last)
+		if i < 0 || m.Moves[i].State != moveSwitching || m.Shards[m.Moves[i].To] != to {
+			return nil, nil, errMoveGone
+		}
+		p.PauseMs = time.Since(pauseStart).Milliseconds()
+		val, _ := json.Marshal(p) // plain fields
+		return m.flip(i), []clientv3.Op{clientv3.OpPut(moveProgressKey(cluster, first, last), string(val))}, nil
+	}, clientv3.Compare(clientv3.CreateRevision(moveLeaderKey(cluster, to)), "=", int64(epoch)))
+	if err != nil {
+		return errors.Is(err, errMoveGone), fmt.Errorf("flip the map: %w", err)
+	}
+	pause := time.Since(pauseStart)
+	st := &b.moveStats
+	st.done.Add(1)
+	st.keys.Add(ap.keys)
+	st.bytes.Add(ap.bytes)
+	st.lastDurationMicros.Store(time.Since(start).Microseconds())
+	st.lastPauseMicros.Store(pause.Microseconds())
+	log.Info("cluster: slots moved here", "from", from, "keys", ap.keys, "bytes", ap.bytes, "rounds", rounds,
+		"took", time.Since(start), "pause", pause, "map_version", fm.Version)
+	return true, nil
+}
+
+// errMoveGone: the move left the map (aborted) or changed under the target.
+var errMoveGone = errors.New("node: the move is no longer in the slot map as this target copies it (aborted?)")
+
+// setMoveState writes the move of first..last from state want to state to,
+// on the map's revision. errMoveGone if the move is not in the map, or not
+// in state want.
+func (b *clusterBackend) setMoveState(ctx context.Context, first, last uint16, want, to string) (*slotMap, error) {
+	return updateSlotMap(ctx, b.cli, b.n.cfg.Cluster.Name, func(m *slotMap) (*slotMap, []clientv3.Op, error) {
+		i := m.findMove(first, last)
+		if i < 0 {
+			return nil, nil, errMoveGone
+		}
+		if m.Moves[i].State == to {
+			return nil, nil, errMapUnchanged
+		}
+		if m.Moves[i].State != want {
+			return nil, nil, errMoveGone
+		}
+		m.Moves[i].State = to
+		return m, nil, nil
+	})
+}
+
+// rollback writes a switching move back to copying (the source serves the
+// range again) and returns cause. If etcd cannot be written the source
+// stays paused: only a map it sees may tell it the switch is decided; the
+// next attempt retries the rollback first.
+func (b *clusterBackend) rollback(ctx context.Context, first, last uint16, cause error) error {
+	if _, err := b.setMoveState(ctx, first, last, moveSwitching, moveCopying); err != nil && !errors.Is(err, errMoveGone) {
+		return fmt.Errorf("%w (and writing the move back to copying failed: %v)", cause, err)
+	}
+	return cause
+}
+
+// moveApplier batches the rows the target receives into its own writes.
+type moveApplier struct {
+	b           *clusterBackend
+	gen         uint32
+	batch       logkv.Batch
+	keys, bytes int64
+	key         []byte
+}
+
+// add puts one row or deletion into the batch, applying it when full.
+func (a *moveApplier) add(f moveFrame) error {
+	a.key = appendDataKey(a.key[:0], 0, a.gen, f.key)
+	if f.kind == frameDelete {
+		a.batch.Delete(a.key)
+	} else {
+		a.batch.Set(a.key, f.value)
+		if _, at, _ := decodeValue(f.value); at != 0 { // checked by next
+			a.key = appendExpiryKey(a.key[:0], 0, a.gen, at, f.key)
+			a.batch.Set(a.key, nil)
+		}
+		a.keys++
+		a.bytes += int64(len(f.key) + len(f.value))
+	}
+	if a.batch.Size() >= moveBatchBytes {
+		return a.flush()
+	}
+	return nil
+}
+
+// flush applies the batch through the backend: the target's commit log,
+// so its followers get the rows.
+func (a *moveApplier) flush() error {
+	if a.batch.Empty() {
+		return nil
+	}
+	err := a.b.Apply(&a.batch)
+	a.batch.Reset()
+	return err
+}
+
+// dropUnowned deletes, through the log, the rows of database 0's slots that
+// t gives neither to this node's shard nor to a move into it: the range a
+// flip gave away, a copy an abort left. It seeks from one slot with rows to
+// the next, so it reads about one key per range of rows it keeps.
+func (b *clusterBackend) dropUnowned(ctx context.Context, t *slotTable) error {
+	keep := func(s uint16) bool {
+		if int(t.owner[s]) == t.self {
+			return true
+		}
+		for _, mv := range t.moves {
+			if s >= mv.First && s <= mv.Last && int(mv.To) == t.self {
+				return true
+			}
+		}
+		return false
+	}
+	gen, err := b.n.gen(0)
+	if err != nil {
+		return err
+	}
+	prefix := dataPrefix(0, gen)
+	for s := 0; s < numSlots && ctx.Err() == nil; {
+		it, err := b.n.eng().NewIter(&logkv.IterOptions{LowerBound: slotPrefix(0, gen, uint16(s)), UpperBound: slotPrefix(0, gen, numSlots)})
+		if err != nil {
+			return err
+		}
+		found := -1
+		if it.First() {
+			k := it.Key()
+			if len(k) >= len(prefix)+slotLen {
+				found = int(binary.BigEndian.Uint16(k[len(prefix):]))
+			}
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return err
+		}
+		if found < 0 || found >= numSlots {
+			return nil
+		}
+		if keep(uint16(found)) {
+			s = found + 1
+			continue
+		}
+		last := found
+		for last+1 < numSlots && !keep(uint16(last+1)) {
+			last++
+		}
+		if b.IsFollower() {
+			return nil
+		}
+		n, err := b.n.deleteSlotRange(uint16(found), uint16(last))
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			b.n.log.Info("cluster: deleted the rows of slots this shard does not serve", "slots", moveKeyOf(uint16(found), uint16(last)), "rows", n)
+		}
+		s = last + 1
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,360 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSlotMapFlip: a flip gives the move's slots to its target, splits the
+// source's range around them, merges neighbours of one owner, and removes
+// the move; the result is a valid map.
+func TestSlotMapFlip(t *testing.T) {
+	m, err := evenSlotMap([]string{"a", "b", "c"})
+	require.NoError(t, err)
+	m.Moves = []slotMove{{First: 100, Last: 199, From: 0, To: 2, State: moveSwitching}, {First: 6000, Last: 6001, From: 1, To: 0, State: moveCopying}}
+	require.NoError(t, m.validate())
+	f := m.flip(0)
+	require.NoError(t, f.validate())
+	require.Equal(t, []slotRange{{0, 99, 0}, {100, 199, 2}, {200, 5460, 0}, {5461, 10922, 1}, {10923, 16383, 2}}, f.Ranges)
+	require.Equal(t, []slotMove{{First: 6000, Last: 6001, From: 1, To: 0, State: moveCopying}}, f.Moves)
+	require.Len(t, m.Moves, 2, "flip does not change the map it is given")
+	// The last range's end moves and merges with the next owner's range.
+	m2, _ := evenSlotMap([]string{"a", "b"})
+	m2.Moves = []slotMove{{First: 8000, Last: 8191, From: 0, To: 1, State: moveSwitching}}
+	f2 := m2.flip(0)
+	require.Equal(t, []slotRange{{0, 7999, 0}, {8000, 16383, 1}}, f2.Ranges)
+}
+
+// TestPlanRebalance: from one shard owning everything to three, and with a
+// shard drained, every live shard ends with 16384/n slots or one more, and
+// each planned move lies within one range of its source as the map is
+// when the move starts.
+func TestPlanRebalance(t *testing.T) {
+	for _, tc := range []struct {
+		shards  []string
+		initial [][3]uint16
+		drain   string
+	}{
+		{[]string{"a", "b", "c"}, [][3]uint16{{0, 16383, 0}}, ""},
+		{[]string{"a", "b", "c", "d"}, [][3]uint16{{0, 5460, 0}, {5461, 10922, 1}, {10923, 16383, 2}}, ""},
+		{[]string{"a", "b", "c"}, [][3]uint16{{0, 5460, 0}, {5461, 10922, 1}, {10923, 16383, 2}}, "b"},
+	} {
+		m := &slotMap{Shards: tc.shards}
+		for _, r := range tc.initial {
+			m.Ranges = append(m.Ranges, slotRange{r[0], r[1], r[2]})
+		}
+		require.NoError(t, m.validate())
+		plan, err := planRebalance(m, map[string]bool{tc.drain: tc.drain != ""})
+		require.NoError(t, err)
+		c := m.clone()
+		for _, p := range plan {
+			c.Moves = []slotMove{{First: p.first, Last: p.last, From: uint16(c.shardIndex(p.from)), To: uint16(c.shardIndex(p.to)), State: moveSwitching}}
+			require.NoError(t, c.validate(), "move %+v", p)
+			c = c.flip(0)
+		}
+		live := len(tc.shards)
+		if tc.drain != "" {
+			live--
+		}
+		have := map[string]int{}
+		for _, r := range c.Ranges {
+			have[c.Shards[r.Shard]] += int(r.Last) - int(r.First) + 1
+		}
+		for _, s := range tc.shards {
+			if s == tc.drain {
+				require.Zero(t, have[s])
+				continue
+			}
+			require.InDelta(t, numSlots/live, have[s], 1, "shard %s of %v", s, tc.shards)
+		}
+	}
+}
+
+// keysInSlots returns n distinct keys whose slots lie in first..last.
+func keysInSlots(prefix string, first, last uint16, n int) []string {
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		k := prefix + strconv.Itoa(i)
+		if s := keySlot([]byte(k)); s >= first && s <= last {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// moveWriters INCRs keys of a range through a ClusterClient from several
+// goroutines until stop, counting the acknowledged INCRs and the failed
+// ones of each key (a failed INCR may or may not have applied).
+type moveWriters struct {
+	keys   []string
+	acked  []atomic.Int64
+	failed []atomic.Int64
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func startMoveWriters(cc *redis.ClusterClient, keys []string, goroutines int) *moveWriters {
+	w := &moveWriters{keys: keys, acked: make([]atomic.Int64, len(keys)), failed: make([]atomic.Int64, len(keys)), stop: make(chan struct{})}
+	for g := range goroutines {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for i := g; ; i += goroutines {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				k := i % len(keys)
+				if err := cc.Incr(context.Background(), keys[k]).Err(); err != nil {
+					w.failed[k].Add(1)
+				} else {
+					w.acked[k].Add(1)
+				}
+			}
+		}()
+	}
+	return w
+}
+
+// finish stops the writers and checks every key: its value counts every
+// acknowledged INCR, and no more than those plus the failed ones (none
+// lost, none applied twice).
+func (w *moveWriters) finish(t *testing.T, cc *redis.ClusterClient) {
+	t.Helper()
+	close(w.stop)
+	w.wg.Wait()
+	var total, failed int64
+	for i, k := range w.keys {
+		v, err := cc.Get(context.Background(), k).Int64()
+		if err == redis.Nil {
+			v, err = 0, nil
+		}
+		require.NoError(t, err, k)
+		a, f := w.acked[i].Load(), w.failed[i].Load()
+		require.GreaterOrEqual(t, v, a, "key %s lost acknowledged writes (%d failed)", k, f)
+		require.LessOrEqual(t, v, a+f, "key %s applied writes twice", k)
+		total += a
+		failed += f
+	}
+	require.Greater(t, total, int64(len(w.keys)), "the writers wrote")
+	t.Logf("writers: %d acknowledged INCRs, %d failed", total, failed)
+}
+
+// countInSlots counts the keys a member's engine holds in first..last.
+func countInSlots(t *testing.T, m *clusterMember, first, last uint16) int {
+	n := 0
+	for s := first; ; s++ {
+		require.NoError(t, m.n.walkSlot(0, s, func([]byte) bool { n++; return true }))
+		if s == last {
+			return n
+		}
+	}
+}
+
+// awaitMapOwner polls etcd until the map has no moves and first..last is
+// owned by shard (or fails the test after within).
+func awaitMapOwner(t *testing.T, tc *testCluster, shard string, first, last uint16, within time.Duration) *slotMap {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var m *slotMap
+		for _, mm := range tc.nodes {
+			if mm.n != nil {
+				var err error
+				m, err = readSlotMap(context.Background(), mm.cb().cli, tc.name)
+				require.NoError(t, err)
+				break
+			}
+		}
+		if r := m.rangeOf(first); len(m.Moves) == 0 && m.Shards[r.Shard] == shard && r.Last >= last {
+			return m
+		}
+		require.True(t, time.Now().Before(deadline), "slots %d-%d not owned by %s within %v: %+v", first, last, shard, within, m)
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// TestSlotMove: two shards of two members and a real etcd. Slots move from
+// a to b while go-redis ClusterClient writers INCR keys of the moving
+// range: no acknowledged INCR is lost or applied twice, TTLs move with
+// their keys, b's follower holds the moved keys (through b's log), and a
+// drops them. Then: a move aborted mid-copy (a serves the slots and b drops
+// its copy), a move whose target leader is killed mid-copy (b's next leader
+// copies anew and completes), and a move whose source leader is killed
+// while paused for the switch (the move rolls back and completes from a's
+// next leader), each under writers.
+func TestSlotMove(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	shardOf := map[string]string{}
+	for _, s := range []string{"a", "b"} {
+		for i := 1; i <= 2; i++ {
+			name := s + strconv.Itoa(i)
+			shardOf[name] = s
+			tc.add(name, func(c *Config) { c.Cluster.Shard = s })
+		}
+	}
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	var anyAddr string
+	for _, mm := range tc.nodes {
+		anyAddr = mm.n.Addr()
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{anyAddr}, MaxRedirects: 16, MaxRetries: 50,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond, ClusterStateReloadInterval: 200 * time.Millisecond})
+	defer cc.Close()
+	move := func(args ...string) (int, string) {
+		var o, e strings.Builder
+		code := Main(append(append([]string{"cluster", "move-slots"}, args...), etcdArgs...), &o, &e)
+		return code, o.String() + e.String()
+	}
+
+	// 1. A move under writers, with keys that have TTLs.
+	const first, last = 0, 999
+	static := keysInSlots("s", first, last, 2000)
+	for i, k := range static {
+		ttl := time.Duration(0)
+		if i%4 == 0 {
+			ttl = time.Hour
+		}
+		require.NoError(t, cc.Set(ctx, k, "v"+strconv.Itoa(i), ttl).Err())
+	}
+	w := startMoveWriters(cc, keysInSlots("w", first, last, 64), 4)
+	time.Sleep(100 * time.Millisecond) // let the writers run before the move; they are checked, not timed
+	code, text := move("a", "b", fmt.Sprintf("%d-%d", first, last))
+	require.Equal(t, 0, code, text)
+	require.Contains(t, text, "moved slots 0-999 to b")
+	awaitMapOwner(t, tc, "b", first, last, 10*time.Second)
+	time.Sleep(100 * time.Millisecond) // writers go on against the new owner
+	w.finish(t, cc)
+	for i, k := range static {
+		require.Equal(t, "v"+strconv.Itoa(i), cc.Get(ctx, k).Val(), k)
+		ttl := cc.TTL(ctx, k).Val()
+		if i%4 == 0 {
+			require.Greater(t, ttl, 59*time.Minute, "key %s keeps its TTL", k)
+		} else {
+			require.Equal(t, time.Duration(-1), ttl, k)
+		}
+	}
+	// b's follower has the keys through b's log; a drops them.
+	leaders := tc.shardLeaders(shardOf, 0, 30*time.Second)
+	var bFollower *clusterMember
+	for name, mm := range tc.nodes {
+		if shardOf[name] == "b" && mm != leaders["b"] {
+			bFollower = mm
+		}
+	}
+	want := countInSlots(t, leaders["b"], first, last)
+	require.GreaterOrEqual(t, want, 2000+64)
+	require.Eventually(t, func() bool { return countInSlots(t, bFollower, first, last) == want }, 10*time.Second, 10*time.Millisecond)
+	for name, mm := range tc.nodes {
+		if shardOf[name] == "a" {
+			require.Eventually(t, func() bool { return countInSlots(t, mm, first, last) == 0 }, 10*time.Second, 10*time.Millisecond, name)
+		}
+	}
+	require.Contains(t, leaders["b"].client(t).Info(ctx, "cluster").Val(), "cluster_slot_moves_done:1\r\n")
+
+	// blockAt makes the next move's stage block until released (or its
+	// node stops).
+	blockAt := func(stage string) (reached, release chan struct{}) {
+		reached, release = make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		h := func(hctx context.Context, s string) {
+			if s != stage {
+				return
+			}
+			blocked := false
+			once.Do(func() { close(reached); blocked = true })
+			if blocked {
+				select {
+				case <-release:
+				case <-hctx.Done():
+				}
+			}
+		}
+		moveTestHook.Store(&h)
+		return reached, release
+	}
+	defer moveTestHook.Store(nil)
+
+	// 2. Abort mid-copy: a serves the slots, b drops its copy.
+	reached, release := blockAt("target-copied")
+	const f2, l2 = 1000, 1999
+	keys2 := keysInSlots("x", f2, l2, 500)
+	for _, k := range keys2 {
+		require.NoError(t, cc.Set(ctx, k, k, 0).Err())
+	}
+	w = startMoveWriters(cc, keysInSlots("w2", f2, l2, 32), 2)
+	code, text = move("a", "b", "1000-1999", "-nowait")
+	require.Equal(t, 0, code, text)
+	<-reached
+	require.Greater(t, countInSlots(t, leaders["b"], f2, l2), 0, "b copied")
+	code, text = move("-abort", "1000-1999")
+	require.Equal(t, 0, code, text)
+	close(release)
+	awaitMapOwner(t, tc, "a", f2, l2, 10*time.Second)
+	require.Eventually(t, func() bool { return countInSlots(t, leaders["b"], f2, l2) == 0 }, 10*time.Second, 10*time.Millisecond)
+	w.finish(t, cc)
+	for _, k := range keys2 {
+		require.Equal(t, k, cc.Get(ctx, k).Val())
+	}
+
+	// 3. The target's leader killed mid-copy: b's next leader copies anew.
+	reached, release = blockAt("target-copied")
+	w = startMoveWriters(cc, keysInSlots("w3", f2, l2, 32), 2)
+	code, text = move("a", "b", "1000-1999", "-nowait")
+	require.Equal(t, 0, code, text)
+	<-reached
+	deadB := leaders["b"]
+	tc.crash(deadB)
+	close(release)
+	awaitMapOwner(t, tc, "b", f2, l2, 30*time.Second)
+	tc.start(deadB, func(c *Config) { c.Cluster.Shard = "b" })
+	w.finish(t, cc)
+	for _, k := range keys2 {
+		require.Equal(t, k, cc.Get(ctx, k).Val())
+	}
+
+	// 4. The source's leader killed while paused for the switch: the
+	// target rolls back, a's next leader ships the range, the move ends.
+	leaders = tc.shardLeaders(shardOf, 0, 30*time.Second)
+	reached, release = blockAt("source-paused")
+	const f3, l3 = 2000, 2999
+	keys3 := keysInSlots("y", f3, l3, 500)
+	for _, k := range keys3 {
+		require.NoError(t, cc.Set(ctx, k, k, 0).Err())
+	}
+	w = startMoveWriters(cc, keysInSlots("w4", f3, l3, 32), 2)
+	code, text = move("a", "b", "2000-2999", "-nowait")
+	require.Equal(t, 0, code, text)
+	<-reached
+	tc.crash(leaders["a"])
+	close(release)
+	awaitMapOwner(t, tc, "b", f3, l3, 30*time.Second)
+	w.finish(t, cc)
+	for _, k := range keys3 {
+		require.Equal(t, k, cc.Get(ctx, k).Val())
+	}
+	// Every key written in phase 1 is still there.
+	for i, k := range static {
+		require.Equal(t, "v"+strconv.Itoa(i), cc.Get(ctx, k).Val(), k)
+	}
+	require.True(t, bytes.Contains([]byte(text), []byte("moving slots 2000-2999")), text)
+}
