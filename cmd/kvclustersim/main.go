@@ -24,6 +24,7 @@ func main() {
 	var cfg sim.Config
 	flag.IntVar(&cfg.Shards, "shards", 100, "replica groups")
 	flag.IntVar(&cfg.Members, "members", 3, "members per shard")
+	flag.IntVar(&cfg.StartRate, "start-rate", 0, "members started per second (0: all at once, as after a power cut)")
 	flag.DurationVar(&cfg.TTL, "ttl", 0, "lease TTL, whole seconds (default coord's, 2s)")
 	flag.IntVar(&cfg.SyncQuorum, "sync-quorum", 0, "coord's sync quorum (0: async mode)")
 	flag.BoolVar(&cfg.Busy, "busy", true, "model shards taking writes: every member reports progress every 200 ms; false: members report once")
@@ -38,13 +39,14 @@ func main() {
 	flag.StringVar(&cfg.EtcdBin, "etcd-bin", "etcd", "etcd binary to start")
 	flag.StringVar(&cfg.Cluster, "cluster", "sim", "cluster name (keys under /logkv/NAME/)")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "random seed (slots moved, leaders killed)")
+	scratch := flag.String("dir", "", "where the started etcd keeps its data (default: a temp dir; /dev/shm gives an etcd whose fsyncs cost nothing)")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "kvclustersim: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)
 	}
-	dir, err := os.MkdirTemp("", "kvclustersim-")
+	dir, err := os.MkdirTemp(*scratch, "kvclustersim-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kvclustersim:", err)
 		os.Exit(1)

@@ -89,8 +89,8 @@ type member struct {
 	// leaders each shard's leader epochs, in order.
 	maps    []seenAt
 	leaders map[string][]seenAt
-	// readErrors counts failed routing reads.
-	readErrors atomic.Int64
+	// reads and readErrors count routing reads, and those that failed.
+	reads, readErrors atomic.Int64
 }
 
 // slotsRetry is node/route.go's: how long the router waits after etcd
@@ -131,6 +131,7 @@ func (m *member) route(ctx context.Context, cluster string) {
 		rctx, cancel := context.WithTimeout(ctx, routingTimeout)
 		rt, err := coord.ReadRouting(rctx, m.cli, cluster)
 		cancel()
+		m.reads.Add(1)
 		if err != nil {
 			if ctx.Err() == nil {
 				m.readErrors.Add(1)

@@ -22,8 +22,20 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 		s.shards = append(s.shards, fmt.Sprintf("s%04d", i))
 	}
 	// Start: every member at once, as after a power cut of the whole
-	// cluster: the worst start etcd sees.
+	// cluster, the worst start etcd sees; or StartRate a second, as a
+	// rolling start.
 	s.say("starting %d shards x %d members against %s", cfg.Shards, cfg.Members, s.etcd.Endpoint)
+	c0, err := s.sample(ctx)
+	if err != nil {
+		return err
+	}
+	// The start's cost, measured to its end or to the wait that failed:
+	// what etcd did while the members could not agree is the finding.
+	defer func() {
+		if c1, err := s.sample(ctx); err == nil {
+			rep.StartCost = cost(c0, c1)
+		}
+	}()
 	t0 := time.Now()
 	for _, sh := range s.shards {
 		for j := range cfg.Members {
@@ -32,6 +44,9 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 				return err
 			}
 			s.members = append(s.members, m)
+			if cfg.StartRate > 0 {
+				time.Sleep(time.Second / time.Duration(cfg.StartRate)) // the start's pace is the workload
+			}
 		}
 	}
 	if err := s.await(ctx, "every shard elects one leader", s.oneLeaderEach); err != nil {
@@ -56,13 +71,18 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 		return err
 	}
 	if err := s.await(ctx, "every member reads the map and every leader", s.routed); err != nil {
-		return err
+		return fmt.Errorf("%w: %s", err, s.lagging())
 	}
 	rep.Start = time.Since(t0)
+	c1, err := s.sample(ctx)
+	if err != nil {
+		return err
+	}
+	rep.StartCost = cost(c0, c1)
 	s.say("converged in %v", rep.Start.Round(time.Millisecond))
 
 	// Quiet phase.
-	c0, err := s.sample(ctx)
+	c0, err = s.sample(ctx)
 	if err != nil {
 		return err
 	}
@@ -71,7 +91,7 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 		return ctx.Err()
 	case <-time.After(cfg.Steady):
 	}
-	c1, err := s.sample(ctx)
+	c1, err = s.sample(ctx)
 	if err != nil {
 		return err
 	}
@@ -243,6 +263,25 @@ func (s *sim) routed() bool {
 		}
 	}
 	return true
+}
+
+// lagging says how far the routers are from routed.
+func (s *sim) lagging() string {
+	noMap, missing, reads := 0, 0, int64(0)
+	for _, m := range s.members {
+		if _, ok := m.mapSeen(s.mapVer); !ok {
+			noMap++
+		}
+		m.mu.Lock()
+		for _, sh := range s.shards {
+			if len(m.leaders[sh]) == 0 {
+				missing++
+			}
+		}
+		m.mu.Unlock()
+		reads += m.reads.Load()
+	}
+	return fmt.Sprintf("%d of %d routers have not read map version %d; %d (router, shard) pairs know no leader; %d routing reads so far", noMap, len(s.members), s.mapVer, missing, reads)
 }
 
 func (s *sim) allSeenMap(v int64) bool {

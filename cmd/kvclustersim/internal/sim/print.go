@@ -18,7 +18,7 @@ func Print(w io.Writer, r *Report) {
 		}
 		return s
 	}
-	p("shards x members      %d x %d (%d members), TTL %v, busy %v", r.Shards, r.Members, r.Shards*r.Members, r.TTL, r.Busy)
+	p("shards x members      %d x %d (%d members), TTL %v, busy %v, start rate %d/s (0: all at once)", r.Shards, r.Members, r.Shards*r.Members, r.TTL, r.Busy, r.StartRate)
 	p("cold start            %v until every shard led and every router read the map", r.Start.Round(time.Millisecond))
 	p("etcd watchers         %.0f on %.0f streams", r.Watchers, r.WatchStreams)
 	p("phase   secs  keepalive/s  put/s  txn/s  watchreq/s  events/s  proposals/s  fsync-ms  etcd-CPU%%  etcd-RSS-MiB  slow-watchers")
@@ -26,6 +26,7 @@ func Print(w io.Writer, r *Report) {
 		p("%-6s %5.1f  %11.0f  %5.0f  %5.0f  %10.0f  %8.0f  %11.0f  %8.2f  %9.0f  %12.0f  %13.0f", name, c.Seconds, c.KeepAlivesPerS,
 			c.PutsPerS, c.TxnsPerS, c.WatchReqPerS, c.EventsPerS, c.ProposalsPerS, c.FsyncMeanMs, c.CPUPercent, float64(c.RSS)/(1<<20), c.SlowWatchers)
 	}
+	row("start", r.StartCost)
 	row("quiet", r.Steady)
 	if r.MapUpdates > 0 {
 		row("map", r.Map)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,8 @@ type Config struct {
 	Cluster string
 	// Shards and Members: Shards replica groups of Members members each.
 	Shards, Members int
+	// StartRate is how many members start a second; 0 starts all at once.
+	StartRate int
 	// TTL is each member's lease TTL (coord.DefaultTTL when 0).
 	TTL time.Duration
 	// SyncQuorum is coord's sync quorum; 0 is async mode.
@@ -63,9 +66,13 @@ type Report struct {
 	Shards, Members int
 	TTL             time.Duration
 	Busy            bool
+	StartRate       int
 	// Start is from the first member's start until every shard has one
 	// leader and every member's router knows them all.
 	Start time.Duration
+	// StartCost is the start's cost, to convergence or to the wait that
+	// failed.
+	StartCost Cost
 	// Steady is the cost of the quiet phase.
 	Steady Cost
 	// Map is the cost of the map-update phase; MapSeen the latency from a
@@ -147,8 +154,21 @@ type warnCounter struct {
 
 func (w warnCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 func (w warnCounter) Handle(_ context.Context, r slog.Record) error {
+	key := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			// The error's kind, not its instance: a lease id or an
+			// address would make each warning a key of its own.
+			e := a.Value.String()
+			if i := strings.LastIndex(e, ": "); i >= 0 {
+				e = e[i+2:]
+			}
+			key += ": " + e
+		}
+		return true
+	})
 	w.mu.Lock()
-	w.n[r.Message]++
+	w.n[key]++
 	w.mu.Unlock()
 	return nil
 }
@@ -218,10 +238,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer ignore(cli.Close)
 	s.cli = cli
 	defer s.stopAll()
-	rep := &Report{Shards: cfg.Shards, Members: cfg.Members, TTL: cfg.TTL, Busy: cfg.Busy}
-	if err := s.run(ctx, rep); err != nil {
-		return rep, err
-	}
+	rep := &Report{Shards: cfg.Shards, Members: cfg.Members, TTL: cfg.TTL, Busy: cfg.Busy, StartRate: cfg.StartRate}
+	err = s.run(ctx, rep)
+	// What the members saw, whether or not the run got to its end: a run
+	// that failed to converge says why here.
 	rep.Warnings = s.warns.counts()
 	for _, m := range s.members {
 		rep.RoutingReadErrors += m.readErrors.Load()
@@ -229,7 +249,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if p, err := ReadProc(os.Getpid()); err == nil {
 		rep.SimCPU = p.CPU - simCPU0.CPU
 	}
-	return rep, nil
+	return rep, err
 }
 
 func (w warnCounter) counts() map[string]int {
