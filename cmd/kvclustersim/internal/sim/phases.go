@@ -33,7 +33,7 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 	// what etcd did while the members could not agree is the finding.
 	defer func() {
 		if c1, err := s.sample(ctx); err == nil {
-			rep.StartCost = cost(c0, c1)
+			rep.StartCost = s.cost(c0, c1)
 		}
 	}()
 	t0 := time.Now()
@@ -78,7 +78,7 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	rep.StartCost = cost(c0, c1)
+	rep.StartCost = s.cost(c0, c1)
 	s.say("converged in %v", rep.Start.Round(time.Millisecond))
 
 	// Quiet phase.
@@ -95,7 +95,7 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	rep.Steady = cost(c0, c1)
+	rep.Steady = s.cost(c0, c1)
 	rep.Watchers = c1.m.Sum("etcd_debugging_mvcc_watcher_total")
 	rep.WatchStreams = c1.m.Sum("etcd_debugging_mvcc_watch_stream_total")
 	s.say("quiet: %+v", rep.Steady)
@@ -141,7 +141,7 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		rep.Map = cost(c0, c1)
+		rep.Map = s.cost(c0, c1)
 		rep.MapUpdates = cfg.MapUpdates
 		rep.MapSeen = latency(seen, timeouts)
 		rep.MapAll = latency(all, 0)
@@ -175,7 +175,7 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		rep.Kill = cost(c0, c1)
+		rep.Kill = s.cost(c0, c1)
 		rep.Kills = cfg.Kills * cfg.KillBatch
 		rep.ElectAfterKill = latency(elect, timeouts)
 		rep.SeenAfterKill = latency(seen, timeouts)
@@ -476,7 +476,17 @@ func (s *sim) sample(ctx context.Context) (sampleAt, error) {
 	return sa, nil
 }
 
-func cost(a, b sampleAt) Cost {
+// cost is the cost between two samples, with the probe's renewals.
+func (s *sim) cost(a, b sampleAt) Cost {
+	c := costOf(a, b)
+	if s.probe != nil {
+		lat, failed := s.probe.between(a.at, b.at)
+		c.Renew = latency(lat, failed)
+	}
+	return c
+}
+
+func costOf(a, b sampleAt) Cost {
 	secs := b.at.Sub(a.at).Seconds()
 	rate := func(name string, labels ...string) float64 {
 		return (b.m.Sum(name, labels...) - a.m.Sum(name, labels...)) / secs

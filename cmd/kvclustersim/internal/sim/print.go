@@ -10,7 +10,7 @@ import (
 // Print writes r as the table docs/cluster-scale.md holds.
 func Print(w io.Writer, r *Report) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/1e6) }
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e6) }
 	lat := func(l Latency) string {
 		s := fmt.Sprintf("p50 %s / p99 %s / max %s ms (n=%d)", ms(l.P50), ms(l.P99), ms(l.Max), l.N)
 		if l.Timeouts > 0 {
@@ -26,6 +26,17 @@ func Print(w io.Writer, r *Report) {
 		p("%-6s %5.1f  %11.0f  %5.0f  %5.0f  %10.0f  %8.0f  %11.0f  %8.2f  %9.0f  %12.0f  %13.0f", name, c.Seconds, c.KeepAlivesPerS,
 			c.PutsPerS, c.TxnsPerS, c.WatchReqPerS, c.EventsPerS, c.ProposalsPerS, c.FsyncMeanMs, c.CPUPercent, float64(c.RSS)/(1<<20), c.SlowWatchers)
 	}
+	renew := func(name string, c Cost) {
+		if c.Renew.N+c.Renew.Timeouts > 0 {
+			p("lease renewal (%s)   %s", name, lat(c.Renew))
+		}
+	}
+	defer func() {
+		renew("start", r.StartCost)
+		renew("quiet", r.Steady)
+		renew("map  ", r.Map)
+		renew("kills", r.Kill)
+	}()
 	row("start", r.StartCost)
 	row("quiet", r.Steady)
 	if r.MapUpdates > 0 {

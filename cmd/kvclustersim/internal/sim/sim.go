@@ -125,6 +125,9 @@ type Cost struct {
 	CPUPercent     float64 // etcd's CPU, % of one core
 	RSS            int64   // etcd's resident memory at the end, bytes
 	SlowWatchers   float64 // etcd's slow watchers at the end
+	// Renew is the probe's lease renewals: latency, and (Timeouts) how
+	// many failed within coord's TTL/3.
+	Renew Latency
 }
 
 // Latency is a distribution's p50, p99 and max, and how many samples and
@@ -188,6 +191,7 @@ type sim struct {
 	owner    [16384]uint16 // the map as last written
 	mapVer   int64
 	progress io.Writer
+	probe    *probe
 }
 
 // Run runs a simulation: start etcd (or use Endpoint), start the members,
@@ -237,6 +241,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer ignore(cli.Close)
 	s.cli = cli
+	s.probe = startProbe(cli, cfg.TTL)
+	defer s.probe.stop()
 	defer s.stopAll()
 	rep := &Report{Shards: cfg.Shards, Members: cfg.Members, TTL: cfg.TTL, Busy: cfg.Busy, StartRate: cfg.StartRate}
 	err = s.run(ctx, rep)
