@@ -61,6 +61,7 @@ type memIndex struct {
 	tab      atomic.Pointer[memIndexTable]
 	keys     int // distinct keys held (writer only)
 	maxSlots int
+	touched  uint64 // touch's load, kept so it is not optimised away (writer only)
 }
 
 type memIndexTable struct {
@@ -106,7 +107,7 @@ func home(tag uint32, n int) int { return int(uint64(tag) * uint64(n) >> 32) }
 // find returns the node of ukey's newest entry, or 0 when the memtable
 // holds no entry of ukey.
 func (x *memIndex) find(ukey []byte, sl *skiplist.Skiplist) uint32 {
-	tag := uint32(maphash.Bytes(x.seed, ukey) >> 32)
+	tag := x.tag(ukey)
 	slots := x.tab.Load().slots
 	n := len(slots)
 	for i := home(tag, n); ; {
@@ -125,12 +126,25 @@ func (x *memIndex) find(ukey []byte, sl *skiplist.Skiplist) uint32 {
 	}
 }
 
-// insert records nd as ukey's newest entry. Only the memtable's writer
-// calls it, after adding nd to sl and before publishing its seq. An entry
-// older than the one the index holds (never, while seqs only grow) leaves
-// the slot as it is.
-func (x *memIndex) insert(ukey []byte, nd uint32, sl *skiplist.Skiplist) {
-	tag := uint32(maphash.Bytes(x.seed, ukey) >> 32)
+// tag returns ukey's tag (see the layout), for touch and insert.
+func (x *memIndex) tag(ukey []byte) uint32 { return uint32(maphash.Bytes(x.seed, ukey) >> 32) }
+
+// touch loads the slot where an insert of tag starts, and drops it. The
+// writer calls it before the skiplist insert: the load's cache miss (the
+// table is megabytes) then overlaps the search's first misses, instead of
+// coming after them, and insert finds the line in the cache. (kvnode SET
+// measured 2-9% more CPU a request with the index than with the filter,
+// at load 17-27, before touch; the filter was 256 KiB, the index 2 MiB.)
+func (x *memIndex) touch(tag uint32) {
+	slots := x.tab.Load().slots
+	x.touched = slots[home(tag, len(slots))].Load()
+}
+
+// insert records nd as the newest entry of ukey, whose tag is tag. Only the
+// memtable's writer calls it, after adding nd to sl and before publishing
+// its seq. An entry older than the one the index holds (never, while seqs
+// only grow) leaves the slot as it is.
+func (x *memIndex) insert(ukey []byte, tag uint32, nd uint32, sl *skiplist.Skiplist) {
 	slots := x.tab.Load().slots
 	n := len(slots)
 	for i := home(tag, n); ; {

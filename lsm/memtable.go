@@ -83,6 +83,8 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 		if !m.index.roomFor(1) {
 			return n, skiplist.ErrFull // roomFor said no; the caller checks it
 		}
+		tag := m.index.tag(key)
+		m.index.touch(tag)
 		m.ikey = base.AppendInternalKey(m.ikey[:0], key, seq, k)
 		nd, err := m.sl.AddNode(m.ikey, value)
 		if err != nil {
@@ -90,7 +92,7 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 		}
 		// Into the index after the list, before the seq is published: a
 		// reader that may see the entry finds it in either.
-		m.index.insert(key, nd, m.sl)
+		m.index.insert(key, tag, nd, m.sl)
 	}
 	if seq > m.maxSeq.Load() {
 		m.maxSeq.Store(seq)
