@@ -141,4 +141,13 @@
 // power loss cannot cause, being synced; failing media can) is cut as a torn
 // tail rather than reported. Records framed after a later Sync, or after
 // Open (which syncs what it recovered), vouch for them.
+//
+// # Source files
+//
+// One concern each: log.go holds the Log, Open, Close and the accessors;
+// recover.go what Open reads back and cuts; append.go the write path
+// (Append, the buffer, its flush, sealing a full segment); sync.go the group
+// commit; trim.go TrimBefore, TruncateAfter and Reset; history.go the epoch
+// history and its file; segment.go the segment format and files; reader.go
+// the readers; salvage.go the salvage reader.
 package commitlog

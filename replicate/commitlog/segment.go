@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/record"
+	"github.com/logkv/logkv/vfs"
 )
 
 // # Segment layout (format 3)
@@ -179,4 +183,67 @@ func laterSynced(r io.ReaderAt, path string, bad, size int64, prev, salt uint64)
 // long takes in a segment: its frame, synced field and header included.
 func SegmentRecordSize(n int) int64 {
 	return int64(record.Size(syncedFieldSize + RecordHeaderSize + n))
+}
+
+type segment struct {
+	salt        uint64 // its records' checksum salt (0 in a format 2 segment)
+	hdr         int64  // its header's size: where its first record starts
+	first       uint64 // seq of its first record (or of its next, if empty)
+	last        uint64 // seq of its last record; first-1 if empty
+	size        int64  // bytes written
+	durableSize int64  // bytes synced (equal to size once sealed)
+	path        string
+}
+
+func segName(first uint64) string { return fmt.Sprintf("%016x.log", first) }
+
+func parseSegName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, ".log")
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(hex, 16, 64)
+	return v, err == nil && v > 0
+}
+
+// openActive opens path, a new or cut segment, as the file appends go to.
+// A failure fails the log: l.f is gone and nothing more can be written.
+// l.mu is held.
+func (l *Log) openActive(path string) (vfs.File, error) {
+	f, err := l.fs.OpenReadWrite(path)
+	if err != nil {
+		return nil, l.fail(fmt.Errorf("commitlog: %w", err))
+	}
+	return f, nil
+}
+
+// newSegment returns the in-memory state of a new segment whose first record
+// will be first.
+func (l *Log) newSegment(first uint64) *segment {
+	return &segment{first: first, last: first - 1, size: segHeaderSize, durableSize: segHeaderSize,
+		salt: newSalt(), hdr: segHeaderSize, path: filepath.Join(l.dir, segName(first))}
+}
+
+// createSegment creates (or empties) the file of segment s, holding only
+// its header (with s.salt), and makes it durable.
+func (l *Log) createSegment(s *segment) error {
+	path := s.path
+	f, err := l.fs.Create(path)
+	if err != nil {
+		return fmt.Errorf("commitlog: %w", err)
+	}
+	_, err = f.Write(appendSegmentHeader(nil, s.salt))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("commitlog: create %s: %w", path, err)
+	}
+	return nil
 }

@@ -1,0 +1,80 @@
+package commitlog
+
+import (
+	"fmt"
+
+	"github.com/logkv/logkv/vfs"
+)
+
+// Sync makes every record up to seq durable. Concurrent callers share one
+// fsync (group commit, internal/groupsync). A failed write of the buffered
+// records returns an error wrapping ErrWriteFailed and leaves them
+// buffered: call Sync again to retry (the caller decides how long to wait).
+// A failed fsync fails the log (ErrFailed): every later write and sync
+// returns the error, since what reached the disk is unknown.
+func (l *Log) Sync(seq uint64) error {
+	if l.durableSeq.Load() >= seq {
+		return nil
+	}
+	l.mu.Lock()
+	err := l.usable()
+	if err == nil && seq > l.last {
+		err = fmt.Errorf("commitlog: sync to seq %d, but the last written is %d", seq, l.last)
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return l.group.SyncTo(seq)
+}
+
+// syncRound is what one group-commit round fsyncs: the active segment's
+// file, as of the flush that wrote every record up to target.
+type syncRound struct {
+	f       vfs.File
+	act     *segment
+	target  uint64     // the last record the fsync makes durable
+	size    int64      // act's size then
+	retired []vfs.File // sealed segments' files, closed outside mu
+}
+
+// syncFlush starts a round (the group's leader alone calls it): it writes
+// every buffered record, so that the fsync covers every caller waiting.
+func (l *Log) syncFlush() (syncRound, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return syncRound{}, err
+	}
+	if err := l.flushLocked(); err != nil {
+		return syncRound{}, err
+	}
+	act := l.segs[len(l.segs)-1]
+	r := syncRound{f: l.f, act: act, target: l.last, size: act.size, retired: l.retired}
+	l.retired = nil
+	return r, nil
+}
+
+// syncRound fsyncs what syncFlush wrote and advances the durable watermark.
+// A failure fails the log.
+func (l *Log) syncRound(r syncRound) error {
+	for _, f := range r.retired {
+		f.Close()
+	}
+	err := r.f.Sync()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.wake() // the readers, whatever the outcome
+	if err != nil {
+		return l.fail(fmt.Errorf("commitlog: sync %s: %w", r.act.path, err))
+	}
+	if r.size > r.act.durableSize {
+		r.act.durableSize = r.size
+	}
+	if r.target > l.durable {
+		l.durable = r.target
+		l.durableSeq.Store(r.target)
+	}
+	return nil
+}
