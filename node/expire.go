@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -53,7 +54,12 @@ import (
 //     entries as tombstones until compaction, and walking them on every
 //     batch made the walk quadratic in the expiry rate. A deadline written
 //     below the floor later lowers nextDue below it, which moves the walk's
-//     start back (expirer.start).
+//     start back (expirer.start). For the same reason a cycle walks with
+//     one iterator, and a walk the budget cut short resumes where it
+//     stopped in the next cycle; a deadline written during a walk keeps the
+//     floor at or below it (dueWritten), since the walk may not see it.
+//   - Durability: a cycle's deletes are synced (made durable and shipped)
+//     once, at its end.
 const (
 	expireBatch      = 32
 	expireCyclePerc  = 25
@@ -94,6 +100,24 @@ type expirer struct {
 	arena []byte // the due entries' keys
 	kbuf  []byte
 	b     logkv.Batch
+
+	// A walk of the index (startWalk) takes its clock (now) and nextDue
+	// (hint) when it begins, and gathers the earliest deadline not due
+	// (next). A cycle walks with one iterator, positioned at the entry the
+	// next batch starts with (valid: on an entry). A walk the budget cut
+	// short goes on in the next cycle (walking) at the entry it stopped at
+	// (resume), not from the floor: an lsm keeps the entries removed as
+	// tombstones until compaction, so while the expirer was behind every
+	// cycle, and before that every batch, sought through all those removed
+	// since the floor, which was most of the expirer's time (64% of the
+	// node's CPU in lsm's findNext) and why it fell behind.
+	it      logkv.Iterator
+	valid   bool
+	walking bool
+	resume  []byte
+	now     int64
+	hint    int64
+	next    int64
 }
 
 // runExpirer runs active expiry cycles until stop closes, and closes the
@@ -122,7 +146,7 @@ func (n *Node) runExpirer(stop <-chan struct{}) <-chan struct{} {
 				// A follower never deletes; once promoted it reads the index
 				// it was sent from the start.
 				n.ks.nextDue.Store(0)
-				e.floor = 0
+				e.floor, e.walking = 0, false
 			default:
 				_, capped, err := n.expireCycle(&e, budget)
 				if err != nil {
@@ -151,6 +175,10 @@ func (n *Node) expireDue() (int, error) {
 
 // expireCycle deletes due keys, a batch at a time, until none is due or
 // budget (0: none) is spent; capped says it stopped with keys still due.
+// The cycle walks the index with one iterator, and makes its deletes
+// durable (and shipped) with one Sync at its end: a background writer has
+// no pipeline end to wait for. Until then the next batch's Barrier makes
+// them readable, and so does a reader's settleExpired.
 func (n *Node) expireCycle(e *expirer, budget time.Duration) (deleted int, capped bool, err error) {
 	if n.nowMs() < n.ks.nextDue.Load() {
 		return 0, false, nil // nothing can be due yet
@@ -160,6 +188,21 @@ func (n *Node) expireCycle(e *expirer, budget time.Duration) (deleted int, cappe
 	defer func() {
 		st.cycleMicros.Add(time.Since(start).Microseconds())
 		st.expiredKeys.Add(int64(deleted))
+	}()
+	if err := n.startWalk(e); err != nil {
+		return 0, false, err
+	}
+	defer func() {
+		if e.walking && e.valid && err == nil {
+			e.resume = bytes.Clone(e.it.Key()) // not in place: the iterator sought it
+		} else {
+			e.walking = false // done, or begin again from the floor
+		}
+		err = errors.Join(err, e.it.Close())
+		e.it, e.valid = nil, false
+		if deleted > 0 && err == nil {
+			err = n.backend.Sync()
+		}
 	}()
 	for {
 		d, more, err := n.expireBatch(e)
@@ -431,12 +474,11 @@ type dueEntry struct {
 	key []byte
 }
 
-// expireBatch finds up to expireBatch due index entries and deletes their
-// keys (if the value's own deadline agrees) and the entries in one batch,
-// then syncs it. more says whether due entries may remain.
+// expireBatch finds up to expireBatch due index entries of the cycle's
+// walk and deletes their keys (if the value's own deadline agrees) and the
+// entries in one batch. more says whether due entries may remain.
 func (n *Node) expireBatch(e *expirer) (deleted int, more bool, err error) {
-	now := n.nowMs()
-	more, err = n.dueEntries(e, now, expireBatch)
+	more, err = n.dueEntries(e, expireBatch)
 	if err != nil || len(e.due) == 0 {
 		return 0, false, err
 	}
@@ -448,14 +490,7 @@ func (n *Node) expireBatch(e *expirer) (deleted int, more bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	if !more {
-		// Every entry due by now is gone: the next walk may start here.
-		e.floor = now + 1
-	}
-	// Submitted writes are made durable (and shipped) by the next Sync; a
-	// background writer has no pipeline end to wait for, so it syncs now,
-	// without the keys' locks.
-	return deleted, more, n.backend.Sync()
+	return deleted, more, nil
 }
 
 // expireLocked deletes e.due's keys whose values still carry the entry's
@@ -520,31 +555,59 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 	return touched, nil
 }
 
-// dueEntries fills e.due with up to limit expiry index entries with
-// deadlines at or before now, over every database and generation, walking
-// each (db, gen) part of the index from e.start.
-//
-// When it finds everything due, it sets nextDue to the earliest deadline
-// left. A write of a deadline meanwhile lowers nextDue again, so nextDue
-// is written with a compare-and-swap from the value read before the walk.
-func (n *Node) dueEntries(e *expirer, now int64, limit int) (more bool, err error) {
-	e.due, e.arena = e.due[:0], e.arena[:0]
-	hint := n.ks.nextDue.Load()
-	from := e.start(hint)
-	next := int64(math.MaxInt64)
-	defer func() {
-		if err == nil && !more {
-			n.ks.nextDue.CompareAndSwap(hint, next)
-		}
-	}()
-	if err := n.backend.Barrier(); err != nil { // see every deadline written before hint was read
-		return false, err
+// startWalk begins a cycle's part of a walk of the index: a new walk of
+// every (db, gen) part of it from e.start, with the clock read now, or the
+// walk an earlier cycle left at e.resume.
+func (n *Node) startWalk(e *expirer) error {
+	seek := e.resume
+	if !e.walking {
+		e.walking = true
+		e.now = n.nowMs()
+		e.hint = n.ks.nextDue.Load()
+		e.next = math.MaxInt64
+		seek = appendExpiryKey(e.kbuf[:0], 0, 0, e.start(e.hint), nil)
+		// A deadline written from here on may be invisible to the
+		// walk's iterators: dueWritten keeps the earliest. One written
+		// before is readable after the Barrier, so the walk sees it.
+		n.ks.dueWritten.Store(math.MaxInt64)
+	}
+	if err := n.backend.Barrier(); err != nil {
+		e.walking = false
+		return err
 	}
 	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: []byte{tagExpiry}, UpperBound: []byte{tagExpiry + 1}})
 	if err != nil {
-		return false, err
+		e.walking = false
+		return err
 	}
-	defer it.Close()
+	e.it = it
+	e.valid = it.SeekGE(seek)
+	return nil
+}
+
+// dueEntries fills e.due with up to limit entries of the walk with
+// deadlines at or before the cycle's clock.
+//
+// When the walk finds everything due, it sets nextDue to the earliest
+// deadline left, and the floor past the cycle's clock, but never past a
+// deadline written during the walk (dueWritten), which its iterator may
+// not have seen. A write of a deadline below nextDue lowers it, so nextDue
+// is written with a compare-and-swap from the value read before the walk;
+// one at or above it is caught by dueWritten, read after the swap (a
+// writer lowers dueWritten before nextDue, so one that the read misses
+// lowers nextDue after the swap).
+func (n *Node) dueEntries(e *expirer, limit int) (more bool, err error) {
+	e.due, e.arena = e.due[:0], e.arena[:0]
+	it, from, now := e.it, e.start(e.hint), e.now
+	defer func() {
+		if err == nil && !more {
+			e.walking = false
+			n.ks.nextDue.CompareAndSwap(e.hint, e.next)
+			written := n.ks.dueWritten.Load()
+			lowerTo(&n.ks.nextDue, written)
+			e.floor = min(now+1, written) // every entry due by now is gone
+		}
+	}()
 	var offs []int // where each due key starts in e.arena (the arena may move)
 	defer func() {
 		for i := range e.due {
@@ -555,8 +618,7 @@ func (n *Node) dueEntries(e *expirer, now int64, limit int) (more bool, err erro
 			e.due[i].key = e.arena[offs[i]:end:end]
 		}
 	}()
-	ok := it.SeekGE(appendExpiryKey(e.kbuf[:0], 0, 0, from, nil))
-	for ok {
+	for e.valid {
 		db, gen, at, key, valid := decodeExpiryKey(it.Key())
 		if !valid {
 			return false, fmt.Errorf("%w: expiry index key %q", logkv.ErrCorrupt, it.Key())
@@ -564,17 +626,17 @@ func (n *Node) dueEntries(e *expirer, now int64, limit int) (more bool, err erro
 		switch {
 		case at < from:
 			// A new (db, gen) part of the index: skip to its floor.
-			ok = it.SeekGE(appendExpiryKey(e.kbuf[:0], db, gen, from, nil))
+			e.valid = it.SeekGE(appendExpiryKey(e.kbuf[:0], db, gen, from, nil))
 			continue
 		case at > now:
-			next = min(next, at)
+			e.next = min(e.next, at)
 			// Nothing more is due in (db, gen): on to the next generation.
 			if gen < maxGen {
-				ok = it.SeekGE(appendExpiryKey(e.kbuf[:0], db, gen+1, from, nil))
+				e.valid = it.SeekGE(appendExpiryKey(e.kbuf[:0], db, gen+1, from, nil))
 			} else if db+1 < maxDBs {
-				ok = it.SeekGE(appendExpiryKey(e.kbuf[:0], db+1, 0, from, nil))
+				e.valid = it.SeekGE(appendExpiryKey(e.kbuf[:0], db+1, 0, from, nil))
 			} else {
-				ok = false
+				e.valid = false
 			}
 			continue
 		}
@@ -584,7 +646,7 @@ func (n *Node) dueEntries(e *expirer, now int64, limit int) (more bool, err erro
 		offs = append(offs, len(e.arena))
 		e.arena = append(e.arena, key...)
 		e.due = append(e.due, dueEntry{db: db, gen: gen, at: at})
-		ok = it.Next()
+		e.valid = it.Next()
 	}
 	return false, it.Error()
 }

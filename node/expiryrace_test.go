@@ -290,3 +290,50 @@ func TestExpirerRunsAlone(t *testing.T) {
 		10*time.Second, 5*time.Millisecond)
 	require.Contains(t, c.Info(ctx, "stats").Val(), "expired_keys:100\r\n")
 }
+
+// TestExpirerResumesWalk: a cycle cut short by its budget leaves its walk
+// where it stopped, and the next cycle goes on from there rather than from
+// the floor (on an lsm, a seek through the tombstones of every entry removed
+// since the floor, each cycle). A deadline written during such a walk below
+// where it stands, which its iterators do not see, is still found: the
+// walk's end does not move the floor past it.
+func TestExpirerResumesWalk(t *testing.T) {
+	forEngines(t, func(t *testing.T, n *Node, c *redis.Client) {
+		ctx := context.Background()
+		n.stopBackground()
+		n.setClock(clock0)
+		for i := range 3 * expireBatch {
+			require.NoError(t, c.Set(ctx, fmt.Sprintf("k%03d", i), "v", time.Duration(1000+i)*time.Millisecond).Err())
+		}
+		n.setClock(clock0 + 2000)
+		var e expirer
+		deleted, capped, err := n.expireCycle(&e, time.Nanosecond)
+		require.NoError(t, err)
+		require.True(t, capped)
+		require.Equal(t, expireBatch, deleted)
+		require.True(t, e.walking, "the walk goes on in the next cycle")
+		_, _, at, key, ok := decodeExpiryKey(e.resume)
+		require.True(t, ok)
+		require.Equal(t, fmt.Sprintf("k%03d", expireBatch), string(key), "it stopped at the first entry left")
+		require.Equal(t, clock0+1000+expireBatch, at)
+
+		// A late writer: due, but behind the walk (its clock was read
+		// before the walk's, and its deadline is not below nextDue).
+		n.setClock(clock0)
+		require.NoError(t, c.Set(ctx, "late", "v", 1010*time.Millisecond).Err())
+		n.setClock(clock0 + 2000)
+		for capped = true; capped; {
+			var d int
+			d, capped, err = n.expireCycle(&e, time.Nanosecond)
+			require.NoError(t, err)
+			deleted += d
+		}
+		require.Equal(t, 3*expireBatch, deleted, "the walk's own entries")
+		require.False(t, e.walking)
+		deleted, _, err = n.expireCycle(&e, 0)
+		require.NoError(t, err)
+		require.Equal(t, 1, deleted, "the late entry is found by the next walk")
+		require.Equal(t, 0, countData(t, n))
+		require.Equal(t, 0, countExpiry(t, n))
+	})
+}

@@ -322,6 +322,11 @@ type keyspace struct {
 	// (math.MaxInt64: none; 0: unknown), so the expirer reads the index only
 	// when something may be due. Writes of a deadline lower it.
 	nextDue atomic.Int64
+	// dueWritten is the earliest deadline written since the expirer's
+	// current walk of the index began (math.MaxInt64: none), so that the
+	// walk does not move its floor or nextDue past an entry its iterator
+	// could not see (expire.go, startWalk).
+	dueWritten atomic.Int64
 
 	stopBG chan struct{}
 	bgDone chan struct{}
@@ -986,11 +991,19 @@ func (t *tx) apply() error {
 	return nil
 }
 
-// lowerNextDue makes the expirer look at the index by at.
+// lowerNextDue makes the expirer look at the index by at. The walk under
+// way, if any, learns of at first (dueWritten): it may have read nextDue
+// before this write and the index before the write was visible.
 func (n *Node) lowerNextDue(at int64) {
+	lowerTo(&n.ks.dueWritten, at)
+	lowerTo(&n.ks.nextDue, at)
+}
+
+// lowerTo sets v to at if at is lower.
+func lowerTo(v *atomic.Int64, at int64) {
 	for {
-		cur := n.ks.nextDue.Load()
-		if cur <= at || n.ks.nextDue.CompareAndSwap(cur, at) {
+		cur := v.Load()
+		if cur <= at || v.CompareAndSwap(cur, at) {
 			return
 		}
 	}
