@@ -24,9 +24,12 @@ type clientExt struct {
 	libName       string
 	libVer        string
 	lastCmd       atomic.Pointer[command] // the last command run
-	active        atomic.Int64            // when it ran, by monotonic
-	flags         atomic.Uint32           // flagMonitor, flagNoEvict, flagNoTouch
-	killed        atomic.Bool             // CLIENT KILL closed it
+	// lastSub is the last container command's subcommand ("client|list":
+	// subcommandNames' string), for CLIENT LIST's cmd= as Redis 7 shows it.
+	lastSub atomic.Pointer[string]
+	active  atomic.Int64  // when it ran, by monotonic
+	flags   atomic.Uint32 // flagMonitor, flagNoEvict, flagNoTouch
+	killed  atomic.Bool   // CLIENT KILL closed it
 	// reply is CLIENT REPLY's mode; mark is where the current command's
 	// replies start in the output, so OFF and SKIP can drop them.
 	reply replyMode
@@ -88,6 +91,7 @@ func validClientAttr(s []byte) bool {
 // cmdClient runs the CLIENT subcommands.
 func cmdClient(n *Node, c *client, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
+	c.noteSub("client", sub)
 	arity := func(want int) bool { // want > 0 exactly, < 0 at least
 		if (want > 0 && len(args) != want) || (want < 0 && len(args) < -want) {
 			c.fail(wrongArity("client|" + sub))
@@ -275,6 +279,15 @@ func (n *Node) clientLine(c *client) string {
 	cmd := "NULL"
 	if cm := c.x.lastCmd.Load(); cm != nil {
 		cmd = cm.name
+		// A container's subcommand, if it is this command's; an unknown
+		// one shows NULL, as in Redis.
+		switch s := c.x.lastSub.Load(); {
+		case s == nil || len(subcommands[cm.name]) == 0:
+		case s == &unknownSub:
+			cmd = unknownSub
+		case len(*s) > len(cm.name) && (*s)[len(cm.name)] == '|' && (*s)[:len(cm.name)] == cm.name:
+			cmd = *s
+		}
 	}
 	proto := c.x.proto.Load()
 	if proto == 0 {

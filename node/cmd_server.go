@@ -190,6 +190,7 @@ func subcommand(c *client, args [][]byte) (string, bool) {
 	name := strings.ToLower(string(args[0]))
 	sub := strings.ToLower(string(args[1]))
 	arity, ok := subcommands[name][sub]
+	c.noteSub(name, sub)
 	if !ok {
 		c.fail(fmt.Sprintf("ERR unknown subcommand '%.128s'. Try %s HELP.", args[1], strings.ToUpper(name)))
 		return "", false
@@ -199,6 +200,34 @@ func subcommand(c *client, args [][]byte) (string, bool) {
 		return "", false
 	}
 	return sub, true
+}
+
+// subcommandNames interns "container|sub" for every subcommand in
+// subcommands, so that noting one allocates nothing.
+var subcommandNames = func() map[string]map[string]*string {
+	m := map[string]map[string]*string{}
+	for container, subs := range subcommands {
+		m[container] = map[string]*string{}
+		for sub := range subs {
+			full := container + "|" + sub
+			m[container][sub] = &full
+		}
+	}
+	return m
+}()
+
+// unknownSub is noted for a subcommand the container does not have: Redis
+// shows such a command as cmd=NULL.
+var unknownSub = "NULL"
+
+// noteSub records that c runs container's subcommand sub, for CLIENT
+// LIST's cmd= (Redis 7 shows "client|list").
+func (c *client) noteSub(container, sub string) {
+	p := subcommandNames[container][sub]
+	if p == nil {
+		p = &unknownSub
+	}
+	c.x.lastSub.Store(p)
 }
 
 // subcommands are the container commands' subcommands with their arities,

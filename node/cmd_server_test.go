@@ -227,7 +227,7 @@ func TestClientCommands(t *testing.T) {
 	require.Contains(t, info, "name=alice ")
 	require.Contains(t, info, "lib-name=mylib ")
 	require.Contains(t, info, "flags=e ")
-	require.Contains(t, info, "cmd=client ")
+	require.Contains(t, info, "cmd=client|info ")
 	require.Contains(t, info, "id="+strings.TrimSuffix(strings.TrimPrefix(idA, ":"), "\r\n")+" ")
 
 	list := b.ClientList(ctx).Val()
@@ -694,4 +694,39 @@ func TestNoMultiCommands(t *testing.T) {
 	} {
 		require.Equal(t, redis.do(t, args), kv.do(t, args), "%q", args)
 	}
+}
+
+// TestClientListSubcommand: CLIENT LIST and INFO name a container's last
+// command with its subcommand (cmd=client|list), as Redis 7 does (its
+// introspection.tcl "CLIENT LIST with IDs"), and a plain command by name.
+func TestClientListSubcommand(t *testing.T) {
+	n := adminNode(t, nil)
+	a, b := dialRawAdmin(t, n), dialRawAdmin(t, n)
+	require.Contains(t, a.do("client", "info"), " cmd=client|info ")
+	require.Contains(t, a.do("client", "list"), " cmd=client|list ")
+	cmdOf := func() string {
+		t.Helper()
+		id := strings.TrimSuffix(strings.TrimPrefix(b.do("client", "id"), ":"), "\r\n")
+		b.do("config", "get", "timeout")
+		for _, line := range strings.Split(a.do("client", "list"), "\n") {
+			if strings.Contains(line, "id="+id+" ") {
+				_, rest, _ := strings.Cut(line, " cmd=")
+				cmd, _, _ := strings.Cut(rest, " ")
+				return cmd
+			}
+		}
+		t.Fatalf("client %s not listed", id)
+		return ""
+	}
+	require.Equal(t, "config|get", cmdOf())
+	b.do("object", "encoding", "nokey")
+	b.do("get", "k")
+	id := strings.TrimSuffix(strings.TrimPrefix(b.do("client", "id"), ":"), "\r\n")
+	require.Contains(t, a.do("client", "list", "id", id), " cmd=client|id ")
+	b.do("get", "k")
+	require.Contains(t, a.do("client", "list", "id", id), " cmd=get ")
+	b.do("client", "nosuch")
+	require.Contains(t, a.do("client", "list", "id", id), " cmd=NULL ", "an unknown subcommand, as Redis shows it")
+	b.do("get")
+	require.Contains(t, a.do("client", "list", "id", id), " cmd=get ", "a wrong arity")
 }

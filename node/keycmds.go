@@ -287,6 +287,7 @@ func cmdRandomKey(n *Node, c *client, args [][]byte) {
 // says so.
 func cmdObject(n *Node, c *client, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
+	c.noteSub("object", sub)
 	if sub == "help" {
 		lines := []string{
 			"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
