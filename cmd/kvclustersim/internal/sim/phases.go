@@ -31,7 +31,11 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 	}
 	// The start's cost, measured to its end or to the wait that failed:
 	// what etcd did while the members could not agree is the finding.
+	converged := false
 	defer func() {
+		if converged {
+			return
+		}
 		if c1, err := s.sample(ctx); err == nil {
 			rep.StartCost = s.cost(c0, c1)
 		}
@@ -79,6 +83,7 @@ func (s *sim) run(ctx context.Context, rep *Report) error {
 		return err
 	}
 	rep.StartCost = s.cost(c0, c1)
+	converged = true
 	s.say("converged in %v", rep.Start.Round(time.Millisecond))
 
 	// Quiet phase.
