@@ -8,6 +8,7 @@
 //
 // # Write path
 //
+// commit.go holds the whole of it, opening with a diagram of its stages.
 // Node.Write appends the batch to the commit log under a mutex (which
 // assigns its seq), waits for the group fsync that covers it
 // (commitlog.Log.Sync: concurrent writers share one fsync), then applies the

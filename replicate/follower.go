@@ -478,7 +478,7 @@ func (f *follower) receiveLoop(r *wire.Reader, q *recordQueue, kick chan<- struc
 // the log; the next stream applies them from there.
 func (f *follower) applyLoop(q *recordQueue, kick <-chan struct{}, syncKick chan<- struct{}, done <-chan struct{}) error {
 	n := f.n
-	m := merger{applied: n.applied.Store}
+	m := coalescer{applied: n.applied.Store}
 	for {
 		select {
 		case <-kick:

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/logkv/logkv/replicate/transport"
 	"github.com/logkv/logkv/replicate/wire"
@@ -421,38 +420,6 @@ func (l *leader) forget(now time.Time) {
 			l.recountLocked()
 			l.n.cfg.Logger.Warn("follower forgotten: disconnected for longer than replication.forget_follower_after; the log is no longer kept for it, and it will be resynced if it returns and the log no longer holds what it lacks",
 				"follower", id, "disconnected", gone.Round(time.Second), "forget_after", after, "need", p.need.Load())
-		}
-	}
-}
-
-// waitQuorum waits until q followers report seq durable, counting only
-// the synchronous set when one is set (SetSyncSet).
-func (l *leader) waitQuorum(seq uint64, q int, timeout time.Duration) error {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		l.mu.Lock()
-		count := 0
-		for _, p := range l.peers {
-			if p.durable.Load() >= seq && l.n.counts(p.id) {
-				count++
-			}
-		}
-		ch := l.acked
-		l.mu.Unlock()
-		if count >= q {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			of := "followers"
-			if l.n.syncSet.Load() != nil {
-				of = "followers of the synchronous set recorded in etcd (kvnode cluster status lists it)"
-			}
-			return fmt.Errorf("replicate: quorum of %d not reached within %v (seq %d is durable on %d %s): %w", q, timeout, seq, count, of, ErrQuorum)
-		case <-l.ctx.Done():
-			return logkv.ErrClosed
 		}
 	}
 }

@@ -27,16 +27,18 @@ type Node struct {
 	// engMu by a full resync, which only the follower goroutine runs.
 	gen uint64
 
-	// The write pipeline: records are appended in seq order under wmu, made
-	// durable by group commit, then applied to the engine in seq order by
-	// whichever writer holds amu.
+	// The write path (commit.go): records are appended in seq order under
+	// wmu, made durable by group commit, then applied to the engine in seq
+	// order by whichever writer holds amu.
 	wmu     sync.Mutex
 	leading bool // appends allowed; guarded by wmu
-	pending []pendingWrite
-	amu     sync.Mutex
-	// merge and applying belong to the holder of amu.
-	merge    merger
-	applying []pendingWrite
+	// unapplied are the records appended and not yet applied, in seq
+	// order; guarded by wmu.
+	unapplied []unappliedRecord
+	amu       sync.Mutex
+	// coalesce and applying belong to the holder of amu.
+	coalesce coalescer
+	applying []unappliedRecord
 	applied  atomic.Uint64
 	// appliedCh is closed and replaced whenever applied advances.
 	appliedMu sync.Mutex
@@ -75,11 +77,6 @@ type Node struct {
 	testHookResync func(stage string)
 }
 
-type pendingWrite struct {
-	seq  uint64
-	data []byte
-}
-
 // Open opens the node's log and engine, brings the engine up to the end of
 // the log (from a checkpoint first, if the engine came back empty), and
 // starts the configured role.
@@ -98,7 +95,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: l, appliedCh: make(chan struct{})}
-	n.merge.applied = n.applied.Store
+	n.coalesce.applied = n.applied.Store
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.recover(); err != nil {
 		if n.eng != nil {
@@ -260,7 +257,7 @@ func (n *Node) replay(from uint64) error {
 	defer r.Close()
 	last := n.log.DurableSeq()
 	eng := n.Engine()
-	m := merger{applied: n.applied.Store}
+	m := coalescer{applied: n.applied.Store}
 	for r.NextSeq() <= last {
 		rec, err := r.Next(context.Background()) // durable: never waits
 		if err != nil {
@@ -269,7 +266,7 @@ func (n *Node) replay(from uint64) error {
 		if err := m.makeRoom(eng, len(rec.Batch)); err != nil {
 			return fmt.Errorf("replicate: replay: %w", err)
 		}
-		// The reader reuses its buffer: the merger copies the batch.
+		// The reader reuses its buffer: the coalescer copies the batch.
 		if err := m.add(rec.Seq, rec.Batch); err != nil {
 			return err
 		}
@@ -313,66 +310,6 @@ func (n *Node) Addr() string {
 		return n.leader.ln.Addr()
 	}
 	return ""
-}
-
-// Write commits b on the leader: appends it to the commit log, waits for the
-// group fsync (with SyncInterval, for the write to the operating system),
-// applies it to the engine, and in Sync mode waits for the quorum. It returns the batch's seq. b may be reused once Write returns.
-// It is Submit followed by Await.
-func (n *Node) Write(b *logkv.Batch) (uint64, error) {
-	seq, err := n.Submit(b)
-	if err != nil || seq == 0 {
-		return seq, err
-	}
-	return seq, n.Await(seq)
-}
-
-// applyThrough applies the pending records up to seq, in order: durable
-// ones, or with SyncInterval, ones written to the operating system.
-func (n *Node) applyThrough(seq uint64) error {
-	n.amu.Lock()
-	defer n.amu.Unlock()
-	if p := n.failed.Load(); p != nil {
-		return *p
-	}
-	a := n.applied.Load()
-	if a >= seq {
-		return nil
-	}
-	n.wmu.Lock()
-	k := int(seq - a)
-	n.applying = append(n.applying[:0], n.pending[:k]...)
-	clear(n.pending[:k])
-	n.pending = n.pending[k:]
-	n.wmu.Unlock()
-	eng := n.Engine()
-	var bytes int64
-	for _, w := range n.applying {
-		if err := n.merge.makeRoom(eng, len(w.data)); err != nil {
-			return n.fail(err)
-		}
-		if err := n.merge.add(w.seq, w.data); err != nil {
-			return n.fail(err)
-		}
-		bytes += commitlog.SegmentRecordSize(len(w.data))
-	}
-	if err := n.merge.flush(eng); err != nil {
-		return n.fail(err)
-	}
-	clear(n.applying)
-	// One lag sample per group applied, not one per write: a write's time
-	// is then known to within its group's commit.
-	n.progress.add(n.applied.Load(), bytes)
-	n.notifyApplied()
-	return nil
-}
-
-// notifyApplied wakes WaitApplied callers.
-func (n *Node) notifyApplied() {
-	n.appliedMu.Lock()
-	close(n.appliedCh)
-	n.appliedCh = make(chan struct{})
-	n.appliedMu.Unlock()
 }
 
 // WaitApplied waits until the engine has applied seq, or ctx is done, or
@@ -501,9 +438,9 @@ func (n *Node) stopWrites() error {
 	n.wmu.Lock()
 	n.leading = false
 	last := n.log.LastSeq()
-	pending := len(n.pending) > 0
+	unapplied := len(n.unapplied) > 0
 	n.wmu.Unlock()
-	if !pending {
+	if !unapplied {
 		return nil
 	}
 	if err := n.log.Sync(last); err != nil {
@@ -572,57 +509,6 @@ func (n *Node) Close() error {
 	return err
 }
 
-// syncLoop is the background syncer of SyncInterval mode: it syncs the log
-// when Await has flushed new records, at most every syncPace (so that a
-// busy leader spends a hundred fsyncs a second, not one per pipeline), and
-// at least every SyncInterval. Writers never wait for it. A failed fsync
-// fails the log, and with it every later write; a write the log undid (a
-// full disk) is tried again at the next round.
-func (n *Node) syncLoop() {
-	period := func() time.Duration {
-		if every := n.SyncInterval(); every > 0 {
-			return every
-		}
-		return time.Second // fsyncs happen in Await: nothing to do but look
-	}
-	every := period()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var lastSync time.Time
-	for {
-		if p := period(); p != every { // SetSyncInterval
-			every = p
-			t.Reset(every)
-		}
-		pace := min(syncPace, every)
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-n.syncKick:
-			if wait := pace - time.Since(lastSync); wait > 0 {
-				w := time.NewTimer(wait)
-				select {
-				case <-n.ctx.Done():
-					w.Stop()
-					return
-				case <-w.C:
-				}
-			}
-		case <-t.C:
-		}
-		lastSync = time.Now()
-		last := n.log.LastSeq()
-		if last <= n.log.DurableSeq() {
-			continue
-		}
-		if err := n.log.Sync(last); errors.Is(err, commitlog.ErrWriteFailed) {
-			n.cfg.Logger.Warn("background sync of the commit log could not write; writes are refused until a write succeeds", "err", err)
-		} else if err != nil && !errors.Is(err, logkv.ErrClosed) {
-			n.cfg.Logger.Error("background sync of the commit log failed; the node stops taking writes", "err", err)
-		}
-	}
-}
-
 // firstEpoch is the epoch of a node that leads with a history of its own: a
 // random one, as Redis' replication id, so that two nodes that never shared
 // a history never agree on an epoch. Following an unrelated node is then a
@@ -630,11 +516,6 @@ func (n *Node) syncLoop() {
 // as an older epoch, instead of two unrelated "epoch 1" logs passing for
 // one history. Below 2^40, it leaves 2^63 promotions of room.
 func firstEpoch() uint64 { return 1 + rand.Uint64N(1<<40) }
-
-// syncPace is the shortest time between two background syncs of
-// SyncInterval mode: followers, sent durable records only, see writes at
-// most about this much later.
-const syncPace = 10 * time.Millisecond
 
 func (n *Node) maintainLoop() {
 	t := time.NewTicker(n.cfg.MaintainEvery)

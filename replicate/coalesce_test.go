@@ -20,9 +20,9 @@ func (c *countingEngine) Apply(b *logkv.Batch, o *logkv.WriteOptions) error {
 	return c.Engine.Apply(b, o)
 }
 
-// Records applied through a merger leave the engine exactly as records
+// Records applied through a coalescer leave the engine exactly as records
 // applied one by one, in fewer batches, at the last record's seq.
-func TestMergerMatchesOneByOne(t *testing.T) {
+func TestCoalescerMatchesOneByOne(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	var records [][]byte
 	for range 500 {
@@ -35,8 +35,8 @@ func TestMergerMatchesOneByOne(t *testing.T) {
 				b.Set(k, fmt.Appendf(nil, "v%d", rng.Uint32()))
 			}
 		}
-		if rng.IntN(50) == 0 { // now and then a record near the merge limit
-			b.Set([]byte("big"), make([]byte, mergeBytes-100))
+		if rng.IntN(50) == 0 { // now and then a record near the coalescing limit
+			b.Set([]byte("big"), make([]byte, coalesceBytes-100))
 		}
 		records = append(records, append([]byte(nil), b.Repr()...))
 	}
@@ -54,7 +54,7 @@ func TestMergerMatchesOneByOne(t *testing.T) {
 	defer inner.Close()
 	eng := &countingEngine{Engine: inner}
 	var applied []uint64
-	m := merger{applied: func(seq uint64) { applied = append(applied, seq) }}
+	m := coalescer{applied: func(seq uint64) { applied = append(applied, seq) }}
 	for i, data := range records {
 		if rng.IntN(40) == 0 { // a group ends, as a frame or a commit does
 			require.NoError(t, m.flush(eng))
@@ -66,15 +66,15 @@ func TestMergerMatchesOneByOne(t *testing.T) {
 
 	require.Equal(t, uint64(len(records)), inner.LastSeq())
 	require.Equal(t, eng.seqs, applied, "applied reports each batch's last seq")
-	require.Less(t, len(eng.seqs), len(records)/4, "records merged into few batches")
+	require.Less(t, len(eng.seqs), len(records)/4, "records coalesced into few batches")
 	require.Equal(t, scan(t, one), scan(t, inner))
 }
 
-func TestMergerErrors(t *testing.T) {
+func TestCoalescerErrors(t *testing.T) {
 	eng, err := openMemory(false)
 	require.NoError(t, err)
 	defer eng.Close()
-	m := merger{applied: func(uint64) {}}
+	m := coalescer{applied: func(uint64) {}}
 	require.ErrorIs(t, m.add(1, []byte{1, 1, 0, 0, 0, 9}), logkv.ErrCorrupt)
 	var b logkv.Batch
 	b.Set([]byte("a"), []byte("1"))

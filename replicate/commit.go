@@ -1,0 +1,411 @@
+package replicate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/replicate/commitlog"
+)
+
+// # The write path
+//
+// A write on the leader passes these stages, each a function in this file
+// (the follower's side is follower.go's receive, which appends, syncs,
+// applies and acks in the same order):
+//
+//	Write(b) = Submit(b) then Await(seq)
+//	  |
+//	  | Submit        copy b; append it to the commit log under wmu, which
+//	  |               gives it the next seq; queue it in n.unapplied
+//	  v
+//	  | Await
+//	  |   durable     log.Sync(seq): the group fsync (internal/groupsync)
+//	  |               covering seq, retried while the disk is full
+//	  |               (untilWritten); with SyncInterval in Async mode,
+//	  |               log.FlushTo(seq), and syncLoop fsyncs in the background
+//	  |   ship        (meanwhile, for every follower) leader.send streams the
+//	  |               log's durable records; leader.readAcks notes the seq
+//	  |               each follower holds durably (leader.go)
+//	  |   apply       applyThrough(seq): the unapplied records up to seq, in
+//	  |               seq order, coalesced into few engine batches (coalescer)
+//	  |   quorum      Sync mode: leader.waitQuorum(seq) until Quorum
+//	  |               followers hold seq, or ErrQuorum after QuorumTimeout
+//	  v
+//	  ack             Await returns nil: the caller acknowledges the write
+//
+// The engine is applied after the fsync, so it never holds a seq the log
+// could lose; it may hold one the quorum does not hold yet (QuorumSeq is
+// that watermark, wait.go).
+
+// Write commits b on the leader: appends it to the commit log, waits for the
+// group fsync (with SyncInterval, for the write to the operating system),
+// applies it to the engine, and in Sync mode waits for the quorum. It returns the batch's seq. b may be reused once Write returns.
+// It is Submit followed by Await.
+func (n *Node) Write(b *logkv.Batch) (uint64, error) {
+	seq, err := n.Submit(b)
+	if err != nil || seq == 0 {
+		return seq, err
+	}
+	return seq, n.Await(seq)
+}
+
+// Submit appends b to the commit log on the leader and returns its seq
+// without waiting for durability: Await(seq) waits. It lets a caller order
+// writes under its own locks and wait for them outside, as a Redis-protocol
+// node does for a pipeline (many writes, one group fsync). Records are
+// applied in seq order, so a write is readable from the engine only after an
+// Await that covers it. Submit copies b; the caller may reuse it at once.
+func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
+	if n.closed.Load() {
+		return 0, logkv.ErrClosed
+	}
+	if err := b.Err(); err != nil {
+		return 0, err
+	}
+	if b.Empty() {
+		return 0, nil
+	}
+	if p := n.failed.Load(); p != nil {
+		return 0, *p
+	}
+	data := bytes.Clone(b.Repr())
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	if !n.leading {
+		return 0, ErrNotLeader
+	}
+	seq, err := n.log.Append(data)
+	if err != nil {
+		return 0, err
+	}
+	n.unapplied = append(n.unapplied, unappliedRecord{seq: seq, data: data})
+	return seq, nil
+}
+
+// Await waits until the submitted write seq (and every one before it) is
+// durable in the local log (with SyncInterval in Async mode: written to the
+// operating system) and applied to the engine, and in Sync mode held by the
+// quorum, with the same errors as Write. Await(0) returns at once.
+//
+// A write to the log that fails and is undone (commitlog.ErrWriteFailed: a
+// full disk) does not fail Await: its record stays buffered, and Await
+// tries again until the disk takes it or the node closes (see
+// untilWritten). Meanwhile Submit refuses new writes, so no write whose
+// caller was told it failed is ever written, and none that was submitted is
+// dropped behind its caller's back. With SyncInterval in Async mode Await
+// does not wait: it returns the error, and its records are still written
+// once the disk takes them, so the error means "outcome unknown".
+func (n *Node) Await(seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	if n.syncEvery.Load() > 0 && n.cfg.AckMode == Async {
+		// Let the writers that are ready to run append first, so that one
+		// write system call covers their records too (FlushTo returns at
+		// once for a record another writer's write covered): PostgreSQL's
+		// commit_delay, without the delay.
+		runtime.Gosched()
+		// Not untilWritten: this Await may run where waiting would stall
+		// others (kvnode's event loop syncs everysec groups in line). A
+		// failed write returns its error, and the records stay buffered
+		// for the next write or background sync to write: the caller
+		// must take the error as "outcome unknown", as kvnode does by
+		// dropping the connection rather than replying.
+		if err := n.log.FlushTo(seq); err != nil {
+			return err
+		}
+		select {
+		case n.syncKick <- struct{}{}:
+		default: // a kick is already pending
+		}
+	} else if err := n.untilWritten(func() error { return n.log.Sync(seq) }); err != nil {
+		return err
+	}
+	if err := n.applyThrough(seq); err != nil {
+		return err
+	}
+	if n.cfg.AckMode != Sync {
+		return nil
+	}
+	n.roleMu.Lock()
+	ld := n.leader
+	n.roleMu.Unlock()
+	if ld == nil {
+		return ErrNotLeader
+	}
+	if err := ld.waitQuorum(seq, n.cfg.Quorum, n.cfg.QuorumTimeout); err != nil {
+		if n.cfg.FallbackAsync {
+			n.cfg.Logger.Warn("quorum not reached; acknowledging as async (FallbackAsync)", "seq", seq, "err", err)
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// AwaitLocal is Await without the quorum: it returns once the submitted
+// write seq is durable in the local log (fsynced, whatever SyncInterval) and
+// applied. It is for a leader's own bootstrap writes, such as the first
+// record a new node writes before it serves: in Sync mode no follower can
+// hold that record yet (followers connect to a serving leader), so Await
+// would fail it after QuorumTimeout. Followers receive it first thing.
+func (n *Node) AwaitLocal(seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	if err := n.untilWritten(func() error { return n.log.Sync(seq) }); err != nil {
+		return err
+	}
+	return n.applyThrough(seq)
+}
+
+// Retry pacing of untilWritten: a write(2) of the buffered records per try,
+// soon after a brief hiccup, at most every maxWriteRetry while the disk
+// stays full.
+const (
+	minWriteRetry = time.Millisecond
+	maxWriteRetry = 100 * time.Millisecond
+)
+
+// untilWritten runs write, a flush or sync of the log, until it succeeds,
+// fails for another reason than a write the log undid, or the node closes.
+//
+// Why wait rather than fail: the records a failed write left buffered were
+// submitted, each by a caller still waiting to learn its fate, and the log
+// cannot take them back one by one. Failing them would mean rolling the
+// log's next seq back, and a seq given out again cannot be told from the
+// first: a Redis-protocol node acknowledges a whole group of clients with
+// one Await of the highest seq submitted, so an Await of a reused seq would
+// acknowledge a write that was dropped. Waiting instead writes every
+// record that was handed out a seq, once the disk takes it, while Submit
+// refuses new writes with the error (commitlog.Log.Append does), which is
+// how Redis treats its AOF buffer on a full disk. A failed fsync is not
+// retried: it fails the log for good (commitlog.ErrFailed).
+func (n *Node) untilWritten(write func() error) error {
+	wait := minWriteRetry
+	for {
+		err := write()
+		if err == nil || !errors.Is(err, commitlog.ErrWriteFailed) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-n.ctx.Done():
+			t.Stop()
+			return logkv.ErrClosed
+		case <-t.C:
+		}
+		wait = min(2*wait, maxWriteRetry)
+	}
+}
+
+// syncLoop is the background syncer of SyncInterval mode: it syncs the log
+// when Await has flushed new records, at most every syncPace (so that a
+// busy leader spends a hundred fsyncs a second, not one per pipeline), and
+// at least every SyncInterval. Writers never wait for it. A failed fsync
+// fails the log, and with it every later write; a write the log undid (a
+// full disk) is tried again at the next round.
+func (n *Node) syncLoop() {
+	period := func() time.Duration {
+		if every := n.SyncInterval(); every > 0 {
+			return every
+		}
+		return time.Second // fsyncs happen in Await: nothing to do but look
+	}
+	every := period()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastSync time.Time
+	for {
+		if p := period(); p != every { // SetSyncInterval
+			every = p
+			t.Reset(every)
+		}
+		pace := min(syncPace, every)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.syncKick:
+			if wait := pace - time.Since(lastSync); wait > 0 {
+				w := time.NewTimer(wait)
+				select {
+				case <-n.ctx.Done():
+					w.Stop()
+					return
+				case <-w.C:
+				}
+			}
+		case <-t.C:
+		}
+		lastSync = time.Now()
+		last := n.log.LastSeq()
+		if last <= n.log.DurableSeq() {
+			continue
+		}
+		if err := n.log.Sync(last); errors.Is(err, commitlog.ErrWriteFailed) {
+			n.cfg.Logger.Warn("background sync of the commit log could not write; writes are refused until a write succeeds", "err", err)
+		} else if err != nil && !errors.Is(err, logkv.ErrClosed) {
+			n.cfg.Logger.Error("background sync of the commit log failed; the node stops taking writes", "err", err)
+		}
+	}
+}
+
+// syncPace is the shortest time between two background syncs of
+// SyncInterval mode: followers, sent durable records only, see writes at
+// most about this much later.
+const syncPace = 10 * time.Millisecond
+
+// applyThrough applies the unapplied records up to seq, in order: durable
+// ones, or with SyncInterval, ones written to the operating system.
+func (n *Node) applyThrough(seq uint64) error {
+	n.amu.Lock()
+	defer n.amu.Unlock()
+	if p := n.failed.Load(); p != nil {
+		return *p
+	}
+	a := n.applied.Load()
+	if a >= seq {
+		return nil
+	}
+	n.wmu.Lock()
+	k := int(seq - a)
+	n.applying = append(n.applying[:0], n.unapplied[:k]...)
+	clear(n.unapplied[:k])
+	n.unapplied = n.unapplied[k:]
+	n.wmu.Unlock()
+	eng := n.Engine()
+	var bytes int64
+	for _, w := range n.applying {
+		if err := n.coalesce.makeRoom(eng, len(w.data)); err != nil {
+			return n.fail(err)
+		}
+		if err := n.coalesce.add(w.seq, w.data); err != nil {
+			return n.fail(err)
+		}
+		bytes += commitlog.SegmentRecordSize(len(w.data))
+	}
+	if err := n.coalesce.flush(eng); err != nil {
+		return n.fail(err)
+	}
+	clear(n.applying)
+	// One lag sample per group applied, not one per write: a write's time
+	// is then known to within its group's commit.
+	n.progress.add(n.applied.Load(), bytes)
+	n.notifyApplied()
+	return nil
+}
+
+// notifyApplied wakes WaitApplied callers.
+func (n *Node) notifyApplied() {
+	n.appliedMu.Lock()
+	close(n.appliedCh)
+	n.appliedCh = make(chan struct{})
+	n.appliedMu.Unlock()
+}
+
+// unappliedRecord is a record Submit appended to the log that applyThrough
+// has not applied yet: its seq and its batch's encoding.
+type unappliedRecord struct {
+	seq  uint64
+	data []byte
+}
+
+// coalesceBytes caps the batches a coalescer builds.
+const coalesceBytes = 1 << 20
+
+// coalescer applies consecutive log records to an engine as few batches. The
+// records are consecutive in seq order, so applying several of them as one
+// batch at the last one's seq leaves the engine where applying them one by
+// one would (within a batch a later operation on a key overrides an earlier
+// one), with the engine's per-batch work (its commit lock, seq bookkeeping,
+// a memtable's room check) paid once: a node under a pipelining client, or a
+// follower receiving a frame of records, applies dozens at a time. The seqs
+// in between are never a state the engine shows, which no reader can tell
+// from the records arriving together.
+type coalescer struct {
+	b           logkv.Batch
+	first, last uint64
+	// applied is called with the last seq of each batch once applied.
+	applied func(seq uint64)
+}
+
+// makeRoom applies what is queued if a record of n more bytes would take
+// the batch past coalesceBytes. An error is the engine's.
+func (m *coalescer) makeRoom(eng logkv.Engine, n int) error {
+	if m.last != 0 && m.b.Size()+n > coalesceBytes {
+		return m.flush(eng)
+	}
+	return nil
+}
+
+// add queues record seq, whose encoded batch is data. An error is the
+// record's: its encoding is invalid (wrapping logkv.ErrCorrupt).
+func (m *coalescer) add(seq uint64, data []byte) error {
+	if err := m.b.AppendRepr(data); err != nil {
+		return fmt.Errorf("replicate: record %d: %w", seq, err)
+	}
+	if m.last == 0 {
+		m.first = seq
+	}
+	m.last = seq
+	return nil
+}
+
+// flush applies the queued records. An error is the engine's.
+func (m *coalescer) flush(eng logkv.Engine) error {
+	if m.last == 0 {
+		return nil
+	}
+	first, last := m.first, m.last
+	err := eng.Apply(&m.b, &logkv.WriteOptions{Seq: last})
+	if m.b.Size() > 4*coalesceBytes {
+		m.b = logkv.Batch{} // one huge record: do not keep its buffer
+	} else {
+		m.b.Reset()
+	}
+	m.first, m.last = 0, 0
+	if err != nil {
+		if first == last {
+			return fmt.Errorf("replicate: apply seq %d: %w", last, err)
+		}
+		return fmt.Errorf("replicate: apply seqs %d..%d: %w", first, last, err)
+	}
+	m.applied(last)
+	return nil
+}
+
+// waitQuorum waits until q followers report seq durable, counting only
+// the synchronous set when one is set (SetSyncSet).
+func (l *leader) waitQuorum(seq uint64, q int, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		count := 0
+		for _, p := range l.peers {
+			if p.durable.Load() >= seq && l.n.counts(p.id) {
+				count++
+			}
+		}
+		ch := l.acked
+		l.mu.Unlock()
+		if count >= q {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			of := "followers"
+			if l.n.syncSet.Load() != nil {
+				of = "followers of the synchronous set recorded in etcd (kvnode cluster status lists it)"
+			}
+			return fmt.Errorf("replicate: quorum of %d not reached within %v (seq %d is durable on %d %s): %w", q, timeout, seq, count, of, ErrQuorum)
+		case <-l.ctx.Done():
+			return logkv.ErrClosed
+		}
+	}
+}
