@@ -86,7 +86,7 @@ func (l *Log) write(r Record) error {
 	}
 	// What is synced now is durable whatever happens to this record: it
 	// tells recovery that damage before it is corruption, not a torn tail.
-	l.pbuf = appendSegmentRecord(l.pbuf[:0], uint64(act.durableSize), r)
+	l.pbuf = appendSegmentRecord(l.pbuf[:0], uint64(act.syncedSize), r)
 	mark, prevLast := len(l.wbuf), l.last
 	l.wbuf = record.AppendSalted(l.wbuf, l.pbuf, act.salt)
 	act.size += int64(record.Size(len(l.pbuf)))
@@ -193,7 +193,7 @@ func (l *Log) roll() error {
 		return err
 	}
 	l.werr = nil
-	act.durableSize = act.size
+	act.syncedSize = act.size
 	l.retired = append(l.retired, l.f)
 	l.f = f
 	l.segs = append(l.segs, s)

@@ -138,7 +138,7 @@ func (r *Reader) fill() (<-chan struct{}, error) {
 	}
 	seg := r.seg
 	sealed := seg != l.segs[len(l.segs)-1]
-	limit := seg.durableSize
+	limit := seg.syncedSize
 	ch := l.notify
 	l.mu.Unlock()
 

@@ -119,7 +119,7 @@ func (l *Log) recover() error {
 			}
 			s.size = s.hdr
 		}
-		s.durableSize = s.size
+		s.syncedSize = s.size
 	}
 	if len(l.segs) == 0 {
 		s := l.newSegment(1)

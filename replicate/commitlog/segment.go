@@ -186,13 +186,13 @@ func SegmentRecordSize(n int) int64 {
 }
 
 type segment struct {
-	salt        uint64 // its records' checksum salt (0 in a format 2 segment)
-	hdr         int64  // its header's size: where its first record starts
-	first       uint64 // seq of its first record (or of its next, if empty)
-	last        uint64 // seq of its last record; first-1 if empty
-	size        int64  // bytes written
-	durableSize int64  // bytes synced (equal to size once sealed)
-	path        string
+	salt       uint64 // its records' checksum salt (0 in a format 2 segment)
+	hdr        int64  // its header's size: where its first record starts
+	first      uint64 // seq of its first record (or of its next, if empty)
+	last       uint64 // seq of its last record; first-1 if empty
+	size       int64  // bytes written
+	syncedSize int64  // bytes synced (equal to size once sealed)
+	path       string
 }
 
 func segName(first uint64) string { return fmt.Sprintf("%016x.log", first) }
@@ -220,7 +220,7 @@ func (l *Log) openActive(path string) (vfs.File, error) {
 // newSegment returns the in-memory state of a new segment whose first record
 // will be first.
 func (l *Log) newSegment(first uint64) *segment {
-	return &segment{first: first, last: first - 1, size: segHeaderSize, durableSize: segHeaderSize,
+	return &segment{first: first, last: first - 1, size: segHeaderSize, syncedSize: segHeaderSize,
 		salt: newSalt(), hdr: segHeaderSize, path: filepath.Join(l.dir, segName(first))}
 }
 

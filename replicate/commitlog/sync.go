@@ -69,8 +69,8 @@ func (l *Log) syncRound(r syncRound) error {
 	if err != nil {
 		return l.fail(fmt.Errorf("commitlog: sync %s: %w", r.act.path, err))
 	}
-	if r.size > r.act.durableSize {
-		r.act.durableSize = r.size
+	if r.size > r.act.syncedSize {
+		r.act.syncedSize = r.size
 	}
 	if r.target > l.durable {
 		l.durable = r.target

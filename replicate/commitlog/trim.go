@@ -100,7 +100,7 @@ func (l *Log) TruncateAfter(seq uint64) error {
 		return err
 	}
 	l.f = f
-	s.size, s.durableSize, s.last = off, off, seq
+	s.size, s.syncedSize, s.last = off, off, seq
 	h := slices.Clone(l.history)
 	for len(h) > 0 && h[len(h)-1].Seq > seq+1 {
 		h = h[:len(h)-1]
