@@ -335,13 +335,14 @@ func (b *clusterBackend) shipRound(w moveWriter, src *moveSource, pause bool) (i
 	if src.flushed.Load() {
 		return 0, errors.New("database 0 was flushed during the move; the target copies anew")
 	}
-	if len(dirty) == 0 && !pause {
-		return 0, nil
-	}
 	// The swapped keys' writes were submitted; this makes them readable
-	// (and durable, and in sync mode on the quorum).
-	if err := b.replicatedBackend.Sync(); err != nil {
-		return 0, err
+	// (and durable, and in sync mode on the quorum). An empty round is
+	// still marked: it is what tells the target the tail is small (an
+	// idle range switches at once).
+	if len(dirty) > 0 || pause {
+		if err := b.replicatedBackend.Sync(); err != nil {
+			return 0, err
+		}
 	}
 	eng := b.n.eng()
 	for k := range dirty {
