@@ -41,6 +41,10 @@ type skey struct {
 	klen uint32
 	tail string // the bytes past the prefix; "" for a short key
 	t0   byte   // tail[0], or 0
+	// touch receives loads made early so that their cache misses overlap
+	// other work (see search); it is never read, but stores to it are not
+	// optimised away as dead loads would be.
+	touch uint32
 }
 
 // entry returns k's klens entry: its length, and its tail hint.
@@ -160,6 +164,15 @@ func (n *Node[V]) search(k *skey) (int, bool) {
 	i := 0
 	for i+7 < n.n && n.pfx[i+7].less(k.prefix) {
 		i += 8
+	}
+	// The item is one of the 8 from i: load their length entries' line
+	// now, and their payloads' (or children's), so that those misses come
+	// while the prefixes are compared below, not after.
+	if i < n.n && unsafe.Sizeof(n.vals[0]) >= 4 {
+		k.touch ^= n.klens[i] ^ *(*uint32)(unsafe.Pointer(&n.vals[i]))
+		if !n.leaf() {
+			k.touch ^= *(*uint32)(unsafe.Pointer(&n.kids()[i]))
+		}
 	}
 	for i < n.n && n.pfx[i].less(k.prefix) {
 		i++
