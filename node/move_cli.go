@@ -235,7 +235,8 @@ func planRebalance(m *slotMap, drained map[string]bool) ([]plannedMove, error) {
 
 // clusterRebalance is `kvnode cluster rebalance`: it plans moves that spread
 // the slots evenly over the map's shards (none to the -drain shard, which
-// removeShard uses) and runs them one at a time, each waited for.
+// removeShard uses) and runs them, those of disjoint ranges at once, each
+// waited for (one move at a time per slot range).
 func clusterRebalance(ctx context.Context, cli *clientv3.Client, cluster string, drain string, dryRun bool, stdout, stderr io.Writer) int {
 	m, err := readSlotMap(ctx, cli, cluster)
 	if err == nil && m == nil {
@@ -267,23 +268,43 @@ func clusterRebalance(ctx context.Context, cli *clientv3.Client, cluster string,
 		return 0
 	}
 	start := time.Now()
+	// Moves of disjoint ranges run at once (each target copies its own);
+	// a move the map refuses now (its range is not one range of its source
+	// until an earlier move flips) waits for the running ones.
+	var running []plannedMove
+	awaitRunning := func() error {
+		for _, p := range running {
+			moved, err := awaitMove(ctx, cli, cluster, p.to, p.first, p.last, stdout)
+			if err == nil && !moved {
+				err = errors.New("the move left the map without flipping (aborted)")
+			}
+			if err != nil {
+				return fmt.Errorf("slots %d-%d: %w", p.first, p.last, err)
+			}
+		}
+		running = running[:0]
+		return nil
+	}
 	for i, p := range plan {
 		fmt.Fprintf(stdout, "move %d of %d: slots %d-%d from %s to %s\n", i+1, len(plan), p.first, p.last, p.from, p.to)
 		if dryRun {
 			continue
 		}
-		if _, err := startMove(ctx, cli, cluster, p.from, p.to, p.first, p.last); err != nil {
+		_, err := startMove(ctx, cli, cluster, p.from, p.to, p.first, p.last)
+		if err != nil && len(running) > 0 {
+			if err = awaitRunning(); err == nil {
+				_, err = startMove(ctx, cli, cluster, p.from, p.to, p.first, p.last)
+			}
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "kvnode cluster rebalance: %v\n", err)
 			return 1
 		}
-		moved, err := awaitMove(ctx, cli, cluster, p.to, p.first, p.last, stdout)
-		if err != nil || !moved {
-			if err == nil {
-				err = errors.New("the move left the map without flipping (aborted)")
-			}
-			fmt.Fprintf(stderr, "kvnode cluster rebalance: slots %d-%d: %v\n", p.first, p.last, err)
-			return 1
-		}
+		running = append(running, p)
+	}
+	if err := awaitRunning(); err != nil {
+		fmt.Fprintf(stderr, "kvnode cluster rebalance: %v\n", err)
+		return 1
 	}
 	if !dryRun {
 		fmt.Fprintf(stdout, "rebalanced in %.2fs\n", time.Since(start).Seconds())
