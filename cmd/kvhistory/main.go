@@ -29,7 +29,7 @@ func main() {
 	auto := flag.Bool("auto", false, "automatic failover: the nodes elect their leader through a real etcd (Debian's etcd-server); the nemesis kills, pauses and partitions the leader and never promotes")
 	leaseTTL := flag.Duration("lease-ttl", time.Second, "with -auto, the leader lease's TTL (whole seconds)")
 	failovers := flag.Int("failovers", 0, "with -auto, end the run after this many leader changes (-duration still bounds it) and fail if it saw fewer")
-	shards := flag.Int("shards", 0, "a cluster of this many shards (a, b, ...) through etcd, slots spread by kvnode cluster init; clients route by slot and follow MOVED/ASK; the nemesis kills leaders (kill-leader, the default)")
+	shards := flag.Int("shards", 0, "a cluster of this many shards (a, b, ...) through etcd, slots spread by kvnode cluster init; clients route by slot and follow MOVED/ASK; the nemesis kills leaders and moves slots (kill-leader,move-slots, the default)")
 	perShard := flag.Int("per-shard", 2, "with -shards, nodes per shard")
 	checkTimeout := flag.Duration("check-timeout", time.Minute, "bound on porcupine's check")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
@@ -43,7 +43,7 @@ func main() {
 		*nem = "kill-leader,pause-leader,partition-leader"
 	}
 	if *shards > 0 && !nemSet {
-		*nem = "kill-leader"
+		*nem = "kill-leader,move-slots"
 	}
 	redis.SetLogger(quiet{}) // dial failures during faults are expected
 

@@ -138,7 +138,7 @@ func (r *Result) Summary(ack string) string {
 		lost = fmt.Sprintf("%d(per-failover=%v,max-window=%s)", r.Lost(), r.LostPerFailover, r.MaxLossWindow.Round(time.Microsecond))
 	}
 	var faults []string
-	for _, f := range []string{FaultKill, FaultPause, FaultPromote, FaultPartition, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader} {
+	for _, f := range []string{FaultKill, FaultPause, FaultPromote, FaultPartition, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultMoveSlots, FaultMoveSlots + "-failed"} {
 		if n, ok := r.Faults[f]; ok || f == FaultKill || f == FaultPause || f == FaultPromote || f == FaultPartition {
 			faults = append(faults, fmt.Sprintf("%s:%d", f, n))
 		}
@@ -229,8 +229,8 @@ func (c *Config) defaults() error {
 			return fmt.Errorf("history: a sharded run has the %s workload only", WorkloadRegister)
 		}
 		for _, f := range c.Nemesis {
-			if f != FaultKillLeader {
-				return fmt.Errorf("history: a sharded run's nemesis kills leaders (%s) only, not %q", FaultKillLeader, f)
+			if f != FaultKillLeader && f != FaultMoveSlots {
+				return fmt.Errorf("history: a sharded run's nemesis kills leaders (%s) and moves slots (%s), not %q", FaultKillLeader, FaultMoveSlots, f)
 			}
 		}
 	}
@@ -246,6 +246,10 @@ func (c *Config) defaults() error {
 		case FaultPromote, FaultPartition:
 			if c.Auto {
 				return fmt.Errorf("history: fault %q is for manual failover; with automatic failover use %s, %s, %s", f, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader)
+			}
+		case FaultMoveSlots:
+			if c.Shards == 0 {
+				return fmt.Errorf("history: fault %q needs shards (-shards)", f)
 			}
 		case FaultKillLeader, FaultPauseLeader, FaultPartitionLeader:
 			if !c.Auto {
@@ -387,7 +391,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r.mu.Unlock()
 	for _, smp := range r.samples {
-		lost, window := LossAt(res.History, smp.cut, smp.held)
+		h := res.History
+		if smp.keys != nil {
+			h = nil
+			for _, o := range res.History {
+				if smp.keys[o.Key] {
+					h = append(h, o)
+				}
+			}
+		}
+		lost, window := LossAt(h, smp.cut, smp.held)
 		res.LostPerFailover = append(res.LostPerFailover, lost)
 		res.MaxLossWindow = max(res.MaxLossWindow, window)
 		if lost > 0 {
@@ -684,6 +697,9 @@ type lossSample struct {
 	cut    int64
 	leader string
 	held   map[string]string
+	// keys are the keys the new leader's shard owned (a sharded run's
+	// failover); nil: every key.
+	keys map[string]bool
 }
 
 func (r *run) sample(cut int64, leader string, held map[string]string) {

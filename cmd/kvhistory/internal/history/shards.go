@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -417,10 +418,11 @@ func (r *run) shardClient(ctx context.Context, id int) {
 	r.mu.Unlock()
 }
 
-// shardNemesis kills a random shard's leader every betweenFaults (SIGKILL),
-// waits for the shard to elect another, and restarts the killed node (it
-// rejoins its shard as a follower by itself). It is the nemesis of a
-// sharded run: FaultKillLeader only, until slot moves join it.
+// shardNemesis is a sharded run's nemesis: every betweenFaults, one of
+// faults: FaultKillLeader kills a random shard's leader (SIGKILL), waits
+// for the shard to elect another, measures the failover's loss and
+// restarts the killed node (it rejoins as a follower by itself);
+// FaultMoveSlots moves slots holding a key to another shard.
 func (r *run) shardNemesis(ctx context.Context, faults []string) error {
 	if len(faults) == 0 {
 		<-ctx.Done()
@@ -430,6 +432,12 @@ func (r *run) shardNemesis(ctx context.Context, faults []string) error {
 	for {
 		if err := r.betweenFaults(ctx, rng); err != nil {
 			return err
+		}
+		if f := faults[rng.IntN(len(faults))]; f == FaultMoveSlots {
+			if err := r.moveSlots(ctx, rng); err != nil {
+				return err
+			}
+			continue
 		}
 		shard := shardName(rng.IntN(r.cfg.Shards))
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -452,21 +460,33 @@ func (r *run) shardNemesis(ctx context.Context, faults []string) error {
 			return fmt.Errorf("%w: shard %s's leader key names %s at %s, which is none of its nodes", ErrCluster, shard, l.ID, l.RESP)
 		}
 		r.cfg.Logf("nemesis: kill leader %s of shard %s", old.name, shard)
+		// The killed leadership, then its successor's (awaitShardElection):
+		// Result.LeaderChanges counts each pair.
+		r.mu.Lock()
+		r.elections = append(r.elections, election{at: r.now(), id: l.ID, epoch: int64(l.Epoch)})
+		r.mu.Unlock()
 		old.kill()
 		r.count(FaultKillLeader)
-		if !r.awaitShardElection(ctx, shard, l.Epoch) {
+		nl, elected := r.awaitShardElection(ctx, shard, l.Epoch)
+		if !elected {
 			r.cfg.Logf("nemesis: shard %s elected no other leader within %s of killing %s", shard, r.electionWait(), old.name)
 		}
 		_ = wait(context.Background(), time.Duration(rng.Int64N(int64(500*time.Millisecond))))
 		if err := r.c.start(context.Background(), old, ""); err != nil {
 			return err
 		}
+		// Measured once the killed node is back: in a shard of two in
+		// sync mode, the new leader serves nothing until a follower holds
+		// its epoch's first record (Raft's rule, docs/cluster.md).
+		if elected {
+			r.afterShardFailover(shard, nl)
+		}
 	}
 }
 
 // awaitShardElection polls etcd until shard has a leader of an epoch after
 // epoch, or electionWait passes.
-func (r *run) awaitShardElection(ctx context.Context, shard string, epoch uint64) bool {
+func (r *run) awaitShardElection(ctx context.Context, shard string, epoch uint64) (coord.Leader, bool) {
 	deadline := time.Now().Add(r.electionWait())
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -480,9 +500,143 @@ func (r *run) awaitShardElection(ctx context.Context, shard string, epoch uint64
 			r.mu.Lock()
 			r.elections = append(r.elections, election{at: r.now(), id: l.ID, epoch: int64(l.Epoch)})
 			r.mu.Unlock()
-			return true
+			return l, true
 		}
 		_ = wait(ctx, 50*time.Millisecond) // polling etcd for the condition, with a deadline
 	}
-	return false
+	return coord.Leader{}, false
+}
+
+// FaultMoveSlots moves a range of slots holding one of the workload's keys
+// to another shard with kvnode cluster move-slots (sharded runs), waiting
+// for the move to complete or fail.
+const FaultMoveSlots = "move-slots"
+
+// slotMap is the part of the slot map (node/slots.go's format) the
+// nemesis reads: the shards, and each range's owner.
+type slotMap struct {
+	Shards []string    `json:"shards"`
+	Ranges [][3]uint16 `json:"ranges"`
+}
+
+// owner returns the range holding slot and its shard's name.
+func (m *slotMap) owner(slot int) (first, last int, shard string, ok bool) {
+	for _, rg := range m.Ranges {
+		if int(rg[0]) <= slot && slot <= int(rg[1]) && int(rg[2]) < len(m.Shards) {
+			return int(rg[0]), int(rg[1]), m.Shards[rg[2]], true
+		}
+	}
+	return 0, 0, "", false
+}
+
+// readMap reads the slot map from etcd.
+func (r *run) readMap(ctx context.Context) (*slotMap, error) {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rt, err := coord.ReadRouting(rctx, r.c.etcd.cli, autoCluster)
+	if err != nil {
+		return nil, err
+	}
+	var m slotMap
+	if err := json.Unmarshal(rt.Map, &m); err != nil {
+		return nil, fmt.Errorf("%w: the slot map does not decode: %v", ErrCluster, err)
+	}
+	return &m, nil
+}
+
+// moveSlots moves the slots around a random key's slot (up to 16 on either
+// side, within its owner's range) to another shard, so that the key changes
+// shards under the clients. A move that fails (the nodes roll it back) is
+// counted apart: the check still requires the history to be linearizable.
+func (r *run) moveSlots(ctx context.Context, rng *rand.Rand) error {
+	m, err := r.readMap(ctx)
+	if err != nil {
+		r.cfg.Logf("nemesis: read the slot map: %v (no move this time)", err)
+		return nil
+	}
+	slot := keySlot(fmt.Sprintf("k%d", rng.IntN(r.cfg.Keys)))
+	first, last, from, ok := m.owner(slot)
+	if !ok {
+		return fmt.Errorf("%w: slot %d has no owner in the map", ErrCluster, slot)
+	}
+	first, last = max(first, slot-rng.IntN(17)), min(last, slot+rng.IntN(17))
+	to := from
+	for to == from {
+		to = shardName(rng.IntN(r.cfg.Shards))
+	}
+	rng2 := fmt.Sprintf("%d-%d", first, last)
+	r.cfg.Logf("nemesis: move slots %s from %s to %s", rng2, from, to)
+	r.count(FaultMoveSlots)
+	mctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(mctx, r.cfg.Kvnode, "cluster", "move-slots", from, to, rng2,
+		"-etcd", r.c.etcd.url, "-cluster", autoCluster).CombinedOutput()
+	if err != nil {
+		r.count(FaultMoveSlots + "-failed")
+		r.cfg.Logf("nemesis: move of %s from %s to %s failed: %v: %s", rng2, from, to, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// afterShardFailover measures what a shard's failover lost, as
+// afterFailover does for one group: once the new leader says it is
+// master, it reads the keys its shard owns; LossAt later counts the
+// writes to them acknowledged before the read which it lacks. Faults are
+// serialised, so no move changes the shard's keys meanwhile.
+func (r *run) afterShardFailover(shard string, l coord.Leader) {
+	var n *node
+	for _, x := range r.c.nodes {
+		if x.shard == shard && x.listen == l.RESP {
+			n = x
+		}
+	}
+	if n == nil {
+		r.cfg.Logf("nemesis: shard %s's new leader %s is none of its nodes (loss not measured)", shard, l.ID)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if m, _, err := role(ctx, n.ctl); err == nil && m {
+			break
+		}
+		if err := wait(ctx, 10*time.Millisecond); err != nil {
+			r.cfg.Logf("nemesis: new leader %s did not say master within 10s (loss not measured for this failover)", n.name)
+			return
+		}
+	}
+	m, err := r.readMap(ctx)
+	if err != nil {
+		r.cfg.Logf("nemesis: %v (loss not measured for this failover)", err)
+		return
+	}
+	var keys []string
+	for i := range r.cfg.Keys {
+		k := fmt.Sprintf("k%d", i)
+		if _, _, owner, ok := m.owner(keySlot(k)); ok && owner == shard {
+			keys = append(keys, k)
+		}
+	}
+	cut := r.now()
+	cmds, err := n.ctl.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		r.cfg.Logf("nemesis: GETs on new leader %s: %v (loss not measured for this failover)", n.name, err)
+		return
+	}
+	held, owned := map[string]string{}, map[string]bool{}
+	for i, c := range cmds {
+		owned[keys[i]] = true
+		if v, err := c.(*redis.StringCmd).Result(); err == nil {
+			held[keys[i]] = v
+		}
+	}
+	r.mu.Lock()
+	r.samples = append(r.samples, lossSample{cut: cut, leader: n.name, held: held, keys: owned})
+	r.mu.Unlock()
+	r.cfg.Logf("nemesis: %s leads shard %s", n.name, shard)
 }

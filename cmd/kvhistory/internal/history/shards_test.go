@@ -50,20 +50,21 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-// TestShardsKillLeaderLinearizable runs two shards of two nodes through a
+// TestShardsNemesisLinearizable runs two shards of two nodes through a
 // real etcd, clients routing by slot (half of them from MOVED replies
-// alone), and kills shards' leaders: the history must be linearizable per
-// key with no acknowledged write lost, clients must have followed
-// redirects, and both shards must have served.
-func TestShardsKillLeaderLinearizable(t *testing.T) {
+// alone), kills shards' leaders and moves slots holding the workload's keys
+// between the shards: the history must be linearizable per key with no
+// acknowledged write lost, clients must have followed redirects, and both
+// shards must have served.
+func TestShardsNemesisLinearizable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and four kvnodes")
 	}
 	work, bin := buildKvnode(t)
 	const seed = 21
 	cfg := Config{
-		Kvnode: bin, Work: work, Ack: "sync", Engine: "memory", Duration: 6 * time.Second, Clients: 6, Keys: 16,
-		Shards: 2, Nemesis: []string{FaultKillLeader}, Interval: time.Second, Seed: seed,
+		Kvnode: bin, Work: work, Ack: "sync", Engine: "memory", Duration: 8 * time.Second, Clients: 6, Keys: 16,
+		Shards: 2, Nemesis: []string{FaultKillLeader, FaultMoveSlots}, Interval: time.Second, Seed: seed,
 		CheckTimeout: 2 * time.Minute, Logf: t.Logf,
 	}
 	res, err := Run(context.Background(), cfg)
@@ -71,6 +72,8 @@ func TestShardsKillLeaderLinearizable(t *testing.T) {
 	t.Log(res.Summary("sync"))
 	require.Greater(t, res.OK, 100, "the workload made progress")
 	require.Positive(t, res.Faults[FaultKillLeader], "the nemesis killed leaders")
+	require.Positive(t, res.Faults[FaultMoveSlots]-res.Faults[FaultMoveSlots+"-failed"], "the nemesis moved slots")
+	require.NotEmpty(t, res.LostPerFailover, "a failover's loss was measured")
 	require.Positive(t, res.Redirects, "clients followed MOVED")
 	// Each shard served acknowledged operations: kvnode cluster init gives
 	// shard a slots 0-8191 and b 8192-16383, as redis-cli does for two.
