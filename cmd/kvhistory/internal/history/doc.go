@@ -44,9 +44,10 @@
 // Cluster clients do, by hand so that each outcome is known (half learn
 // the slots from CLUSTER SLOTS, half from MOVED replies alone), and follow
 // MOVED and ASK; a redirect or CLUSTERDOWN proves the command did not run.
-// The nemesis kills shards' leaders. The check is the one below: it is
-// per key, and a key lives in one shard at a time. Slot moves join the
-// nemesis once kvnode cluster move-slots exists (shards.go).
+// The nemesis kills shards' leaders (and measures each failover's loss on
+// the new leader's keys) and moves slots holding the workload's keys
+// between shards (kvnode cluster move-slots). The check is the one below:
+// it is per key, and a key lives in one shard at a time (shards.go).
 //
 // # Checking
 //
