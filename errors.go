@@ -81,6 +81,18 @@ func (e *formatError) Error() string {
 
 func (e *formatError) Unwrap() []error { return []error{ErrFormat, ErrCorrupt} }
 
+// NewFormatSentinel returns a package's own ErrFormat, with text msg (a
+// package prefix and what it cannot read: "bitcask: unsupported data file
+// format"): errors.Is(err, ErrFormat) and errors.Is(err, ErrCorrupt) hold
+// for it and for any error wrapping it, so a caller that checks logkv's
+// sentinels needs to know no engine's.
+func NewFormatSentinel(msg string) error { return &formatSentinel{msg} }
+
+type formatSentinel struct{ msg string }
+
+func (e *formatSentinel) Error() string   { return e.msg }
+func (e *formatSentinel) Unwrap() []error { return []error{ErrFormat, ErrCorrupt} }
+
 // CheckKey returns an error if key is not a valid key.
 func CheckKey(key []byte) error {
 	switch {

@@ -2,7 +2,6 @@ package bitcask
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
@@ -121,8 +120,9 @@ const (
 )
 
 // ErrFormat reports a data file in a format this version cannot read. The
-// wrapping error names the file.
-var ErrFormat = errors.New("bitcask: unsupported data file format")
+// wrapping error names the file. It wraps logkv.ErrFormat (and so
+// logkv.ErrCorrupt): errors.Is with either holds.
+var ErrFormat = logkv.NewFormatSentinel("bitcask: unsupported data file format")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -203,6 +203,7 @@ func TestGoldenFormat1Refused(t *testing.T) {
 	require.NoError(t, err)
 	_, err = Open(testDir, &Options{FS: fs})
 	require.ErrorIs(t, err, ErrFormat)
+	require.ErrorIs(t, err, logkv.ErrFormat, "bitcask's ErrFormat wraps logkv's")
 	require.ErrorContains(t, err, "00000001.data is in data file format 1")
 	after, err := readAll(fs, filepath.Join(testDir, "00000002.data"))
 	require.NoError(t, err)

@@ -120,9 +120,8 @@ func TestGoldenFormat1(t *testing.T) {
 // TestGoldenTableVersionRefused: a table whose footer claims a format
 // version this one does not know (its checksum recomputed, so that only the
 // version is wrong) is refused with an error naming the file, never read as
-// if it were version 1. lsm has no ErrFormat sentinel yet, unlike bitcask
-// and commitlog: the refusal is a corruption error (see the report of
-// issue #19).
+// if it were version 1: the error wraps lsm.ErrFormat, and through it
+// logkv.ErrFormat and logkv.ErrCorrupt.
 func TestGoldenTableVersionRefused(t *testing.T) {
 	dir := copyDir(t, goldenDir)
 	var table string
@@ -152,6 +151,8 @@ func TestGoldenTableVersionRefused(t *testing.T) {
 			err = it.Close()
 		}
 	}
+	require.ErrorIs(t, err, lsm.ErrFormat)
+	require.ErrorIs(t, err, logkv.ErrFormat)
 	require.ErrorIs(t, err, logkv.ErrCorrupt)
 	require.ErrorContains(t, err, filepath.Base(table))
 }

@@ -128,6 +128,12 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		served: make(chan error, 2), closed: make(chan struct{})}
 	n.scans.init(4096)
 	if n.backend, err = n.newBackend(); err != nil {
+		if errors.Is(err, logkv.ErrFormat) {
+			// Checked first: a format error is a corruption error too,
+			// but the data is not damaged, and salvage would not help.
+			return nil, fmt.Errorf("%w\nkvnode cannot read this data's format: run the kvnode version that wrote %s, "+
+				"or start this node with an empty data directory as a follower of a healthy node (a full resync)", err, cfg.DataDir)
+		}
 		if errors.Is(err, logkv.ErrCorrupt) {
 			return nil, corruptionError(cfg.DataDir, err)
 		}

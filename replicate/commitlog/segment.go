@@ -2,7 +2,6 @@ package commitlog
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -77,8 +76,9 @@ const syncedFieldSize = 8
 const maxSegmentPayload = syncedFieldSize + MaxRecordSize
 
 // ErrFormat reports a segment in a format this version cannot read. The
-// wrapping error names the file.
-var ErrFormat = errors.New("commitlog: unsupported segment format")
+// wrapping error names the file. It wraps logkv.ErrFormat (and so
+// logkv.ErrCorrupt): errors.Is with either holds.
+var ErrFormat = logkv.NewFormatSentinel("commitlog: unsupported segment format")
 
 // newSalt returns a segment's salt: random (math/rand/v2's generator is
 // seeded from the operating system, so a writer of values cannot predict

@@ -57,6 +57,9 @@ func TestSegmentHeader(t *testing.T) {
 			l, err := Open("log", &Options{FS: fs})
 			if tc.want != nil {
 				require.ErrorIs(t, err, tc.want)
+				if tc.want == ErrFormat {
+					require.ErrorIs(t, err, logkv.ErrFormat, "commitlog's ErrFormat wraps logkv's")
+				}
 				require.Contains(t, err.Error(), seg1)
 				return
 			}

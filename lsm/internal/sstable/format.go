@@ -3,6 +3,8 @@ package sstable
 import (
 	"encoding/binary"
 	"hash/crc32"
+
+	"github.com/logkv/logkv"
 )
 
 // The byte layout below is documented in doc.go.
@@ -69,6 +71,13 @@ func (f footer) encode() []byte {
 	return append(b, magic...)
 }
 
+// whatVersion is what decodeFooter says of a footer of another version.
+const whatVersion = "unknown format version"
+
+// ErrFormat reports a table in a format this version cannot read (lsm
+// exports it as lsm.ErrFormat). It wraps logkv.ErrFormat.
+var ErrFormat = logkv.NewFormatSentinel("lsm: unsupported table format")
+
 // decodeFooter parses b (footerSize bytes); it returns what is wrong, or "".
 func decodeFooter(b []byte) (footer, string) {
 	if string(b[56:]) != magic {
@@ -85,7 +94,7 @@ func decodeFooter(b []byte) (footer, string) {
 	}
 	f.version = binary.LittleEndian.Uint32(b[48:])
 	if f.version != formatVersion {
-		return footer{}, "unknown format version"
+		return footer{}, whatVersion
 	}
 	return f, ""
 }

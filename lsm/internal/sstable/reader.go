@@ -90,6 +90,10 @@ func open(f vfs.File, size int64, o ReaderOptions, verify bool) (*Reader, error)
 		return nil, err
 	}
 	ft, what := decodeFooter(fb[:])
+	if what == whatVersion {
+		return nil, fmt.Errorf("%w: %w", ErrFormat, r.corrupt(size-footerSize, "footer: format version %d; this version reads %d",
+			binary.LittleEndian.Uint32(fb[48:]), formatVersion))
+	}
 	if what != "" {
 		return nil, r.corrupt(size-footerSize, "footer: %s", what)
 	}
