@@ -391,3 +391,71 @@ func TestSlotMove(t *testing.T) {
 	}
 	require.True(t, bytes.Contains([]byte(text), []byte("moving slots 2000-2999")), text)
 }
+
+// TestRebalance: one shard owns every slot; kvnode cluster add-shard names
+// two more, rebalance spreads the slots and the keys evenly over the three
+// while the keys stay readable, and remove-shard moves one shard's slots
+// to the others and drops it from the map.
+func TestRebalance(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	run := func(args ...string) string {
+		var o, e strings.Builder
+		require.Equal(t, 0, Main(append(append([]string{"cluster"}, args...), etcdArgs...), &o, &e), "%v: %s%s", args, o.String(), e.String())
+		return o.String()
+	}
+	shardOf := map[string]string{"a1": "a", "b1": "b", "c1": "c"}
+	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.shardLeaders(map[string]string{"a1": "a"}, 0, 30*time.Second)
+	run("init", "-shards", "a")
+	run("add-shard", "b")
+	run("add-shard", "c")
+	tc.add("b1", func(c *Config) { c.Cluster.Shard = "b" })
+	tc.add("c1", func(c *Config) { c.Cluster.Shard = "c" })
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["a1"].n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond, ClusterStateReloadInterval: 200 * time.Millisecond})
+	defer cc.Close()
+	const keys = 3000
+	for i := range keys {
+		require.NoError(t, cc.Set(ctx, "r"+strconv.Itoa(i), i, 0).Err())
+	}
+	out := run("rebalance")
+	require.Contains(t, out, "rebalanced in")
+	m, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	owned := map[string]int{}
+	for _, r := range m.Ranges {
+		owned[m.Shards[r.Shard]] += int(r.Last) - int(r.First) + 1
+	}
+	for _, s := range []string{"a", "b", "c"} {
+		require.InDelta(t, numSlots/3, owned[s], 1, "shard %s", s)
+	}
+	for i := range keys {
+		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "r"+strconv.Itoa(i)).Val())
+	}
+	// Each shard ends with only its own keys: a dropped what it gave away.
+	require.Eventually(t, func() bool {
+		var total int64
+		for _, mm := range tc.nodes {
+			n := mm.client(t).DBSize(ctx).Val()
+			if n < keys/5 {
+				return false
+			}
+			total += n
+		}
+		return total == keys
+	}, 20*time.Second, 20*time.Millisecond)
+
+	out = run("remove-shard", "c")
+	require.Contains(t, out, "shard c removed")
+	m, err = readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, m.Shards)
+	for i := range keys {
+		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "r"+strconv.Itoa(i)).Val())
+	}
+	require.Eventually(t, func() bool { return tc.nodes["c1"].client(t).DBSize(ctx).Val() == 0 }, 20*time.Second, 20*time.Millisecond)
+}
