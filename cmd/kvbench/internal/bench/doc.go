@@ -30,8 +30,13 @@
 //   - readrandom, readseq, readreverse and seekrandom only read. While the key
 //     set is known (after a fill), every key they look for must be there with
 //     the value written for that key (see valueSource): a miss or a wrong
-//     value is an error, counted and reported. After deleterandom misses are
-//     expected and only counted.
+//     value is an error, counted and reported. readseq and readreverse check
+//     in their timed loop what costs a nanosecond or two a step (each key is
+//     the one expected, so order, gaps and format; each value's length; the
+//     whole value of one key number in scanCheckEvery), and verifyScan reads
+//     everything again once the timer has stopped and compares every key and
+//     value. After deleterandom misses are expected and only counted, and
+//     scans check only the order.
 //   - The YCSB workloads load -num records once per database (the load is
 //     reported as its own line) and then run one after another on it; inserts
 //     of workloads D and E grow the record count for those that follow.

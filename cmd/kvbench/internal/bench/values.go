@@ -63,9 +63,10 @@ func (s *valueSource) value(n uint64) []byte {
 // scanCheckEvery is one in how many key numbers a scan's timed loop
 // compares the whole value of; a power of two. The other steps check the
 // key and the value's length, and verifyScan compares every value once the
-// timer has stopped. A step of the fastest engines costs about 120 ns of
-// CPU, and mixing the key number into its window and comparing 100 bytes
-// costs 5 to 10: a twentieth of it, kvbench's whole budget (issue #21).
+// timer has stopped. A step of the fastest engines costs 35 to 150 ns of
+// CPU on the development machine, and mixing the key number into its
+// window and comparing 100 bytes costs a few: as much as kvbench's whole
+// budget of 5% (issue #21).
 const scanCheckEvery = 16
 
 // checked reports whether a scan's timed loop compares the whole value of
