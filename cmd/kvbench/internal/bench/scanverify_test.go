@@ -22,9 +22,10 @@ const (
 	faultShort                    // the value one byte short
 	faultMissing                  // the key skipped
 	faultSwapped                  // the key and the next one returned in each other's place
+	faultExtra                    // the key returned twice
 )
 
-var scanFaultNames = map[scanFault]string{faultValue: "value", faultShort: "short", faultMissing: "missing", faultSwapped: "swapped"}
+var scanFaultNames = map[scanFault]string{faultValue: "value", faultShort: "short", faultMissing: "missing", faultSwapped: "swapped", faultExtra: "extra"}
 
 // faultyStore is the noop store with an iterator that is wrong at one key
 // number: at, which is one whose value a scan's timed loop compares whole
@@ -59,8 +60,9 @@ func (s *faultyStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 
 type faultyIter struct {
 	logkv.Iterator
-	s  *faultyStore
-	at uint64
+	s        *faultyStore
+	at       uint64
+	repeated bool // faultExtra: the key at was returned twice already
 }
 
 // num is the key number the inner iterator is at.
@@ -79,8 +81,22 @@ func (it *faultyIter) skip(ok bool, next func() bool) bool {
 
 func (it *faultyIter) First() bool { return it.skip(it.Iterator.First(), it.Iterator.Next) }
 func (it *faultyIter) Last() bool  { return it.skip(it.Iterator.Last(), it.Iterator.Prev) }
-func (it *faultyIter) Next() bool  { return it.skip(it.Iterator.Next(), it.Iterator.Next) }
-func (it *faultyIter) Prev() bool  { return it.skip(it.Iterator.Prev(), it.Iterator.Prev) }
+func (it *faultyIter) Next() bool {
+	return it.repeat() || it.skip(it.Iterator.Next(), it.Iterator.Next)
+}
+func (it *faultyIter) Prev() bool {
+	return it.repeat() || it.skip(it.Iterator.Prev(), it.Iterator.Prev)
+}
+
+// repeat stays on the key at once, for faultExtra: a move that does not
+// move.
+func (it *faultyIter) repeat() bool {
+	if it.s.fault != faultExtra || it.repeated || !it.Iterator.Valid() || it.num() != it.at {
+		return false
+	}
+	it.repeated = true
+	return true
+}
 
 // shown is the key number the iterator claims to be at.
 func (it *faultyIter) shown() uint64 {
@@ -122,7 +138,8 @@ func faultyName(f scanFault, checked, firstOnly bool) string {
 	return fmt.Sprintf("benchscan-%s-%t-%t", scanFaultNames[f], checked, firstOnly)
 }
 
-// A scan catches an engine that is wrong at a single key, whichever way,
+// A scan catches an engine that is wrong at a single key, whichever way
+// (a wrong or short value, a key missing, two keys swapped, a key twice),
 // whether the timed loop compares that key's value whole or leaves it to
 // verifyScan; and the timed loop alone (an engine right on the second
 // pass) catches what it promises: a key missing, out of order or of a
@@ -168,6 +185,9 @@ func TestScanVerificationCatchesBrokenEngine(t *testing.T) {
 							require.Zero(t, r.NotFound)
 						case faultSwapped:
 							require.Equal(t, int64(2), r.BadValues, "the two keys out of place")
+						case faultExtra:
+							require.Positive(t, r.BadValues)
+							require.Zero(t, r.NotFound)
 						}
 					})
 				}
