@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -146,7 +147,8 @@ func TestRSSAttackerProcess(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, at := range attacks {
-		if (at.name == rssKeysFlood && !a.WithKeys) || (a.Only != "" && !slices.Contains(strings.Split(a.Only, ","), at.name)) {
+		heavy := at.name == rssKeysFlood || at.name == rssExecKeysFlood
+		if (heavy && !a.WithKeys) || (a.Only != "" && !slices.Contains(strings.Split(a.Only, ","), at.name)) {
 			continue
 		}
 		for range at.n {
@@ -170,8 +172,12 @@ func TestRSSAttackerProcess(t *testing.T) {
 	wg.Wait()
 }
 
-// rssKeysFlood names the KEYS * attack, whose latency cost is a known gap.
-const rssKeysFlood = "KEYS *"
+// The attacks of heavy commands (command.heavy): KEYS * pipelined, and KEYS
+// inside MULTI/EXEC by clients that read every reply.
+const (
+	rssKeysFlood     = "KEYS *"
+	rssExecKeysFlood = "MULTI KEYS EXEC"
+)
 
 // rssAttacks returns the attacks on the node at addr, and a writer of big
 // values (what the monitors are shown), each to run until stop.
@@ -205,6 +211,7 @@ func rssAttacks(addr, password string, cfg rssAttackConfig) ([]rssAttacker, func
 	getBigs := strings.Repeat(bulk("GET", "big0")+bulk("GET", "big1"), 200)
 	mgetBigs := strings.Repeat(bulk("MGET", "big0", "big1", "big2", "big3", "big4", "big5"), 10)
 	keysAll := strings.Repeat(bulk("KEYS", "*"), 50)
+	execKeys := strings.Repeat(bulk("MULTI")+bulk("KEYS", "*nomatch*")+bulk("EXEC"), 8) + bulk("PING")
 	publish := strings.Repeat(bulk("PUBLISH", "ch", strings.Repeat("p", 60<<10)), 20)
 	halfSet := fmt.Sprintf("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s", cfg.maxValue, strings.Repeat("x", int(cfg.maxValue)-1024))
 
@@ -255,6 +262,39 @@ func rssAttacks(addr, password string, cfg rssAttackConfig) ([]rssAttacker, func
 			if conn := dialRaw(); conn != nil {
 				conn.Write([]byte(keysAll))
 				hold(conn, stop)
+			}
+		}},
+		// KEYS inside MULTI/EXEC, eight transactions at a time, each reply
+		// read to its end (the PING's +PONG after the EXECs' replies): a
+		// client as a node must serve, but whose every command walks the
+		// whole keyspace. The pattern matches no key, so the walk costs the
+		// node all its CPU and the attacker nothing.
+		{rssExecKeysFlood, 32, func(addr string, stop <-chan struct{}) {
+			conn := dialRaw()
+			if conn == nil {
+				return
+			}
+			defer conn.Close()
+			buf := make([]byte, 64<<10)
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := conn.Write([]byte(execKeys)); err != nil {
+					return
+				}
+				var tail []byte
+				for !bytes.HasSuffix(tail, []byte("+PONG\r\n")) {
+					conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+					n, err := conn.Read(buf)
+					if err != nil {
+						return
+					}
+					tail = append(tail, buf[max(0, n-8):n]...) // the end is all it reads
+					tail = tail[max(0, len(tail)-8):]
+				}
 			}
 		}},
 		// PUBSUB floods: a node has no pub/sub, so SUBSCRIBE and PUBLISH
@@ -309,75 +349,17 @@ func TestRSSUnderAttackMix(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the peak RSS is read from /proc/PID/status, which only Linux has")
 	}
-	const password = "rss-attack-password"
 	cfg := rssConfig
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	conf := filepath.Join(dir, "kvnode.yaml")
-	require.NoError(t, os.WriteFile(conf, []byte(cfg.yaml(filepath.Join(dir, "data"), addr, password)), 0o600))
-	child := exec.Command(buildKvnode(t), "-config", conf)
-	child.Stdout, child.Stderr = io.Discard, io.Discard
-	require.NoError(t, child.Start())
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
-	pid := child.Process.Pid
-
-	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, PoolSize: 2})
-	defer c.Close()
-	eventually(t, "the child to serve", func() bool { return c.Ping(ctx).Err() == nil })
-
-	// The data the attacks read: 8 values of max_value_size, 20,000 small
-	// keys for KEYS *, and the victim's key.
-	big := strings.Repeat("v", int(cfg.maxValue))
-	for i := range 8 {
-		require.NoError(t, c.Set(ctx, fmt.Sprintf("big%d", i), big, 0).Err())
-	}
-	for chunk := range 20 {
-		args := []any{}
-		for i := range 1000 {
-			args = append(args, fmt.Sprintf("small:%06d", chunk*1000+i), "x")
-		}
-		require.NoError(t, c.MSet(ctx, args...).Err())
-	}
-	require.NoError(t, c.Set(ctx, "victim", "value", 0).Err())
-	idle, err := procStatusBytes(pid, "VmRSS")
+	an := startAttackedNode(t, cfg)
+	idle, err := procStatusBytes(an.pid, "VmRSS")
 	require.NoError(t, err)
 
-	// The victim connects first: the attack fills max_connections.
-	victim := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, PoolSize: 1,
-		ReadTimeout: 10 * time.Second})
-	defer victim.Close()
-	require.NoError(t, victim.Ping(ctx).Err())
-
-	// Two phases: every attack but the KEYS * flood, then every attack.
-	// A flood of KEYS * is CPU work off the event loops; before heavy
-	// commands ran under a node-wide cap (Node.heavy, half the CPUs), 16
-	// of them on 2 cores starved the loops' goroutines and the victim's
+	// Two phases: every attack but the floods of heavy commands, then every
+	// attack. A flood of KEYS * is CPU work off the event loops; before
+	// heavy commands ran under a node-wide cap (Node.heavy, half the CPUs),
+	// 16 of them on 2 cores starved the loops' goroutines and the victim's
 	// GET p99 was 180 ms to a second. Both phases are asserted.
-	run := func(withKeys bool) (p50, p99, worst time.Duration, gets int) {
-		js, err := json.Marshal(rssAttack{Addr: addr, Password: password, WithKeys: withKeys,
-			Only: os.Getenv("LOGKV_RSS_ATTACKS"), Duration: rssAttackDuration})
-		require.NoError(t, err)
-		attacker := exec.Command(os.Args[0], "-test.run=^TestRSSAttackerProcess$")
-		attacker.Env = append(os.Environ(), rssAttackEnv+"="+string(js))
-		attacker.Stdout, attacker.Stderr = io.Discard, os.Stderr
-		require.NoError(t, attacker.Start())
-		defer func() { attacker.Process.Kill(); attacker.Wait() }()
-		// The victim: GET of a small key in a loop, on its own
-		// connection, for the attack's length.
-		var lat []time.Duration
-		for end := time.Now().Add(rssAttackDuration); time.Now().Before(end); {
-			start := time.Now()
-			v, err := victim.Get(ctx, "victim").Result()
-			require.NoError(t, err, "the victim's GET during the attack")
-			require.Equal(t, "value", v)
-			lat = append(lat, time.Since(start))
-		}
-		require.NoError(t, attacker.Wait(), "the attacker process")
-		require.NoError(t, c.Ping(ctx).Err(), "the node survived")
-		slices.Sort(lat)
-		return lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1], len(lat)
-	}
+	only := os.Getenv("LOGKV_RSS_ATTACKS")
 	// The peak as it happens, besides VmHWM's.
 	var peak atomic.Int64
 	sampled := make(chan struct{})
@@ -390,25 +372,103 @@ func TestRSSUnderAttackMix(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			if rss, err := procStatusBytes(pid, "VmRSS"); err == nil && rss > peak.Load() {
+			if rss, err := procStatusBytes(an.pid, "VmRSS"); err == nil && rss > peak.Load() {
 				peak.Store(rss)
 			}
 		}
 	}()
 	defer func() { close(sampling); <-sampled }()
 
-	p50, p99, worst, gets := run(false)
-	t.Logf("every attack but KEYS *: victim GETs %d: p50 %v p99 %v max %v", gets, p50, p99, worst)
-	kp50, kp99, kworst, kgets := run(true)
-	t.Logf("every attack: victim GETs %d: p50 %v p99 %v max %v", kgets, kp50, kp99, kworst)
+	lat := an.attack(t, rssAttack{Only: only})
+	p99 := lat[len(lat)*99/100]
+	t.Logf("every attack but the heavy commands: victim GETs %d: p50 %v p99 %v max %v", len(lat), lat[len(lat)/2], p99, lat[len(lat)-1])
+	klat := an.attack(t, rssAttack{WithKeys: true, Only: only})
+	kp99 := klat[len(klat)*99/100]
+	t.Logf("every attack: victim GETs %d: p50 %v p99 %v max %v", len(klat), klat[len(klat)/2], kp99, klat[len(klat)-1])
 
-	hwm, err := procStatusBytes(pid, "VmHWM")
+	hwm, err := procStatusBytes(an.pid, "VmHWM")
 	require.NoError(t, err)
 	t.Logf("RSS: idle %d MiB, peak sampled %d MiB, VmHWM %d MiB, bound %d MiB",
 		idle>>20, peak.Load()>>20, hwm>>20, cfg.bound()>>20)
 	require.Less(t, hwm, cfg.bound(), "the child's peak RSS (VmHWM) passed the bound its configuration allows")
 	require.Less(t, p99, rssVictimP99, "a well-behaved client's GET p99 during the attack")
-	require.Less(t, kp99, rssVictimP99, "a well-behaved client's GET p99 during the attack with KEYS * flooding")
+	require.Less(t, kp99, rssVictimP99, "a well-behaved client's GET p99 during the attack with the heavy-command floods")
+}
+
+// attackedNode is a child kvnode (built without the race detector) with
+// the attacks' data loaded, and a victim client connected first, before
+// the attacks fill max_connections.
+type attackedNode struct {
+	addr, password string
+	pid            int
+	victim         *redis.Client
+}
+
+// startAttackedNode starts a child kvnode configured by cfg and loads the
+// data the attacks read: 8 values of max_value_size, 20,000 small keys for
+// KEYS *, and the victim's key.
+func startAttackedNode(t *testing.T, cfg rssAttackConfig) *attackedNode {
+	t.Helper()
+	const password = "rss-attack-password"
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	conf := filepath.Join(dir, "kvnode.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte(cfg.yaml(filepath.Join(dir, "data"), addr, password)), 0o600))
+	child := exec.Command(buildKvnode(t), "-config", conf)
+	child.Stdout, child.Stderr = io.Discard, io.Discard
+	require.NoError(t, child.Start())
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, PoolSize: 2})
+	defer c.Close()
+	eventually(t, "the child to serve", func() bool { return c.Ping(ctx).Err() == nil })
+	big := strings.Repeat("v", int(cfg.maxValue))
+	for i := range 8 {
+		require.NoError(t, c.Set(ctx, fmt.Sprintf("big%d", i), big, 0).Err())
+	}
+	for chunk := range 20 {
+		args := []any{}
+		for i := range 1000 {
+			args = append(args, fmt.Sprintf("small:%06d", chunk*1000+i), "x")
+		}
+		require.NoError(t, c.MSet(ctx, args...).Err())
+	}
+	require.NoError(t, c.Set(ctx, "victim", "value", 0).Err())
+
+	victim := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, PoolSize: 1,
+		ReadTimeout: 10 * time.Second})
+	t.Cleanup(func() { victim.Close() })
+	require.NoError(t, victim.Ping(ctx).Err())
+	return &attackedNode{addr: addr, password: password, pid: child.Process.Pid, victim: victim}
+}
+
+// attack runs the attacker process (TestRSSAttackerProcess) with a for
+// rssAttackDuration while the victim GETs a small key in a loop on its own
+// connection, and returns the victim's latencies, sorted.
+func (an *attackedNode) attack(t *testing.T, a rssAttack) []time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	a.Addr, a.Password, a.Duration = an.addr, an.password, rssAttackDuration
+	js, err := json.Marshal(a)
+	require.NoError(t, err)
+	attacker := exec.Command(os.Args[0], "-test.run=^TestRSSAttackerProcess$")
+	attacker.Env = append(os.Environ(), rssAttackEnv+"="+string(js))
+	attacker.Stdout, attacker.Stderr = io.Discard, os.Stderr
+	require.NoError(t, attacker.Start())
+	defer func() { attacker.Process.Kill(); attacker.Wait() }()
+	var lat []time.Duration
+	for end := time.Now().Add(rssAttackDuration); time.Now().Before(end); {
+		start := time.Now()
+		v, err := an.victim.Get(ctx, "victim").Result()
+		require.NoError(t, err, "the victim's GET during the attack")
+		require.Equal(t, "value", v)
+		lat = append(lat, time.Since(start))
+	}
+	require.NoError(t, attacker.Wait(), "the attacker process")
+	require.NoError(t, an.victim.Ping(ctx).Err(), "the node survived")
+	slices.Sort(lat)
+	return lat
 }
 
 // rssAttackDuration is how long each phase of the attack runs;

@@ -473,6 +473,8 @@ func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 		return false
 	case cm.slow, cm.slowArgs > 0 && len(args) > cm.slowArgs, cm.write && b.ApplyWaits(), n.srv.pause.pauses(cm):
 		return true
+	case cm == execCommand && heavyExec(c):
+		return true // its heavy commands run under the cap (heavyRun), never on the loop
 	case !b.SyncWaits() || b.Visible():
 		return false
 	case cm.write:
@@ -544,7 +546,7 @@ func (n *Node) runOffLoop(c *client) {
 		raw = raw[size:]
 		if len(args) > 0 {
 			cm := n.lookup(args[0])
-			heavy := cm != nil && (cm.heavy || cm.slowArgs > 0 && len(args) > cm.slowArgs)
+			heavy := heavyRun(c, cm, args)
 			if heavy {
 				n.heavy <- struct{}{} // waits while others' heavy commands hold the CPUs
 			}
@@ -565,6 +567,49 @@ func (n *Node) runOffLoop(c *client) {
 	c.active.Store(int64(monotonic()))
 	c.done.Store(true)
 	c.gc.Wake(nil) // OnTraffic writes the replies and goes on
+}
+
+// heavyRun reports whether running cm now keeps a CPU busy for long, so
+// that it must hold a token of Node.heavy while it runs: a heavy command
+// (command.heavy, or past its slowArgs), or an EXEC whose transaction
+// queued one. A command that MULTI only queues is not heavy: it runs at
+// EXEC, under EXEC's token.
+//
+// The cap and the key locks cannot deadlock: every command takes its token
+// before it takes any key lock (EXEC takes its locks in cmdExec, which runs
+// under the token), and a command that holds key locks never waits for a
+// token.
+func heavyRun(c *client, cm *command, args [][]byte) bool {
+	switch {
+	case cm == nil:
+		return false
+	case cm == execCommand:
+		return heavyExec(c)
+	case c.ks.multi != nil:
+		return false // queued
+	}
+	return heavyCommand(cm, args)
+}
+
+// heavyCommand reports whether cm with args is CPU-heavy (command.heavy).
+func heavyCommand(cm *command, args [][]byte) bool {
+	return cm.heavy || cm.slowArgs > 0 && len(args) > cm.slowArgs
+}
+
+// heavyExec reports whether c's EXEC will run a heavy command: KEYS inside
+// MULTI/EXEC is as much CPU as outside, and must not escape the cap (or,
+// as EXEC ran on the event loop, hold a loop for its whole walk).
+func heavyExec(c *client) bool {
+	m := c.ks.multi
+	if m == nil || m.aborted {
+		return false
+	}
+	for _, q := range m.cmds {
+		if heavyCommand(q.cm, q.args) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeReplies sends c's replies, and says whether to close c now. A
