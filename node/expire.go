@@ -118,6 +118,8 @@ type expirer struct {
 	now     int64
 	hint    int64
 	next    int64
+	// applied: the cycle applied a batch, which its end syncs.
+	applied bool
 }
 
 // runExpirer runs active expiry cycles until stop closes, and closes the
@@ -200,9 +202,10 @@ func (n *Node) expireCycle(e *expirer, budget time.Duration) (deleted int, cappe
 		}
 		err = errors.Join(err, e.it.Close())
 		e.it, e.valid = nil, false
-		if deleted > 0 && err == nil {
+		if e.applied && err == nil {
 			err = n.backend.Sync()
 		}
+		e.applied = false
 	}()
 	for {
 		d, more, err := n.expireBatch(e)
@@ -543,6 +546,7 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 	if err := n.backend.Apply(b); err != nil {
 		return 0, err
 	}
+	e.applied = true // a batch of stale entries only is synced too
 	n.state().expire.staleEntries.Add(int64(len(e.due) - touched))
 	if n.ks.watch.count.Load() > 0 {
 		for _, d := range e.due[:touched] {

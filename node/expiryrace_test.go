@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -336,4 +337,58 @@ func TestExpirerResumesWalk(t *testing.T) {
 		require.Equal(t, 0, countData(t, n))
 		require.Equal(t, 0, countExpiry(t, n))
 	})
+}
+
+// syncCounter counts a backend's Syncs.
+type syncCounter struct {
+	backend
+	syncs atomic.Int64
+}
+
+func (s *syncCounter) Sync() error {
+	s.syncs.Add(1)
+	return s.backend.Sync()
+}
+
+// TestExpireCycleSyncsOnce: a cycle makes its batches durable with one
+// Sync at its end, not one a batch, and a cycle that removed only stale
+// index entries syncs them too; a cycle with nothing due syncs nothing.
+func TestExpireCycleSyncsOnce(t *testing.T) {
+	n := newNode(t, nil)
+	n.stopBackground()
+	s := &syncCounter{backend: n.backend}
+	n.backend = s
+	serve(t, n)
+	c := dial(t, n, nil)
+	ctx := context.Background()
+	n.setClock(clock0)
+	for i := range 3 * expireBatch {
+		require.NoError(t, c.Set(ctx, fmt.Sprintf("k%03d", i), "v", time.Second).Err())
+	}
+	require.NoError(t, c.Set(ctx, "stale", "v", time.Second).Err())
+	require.NoError(t, c.Set(ctx, "stale", "v", 0).Err()) // its entry is left stale
+	n.setClock(clock0 + 2000)
+	var e expirer
+	before := s.syncs.Load()
+	deleted, capped, err := n.expireCycle(&e, 0)
+	require.NoError(t, err)
+	require.False(t, capped)
+	require.Equal(t, 3*expireBatch, deleted)
+	require.Equal(t, int64(1), s.syncs.Load()-before, "one Sync for the cycle's %d batches", 4)
+
+	require.NoError(t, c.Set(ctx, "stale2", "v", time.Second).Err())
+	require.NoError(t, c.Set(ctx, "stale2", "v", 0).Err())
+	n.setClock(clock0 + 4000)
+	before = s.syncs.Load()
+	deleted, _, err = n.expireCycle(&e, 0)
+	require.NoError(t, err)
+	require.Equal(t, 0, deleted)
+	require.Equal(t, int64(1), s.syncs.Load()-before, "the stale entry's removal is synced")
+	require.Equal(t, 0, countExpiry(t, n))
+
+	before = s.syncs.Load()
+	deleted, _, err = n.expireCycle(&e, 0)
+	require.NoError(t, err)
+	require.Equal(t, 0, deleted)
+	require.Equal(t, int64(0), s.syncs.Load()-before, "nothing due, nothing to sync")
 }
