@@ -56,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -399,8 +400,7 @@ func (r *moveReader) next() (moveFrame, error) {
 			return f, fmt.Errorf("node: slot move: the source sent a key of %d bytes (limits.max_key_size is %d)", klen, r.maxKey)
 		}
 		vlen := 0
-		r.buf = r.buf[:0]
-		r.buf = append(r.buf, make([]byte, klen)...)
+		r.buf = slices.Grow(r.buf[:0], klen)[:klen] // reused: no allocation per row
 		if _, err := io.ReadFull(r.r, r.buf); err != nil {
 			return f, err
 		}
@@ -412,7 +412,7 @@ func (r *moveReader) next() (moveFrame, error) {
 			if vlen < 1 || vlen > r.maxValue+valueHeaderMax {
 				return f, fmt.Errorf("node: slot move: the source sent a value of %d bytes (limits.max_value_size is %d)", vlen, r.maxValue)
 			}
-			r.buf = append(r.buf, make([]byte, vlen)...)
+			r.buf = slices.Grow(r.buf, vlen)[:klen+vlen]
 			if _, err := io.ReadFull(r.r, r.buf[klen:]); err != nil {
 				return f, err
 			}

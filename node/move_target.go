@@ -360,7 +360,8 @@ type moveApplier struct {
 
 // add puts one row or deletion into the batch, applying it when full.
 func (a *moveApplier) add(f moveFrame) error {
-	a.key = appendDataKey(a.key[:0], 0, a.gen, f.key)
+	// appendDataKey's layout with the slot the reader checked (no second CRC).
+	a.key = append(binary.BigEndian.AppendUint16(appendDBGen(a.key[:0], 0, a.gen), f.slot), f.key...)
 	if f.kind == frameDelete {
 		a.batch.Delete(a.key)
 	} else {

@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -458,4 +460,39 @@ func TestRebalance(t *testing.T) {
 		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "r"+strconv.Itoa(i)).Val())
 	}
 	require.Eventually(t, func() bool { return tc.nodes["c1"].client(t).DBSize(ctx).Val() == 0 }, 20*time.Second, 20*time.Millisecond)
+}
+
+// FuzzMoveFrames: whatever a peer sends, the target's frame reader returns
+// an error or a frame within its limits, a row's key in the requested
+// range and of its own slot, its value a valid keyspace value; it never
+// panics, and allocates by the limits, not by the lengths it reads.
+func FuzzMoveFrames(f *testing.F) {
+	var buf bytes.Buffer
+	w := moveWriter{bufio.NewWriter(&buf)}
+	k := []byte("foo")
+	_ = w.row(keySlot(k), k, appendValue(nil, 0, []byte("bar")))
+	_ = w.del(keySlot(k), k)
+	_ = w.mark(frameSnapshot, 7, 8)
+	_ = w.mark(frameRound, 0, 4)
+	_ = w.mark(frameFence, 0, 0)
+	w.fail(errors.New("gone"))
+	f.Add(buf.Bytes())
+	f.Add([]byte{frameRow, 0x2f, 0x96, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := &moveReader{r: bufio.NewReader(bytes.NewReader(data)), first: 0, last: numSlots - 1, maxKey: 1 << 10, maxValue: 1 << 12}
+		for range 64 {
+			fr, err := r.next()
+			if err != nil {
+				return
+			}
+			if fr.kind == frameRow || fr.kind == frameDelete {
+				require.Equal(t, keySlot(fr.key), fr.slot)
+				require.LessOrEqual(t, len(fr.key), 1<<10)
+			}
+			if fr.kind == frameRow {
+				_, _, err := decodeValue(fr.value)
+				require.NoError(t, err)
+			}
+		}
+	})
 }
