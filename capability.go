@@ -72,3 +72,27 @@ type TestTuner interface {
 	// are left alone.
 	RandomizeForTest(r *rand.Rand)
 }
+
+// Salvager is implemented by the options of an engine whose files can be
+// read back without opening the engine, keeping every entry that still
+// passes its checks: kvnode salvage asks each registered engine's options
+// for it, and hands each the engine directory it found, so that it names
+// no engine.
+type Salvager interface {
+	// Salvage reads the engine's files in dir, through the options' file
+	// system and never writing to it, and calls keep for every entry that
+	// checks out and skip for every part it left out. Files that are not
+	// the engine's are ignored: every Salvager may be asked about the same
+	// directory. An error from keep or skip stops it and is returned; an
+	// error reading dir itself is returned too.
+	Salvage(dir string, keep func(SalvagedEntry) error, skip func(Skipped) error) error
+}
+
+// SalvagedEntry is one write a Salvager read back. Key and Value may be
+// reused once keep returns: copy them to keep them.
+type SalvagedEntry struct {
+	Seq    uint64 // the sequence number of the batch that wrote it
+	Key    []byte
+	Value  []byte // empty for a deletion
+	Delete bool   // the key was deleted
+}

@@ -146,7 +146,22 @@ func (o *Options) Validate() error {
 // What the options tell callers about the engine (see logkv's capability
 // interfaces). Its data files are its log, so it has no ExternalWAL: under a
 // node it writes each batch to them and the commit log both.
-var _ logkv.TestTuner = (*Options)(nil)
+var (
+	_ logkv.TestTuner = (*Options)(nil)
+	_ logkv.Salvager  = (*Options)(nil)
+)
+
+// Salvage reads back every record of the data files in dir that passes its
+// checks, through o.FS (Salvage, as logkv.Salvager asks: kvnode salvage).
+func (o *Options) Salvage(dir string, keep func(logkv.SalvagedEntry) error, skip func(logkv.Skipped) error) error {
+	fs := o.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	return Salvage(fs, dir, func(r SalvagedRecord) error {
+		return keep(logkv.SalvagedEntry{Seq: r.Seq, Key: r.Key, Value: r.Value, Delete: r.Tombstone})
+	}, skip)
+}
 
 // ShrinkForTest sets 32 KiB data files and merges at 30% dead bytes: a few
 // hundred KiB of overwrites rotate files, write hints and merge.

@@ -16,9 +16,7 @@ import (
 	"strings"
 
 	"github.com/logkv/logkv"
-	"github.com/logkv/logkv/bitcask"
 	"github.com/logkv/logkv/internal/record"
-	"github.com/logkv/logkv/lsm"
 	"github.com/logkv/logkv/replicate/commitlog"
 	"github.com/logkv/logkv/vfs"
 )
@@ -29,8 +27,8 @@ import (
 //	read    every record of the commit log (data_dir/log/log/*.log) and of
 //	        the live engine's files (data_dir/engine[.N]: bitcask data
 //	        files, lsm tables and WAL) that passes its checks, each package
-//	        reading its own format (commitlog.Salvage, bitcask.Salvage,
-//	        lsm.Salvage), never writing to the source
+//	        reading its own format (commitlog.Salvage, and every registered
+//	        engine that is a logkv.Salvager), never writing to the source
 //	resolve every key to its newest version: the highest sequence number
 //	        wins, as in each engine's recovery; within one batch, the later
 //	        operation
@@ -259,28 +257,23 @@ func (s *salvage) engine(dir string) error {
 	if err != nil {
 		return err
 	}
-	var isBitcask, isLSM bool
-	for _, e := range names {
-		switch filepath.Ext(e.Name()) {
-		case ".data":
-			isBitcask = true
-		case ".sst", ".log":
-			isLSM = true
-		}
+	if len(names) == 0 {
+		return nil
 	}
-	if isBitcask {
-		err := bitcask.Salvage(vfs.Default, dir, func(r bitcask.SalvagedRecord) error {
-			s.kept["bitcask records"]++
-			s.put(r.Seq, r.Key, r.Value, r.Tombstone)
-			return nil
-		}, s.skip)
+	// Every engine that can read its files back is asked; each ignores the
+	// files that are not its own (logkv.Salvager).
+	for _, name := range logkv.Engines() {
+		o, err := logkv.NewOptions(name)
 		if err != nil {
 			return err
 		}
-	}
-	if isLSM {
-		err := lsm.Salvage(vfs.Default, dir, func(e lsm.SalvagedEntry) error {
-			s.kept["lsm entries"]++
+		sv, ok := o.(logkv.Salvager)
+		if !ok {
+			continue
+		}
+		what := name + " entries"
+		err = sv.Salvage(dir, func(e logkv.SalvagedEntry) error {
+			s.kept[what]++
 			s.put(e.Seq, e.Key, e.Value, e.Delete)
 			return nil
 		}, s.skip)
