@@ -966,10 +966,15 @@ func (t *tx) apply() error {
 	if err := b.Err(); err != nil {
 		return err
 	}
+	// Dirty before Apply: a write Apply refuses after logging it (a sync
+	// leader whose leadership ended: errFenced) may have been applied, and
+	// its error must reach the client as the read index (readindex.go) lets
+	// a write's reply through, not be taken for a read's and replaced by
+	// READONLY, which says it was refused.
+	t.c.dirty = true
 	if err := t.n.backend.Apply(&b); err != nil {
 		return err
 	}
-	t.c.dirty = true
 	for i := range t.keys {
 		// Again once applied: an expirer walk that read nextDue before
 		// this write and the index before it was visible must not hide it.
