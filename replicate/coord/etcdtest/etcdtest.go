@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ type Server struct {
 	// Endpoint is the client URL, http://127.0.0.1:PORT.
 	Endpoint string
 	stop     func()
+	signal   func(os.Signal) error
 }
 
 // Binary returns the etcd binary to run: $LOGKV_ETCD, or etcd on PATH, or
@@ -105,7 +107,9 @@ func StartCluster(t testing.TB, n, heartbeatMs, electionMs int) []*Server {
 				cmd.Wait()
 			})
 		}
+		s.signal = cmd.Process.Signal
 		t.Cleanup(func() {
+			_ = s.signal(syscall.SIGCONT) // a paused server is killed all the same; the error is moot
 			s.stop()
 			logf.Close()
 		})
@@ -141,6 +145,14 @@ func Endpoints(servers []*Server) []string {
 // Stop kills the server, as an etcd outage: clients' requests fail until
 // the test ends (there is no restart).
 func (s *Server) Stop() { s.stop() }
+
+// Pause stops the server's process (SIGSTOP), as an etcd that is
+// unreachable: requests hang and leases are not renewed, until Resume.
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT); its data and ports are as
+// they were.
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
 
 // Client returns a new client of s, closed at t's end.
 func (s *Server) Client(t testing.TB) *clientv3.Client {
