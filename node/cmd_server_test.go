@@ -500,7 +500,9 @@ func TestMonitor(t *testing.T) {
 // A monitor that does not read is disconnected once its unsent output
 // passes the bound, instead of growing the node's memory.
 func TestSlowMonitorIsDropped(t *testing.T) {
-	n := adminNode(t, nil)
+	// A small hard limit: the default's 128 MiB of 1 MiB SETs took longer
+	// than the deadline under -race on a loaded machine.
+	n := adminNode(t, func(c *Config) { c.ClientOutputBufferLimit.Normal = OutputBufferLimit{Hard: 8 << 20} })
 	mon := dialRawAdmin(t, n)
 	require.Equal(t, "+OK\r\n", mon.do("monitor"))
 	// mon reads nothing from now on.

@@ -39,8 +39,9 @@ import (
 //
 //	query_buffer_budget + max_connections x (hard + max_value_size)
 //
-// plus gnet's per-connection buffers (a few KiB each) and what the engine
-// holds. Lower max_connections or the hard limit to tighten it.
+// plus hard for each MONITOR client's queued lines (monitor.go), gnet's
+// per-connection buffers (a few KiB each) and what the engine holds. Lower
+// max_connections or the hard limit to tighten it.
 
 // OutputBufferLimit is one class's client-output-buffer-limit, as Redis':
 // a client whose unsent replies pass Hard bytes, or stay over Soft bytes

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,25 +21,34 @@ import (
 //
 // A monitor's lines go to its connection through gnet's AsyncWrite, which
 // runs on the monitor's own event loop. A monitor that reads slower than the
-// node runs commands would make that output grow without bound, so each
-// monitor may have at most monitorMaxPending bytes queued or unsent; past
-// that it is disconnected, as Redis disconnects a client over its output
-// buffer limit.
-
-// monitorMaxPending bounds what one monitor may have queued and unsent.
-const monitorMaxPending = 32 << 20
+// node runs commands would make that output grow without bound, so a
+// monitor is held to client_output_buffer_limit's normal class, as Redis
+// holds it (a monitor is a normal client there): its pending output, the
+// lines queued for AsyncWrite plus what gnet has not sent, may not pass the
+// hard limit, nor stay over the soft limit for soft_seconds; past either,
+// the monitor is disconnected and its output freed, counted in
+// logkv_clients_closed_total as any client's. A line that would pass the
+// hard limit is not queued, so a monitor holds at most hard bytes of lines.
 
 // monitors are a node's MONITOR clients.
 type monitors struct {
 	count atomic.Int32 // len(list): the fast check on every command
 	mu    sync.Mutex
 	list  map[*client]*monitorOut
+	// n is the node, for its output limits (read at every line, so CONFIG
+	// SET client-output-buffer-limit applies at once) and metrics; set by
+	// the first MONITOR.
+	n *Node
 }
 
 // monitorOut is one monitor's queue accounting.
 type monitorOut struct {
 	queued atomic.Int64 // bytes handed to AsyncWrite, not yet in gnet's buffer
+	unsent atomic.Int64 // gnet's unsent output after the last line reached it
 	gone   atomic.Bool
+	// softSince is when the pending output went over the soft limit (0:
+	// it is not); guarded by monitors.mu.
+	softSince time.Duration
 }
 
 // cmdMonitor: MONITOR. The client gets +OK, then the stream.
@@ -49,6 +59,7 @@ func cmdMonitor(n *Node, c *client, args [][]byte) {
 	defer m.mu.Unlock()
 	if m.list == nil {
 		m.list = map[*client]*monitorOut{}
+		m.n = n
 	}
 	if _, ok := m.list[c]; !ok {
 		m.list[c] = &monitorOut{}
@@ -94,21 +105,43 @@ func (m *monitors) feed(c *client, cm *command, args [][]byte) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	s := m.n.settings()
+	hard, soft := int64(s.hard), int64(s.soft)
+	size := int64(len(line))
+	var mono time.Duration // read once, if a monitor is over soft
 	for mc, o := range m.list {
 		if mc.x.killed.Load() {
 			m.dropLocked(mc, o, false)
 			continue
 		}
-		if o.queued.Load()+int64(len(line)) > monitorMaxPending {
+		pending := o.queued.Load() + o.unsent.Load() + size
+		if pending > hard {
+			m.n.closeFor(mc, closedOutputHard, "monitor output over its hard limit; closing", "unsent", pending-size, "hard", hard)
 			m.dropLocked(mc, o, true)
 			continue
 		}
-		o.queued.Add(int64(len(line)))
-		size := int64(len(line))
+		switch {
+		case pending <= soft:
+			o.softSince = 0
+		case o.softSince == 0:
+			mono = cmp.Or(mono, monotonic())
+			o.softSince = mono
+		default:
+			mono = cmp.Or(mono, monotonic())
+			if mono-o.softSince > s.softFor {
+				m.n.closeFor(mc, closedOutputSoft, "monitor output over its soft limit for soft_seconds; closing", "unsent", pending-size, "soft", soft)
+				m.dropLocked(mc, o, true)
+				continue
+			}
+		}
+		o.queued.Add(size)
 		err := mc.gc.AsyncWrite(line, func(gc gnet.Conn, err error) error {
 			o.queued.Add(-size)
-			// On the monitor's loop: what gnet holds unsent is known here.
-			if err != nil || gc.OutboundBuffered() > monitorMaxPending {
+			// On the monitor's loop: what gnet holds unsent is known
+			// here, and counts against the limits at the next line.
+			unsent := gc.OutboundBuffered()
+			o.unsent.Store(int64(unsent))
+			if err != nil || unsent > m.n.settings().hard {
 				if !o.gone.Load() {
 					m.remove(mc)
 					gc.Close()

@@ -28,7 +28,7 @@ import (
 //	RSS <= runtime + (1 + GOGC/100) x (clients + monitors + engine)
 //
 //	clients  = query_buffer_budget + max_connections x (hard + max_value_size + conn)
-//	monitors = MONITOR clients x 32 MiB (monitorMaxPending)
+//	monitors = MONITOR clients x hard (a monitor's lines, monitor.go)
 //	engine   = lsm: cache_size + memtable_stop_writes_threshold x memtable_size x 33/32 + tables
 //
 // runtime is the binary's own RSS (code, the runtime, idle goroutines: 64
@@ -60,7 +60,7 @@ var rssConfig = rssAttackConfig{
 // bound is the RSS the configuration allows (the formula above).
 func (c rssAttackConfig) bound() int64 {
 	clients := c.queryBudget + int64(c.maxConnections)*(c.hard+c.maxValue+rssConnOverhead)
-	monitors := int64(c.monitors) * monitorMaxPending
+	monitors := int64(c.monitors) * c.hard
 	engine := c.cacheSize + c.memtableStop*c.memtableSize*33/32 + rssTablesAllowance
 	return rssRuntime + 2*(clients+monitors+engine)
 }

@@ -40,7 +40,7 @@ func init() {
 var sentinelChannels = map[string]bool{"+switch-master": true, "+replica-reconf-done": true}
 
 // maxSwitchPending bounds what one subscriber may have queued and unsent,
-// as monitorMaxPending does for MONITOR.
+// as the output limits do for MONITOR (monitor.go).
 const maxSwitchPending = 1 << 20
 
 // switchSubs are the clients subscribed to the Sentinel channels.
