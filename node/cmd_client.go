@@ -524,6 +524,9 @@ type pauseState struct {
 	all   bool          // ALL, not just WRITE
 	ended chan struct{} // closed when the pause ends early
 	on    atomic.Bool   // a pause may be running: the fast check
+	// waiting counts the clients whose command waits for the pause: INFO's
+	// blocked_clients, as Redis counts a paused client as blocked.
+	waiting atomic.Int64
 }
 
 func (p *pauseState) start(d time.Duration, all bool) {
@@ -580,10 +583,12 @@ func (p *pauseState) wait(cm *command) {
 			return
 		}
 		t := time.NewTimer(d)
+		p.waiting.Add(1)
 		select {
 		case <-ch:
 		case <-t.C:
 		}
+		p.waiting.Add(-1)
 		t.Stop()
 	}
 }

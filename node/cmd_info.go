@@ -17,7 +17,8 @@ import (
 // fields clients and exporters (redis_exporter, Datadog, redis-cli --stat)
 // read, in Redis' names. A field logkv cannot measure is left out rather
 // than reported as a made-up number, except where Redis' own meaning makes
-// the value exact (blocked_clients is 0: no command blocks a loop).
+// the value exact (blocked_clients counts the clients a CLIENT PAUSE holds,
+// the only thing that blocks a client in kvnode, as Redis counts them).
 
 // infoDefault are the sections INFO shows without arguments, as Redis 7.
 var infoDefault = map[string]bool{"server": true, "clients": true, "memory": true, "persistence": true,
@@ -67,7 +68,7 @@ func (n *Node) serverInfo(add func(string, any)) {
 
 // clientsInfo adds INFO clients' fields beyond info.go's.
 func (n *Node) clientsInfo(add func(string, any)) {
-	add("blocked_clients", 0)
+	add("blocked_clients", n.state().pause.waiting.Load())
 	add("tracking_clients", 0)
 	add("monitors", n.state().monitors.count.Load())
 }

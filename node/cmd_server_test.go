@@ -280,7 +280,12 @@ func TestClientPause(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- writer.Set(ctx, "k", "after", 0).Err() }()
-	// The write waits; a read is served meanwhile and sees the old value.
+	// The write waits, counted in blocked_clients as Redis counts it (its
+	// pause.tcl waits for that); a read is served meanwhile and sees the
+	// old value.
+	require.Eventually(t, func() bool {
+		return strings.Contains(reader.Info(ctx, "clients").Val(), "\r\nblocked_clients:1\r\n")
+	}, 10*time.Second, 5*time.Millisecond, "the paused write is not counted as blocked")
 	require.Equal(t, "before", reader.Get(ctx, "k").Val())
 	select {
 	case err := <-done:
@@ -295,6 +300,7 @@ func TestClientPause(t *testing.T) {
 		t.Fatal("the paused write did not run after CLIENT UNPAUSE")
 	}
 	require.Equal(t, "after", reader.Get(ctx, "k").Val())
+	require.Contains(t, reader.Info(ctx, "clients").Val(), "\r\nblocked_clients:0\r\n")
 }
 
 // CONFIG GET answers each parameter once whatever the patterns, so a
