@@ -3,9 +3,12 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,7 +31,9 @@ import (
 // log over the checkpoint. Each chunk's keys are compressed against the
 // previous chunk's last key, and frames have no markers to resynchronise
 // on, so reading stops at the first damaged frame: the rest of the file is
-// reported skipped with its offset and length. Checkpoints of other
+// reported skipped with its offset and length. The keyspace's meta rows
+// sort last, so damage anywhere loses them: restoreMeta puts back the ones
+// the salvaged keys prove, and says so. Checkpoints of other
 // generations (left by a resync that did not finish) and temporary files
 // are named, not read.
 
@@ -69,8 +74,10 @@ func (s *salvage) checkpoint(path string) error {
 	defer r.Close()
 	keys := uint64(0)
 	stop := func(at int64, format string, args ...any) error {
-		return s.skip(logkv.Skipped{Path: path, Off: at, Len: st.Size() - at,
+		err := s.skip(logkv.Skipped{Path: path, Off: at, Len: st.Size() - at,
 			Why: fmt.Sprintf(format, args...) + fmt.Sprintf(" (after %d keys of the checkpoint)", keys)})
+		s.restoreMeta(path)
+		return err
 	}
 	at := r.Read()
 	fr, err := r.ReadFrame()
@@ -127,5 +134,53 @@ func (s *salvage) checkpoint(path string) error {
 		default:
 			return stop(at, "a %s frame inside the checkpoint", fr.Type)
 		}
+	}
+}
+
+// restoreMeta puts back the keyspace's meta rows (keyspace.go) that the
+// damaged part of a checkpoint took with it. They sort last (0xFF), so they
+// sit in the last chunk, and a damaged last chunk lost the format row: a
+// node refused the result as "data from before keyspace format 1". The
+// commit log usually brings the format row back (a leader writes it again
+// as the first record of each epoch); when it did not:
+//
+//   - The format row is restored only if every salvaged data key proves
+//     format 2: such a key carries its client key's hash slot, which a
+//     format-1 key matches by chance once in 16384. Otherwise nothing is
+//     restored, and the report says so.
+//   - A database whose generation row is missing gets the newest
+//     generation its keys carry: keys of older generations were flushed
+//     (FLUSHDB), and stay hidden as the node sweeps them. Had the database
+//     been flushed after its last write, that flush is lost with the row:
+//     the report names the database, so it can be flushed again.
+//
+// Each restoration is reported with the checkpoint's name.
+func (s *salvage) restoreMeta(path string) {
+	if v, ok := s.keys[string(metaFormatKey)]; ok && !v.del {
+		return
+	}
+	newest := map[int]uint32{}
+	for k, v := range s.keys {
+		if v.del || len(k) == 0 || k[0] >= dataEnd {
+			continue
+		}
+		db, gen, key, ok := decodeDataKey([]byte(k))
+		if !ok || binary.BigEndian.Uint16([]byte(k[len(k)-len(key)-slotLen:])) != keySlot(key) {
+			s.skipped = append(s.skipped, fmt.Sprintf("%s: the keyspace's format row was in the damaged part, and data key %q is not keyspace format %d: the format row is not restored, and a node will refuse the result (salvage with the kvnode that wrote the data)", path, k, keyspaceFormat))
+			return
+		}
+		newest[db] = max(newest[db], gen)
+	}
+	s.put(0, metaFormatKey, []byte{keyspaceFormat}, false)
+	s.kept["restored meta rows"]++
+	s.skipped = append(s.skipped, fmt.Sprintf("%s: the keyspace's format row was in the damaged part: restored as format %d, which every salvaged data key carries", path, keyspaceFormat))
+	for _, db := range slices.Sorted(maps.Keys(newest)) {
+		gen := newest[db]
+		if v, ok := s.keys[string(metaGenKey(db))]; gen == 0 || (ok && !v.del) {
+			continue
+		}
+		s.put(0, metaGenKey(db), binary.BigEndian.AppendUint32(nil, gen), false)
+		s.kept["restored meta rows"]++
+		s.skipped = append(s.skipped, fmt.Sprintf("%s: database %d's generation row was in the damaged part: restored as %d, the newest its keys carry (if database %d was flushed after its last write, FLUSHDB it again)", path, db, gen, db))
 	}
 }

@@ -207,8 +207,9 @@ func TestSalvageMemoryCheckpoint(t *testing.T) {
 	})
 	t.Run("damaged", func(t *testing.T) {
 		// Only what the report says: the keyspace's format record sorts
-		// after the keys, in the chunk the damage is in, so a node would
-		// refuse the result without a log that still holds it.
+		// after the keys, past the damage; salvage restores it
+		// (restoreMeta; TestSalvageDamagedLastCheckpointChunk starts a
+		// node on such a result).
 		flipAt(t, cp, 0.75)
 		to := filepath.Join(t.TempDir(), "salvaged")
 		var out, errOut bytes.Buffer
