@@ -529,7 +529,7 @@ type syncRound struct {
 
 // syncFlush starts a round (the group's leader alone calls it): it writes
 // the buffer, so that the fsync covers every writer waiting.
-func (db *DB) syncFlush() (syncRound, error) {
+func (db *DB) syncFlush(uint64) (syncRound, error) {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	if db.werr != nil {

@@ -216,7 +216,7 @@ type walRound struct {
 
 // syncFlush starts a round (the group's leader alone calls it): it takes
 // the buffer, once a write in flight (append's, to bound the buffer) ends.
-func (w *walWriter) syncFlush() (walRound, error) {
+func (w *walWriter) syncFlush(uint64) (walRound, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	yielded := false

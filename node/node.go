@@ -459,7 +459,7 @@ type engineSync struct {
 // init makes sync the function a round runs.
 func (g *engineSync) init(sync func() error) {
 	g.group = groupsync.New(g.synced.Load,
-		func() (uint64, error) { return g.tickets.Load(), nil },
+		func(uint64) (uint64, error) { return g.tickets.Load(), nil },
 		func(ticket uint64) error {
 			if err := sync(); err != nil {
 				return fmt.Errorf("node: sync failed, refusing further writes: %w", err)

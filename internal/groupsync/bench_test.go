@@ -18,7 +18,7 @@ func BenchmarkSyncTo(b *testing.B) {
 			var appended uint64
 			var durable atomic.Uint64
 			g := New(durable.Load,
-				func() (uint64, error) {
+				func(uint64) (uint64, error) {
 					mu.Lock()
 					defer mu.Unlock()
 					return appended, nil

@@ -13,7 +13,7 @@
 //	  durable() >= pos? ── yes ──> return nil              (no lock, no system call)
 //	  a round in flight? ── yes ─> wait for it to end, look again
 //	  otherwise lead a round:
-//	    r, err := flush()   writes what is buffered, says what the fsync covers
+//	    r, err := flush(pos) writes what is buffered, says what the fsync covers
 //	    err = sync(r)       fsyncs, and on success advances durable() to r
 //	    wake every waiter at once
 //
@@ -55,7 +55,7 @@ import "sync"
 // use.
 type Group[R any] struct {
 	durable func() uint64
-	flush   func() (R, error)
+	flush   func(pos uint64) (R, error)
 	sync    func(R) error
 
 	// OnWait, if set before the Group is shared (tests), runs as a caller
@@ -76,15 +76,18 @@ type Group[R any] struct {
 //     is called with no lock of the Group held, by any caller, often (it
 //     is the fast path): an atomic load, ideally.
 //   - flush is called by one leader at a time, with no lock of the Group
-//     held. It writes what is buffered (under the log's lock) and returns
-//     what the round's sync must make durable: everything appended so
-//     far, so that every writer waiting has its records covered. An error
-//     fails the leader's call only.
+//     held, and the leader's pos. It writes what is buffered (under the
+//     log's lock) and returns what the round's sync must make durable:
+//     everything appended so far, so that every writer waiting has its
+//     records covered. An error fails the leader's call only. If the round
+//     cannot cover pos (the log was cut back past it), flush must say so
+//     with an error: SyncTo returns nil only once durable() >= pos, and
+//     leads round after round until then.
 //   - sync is called after a flush that returned no error, by the same
 //     leader, with no lock held: it fsyncs what flush wrote and, on
 //     success, advances the watermark durable reads (under the log's
 //     lock, if the log keeps other state with it). Its error sticks.
-func New[R any](durable func() uint64, flush func() (R, error), sync func(R) error) *Group[R] {
+func New[R any](durable func() uint64, flush func(pos uint64) (R, error), sync func(R) error) *Group[R] {
 	return &Group[R]{durable: durable, flush: flush, sync: sync, done: make(chan struct{})}
 }
 
@@ -122,12 +125,16 @@ func (g *Group[R]) SyncTo(pos uint64) error {
 		}
 		g.busy = true
 		g.mu.Unlock()
-		return g.lead()
+		if err := g.lead(pos); err != nil {
+			return err
+		}
+		// Look again rather than trust the round: it covered pos unless
+		// the log moved its watermark back meanwhile.
 	}
 }
 
 // lead runs one round; the caller set g.busy.
-func (g *Group[R]) lead() (err error) {
+func (g *Group[R]) lead(pos uint64) (err error) {
 	synced := false
 	// Deferred, so that a panic in the caller's flush or sync does not
 	// leave every later SyncTo waiting for a round that never ends.
@@ -144,7 +151,7 @@ func (g *Group[R]) lead() (err error) {
 		g.done = make(chan struct{})
 		g.mu.Unlock()
 	}()
-	r, err := g.flush()
+	r, err := g.flush(pos)
 	if err != nil {
 		return err
 	}

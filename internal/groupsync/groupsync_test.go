@@ -41,7 +41,7 @@ func (l *fakeLog) append() uint64 {
 	return l.appended
 }
 
-func (l *fakeLog) flush() (uint64, error) {
+func (l *fakeLog) flush(uint64) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.flushErr; err != nil {
@@ -303,7 +303,7 @@ func TestLockExcludesRounds(t *testing.T) {
 func TestPanicInFlushReleases(t *testing.T) {
 	calls := 0
 	var durable atomic.Uint64
-	g := New(durable.Load, func() (uint64, error) {
+	g := New(durable.Load, func(uint64) (uint64, error) {
 		calls++
 		if calls == 1 {
 			panic("flush bug")

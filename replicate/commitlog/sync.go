@@ -17,15 +17,25 @@ func (l *Log) Sync(seq uint64) error {
 		return nil
 	}
 	l.mu.Lock()
-	err := l.usable()
-	if err == nil && seq > l.last {
-		err = fmt.Errorf("commitlog: sync to seq %d, but the last written is %d", seq, l.last)
-	}
+	err := l.syncable(seq)
 	l.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	return l.group.SyncTo(seq)
+}
+
+// syncable returns why records up to seq cannot be made durable, if they
+// cannot: the log is closed or failed, or seq was never written (or was
+// truncated away while its caller waited). l.mu is held.
+func (l *Log) syncable(seq uint64) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if seq > l.last {
+		return fmt.Errorf("commitlog: sync to seq %d, but the last written is %d", seq, l.last)
+	}
+	return nil
 }
 
 // syncRound is what one group-commit round fsyncs: the active segment's
@@ -40,10 +50,10 @@ type syncRound struct {
 
 // syncFlush starts a round (the group's leader alone calls it): it writes
 // every buffered record, so that the fsync covers every caller waiting.
-func (l *Log) syncFlush() (syncRound, error) {
+func (l *Log) syncFlush(seq uint64) (syncRound, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.usable(); err != nil {
+	if err := l.syncable(seq); err != nil {
 		return syncRound{}, err
 	}
 	if err := l.flushLocked(); err != nil {
