@@ -313,3 +313,21 @@ func TestPanicInFlushReleases(t *testing.T) {
 	require.Panics(t, func() { _ = g.SyncTo(1) })
 	require.NoError(t, g.SyncTo(1))
 }
+
+// A round that did not cover the leader's position (the log moved its
+// watermark back while the round ran) does not let SyncTo return nil: it
+// looks again and leads another round.
+func TestSyncToLooksAgainAfterARound(t *testing.T) {
+	var durable atomic.Uint64
+	rounds := 0
+	g := New(durable.Load, func(pos uint64) (uint64, error) {
+		rounds++
+		if rounds == 1 {
+			return pos - 1, nil // the log was cut back under this round
+		}
+		return pos, nil
+	}, func(r uint64) error { durable.Store(r); return nil })
+	require.NoError(t, g.SyncTo(5))
+	require.Equal(t, 2, rounds)
+	require.Equal(t, uint64(5), durable.Load())
+}
