@@ -44,7 +44,9 @@ import (
 //	data   dbgen slot[2 BE] key                     -> value (below)
 //	expiry 0xFE dbgen deadline[8 BE] key            -> empty
 //	meta   0xFF "format"                            -> 1 byte: format version (2)
-//	       0xFF "gen" db                            -> 4 bytes BE: db's generation
+//	       0xFF "gen" db                            -> 4 bytes BE: (store XOR db)<<24
+//	                                                   | db's generation (store = db
+//	                                                   until SWAPDB: appendDBGen)
 //	       0xFF "convert"                           -> 1 byte (1): a conversion from
 //	                                                   format 1 runs (keyspace_convert.go)
 //
@@ -151,9 +153,14 @@ var (
 // metaGenKey is the key of db's generation.
 func metaGenKey(db int) []byte { return []byte{tagMeta, 'g', 'e', 'n', byte(db)} }
 
-// appendDBGen appends the dbgen code of (db, gen).
+// appendDBGen appends the dbgen code of (db, gen), gen as db's gen row
+// holds it. The row's top byte is the database's store XOR db (0 for
+// every row written so far: store = db), so the code is that of the store
+// the database's keys live in: the indirection SWAPDB will use
+// (docs/keyspace.md, "SWAPDB: design"). For gen below 2^24 the XOR is the
+// OR of (db, gen) it replaced.
 func appendDBGen(dst []byte, db int, gen uint32) []byte {
-	x := uint32(db)<<24 | gen
+	x := uint32(db)<<24 ^ gen
 	switch {
 	case x < 1<<7:
 		return append(dst, byte(x))
@@ -397,6 +404,8 @@ func readGenFrom(r logkv.Reader, db int) (uint32, error) {
 		return 0, err
 	case len(v) != 4:
 		return 0, fmt.Errorf("%w: generation of db %d is %d bytes, want 4", logkv.ErrCorrupt, db, len(v))
+	case v[0] >= maxDBs:
+		return 0, fmt.Errorf("%w: generation of db %d names store %d, past the last (%d)", logkv.ErrCorrupt, db, int(v[0])^db, maxDBs-1)
 	}
 	return binary.BigEndian.Uint32(v), nil
 }
@@ -878,7 +887,7 @@ func (t *tx) flushDB(db int) error {
 	if err != nil {
 		return err
 	}
-	if gen >= maxGen {
+	if gen&maxGen >= maxGen {
 		return fmt.Errorf("database %d was flushed %d times, the most its encoding allows: delete its keys instead (DEL, or UNLINK from a SCAN)", db, maxGen)
 	}
 	saved := t.db
@@ -1020,7 +1029,7 @@ func (n *Node) publishGens(flushed uint16, gens *[maxDBs]uint32) {
 	ks.genMu.Lock()
 	defer ks.genMu.Unlock()
 	for db := range maxDBs {
-		if flushed&(1<<db) != 0 && gens[db] > ks.gens[db].Load() {
+		if flushed&(1<<db) != 0 && gens[db]&maxGen > ks.gens[db].Load()&maxGen {
 			ks.gens[db].Store(gens[db])
 		}
 	}

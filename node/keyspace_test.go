@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/memory"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
@@ -63,6 +64,14 @@ func TestKeyspaceEncoding(t *testing.T) {
 	require.Less(t, string(prev), string([]byte{dataEnd}))
 	_, _, _, ok := decodeDataKey([]byte{0xF0, 'k'})
 	require.False(t, ok, "reserved first bytes are no data key")
+
+	// A gen row's top byte is store XOR db: database 1 held in store 0,
+	// generation 5, and database 0 in store 15, address those stores.
+	require.Equal(t, dataPrefix(0, 5), dataPrefix(1, 1<<24|5))
+	require.Equal(t, dataPrefix(15, maxGen), dataPrefix(0, 15<<24|maxGen))
+	db, gen, _, ok := decodeDBGen(dataPrefix(1, 1<<24|5))
+	require.True(t, ok)
+	require.Equal(t, []any{0, uint32(5)}, []any{db, gen}, "a code decodes to its store")
 
 	x := appendExpiryKey(nil, 1, 2, 0x0102030405060708, []byte("k"))
 	require.Equal(t, []byte{tagExpiry, 0xE1, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8, 'k'}, x)
@@ -341,4 +350,20 @@ func toAny(s []string) []any {
 		out[i] = k
 	}
 	return out
+}
+
+// TestGenRowStore: a gen row's top byte is its database's store XOR the
+// database; one naming a store past the last is corrupt, not a key range
+// to read and write.
+func TestGenRowStore(t *testing.T) {
+	e, err := memory.Open(t.TempDir(), nil)
+	require.NoError(t, err)
+	defer e.Close()
+	require.NoError(t, e.Set(metaGenKey(3), []byte{3 ^ 1, 0, 0, 9}, nil))
+	gen, err := readGenFrom(e, 3)
+	require.NoError(t, err)
+	require.Equal(t, dataPrefix(1, 9), dataPrefix(3, gen), "database 3 lives in store 1")
+	require.NoError(t, e.Set(metaGenKey(3), []byte{maxDBs, 0, 0, 9}, nil))
+	_, err = readGenFrom(e, 3)
+	require.ErrorIs(t, err, logkv.ErrCorrupt)
 }
