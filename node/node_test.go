@@ -301,7 +301,11 @@ func TestQuit(t *testing.T) {
 func TestQuitSyncsPipelinedWrites(t *testing.T) {
 	n := newNode(t, nil)
 	synced := make(chan struct{}, 1)
-	n.backend = &syncSpy{backend: n.backend, synced: synced} // before Serve: no race
+	// New started the background worker, which reads n.backend: stop it
+	// around the swap (go test -race saw the race).
+	n.stopBackground()
+	n.backend = &syncSpy{backend: n.backend, synced: synced}
+	n.startBackground()
 	served := make(chan error, 1)
 	go func() { served <- n.Serve() }()
 	defer func() {

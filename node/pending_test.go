@@ -141,7 +141,11 @@ func TestPendingRunFailsWhole(t *testing.T) {
 	n, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	fb := &failingBackend{backend: n.backend}
+	// New started the background worker, which reads n.backend: stop it
+	// around the swap (go test -race saw the race).
+	n.stopBackground()
 	n.backend = fb
+	n.startBackground()
 	serve(t, n)
 	c := dial(t, n, nil)
 	ctx := context.Background()

@@ -92,7 +92,11 @@ func TestFailedSyncSendsNoReplies(t *testing.T) {
 			n := newNode(t, func(c *Config) { c.AppendFsync = mode })
 			fs := &failSync{backend: n.backend}
 			fs.fail.Store(true)
-			n.backend = fs // before Serve: no race
+			// New started the background worker, which reads n.backend:
+			// stop it around the swap.
+			n.stopBackground()
+			n.backend = fs
+			n.startBackground()
 			serve(t, n)
 			t.Cleanup(func() { fs.fail.Store(false) }) // Shutdown's own sync succeeds
 
