@@ -35,6 +35,10 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 		done   chan struct{}
 	}
 	workers := map[string]*worker{}
+	// finished holds the table version at which a move's worker ended: the
+	// table may show the move a while after its flip, and a worker started
+	// then only finds it gone in etcd.
+	finished := map[string]int64{}
 	var swept *slotTable
 	var wasLeading bool
 	stopAll := func() {
@@ -53,14 +57,17 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		t := b.route.table.Load()
 		for k, w := range workers {
 			select {
 			case <-w.done:
 				delete(workers, k)
+				if t != nil {
+					finished[k] = t.version
+				}
 			default:
 			}
 		}
-		t := b.route.table.Load()
 		leading := !b.IsFollower()
 		if !leading || t == nil || t == notSharded {
 			if len(workers) > 0 {
@@ -80,6 +87,10 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 			}
 			k := moveKeyOf(mv.First, mv.Last)
 			want[k] = true
+			if v, ok := finished[k]; ok && t.version <= v {
+				continue
+			}
+			delete(finished, k)
 			if workers[k] == nil {
 				wctx, cancel := context.WithCancel(ctx)
 				w := &worker{cancel: cancel, done: make(chan struct{})}
@@ -135,12 +146,24 @@ func (b *clusterBackend) importRange(ctx context.Context, first, last uint16) {
 // flipped here or left the map.
 func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, attempt int, start time.Time, log *slog.Logger) (done bool, err error) {
 	cluster := b.n.cfg.Cluster.Name
-	t := b.route.table.Load()
-	mv, ok := t.move(first, last)
-	if !ok || int(mv.To) != t.self {
+	// The map as etcd holds it, not this node's table: the table may still
+	// show a move this node has just flipped, and copying it again would
+	// begin by deleting the range it now owns.
+	mctx, cancel := context.WithTimeout(ctx, clusterInfoTimeout)
+	m, err := readSlotMap(mctx, b.cli, cluster)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	if m == nil {
 		return true, nil
 	}
-	from, to := t.shards[mv.From], t.shards[mv.To]
+	i := m.findMove(first, last)
+	if i < 0 || m.Shards[m.Moves[i].To] != b.myShard() {
+		return true, nil
+	}
+	mv := m.Moves[i]
+	from, to := m.Shards[mv.From], m.Shards[mv.To]
 	if mv.State == moveSwitching {
 		// A previous attempt (or leader) switched and did not flip: the
 		// source serves again once the move is back to copying.

@@ -474,7 +474,9 @@ func TestRebalance(t *testing.T) {
 		require.InDelta(t, numSlots/3, owned[s], 1, "shard %s", s)
 	}
 	for i := range keys {
-		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "r"+strconv.Itoa(i)).Val())
+		v, err := cc.Get(ctx, "r"+strconv.Itoa(i)).Result()
+		require.NoError(t, err, "r%d", i)
+		require.Equal(t, strconv.Itoa(i), v)
 	}
 	// Each shard ends with only its own keys: a dropped what it gave away.
 	require.Eventually(t, func() bool {
