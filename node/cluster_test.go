@@ -623,8 +623,13 @@ func TestClusterEtcdMemberDown(t *testing.T) {
 		err := c.Set(ctx, "k", writes, 0).Err()
 		if err != nil {
 			// A renewal may wait out etcd's election: the leader
-			// fences (TRYAGAIN) rather than acknowledge unproven.
-			require.True(t, strings.HasPrefix(err.Error(), "TRYAGAIN"), err.Error())
+			// fences (TRYAGAIN) rather than acknowledge unproven. A
+			// write that passed Apply just before the fencing deadline
+			// fails its Sync instead (clusterBackend.Sync), and the
+			// node drops the connection unanswered (syncFailed): EOF
+			// (seen once in go test -race -count=5).
+			unanswered := errors.Is(err, io.EOF) || strings.Contains(err.Error(), "connection reset")
+			require.True(t, unanswered || strings.HasPrefix(err.Error(), "TRYAGAIN"), err.Error())
 		} else {
 			writes++
 		}
