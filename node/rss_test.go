@@ -29,12 +29,14 @@ import (
 //
 //	clients  = query_buffer_budget + max_connections x (hard + max_value_size + conn)
 //	monitors = MONITOR clients x hard (a monitor's lines, monitor.go)
-//	engine   = lsm: cache_size + memtable_stop_writes_threshold x memtable_size x 33/32 + tables
+//	engine   = lsm: cache_size + memtable_stop_writes_threshold x memtable_size x 11/8 + tables
 //
 // runtime is the binary's own RSS (code, the runtime, idle goroutines: 64
 // MiB is generous), conn is gnet's buffers and the connection's state
 // (rssConnOverhead), tables the open tables' indexes and filters (the test's
-// data makes a few small tables: rssTablesAllowance). The factor is Go's
+// data makes a few small tables: rssTablesAllowance). A memtable is its
+// arena plus its hash index (lsm/memindex.go: at most a quarter of the
+// arena, and the half-size table it replaced until collected): 11/8. The factor is Go's
 // heap goal: with GOGC=100 the heap may grow to twice what is live before a
 // collection.
 const (
@@ -61,7 +63,7 @@ var rssConfig = rssAttackConfig{
 func (c rssAttackConfig) bound() int64 {
 	clients := c.queryBudget + int64(c.maxConnections)*(c.hard+c.maxValue+rssConnOverhead)
 	monitors := int64(c.monitors) * c.hard
-	engine := c.cacheSize + c.memtableStop*c.memtableSize*33/32 + rssTablesAllowance
+	engine := c.cacheSize + c.memtableStop*c.memtableSize*11/8 + rssTablesAllowance
 	return rssRuntime + 2*(clients+monitors+engine)
 }
 
