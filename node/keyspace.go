@@ -981,15 +981,19 @@ func (t *tx) apply() error {
 	// a write's reply through, not be taken for a read's and replaced by
 	// READONLY, which says it was refused.
 	t.c.dirty = true
-	if err := t.n.backend.Apply(&b); err != nil {
-		return err
-	}
+	err := t.n.backend.Apply(&b)
 	for i := range t.keys {
 		// Again once applied: an expirer walk that read nextDue before
 		// this write and the index before it was visible must not hide it.
+		// Whatever Apply answered: a write refused after it was logged
+		// (errFenced, a quorum timeout) may be applied, and lowering
+		// nextDue for one that was not costs one spare walk.
 		if k := &t.keys[i]; k.dirty && k.found && k.expireAt != 0 {
 			t.n.lowerNextDue(k.expireAt)
 		}
+	}
+	if err != nil {
+		return err
 	}
 	if t.flushed != 0 {
 		t.n.publishGens(t.flushed, &t.gens)

@@ -379,6 +379,7 @@ type moveApplier struct {
 	batch       logkv.Batch
 	keys, bytes int64
 	key         []byte
+	firstDue    int64 // the batch's earliest deadline, 0 if none
 }
 
 // add puts one row or deletion into the batch, applying it when full.
@@ -392,6 +393,12 @@ func (a *moveApplier) add(f moveFrame) error {
 		if _, at, _ := decodeValue(f.value); at != 0 { // checked by next
 			a.key = appendExpiryKey(a.key[:0], 0, a.gen, at, f.key)
 			a.batch.Set(a.key, nil)
+			// The expirer must look by at (it may be past its floor, or
+			// nextDue may say nothing is due), as for a local write.
+			a.b.n.lowerNextDue(at)
+			if a.firstDue == 0 || at < a.firstDue {
+				a.firstDue = at
+			}
 		}
 		a.keys++
 		a.bytes += int64(len(f.key) + len(f.value))
@@ -409,6 +416,12 @@ func (a *moveApplier) flush() error {
 		return nil
 	}
 	err := a.b.Apply(&a.batch)
+	if a.firstDue != 0 {
+		// Again once applied, as tx.apply does: a walk that read nextDue
+		// before these rows were visible must not pass them by.
+		a.b.n.lowerNextDue(a.firstDue)
+		a.firstDue = 0
+	}
 	a.batch.Reset()
 	return err
 }

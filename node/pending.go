@@ -122,9 +122,11 @@ func (n *Node) flushWrites(c *client) {
 		n.touchBatch(&p.batch) // under the locks, as EXEC checks under them
 	}
 	unlock()
-	if err == nil && p.firstDue != 0 {
+	if p.firstDue != 0 {
 		// Again once applied: an expirer walk that read nextDue before
 		// this write and the index before it was visible must not hide it.
+		// Also when Apply failed: a write refused after it was logged
+		// (errFenced, a quorum timeout) may be applied.
 		n.lowerNextDue(p.firstDue)
 	}
 	p.firstDue = 0
