@@ -561,12 +561,10 @@ func (d *DB) Sync() error {
 	w.mu.Lock()
 	end := w.appended
 	w.mu.Unlock()
-	err := w.syncTo(end)
-	if err != nil && w.closed {
-		// Rotated meanwhile: close synced it whole.
-		return nil
-	}
-	return err
+	// Rotated meanwhile: close synced w whole and the round returns nil
+	// (syncFlush). An error here is close's own failure (or a round's) and
+	// must reach the caller: the bytes up to end may not be durable.
+	return w.syncTo(end)
 }
 
 // Close makes every committed write durable and releases the DB. Iterators
