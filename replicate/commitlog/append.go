@@ -197,7 +197,13 @@ func (l *Log) roll() error {
 	l.retired = append(l.retired, l.f)
 	l.f = f
 	l.segs = append(l.segs, s)
-	if act.last > l.durable {
+	switch {
+	case l.inRound:
+		// A round's fsync of this same file is in flight: if it fails,
+		// this roll's may have succeeded only because the error was
+		// already reported to the round, so the round decides (syncRound).
+		l.rolled = max(l.rolled, act.last)
+	case act.last > l.durable:
 		l.durable = act.last
 		l.durableSeq.Store(l.durable)
 		l.wake()

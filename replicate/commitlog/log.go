@@ -60,12 +60,19 @@ type Log struct {
 	// contending for mu.
 	flushMu sync.Mutex
 
-	mu       sync.Mutex
-	segs     []*segment // oldest first; the last one is active
-	f        vfs.File   // the active segment
-	retired  []vfs.File // sealed segments' files, closed by the next syncer
-	last     uint64
-	durable  uint64
+	mu      sync.Mutex
+	segs    []*segment // oldest first; the last one is active
+	f       vfs.File   // the active segment
+	retired []vfs.File // sealed segments' files, closed by the next syncer
+	last    uint64
+	durable uint64
+	// inRound is set while a group-commit round fsyncs outside mu, and
+	// rolled holds the durable watermark a roll reached meanwhile: a roll's
+	// fsync of the round's file can succeed although the round's failed
+	// (Linux reports a write-back error once per file), so the watermark
+	// moves only once the round's outcome is known (syncRound).
+	inRound  bool
+	rolled   uint64
 	history  []EpochStart
 	notify   chan struct{} // closed and replaced when readers should look again
 	closed   bool

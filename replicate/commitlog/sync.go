@@ -62,6 +62,7 @@ func (l *Log) syncFlush(seq uint64) (syncRound, error) {
 	act := l.segs[len(l.segs)-1]
 	r := syncRound{f: l.f, act: act, target: l.last, size: act.size, retired: l.retired}
 	l.retired = nil
+	l.inRound = true
 	return r, nil
 }
 
@@ -76,15 +77,18 @@ func (l *Log) syncRound(r syncRound) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer l.wake() // the readers, whatever the outcome
+	l.inRound = false
+	rolled := l.rolled
+	l.rolled = 0
 	if err != nil {
 		return l.fail(fmt.Errorf("commitlog: sync %s: %w", r.act.path, err))
 	}
 	if r.size > r.act.syncedSize {
 		r.act.syncedSize = r.size
 	}
-	if r.target > l.durable {
-		l.durable = r.target
-		l.durableSeq.Store(r.target)
+	if target := max(r.target, rolled); target > l.durable {
+		l.durable = target
+		l.durableSeq.Store(target)
 	}
 	return nil
 }
