@@ -34,6 +34,13 @@ type DB struct {
 	buf    []byte
 	pos    uint64 // bytes appended over the DB's open life (group commit)
 	werr   error  // sticky: after a failed sync, or a write it could not undo, writes fail
+	// inRound is set while a round fsyncs outside wmu, and rotated holds
+	// the pos a rotation synced meanwhile: its fsync of the round's file
+	// can succeed although the round's failed (Linux reports a write-back
+	// error once per file), so synced moves only once the round's outcome
+	// is known (syncRound).
+	inRound bool
+	rotated uint64
 
 	// group is the group commit (syncTo): one writer at a time flushes and
 	// fsyncs for all (syncFlush, syncRound). Close locks it, so that no
@@ -538,6 +545,7 @@ func (db *DB) syncFlush(uint64) (syncRound, error) {
 	if err := db.flushLocked(); err != nil {
 		return syncRound{}, err
 	}
+	db.inRound = true
 	return syncRound{df: db.active, target: db.pos, size: db.active.flushed.Load()}, nil
 }
 
@@ -547,6 +555,9 @@ func (db *DB) syncRound(r syncRound) error {
 	err := r.df.f.Sync()
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
+	db.inRound = false
+	rotated := db.rotated
+	db.rotated = 0
 	if err != nil {
 		db.werr = fmt.Errorf("bitcask: sync %s: %w (the engine refuses further writes; reopen it)", r.df.path, err)
 		return db.werr
@@ -554,7 +565,7 @@ func (db *DB) syncRound(r syncRound) error {
 	db.stats.syncs.Add(1)
 	// The next records appended to df say so (see record.go).
 	r.df.syncedSize = max(r.df.syncedSize, r.size)
-	storeMax(&db.synced, r.target)
+	storeMax(&db.synced, max(r.target, rotated))
 	return nil
 }
 
@@ -645,7 +656,14 @@ func (db *DB) rotate() error {
 		return db.werr
 	}
 	old.syncedSize = old.flushed.Load()
-	storeMax(&db.synced, db.pos)
+	if db.inRound {
+		// A round's fsync of this same file is in flight: if it fails,
+		// this one may have succeeded only because the error was already
+		// reported to the round, so the round decides (syncRound).
+		db.rotated = max(db.rotated, db.pos)
+	} else {
+		storeMax(&db.synced, db.pos)
+	}
 	err := db.hook("rotate-after-sync")
 	if err == nil {
 		err = db.newActive()
