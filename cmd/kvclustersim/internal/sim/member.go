@@ -137,23 +137,34 @@ func (m *member) route(ctx context.Context, cluster string) {
 		return
 	}
 	for ctx.Err() == nil {
-		rctx, cancel := context.WithTimeout(ctx, routingTimeout)
-		rt, err := coord.ReadRouting(rctx, m.cli, cluster)
-		cancel()
-		m.reads.Add(1)
-		if err != nil {
-			if ctx.Err() == nil {
-				m.readErrors.Add(1)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(slotsRetry):
-			}
+		rt, ok := m.readRouting(ctx, cluster)
+		if !ok {
 			continue
 		}
 		m.note(rt)
 		coord.AwaitRoutingChange(ctx, m.cli, cluster, rt.Revision, mapShards(rt.Map))
 	}
+}
+
+// readRouting is one whole read of the map and the leaders, as node's
+// router makes it, counted; after a failure it waits slotsRetry (as node
+// does) and reports false.
+func (m *member) readRouting(ctx context.Context, cluster string) (*coord.Routing, bool) {
+	rctx, cancel := context.WithTimeout(ctx, routingTimeout)
+	rt, err := coord.ReadRouting(rctx, m.cli, cluster)
+	cancel()
+	m.reads.Add(1)
+	if err == nil {
+		return rt, true
+	}
+	if ctx.Err() == nil {
+		m.readErrors.Add(1)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(slotsRetry):
+	}
+	return nil, false
 }
 
 // mapShards returns the shard names of an encoded slot map (node/slots.go's
@@ -241,18 +252,8 @@ type watchEvent struct {
 // event. Not built into node: the simulation measures what it would save.
 func (m *member) routeEvents(ctx context.Context, cluster string) {
 	for ctx.Err() == nil {
-		rctx, cancel := context.WithTimeout(ctx, routingTimeout)
-		rt, err := coord.ReadRouting(rctx, m.cli, cluster)
-		cancel()
-		m.reads.Add(1)
-		if err != nil {
-			if ctx.Err() == nil {
-				m.readErrors.Add(1)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(slotsRetry):
-			}
+		rt, ok := m.readRouting(ctx, cluster)
+		if !ok {
 			continue
 		}
 		m.note(rt)

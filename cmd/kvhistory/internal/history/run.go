@@ -528,7 +528,13 @@ func (r *run) read(ctx context.Context, cl *redis.Client, o *Op) {
 		o.Outcome, o.Err = Failed, "not master or error"
 		return
 	}
-	switch c := cmds[1].(type) {
+	readResult(o, cmds[1])
+}
+
+// readResult records a read's reply in o: a GET's value (nil: absent), or
+// a PTTL's integer; any other error fails it.
+func readResult(o *Op, c redis.Cmder) {
+	switch c := c.(type) {
 	case *redis.StringCmd:
 		if v, err := c.Result(); err == nil {
 			o.Value = v

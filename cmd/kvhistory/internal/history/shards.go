@@ -297,19 +297,7 @@ func (r *run) shardRead(ctx context.Context, rt *router, o *Op) {
 			}
 			return
 		}
-		switch c := cmds[1].(type) {
-		case *redis.StringCmd:
-			if v, err := c.Result(); err == nil {
-				o.Value = v
-			} else if !errors.Is(err, redis.Nil) {
-				o.Outcome, o.Err = Failed, err.Error()
-			}
-		case *redis.Cmd:
-			var err error
-			if o.N, err = c.Int64(); err != nil {
-				o.Outcome, o.Err = Failed, err.Error()
-			}
-		}
+		readResult(o, cmds[1])
 		return
 	}
 }
