@@ -564,7 +564,8 @@ func (b *clusterBackend) publishProgress(ctx context.Context, p moveProgress) {
 // moveTestHook, when a test sets it, runs at named stages of every move
 // in the process: "target-copied" (the target read the whole snapshot),
 // "source-paused" (the source paused the range and shipped its last keys,
-// before the fence). A hook that blocks must return when ctx ends.
+// before the fence), "route-read" (a member's watcher is about to read the
+// slot map). A hook that blocks must return when ctx ends.
 var moveTestHook atomic.Pointer[func(ctx context.Context, stage string)]
 
 func moveStage(ctx context.Context, stage string) {

@@ -326,6 +326,7 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	if err != nil {
 		return errors.Is(err, errMoveGone), fmt.Errorf("flip the map: %w", err)
 	}
+	b.installFlip(fm)
 	pause := time.Since(pauseStart)
 	st := &b.moveStats
 	st.done.Add(1)

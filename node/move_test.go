@@ -497,9 +497,78 @@ func TestRebalance(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "b"}, m.Shards)
 	for i := range keys {
-		require.Equal(t, strconv.Itoa(i), cc.Get(ctx, "r"+strconv.Itoa(i)).Val())
+		v, err := cc.Get(ctx, "r"+strconv.Itoa(i)).Result()
+		require.NoError(t, err, "r%d after remove-shard", i)
+		require.Equal(t, strconv.Itoa(i), v)
 	}
 	require.Eventually(t, func() bool { return tc.nodes["c1"].client(t).DBSize(ctx).Val() == 0 }, 20*time.Second, 20*time.Millisecond)
+}
+
+// TestFlipInstalledAtOnce: the target serves a moved range as soon as its
+// flip is written, not when its watch brings the map back. Until then the
+// source (which may see the flip first) answers MOVED to the target and a
+// target still showing the move answers TRYAGAIN; go-redis follows MOVED
+// without backing off, so a slow watch used up a client's redirects (seen
+// as TestRebalance failing under load). Every member's watcher is held
+// from the source's pause on, so only the flip itself can tell the target.
+func TestFlipInstalledAtOnce(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	shardOf := map[string]string{"a1": "a", "b1": "b"}
+	for name, shard := range shardOf {
+		tc.add(name, func(c *Config) { c.Cluster.Shard = shard })
+	}
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	keys := keysInSlots("f", 0, 99, 50)
+	a := tc.nodes["a1"].client(t)
+	for _, k := range keys {
+		require.NoError(t, a.Set(ctx, k, k, 0).Err())
+	}
+
+	var holding atomic.Bool
+	release := make(chan struct{})
+	h := func(hctx context.Context, stage string) {
+		switch {
+		case stage == "source-paused":
+			holding.Store(true)
+		case stage == "route-read" && holding.Load():
+			select {
+			case <-release:
+			case <-hctx.Done():
+			}
+		}
+	}
+	moveTestHook.Store(&h)
+	// Registered after the cluster's Close: runs first, so a failure
+	// below does not leave the nodes' watchers held at Close.
+	t.Cleanup(func() {
+		moveTestHook.Store(nil)
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, 0, Main(append([]string{"cluster", "move-slots", "a", "b", "0-99"}, etcdArgs...), &out, &errOut), errOut.String())
+	require.True(t, holding.Load(), "the move paused the source")
+	b := tc.nodes["b1"].client(t)
+	for _, k := range keys {
+		v, err := b.Get(ctx, k).Result()
+		require.NoError(t, err, "the target serves %s once its flip is written, its watch held", k)
+		require.Equal(t, k, v)
+	}
+	close(release)
+	awaitMapOwner(t, tc, "b", 0, 99, 10*time.Second)
 }
 
 // FuzzMoveFrames: whatever a peer sends, the target's frame reader returns

@@ -18,6 +18,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -253,6 +254,7 @@ func (b *clusterBackend) myShard() string {
 // the revision read and the shards whose leaders to watch.
 func (b *clusterBackend) loadSlots(ctx context.Context) (int64, []string, error) {
 	name := b.n.cfg.Cluster.Name
+	moveStage(ctx, "route-read")
 	rctx, cancel := context.WithTimeout(ctx, clusterInfoTimeout)
 	defer cancel()
 	rt, err := coord.ReadRouting(rctx, b.cli, name)
@@ -273,9 +275,6 @@ func (b *clusterBackend) loadSlots(ctx context.Context) (int64, []string, error)
 			"key", slotsKey(name), "err", err)
 		return rev, nil, nil
 	}
-	if old := b.route.table.Load(); old != nil && old != notSharded && old.version > m.Version {
-		return rev, m.Shards, nil // a replayed older map (cannot happen with one read; cheap to be sure)
-	}
 	t := m.table()
 	t.self = -1
 	t.selfAddr = b.n.Addr()
@@ -286,8 +285,45 @@ func (b *clusterBackend) loadSlots(ctx context.Context) (int64, []string, error)
 			t.self = i
 		}
 	}
-	b.route.table.Store(t)
+	// A map older than the one held is one a flip installed first
+	// (installFlip) while this read was in flight: keep the newer.
+	b.route.install(t, func(old *slotTable) bool { return old.version <= t.version })
 	return rev, m.Shards, nil
+}
+
+// install swaps t in unless the table held is a sharded one that newer
+// does not accept, and reports whether it did. Two goroutines install
+// tables (the watcher, and a target after its flip), so the check and the
+// swap are one compare-and-swap: a table never goes back in time.
+func (r *router) install(t *slotTable, newer func(old *slotTable) bool) bool {
+	for {
+		old := r.table.Load()
+		if old != nil && old != notSharded && !newer(old) {
+			return false
+		}
+		if r.table.CompareAndSwap(old, t) {
+			return true
+		}
+	}
+}
+
+// installFlip swaps in the map a flip of this node's has just written, at
+// once, rather than when the watch brings it back. Until this node's table
+// shows the flip, the source (which may see it first) answers MOVED here
+// and this node, still seeing the move switching, answers TRYAGAIN: a
+// Redis Cluster client follows MOVED at once and backs off only on
+// TRYAGAIN, so a slow watch here used up a client's redirects
+// (go-redis's default is 3) and failed its command. The leaders are the
+// held table's: a flip changes no shard and no leader key. When the held
+// table names other shards (it lags an added shard), the watch brings both.
+func (b *clusterBackend) installFlip(m *slotMap) {
+	old := b.route.table.Load()
+	if old == nil || old == notSharded || !slices.Equal(old.shards, m.Shards) {
+		return
+	}
+	t := m.table()
+	t.self, t.selfAddr, t.leaders = old.self, old.selfAddr, old.leaders
+	b.route.install(t, func(old *slotTable) bool { return old.version < t.version })
 }
 
 // clusterInfoSection is INFO's Cluster section: cluster_enabled is 1 on a
