@@ -23,7 +23,8 @@ package node
 //	target                      applies through the fence, syncs, flips the map
 //	                            (the range is its own, the move removed) in one
 //	                            transaction that holds only while the move is
-//	                            still "switching" and it still leads its shard
+//	                            still "switching", it still leads its shard and
+//	                            the source's leader is the one it streamed from
 //	every leader (dropUnowned)  deletes the rows of slots its shard neither
 //	                            owns nor imports: the source's old range, an
 //	                            aborted copy
@@ -564,7 +565,9 @@ func (b *clusterBackend) publishProgress(ctx context.Context, p moveProgress) {
 // moveTestHook, when a test sets it, runs at named stages of every move
 // in the process: "target-copied" (the target read the whole snapshot),
 // "source-paused" (the source paused the range and shipped its last keys,
-// before the fence), "route-read" (a member's watcher is about to read the
+// before the fence), "target-fenced" (the target applied and synced
+// through the fence and checked its generation, before the flip),
+// "route-read" (a member's watcher is about to read the
 // slot map). A hook that blocks must return when ctx ends.
 var moveTestHook atomic.Pointer[func(ctx context.Context, stage string)]
 

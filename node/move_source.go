@@ -34,6 +34,15 @@ type moveTracker struct {
 	// here whatever the table says (a pause the target asked for, until
 	// this node's table shows the switch decided); nil when none.
 	paused atomic.Pointer[[numSlots / 8]byte]
+	// leading is the backend's leading epoch (set when the move listener
+	// starts), and freshFor the epoch for which runMoves confirmed, after
+	// this node was elected, that its table is the map etcd holds. Until
+	// they agree, a moving slot is held here as a paused one is: a new
+	// leader whose table predates a flip (its watch lagged while it
+	// followed) would serve a range another shard owns, and acknowledge
+	// writes there that the sweep then deletes.
+	leading  *atomic.Uint64
+	freshFor atomic.Uint64
 }
 
 // moveSource is one range being shipped.
@@ -89,8 +98,15 @@ func (t *moveTracker) observe(batch *logkv.Batch) error {
 	}
 }
 
-// slotPaused reports whether slot s is paused here.
+// slotPaused reports whether slot s, which the table shows moving, is held
+// here: paused for a switch, or this node leads an epoch whose table it
+// has not confirmed against etcd yet.
 func (t *moveTracker) slotPaused(s uint16) bool {
+	if l := t.leading; l != nil {
+		if e := l.Load(); e != 0 && t.freshFor.Load() != e {
+			return true
+		}
+	}
 	p := t.paused.Load()
 	return p != nil && p[s/8]&(1<<(s%8)) != 0
 }
@@ -172,6 +188,7 @@ func (b *clusterBackend) startMoveListener(ctx context.Context) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("node: slot moves: replication address %q: %w", b.r.Addr(), err)
 	}
+	b.moves.leading = &b.leading // before any goroutine reads it
 	tr, _, err := b.n.replicationTransport()
 	if err != nil {
 		return "", err

@@ -80,6 +80,16 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 			swept = nil // a new leader sweeps once
 		}
 		wasLeading = true
+		if e := b.leading.Load(); e != 0 && b.moves.freshFor.Load() != e {
+			// Elected at revision e: a read of the map now is after it, so
+			// a table of that version holds every flip before this node
+			// led (moveTracker.freshFor).
+			if err := b.confirmTable(ctx, t); err == nil {
+				b.moves.freshFor.Store(e)
+			} else if !errors.Is(err, errTableStale) {
+				b.n.log.Debug("cluster: cannot confirm the slot table against etcd; retrying", "err", err)
+			}
+		}
 		want := map[string]bool{}
 		for _, mv := range t.moves {
 			if int(mv.To) != t.self {
@@ -110,7 +120,9 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 			}
 		}
 		if swept != t {
-			if err := b.dropUnowned(ctx, t); err != nil {
+			// A table etcd has moved past is not swept (dropUnowned): the
+			// next one the watch brings is.
+			if err := b.dropUnowned(ctx, t); err != nil && !errors.Is(err, errTableStale) {
 				b.n.log.Warn("cluster: deleting the rows of slots this shard does not serve failed; retrying", "err", err)
 				continue
 			}
@@ -187,6 +199,14 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	if len(resp.Kvs) == 0 || json.Unmarshal(resp.Kvs[0].Value, &l) != nil {
 		return false, fmt.Errorf("shard %s has no leader now", from)
 	}
+	// The source's epoch: its leader key's CreateRevision. The flip holds
+	// only while that key is still the one read here, so a source deposed
+	// after its fence (a handover, a lapsed lease) flips nothing: its
+	// successor may have acknowledged writes in the range that no round
+	// shipped. (The node at l.Move leads this epoch when it starts the
+	// stream, or the key changed since and the flip fails: one key lives
+	// at a time, and each election creates it anew.)
+	srcEpoch := resp.Kvs[0].CreateRevision
 	if l.Move == "" {
 		return false, fmt.Errorf("shard %s's leader %s names no move listener (a kvnode without slot moves?)", from, l.ID)
 	}
@@ -304,6 +324,7 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	if g, err := b.n.gen(0); err != nil || g != gen {
 		return false, b.rollback(ctx, first, last, errors.New("database 0 was flushed here during the move"))
 	}
+	moveStage(ctx, "target-fenced")
 
 	// Flip, while the move is still switching and this node still leads
 	// the epoch it copied in.
@@ -322,7 +343,14 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 		p.PauseMs = time.Since(pauseStart).Milliseconds()
 		val, _ := json.Marshal(p) // plain fields
 		return m.flip(i), []clientv3.Op{clientv3.OpPut(moveProgressKey(cluster, first, last), string(val))}, nil
-	}, clientv3.Compare(clientv3.CreateRevision(moveLeaderKey(cluster, to)), "=", int64(epoch)))
+	}, clientv3.Compare(clientv3.CreateRevision(moveLeaderKey(cluster, to)), "=", int64(epoch)),
+		clientv3.Compare(clientv3.CreateRevision(moveLeaderKey(cluster, from)), "=", srcEpoch))
+	if errors.Is(err, errMapCondition) {
+		// This node or the source's leader changed since the stream
+		// began: the source serves again, and the next attempt copies
+		// from whoever leads it now.
+		return false, b.rollback(ctx, first, last, fmt.Errorf("flip the map: this node or shard %s's leader changed during the move: %w", from, err))
+	}
 	if err != nil {
 		return errors.Is(err, errMoveGone), fmt.Errorf("flip the map: %w", err)
 	}
@@ -427,10 +455,40 @@ func (a *moveApplier) flush() error {
 	return err
 }
 
+// errTableStale: the slot map in etcd is newer than the table a sweep was
+// asked to delete by; the sweep deleted nothing, and waits for the next.
+var errTableStale = errors.New("node: the slot table is older than the map in etcd; not deleting by it")
+
+// confirmTable reads the map from etcd (a linearizable read) and returns
+// errTableStale unless it is t's version. The table a node routes by can
+// lag etcd by any time (a broken watch, a member that just took over):
+// deleting by a table that predates a flip into this shard deletes rows it
+// owns, which were acknowledged by the source and exist nowhere else.
+func (b *clusterBackend) confirmTable(ctx context.Context, t *slotTable) error {
+	mctx, cancel := context.WithTimeout(ctx, clusterInfoTimeout)
+	defer cancel()
+	m, err := readSlotMap(mctx, b.cli, b.n.cfg.Cluster.Name)
+	if err != nil {
+		return err
+	}
+	if m == nil || m.Version != t.version {
+		return errTableStale
+	}
+	return nil
+}
+
 // dropUnowned deletes, through the log, the rows of database 0's slots that
 // t gives neither to this node's shard nor to a move into it: the range a
 // flip gave away, a copy an abort left. It seeks from one slot with rows to
 // the next, so it reads about one key per range of rows it keeps.
+//
+// It deletes a range only after etcd confirmed t is the map's current
+// version (confirmTable), and returns errTableStale otherwise. Confirmed
+// is enough for the deletes that follow: only a flip can give this shard
+// a slot, a flip needs a move into this shard, and t's moves into this
+// shard are kept; their importers are started by the same loop (runMoves)
+// before it sweeps, so a move added after the check has no importer until
+// the sweep is over (and an importer clears its range before it copies).
 func (b *clusterBackend) dropUnowned(ctx context.Context, t *slotTable) error {
 	keep := func(s uint16) bool {
 		if int(t.owner[s]) == t.self {
@@ -476,6 +534,9 @@ func (b *clusterBackend) dropUnowned(ctx context.Context, t *slotTable) error {
 		}
 		if b.IsFollower() {
 			return nil
+		}
+		if err := b.confirmTable(ctx, t); err != nil {
+			return err
 		}
 		n, err := b.n.deleteSlotRange(uint16(found), uint16(last))
 		if err != nil {

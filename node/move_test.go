@@ -605,3 +605,167 @@ func FuzzMoveFrames(f *testing.F) {
 		}
 	})
 }
+
+// TestSweepConfirmsTable: a leader deletes the rows of slots it does not
+// own only by a table etcd confirms is the map's current version. A table
+// that predates a flip into this shard (a new leader whose watch lagged)
+// gives the flipped range to its old owner; sweeping by it deleted the
+// range, acknowledged writes the source no longer holds (docs/cluster.md,
+// known defect 4).
+func TestSweepConfirmsTable(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	shardOf := map[string]string{"a1": "a"}
+	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	a := tc.nodes["a1"]
+	m, err := readSlotMap(ctx, a.cb().cli, tc.name)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { tab := a.cb().route.table.Load(); return tab != nil && tab.version == m.Version },
+		30*time.Second, 5*time.Millisecond, "a1 routes by the map")
+	keys := keysInSlots("k", 0, 99, 100)
+	for _, k := range keys {
+		require.NoError(t, a.client(t).Set(ctx, k, k, 0).Err())
+	}
+	// The table as it was before slots 0-99 flipped to a: b's.
+	old := m.clone()
+	old.Version = m.Version - 1
+	old.assign(0, 99, uint16(old.shardIndex("b")))
+	stale := old.table()
+	stale.self = old.shardIndex("a")
+	err = a.cb().dropUnowned(ctx, stale)
+	require.ErrorIs(t, err, errTableStale)
+	require.Equal(t, len(keys), countInSlots(t, a, 0, 99), "the sweep deleted rows by a stale table")
+	// By the current table it keeps them too (its shard owns them).
+	cur := a.cb().route.table.Load()
+	require.Equal(t, m.Version, cur.version)
+	require.NoError(t, a.cb().dropUnowned(ctx, cur))
+	require.Equal(t, len(keys), countInSlots(t, a, 0, 99))
+}
+
+// TestSlotMoveSourceHandover: shard a's leadership passes from a1 to a2
+// after a1 fenced the moving range and before b flips it, and a2's table
+// predates the switch (every member's watcher is held from the copy on).
+// a2 must not acknowledge a write in the range that b's flip then leaves
+// behind: b's flip compares a's leader key with the one it streamed from
+// (and fails, so b copies anew from a2), and a2 holds the moving range
+// until it confirmed its table against etcd. Writers through a
+// ClusterClient count every acknowledged INCR, and INCRs sent to a2
+// directly while it leads with the stale table count too (docs/cluster.md,
+// known defect 1).
+func TestSlotMoveSourceHandover(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	shardOf := map[string]string{"a1": "a", "a2": "a", "b1": "b"}
+	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.shardLeaders(map[string]string{"a1": "a"}, 0, 30*time.Second) // a1 leads a
+	tc.add("a2", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.add("b1", func(c *Config) { c.Cluster.Shard = "b" })
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	leaders := tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	require.Equal(t, tc.nodes["a1"], leaders["a"])
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["b1"].n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond, ClusterStateReloadInterval: 200 * time.Millisecond})
+	defer cc.Close()
+	wc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["b1"].n.Addr()}, MaxRedirects: 16, MaxRetries: -1,
+		ClusterStateReloadInterval: 200 * time.Millisecond})
+	defer wc.Close()
+	const first, last = 0, 999
+	static := keysInSlots("s", first, last, 300)
+	for _, k := range static {
+		require.NoError(t, cc.Set(ctx, k, k, 0).Err())
+	}
+
+	var hold atomic.Bool
+	fenced, releaseFence, releaseRoute := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var fenceOnce, routeOnce sync.Once
+	h := func(hctx context.Context, stage string) {
+		switch stage {
+		case "target-copied":
+			hold.Store(true) // every watcher keeps the table from before the switch
+		case "route-read":
+			if hold.Load() {
+				select {
+				case <-releaseRoute:
+				case <-hctx.Done():
+				}
+			}
+		case "target-fenced":
+			blocked := false
+			fenceOnce.Do(func() { close(fenced); blocked = true })
+			if blocked {
+				select {
+				case <-releaseFence:
+				case <-hctx.Done():
+				}
+			}
+		}
+	}
+	moveTestHook.Store(&h)
+	releaseAll := func() {
+		routeOnce.Do(func() {
+			hold.Store(false)
+			close(releaseRoute)
+			select {
+			case <-releaseFence:
+			default:
+				close(releaseFence)
+			}
+		})
+	}
+	t.Cleanup(func() { moveTestHook.Store(nil); releaseAll() })
+
+	w := startMoveWriters(wc, keysInSlots("w", first, last, 32), 2)
+	w.awaitAcked(t, 50)
+	var o, e strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "move-slots", "a", "b", "0-999", "-nowait"}, etcdArgs...), &o, &e), e.String())
+	select {
+	case <-fenced:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the target did not reach its fence")
+	}
+	// a1 fenced; now a's leadership passes to a2, whose table still shows
+	// the move copying.
+	o.Reset()
+	e.Reset()
+	require.Equal(t, 0, Main(append([]string{"cluster", "failover", "-shard", "a", "-to", "a2"}, etcdArgs...), &o, &e), e.String())
+	a2 := tc.nodes["a2"]
+	require.Eventually(t, func() bool { return !a2.cb().IsFollower() }, 30*time.Second, 5*time.Millisecond, "a2 leads a")
+	require.Equal(t, "copying", func() string { mv, _ := a2.cb().route.table.Load().move(first, last); return mv.State }(),
+		"a2's table predates the switch")
+	// INCRs sent to a2 itself: each one it acknowledges must survive.
+	hk := keysInSlots("h", first, last, 1)[0]
+	direct := a2.client(t)
+	var hAcked, hFailed int64
+	for range 20 {
+		if err := direct.Incr(ctx, hk).Err(); err != nil {
+			hFailed++
+		} else {
+			hAcked++
+		}
+	}
+	t.Logf("INCRs to a2 with its stale table: %d acknowledged, %d refused", hAcked, hFailed)
+	releaseAll()
+	awaitMapOwner(t, tc, "b", first, last, 60*time.Second)
+	w.awaitAcked(t, w.total()+20)
+	w.finish(t, cc)
+	v, err := cc.Get(ctx, hk).Int64()
+	if errors.Is(err, redis.Nil) {
+		v, err = 0, nil
+	}
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, v, hAcked, "INCRs a2 acknowledged were lost by the flip")
+	for _, k := range static {
+		require.Equal(t, k, cc.Get(ctx, k).Val(), k)
+	}
+}
