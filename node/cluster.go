@@ -451,8 +451,9 @@ func (b *clusterBackend) Close() error {
 	return b.closeErr
 }
 
-// Role is the replicated backend's ROLE, with the cluster's leader as the
-// master a follower names (its client address, as Redis replicas do).
+// Replication is the replicated backend's view, with the cluster's leader
+// as the master a follower names (its client address, as Redis replicas
+// do) and the cluster's own state.
 //
 // A member that is not the elected leader says slave even while its
 // replicate.Node still leads (it stepped down, and has not followed the
@@ -460,26 +461,34 @@ func (b *clusterBackend) Close() error {
 // answering master there (as it did) made clients, and kvhistory's ROLE,
 // GET, ROLE check, take its reads for a leader's, after its leadership had
 // ended and while its log may hold writes no quorum took.
-func (b *clusterBackend) Role(w *replyConn) {
-	if !b.IsFollower() {
-		b.replicatedBackend.Role(w)
-		return
+func (b *clusterBackend) Replication() replicationView {
+	follower := b.IsFollower()
+	v := b.replicatedBackend.Replication()
+	if follower {
+		v.master = false
+		var host, port string
+		if l := b.clusterLeader(); l != nil {
+			host, port, _ = net.SplitHostPort(l.RESP)
+		}
+		v.masterHost, v.masterPort = host, atoiOr0(port)
+		v.linkState = v.log.State
+		if v.log.Role == replicate.Leader {
+			v.linkState = "connect" // Redis' word for a replica yet to reach its master
+		}
 	}
-	var host, port string
-	if l := b.clusterLeader(); l != nil {
-		host, port, _ = net.SplitHostPort(l.RESP)
+	cv := &memberView{name: b.n.cfg.Cluster.Name}
+	if m := b.member.Load(); m != nil {
+		cv.joined, cv.leader = true, m.Leader()
+		cv.leading, cv.leaseValid = m.Leading(), m.Valid()
+		if cv.leading != 0 {
+			cv.leaseLeft = time.Until(m.Deadline())
+		}
+		if b.maxReadLag > 0 {
+			cv.readLag, cv.maxReadLag = time.Duration(b.readLag.Load()), b.maxReadLag
+		}
 	}
-	st := b.r.Status()
-	state := st.State
-	if st.Role == replicate.Leader {
-		state = "connect" // Redis' word for a replica yet to reach its master
-	}
-	w.WriteArray(5)
-	w.WriteBulkString("slave")
-	w.WriteBulkString(host)
-	w.WriteInt64(int64(atoiOr0(port)))
-	w.WriteBulkString(state)
-	w.WriteInt64(int64(st.Applied))
+	v.cluster = cv
+	return v
 }
 
 func (b *clusterBackend) clusterLeader() *coord.Leader {
@@ -487,42 +496,6 @@ func (b *clusterBackend) clusterLeader() *coord.Leader {
 		return m.Leader()
 	}
 	return nil
-}
-
-// Info adds the cluster's view to INFO replication.
-func (b *clusterBackend) Info(add func(string, any)) {
-	follower := b.IsFollower()
-	b.replicatedBackend.Info(func(k string, v any) {
-		if k == "role" && follower {
-			v = "slave" // as ROLE: only the elected leader is master
-		}
-		add(k, v)
-	})
-	add("cluster_name", b.n.cfg.Cluster.Name)
-	m := b.member.Load()
-	if m == nil {
-		return
-	}
-	if l := m.Leader(); l != nil {
-		add("cluster_leader_id", l.ID)
-		add("cluster_leader_addr", l.RESP)
-		add("cluster_leader_epoch", l.Epoch)
-	} else {
-		add("cluster_leader_id", "")
-	}
-	valid := 0
-	if m.Valid() {
-		valid = 1
-	}
-	if b.maxReadLag > 0 {
-		add("cluster_read_lag_ms", time.Duration(b.readLag.Load()).Milliseconds())
-		add("cluster_max_read_lag_ms", b.maxReadLag.Milliseconds())
-	}
-	add("cluster_leading_epoch", m.Leading())
-	add("cluster_lease_valid", valid)
-	if d := time.Until(m.Deadline()); m.Leading() != 0 {
-		add("cluster_lease_deadline_ms", d.Milliseconds())
-	}
 }
 
 func atoiOr0(s string) int {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -388,4 +389,36 @@ func init() {
 	} {
 		register(c)
 	}
+}
+
+// cmdRole: ROLE, formatted from the backend's replicationView as Redis 7
+// replies: a master's offset and replicas (id, an empty ip, and the offset
+// each holds durably, as a string), or a replica's master host and port,
+// link state and offset.
+func cmdRole(n *Node, c *client, args [][]byte) {
+	v := n.backend.Replication()
+	w := c.conn
+	if v.master {
+		w.WriteArray(3)
+		w.WriteBulkString("master")
+		w.WriteInt64(int64(v.lastSeq))
+		w.WriteArray(len(v.followers))
+		for _, f := range v.followers {
+			w.WriteArray(3)
+			w.WriteBulkString(f.ID)
+			w.WriteBulkString("")
+			w.WriteBulkString(strconv.FormatUint(f.Durable, 10))
+		}
+		return
+	}
+	var applied uint64
+	if v.log != nil {
+		applied = v.log.Applied
+	}
+	w.WriteArray(5)
+	w.WriteBulkString("slave")
+	w.WriteBulkString(v.masterHost)
+	w.WriteInt64(int64(v.masterPort))
+	w.WriteBulkString(v.linkState)
+	w.WriteInt64(int64(applied))
 }

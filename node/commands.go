@@ -715,8 +715,6 @@ func prefixEnd(prefix []byte) []byte {
 	return nil
 }
 
-func cmdRole(n *Node, c *client, args [][]byte) { n.backend.Role(c.conn) }
-
 func cmdWait(n *Node, c *client, args [][]byte) {
 	replicas, err1 := strconv.Atoi(string(args[1]))
 	timeout, err2 := strconv.ParseInt(string(args[2]), 10, 64)

@@ -21,6 +21,8 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/groupsync"
+	"github.com/logkv/logkv/replicate"
+	"github.com/logkv/logkv/replicate/coord"
 	"github.com/logkv/logkv/vfs"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -101,14 +103,62 @@ type backend interface {
 	ReplicaOf(host, port string, force bool) error
 	// IsFollower reports whether writes are refused.
 	IsFollower() bool
-	// Role writes the ROLE reply.
-	Role(w *replyConn)
-	// Info appends the INFO replication section's lines.
-	Info(add func(k string, v any))
+	// Replication reports the node's role and its commit log's state, as
+	// data: ROLE (cmd_server.go) and INFO's replication and persistence
+	// sections (info.go) are formatted from it.
+	Replication() replicationView
 	// NotReady says why the node should not take traffic, or "".
 	NotReady() string
 	// Close makes every write durable and closes the engine.
 	Close() error
+}
+
+// replicationView is what a backend reports of its role and its commit log.
+// It holds data only; the command layer formats it (cmd_server.go: ROLE;
+// info.go: INFO replication and persistence), so a backend never writes a
+// reply. Each field says which reply shows it.
+type replicationView struct {
+	// master: the node takes writes (ROLE's and INFO's role "master",
+	// else "slave"). A cluster member that is not the elected leader is
+	// never master, even while its commit log still leads (cluster.go).
+	master bool
+	// lastSeq is the newest write's seq: ROLE's offset on a master and
+	// INFO's master_repl_offset.
+	lastSeq uint64
+	// log is the commit log's status, nil without one (durability none):
+	// INFO's repl_* and commitlog_* lines, and a follower's offsets.
+	log *replicate.Status
+	// writeErr is the commit log's write error, if writes are failing
+	// (INFO aof_last_write_status).
+	writeErr error
+	// followers are those of a commit log that leads (ROLE's replicas,
+	// INFO's slaveN lines).
+	followers []replicate.FollowerStatus
+	// leaderAddr is the replication address followed (INFO master_addr).
+	leaderAddr string
+	// masterHost, masterPort and linkState are ROLE's master and link
+	// state on a node that is not master.
+	masterHost string
+	masterPort int
+	linkState  string
+	// cluster is a cluster member's view (INFO's cluster_* lines), nil
+	// on a node outside a cluster.
+	cluster *memberView
+}
+
+// memberView is a cluster member's view of its shard, for INFO
+// replication's cluster_* lines.
+type memberView struct {
+	name string
+	// joined: the member runs, so the fields below are known.
+	joined bool
+	leader *coord.Leader // the shard's elected leader, nil while none is
+	// readLag is how far behind this member's reads may be; maxReadLag
+	// the bound (0: none, and neither is shown).
+	readLag, maxReadLag time.Duration
+	leading             uint64        // the epoch this member leads, 0 if none
+	leaseValid          bool          // its etcd lease is known to live
+	leaseLeft           time.Duration // until the lease ends, while leading
 }
 
 // eng returns the engine to read from.
@@ -411,36 +461,10 @@ func (s *standalone) ReplicaOf(host, port string, _ bool) error {
 	}
 	return errors.New("this node runs without replication; start it with replication configured (-repl and -tls-dir) to follow a leader")
 }
-func (s *standalone) Role(w *replyConn) {
-	w.WriteArray(3)
-	w.WriteBulkString("master")
-	w.WriteInt64(int64(s.engine.LastSeq()))
-	w.WriteArray(0)
-}
-func (s *standalone) Info(add func(string, any)) {
-	add("role", "master")
-	add("connected_slaves", 0)
-	add("master_repl_offset", s.engine.LastSeq())
-}
 
-// Persistence reports that this node keeps no commit log.
-func (s *standalone) Persistence(add func(string, any)) {
-	add("durability", "none")
-	add("aof_enabled", 0)
-}
-
-// persister is a backend that reports its INFO persistence lines.
-type persister interface {
-	Persistence(add func(k string, v any))
-}
-
-// persistenceInfo appends the backend's INFO persistence lines: what a
-// write's acknowledgement promises, and where the commit log stands.
-func (n *Node) persistenceInfo(add func(string, any)) {
-	if p, ok := n.backend.(persister); ok {
-		p.Persistence(add)
-	}
-	add("appendfsync", n.appendFsync())
+// Replication: a leader of no followers, without a commit log.
+func (s *standalone) Replication() replicationView {
+	return replicationView{master: true, lastSeq: s.engine.LastSeq()}
 }
 
 // engineSync groups the syncs of an engine the node writes without a

@@ -215,77 +215,25 @@ func (b *replicatedBackend) ReplicaOf(host, port string, force bool) error {
 	return nil
 }
 
-func (b *replicatedBackend) Role(w *replyConn) {
+// Replication reports the commit log's role and state. A follower names
+// the replication address it follows as ROLE's master host (port 0): it
+// does not know its leader's client address.
+func (b *replicatedBackend) Replication() replicationView {
 	st := b.r.Status()
-	if st.Role == replicate.Leader {
-		fs := b.r.Followers()
-		w.WriteArray(3)
-		w.WriteBulkString("master")
-		w.WriteInt64(int64(st.LastSeq))
-		w.WriteArray(len(fs))
-		for _, f := range fs {
-			w.WriteArray(3)
-			w.WriteBulkString(f.ID)
-			w.WriteBulkString("")
-			w.WriteBulkString(fmt.Sprint(f.Durable))
-		}
-		return
+	v := replicationView{master: st.Role == replicate.Leader, lastSeq: st.LastSeq, log: &st, writeErr: b.r.WriteErr()}
+	if v.master {
+		v.followers = b.r.Followers()
+	} else {
+		v.leaderAddr = b.leaderAddr()
+		v.masterHost, v.linkState = v.leaderAddr, st.State
 	}
-	w.WriteArray(5)
-	w.WriteBulkString("slave")
-	w.WriteBulkString(b.leaderAddr())
-	w.WriteInt(0)
-	w.WriteBulkString(st.State)
-	w.WriteInt64(int64(st.Applied))
+	return v
 }
 
 func (b *replicatedBackend) leaderAddr() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.leader
-}
-
-func (b *replicatedBackend) Info(add func(string, any)) {
-	st := b.r.Status()
-	if st.Role == replicate.Leader {
-		add("role", "master")
-		fs := b.r.Followers()
-		add("connected_slaves", len(fs))
-		for i, f := range fs {
-			add(fmt.Sprintf("slave%d", i), fmt.Sprintf("id=%s,state=%s,offset=%d,lag=%.3f,lag_records=%d,lag_bytes=%d,resyncs=%d",
-				f.ID, f.State, f.Durable, f.LagSeconds, f.LagRecords, f.LagBytes, f.Resyncs))
-		}
-	} else {
-		add("role", "slave")
-		add("master_addr", b.leaderAddr())
-		add("master_link_status", st.State)
-		add("master_last_seq", st.LeaderLast)
-		add("slave_repl_offset", st.Applied)
-		add("full_resyncs", st.Resyncs)
-	}
-	add("master_repl_offset", st.LastSeq)
-	add("repl_epoch", st.Epoch)
-	add("repl_durable_seq", st.DurableSeq)
-	add("repl_log_first_seq", st.LogFirstSeq)
-	add("repl_log_bytes", st.LogBytes)
-}
-
-// Persistence reports the commit log every write goes through.
-func (b *replicatedBackend) Persistence(add func(string, any)) {
-	st := b.r.Status()
-	add("durability", "full")
-	add("aof_enabled", 1)
-	add("commitlog_last_seq", st.LastSeq)
-	add("commitlog_durable_seq", st.DurableSeq)
-	add("commitlog_first_seq", st.LogFirstSeq)
-	add("commitlog_bytes", st.LogBytes)
-	add("engine_durable_seq", st.CheckpointSeq)
-	if err := b.r.WriteErr(); err != nil {
-		add("aof_last_write_status", "err")
-		add("aof_last_write_error", err)
-	} else {
-		add("aof_last_write_status", "ok")
-	}
 }
 
 // NotReady: a follower is ready when it streams from its leader and has
