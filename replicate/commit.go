@@ -20,7 +20,9 @@ import (
 //	Write(b) = Submit(b) then Await(seq)
 //	  |
 //	  | Submit        copy b; append it to the commit log under wmu, which
-//	  |               gives it the next seq; queue it in n.unapplied
+//	  |               gives it the next seq; queue it in n.unapplied (past
+//	  |               applyBacklog bytes queued, applyLoop applies them
+//	  |               without waiting for an Await: a bulk import)
 //	  v
 //	  | Await
 //	  |   durable     log.Sync(seq): the group fsync (internal/groupsync)
@@ -57,8 +59,11 @@ func (n *Node) Write(b *logkv.Batch) (uint64, error) {
 // without waiting for durability: Await(seq) waits. It lets a caller order
 // writes under its own locks and wait for them outside, as a Redis-protocol
 // node does for a pipeline (many writes, one group fsync). Records are
-// applied in seq order, so a write is readable from the engine only after an
-// Await that covers it. Submit copies b; the caller may reuse it at once.
+// applied in seq order, so a write is sure to be readable from the engine
+// only after an Await that covers it (a writer that submits more than
+// applyBacklog bytes without awaiting finds its records applied earlier,
+// once written, as Await would). Submit copies b; the caller may reuse it at
+// once.
 func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 	if n.closed.Load() {
 		return 0, logkv.ErrClosed
@@ -83,7 +88,61 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 		return 0, err
 	}
 	n.unapplied = append(n.unapplied, unappliedRecord{seq: seq, data: data})
+	n.unappliedBytes += len(data)
+	if n.unappliedBytes >= applyBacklog {
+		select {
+		case n.applyKick <- struct{}{}:
+		default: // a kick is already pending
+		}
+	}
 	return seq, nil
+}
+
+// applyBacklog is how many bytes of submitted records may wait for an Await
+// before applyLoop applies them itself.
+const applyBacklog = 4 << 20
+
+// applyLoop applies the records of writers that submit without awaiting,
+// once they hold applyBacklog bytes: a bulk import (a slot move's target
+// submits a 1 MiB batch at a time and awaits only at the end of the copy)
+// would otherwise keep every record it wrote in memory until then, hundreds
+// of megabytes, each copy in freshly faulted-in pages (most of a move
+// target's CPU), and then apply them all at once while its stream stalls.
+// It waits for the records as Await does (written to the operating system
+// under SyncInterval in Async mode, else durable) but never for the quorum:
+// that is the Await's, and a write is acknowledged only by one.
+func (n *Node) applyLoop() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.applyKick:
+		}
+		n.wmu.Lock()
+		var seq uint64
+		if k := len(n.unapplied); k > 0 {
+			seq = n.unapplied[k-1].seq
+		}
+		n.wmu.Unlock()
+		if seq == 0 {
+			continue
+		}
+		write := func() error { return n.log.Sync(seq) }
+		if n.syncEvery.Load() > 0 && n.cfg.AckMode == Async {
+			write = func() error { return n.log.FlushTo(seq) }
+		}
+		err := n.untilWritten(write)
+		if err == nil {
+			select {
+			case n.syncKick <- struct{}{}: // SyncInterval: fsync what was written
+			default:
+			}
+			err = n.applyThrough(seq)
+		}
+		if err != nil && !errors.Is(err, logkv.ErrClosed) {
+			n.cfg.Logger.Warn("applying submitted records failed", "seq", seq, "err", err)
+		}
+	}
 }
 
 // Await waits until the submitted write seq (and every one before it) is
@@ -274,6 +333,9 @@ func (n *Node) applyThrough(seq uint64) error {
 	n.wmu.Lock()
 	k := int(seq - a)
 	n.applying = append(n.applying[:0], n.unapplied[:k]...)
+	for _, w := range n.unapplied[:k] {
+		n.unappliedBytes -= len(w.data)
+	}
 	clear(n.unapplied[:k])
 	n.unapplied = n.unapplied[k:]
 	n.wmu.Unlock()

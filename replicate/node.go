@@ -35,7 +35,11 @@ type Node struct {
 	// unapplied are the records appended and not yet applied, in seq
 	// order; guarded by wmu.
 	unapplied []unappliedRecord
-	amu       sync.Mutex
+	// unappliedBytes is the size of unapplied's batches; guarded by wmu.
+	// Past applyBacklog, Submit wakes applyLoop.
+	unappliedBytes int
+	applyKick      chan struct{}
+	amu            sync.Mutex
 	// coalesce and applying belong to the holder of amu.
 	coalesce coalescer
 	applying []unappliedRecord
@@ -94,7 +98,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: l, appliedCh: make(chan struct{})}
+	n := &Node{cfg: cfg, log: l, appliedCh: make(chan struct{}), applyKick: make(chan struct{}, 1)}
 	n.coalesce.applied = n.applied.Store
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.recover(); err != nil {
@@ -123,6 +127,7 @@ func Open(cfg Config) (*Node, error) {
 	n.syncEvery.Store(int64(cfg.SyncInterval))
 	n.syncKick = make(chan struct{}, 1)
 	n.wg.Go(n.syncLoop)
+	n.wg.Go(n.applyLoop)
 	return n, nil
 }
 
