@@ -6,7 +6,7 @@ package node
 // clients (go-redis ClusterClient, redis-py RedisCluster, redis-cli -c)
 // find the right shard by themselves.
 //
-//	etcd: slots, shards/*/leader --watchSlots--> router.table (one atomic swap)
+//	etcd: slots, shards/*/leader --watchSlots (read, then events)--> router.table (one atomic swap)
 //	request --run--> misrouted: table, key slots, owner
 //	           -> serve here | -MOVED slot host:port | -CROSSSLOT | -CLUSTERDOWN
 //
@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/logkv/logkv/replicate/coord"
 )
@@ -43,6 +42,10 @@ type router struct {
 	table atomic.Pointer[slotTable]
 	// loadErrors counts slot maps that failed to decode (kept the old).
 	loadErrors atomic.Int64
+	// applied is the map version apply last decoded (or failed to), so
+	// that a leader's event does not decode the map again; the watcher's
+	// goroutine's alone.
+	applied int64
 }
 
 // notSharded is the table of a cluster without a slot map.
@@ -203,43 +206,45 @@ func init() {
 	}
 }
 
-// Watching etcd. The table is rebuilt from one read of the slot map and
-// every leader key (one revision), then the map and the leader keys of the
-// map's shards are watched from that revision on; any change is read again
-// whole. Changes are rare (a map change, a failover), and a whole read is
-// simpler to get right than applying events one by one.
-
-// slotsRetry is how long watchSlots waits after etcd failed it.
-const slotsRetry = 500 * time.Millisecond
+// Watching etcd (coord.WatchRouting): one whole read of the slot map and
+// every leader key, in one revision, then the map and the leader keys of
+// the map's shards are watched from that revision on and each event is
+// applied to the table held: a new map version is decoded and becomes a
+// new table, a leader key's put or delete changes that shard's address in
+// a copy of the table held. A change thus costs each member one watch
+// event; the whole read again happens only when a watch fails (etcd
+// compacted past it, or lost its leader) or the map names a new shard.
+// Re-reading everything on every event, as this did before, made every
+// change anywhere cost every member a read of the whole shards/ prefix and
+// S+1 new watches: docs/cluster-scale.md measures both.
 
 // watchSlots keeps b.route's table current until ctx ends.
 func (b *clusterBackend) watchSlots(ctx context.Context) {
 	failing := false // logged once per outage, not every retry
-	for ctx.Err() == nil {
-		rev, shards, err := b.loadSlots(ctx)
-		if err != nil {
-			if ctx.Err() == nil && !failing {
+	name := b.n.cfg.Cluster.Name
+	coord.WatchRouting(ctx, b.cli, name, coord.RoutingHandler{
+		Shards: b.route.watchShards,
+		Read: func(err error) {
+			switch {
+			case err != nil && !failing:
 				b.n.log.Warn("cluster: cannot read the slot map from etcd; routing by the table held, retrying", "err", err)
+				failing = true
+			case err == nil && failing:
+				b.n.log.Info("cluster: slot map read again from etcd")
+				failing = false
 			}
-			failing = true
-			select {
-			case <-ctx.Done():
-			case <-time.After(slotsRetry):
+		},
+		Apply: func(ctx context.Context, rt *coord.Routing, _ bool) {
+			moveStage(ctx, "route-read")
+			if err := b.route.apply(rt, b.myShard(), b.n.Addr()); err != nil {
+				b.route.loadErrors.Add(1)
+				// Keep the table held: a map that does not decode is never
+				// partly used. The next change of the key is the fix.
+				b.n.log.Error("cluster: the slot map in etcd is invalid; routing by the one held until it is fixed",
+					"key", slotsKey(name), "err", err)
 			}
-			continue
-		}
-		if failing {
-			b.n.log.Info("cluster: slot map read again from etcd", "revision", rev)
-			failing = false
-		}
-		b.awaitSlotChange(ctx, rev, shards)
-	}
-}
-
-// awaitSlotChange returns once the slot map or a leader key of shards
-// changes after rev, a watch fails, or ctx ends.
-func (b *clusterBackend) awaitSlotChange(ctx context.Context, rev int64, shards []string) {
-	coord.AwaitRoutingChange(ctx, b.cli, b.n.cfg.Cluster.Name, rev, shards)
+		},
+	})
 }
 
 // myShard is the shard this member joined.
@@ -250,45 +255,82 @@ func (b *clusterBackend) myShard() string {
 	return "0" // coord's default
 }
 
-// loadSlots reads the map and the leaders, swaps the table in, and returns
-// the revision read and the shards whose leaders to watch.
-func (b *clusterBackend) loadSlots(ctx context.Context) (int64, []string, error) {
-	name := b.n.cfg.Cluster.Name
-	moveStage(ctx, "route-read")
-	rctx, cancel := context.WithTimeout(ctx, clusterInfoTimeout)
-	defer cancel()
-	rt, err := coord.ReadRouting(rctx, b.cli, name)
-	if err != nil {
-		return 0, nil, err
+// watchShards returns the shards whose leader keys the watcher watches for
+// the slot map value v: the shards it names, or, when it does not decode,
+// those of the table held, whose leaders the member keeps routing to.
+func (r *router) watchShards(v []byte) []string {
+	if v == nil {
+		return nil
 	}
-	rev := rt.Revision
+	// Decoded again by apply: the map changes rarely, and deciding first
+	// whether a whole read is needed keeps apply from installing a table
+	// whose new shard has no leader yet.
+	if m, err := decodeSlotMap(v, 0); err == nil {
+		return m.Shards
+	}
+	if t := r.table.Load(); t != nil && t != notSharded {
+		return t.shards
+	}
+	return nil
+}
+
+// apply makes the table reflect rt, for a member of shard at selfAddr: no
+// map is notSharded; a map version not seen before is decoded and becomes
+// the table (unless a newer one is held: installFlip's); then the leaders
+// of the table held are made rt's. It returns the map's decoding error,
+// the table held kept. Only the watcher calls it (r.applied is its own).
+func (r *router) apply(rt *coord.Routing, shard, selfAddr string) error {
 	if rt.Map == nil {
-		b.route.table.Store(notSharded)
-		return rev, nil, nil
+		r.applied = 0
+		r.table.Store(notSharded)
+		return nil
 	}
-	m, err := decodeSlotMap(rt.Map, rt.MapVersion)
-	if err != nil {
-		b.route.loadErrors.Add(1)
-		// Keep the table held: a map that does not decode is never partly
-		// used. Wait for the next change of the key, which is the fix.
-		b.n.log.Error("cluster: the slot map in etcd is invalid; routing by the one held until it is fixed",
-			"key", slotsKey(name), "err", err)
-		return rev, nil, nil
-	}
-	t := m.table()
-	t.self = -1
-	t.selfAddr = b.n.Addr()
-	t.leaders = make([]string, len(m.Shards))
-	for i, s := range m.Shards {
-		t.leaders[i] = rt.Leaders[s].RESP
-		if s == b.myShard() {
-			t.self = i
+	var err error
+	if rt.MapVersion != r.applied {
+		r.applied = rt.MapVersion
+		var m *slotMap
+		if m, err = decodeSlotMap(rt.Map, rt.MapVersion); err == nil {
+			t := m.table()
+			t.self = slices.Index(m.Shards, shard)
+			t.selfAddr = selfAddr
+			t.leaders = leaderAddrs(m.Shards, rt.Leaders)
+			// A map older than the one held is one a flip installed first
+			// (installFlip) while this one was on its way: keep the newer.
+			r.install(t, func(old *slotTable) bool { return old.version <= t.version })
 		}
 	}
-	// A map older than the one held is one a flip installed first
-	// (installFlip) while this read was in flight: keep the newer.
-	b.route.install(t, func(old *slotTable) bool { return old.version <= t.version })
-	return rev, m.Shards, nil
+	r.setLeaders(rt.Leaders)
+	return err
+}
+
+// setLeaders gives the table held rt's leaders (by shard name), in a copy
+// swapped in by compare-and-swap, when one differs.
+func (r *router) setLeaders(leaders map[string]coord.Leader) {
+	for {
+		old := r.table.Load()
+		if old == nil || old == notSharded {
+			return
+		}
+		addrs := leaderAddrs(old.shards, leaders)
+		if slices.Equal(addrs, old.leaders) {
+			return
+		}
+		t := *old // 32 KiB: a leader changes at a failover, rarely
+		t.leaders = addrs
+		if r.table.CompareAndSwap(old, &t) {
+			return
+		}
+	}
+}
+
+// leaderAddrs returns the RESP address of each shard's leader, "" for a
+// shard without one.
+func leaderAddrs(shards []string, leaders map[string]coord.Leader) []string {
+	addrs := make([]string, len(shards))
+	for i, s := range shards {
+		addrs[i] = leaders[s].RESP
+	}
+	return addrs
 }
 
 // install swaps t in unless the table held is a sharded one that newer

@@ -24,7 +24,6 @@ func main() {
 	var cfg sim.Config
 	flag.IntVar(&cfg.Shards, "shards", 100, "replica groups")
 	flag.IntVar(&cfg.Members, "members", 3, "members per shard")
-	flag.BoolVar(&cfg.Events, "events", false, "route by applying watch events (the change docs/cluster-scale.md proposes) instead of node's re-read on every event")
 	flag.IntVar(&cfg.StartRate, "start-rate", 0, "members started per second (0: all at once, as after a power cut)")
 	flag.DurationVar(&cfg.TTL, "ttl", 0, "lease TTL, whole seconds (default coord's, 2s)")
 	flag.IntVar(&cfg.SyncQuorum, "sync-quorum", 0, "coord's sync quorum (0: async mode)")

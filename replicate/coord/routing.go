@@ -3,20 +3,28 @@ package coord
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // What a member routes by, as etcd holds it: the slot map (its value is
 // node's to decode: node/slots.go) and each shard's leader. A member reads
-// both in one revision (ReadRouting), then waits for the map or a leader key
-// of the map's shards to change after that revision (AwaitRoutingChange),
-// and reads again whole. Changes are rare (a map change, a failover), and a
-// whole read is simpler to get right than applying events one by one.
+// both in one revision (ReadRouting), then keeps watching the map and the
+// leader key of every shard the map names from that revision on, and
+// applies each event to what it read (WatchRouting): a change costs each
+// member one watch event, and no read and no watch request. It reads
+// everything again only when a watch fails (etcd compacted past it, lost
+// its leader, or the member's client closed) or when the map names a shard
+// whose leader key it does not watch yet.
 //
-// These two are the etcd half of node's slot watcher (node/route.go), here
-// so that cmd/kvclustersim runs the very requests a kvnode makes without a
+//	etcd --ReadRouting--> Routing --Apply--> the member's table
+//	     --watch events (map, shards/<s>/leader)--> Routing --Apply--> ...
+//
+// These are the etcd half of node's slot watcher (node/route.go), here so
+// that cmd/kvclustersim runs the very requests a kvnode makes without a
 // whole kvnode. docs/cluster-scale.md measures what they cost etcd.
 
 // SlotsKey is the slot map's key: /logkv/<cluster>/slots.
@@ -63,38 +71,158 @@ func ReadRouting(ctx context.Context, cli *clientv3.Client, cluster string) (*Ro
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		shard, ok := strings.CutSuffix(strings.TrimPrefix(string(kv.Key), shards), "/leader")
-		var l Leader
-		if !ok || strings.Contains(shard, "/") || json.Unmarshal(kv.Value, &l) != nil {
+		if !ok || strings.Contains(shard, "/") {
 			continue
 		}
-		l.Epoch = uint64(kv.CreateRevision)
-		r.Leaders[shard] = l
+		if l, ok := decodeLeader(kv.Value, kv.CreateRevision); ok {
+			r.Leaders[shard] = l
+		}
 	}
 	return r, nil
 }
 
-// AwaitRoutingChange returns once the slot map or the leader key of one of
-// shards changes after rev, a watch fails, or ctx ends: one watch per key,
-// from rev+1, all on one gRPC stream, cancelled on return.
-func AwaitRoutingChange(ctx context.Context, cli *clientv3.Client, cluster string, rev int64, shards []string) {
+// decodeLeader decodes a leader key's value; its epoch is the key's
+// CreateRevision.
+func decodeLeader(v []byte, createRevision int64) (Leader, bool) {
+	var l Leader
+	if json.Unmarshal(v, &l) != nil {
+		return Leader{}, false
+	}
+	l.Epoch = uint64(createRevision)
+	return l, true
+}
+
+// RoutingRetry is how long WatchRouting waits after a whole read failed.
+const RoutingRetry = 500 * time.Millisecond
+
+// RoutingReadTimeout bounds one whole read of WatchRouting.
+const RoutingReadTimeout = 5 * time.Second
+
+// RoutingHandler is what WatchRouting tells of the routing it holds. Its
+// functions run on WatchRouting's goroutine, one at a time.
+type RoutingHandler struct {
+	// Shards returns the shards whose leader keys to watch for a slot map
+	// value (Routing.Map; nil without a map): those it names, or, for one
+	// that does not decode, whatever the member still routes by.
+	Shards func(slotMap []byte) []string
+	// Apply is given the routing after each whole read (whole true) and
+	// after each watch response applied to it. rt is WatchRouting's own
+	// and changes after Apply returns: Apply must not keep it or change
+	// it. ctx is WatchRouting's.
+	Apply func(ctx context.Context, rt *Routing, whole bool)
+	// Read, if not nil, is told each whole read's outcome, before Apply.
+	Read func(err error)
+}
+
+// WatchRouting keeps a member's routing current until ctx ends: a whole
+// read (ReadRouting, retried every RoutingRetry while it fails), then one
+// watch on the map and one on the leader key of each shard h.Shards names,
+// all from the revision after the read and all on the client's one gRPC
+// stream, each event applied to the routing held and handed to h.Apply.
+// It reads everything again when a watch fails or ends (compaction, etcd
+// without a leader, ...) and when the map comes to name a shard whose
+// leader key it does not watch (that leader may have been elected before
+// the map's revision, so no event of ours would bring it).
+func WatchRouting(ctx context.Context, cli *clientv3.Client, cluster string, h RoutingHandler) {
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, RoutingReadTimeout)
+		rt, err := ReadRouting(rctx, cli, cluster)
+		cancel()
+		if h.Read != nil && ctx.Err() == nil {
+			h.Read(err)
+		}
+		if err != nil {
+			sleepCtx(ctx, RoutingRetry)
+			continue
+		}
+		h.Apply(ctx, rt, true)
+		followRouting(ctx, cli, cluster, rt, h)
+	}
+}
+
+// routingEvent is one watch response, or (ok false) the end of a watch.
+type routingEvent struct {
+	resp clientv3.WatchResponse
+	ok   bool
+}
+
+// followRouting applies the watches' events to rt, which was read at
+// rt.Revision, until a watch ends or the map names a shard not watched.
+func followRouting(ctx context.Context, cli *clientv3.Client, cluster string, rt *Routing, h RoutingHandler) {
+	// WithRequireLeader: a watch on an etcd member cut off from its
+	// cluster's leader ends, rather than wait for events that never come.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	changed := make(chan struct{}, 1)
+	events := make(chan routingEvent)
 	watch := func(key string) {
-		for range cli.Watch(wctx, key, clientv3.WithRev(rev+1)) {
-			break // any event, or an error: read everything again
-		}
+		ch := cli.Watch(wctx, key, clientv3.WithRev(rt.Revision+1))
+		go func() {
+			for resp := range ch {
+				select {
+				case events <- routingEvent{resp, true}:
+				case <-wctx.Done():
+					return
+				}
+			}
+			select {
+			case events <- routingEvent{}:
+			case <-wctx.Done():
+			}
+		}()
+	}
+	slots := SlotsKey(cluster)
+	leaders := Prefix(cluster) + "shards/"
+	watch(slots)
+	watched := h.Shards(rt.Map)
+	for _, s := range watched {
+		watch(LeaderKey(cluster, s))
+	}
+	for {
+		var e routingEvent
 		select {
-		case changed <- struct{}{}:
-		default:
+		case <-ctx.Done():
+			return
+		case e = <-events:
 		}
+		if !e.ok || e.resp.Err() != nil || e.resp.Canceled {
+			return // compacted, no leader, closed: read everything again
+		}
+		for _, ev := range e.resp.Events {
+			put := ev.Type == clientv3.EventTypePut
+			if key := string(ev.Kv.Key); key == slots {
+				rt.Map, rt.MapVersion = nil, 0
+				if put {
+					rt.Map, rt.MapVersion = ev.Kv.Value, ev.Kv.ModRevision
+					if rt.Map == nil {
+						rt.Map = []byte{} // as ReadRouting: an empty value is an invalid map
+					}
+				}
+				for _, s := range h.Shards(rt.Map) {
+					if !slices.Contains(watched, s) {
+						return // a shard new to us: read its leader with the rest
+					}
+				}
+			} else {
+				shard := strings.TrimSuffix(strings.TrimPrefix(key, leaders), "/leader")
+				l, ok := decodeLeader(ev.Kv.Value, ev.Kv.CreateRevision)
+				if put && ok {
+					rt.Leaders[shard] = l
+				} else {
+					delete(rt.Leaders, shard) // gone, or does not decode: as ReadRouting skips it
+				}
+			}
+		}
+		rt.Revision = e.resp.Header.Revision
+		h.Apply(ctx, rt, false)
 	}
-	go watch(SlotsKey(cluster))
-	for _, s := range shards {
-		go watch(LeaderKey(cluster, s))
-	}
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-changed:
+	case <-t.C:
 	}
 }

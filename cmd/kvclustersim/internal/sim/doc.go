@@ -4,9 +4,9 @@
 // Each simulated member is what a kvnode runs towards etcd, and nothing
 // else: its own etcd client; a coord.Member (lease renewed every TTL/3,
 // progress reports, election and failover) driving a stand-in replica whose
-// log is a counter; and the slot watcher's loop of node/route.go, reading
-// the map and every leader with coord.ReadRouting and waiting with
-// coord.AwaitRoutingChange. The requests are a kvnode's because the code is.
+// log is a counter; and node/route.go's slot watcher, coord.WatchRouting:
+// one read of the map and every leader, then each watch event applied. The
+// requests are a kvnode's because the code is.
 //
 // Run goes through four phases:
 //

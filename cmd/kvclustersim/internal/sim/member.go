@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,9 +73,9 @@ type seenAt struct {
 }
 
 // member is one simulated kvnode: a coord.Member (lease, progress reports,
-// election) and the slot watcher's loop (node/route.go's watchSlots) over
-// coord.ReadRouting and coord.AwaitRoutingChange, each on the member's own
-// etcd client, as each kvnode has its own.
+// election) and the slot watcher (node/route.go's watchSlots, which is
+// coord.WatchRouting), each on the member's own etcd client, as each
+// kvnode has its own.
 type member struct {
 	id, shard string
 	cli       *clientv3.Client
@@ -90,18 +89,10 @@ type member struct {
 	// leaders each shard's leader epochs, in order.
 	maps    []seenAt
 	leaders map[string][]seenAt
-	// events selects routeEvents over node's re-reading router.
-	events bool
-	// reads and readErrors count routing reads, and those that failed.
+	// reads and readErrors count whole routing reads, and those that
+	// failed.
 	reads, readErrors atomic.Int64
 }
-
-// slotsRetry is node/route.go's: how long the router waits after etcd
-// failed a read.
-const slotsRetry = 500 * time.Millisecond
-
-// routingTimeout is node's clusterInfoTimeout, the bound on one read.
-const routingTimeout = 5 * time.Second
 
 func startMember(endpoint, cluster, shard, id string, cfg *Config, log *slog.Logger) (*member, error) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second,
@@ -117,7 +108,7 @@ func startMember(endpoint, cluster, shard, id string, cfg *Config, log *slog.Log
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{id: id, shard: shard, cli: cli, coord: cm, rep: rep, cancel: cancel, leaders: map[string][]seenAt{}, events: cfg.Events}
+	m := &member{id: id, shard: shard, cli: cli, coord: cm, rep: rep, cancel: cancel, leaders: map[string][]seenAt{}}
 	m.done.Go(func() {
 		if err := cm.Run(ctx, rep); err != nil {
 			log.Error("member ended", "err", err)
@@ -127,44 +118,20 @@ func startMember(endpoint, cluster, shard, id string, cfg *Config, log *slog.Log
 	return m, nil
 }
 
-// route is node's watchSlots: read the map and the leaders, note what is
-// new, wait for a change of the map or of a leader key of the map's shards.
-// With events (Config.Events), it is the alternative docs/cluster-scale.md
-// proposes instead: read once, then apply each watch event.
+// route is node's watchSlots: coord.WatchRouting, one whole read and then
+// each watch event applied, with the member noting what is new where node
+// builds its table.
 func (m *member) route(ctx context.Context, cluster string) {
-	if m.events {
-		m.routeEvents(ctx, cluster)
-		return
-	}
-	for ctx.Err() == nil {
-		rt, ok := m.readRouting(ctx, cluster)
-		if !ok {
-			continue
-		}
-		m.note(rt)
-		coord.AwaitRoutingChange(ctx, m.cli, cluster, rt.Revision, mapShards(rt.Map))
-	}
-}
-
-// readRouting is one whole read of the map and the leaders, as node's
-// router makes it, counted; after a failure it waits slotsRetry (as node
-// does) and reports false.
-func (m *member) readRouting(ctx context.Context, cluster string) (*coord.Routing, bool) {
-	rctx, cancel := context.WithTimeout(ctx, routingTimeout)
-	rt, err := coord.ReadRouting(rctx, m.cli, cluster)
-	cancel()
-	m.reads.Add(1)
-	if err == nil {
-		return rt, true
-	}
-	if ctx.Err() == nil {
-		m.readErrors.Add(1)
-	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(slotsRetry):
-	}
-	return nil, false
+	coord.WatchRouting(ctx, m.cli, cluster, coord.RoutingHandler{
+		Shards: mapShards,
+		Read: func(err error) {
+			m.reads.Add(1)
+			if err != nil {
+				m.readErrors.Add(1)
+			}
+		},
+		Apply: func(_ context.Context, rt *coord.Routing, _ bool) { m.note(rt) },
+	})
 }
 
 // mapShards returns the shard names of an encoded slot map (node/slots.go's
@@ -234,102 +201,5 @@ func (m *member) stop(kill bool) {
 	m.done.Wait()
 	if !kill {
 		ignore(m.cli.Close)
-	}
-}
-
-// watchEvent is one watch response, or (ok false) a watch's end.
-type watchEvent struct {
-	resp clientv3.WatchResponse
-	ok   bool
-}
-
-// routeEvents is the router docs/cluster-scale.md proposes: one read, then
-// the map's and every leader key's watches stay open and each event is
-// applied as it comes (a leader key's new value and CreateRevision, the
-// map's new version), so a change costs each member one event and no read
-// and no watch request. A failed watch (etcd compacted past it, or lost
-// its leader) falls back to a whole read, as node's router does on any
-// event. Not built into node: the simulation measures what it would save.
-func (m *member) routeEvents(ctx context.Context, cluster string) {
-	for ctx.Err() == nil {
-		rt, ok := m.readRouting(ctx, cluster)
-		if !ok {
-			continue
-		}
-		m.note(rt)
-		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		events := make(chan watchEvent)
-		watched := map[string]bool{}
-		watch := func(key string, from int64) {
-			watched[key] = true
-			go func() {
-				for resp := range m.cli.Watch(wctx, key, clientv3.WithRev(from)) {
-					select {
-					case events <- watchEvent{resp, true}:
-					case <-wctx.Done():
-						return
-					}
-				}
-				select {
-				case events <- watchEvent{}:
-				case <-wctx.Done():
-				}
-			}()
-		}
-		slots := coord.SlotsKey(cluster)
-		watch(slots, rt.Revision+1)
-		for _, sh := range mapShards(rt.Map) {
-			watch(coord.LeaderKey(cluster, sh), rt.Revision+1)
-		}
-		m.applyEvents(wctx, cluster, slots, events, watched)
-		wcancel()
-	}
-}
-
-// applyEvents applies watch events until a watch fails or ctx ends.
-func (m *member) applyEvents(ctx context.Context, cluster, slots string, events <-chan watchEvent, watched map[string]bool) {
-	for {
-		var e watchEvent
-		select {
-		case <-ctx.Done():
-			return
-		case e = <-events:
-		}
-		if !e.ok || e.resp.Err() != nil {
-			return // read everything again
-		}
-		now := time.Now()
-		for _, ev := range e.resp.Events {
-			key := string(ev.Kv.Key)
-			if key == slots {
-				if ev.Type != clientv3.EventTypePut {
-					return // the map deleted: read again
-				}
-				m.mu.Lock()
-				if n := len(m.maps); n == 0 || m.maps[n-1].v < ev.Kv.ModRevision {
-					m.maps = append(m.maps, seenAt{ev.Kv.ModRevision, now})
-				}
-				m.mu.Unlock()
-				for _, sh := range mapShards(ev.Kv.Value) {
-					if !watched[coord.LeaderKey(cluster, sh)] {
-						// A shard new to the map: its leader may predate
-						// the event, so read everything (rare: the map's
-						// shards change when one is added).
-						return
-					}
-				}
-				continue
-			}
-			if ev.Type != clientv3.EventTypePut {
-				continue // a leader gone: the shard has none until the next put
-			}
-			shard := strings.TrimSuffix(strings.TrimPrefix(key, coord.Prefix(cluster)+"shards/"), "/leader")
-			m.mu.Lock()
-			h := m.leaders[shard]
-			if n := len(h); n == 0 || h[n-1].v < ev.Kv.CreateRevision {
-				m.leaders[shard] = append(h, seenAt{ev.Kv.CreateRevision, now})
-			}
-			m.mu.Unlock()
-		}
 	}
 }

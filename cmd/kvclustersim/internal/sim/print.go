@@ -18,11 +18,7 @@ func Print(w io.Writer, r *Report) {
 		}
 		return s
 	}
-	router := "node's (re-read on every event)"
-	if r.Events {
-		router = "by events (proposed)"
-	}
-	p("shards x members      %d x %d (%d members), TTL %v, busy %v, start rate %d/s (0: all at once), router %s", r.Shards, r.Members, r.Shards*r.Members, r.TTL, r.Busy, r.StartRate, router)
+	p("shards x members      %d x %d (%d members), TTL %v, busy %v, start rate %d/s (0: all at once)", r.Shards, r.Members, r.Shards*r.Members, r.TTL, r.Busy, r.StartRate)
 	p("cold start            %v until every shard led and every router read the map", r.Start.Round(time.Millisecond))
 	p("etcd watchers         %.0f on %.0f streams", r.Watchers, r.WatchStreams)
 	p("phase   secs  keepalive/s  put/s  txn/s  watchreq/s  events/s  proposals/s  fsync-ms  etcd-CPU%%  etcd-RSS-MiB  slow-watchers")

@@ -33,10 +33,6 @@ type Config struct {
 	Cluster string
 	// Shards and Members: Shards replica groups of Members members each.
 	Shards, Members int
-	// Events makes the members route by applying watch events instead of
-	// node's re-read on every event: the change docs/cluster-scale.md
-	// proposes, measured here before it is built.
-	Events bool
 	// StartRate is how many members start a second; 0 starts all at once.
 	StartRate int
 	// TTL is each member's lease TTL (coord.DefaultTTL when 0).
@@ -71,7 +67,6 @@ type Report struct {
 	TTL             time.Duration
 	Busy            bool
 	StartRate       int
-	Events          bool
 	// Start is from the first member's start until every shard has one
 	// leader and every member's router knows them all.
 	Start time.Duration
@@ -249,7 +244,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	s.probe = startProbe(cli, cfg.TTL)
 	defer s.probe.stop()
 	defer s.stopAll()
-	rep := &Report{Shards: cfg.Shards, Members: cfg.Members, TTL: cfg.TTL, Busy: cfg.Busy, StartRate: cfg.StartRate, Events: cfg.Events}
+	rep := &Report{Shards: cfg.Shards, Members: cfg.Members, TTL: cfg.TTL, Busy: cfg.Busy, StartRate: cfg.StartRate}
 	err = s.run(ctx, rep)
 	// What the members saw, whether or not the run got to its end: a run
 	// that failed to converge says why here.

@@ -15,28 +15,17 @@ import (
 // fails otherwise: it waits for exactly one leader per shard that all its
 // members follow), every member's router reads every map update and every
 // successor of a killed leader, and the costs come from etcd's metrics.
-//
-// Both routers run: node's (re-read on every event) and the proposed one
-// that applies events, which must read nothing per map update.
+// The router is node's, which applies watch events: a map update costs it
+// no read and no watch request.
 func TestSmallCluster(t *testing.T) {
-	for _, events := range []bool{false, true} {
-		t.Run(map[bool]string{false: "reread", true: "events"}[events], func(t *testing.T) { testSmallCluster(t, events) })
-	}
-}
-
-func testSmallCluster(t *testing.T, events bool) {
 	srv := etcdtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := Run(ctx, Config{Endpoint: srv.Endpoint, Shards: 3, Members: 3, TTL: time.Second, Busy: true, Events: events,
+	rep, err := Run(ctx, Config{Endpoint: srv.Endpoint, Shards: 3, Members: 3, TTL: time.Second, Busy: true,
 		Steady: 500 * time.Millisecond, MapUpdates: 3, Kills: 2, KillBatch: 2, Converge: 30 * time.Second, Seed: 7})
 	require.NoError(t, err)
-	if events {
-		require.Zero(t, rep.WatchReqPerMap, "the event router re-creates no watch on a map update")
-		require.LessOrEqual(t, rep.ReadsPerMap, 1.0, "only the map's own write transaction")
-	} else {
-		require.GreaterOrEqual(t, rep.ReadsPerMap, 9.0, "node's router: every member re-reads on a map update")
-	}
+	require.Zero(t, rep.WatchReqPerMap, "the router re-creates no watch on a map update")
+	require.LessOrEqual(t, rep.ReadsPerMap, 1.0, "only the map's own write transaction")
 	require.Equal(t, Latency{}, Latency{N: rep.MapSeen.N - 27, Timeouts: rep.MapSeen.Timeouts}, "every member of 9 reads each of 3 map updates")
 	require.Equal(t, 4, rep.ElectAfterKill.N, "each of 2x2 killed leaders has a successor")
 	require.Equal(t, 4, rep.SeenAfterKill.N, "every router reads each successor")
