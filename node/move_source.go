@@ -28,8 +28,11 @@ import (
 // the writes readable.
 type moveTracker struct {
 	rw     sync.RWMutex
-	active atomic.Int32 // len(srcs), read without the lock
+	active atomic.Int32 // len(srcs) + switching, read without the lock
 	srcs   []*moveSource
+	// switching counts the imports into this node between their fence
+	// and their flip (beginSwitch); guarded by rw.
+	switching int
 	// paused is a bitmap of the slots whose writes and reads are refused
 	// here whatever the table says (a pause the target asked for, until
 	// this node's table shows the switch decided); nil when none.
@@ -70,6 +73,20 @@ func (t *moveTracker) observe(batch *logkv.Batch) error {
 		}
 		if key[0] == tagMeta {
 			if len(key) == 5 && key[4] == 0 && string(key[:4]) == string(metaGenKey(0)[:4]) {
+				// A flush of database 0 is refused from a source's pause to
+				// the switch decided (the last round checked for one, and
+				// the fence vouches for the range as the target holds it)
+				// and on a target from its fence to its flip (it checked
+				// its generation, and the flip serves the rows it copied
+				// under it). Before those points it fails the attempt.
+				if t.switching > 0 {
+					return errFlushSwitching
+				}
+				for _, s := range t.srcs {
+					if s.paused {
+						return errFlushSwitching
+					}
+				}
 				for _, s := range t.srcs {
 					s.flushed.Store(true)
 				}
@@ -137,6 +154,38 @@ func (t *moveTracker) setPaused(first, last uint16, on bool) {
 	}
 }
 
+// flushSwitchingError refuses a flush of database 0 while a move into or
+// out of this node switches (moveTracker.observe).
+type flushSwitchingError struct{}
+
+func (flushSwitchingError) Error() string {
+	return "TRYAGAIN a slot move is switching on this node; FLUSHALL and FLUSHDB of database 0 are refused until it is over (a second or so); retry shortly"
+}
+
+// Is makes errReply send the text as it is, as it does errFenced's.
+func (flushSwitchingError) Is(target error) bool { return target == errFenced }
+
+var errFlushSwitching error = flushSwitchingError{}
+
+// beginSwitch marks an import into this node as switching: once it
+// returns, every flush of database 0 submitted before it is submitted (a
+// barrier makes it readable), and every later one is refused until end.
+func (t *moveTracker) beginSwitch() (end func()) {
+	t.rw.Lock()
+	t.switching++
+	t.active.Store(int32(len(t.srcs) + t.switching))
+	t.rw.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			t.rw.Lock()
+			t.switching--
+			t.active.Store(int32(len(t.srcs) + t.switching))
+			t.rw.Unlock()
+		})
+	}
+}
+
 // add registers s; from its return on, every write to s's range is marked.
 func (t *moveTracker) add(s *moveSource) error {
 	t.rw.Lock()
@@ -147,7 +196,7 @@ func (t *moveTracker) add(s *moveSource) error {
 		}
 	}
 	t.srcs = append(t.srcs, s)
-	t.active.Store(int32(len(t.srcs)))
+	t.active.Store(int32(len(t.srcs) + t.switching))
 	return nil
 }
 
@@ -161,7 +210,7 @@ func (t *moveTracker) remove(s *moveSource) {
 			break
 		}
 	}
-	t.active.Store(int32(len(t.srcs)))
+	t.active.Store(int32(len(t.srcs) + t.switching))
 }
 
 // swap takes s's dirty keys, and pauses s when pause is set, under the

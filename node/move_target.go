@@ -321,7 +321,16 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	if err := errors.Join(ap.flush(), b.Sync()); err != nil {
 		return false, b.rollback(ctx, first, last, err)
 	}
-	if g, err := b.n.gen(0); err != nil || g != gen {
+	// From here to the flip a flush of database 0 is refused here; one
+	// submitted before is readable after the barrier, and fails the
+	// attempt. (Checked later, a flush between the check and the flip hid
+	// every copied row: the flip then served the range empty.)
+	endSwitch := b.moves.beginSwitch()
+	defer endSwitch()
+	if err := b.replicatedBackend.Barrier(); err != nil {
+		return false, b.rollback(ctx, first, last, err)
+	}
+	if g, err := b.n.readGen(0); err != nil || g != gen {
 		return false, b.rollback(ctx, first, last, errors.New("database 0 was flushed here during the move"))
 	}
 	moveStage(ctx, "target-fenced")

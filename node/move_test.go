@@ -769,3 +769,93 @@ func TestSlotMoveSourceHandover(t *testing.T) {
 		require.Equal(t, k, cc.Get(ctx, k).Val(), k)
 	}
 }
+
+// TestSlotMoveFlushAtSwitch: a FLUSHALL near a move's switch, on either
+// side, is either refused or seen by the move. On the source after the
+// last round's check (paused, before the fence), it was acknowledged and
+// the flip brought the flushed keys back at the target; on the target
+// between its generation check and the flip, it was acknowledged and the
+// flip served the range empty: the source's acknowledged keys were gone
+// (docs/cluster.md, known defect 3).
+func TestSlotMoveFlushAtSwitch(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	shardOf := map[string]string{"a1": "a", "b1": "b"}
+	for name, shard := range shardOf {
+		tc.add(name, func(c *Config) { c.Cluster.Shard = shard; c.Password = adminPassword })
+	}
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["a1"].n.Addr()}, Password: adminPassword,
+		MaxRedirects: 16, MaxRetries: 50, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond,
+		ClusterStateReloadInterval: 200 * time.Millisecond})
+	defer cc.Close()
+	admin := func(name string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: tc.nodes[name].n.Addr(), Password: adminPassword, MaxRetries: -1})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	defer moveTestHook.Store(nil)
+	for _, side := range []struct {
+		name, stage, node string
+		first, last       uint16
+	}{
+		{"source", "source-paused", "a1", 0, 99},
+		{"target", "target-fenced", "b1", 100, 199},
+	} {
+		keys := keysInSlots("f"+side.name, side.first, side.last, 50)
+		for _, k := range keys {
+			require.NoError(t, cc.Set(ctx, k, k, 0).Err())
+		}
+		reached, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		h := func(hctx context.Context, s string) {
+			if s != side.stage {
+				return
+			}
+			blocked := false
+			once.Do(func() { close(reached); blocked = true })
+			if blocked {
+				select {
+				case <-release:
+				case <-hctx.Done():
+				}
+			}
+		}
+		moveTestHook.Store(&h)
+		var o, e strings.Builder
+		rng := fmt.Sprintf("%d-%d", side.first, side.last)
+		require.Equal(t, 0, Main(append([]string{"cluster", "move-slots", "a", "b", rng, "-nowait"}, etcdArgs...), &o, &e), e.String())
+		select {
+		case <-reached:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s: the move did not reach %s", side.name, side.stage)
+		}
+		flushErr := admin(side.node).FlushAll(ctx).Err()
+		close(release)
+		awaitMapOwner(t, tc, "b", side.first, side.last, 30*time.Second)
+		moveTestHook.Store(nil)
+		t.Logf("%s: FLUSHALL at the switch: %v", side.name, flushErr)
+		switch {
+		case side.name == "source" && flushErr == nil:
+			for _, k := range keys {
+				require.Equal(t, redis.Nil, cc.Get(ctx, k).Err(), "%s: FLUSHALL was acknowledged on the source, and %s came back at the target", side.name, k)
+			}
+		default:
+			if flushErr != nil {
+				require.ErrorContains(t, flushErr, "TRYAGAIN")
+			}
+			// A refused flush changed nothing; a flush of the target did
+			// not own the moving range.
+			for _, k := range keys {
+				require.Equal(t, k, cc.Get(ctx, k).Val(), "%s: the source's key %s after a FLUSHALL of the %s", side.name, k, side.name)
+			}
+		}
+	}
+}
