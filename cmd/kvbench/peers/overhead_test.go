@@ -15,6 +15,7 @@ import (
 var (
 	overheadNum     = flag.Int("overhead.num", 200000, "BenchmarkOverhead: keys per fill and operations per benchmark")
 	overheadRounds  = flag.Int("overhead.rounds", 2, "BenchmarkOverhead: rounds, the engine order alternating")
+	overheadPasses  = flag.Int("overhead.scan_passes", 10, "BenchmarkOverhead: passes of readseq and readreverse (kvbench's -scan_passes)")
 	overheadEngines = flag.String("overhead.engines", "noop,lsm,bitcask,memory,pebble,badger,bbolt-nosync,goleveldb,btree",
 		"BenchmarkOverhead: engines, noop among them")
 )
@@ -24,7 +25,10 @@ var (
 // benchmark and YCSB workload, the fastest being whichever of logkv's
 // engines and the peers is fastest there. It runs kvbench once over the noop
 // engine and every other engine (-overhead.engines, -overhead.num,
-// -overhead.rounds; progress on stderr) and reports one sub-benchmark per
+// -overhead.rounds; progress on stderr), with readseq and readreverse
+// scanning -overhead.scan_passes times (10: a single scan of 200000 keys
+// lasts a millisecond on noop and a few on the fastest engines, too short
+// to time on a shared machine), and reports one sub-benchmark per
 // benchmark, named for it and the fastest engine: ns/op is the noop engine's
 // process CPU time per operation (the driver's cost, an upper bound),
 // fastest-ns/op the fastest engine's, overhead-% the share, and the wall
@@ -39,7 +43,7 @@ func BenchmarkOverhead(b *testing.B) {
 	if !slices.Contains(cfg.Engines, bench.NoopEngine) || len(cfg.Engines) < 2 {
 		b.Fatalf("-overhead.engines %q: name noop and at least one engine to compare it with", *overheadEngines)
 	}
-	cfg.Num, cfg.Rounds = *overheadNum, *overheadRounds
+	cfg.Num, cfg.Rounds, cfg.ScanPasses = *overheadNum, *overheadRounds, *overheadPasses
 	cfg.Benchmarks = append(slices.Clone(bench.DBBenchmarks), bench.YCSBWorkloads...)
 	cfg.Progress = bench.ProgressAlways
 	cfg.ProgressEvery = 30e9

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -34,7 +33,7 @@ func (s *session) runDB(ctx context.Context, b *benchRun) (Result, error) {
 			keyOf = func(_ *worker, i int) uint64 { return perm.at(uint64(i)) }
 		}
 		r, err := s.writes(ctx, b, n, keyOf, false, sync)
-		s.state = dbState{n: n, known: true}
+		s.setState(dbState{n: n, known: true})
 		r.Sync = sync
 		return r, err
 	case "overwrite", "deleterandom":
@@ -44,9 +43,10 @@ func (s *session) runDB(ctx context.Context, b *benchRun) (Result, error) {
 		// a YCSB workload comes next.
 		s.ycsb = nil
 		r, err := s.writes(ctx, b, cfg.Num, keyOf, del, false)
-		if del || s.state.n == 0 {
-			s.state = dbState{n: rangeN, known: false}
-		}
+		// The key set stays known only when overwrite rewrote keys of a
+		// known set; after YCSB, keys 0..rangeN-1 are what a driven Store
+		// holds again.
+		s.setState(dbState{n: rangeN, known: s.state.known && !del && s.state.n != 0})
 		return r, err
 	case "readrandom":
 		if err := s.needData(b.name); err != nil {
@@ -95,6 +95,9 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 		if planFits(n, cfg.KeySize) {
 			lo, hi := share(n, cfg.Threads, w.id)
 			plans[w.id] = newKeyPlan(hi-lo, cfg.KeySize, func(j int) uint64 { return keyOf(w, lo+j) })
+			if !del {
+				plans[w.id].withValues(w.vals)
+			}
 		}
 		return nil
 	}
@@ -102,6 +105,9 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 		h := w.hist(op)
 		lo, hi := share(n, cfg.Threads, w.id)
 		plan := plans[w.id]
+		if plan != nil && cfg.Batch == 1 {
+			return s.plannedWrites(ctx, w, h, plan, del, wo, perOp)
+		}
 		// keyAt is write i's key number and key: from the plan, or drawn
 		// and formatted now when the plan would not fit in memory.
 		keyAt := func(i int) (uint64, []byte) {
@@ -160,6 +166,69 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 		return nil
 	})
 	return b.dbResult(t, op, false), err
+}
+
+// plannedWrites runs a worker's writes of one key each from its plan: the
+// writes the sampler lets pass untimed in a loop that does nothing else
+// (writeRun), then one timed, and the tallies once per run.
+func (s *session) plannedWrites(ctx context.Context, w *worker, h *opStat, plan *keyPlan, del bool, wo *logkv.WriteOptions, perOp int) error {
+	n := len(plan.nums)
+	published := 0
+	for i := 0; i < n; {
+		run := min(w.smp.skip, n-i)
+		if err := writeRun(s.db, plan, i, run, del, wo); err != nil {
+			return err
+		}
+		w.smp.skip -= run
+		i += run
+		h.ops += int64(run)
+		h.bytes += int64(run * perOp)
+		w.pending += int64(run)
+		if i == n {
+			break
+		}
+		var err error
+		t0 := w.clock()
+		if del {
+			err = s.db.Delete(plan.key(i), wo)
+		} else {
+			err = s.db.Set(plan.key(i), plan.value(i), wo)
+		}
+		d := w.since(t0)
+		if err != nil {
+			return err
+		}
+		w.did1(h, d, perOp)
+		i++
+		if i-published >= 256 {
+			published = i
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// writeRun writes keys i..i+n-1 of plan, untimed: Set with each key's
+// value, or Delete. Not inlined on purpose, as scanRun.
+//
+//go:noinline
+func writeRun(db Store, plan *keyPlan, i, n int, del bool, wo *logkv.WriteOptions) error {
+	if del {
+		for j := i; j < i+n; j++ {
+			if err := db.Delete(plan.key(j), wo); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for j := i; j < i+n; j++ {
+		if err := db.Set(plan.key(j), plan.value(j), wo); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dbResult turns a db_bench benchmark's tally into its one Result.
@@ -268,13 +337,16 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 }
 
 // scanAll reads the whole database with iterators, forwards or backwards,
-// each thread its own contiguous key range, checking order and, while the
-// key set is known, that every key is there with its value.
+// each thread its own contiguous key range, Config.ScanPasses times over
+// with the same iterator. The timed loop only moves the iterator and reads
+// each key's and value's length (db_bench's loop, with the lengths summed
+// for MB/s); what it reads is checked afterwards, untimed (verifyScan).
 func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Result, error) {
 	cfg := s.cfg
 	rangeN := s.state.n
 	known := s.state.known
-	b.expected = int64(rangeN)
+	passes := cfg.scanPasses()
+	b.expected = int64(rangeN) * int64(passes)
 	op := "scan"
 	its := make([]logkv.Iterator, cfg.Threads)
 	setup := func(w *worker) error {
@@ -305,125 +377,122 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 		// reads), so steps are sampled more sparsely than other
 		// operations: see scanSampleEvery.
 		smp := newSampler(b.scanSampleEvery(), w.smp.x^0x5ca4)
-		// The step's tallies stay in locals until the scan ends: the
-		// loop is the driver's cost on every step.
-		var prev []byte
-		var seen, moved int64
-		var ok bool
-		if smp.timed() {
-			t0 := time.Since(w.base)
-			ok = position(it, reverse)
-			record(h.hist, time.Since(w.base)-t0)
-		} else {
-			ok = position(it, reverse)
-		}
-		want := uint64(lo)
-		if reverse {
-			want = uint64(hi - 1)
-		}
-		if known {
-			w.kbuf = appendKey(w.kbuf[:0], want, cfg.KeySize)
-		}
-		// Everything the loop reads on every step is a local: the
-		// values, the expected key and the error count.
-		vals, size, kbuf := w.vals, w.vals.size, w.kbuf
-		var bad int64
-		for ok {
-			key, v := it.Key(), it.Value()
-			if known {
-				// What a step checks in the timed loop is what costs
-				// a nanosecond or two: the key is the one expected
-				// (which checks order, gaps and the key's format),
-				// the value has its length, and one value in
-				// scanCheckEvery, chosen by key number, is compared
-				// whole. verifyScan compares every value after the
-				// timer stops. The expected key steps by one in place
-				// (a carry or borrow of a digit or two) rather than
-				// being formatted anew, formatting being the fallback
-				// at the edges.
-				if !sameKey(key, kbuf) || len(v) != size || (vals.checked(want) && !vals.check(v, want)) {
-					bad++
-				}
-				if reverse {
-					want--
-				} else {
-					want++
-				}
-				if !stepKey(kbuf, !reverse) {
-					kbuf = appendKey(kbuf[:0], want, cfg.KeySize)
-				}
-			} else {
-				if prev != nil && (bytes.Compare(key, prev) >= 0) == reverse {
-					bad++ // out of order
-				}
-				prev = append(prev[:0], key...)
-			}
-			seen++
-			moved += int64(len(key) + len(v))
-			if seen&255 == 0 {
-				w.done.Add(256)
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-			}
-			// An untimed step calls Next or Prev itself rather
-			// than through step, which is not inlined here: the
-			// direction's branch is predicted, and a method value
-			// would add a wrapper's call.
+		var seen, moved, published int64
+		for range passes {
+			var ok bool
 			if smp.timed() {
+				t0 := time.Since(w.base)
+				ok = position(it, reverse)
+				record(h.hist, time.Since(w.base)-t0)
+			} else {
+				ok = position(it, reverse)
+			}
+			for ok {
+				// The steps the sampler lets pass untimed run in a
+				// loop of their own that does nothing else, then
+				// one step is timed.
+				var done int
+				var m int64
+				done, m, ok = scanRun(it, smp.skip, reverse)
+				smp.skip -= done
+				seen += int64(done)
+				moved += m
+				if !ok {
+					break // the skip left carries into the next pass
+				}
+				moved += int64(len(it.Key()) + len(it.Value()))
+				seen++
+				smp.draw()
 				t0 := time.Since(w.base)
 				ok = step(it, reverse)
 				record(h.hist, time.Since(w.base)-t0)
-			} else if reverse {
-				ok = it.Prev()
-			} else {
-				ok = it.Next()
+				if seen-published >= 256 {
+					w.done.Add(seen - published)
+					published = seen
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+				}
+			}
+			if err := it.Error(); err != nil {
+				return err
 			}
 		}
-		w.kbuf = kbuf
-		w.bad += bad
 		h.ops += seen
 		h.bytes += moved
-		w.pending += seen & 255
-		if err := it.Error(); err != nil {
-			return err
-		}
+		w.pending += seen - published
 		if known {
+			// Counts and lengths are checked here, for free: a key
+			// missing or in excess, or a key or value of the wrong
+			// length anywhere in the timed passes. Which key, and
+			// every byte, verifyScan checks.
 			w.found += seen
-			if n := int64(hi - lo); seen < n {
+			if n := int64(hi-lo) * int64(passes); seen < n {
 				w.notFound += n - seen
 			} else if seen > n {
 				w.bad += seen - n
 			}
+			if moved != seen*int64(cfg.KeySize+cfg.ValueSize) {
+				w.bad++
+			}
 		}
 		return nil
 	})
-	if err == nil && known {
-		missing, bad, verr := s.verifyScan(ctx, rangeN, reverse)
+	if err == nil {
+		missing, bad, verr := s.verifyScan(ctx, rangeN, reverse, known)
 		if verr != nil {
 			return b.dbResult(t, op, known), verr
 		}
-		// Both passes read the same data, and this one compares every
-		// value, so it sees what the timed one saw and more; the timed
-		// one's counts stand when they are higher (an engine that
-		// answers differently twice).
-		if missing > t.notFound {
-			t.found -= missing - t.notFound
-			t.notFound = missing
+		if known {
+			// The timed passes read the data passes times; this pass
+			// reads it once and compares every key and value, so it
+			// sees what one timed pass saw and more. The timed
+			// passes' counts stand when they are higher (an engine
+			// that answers differently twice).
+			if missing > t.notFound {
+				t.found -= missing - t.notFound
+				t.notFound = missing
+			}
 		}
 		t.bad = max(t.bad, bad)
 	}
 	return b.dbResult(t, op, known), err
 }
 
-// verifyScan reads the whole key set 0..n-1 once more after a scan's timer
-// has stopped, in the scan's direction, and compares every key and every
-// value with what was written: the check the timed loop leaves to one value
-// in scanCheckEvery. It returns the keys missing and the keys wrong (a wrong
-// value, or a key out of place or in excess). Its time is in no figure: the
-// scans it follows are the cheapest benchmarks, so it adds little to a
-// run's wall time.
-func (s *session) verifyScan(ctx context.Context, n int, reverse bool) (missing, bad int64, err error) {
+// scanRun reads the key and value lengths at it's position and moves it,
+// n times or until it is exhausted: the untimed steps of a scan, in a loop
+// that does nothing else (what db_bench's readseq does on every step). It
+// returns the steps made, the key and value bytes read, and whether it is
+// still positioned (true when n is 0). Not inlined on purpose: inside
+// scanAll's loop, whose variables take the registers, the loop's counters
+// would live on the stack.
+//
+//go:noinline
+func scanRun(it logkv.Iterator, n int, reverse bool) (done int, bytes int64, ok bool) {
+	ok = true
+	if reverse {
+		for ; done < n && ok; done++ {
+			bytes += int64(len(it.Key()) + len(it.Value()))
+			ok = it.Prev()
+		}
+		return done, bytes, ok
+	}
+	for ; done < n && ok; done++ {
+		bytes += int64(len(it.Key()) + len(it.Value()))
+		ok = it.Next()
+	}
+	return done, bytes, ok
+}
+
+// verifyScan reads the database once more after a scan's timer has
+// stopped, in the scan's direction, and checks what the timed loop leaves
+// to it. While the key set is known (keys 0..n-1) it compares every key and
+// every value with what was written and returns the keys missing and the
+// keys wrong (a wrong value, or a key out of place or in excess); otherwise
+// it checks only that the keys come in order, and returns those that do
+// not as wrong. Its time is in no figure: the scans it follows are the
+// cheapest benchmarks, so it adds little to a run's wall time.
+func (s *session) verifyScan(ctx context.Context, n int, reverse, known bool) (missing, bad int64, err error) {
 	it, err := s.db.NewIter(nil)
 	if err != nil {
 		return 0, 0, err
@@ -434,19 +503,26 @@ func (s *session) verifyScan(ctx context.Context, n int, reverse bool) (missing,
 		}
 	}()
 	width := s.cfg.KeySize
-	var want []byte
+	var want, prev []byte
 	var seen int64
 	for ok := position(it, reverse); ok; ok = step(it, reverse) {
-		// The key expected at this step is the seen-th from the start
-		// (or from the end): as in the timed loop, a key missing or in
-		// excess puts every later one out of place, and counts them.
-		num := uint64(seen)
-		if reverse {
-			num = uint64(int64(n) - 1 - seen)
-		}
 		seen++
 		if seen&4095 == 0 && ctx.Err() != nil {
 			return missing, bad, ctx.Err() // also ends an engine that never stops
+		}
+		if !known {
+			if prev != nil && (bytes.Compare(it.Key(), prev) >= 0) == reverse {
+				bad++ // out of order
+			}
+			prev = append(prev[:0], it.Key()...)
+			continue
+		}
+		// The key expected at this step is the seen-th from the start
+		// (or from the end): a key missing or in excess puts every
+		// later one out of place, and counts them.
+		num := uint64(seen - 1)
+		if reverse {
+			num = uint64(int64(n) - seen)
 		}
 		if seen > int64(n) {
 			bad++ // more keys than were written
@@ -460,7 +536,7 @@ func (s *session) verifyScan(ctx context.Context, n int, reverse bool) (missing,
 	if err := it.Error(); err != nil {
 		return missing, bad, err
 	}
-	if seen < int64(n) {
+	if known && seen < int64(n) {
 		missing = int64(n) - seen
 	}
 	return missing, bad, nil
@@ -481,15 +557,4 @@ func step(it logkv.Iterator, reverse bool) bool {
 		return it.Prev()
 	}
 	return it.Next()
-}
-
-// sameKey is bytes.Equal with the default 16-byte keys compared inline, as
-// two words: a scan compares every key it reads with the one expected, and
-// the call bytes.Equal makes is a tenth of the fastest engines' step.
-func sameKey(a, b []byte) bool {
-	if len(a) == 16 && len(b) == 16 {
-		return binary.LittleEndian.Uint64(a) == binary.LittleEndian.Uint64(b) &&
-			binary.LittleEndian.Uint64(a[8:]) == binary.LittleEndian.Uint64(b[8:])
-	}
-	return bytes.Equal(a, b)
 }

@@ -30,13 +30,12 @@
 //   - readrandom, readseq, readreverse and seekrandom only read. While the key
 //     set is known (after a fill), every key they look for must be there with
 //     the value written for that key (see valueSource): a miss or a wrong
-//     value is an error, counted and reported. readseq and readreverse check
-//     in their timed loop what costs a nanosecond or two a step (each key is
-//     the one expected, so order, gaps and format; each value's length; the
-//     whole value of one key number in scanCheckEvery), and verifyScan reads
-//     everything again once the timer has stopped and compares every key and
-//     value. After deleterandom misses are expected and only counted, and
-//     scans check only the order.
+//     value is an error, counted and reported. readseq and readreverse only
+//     move their iterators and sum key and value lengths in their timed
+//     loop, as db_bench's does; after it they check the counts and the
+//     lengths' sum, and verifyScan reads everything again, untimed, and
+//     compares every key and value. After deleterandom misses are expected
+//     and only counted, and scans check only the order (also untimed).
 //   - The YCSB workloads load -num records once per database (the load is
 //     reported as its own line) and then run one after another on it; inserts
 //     of workloads D and E grow the record count for those that follow.
@@ -50,7 +49,7 @@
 // first 64 operations, then one in Config.LatencyEvery (default 16) drawn at
 // random: two clock reads cost about as much as an in-memory engine's whole
 // operation, and a random sample of a distribution has its percentiles.
-// readseq and readreverse time one step in 4*LatencyEvery (a step is the
+// readseq and readreverse time one step in 16*LatencyEvery (a step is the
 // cheapest operation, and its clock reads would be a visible share of the
 // fastest engines' figure; see scanSampleEvery). Throughput counts every
 // operation. The replication benchmarks time every write. Latencies are

@@ -62,22 +62,17 @@ func BenchmarkNoopFloor(b *testing.B) {
 	vals := newValueSource(100, 1, 1)
 	fill := func(s *noopStore, n int) *keyPlan {
 		s.useValues(vals)
-		p := newKeyPlan(n, width, func(i int) uint64 { return uint64(i) })
-		for i := range n {
-			if err := s.Set(p.key(i), vals.value(uint64(i)), nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return p
+		s.hold(uint64(n), width)
+		return newKeyPlan(n, width, func(i int) uint64 { return uint64(i) })
 	}
 	b.Run("set", func(b *testing.B) {
 		s := &noopStore{}
 		s.useValues(vals)
-		p := newKeyPlan(b.N, width, func(i int) uint64 { return uint64(i) })
+		p := newKeyPlan(b.N, width, func(i int) uint64 { return uint64(i) }).withValues(vals)
 		var st Store = s // called through the interface, as the driver calls it
 		defer cpuPerOp(b)()
 		for i := range b.N {
-			if err := st.Set(p.key(i), vals.value(p.nums[i]), nil); err != nil {
+			if err := st.Set(p.key(i), p.value(i), nil); err != nil {
 				b.Fatal(err)
 			}
 		}

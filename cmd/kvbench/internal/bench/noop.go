@@ -3,8 +3,8 @@ package bench
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"sync"
-	"sync/atomic"
 
 	"github.com/logkv/logkv"
 )
@@ -13,19 +13,24 @@ import (
 // `kvbench -engine noop,...` measures kvbench's own cost per operation: key
 // and value generation, verification, timing and recording. Its figures are
 // an upper bound of the driver's overhead, since they include the little the
-// noop Store does (parsing a key, slicing the value a Get returns).
+// noop Store does (parsing a key a Get names, slicing a value, stepping an
+// iterator).
 const NoopEngine = "noop"
 
 func init() {
 	RegisterStore(NoopEngine, func(string) (Store, error) { return &noopStore{}, nil })
 }
 
-// noopStore pretends to hold every key number 0..max (the largest written)
-// at the width of the last key written, each with the value kvbench writes
-// for it. Writes only note the largest key number and the key width; deletes
-// are ignored. It keeps no values: the driver hands it the run's values
-// (useValues), and a Get of key number n returns the window vals.value(n),
-// a slice of the shared pool, without allocating or copying.
+// noopStore pretends to hold the keys the driver says the database holds
+// (see driven): key numbers 0..limit-1, of the run's key width, each with
+// the value kvbench writes for it. Its writes do nothing at all, not even
+// look at the key: tracking the largest key written took an atomic
+// compare-and-swap on every fillseq write (11 ns on the development
+// machine, where any locked instruction costs that), which made noop's
+// fillseq measure the noop store rather than the driver. It keeps no
+// values: the driver hands it the run's values, and a Get of key number n
+// returns the window vals.value(n), a slice of the shared pool, without
+// allocating or copying.
 //
 // How its reads are verified: the driver compares every value read with the
 // window its key number must have, byte for byte, exactly as for a real
@@ -34,22 +39,54 @@ func init() {
 // about the operation, so a driver that sends one key and checks another, or
 // formats keys wrongly, fails verification with noop too; and the compare's
 // cost is in noop's figures, as it is in every engine's.
+//
+// Its iterators return keys from a table formatted when the driver names
+// the key set (hold), so that a step costs what the calls cost and little
+// more (an engine's step cannot cost less than an interface call and two
+// stores): the noop figure of readseq is then the driver's.
 type noopStore struct {
-	limit    atomic.Int64 // 1 + the largest key number written; 0 before any
-	keyWidth atomic.Int64
-	vals     *valueSource // set by useValues before any operation
+	limit int64 // keys 0..limit-1 are held
+	width int   // their width
+	vals  *valueSource
+	// table holds the keys 0..len(table)/width-1 formatted, one after
+	// another; nil when limit*width is over noopTableMax (YCSB's key space).
+	table []byte
 }
 
 var _ Store = (*noopStore)(nil)
 
-// valueUser is the capability of a Store that answers reads from the run's
-// values rather than from what it stored: only the noop store. The session
-// hands the values over right after opening the Store, before any operation.
-type valueUser interface {
+// noopTableMax bounds the noop store's key table: 64 MiB, four million
+// 16-byte keys. A key set larger than that (YCSB's, the whole key space)
+// is walked by formatting keys instead.
+var noopTableMax uint64 = 64 << 20 // a variable so that tests run the path without a table
+
+// driven is the capability of a Store that answers reads from what the
+// driver says rather than from what it stored: only the noop store. The
+// session hands it the run's values right after opening it, and the key
+// set whenever a benchmark changed it (before the next one starts; never
+// while an operation is in flight).
+type driven interface {
 	useValues(*valueSource)
+	// hold makes the store answer as if it held key numbers 0..limit-1 of
+	// that width.
+	hold(limit uint64, width int)
 }
 
 func (s *noopStore) useValues(v *valueSource) { s.vals = v }
+
+func (s *noopStore) hold(limit uint64, width int) {
+	limit = min(limit, math.MaxInt64)
+	if int64(limit) == s.limit && width == s.width {
+		return
+	}
+	s.limit, s.width, s.table = int64(limit), width, nil
+	if limit*uint64(width) <= noopTableMax {
+		s.table = make([]byte, 0, limit*uint64(width))
+		for n := range limit {
+			s.table = appendKey(s.table, n, width)
+		}
+	}
+}
 
 // parseKey reads a zero-padded decimal key; ok is false for anything else.
 // It takes eight digits at a time (SWAR: a check that all eight bytes are
@@ -84,56 +121,23 @@ func parseKey(k []byte) (n uint64, ok bool) {
 	return n, true
 }
 
-func (s *noopStore) noteWrite(key []byte) {
-	n, ok := parseKey(key)
-	if !ok {
-		return
-	}
-	for {
-		cur := s.limit.Load()
-		if int64(n) < cur || s.limit.CompareAndSwap(cur, int64(n)+1) {
-			break
-		}
-	}
-	if int64(len(key)) != s.keyWidth.Load() {
-		s.keyWidth.Store(int64(len(key)))
-	}
-}
-
-func (s *noopStore) has(n uint64) bool {
-	return int64(n) < s.limit.Load()
-}
-
 func (s *noopStore) Get(key []byte) ([]byte, error) {
 	n, ok := parseKey(key)
-	if !ok || !s.has(n) || s.vals == nil {
+	if !ok || len(key) != s.width || int64(n) >= s.limit || s.vals == nil {
 		return nil, logkv.ErrNotFound
 	}
 	return s.vals.value(n), nil
 }
 
-func (s *noopStore) Set(key, value []byte, _ *logkv.WriteOptions) error {
-	s.noteWrite(key)
-	return nil
-}
+// Set does nothing: see noopStore.
+func (s *noopStore) Set(_, _ []byte, _ *logkv.WriteOptions) error { return nil }
 
+// Delete does nothing: the store goes on answering for the key, and the
+// driver expects deleted keys only to be counted as misses.
 func (s *noopStore) Delete([]byte, *logkv.WriteOptions) error { return nil }
 
-func (s *noopStore) Apply(b *logkv.Batch, _ *logkv.WriteOptions) error {
-	if err := b.Err(); err != nil {
-		return err
-	}
-	r := b.Reader()
-	for {
-		kind, k, _, ok := r.Next()
-		if !ok {
-			return nil
-		}
-		if kind == logkv.KindSet {
-			s.noteWrite(k)
-		}
-	}
-}
+// Apply does nothing but report a batch's error, as every engine does.
+func (s *noopStore) Apply(b *logkv.Batch, _ *logkv.WriteOptions) error { return b.Err() }
 
 func (s *noopStore) Close() error { return nil }
 
@@ -147,7 +151,7 @@ var noopIters = sync.Pool{New: func() any { return new(noopIter) }}
 // so).
 func (s *noopStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 	it := noopIters.Get().(*noopIter)
-	it.width, it.hi, it.pos, it.vals, it.closed = int(s.keyWidth.Load()), s.limit.Load()-1, -1, s.vals, false
+	it.width, it.hi, it.table, it.pos, it.vals, it.closed = s.width, s.limit-1, s.table, -1, s.vals, false
 	it.lower, it.upper = nil, nil
 	if it.vals == nil {
 		it.hi = -1 // no values to answer with: an empty store
@@ -162,6 +166,28 @@ func (s *noopStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 			it.upper = it.upperBuf
 		}
 	}
+	// The numbers Next and Prev step through from the table, with no
+	// bound to compare: those within bounds when the bounds are keys of
+	// the store's width (numbers and keys then sort alike). Anything else
+	// (no table, bounds of another form, the ends) takes the slow path.
+	it.fastLo, it.fastHi = 0, -1
+	if it.table != nil {
+		it.fastHi = min(it.hi, int64(len(it.table)/max(it.width, 1))-1)
+		if it.lower != nil {
+			n, ok := parseKey(it.lower)
+			if !ok || len(it.lower) != it.width || n > math.MaxInt64/2 {
+				it.fastHi = -1
+			}
+			it.fastLo = int64(n)
+		}
+		if it.upper != nil {
+			n, ok := parseKey(it.upper)
+			if !ok || len(it.upper) != it.width || n > math.MaxInt64/2 {
+				it.fastHi = -1
+			}
+			it.fastHi = min(it.fastHi, int64(n)-1)
+		}
+	}
 	return it, nil
 }
 
@@ -170,13 +196,28 @@ func (s *noopStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 type noopIter struct {
 	width        int
 	hi           int64
+	table        []byte // the store's key table, or nil (see noopStore.hold)
 	lower, upper []byte // nil: no bound; else lowerBuf, upperBuf
-	pos          int64
-	key, value   []byte
-	vals         *valueSource
-	closed       bool
+	// fastLo..fastHi are the numbers whose keys the table has and the
+	// bounds admit (empty: fastHi < fastLo).
+	fastLo, fastHi int64
+	pos            int64
+	key, value     []byte // key is a slice of table or buf
+	vals           *valueSource
+	closed         bool
 
-	lowerBuf, upperBuf []byte // kept across reuse
+	buf, lowerBuf, upperBuf []byte // kept across reuse
+}
+
+// keyOf sets it.key to key number n: from the table when it has it, else
+// formatted into buf.
+func (it *noopIter) keyOf(n int64) {
+	if w := int64(it.width); (n+1)*w <= int64(len(it.table)) {
+		it.key = it.table[n*w : (n+1)*w : (n+1)*w]
+		return
+	}
+	it.buf = appendKey(it.buf[:0], uint64(n), it.width)
+	it.key = it.buf
 }
 
 // at positions the iterator at number n if it is a key within bounds.
@@ -185,7 +226,7 @@ func (it *noopIter) at(n int64) bool {
 		it.pos = -1
 		return false
 	}
-	it.key = appendKey(it.key[:0], uint64(n), it.width)
+	it.keyOf(n)
 	return it.inBounds(n)
 }
 
@@ -217,11 +258,12 @@ func (it *noopIter) SeekGE(k []byte) bool {
 	if !ok {
 		return it.First()
 	}
-	if len(k) == it.width && !it.closed && int64(n) <= it.hi {
+	if it.table == nil && len(k) == it.width && !it.closed && int64(n) <= it.hi {
 		// A key of the store's width at or above the lower bound is the
 		// key landed on: copied rather than formatted anew.
 		if it.lower == nil || bytes.Compare(k, it.lower) >= 0 {
-			it.key = append(it.key[:0], k...)
+			it.buf = append(it.buf[:0], k...)
+			it.key = it.buf
 			return it.inBounds(int64(n))
 		}
 	}
@@ -235,30 +277,50 @@ func (it *noopIter) SeekLT(k []byte) bool {
 	return it.at(min(int64(n)-1, bound(it.upper, it.hi+1)-1))
 }
 
-// Next increments the decimal key in place rather than formatting it anew:
-// the noop store's own work is counted as the driver's, so it is kept to
-// what a real engine's step costs at least.
+// Next takes the next key from the table: a step is then two slice
+// headers and a value's window, what the calls around it cost at most.
+// Without a table it increments the decimal key in place.
 func (it *noopIter) Next() bool {
+	if n := it.pos + 1; it.pos >= 0 && n <= it.fastHi {
+		w := int64(it.width)
+		it.pos, it.key = n, it.table[n*w:(n+1)*w:(n+1)*w]
+		it.value = it.vals.value(uint64(n))
+		return true
+	}
+	return it.nextSlow()
+}
+
+func (it *noopIter) nextSlow() bool {
 	if it.pos < 0 {
 		return false
 	}
 	n := it.pos + 1
-	if n > it.hi || !stepKey(it.key, true) || (it.upper != nil && bytes.Compare(it.key, it.upper) >= 0) {
-		return it.at(n) // past the end, or a carry out of the width: the slow path decides
+	if it.table != nil || n > it.hi || !stepKey(it.key, true) || (it.upper != nil && bytes.Compare(it.key, it.upper) >= 0) {
+		return it.at(n) // past the end or a bound, or a carry out of the width: at decides
 	}
 	it.pos = n
 	it.value = it.vals.value(uint64(n))
 	return true
 }
 
-// Prev decrements the key in place, as Next increments it.
+// Prev is Next backwards.
 func (it *noopIter) Prev() bool {
+	if n := it.pos - 1; n >= it.fastLo && it.pos <= it.fastHi {
+		w := int64(it.width)
+		it.pos, it.key = n, it.table[n*w:(n+1)*w:(n+1)*w]
+		it.value = it.vals.value(uint64(n))
+		return true
+	}
+	return it.prevSlow()
+}
+
+func (it *noopIter) prevSlow() bool {
 	if it.pos < 0 {
 		return false
 	}
 	n := it.pos - 1
-	if n < 0 || !stepKey(it.key, false) || (it.lower != nil && bytes.Compare(it.key, it.lower) < 0) {
-		return it.at(n) // before the start, or a borrow out of the width: the slow path decides
+	if it.table != nil || n < 0 || !stepKey(it.key, false) || (it.lower != nil && bytes.Compare(it.key, it.lower) < 0) {
+		return it.at(n) // before the start or a bound, or a borrow out of the width: at decides
 	}
 	it.pos = n
 	it.value = it.vals.value(uint64(n))
@@ -273,7 +335,7 @@ func (it *noopIter) Close() error {
 		return nil
 	}
 	it.closed, it.pos = true, -1
-	it.vals, it.value = nil, nil
+	it.vals, it.value, it.key, it.table = nil, nil, nil, nil
 	noopIters.Put(it)
 	return nil
 }

@@ -28,34 +28,25 @@ const (
 var scanFaultNames = map[scanFault]string{faultValue: "value", faultShort: "short", faultMissing: "missing", faultSwapped: "swapped", faultExtra: "extra"}
 
 // faultyStore is the noop store with an iterator that is wrong at one key
-// number: at, which is one whose value a scan's timed loop compares whole
-// (checked) or one whose value it does not, as the test asks. With
-// firstOnly only the first iterator is wrong: the scan's timed loop sees the
-// fault and verifyScan, which opens the second, does not.
+// number, faultAt. With firstOnly only the first iterator is wrong: the
+// scan's timed loop sees the fault and verifyScan, which opens the second,
+// does not.
 type faultyStore struct {
 	*noopStore
 	fault     scanFault
-	checked   bool
 	firstOnly bool
 	iters     atomic.Int64
 }
 
-// faultAt is the key number the store is wrong at: the first from 100 up
-// that the timed loop checks whole, or does not, as s.checked says.
-func (s *faultyStore) faultAt() uint64 {
-	n := uint64(100)
-	for s.vals.checked(n) != s.checked {
-		n++
-	}
-	return n
-}
+// faultAt is the key number the faulty store is wrong at.
+const faultAt = 100
 
 func (s *faultyStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 	it, err := s.noopStore.NewIter(o)
 	if err != nil || (s.firstOnly && s.iters.Add(1) > 1) {
 		return it, err
 	}
-	return &faultyIter{Iterator: it, s: s, at: s.faultAt()}, nil
+	return &faultyIter{Iterator: it, s: s, at: faultAt}, nil
 }
 
 type faultyIter struct {
@@ -134,63 +125,58 @@ func (it *faultyIter) Value() []byte {
 var registerFaultyStores sync.Once
 
 // faultyName is the registered name of the faulty store of that kind.
-func faultyName(f scanFault, checked, firstOnly bool) string {
-	return fmt.Sprintf("benchscan-%s-%t-%t", scanFaultNames[f], checked, firstOnly)
+func faultyName(f scanFault, firstOnly bool) string {
+	return fmt.Sprintf("benchscan-%s-%t", scanFaultNames[f], firstOnly)
 }
 
-// A scan catches an engine that is wrong at a single key, whichever way
-// (a wrong or short value, a key missing, two keys swapped, a key twice),
-// whether the timed loop compares that key's value whole or leaves it to
-// verifyScan; and the timed loop alone (an engine right on the second
-// pass) catches what it promises: a key missing, out of order or of a
-// wrong length anywhere, a wrong value at a key it checks.
+// A scan catches an engine that is wrong at a single key, whichever way (a
+// wrong or short value, a key missing, two keys swapped, a key twice): the
+// untimed pass after the timed loop compares every key and value. The timed
+// loop, which only moves the iterator and sums lengths, catches alone (an
+// engine right on the second pass, firstOnly) what its counts show: a key
+// missing or in excess, a value of the wrong length. A value of the right
+// length that is wrong, or two keys swapped, in the timed pass only, is
+// what kvbench no longer sees: checking them would cost the timed loop
+// more than kvbench's budget (issue #21).
 func TestScanVerificationCatchesBrokenEngine(t *testing.T) {
 	// Once: the registry is global, and go test -count=N runs this again.
 	registerFaultyStores.Do(func() {
 		for f := range scanFaultNames {
-			for _, checked := range []bool{false, true} {
-				for _, firstOnly := range []bool{false, true} {
-					RegisterStore(faultyName(f, checked, firstOnly), func(string) (Store, error) {
-						return &faultyStore{noopStore: &noopStore{}, fault: f, checked: checked, firstOnly: firstOnly}, nil
-					})
-				}
+			for _, firstOnly := range []bool{false, true} {
+				RegisterStore(faultyName(f, firstOnly), func(string) (Store, error) {
+					return &faultyStore{noopStore: &noopStore{}, fault: f, firstOnly: firstOnly}, nil
+				})
 			}
 		}
 	})
 	for f, name := range scanFaultNames {
-		for _, checked := range []bool{false, true} {
-			for _, firstOnly := range []bool{false, true} {
-				// The one fault the timed loop leaves to verifyScan:
-				// a wrong value of the right length at a key it does
-				// not compare whole. With firstOnly, verifyScan sees a
-				// right engine, so nothing can catch it.
-				if f == faultValue && !checked && firstOnly {
-					continue
-				}
-				for _, bench := range []string{"readseq", "readreverse"} {
-					t.Run(fmt.Sprintf("%s/checked=%t/firstOnly=%t/%s", name, checked, firstOnly, bench), func(t *testing.T) {
-						cfg := testConfig(faultyName(f, checked, firstOnly))
-						cfg.Benchmarks = []string{"fillseq", bench}
-						res, err := Run(context.Background(), cfg, io.Discard, io.Discard)
-						require.ErrorIs(t, err, ErrVerify)
-						require.Len(t, res, 2)
-						r := res[1]
-						require.Zero(t, res[0].Errors, "the fill")
-						require.Positive(t, r.Errors)
-						switch f {
-						case faultMissing:
-							require.Equal(t, int64(1), r.NotFound)
-						case faultValue, faultShort:
-							require.Equal(t, int64(1), r.BadValues, "exactly the one wrong key")
-							require.Zero(t, r.NotFound)
-						case faultSwapped:
-							require.Equal(t, int64(2), r.BadValues, "the two keys out of place")
-						case faultExtra:
-							require.Positive(t, r.BadValues)
-							require.Zero(t, r.NotFound)
-						}
-					})
-				}
+		for _, firstOnly := range []bool{false, true} {
+			if firstOnly && (f == faultValue || f == faultSwapped) {
+				continue // the timed loop's counts cannot show these (see above)
+			}
+			for _, bench := range []string{"readseq", "readreverse"} {
+				t.Run(fmt.Sprintf("%s/firstOnly=%t/%s", name, firstOnly, bench), func(t *testing.T) {
+					cfg := testConfig(faultyName(f, firstOnly))
+					cfg.Benchmarks = []string{"fillseq", bench}
+					res, err := Run(context.Background(), cfg, io.Discard, io.Discard)
+					require.ErrorIs(t, err, ErrVerify)
+					require.Len(t, res, 2)
+					r := res[1]
+					require.Zero(t, res[0].Errors, "the fill")
+					require.Positive(t, r.Errors)
+					switch f {
+					case faultMissing:
+						require.Equal(t, int64(1), r.NotFound)
+					case faultValue, faultShort:
+						require.Equal(t, int64(1), r.BadValues, "exactly the one wrong key")
+						require.Zero(t, r.NotFound)
+					case faultSwapped:
+						require.Equal(t, int64(2), r.BadValues, "the two keys out of place")
+					case faultExtra:
+						require.Positive(t, r.BadValues)
+						require.Zero(t, r.NotFound)
+					}
+				})
 			}
 		}
 	}
@@ -206,25 +192,6 @@ func TestScanVerificationPassesRightEngine(t *testing.T) {
 		require.Zero(t, r.Errors, r.Benchmark)
 		require.Equal(t, int64(cfg.Num), r.Found, r.Benchmark)
 	}
-}
-
-// One key number in about scanCheckEvery is checked, spread through the
-// key space: every stretch of 256 consecutive numbers has a share near it.
-func TestScanCheckedShare(t *testing.T) {
-	vals := newValueSource(100, 1, 7)
-	const n = 1 << 16
-	total := 0
-	for lo := uint64(0); lo < n; lo += 256 {
-		c := 0
-		for k := lo; k < lo+256; k++ {
-			if vals.checked(k) {
-				c++
-			}
-		}
-		require.InDelta(t, 256/scanCheckEvery, c, 8, "numbers %d..%d", lo, lo+255)
-		total += c
-	}
-	require.InDelta(t, n/scanCheckEvery, total, n/scanCheckEvery/50)
 }
 
 // No two keys closer than span/sqrt(5) share a value window (value's

@@ -56,30 +56,14 @@ func newValueSource(size int, compressibility float64, seed uint64) *valueSource
 // its key number here, the noop store's scan steps included, so the mix is
 // one multiply (it was SplitMix64's three, a fifth of a noop scan step).
 func (s *valueSource) value(n uint64) []byte {
-	off, _ := bits.Mul64((n+s.salt)*0x9e3779b97f4a7c15, s.span)
+	off := s.offset(n)
 	return s.pool[off : off+uint64(s.size) : off+uint64(s.size)]
 }
 
-// scanCheckEvery is one in how many key numbers a scan's timed loop
-// compares the whole value of; a power of two. The other steps check the
-// key and the value's length, and verifyScan compares every value once the
-// timer has stopped. A step of the fastest engines costs 35 to 150 ns of
-// CPU on the development machine, and mixing the key number into its
-// window and comparing 100 bytes costs a few: as much as kvbench's whole
-// budget of 5% (issue #21).
-const scanCheckEvery = 16
-
-// checked reports whether a scan's timed loop compares the whole value of
-// key number n: one number in scanCheckEvery, chosen by a multiplicative
-// hash keyed by the run's seed (the top bits of n+salt times an odd
-// constant other than value's, so which keys are checked says nothing of
-// where their windows lie). Consecutive numbers land far apart under it,
-// so the checked keys are spread through every stretch of a scan
-// (TestScanCheckedShare), without a period an engine's layout could line
-// up with, and they are the same for every engine of a run. One multiply:
-// it runs on every step.
-func (s *valueSource) checked(n uint64) bool {
-	return (n+s.salt)*0xbf58476d1ce4e5b9 < 1<<64/scanCheckEvery
+// offset is where in the pool the value of key number n starts.
+func (s *valueSource) offset(n uint64) uint64 {
+	off, _ := bits.Mul64((n+s.salt)*0x9e3779b97f4a7c15, s.span)
+	return off
 }
 
 // check reports whether v is the value written for key number n.

@@ -124,6 +124,8 @@ func (s *session) runYCSB(ctx context.Context, b *benchRun) ([]Result, error) {
 		s.ycsb = &ycsbState{keys: keys, ack: newAckCounter(uint64(cfg.Num)), width: cfg.KeySize}
 		// The db_bench key set is no longer what the database holds.
 		s.state = dbState{n: max(s.state.n, cfg.Num), known: false}
+		// A driven Store answers for every record of the key space.
+		s.hold(keys.n)
 	}
 	run, err := s.ycsbRun(ctx, b, wl, dist)
 	if err != nil {
