@@ -186,8 +186,10 @@ func (n *Node) recover() error {
 		return fmt.Errorf("replicate: open engine: %w", err)
 	}
 	n.eng = eng
+	var ckptErr error // the checkpoint's, if it could not be loaded
 	if eng.LastSeq() == 0 {
 		if seq, err := n.loadCheckpoint(eng); err != nil {
+			ckptErr = err
 			n.cfg.Logger.Warn("checkpoint not loaded", "err", err)
 			// A half-loaded engine is of no use: start again from empty.
 			eng.Close()
@@ -209,6 +211,22 @@ func (n *Node) recover() error {
 			return err
 		}
 		n.cfg.Logger.Info("finished an interrupted full resync", "seq", st.reset, "engine_seq", n.eng.LastSeq())
+	}
+	// Without its checkpoint the engine starts empty, which loses nothing
+	// only while the log holds every record from the first on. Otherwise
+	// the records before the log's start are in the checkpoint alone: a
+	// leader refuses to start with the checkpoint's error, which names the
+	// file and the offset of the damage (and not only "the engine is at seq
+	// 0", below); a follower goes on, and its leader resyncs it.
+	if ckptErr != nil && (n.log.FirstSeq() > 1 || n.log.LastSeq() == 0) {
+		if n.cfg.Role == Leader {
+			held := fmt.Sprintf("the records before seq %d, where the log starts,", n.log.FirstSeq())
+			if n.log.LastSeq() == 0 {
+				held = "the records (the log holds none)"
+			}
+			return fmt.Errorf("replicate: %s are only in the checkpoint, which cannot be loaded: %w", held, ckptErr)
+		}
+		n.cfg.Logger.Error("checkpoint cannot be loaded; this follower starts empty and its leader will resync it", "err", ckptErr)
 	}
 	last := n.eng.LastSeq()
 	switch {

@@ -234,6 +234,11 @@ func (n *Node) loadCheckpoint(eng logkv.Engine) (uint64, error) {
 	r := wire.NewReader(f)
 	defer r.Close()
 	fr, err := r.ReadFrame()
+	if errors.Is(err, wire.ErrProtocol) || errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
+		// A checkpoint is renamed into place whole: a first frame that
+		// fails its checks, or a file cut short, is damage.
+		return 0, logkv.CorruptError(path, 0, "checkpoint frame: %v", err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("replicate: checkpoint %s: %w", path, err)
 	}
