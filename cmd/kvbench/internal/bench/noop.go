@@ -80,7 +80,7 @@ func (s *noopStore) hold(limit uint64, width int) {
 		return
 	}
 	s.limit, s.width, s.table = int64(limit), width, nil
-	if limit*uint64(width) <= noopTableMax {
+	if width > 0 && limit <= noopTableMax/uint64(width) {
 		s.table = make([]byte, 0, limit*uint64(width))
 		for n := range limit {
 			s.table = appendKey(s.table, n, width)
@@ -258,9 +258,11 @@ func (it *noopIter) SeekGE(k []byte) bool {
 	if !ok {
 		return it.First()
 	}
-	if it.table == nil && len(k) == it.width && !it.closed && int64(n) <= it.hi {
+	if len(k) == it.width && !it.closed && int64(n) <= it.hi {
 		// A key of the store's width at or above the lower bound is the
-		// key landed on: copied rather than formatted anew.
+		// key landed on: copied rather than formatted anew or taken
+		// from the table (a random seek's key is in the cache; its
+		// place in a table of megabytes is not).
 		if it.lower == nil || bytes.Compare(k, it.lower) >= 0 {
 			it.buf = append(it.buf[:0], k...)
 			it.key = it.buf
