@@ -299,7 +299,7 @@ func (n *Node) startCluster() {
 }
 
 func (b *clusterBackend) syncQuorum() int {
-	if b.sync {
+	if b.syncAck {
 		return b.n.cfg.Replication.Quorum
 	}
 	return 0
@@ -375,7 +375,7 @@ func (b *clusterBackend) Apply(batch *logkv.Batch) error {
 	if h := b.testHookAwaited.Load(); h != nil && err == nil {
 		(*h)()
 	}
-	if err == nil && b.sync && !b.mayAck(epoch) {
+	if err == nil && b.syncAck && !b.mayAck(epoch) {
 		return errFenced // sync mode acknowledges in Apply
 	}
 	return err

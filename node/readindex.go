@@ -81,7 +81,7 @@ func fenceRead(c *command) {
 	run := c.run
 	c.run = func(n *Node, cl *client, args [][]byte) {
 		b, ok := n.backend.(*clusterBackend)
-		if !ok || !b.sync || cl.ks.exec != nil || cl.x.reply == replyOff || cl.x.reply == replySkipThis {
+		if !ok || !b.syncAck || cl.ks.exec != nil || cl.x.reply == replyOff || cl.x.reply == replySkipThis {
 			run(n, cl, args)
 			return
 		}

@@ -94,7 +94,7 @@ func (n *Node) openReplicated() (backend, error) {
 	if tr != nil {
 		n.log.Info("replication on", "id", nodeID, "role", r.Role().String(), "listen", r.Addr(), "leader", c.Replication.ReplicaOf, "ack", c.Replication.Ack)
 	}
-	return &replicatedBackend{r: r, sync: rc.AckMode == replicate.Sync,
+	return &replicatedBackend{r: r, syncAck: rc.AckMode == replicate.Sync,
 		shipping: tr != nil, leader: c.Replication.ReplicaOf, maxReadyLag: c.Replication.MaxReadyLagRecords}, nil
 }
 
@@ -108,7 +108,7 @@ func (n *Node) openReplicated() (backend, error) {
 // a quorum that does not answer fails that command with its own error.
 type replicatedBackend struct {
 	r           *replicate.Node
-	sync        bool
+	syncAck     bool // ack sync: Apply waits for the quorum (Sync makes writes durable)
 	maxReadyLag uint64
 	shipping    bool          // a transport: the node may lead followers or follow
 	submitted   atomic.Uint64 // highest seq submitted and not known awaited
@@ -135,7 +135,7 @@ func (b *replicatedBackend) Set(key, value []byte) error {
 }
 
 func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
-	if b.sync {
+	if b.syncAck {
 		_, err := b.r.Write(batch)
 		return err
 	}
@@ -151,9 +151,9 @@ func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
 	}
 }
 
-func (b *replicatedBackend) Visible() bool    { return b.sync }
-func (b *replicatedBackend) SyncWaits() bool  { return b.sync || b.r.SyncInterval() == 0 }
-func (b *replicatedBackend) ApplyWaits() bool { return b.sync }
+func (b *replicatedBackend) Visible() bool    { return b.syncAck }
+func (b *replicatedBackend) SyncWaits() bool  { return b.syncAck || b.r.SyncInterval() == 0 }
+func (b *replicatedBackend) ApplyWaits() bool { return b.syncAck }
 func (b *replicatedBackend) Barrier() error   { return b.Sync() }
 
 // SetSyncInterval switches appendfsync while the node runs (CONFIG SET).
