@@ -58,8 +58,14 @@ import (
 //     one iterator, and a walk the budget cut short resumes where it
 //     stopped in the next cycle; a deadline written during a walk keeps the
 //     floor at or below it (dueWritten), since the walk may not see it.
-//   - Durability: a cycle's deletes are synced (made durable and shipped)
-//     once, at its end.
+//   - Durability: none of its own. A batch's deletes are made readable
+//     (Barrier) after the batch releases its keys' locks, and become
+//     durable and reach followers with the records around them (the
+//     background sync of appendfsync everysec, the next group fsync
+//     otherwise). An expiry delete lost in a crash is harmless: its key's
+//     deadline has passed, so every read hides it, and the expirer deletes
+//     it again. A Sync at the end of each cycle (every 5 ms) bought nothing
+//     but an fsync per cycle with durability none.
 const (
 	expireBatch      = 32
 	expireCyclePerc  = 25
@@ -111,15 +117,14 @@ type expirer struct {
 	// cycle, and before that every batch, sought through all those removed
 	// since the floor, which was most of the expirer's time (64% of the
 	// node's CPU in lsm's findNext) and why it fell behind.
-	it      logkv.Iterator
+	it      indexCursor
+	list    listCursor // it, on an engine that lists keys (keyLister)
 	valid   bool
 	walking bool
 	resume  []byte
 	now     int64
 	hint    int64
 	next    int64
-	// applied: the cycle applied a batch, which its end syncs.
-	applied bool
 }
 
 // runExpirer runs active expiry cycles until stop closes, and closes the
@@ -177,10 +182,9 @@ func (n *Node) expireDue() (int, error) {
 
 // expireCycle deletes due keys, a batch at a time, until none is due or
 // budget (0: none) is spent; capped says it stopped with keys still due.
-// The cycle walks the index with one iterator, and makes its deletes
-// durable (and shipped) with one Sync at its end: a background writer has
-// no pipeline end to wait for. Until then the next batch's Barrier makes
-// them readable, and so does a reader's settleExpired.
+// The cycle walks the index with one cursor (indexCursor), and each batch
+// makes its deletes readable once it has released its keys' locks
+// (expireLocked); nothing waits for them to be durable.
 func (n *Node) expireCycle(e *expirer, budget time.Duration) (deleted int, capped bool, err error) {
 	if n.nowMs() < n.ks.nextDue.Load() {
 		return 0, false, nil // nothing can be due yet
@@ -202,10 +206,6 @@ func (n *Node) expireCycle(e *expirer, budget time.Duration) (deleted int, cappe
 		}
 		err = errors.Join(err, e.it.Close())
 		e.it, e.valid = nil, false
-		if e.applied && err == nil {
-			err = n.backend.Sync()
-		}
-		e.applied = false
 	}()
 	for {
 		d, more, err := n.expireBatch(e)
@@ -501,12 +501,29 @@ func (n *Node) expireBatch(e *expirer) (deleted int, more bool, err error) {
 // command may wait for the expirer is this function.
 func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 	unlock := n.locks.lockAll(e.keys)
-	defer unlock()
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	// Writes submitted before the locks (by writers now done with these
-	// keys) must be readable before the values are checked.
+	// keys) must be readable before the values are checked. The previous
+	// batch's Barrier, after its unlock, made the expirer's own deletes
+	// readable, so this one has only other writers' writes to wait for:
+	// usually none, and then it returns without a system call.
 	if err := n.backend.Barrier(); err != nil {
 		return 0, err
 	}
+	// Reads of these keys that find them expired need not wait for this
+	// batch now (settleExpired). Unmarked before the locks are released.
+	n.ks.expiring.add(&n.locks, e.keys)
+	marked := true
+	defer func() {
+		if marked {
+			n.ks.expiring.remove(&n.locks, e.keys)
+		}
+	}()
 	b := &e.b
 	b.Reset()
 	touched := 0
@@ -546,7 +563,22 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 	if err := n.backend.Apply(b); err != nil {
 		return 0, err
 	}
-	e.applied = true // a batch of stale entries only is synced too
+	n.ks.expiring.remove(&n.locks, e.keys)
+	marked = false
+	unlock()
+	locked = false
+	// Make the deletes readable now, outside the keys' locks, rather than
+	// at the next batch's Barrier under them: until then a GET of one of
+	// these keys finds its expired value and takes the slow path
+	// (settleExpired: this key's lock and a Barrier, on the client's event
+	// loop), and the next batch would apply them to the engine while it
+	// holds its own keys' locks. Readable, not durable: an expiry delete
+	// lost in a crash leaves a key whose deadline has passed, which every
+	// read hides and the next leader's expirer deletes again, and a
+	// follower receives the delete with the next durable records.
+	if err := n.backend.Barrier(); err != nil {
+		return 0, err
+	}
 	n.state().expire.staleEntries.Add(int64(len(e.due) - touched))
 	if n.ks.watch.count.Load() > 0 {
 		for _, d := range e.due[:touched] {
@@ -579,15 +611,99 @@ func (n *Node) startWalk(e *expirer) error {
 		e.walking = false
 		return err
 	}
-	it, err := n.eng().NewIter(&logkv.IterOptions{LowerBound: []byte{tagExpiry}, UpperBound: []byte{tagExpiry + 1}})
-	if err != nil {
-		e.walking = false
-		return err
+	var it indexCursor
+	if l, ok := n.eng().(keyLister); ok {
+		e.list.reset(l, []byte{tagExpiry + 1})
+		it = &e.list
+	} else {
+		var err error
+		it, err = n.eng().NewIter(&logkv.IterOptions{LowerBound: []byte{tagExpiry}, UpperBound: []byte{tagExpiry + 1}})
+		if err != nil {
+			e.walking = false
+			return err
+		}
 	}
 	e.it = it
 	e.valid = it.SeekGE(seek)
 	return nil
 }
+
+// indexCursor is what a walk of the expiry index reads it with: an
+// engine's iterator, or a listCursor.
+type indexCursor interface {
+	SeekGE(key []byte) bool
+	Next() bool
+	Key() []byte
+	Error() error
+	Close() error
+}
+
+// keyLister is an engine that lists a range's keys from its live state,
+// page by page, without a snapshot (bitcask.DB.AppendKeys). On bitcask an
+// iterator is a snapshot of the keydir, and every write after one copies
+// the tree nodes it changes: with a walk every cycle (every 5 ms while keys
+// are due), nearly every delete of a mass expiry copied its path under the
+// keydir's write lock, which GETs wait for. The walk needs no snapshot: it
+// checks each key's value under its lock before deleting it, and a deadline
+// written during the walk is caught by dueWritten whether or not the walk
+// sees it.
+type keyLister interface {
+	AppendKeys(keys [][]byte, arena []byte, lower, upper []byte, limit int) ([][]byte, []byte, error)
+}
+
+// listPage is how many keys a listCursor reads at a time: a batch's worth
+// and then some, so a batch usually costs one read of the keydir.
+const listPage = 2 * expireBatch
+
+// listCursor is an indexCursor over a keyLister, a page at a time; each
+// page is read at its own moment.
+type listCursor struct {
+	l     keyLister
+	upper []byte
+	keys  [][]byte
+	arena []byte
+	lower []byte // the next page's lower bound
+	i     int
+	err   error
+}
+
+func (c *listCursor) reset(l keyLister, upper []byte) {
+	c.l, c.upper, c.err = l, upper, nil
+	c.keys, c.i = c.keys[:0], 0
+}
+
+// fill reads the page that starts at c.lower.
+func (c *listCursor) fill() bool {
+	if cap(c.arena) > 1<<20 {
+		c.arena = nil // the last page had huge keys: do not keep its buffer
+	}
+	c.keys, c.arena, c.i = c.keys[:0], c.arena[:0], 0
+	c.keys, c.arena, c.err = c.l.AppendKeys(c.keys, c.arena, c.lower, c.upper, listPage)
+	return c.err == nil && len(c.keys) > 0
+}
+
+func (c *listCursor) SeekGE(key []byte) bool {
+	c.lower = append(c.lower[:0], key...)
+	return c.fill()
+}
+
+func (c *listCursor) Next() bool {
+	if c.i++; c.i < len(c.keys) {
+		return true
+	}
+	if len(c.keys) < listPage {
+		c.keys = c.keys[:0]
+		return false // a short page was the range's last
+	}
+	// The next page starts just past the last key (its successor: the key
+	// followed by a zero byte).
+	c.lower = append(append(c.lower[:0], c.keys[len(c.keys)-1]...), 0)
+	return c.fill()
+}
+
+func (c *listCursor) Key() []byte  { return c.keys[c.i] }
+func (c *listCursor) Error() error { return c.err }
+func (c *listCursor) Close() error { return nil }
 
 // dueEntries fills e.due with up to limit entries of the walk with
 // deadlines at or before the cycle's clock.

@@ -350,45 +350,111 @@ func (s *syncCounter) Sync() error {
 	return s.backend.Sync()
 }
 
-// TestExpireCycleSyncsOnce: a cycle makes its batches durable with one
-// Sync at its end, not one a batch, and a cycle that removed only stale
-// index entries syncs them too; a cycle with nothing due syncs nothing.
-func TestExpireCycleSyncsOnce(t *testing.T) {
-	n := newNode(t, nil)
-	n.stopBackground()
-	s := &syncCounter{backend: n.backend}
-	n.backend = s
-	serve(t, n)
-	c := dial(t, n, nil)
-	ctx := context.Background()
-	n.setClock(clock0)
-	for i := range 3 * expireBatch {
-		require.NoError(t, c.Set(ctx, fmt.Sprintf("k%03d", i), "v", time.Second).Err())
+// TestExpireBatchLeavesDeletesReadable: each batch of a cycle makes its
+// deletes readable once it has released its keys' locks, so a GET of a key
+// it removed does not find the expired value (and take the slow path,
+// settleExpired, on its event loop); nothing waits for them to be durable:
+// a cycle calls no Sync (issue #15). A cycle that removed only stale index
+// entries leaves them removed too; a cycle with nothing due touches
+// nothing.
+func TestExpireBatchLeavesDeletesReadable(t *testing.T) {
+	for _, engine := range []string{"memory", "bitcask", "lsm"} {
+		t.Run(engine, func(t *testing.T) {
+			n := newNode(t, func(c *Config) { c.Engine = engine })
+			n.stopBackground()
+			s := &syncCounter{backend: n.backend}
+			n.backend = s
+			serve(t, n)
+			c := dial(t, n, nil)
+			ctx := context.Background()
+			n.setClock(clock0)
+			for i := range 3 * expireBatch {
+				require.NoError(t, c.Set(ctx, fmt.Sprintf("k%03d", i), "v", time.Second).Err())
+			}
+			require.NoError(t, c.Set(ctx, "stale", "v", time.Second).Err())
+			require.NoError(t, c.Set(ctx, "stale", "v", 0).Err()) // its entry is left stale
+			n.setClock(clock0 + 2000)
+			gen, err := n.gen(0)
+			require.NoError(t, err)
+
+			var e expirer
+			before := s.syncs.Load()
+			require.NoError(t, n.startWalk(&e))
+			deleted, more, err := n.expireBatch(&e)
+			require.NoError(t, e.it.Close())
+			e.it, e.walking = nil, false
+			require.NoError(t, err)
+			require.True(t, more)
+			require.Equal(t, expireBatch, deleted)
+			for _, d := range e.due[:deleted] {
+				_, err := n.eng().Get(appendDataKey(nil, 0, gen, d.key))
+				require.ErrorIs(t, err, logkv.ErrNotFound, "key %q deleted by the batch, not readable yet", d.key)
+			}
+
+			deleted, capped, err := n.expireCycle(&e, 0)
+			require.NoError(t, err)
+			require.False(t, capped)
+			require.Equal(t, 2*expireBatch, deleted)
+			require.Equal(t, int64(0), s.syncs.Load()-before, "the expirer syncs nothing")
+			for i := range 3 * expireBatch {
+				_, err := n.eng().Get(appendDataKey(nil, 0, gen, fmt.Appendf(nil, "k%03d", i)))
+				require.ErrorIs(t, err, logkv.ErrNotFound)
+			}
+
+			require.NoError(t, c.Set(ctx, "stale2", "v", time.Second).Err())
+			require.NoError(t, c.Set(ctx, "stale2", "v", 0).Err())
+			n.setClock(clock0 + 4000)
+			before = s.syncs.Load()
+			deleted, _, err = n.expireCycle(&e, 0)
+			require.NoError(t, err)
+			require.Equal(t, 0, deleted)
+			require.Equal(t, 0, countExpiry(t, n), "the stale entries are removed, and readable so")
+
+			deleted, _, err = n.expireCycle(&e, 0)
+			require.NoError(t, err)
+			require.Equal(t, 0, deleted)
+			require.Equal(t, int64(0), s.syncs.Load()-before, "the expirer syncs nothing")
+		})
 	}
-	require.NoError(t, c.Set(ctx, "stale", "v", time.Second).Err())
-	require.NoError(t, c.Set(ctx, "stale", "v", 0).Err()) // its entry is left stale
-	n.setClock(clock0 + 2000)
-	var e expirer
-	before := s.syncs.Load()
-	deleted, capped, err := n.expireCycle(&e, 0)
-	require.NoError(t, err)
-	require.False(t, capped)
-	require.Equal(t, 3*expireBatch, deleted)
-	require.Equal(t, int64(1), s.syncs.Load()-before, "one Sync for the cycle's %d batches", 4)
+}
 
-	require.NoError(t, c.Set(ctx, "stale2", "v", time.Second).Err())
-	require.NoError(t, c.Set(ctx, "stale2", "v", 0).Err())
-	n.setClock(clock0 + 4000)
-	before = s.syncs.Load()
-	deleted, _, err = n.expireCycle(&e, 0)
-	require.NoError(t, err)
-	require.Equal(t, 0, deleted)
-	require.Equal(t, int64(1), s.syncs.Load()-before, "the stale entry's removal is synced")
-	require.Equal(t, 0, countExpiry(t, n))
+// TestSettleDoesNotWaitForExpirer: a GET that finds an expired key whose
+// stripe the active expirer holds, with the writes before it readable
+// (n.ks.expiring), answers without waiting for the expirer's batch; one
+// whose stripe a writer holds waits for the writer (TestExpiredKeyStaysExpired
+// shows why). Most GETs of an expired key not yet removed met the expirer
+// removing it, and waited on the client's event loop (issue #15).
+func TestSettleDoesNotWaitForExpirer(t *testing.T) {
+	forEngines(t, func(t *testing.T, n *Node, c *redis.Client) {
+		ctx := context.Background()
+		n.stopBackground() // nothing else may take the stripes
+		n.setClock(clock0)
+		require.NoError(t, c.Set(ctx, "k", "v", time.Second).Err())
+		n.setClock(clock0 + 2000)
+		keys := [][]byte{[]byte("k")}
 
-	before = s.syncs.Load()
-	deleted, _, err = n.expireCycle(&e, 0)
-	require.NoError(t, err)
-	require.Equal(t, 0, deleted)
-	require.Equal(t, int64(0), s.syncs.Load()-before, "nothing due, nothing to sync")
+		unlock := sync.OnceFunc(n.locks.lock(keys[0])) // the expirer's batch holds k's stripe
+		defer unlock()
+		n.ks.expiring.add(&n.locks, keys)
+		got := make(chan error, 1)
+		go func() { got <- c.Get(ctx, "k").Err() }()
+		select {
+		case err := <-got:
+			require.ErrorIs(t, err, redis.Nil)
+			require.Equal(t, int64(1), n.ks.settlesPassed.Load())
+		case <-time.After(10 * time.Second):
+			unlock()
+			t.Fatal("GET of an expired key waited for the expirer holding its stripe")
+		}
+
+		n.ks.expiring.remove(&n.locks, keys) // a writer holds it now
+		go func() { got <- c.Get(ctx, "k").Err() }()
+		select {
+		case err := <-got:
+			t.Fatalf("GET of an expired key answered (%v) while a writer held its stripe", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		unlock()
+		require.ErrorIs(t, <-got, redis.Nil)
+	})
 }
