@@ -154,7 +154,7 @@ func clusterStatus(ctx context.Context, cli *clientv3.Client, cluster, shard str
 	}
 	if m != nil {
 		writeSlotMap(stdout, m, leaders)
-		writeMoveProgress(ctx, cli, cluster, stdout)
+		writeMoveProgress(ctx, cli, cluster, m, stdout)
 		fmt.Fprintln(stdout)
 	}
 	for i, s := range shards {

@@ -95,6 +95,9 @@ func awaitMove(ctx context.Context, cli *clientv3.Client, cluster, to string, fi
 		if err != nil {
 			return false, err
 		}
+		if m == nil {
+			return false, fmt.Errorf("cluster %s has no slot map any more (was its key deleted?); kvnode cluster init writes one", cluster)
+		}
 		p, _ := readMoveProgress(ctx, cli, cluster, first, last) // progress is for people: a failed read shows none
 		if m.findMove(first, last) < 0 {
 			r := m.rangeOf(first)
@@ -378,8 +381,10 @@ func clusterRemoveShard(ctx context.Context, cli *clientv3.Client, cluster, name
 }
 
 // writeMoveProgress prints the running moves' progress records under the
-// map in kvnode cluster status.
-func writeMoveProgress(ctx context.Context, cli *clientv3.Client, cluster string, w io.Writer) {
+// map m in kvnode cluster status. A record of a move m no longer holds is
+// not shown as running: an abort deletes the record, but the target may
+// publish once more before it sees the abort.
+func writeMoveProgress(ctx context.Context, cli *clientv3.Client, cluster string, m *slotMap, w io.Writer) {
 	resp, err := cli.Get(ctx, "/logkv/"+cluster+"/moves/", clientv3.WithPrefix())
 	if err != nil {
 		fmt.Fprintf(w, "moves: cannot read progress: %v\n", err)
@@ -392,9 +397,12 @@ func writeMoveProgress(ctx context.Context, cli *clientv3.Client, cluster string
 			continue
 		}
 		line := fmt.Sprintf("move %d-%d %s -> %s: %s, attempt %d, %d keys, %.1f MB", p.First, p.Last, p.From, p.To, p.State, p.Attempt, p.Keys, float64(p.Bytes)/1e6)
-		if p.State == "done" {
+		switch {
+		case p.State == "done":
 			line += fmt.Sprintf(" in %.2fs, paused %d ms", float64(p.DurationMs)/1000, p.PauseMs)
-		} else {
+		case m.findMove(p.First, p.Last) < 0:
+			line += ", ended: the move is not in the slot map (aborted)"
+		default:
 			line += fmt.Sprintf(", running %.0fs", time.Since(time.UnixMilli(p.StartedMs)).Seconds())
 		}
 		lines = append(lines, line)

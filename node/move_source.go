@@ -251,7 +251,11 @@ func (b *clusterBackend) startMoveListener(ctx context.Context) (string, error) 
 		<-ctx.Done()
 		_ = ln.Close() // the node is stopping; nothing is left to do about an error
 	}()
+	// Close waits for the listener and every stream it serves (b.bg):
+	// a stream reads the engine, which Close closes after.
+	b.bg.Add(1)
 	go func() {
+		defer b.bg.Done()
 		for {
 			s, err := ln.Accept(ctx)
 			if err != nil {
@@ -260,7 +264,11 @@ func (b *clusterBackend) startMoveListener(ctx context.Context) (string, error) 
 				}
 				return
 			}
-			go b.serveMove(ctx, s)
+			b.bg.Add(1) // while this goroutine is counted: never from zero during Wait
+			go func() {
+				defer b.bg.Done()
+				b.serveMove(ctx, s)
+			}()
 		}
 	}()
 	return ln.Addr(), nil
@@ -268,7 +276,13 @@ func (b *clusterBackend) startMoveListener(ctx context.Context) (string, error) 
 
 // serveMove ships one range to the target at the other end of s.
 func (b *clusterBackend) serveMove(ctx context.Context, s transport.Stream) {
-	defer func() { _ = s.Close() }() // the move is over either way; the target sees the stream end
+	var closeOnce sync.Once
+	closeStream := func() { closeOnce.Do(func() { _ = s.Close() }) } // the move is over either way; the target sees the stream end
+	defer closeStream()
+	// A node stopping ends its streams at once: a write blocked on a slow
+	// target returns, and Close's wait for this goroutine ends.
+	stop := context.AfterFunc(ctx, closeStream)
+	defer stop()
 	w := moveWriter{bufio.NewWriterSize(s, 256<<10)}
 	first, last, err := decodeMoveRequest(s)
 	if err != nil {

@@ -95,7 +95,10 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 			if int(mv.To) != t.self {
 				continue
 			}
-			k := moveKeyOf(mv.First, mv.Last)
+			// A move is its slots and its source: an abort and a move of
+			// the same slots from another shard is another move.
+			from := t.shards[mv.From]
+			k := moveKeyOf(mv.First, mv.Last) + " from " + from
 			want[k] = true
 			if v, ok := finished[k]; ok && t.version <= v {
 				continue
@@ -108,7 +111,7 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 				first, last := mv.First, mv.Last
 				go func() {
 					defer close(w.done)
-					b.importRange(wctx, first, last)
+					b.importRange(wctx, first, last, from)
 				}()
 			}
 		}
@@ -135,13 +138,13 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 // here, or the move leaves the map (an abort), or ctx ends (the node no
 // longer leads). Each failed attempt is logged and retried: the copy
 // starts again from nothing.
-func (b *clusterBackend) importRange(ctx context.Context, first, last uint16) {
-	log := b.n.log.With("move", moveKeyOf(first, last))
+func (b *clusterBackend) importRange(ctx context.Context, first, last uint16, from string) {
+	log := b.n.log.With("move", moveKeyOf(first, last), "from", from)
 	b.moveStats.running.Add(1)
 	defer b.moveStats.running.Add(-1)
 	start := time.Now()
 	for attempt := 1; ctx.Err() == nil; attempt++ {
-		done, err := b.importAttempt(ctx, first, last, attempt, start, log)
+		done, err := b.importAttempt(ctx, first, last, from, attempt, start, log)
 		if done {
 			return
 		}
@@ -156,7 +159,7 @@ func (b *clusterBackend) importRange(ctx context.Context, first, last uint16) {
 
 // importAttempt is one copy of first..last: done is true once the move
 // flipped here or left the map.
-func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, attempt int, start time.Time, log *slog.Logger) (done bool, err error) {
+func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, from string, attempt int, start time.Time, log *slog.Logger) (done bool, err error) {
 	cluster := b.n.cfg.Cluster.Name
 	// The map as etcd holds it, not this node's table: the table may still
 	// show a move this node has just flipped, and copying it again would
@@ -171,15 +174,15 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 		return true, nil
 	}
 	i := m.findMove(first, last)
-	if i < 0 || m.Shards[m.Moves[i].To] != b.myShard() {
+	if i < 0 || m.Shards[m.Moves[i].To] != b.myShard() || m.Shards[m.Moves[i].From] != from {
 		return true, nil
 	}
 	mv := m.Moves[i]
-	from, to := m.Shards[mv.From], m.Shards[mv.To]
+	to := m.Shards[mv.To]
 	if mv.State == moveSwitching {
 		// A previous attempt (or leader) switched and did not flip: the
 		// source serves again once the move is back to copying.
-		if _, err := b.setMoveState(ctx, first, last, moveSwitching, moveCopying); err != nil {
+		if _, err := b.setMoveState(ctx, first, last, from, moveSwitching, moveCopying); err != nil {
 			return false, fmt.Errorf("write the move back to copying: %w", err)
 		}
 		log.Info("cluster: a switch left undecided is rolled back; copying anew")
@@ -284,7 +287,7 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 
 	// Switch: the map says so first (a new source leader then refuses the
 	// range too), then the source pauses and fences.
-	sw, err := b.setMoveState(ctx, first, last, moveCopying, moveSwitching)
+	sw, err := b.setMoveState(ctx, first, last, from, moveCopying, moveSwitching)
 	if err != nil {
 		return errors.Is(err, errMoveGone), err
 	}
@@ -293,7 +296,7 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	pm[0] = framePause
 	binary.BigEndian.PutUint64(pm[1:], uint64(sw.Version))
 	if _, err := s.Write(pm[:]); err != nil {
-		return false, b.rollback(ctx, first, last, fmt.Errorf("ask the source to pause: %w", err))
+		return false, b.rollback(ctx, first, last, from, fmt.Errorf("ask the source to pause: %w", err))
 	}
 	timer := time.AfterFunc(moveSwitchTimeout, closeStream)
 	fenced := false
@@ -301,7 +304,7 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 		f, err := r.next()
 		if err != nil {
 			timer.Stop()
-			return false, b.rollback(ctx, first, last, fmt.Errorf("waiting for the fence: %w", err))
+			return false, b.rollback(ctx, first, last, from, fmt.Errorf("waiting for the fence: %w", err))
 		}
 		switch f.kind {
 		case frameRow, frameDelete:
@@ -314,12 +317,12 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 		}
 		if err != nil {
 			timer.Stop()
-			return false, b.rollback(ctx, first, last, err)
+			return false, b.rollback(ctx, first, last, from, err)
 		}
 	}
 	timer.Stop()
 	if err := errors.Join(ap.flush(), b.Sync()); err != nil {
-		return false, b.rollback(ctx, first, last, err)
+		return false, b.rollback(ctx, first, last, from, err)
 	}
 	// From here to the flip a flush of database 0 is refused here; one
 	// submitted before is readable after the barrier, and fails the
@@ -328,10 +331,10 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	endSwitch := b.moves.beginSwitch()
 	defer endSwitch()
 	if err := b.replicatedBackend.Barrier(); err != nil {
-		return false, b.rollback(ctx, first, last, err)
+		return false, b.rollback(ctx, first, last, from, err)
 	}
 	if g, err := b.n.readGen(0); err != nil || g != gen {
-		return false, b.rollback(ctx, first, last, errors.New("database 0 was flushed here during the move"))
+		return false, b.rollback(ctx, first, last, from, errors.New("database 0 was flushed here during the move"))
 	}
 	moveStage(ctx, "target-fenced")
 
@@ -346,7 +349,7 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	p.PauseMs = time.Since(pauseStart).Milliseconds()
 	fm, err := updateSlotMap(ctx, b.cli, cluster, func(m *slotMap) (*slotMap, []clientv3.Op, error) {
 		i := m.findMove(first, last)
-		if i < 0 || m.Moves[i].State != moveSwitching || m.Shards[m.Moves[i].To] != to {
+		if i < 0 || m.Moves[i].State != moveSwitching || m.Shards[m.Moves[i].To] != to || m.Shards[m.Moves[i].From] != from {
 			return nil, nil, errMoveGone
 		}
 		p.PauseMs = time.Since(pauseStart).Milliseconds()
@@ -358,7 +361,7 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 		// This node or the source's leader changed since the stream
 		// began: the source serves again, and the next attempt copies
 		// from whoever leads it now.
-		return false, b.rollback(ctx, first, last, fmt.Errorf("flip the map: this node or shard %s's leader changed during the move: %w", from, err))
+		return false, b.rollback(ctx, first, last, from, fmt.Errorf("flip the map: this node or shard %s's leader changed during the move: %w", from, err))
 	}
 	if err != nil {
 		return errors.Is(err, errMoveGone), fmt.Errorf("flip the map: %w", err)
@@ -379,13 +382,13 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 // errMoveGone: the move left the map (aborted) or changed under the target.
 var errMoveGone = errors.New("node: the move is no longer in the slot map as this target copies it (aborted?)")
 
-// setMoveState writes the move of first..last from state want to state to,
-// on the map's revision. errMoveGone if the move is not in the map, or not
-// in state want.
-func (b *clusterBackend) setMoveState(ctx context.Context, first, last uint16, want, to string) (*slotMap, error) {
+// setMoveState writes the move of first..last from shard from, from state
+// want to state to, on the map's revision. errMoveGone if the move is not
+// in the map, or not in state want.
+func (b *clusterBackend) setMoveState(ctx context.Context, first, last uint16, from, want, to string) (*slotMap, error) {
 	return updateSlotMap(ctx, b.cli, b.n.cfg.Cluster.Name, func(m *slotMap) (*slotMap, []clientv3.Op, error) {
 		i := m.findMove(first, last)
-		if i < 0 {
+		if i < 0 || m.Shards[m.Moves[i].From] != from {
 			return nil, nil, errMoveGone
 		}
 		if m.Moves[i].State == to {
@@ -403,8 +406,8 @@ func (b *clusterBackend) setMoveState(ctx context.Context, first, last uint16, w
 // range again) and returns cause. If etcd cannot be written the source
 // stays paused: only a map it sees may tell it the switch is decided; the
 // next attempt retries the rollback first.
-func (b *clusterBackend) rollback(ctx context.Context, first, last uint16, cause error) error {
-	if _, err := b.setMoveState(ctx, first, last, moveSwitching, moveCopying); err != nil && !errors.Is(err, errMoveGone) {
+func (b *clusterBackend) rollback(ctx context.Context, first, last uint16, from string, cause error) error {
+	if _, err := b.setMoveState(ctx, first, last, from, moveSwitching, moveCopying); err != nil && !errors.Is(err, errMoveGone) {
 		return fmt.Errorf("%w (and writing the move back to copying failed: %v)", cause, err)
 	}
 	return cause

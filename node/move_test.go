@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/logkv/logkv/replicate/coord/etcdtest"
 )
 
 // TestSlotMapFlip: a flip gives the move's slots to its target, splits the
@@ -858,4 +862,31 @@ func TestSlotMoveFlushAtSwitch(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMoveCLIWithoutMove: kvnode cluster status does not show the progress
+// record of a move the map no longer holds as running (the target may
+// publish once more after an abort deleted it), and waiting for a move
+// whose map was deleted is an error, not a nil-map panic.
+func TestMoveCLIWithoutMove(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	etcd := etcdtest.Start(t)
+	cli := etcdtest.ClientOf(t, etcd.Endpoint)
+	etcdArgs := []string{"-etcd", etcd.Endpoint, "-cluster", "c1"}
+	_, err := awaitMove(ctx, cli, "c1", "b", 0, 99, io.Discard)
+	require.ErrorContains(t, err, "no slot map")
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	p := moveProgress{V: 1, First: 0, Last: 99, From: "a", To: "b", State: "copying", Attempt: 1, StartedMs: time.Now().UnixMilli()}
+	val, err := json.Marshal(p)
+	require.NoError(t, err)
+	_, err = cli.Put(ctx, moveProgressKey("c1", 0, 99), string(val))
+	require.NoError(t, err)
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, 0, Main(append([]string{"cluster", "status"}, etcdArgs...), &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "move 0-99 a -> b: copying")
+	require.Contains(t, out.String(), "not in the slot map")
+	require.NotContains(t, out.String(), "running")
 }
