@@ -43,17 +43,20 @@ import (
 //	  |             ordered, not yet durable (below). standalone: the engine;
 //	  |             replicatedBackend: replicate.Node.Submit (Write, which
 //	  |             waits for the quorum, in sync mode); clusterBackend: the
-//	  |             same, refused (TRYAGAIN) unless this member leads with a
-//	  |             live lease, and noted for a slot move (move_source.go)
+//	  |             same, refused (TRYAGAIN) while its lease is not known
+//	  |             valid, and marked (or, in a move's pause, refused) for a
+//	  |             slot move that ships its keys (move_source.go)
 //	  v
 //	  | hold        endPipeline (server.go): a pipeline that wrote (c.dirty)
-//	  |             holds its replies in its loop's group (loopSync.hold)
+//	  |             holds its replies in its loop's group (loopSync.hold);
+//	  |             one run off the loop syncs on its own (runOffLoop)
 //	  | group sync  loopSync.run, once the loop has served every ready
 //	  |             connection: one backend.Sync for all the held pipelines.
 //	  |             replicatedBackend: replicate.Node.Await(the highest seq
 //	  |             submitted): durable, applied, and in sync mode on the
 //	  |             quorum; clusterBackend: then still leading the epoch the
 //	  |             writes were logged in (mayAck); standalone: engineSync
+//	  |             (with appendfsync everysec, a syncer every second)
 //	  v
 //	  ack         loopSync.release writes the held replies. A failed Sync
 //	              drops the connections unanswered (syncFailed): no reply
