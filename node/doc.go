@@ -4,6 +4,10 @@
 // around it. docs/redis-compatibility.md lists what it serves of Redis 7 and
 // how it differs.
 //
+// Start reading at writepath.go: its diagram walks one write from the
+// socket to the acknowledgement, naming each stage's function and file,
+// and it holds the backend interface every write goes through.
+//
 // # Durability of acknowledged writes
 //
 // A write command is acknowledged only once it is durable: the node applies
