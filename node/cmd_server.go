@@ -62,14 +62,9 @@ func (n *Node) state() *serverState {
 	return s
 }
 
-// beforeCommand runs before each command: it waits out a CLIENT PAUSE
-// (off the loop only: mayWait sends paused commands there) and marks where
-// the command's replies start.
+// beforeCommand runs before each command: it marks where the command's
+// replies start. (run waits out a CLIENT PAUSE after it: waitPause.)
 func (n *Node) beforeCommand(c *client, cm *command) {
-	s := n.state()
-	if c.busy && s.pause.on.Load() {
-		s.pause.wait(cm)
-	}
 	c.x.lastCmd.Store(cm)
 	c.x.mark = len(c.conn.out)
 	if c.x.reply != replyOn {

@@ -471,8 +471,10 @@ func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 	switch {
 	case cm == nil:
 		return false
-	case cm.slow, cm.slowArgs > 0 && len(args) > cm.slowArgs, cm.write && b.ApplyWaits(), n.srv.pause.pauses(cm):
+	case cm.slow, cm.slowArgs > 0 && len(args) > cm.slowArgs, cm.write && b.ApplyWaits():
 		return true
+	case n.srv.pause.pauses(cm):
+		return !n.refusedAtOnce(c, cm, args) // a refusal is answered on the loop (waitPause)
 	case cm == execCommand && heavyExec(c):
 		return true // its heavy commands run under the cap (heavyRun), never on the loop
 	case !b.SyncWaits() || b.Visible():
@@ -655,6 +657,7 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		c.conn.flush()
 	}
 	n.beforeCommand(c, cm)
+	n.waitPause(c, cm, args)
 	took := time.Duration(-1) // stays so for a rejected command
 	// A key of another shard's slot: MOVED, CROSSSLOT (route.go).
 	if n.misrouted(c, cm, args) {
@@ -668,7 +671,7 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 	case cm == nil:
 		n.metrics.unknown.Inc()
 		c.fail(unknownCommand(args))
-	case (cm.arity > 0 && len(args) != cm.arity) || (cm.arity < 0 && len(args) < -cm.arity):
+	case wrongArgCount(cm, args):
 		n.metrics.cmds[cm.id].errors.Inc()
 		c.fail(wrongArity(cm.name))
 	case !c.authed && !cm.noAuth:
@@ -702,6 +705,39 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		c.tally.observe(&n.metrics.cmds[cm.id], took, c.failed)
 	}
 	n.afterCommand(c, cm, args, took)
+}
+
+// wrongArgCount reports whether args has a number of arguments cm's arity
+// does not allow (cm.arity > 0: exactly; < 0: at least -cm.arity).
+func wrongArgCount(cm *command, args [][]byte) bool {
+	return (cm.arity > 0 && len(args) != cm.arity) || (cm.arity < 0 && len(args) < -cm.arity)
+}
+
+// waitPause waits out a CLIENT PAUSE that covers cm, off the loop only
+// (mayWait sends the commands a pause covers there), unless run refuses cm
+// at once: Redis checks the pause after the command's name, arity,
+// authentication, permissions and the replica's READONLY (processCommand),
+// so a request that is refused learns so at once, never after the pause.
+func (n *Node) waitPause(c *client, cm *command, args [][]byte) {
+	p := &n.state().pause
+	if c.busy && p.on.Load() && !n.refusedAtOnce(c, cm, args) {
+		p.wait(cm)
+	}
+}
+
+// refusedAtOnce reports whether run refuses cm with an error a pause does
+// not change: its checks before it runs cm, less the routing (misrouted),
+// which a pause may change.
+func (n *Node) refusedAtOnce(c *client, cm *command, args [][]byte) bool {
+	switch {
+	case cm == nil, wrongArgCount(cm, args), !c.authed && !cm.noAuth:
+		return true
+	case cm.admin && c.access != accessAdmin: // checkAdmin
+		return true
+	case cm.write && !readOnlyExec(c, cm):
+		return c.access < accessWrite || n.backend.IsFollower()
+	}
+	return false
 }
 
 // syncFailed drops the connection: its buffered replies may claim success
