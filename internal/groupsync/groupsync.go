@@ -45,6 +45,45 @@
 // truncated), so there is one watermark, the caller's, and nothing to keep
 // in step with it. Lock excludes rounds while the caller truncates, closes
 // or replaces the file a round would sync.
+//
+// # Not a Group: kvnode's per-loop group sync
+//
+// kvnode's event loops hold the replies of the pipelines that wrote until
+// one backend Sync covers them all (node/server.go: loopSync). That looks
+// like a group commit but is a different thing, and does not use a Group:
+//
+//   - Its waiters are not goroutines. A held pipeline is a client parked as
+//     data on its event loop, and the loop must never block: it goes on
+//     serving while the Sync runs on a goroutine, and the Sync's end comes
+//     back to the loop as a task (gnet's Execute) that writes the held
+//     replies. SyncTo blocks its caller until its position is durable; an
+//     event loop cannot call it, and a goroutine per held client is what the
+//     loops exist to avoid.
+//   - It has no log and no position, and does no I/O of its own. It calls
+//     backend.Sync, "everything submitted so far", which (under appendfsync
+//     always) is itself a SyncTo on the Group of the log below: the commit log's (replicate.Node.Await,
+//     through commitlog's Sync), or for a node without a commit log, the
+//     engine's (node/writepath.go: engineSync). The loops' Syncs and those
+//     of pipelines run off the loop meet in that Group, which makes them one
+//     fsync. loopSync only batches replies: one Sync in flight per loop, and
+//     one Sync for all the clients held while the previous one ran.
+//   - Its errors are not sticky, by design: stickiness belongs to the log
+//     whose fsync failed, and the Group below keeps it, so every later Sync
+//     fails there. A failed loop Sync drops its group's connections
+//     unanswered (no reply claims a write that is not durable); the next
+//     group asks the backend again rather than repeat an error the backend
+//     may have left behind (a write that failed for a full disk and was
+//     undone is a flush error, which does not stick).
+//   - It has no convoy to avoid: a group's clients are released together,
+//     by one task, whatever the outcome; a client held while a Sync is in
+//     flight waits for the next one, which starts as soon as that one ends,
+//     since a Sync that started before its writes were submitted need not
+//     cover them.
+//
+// Measured 2026-12-06 on a standalone lsm node (commit log on), with
+// redis-benchmark -t set -n 100000 -r 1000000 -P 16 -c 50 under strace -f
+// -c -e fsync,fdatasync: 275 fsyncs for 100,000 SETs (6,251 commit-log
+// records), about 360 SETs an fsync.
 package groupsync
 
 import "sync"
