@@ -755,7 +755,9 @@ func (n *Node) syncFailed(c *client, err error) {
 // the Sync is one write(2) to the commit log and runs on the loop; where it
 // waits for an fsync or followers it runs on a goroutine, one at a time per
 // loop, and the loop goes on serving: the clients that write meanwhile form
-// the next group.
+// the next group. It batches replies, not fsyncs: backend.Sync groups
+// those, in the internal/groupsync Group of the log below (whose package
+// doc says why loopSync is not one).
 type loopSync struct {
 	n         *Node
 	el        gnet.EventLoop
