@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"testing"
+
+	"github.com/logkv/logkv"
 )
 
 // BenchmarkDriver measures kvbench's own cost per operation on each db_bench
@@ -127,6 +129,45 @@ func BenchmarkNoopFloor(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStepFloor is the least an iterator step can cost under
+// db_bench's loop (Next, Key and Value, each through the interface, as the
+// driver calls any engine's): an iterator whose methods do nothing but
+// count and return fixed slices. No engine's step costs less; the noop
+// store's (BenchmarkNoopFloor/next) costs this and the little it does.
+func BenchmarkStepFloor(b *testing.B) {
+	it := newFloorIter(b.N)
+	stop := cpuPerOp(b)
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n += len(it.Key()) + len(it.Value())
+	}
+	stop()
+	if n != b.N*116 {
+		b.Fatalf("read %d bytes, want %d", n, b.N*116)
+	}
+}
+
+// newFloorIter returns a floorIter of n steps as an interface the compiler
+// cannot see through (a call it does not inline), so that its methods are
+// called as an engine's are, not inlined.
+//
+//go:noinline
+func newFloorIter(n int) logkv.Iterator {
+	return &floorIter{left: n, key: make([]byte, 16), value: make([]byte, 100)}
+}
+
+// floorIter is BenchmarkStepFloor's iterator: left steps of fixed slices.
+type floorIter struct {
+	logkv.Iterator // the methods a scan does not call
+	left           int
+	key, value     []byte
+}
+
+func (it *floorIter) First() bool   { return it.left > 0 }
+func (it *floorIter) Next() bool    { it.left--; return it.left > 0 }
+func (it *floorIter) Key() []byte   { return it.key }
+func (it *floorIter) Value() []byte { return it.value }
 
 // cpuPerOp resets b's timer and returns the function that stops it and
 // reports the process CPU time per operation since (cpu-ns/op): on a shared
