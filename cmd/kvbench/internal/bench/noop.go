@@ -283,10 +283,19 @@ func (it *noopIter) SeekLT(k []byte) bool {
 // headers and a value's window, what the calls around it cost at most.
 // Without a table it increments the decimal key in place.
 func (it *noopIter) Next() bool {
-	if n := it.pos + 1; it.pos >= 0 && n <= it.fastHi {
+	n := it.pos + 1
+	if it.pos >= 0 && n <= it.fastHi {
 		w := int64(it.width)
 		it.pos, it.key = n, it.table[n*w:(n+1)*w:(n+1)*w]
 		it.value = it.vals.value(uint64(n))
+		return true
+	}
+	// Without a table (YCSB E's scans, over the whole key space), nine
+	// steps in ten only increment the last digit: done here rather than
+	// in a call to nextSlow, which would be a fourth call in the step.
+	if k := it.key; it.table == nil && it.upper == nil && it.pos >= 0 && n <= it.hi && len(k) > 0 && k[len(k)-1] < '9' {
+		k[len(k)-1]++
+		it.pos, it.value = n, it.vals.value(uint64(n))
 		return true
 	}
 	return it.nextSlow()
