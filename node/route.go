@@ -358,14 +358,20 @@ func (r *router) install(t *slotTable, newer func(old *slotTable) bool) bool {
 // (go-redis's default is 3) and failed its command. The leaders are the
 // held table's: a flip changes no shard and no leader key. When the held
 // table names other shards (it lags an added shard), the watch brings both.
+// The leaders are taken again if the swap loses to the watcher (a leader's
+// event applied meanwhile), so that they are never older than the held.
 func (b *clusterBackend) installFlip(m *slotMap) {
-	old := b.route.table.Load()
-	if old == nil || old == notSharded || !slices.Equal(old.shards, m.Shards) {
-		return
+	for {
+		old := b.route.table.Load()
+		if old == nil || old == notSharded || !slices.Equal(old.shards, m.Shards) || old.version >= m.Version {
+			return
+		}
+		t := m.table()
+		t.self, t.selfAddr, t.leaders = old.self, old.selfAddr, old.leaders
+		if b.route.table.CompareAndSwap(old, t) {
+			return
+		}
 	}
-	t := m.table()
-	t.self, t.selfAddr, t.leaders = old.self, old.selfAddr, old.leaders
-	b.route.install(t, func(old *slotTable) bool { return old.version < t.version })
 }
 
 // clusterInfoSection is INFO's Cluster section: cluster_enabled is 1 on a
