@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -92,8 +93,24 @@ func decodeLeader(v []byte, createRevision int64) (Leader, bool) {
 	return l, true
 }
 
-// RoutingRetry is how long WatchRouting waits after a whole read failed.
+// RoutingRetry is how long WatchRouting waits after a whole read failed;
+// each failure in a row doubles it, up to RoutingRetryMax.
 const RoutingRetry = 500 * time.Millisecond
+
+// RoutingRetryMax bounds WatchRouting's wait between failed reads: how late
+// a member's table may catch up once etcd answers again.
+const RoutingRetryMax = 4 * time.Second
+
+// routingBackoff is the wait after the failures-th failed read in a row
+// (failures >= 1): RoutingRetry doubled each time up to RoutingRetryMax,
+// drawn from the upper half of that. Routers fail together (etcd
+// unreachable, a cold start of every member) and would otherwise retry
+// together, each retry a read of the whole shards/ prefix: at 300 x 3 such
+// retries were most of what etcd served (docs/cluster-scale.md).
+func routingBackoff(failures int) time.Duration {
+	d := min(RoutingRetry<<min(failures-1, 8), RoutingRetryMax)
+	return d/2 + rand.N(d/2+1)
+}
 
 // RoutingReadTimeout bounds one whole read of WatchRouting.
 const RoutingReadTimeout = 5 * time.Second
@@ -115,7 +132,7 @@ type RoutingHandler struct {
 }
 
 // WatchRouting keeps a member's routing current until ctx ends: a whole
-// read (ReadRouting, retried every RoutingRetry while it fails), then one
+// read (ReadRouting, retried after routingBackoff while it fails), then one
 // watch on the map and one on the leader key of each shard h.Shards names,
 // all from the revision after the read and all on the client's one gRPC
 // stream, each event applied to the routing held and handed to h.Apply.
@@ -124,6 +141,7 @@ type RoutingHandler struct {
 // leader key it does not watch (that leader may have been elected before
 // the map's revision, so no event of ours would bring it).
 func WatchRouting(ctx context.Context, cli *clientv3.Client, cluster string, h RoutingHandler) {
+	failures := 0
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, RoutingReadTimeout)
 		rt, err := ReadRouting(rctx, cli, cluster)
@@ -132,9 +150,11 @@ func WatchRouting(ctx context.Context, cli *clientv3.Client, cluster string, h R
 			h.Read(err)
 		}
 		if err != nil {
-			sleepCtx(ctx, RoutingRetry)
+			failures++
+			sleepCtx(ctx, routingBackoff(failures))
 			continue
 		}
+		failures = 0
 		h.Apply(ctx, rt, true)
 		followRouting(ctx, cli, cluster, rt, h)
 	}

@@ -224,3 +224,19 @@ func TestWatchRouting(t *testing.T) {
 	require.NoError(t, <-r.reads)
 	require.Equal(t, Leader{V: 1, ID: "b2", RESP: "addr-b2", Epoch: uint64(eb2)}, s.leaders["b"])
 }
+
+// TestRoutingBackoff: the wait after failed reads doubles from RoutingRetry
+// to RoutingRetryMax, each drawn from the upper half, so that routers that
+// failed together spread out.
+func TestRoutingBackoff(t *testing.T) {
+	for failures, want := range map[int]time.Duration{1: RoutingRetry, 2: 2 * RoutingRetry, 4: RoutingRetryMax, 100: RoutingRetryMax, 1 << 20: RoutingRetryMax} {
+		seen := map[time.Duration]bool{}
+		for range 200 {
+			d := routingBackoff(failures)
+			require.GreaterOrEqual(t, d, want/2, "failures %d", failures)
+			require.LessOrEqual(t, d, want, "failures %d", failures)
+			seen[d] = true
+		}
+		require.Greater(t, len(seen), 100, "failures %d: the waits are spread", failures)
+	}
+}
