@@ -173,7 +173,7 @@ func (s *session) writes(ctx context.Context, b *benchRun, n int, keyOf func(w *
 // (writeRun), then one timed, and the tallies once per run.
 func (s *session) plannedWrites(ctx context.Context, w *worker, h *opStat, plan *keyPlan, del bool, wo *logkv.WriteOptions, perOp int) error {
 	n := len(plan.nums)
-	published := 0
+	checked := 0 // the write at which ctx was last checked
 	for i := 0; i < n; {
 		run := min(w.smp.skip, n-i)
 		if err := writeRun(s.db, plan, i, run, del, wo); err != nil {
@@ -200,8 +200,8 @@ func (s *session) plannedWrites(ctx context.Context, w *worker, h *opStat, plan 
 		}
 		w.did1(h, d, perOp)
 		i++
-		if i-published >= 256 {
-			published = i
+		if i-checked >= 256 {
+			checked = i
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
