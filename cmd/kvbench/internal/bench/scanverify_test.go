@@ -210,3 +210,33 @@ func TestValueWindowsOfNeighboursDiffer(t *testing.T) {
 		seen[off/64] |= 1 << (off % 64)
 	}
 }
+
+// The timed loops tally their untimed stretches once per stretch: every
+// write and every scan step is counted, with its bytes, whatever the
+// sampler times, over several threads and scan passes, and on a real engine
+// (memory) as on noop.
+func TestStretchTallies(t *testing.T) {
+	for _, engine := range []string{NoopEngine, "memory"} {
+		for _, every := range []int{1, 16} {
+			t.Run(fmt.Sprintf("%s/every=%d", engine, every), func(t *testing.T) {
+				cfg := testConfig(engine)
+				cfg.Threads, cfg.ScanPasses, cfg.LatencyEvery = 3, 3, every
+				cfg.Benchmarks = []string{"fillrandom", "readseq", "readreverse", "deleterandom"}
+				res, _ := runCfg(t, cfg)
+				require.Len(t, res, 4)
+				kv, n := int64(cfg.KeySize+cfg.ValueSize), int64(cfg.Num)
+				require.Equal(t, n, res[0].Ops)
+				require.Equal(t, n*kv, res[0].Bytes)
+				for _, r := range res[1:3] {
+					require.Equal(t, 3*n, r.Ops, r.Benchmark)
+					require.Equal(t, 3*n*kv, r.Bytes, r.Benchmark)
+					require.Equal(t, 3*n, r.Found, r.Benchmark)
+					require.Zero(t, r.Errors, r.Benchmark)
+					require.Positive(t, r.P50, r.Benchmark)
+				}
+				require.Equal(t, n, res[3].Ops)
+				require.Equal(t, n*int64(cfg.KeySize), res[3].Bytes)
+			})
+		}
+	}
+}
