@@ -109,8 +109,8 @@ func newFaultBase(t *testing.T, crash *vfs.CrashOptions) *faultBase {
 
 // walRecord is one frame of a WAL segment, undamaged.
 type walRecord struct {
-	off, end     int64
-	seq, durable uint64
+	off, end    int64
+	seq, synced uint64
 }
 
 func walRecords(t *testing.T, data []byte) []walRecord {
@@ -128,7 +128,7 @@ func walRecords(t *testing.T, data []byte) []walRecord {
 			}
 			return recs
 		}
-		recs = append(recs, walRecord{off: off, end: r.Offset(), seq: binary.LittleEndian.Uint64(p), durable: binary.LittleEndian.Uint64(p[8:])})
+		recs = append(recs, walRecord{off: off, end: r.Offset(), seq: binary.LittleEndian.Uint64(p), synced: binary.LittleEndian.Uint64(p[8:])})
 	}
 }
 
@@ -258,7 +258,7 @@ func walFloor(recs []walRecord, f fault, acked uint64) uint64 {
 		}
 		if f.kind == "flip" {
 			for _, later := range recs[i+1:] {
-				if later.durable > uint64(f.off) {
+				if later.synced > uint64(f.off) {
 					return acked
 				}
 			}

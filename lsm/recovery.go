@@ -22,7 +22,7 @@ import (
 // flipped bit both fail a checksum), so recovery asks the other files:
 //
 //   - WAL: a damaged record that a later valid record says was synced (its
-//     durable field lies past the damage) is corruption; so is any damage in
+//     synced field lies past the damage) is corruption; so is any damage in
 //     a segment that is not the newest, or a missing closing marker there (a
 //     segment is synced whole, with its marker, before the next one
 //     starts). wal.go. The limit: the records of the newest segment's last

@@ -407,7 +407,7 @@ func TestWALLastRecordDamaged(t *testing.T) {
 	})
 	t.Run("witnessed", func(t *testing.T) {
 		// Every record but the last is followed by one appended after its
-		// sync, whose durable field covers it.
+		// sync, whose synced field covers it.
 		for i := 0; i < len(offs)-1; i += max(1, len(offs)/16) {
 			c := crashed.CrashClone(vfs.CrashOptions{})
 			flipBit(t, c, newest, offs[i]+9)

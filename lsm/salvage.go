@@ -73,8 +73,8 @@ func salvageWAL(fs vfs.FS, path string, keep func(SalvagedEntry) error, skip fun
 		return fmt.Errorf("lsm: salvage: %w", err)
 	}
 	accept := func(off int64, p []byte) bool {
-		_, durable, _, err := decodeWALRecord(p, path, off)
-		return err == nil && durable <= uint64(off)
+		_, synced, _, err := decodeWALRecord(p, path, off)
+		return err == nil && synced <= uint64(off)
 	}
 	return record.Scan(data, maxWALPayload, accept,
 		func(off int64, p []byte) error {

@@ -23,7 +23,7 @@ import (
 //
 //	offset  size  field
 //	0       8     seq: the batch's sequence number, uint64 little-endian
-//	8       8     durable: the segment's synced length when the record was
+//	8       8     synced: the segment's synced length when the record was
 //	              appended, uint64 little-endian
 //	16      n     the batch's encoding (logkv.Batch: version, count, ops)
 //
@@ -31,15 +31,15 @@ import (
 // appear in strictly increasing seq order, within a segment and across
 // segments (a segment's number orders it). A segment closed cleanly (at
 // rotation or Close, or sealed by recovery after cutting its torn tail)
-// ends with a marker record, seq 0 and no batch, whose durable field is the
+// ends with a marker record, seq 0 and no batch, whose synced field is the
 // synced length before it. Every segment but the newest ends with one, so
 // a segment cut short at a record boundary is told from a whole one.
 //
-// The durable field is what tells a torn tail from corruption when a crash
+// The synced field is what tells a torn tail from corruption when a crash
 // damaged unsynced bytes in place (a torn sector) and intact records follow
 // the damage: a damaged record at offset X followed by a valid record whose
-// durable field exceeds X was synced, so the damage is corruption
-// (logkv.ErrCorrupt); if no later record says X was durable, X was never
+// synced field exceeds X was synced, so the damage is corruption
+// (logkv.ErrCorrupt); if no later record says X was synced, X was never
 // acknowledged as synced and recovery cuts the segment there.
 const walHeaderSize = 16
 
@@ -53,14 +53,14 @@ const walFlushSize = 256 << 10
 
 // decodeWALRecord parses a WAL payload of file name at offset off. A marker
 // record returns seq 0 and a nil batch.
-func decodeWALRecord(payload []byte, name string, off int64) (seq, durable uint64, b *logkv.Batch, err error) {
+func decodeWALRecord(payload []byte, name string, off int64) (seq, synced uint64, b *logkv.Batch, err error) {
 	if len(payload) < walHeaderSize {
 		return 0, 0, nil, logkv.CorruptError(name, off, "WAL record of %d bytes is shorter than its header", len(payload))
 	}
 	seq = binary.LittleEndian.Uint64(payload)
-	durable = binary.LittleEndian.Uint64(payload[8:])
+	synced = binary.LittleEndian.Uint64(payload[8:])
 	if seq == 0 && len(payload) == walHeaderSize {
-		return 0, durable, nil, nil
+		return 0, synced, nil, nil
 	}
 	if seq == 0 || seq > base.MaxSeq {
 		return 0, 0, nil, logkv.CorruptError(name, off, "WAL record with sequence number %d", seq)
@@ -72,13 +72,13 @@ func decodeWALRecord(payload []byte, name string, off int64) (seq, durable uint6
 	if b.Empty() {
 		return 0, 0, nil, logkv.CorruptError(name, off, "WAL record with an empty batch")
 	}
-	return seq, durable, b, nil
+	return seq, synced, b, nil
 }
 
 // appendWALPayload appends a record's payload to dst.
-func appendWALPayload(dst []byte, seq, durable uint64, repr []byte) []byte {
+func appendWALPayload(dst []byte, seq, synced uint64, repr []byte) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
-	dst = binary.LittleEndian.AppendUint64(dst, durable)
+	dst = binary.LittleEndian.AppendUint64(dst, synced)
 	return append(dst, repr...)
 }
 
@@ -324,12 +324,12 @@ func replayWAL(fs vfs.FS, path, name string, last bool, fn func(seq uint64, b *l
 		torn := errors.Is(err, record.ErrTornTail)
 		if !torn && last && errors.Is(err, logkv.ErrCorrupt) {
 			// Valid records follow the damage: it is a torn tail unless one
-			// of them says the damaged offset was durable.
-			durable, serr := laterDurable(f, off, fi.Size())
+			// of them says the damaged offset was synced.
+			synced, serr := laterSynced(f, off, fi.Size())
 			if serr != nil {
 				return nil, serr
 			}
-			torn = durable <= off
+			torn = synced <= off
 		}
 		if torn {
 			if !last {
@@ -383,10 +383,10 @@ func sealWAL(fs vfs.FS, dir string, t *tailCut) error {
 	return nil
 }
 
-// laterDurable returns the largest durable field of the valid records that
+// laterSynced returns the largest synced field of the valid records that
 // start after offset bad, checking every offset (recovery only) with
 // internal/record's Finder, in time linear in the segment's tail.
-func laterDurable(f io.ReaderAt, bad, size int64) (int64, error) {
+func laterSynced(f io.ReaderAt, bad, size int64) (int64, error) {
 	data := make([]byte, size-bad)
 	if _, err := f.ReadAt(data, bad); err != nil && err != io.EOF {
 		return 0, fmt.Errorf("lsm: read WAL tail: %w", err)
@@ -398,7 +398,7 @@ func laterDurable(f io.ReaderAt, bad, size int64) (int64, error) {
 		}
 		d := int64(binary.LittleEndian.Uint64(p[8:]))
 		if d > bad+int64(off) {
-			// A record's durable field is the synced length when it was
+			// A record's synced field is the synced length when it was
 			// appended, never past its own offset: this frame is no record
 			// of this segment (one forged inside a value, say), and must
 			// not vouch for the damage.

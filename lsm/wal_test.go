@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func walPayload(seq, durable uint64, b *logkv.Batch) []byte {
-	return appendWALPayload(nil, seq, durable, b.Repr())
+func walPayload(seq, synced uint64, b *logkv.Batch) []byte {
+	return appendWALPayload(nil, seq, synced, b.Repr())
 }
 
 // FuzzDecodeWALRecord: the decoder never panics, rejects bad input with
@@ -29,7 +29,7 @@ func FuzzDecodeWALRecord(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(make([]byte, 16))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		seq, durable, batch, err := decodeWALRecord(data, "fuzz.log", 0)
+		seq, synced, batch, err := decodeWALRecord(data, "fuzz.log", 0)
 		if err != nil {
 			if !errors.Is(err, logkv.ErrCorrupt) {
 				t.Fatalf("error %v does not wrap ErrCorrupt", err)
@@ -39,7 +39,7 @@ func FuzzDecodeWALRecord(f *testing.F) {
 		if batch == nil {
 			batch = &logkv.Batch{}
 		}
-		if got := walPayload(seq, durable, batch); !bytes.Equal(got, data) {
+		if got := walPayload(seq, synced, batch); !bytes.Equal(got, data) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", got, data)
 		}
 	})
@@ -91,21 +91,21 @@ func TestGroupCommit(t *testing.T) {
 	db.Close()
 }
 
-// TestLaterDurableIgnoresImpossibleRecords: a valid frame whose durable
+// TestLaterSyncedIgnoresImpossibleRecords: a valid frame whose synced
 // field lies past its own offset cannot be a record of the segment (a
-// record's durable field is the synced length when it was appended), so it
+// record's synced field is the synced length when it was appended), so it
 // does not make damage before it corruption.
-func TestLaterDurableIgnoresImpossibleRecords(t *testing.T) {
+func TestLaterSyncedIgnoresImpossibleRecords(t *testing.T) {
 	var b logkv.Batch
 	b.Set([]byte("k"), []byte("v"))
 	garbage := bytes.Repeat([]byte{0xee}, 40) // the damaged record, at offset 0
 	forged := record.Append(nil, walPayload(7, 1<<40, &b))
-	d, err := laterDurable(bytes.NewReader(append(garbage, forged...)), 0, int64(len(garbage)+len(forged)))
+	d, err := laterSynced(bytes.NewReader(append(garbage, forged...)), 0, int64(len(garbage)+len(forged)))
 	require.NoError(t, err)
-	require.Zero(t, d, "a durable field past its record's offset vouches for nothing")
+	require.Zero(t, d, "a synced field past its record's offset vouches for nothing")
 
 	genuine := record.Append(nil, walPayload(7, 30, &b)) // at offset 40: 30 is possible
-	d, err = laterDurable(bytes.NewReader(append(garbage, genuine...)), 0, int64(len(garbage)+len(genuine)))
+	d, err = laterSynced(bytes.NewReader(append(garbage, genuine...)), 0, int64(len(garbage)+len(genuine)))
 	require.NoError(t, err)
 	require.Equal(t, int64(30), d)
 }
