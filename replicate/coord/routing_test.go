@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
 )
@@ -17,10 +16,7 @@ import (
 // are not leader keys, and wakes on a change of the map or of a watched
 // leader key only.
 func TestRouting(t *testing.T) {
-	srv := etcdtest.Start(t)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer cli.Close()
+	cli := etcdtest.Start(t).Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -112,10 +108,7 @@ func (r *routingRecorder) next(t *testing.T) seen {
 // watch that etcd compacted past, are read again whole, and nothing
 // written meanwhile is missed.
 func TestWatchRouting(t *testing.T) {
-	srv := etcdtest.Start(t)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer cli.Close()
+	cli := etcdtest.Start(t).Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	leader := func(id string) string { return mustJSON(Leader{V: 1, ID: id, RESP: "addr-" + id}) }
@@ -204,8 +197,7 @@ func TestWatchRouting(t *testing.T) {
 	// start), change a leader, compact past the read: the watches fail
 	// to start, and a whole read brings the change.
 	r.hold = make(chan struct{})
-	_, err = cli.Delete(ctx, LeaderKey("c", "b")) // a watched key's event, then a new shard forces a whole read
-	require.NoError(t, err)
+	del(LeaderKey("c", "b")) // a watched key's event, then a new shard forces a whole read
 	s = r.next(t)
 	require.False(t, s.whole)
 	put(LeaderKey("c", "d"), leader("d1"))
@@ -216,7 +208,7 @@ func TestWatchRouting(t *testing.T) {
 	require.NotContains(t, s.leaders, "b")
 	eb2 := put(LeaderKey("c", "b"), leader("b2"))
 	// etcd keeps the compaction's own revision: compact one past eb2.
-	_, err = cli.Compact(ctx, put(Prefix("c")+"shards/b/progress/b2", `{"v":1}`))
+	_, err := cli.Compact(ctx, put(Prefix("c")+"shards/b/progress/b2", `{"v":1}`))
 	require.NoError(t, err)
 	close(r.hold)
 	s = r.next(t)
