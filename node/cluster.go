@@ -159,6 +159,9 @@ type clusterBackend struct {
 	// refused connections (probeLeader); guarded by mu.
 	probeEpoch uint64
 	probeSince time.Time
+	// testHookApply, when a test sets it, runs at Apply's start with the
+	// batch (and the caller's key locks held), before any move check.
+	testHookApply atomic.Pointer[func(*logkv.Batch)]
 	// testHookAwaited, when a test sets it, runs in Apply and Sync once
 	// the writes are durable (and, in sync mode, on the quorum), before
 	// mayAck decides whether to acknowledge them.
@@ -355,23 +358,41 @@ func (b *clusterBackend) Set(key, value []byte) error {
 	return b.Apply(&batch)
 }
 
-func (b *clusterBackend) Apply(batch *logkv.Batch) error {
+// Apply refuses, before anything is logged, a write this node must not
+// take (fenced; a slot moved away since the command was routed) and
+// acknowledges it as replicatedBackend.Apply does.
+func (b *clusterBackend) Apply(batch *logkv.Batch) error { return b.apply(batch, true) }
+
+// apply is Apply; owned false skips the slot ownership check, for the
+// sweep's deletes of the slots this shard gave away (move.go).
+func (b *clusterBackend) apply(batch *logkv.Batch, owned bool) error {
 	epoch := b.leadingEpoch()
 	if b.fenced() {
 		return errFenced
 	}
-	// A range this node ships to another shard marks (or, paused,
-	// refuses) the batch's keys under this read lock, held until the batch
-	// is submitted (move_source.go).
-	b.moves.rw.RLock()
+	if h := b.testHookApply.Load(); h != nil {
+		(*h)(batch)
+	}
+	if owned {
+		b.confirmFresh() // once per epoch: an etcd read on a new leader's first write
+	}
+	// From the ownership check to the submit, a range this node ships
+	// cannot pause, flip and unpause: a range tracked marks (or, paused,
+	// refuses) the batch's keys under the tracker's read lock; with none
+	// tracked, a move's start waits for this write to leave
+	// (move_source.go: enter).
+	locked := b.moves.enter()
 	var err error
-	if b.moves.active.Load() > 0 {
+	if locked {
 		err = b.moves.observe(batch)
+	}
+	if err == nil && owned {
+		err = b.checkOwned(batch)
 	}
 	if err == nil {
 		err = b.replicatedBackend.Apply(batch)
 	}
-	b.moves.rw.RUnlock()
+	b.moves.exit(locked)
 	if h := b.testHookAwaited.Load(); h != nil && err == nil {
 		(*h)()
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,148 @@ type moveTracker struct {
 	// writes there that the sweep then deletes.
 	leading  *atomic.Uint64
 	freshFor atomic.Uint64
+	// confirmMu makes one Apply at a time confirm the table (confirmFresh).
+	confirmMu sync.Mutex
+	// fast counts the Applies between enter and exit that took no lock
+	// (no range was tracked when they entered). A move's start waits until
+	// none is left (awaitFast), so every write it does not mark was
+	// submitted before its snapshot's barrier. An atomic counter costs an
+	// Apply what rw.RLock did, one atomic add in and one out, without the
+	// lock's writer check; the gain is that no RWMutex is touched at all
+	// when nothing moves.
+	fast atomic.Int64
+}
+
+// enter is how a write enters the backend: it reports whether it took rw's
+// read lock (a range is tracked or an import switches: observe must see
+// the batch). exit(locked) leaves.
+func (t *moveTracker) enter() (locked bool) {
+	t.fast.Add(1)
+	if t.active.Load() == 0 {
+		return false
+	}
+	t.fast.Add(-1)
+	t.rw.RLock()
+	return true
+}
+
+// exit leaves what enter entered.
+func (t *moveTracker) exit(locked bool) {
+	if locked {
+		t.rw.RUnlock()
+	} else {
+		t.fast.Add(-1)
+	}
+}
+
+// awaitFast waits, under the write lock and with active already non-zero,
+// for the writes that entered without the lock to leave: each either saw
+// active at zero before it was set (and is submitted when this returns),
+// or sees it set and takes the lock. They hold no lock a move waits on, so
+// the wait is as long as a Submit (in sync mode, a quorum write).
+func (t *moveTracker) awaitFast() {
+	for t.fast.Load() != 0 {
+		runtime.Gosched()
+	}
+}
+
+// errSlotGivenAway refuses a write to a slot the table gives to another
+// shard (and to no move into this one): the command was routed by an older
+// table, and waited for its key locks across a move's switch. Refused
+// before anything is logged; the client's retry gets MOVED.
+type slotGivenAwayError struct{}
+
+func (slotGivenAwayError) Error() string {
+	return "TRYAGAIN the slot moved to another shard after this command was routed; retry (this node now answers MOVED)"
+}
+
+// Is makes errReply send the text as it is, as it does errFenced's.
+func (slotGivenAwayError) Is(target error) bool { return target == errFenced }
+
+var errSlotGivenAway error = slotGivenAwayError{}
+
+// errTableUnconfirmed refuses a keyed write on a leader that has not yet
+// confirmed its slot table against etcd since it was elected
+// (moveTracker.freshFor): its table may predate a flip.
+type tableUnconfirmedError struct{}
+
+func (tableUnconfirmedError) Error() string {
+	return "TRYAGAIN this node has just taken over its shard and is reading the slot map; retry shortly"
+}
+
+// Is makes errReply send the text as it is, as it does errFenced's.
+func (tableUnconfirmedError) Is(target error) bool { return target == errFenced }
+
+var errTableUnconfirmed error = tableUnconfirmedError{}
+
+// confirmFresh confirms, once per epoch, that the table this leader routes
+// by is the map etcd holds (what runMoves does every tick), so that the
+// first write of a new leader need not wait for runMoves.
+func (b *clusterBackend) confirmFresh() {
+	e := b.leading.Load()
+	if e == 0 || b.moves.freshFor.Load() == e {
+		return
+	}
+	t := b.route.table.Load()
+	if t == nil || t == notSharded {
+		return
+	}
+	b.moves.confirmMu.Lock()
+	defer b.moves.confirmMu.Unlock()
+	if b.moves.freshFor.Load() == e {
+		return
+	}
+	if b.confirmTable(context.Background(), t) == nil {
+		b.moves.freshFor.Store(e)
+	}
+}
+
+// checkOwned refuses batch if it writes a data key of database 0 in a slot
+// that t gives neither to this node's shard nor to a move into it
+// (errSlotGivenAway), or any such key before this leader confirmed its
+// table (errTableUnconfirmed). Deletes of an older generation's rows (the
+// generation sweep) are not checked. The caller holds what enter took: a
+// switch's pause, and so the flip and the unpause after it, cannot pass
+// between this check and the batch's submit.
+//
+// Cost: nothing on a plain node or a cluster without a map; one compare
+// when this shard owns every slot (a one-shard cluster); otherwise one
+// array load per key (the slot is in the stored key: no CRC).
+func (b *clusterBackend) checkOwned(batch *logkv.Batch) error {
+	t := b.route.table.Load()
+	if t == nil || t == notSharded {
+		return nil
+	}
+	fresh := b.moves.freshFor.Load() == b.leading.Load()
+	if fresh && t.sole >= 0 && t.sole == t.self {
+		return nil
+	}
+	gen := uint32(0)
+	if b.n.ks.gensLoaded.Load() {
+		gen = b.n.ks.gens[0].Load()
+	}
+	r := batch.Reader()
+	for {
+		kind, key, _, ok := r.Next()
+		if !ok {
+			return nil
+		}
+		if len(key) == 0 || key[0] == tagMeta || key[0] >= dataEnd {
+			continue
+		}
+		db, g, n, ok := decodeDBGen(key)
+		if !ok || db != 0 || len(key) < n+slotLen || (kind == logkv.KindDelete && g != gen) {
+			continue
+		}
+		if !fresh {
+			return errTableUnconfirmed
+		}
+		s := binary.BigEndian.Uint16(key[n:])
+		if int(t.owner[s]) == t.self || t.importing(s) {
+			continue
+		}
+		return errSlotGivenAway
+	}
 }
 
 // moveSource is one range being shipped.
@@ -174,6 +317,7 @@ func (t *moveTracker) beginSwitch() (end func()) {
 	t.rw.Lock()
 	t.switching++
 	t.active.Store(int32(len(t.srcs) + t.switching))
+	t.awaitFast()
 	t.rw.Unlock()
 	var once sync.Once
 	return func() {
@@ -197,6 +341,7 @@ func (t *moveTracker) add(s *moveSource) error {
 	}
 	t.srcs = append(t.srcs, s)
 	t.active.Store(int32(len(t.srcs) + t.switching))
+	t.awaitFast()
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
 )
 
@@ -889,4 +890,116 @@ func TestMoveCLIWithoutMove(t *testing.T) {
 	require.Contains(t, out.String(), "move 0-99 a -> b: copying")
 	require.Contains(t, out.String(), "not in the slot map")
 	require.NotContains(t, out.String(), "running")
+}
+
+// TestWriteHeldAcrossSwitch: a write routed to the source before a move's
+// pause, held on its key locks (at the backend's door) until the move has
+// flipped and the source unpaused, is refused, not acknowledged on the
+// source and then swept away with the range (docs/cluster.md, known
+// defect 2).
+func TestWriteHeldAcrossSwitch(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	shardOf := map[string]string{"a1": "a", "b1": "b"}
+	for name, shard := range shardOf {
+		tc.add(name, func(c *Config) { c.Cluster.Shard = shard })
+	}
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	a1 := tc.nodes["a1"]
+	hk := keysInSlots("held", 0, 99, 1)[0]
+	direct := a1.client(t)
+	require.NoError(t, direct.Set(ctx, hk, 10, 0).Err())
+
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := func(batch *logkv.Batch) {
+		r := batch.Reader()
+		for {
+			_, key, _, ok := r.Next()
+			if !ok {
+				return
+			}
+			if bytes.HasSuffix(key, []byte(hk)) && key[0] != tagMeta {
+				blocked := false
+				once.Do(func() { close(reached); blocked = true })
+				if blocked {
+					<-release
+				}
+				return
+			}
+		}
+	}
+	a1.cb().testHookApply.Store(&hook)
+	t.Cleanup(func() {
+		a1.cb().testHookApply.Store(nil)
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	incr := make(chan error, 1)
+	go func() { incr <- direct.Incr(ctx, hk).Err() }()
+	select {
+	case <-reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the INCR did not reach the source's backend")
+	}
+	// The whole switch while the INCR waits: pause, fence, flip, unpause.
+	out.Reset()
+	errOut.Reset()
+	require.Equal(t, 0, Main(append([]string{"cluster", "move-slots", "a", "b", "0-99"}, etcdArgs...), &out, &errOut), errOut.String())
+	require.Eventually(t, func() bool {
+		tab := a1.cb().route.table.Load()
+		return tab != nil && tab.shardOf(keySlot([]byte(hk))) == "b" && !a1.cb().moves.slotPaused(keySlot([]byte(hk)))
+	}, 10*time.Second, time.Millisecond, "the source sees the flip and unpauses")
+	close(release)
+	err = <-incr
+	t.Logf("the held INCR: %v", err)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{a1.n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond})
+	defer cc.Close()
+	v, gerr := cc.Get(ctx, hk).Int64()
+	require.NoError(t, gerr)
+	if err == nil {
+		require.Equal(t, int64(11), v, "the INCR was acknowledged on the source after the flip, and lost")
+	} else {
+		require.ErrorContains(t, err, "TRYAGAIN")
+		require.Equal(t, int64(10), v)
+	}
+}
+
+// TestMoveTrackerWaitsForFastWrites: a write that entered the backend while
+// no range was tracked (no lock taken) holds a move's start until it has
+// left, so the start's barrier covers it; a write after the start takes the
+// lock, so the tracker marks it.
+func TestMoveTrackerWaitsForFastWrites(t *testing.T) {
+	var tr moveTracker
+	require.False(t, tr.enter(), "nothing tracked: no lock")
+	added := make(chan struct{})
+	go func() {
+		require.NoError(t, tr.add(&moveSource{first: 0, last: 9, dirty: map[string]struct{}{}}))
+		close(added)
+	}()
+	require.Eventually(t, func() bool { return tr.active.Load() == 1 }, 10*time.Second, time.Millisecond)
+	require.Never(t, func() bool {
+		select {
+		case <-added:
+			return true
+		default:
+			return false
+		}
+	}, 50*time.Millisecond, time.Millisecond, "the move started while a write it does not mark was in flight")
+	tr.exit(false)
+	<-added
+	locked := tr.enter()
+	require.True(t, locked, "a range is tracked: the write takes the lock")
+	tr.exit(locked)
 }

@@ -358,11 +358,18 @@ type slotTable struct {
 	// only for a slot that is moving.
 	moves  []slotMove
 	moving *[numSlots / 8]byte
+	// sole is the index of the shard that owns every slot when one does
+	// and no move runs, -1 otherwise: a write's ownership check
+	// (checkOwned) is then one compare.
+	sole int
 }
 
 // table flattens a valid map.
 func (m *slotMap) table() *slotTable {
-	t := &slotTable{version: m.Version, shards: m.Shards, moves: m.Moves}
+	t := &slotTable{version: m.Version, shards: m.Shards, moves: m.Moves, sole: -1}
+	if len(m.Ranges) == 1 && len(m.Moves) == 0 {
+		t.sole = int(m.Ranges[0].Shard)
+	}
 	for _, r := range m.Ranges {
 		for s := int(r.First); s <= int(r.Last); s++ {
 			t.owner[s] = r.Shard
@@ -377,6 +384,19 @@ func (m *slotMap) table() *slotTable {
 		}
 	}
 	return t
+}
+
+// importing reports whether slot s is in a move into this member's shard.
+func (t *slotTable) importing(s uint16) bool {
+	if t.moving == nil || t.moving[s/8]&(1<<(s%8)) == 0 {
+		return false
+	}
+	for _, mv := range t.moves {
+		if s >= mv.First && s <= mv.Last && int(mv.To) == t.self {
+			return true
+		}
+	}
+	return false
 }
 
 // move returns the table's move of exactly first..last.
