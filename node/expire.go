@@ -491,7 +491,7 @@ func (n *Node) expireBatch(e *expirer) (deleted int, more bool, err error) {
 	}
 	deleted, err = n.expireLocked(e)
 	if err != nil {
-		return 0, false, err
+		return deleted, false, err
 	}
 	return deleted, more, nil
 }
@@ -563,6 +563,14 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 	if err := n.backend.Apply(b); err != nil {
 		return 0, err
 	}
+	n.state().expire.staleEntries.Add(int64(len(e.due) - touched))
+	if n.ks.watch.count.Load() > 0 {
+		// Under the keys' locks, so that an EXEC that takes them next
+		// finds its WATCH broken.
+		for _, d := range e.due[:touched] {
+			n.touchKey(d.db, d.key)
+		}
+	}
 	n.ks.expiring.remove(&n.locks, e.keys)
 	marked = false
 	unlock()
@@ -577,13 +585,7 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 	// read hides and the next leader's expirer deletes again, and a
 	// follower receives the delete with the next durable records.
 	if err := n.backend.Barrier(); err != nil {
-		return 0, err
-	}
-	n.state().expire.staleEntries.Add(int64(len(e.due) - touched))
-	if n.ks.watch.count.Load() > 0 {
-		for _, d := range e.due[:touched] {
-			n.touchKey(d.db, d.key)
-		}
+		return touched, err
 	}
 	if cap(b.Repr()) > 1<<20 {
 		e.b = logkv.Batch{} // one batch of huge keys: do not keep its buffer
