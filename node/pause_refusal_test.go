@@ -16,7 +16,8 @@ import (
 // the pause was waited for before any check (beforeCommand). Redis checks
 // the pause after the command's name, arity, authentication, permissions
 // and READONLY (processCommand), so a refused request is answered at once;
-// commands after a held one in the same pipeline wait with it.
+// commands after a held one in the same pipeline wait with it, and the
+// replies before it go out at once (they waited with it, before sendAhead).
 //
 // Each case runs against redis-server 7.0.15 and kvnode alike: pause WRITE
 // for a minute, send the pipeline, read the replies that must come during the
@@ -39,9 +40,9 @@ func TestPauseAnswersRefusalsAtOnce(t *testing.T) {
 		{"not authenticated", true, []step{{[][]string{{"set", "pa", "v"}}, 1}}},
 		{"read then wrong arity", false, []step{{[][]string{{"get", "pa"}, {"set", "pa"}}, 2}}},
 		{"held write, then wrong arity", false, []step{{[][]string{{"set", "pb", "v"}, {"set", "pb"}}, 0}}},
+		{"read at once, write held", false, []step{{[][]string{{"get", "pa"}, {"set", "pb", "v"}, {"get", "pb"}}, 1}}},
 		{"multi: wrong arity at once, write held", false, []step{
-			{[][]string{{"multi"}, {"set", "pc"}}, 2},
-			{[][]string{{"set", "pc", "v"}, {"exec"}}, 0},
+			{[][]string{{"multi"}, {"set", "pc"}, {"set", "pc", "v"}, {"exec"}}, 2},
 		}},
 	}
 	sock := redisServer(t)

@@ -36,7 +36,8 @@ import (
 // a goroutine of its own: the loop hands over the client's complete requests
 // from that one on, leaves whatever else the client sends buffered, and
 // picks the client up again when the goroutine is done. Its replies are
-// written in order after those of the requests run on the loop before it.
+// written in order after those of the requests run on the loop before it,
+// which go out at once unless they wait for a sync (sendAhead).
 // A client's state belongs to the loop, or while it is busy, to its
 // goroutine.
 //
@@ -448,6 +449,7 @@ func (n *Node) serve(c *client) gnet.Action {
 			end := off + completeRequests(buf[off:], lim)
 			c.raw = append(c.raw[:0], buf[off:end]...)
 			gc.Discard(end)
+			n.sendAhead(c)
 			c.busy = true
 			c.offLoop.Store(true)
 			go n.runOffLoop(c)
@@ -460,6 +462,25 @@ func (n *Node) serve(c *client) gnet.Action {
 		gc.Discard(off) // Discard(0) would discard everything
 	}
 	return n.endPipeline(c, perr)
+}
+
+// sendAhead writes the replies of the pipeline's commands run on the loop
+// so far, before the rest goes off it, when nothing holds them back: Redis
+// sends a client's earlier replies before one that blocks (a paused write,
+// WAIT) at once. What holds them is endPipeline's: writes to sync first
+// (pending blind writes, which stay pending to share the batch of what
+// follows, or applied ones: dirty), a read fence owed, a failed AUTH's
+// delay, output over the soft limit or being cut.
+func (n *Node) sendAhead(c *client) {
+	out := c.conn.out
+	if len(out) == 0 || len(c.pend.cmds) > 0 || c.dirty || c.fence.owed() || c.drop || c.authDelay > 0 || c.conn.paused || c.conn.cut {
+		return
+	}
+	if _, err := c.gc.Write(out); err != nil {
+		return // the connection is closing: OnClose drops the rest
+	}
+	c.conn.base += len(out) // counted as unsent still, for the output limits
+	c.conn.out = out[:0]
 }
 
 // mayWait reports whether command cm may wait long (for an fsync, followers
