@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,4 +51,71 @@ func TestSubmittedBacklogIsApplied(t *testing.T) {
 			require.Less(t, backlog, 2*applyBacklog, "the bytes held for the apply shrink with it")
 		})
 	}
+}
+
+// gatedEngine holds every Apply until gate closes, once on is set.
+type gatedEngine struct {
+	logkv.Engine
+	on      *atomic.Bool
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (e *gatedEngine) Apply(b *logkv.Batch, o *logkv.WriteOptions) error {
+	if e.on.Load() {
+		select {
+		case e.entered <- struct{}{}:
+		default:
+		}
+		<-e.gate
+	}
+	return e.Engine.Apply(b, o)
+}
+
+// Past maxBacklog bytes submitted and not applied, Submit waits for the
+// engine: a writer faster than it does not hold ever more records in
+// memory. It goes on once the engine applies them.
+func TestSubmitWaitsForItsBacklog(t *testing.T) {
+	var on atomic.Bool
+	entered, gate := make(chan struct{}, 1), make(chan struct{})
+	c := newCluster(t, func(cfg *Config) {
+		cfg.SyncInterval = time.Second
+		cfg.OpenEngine = func(fresh bool) (logkv.Engine, error) {
+			e, err := openMemory(fresh)
+			return &gatedEngine{Engine: e, on: &on, entered: entered, gate: gate}, err
+		}
+	})
+	a := c.start("a", "")
+	on.Store(true)
+	opened := false
+	defer func() {
+		if !opened {
+			close(gate)
+		}
+	}()
+	value := make([]byte, 1<<20)
+	submit := func(i int) error {
+		var b logkv.Batch
+		b.Set(fmt.Appendf(nil, "k%03d", i), value)
+		_, err := a.Submit(&b)
+		return err
+	}
+	// maxBacklog/len(value) records hold a little more than maxBacklog
+	// bytes (their keys and headers): the next Submit must wait.
+	i := 0
+	for ; i < maxBacklog/len(value); i++ {
+		require.NoError(t, submit(i), "below maxBacklog, Submit does not wait")
+	}
+	<-entered // applyLoop is in the engine, holding the records it took
+	done := make(chan error, 1)
+	go func() { done <- submit(i) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Submit returned (%v) with more than %d bytes unapplied and the engine held up", err, maxBacklog)
+	case <-time.After(200 * time.Millisecond): // it waits, as it should
+	}
+	on.Store(false)
+	close(gate)
+	opened = true
+	require.NoError(t, <-done)
 }

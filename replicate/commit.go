@@ -1,7 +1,6 @@
 package replicate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -77,7 +76,10 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 	if p := n.failed.Load(); p != nil {
 		return 0, *p
 	}
-	data := bytes.Clone(b.Repr())
+	if err := n.waitBacklog(); err != nil {
+		return 0, err
+	}
+	data := cloneRecord(b.Repr())
 	n.wmu.Lock()
 	defer n.wmu.Unlock()
 	if !n.leading {
@@ -99,8 +101,46 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 }
 
 // applyBacklog is how many bytes of submitted records may wait for an Await
-// before applyLoop applies them itself.
-const applyBacklog = 4 << 20
+// before applyLoop applies them itself; past maxBacklog, Submit waits for
+// applyLoop (waitBacklog).
+const (
+	applyBacklog = 4 << 20
+	maxBacklog   = 4 * applyBacklog
+)
+
+// waitBacklog waits while more than maxBacklog bytes of submitted records
+// wait to be applied: a writer faster than the engine (a bulk import into
+// the memory engine submits twice as fast as it applies) would otherwise
+// hold ever more records in memory, each in a fresh buffer. It is the
+// backpressure a memtable stall gives in an LSM. It waits for applyLoop
+// only, which takes none of the caller's locks, and not while the log
+// refuses writes (a full disk: Append then fails the write at once, as
+// before) or after the node failed or closed.
+func (n *Node) waitBacklog() error {
+	for {
+		n.appliedMu.Lock()
+		ch := n.appliedCh
+		n.appliedMu.Unlock()
+		n.wmu.Lock()
+		over := n.unappliedBytes > maxBacklog
+		n.wmu.Unlock()
+		if !over || n.log.Err() != nil {
+			return nil
+		}
+		if p := n.failed.Load(); p != nil {
+			return *p
+		}
+		t := time.NewTimer(10 * time.Millisecond) // to look at the log's health again
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+			return logkv.ErrClosed
+		}
+		t.Stop()
+	}
+}
 
 // applyLoop applies the records of writers that submit without awaiting,
 // once they hold applyBacklog bytes: a bulk import (a slot move's target
@@ -333,12 +373,20 @@ func (n *Node) applyThrough(seq uint64) error {
 	n.wmu.Lock()
 	k := int(seq - a)
 	n.applying = append(n.applying[:0], n.unapplied[:k]...)
-	for _, w := range n.unapplied[:k] {
-		n.unappliedBytes -= len(w.data)
-	}
 	clear(n.unapplied[:k])
 	n.unapplied = n.unapplied[k:]
 	n.wmu.Unlock()
+	// The records count in the backlog (waitBacklog) until applied: they
+	// are in memory until then.
+	taken := 0
+	for _, w := range n.applying {
+		taken += len(w.data)
+	}
+	defer func() {
+		n.wmu.Lock()
+		n.unappliedBytes -= taken
+		n.wmu.Unlock()
+	}()
 	eng := n.Engine()
 	var bytes int64
 	for _, w := range n.applying {
@@ -349,6 +397,7 @@ func (n *Node) applyThrough(seq uint64) error {
 			return n.fail(err)
 		}
 		bytes += commitlog.SegmentRecordSize(len(w.data))
+		releaseRecord(w.data) // the coalescer copied it
 	}
 	if err := n.coalesce.flush(eng); err != nil {
 		return n.fail(err)

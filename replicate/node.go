@@ -35,8 +35,10 @@ type Node struct {
 	// unapplied are the records appended and not yet applied, in seq
 	// order; guarded by wmu.
 	unapplied []unappliedRecord
-	// unappliedBytes is the size of unapplied's batches; guarded by wmu.
-	// Past applyBacklog, Submit wakes applyLoop.
+	// unappliedBytes is the size of the batches submitted and not yet
+	// applied (unapplied's, and those applyThrough is applying); guarded
+	// by wmu. Past applyBacklog, Submit wakes applyLoop; past maxBacklog,
+	// it waits (waitBacklog).
 	unappliedBytes int
 	applyKick      chan struct{}
 	amu            sync.Mutex
