@@ -24,6 +24,13 @@
 // linearizable answers only once it passes what the read saw
 // (WaitQuorumSeq; kvnode's read index).
 //
+// A writer that submits without awaiting (Submit alone: a bulk import such
+// as a slot move's target) does not hold its records in memory until its
+// Await: past 4 MiB submitted and not applied, a background applier writes
+// and applies them as Await would (never waiting for the quorum, which only
+// an Await acknowledges), and past 16 MiB Submit waits for it, the
+// backpressure a memtable stall gives in an LSM.
+//
 // # Following
 //
 // A follower dials its leader and sends Hello: its id, epoch history, last
