@@ -97,9 +97,11 @@ func (x *memIndex) reserve(keys int) {
 // sizeBytes is the index's memory.
 func (x *memIndex) sizeBytes() int64 { return int64(len(x.tab.Load().slots)) * 8 }
 
-// roomFor reports whether the index can take n more keys without passing
-// its largest table's three quarters.
-func (x *memIndex) roomFor(n int) bool { return x.keys+n <= x.maxSlots/4*3 }
+// roomFor reports whether the index could hold n distinct keys without
+// passing its largest table's three quarters. The memtable asks it for
+// its entry count, which bounds its distinct keys whether or not they are
+// all in the index yet.
+func (x *memIndex) roomFor(n int) bool { return n <= x.maxSlots/4*3 }
 
 // home returns the first slot probed for a tag in a table of n slots.
 func home(tag uint32, n int) int { return int(uint64(tag) * uint64(n) >> 32) }

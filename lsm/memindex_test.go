@@ -30,32 +30,81 @@ func memApply(t testing.TB, m *memTable, key, value string, seq uint64, del bool
 // TestMemIndexAgainstSearch compares the memtable's get (index first) with
 // the skiplist's search at every seq, over overwrites, deletes and the
 // index's growth from its smallest table: the index must answer exactly
-// what the search answers, at the latest seq and at every older one.
+// what the search answers, at the latest seq and at every older one. It
+// runs with the index kept by the writer from the first write, and with
+// the index built by the Gets (the memtable written alone first, then
+// read while the writer goes on, reads interleaved with writes).
 func TestMemIndexAgainstSearch(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		on      bool
+		readsAt uint64 // the ops after which reads start, between writes
+	}{{"on from the start", true, 0}, {"built by reads", false, 20000}} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMemTable(4<<20, 0)
+			m.indexOn.Store(c.on)
+			rng := rand.New(rand.NewPCG(1, 2))
+			const keys, ops = 5000, 30000
+			check := func(k []byte, upto uint64) {
+				for _, seq := range []uint64{upto, upto - 1, upto / 2, rng.Uint64N(upto) + 1, 1, 0} {
+					v, kind, ok := m.get(k, seq)
+					wv, wkind, wok := m.sl.Get(k, seq)
+					require.Equal(t, wok, ok, "key %s at seq %d", k, seq)
+					require.Equal(t, wkind, kind, "key %s at seq %d", k, seq)
+					require.Equal(t, string(wv), string(v), "key %s at seq %d", k, seq)
+				}
+			}
+			for seq := uint64(1); seq <= ops; seq++ {
+				k := fmt.Sprintf("k%05d", rng.IntN(keys))
+				memApply(t, m, k, fmt.Sprint(seq), seq, rng.IntN(8) == 0)
+				if c.readsAt != 0 && seq >= c.readsAt {
+					check([]byte(fmt.Sprintf("k%05d", rng.IntN(keys+100))), seq)
+				}
+			}
+			if !c.on {
+				require.True(t, m.indexOn.Load(), "a read turns the writer's index on")
+			}
+			for i := range keys + 100 { // and 100 keys never written
+				check([]byte(fmt.Sprintf("k%05d", i)), ops)
+			}
+			require.Equal(t, uint32(m.sl.Size()), m.indexed.Load(), "the index covers every entry")
+			require.Greater(t, len(m.index.tab.Load().slots), memIndexMinSlots, "the test must make the index grow")
+		})
+	}
+}
+
+// TestMemIndexLazy: a memtable written without reads has no index (its
+// writes pay nothing for it); the first Gets index it catchUpNodes entries
+// at a time, answering by the search meanwhile, until the index covers
+// every entry and finds keys by itself.
+func TestMemIndexLazy(t *testing.T) {
 	m := newMemTable(4<<20, 0)
-	rng := rand.New(rand.NewPCG(1, 2))
-	const keys, ops = 5000, 30000
-	for seq := uint64(1); seq <= ops; seq++ {
-		k := fmt.Sprintf("k%05d", rng.IntN(keys))
-		memApply(t, m, k, fmt.Sprint(seq), seq, rng.IntN(8) == 0)
+	const n = 3*catchUpNodes + 100
+	for i := range n {
+		memApply(t, m, fmt.Sprintf("k%06d", i), fmt.Sprint(i), uint64(i+1), false)
 	}
-	require.Greater(t, len(m.index.tab.Load().slots), memIndexMinSlots, "the test must make the index grow")
-	for i := range keys + 100 { // and 100 keys never written
-		k := []byte(fmt.Sprintf("k%05d", i))
-		for _, seq := range []uint64{ops, ops - 1, ops / 2, rng.Uint64N(ops) + 1, 1, 0} {
-			v, kind, ok := m.get(k, seq)
-			wv, wkind, wok := m.sl.Get(k, seq)
-			require.Equal(t, wok, ok, "key %s at seq %d", k, seq)
-			require.Equal(t, wkind, kind, "key %s at seq %d", k, seq)
-			require.Equal(t, string(wv), string(v), "key %s at seq %d", k, seq)
-		}
+	require.False(t, m.indexOn.Load())
+	require.Zero(t, m.index.keys, "no read, no index")
+	for i := 0; i < 4; i++ {
+		v, _, ok := m.get([]byte(fmt.Sprintf("k%06d", n-1)), n)
+		require.True(t, ok)
+		require.Equal(t, fmt.Sprint(n-1), string(v))
+		require.Equal(t, min((i+1)*catchUpNodes, n), m.index.keys, "one chunk per read")
 	}
+	require.Equal(t, uint32(m.sl.Size()), m.indexed.Load())
+	require.True(t, m.indexOn.Load())
+	// The writer keeps it now: a new key is in the index as soon as it is
+	// applied, without a read catching up.
+	memApply(t, m, "new", "v", n+1, false)
+	require.Equal(t, uint32(m.sl.Size()), m.indexed.Load())
+	require.NotZero(t, m.index.find([]byte("new"), m.sl))
 }
 
 // TestMemIndexFindsNewest checks the index itself, not the fallback: it
 // names the newest node of a key, and nothing for a key never written.
 func TestMemIndexFindsNewest(t *testing.T) {
 	m := newMemTable(1<<20, 0)
+	m.indexOn.Store(true)
 	memApply(t, m, "a", "1", 1, false)
 	memApply(t, m, "b", "2", 2, false)
 	memApply(t, m, "a", "3", 3, false)
@@ -85,6 +134,7 @@ func TestMemIndexFindsNewest(t *testing.T) {
 // quarters full, never loop in a full table, and hold every key it took.
 func TestMemIndexFull(t *testing.T) {
 	m := newMemTable(64<<10, 0)
+	m.indexOn.Store(true)
 	var seq uint64
 	for {
 		var b logkv.Batch
@@ -105,10 +155,9 @@ func TestMemIndexFull(t *testing.T) {
 		_, _, ok := m.get(k, seq)
 		require.True(t, ok, "key %d", i)
 	}
-	// apply itself refuses past the index's room rather than overfill it.
-	for i := 0; m.index.roomFor(1); i++ {
-		m.index.keys++ // as if the arena had taken more keys
-	}
+	// The index, not the arena, was full; apply itself refuses past the
+	// index's room rather than overfill it.
+	require.Less(t, m.sl.Size()+64, m.sl.Capacity())
 	var b logkv.Batch
 	b.Set([]byte("one more"), nil)
 	_, err := m.apply(&b, seq+1)
@@ -222,6 +271,7 @@ func BenchmarkMemtableGet(b *testing.B) {
 // index that holds keys is not resized under its readers.
 func TestMemIndexReserve(t *testing.T) {
 	m := newMemTable(8<<20, 0)
+	m.indexOn.Store(true)
 	m.index.reserve(50000)
 	tab := m.index.tab.Load()
 	require.GreaterOrEqual(t, len(tab.slots), 50000*4/3)

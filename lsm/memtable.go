@@ -2,6 +2,7 @@ package lsm
 
 import (
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
@@ -14,24 +15,55 @@ import (
 // holds its writes and the newest seq it holds.
 // The mutable memtable takes the commit path's inserts (one writer at a
 // time); once full it is frozen (immutable) and flushed to an L0 table.
+//
+// # The index is built for reads
+//
+// The hash index costs each insert a cache miss: a line of a table of
+// megabytes, which also evicts a line of the skiplist the next insert's
+// search needs. A kvnode lsm SET took 5-9% more CPU with it than with the
+// 256 KiB bloom filter it replaced (docs/point-reads.md has the evidence).
+// A memtable nobody reads needs neither, so the writer maintains the index
+// only once a Get asked this memtable (indexOn), or its predecessor, which
+// a Get asked: a write-only phase pays nothing. The first Get that finds
+// entries missing from the index indexes them itself, at most
+// catchUpNodes at a time, walking the arena in insertion order from
+// indexed; until the index covers every entry it may see, a Get searches
+// the skiplist, as an index-less memtable does.
 type memTable struct {
-	sl     *skiplist.Skiplist
-	index  *memIndex     // user key -> its newest node, so a Get skips the search
-	logNum uint64        // WAL segment of its writes (0 with DisableWAL)
-	maxSeq atomic.Uint64 // newest seq inserted
-	ikey   []byte        // scratch for building internal keys (writer only)
-	dups   dupFinder     // writer only
+	sl      *skiplist.Skiplist
+	index   *memIndex     // user key -> its newest node, so a Get skips the search
+	logNum  uint64        // WAL segment of its writes (0 with DisableWAL)
+	maxSeq  atomic.Uint64 // newest seq inserted
+	ikey    []byte        // scratch for building internal keys (writer only)
+	dups    dupFinder     // writer only
+	indexMu sync.Mutex    // held to write the index: by the writer when indexOn, or a Get catching it up
+	indexOn atomic.Bool   // the writer keeps the index up to date
+	indexed atomic.Uint32 // every node starting below this arena offset is in the index
 }
 
+// catchUpNodes bounds the entries one Get indexes: a Get that finds a
+// whole memtable unindexed (8 MiB of 16-byte keys is 150,000 entries, tens
+// of milliseconds) shares the work with the Gets after it, which search
+// meanwhile.
+const catchUpNodes = 4096
+
 func newMemTable(size int64, logNum uint64) *memTable {
-	return &memTable{sl: skiplist.New(int(size)), index: newMemIndex(size), logNum: logNum}
+	m := &memTable{sl: skiplist.New(int(size)), index: newMemIndex(size), logNum: logNum}
+	m.indexed.Store(m.sl.FirstNode())
+	return m
 }
 
 // get returns the newest version of ukey with seq <= seq, as
 // skiplist.Get. The index answers when the key is absent or its newest
 // entry is visible at seq; only an older read (a snapshot, or a reader
-// overtaken by a write of its key) searches the list.
+// overtaken by a write of its key) searches the list, and so does a read
+// while the index does not yet cover every entry it may see.
 func (m *memTable) get(ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool) {
+	// Every entry visible at seq was whole, and counted in Size, before
+	// seq was published, so an index that covers Size covers them.
+	if need := uint32(m.sl.Size()); m.indexed.Load() < need && !m.catchUp(need) {
+		return m.sl.Get(ukey, seq)
+	}
 	nd := m.index.find(ukey, m.sl)
 	if nd == 0 {
 		return nil, 0, false
@@ -40,6 +72,39 @@ func (m *memTable) get(ukey []byte, seq uint64) (value []byte, kind base.Kind, f
 		return m.sl.NodeValue(nd), base.KindOf(ik), true
 	}
 	return m.sl.Get(ukey, seq)
+}
+
+// catchUp turns the writer's index maintenance on and indexes entries not
+// yet in the index, unless another goroutine is writing the index. It
+// reports whether the index now covers every node below need.
+func (m *memTable) catchUp(need uint32) bool {
+	if !m.indexOn.Load() {
+		m.indexOn.Store(true)
+	}
+	if !m.indexMu.TryLock() {
+		return false
+	}
+	defer m.indexMu.Unlock()
+	m.catchUpLocked(catchUpNodes)
+	return m.indexed.Load() >= need
+}
+
+// catchUpLocked indexes up to limit of the entries added since indexed
+// (all of them when limit < 0). The caller holds indexMu.
+func (m *memTable) catchUpLocked(limit int) {
+	nd, end := m.indexed.Load(), uint32(m.sl.Size())
+	if nd >= end {
+		return
+	}
+	if m.index.keys == 0 {
+		m.index.reserve(int(m.sl.Len()))
+	}
+	for ; nd < end && limit != 0; limit-- {
+		ukey := base.UserKey(m.sl.NodeKey(nd))
+		m.index.insert(ukey, m.index.tag(ukey), nd, m.sl)
+		nd = m.sl.NodeEnd(nd)
+	}
+	m.indexed.Store(nd)
 }
 
 // memBytes is the memory the memtable holds: its arena in use and its
@@ -53,7 +118,7 @@ const entryBound = skiplist.MaxNodeOverhead + base.TrailerSize
 // roomFor reports whether the memtable can take a batch of the given encoded
 // size and count, at worst.
 func (m *memTable) roomFor(size, count int) bool {
-	return m.sl.Size()+int64(size)+int64(count*entryBound) <= m.sl.Capacity() && m.index.roomFor(count)
+	return m.sl.Size()+int64(size)+int64(count*entryBound) <= m.sl.Capacity() && m.index.roomFor(int(m.sl.Len())+count)
 }
 
 // apply inserts every operation of b at seq. The caller checked roomFor and
@@ -64,6 +129,12 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 	var skip []bool
 	if b.Len() > 1 {
 		skip = m.dups.find(b)
+	}
+	on := m.indexOn.Load()
+	if on {
+		m.indexMu.Lock()
+		defer m.indexMu.Unlock()
+		m.catchUpLocked(-1) // what was added before the index was on
 	}
 	r := b.Reader()
 	n := 0
@@ -80,8 +151,15 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 		if kind == logkv.KindDelete {
 			k = base.KindDelete
 		}
-		if !m.index.roomFor(1) {
+		if !m.index.roomFor(int(m.sl.Len()) + 1) {
 			return n, skiplist.ErrFull // roomFor said no; the caller checks it
+		}
+		if !on {
+			m.ikey = base.AppendInternalKey(m.ikey[:0], key, seq, k)
+			if _, err := m.sl.AddNode(m.ikey, value); err != nil {
+				return n, err
+			}
+			continue
 		}
 		tag := m.index.tag(key)
 		m.index.touch(tag)
@@ -93,6 +171,7 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 		// Into the index after the list, before the seq is published: a
 		// reader that may see the entry finds it in either.
 		m.index.insert(key, tag, nd, m.sl)
+		m.indexed.Store(m.sl.NodeEnd(nd))
 	}
 	if seq > m.maxSeq.Load() {
 		m.maxSeq.Store(seq)

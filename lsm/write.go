@@ -185,9 +185,18 @@ func (d *DB) rotateMemtableLocked(need int64) error {
 	}
 	size := max(d.opts.MemtableSize, need+4096)
 	d.imm = append(d.imm, d.mem)
-	keys := d.mem.index.keys // read under commitMu, as the writer
+	old := d.mem
 	d.mem = newMemTable(size, walNum)
-	d.mem.index.reserve(keys)
+	// A memtable that Gets read gets an index from its first write, sized
+	// for its predecessor's keys; one written alone gets one only if a Get
+	// comes (memTable.catchUp).
+	if old.indexOn.Load() {
+		old.indexMu.Lock() // a Get may be catching old's index up
+		keys := old.index.keys
+		old.indexMu.Unlock()
+		d.mem.indexOn.Store(true)
+		d.mem.index.reserve(keys)
+	}
 	d.updateReadStateLocked()
 	d.cond.Broadcast()
 	return nil

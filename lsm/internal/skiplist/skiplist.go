@@ -297,6 +297,20 @@ func (s *Skiplist) NodeKey(nd uint32) []byte { return s.nodeKey(nd) }
 // NodeValue returns the value of node nd, as NodeKey.
 func (s *Skiplist) NodeValue(nd uint32) []byte { return s.nodeValue(nd) }
 
+// FirstNode returns the offset where the arena's first entry starts (or
+// will): nodes lie in the arena in the order AddNode added them, each
+// followed by the next (NodeEnd), up to Size. Every node that starts
+// below a Size a reader loaded is whole, so a reader may walk them in
+// that order while Add runs.
+func (s *Skiplist) FirstNode() uint32 { return s.NodeEnd(s.head) }
+
+// NodeEnd returns the offset just past node nd: the next node's, if any.
+func (s *Skiplist) NodeEnd(nd uint32) uint32 {
+	b := s.buf[nd:]
+	n := nodeHeader + 4*binary.LittleEndian.Uint32(b[8:]) + binary.LittleEndian.Uint32(b[0:]) + binary.LittleEndian.Uint32(b[4:])
+	return nd + (n+3)&^3
+}
+
 // afterHint fills prev with the key's predecessors if the key goes right
 // after the last node added (nothing lies between them), and reports
 // whether it did. Then at each level the predecessor is the last node if it
