@@ -90,8 +90,7 @@ func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
 		return 0, err
 	}
 	n.unapplied = append(n.unapplied, unappliedRecord{seq: seq, data: data})
-	n.unappliedBytes += len(data)
-	if n.unappliedBytes >= applyBacklog {
+	if n.unappliedBytes.Add(int64(len(data))) >= applyBacklog {
 		select {
 		case n.applyKick <- struct{}{}:
 		default: // a kick is already pending
@@ -118,13 +117,14 @@ const (
 // before) or after the node failed or closed.
 func (n *Node) waitBacklog() error {
 	for {
+		if n.unappliedBytes.Load() <= maxBacklog { // every write asks: no lock
+			return nil
+		}
 		n.appliedMu.Lock()
 		ch := n.appliedCh
 		n.appliedMu.Unlock()
-		n.wmu.Lock()
-		over := n.unappliedBytes > maxBacklog
-		n.wmu.Unlock()
-		if !over || n.log.Err() != nil {
+		// Again after taking ch, so that an apply in between is not missed.
+		if n.unappliedBytes.Load() <= maxBacklog || n.log.Err() != nil {
 			return nil
 		}
 		if p := n.failed.Load(); p != nil {
@@ -377,16 +377,12 @@ func (n *Node) applyThrough(seq uint64) error {
 	n.unapplied = n.unapplied[k:]
 	n.wmu.Unlock()
 	// The records count in the backlog (waitBacklog) until applied: they
-	// are in memory until then.
+	// are in memory until then. (After a failed apply they stay counted:
+	// the node takes no more writes.)
 	taken := 0
 	for _, w := range n.applying {
 		taken += len(w.data)
 	}
-	defer func() {
-		n.wmu.Lock()
-		n.unappliedBytes -= taken
-		n.wmu.Unlock()
-	}()
 	eng := n.Engine()
 	var bytes int64
 	for _, w := range n.applying {
@@ -403,6 +399,7 @@ func (n *Node) applyThrough(seq uint64) error {
 		return n.fail(err)
 	}
 	clear(n.applying)
+	n.unappliedBytes.Add(-int64(taken)) // before the wake-up: waitBacklog looks then
 	// One lag sample per group applied, not one per write: a write's time
 	// is then known to within its group's commit.
 	n.progress.add(n.applied.Load(), bytes)

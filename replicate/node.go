@@ -36,10 +36,10 @@ type Node struct {
 	// order; guarded by wmu.
 	unapplied []unappliedRecord
 	// unappliedBytes is the size of the batches submitted and not yet
-	// applied (unapplied's, and those applyThrough is applying); guarded
-	// by wmu. Past applyBacklog, Submit wakes applyLoop; past maxBacklog,
-	// it waits (waitBacklog).
-	unappliedBytes int
+	// applied (unapplied's, and those applyThrough is applying). Past
+	// applyBacklog, Submit wakes applyLoop; past maxBacklog, it waits
+	// (waitBacklog).
+	unappliedBytes atomic.Int64
 	applyKick      chan struct{}
 	amu            sync.Mutex
 	// coalesce and applying belong to the holder of amu.
