@@ -116,3 +116,24 @@ func TestSubmitWaitsForItsBacklog(t *testing.T) {
 	opened = true
 	require.NoError(t, <-done)
 }
+
+// applyThrough of a seq whose records a role change took away (applyLoop
+// read it, then a Follow applied them and a resync moved applied) refuses
+// instead of applying past the end of unapplied: it panicked, or applied
+// zeroed records and failed the node.
+func TestApplyThroughRecordsTakenAway(t *testing.T) {
+	c := newCluster(t, func(*Config) {})
+	a := c.start("a", "")
+	var b logkv.Batch
+	b.Set([]byte("k"), []byte("v"))
+	seq, err := a.Submit(&b)
+	require.NoError(t, err)
+	require.NoError(t, a.Await(seq))
+	require.ErrorIs(t, a.applyThrough(seq+3), ErrNotLeader)
+	require.Nil(t, a.failed.Load(), "the node did not fail")
+	b.Reset()
+	b.Set([]byte("k2"), []byte("v2"))
+	seq, err = a.Submit(&b)
+	require.NoError(t, err)
+	require.NoError(t, a.Await(seq), "writes go on")
+}

@@ -372,6 +372,14 @@ func (n *Node) applyThrough(seq uint64) error {
 	}
 	n.wmu.Lock()
 	k := int(seq - a)
+	if k > len(n.unapplied) || n.unapplied[0].seq != a+1 {
+		// seq was read before a role change took the records away (a
+		// Follow applies them, a full resync moves applied): they are not
+		// this node's to apply any more. applyLoop reads seq, then waits for
+		// the log, so a step-down and a resync can fall in between.
+		n.wmu.Unlock()
+		return ErrNotLeader
+	}
 	n.applying = append(n.applying[:0], n.unapplied[:k]...)
 	clear(n.unapplied[:k])
 	n.unapplied = n.unapplied[k:]
