@@ -7,6 +7,7 @@ import (
 	"github.com/logkv/logkv/lsm/internal/sstable"
 )
 
+// writeL0 writes a memtable's entries to a new table and returns its meta.
 // The table is synced; its directory entry is made durable by the caller
 // (the manifest install syncs the directory, or a SyncDir before it).
 func (d *DB) writeL0(m *memTable) (*manifest.FileMeta, error) {

@@ -49,5 +49,3 @@ func (d *DB) newWAL(f vfs.File, num uint64) *walWriter {
 	w.syncs = &d.m.walSyncs
 	return w
 }
-
-// writeL0 writes a memtable's entries to a new table and returns its meta.
