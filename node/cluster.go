@@ -373,9 +373,6 @@ func (b *clusterBackend) apply(batch *logkv.Batch, owned bool) error {
 	if h := b.testHookApply.Load(); h != nil {
 		(*h)(batch)
 	}
-	if owned {
-		b.confirmFresh() // once per epoch: an etcd read on a new leader's first write
-	}
 	// From the ownership check to the submit, a range this node ships
 	// cannot pause, flip and unpause: a range tracked marks (or, paused,
 	// refuses) the batch's keys under the tracker's read lock; with none
@@ -627,6 +624,7 @@ func (r clusterReplica) Lead(epoch uint64) error {
 	}
 	b.n.ks.gensLoaded.Store(false) // generations are read again by the leader
 	b.leading.Store(epoch)
+	b.moves.wakeConfirm() // keyed commands wait for the table's confirmation (unconfirmed)
 	b.n.log.Info("cluster: leading", "epoch", epoch)
 	return nil
 }

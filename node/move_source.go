@@ -38,17 +38,17 @@ type moveTracker struct {
 	// here whatever the table says (a pause the target asked for, until
 	// this node's table shows the switch decided); nil when none.
 	paused atomic.Pointer[[numSlots / 8]byte]
-	// leading is the backend's leading epoch (set when the move listener
-	// starts), and freshFor the epoch for which runMoves confirmed, after
-	// this node was elected, that its table is the map etcd holds. Until
-	// they agree, a moving slot is held here as a paused one is: a new
-	// leader whose table predates a flip (its watch lagged while it
-	// followed) would serve a range another shard owns, and acknowledge
-	// writes there that the sweep then deletes.
-	leading  *atomic.Uint64
+	// freshFor is the epoch for which runMoves confirmed, after this node
+	// was elected, that its table is the map etcd holds. Until it is the
+	// backend's leading epoch, the leader refuses every keyed command,
+	// reads included (clusterBackend.unconfirmed): a new leader whose
+	// table predates a flip or the map itself (its watch lagged while it
+	// followed) would serve a range another shard owns, reads going back
+	// in time, and acknowledge writes there that the sweep then deletes.
 	freshFor atomic.Uint64
-	// confirmMu makes one Apply at a time confirm the table (confirmFresh).
-	confirmMu sync.Mutex
+	// confirm wakes runMoves to confirm the table now rather than at its
+	// next tick (wakeConfirm); buffered, one wake-up pending at most.
+	confirm chan struct{}
 	// fast counts the Applies between enter and exit that took no lock
 	// (no range was tracked when they entered). A move's start waits until
 	// none is left (awaitFast), so every write it does not mark was
@@ -107,60 +107,60 @@ func (slotGivenAwayError) Is(target error) bool { return target == errFenced }
 
 var errSlotGivenAway error = slotGivenAwayError{}
 
-// errTableUnconfirmed refuses a keyed write on a leader that has not yet
+// errTableUnconfirmed refuses a keyed command on a leader that has not yet
 // confirmed its slot table against etcd since it was elected
-// (moveTracker.freshFor): its table may predate a flip.
+// (moveTracker.freshFor): its table may predate a flip or the map.
 type tableUnconfirmedError struct{}
 
 func (tableUnconfirmedError) Error() string {
-	return "TRYAGAIN this node has just taken over its shard and is reading the slot map; retry shortly"
+	return errTableUnconfirmedMsg
 }
+
+// errTableUnconfirmedMsg is errTableUnconfirmed's text, which route answers
+// as it is.
+const errTableUnconfirmedMsg = "TRYAGAIN this node has just taken over its shard and is reading the slot map; retry shortly"
 
 // Is makes errReply send the text as it is, as it does errFenced's.
 func (tableUnconfirmedError) Is(target error) bool { return target == errFenced }
 
 var errTableUnconfirmed error = tableUnconfirmedError{}
 
-// confirmFresh confirms, once per epoch, that the table this leader routes
-// by is the map etcd holds (what runMoves does every tick), so that the
-// first write of a new leader need not wait for runMoves.
-func (b *clusterBackend) confirmFresh() {
+// unconfirmed reports whether this node leads an epoch whose slot table
+// runMoves has not confirmed against etcd yet: every keyed command is then
+// refused (route, checkOwned). Two atomic loads, plain loads on amd64 and
+// arm64; a follower's (leading 0) stop at the first.
+func (b *clusterBackend) unconfirmed() bool {
 	e := b.leading.Load()
-	if e == 0 || b.moves.freshFor.Load() == e {
-		return
-	}
-	t := b.route.table.Load()
-	if t == nil || t == notSharded {
-		return
-	}
-	b.moves.confirmMu.Lock()
-	defer b.moves.confirmMu.Unlock()
-	if b.moves.freshFor.Load() == e {
-		return
-	}
-	if b.confirmTable(context.Background(), t) == nil {
-		b.moves.freshFor.Store(e)
+	return e != 0 && b.moves.freshFor.Load() != e
+}
+
+// wakeConfirm asks runMoves to confirm the table now. It never blocks: a
+// command refused for an unconfirmed table must not wait on etcd, which
+// in async mode would stall an event loop (no I/O in Apply or route).
+func (t *moveTracker) wakeConfirm() {
+	select {
+	case t.confirm <- struct{}{}:
+	default: // a wake-up is pending already, or runMoves has not started
 	}
 }
 
 // checkOwned refuses batch if it writes a data key of database 0 in a slot
 // that t gives neither to this node's shard nor to a move into it
 // (errSlotGivenAway), or any such key before this leader confirmed its
-// table (errTableUnconfirmed). Deletes of an older generation's rows (the
-// generation sweep) are not checked. The caller holds what enter took: a
-// switch's pause, and so the flip and the unpause after it, cannot pass
-// between this check and the batch's submit.
+// table (errTableUnconfirmed, whatever the table, notSharded included: a
+// new leader's watch may lag from before cluster init). Deletes of an
+// older generation's rows (the generation sweep) are not checked. The
+// caller holds what enter took: a switch's pause, and so the flip and the
+// unpause after it, cannot pass between this check and the batch's submit.
 //
-// Cost: nothing on a plain node or a cluster without a map; one compare
-// when this shard owns every slot (a one-shard cluster); otherwise one
-// array load per key (the slot is in the stored key: no CRC).
+// Cost: the table's load and unconfirmed's two; nothing more on a plain
+// node or a cluster without a map, one compare when this shard owns every
+// slot (a one-shard cluster); otherwise one array load per key (the slot
+// is in the stored key: no CRC).
 func (b *clusterBackend) checkOwned(batch *logkv.Batch) error {
 	t := b.route.table.Load()
-	if t == nil || t == notSharded {
-		return nil
-	}
-	fresh := b.moves.freshFor.Load() == b.leading.Load()
-	if fresh && t.sole >= 0 && t.sole == t.self {
+	fresh := !b.unconfirmed()
+	if fresh && (t == nil || t == notSharded || (t.sole >= 0 && t.sole == t.self)) {
 		return nil
 	}
 	gen := uint32(0)
@@ -181,6 +181,7 @@ func (b *clusterBackend) checkOwned(batch *logkv.Batch) error {
 			continue
 		}
 		if !fresh {
+			b.moves.wakeConfirm()
 			return errTableUnconfirmed
 		}
 		s := binary.BigEndian.Uint16(key[n:])
@@ -258,15 +259,10 @@ func (t *moveTracker) observe(batch *logkv.Batch) error {
 	}
 }
 
-// slotPaused reports whether slot s, which the table shows moving, is held
-// here: paused for a switch, or this node leads an epoch whose table it
-// has not confirmed against etcd yet.
+// slotPaused reports whether slot s, which the table shows moving, is
+// paused here for a switch. (A leader that has not confirmed its table
+// refuses every keyed command before this is asked: route.)
 func (t *moveTracker) slotPaused(s uint16) bool {
-	if l := t.leading; l != nil {
-		if e := l.Load(); e != 0 && t.freshFor.Load() != e {
-			return true
-		}
-	}
 	p := t.paused.Load()
 	return p != nil && p[s/8]&(1<<(s%8)) != 0
 }
@@ -382,7 +378,7 @@ func (b *clusterBackend) startMoveListener(ctx context.Context) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("node: slot moves: replication address %q: %w", b.r.Addr(), err)
 	}
-	b.moves.leading = &b.leading // before any goroutine reads it
+	b.moves.confirm = make(chan struct{}, 1) // before any goroutine reads it
 	tr, _, err := b.n.replicationTransport()
 	if err != nil {
 		return "", err

@@ -56,6 +56,7 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-b.moves.confirm: // a new leader, or a command refused for its table
 		}
 		t := b.route.table.Load()
 		for k, w := range workers {
@@ -69,6 +70,17 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 			}
 		}
 		leading := !b.IsFollower()
+		if e := b.leading.Load(); e != 0 && t != nil && b.moves.freshFor.Load() != e {
+			// Elected at revision e: a read of the map now is after it, so
+			// a table of that version (notSharded: no map) holds every
+			// flip before this node led (moveTracker.freshFor). The read
+			// is here, off the command path: route and Apply only refuse.
+			if err := b.confirmTable(ctx, t); err == nil {
+				b.moves.freshFor.Store(e)
+			} else if !errors.Is(err, errTableStale) {
+				b.n.log.Debug("cluster: cannot confirm the slot table against etcd; retrying", "err", err)
+			}
+		}
 		if !leading || t == nil || t == notSharded {
 			if len(workers) > 0 {
 				stopAll()
@@ -80,16 +92,6 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 			swept = nil // a new leader sweeps once
 		}
 		wasLeading = true
-		if e := b.leading.Load(); e != 0 && b.moves.freshFor.Load() != e {
-			// Elected at revision e: a read of the map now is after it, so
-			// a table of that version holds every flip before this node
-			// led (moveTracker.freshFor).
-			if err := b.confirmTable(ctx, t); err == nil {
-				b.moves.freshFor.Store(e)
-			} else if !errors.Is(err, errTableStale) {
-				b.n.log.Debug("cluster: cannot confirm the slot table against etcd; retrying", "err", err)
-			}
-		}
 		want := map[string]bool{}
 		for _, mv := range t.moves {
 			if int(mv.To) != t.self {
@@ -483,7 +485,13 @@ func (b *clusterBackend) confirmTable(ctx context.Context, t *slotTable) error {
 	if err != nil {
 		return err
 	}
-	if m == nil || m.Version != t.version {
+	if m == nil {
+		if t == notSharded {
+			return nil // no map, as the table says
+		}
+		return errTableStale
+	}
+	if t == notSharded || m.Version != t.version {
 		return errTableStale
 	}
 	return nil

@@ -652,6 +652,86 @@ func TestSweepConfirmsTable(t *testing.T) {
 	require.Equal(t, len(keys), countInSlots(t, a, 0, 99))
 }
 
+// TestMoveStaleLeaderRefusesKeys: a new leader whose table predates a move
+// it gave away (its watch lagged while it followed) or the map itself
+// (notSharded) refuses every keyed command, reads included, until it
+// confirmed its table against etcd; then it answers MOVED. Before, a2
+// served a read of the range the flip gave to b (the value from before
+// the move, while b holds the new one), and a1 with no map acknowledged a
+// write to b's slot.
+func TestMoveStaleLeaderRefusesKeys(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	shardOf := map[string]string{"a1": "a", "a2": "a", "b1": "b"}
+	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.shardLeaders(map[string]string{"a1": "a"}, 0, 30*time.Second)
+	tc.add("a2", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.add("b1", func(c *Config) { c.Cluster.Shard = "b" })
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["b1"].n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond, ClusterStateReloadInterval: 200 * time.Millisecond})
+	defer cc.Close()
+	const first, last = 0, 999
+	k := keysInSlots("k", first, last, 1)[0]
+	require.NoError(t, cc.Set(ctx, k, "old", 0).Err())
+	a1, a2 := tc.nodes["a1"], tc.nodes["a2"]
+	require.Eventually(t, func() bool {
+		t0 := a2.cb().route.table.Load()
+		return t0 != nil && t0 != notSharded && t0.version == m0.Version
+	},
+		10*time.Second, 5*time.Millisecond)
+	t0 := a2.cb().route.table.Load() // a2's table before the move
+
+	var o, e strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "move-slots", "a", "b", "0-999"}, etcdArgs...), &o, &e), e.String())
+	m1 := awaitMapOwner(t, tc, "b", first, last, 60*time.Second)
+	require.Eventually(t, func() bool { return cc.Set(ctx, k, "new", 0).Err() == nil }, 10*time.Second, 10*time.Millisecond)
+	// a2's watch lags from before the move: it holds t0 (no map event
+	// comes to replace it; the leaders' events keep its version).
+	a2.cb().route.table.Store(t0)
+	failover := func(to string) {
+		o.Reset()
+		e.Reset()
+		require.Equal(t, 0, Main(append([]string{"cluster", "failover", "-shard", "a", "-to", to}, etcdArgs...), &o, &e), e.String())
+		n := tc.nodes[to]
+		require.Eventually(t, func() bool { return !n.cb().IsFollower() && n.cb().leading.Load() != 0 },
+			30*time.Second, 5*time.Millisecond, "%s leads a", to)
+	}
+	failover("a2")
+	direct := a2.client(t)
+	_, err = direct.Get(ctx, k).Result()
+	require.ErrorContains(t, err, "TRYAGAIN", "a2 served a read of a range the flip gave to b")
+	require.ErrorContains(t, direct.Set(ctx, k, "a2", 0).Err(), "TRYAGAIN")
+	require.ErrorContains(t, direct.Do(ctx, "MGET", k, k).Err(), "TRYAGAIN")
+	require.NoError(t, direct.Ping(ctx).Err(), "keyless commands are served")
+
+	// The watch catches up: a2 confirms the table and redirects.
+	cur := m1.table()
+	cur.self, cur.selfAddr, cur.leaders = m1.shardIndex("a"), t0.selfAddr, a2.cb().route.table.Load().leaders
+	a2.cb().route.table.Store(cur)
+	require.Eventually(t, func() bool {
+		_, err := direct.Get(ctx, k).Result()
+		return err != nil && strings.HasPrefix(err.Error(), "MOVED ")
+	}, 10*time.Second, 5*time.Millisecond, "a2 redirects once its table is confirmed")
+	require.Equal(t, "new", cc.Get(ctx, k).Val())
+
+	// A leader whose watch lags from before cluster init (no map: it owns
+	// every slot by its table) refuses too.
+	a1.cb().route.table.Store(notSharded)
+	failover("a1")
+	d1 := a1.client(t)
+	require.ErrorContains(t, d1.Set(ctx, k, "a1", 0).Err(), "TRYAGAIN", "a1 acknowledged a write to b's slot by a table without a map")
+	require.ErrorContains(t, d1.Get(ctx, k).Err(), "TRYAGAIN")
+	require.Equal(t, "new", cc.Get(ctx, k).Val())
+}
+
 // TestSlotMoveSourceHandover: shard a's leadership passes from a1 to a2
 // after a1 fenced the moving range and before b flips it, and a2's table
 // predates the switch (every member's watcher is held from the copy on).

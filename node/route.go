@@ -12,8 +12,9 @@ package node
 //
 // The table is read with one atomic load and no lock. A plain node (no
 // cluster) pays a type assertion; a member of a cluster without a slot map
-// pays that and one load (the table is notSharded); a sharded member pays
-// one CRC per key, an array load and a compare. Nothing on the path that
+// pays that, one load (the table is notSharded) and unconfirmed's one (a
+// leader's two); a sharded member pays one CRC per key, an array load and
+// a compare. Nothing on the path that
 // serves a command here allocates.
 
 import (
@@ -62,14 +63,15 @@ func (n *Node) misrouted(c *client, cm *command, args [][]byte) bool {
 		return false
 	}
 	t := b.route.table.Load()
-	if t == notSharded {
+	if t == notSharded && !b.unconfirmed() {
 		return false
 	}
 	return n.route(c, b, t, cm, args)
 }
 
 // route is misrouted's slow half, for a member that has a slot map (or has
-// not read etcd yet: t is nil).
+// not read etcd yet: t is nil), or that leads an epoch whose table it has
+// not confirmed yet (unconfirmed: t may be notSharded).
 func (n *Node) route(c *client, b *clusterBackend, t *slotTable, cm *command, args [][]byte) bool {
 	// What fails these checks gets its own error from run, as in Redis,
 	// where arity and authentication come before redirection.
@@ -97,7 +99,7 @@ func (n *Node) route(c *client, b *clusterBackend, t *slotTable, cm *command, ar
 		}
 		readOnly = !m.writes
 	case cm == selectCommand:
-		if t != nil && string(args[1]) != "0" {
+		if t != nil && t != notSharded && string(args[1]) != "0" {
 			c.fail(errSelectMode)
 			return true
 		}
@@ -113,6 +115,16 @@ func (n *Node) route(c *client, b *clusterBackend, t *slotTable, cm *command, ar
 	}
 	if slot < 0 {
 		return false
+	}
+	if b.unconfirmed() {
+		// A new leader's table may predate a flip, or the map: refused,
+		// reads too, until runMoves confirmed it (woken here), or reads
+		// would go back in time and two shards serve one slot.
+		b.moves.wakeConfirm()
+		if cm == execCommand {
+			return n.refuseExec(c, errTableUnconfirmedMsg)
+		}
+		return n.refuse(c, errTableUnconfirmedMsg)
 	}
 	msg := t.moveRedirect(uint16(slot), b.moves.slotPaused)
 	if msg == "" {
