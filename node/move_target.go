@@ -502,6 +502,11 @@ func (b *clusterBackend) confirmTable(ctx context.Context, t *slotTable) error {
 // flip gave away, a copy an abort left. It seeks from one slot with rows to
 // the next, so it reads about one key per range of rows it keeps.
 //
+// A map that does not name this node's shard (t.self -1) gives it nothing;
+// its rows are deleted only if the last table that named the shard gave
+// it nothing either (router.emptied: remove-shard after moves emptied it),
+// and kept otherwise, with an error logged.
+//
 // It deletes a range only after etcd confirmed t is the map's current
 // version (confirmTable), and returns errTableStale otherwise. Confirmed
 // is enough for the deletes that follow: only a flip can give this shard
@@ -557,6 +562,18 @@ func (b *clusterBackend) dropUnowned(ctx context.Context, t *slotTable) error {
 		}
 		if err := b.confirmTable(ctx, t); err != nil {
 			return err
+		}
+		if t.self < 0 && !b.route.emptied.Load() {
+			// A map that omits this shard while it holds rows it was never
+			// emptied of by moves: a mistyped cluster init, or a map
+			// rewritten by hand. Deleting would drop the whole shard; it
+			// is kept, and said once per table (runMoves sweeps a table
+			// once).
+			b.n.log.Error("cluster: the slot map does not name this node's shard, which holds rows; keeping them, and serving none. "+
+				"To serve them, put back a map that gives the shard its slots (add-shard gives it none, and the sweep would then delete them); "+
+				"if they are meant to go, FLUSHALL on this node",
+				"shard", b.myShard(), "map_version", t.version, "first_slot_with_rows", found)
+			return nil
 		}
 		n, err := b.n.deleteSlotRange(uint16(found), uint16(last))
 		if err != nil {

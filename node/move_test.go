@@ -652,6 +652,56 @@ func TestSweepConfirmsTable(t *testing.T) {
 	require.Equal(t, len(keys), countInSlots(t, a, 0, 99))
 }
 
+// TestSweepKeepsShardMissingFromMap: a map that omits a shard holding rows
+// (cluster init -shards a,b typed while shard c serves) does not make c's
+// leader delete them all; a shard that moves emptied before the map
+// dropped it (remove-shard, TestRebalance end to end) is swept.
+func TestSweepKeepsShardMissingFromMap(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.add("c1", func(c *Config) { c.Cluster.Shard = "c" })
+	tc.shardLeaders(map[string]string{"a1": "a", "c1": "c"}, 0, 30*time.Second)
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,c"}, etcdArgs...), &out, &errOut), errOut.String())
+	c := tc.nodes["c1"]
+	m, err := readSlotMap(ctx, c.cb().cli, tc.name)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		tab := c.cb().route.table.Load()
+		return tab != nil && tab != notSharded && tab.version == m.Version
+	},
+		30*time.Second, 5*time.Millisecond, "c1 routes by the map")
+	first := m.Ranges[len(m.Ranges)-1].First // c's
+	keys := keysInSlots("k", first, first+99, 100)
+	for _, k := range keys {
+		require.Eventually(t, func() bool { return c.client(t).Set(ctx, k, k, 0).Err() == nil },
+			10*time.Second, 5*time.Millisecond, "c1 takes writes")
+	}
+	// A map that omits c, as a mistyped init or an edit by hand writes it.
+	bad, err := evenSlotMap([]string{"a", "b"})
+	require.NoError(t, err)
+	v, err := bad.encode()
+	require.NoError(t, err)
+	resp, err := c.cb().cli.Put(ctx, slotsKey(tc.name), string(v))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		tab := c.cb().route.table.Load()
+		return tab != nil && tab.version == resp.Header.Revision
+	},
+		30*time.Second, 5*time.Millisecond, "c1 routes by the map without c")
+	cur := c.cb().route.table.Load()
+	require.Equal(t, -1, cur.self)
+	require.NoError(t, c.cb().dropUnowned(ctx, cur))
+	require.Equal(t, len(keys), countInSlots(t, c, first, first+99), "the sweep deleted a shard the map omits")
+	// Emptied by moves before the map dropped it: swept.
+	c.cb().route.emptied.Store(true)
+	require.NoError(t, c.cb().dropUnowned(ctx, cur))
+	require.Zero(t, countInSlots(t, c, first, first+99), "a removed shard's rows are swept")
+}
+
 // TestMoveStaleLeaderRefusesKeys: a new leader whose table predates a move
 // it gave away (its watch lagged while it followed) or the map itself
 // (notSharded) refuses every keyed command, reads included, until it

@@ -47,6 +47,12 @@ type router struct {
 	// that a leader's event does not decode the map again; the watcher's
 	// goroutine's alone.
 	applied int64
+	// emptied reports whether the last table installed that named this
+	// member's shard gave it no slot and no move into it: moves emptied
+	// the shard, so a map without it is remove-shard's, and the sweep may
+	// delete every row (dropUnowned). False on a member that never held
+	// such a table, which keeps its rows under a map that omits its shard.
+	emptied atomic.Bool
 }
 
 // notSharded is the table of a cluster without a slot map.
@@ -308,7 +314,9 @@ func (r *router) apply(rt *coord.Routing, shard, selfAddr string) error {
 			t.leaders = leaderAddrs(m.Shards, rt.Leaders)
 			// A map older than the one held is one a flip installed first
 			// (installFlip) while this one was on its way: keep the newer.
-			r.install(t, func(old *slotTable) bool { return old.version <= t.version })
+			if r.install(t, func(old *slotTable) bool { return old.version <= t.version }) && t.self >= 0 {
+				r.emptied.Store(t.holdsNothing())
+			}
 		}
 	}
 	r.setLeaders(rt.Leaders)
@@ -381,6 +389,9 @@ func (b *clusterBackend) installFlip(m *slotMap) {
 		t := m.table()
 		t.self, t.selfAddr, t.leaders = old.self, old.selfAddr, old.leaders
 		if b.route.table.CompareAndSwap(old, t) {
+			if t.self >= 0 {
+				b.route.emptied.Store(t.holdsNothing())
+			}
 			return
 		}
 	}

@@ -386,6 +386,22 @@ func (m *slotMap) table() *slotTable {
 	return t
 }
 
+// holdsNothing reports whether t gives this member's shard no slot and no
+// move into it.
+func (t *slotTable) holdsNothing() bool {
+	for _, o := range t.owner {
+		if int(o) == t.self {
+			return false
+		}
+	}
+	for _, mv := range t.moves {
+		if int(mv.To) == t.self {
+			return false
+		}
+	}
+	return true
+}
+
 // importing reports whether slot s is in a move into this member's shard.
 func (t *slotTable) importing(s uint16) bool {
 	if t.moving == nil || t.moving[s/8]&(1<<(s%8)) == 0 {
