@@ -351,8 +351,14 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	p.PauseMs = time.Since(pauseStart).Milliseconds()
 	fm, err := updateSlotMap(ctx, b.cli, cluster, func(m *slotMap) (*slotMap, []clientv3.Op, error) {
 		i := m.findMove(first, last)
-		if i < 0 || m.Moves[i].State != moveSwitching || m.Shards[m.Moves[i].To] != to || m.Shards[m.Moves[i].From] != from {
+		if i < 0 || m.Shards[m.Moves[i].To] != to || m.Shards[m.Moves[i].From] != from {
 			return nil, nil, errMoveGone
+		}
+		if m.Moves[i].State != moveSwitching {
+			// Rolled back to copying (an earlier attempt's rollback that
+			// landed late, an operator): the move is still this node's to
+			// finish, so the attempt fails and the next copies anew.
+			return nil, nil, errMoveStateChanged
 		}
 		p.PauseMs = time.Since(pauseStart).Milliseconds()
 		val, _ := json.Marshal(p) // plain fields
@@ -381,12 +387,19 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	return true, nil
 }
 
-// errMoveGone: the move left the map (aborted) or changed under the target.
+// errMoveGone: the move left the map (aborted, or done) or names other
+// shards: the importer ends (importAttempt's done).
 var errMoveGone = errors.New("node: the move is no longer in the slot map as this target copies it (aborted?)")
+
+// errMoveStateChanged: the move is still in the map, in a state other than
+// the one this attempt expected (rolled back to copying under a flip).
+// The attempt fails and the importer retries: ending it left the move in
+// copying with no importer until an unrelated map change.
+var errMoveStateChanged = errors.New("node: the move changed state under this attempt (rolled back?); copying anew")
 
 // setMoveState writes the move of first..last from shard from, from state
 // want to state to, on the map's revision. errMoveGone if the move is not
-// in the map, or not in state want.
+// in the map, errMoveStateChanged if it is in neither want nor to.
 func (b *clusterBackend) setMoveState(ctx context.Context, first, last uint16, from, want, to string) (*slotMap, error) {
 	return updateSlotMap(ctx, b.cli, b.n.cfg.Cluster.Name, func(m *slotMap) (*slotMap, []clientv3.Op, error) {
 		i := m.findMove(first, last)
@@ -397,7 +410,7 @@ func (b *clusterBackend) setMoveState(ctx context.Context, first, last uint16, f
 			return nil, nil, errMapUnchanged
 		}
 		if m.Moves[i].State != want {
-			return nil, nil, errMoveGone
+			return nil, nil, errMoveStateChanged
 		}
 		m.Moves[i].State = to
 		return m, nil, nil
@@ -409,7 +422,8 @@ func (b *clusterBackend) setMoveState(ctx context.Context, first, last uint16, f
 // stays paused: only a map it sees may tell it the switch is decided; the
 // next attempt retries the rollback first.
 func (b *clusterBackend) rollback(ctx context.Context, first, last uint16, from string, cause error) error {
-	if _, err := b.setMoveState(ctx, first, last, from, moveSwitching, moveCopying); err != nil && !errors.Is(err, errMoveGone) {
+	if _, err := b.setMoveState(ctx, first, last, from, moveSwitching, moveCopying); err != nil &&
+		!errors.Is(err, errMoveGone) && !errors.Is(err, errMoveStateChanged) {
 		return fmt.Errorf("%w (and writing the move back to copying failed: %v)", cause, err)
 	}
 	return cause

@@ -702,6 +702,60 @@ func TestSweepKeepsShardMissingFromMap(t *testing.T) {
 	require.Zero(t, countInSlots(t, c, first, first+99), "a removed shard's rows are swept")
 }
 
+// TestMoveRetriesFlipAfterRollback: a flip that finds its move rolled back
+// to copying (here by a rollback written at the target's fence) fails the
+// attempt, and the next attempt finishes the move. Before, the importer
+// took the rollback for the move's end and the move sat in copying with no
+// importer.
+func TestMoveRetriesFlipAfterRollback(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	shardOf := map[string]string{"a1": "a", "b1": "b"}
+	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.add("b1", func(c *Config) { c.Cluster.Shard = "b" })
+	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
+	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["b1"].n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond, ClusterStateReloadInterval: 200 * time.Millisecond})
+	defer cc.Close()
+	const first, last = 0, 99
+	keys := keysInSlots("k", first, last, 50)
+	for _, k := range keys {
+		require.NoError(t, cc.Set(ctx, k, k, 0).Err())
+	}
+	b1 := tc.nodes["b1"].cb()
+	var once sync.Once
+	rolledBack := make(chan error, 1)
+	h := func(hctx context.Context, stage string) {
+		if stage == "target-fenced" {
+			once.Do(func() {
+				_, err := b1.setMoveState(hctx, first, last, "a", moveSwitching, moveCopying)
+				rolledBack <- err
+			})
+		}
+	}
+	moveTestHook.Store(&h)
+	t.Cleanup(func() { moveTestHook.Store(nil) })
+	var o, e strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "move-slots", "a", "b", "0-99", "-nowait"}, etcdArgs...), &o, &e), e.String())
+	select {
+	case err := <-rolledBack:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the target did not reach its fence")
+	}
+	awaitMapOwner(t, tc, "b", first, last, 30*time.Second)
+	for _, k := range keys {
+		require.Equal(t, k, cc.Get(ctx, k).Val(), k)
+	}
+}
+
 // TestMoveStaleLeaderRefusesKeys: a new leader whose table predates a move
 // it gave away (its watch lagged while it followed) or the map itself
 // (notSharded) refuses every keyed command, reads included, until it
