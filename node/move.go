@@ -573,8 +573,8 @@ func (b *clusterBackend) publishProgress(ctx context.Context, p moveProgress) {
 // "source-paused" (the source paused the range and shipped its last keys,
 // before the fence), "target-fenced" (the target applied and synced
 // through the fence and checked its generation, before the flip),
-// "route-read" (a member's watcher is about to read the
-// slot map). A hook that blocks must return when ctx ends.
+// "route-read" (a member's watcher is about to apply what it got
+// from etcd to its table: a whole read or a watch response). A hook that blocks must return when ctx ends.
 var moveTestHook atomic.Pointer[func(ctx context.Context, stage string)]
 
 func moveStage(ctx context.Context, stage string) {
