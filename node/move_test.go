@@ -844,8 +844,11 @@ func TestMoveStaleLeaderRefusesKeys(t *testing.T) {
 // (and fails, so b copies anew from a2), and a2 holds the moving range
 // until it confirmed its table against etcd. Writers through a
 // ClusterClient count every acknowledged INCR, and INCRs sent to a2
-// directly while it leads with the stale table count too (docs/cluster.md,
-// known defect 1).
+// directly while it leads with the stale table are counted exactly: each
+// one it refused must be a TRYAGAIN (never applied), and the final value
+// must be the number it acknowledged (none lost, none applied twice); a2
+// must not serve a read by its stale table either (docs/cluster.md, known
+// defect 1).
 func TestSlotMoveSourceHandover(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
@@ -938,12 +941,17 @@ func TestSlotMoveSourceHandover(t *testing.T) {
 	var hAcked, hFailed int64
 	for range 20 {
 		if err := direct.Incr(ctx, hk).Err(); err != nil {
+			// Refused before anything is logged, so known not applied: the
+			// count below is exact.
+			require.ErrorContains(t, err, "TRYAGAIN")
 			hFailed++
 		} else {
 			hAcked++
 		}
 	}
 	t.Logf("INCRs to a2 with its stale table: %d acknowledged, %d refused", hAcked, hFailed)
+	// Nor does a2 serve a read by the stale table.
+	require.ErrorContains(t, direct.Get(ctx, static[0]).Err(), "TRYAGAIN", "a2 served a read before confirming its table")
 	releaseAll()
 	awaitMapOwner(t, tc, "b", first, last, 60*time.Second)
 	w.awaitAcked(t, w.total()+20)
@@ -953,7 +961,14 @@ func TestSlotMoveSourceHandover(t *testing.T) {
 		v, err = 0, nil
 	}
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, v, hAcked, "INCRs a2 acknowledged were lost by the flip")
+	require.Equal(t, hAcked, v, "each INCR a2 acknowledged counted exactly once (none lost by the flip, none applied twice)")
+	const more = 5
+	for range more {
+		require.NoError(t, cc.Incr(ctx, hk).Err())
+	}
+	v, err = cc.Get(ctx, hk).Int64()
+	require.NoError(t, err)
+	require.Equal(t, hAcked+more, v, "INCRs at b after the move")
 	for _, k := range static {
 		require.Equal(t, k, cc.Get(ctx, k).Val(), k)
 	}
