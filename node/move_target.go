@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/logkv/logkv"
@@ -483,6 +484,37 @@ func (a *moveApplier) flush() error {
 	return err
 }
 
+// emptiedBefore reports whether the map just before t (etcd's value of the
+// map key at t's revision - 1) named this node's shard and gave it no slot
+// and no move into it: remove-shard's last step, for a node that did not
+// hold that table itself (its watch brought the flip and the removal in one
+// response, or it restarted since). False when that map does not name the
+// shard, does not decode or was compacted away: nothing then says moves
+// emptied the shard.
+func (b *clusterBackend) emptiedBefore(ctx context.Context, t *slotTable) (bool, error) {
+	mctx, cancel := context.WithTimeout(ctx, clusterInfoTimeout)
+	defer cancel()
+	resp, err := b.cli.Get(mctx, slotsKey(b.n.cfg.Cluster.Name), clientv3.WithRev(t.version-1))
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the slot map before version %d: %w", t.version, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return false, nil
+	}
+	m, err := decodeSlotMap(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	if err != nil {
+		return false, nil
+	}
+	prev := m.table()
+	if prev.self = m.shardIndex(b.myShard()); prev.self < 0 {
+		return false, nil
+	}
+	return prev.holdsNothing(), nil
+}
+
 // errTableStale: the slot map in etcd is newer than the table a sweep was
 // asked to delete by; the sweep deleted nothing, and waits for the next.
 var errTableStale = errors.New("node: the slot table is older than the map in etcd; not deleting by it")
@@ -579,15 +611,21 @@ func (b *clusterBackend) dropUnowned(ctx context.Context, t *slotTable) error {
 		}
 		if t.self < 0 && !b.route.emptied.Load() {
 			// A map that omits this shard while it holds rows it was never
-			// emptied of by moves: a mistyped cluster init, or a map
-			// rewritten by hand. Deleting would drop the whole shard; it
-			// is kept, and said once per table (runMoves sweeps a table
-			// once).
-			b.n.log.Error("cluster: the slot map does not name this node's shard, which holds rows; keeping them, and serving none. "+
-				"To serve them, put back a map that gives the shard its slots (add-shard gives it none, and the sweep would then delete them); "+
-				"if they are meant to go, FLUSHALL on this node",
-				"shard", b.myShard(), "map_version", t.version, "first_slot_with_rows", found)
-			return nil
+			// emptied of by moves (as far as this node saw; the map before
+			// t says for one that missed it): a map rewritten by hand.
+			// Deleting would drop the whole shard; it is kept, and said
+			// once per table (runMoves sweeps a table once).
+			emptied, err := b.emptiedBefore(ctx, t)
+			if err != nil {
+				return err
+			}
+			if !emptied {
+				b.n.log.Error("cluster: the slot map does not name this node's shard, which holds rows; keeping them, and serving none. "+
+					"To serve them, put back a map that gives the shard its slots (add-shard gives it none, and the sweep would then delete them); "+
+					"if they are meant to go, FLUSHALL on this node",
+					"shard", b.myShard(), "map_version", t.version, "first_slot_with_rows", found)
+				return nil
+			}
 		}
 		n, err := b.n.deleteSlotRange(uint16(found), uint16(last))
 		if err != nil {

@@ -696,8 +696,31 @@ func TestSweepKeepsShardMissingFromMap(t *testing.T) {
 	require.Equal(t, -1, cur.self)
 	require.NoError(t, c.cb().dropUnowned(ctx, cur))
 	require.Equal(t, len(keys), countInSlots(t, c, first, first+99), "the sweep deleted a shard the map omits")
-	// Emptied by moves before the map dropped it: swept.
-	c.cb().route.emptied.Store(true)
+	emptied, err := c.cb().emptiedBefore(ctx, cur)
+	require.NoError(t, err)
+	require.False(t, emptied, "the map before gave c slots")
+
+	// remove-shard's last two maps: c named with nothing, then a map
+	// without c. A node that missed the first (emptied false: a watch
+	// response holding both, a restart) learns it from etcd and sweeps.
+	put := func(m *slotMap) int64 {
+		v, err := m.encode()
+		require.NoError(t, err)
+		resp, err := c.cb().cli.Put(ctx, slotsKey(tc.name), string(v))
+		require.NoError(t, err)
+		return resp.Header.Revision
+	}
+	gone := m.clone()
+	gone.assign(0, numSlots-1, uint16(gone.shardIndex("a")))
+	put(gone)
+	rev := put(bad)
+	require.Eventually(t, func() bool { tab := c.cb().route.table.Load(); return tab != nil && tab.version == rev },
+		30*time.Second, 5*time.Millisecond, "c1 routes by the map without c")
+	cur = c.cb().route.table.Load()
+	emptied, err = c.cb().emptiedBefore(ctx, cur)
+	require.NoError(t, err)
+	require.True(t, emptied, "the map before named c with nothing")
+	c.cb().route.emptied.Store(false)
 	require.NoError(t, c.cb().dropUnowned(ctx, cur))
 	require.Zero(t, countInSlots(t, c, first, first+99), "a removed shard's rows are swept")
 }
