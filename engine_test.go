@@ -3,16 +3,27 @@ package logkv_test
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/logkv/logkv"
 	"github.com/stretchr/testify/require"
 )
 
+// registryOnce: the registry is global and Register panics on a name
+// registered twice, so a second run of the test (-count=N) must not
+// register again.
+var registryOnce sync.Once
+
+// registrySentinel is what the registered test engine's Open wraps.
+var registrySentinel = errors.New("opened")
+
 func TestRegistry(t *testing.T) {
-	sentinel := errors.New("opened")
-	logkv.Register("test-registry", func(dir string, opts any) (logkv.Engine, error) {
-		return nil, fmt.Errorf("%s %v: %w", dir, opts, sentinel)
+	sentinel := registrySentinel
+	registryOnce.Do(func() {
+		logkv.Register("test-registry", func(dir string, opts any) (logkv.Engine, error) {
+			return nil, fmt.Errorf("%s %v: %w", dir, opts, sentinel)
+		})
 	})
 	require.Contains(t, logkv.Engines(), "test-registry")
 	_, err := logkv.Open("test-registry", "d", 7)
@@ -66,13 +77,22 @@ type typedOpts struct{ n int }
 
 type nilEngine struct{ logkv.Engine }
 
+// typedOnce and typedFail: as registryOnce and registrySentinel, for
+// TestRegisterTyped.
+var (
+	typedOnce sync.Once
+	typedFail = errors.New("cannot open")
+)
+
 func TestRegisterTyped(t *testing.T) {
-	fail := errors.New("cannot open")
-	logkv.RegisterTyped("test-typed", func(dir string, o *typedOpts) (*nilEngine, error) {
-		if o != nil && o.n < 0 {
-			return nil, fail
-		}
-		return &nilEngine{}, nil
+	fail := typedFail
+	typedOnce.Do(func() {
+		logkv.RegisterTyped("test-typed", func(dir string, o *typedOpts) (*nilEngine, error) {
+			if o != nil && o.n < 0 {
+				return nil, fail
+			}
+			return &nilEngine{}, nil
+		})
 	})
 	e, err := logkv.Open("test-typed", "d", nil)
 	require.NoError(t, err)
