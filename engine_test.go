@@ -15,11 +15,11 @@ import (
 // register again.
 var registryOnce sync.Once
 
-// registrySentinel is what the registered test engine's Open wraps.
-var registrySentinel = errors.New("opened")
+// errRegistrySentinel is what the registered test engine's Open wraps.
+var errRegistrySentinel = errors.New("opened")
 
 func TestRegistry(t *testing.T) {
-	sentinel := registrySentinel
+	sentinel := errRegistrySentinel
 	registryOnce.Do(func() {
 		logkv.Register("test-registry", func(dir string, opts any) (logkv.Engine, error) {
 			return nil, fmt.Errorf("%s %v: %w", dir, opts, sentinel)
@@ -77,15 +77,15 @@ type typedOpts struct{ n int }
 
 type nilEngine struct{ logkv.Engine }
 
-// typedOnce and typedFail: as registryOnce and registrySentinel, for
+// typedOnce and errTypedFail: as registryOnce and errRegistrySentinel, for
 // TestRegisterTyped.
 var (
 	typedOnce sync.Once
-	typedFail = errors.New("cannot open")
+	errTypedFail = errors.New("cannot open")
 )
 
 func TestRegisterTyped(t *testing.T) {
-	fail := typedFail
+	fail := errTypedFail
 	typedOnce.Do(func() {
 		logkv.RegisterTyped("test-typed", func(dir string, o *typedOpts) (*nilEngine, error) {
 			if o != nil && o.n < 0 {
