@@ -80,7 +80,7 @@ type nilEngine struct{ logkv.Engine }
 // typedOnce and errTypedFail: as registryOnce and errRegistrySentinel, for
 // TestRegisterTyped.
 var (
-	typedOnce sync.Once
+	typedOnce    sync.Once
 	errTypedFail = errors.New("cannot open")
 )
 
