@@ -2,8 +2,6 @@ package bitcask
 
 import (
 	"fmt"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,56 +10,34 @@ import (
 	"github.com/logkv/logkv/vfs"
 )
 
-// failOnceGate holds the first fsync of a data file once armed, until
-// released, and then fails it; every later fsync succeeds. It plays Linux,
-// which reports a file's write-back error to one fsync only.
-type failOnceGate struct {
-	armed   atomic.Bool
-	held    atomic.Bool
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (g *failOnceGate) MaybeError(op vfs.Op) error {
-	if op.Kind != vfs.OpSync || !strings.HasSuffix(op.Path, dataSuffix) || !g.armed.Load() || !g.held.CompareAndSwap(false, true) {
-		return nil
-	}
-	g.entered <- struct{}{}
-	<-g.release
-	return vfs.ErrInjected
-}
-
 // A rotation that fsyncs the active file while a round's fsync of it is in
 // flight must not move the synced watermark: if the round's fsync fails,
 // the rotation's succeeded only because the error was reported once, to the
 // round, and a syncing writer would have been answered from it.
 func TestRotateDuringFailingRoundMovesNoWatermark(t *testing.T) {
-	g := &failOnceGate{entered: make(chan struct{}), release: make(chan struct{})}
+	g := vfs.NewSyncGate(dataSuffix)
 	db := openMem(t, vfs.NewErrorFS(newMem(t), g), Options{MaxFileSize: minFileSize})
 	t.Cleanup(func() { _ = db.Close() }) // failed: Close reports it
 	t.Cleanup(func() {                   // first: a failed check must not leave the round held and Close waiting
-		select {
-		case g.release <- struct{}{}:
-		default:
-		}
+		g.TryRelease()
 	})
 	require.NoError(t, db.Set([]byte("a"), []byte("v"), nil))
 	db.wmu.Lock()
 	first := db.pos
 	db.wmu.Unlock()
 	require.Less(t, db.synced.Load(), first)
-	g.armed.Store(true)
+	g.Arm()
 
 	roundErr := make(chan error, 1)
 	go func() { roundErr <- db.syncTo(first) }()
-	<-g.entered // the round's fsync of the active file is in flight
+	<-g.Entered() // the round's fsync of the active file is in flight
 	rotations := db.stats.rotations.Load()
 	for i := 0; db.stats.rotations.Load() == rotations; i++ {
 		require.NoError(t, db.Set(fmt.Appendf(nil, "k%d", i), make([]byte, 200), nil))
 	}
 	require.Less(t, db.synced.Load(), first, "a rotation during a round in flight moved the synced watermark before the round's outcome")
 
-	g.release <- struct{}{} // the round's fsync fails
+	g.Release() // the round's fsync fails
 	select {
 	case err := <-roundErr:
 		require.Error(t, err)

@@ -330,3 +330,21 @@ func TestCrashAt(t *testing.T) {
 	require.Equal(t, "zzz", readFile(t, crashed, "/f"))
 	require.Equal(t, "zzzzzz", readFile(t, mem, "/f"), "the workload went on")
 }
+
+// SyncGate holds only the first fsync of a matching file after Arm, fails
+// it once released, and lets every other operation through.
+func TestSyncGate(t *testing.T) {
+	g := NewSyncGate(".log")
+	fsync := func(path string) error { return g.MaybeError(Op{Kind: OpSync, Path: path}) }
+	require.NoError(t, fsync("a.log"), "not armed")
+	g.Arm()
+	require.NoError(t, fsync("a.dat"), "another file")
+	require.NoError(t, g.MaybeError(Op{Kind: OpWrite, Path: "a.log"}), "not an fsync")
+	require.False(t, g.TryRelease(), "nothing held")
+	held := make(chan error, 1)
+	go func() { held <- fsync("a.log") }()
+	<-g.Entered()
+	g.Release()
+	require.ErrorIs(t, <-held, ErrInjected)
+	require.NoError(t, fsync("a.log"), "only the first is held")
+}

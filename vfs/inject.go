@@ -3,6 +3,7 @@ package vfs
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -231,4 +232,56 @@ func (d *DiskFull) MaybeError(op Op) error {
 		return fmt.Errorf("%w: %s %s: %w", ErrInjected, op.Kind, op.Path, syscall.ENOSPC)
 	}
 	return nil
+}
+
+// SyncGate is an Injector that, once armed, holds the first fsync of a file
+// whose path ends in its suffix until Release, and then fails it; every
+// other fsync succeeds. It plays Linux, which reports a file's write-back
+// error to one fsync only: a test holds a group commit's fsync in flight,
+// does something that fsyncs the same file (a roll, a rotation), then fails
+// the held one. Create it with NewSyncGate.
+type SyncGate struct {
+	suffix  string
+	armed   atomic.Bool
+	held    atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+// NewSyncGate returns a SyncGate for the files whose path ends in suffix.
+func NewSyncGate(suffix string) *SyncGate {
+	return &SyncGate{suffix: suffix, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+// Arm makes the next fsync of a matching file the one held.
+func (g *SyncGate) Arm() { g.armed.Store(true) }
+
+// Entered receives once the held fsync has started.
+func (g *SyncGate) Entered() <-chan struct{} { return g.entered }
+
+// Release lets the held fsync return its error; it blocks until an fsync
+// is held.
+func (g *SyncGate) Release() { g.release <- struct{}{} }
+
+// TryRelease releases a held fsync if one waits, and reports whether one
+// did: a test's cleanup calls it so that a failed check never leaves the
+// fsync held and Close waiting for it.
+func (g *SyncGate) TryRelease() bool {
+	select {
+	case g.release <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// MaybeError holds and then fails the first fsync of a matching file after
+// Arm.
+func (g *SyncGate) MaybeError(op Op) error {
+	if op.Kind != OpSync || !strings.HasSuffix(op.Path, g.suffix) || !g.armed.Load() || !g.held.CompareAndSwap(false, true) {
+		return nil
+	}
+	g.entered <- struct{}{}
+	<-g.release
+	return InjectedError(op)
 }
