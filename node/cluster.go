@@ -9,8 +9,8 @@ package node
 //
 //	coord.Member (etcd: lease, leader key, progress)
 //	   -> clusterReplica.Lead / Follow / StepDown   (promote, follow, fence)
-//	   -> replicate.Node.PromoteTo / FollowForce    (epochs, divergent tails)
-//	clients -> clusterBackend.IsFollower / Apply / Sync (READONLY, TRYAGAIN)
+//	   -> replicate.Replica.PromoteTo / FollowForce    (epochs, divergent tails)
+//	clients -> clusterBackend.IsFollower / Submit / Sync (READONLY, TRYAGAIN)
 
 import (
 	"context"
@@ -159,10 +159,10 @@ type clusterBackend struct {
 	// refused connections (probeLeader); guarded by mu.
 	probeEpoch uint64
 	probeSince time.Time
-	// testHookApply, when a test sets it, runs at Apply's start with the
+	// testHookSubmit, when a test sets it, runs at Submit's start with the
 	// batch (and the caller's key locks held), before any move check.
-	testHookApply atomic.Pointer[func(*logkv.Batch)]
-	// testHookAwaited, when a test sets it, runs in Apply and Sync once
+	testHookSubmit atomic.Pointer[func(*logkv.Batch)]
+	// testHookAwaited, when a test sets it, runs in Submit and Sync once
 	// the writes are durable (and, in sync mode, on the quorum), before
 	// mayAck decides whether to acknowledge them.
 	testHookAwaited atomic.Pointer[func()]
@@ -350,27 +350,27 @@ func (b *clusterBackend) mayAck(epoch uint64) bool {
 	return m != nil && epoch != 0 && m.Leading() == epoch && m.Valid() && m.Leading() == epoch
 }
 
-// Set goes through this Apply: replicatedBackend.Set would call its own,
+// Set goes through this Submit: replicatedBackend.Set would call its own,
 // which acknowledges without mayAck's check.
 func (b *clusterBackend) Set(key, value []byte) error {
 	var batch logkv.Batch
 	batch.Set(key, value)
-	return b.Apply(&batch)
+	return b.Submit(&batch)
 }
 
-// Apply refuses, before anything is logged, a write this node must not
+// Submit refuses, before anything is logged, a write this node must not
 // take (fenced; a slot moved away since the command was routed) and
-// acknowledges it as replicatedBackend.Apply does.
-func (b *clusterBackend) Apply(batch *logkv.Batch) error { return b.apply(batch, true) }
+// acknowledges it as replicatedBackend.Submit does.
+func (b *clusterBackend) Submit(batch *logkv.Batch) error { return b.apply(batch, true) }
 
-// apply is Apply; owned false skips the slot ownership check, for the
+// apply is Submit; owned false skips the slot ownership check, for the
 // sweep's deletes of the slots this shard gave away (move.go).
 func (b *clusterBackend) apply(batch *logkv.Batch, owned bool) error {
 	epoch := b.leadingEpoch()
 	if b.fenced() {
 		return errFenced
 	}
-	if h := b.testHookApply.Load(); h != nil {
+	if h := b.testHookSubmit.Load(); h != nil {
 		(*h)(batch)
 	}
 	// From the ownership check to the submit, a range this node ships
@@ -387,14 +387,14 @@ func (b *clusterBackend) apply(batch *logkv.Batch, owned bool) error {
 		err = b.checkOwned(batch)
 	}
 	if err == nil {
-		err = b.replicatedBackend.Apply(batch)
+		err = b.replicatedBackend.Submit(batch)
 	}
 	b.moves.exit(locked)
 	if h := b.testHookAwaited.Load(); h != nil && err == nil {
 		(*h)()
 	}
 	if err == nil && b.syncAck && !b.mayAck(epoch) {
-		return errFenced // sync mode acknowledges in Apply
+		return errFenced // sync mode acknowledges in Submit
 	}
 	return err
 }
@@ -474,7 +474,7 @@ func (b *clusterBackend) Close() error {
 // do) and the cluster's own state.
 //
 // A member that is not the elected leader says slave even while its
-// replicate.Node still leads (it stepped down, and has not followed the
+// replicate.Replica still leads (it stepped down, and has not followed the
 // next leader yet: whom etcd names is unknown), with no master address:
 // answering master there (as it did) made clients, and kvhistory's ROLE,
 // GET, ROLE check, take its reads for a leader's, after its leadership had
@@ -527,7 +527,7 @@ func atoiOr0(s string) int {
 	return v
 }
 
-// clusterReplica is what coord drives: this node's replicate.Node.
+// clusterReplica is what coord drives: this node's replicate.Replica.
 type clusterReplica struct{ b *clusterBackend }
 
 // Progress reports the log's durable seq and its newest epoch as coord
@@ -600,7 +600,7 @@ func (r clusterReplica) Lead(epoch uint64) error {
 	if errors.Is(err, logkv.ErrNotFound) {
 		var fb logkv.Batch
 		fb.Set(metaFormatKey, []byte{keyspaceFormat})
-		if err := errors.Join(b.replicatedBackend.Apply(&fb), b.replicatedBackend.Sync()); err != nil {
+		if err := errors.Join(b.replicatedBackend.Submit(&fb), b.replicatedBackend.Sync()); err != nil {
 			return err
 		}
 	} else if err != nil {

@@ -624,7 +624,7 @@ func TestClusterEtcdMemberDown(t *testing.T) {
 		if err != nil {
 			// A renewal may wait out etcd's election: the leader
 			// fences (TRYAGAIN) rather than acknowledge unproven. A
-			// write that passed Apply just before the fencing deadline
+			// write that passed Submit just before the fencing deadline
 			// fails its Sync instead (clusterBackend.Sync), and the
 			// node drops the connection unanswered (syncFailed): EOF
 			// (seen once in go test -race -count=5).

@@ -125,7 +125,7 @@ func setInt(lo, hi int64, apply func(n *Node, x int64)) func(n *Node, v string) 
 }
 
 // syncSwitcher is a backend whose sync policy can change while it runs:
-// the commit log's (replicate.Node.SetSyncInterval).
+// the commit log's (replicate.Replica.SetSyncInterval).
 type syncSwitcher interface {
 	SetSyncInterval(time.Duration) error
 }

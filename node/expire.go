@@ -560,7 +560,7 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 	if err := b.Err(); err != nil {
 		return 0, err
 	}
-	if err := n.backend.Apply(b); err != nil {
+	if err := n.backend.Submit(b); err != nil {
 		return 0, err
 	}
 	n.state().expire.staleEntries.Add(int64(len(e.due) - touched))

@@ -13,13 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// gatedBackend holds the next Barrier or Apply, once armed, until released:
+// gatedBackend holds the next Barrier or Submit, once armed, until released:
 // it stops a writing command at a chosen point while the test moves the
 // clock and reads.
 type gatedBackend struct {
 	backend
 	mu      sync.Mutex
-	barrier bool // hold the next Barrier, not the next Apply
+	barrier bool // hold the next Barrier, not the next Submit
 	armed   bool
 	entered chan struct{}
 	release chan struct{}
@@ -51,9 +51,9 @@ func (g *gatedBackend) Barrier() error {
 	return g.backend.Barrier()
 }
 
-func (g *gatedBackend) Apply(b *logkv.Batch) error {
+func (g *gatedBackend) Submit(b *logkv.Batch) error {
 	g.hold(false)
-	return g.backend.Apply(b)
+	return g.backend.Submit(b)
 }
 
 // TestExpiredKeyStaysExpired: once a reader saw a key expire, no write

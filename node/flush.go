@@ -249,7 +249,7 @@ func (n *Node) sweepOld() (more bool, err error) {
 	if b.Empty() {
 		return more, nil
 	}
-	return true, errors.Join(n.backend.Apply(&b), n.backend.Sync())
+	return true, errors.Join(n.backend.Submit(&b), n.backend.Sync())
 }
 
 // keyspaceInfo adds INFO keyspace's line for each database with keys.

@@ -504,7 +504,7 @@ func (n *Node) applyAtOpen(b *logkv.Batch) error {
 		}
 		return rb.r.AwaitLocal(seq)
 	}
-	return errors.Join(n.backend.Apply(b), n.backend.Sync())
+	return errors.Join(n.backend.Submit(b), n.backend.Sync())
 }
 
 // tx is one command's view of the keyspace, or one EXEC's: the keys it
@@ -1007,17 +1007,17 @@ func (t *tx) apply() error {
 	if err := b.Err(); err != nil {
 		return err
 	}
-	// Dirty before Apply: a write Apply refuses after logging it (a sync
+	// Dirty before Submit: a write Submit refuses after logging it (a sync
 	// leader whose leadership ended: errFenced) may have been applied, and
 	// its error must reach the client as the read index (readindex.go) lets
 	// a write's reply through, not be taken for a read's and replaced by
 	// READONLY, which says it was refused.
 	t.c.dirty = true
-	err := t.n.backend.Apply(&b)
+	err := t.n.backend.Submit(&b)
 	for i := range t.keys {
 		// Again once applied: an expirer walk that read nextDue before
 		// this write and the index before it was visible must not hide it.
-		// Whatever Apply answered: a write refused after it was logged
+		// Whatever Submit answered: a write refused after it was logged
 		// (errFenced, a quorum timeout) may be applied, and lowering
 		// nextDue for one that was not costs one spare walk.
 		if k := &t.keys[i]; k.dirty && k.found && k.expireAt != 0 {

@@ -50,7 +50,7 @@ func writeFormat1(t *testing.T, cfg Config) (deadline int64) {
 	b.Set(f1(3, 5, "x"), appendValue(nil, 0, []byte("1")))
 	b.Set(f1(3, 5, "y"), appendValue(nil, 0, []byte("2")))
 	b.Set(f1(3, 4, "stale"), appendValue(nil, 0, []byte("old")))
-	require.NoError(t, errors.Join(n.backend.Apply(&b), n.backend.Sync()))
+	require.NoError(t, errors.Join(n.backend.Submit(&b), n.backend.Sync()))
 	require.NoError(t, n.Shutdown(context.Background()))
 	return deadline
 }
@@ -163,7 +163,7 @@ func TestConvertReachesFollower(t *testing.T) {
 		k := fmt.Sprintf("key:%03d", i)
 		b.Set(append(appendDBGen(nil, 0, 0), k...), appendValue(nil, 0, []byte("v"+k)))
 	}
-	require.NoError(t, errors.Join(leader.backend.Apply(&b), leader.backend.Sync()))
+	require.NoError(t, errors.Join(leader.backend.Submit(&b), leader.backend.Sync()))
 
 	f := replNode(t, tlsDir, "bitcask", leader.rep(t).Addr(), withPassword)
 	caughtUp(t, leader, f)

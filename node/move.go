@@ -508,8 +508,8 @@ func (n *Node) deleteSlotRange(first, last uint16) (int, error) {
 			return total, nil
 		}
 		// Not checked against the slot table: the rows may be of slots
-		// this shard gave away (the sweep), which Apply refuses.
-		apply := n.backend.Apply
+		// this shard gave away (the sweep), which Submit refuses.
+		apply := n.backend.Submit
 		if cb, ok := n.backend.(*clusterBackend); ok {
 			apply = func(b *logkv.Batch) error { return cb.apply(b, false) }
 		}

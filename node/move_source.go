@@ -23,7 +23,7 @@ import (
 )
 
 // moveTracker is the backend's view of the ranges this node is shipping.
-// Apply holds rw's read lock from marking a batch's keys to submitting it;
+// Submit holds rw's read lock from marking a batch's keys to submitting it;
 // a round (and the pause) takes the write lock to swap the dirty keys, so
 // that every key it swaps out was submitted, and a barrier after it makes
 // the writes readable.
@@ -53,7 +53,7 @@ type moveTracker struct {
 	// (no range was tracked when they entered). A move's start waits until
 	// none is left (awaitFast), so every write it does not mark was
 	// submitted before its snapshot's barrier. An atomic counter costs an
-	// Apply what rw.RLock did, one atomic add in and one out, without the
+	// Submit what rw.RLock did, one atomic add in and one out, without the
 	// lock's writer check; the gain is that no RWMutex is touched at all
 	// when nothing moves.
 	fast atomic.Int64
@@ -136,7 +136,7 @@ func (b *clusterBackend) unconfirmed() bool {
 
 // wakeConfirm asks runMoves to confirm the table now. It never blocks: a
 // command refused for an unconfirmed table must not wait on etcd, which
-// in async mode would stall an event loop (no I/O in Apply or route).
+// in async mode would stall an event loop (no I/O in Submit or route).
 func (t *moveTracker) wakeConfirm() {
 	select {
 	case t.confirm <- struct{}{}:

@@ -75,7 +75,7 @@ func (b *clusterBackend) runMoves(ctx context.Context) {
 			// Elected at revision e: a read of the map now is after it, so
 			// a table of that version (notSharded: no map) holds every
 			// flip before this node led (moveTracker.freshFor). The read
-			// is here, off the command path: route and Apply only refuse.
+			// is here, off the command path: route and Submit only refuse.
 			if err := b.confirmTable(ctx, t); err == nil {
 				b.moves.freshFor.Store(e)
 			} else if !errors.Is(err, errTableStale) {
@@ -473,7 +473,7 @@ func (a *moveApplier) flush() error {
 	if a.batch.Empty() {
 		return nil
 	}
-	err := a.b.Apply(&a.batch)
+	err := a.b.Submit(&a.batch)
 	if a.firstDue != 0 {
 		// Again once applied, as tx.apply does: a walk that read nextDue
 		// before these rows were visible must not pass them by.

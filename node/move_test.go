@@ -1158,9 +1158,9 @@ func TestWriteHeldAcrossSwitch(t *testing.T) {
 			}
 		}
 	}
-	a1.cb().testHookApply.Store(&hook)
+	a1.cb().testHookSubmit.Store(&hook)
 	t.Cleanup(func() {
-		a1.cb().testHookApply.Store(nil)
+		a1.cb().testHookSubmit.Store(nil)
 		select {
 		case <-release:
 		default:

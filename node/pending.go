@@ -117,7 +117,7 @@ func (n *Node) flushWrites(c *client) {
 		return
 	}
 	unlock := n.locks.lockStripes(p.stripes)
-	err := n.backend.Apply(&p.batch)
+	err := n.backend.Submit(&p.batch)
 	if err == nil && n.ks.watch.count.Load() > 0 {
 		n.touchBatch(&p.batch) // under the locks, as EXEC checks under them
 	}
@@ -125,7 +125,7 @@ func (n *Node) flushWrites(c *client) {
 	if p.firstDue != 0 {
 		// Again once applied: an expirer walk that read nextDue before
 		// this write and the index before it was visible must not hide it.
-		// Also when Apply failed: a write refused after it was logged
+		// Also when Submit failed: a write refused after it was logged
 		// (errFenced, a quorum timeout) may be applied.
 		n.lowerNextDue(p.firstDue)
 	}

@@ -126,12 +126,12 @@ type failingBackend struct {
 
 var errInjected = errors.New("injected write failure")
 
-func (f *failingBackend) Apply(b *logkv.Batch) error {
+func (f *failingBackend) Submit(b *logkv.Batch) error {
 	f.calls.Add(1)
 	if f.fail.Load() {
 		return errInjected
 	}
-	return f.backend.Apply(b)
+	return f.backend.Submit(b)
 }
 
 // When the backend refuses a queued run, every command of the run answers
@@ -164,7 +164,7 @@ func TestPendingRunFailsWhole(t *testing.T) {
 		require.ErrorContains(t, cmds[i].Err(), errInjected.Error(), "command %d", i)
 	}
 	require.Equal(t, "PONG", cmds[2].(*redis.StatusCmd).Val())
-	require.Equal(t, int64(2), fb.calls.Load(), "one Apply per run: before PING, and at the end")
+	require.Equal(t, int64(2), fb.calls.Load(), "one Submit per run: before PING, and at the end")
 	fb.fail.Store(false)
 	require.Zero(t, c.DBSize(ctx).Val())
 	require.NoError(t, c.Set(ctx, "a", "1", 0).Err())

@@ -104,7 +104,7 @@ func fenceRead(c *command) {
 			wrote := cl.dirty
 			cl.dirty = dirty || wrote
 			if wrote || len(cl.conn.out) == start {
-				// It wrote (fenced by its own Apply), or it queued a
+				// It wrote (fenced by its own Submit), or it queued a
 				// blind write whose reply comes later.
 				return
 			}

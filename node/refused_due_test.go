@@ -26,15 +26,15 @@ type appliedButRefused struct {
 	refuse atomic.Bool
 }
 
-func (f *appliedButRefused) Apply(b *logkv.Batch) error {
-	if err := f.backend.Apply(b); err != nil || !f.refuse.Load() {
+func (f *appliedButRefused) Submit(b *logkv.Batch) error {
+	if err := f.backend.Submit(b); err != nil || !f.refuse.Load() {
 		return err
 	}
 	f.n.ks.nextDue.Store(math.MaxInt64)
 	return errInjected
 }
 
-// A write with a deadline that Apply refuses after applying it still
+// A write with a deadline that Submit refuses after applying it still
 // lowers nextDue: otherwise the expirer, told nothing is due, never
 // removes the key (hidden from reads once due, but kept on disk and in the
 // index forever). Both write paths: a transaction (PEXPIREAT) and a

@@ -107,8 +107,8 @@ func (n *Node) openReplicated() (backend, error) {
 // across an fsync. In sync mode each write waits for its quorum at once, so
 // a quorum that does not answer fails that command with its own error.
 type replicatedBackend struct {
-	r           *replicate.Node
-	syncAck     bool // ack sync: Apply waits for the quorum (Sync makes writes durable)
+	r           *replicate.Replica
+	syncAck     bool // ack sync: Submit waits for the quorum (Sync makes writes durable)
 	maxReadyLag uint64
 	shipping    bool          // a transport: the node may lead followers or follow
 	submitted   atomic.Uint64 // highest seq submitted and not known awaited
@@ -120,21 +120,21 @@ type replicatedBackend struct {
 func (b *replicatedBackend) Engine() logkv.Engine { return b.r.Engine() }
 
 // batchPool holds single-write batches: Submit copies a batch's encoding,
-// so the batch can be reused as soon as Apply returns.
+// so the batch can be reused as soon as Submit returns.
 var batchPool = sync.Pool{New: func() any { return new(logkv.Batch) }}
 
 func (b *replicatedBackend) Set(key, value []byte) error {
 	batch := batchPool.Get().(*logkv.Batch)
 	batch.Reset()
 	batch.Set(key, value)
-	err := b.Apply(batch)
+	err := b.Submit(batch)
 	if cap(batch.Repr()) <= 64<<10 {
 		batchPool.Put(batch) // never keep a big value's buffer
 	}
 	return err
 }
 
-func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
+func (b *replicatedBackend) Submit(batch *logkv.Batch) error {
 	if b.syncAck {
 		_, err := b.r.Write(batch)
 		return err
@@ -151,16 +151,16 @@ func (b *replicatedBackend) Apply(batch *logkv.Batch) error {
 	}
 }
 
-func (b *replicatedBackend) Visible() bool    { return b.syncAck }
-func (b *replicatedBackend) SyncWaits() bool  { return b.syncAck || b.r.SyncInterval() == 0 }
-func (b *replicatedBackend) ApplyWaits() bool { return b.syncAck }
-func (b *replicatedBackend) Barrier() error   { return b.Sync() }
+func (b *replicatedBackend) Visible() bool     { return b.syncAck }
+func (b *replicatedBackend) SyncWaits() bool   { return b.syncAck || b.r.SyncInterval() == 0 }
+func (b *replicatedBackend) SubmitWaits() bool { return b.syncAck }
+func (b *replicatedBackend) Barrier() error    { return b.Sync() }
 
 // SetSyncInterval switches appendfsync while the node runs (CONFIG SET).
 func (b *replicatedBackend) SetSyncInterval(d time.Duration) error { return b.r.SetSyncInterval(d) }
 
 // Sync waits for every write submitted so far: durable, applied, and (in
-// sync mode, where Apply already waited) on the quorum.
+// sync mode, where Submit already waited) on the quorum.
 func (b *replicatedBackend) Sync() error { return b.r.Await(b.submitted.Load()) }
 
 func (b *replicatedBackend) Close() error { return b.r.Close() }

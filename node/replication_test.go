@@ -39,7 +39,7 @@ func replNode(t *testing.T, tlsDir, engine, replicaOf string, edit ...func(*Conf
 	})
 }
 
-func (n *Node) rep(t *testing.T) *replicate.Node {
+func (n *Node) rep(t *testing.T) *replicate.Replica {
 	b, ok := n.backend.(*replicatedBackend)
 	require.True(t, ok, "node is not replicated")
 	return b.r

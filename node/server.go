@@ -31,7 +31,7 @@ import (
 //
 // A loop must not wait long, or every connection on it waits too. So a
 // request that may (WAIT, REPLICAOF; every write when sync replication makes
-// Apply wait for the quorum; a write that reads, or a read after this
+// Submit wait for the quorum; a write that reads, or a read after this
 // pipeline's writes, when making writes visible waits for an fsync) runs on
 // a goroutine of its own: the loop hands over the client's complete requests
 // from that one on, leaves whatever else the client sends buffered, and
@@ -486,13 +486,13 @@ func (n *Node) sendAhead(c *client) {
 // mayWait reports whether command cm may wait long (for an fsync, followers
 // or a new leader), so it and what follows run off the loop. Blind writes
 // only queue, and the pipeline's sync waits in the loop's group sync, so
-// they stay on the loop unless Apply itself waits.
+// they stay on the loop unless Submit itself waits.
 func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 	b := n.backend
 	switch {
 	case cm == nil:
 		return false
-	case cm.slow, cm.slowArgs > 0 && len(args) > cm.slowArgs, cm.write && b.ApplyWaits():
+	case cm.slow, cm.slowArgs > 0 && len(args) > cm.slowArgs, cm.write && b.SubmitWaits():
 		return true
 	case n.srv.pause.pauses(cm):
 		return !n.refusedAtOnce(c, cm, args) // a refusal is answered on the loop (waitPause)

@@ -163,15 +163,15 @@ func TestEventLoopsSetting(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "event_loops 257 must be 0 (half the cores) to 256")
 }
 
-// waitsBackend answers SyncWaits, ApplyWaits and Visible as told.
+// waitsBackend answers SyncWaits, SubmitWaits and Visible as told.
 type waitsBackend struct {
 	backend
 	syncWaits, applyWaits, visible bool
 }
 
-func (w waitsBackend) SyncWaits() bool  { return w.syncWaits }
-func (w waitsBackend) ApplyWaits() bool { return w.applyWaits }
-func (w waitsBackend) Visible() bool    { return w.visible }
+func (w waitsBackend) SyncWaits() bool   { return w.syncWaits }
+func (w waitsBackend) SubmitWaits() bool { return w.applyWaits }
+func (w waitsBackend) Visible() bool     { return w.visible }
 
 // What runs off the loop, by what the backend may wait for.
 func TestMayWait(t *testing.T) {
@@ -208,5 +208,5 @@ func TestMayWait(t *testing.T) {
 	require.True(t, mayWait(replicatedAlways, false, "INCR k"))
 	require.True(t, mayWait(replicatedAlways, true, "GET k"), "reading this pipeline's writes waits for them")
 	require.False(t, mayWait(replicatedAlways, false, "GET k"))
-	require.True(t, mayWait(syncRepl, false, "SET k v"), "Apply waits for the quorum")
+	require.True(t, mayWait(syncRepl, false, "SET k v"), "Submit waits for the quorum")
 }

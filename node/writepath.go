@@ -23,7 +23,7 @@ import (
 //	  |
 //	  | serve       parse each complete request (resp.go); a command that
 //	  |             may wait (mayWait: WAIT and slow commands, any write
-//	  |             when backend.ApplyWaits, a write that reads or a read
+//	  |             when backend.SubmitWaits, a write that reads or a read
 //	  |             after this pipeline's writes when backend.SyncWaits and
 //	  |             not Visible) runs off the loop from there on (runOffLoop)
 //	  | run         look up and check: MOVED on a cluster, arity, AUTH,
@@ -39,9 +39,9 @@ import (
 //	  |             the tx reads through its own writes, and commits one
 //	  |             batch (keyspace.go: tx.apply; MULTI/EXEC shares one tx)
 //	  v
-//	  | apply       backend.Apply(batch), under the key locks: the write is
+//	  | submit      backend.Submit(batch), under the key locks: the write is
 //	  |             ordered, not yet durable (below). standalone: the engine;
-//	  |             replicatedBackend: replicate.Node.Submit (Write, which
+//	  |             replicatedBackend: replicate.Replica.Submit (Write, which
 //	  |             waits for the quorum, in sync mode); clusterBackend: the
 //	  |             same, refused (TRYAGAIN) while its lease is not known
 //	  |             valid, and marked (or, in a move's pause, refused) for a
@@ -52,7 +52,7 @@ import (
 //	  |             one run off the loop syncs on its own (runOffLoop)
 //	  | group sync  loopSync.run, once the loop has served every ready
 //	  |             connection: one backend.Sync for all the held pipelines.
-//	  |             replicatedBackend: replicate.Node.Await(the highest seq
+//	  |             replicatedBackend: replicate.Replica.Await(the highest seq
 //	  |             submitted): durable, applied, and in sync mode on the
 //	  |             quorum; clusterBackend: then still leading the epoch the
 //	  |             writes were logged in (mayAck); standalone: engineSync
@@ -62,7 +62,7 @@ import (
 //	              drops the connections unanswered (syncFailed): no reply
 //	              claims a write that is not durable.
 //
-// The backend below is where the stages meet storage: what Apply and Sync
+// The backend below is where the stages meet storage: what Submit and Sync
 // promise, the three implementations (standalone here, replicatedBackend in
 // replicated.go, clusterBackend in cluster.go), and what each reports of
 // itself (replicationView). It performs storage operations only: the
@@ -74,10 +74,10 @@ type backend interface {
 	// Engine returns the engine to read from now (a follower's full resync
 	// replaces it).
 	Engine() logkv.Engine
-	// Set and Apply submit a write in order without waiting for durability.
+	// Set and Submit submit a write in order without waiting for durability.
 	// Callers hold the key locks of the keys written.
 	Set(key, value []byte) error
-	Apply(b *logkv.Batch) error
+	Submit(b *logkv.Batch) error
 	// Visible reports whether a submitted write is readable at once; if not,
 	// it is readable after Sync or Barrier.
 	Visible() bool
@@ -89,14 +89,14 @@ type backend interface {
 	// sync replication, held by the quorum).
 	Sync() error
 	// SyncWaits reports whether Sync (and Barrier, where writes are not
-	// visible at once) may wait for an fsync or for followers; ApplyWaits,
-	// whether Apply and Set may (sync replication). The event loops run
+	// visible at once) may wait for an fsync or for followers; SubmitWaits,
+	// whether Submit and Set may (sync replication). The event loops run
 	// what may wait elsewhere (server.go). With Visible, these say what
 	// the storage operations above cost, not what the engine can do: they
 	// change at run time (CONFIG SET appendfsync), and the serving layer
 	// asks them per command.
 	SyncWaits() bool
-	ApplyWaits() bool
+	SubmitWaits() bool
 	// Wait blocks until n followers hold every write made so far, the
 	// timeout passes (0: forever) or done closes (the client left), and
 	// returns how many do.
@@ -228,9 +228,9 @@ func (s *standalone) NotReady() string            { return "" }
 func (s *standalone) Set(key, value []byte) error { return s.engine.Set(key, value, nil) }
 func (s *standalone) Visible() bool               { return true }
 func (s *standalone) SyncWaits() bool             { return !s.everysec }
-func (s *standalone) ApplyWaits() bool            { return false }
+func (s *standalone) SubmitWaits() bool           { return false }
 func (s *standalone) Barrier() error              { return nil }
-func (s *standalone) Apply(b *logkv.Batch) error  { return s.engine.Apply(b, nil) }
+func (s *standalone) Submit(b *logkv.Batch) error { return s.engine.Apply(b, nil) }
 func (s *standalone) Sync() error {
 	if s.everysec {
 		return s.group.failed() // syncing is the syncer's job

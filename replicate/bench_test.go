@@ -31,7 +31,7 @@ var (
 
 // benchCluster starts a leader and followers over QUIC on loopback, with
 // their logs on disk under b.TempDir().
-func benchCluster(b *testing.B, followers int, compress bool) (*Node, []*Node, func(i int) *Node) {
+func benchCluster(b *testing.B, followers int, compress bool) (*Replica, []*Replica, func(i int) *Replica) {
 	ca, err := transport.NewCA("bench CA")
 	require.NoError(b, err)
 	dir := b.TempDir()
@@ -63,7 +63,7 @@ func benchCluster(b *testing.B, followers int, compress bool) (*Node, []*Node, f
 	leader, err := Open(lc)
 	require.NoError(b, err)
 	b.Cleanup(func() { leader.Close() })
-	start := func(i int) *Node {
+	start := func(i int) *Replica {
 		fc := cfg(fmt.Sprintf("f%d", i))
 		fc.Role, fc.LeaderAddr = Follower, leader.Addr()
 		if *benchMemNet {
@@ -74,7 +74,7 @@ func benchCluster(b *testing.B, followers int, compress bool) (*Node, []*Node, f
 		b.Cleanup(func() { f.Close() })
 		return f
 	}
-	var fs []*Node
+	var fs []*Replica
 	for i := range followers {
 		fs = append(fs, start(i))
 	}
@@ -83,12 +83,12 @@ func benchCluster(b *testing.B, followers int, compress bool) (*Node, []*Node, f
 
 // writeLoad runs n writes from the configured writers and returns the last
 // seq.
-func writeLoad(b *testing.B, leader *Node, n int) uint64 {
+func writeLoad(b *testing.B, leader *Replica, n int) uint64 {
 	return writeBatches(b, leader, n, 1)
 }
 
 // writeBatches writes n keys in batches of per keys.
-func writeBatches(b *testing.B, leader *Node, n, per int) uint64 {
+func writeBatches(b *testing.B, leader *Replica, n, per int) uint64 {
 	var next atomic.Int64
 	var last atomic.Uint64
 	value := make([]byte, *benchValue)

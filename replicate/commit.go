@@ -46,7 +46,7 @@ import (
 // group fsync (with SyncInterval, for the write to the operating system),
 // applies it to the engine, and in Sync mode waits for the quorum. It returns the batch's seq. b may be reused once Write returns.
 // It is Submit followed by Await.
-func (n *Node) Write(b *logkv.Batch) (uint64, error) {
+func (n *Replica) Write(b *logkv.Batch) (uint64, error) {
 	seq, err := n.Submit(b)
 	if err != nil || seq == 0 {
 		return seq, err
@@ -63,7 +63,7 @@ func (n *Node) Write(b *logkv.Batch) (uint64, error) {
 // applyBacklog bytes without awaiting finds its records applied earlier,
 // once written, as Await would). Submit copies b; the caller may reuse it at
 // once.
-func (n *Node) Submit(b *logkv.Batch) (uint64, error) {
+func (n *Replica) Submit(b *logkv.Batch) (uint64, error) {
 	if n.closed.Load() {
 		return 0, logkv.ErrClosed
 	}
@@ -115,7 +115,7 @@ const (
 // only, which takes none of the caller's locks, and not while the log
 // refuses writes (a full disk: Append then fails the write at once, as
 // before) or after the node failed or closed.
-func (n *Node) waitBacklog() error {
+func (n *Replica) waitBacklog() error {
 	for {
 		if n.unappliedBytes.Load() <= maxBacklog { // every write asks: no lock
 			return nil
@@ -151,7 +151,7 @@ func (n *Node) waitBacklog() error {
 // It waits for the records as Await does (written to the operating system
 // under SyncInterval in Async mode, else durable) but never for the quorum:
 // that is the Await's, and a write is acknowledged only by one.
-func (n *Node) applyLoop() {
+func (n *Replica) applyLoop() {
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -198,7 +198,7 @@ func (n *Node) applyLoop() {
 // dropped behind its caller's back. With SyncInterval in Async mode Await
 // does not wait: it returns the error, and its records are still written
 // once the disk takes them, so the error means "outcome unknown".
-func (n *Node) Await(seq uint64) error {
+func (n *Replica) Await(seq uint64) error {
 	if seq == 0 {
 		return nil
 	}
@@ -252,7 +252,7 @@ func (n *Node) Await(seq uint64) error {
 // record a new node writes before it serves: in Sync mode no follower can
 // hold that record yet (followers connect to a serving leader), so Await
 // would fail it after QuorumTimeout. Followers receive it first thing.
-func (n *Node) AwaitLocal(seq uint64) error {
+func (n *Replica) AwaitLocal(seq uint64) error {
 	if seq == 0 {
 		return nil
 	}
@@ -284,7 +284,7 @@ const (
 // refuses new writes with the error (commitlog.Log.Append does), which is
 // how Redis treats its AOF buffer on a full disk. A failed fsync is not
 // retried: it fails the log for good (commitlog.ErrFailed).
-func (n *Node) untilWritten(write func() error) error {
+func (n *Replica) untilWritten(write func() error) error {
 	wait := minWriteRetry
 	for {
 		err := write()
@@ -308,7 +308,7 @@ func (n *Node) untilWritten(write func() error) error {
 // at least every SyncInterval. Writers never wait for it. A failed fsync
 // fails the log, and with it every later write; a write the log undid (a
 // full disk) is tried again at the next round.
-func (n *Node) syncLoop() {
+func (n *Replica) syncLoop() {
 	period := func() time.Duration {
 		if every := n.SyncInterval(); every > 0 {
 			return every
@@ -360,7 +360,7 @@ const syncPace = 10 * time.Millisecond
 
 // applyThrough applies the unapplied records up to seq, in order: durable
 // ones, or with SyncInterval, ones written to the operating system.
-func (n *Node) applyThrough(seq uint64) error {
+func (n *Replica) applyThrough(seq uint64) error {
 	n.amu.Lock()
 	defer n.amu.Unlock()
 	if p := n.failed.Load(); p != nil {
@@ -416,7 +416,7 @@ func (n *Node) applyThrough(seq uint64) error {
 }
 
 // notifyApplied wakes WaitApplied callers.
-func (n *Node) notifyApplied() {
+func (n *Replica) notifyApplied() {
 	n.appliedMu.Lock()
 	close(n.appliedCh)
 	n.appliedCh = make(chan struct{})

@@ -66,7 +66,7 @@ type EngineStore interface {
 	Remove(gen uint64) error
 }
 
-// Config configures a Node.
+// Config configures a Replica.
 type Config struct {
 	// ID names the node to its peers. Required.
 	ID string

@@ -1,4 +1,4 @@
-// Package replicate turns an engine into a replicated store: a Node owns an
+// Package replicate turns an engine into a replicated store: a Replica owns an
 // engine behind a commit log (package commitlog) and, as leader, ships that
 // log to followers over a transport (package transport: QUIC with mutual TLS,
 // or in memory for tests), in the protocol of package wire. The references
@@ -9,7 +9,7 @@
 // # Write path
 //
 // commit.go holds the whole of it, opening with a diagram of its stages.
-// Node.Write appends the batch to the commit log under a mutex (which
+// Replica.Write appends the batch to the commit log under a mutex (which
 // assigns its seq), waits for the group fsync that covers it
 // (commitlog.Log.Sync: concurrent writers share one fsync), then applies the
 // durable records to the engine in seq order with WriteOptions.Seq. In Async

@@ -48,7 +48,7 @@ type engineState struct {
 	history []commitlog.EpochStart
 }
 
-func (n *Node) readEngineState() (engineState, error) {
+func (n *Replica) readEngineState() (engineState, error) {
 	path := filepath.Join(n.cfg.Dir, engineFile)
 	f, err := n.cfg.FS.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -91,7 +91,7 @@ func (n *Node) readEngineState() (engineState, error) {
 
 // writeEngineState replaces the ENGINE file durably: write a temporary
 // file, sync, rename, sync the directory.
-func (n *Node) writeEngineState(e engineState) error {
+func (n *Replica) writeEngineState(e engineState) error {
 	p := binary.LittleEndian.AppendUint64(nil, e.gen)
 	p = binary.LittleEndian.AppendUint64(p, e.reset)
 	p = binary.LittleEndian.AppendUint32(p, uint32(len(e.history)))
@@ -126,7 +126,7 @@ func (n *Node) writeEngineState(e engineState) error {
 
 // removeGen removes what generation gen left: its engine's files and its
 // checkpoint.
-func (n *Node) removeGen(gen uint64) error {
+func (n *Replica) removeGen(gen uint64) error {
 	if err := n.cfg.Engines.Remove(gen); err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func (n *Node) removeGen(gen uint64) error {
 }
 
 // checkpointPath is generation gen's checkpoint file.
-func (n *Node) checkpointPath(gen uint64) string {
+func (n *Replica) checkpointPath(gen uint64) string {
 	if gen == 0 {
 		return filepath.Join(n.cfg.Dir, checkpointFile)
 	}

@@ -2,7 +2,7 @@ package replicate
 
 import "errors"
 
-// Errors returned by a Node. Check them with errors.Is.
+// Errors returned by a Replica. Check them with errors.Is.
 var (
 	// ErrNotLeader: a write was sent to a node that is not the leader.
 	ErrNotLeader = errors.New("replicate: not the leader")

@@ -53,7 +53,7 @@ func Example() {
 // them outside, as kvnode does for a pipeline: the three writes below share
 // one group fsync, and one Await of the last seq covers them all (records
 // apply in seq order).
-func ExampleNode_Submit() {
+func ExampleReplica_Submit() {
 	open := func(bool) (logkv.Engine, error) { return logkv.Open("memory", "", nil) }
 	n, err := replicate.Open(replicate.Config{
 		ID: "a", Dir: "a", FS: vfs.NewMem(), OpenEngine: open, Checkpoint: true,

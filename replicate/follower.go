@@ -18,7 +18,7 @@ import (
 // follower is the follower side of replication: it dials the leader, and
 // redials with backoff whenever the stream ends.
 type follower struct {
-	n      *Node
+	n      *Replica
 	addr   string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -39,7 +39,7 @@ type follower struct {
 	testHookResync func(stage string)
 }
 
-func newFollower(n *Node, addr string) *follower {
+func newFollower(n *Replica, addr string) *follower {
 	f := &follower{n: n, addr: addr, first: make(chan error, 1)}
 	f.ctx, f.cancel = context.WithCancel(n.ctx)
 	f.setState(StateConnecting)
@@ -322,7 +322,7 @@ func (f *follower) discards(wl wire.Welcome) uint64 {
 // fsync. The records are the leader's durable ones, so applying them before
 // the local fsync is safe: after a crash the engine may be ahead of the
 // local log, which recovery handles by restarting the log after the engine
-// (Node.recover). A frame that fails a check ends the stream before anything
+// (Replica.recover). A frame that fails a check ends the stream before anything
 // in it is appended. The syncer waits syncDelay before each fsync (see
 // Config.FollowerSyncDelay).
 func (f *follower) receive(s transport.Stream, r *wire.Reader, w *wire.Writer, syncDelay time.Duration) error {

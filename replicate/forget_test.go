@@ -8,7 +8,7 @@ import (
 )
 
 // leaderOf returns n's leader side.
-func leaderOf(t *testing.T, n *Node) *leader {
+func leaderOf(t *testing.T, n *Replica) *leader {
 	n.roleMu.Lock()
 	defer n.roleMu.Unlock()
 	require.NotNil(t, n.leader, "node %s is not leading", n.ID())
@@ -17,7 +17,7 @@ func leaderOf(t *testing.T, n *Node) *leader {
 
 // stopFollower stops follower id and waits until leader a sees it gone; it
 // returns when its connection ended, as the leader recorded it.
-func stopFollower(t *testing.T, c *cluster, a *Node, id string) time.Time {
+func stopFollower(t *testing.T, c *cluster, a *Replica, id string) time.Time {
 	c.stop(id)
 	ld := leaderOf(t, a)
 	var left time.Time

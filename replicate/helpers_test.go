@@ -38,13 +38,13 @@ type cluster struct {
 	t     *testing.T
 	net   *transport.MemNetwork
 	fs    map[string]*vfs.MemFS
-	nodes map[string]*Node
+	nodes map[string]*Replica
 	addr  map[string]string // where each node listens when it leads
 	base  func(id string) Config
 }
 
 func newCluster(t *testing.T, base func(c *Config)) *cluster {
-	c := &cluster{t: t, net: transport.NewMemNetwork(256 << 10), fs: map[string]*vfs.MemFS{}, nodes: map[string]*Node{}, addr: map[string]string{}}
+	c := &cluster{t: t, net: transport.NewMemNetwork(256 << 10), fs: map[string]*vfs.MemFS{}, nodes: map[string]*Replica{}, addr: map[string]string{}}
 	c.base = func(id string) Config {
 		cfg := Config{
 			ID: id, Dir: "node", OpenEngine: openMemory, Checkpoint: true,
@@ -66,7 +66,7 @@ func newCluster(t *testing.T, base func(c *Config)) *cluster {
 }
 
 // start opens node id as leader (leader == "") or as a follower of leader.
-func (c *cluster) start(id, leader string, mod ...func(*Config)) *Node {
+func (c *cluster) start(id, leader string, mod ...func(*Config)) *Replica {
 	cfg := c.base(id)
 	if c.fs[id] == nil {
 		c.fs[id] = vfs.NewMem()
@@ -104,7 +104,7 @@ func (c *cluster) wipe(id string) { delete(c.fs, id) }
 
 // write commits n single-key batches to leader from w writers and returns
 // the last seq.
-func write(t testing.TB, leader *Node, from, n, writers int) uint64 {
+func write(t testing.TB, leader *Replica, from, n, writers int) uint64 {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var last uint64
@@ -141,7 +141,7 @@ func scan(t testing.TB, e logkv.Reader) map[string]string {
 	return m
 }
 
-func waitApplied(t testing.TB, seq uint64, nodes ...*Node) {
+func waitApplied(t testing.TB, seq uint64, nodes ...*Replica) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, n := range nodes {
@@ -149,7 +149,7 @@ func waitApplied(t testing.TB, seq uint64, nodes ...*Node) {
 	}
 }
 
-func requireConverged(t testing.TB, leader *Node, followers ...*Node) {
+func requireConverged(t testing.TB, leader *Replica, followers ...*Replica) {
 	last := leader.LastSeq()
 	waitApplied(t, last, followers...)
 	want := scan(t, leader.Engine())
@@ -167,7 +167,7 @@ func vfsDrop() vfs.CrashOptions { return vfs.CrashOptions{} }
 // and durable, for its last seq (a follower acks after it applies and syncs,
 // so its own WaitApplied returns first); only then does the leader's
 // retention let the log go.
-func leaderHearsAll(t testing.TB, leader *Node) {
+func leaderHearsAll(t testing.TB, leader *Replica) {
 	last := leader.LastSeq()
 	require.Eventually(t, func() bool {
 		for _, s := range leader.Followers() {

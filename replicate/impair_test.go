@@ -164,7 +164,7 @@ func TestImpairConvergence(t *testing.T) {
 
 // impairWriteRange commits n single-key batches with values of valueSize
 // bytes, keys from "key" from on, to leader from w writers.
-func impairWriteRange(t testing.TB, leader *Node, from, n, writers, valueSize int) {
+func impairWriteRange(t testing.TB, leader *Replica, from, n, writers, valueSize int) {
 	errs := make(chan error, writers)
 	per := (n + writers - 1) / writers
 	for w := range writers {
@@ -191,7 +191,7 @@ func impairWriteRange(t testing.TB, leader *Node, from, n, writers, valueSize in
 // impairWriteUntil writes single-key batches to leader, keys from "key"
 // from on, about one a millisecond (a steady load rather than a flood the
 // lossy links would take long to carry), until ctx is done.
-func impairWriteUntil(ctx context.Context, leader *Node, from int) error {
+func impairWriteUntil(ctx context.Context, leader *Replica, from int) error {
 	pace := time.NewTicker(time.Millisecond)
 	defer pace.Stop()
 	var b logkv.Batch
@@ -211,7 +211,7 @@ func impairWriteUntil(ctx context.Context, leader *Node, from int) error {
 
 // impairPeer is the leader's view of follower id (zero if it never
 // connected).
-func impairPeer(leader *Node, id string) FollowerStatus {
+func impairPeer(leader *Replica, id string) FollowerStatus {
 	for _, s := range leader.Followers() {
 		if s.ID == id {
 			return s
@@ -222,7 +222,7 @@ func impairPeer(leader *Node, id string) FollowerStatus {
 
 // impairWaitApplied waits, at most impairTimeout, until every node has
 // applied seq.
-func impairWaitApplied(t testing.TB, seq uint64, nodes ...*Node) {
+func impairWaitApplied(t testing.TB, seq uint64, nodes ...*Replica) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), impairTimeout)
 	defer cancel()
@@ -239,7 +239,7 @@ func impairWaitApplied(t testing.TB, seq uint64, nodes ...*Node) {
 
 // impairConverged waits, at most impairTimeout, for the followers to apply
 // the leader's last seq, and checks their full scans equal the leader's.
-func impairConverged(t testing.TB, leader *Node, followers ...*Node) {
+func impairConverged(t testing.TB, leader *Replica, followers ...*Replica) {
 	t.Helper()
 	impairWaitApplied(t, leader.LastSeq(), followers...)
 	requireConverged(t, leader, followers...)

@@ -34,7 +34,7 @@ const (
 
 // leader is the leader side of replication.
 type leader struct {
-	n      *Node
+	n      *Replica
 	ln     transport.Listener
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -73,7 +73,7 @@ type peer struct {
 
 func (p *peer) setState(s string) { p.state.Store(&s) }
 
-func newLeader(n *Node) (*leader, error) {
+func newLeader(n *Replica) (*leader, error) {
 	l := &leader{n: n, peers: map[string]*peer{}, acked: make(chan struct{})}
 	// A new leadership knows no follower's log yet: nothing is known on a
 	// quorum until they ack (every leader before this one has stopped).

@@ -33,7 +33,7 @@ type FollowerStatus struct {
 
 // Followers returns the leader's view of every follower that connected since
 // it became leader, sorted by id; nil on a follower.
-func (n *Node) Followers() []FollowerStatus {
+func (n *Replica) Followers() []FollowerStatus {
 	n.roleMu.Lock()
 	l := n.leader
 	n.roleMu.Unlock()
@@ -92,7 +92,7 @@ type Status struct {
 }
 
 // Status returns the node's view of itself.
-func (n *Node) Status() Status {
+func (n *Replica) Status() Status {
 	s := Status{
 		Epoch:       n.log.Epoch(),
 		LastSeq:     n.log.LastSeq(),

@@ -17,7 +17,7 @@ import (
 // flight finish first. epoch must be newer than the node's epoch and than
 // any leader's it followed; PromoteTo of the epoch it already leads does
 // nothing.
-func (n *Node) PromoteTo(epoch uint64) error {
+func (n *Replica) PromoteTo(epoch uint64) error {
 	if n.closed.Load() {
 		return logkv.ErrClosed
 	}

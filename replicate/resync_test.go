@@ -13,7 +13,7 @@ import (
 
 // overwrite writes n batches that set the same few keys over and over: a log
 // many times the size of the data it leaves.
-func overwrite(t *testing.T, leader *Node, n int) {
+func overwrite(t *testing.T, leader *Replica, n int) {
 	var b logkv.Batch
 	for i := range n {
 		b.Reset()

@@ -187,7 +187,7 @@ func (s *script) run(cmd *command) string {
 
 // node returns the running node name, failing the test if there is none:
 // a script that uses a stopped node is wrong, not the code under test.
-func (s *script) node(name string) *Node {
+func (s *script) node(name string) *Replica {
 	n := s.c.nodes[name]
 	if n == nil {
 		s.t.Fatalf("no running node %s", name)
@@ -431,7 +431,7 @@ func (s *script) expect(name string, cmd *command) (string, error) {
 }
 
 // epochOf is the epoch a node leads, or follows once it heard its leader.
-func (s *script) epochOf(n *Node) uint64 {
+func (s *script) epochOf(n *Replica) uint64 {
 	n.roleMu.Lock()
 	f := n.follower
 	n.roleMu.Unlock()

@@ -38,7 +38,7 @@ func TestShipDelayLimit(t *testing.T) {
 }
 
 // streaming waits until the leader streams to every one of n followers.
-func streaming(t *testing.T, leader *Node, n int) {
+func streaming(t *testing.T, leader *Replica, n int) {
 	require.Eventually(t, func() bool {
 		st := leader.Followers()
 		for _, s := range st {

@@ -161,7 +161,7 @@ const checkpointFile = "checkpoint"
 // in the chunk format of a full resync (see package wire), replacing the
 // previous one atomically. The log before the checkpoint's seq may then be
 // trimmed (by Maintain).
-func (n *Node) Checkpoint() error {
+func (n *Replica) Checkpoint() error {
 	if n.closed.Load() {
 		return logkv.ErrClosed
 	}
@@ -187,7 +187,7 @@ func (n *Node) Checkpoint() error {
 // writeCheckpoint writes snap (at seq snap.Seq(), with the epoch history
 // up to it) to path durably: a temporary file, synced, renamed over path,
 // and the directory synced.
-func (n *Node) writeCheckpoint(snap logkv.Snapshot, path string, history []commitlog.EpochStart) error {
+func (n *Replica) writeCheckpoint(snap logkv.Snapshot, path string, history []commitlog.EpochStart) error {
 	seq := snap.Seq()
 	fs := n.cfg.FS
 	tmp := path + ".tmp"
@@ -221,7 +221,7 @@ func (n *Node) writeCheckpoint(snap logkv.Snapshot, path string, history []commi
 
 // loadCheckpoint loads <Dir>/checkpoint, if there is one, into the empty
 // engine eng, and returns its seq.
-func (n *Node) loadCheckpoint(eng logkv.Engine) (uint64, error) {
+func (n *Replica) loadCheckpoint(eng logkv.Engine) (uint64, error) {
 	path := n.checkpointPath(n.gen)
 	f, err := n.cfg.FS.Open(path)
 	if errors.Is(err, os.ErrNotExist) {

@@ -14,7 +14,7 @@ import (
 // and returns how many followers hold seq then. It is woken by the
 // followers' acks, never by polling, so a waiter costs nothing while no ack
 // arrives: Redis' WAIT.
-func (n *Node) WaitFollowers(ctx context.Context, seq uint64, want int) int {
+func (n *Replica) WaitFollowers(ctx context.Context, seq uint64, want int) int {
 	n.roleMu.Lock()
 	l := n.leader
 	n.roleMu.Unlock()
@@ -49,7 +49,7 @@ func (n *Node) WaitFollowers(ctx context.Context, seq uint64, want int) int {
 // clears by itself once a write succeeds) or an fsync (commitlog.ErrFailed:
 // sticky until the node is reopened), or its engine refused a committed
 // record (sticky too). nil otherwise.
-func (n *Node) WriteErr() error {
+func (n *Replica) WriteErr() error {
 	if p := n.failed.Load(); p != nil {
 		return *p
 	}
@@ -68,7 +68,7 @@ func (n *Node) WriteErr() error {
 // records a set in etcd before it widens the counting set here, and narrows
 // it here before it records a smaller one, so the recorded set always holds
 // every follower that counted.
-func (n *Node) SetSyncSet(ids []string) {
+func (n *Replica) SetSyncSet(ids []string) {
 	if ids == nil {
 		n.syncSet.Store(nil)
 	} else {
@@ -88,7 +88,7 @@ func (n *Node) SetSyncSet(ids []string) {
 }
 
 // counts reports whether a follower's acks count towards a quorum.
-func (n *Node) counts(id string) bool {
+func (n *Replica) counts(id string) bool {
 	set := n.syncSet.Load()
 	return set == nil || (*set)[id]
 }
@@ -98,7 +98,7 @@ func (n *Node) counts(id string) bool {
 // 0 on a node that does not lead. Coordination uses it before it records a
 // smaller synchronous set: every write acknowledged so far must be on a
 // quorum of the smaller set first.
-func (n *Node) SyncDurable(ids []string, want int) uint64 {
+func (n *Replica) SyncDurable(ids []string, want int) uint64 {
 	n.roleMu.Lock()
 	l := n.leader
 	n.roleMu.Unlock()
@@ -144,13 +144,13 @@ func (n *Node) SyncDurable(ids []string, want int) uint64 {
 //
 // It may go down: when the counted set narrows (SetSyncSet), or a follower
 // is forgotten or resynced. A read compares against the value of its time.
-func (n *Node) QuorumSeq() uint64 { return n.quorumSeq.Load() }
+func (n *Replica) QuorumSeq() uint64 { return n.quorumSeq.Load() }
 
 // WaitQuorumSeq waits until QuorumSeq reaches seq, for at most the
 // configured QuorumTimeout. It fails if ctx ends, the node does not lead or
 // stops leading, or the timeout passes (wrapping ErrQuorum). Followers' acks
 // wake it; nothing polls.
-func (n *Node) WaitQuorumSeq(ctx context.Context, seq uint64) error {
+func (n *Replica) WaitQuorumSeq(ctx context.Context, seq uint64) error {
 	if n.quorumSeq.Load() >= seq {
 		return nil
 	}

@@ -72,7 +72,7 @@ func TestDiskFullRecoversWithoutRestart(t *testing.T) {
 	require.NoError(t, a.WriteErr(), "no restart needed")
 	write(t, a, 100, 10, 2)
 	requireConverged(t, a, b)
-	for _, n := range []*Node{a, b} {
+	for _, n := range []*Replica{a, b} {
 		m := scan(t, n.Engine())
 		require.Equal(t, "v-limbo", m["limbo"], "node %s", n.ID())
 		for i := range 5 {

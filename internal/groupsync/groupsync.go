@@ -61,7 +61,7 @@
 //     loops exist to avoid.
 //   - It has no log and no position, and does no I/O of its own. It calls
 //     backend.Sync, "everything submitted so far", which (under appendfsync
-//     always) is itself a SyncTo on the Group of the log below: the commit log's (replicate.Node.Await,
+//     always) is itself a SyncTo on the Group of the log below: the commit log's (replicate.Replica.Await,
 //     through commitlog's Sync), or for a node without a commit log, the
 //     engine's (node/writepath.go: engineSync). The loops' Syncs and those
 //     of pipelines run off the loop meet in that Group, which makes them one

@@ -220,11 +220,11 @@ type Replica interface {
 	// has seen). If it fails, the member resigns.
 	Lead(epoch uint64) error
 	// SetSyncSet restricts the followers a sync-mode quorum counts to ids
-	// (replicate.Node.SetSyncSet). The member calls it only in sync mode,
+	// (replicate.Replica.SetSyncSet). The member calls it only in sync mode,
 	// and only with sets the sync key holds (syncset.go).
 	SetSyncSet(ids []string)
 	// SyncDurable returns the highest seq durable on the local leader and
-	// on at least want of the followers ids (replicate.Node.SyncDurable).
+	// on at least want of the followers ids (replicate.Replica.SyncDurable).
 	SyncDurable(ids []string, want int) uint64
 	// Follow makes the local node follow l.
 	Follow(l Leader) error

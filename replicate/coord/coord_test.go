@@ -16,7 +16,7 @@ import (
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
 )
 
-// replica stands in for a replicate.Node: it records what the member told
+// replica stands in for a replicate.Replica: it records what the member told
 // it and reports the progress the test sets.
 type replica struct {
 	mu      sync.Mutex

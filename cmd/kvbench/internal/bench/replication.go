@@ -65,8 +65,8 @@ type replCluster struct {
 	retention   int64
 	// resyncRatio is the followers' Config.ResyncBacklogRatio (0: default).
 	resyncRatio float64
-	leader      *replicate.Node
-	followers   []*replicate.Node
+	leader      *replicate.Replica
+	followers   []*replicate.Replica
 }
 
 // newReplCluster opens a leader of the session's engine (listening on
@@ -149,7 +149,7 @@ func (c *replCluster) config(id string) (replicate.Config, error) {
 const leaderID = "leader"
 
 // startFollower opens follower i, which dials the leader.
-func (c *replCluster) startFollower(i int) (*replicate.Node, error) {
+func (c *replCluster) startFollower(i int) (*replicate.Replica, error) {
 	cfg, err := c.config(fmt.Sprintf("f%d", i))
 	if err != nil {
 		return nil, err

@@ -14,10 +14,10 @@ import (
 	"github.com/logkv/logkv/replicate/commitlog"
 )
 
-// Node is a running node: an engine behind a commit log, in the role of
+// Replica is a running node: an engine behind a commit log, in the role of
 // leader (accepting writes, shipping its log) or follower (applying a
 // leader's). All its methods are safe for concurrent use.
-type Node struct {
+type Replica struct {
 	cfg Config
 	log *commitlog.Log
 
@@ -86,7 +86,7 @@ type Node struct {
 // Open opens the node's log and engine, brings the engine up to the end of
 // the log (from a checkpoint first, if the engine came back empty), and
 // starts the configured role.
-func Open(cfg Config) (*Node, error) {
+func Open(cfg Config) (*Replica, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: l, appliedCh: make(chan struct{}), applyKick: make(chan struct{}, 1)}
+	n := &Replica{cfg: cfg, log: l, appliedCh: make(chan struct{}), applyKick: make(chan struct{}, 1)}
 	n.coalesce.applied = n.applied.Store
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.recover(); err != nil {
@@ -145,7 +145,7 @@ func Open(cfg Config) (*Node, error) {
 // started under the old policy and returns later. Switching to a positive
 // interval takes effect for the Awaits that start after it; earlier ones
 // still wait for their fsync.
-func (n *Node) SetSyncInterval(d time.Duration) error {
+func (n *Replica) SetSyncInterval(d time.Duration) error {
 	if d < 0 {
 		return fmt.Errorf("replicate: sync interval %v is negative", d)
 	}
@@ -164,11 +164,11 @@ func (n *Node) SetSyncInterval(d time.Duration) error {
 }
 
 // SyncInterval is the sync policy in force (see SetSyncInterval).
-func (n *Node) SyncInterval() time.Duration { return time.Duration(n.syncEvery.Load()) }
+func (n *Replica) SyncInterval() time.Duration { return time.Duration(n.syncEvery.Load()) }
 
 // recover opens the live engine generation, finishes a full resync a crash
 // interrupted after its commit point, and replays the log into the engine.
-func (n *Node) recover() error {
+func (n *Replica) recover() error {
 	st, err := n.readEngineState()
 	if err != nil {
 		return err
@@ -263,7 +263,7 @@ func (n *Node) recover() error {
 	return nil
 }
 
-func (n *Node) historyUpTo(seq uint64) []commitlog.EpochStart {
+func (n *Replica) historyUpTo(seq uint64) []commitlog.EpochStart {
 	var h []commitlog.EpochStart
 	for _, e := range n.log.History() {
 		if e.Seq <= seq+1 {
@@ -274,7 +274,7 @@ func (n *Node) historyUpTo(seq uint64) []commitlog.EpochStart {
 }
 
 // replay applies the log's records from seq on to the engine.
-func (n *Node) replay(from uint64) error {
+func (n *Replica) replay(from uint64) error {
 	r, err := n.log.NewReader(from)
 	if err != nil {
 		return err
@@ -306,29 +306,29 @@ func (n *Node) replay(from uint64) error {
 
 // Engine returns the node's engine, for reads. On a follower the engine is
 // replaced by a full resync: take it again rather than keeping it.
-func (n *Node) Engine() logkv.Engine {
+func (n *Replica) Engine() logkv.Engine {
 	n.engMu.RLock()
 	defer n.engMu.RUnlock()
 	return n.eng
 }
 
 // Log returns the node's commit log.
-func (n *Node) Log() *commitlog.Log { return n.log }
+func (n *Replica) Log() *commitlog.Log { return n.log }
 
 // Role returns the node's current role.
-func (n *Node) Role() Role { return Role(n.role.Load()) }
+func (n *Replica) Role() Role { return Role(n.role.Load()) }
 
 // ID returns the node's id.
-func (n *Node) ID() string { return n.cfg.ID }
+func (n *Replica) ID() string { return n.cfg.ID }
 
 // LastSeq returns the seq of the newest batch applied to the engine.
-func (n *Node) LastSeq() uint64 { return n.applied.Load() }
+func (n *Replica) LastSeq() uint64 { return n.applied.Load() }
 
 // Epoch returns the node's current epoch.
-func (n *Node) Epoch() uint64 { return n.log.Epoch() }
+func (n *Replica) Epoch() uint64 { return n.log.Epoch() }
 
 // Addr returns the address the leader listens on ("" if none).
-func (n *Node) Addr() string {
+func (n *Replica) Addr() string {
 	n.roleMu.Lock()
 	defer n.roleMu.Unlock()
 	if n.leader != nil && n.leader.ln != nil {
@@ -339,7 +339,7 @@ func (n *Node) Addr() string {
 
 // WaitApplied waits until the engine has applied seq, or ctx is done, or
 // the node is closed.
-func (n *Node) WaitApplied(ctx context.Context, seq uint64) error {
+func (n *Replica) WaitApplied(ctx context.Context, seq uint64) error {
 	for {
 		n.appliedMu.Lock()
 		ch := n.appliedCh
@@ -359,7 +359,7 @@ func (n *Node) WaitApplied(ctx context.Context, seq uint64) error {
 
 // fail makes the node refuse further writes: a durable record the engine
 // could not apply leaves the two out of step.
-func (n *Node) fail(err error) error {
+func (n *Replica) fail(err error) error {
 	n.failed.CompareAndSwap(nil, &err)
 	n.cfg.Logger.Error("engine refused a committed record; the node stops taking writes", "err", err)
 	return err
@@ -367,7 +367,7 @@ func (n *Node) fail(err error) error {
 
 // Promote makes a follower the leader of a new epoch, newer than any it has
 // seen, listening on the configured ListenAddr.
-func (n *Node) Promote() error {
+func (n *Replica) Promote() error {
 	if n.closed.Load() {
 		return logkv.ErrClosed
 	}
@@ -404,13 +404,13 @@ func (n *Node) Promote() error {
 // ErrWouldDiscard, with the numbers, and the node goes back to what it did.
 // Follow waits for the leader's first answer at most HandshakeTimeout; a
 // leader it cannot reach yet is retried in the background.
-func (n *Node) Follow(addr string) error { return n.follow(addr, false) }
+func (n *Replica) Follow(addr string) error { return n.follow(addr, false) }
 
 // FollowForce is Follow without the Config.MaxDiscard check: the node
 // follows addr whatever it must discard.
-func (n *Node) FollowForce(addr string) error { return n.follow(addr, true) }
+func (n *Replica) FollowForce(addr string) error { return n.follow(addr, true) }
 
-func (n *Node) follow(addr string, force bool) error {
+func (n *Replica) follow(addr string, force bool) error {
 	if n.closed.Load() {
 		return logkv.ErrClosed
 	}
@@ -459,7 +459,7 @@ func (n *Node) follow(addr string, force bool) error {
 
 // stopWrites refuses new writes, then finishes the ones in flight (sync and
 // apply), so that the log and engine are settled before the node follows.
-func (n *Node) stopWrites() error {
+func (n *Replica) stopWrites() error {
 	n.wmu.Lock()
 	n.leading = false
 	last := n.log.LastSeq()
@@ -474,7 +474,7 @@ func (n *Node) stopWrites() error {
 	return n.applyThrough(last)
 }
 
-func (n *Node) becomeLeader(epoch uint64) error {
+func (n *Replica) becomeLeader(epoch uint64) error {
 	if epoch == 0 && n.log.Epoch() == 0 {
 		epoch = firstEpoch()
 	}
@@ -498,7 +498,7 @@ func (n *Node) becomeLeader(epoch uint64) error {
 	return nil
 }
 
-func (n *Node) becomeFollower(addr string, force bool) *follower {
+func (n *Replica) becomeFollower(addr string, force bool) *follower {
 	f := newFollower(n, addr)
 	f.force = force
 	f.testHookResync = n.testHookResync
@@ -512,7 +512,7 @@ func (n *Node) becomeFollower(addr string, force bool) *follower {
 
 // Close stops the node, then closes its log and engine. Calling it twice is
 // safe.
-func (n *Node) Close() error {
+func (n *Replica) Close() error {
 	if n.closed.Swap(true) {
 		return nil
 	}
@@ -542,7 +542,7 @@ func (n *Node) Close() error {
 // one history. Below 2^40, it leaves 2^63 promotions of room.
 func firstEpoch() uint64 { return 1 + rand.Uint64N(1<<40) }
 
-func (n *Node) maintainLoop() {
+func (n *Replica) maintainLoop() {
 	t := time.NewTicker(n.cfg.MaintainEvery)
 	defer t.Stop()
 	for {
@@ -561,7 +561,7 @@ func (n *Node) maintainLoop() {
 // the checkpoint (or the engine's durable state) and the followers allow,
 // marking followers past RetentionBytes for a full resync. The node calls it
 // every MaintainEvery; tests call it directly.
-func (n *Node) Maintain() error {
+func (n *Replica) Maintain() error {
 	if n.closed.Load() {
 		return logkv.ErrClosed
 	}
