@@ -366,6 +366,7 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 	t, err := runWorkers(ctx, b, setup, func(ctx context.Context, w *worker) (err error) {
 		h := w.hist(op)
 		it := its[w.id]
+		run, _ := it.(ScanRunner) // nil: scanRun's loop
 		defer func() {
 			if cerr := it.Close(); err == nil {
 				err = cerr
@@ -393,7 +394,7 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 				// one step is timed.
 				var done int
 				var m int64
-				done, m, ok = scanRun(it, smp.skip, reverse)
+				done, m, ok = runSteps(it, run, smp.skip, reverse)
 				smp.skip -= done
 				seen += int64(done)
 				moved += m
@@ -461,7 +462,8 @@ func (s *session) scanAll(ctx context.Context, b *benchRun, reverse bool) (Resul
 
 // scanRun reads the key and value lengths at it's position and moves it,
 // n times or until it is exhausted: the untimed steps of a scan, in a loop
-// that does nothing else (what db_bench's readseq does on every step). It
+// that does nothing else (what db_bench's readseq does on every step), for
+// an iterator that is not a ScanRunner (which runs this loop itself). It
 // returns the steps made, the key and value bytes read, and whether it is
 // still positioned (true when n is 0). Not inlined on purpose: inside
 // scanAll's loop, whose variables take the registers, the loop's counters
