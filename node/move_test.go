@@ -207,6 +207,62 @@ func awaitMapOwner(t *testing.T, tc *testCluster, shard string, first, last uint
 	}
 }
 
+// shardedCluster is a testCluster whose map cluster init wrote: the setup
+// the move tests share.
+type shardedCluster struct {
+	*testCluster
+	etcdArgs []string                  // -etcd ENDPOINT -cluster NAME, for Main's cluster commands
+	m0       *slotMap                  // the map cluster init wrote
+	shardOf  map[string]string         // member name -> its shard
+	leaders  map[string]*clusterMember // shard -> its leader, every member routing by m0
+}
+
+// newShardedCluster starts members (a name's shard is the name without its
+// trailing digits: a1 and a2 are members of shard a), runs cluster init
+// -shards shards, and waits until each shard has its leader and every
+// member routes by the map init wrote. The first member named of each shard
+// starts, and is its leader, before the others start. edit applies to
+// every member's Config.
+func newShardedCluster(t *testing.T, shards string, members []string, edit ...func(*Config)) *shardedCluster {
+	t.Helper()
+	sc := &shardedCluster{testCluster: newTestCluster(t, time.Second), shardOf: map[string]string{}}
+	sc.etcdArgs = []string{"-etcd", sc.etcd.Endpoint, "-cluster", sc.name}
+	firsts := map[string]string{}
+	var rest []string
+	for _, name := range members {
+		shard := strings.TrimRight(name, "0123456789")
+		sc.shardOf[name] = shard
+		if firsts[shard] != "" {
+			rest = append(rest, name)
+			continue
+		}
+		firsts[shard] = name
+	}
+	start := func(name string) {
+		shard := sc.shardOf[name]
+		sc.add(name, append([]func(*Config){func(c *Config) { c.Cluster.Shard = shard }}, edit...)...)
+	}
+	firstOf := map[string]string{}
+	for _, name := range members {
+		if firsts[sc.shardOf[name]] == name {
+			start(name)
+			firstOf[name] = sc.shardOf[name]
+		}
+	}
+	sc.shardLeaders(firstOf, 0, 30*time.Second)
+	for _, name := range rest {
+		start(name)
+	}
+	sc.shardLeaders(sc.shardOf, 0, 30*time.Second)
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", shards}, sc.etcdArgs...), &out, &errOut), errOut.String())
+	m0, err := readSlotMap(context.Background(), sc.nodes[members[0]].cb().cli, sc.name)
+	require.NoError(t, err)
+	sc.m0 = m0
+	sc.leaders = sc.shardLeaders(sc.shardOf, m0.Version, 30*time.Second)
+	return sc
+}
+
 // TestSlotMove: two shards of two members and a real etcd. Slots move from
 // a to b while go-redis ClusterClient writers INCR keys of the moving
 // range: no acknowledged INCR is lost or applied twice, TTLs move with
@@ -221,22 +277,8 @@ func awaitMapOwner(t *testing.T, tc *testCluster, shard string, first, last uint
 func TestSlotMove(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
-	tc := newTestCluster(t, time.Second)
-	shardOf := map[string]string{}
-	for _, s := range []string{"a", "b"} {
-		for i := 1; i <= 2; i++ {
-			name := s + strconv.Itoa(i)
-			shardOf[name] = s
-			tc.add(name, func(c *Config) { c.Cluster.Shard = s })
-		}
-	}
-	tc.shardLeaders(shardOf, 0, 30*time.Second)
-	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
-	var out, errOut strings.Builder
-	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
-	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
-	require.NoError(t, err)
-	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	sc := newShardedCluster(t, "a,b", []string{"a1", "a2", "b1", "b2"})
+	tc, etcdArgs, shardOf := sc.testCluster, sc.etcdArgs, sc.shardOf
 	var anyAddr string
 	for _, mm := range tc.nodes {
 		anyAddr = mm.n.Addr()
@@ -519,18 +561,9 @@ func TestRebalance(t *testing.T) {
 func TestFlipInstalledAtOnce(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
-	tc := newTestCluster(t, time.Second)
-	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
-	shardOf := map[string]string{"a1": "a", "b1": "b"}
-	for name, shard := range shardOf {
-		tc.add(name, func(c *Config) { c.Cluster.Shard = shard })
-	}
-	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	sc := newShardedCluster(t, "a,b", []string{"a1", "b1"})
+	tc, etcdArgs := sc.testCluster, sc.etcdArgs
 	var out, errOut strings.Builder
-	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
-	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
-	require.NoError(t, err)
-	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
 	keys := keysInSlots("f", 0, 99, 50)
 	a := tc.nodes["a1"].client(t)
 	for _, k := range keys {
@@ -733,17 +766,8 @@ func TestSweepKeepsShardMissingFromMap(t *testing.T) {
 func TestMoveRetriesFlipAfterRollback(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
-	tc := newTestCluster(t, time.Second)
-	shardOf := map[string]string{"a1": "a", "b1": "b"}
-	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
-	tc.add("b1", func(c *Config) { c.Cluster.Shard = "b" })
-	tc.shardLeaders(shardOf, 0, 30*time.Second)
-	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
-	var out, errOut strings.Builder
-	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
-	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
-	require.NoError(t, err)
-	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	sc := newShardedCluster(t, "a,b", []string{"a1", "b1"})
+	tc, etcdArgs := sc.testCluster, sc.etcdArgs
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["b1"].n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond, ClusterStateReloadInterval: 200 * time.Millisecond})
 	defer cc.Close()
@@ -789,19 +813,8 @@ func TestMoveRetriesFlipAfterRollback(t *testing.T) {
 func TestMoveStaleLeaderRefusesKeys(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
-	tc := newTestCluster(t, time.Second)
-	shardOf := map[string]string{"a1": "a", "a2": "a", "b1": "b"}
-	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
-	tc.shardLeaders(map[string]string{"a1": "a"}, 0, 30*time.Second)
-	tc.add("a2", func(c *Config) { c.Cluster.Shard = "a" })
-	tc.add("b1", func(c *Config) { c.Cluster.Shard = "b" })
-	tc.shardLeaders(shardOf, 0, 30*time.Second)
-	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
-	var out, errOut strings.Builder
-	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
-	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
-	require.NoError(t, err)
-	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	sc := newShardedCluster(t, "a,b", []string{"a1", "a2", "b1"}) // a1 leads a
+	tc, etcdArgs, m0 := sc.testCluster, sc.etcdArgs, sc.m0
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["b1"].n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond, ClusterStateReloadInterval: 200 * time.Millisecond})
 	defer cc.Close()
@@ -833,7 +846,7 @@ func TestMoveStaleLeaderRefusesKeys(t *testing.T) {
 	}
 	failover("a2")
 	direct := a2.client(t)
-	_, err = direct.Get(ctx, k).Result()
+	_, err := direct.Get(ctx, k).Result()
 	require.ErrorContains(t, err, "TRYAGAIN", "a2 served a read of a range the flip gave to b")
 	require.ErrorContains(t, direct.Set(ctx, k, "a2", 0).Err(), "TRYAGAIN")
 	require.ErrorContains(t, direct.Do(ctx, "MGET", k, k).Err(), "TRYAGAIN")
@@ -875,20 +888,9 @@ func TestMoveStaleLeaderRefusesKeys(t *testing.T) {
 func TestSlotMoveSourceHandover(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
-	tc := newTestCluster(t, time.Second)
-	shardOf := map[string]string{"a1": "a", "a2": "a", "b1": "b"}
-	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
-	tc.shardLeaders(map[string]string{"a1": "a"}, 0, 30*time.Second) // a1 leads a
-	tc.add("a2", func(c *Config) { c.Cluster.Shard = "a" })
-	tc.add("b1", func(c *Config) { c.Cluster.Shard = "b" })
-	tc.shardLeaders(shardOf, 0, 30*time.Second)
-	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
-	var out, errOut strings.Builder
-	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
-	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
-	require.NoError(t, err)
-	leaders := tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
-	require.Equal(t, tc.nodes["a1"], leaders["a"])
+	sc := newShardedCluster(t, "a,b", []string{"a1", "a2", "b1"}) // a1 leads a
+	tc, etcdArgs := sc.testCluster, sc.etcdArgs
+	require.Equal(t, tc.nodes["a1"], sc.leaders["a"])
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["b1"].n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond, ClusterStateReloadInterval: 200 * time.Millisecond})
 	defer cc.Close()
@@ -1007,18 +1009,8 @@ func TestSlotMoveSourceHandover(t *testing.T) {
 func TestSlotMoveFlushAtSwitch(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
-	tc := newTestCluster(t, time.Second)
-	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
-	shardOf := map[string]string{"a1": "a", "b1": "b"}
-	for name, shard := range shardOf {
-		tc.add(name, func(c *Config) { c.Cluster.Shard = shard; c.Password = adminPassword })
-	}
-	tc.shardLeaders(shardOf, 0, 30*time.Second)
-	var out, errOut strings.Builder
-	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
-	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
-	require.NoError(t, err)
-	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
+	sc := newShardedCluster(t, "a,b", []string{"a1", "b1"}, func(c *Config) { c.Password = adminPassword })
+	tc, etcdArgs := sc.testCluster, sc.etcdArgs
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{tc.nodes["a1"].n.Addr()}, Password: adminPassword,
 		MaxRedirects: 16, MaxRetries: 50, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond,
 		ClusterStateReloadInterval: 200 * time.Millisecond})
@@ -1122,18 +1114,9 @@ func TestMoveCLIWithoutMove(t *testing.T) {
 func TestWriteHeldAcrossSwitch(t *testing.T) {
 	requireEtcdCluster(t)
 	ctx := context.Background()
-	tc := newTestCluster(t, time.Second)
-	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
-	shardOf := map[string]string{"a1": "a", "b1": "b"}
-	for name, shard := range shardOf {
-		tc.add(name, func(c *Config) { c.Cluster.Shard = shard })
-	}
-	tc.shardLeaders(shardOf, 0, 30*time.Second)
+	sc := newShardedCluster(t, "a,b", []string{"a1", "b1"})
+	tc, etcdArgs := sc.testCluster, sc.etcdArgs
 	var out, errOut strings.Builder
-	require.Equal(t, 0, Main(append([]string{"cluster", "init", "-shards", "a,b"}, etcdArgs...), &out, &errOut), errOut.String())
-	m0, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
-	require.NoError(t, err)
-	tc.shardLeaders(shardOf, m0.Version, 30*time.Second)
 	a1 := tc.nodes["a1"]
 	hk := keysInSlots("held", 0, 99, 1)[0]
 	direct := a1.client(t)
@@ -1183,7 +1166,7 @@ func TestWriteHeldAcrossSwitch(t *testing.T) {
 		return tab != nil && tab.shardOf(keySlot([]byte(hk))) == "b" && !a1.cb().moves.slotPaused(keySlot([]byte(hk)))
 	}, 10*time.Second, time.Millisecond, "the source sees the flip and unpauses")
 	close(release)
-	err = <-incr
+	err := <-incr
 	t.Logf("the held INCR: %v", err)
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{a1.n.Addr()}, MaxRedirects: 16, MaxRetries: 50,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond})
