@@ -250,9 +250,11 @@ type Member struct {
 	pausedFor string
 	changed   chan struct{}
 
-	// fence mirrors leading, deadline and pausedFor for ValidFor and
-	// LeadingNow, which every read on a leader asks: one atomic load, no
-	// lock. publishLocked replaces it whenever they change (under mu).
+	// fence mirrors leading, deadline and pausedFor for Valid, ValidFor,
+	// Leading and LeadingNow, which every command on a cluster member asks
+	// (some several times): one atomic load, no lock. publishLocked
+	// replaces it in the same critical section as each change of the three
+	// (under mu), so a reader sees them as mu's holder left them.
 	fence atomic.Pointer[fenceState]
 
 	// syncMu serializes this member's changes to the synchronous set.
@@ -275,11 +277,12 @@ func New(cfg Config) (*Member, error) {
 }
 
 // Valid reports whether the member leads and its lease is certainly alive
-// by its own clock: a leader acknowledges writes only while Valid.
+// by its own clock: a leader acknowledges writes only while Valid. It reads
+// the published fence, no lock: every write a cluster member acknowledges
+// asks it.
 func (m *Member) Valid() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.leading != 0 && m.pausedFor == "" && time.Now().Before(m.deadline)
+	f := m.fence.Load()
+	return f != nil && f.leading != 0 && !f.paused && time.Now().Before(f.deadline)
 }
 
 // fenceState is what ValidFor reads: immutable once published.
@@ -289,8 +292,8 @@ type fenceState struct {
 	paused   bool
 }
 
-// publishLocked publishes leading, deadline and pausedFor to ValidFor and
-// LeadingNow. m.mu is held.
+// publishLocked publishes leading, deadline and pausedFor to Valid,
+// ValidFor, Leading and LeadingNow. m.mu is held.
 func (m *Member) publishLocked() {
 	m.fence.Store(&fenceState{leading: m.leading, deadline: m.deadline, paused: m.pausedFor != ""})
 }
@@ -306,13 +309,8 @@ func (m *Member) ValidFor(epoch uint64) bool {
 	return f != nil && epoch != 0 && f.leading == epoch && !f.paused && time.Now().Before(f.deadline)
 }
 
-// LeadingNow is Leading without a lock.
-func (m *Member) LeadingNow() uint64 {
-	if f := m.fence.Load(); f != nil {
-		return f.leading
-	}
-	return 0
-}
+// LeadingNow is Leading (both read the fence without a lock).
+func (m *Member) LeadingNow() uint64 { return m.Leading() }
 
 // Deadline returns the fencing deadline of the member's lease: the time,
 // by the member's monotonic clock, until which it may act as leader.
@@ -322,11 +320,15 @@ func (m *Member) Deadline() time.Time {
 	return m.deadline
 }
 
-// Leading returns the epoch this member leads, or 0.
+// Leading returns the epoch this member leads, or 0. It reads the
+// published fence, no lock: a cluster member asks it several times a
+// command (IsFollower, the write path's fencing), where a mutex showed in
+// profiles (docs/cluster-scale.md, "One shard's cost").
 func (m *Member) Leading() uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.leading
+	if f := m.fence.Load(); f != nil {
+		return f.leading
+	}
+	return 0
 }
 
 // Leader returns the shard's leader as last seen, or nil if none is known.
