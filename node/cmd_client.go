@@ -573,15 +573,17 @@ func (p *pauseState) pauses(cm *command) bool {
 	return cm.write || p.all
 }
 
-// wait blocks until the pause no longer covers cm.
-func (p *pauseState) wait(cm *command) {
+// wait blocks until the pause no longer covers cm, and reports whether it
+// waited.
+func (p *pauseState) wait(cm *command) (waited bool) {
 	for p.pauses(cm) {
 		p.mu.Lock()
 		ch, d := p.ended, time.Until(p.until)
 		p.mu.Unlock()
 		if ch == nil {
-			return
+			return waited
 		}
+		waited = true
 		t := time.NewTimer(d)
 		p.waiting.Add(1)
 		select {
@@ -591,4 +593,23 @@ func (p *pauseState) wait(cm *command) {
 		p.waiting.Add(-1)
 		t.Stop()
 	}
+	return waited
 }
+
+// pauseVerdict is the CLIENT PAUSE check's decision on one command
+// (Node.pauseCheck). Redis makes it in one place (processCommand): a
+// command refused there is answered at once, one the pause covers waits.
+// Here the check runs before the command (mayWait, on the loop, which
+// sends a held command off it) and run's refusals come later, so the
+// verdict is made once and kept on the client until run is done with the
+// command: were run to look at the role again, a write found on a
+// follower, and so answered on the loop, would run there during the pause
+// if a promotion came in between.
+type pauseVerdict uint8
+
+const (
+	pauseUnchecked pauseVerdict = iota // no pause was in force when checked, or not checked yet
+	pauseHolds                         // the pause holds the command until it ends
+	pauseRefused                       // refused at once, as run refuses it
+	pauseReadOnly                      // a write on a follower: READONLY at once, whatever the role by run
+)

@@ -80,7 +80,7 @@ func (n *Node) queueInMulti(c *client, cm *command, args [][]byte) bool {
 		c.fail(wrongArity(cm.name))
 	case !c.authed && !cm.noAuth:
 		c.fail(errNoAuth)
-	case cm.write && n.backend.IsFollower():
+	case cm.write && n.refusesWrites(c):
 		c.fail(errReadOnly)
 	case cm.admin && !n.checkAdmin(c):
 	case !cm.admin && cm.write && c.access < accessWrite:

@@ -117,6 +117,9 @@ type client struct {
 	// need is how many bytes must be buffered before a request can be
 	// complete: the loop does not parse again before.
 	need int
+	// verdict is the CLIENT PAUSE check's verdict on the command about to
+	// run, kept until run has refused or run it (pauseVerdict).
+	verdict pauseVerdict
 	// busy: the client's requests in raw run on a goroutine; done is set
 	// when they have.
 	busy bool
@@ -495,7 +498,10 @@ func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 	case cm.slow, cm.slowArgs > 0 && len(args) > cm.slowArgs, cm.write && b.SubmitWaits():
 		return true
 	case n.srv.pause.pauses(cm):
-		return !n.refusedAtOnce(c, cm, args) // a refusal is answered on the loop (waitPause)
+		// Decided here once, for run to keep (pauseVerdict): a refusal is
+		// answered on the loop, what the pause holds waits off it.
+		c.verdict = n.pauseCheck(c, cm, args)
+		return c.verdict == pauseHolds
 	case cm == execCommand && heavyExec(c):
 		return true // its heavy commands run under the cap (heavyRun), never on the loop
 	case !b.SyncWaits() || b.Visible():
@@ -670,6 +676,7 @@ func (n *Node) writeReplies(c *client) gnet.Action {
 // (logkv_command_panics_total), and every other client goes on.
 func (n *Node) run(c *client, cm *command, args [][]byte) {
 	defer n.recoverCommand(c, cm)
+	defer func() { c.verdict = pauseUnchecked }() // the verdict was this command's
 	c.cmd = cm
 	if n.testHookCommand != nil {
 		n.testHookCommand(args)
@@ -678,10 +685,12 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		c.conn.flush()
 	}
 	n.beforeCommand(c, cm)
-	n.waitPause(c, cm, args)
 	took := time.Duration(-1) // stays so for a rejected command
-	// A key of another shard's slot: MOVED, CROSSSLOT (route.go).
-	if n.misrouted(c, cm, args) {
+	// A key of another shard's slot: MOVED, CROSSSLOT (route.go). Before
+	// the pause, as Redis redirects before it checks a pause
+	// (processCommand); and again after one, which a slot move may have
+	// ended with the slot gone.
+	if n.misrouted(c, cm, args) || (n.waitPause(c, cm, args) && n.misrouted(c, cm, args)) {
 		n.afterCommand(c, cm, args, took)
 		return
 	}
@@ -700,7 +709,7 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		c.fail(errNoAuth)
 	case !n.permitted(c, cm):
 		n.metrics.cmds[cm.id].errors.Inc()
-	case cm.write && n.backend.IsFollower() && !readOnlyExec(c, cm):
+	case cm.write && n.refusesWrites(c) && !readOnlyExec(c, cm):
 		n.metrics.cmds[cm.id].errors.Inc()
 		c.fail(errReadOnly)
 	default:
@@ -735,30 +744,53 @@ func wrongArgCount(cm *command, args [][]byte) bool {
 }
 
 // waitPause waits out a CLIENT PAUSE that covers cm, off the loop only
-// (mayWait sends the commands a pause covers there), unless run refuses cm
-// at once: Redis checks the pause after the command's name, arity,
-// authentication, permissions and the replica's READONLY (processCommand),
-// so a request that is refused learns so at once, never after the pause.
-func (n *Node) waitPause(c *client, cm *command, args [][]byte) {
+// (mayWait sends the commands a pause holds there), unless the pause check
+// refuses cm at once: Redis checks the pause after the command's name,
+// arity, authentication, permissions and the replica's READONLY
+// (processCommand), so a request that is refused learns so at once, never
+// after the pause. It reports whether it waited.
+//
+// The check is made once per command, and its verdict stays on c for run
+// (c.verdict): mayWait's, on the loop, for the command it looked at, or this
+// one's, off the loop, for the commands after it in the pipeline.
+func (n *Node) waitPause(c *client, cm *command, args [][]byte) bool {
 	p := &n.state().pause
-	if c.busy && p.on.Load() && !n.refusedAtOnce(c, cm, args) {
-		p.wait(cm)
+	if c.verdict == pauseUnchecked && c.busy && p.on.Load() {
+		c.verdict = n.pauseCheck(c, cm, args)
 	}
+	if c.verdict != pauseHolds || !c.busy {
+		return false
+	}
+	return p.wait(cm)
 }
 
-// refusedAtOnce reports whether run refuses cm with an error a pause does
-// not change: its checks before it runs cm, less the routing (misrouted),
-// which a pause may change.
-func (n *Node) refusedAtOnce(c *client, cm *command, args [][]byte) bool {
+// pauseCheck is the CLIENT PAUSE check's verdict on cm: refused at once by
+// one of run's checks before it runs cm, which a pause does not change
+// (the routing aside: misrouted, before the pause and after it), or held.
+func (n *Node) pauseCheck(c *client, cm *command, args [][]byte) pauseVerdict {
 	switch {
 	case cm == nil, wrongArgCount(cm, args), !c.authed && !cm.noAuth:
-		return true
+		return pauseRefused
 	case cm.admin && c.access != accessAdmin: // checkAdmin
-		return true
+		return pauseRefused
 	case cm.write && !readOnlyExec(c, cm):
-		return c.access < accessWrite || n.backend.IsFollower()
+		if c.access < accessWrite {
+			return pauseRefused
+		}
+		if n.backend.IsFollower() {
+			return pauseReadOnly
+		}
 	}
-	return false
+	return pauseHolds
+}
+
+// refusesWrites reports whether c's write command is refused as a
+// follower's (READONLY): the node follows, or the pause check found it
+// following. The check's verdict holds even if the node was promoted
+// since: the write was answered on the loop for being refused, and must
+// not run there during the pause instead.
+func (n *Node) refusesWrites(c *client) bool {
+	return c.verdict == pauseReadOnly || n.backend.IsFollower()
 }
 
 // syncFailed drops the connection: its buffered replies may claim success
