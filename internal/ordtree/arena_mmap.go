@@ -17,6 +17,7 @@ func mapMemory(size int) []byte {
 	if err != nil {
 		panic(fmt.Sprintf("ordtree: arena: out of memory: mmap of %d bytes: %v", size, err))
 	}
+	adviseHuge(b)
 	return b
 }
 
