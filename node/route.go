@@ -7,15 +7,17 @@ package node
 // find the right shard by themselves.
 //
 //	etcd: slots, shards/*/leader --watchSlots (read, then events)--> router.table (one atomic swap)
-//	request --run--> misrouted: table, key slots, owner
+//	request --run--> misrouted -> route: table; one shard's leader: done; else key slots, owner
 //	           -> serve here | -MOVED slot host:port | -CROSSSLOT | -CLUSTERDOWN
 //
 // The table is read with one atomic load and no lock. A plain node (no
 // cluster) pays a type assertion; a member of a cluster without a slot map
 // pays that, one load (the table is notSharded) and unconfirmed's one (a
-// leader's two); a sharded member pays one CRC per key, an array load and
-// a compare. Nothing on the path that
-// serves a command here allocates.
+// leader's two); the leader of a shard that owns every slot (a one-shard
+// cluster) pays for a one-key command those, two compares and
+// IsFollower's four loads, no CRC; any other sharded member pays one CRC
+// per key, an array load and a compare. Nothing on the path that serves a
+// command here allocates.
 
 import (
 	"context"
@@ -61,24 +63,41 @@ var notSharded = &slotTable{}
 // misrouted answers a command that this node must not run here: a key of
 // a slot another shard owns (MOVED), keys of two slots (CROSSSLOT), a slot
 // whose shard has no leader (CLUSTERDOWN); and reports whether it did. run
-// calls it before anything else checks the command, so the check is kept
-// small enough to inline: the rest is in route.
+// calls it before anything else checks the command. It is small enough to
+// inline (go build -gcflags=-m says so), so a plain node pays a type
+// assertion and no call; a member's decision is route's.
 func (n *Node) misrouted(c *client, cm *command, args [][]byte) bool {
 	b, ok := n.backend.(*clusterBackend)
-	if !ok {
-		return false
-	}
-	t := b.route.table.Load()
-	if t == notSharded && !b.unconfirmed() {
-		return false
-	}
-	return n.route(c, b, t, cm, args)
+	return ok && n.route(c, b, cm, args)
 }
 
-// route is misrouted's slow half, for a member that has a slot map (or has
+// route decides for a cluster member. The common cases come first, and
+// cost neither a CRC nor a lookup in the table: a cluster without a slot
+// map (notSharded), and a command of one key on the leader of a shard that
+// owns every slot with no move in flight (a one-shard cluster: sole), once
+// that leader confirmed its table. Both are what the checks below would
+// decide (the slot is owned, nothing moves, the node leads); anything else
+// (a follower, a multi-key command, which may still be CROSSSLOT, EXEC,
+// SELECT, an unconfirmed leader) takes the whole path.
+func (n *Node) route(c *client, b *clusterBackend, cm *command, args [][]byte) bool {
+	t := b.route.table.Load()
+	switch {
+	case t == notSharded:
+		if !b.unconfirmed() {
+			return false
+		}
+	case t != nil && t.sole >= 0 && t.sole == t.self && cm != nil && cm.first > 0 && cm.first == cm.last:
+		if !b.unconfirmed() && !b.IsFollower() {
+			return false
+		}
+	}
+	return n.routeSlow(c, b, t, cm, args)
+}
+
+// routeSlow is route's whole path, for a member that has a slot map (or has
 // not read etcd yet: t is nil), or that leads an epoch whose table it has
 // not confirmed yet (unconfirmed: t may be notSharded).
-func (n *Node) route(c *client, b *clusterBackend, t *slotTable, cm *command, args [][]byte) bool {
+func (n *Node) routeSlow(c *client, b *clusterBackend, t *slotTable, cm *command, args [][]byte) bool {
 	// What fails these checks gets its own error from run, as in Redis,
 	// where arity and authentication come before redirection.
 	if cm == nil || (cm.arity > 0 && len(args) != cm.arity) || (cm.arity < 0 && len(args) < -cm.arity) ||

@@ -1,7 +1,11 @@
 package node
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -92,4 +96,85 @@ func TestRouterApply(t *testing.T) {
 	require.NoError(t, r.apply(rt, "b", "10.0.0.2:1"))
 	require.Same(t, notSharded, r.table.Load())
 	require.Nil(t, r.watchShards(nil))
+}
+
+// TestTableSole: a table names the shard that owns every slot (sole) when
+// one does and no move runs, however the map's ranges split the slots, and
+// none otherwise (route's and checkOwned's one-shard case).
+func TestTableSole(t *testing.T) {
+	one := &slotMap{Shards: []string{"0"}, Ranges: []slotRange{{0, numSlots - 1, 0}}}
+	split := &slotMap{Shards: []string{"0", "x"}, Ranges: []slotRange{{0, 99, 0}, {100, numSlots - 1, 0}}}
+	two := &slotMap{Shards: []string{"0", "x"}, Ranges: []slotRange{{0, 99, 0}, {100, numSlots - 1, 1}}}
+	moving := &slotMap{Shards: []string{"0", "x"}, Ranges: []slotRange{{0, numSlots - 1, 0}},
+		Moves: []slotMove{{First: 0, Last: 9, From: 0, To: 1, State: moveCopying}}}
+	for _, m := range []*slotMap{one, split, two, moving} {
+		require.NoError(t, m.validate())
+	}
+	require.Equal(t, 0, one.table().sole)
+	require.Equal(t, 0, split.table().sole, "every slot is shard 0's, in two ranges")
+	require.Equal(t, -1, two.table().sole)
+	require.Equal(t, -1, moving.table().sole, "a move in flight")
+}
+
+// TestRouteOneShard: a one-shard cluster's members route by the shortcut
+// (route: one key, a shard that owns every slot, its confirmed leader)
+// only where the whole path would serve: the leader serves one-key
+// commands, and still answers CROSSSLOT to a multi-key command and to an
+// EXEC of two slots, refuses SELECT 1, and refuses keys with TRYAGAIN
+// while its table is unconfirmed; the follower answers MOVED to it.
+func TestRouteOneShard(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	tc.add("a")
+	tc.add("b")
+	tc.leader(20 * time.Second)
+	var out, errOut strings.Builder
+	require.Equal(t, 0, Main([]string{"cluster", "init", "-shards", "0", "-etcd", tc.etcd.Endpoint, "-cluster", tc.name}, &out, &errOut), errOut.String())
+	m, err := readSlotMap(ctx, tc.nodes["a"].cb().cli, tc.name)
+	require.NoError(t, err)
+	leader := tc.shardLeaders(map[string]string{"a": "0", "b": "0"}, m.Version, 30*time.Second)["0"]
+	follower := tc.nodes["a"]
+	if follower == leader {
+		follower = tc.nodes["b"]
+	}
+	tab := leader.cb().route.table.Load()
+	require.Equal(t, 0, tab.sole)
+	require.Equal(t, 0, tab.self)
+
+	lc := leader.client(t)
+	k1, k2 := "a", "b" // slots 15495 and 3300
+	require.NotEqual(t, keySlot([]byte(k1)), keySlot([]byte(k2)))
+	// The new leader confirms its table within a tick of runMoves.
+	require.Eventually(t, func() bool { return lc.Set(ctx, k1, "1", 0).Err() == nil }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, "1", lc.Get(ctx, k1).Val())
+	require.NoError(t, lc.MSet(ctx, "{t}1", "x", "{t}2", "y").Err())
+	require.EqualError(t, lc.MSet(ctx, k1, "x", k2, "y").Err(), errCrossSlot)
+	require.EqualError(t, lc.Do(ctx, "select", "1").Err(), errSelectMode)
+
+	conn := lc.Conn()
+	defer conn.Close()
+	require.NoError(t, conn.Do(ctx, "multi").Err())
+	require.NoError(t, conn.Do(ctx, "set", k1, "2").Err())
+	require.NoError(t, conn.Do(ctx, "set", k2, "2").Err())
+	require.EqualError(t, conn.Do(ctx, "exec").Err(), errCrossSlot)
+	require.Equal(t, "1", lc.Get(ctx, k1).Val(), "nothing of the transaction ran")
+
+	fc := follower.client(t)
+	require.EqualError(t, fc.Get(ctx, k1).Err(), fmt.Sprintf("MOVED %d %s", keySlot([]byte(k1)), leader.n.Addr()))
+
+	// Unconfirmed again (as a new leader is until runMoves read etcd): a
+	// key is refused. runMoves confirms again within its tick, so each try
+	// unconfirms it just before the command.
+	refused := false
+	for range 100 {
+		leader.cb().moves.freshFor.Store(0)
+		err := lc.Get(ctx, k1).Err()
+		if err != nil && err.Error() == errTableUnconfirmedMsg {
+			refused = true
+			break
+		}
+	}
+	require.True(t, refused, "an unconfirmed leader served a key")
+	require.Eventually(t, func() bool { return lc.Get(ctx, k1).Val() == "1" }, 10*time.Second, 5*time.Millisecond)
 }

@@ -359,20 +359,29 @@ type slotTable struct {
 	moves  []slotMove
 	moving *[numSlots / 8]byte
 	// sole is the index of the shard that owns every slot when one does
-	// and no move runs, -1 otherwise: a write's ownership check
-	// (checkOwned) is then one compare.
+	// and no move runs, -1 otherwise: on that shard's members a write's
+	// ownership check (checkOwned) is one compare, and a one-key command
+	// is routed without its slot (route).
 	sole int
 }
 
 // table flattens a valid map.
 func (m *slotMap) table() *slotTable {
 	t := &slotTable{version: m.Version, shards: m.Shards, moves: m.Moves, sole: -1}
-	if len(m.Ranges) == 1 && len(m.Moves) == 0 {
-		t.sole = int(m.Ranges[0].Shard)
-	}
 	for _, r := range m.Ranges {
 		for s := int(r.First); s <= int(r.Last); s++ {
 			t.owner[s] = r.Shard
+		}
+	}
+	if len(m.Moves) == 0 {
+		// By the owners, not the ranges: a map may give one shard every
+		// slot in several ranges (moves back and forth leave it so).
+		t.sole = int(t.owner[0])
+		for _, o := range t.owner {
+			if int(o) != t.sole {
+				t.sole = -1
+				break
+			}
 		}
 	}
 	if len(m.Moves) > 0 {
