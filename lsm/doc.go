@@ -36,14 +36,13 @@
 // published seq. Get consults the memtables newest first, each through a
 // hash index from user key to its newest entry (memindex.go; the skiplist
 // search only for a read older than that entry, or while the index, which
-// the writer keeps only for a memtable Gets read, is being caught up: see
-// memTable), then L0
-// tables newest first, then the one table of each deeper level whose key
-// range holds the key, each behind its bloom filter. Iterators merge all of these with a heap and
-// collapse versions: they show the newest version visible at their seq and
-// hide tombstones. A snapshot is a seq kept in the DB's snapshot list while
-// open; compaction keeps the newest version of each key visible to each
-// snapshot.
+// the Gets build and the writer never touches, is behind: see memTable),
+// then L0 tables newest first, then the one table of each deeper level
+// whose key range holds the key, each behind its bloom filter. Iterators
+// merge all of these with a heap and collapse versions: they show the
+// newest version visible at their seq and hide tombstones. A snapshot is a
+// seq kept in the DB's snapshot list while open; compaction keeps the
+// newest version of each key visible to each snapshot.
 //
 // # Manifest and recovery
 //

@@ -38,14 +38,15 @@ import (
 //
 // # Concurrency
 //
-// One writer (the memtable's, under the commit lock) inserts; readers probe
-// without locks. The writer stores a slot atomically after the node is in
-// the skiplist and before the entry's seq is published, so a reader that
-// may see the entry finds the slot. Growing builds a whole new table and
-// publishes it with one atomic pointer store; the old table is never
-// written again. A reader still on the old table misses only entries
-// inserted after the swap, whose seqs were published after it loaded the
-// table, hence after it loaded its own read seq: entries it must not see.
+// One goroutine at a time inserts: the Get catching the index up, under
+// memTable.indexMu (the commit path never writes the index; see memTable).
+// Readers probe without locks, and only once the memtable's indexed offset
+// covers every entry they may see: the inserter stores that offset after
+// the inserts, and a reader loads it before the table. Growing builds a
+// whole new table and publishes it with one atomic pointer store before
+// the offset that needs it; the old table is never written again, so a
+// reader still on it finds every entry that was inserted when it loaded
+// the offset.
 //
 // # Size
 //
@@ -59,9 +60,8 @@ import (
 type memIndex struct {
 	seed     maphash.Seed
 	tab      atomic.Pointer[memIndexTable]
-	keys     int // distinct keys held (writer only)
+	keys     int // distinct keys held (inserter only)
 	maxSlots int
-	touched  uint64 // touch's load, kept so it is not optimised away (writer only)
 }
 
 type memIndexTable struct {
@@ -80,10 +80,11 @@ func newMemIndex(arenaBytes int64) *memIndex {
 }
 
 // reserve sizes an empty index for about keys distinct keys, so that it
-// need not grow through every size on the commit path: a memtable's
-// successor reserves what it held, a workload's next memtable taking about
-// as many keys as its last. Growing costs an allocation and a rehash of the
-// table each time, 2 MiB of garbage a default memtable.
+// need not grow through every size as the Gets fill it: the first
+// catch-up reserves for the entries the memtable holds, or the keys its
+// predecessor's index held if more, a workload's next memtable taking
+// about as many keys as its last. Growing costs an allocation and a
+// rehash of the table each time, 2 MiB of garbage a default memtable.
 func (x *memIndex) reserve(keys int) {
 	if x.keys != 0 {
 		return
@@ -128,24 +129,14 @@ func (x *memIndex) find(ukey []byte, sl *skiplist.Skiplist) uint32 {
 	}
 }
 
-// tag returns ukey's tag (see the layout), for touch and insert.
+// tag returns ukey's tag (see the layout), for insert.
 func (x *memIndex) tag(ukey []byte) uint32 { return uint32(maphash.Bytes(x.seed, ukey) >> 32) }
 
-// touch loads the slot where an insert of tag starts, and drops it. The
-// writer calls it before the skiplist insert: the load's cache miss (the
-// table is megabytes) then overlaps the search's first misses, instead of
-// coming after them, and insert finds the line in the cache. (kvnode SET
-// measured 2-9% more CPU a request with the index than with the filter,
-// at load 17-27, before touch; the filter was 256 KiB, the index 2 MiB.)
-func (x *memIndex) touch(tag uint32) {
-	slots := x.tab.Load().slots
-	x.touched = slots[home(tag, len(slots))].Load()
-}
-
 // insert records nd as the newest entry of ukey, whose tag is tag. Only the
-// memtable's writer calls it, after adding nd to sl and before publishing
-// its seq. An entry older than the one the index holds (never, while seqs
-// only grow) leaves the slot as it is.
+// goroutine holding memTable.indexMu calls it, for a node the skiplist
+// holds whole. An entry older than the one the index holds (never, while
+// nodes are indexed in the arena's order and seqs only grow) leaves the
+// slot as it is.
 func (x *memIndex) insert(ukey []byte, tag uint32, nd uint32, sl *skiplist.Skiplist) {
 	slots := x.tab.Load().slots
 	n := len(slots)

@@ -3,6 +3,7 @@ package lsm
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -27,22 +28,27 @@ func memApply(t testing.TB, m *memTable, key, value string, seq uint64, del bool
 	require.NoError(t, err)
 }
 
+// indexAll indexes every entry of m, as Gets would over time.
+func indexAll(m *memTable) {
+	m.indexMu.Lock()
+	defer m.indexMu.Unlock()
+	m.catchUpLocked(math.MaxInt)
+}
+
 // TestMemIndexAgainstSearch compares the memtable's get (index first) with
 // the skiplist's search at every seq, over overwrites, deletes and the
 // index's growth from its smallest table: the index must answer exactly
-// what the search answers, at the latest seq and at every older one. It
-// runs with the index kept by the writer from the first write, and with
-// the index built by the Gets (the memtable written alone first, then
-// read while the writer goes on, reads interleaved with writes).
+// what the search answers, at the latest seq and at every older one,
+// whether the Gets kept it up between writes, fell behind the writes (a
+// read every 100 writes), or came after a write-only phase.
 func TestMemIndexAgainstSearch(t *testing.T) {
 	for _, c := range []struct {
 		name    string
-		on      bool
 		readsAt uint64 // the ops after which reads start, between writes
-	}{{"on from the start", true, 0}, {"built by reads", false, 20000}} {
+		every   uint64 // a read after every every-th write
+	}{{"reads from the start", 1, 1}, {"reads behind the writes", 1, 100}, {"reads after writes", 20000, 1}} {
 		t.Run(c.name, func(t *testing.T) {
 			m := newMemTable(4<<20, 0)
-			m.indexOn.Store(c.on)
 			rng := rand.New(rand.NewPCG(1, 2))
 			const keys, ops = 5000, 30000
 			check := func(k []byte, upto uint64) {
@@ -57,12 +63,9 @@ func TestMemIndexAgainstSearch(t *testing.T) {
 			for seq := uint64(1); seq <= ops; seq++ {
 				k := fmt.Sprintf("k%05d", rng.IntN(keys))
 				memApply(t, m, k, fmt.Sprint(seq), seq, rng.IntN(8) == 0)
-				if c.readsAt != 0 && seq >= c.readsAt {
+				if seq >= c.readsAt && seq%c.every == 0 {
 					check([]byte(fmt.Sprintf("k%05d", rng.IntN(keys+100))), seq)
 				}
-			}
-			if !c.on {
-				require.True(t, m.indexOn.Load(), "a read turns the writer's index on")
 			}
 			for i := range keys + 100 { // and 100 keys never written
 				check([]byte(fmt.Sprintf("k%05d", i)), ops)
@@ -73,42 +76,102 @@ func TestMemIndexAgainstSearch(t *testing.T) {
 	}
 }
 
-// TestMemIndexLazy: a memtable written without reads has no index (its
-// writes pay nothing for it); the first Gets index it catchUpNodes entries
-// at a time, answering by the search meanwhile, until the index covers
-// every entry and finds keys by itself.
+// TestMemIndexLazy: the writer never indexes (a memtable written without
+// reads has no index); after a write-only phase the first Get searches,
+// and the Gets after it, finding the memtable idle, index it catchUpNodes
+// entries at a time, answering by the search meanwhile, until the index
+// covers every entry and finds keys by itself. A write after that is
+// indexed by the next Get.
 func TestMemIndexLazy(t *testing.T) {
 	m := newMemTable(4<<20, 0)
 	const n = 3*catchUpNodes + 100
 	for i := range n {
 		memApply(t, m, fmt.Sprintf("k%06d", i), fmt.Sprint(i), uint64(i+1), false)
 	}
-	require.False(t, m.indexOn.Load())
 	require.Zero(t, m.index.keys, "no read, no index")
+	require.Equal(t, m.sl.FirstNode(), m.indexed.Load())
+	get := func(k string, seq uint64) string {
+		t.Helper()
+		v, _, ok := m.get([]byte(k), seq)
+		require.True(t, ok, "key %s", k)
+		return string(v)
+	}
+	require.Equal(t, fmt.Sprint(n-1), get(fmt.Sprintf("k%06d", n-1), n))
+	require.Zero(t, m.index.keys, "the first Get after writes searches")
 	for i := 0; i < 4; i++ {
-		v, _, ok := m.get([]byte(fmt.Sprintf("k%06d", n-1)), n)
-		require.True(t, ok)
-		require.Equal(t, fmt.Sprint(n-1), string(v))
-		require.Equal(t, min((i+1)*catchUpNodes, n), m.index.keys, "one chunk per read")
+		require.Equal(t, fmt.Sprint(n-1), get(fmt.Sprintf("k%06d", n-1), n))
+		require.Equal(t, min((i+1)*catchUpNodes, n), m.index.keys, "one chunk per read of an idle memtable")
 	}
 	require.Equal(t, uint32(m.sl.Size()), m.indexed.Load())
-	require.True(t, m.indexOn.Load())
-	// The writer keeps it now: a new key is in the index as soon as it is
-	// applied, without a read catching up.
 	memApply(t, m, "new", "v", n+1, false)
-	require.Equal(t, uint32(m.sl.Size()), m.indexed.Load())
+	require.Less(t, m.indexed.Load(), uint32(m.sl.Size()), "the writer does not index")
+	require.Equal(t, "v", get("new", n+1))
+	require.Equal(t, uint32(m.sl.Size()), m.indexed.Load(), "the next Get does")
 	require.NotZero(t, m.index.find([]byte("new"), m.sl))
+}
+
+// TestMemIndexRentOrBuy: while the writes outrun the Gets (more than
+// catchUpCredit writes a Get), no Get indexes anything; once the Gets
+// have paid for the backlog in searches, or the writes slow down, a Get
+// indexes it, and after that the Gets keep the index up with the writes.
+func TestMemIndexRentOrBuy(t *testing.T) {
+	m := newMemTable(8<<20, 0)
+	var seq uint64
+	write := func(k int) {
+		seq++
+		memApply(t, m, fmt.Sprintf("k%06d", k), fmt.Sprint(seq), seq, false)
+	}
+	read := func() {
+		t.Helper()
+		k := fmt.Sprintf("k%06d", seq-1)
+		v, _, ok := m.get([]byte(k), seq)
+		require.True(t, ok)
+		require.Equal(t, fmt.Sprint(seq), string(v))
+	}
+	// 100 writes a Get: each Get searches and indexes nothing.
+	for g := 0; g < 20; g++ {
+		for range 100 {
+			write(int(seq))
+		}
+		read()
+		require.Zero(t, m.index.keys, "after %d writes, %d Gets", seq, g+1)
+	}
+	// 8 writes a Get: the searches' credit (catchUpCredit a Get, 640 from
+	// the 20 Gets above) gains 24 a Get on the backlog (2000 entries, 8
+	// more a Get), which the g-th Get indexes once it costs no more than
+	// the credit and its own search: 2000+8g <= 640+32(g-1)+32, g = 57.
+	var bought int
+	for g := 1; g <= 200 && bought == 0; g++ {
+		for range 8 {
+			write(int(seq))
+		}
+		read()
+		if m.indexed.Load() == uint32(m.sl.Size()) {
+			bought = g
+		}
+	}
+	require.NotZero(t, bought, "the Gets never indexed the backlog")
+	require.Equal(t, 57, bought)
+	// From then on each Get indexes the writes before it.
+	for range 100 {
+		for range 8 {
+			write(int(seq))
+		}
+		read()
+		require.Equal(t, uint32(m.sl.Size()), m.indexed.Load())
+	}
+	require.Equal(t, int(m.sl.Len()), m.index.keys)
 }
 
 // TestMemIndexFindsNewest checks the index itself, not the fallback: it
 // names the newest node of a key, and nothing for a key never written.
 func TestMemIndexFindsNewest(t *testing.T) {
 	m := newMemTable(1<<20, 0)
-	m.indexOn.Store(true)
 	memApply(t, m, "a", "1", 1, false)
 	memApply(t, m, "b", "2", 2, false)
 	memApply(t, m, "a", "3", 3, false)
 	memApply(t, m, "b", "", 4, true)
+	indexAll(m)
 	nd := m.index.find([]byte("a"), m.sl)
 	require.NotZero(t, nd)
 	require.Equal(t, uint64(3), base.Seq(m.sl.NodeKey(nd)))
@@ -134,7 +197,6 @@ func TestMemIndexFindsNewest(t *testing.T) {
 // quarters full, never loop in a full table, and hold every key it took.
 func TestMemIndexFull(t *testing.T) {
 	m := newMemTable(64<<10, 0)
-	m.indexOn.Store(true)
 	var seq uint64
 	for {
 		var b logkv.Batch
@@ -147,6 +209,7 @@ func TestMemIndexFull(t *testing.T) {
 		_, err := m.apply(&b, seq)
 		require.NoError(t, err)
 	}
+	indexAll(m)
 	slots := len(m.index.tab.Load().slots)
 	require.LessOrEqual(t, m.index.keys, slots/4*3)
 	require.Equal(t, int(seq), m.index.keys)
@@ -219,11 +282,10 @@ func TestMemIndexConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// BenchmarkMemtableGet is a point lookup in a full default-size memtable of
-// redis-benchmark-like entries (16-byte keys, 3-byte values), present and
-// absent keys, through the index (as Get) and through the search (as
-// before the index).
-func BenchmarkMemtableGet(b *testing.B) {
+// fullMemtable returns a default-size memtable filled with
+// redis-benchmark-like entries (16-byte keys, 3-byte values), unindexed,
+// and the entries' count: key i is benchKey(i*0x5851f42d4c957f2d).
+func fullMemtable(b *testing.B) (*memTable, uint64) {
 	m := newMemTable(8<<20, 0)
 	var seq uint64
 	var k []byte
@@ -239,6 +301,34 @@ func BenchmarkMemtableGet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	return m, seq
+}
+
+// BenchmarkMemtableCatchUp is the cost of indexing one entry of a full
+// memtable (ns/op is per entry), to set against a search's
+// (BenchmarkMemtableGet's search/present): their ratio is catchUpCredit.
+func BenchmarkMemtableCatchUp(b *testing.B) {
+	m, _ := fullMemtable(b)
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		b.StopTimer()
+		fresh := newMemTable(8<<20, 0)
+		fresh.sl, fresh.seen = m.sl, m.sl.FirstNode()
+		b.StartTimer()
+		fresh.indexMu.Lock()
+		done += fresh.catchUpLocked(b.N - done)
+		fresh.indexMu.Unlock()
+	}
+}
+
+// BenchmarkMemtableGet is a point lookup in a full default-size memtable of
+// redis-benchmark-like entries (16-byte keys, 3-byte values), present and
+// absent keys, through the index (as Get) and through the search (as
+// before the index).
+func BenchmarkMemtableGet(b *testing.B) {
+	m, seq := fullMemtable(b)
+	indexAll(m)
+	var k []byte
 	for _, c := range []struct {
 		name   string
 		search bool
@@ -266,18 +356,27 @@ func BenchmarkMemtableGet(b *testing.B) {
 	}
 }
 
-// TestMemIndexReserve: a successor's index sized from its predecessor's
-// keys takes them without growing, never past its largest table, and an
-// index that holds keys is not resized under its readers.
+// TestMemIndexReserve: a memtable's index, sized at its first catch-up
+// from its predecessor's keys (keysHint), takes them without growing,
+// never past its largest table, and an index that holds keys is not
+// resized under its readers.
 func TestMemIndexReserve(t *testing.T) {
 	m := newMemTable(8<<20, 0)
-	m.indexOn.Store(true)
-	m.index.reserve(50000)
-	tab := m.index.tab.Load()
-	require.GreaterOrEqual(t, len(tab.slots), 50000*4/3)
+	m.keysHint = 50000
+	var tab *memIndexTable
 	for i := range 50000 {
 		memApply(t, m, fmt.Sprintf("%08d", i), "v", uint64(i+1), false)
+		if i%8 == 0 {
+			_, _, ok := m.get([]byte(fmt.Sprintf("%08d", i)), uint64(i+1))
+			require.True(t, ok)
+		}
+		if i == 0 {
+			tab = m.index.tab.Load()
+			require.GreaterOrEqual(t, len(tab.slots), 50000*4/3, "sized at the first catch-up")
+		}
 	}
+	indexAll(m)
+	require.Equal(t, 50000, m.index.keys)
 	require.Same(t, tab, m.index.tab.Load(), "a reserved index must not grow")
 	m.index.reserve(1 << 30)
 	require.Same(t, tab, m.index.tab.Load(), "an index with keys is not resized")

@@ -16,40 +16,64 @@ import (
 // The mutable memtable takes the commit path's inserts (one writer at a
 // time); once full it is frozen (immutable) and flushed to an L0 table.
 //
-// # The index is built for reads
+// # The index is built by the reads, off the write path
 //
-// The hash index costs each insert a cache miss: a line of a table of
-// megabytes, which also evicts a line of the skiplist the next insert's
-// search needs. A kvnode lsm SET took 5-9% more CPU with it than with the
-// 256 KiB bloom filter it replaced (docs/point-reads.md has the evidence).
-// A memtable nobody reads needs neither, so the writer maintains the index
-// only once a Get asked this memtable (indexOn), or its predecessor, which
-// a Get asked: a write-only phase pays nothing. The first Get that finds
-// entries missing from the index indexes them itself, at most
-// catchUpNodes at a time, walking the arena in insertion order from
-// indexed; until the index covers every entry it may see, a Get searches
-// the skiplist, as an index-less memtable does.
+// The hash index costs each entry it takes a cache miss: a line of a table
+// of megabytes, which, written by the commit path, also evicted a line of
+// the skiplist the next insert's search needed. A kvnode lsm SET took 5-9%
+// more CPU with the writer keeping the index than with the 256 KiB bloom
+// filter it replaced (docs/point-reads.md has the evidence). So the writer
+// never touches the index: the Gets build it, walking the arena in
+// insertion order from indexed (catchUp), and until it covers every entry
+// a Get may see, a Get searches the skiplist, as an index-less memtable
+// does. A memtable nobody reads is never indexed, and one flushed before
+// the reads come never is either.
+//
+// How much a Get indexes is a rent-or-buy choice. Indexing an entry costs
+// about one cache miss, a search about twenty: a search is worth
+// catchUpCredit entries. A memtable no write changed since a Get last looked
+// (immutable, or idle between a write phase and a read phase) is indexed
+// catchUpNodes entries a Get until done. A memtable being written is
+// indexed only when the entries missing from the index cost no more than
+// the searches the Gets made while they were missing, plus the one this
+// Get would make: then the index keeps up with a write rate up to about
+// catchUpCredit writes a Get, as when the writer kept it, and past that
+// rate no Get indexes what the writes outrun, paying only its search.
 type memTable struct {
-	sl      *skiplist.Skiplist
-	index   *memIndex     // user key -> its newest node, so a Get skips the search
-	logNum  uint64        // WAL segment of its writes (0 with DisableWAL)
-	maxSeq  atomic.Uint64 // newest seq inserted
-	ikey    []byte        // scratch for building internal keys (writer only)
-	dups    dupFinder     // writer only
-	indexMu sync.Mutex    // held to write the index: by the writer when indexOn, or a Get catching it up
-	indexOn atomic.Bool   // the writer keeps the index up to date
-	indexed atomic.Uint32 // every node starting below this arena offset is in the index
+	sl     *skiplist.Skiplist
+	index  *memIndex     // user key -> its newest node, so a Get skips the search
+	logNum uint64        // WAL segment of its writes (0 with DisableWAL)
+	maxSeq atomic.Uint64 // newest seq inserted
+	ikey   []byte        // scratch for building internal keys (writer only)
+	dups   dupFinder     // writer only
+
+	indexMu   sync.Mutex    // held by the Get writing the index (TryLock: the others search)
+	indexed   atomic.Uint32 // every node starting below this arena offset is in the index
+	indexKeys atomic.Int64  // the index's distinct keys, for the successor's reserve
+	keysHint  int           // the predecessor's indexed keys, to size the index once (set before publication)
+	// Under indexMu:
+	nIndexed int    // entries in the index (duplicates of a key included)
+	seen     uint32 // the arena size the last Get that took indexMu saw
+	credit   int    // searches made since the last catch-up, in entries (catchUpCredit each)
 }
 
-// catchUpNodes bounds the entries one Get indexes: a Get that finds a
-// whole memtable unindexed (8 MiB of 16-byte keys is 150,000 entries, tens
-// of milliseconds) shares the work with the Gets after it, which search
-// meanwhile.
-const catchUpNodes = 4096
+const (
+	// catchUpNodes bounds the entries one Get indexes: a Get that finds a
+	// whole memtable unindexed (8 MiB of 16-byte keys is 150,000 entries,
+	// tens of milliseconds) shares the work with the Gets after it, which
+	// search meanwhile.
+	catchUpNodes = 4096
+	// catchUpCredit is a skiplist search's cost in index inserts, at the
+	// low end: in a full 8 MiB memtable of 16-byte keys a search took
+	// 2.0-2.5 us and an insert 40-90 ns (BenchmarkMemtableGet's
+	// search/present, BenchmarkMemtableCatchUp; docs/point-reads.md).
+	catchUpCredit = 32
+)
 
 func newMemTable(size int64, logNum uint64) *memTable {
 	m := &memTable{sl: skiplist.New(int(size)), index: newMemIndex(size), logNum: logNum}
 	m.indexed.Store(m.sl.FirstNode())
+	m.seen = m.sl.FirstNode()
 	return m
 }
 
@@ -74,37 +98,46 @@ func (m *memTable) get(ukey []byte, seq uint64) (value []byte, kind base.Kind, f
 	return m.sl.Get(ukey, seq)
 }
 
-// catchUp turns the writer's index maintenance on and indexes entries not
-// yet in the index, unless another goroutine is writing the index. It
-// reports whether the index now covers every node below need.
+// catchUp indexes entries not yet in the index, as much as the rent-or-buy
+// rule above allows, unless another Get is writing the index. It reports
+// whether the index now covers every node below need.
 func (m *memTable) catchUp(need uint32) bool {
-	if !m.indexOn.Load() {
-		m.indexOn.Store(true)
-	}
 	if !m.indexMu.TryLock() {
 		return false
 	}
 	defer m.indexMu.Unlock()
-	m.catchUpLocked(catchUpNodes)
+	idle := need == m.seen
+	m.seen = need
+	if missing := int(m.sl.Len()) - m.nIndexed; !idle && missing > m.credit+catchUpCredit {
+		m.credit += catchUpCredit // this Get searches
+		return false
+	}
+	m.credit = max(m.credit-m.catchUpLocked(catchUpNodes), 0)
 	return m.indexed.Load() >= need
 }
 
-// catchUpLocked indexes up to limit of the entries added since indexed
-// (all of them when limit < 0). The caller holds indexMu.
-func (m *memTable) catchUpLocked(limit int) {
+// catchUpLocked indexes up to limit of the entries added since indexed,
+// and returns how many it indexed. The caller holds indexMu.
+func (m *memTable) catchUpLocked(limit int) int {
 	nd, end := m.indexed.Load(), uint32(m.sl.Size())
 	if nd >= end {
-		return
+		return 0
 	}
-	if m.index.keys == 0 {
-		m.index.reserve(int(m.sl.Len()))
+	if m.nIndexed == 0 {
+		m.index.reserve(max(int(m.sl.Len()), m.keysHint))
 	}
-	for ; nd < end && limit != 0; limit-- {
+	n := 0
+	for ; nd < end && n < limit; n++ {
 		ukey := base.UserKey(m.sl.NodeKey(nd))
 		m.index.insert(ukey, m.index.tag(ukey), nd, m.sl)
 		nd = m.sl.NodeEnd(nd)
 	}
+	m.nIndexed += n
+	m.indexKeys.Store(int64(m.index.keys))
+	// After the inserts: a Get that loads indexed finds them in the table
+	// it loads next.
 	m.indexed.Store(nd)
+	return n
 }
 
 // memBytes is the memory the memtable holds: its arena in use and its
@@ -130,12 +163,6 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 	if b.Len() > 1 {
 		skip = m.dups.find(b)
 	}
-	on := m.indexOn.Load()
-	if on {
-		m.indexMu.Lock()
-		defer m.indexMu.Unlock()
-		m.catchUpLocked(-1) // what was added before the index was on
-	}
 	r := b.Reader()
 	n := 0
 	for i := 0; ; i++ {
@@ -154,24 +181,10 @@ func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
 		if !m.index.roomFor(int(m.sl.Len()) + 1) {
 			return n, skiplist.ErrFull // roomFor said no; the caller checks it
 		}
-		if !on {
-			m.ikey = base.AppendInternalKey(m.ikey[:0], key, seq, k)
-			if _, err := m.sl.AddNode(m.ikey, value); err != nil {
-				return n, err
-			}
-			continue
-		}
-		tag := m.index.tag(key)
-		m.index.touch(tag)
 		m.ikey = base.AppendInternalKey(m.ikey[:0], key, seq, k)
-		nd, err := m.sl.AddNode(m.ikey, value)
-		if err != nil {
+		if _, err := m.sl.AddNode(m.ikey, value); err != nil {
 			return n, err
 		}
-		// Into the index after the list, before the seq is published: a
-		// reader that may see the entry finds it in either.
-		m.index.insert(key, tag, nd, m.sl)
-		m.indexed.Store(m.sl.NodeEnd(nd))
 	}
 	if seq > m.maxSeq.Load() {
 		m.maxSeq.Store(seq)

@@ -187,16 +187,9 @@ func (d *DB) rotateMemtableLocked(need int64) error {
 	d.imm = append(d.imm, d.mem)
 	old := d.mem
 	d.mem = newMemTable(size, walNum)
-	// A memtable that Gets read gets an index from its first write, sized
-	// for its predecessor's keys; one written alone gets one only if a Get
-	// comes (memTable.catchUp).
-	if old.indexOn.Load() {
-		old.indexMu.Lock() // a Get may be catching old's index up
-		keys := old.index.keys
-		old.indexMu.Unlock()
-		d.mem.indexOn.Store(true)
-		d.mem.index.reserve(keys)
-	}
+	// The Gets that index the new memtable (memTable.catchUp) size its
+	// index once, for as many keys as they indexed in its predecessor.
+	d.mem.keysHint = int(old.indexKeys.Load())
 	d.updateReadStateLocked()
 	d.cond.Broadcast()
 	return nil
