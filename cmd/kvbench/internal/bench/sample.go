@@ -1,13 +1,16 @@
 package bench
 
-import "math/bits"
+import (
+	"math"
+	"math/bits"
+)
 
 // sampler chooses which operations a worker times: the first alwaysTimed,
 // then each one independently with probability 2^-m (one in Config.LatencyEvery),
 // as a coin flip per operation would, but without flipping a coin per
 // operation. It draws the gap to the next timed operation instead: the number
 // of failures before a success of a coin that lands one way with probability
-// 2^-m is geometric, and the operations between two timed ones cost a
+// p is geometric, and the operations between two timed ones cost a
 // decrement each. A random sample, not every k-th operation, so that no
 // periodic behaviour of an engine (a flush every so many writes, a block
 // boundary every so many steps) lines up with the samples; and a sample
@@ -18,22 +21,14 @@ type sampler struct {
 	warm int    // operations timed so far, up to alwaysTimed
 	m    uint   // log2 of the sampling rate's inverse; 0 times every operation
 	x    uint64 // the random state (SplitMix64's counter)
-	// lows has the lowest bit of each whole m-bit group of a word set.
-	lows uint64
-	// group maps a bit's index to its group's: a table rather than a
-	// division, which costs as much as the rest of a draw.
-	group [64]uint8
+	// perLog is 1/ln(1-p), p = 2^-m: gap's scale.
+	perLog float64
 }
 
 func newSampler(every int, seed uint64) sampler {
 	s := sampler{m: uint(bits.TrailingZeros(uint(every))), x: seed}
 	if s.m > 0 {
-		for g := range 64 / s.m {
-			s.lows |= 1 << (g * s.m)
-		}
-		for i := range s.group {
-			s.group[i] = uint8(uint(i) / s.m)
-		}
+		s.perLog = 1 / math.Log1p(-1/float64(uint64(1)<<s.m))
 	}
 	return s
 }
@@ -62,25 +57,17 @@ func (s *sampler) draw() {
 	}
 }
 
-// gap draws how many operations pass untimed before the next timed one: the
-// number of m-bit groups of random words before one that is all zeros (each
-// group a trial that succeeds with probability 2^-m).
+// gap draws how many operations pass untimed before the next timed one,
+// from the geometric distribution by its inverse: floor(ln(u)/ln(1-p)) for u
+// uniform in (0, 1] is g with probability (1-p)^g p, since it is at least g
+// exactly when u <= (1-p)^g. One random word and a logarithm. It used to
+// draw m-bit groups of random words until one was all zeros: 2^m/(64/m)
+// words a draw on average, 32 at one in 256 (scan steps), twelve to fifteen
+// times this draw's cost, and most of the noop store's readseq once its
+// steps cost nothing (issue #21).
 func (s *sampler) gap() int {
-	groups := int(64 / s.m)
-	n := 0
-	for {
-		// SplitMix64 over a Weyl sequence: xorshift64's low bits are too
-		// regular for groups of ten zeros to come at their rate.
-		s.x += 0x9e3779b97f4a7c15
-		x := splitmix(s.x)
-		// or has, at each group's lowest bit, the OR of the group's bits.
-		or := x
-		for i := uint(1); i < s.m; i++ {
-			or |= x >> i
-		}
-		if zero := ^or & s.lows; zero != 0 {
-			return n + int(s.group[bits.TrailingZeros64(zero)])
-		}
-		n += groups
-	}
+	// SplitMix64 over a Weyl sequence: 53 bits of it make u.
+	s.x += 0x9e3779b97f4a7c15
+	u := float64(splitmix(s.x)>>11+1) / (1 << 53)
+	return int(math.Log(u) * s.perLog)
 }

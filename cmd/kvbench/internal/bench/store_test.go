@@ -105,8 +105,8 @@ func TestLatencySampling(t *testing.T) {
 
 // The sampler's gaps are those of a coin flipped per operation: each
 // operation is timed with probability 1/every, whatever happened before (the
-// gap is geometric: P(gap = g) = (1-p)^g p), for rates whose m-bit groups
-// do and do not tile 64 bits.
+// gap is geometric: P(gap = g) = (1-p)^g p), at rates from one in two to
+// one in 1024.
 func TestSamplerIsGeometric(t *testing.T) {
 	for _, every := range []int{2, 8, 64, 1024} {
 		smp := newSampler(every, 99)
