@@ -329,6 +329,15 @@ type keyspace struct {
 	// finds an expired version in such a stripe settles without waiting
 	// for the expirer (settleExpired).
 	expiring stripeSet
+	// stripeWritten is, per key-lock stripe, the backend's last submitted
+	// seq (writeSeqs) when a tx last wrote a key of the stripe, stored
+	// under the stripe's lock: once the backend has applied it, every
+	// write a tx made under that stripe is readable, and a read that
+	// settles an expired key of the stripe needs no Barrier.
+	stripeWritten [len(keyLocks{}.stripes)]atomic.Uint64
+	// settlesBarrier counts the settles that made submitted writes
+	// readable (a Barrier) before reading again.
+	settlesBarrier atomic.Int64
 
 	watch watchRegistry
 	bg    bgState
@@ -626,13 +635,24 @@ func (n *Node) begin(c *client, keys [][]byte) *tx {
 // write was submitted before, so it is readable. A writer that takes the
 // stripe after the expirer releases it reads a clock later than this
 // read saw the mark, so at least r, and finds the key expired.
+//
+// Nor does it wait when the writes that matter are readable already: a
+// writer W as above wrote under the key's stripe, and a tx records the
+// backend's submitted seq, at least its own write's, in stripeWritten
+// before it releases the stripe (tx.apply). This read holds the stripe
+// after W released it, so it sees W's seq or a later one, and once the
+// backend has applied that seq W's write is readable. Only then is the
+// Barrier skipped; it made every write submitted by anyone readable, on
+// the client's event loop: during a mass expiry that the expirer is
+// behind on, most of them the expirer's deletes, applied to the engine
+// (an lsm's memtable) by the GET.
 func (n *Node) settleExpired(db int, gen uint32, key []byte) (payload []byte, expireAt int64, found bool, err error) {
 	n.ks.settles.Add(1)
 	s := n.locks.stripe(key)
 	m := &n.locks.stripes[s]
 	if m.TryLock() {
 		defer m.Unlock()
-		if err := n.backend.Barrier(); err != nil {
+		if err := n.settleBarrier(s); err != nil {
 			return nil, 0, false, err
 		}
 	} else if n.ks.expiring.has(s) {
@@ -640,7 +660,7 @@ func (n *Node) settleExpired(db int, gen uint32, key []byte) (payload []byte, ex
 	} else {
 		m.Lock()
 		defer m.Unlock()
-		if err := n.backend.Barrier(); err != nil {
+		if err := n.settleBarrier(s); err != nil {
 			return nil, 0, false, err
 		}
 	}
@@ -660,6 +680,37 @@ func (n *Node) settleExpired(db int, gen uint32, key []byte) (payload []byte, ex
 	}
 	return payload, at, true, nil
 }
+
+// settleBarrier makes the writes made under key-lock stripe s readable,
+// for settleExpired, which holds s: at once if the backend has applied the
+// last seq a tx recorded for s, else by a Barrier.
+func (n *Node) settleBarrier(s int) error {
+	if ws, ok := n.backend.(writeSeqs); ok && n.ks.stripeWritten[s].Load() <= ws.readableSeq() {
+		return nil
+	}
+	n.ks.settlesBarrier.Add(1)
+	return n.backend.Barrier()
+}
+
+// writeSeqs is a backend that numbers its writes in the order they are
+// submitted (replicatedBackend: the commit log's seqs), so a reader can
+// tell whether a given write is readable without a Barrier. A backend
+// without it (standalone: a write is readable once submitted) is asked for
+// a Barrier, which costs it nothing.
+type writeSeqs interface {
+	// submittedSeq is at least the seq of every write whose Submit has
+	// returned.
+	submittedSeq() uint64
+	// readableSeq is the seq through which every write is applied to the
+	// engine, and so readable.
+	readableSeq() uint64
+}
+
+// The methods are here, with the one reader that needs them; the backend
+// is in replicated.go. A sync-mode write (syncAck) is applied before Submit
+// returns and does not move submitted: its seq is at or below readableSeq.
+func (b *replicatedBackend) submittedSeq() uint64 { return b.submitted.Load() }
+func (b *replicatedBackend) readableSeq() uint64  { return b.r.LastSeq() }
 
 // modify starts a read-modify-write command on keys[0]: it checks the key,
 // begins a tx on it and reads the key's value, deadline and presence. If ok
@@ -1014,14 +1065,27 @@ func (t *tx) apply() error {
 	// READONLY, which says it was refused.
 	t.c.dirty = true
 	err := t.n.backend.Submit(&b)
+	var seq uint64
+	if ws, ok := t.n.backend.(writeSeqs); ok {
+		seq = ws.submittedSeq() // at least this write's
+	}
 	for i := range t.keys {
+		k := &t.keys[i]
 		// Again once applied: an expirer walk that read nextDue before
 		// this write and the index before it was visible must not hide it.
 		// Whatever Submit answered: a write refused after it was logged
 		// (errFenced, a quorum timeout) may be applied, and lowering
 		// nextDue for one that was not costs one spare walk.
-		if k := &t.keys[i]; k.dirty && k.found && k.expireAt != 0 {
+		if k.dirty && k.found && k.expireAt != 0 {
 			t.n.lowerNextDue(k.expireAt)
+		}
+		if k.dirty && seq != 0 {
+			// Under the key's lock, so the next holder sees it
+			// (settleExpired); whatever Submit answered, as above.
+			w := &t.n.ks.stripeWritten[t.n.locks.stripe(k.key)]
+			if w.Load() < seq {
+				w.Store(seq)
+			}
 		}
 	}
 	if err != nil {
