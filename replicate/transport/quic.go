@@ -96,34 +96,7 @@ func (q *QUIC) config() *quic.Config {
 // that moment, so a renewed certificate or CA serves new connections without
 // a restart.
 func (q *QUIC) Listen(addr string) (Listener, error) {
-	base := &tls.Config{
-		NextProtos: []string{ALPN},
-		MinVersion: tls.VersionTLS13,
-		// The client must send a certificate and prove it holds its key
-		// (TLS 1.3 CertificateVerify); verifyClient decides whether it is
-		// one we trust.
-		ClientAuth: tls.RequestClientCert,
-	}
-	tc := base.Clone()
-	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		// One identity for the whole handshake: the certificate we show
-		// and the CAs we check the follower's against come from one load.
-		id := q.o.Identity.Current()
-		c := base.Clone()
-		c.Certificates = []tls.Certificate{id.Cert}
-		var peer net.Addr
-		if hello.Conn != nil {
-			peer = hello.Conn.RemoteAddr()
-		}
-		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			err := verifyClient(raw, id.CAs, time.Now())
-			if err != nil {
-				q.o.Logger.Warn("replication connection refused", "peer", peer, "reason", err)
-			}
-			return err
-		}
-		return c, nil
-	}
+	tc := serverTLS(q.o)
 	// The socket is always ours, never quic.ListenAddr's: quic-go keeps a
 	// socket it made open after the listener closes, until every connection
 	// accepted on it has drained, so a leader that stepped down and was
@@ -148,10 +121,45 @@ func (q *QUIC) Listen(addr string) (Listener, error) {
 	return l, nil
 }
 
-// Dial connects to a leader and opens the replication stream. A refused
-// handshake is logged with its reason and returned.
-func (q *QUIC) Dial(ctx context.Context, addr string) (Stream, error) {
-	name := q.o.ServerName
+// serverTLS is a listener's TLS configuration: TLS 1.3, ALPN, the
+// certificate o.Identity gives at each handshake, and the client's checked
+// by verifyClient, which logs a refused one.
+func serverTLS(o QUICOptions) *tls.Config {
+	base := &tls.Config{
+		NextProtos: []string{ALPN},
+		MinVersion: tls.VersionTLS13,
+		// The client must send a certificate and prove it holds its key
+		// (TLS 1.3 CertificateVerify); verifyClient decides whether it is
+		// one we trust.
+		ClientAuth: tls.RequestClientCert,
+	}
+	tc := base.Clone()
+	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		// One identity for the whole handshake: the certificate we show
+		// and the CAs we check the follower's against come from one load.
+		id := o.Identity.Current()
+		c := base.Clone()
+		c.Certificates = []tls.Certificate{id.Cert}
+		var peer net.Addr
+		if hello.Conn != nil {
+			peer = hello.Conn.RemoteAddr()
+		}
+		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			err := verifyClient(raw, id.CAs, time.Now())
+			if err != nil {
+				o.Logger.Warn("replication connection refused", "peer", peer, "reason", err)
+			}
+			return err
+		}
+		return c, nil
+	}
+	return tc
+}
+
+// clientTLS is a dialer's TLS configuration for addr, with the identity
+// o.Identity gives now.
+func clientTLS(o QUICOptions, addr string) (*tls.Config, error) {
+	name := o.ServerName
 	if name == "" {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -159,17 +167,25 @@ func (q *QUIC) Dial(ctx context.Context, addr string) (Stream, error) {
 		}
 		name = host
 	}
-	id := q.o.Identity.Current() // the identity for this handshake
-	tc := &tls.Config{
+	id := o.Identity.Current() // the identity for this handshake
+	return &tls.Config{
 		Certificates: []tls.Certificate{id.Cert},
 		RootCAs:      id.CAs,
 		ServerName:   name,
 		NextProtos:   []string{ALPN},
 		MinVersion:   tls.VersionTLS13,
+	}, nil
+}
+
+// Dial connects to a leader and opens the replication stream. A refused
+// handshake is logged with its reason and returned.
+func (q *QUIC) Dial(ctx context.Context, addr string) (Stream, error) {
+	tc, err := clientTLS(q.o, addr)
+	if err != nil {
+		return nil, err
 	}
 	var conn *quic.Conn
 	var pc net.PacketConn
-	var err error
 	if q.o.ListenPacket != nil {
 		var ua *net.UDPAddr
 		if ua, err = net.ResolveUDPAddr("udp", addr); err != nil {

@@ -89,7 +89,32 @@ func quicPair(t *testing.T, server, client *Identity, serverLog, clientLog *slog
 	return l, ct
 }
 
-func TestQUICMutualTLS(t *testing.T) {
+// pairFunc makes a listener with the server identity and a transport with
+// the client identity, logging to the loggers given (nil: discard).
+type pairFunc func(t *testing.T, server, client *Identity, serverLog, clientLog *slog.Logger) (Listener, Transport)
+
+func quicTransportPair(t *testing.T, server, client *Identity, serverLog, clientLog *slog.Logger) (Listener, Transport) {
+	return quicPair(t, server, client, serverLog, clientLog)
+}
+
+func tcpPair(t *testing.T, server, client *Identity, serverLog, clientLog *slog.Logger) (Listener, Transport) {
+	st, err := NewQUIC(QUICOptions{Identity: server, Logger: serverLog})
+	require.NoError(t, err)
+	l, err := st.TCP().Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	ct, err := NewQUIC(QUICOptions{Identity: client, Logger: clientLog, IdleTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	return l, ct.TCP()
+}
+
+func TestQUICMutualTLS(t *testing.T) { testMutualTLS(t, quicTransportPair) }
+
+// TestTCPMutualTLS: the TCP transport checks certificates and logs refusals
+// as the QUIC transport does.
+func TestTCPMutualTLS(t *testing.T) { testMutualTLS(t, tcpPair) }
+
+func testMutualTLS(t *testing.T, pair pairFunc) {
 	ca, err := NewCA("test CA")
 	require.NoError(t, err)
 	leader, err := ca.Identity("leader", "127.0.0.1")
@@ -98,7 +123,7 @@ func TestQUICMutualTLS(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("ok", func(t *testing.T) {
-		l, ct := quicPair(t, leader, follower, nil, nil)
+		l, ct := pair(t, leader, follower, nil, nil)
 		peer := echo(t, l)
 		s, err := ct.Dial(context.Background(), l.Addr())
 		require.NoError(t, err)
@@ -136,7 +161,7 @@ func TestQUICMutualTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs, leaderLogs syncBuffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
-			l, ct := quicPair(t, tc.server, tc.client, slog.New(slog.NewTextHandler(&leaderLogs, nil)), log)
+			l, ct := pair(t, tc.server, tc.client, slog.New(slog.NewTextHandler(&leaderLogs, nil)), log)
 			accepted := make(chan Stream, 1)
 			go func() {
 				s, err := l.Accept(context.Background())
