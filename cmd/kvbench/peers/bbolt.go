@@ -143,3 +143,18 @@ func (c *boltCursor) key() []byte   { return c.k }
 func (c *boltCursor) value() []byte { return c.v }
 func (c *boltCursor) err() error    { return nil }
 func (c *boltCursor) close() error  { return c.tx.Rollback() }
+
+// run is cursor.run: see there why each cursor has its own copy.
+func (c *boltCursor) run(n int, reverse bool, limit []byte) (done int, bytes int64, ok bool) {
+	ok = true
+	for ; done < n && ok; done++ {
+		bytes += int64(len(c.key()) + len(c.value()))
+		if reverse {
+			ok = c.prev()
+		} else {
+			ok = c.next()
+		}
+		ok = ok && within(c.key(), limit, reverse)
+	}
+	return done, bytes, ok
+}

@@ -114,3 +114,18 @@ func (c *btreeCursor) key() []byte   { return c.k }
 func (c *btreeCursor) value() []byte { return c.it.Value() }
 func (c *btreeCursor) err() error    { return nil }
 func (c *btreeCursor) close() error  { return nil }
+
+// run is cursor.run: see there why each cursor has its own copy.
+func (c *btreeCursor) run(n int, reverse bool, limit []byte) (done int, bytes int64, ok bool) {
+	ok = true
+	for ; done < n && ok; done++ {
+		bytes += int64(len(c.key()) + len(c.value()))
+		if reverse {
+			ok = c.prev()
+		} else {
+			ok = c.next()
+		}
+		ok = ok && within(c.key(), limit, reverse)
+	}
+	return done, bytes, ok
+}

@@ -100,3 +100,18 @@ func (c *levelCursor) close() error {
 	c.it.Release()
 	return err
 }
+
+// run is cursor.run: see there why each cursor has its own copy.
+func (c *levelCursor) run(n int, reverse bool, limit []byte) (done int, bytes int64, ok bool) {
+	ok = true
+	for ; done < n && ok; done++ {
+		bytes += int64(len(c.key()) + len(c.value()))
+		if reverse {
+			ok = c.prev()
+		} else {
+			ok = c.next()
+		}
+		ok = ok && within(c.key(), limit, reverse)
+	}
+	return done, bytes, ok
+}

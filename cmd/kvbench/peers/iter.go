@@ -4,12 +4,24 @@ import (
 	"bytes"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/cmd/kvbench/internal/bench"
 )
 
 // cursor is a peer's unbounded ordered cursor, the least each adapter
 // provides; bounded turns it into a logkv.Iterator. Positioning methods
 // return whether the cursor is at a key.
+//
+// run is bench.ScanRunner's loop on the cursor's own concrete type, which
+// calls the peer's iterator directly, with the bound in the scan's
+// direction (the upper one forwards, the lower one in reverse; nil: none)
+// checked at each step as bounded's moves check it: a step past it ends the
+// run not positioned. Each cursor writes the same loop, of the same shape as
+// scanRun's in package bench, because a loop over an interface or a type
+// parameter would call the cursor's methods indirectly (Go instantiates a
+// generic function once for every pointer type, and calls methods through
+// its dictionary), and those calls are what run exists to remove.
 type cursor interface {
+	run(n int, reverse bool, limit []byte) (done int, bytes int64, ok bool)
 	first() bool
 	last() bool
 	seekGE(k []byte) bool
@@ -33,7 +45,10 @@ type bounded struct {
 	closed       bool
 }
 
-var _ logkv.Iterator = (*bounded)(nil)
+var (
+	_ logkv.Iterator   = (*bounded)(nil)
+	_ bench.ScanRunner = (*bounded)(nil)
+)
 
 func newBounded(c cursor, o *logkv.IterOptions) *bounded {
 	it := &bounded{c: c}
@@ -101,6 +116,28 @@ func (it *bounded) Prev() bool {
 		return false
 	}
 	return it.check(it.c.prev())
+}
+
+// ScanRun runs the cursor's own loop (cursor.run), with the bound a scan in
+// that direction can cross.
+func (it *bounded) ScanRun(n int, reverse bool) (done int, bytes int64, ok bool) {
+	if !it.valid {
+		return 0, 0, false
+	}
+	limit := it.upper
+	if reverse {
+		limit = it.lower
+	}
+	done, bytes, ok = it.c.run(n, reverse, limit)
+	it.valid = ok && it.c.err() == nil
+	return done, bytes, it.valid
+}
+
+// within reports whether k, reached by a step in that direction, is within
+// limit, the bound in that direction (nil: none): below the upper bound
+// forwards, at or above the lower bound in reverse.
+func within(k, limit []byte, reverse bool) bool {
+	return limit == nil || (bytes.Compare(k, limit) < 0) != reverse
 }
 
 func (it *bounded) Valid() bool   { return it.valid }

@@ -105,6 +105,24 @@ type pebbleIter struct {
 	err    error
 }
 
+var _ bench.ScanRunner = (*pebbleIter)(nil)
+
+// ScanRun is bench.ScanRunner's loop over Pebble's own iterator, which
+// keeps the bounds itself (the cursors' run, on *pebble.Iterator).
+func (it *pebbleIter) ScanRun(n int, reverse bool) (done int, bytes int64, ok bool) {
+	p := it.Iterator
+	ok = it.Valid()
+	for ; done < n && ok; done++ {
+		bytes += int64(len(p.Key()) + len(p.Value()))
+		if reverse {
+			ok = p.Prev()
+		} else {
+			ok = p.Next()
+		}
+	}
+	return done, bytes, ok
+}
+
 func (it *pebbleIter) Next() bool { return it.Valid() && it.Iterator.Next() }
 func (it *pebbleIter) Prev() bool { return it.Valid() && it.Iterator.Prev() }
 

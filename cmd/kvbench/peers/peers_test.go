@@ -168,3 +168,29 @@ func TestStoreContract(t *testing.T) {
 		})
 	}
 }
+
+// TestScanRunner checks each peer's ScanRun, the loop the timed scans run
+// over the peer's own iterator, against the loop through logkv.Iterator it
+// replaces (bench.CheckScanRunner: the same steps, bytes and end, and the
+// same key after each stretch), both ways, with no bounds and with bounds
+// on either side, one of them a key the store does not hold.
+func TestScanRunner(t *testing.T) {
+	for _, p := range peers {
+		t.Run(p.name, func(t *testing.T) {
+			s := open(t, p.name, t.TempDir())
+			defer func() { require.NoError(t, s.Close()) }()
+			var b logkv.Batch
+			for i := range 300 {
+				b.Set(fmt.Appendf(nil, "%08d", i), fmt.Appendf(nil, "value %d", i*i))
+			}
+			require.NoError(t, s.Apply(&b, nil))
+			for _, o := range []*logkv.IterOptions{
+				nil,
+				{LowerBound: []byte("00000010"), UpperBound: []byte("00000290")},
+				{LowerBound: []byte("000000105"), UpperBound: []byte("0000028")},
+			} {
+				require.NoError(t, bench.CheckScanRunner(s, o), "bounds %+v", o)
+			}
+		})
+	}
+}
