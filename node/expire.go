@@ -92,6 +92,12 @@ func (n *Node) expireInfo(add func(string, any)) {
 	add("expired_stale_perc", "0.00") // Redis samples; this expirer walks the index, so none are sampled stale
 	add("expired_time_cap_reached_count", st.timeCapped.Load())
 	add("expire_cycle_cpu_milliseconds", st.cycleMicros.Load()/1000)
+	// Not Redis's: the reads that found a key expired and not yet removed
+	// (settleExpired), and those of them that made the writes submitted
+	// before readable first (a Barrier). Many settles mean the expirer is
+	// behind.
+	add("expired_reads_settled", n.ks.settles.Load())
+	add("expired_reads_settled_barrier", n.ks.settlesBarrier.Load())
 }
 
 // expirer is the active expirer's state, owned by its goroutine (or by one

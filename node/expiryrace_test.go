@@ -527,4 +527,7 @@ func TestSettleSkipsBarrier(t *testing.T) {
 	before = b.barriers.Load()
 	require.Equal(t, redis.Nil, c.Get(ctx, "k").Err())
 	require.Equal(t, int64(1), b.barriers.Load()-before, "the settle waited for the tx's write under k's stripe")
+	info := c.Info(ctx, "stats").Val()
+	require.Contains(t, info, "expired_reads_settled:2\r\n")
+	require.Contains(t, info, "expired_reads_settled_barrier:1\r\n")
 }
