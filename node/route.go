@@ -6,7 +6,7 @@ package node
 // clients (go-redis ClusterClient, redis-py RedisCluster, redis-cli -c)
 // find the right shard by themselves.
 //
-//	etcd: slots, shards/*/leader --watchSlots (read, then events)--> router.table (one atomic swap)
+//	etcd: slots, leaders/* --watchSlots (read, then events)--> router.table (one atomic swap)
 //	request --run--> misrouted -> route: table; one shard's leader: done; else key slots, owner
 //	           -> serve here | -MOVED slot host:port | -CROSSSLOT | -CLUSTERDOWN
 //
@@ -244,23 +244,23 @@ func init() {
 }
 
 // Watching etcd (coord.WatchRouting): one whole read of the slot map and
-// every leader key, in one revision, then the map and the leader keys of
-// the map's shards are watched from that revision on and each event is
+// every shard's route key (leaders/<shard>, which each election writes
+// beside its leader key), in one revision, then two watches from that
+// revision on, the map's key and the leaders/ prefix, and each event is
 // applied to the table held: a new map version is decoded and becomes a
-// new table, a leader key's put or delete changes that shard's address in
-// a copy of the table held. A change thus costs each member one watch
-// event; the whole read again happens only when a watch fails (etcd
-// compacted past it, or lost its leader) or the map names a new shard.
-// Re-reading everything on every event, as this did before, made every
-// change anywhere cost every member a read of the whole shards/ prefix and
-// S+1 new watches: docs/cluster-scale.md measures both.
+// new table, a route key's put or delete changes that shard's address in a
+// copy of the table held. A change thus costs each member one watch event;
+// the whole read again happens only when a watch fails (etcd compacted
+// past it, or lost its leader). Re-reading everything on every event, as
+// this did first, and then watching every shard's leader key, made every
+// change anywhere cost every member a read of the whole shards/ prefix,
+// and then S + 1 watches a member: docs/cluster-scale.md measures each.
 
 // watchSlots keeps b.route's table current until ctx ends.
 func (b *clusterBackend) watchSlots(ctx context.Context) {
 	failing := false // logged once per outage, not every retry
 	name := b.n.cfg.Cluster.Name
 	coord.WatchRouting(ctx, b.cli, name, coord.RoutingHandler{
-		Shards: b.route.watchShards,
 		Read: func(err error) {
 			switch {
 			case err != nil && !failing:
@@ -290,25 +290,6 @@ func (b *clusterBackend) myShard() string {
 		return s
 	}
 	return "0" // coord's default
-}
-
-// watchShards returns the shards whose leader keys the watcher watches for
-// the slot map value v: the shards it names, or, when it does not decode,
-// those of the table held, whose leaders the member keeps routing to.
-func (r *router) watchShards(v []byte) []string {
-	if v == nil {
-		return nil
-	}
-	// Decoded again by apply: the map changes rarely, and deciding first
-	// whether a whole read is needed keeps apply from installing a table
-	// whose new shard has no leader yet.
-	if m, err := decodeSlotMap(v, 0); err == nil {
-		return m.Shards
-	}
-	if t := r.table.Load(); t != nil && t != notSharded {
-		return t.shards
-	}
-	return nil
 }
 
 // apply makes the table reflect rt, for a member of shard at selfAddr: no

@@ -38,7 +38,6 @@ func TestRouterApply(t *testing.T) {
 	require.Equal(t, []string{"10.0.0.1:1", "10.0.0.2:1"}, t1.leaders)
 	require.Equal(t, 1, t1.self)
 	require.Equal(t, "10.0.0.2:1", t1.selfAddr)
-	require.Equal(t, []string{"a", "b"}, r.watchShards(rt.Map))
 
 	// A leader change: a new table, the same slots and version.
 	leaders["a"] = coord.Leader{RESP: "10.0.0.3:1"}
@@ -70,12 +69,10 @@ func TestRouterApply(t *testing.T) {
 	require.Equal(t, "", t3.redirect(0, false, false), "slot 0 is b's now")
 	require.Equal(t, "MOVED 100 10.0.0.4:1", t3.redirect(100, false, false))
 
-	// An invalid map keeps the table held, and its leaders follow still:
-	// the shards watched are the held table's.
+	// An invalid map keeps the table held, and its leaders follow still.
 	rt.Map, rt.MapVersion = []byte(`{"v":1,"shards":["a"`), 30
 	require.Error(t, r.apply(rt, "b", "10.0.0.2:1"))
 	require.EqualValues(t, 20, r.table.Load().version)
-	require.Equal(t, []string{"a", "b"}, r.watchShards(rt.Map))
 	leaders["a"] = coord.Leader{RESP: "10.0.0.5:1"}
 	require.NoError(t, r.apply(rt, "b", "10.0.0.2:1"), "the invalid version is decoded once")
 	require.Equal(t, "MOVED 100 10.0.0.5:1", r.table.Load().redirect(100, false, false))
@@ -95,7 +92,6 @@ func TestRouterApply(t *testing.T) {
 	rt.Map, rt.MapVersion = nil, 0
 	require.NoError(t, r.apply(rt, "b", "10.0.0.2:1"))
 	require.Same(t, notSharded, r.table.Load())
-	require.Nil(t, r.watchShards(nil))
 }
 
 // TestTableSole: a table names the shard that owns every slot (sole) when

@@ -128,6 +128,7 @@ func (c *Config) prefix() string      { return Prefix(c.Cluster) }
 func (c *Config) memberKey() string   { return c.prefix() + "members/" + c.ID }
 func (c *Config) shardPrefix() string { return c.prefix() + "shards/" + c.Shard + "/" }
 func (c *Config) leaderKey() string   { return c.shardPrefix() + "leader" }
+func (c *Config) routeKey() string    { return RouteKey(c.Cluster, c.Shard) }
 func (c *Config) syncKey() string     { return c.shardPrefix() + "sync" }
 func (c *Config) handoffKey() string  { return c.shardPrefix() + "handoff" }
 func (c *Config) progressKey() string { return c.shardPrefix() + "progress/" + c.ID }
@@ -574,9 +575,10 @@ func (m *Member) elect(ctx context.Context, lease clientv3.LeaseID, r Replica) e
 				m.sawLeaderGone(s.Epoch)
 			}
 			m.setLeader(nil, 0)
-			if m.Leading() != 0 {
+			if e := m.Leading(); e != 0 {
 				// Our key is gone (resigned, or deleted by an operator).
 				m.stepDown(r)
+				m.forgetRoute(ctx, e)
 			}
 			if err := m.tryLead(ctx, lease, r); err != nil {
 				m.log.Warn("election round", "err", err)
@@ -652,12 +654,32 @@ func (m *Member) stepDown(r Replica) {
 	r.StepDown()
 }
 
+// releaseOps delete the leader key and its route key, in the transaction
+// (guarded by the leader key's CreateRevision) that gives leadership up:
+// the route key never names a leader whose key is gone, except one deleted
+// by hand (forgetRoute).
+func (c *Config) releaseOps() []clientv3.Op {
+	return []clientv3.Op{clientv3.OpDelete(c.leaderKey()), clientv3.OpDelete(c.routeKey())}
+}
+
+// forgetRoute deletes the route key of epoch, which a leader that finds its
+// leader key gone still holds when the key was deleted by hand (etcdctl):
+// its lease lives on, and so would the route key, sending clients to it.
+// It deletes only the key epoch's election wrote (ModRevision = epoch).
+func (m *Member) forgetRoute(ctx context.Context, epoch uint64) {
+	_, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(m.cfg.routeKey()), "=", int64(epoch))).
+		Then(clientv3.OpDelete(m.cfg.routeKey())).Commit()
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("deleting the route key of a leadership that ended", "key", m.cfg.routeKey(), "err", err)
+	}
+}
+
 // lead promotes the replica to l's epoch; if that fails, it resigns.
 func (m *Member) lead(ctx context.Context, l Leader, r Replica) {
 	if err := r.Lead(l.Epoch); err != nil {
 		m.log.Error("promotion failed; resigning", "epoch", l.Epoch, "err", err)
 		m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(l.Epoch))).
-			Then(clientv3.OpDelete(m.cfg.leaderKey())).Commit()
+			Then(m.cfg.releaseOps()...).Commit()
 		return
 	}
 	m.mu.Lock()
@@ -690,7 +712,10 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 	val := mustJSON(Leader{V: formatVersion, ID: m.cfg.ID, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr, Move: m.cfg.MoveAddr})
 	txn, err := m.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", 0)).
-		Then(clientv3.OpPut(m.cfg.leaderKey(), val, clientv3.WithLease(lease))).
+		Then(clientv3.OpPut(m.cfg.leaderKey(), val, clientv3.WithLease(lease)),
+			// The route key, in the same revision and on the same lease:
+			// routers learn the leader from it (routing.go).
+			clientv3.OpPut(m.cfg.routeKey(), val, clientv3.WithLease(lease))).
 		Commit()
 	if err != nil || !txn.Succeeded {
 		return err
@@ -701,7 +726,7 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 		if err := m.growSync(ctx, epoch, r); err != nil {
 			m.log.Error("recording the synchronous set failed; resigning", "err", err)
 			m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(epoch))).
-				Then(clientv3.OpDelete(m.cfg.leaderKey())).Commit()
+				Then(m.cfg.releaseOps()...).Commit()
 			return err
 		}
 	}

@@ -601,3 +601,58 @@ func TestStaleProgressNotCounted(t *testing.T) {
 	release.Do(func() { close(hold) })
 	require.Equal(t, "b", waitLeader(t, 15*time.Second, b, c).id)
 }
+
+// TestRouteKey: the election writes the route key (leaders/<shard>) with
+// the leader key, in one revision and on one lease, so its ModRevision is
+// the epoch; a handover and a leader's death replace it with the next
+// leader's, and a lease's end takes it with the leader key.
+func TestRouteKey(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	check := func(want *member) {
+		t.Helper()
+		resp, err := cli.Txn(ctx).Then(clientv3.OpGet(coord.LeaderKey("test", "0")), clientv3.OpGet(coord.RouteKey("test", "0"))).Commit()
+		require.NoError(t, err)
+		lk, rk := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+		if want == nil {
+			require.Empty(t, lk)
+			require.Empty(t, rk, "a route key outlived its leader key")
+			return
+		}
+		require.Len(t, lk, 1)
+		require.Len(t, rk, 1, "no route key for leader %s", want.id)
+		require.Equal(t, string(lk[0].Value), string(rk[0].Value))
+		require.Equal(t, lk[0].CreateRevision, rk[0].ModRevision, "the route key's ModRevision is the epoch")
+		require.Equal(t, int64(want.m.Leading()), rk[0].ModRevision)
+		require.Equal(t, lk[0].Lease, rk[0].Lease, "one lease")
+		rt, err := coord.ReadRouting(ctx, cli, "test")
+		require.NoError(t, err)
+		require.Equal(t, want.id, rt.Leaders["0"].ID)
+		require.Equal(t, want.m.Leading(), rt.Leaders["0"].Epoch)
+	}
+	a := startMember(t, srv, coord.Config{ID: "a"}, 100)
+	b := startMember(t, srv, coord.Config{ID: "b"}, 100)
+	l := waitLeader(t, 10*time.Second, a, b)
+	check(l)
+	other := a
+	if l == a {
+		other = b
+	}
+	other.r.mu.Lock()
+	other.r.epoch = l.m.Leading() // it holds the leader's records: the handoff waits for that
+	other.r.mu.Unlock()
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err := coord.HandOver(hctx, cli, "test", "", other.id)
+	require.NoError(t, err)
+	require.Equal(t, other, waitLeader(t, 10*time.Second, a, b))
+	check(other)
+	l.stop() // revokes its lease
+	other.kill()
+	require.Eventually(t, func() bool {
+		resp, err := cli.Get(ctx, coord.LeaderKey("test", "0"))
+		return err == nil && len(resp.Kvs) == 0
+	}, 10*time.Second, 10*time.Millisecond, "the killed leader's lease never expired")
+	check(nil)
+}

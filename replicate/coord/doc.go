@@ -15,6 +15,12 @@
 //	shards/<shard>/progress/<id> {"v":1,"durable":seq,"epoch":e,"after":e}                      (member's lease)
 //	shards/<shard>/handoff       {"v":1,"target":id}                                            (leader's lease)
 //	shards/<shard>/drained/<id>  {"v":1}                                                        (no lease)
+//	leaders/<shard>              the leader key's value, ModRevision = the epoch                (leader's lease)
+//
+// leaders/<shard>, the route key, is written in the election's transaction
+// with the leader key and deleted in every transaction that deletes it: it
+// is what routers read and watch (one prefix for every shard: routing.go),
+// never what an election or fencing decides by.
 //
 // The epoch of a leadership is the CreateRevision of its leader key: etcd's
 // revisions only grow, so epochs are ordered across the cluster's whole

@@ -1,11 +1,14 @@
 package coord
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/logkv/logkv/replicate/coord/etcdtest"
 )
 
 // TestFenceReaders: Leading, LeadingNow, Valid and ValidFor read the fence,
@@ -38,4 +41,24 @@ func TestFenceReaders(t *testing.T) {
 	check(7, false) // handing leadership to b
 	set(0, later, "")
 	check(0, false)
+}
+
+// TestForgetRoute: a leader whose leader key was deleted by hand deletes
+// the route key its election wrote, and only that one.
+func TestForgetRoute(t *testing.T) {
+	cli := etcdtest.Start(t).Client(t)
+	ctx := context.Background()
+	m, err := New(Config{Client: cli, Cluster: "c", ID: "a"})
+	require.NoError(t, err)
+	put, err := cli.Put(ctx, RouteKey("c", "0"), `{"v":1,"id":"a"}`)
+	require.NoError(t, err)
+	epoch := uint64(put.Header.Revision)
+	m.forgetRoute(ctx, epoch+1) // another election's key: kept
+	resp, err := cli.Get(ctx, RouteKey("c", "0"))
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	m.forgetRoute(ctx, epoch)
+	resp, err = cli.Get(ctx, RouteKey("c", "0"))
+	require.NoError(t, err)
+	require.Empty(t, resp.Kvs)
 }

@@ -172,7 +172,7 @@ func (m *Member) handOver(ctx context.Context, epoch uint64, target string, r Re
 		m.pause(ctx, 20*time.Millisecond)
 	}
 	_, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(epoch))).
-		Then(clientv3.OpDelete(m.cfg.leaderKey())).Commit()
+		Then(m.cfg.releaseOps()...).Commit()
 	if err != nil {
 		m.log.Warn("handoff: releasing the leader key failed; resuming", "err", err)
 		m.cli.Delete(ctx, m.cfg.handoffKey())

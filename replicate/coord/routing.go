@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
@@ -12,17 +11,27 @@ import (
 )
 
 // What a member routes by, as etcd holds it: the slot map (its value is
-// node's to decode: node/slots.go) and each shard's leader. A member reads
-// both in one revision (ReadRouting), then keeps watching the map and the
-// leader key of every shard the map names from that revision on, and
-// applies each event to what it read (WatchRouting): a change costs each
-// member one watch event, and no read and no watch request. It reads
-// everything again only when a watch fails (etcd compacted past it, lost
-// its leader, or the member's client closed) or when the map names a shard
-// whose leader key it does not watch yet.
+// node's to decode: node/slots.go) and each shard's leader, as its route
+// key says (RouteKey: leaders/<shard>, written with the leader key in the
+// election's transaction and bound to the same lease). A member reads both
+// in one revision (ReadRouting), then keeps two watches from that revision
+// on, the map's key and the leaders/ prefix, and applies each event to what
+// it read (WatchRouting): a change costs each member one watch event, and
+// no read and no watch request. It reads everything again only when a
+// watch fails (etcd compacted past it, lost its leader, or the member's
+// client closed).
 //
 //	etcd --ReadRouting--> Routing --Apply--> the member's table
-//	     --watch events (map, shards/<s>/leader)--> Routing --Apply--> ...
+//	     --watch events (slots, leaders/*)--> Routing --Apply--> ...
+//
+// Why a route key beside the leader key: the leader keys
+// (shards/<s>/leader) sit among each shard's progress reports, sync and
+// handoff keys, so a router could only read them all by reading every
+// member's progress, and only watch them one key per shard: S + 1 watches
+// a member, 30,900 at 100 shards x 3, which kept 100 x 3 from converging
+// with the 2 s lease TTL (docs/cluster-scale.md). Elections still decide on
+// the leader key alone: the route key is what routers are told, never what
+// fencing or an election reads.
 //
 // These are the etcd half of node's slot watcher (node/route.go), here so
 // that cmd/kvclustersim runs the very requests a kvnode makes without a
@@ -36,6 +45,14 @@ func LeaderKey(cluster, shard string) string {
 	return Prefix(cluster) + "shards/" + shard + "/leader"
 }
 
+// RouteKey is shard's route key, /logkv/<cluster>/leaders/<shard>: the
+// leader key's value, put in the election's transaction on the leader's
+// lease (so its ModRevision is the epoch) and deleted with the leader key.
+func RouteKey(cluster, shard string) string { return routesPrefix(cluster) + shard }
+
+// routesPrefix is the prefix of every shard's route key.
+func routesPrefix(cluster string) string { return Prefix(cluster) + "leaders/" }
+
 // Routing is the slot map and every shard's leader, read in one revision.
 type Routing struct {
 	// Revision is the etcd revision read.
@@ -46,19 +63,17 @@ type Routing struct {
 	// without one.
 	MapVersion int64
 	// Leaders holds each shard's leader, by shard name; a shard without
-	// one is absent. A leader key that does not decode is skipped.
+	// one is absent. A route key that does not decode is skipped.
 	Leaders map[string]Leader
 }
 
-// ReadRouting reads the slot map and the shards' leader keys of cluster in
-// one transaction. It reads the whole shards/ prefix, progress reports
-// included, since etcd cannot select keys by suffix (what that costs at
-// scale: docs/cluster-scale.md).
+// ReadRouting reads the slot map and the shards' route keys of cluster in
+// one transaction: the map and one key per shard that has a leader.
 func ReadRouting(ctx context.Context, cli *clientv3.Client, cluster string) (*Routing, error) {
-	shards := Prefix(cluster) + "shards/"
+	routes := routesPrefix(cluster)
 	resp, err := cli.Txn(ctx).Then(
 		clientv3.OpGet(SlotsKey(cluster)),
-		clientv3.OpGet(shards, clientv3.WithPrefix()),
+		clientv3.OpGet(routes, clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return nil, err
@@ -71,25 +86,22 @@ func ReadRouting(ctx context.Context, cli *clientv3.Client, cluster string) (*Ro
 		}
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		shard, ok := strings.CutSuffix(strings.TrimPrefix(string(kv.Key), shards), "/leader")
-		if !ok || strings.Contains(shard, "/") {
-			continue
-		}
-		if l, ok := decodeLeader(kv.Value, kv.CreateRevision); ok {
+		shard := strings.TrimPrefix(string(kv.Key), routes)
+		if l, ok := decodeLeader(kv.Value, kv.ModRevision); ok && shard != "" {
 			r.Leaders[shard] = l
 		}
 	}
 	return r, nil
 }
 
-// decodeLeader decodes a leader key's value; its epoch is the key's
-// CreateRevision.
-func decodeLeader(v []byte, createRevision int64) (Leader, bool) {
+// decodeLeader decodes a route key's value; its epoch is the key's
+// ModRevision, the election's revision (the leader key's CreateRevision).
+func decodeLeader(v []byte, modRevision int64) (Leader, bool) {
 	var l Leader
 	if json.Unmarshal(v, &l) != nil {
 		return Leader{}, false
 	}
-	l.Epoch = uint64(createRevision)
+	l.Epoch = uint64(modRevision)
 	return l, true
 }
 
@@ -105,8 +117,8 @@ const RoutingRetryMax = 4 * time.Second
 // (failures >= 1): RoutingRetry doubled each time up to RoutingRetryMax,
 // drawn from the upper half of that. Routers fail together (etcd
 // unreachable, a cold start of every member) and would otherwise retry
-// together, each retry a read of the whole shards/ prefix: at 300 x 3 such
-// retries were most of what etcd served (docs/cluster-scale.md).
+// together: at 300 x 3 such retries, each a read of the whole shards/
+// prefix then, were most of what etcd served (docs/cluster-scale.md).
 func routingBackoff(failures int) time.Duration {
 	d := min(RoutingRetry<<min(failures-1, 8), RoutingRetryMax)
 	return d/2 + rand.N(d/2+1)
@@ -118,10 +130,6 @@ const RoutingReadTimeout = 5 * time.Second
 // RoutingHandler is what WatchRouting tells of the routing it holds. Its
 // functions run on WatchRouting's goroutine, one at a time.
 type RoutingHandler struct {
-	// Shards returns the shards whose leader keys to watch for a slot map
-	// value (Routing.Map; nil without a map): those it names, or, for one
-	// that does not decode, whatever the member still routes by.
-	Shards func(slotMap []byte) []string
 	// Apply is given the routing after each whole read (whole true) and
 	// after each watch response applied to it. rt is WatchRouting's own
 	// and changes after Apply returns: Apply must not keep it or change
@@ -133,13 +141,11 @@ type RoutingHandler struct {
 
 // WatchRouting keeps a member's routing current until ctx ends: a whole
 // read (ReadRouting, retried after routingBackoff while it fails), then one
-// watch on the map and one on the leader key of each shard h.Shards names,
-// all from the revision after the read and all on the client's one gRPC
-// stream, each event applied to the routing held and handed to h.Apply.
-// It reads everything again when a watch fails or ends (compaction, etcd
-// without a leader, ...) and when the map comes to name a shard whose
-// leader key it does not watch (that leader may have been elected before
-// the map's revision, so no event of ours would bring it).
+// watch on the map and one on the route keys' prefix, both from the
+// revision after the read and on the client's one gRPC stream, each event
+// applied to the routing held and handed to h.Apply. It reads everything
+// again when a watch fails or ends (compaction, etcd without a leader,
+// ...).
 func WatchRouting(ctx context.Context, cli *clientv3.Client, cluster string, h RoutingHandler) {
 	failures := 0
 	for ctx.Err() == nil {
@@ -167,15 +173,15 @@ type routingEvent struct {
 }
 
 // followRouting applies the watches' events to rt, which was read at
-// rt.Revision, until a watch ends or the map names a shard not watched.
+// rt.Revision, until a watch ends.
 func followRouting(ctx context.Context, cli *clientv3.Client, cluster string, rt *Routing, h RoutingHandler) {
 	// WithRequireLeader: a watch on an etcd member cut off from its
 	// cluster's leader ends, rather than wait for events that never come.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	events := make(chan routingEvent)
-	watch := func(key string) {
-		ch := cli.Watch(wctx, key, clientv3.WithRev(rt.Revision+1))
+	watch := func(key string, opts ...clientv3.OpOption) {
+		ch := cli.Watch(wctx, key, append(opts, clientv3.WithRev(rt.Revision+1))...)
 		go func() {
 			for resp := range ch {
 				select {
@@ -191,12 +197,9 @@ func followRouting(ctx context.Context, cli *clientv3.Client, cluster string, rt
 		}()
 	}
 	slots := SlotsKey(cluster)
-	leaders := Prefix(cluster) + "shards/"
+	routes := routesPrefix(cluster)
 	watch(slots)
-	watched := h.Shards(rt.Map)
-	for _, s := range watched {
-		watch(LeaderKey(cluster, s))
-	}
+	watch(routes, clientv3.WithPrefix())
 	for {
 		var e routingEvent
 		select {
@@ -217,14 +220,8 @@ func followRouting(ctx context.Context, cli *clientv3.Client, cluster string, rt
 						rt.Map = []byte{} // as ReadRouting: an empty value is an invalid map
 					}
 				}
-				for _, s := range h.Shards(rt.Map) {
-					if !slices.Contains(watched, s) {
-						return // a shard new to us: read its leader with the rest
-					}
-				}
-			} else {
-				shard := strings.TrimSuffix(strings.TrimPrefix(key, leaders), "/leader")
-				l, ok := decodeLeader(ev.Kv.Value, ev.Kv.CreateRevision)
+			} else if shard := strings.TrimPrefix(key, routes); shard != "" && shard != key {
+				l, ok := decodeLeader(ev.Kv.Value, ev.Kv.ModRevision)
 				if put && ok {
 					rt.Leaders[shard] = l
 				} else {

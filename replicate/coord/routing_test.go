@@ -2,7 +2,6 @@ package coord
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
 	"testing"
 	"time"
@@ -12,9 +11,9 @@ import (
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
 )
 
-// TestRouting reads the map and the leaders in one revision, skips keys that
-// are not leader keys, and wakes on a change of the map or of a watched
-// leader key only.
+// TestRouting reads the map and the route keys in one revision, and
+// nothing else: not the leader keys, progress reports or a route key that
+// does not decode.
 func TestRouting(t *testing.T) {
 	cli := etcdtest.Start(t).Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -27,19 +26,23 @@ func TestRouting(t *testing.T) {
 
 	put, err := cli.Put(ctx, SlotsKey("c"), `{"v":1}`)
 	require.NoError(t, err)
-	lput, err := cli.Put(ctx, LeaderKey("c", "a"), mustJSON(Leader{V: 1, ID: "a1", RESP: "127.0.0.1:1"}))
+	lput, err := cli.Put(ctx, RouteKey("c", "a"), mustJSON(Leader{V: 1, ID: "a1", RESP: "127.0.0.1:1"}))
 	require.NoError(t, err)
-	_, err = cli.Put(ctx, Prefix("c")+"shards/a/progress/a1", `{"v":1}`)
-	require.NoError(t, err)
-	_, err = cli.Put(ctx, LeaderKey("c", "b"), "not json")
-	require.NoError(t, err)
+	for k, v := range map[string]string{
+		Prefix("c") + "shards/a/progress/a1": `{"v":1}`,
+		LeaderKey("c", "x"):                  mustJSON(Leader{V: 1, ID: "x1"}),
+		RouteKey("c", "b"):                   "not json",
+		RouteKey("other", "a"):               mustJSON(Leader{V: 1, ID: "o1"}),
+	} {
+		_, err = cli.Put(ctx, k, v)
+		require.NoError(t, err)
+	}
 
 	r, err = ReadRouting(ctx, cli, "c")
 	require.NoError(t, err)
 	require.Equal(t, `{"v":1}`, string(r.Map))
 	require.Equal(t, put.Header.Revision, r.MapVersion)
 	require.Equal(t, map[string]Leader{"a": {V: 1, ID: "a1", RESP: "127.0.0.1:1", Epoch: uint64(lput.Header.Revision)}}, r.Leaders)
-
 }
 
 // seen is one Apply of WatchRouting, copied.
@@ -51,9 +54,8 @@ type seen struct {
 	leaders map[string]Leader
 }
 
-// routingRecorder is a RoutingHandler whose map value is a JSON list of
-// shard names, and that records each Apply; hold, while set, blocks Apply
-// after a whole read until it is closed.
+// routingRecorder is a RoutingHandler that records each Apply; hold, while
+// set, blocks Apply after a whole read until it is closed.
 type routingRecorder struct {
 	applied chan seen
 	reads   chan error
@@ -66,13 +68,6 @@ func newRoutingRecorder() *routingRecorder {
 
 func (r *routingRecorder) handler() RoutingHandler {
 	return RoutingHandler{
-		Shards: func(v []byte) []string {
-			var shards []string
-			if json.Unmarshal(v, &shards) != nil {
-				return nil
-			}
-			return shards
-		},
 		Read: func(err error) { r.reads <- err },
 		Apply: func(ctx context.Context, rt *Routing, whole bool) {
 			s := seen{whole: whole, rev: rt.Revision, mapv: string(rt.Map), version: rt.MapVersion, leaders: maps.Clone(rt.Leaders)}
@@ -102,11 +97,11 @@ func (r *routingRecorder) next(t *testing.T) seen {
 	}
 }
 
-// TestWatchRouting: after one whole read, each change of the map or of a
-// watched leader key is applied from its event, with no read; keys it
-// does not watch send nothing; a map naming a shard not watched, and a
-// watch that etcd compacted past, are read again whole, and nothing
-// written meanwhile is missed.
+// TestWatchRouting: after one whole read, each change of the map or of any
+// shard's route key (a shard the map did not name yet included) is applied
+// from its event, with no read; other keys send nothing; a watch that etcd
+// compacted past is read again whole, and nothing written meanwhile is
+// missed.
 func TestWatchRouting(t *testing.T) {
 	cli := etcdtest.Start(t).Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -126,7 +121,7 @@ func TestWatchRouting(t *testing.T) {
 	}
 
 	v1 := put(SlotsKey("c"), `["a"]`)
-	ea1 := put(LeaderKey("c", "a"), leader("a1"))
+	ea1 := put(RouteKey("c", "a"), leader("a1"))
 	r := newRoutingRecorder()
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -143,44 +138,53 @@ func TestWatchRouting(t *testing.T) {
 	require.Equal(t, map[string]Leader{"a": {V: 1, ID: "a1", RESP: "addr-a1", Epoch: uint64(ea1)}}, s.leaders)
 	require.NoError(t, <-r.reads)
 
-	// Unwatched keys (another shard's leader, a progress report) send
-	// nothing: the next Apply is the leader change that follows them.
+	// Other keys (a progress report, a leader key, another cluster's route
+	// key) send nothing: the next Apply is the route key's deletion.
 	put(Prefix("c")+"shards/a/progress/a1", `{"v":1,"durable":5}`)
-	put(LeaderKey("c", "z"), leader("z1"))
-	del(LeaderKey("c", "a"))
+	put(LeaderKey("c", "a"), leader("a9"))
+	put(RouteKey("other", "a"), leader("o1"))
+	del(RouteKey("c", "a"))
 	s = r.next(t)
 	require.False(t, s.whole)
 	require.Empty(t, s.leaders, "leader deleted")
-	ea2 := put(LeaderKey("c", "a"), leader("a2"))
+	ea2 := put(RouteKey("c", "a"), leader("a2"))
 	s = r.next(t)
 	require.False(t, s.whole)
 	require.Equal(t, map[string]Leader{"a": {V: 1, ID: "a2", RESP: "addr-a2", Epoch: uint64(ea2)}}, s.leaders, "new leader, new epoch")
 	require.Equal(t, ea2, s.rev)
 
-	// A new map version of the same shards is an event.
+	// A new map version is an event.
 	v2 := put(SlotsKey("c"), `["a" ]`)
 	s = r.next(t)
 	require.False(t, s.whole)
 	require.Equal(t, `["a" ]`, s.mapv)
 	require.Equal(t, v2, s.version)
 
-	// An invalid map (the handler names no shards for it) is handed on
-	// as it is: what to keep is the handler's to decide.
+	// An invalid map is handed on as it is: what to keep is the handler's
+	// to decide.
 	v3 := put(SlotsKey("c"), `not a map`)
 	s = r.next(t)
 	require.False(t, s.whole)
 	require.Equal(t, "not a map", s.mapv)
 	require.Equal(t, v3, s.version)
 
-	// A map naming a shard not watched: read again whole, with the
-	// leader elected before the map named it.
-	eb := put(LeaderKey("c", "b"), leader("b1"))
+	// A shard no map named yet: its leader's event, then the map naming
+	// it, each applied, with no whole read.
+	eb := put(RouteKey("c", "b"), leader("b1"))
+	s = r.next(t)
+	require.False(t, s.whole)
+	require.Equal(t, Leader{V: 1, ID: "b1", RESP: "addr-b1", Epoch: uint64(eb)}, s.leaders["b"])
 	v4 := put(SlotsKey("c"), `["a","b"]`)
 	s = r.next(t)
-	require.True(t, s.whole, "a new shard is read whole")
+	require.False(t, s.whole, "a new shard's leader came by the prefix's watch")
 	require.Equal(t, v4, s.version)
-	require.Equal(t, Leader{V: 1, ID: "b1", RESP: "addr-b1", Epoch: uint64(eb)}, s.leaders["b"])
-	require.NoError(t, <-r.reads)
+	require.Len(t, s.leaders, 2)
+
+	// A route key that does not decode removes the shard's leader, as a
+	// whole read skips it.
+	put(RouteKey("c", "b"), "not json")
+	s = r.next(t)
+	require.NotContains(t, s.leaders, "b")
 
 	// No map: handed on as none.
 	del(SlotsKey("c"))
@@ -188,32 +192,30 @@ func TestWatchRouting(t *testing.T) {
 	require.False(t, s.whole)
 	require.Equal(t, "<none>", s.mapv)
 	require.Zero(t, s.version)
-	v5 := put(SlotsKey("c"), `["a","b"]`)
-	s = r.next(t)
-	require.False(t, s.whole, "its shards' leader keys are still watched")
-	require.Equal(t, v5, s.version)
 
-	// Compaction: hold the next whole read's Apply (before its watches
-	// start), change a leader, compact past the read: the watches fail
-	// to start, and a whole read brings the change.
-	r.hold = make(chan struct{})
-	del(LeaderKey("c", "b")) // a watched key's event, then a new shard forces a whole read
-	s = r.next(t)
-	require.False(t, s.whole)
-	put(LeaderKey("c", "d"), leader("d1"))
-	put(SlotsKey("c"), `["a","b","d"]`)
-	s = r.next(t)
+	// Compaction: a second watcher, its whole read's Apply held (before
+	// its watches start); change a leader, compact past the read: the
+	// watches fail to start, and a whole read brings the change.
+	r2 := newRoutingRecorder()
+	r2.hold = make(chan struct{})
+	w2ctx, stop2 := context.WithCancel(ctx)
+	done2 := make(chan struct{})
+	go func() {
+		WatchRouting(w2ctx, cli, "c", r2.handler())
+		close(done2)
+	}()
+	defer func() { stop2(); <-done2 }()
+	s = r2.next(t)
 	require.True(t, s.whole)
-	require.NoError(t, <-r.reads)
-	require.NotContains(t, s.leaders, "b")
-	eb2 := put(LeaderKey("c", "b"), leader("b2"))
+	require.NoError(t, <-r2.reads)
+	eb2 := put(RouteKey("c", "b"), leader("b2"))
 	// etcd keeps the compaction's own revision: compact one past eb2.
 	_, err := cli.Compact(ctx, put(Prefix("c")+"shards/b/progress/b2", `{"v":1}`))
 	require.NoError(t, err)
-	close(r.hold)
-	s = r.next(t)
+	close(r2.hold)
+	s = r2.next(t)
 	require.True(t, s.whole, "a compacted watch is read again whole")
-	require.NoError(t, <-r.reads)
+	require.NoError(t, <-r2.reads)
 	require.Equal(t, Leader{V: 1, ID: "b2", RESP: "addr-b2", Epoch: uint64(eb2)}, s.leaders["b"])
 }
 

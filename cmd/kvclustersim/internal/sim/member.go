@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -123,7 +122,6 @@ func startMember(endpoint, cluster, shard, id string, cfg *Config, log *slog.Log
 // builds its table.
 func (m *member) route(ctx context.Context, cluster string) {
 	coord.WatchRouting(ctx, m.cli, cluster, coord.RoutingHandler{
-		Shards: mapShards,
 		Read: func(err error) {
 			m.reads.Add(1)
 			if err != nil {
@@ -132,22 +130,6 @@ func (m *member) route(ctx context.Context, cluster string) {
 		},
 		Apply: func(_ context.Context, rt *coord.Routing, _ bool) { m.note(rt) },
 	})
-}
-
-// mapShards returns the shard names of an encoded slot map (node/slots.go's
-// format), nil without one or when it does not decode (node then watches
-// only the map, as here).
-func mapShards(b []byte) []string {
-	if b == nil {
-		return nil
-	}
-	var j struct {
-		Shards []string `json:"shards"`
-	}
-	if json.Unmarshal(b, &j) != nil {
-		return nil
-	}
-	return j.Shards
 }
 
 func (m *member) note(rt *coord.Routing) {
