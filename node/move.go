@@ -8,7 +8,7 @@ package node
 //
 //	kvnode cluster move-slots   map: + {first,last,from,to,"copying"}
 //	target leader (moveTarget)  sees the move, dials the source leader's move
-//	                            listener (QUIC, mutual TLS, the node certificates)
+//	                            listener (TLS over TCP, mutual, the node certificates)
 //	source leader (moveSource)  registers the range's tracker, takes a snapshot,
 //	                            streams its rows (copy), then the range's keys
 //	                            written since, round after round (tail)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
+	"github.com/logkv/logkv/replicate/transport"
 )
 
 // TestSlotMapFlip: a flip gives the move's slots to its target, splits the
@@ -1207,4 +1209,32 @@ func TestMoveTrackerWaitsForFastWrites(t *testing.T) {
 	locked := tr.enter()
 	require.True(t, locked, "a range is tracked: the write takes the lock")
 	tr.exit(locked)
+}
+
+// TestMoveListenerOverTCP: the move listener the leader key names speaks
+// TLS over TCP with the cluster's certificates (transport.TCP): another
+// node's certificate completes the handshake and a move request gets the
+// source's answer (here its refusal: the map has no such move).
+func TestMoveListenerOverTCP(t *testing.T) {
+	requireEtcdCluster(t)
+	sc := newShardedCluster(t, "a,b", []string{"a1", "b1"})
+	l := sc.nodes["a1"].cb().clusterLeader()
+	require.NotNil(t, l)
+	require.NotEmpty(t, l.Move)
+	dir := filepath.Join(sc.tlsDir, "b1")
+	id, err := transport.LoadIdentity(filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key"), filepath.Join(dir, "ca.crt"))
+	require.NoError(t, err)
+	q, err := transport.NewQUIC(transport.QUICOptions{Identity: id})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := q.TCP().Dial(ctx, l.Move)
+	require.NoError(t, err)
+	defer s.Close()
+	require.Equal(t, "a1", s.Peer())
+	_, err = s.Write(encodeMoveRequest(0, 99))
+	require.NoError(t, err)
+	r := &moveReader{r: bufio.NewReader(s), first: 0, last: 99, maxKey: 1 << 10, maxValue: 1 << 20}
+	_, err = r.next()
+	require.ErrorContains(t, err, "no move of 0-99")
 }
