@@ -2,7 +2,9 @@ package lsm
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"syscall"
@@ -75,6 +77,68 @@ func BenchmarkSetNoWAL(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkNodeSetGet is compare-redis's lsm workload as kvnode hands it
+// to the engine (redis-benchmark -t set,get -n 400000 -r 1000000 -P 16):
+// DisableWAL, one Get first (kvnode's startup sweep reads its keyspace
+// generation), then b.N batches of 16 SETs of random keys of 1M (kvnode's
+// engine key is a 1-byte keyspace prefix and the client's
+// "key:%012d"; its value a 1-byte header and the 3-byte payload), and, in
+// sets+gets, as many Gets of random keys. It reports the process's CPU
+// time per operation. Its use is cachegrind, whose counts do not depend on
+// the machine's load: sets+gets less sets is the Gets' share (both run
+// b.N=1 first, which costs about one DB's Open and Close):
+//
+//	go test -c -o lsm.test ./lsm
+//	GODEBUG=cpu.rdtscp=off valgrind --tool=cachegrind --cache-sim=yes --LL=1048576,16,64 \
+//	  ./lsm.test -test.run XXX -test.bench 'NodeSetGet/sets$' -test.benchtime 25000x
+//
+// (valgrind 3.19 lacks RDTSCP; the last level is set to this machine's
+// 1 MiB L2 a core.)
+func BenchmarkNodeSetGet(b *testing.B) {
+	for _, gets := range []bool{false, true} {
+		name := "sets"
+		if gets {
+			name = "sets+gets"
+		}
+		b.Run(name, func(b *testing.B) {
+			db, err := Open(b.TempDir(), &Options{DisableWAL: true})
+			require.NoError(b, err)
+			defer db.Close()
+			rng := rand.New(rand.NewPCG(1, 2))
+			key := func(k []byte) []byte { return fmt.Appendf(append(k[:0], 0), "key:%012d", rng.IntN(1000000)) }
+			value := []byte{0, 'x', 'x', 'x'}
+			var bt logkv.Batch
+			var k []byte
+			_, err = db.Get([]byte{0, 'g'})
+			require.ErrorIs(b, err, logkv.ErrNotFound)
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for range b.N {
+				bt.Reset()
+				for range 16 {
+					k = key(k)
+					bt.Set(k, value)
+				}
+				if err := db.Apply(&bt, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ops := 16 * b.N
+			if gets {
+				for range ops {
+					k = key(k)
+					if _, err := db.Get(k); err != nil && !errors.Is(err, logkv.ErrNotFound) {
+						b.Fatal(err)
+					}
+				}
+				ops *= 2
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(ops), "cpu-ns/op")
+		})
+	}
 }
 
 // cpuTime is the user and system CPU time the process has used, in
