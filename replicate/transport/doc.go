@@ -1,6 +1,7 @@
 // Package transport carries replication streams between nodes: QUIC with
-// mutual TLS for real use, and an in-memory network with the same interface
-// for fast, deterministic tests.
+// mutual TLS for real use, TLS over TCP with the same identity and checks
+// for bulk streams (a slot move's copy), and an in-memory network with the
+// same interface for fast, deterministic tests.
 //
 // A replication connection is one bidirectional, ordered byte stream: the
 // follower dials the leader and the pair speaks the protocol of package
@@ -26,6 +27,20 @@
 // accepted connection and closes the socket before it returns, so a node
 // that stops leading and is elected again can listen on the same address at
 // once (quic-go keeps a socket it made bound until its connections drain).
+//
+// # TCP
+//
+// QUIC.TCP gives a transport over TCP with the QUIC transport's identity,
+// its certificate checks (verifyClient) and its refusal logs; TLS 1.3, the
+// same ALPN. It is for one-way bulk streams: QUIC seals, sends and
+// acknowledges each datagram of about 1.4 KB in user space, where the
+// kernel's TCP moves large segments and TLS seals 16 KB records, so a bulk
+// stream costs about a third of the CPU (BenchmarkQUICStream,
+// BenchmarkTCPStream). A stream is one connection; a dead peer is found by
+// keep-alives (every KeepAlive, three probes) and by a write deadline of
+// IdleTimeout set before each Write, and Close closes the connection at
+// once, unblocking a Write. A TCP listener's Close leaves the streams it
+// accepted open: each is its owner's to close.
 //
 // # Certificates
 //
