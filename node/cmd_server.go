@@ -68,7 +68,7 @@ func (n *Node) beforeCommand(c *client, cm *command) {
 	c.x.lastCmd.Store(cm)
 	c.x.mark = len(c.conn.out)
 	if c.x.reply != replyOn {
-		c.conn.flush()
+		n.submitRun(c) // the replies owed before, which it must not drop
 		c.x.mark = len(c.conn.out)
 		if c.x.reply == replySkipNext {
 			c.x.reply = replySkipThis
@@ -112,7 +112,7 @@ func (n *Node) afterCommand(c *client, cm *command, args [][]byte, took time.Dur
 	}
 	switch c.x.reply {
 	case replyOff, replySkipThis:
-		c.conn.flush() // a queued SET's OK, too
+		n.submitRun(c) // a queued SET's OK, too
 		c.conn.out = c.conn.out[:min(c.x.mark, len(c.conn.out))]
 		if c.x.reply == replySkipThis {
 			c.x.reply = replyOn

@@ -238,8 +238,7 @@ func wrongArity(name string) string {
 // replyErr writes err as a Redis error, mapping the engine's errors to what a
 // user can act on.
 func (n *Node) replyErr(c *client, err error) {
-	c.conn.WriteError(n.errReply(err))
-	c.failed = true
+	c.fail(n.errReply(err))
 }
 
 // errReply is the Redis error reply for err.

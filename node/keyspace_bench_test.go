@@ -37,11 +37,11 @@ func benchNode(b *testing.B) (*Node, *client) {
 	for i := range benchKeys {
 		n.run(c, set, [][]byte{[]byte("SET"), benchKey(i), []byte("xyz")})
 		if i%16 == 15 {
-			n.flushWrites(c)
+			n.submitRun(c)
 			c.conn.out = c.conn.out[:0]
 		}
 	}
-	n.flushWrites(c)
+	n.submitRun(c)
 	c.conn.out = c.conn.out[:0]
 	return n, c
 }
@@ -72,11 +72,11 @@ func BenchmarkKeyspaceSet(b *testing.B) {
 		args[1] = benchKey(i * 7919 % benchKeys)
 		n.run(c, set, args)
 		if i%16 == 15 { // a pipeline of 16, as redis-benchmark -P 16
-			n.flushWrites(c)
+			n.submitRun(c)
 			c.conn.out = c.conn.out[:0]
 		}
 	}
-	n.flushWrites(c)
+	n.submitRun(c)
 }
 
 // BenchmarkKeyspaceMemPerKey reports the memory engine's bytes per key
@@ -125,11 +125,11 @@ func benchExpireCatchUp(b *testing.B, engine string) {
 		px := fmt.Appendf(nil, "%d", 1000+i*7919%59000)
 		n.run(c, set, [][]byte{[]byte("SET"), benchKey(i), []byte("xyz"), []byte("PX"), px})
 		if i%16 == 15 {
-			n.flushWrites(c)
+			n.submitRun(c)
 			c.conn.out = c.conn.out[:0]
 		}
 	}
-	n.flushWrites(c)
+	n.submitRun(c)
 	if err := n.backend.Sync(); err != nil {
 		b.Fatal(err)
 	}

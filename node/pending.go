@@ -6,36 +6,69 @@ import (
 )
 
 // A client's blind writes (SET key value, MSET) are not handed to the
-// backend one by one. They gather in the client's pendingWrites and go as
-// one batch, with one key-lock round, one commit-log record and one engine
-// apply, when the run ends: at the end of the pipeline, before any other
-// command, or once the batch reaches pendingFlushBytes. Their OK replies are
-// written then, in order, or each gets the batch's error. A batch commits
-// whole or not at all, so every write of a run shares one outcome, which is
-// what the client would have seen command by command: replies are sent only
-// after the pipeline's sync either way. Redis clients see no difference but
-// the speed: under redis-benchmark -P 16 the replicated leader spends its
-// per-record costs (submit, framing, apply, shipping) once per pipeline.
+// backend one by one. They gather in the client's run (pendingWrites) and
+// go as one batch, with one key-lock round, one commit-log record and one
+// engine apply, when the run ends: before any command that does not join
+// it, at the end of the pipeline, or once the batch reaches
+// pendingFlushBytes. Their OK replies are written then, in order, or each
+// gets the batch's error. A batch commits whole or not at all, so every
+// write of a run shares one outcome, which is what the client would have
+// seen command by command: replies are sent only after the pipeline's sync
+// either way. Redis clients see no difference but the speed: under
+// redis-benchmark -P 16 the replicated leader spends its per-record costs
+// (submit, framing, apply, shipping) once per pipeline.
 //
-// Nothing can overtake a pending run: every command that is not itself a
-// blind write flushes it before it runs, and replyConn flushes it before any
-// reply is written, including a SET's own argument error.
+// The run is submitted at a stage of its own, by the serving layer and
+// nowhere else (submitRun: run, endPipeline and runOffLoop in server.go,
+// beforeCommand and afterCommand under CLIENT REPLY OFF or SKIP, and
+// queueWriteAt past the size cap), never while a command holds key locks
+// and never by writing a reply: replyConn only writes bytes.
+//
+// Nothing can overtake a run: a command that does not join it ends it
+// before it runs (queueable says which join), and a blind write refused
+// while a run is open (a bad argument, MOVED, NOAUTH, READONLY) owes its
+// error in the run, after the replies before it (client.fail: owe).
 
 // pendingFlushBytes bounds a client's pending batch: past it the run is
 // flushed, so a long pipeline of writes is submitted in pieces of about this
 // size.
 const pendingFlushBytes = 1 << 20
 
-// pendingWrites is a client's run of blind writes not yet applied.
+// pendingWrites is a client's run of blind writes not yet submitted.
 type pendingWrites struct {
 	batch   logkv.Batch
-	stripes []int           // key-lock stripes of the batch's keys
-	cmds    []*commandStats // one per command whose OK reply is owed
+	stripes []int // key-lock stripes of the batch's keys
+	// owed are the replies the run owes, in command order: one per blind
+	// write, and the errors of the commands refused while the run was open.
+	owed []owedReply
 	// kbuf and vbuf hold one pair's engine encoding (keyspace.go) on its
 	// way into batch, which copies it.
 	kbuf, vbuf []byte
 	// firstDue is the earliest deadline the batch writes (0: none).
 	firstDue int64
+}
+
+// owedReply is a reply a run owes: a blind write's (stats set), which is
+// OK or the batch's error once the batch is submitted, or a refused
+// command's error (stats nil), written as is in its place.
+type owedReply struct {
+	stats   *commandStats
+	refusal string
+}
+
+// open reports whether c has a run of blind writes not yet submitted.
+func (p *pendingWrites) open() bool { return len(p.owed) > 0 }
+
+// owe makes msg, the error of a command refused while the run is open, a
+// reply of the run, so that it follows the replies owed before it. It
+// reports false, owing nothing, when no run is open: the caller then writes
+// the error at once.
+func (p *pendingWrites) owe(msg string) bool {
+	if !p.open() {
+		return false
+	}
+	p.owed = append(p.owed, owedReply{refusal: msg})
+	return true
 }
 
 // queueWrite adds the pairs of one blind write (key, value, key, value...)
@@ -60,8 +93,8 @@ func (n *Node) queueWrite(c *client, cmd *command, pairs [][]byte) {
 // 16-27 s against 2-3 s, docs/keyspace.md).
 func (n *Node) queueWriteAt(c *client, cmd *command, pairs [][]byte, expireAt int64) {
 	p := &c.pend
-	if len(p.cmds) > 0 && p.batch.Size()+pairsSize(pairs) > pendingFlushBytes {
-		n.flushWrites(c)
+	if p.open() && p.batch.Size()+pairsSize(pairs) > pendingFlushBytes {
+		n.submitRun(c)
 	}
 	db := c.ks.db
 	gen, err := n.gen(db)
@@ -80,16 +113,16 @@ func (n *Node) queueWriteAt(c *client, cmd *command, pairs [][]byte, expireAt in
 		p.stripes = append(p.stripes, n.locks.stripe(pairs[i]))
 	}
 	if expireAt != 0 {
-		// Before the apply, as tx.apply does, and again after it
-		// (flushWrites).
+		// Before the submit, as tx.apply does, and again after it
+		// (submitRun).
 		n.lowerNextDue(expireAt)
 		if p.firstDue == 0 || expireAt < p.firstDue {
 			p.firstDue = expireAt
 		}
 	}
-	p.cmds = append(p.cmds, &n.metrics.cmds[cmd.id])
+	p.owed = append(p.owed, owedReply{stats: &n.metrics.cmds[cmd.id]})
 	if p.batch.Size() >= pendingFlushBytes {
-		n.flushWrites(c)
+		n.submitRun(c)
 	}
 }
 
@@ -109,11 +142,17 @@ func pairsSize(pairs [][]byte) int {
 	return size
 }
 
-// flushWrites applies c's pending run under its keys' locks and writes the
-// replies it owes.
-func (n *Node) flushWrites(c *client) {
+// submitRun is the queue stage's end: it submits c's run of blind writes,
+// if one is open, as one batch under its keys' locks, and writes the
+// replies the run owes, in order. The serving layer calls it (see the
+// package comment above), never a command that holds key locks: a run's
+// keys may be any keys, and a tx holding some of their stripes would wait
+// for itself. It ends by checking c's output against its limits, as the
+// replies it wrote may have crossed them.
+func (n *Node) submitRun(c *client) {
 	p := &c.pend
-	if len(p.cmds) == 0 {
+	if !p.open() {
+		c.conn.flush()
 		return
 	}
 	unlock := n.locks.lockStripes(p.stripes)
@@ -122,34 +161,46 @@ func (n *Node) flushWrites(c *client) {
 		n.touchBatch(&p.batch) // under the locks, as EXEC checks under them
 	}
 	unlock()
+	if err == nil {
+		c.dirty = true
+	}
 	if p.firstDue != 0 {
-		// Again once applied: an expirer walk that read nextDue before
+		// Again once submitted: an expirer walk that read nextDue before
 		// this write and the index before it was visible must not hide it.
 		// Also when Submit failed: a write refused after it was logged
 		// (errFenced, a quorum timeout) may be applied.
 		n.lowerNextDue(p.firstDue)
 	}
 	p.firstDue = 0
-	w := c.conn
+	var msg string
 	if err != nil {
-		msg := n.errReply(err) // once: it logs corruption
-		for _, s := range p.cmds {
-			w.out = redcon.AppendError(w.out, msg)
-			s.errors.Inc()
-		}
-	} else {
-		for range p.cmds {
-			w.out = redcon.AppendOK(w.out)
-		}
-		c.dirty = true
+		msg = n.errReply(err) // once: it logs corruption
 	}
-	clear(p.cmds)
-	p.cmds, p.stripes = p.cmds[:0], p.stripes[:0]
+	for _, o := range p.owed {
+		switch {
+		case o.stats == nil:
+			// A refused command's error: counted in INFO errorstats here,
+			// as afterCommand found it not written yet.
+			start := len(c.conn.out)
+			c.conn.WriteError(o.refusal)
+			if len(c.conn.out) > start { // else dropped: the client is cut
+				n.state().countError(c.conn.out[start:])
+			}
+		case err != nil:
+			c.conn.WriteError(msg)
+			o.stats.errors.Inc()
+		default:
+			c.conn.WriteString("OK")
+		}
+	}
+	clear(p.owed)
+	p.owed, p.stripes = p.owed[:0], p.stripes[:0]
 	if p.batch.Size() > 2*pendingFlushBytes {
 		p.batch = logkv.Batch{} // one big MSET: do not keep its buffer
 	} else {
 		p.batch.Reset()
 	}
+	c.conn.flush()
 }
 
 // touchBatch marks the watchers of the client keys b wrote.
@@ -166,16 +217,19 @@ func (n *Node) touchBatch(b *logkv.Batch) {
 	}
 }
 
-// queueable reports whether the command args would join a pending run: a
-// plain SET, a SET with a relative deadline (EX or PX, whose deadline is
-// in the future if it is valid), or an MSET, which write without reading.
-// Anything else flushes the run first.
+// queueable reports whether the command args joins a client's run unless
+// it is refused: a plain SET, a SET with a relative deadline (EX or PX,
+// whose deadline is in the future if it is valid), or an MSET of at most
+// pendingFlushBytes, which write without reading. Anything else ends the
+// run before it runs (run in server.go), so it must say no to every command
+// that may write a reply other than an error: a larger MSET runs on a tx of
+// its own, whose key locks the run's submit would wait for.
 func queueable(cm *command, args [][]byte) bool {
 	switch cm {
 	case cmdSetEntry:
 		return len(args) == 3 || len(args) == 5 && relativeExpiry(args[3])
 	case cmdMSetEntry:
-		return len(args) >= 3 && len(args)%2 == 1
+		return len(args) >= 3 && len(args)%2 == 1 && pairsSize(args[1:]) <= pendingFlushBytes
 	}
 	return false
 }
@@ -186,8 +240,9 @@ func relativeExpiry(a []byte) bool {
 }
 
 // replyConn is where a client's replies gather until the loop writes them
-// (server.go). Every reply first applies the client's pending writes, whose
-// OKs it must follow, so replies always leave in command order.
+// (server.go). It only writes bytes: the replies of a client's pending
+// blind writes are written by submitRun, which the serving layer calls
+// before anything could overtake them.
 //
 // Every reply passes through flush first, which is where the client's
 // output limits are enforced as replies are produced (limits.go): base+out
@@ -206,10 +261,9 @@ type replyConn struct {
 	paused, cut bool
 }
 
+// flush checks the client's unsent output against its limits. (It sends
+// nothing: the loop does, writeReplies in server.go.)
 func (r *replyConn) flush() {
-	if len(r.c.pend.cmds) > 0 {
-		r.n.flushWrites(r.c)
-	}
 	if r.base+len(r.out) > r.check {
 		r.overLimit()
 	}

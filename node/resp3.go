@@ -21,8 +21,8 @@ import (
 //	verbatim  =<len+4>\r\ntxt:<text>\r\n   $<len>\r\n<text>\r\n
 //
 // Floats are written as Redis 7.0 writes them (%.17g; inf, -inf, nan).
-// Every writer first applies the client's pending writes, as the RESP2
-// writers in pending.go do, so replies keep their order.
+// Every writer checks the output limits first (replyConn.flush), as the
+// RESP2 writers in pending.go do.
 
 // proto is the client's protocol version: 2 or 3.
 func (r *replyConn) proto() int32 {

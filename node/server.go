@@ -142,7 +142,9 @@ var clockBase = time.Now()
 func monotonic() time.Duration { return time.Since(clockBase) }
 
 func (c *client) fail(msg string) {
-	c.conn.WriteError(msg)
+	if !c.pend.owe(msg) { // while a run is open, its replies come first (pending.go)
+		c.conn.WriteError(msg)
+	}
 	c.failed = true
 }
 
@@ -476,7 +478,7 @@ func (n *Node) serve(c *client) gnet.Action {
 // delay, output over the soft limit or being cut.
 func (n *Node) sendAhead(c *client) {
 	out := c.conn.out
-	if len(out) == 0 || len(c.pend.cmds) > 0 || c.dirty || c.fence.owed() || c.drop || c.authDelay > 0 || c.conn.paused || c.conn.cut {
+	if len(out) == 0 || c.pend.open() || c.dirty || c.fence.owed() || c.drop || c.authDelay > 0 || c.conn.paused || c.conn.cut {
 		return
 	}
 	if _, err := c.gc.Write(out); err != nil {
@@ -532,7 +534,7 @@ func completeRequests(buf []byte, lim parseLimits) int {
 // writes, syncs if the pipeline wrote, and writes the replies, then perr if
 // the client broke the protocol.
 func (n *Node) endPipeline(c *client, perr string) gnet.Action {
-	c.conn.flush()
+	n.submitRun(c)
 	c.tally.publish()
 	c.clock = 0
 	if perr != "" {
@@ -585,7 +587,7 @@ func (n *Node) runOffLoop(c *client) {
 			}
 		}
 	}
-	c.conn.flush()
+	n.submitRun(c)
 	c.tally.publish()
 	c.clock = 0
 	n.syncDirty(c)
@@ -682,7 +684,7 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		n.testHookCommand(args)
 	}
 	if !queueable(cm, args) {
-		c.conn.flush()
+		n.submitRun(c) // a command that does not join the run ends it
 	}
 	n.beforeCommand(c, cm)
 	took := time.Duration(-1) // stays so for a rejected command

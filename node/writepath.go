@@ -30,10 +30,13 @@ import (
 //	  |             access, READONLY on a follower; a read after this
 //	  |             pipeline's writes syncs them first unless Visible
 //	  v
-//	  | queue       a blind write (SET k v [EX|PX], MSET) joins the client's
-//	  |             pending run (pending.go: queueWrite), applied as one
-//	  |             batch by flushWrites before any other command or reply,
-//	  |             at the pipeline's end, or past 1 MiB
+//	  | queue       a blind write (SET k v [EX|PX], MSET up to 1 MiB) joins
+//	  |             the client's run (pending.go: queueWrite); a refused one
+//	  |             owes its error there, after the run's replies (owe)
+//	  | end run     submitRun submits the run as one batch, then writes
+//	  |             the replies it owes: run calls it before any command
+//	  |             that does not join, endPipeline at the pipeline's end,
+//	  |             queueWrite past 1 MiB. A reply never submits a write
 //	  | tx          every other write runs on a tx under its key locks:
 //	  |             backend.Barrier makes every submitted write readable,
 //	  |             the tx reads through its own writes, and commits one
