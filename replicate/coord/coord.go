@@ -451,13 +451,17 @@ func (m *Member) session(ctx context.Context, r Replica) error {
 	return err
 }
 
-// keepAlive renews the lease every TTL/3 and moves the fencing deadline to
-// t0 + TTL - margin, t0 being when the renewal was sent. It ends the
-// session when etcd says the lease is gone.
+// keepAlive renews the lease every TTL/3 (or as soon as the last renewal
+// was answered, when that took longer), over one stream (renewer), and
+// moves the fencing deadline to t0 + TTL - margin, t0 being when the
+// renewal was sent. It ends the session when etcd says the lease is gone,
+// or when no renewal succeeded for a whole TTL.
 func (m *Member) keepAlive(ctx context.Context, end context.CancelCauseFunc, id clientv3.LeaseID) {
 	every := m.cfg.TTL / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
+	r := newRenewer(m.cli, id)
+	defer r.close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -465,9 +469,14 @@ func (m *Member) keepAlive(ctx context.Context, end context.CancelCauseFunc, id 
 		case <-t.C:
 		}
 		t0 := time.Now()
-		kctx, cancel := context.WithTimeout(ctx, every)
-		resp, err := m.cli.KeepAliveOnce(kctx, id)
-		cancel()
+		// The answer is awaited until the member would give up on the
+		// lease anyway (a whole TTL after the last renewal that succeeded
+		// was sent), not only until the next tick: a renewal answered late
+		// is as good as one answered at once (the deadline counts from
+		// t0), where abandoning it at TTL/3 and sending another doubled
+		// the load of an etcd that was already slow, and ended sessions
+		// whose leases etcd had renewed (docs/cluster-scale.md, 100 x 3).
+		ttl, err := r.renew(ctx, max(every, time.Until(m.Deadline().Add(m.cfg.Margin))))
 		switch {
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			end(errLeaseLost)
@@ -485,12 +494,12 @@ func (m *Member) keepAlive(ctx context.Context, end context.CancelCauseFunc, id 
 		case err != nil:
 			// etcd unreachable: the deadline stays, and passes.
 			m.log.Warn("lease renewal failed", "err", err, "fencing_deadline_in", time.Until(m.Deadline()))
-		case resp.TTL <= 0:
+		case ttl <= 0:
 			end(errLeaseLost)
 			return
 		default:
 			m.mu.Lock()
-			if d := t0.Add(time.Duration(resp.TTL)*time.Second - m.cfg.Margin); d.After(m.deadline) {
+			if d := t0.Add(time.Duration(ttl)*time.Second - m.cfg.Margin); d.After(m.deadline) {
 				m.deadline = d
 				m.publishLocked()
 			}

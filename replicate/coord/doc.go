@@ -28,7 +28,9 @@
 //
 // # Leadership and fencing
 //
-// A Member holds one lease, renewed every TTL/3 by KeepAliveOnce. Valid
+// A Member holds one lease, renewed every TTL/3 on one keep-alive stream
+// (renew.go: one request in flight, a stream that fails or is late is
+// closed, so each answer is known to be to the request just sent). Valid
 // reports whether the lease is certainly still alive by the member's own
 // monotonic clock: until t0 + TTL - margin, where t0 is when the renewal
 // that last succeeded was sent (etcd cannot expire the lease before t0 + TTL

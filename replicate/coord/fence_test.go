@@ -62,3 +62,46 @@ func TestForgetRoute(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, resp.Kvs)
 }
+
+// TestRenewer: renewals share one stream; a renewal that times out (etcd
+// silent behind a partition) closes it, so that its late answer is never
+// read as the next one's, and the next renewal opens another; a revoked
+// lease renews to TTL 0.
+func TestRenewer(t *testing.T) {
+	srv := etcdtest.Start(t)
+	px := etcdtest.NewProxy(t, srv)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{px.Endpoint}, DialTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	defer cli.Close()
+	ctx := context.Background()
+	g, err := cli.Grant(ctx, 5)
+	require.NoError(t, err)
+	r := newRenewer(cli, g.ID)
+	defer r.close()
+	ttl, err := r.renew(ctx, 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), ttl)
+	first := r.stream
+	require.NotNil(t, first)
+	ttl, err = r.renew(ctx, 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), ttl)
+	require.Same(t, first, r.stream, "a second stream for the second renewal")
+
+	px.Partition()
+	_, err = r.renew(ctx, 200*time.Millisecond)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Nil(t, r.stream, "a stream whose answer is late stays open")
+	px.Heal()
+	require.Eventually(t, func() bool {
+		ttl, err := r.renew(ctx, time.Second)
+		return err == nil && ttl == 5
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NotSame(t, first, r.stream)
+
+	_, err = cli.Revoke(ctx, g.ID)
+	require.NoError(t, err)
+	ttl, err = r.renew(ctx, 5*time.Second)
+	require.NoError(t, err)
+	require.Zero(t, ttl, "a revoked lease")
+}

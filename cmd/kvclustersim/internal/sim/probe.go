@@ -8,9 +8,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// probe times lease renewals as a member sends them: one lease of its own,
-// renewed by KeepAliveOnce (one request each, as coord renews) every
-// probeEvery with coord's timeout of TTL/3. A member steps down when its
+// probe times lease renewals: one lease of its own, renewed by
+// KeepAliveOnce every probeEvery with coord's timeout of TTL/3. Each
+// renewal opens a stream of its own, as coord's did until it kept one open
+// (coord/renew.go), and as its first renewal on a new stream still does:
+// the probe's latency is an upper bound of a member's. A member steps down when its
 // renewals fail for a whole TTL, so renewal latency against TTL/3 is what
 // decides whether a cluster of this size stays up.
 type probe struct {
