@@ -97,7 +97,7 @@ func (n *Node) afterCommand(c *client, cm *command, args [][]byte, took time.Dur
 		}
 	}
 	if failed {
-		c.conn.flush()
+		c.conn.checkLimits()
 		s.countError(c.conn.out[min(c.x.mark, len(c.conn.out)):])
 	}
 	if took >= 0 {
@@ -130,7 +130,7 @@ func (n *Node) afterQueued(c *client, cm *command, args [][]byte, took time.Dura
 	st.micros.Add(took.Microseconds())
 	if c.failed {
 		st.failed.Add(1)
-		c.conn.flush()
+		c.conn.checkLimits()
 		s.countError(c.conn.out[min(c.x.mark, len(c.conn.out)):])
 	}
 	if s.slowlog.slow(took) && !secret(cm) {

@@ -112,7 +112,7 @@ func register(c *command) {
 const manyArgs = 4096
 
 // cmdSetEntry and cmdMSetEntry are the table's SET and MSET, whose plain
-// forms queue their writes (see pending.go).
+// forms queue their writes (see writepath.go, the queue stage).
 var cmdSetEntry, cmdMSetEntry *command
 
 // lookup finds a command by its case-insensitive name without allocating.
@@ -480,7 +480,7 @@ func cmdMGet(n *Node, c *client, args [][]byte) {
 	// key thousands of times never holds more than the hard limit. A read
 	// error replaces the whole reply; nothing has left the node before the
 	// pipeline's replies are written.
-	c.conn.flush()
+	c.conn.checkLimits()
 	mark := len(c.conn.out)
 	c.conn.WriteArray(len(args) - 1)
 	for _, k := range args[1:] {
@@ -514,8 +514,8 @@ func cmdMSet(n *Node, c *client, args [][]byte) {
 			return
 		}
 	}
-	if pairsSize(args[1:]) <= pendingFlushBytes && c.ks.exec == nil {
-		// Far under MaxBatchSize: it joins the client's pending run.
+	if c.ks.exec == nil && queueable(cmdMSetEntry, args) {
+		// Far under MaxBatchSize: it joins the client's run (writepath.go).
 		n.queueWrite(c, cmdMSetEntry, args[1:])
 		return
 	}

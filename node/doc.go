@@ -30,7 +30,8 @@
 // pipeline reaches the backend as one batch (one commit-log record, one
 // engine apply, one record shipped to followers), up to 1 MiB, at the end of
 // the pipeline or before any other command. Their replies are written then,
-// in command order, all OK or each the batch's error (see pending.go).
+// in command order, all OK or each the batch's error (writepath.go, the
+// queue stage).
 //
 // # Keyspace, atomicity and transactions
 //

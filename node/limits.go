@@ -12,7 +12,7 @@ import (
 // Output: a client's unsent replies are the replies of the pipeline being
 // run (replyConn.out) plus what gnet has not written to its socket yet.
 // They are counted as replies are produced: every reply passes through
-// replyConn.flush, which compares the count with the client's limits.
+// replyConn.checkLimits, which compares the count with the client's limits.
 //
 //   - Past the normal class's soft limit (client_output_buffer_limit), the
 //     pipeline stops after the command that crossed it: the replies so far

@@ -161,7 +161,7 @@ func cmdExec(n *Node, c *client, args [][]byte) {
 		writeNullArray(c)
 		return
 	}
-	c.conn.flush()
+	c.conn.checkLimits()
 	mark := len(c.conn.out)
 	c.ks.exec = t
 	c.conn.WriteArray(len(m.cmds))
@@ -190,7 +190,7 @@ var execCommand *command
 // runQueued runs one command of a transaction inside EXEC, with the
 // bookkeeping run gives a command outside one (afterQueued, cmd_server.go).
 func (n *Node) runQueued(c *client, cm *command, args [][]byte) {
-	c.conn.flush()
+	c.conn.checkLimits()
 	c.x.mark = len(c.conn.out)
 	c.failed = false
 	start := monotonic()

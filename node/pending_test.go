@@ -80,7 +80,7 @@ func TestPendingRepliesInOrder(t *testing.T) {
 	require.Equal(t, []any{"1", "2", nil, "5", "6", "7", nil}, c.MGet(ctx, "a", "b", "c", "e", "f", "g", "big").Val())
 }
 
-// A pipeline of writes larger than pendingFlushBytes goes to the backend in
+// A pipeline of writes larger than maxRunBytes goes to the backend in
 // pieces, and all of it arrives.
 func TestLongWritePipeline(t *testing.T) {
 	n := startNode(t, nil)
@@ -98,10 +98,10 @@ func TestLongWritePipeline(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-	require.Greater(t, n.eng().Metrics().Writes-before, uint64(2), "flushed at about pendingFlushBytes")
+	require.Greater(t, n.eng().Metrics().Writes-before, uint64(2), "submitted at about maxRunBytes")
 	require.Equal(t, int64(sets), c.DBSize(ctx).Val())
 
-	// An MSET over pendingFlushBytes goes on its own, after the run before
+	// An MSET over maxRunBytes goes on its own, after the run before
 	// it, and its reply keeps its place.
 	big := strings.Repeat("b", 600<<10)
 	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {

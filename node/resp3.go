@@ -21,8 +21,8 @@ import (
 //	verbatim  =<len+4>\r\ntxt:<text>\r\n   $<len>\r\n<text>\r\n
 //
 // Floats are written as Redis 7.0 writes them (%.17g; inf, -inf, nan).
-// Every writer checks the output limits first (replyConn.flush), as the
-// RESP2 writers in pending.go do.
+// Every writer checks the output limits first (replyConn.checkLimits), as the
+// RESP2 writers in reply.go do.
 
 // proto is the client's protocol version: 2 or 3.
 func (r *replyConn) proto() int32 {
@@ -42,7 +42,7 @@ func appendNull(out []byte, proto int32) []byte {
 
 // WriteNullArray writes a null array (RESP2 *-1; RESP3 has one null).
 func (r *replyConn) WriteNullArray() {
-	r.flush()
+	r.checkLimits()
 	if r.proto() == 3 {
 		r.out = append(r.out, "_\r\n"...)
 		return
@@ -53,7 +53,7 @@ func (r *replyConn) WriteNullArray() {
 // WriteMap writes the header of a map of pairs key-value pairs; the 2*pairs
 // items follow.
 func (r *replyConn) WriteMap(pairs int) {
-	r.flush()
+	r.checkLimits()
 	if r.proto() == 3 {
 		r.out = appendHeader(r.out, '%', pairs)
 		return
@@ -63,7 +63,7 @@ func (r *replyConn) WriteMap(pairs int) {
 
 // WriteSet writes the header of a set of count items.
 func (r *replyConn) WriteSet(count int) {
-	r.flush()
+	r.checkLimits()
 	if r.proto() == 3 {
 		r.out = appendHeader(r.out, '~', count)
 		return
@@ -73,7 +73,7 @@ func (r *replyConn) WriteSet(count int) {
 
 // WriteDouble writes a floating point number.
 func (r *replyConn) WriteDouble(f float64) {
-	r.flush()
+	r.checkLimits()
 	s := formatDouble(f)
 	if r.proto() == 3 {
 		r.out = append(append(append(r.out, ','), s...), "\r\n"...)
@@ -98,7 +98,7 @@ func formatDouble(f float64) string {
 // WriteVerbatim writes text a client should show as it is (INFO, CLIENT
 // LIST): a verbatim string of format txt in RESP3, a bulk string in RESP2.
 func (r *replyConn) WriteVerbatim(text string) {
-	r.flush()
+	r.checkLimits()
 	if r.proto() == 3 {
 		r.out = appendHeader(r.out, '=', len(text)+4)
 		r.out = append(append(append(r.out, "txt:"...), text...), "\r\n"...)
@@ -109,7 +109,7 @@ func (r *replyConn) WriteVerbatim(text string) {
 
 // WriteBool writes a boolean: RESP3 #t / #f, RESP2 the integers 1 and 0.
 func (r *replyConn) WriteBool(b bool) {
-	r.flush()
+	r.checkLimits()
 	switch {
 	case r.proto() != 3 && b:
 		r.out = redcon.AppendInt(r.out, 1)

@@ -97,7 +97,7 @@ type client struct {
 	// fence: reads on a sync-mode cluster leader whose replies wait until
 	// the quorum holds what they saw (readindex.go).
 	fence readFence
-	// pend is the run of blind writes not yet applied (see pending.go).
+	// pend is the run of blind writes not yet submitted (writepath.go).
 	pend pendingWrites
 	// ks is the selected database, MULTI's queue and WATCHed keys
 	// (keyspace.go, multi.go, watch.go).
@@ -142,7 +142,7 @@ var clockBase = time.Now()
 func monotonic() time.Duration { return time.Since(clockBase) }
 
 func (c *client) fail(msg string) {
-	if !c.pend.owe(msg) { // while a run is open, its replies come first (pending.go)
+	if !c.pend.owe(msg) { // while a run is open, its replies come first (writepath.go)
 		c.conn.WriteError(msg)
 	}
 	c.failed = true

@@ -50,7 +50,7 @@ func pipeline(n *Node, c *client, cmds ...[]string) string {
 func TestQueuedSetThenLargeMSet(t *testing.T) {
 	n := startNode(t, nil)
 	c := testClient(n)
-	big := strings.Repeat("b", 600<<10) // two of them pass pendingFlushBytes
+	big := strings.Repeat("b", 600<<10) // two of them pass maxRunBytes
 	done := make(chan string, 1)
 	go func() {
 		done <- pipeline(n, c, []string{"SET", "k", "small"}, []string{"MSET", "m1", big, "m2", big, "k", "after"}, []string{"GET", "k"})
