@@ -32,7 +32,9 @@
 //     the value written for that key (see valueSource): a miss or a wrong
 //     value is an error, counted and reported. readseq and readreverse only
 //     move their iterators and sum key and value lengths in their timed
-//     loop, as db_bench's does; after it they check the counts and the
+//     loop, as db_bench's does (in the iterator's own loop when it is a
+//     ScanRunner, the peers' and noop's, so that kvbench adds no dynamic
+//     call to a step); after it they check the counts and the
 //     lengths' sum, and verifyScan reads everything again, untimed, and
 //     compares every key and value. After deleterandom misses are expected
 //     and only counted, and scans check only the order (also untimed).

@@ -131,10 +131,12 @@ func BenchmarkNoopFloor(b *testing.B) {
 }
 
 // BenchmarkStepFloor is the least an iterator step can cost under
-// db_bench's loop (Next, Key and Value, each through the interface, as the
-// driver calls any engine's): an iterator whose methods do nothing but
-// count and return fixed slices. No engine's step costs less; the noop
-// store's (BenchmarkNoopFloor/next) costs this and the little it does.
+// db_bench's loop through logkv.Iterator (Next, Key and Value, each through
+// the interface, as the driver calls an iterator that is not a ScanRunner:
+// logkv's own engines'): an iterator whose methods do nothing but count and
+// return fixed slices. No such engine's step costs less; the noop store's
+// through the interface (BenchmarkNoopFloor/next) costs this and the
+// little it does.
 func BenchmarkStepFloor(b *testing.B) {
 	it := newFloorIter(b.N)
 	stop := cpuPerOp(b)
