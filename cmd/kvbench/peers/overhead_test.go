@@ -16,6 +16,7 @@ var (
 	overheadNum     = flag.Int("overhead.num", 200000, "BenchmarkOverhead: keys per fill and operations per benchmark")
 	overheadRounds  = flag.Int("overhead.rounds", 2, "BenchmarkOverhead: rounds, the engine order alternating")
 	overheadPasses  = flag.Int("overhead.scan_passes", 10, "BenchmarkOverhead: passes of readseq and readreverse (kvbench's -scan_passes)")
+	overheadSyncNum = flag.Int("overhead.sync_num", 20000, "BenchmarkOverhead: writes of fillsync (kvbench's -sync_num)")
 	overheadEngines = flag.String("overhead.engines", "noop,lsm,bitcask,memory,pebble,badger,bbolt-nosync,goleveldb,btree",
 		"BenchmarkOverhead: engines, noop among them")
 )
@@ -28,7 +29,12 @@ var (
 // -overhead.rounds; progress on stderr), with readseq and readreverse
 // scanning -overhead.scan_passes times (10: a single scan of 200000 keys
 // lasts a millisecond on noop and a few on the fastest engines, too short
-// to time on a shared machine), and reports one sub-benchmark per
+// to time on a shared machine) and fillsync writing -overhead.sync_num keys
+// (20000: at kvbench's default of num/100, 2000, noop's fillsync lasts
+// tens of microseconds, and a benchmark's fixed costs, such as starting
+// its workers and timing its first 64 writes, weigh on each write: noop's
+// CPU per write moved from 27 to 200 ns between runs), and reports one
+// sub-benchmark per
 // benchmark, named for it and the fastest engine: ns/op is the noop engine's
 // process CPU time per operation (the driver's cost, an upper bound),
 // fastest-ns/op the fastest engine's, overhead-% the share, and the wall
@@ -44,6 +50,7 @@ func BenchmarkOverhead(b *testing.B) {
 		b.Fatalf("-overhead.engines %q: name noop and at least one engine to compare it with", *overheadEngines)
 	}
 	cfg.Num, cfg.Rounds, cfg.ScanPasses = *overheadNum, *overheadRounds, *overheadPasses
+	cfg.SyncNum = *overheadSyncNum
 	cfg.Benchmarks = append(slices.Clone(bench.DBBenchmarks), bench.YCSBWorkloads...)
 	cfg.Progress = bench.ProgressAlways
 	cfg.ProgressEvery = 30e9
