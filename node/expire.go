@@ -517,8 +517,8 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 	// keys) must be readable before the values are checked. The previous
 	// batch's Barrier, after its unlock, made the expirer's own deletes
 	// readable, so this one has only other writers' writes to wait for:
-	// usually none, and then it returns without a system call.
-	if err := n.backend.Barrier(); err != nil {
+	// usually none, and then it returns at once (barrier).
+	if err := n.barrier(); err != nil {
 		return 0, err
 	}
 	// Reads of these keys that find them expired need not wait for this
@@ -615,7 +615,7 @@ func (n *Node) startWalk(e *expirer) error {
 		// before is readable after the Barrier, so the walk sees it.
 		n.ks.dueWritten.Store(math.MaxInt64)
 	}
-	if err := n.backend.Barrier(); err != nil {
+	if err := n.barrier(); err != nil {
 		e.walking = false
 		return err
 	}

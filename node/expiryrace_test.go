@@ -531,3 +531,50 @@ func TestSettleSkipsBarrier(t *testing.T) {
 	require.Contains(t, info, "expired_reads_settled:2\r\n")
 	require.Contains(t, info, "expired_reads_settled_barrier:1\r\n")
 }
+
+// TestExpireBatchBarriersOnce: an expiry batch makes its own deletes
+// readable (one Barrier, after it released its keys' locks) and calls no
+// Barrier before, holding its keys' stripes, when nothing is pending: a
+// replicated Barrier with nothing to do still yielded the CPU there, and a
+// GET that met one of the batch's keys expired, its stripe not yet marked
+// expiring, waited for the batch, yield included (issue #15). Nor does a
+// walk's start call one then. A write pending is still made readable first.
+func TestExpireBatchBarriersOnce(t *testing.T) {
+	ctx := context.Background()
+	n := newNode(t, nil)
+	n.stopBackground()
+	rb, ok := n.backend.(*replicatedBackend)
+	require.True(t, ok, "the default node logs its writes")
+	b := &barrierCounter{replicatedBackend: rb}
+	n.backend = b
+	serve(t, n)
+	c := dial(t, n, nil)
+	n.setClock(clock0)
+	for i := range 2 * expireBatch {
+		require.NoError(t, c.Set(ctx, fmt.Sprintf("k%03d", i), "v", time.Second).Err())
+	}
+	n.setClock(clock0 + 2000)
+
+	var e expirer
+	before := b.barriers.Load()
+	require.NoError(t, n.startWalk(&e))
+	deleted, more, err := n.expireBatch(&e)
+	require.NoError(t, err)
+	require.True(t, more)
+	require.Equal(t, expireBatch, deleted)
+	require.Equal(t, int64(1), b.barriers.Load()-before, "the batch's own deletes, and nothing before")
+
+	// A write pending (submitted, not applied) when the next batch starts.
+	gen, err := n.gen(0)
+	require.NoError(t, err)
+	var wb logkv.Batch
+	wb.Set(appendDataKey(nil, 0, gen, []byte("pending")), appendValue(nil, 0, []byte("v")))
+	require.NoError(t, n.backend.Submit(&wb))
+	require.Greater(t, rb.submittedSeq(), rb.readableSeq())
+	before = b.barriers.Load()
+	deleted, _, err = n.expireBatch(&e)
+	require.NoError(t, err)
+	require.Equal(t, expireBatch, deleted)
+	require.NoError(t, e.it.Close())
+	require.Equal(t, int64(2), b.barriers.Load()-before, "the pending write before the batch, then the batch's deletes")
+}
