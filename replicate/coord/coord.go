@@ -671,6 +671,19 @@ func (c *Config) releaseOps() []clientv3.Op {
 	return []clientv3.Op{clientv3.OpDelete(c.leaderKey()), clientv3.OpDelete(c.routeKey())}
 }
 
+// resign gives up the leadership of epoch that this member won but cannot
+// take: it deletes the leader key and the route key if the key is still
+// epoch's. If etcd cannot be reached, the keys stay: the next election
+// round finds the leader key still its own and tries the promotion again,
+// or they lapse with the lease once the session ends.
+func (m *Member) resign(ctx context.Context, epoch uint64) {
+	_, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(epoch))).
+		Then(m.cfg.releaseOps()...).Commit()
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("resigning: deleting the leader key failed", "key", m.cfg.leaderKey(), "epoch", epoch, "err", err)
+	}
+}
+
 // forgetRoute deletes the route key of epoch, which a leader that finds its
 // leader key gone still holds when the key was deleted by hand (etcdctl):
 // its lease lives on, and so would the route key, sending clients to it.
@@ -687,8 +700,7 @@ func (m *Member) forgetRoute(ctx context.Context, epoch uint64) {
 func (m *Member) lead(ctx context.Context, l Leader, r Replica) {
 	if err := r.Lead(l.Epoch); err != nil {
 		m.log.Error("promotion failed; resigning", "epoch", l.Epoch, "err", err)
-		m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(l.Epoch))).
-			Then(m.cfg.releaseOps()...).Commit()
+		m.resign(ctx, l.Epoch)
 		return
 	}
 	m.mu.Lock()
@@ -734,8 +746,7 @@ func (m *Member) tryLead(ctx context.Context, lease clientv3.LeaseID, r Replica)
 	if m.cfg.SyncQuorum > 0 {
 		if err := m.growSync(ctx, epoch, r); err != nil {
 			m.log.Error("recording the synchronous set failed; resigning", "err", err)
-			m.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.leaderKey()), "=", int64(epoch))).
-				Then(m.cfg.releaseOps()...).Commit()
+			m.resign(ctx, epoch)
 			return err
 		}
 	}
