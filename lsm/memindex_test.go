@@ -11,6 +11,7 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/lsm/internal/base"
+	"github.com/logkv/logkv/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -161,6 +162,40 @@ func TestMemIndexRentOrBuy(t *testing.T) {
 		require.Equal(t, uint32(m.sl.Size()), m.indexed.Load())
 	}
 	require.Equal(t, int(m.sl.Len()), m.index.keys)
+}
+
+// TestMemIndexHintAcrossRotation: a memtable the Gets indexed hands its
+// key count to its successor, whose first catch-up sizes the index for
+// it at once instead of growing through every size.
+func TestMemIndexHintAcrossRotation(t *testing.T) {
+	opts := smallOptions(vfs.NewMem())
+	opts.MemtableSize, opts.DisableWAL = 1<<20, true
+	db, err := Open("db", opts)
+	require.NoError(t, err)
+	defer db.Close()
+	const keys = 5000
+	for i := range keys {
+		k := []byte(fmt.Sprintf("k%06d", i))
+		require.NoError(t, db.Set(k, []byte("v"), nil))
+		if i%8 == 7 {
+			_, err := db.Get(k)
+			require.NoError(t, err)
+		}
+	}
+	db.mu.Lock()
+	old := db.mem
+	db.mu.Unlock()
+	require.NoError(t, db.Sync()) // with DisableWAL: rotates and flushes
+	require.Equal(t, keys, int(old.indexKeys.Load()), "the Gets kept the index up")
+	db.mu.Lock()
+	next := db.mem
+	db.mu.Unlock()
+	require.NotSame(t, old, next)
+	require.Equal(t, keys, next.keysHint)
+	require.NoError(t, db.Set([]byte("a"), []byte("v"), nil))
+	_, err = db.Get([]byte("a"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(next.index.tab.Load().slots), keys*4/3, "sized for the predecessor's keys")
 }
 
 // TestMemIndexFindsNewest checks the index itself, not the fallback: it
