@@ -177,9 +177,9 @@ func (it *floorIter) Value() []byte { return it.value }
 // core, as BenchmarkDriver's ns/op says.
 func cpuPerOp(b *testing.B) func() {
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := ProcessCPU()
 	return func() {
-		cpu := processCPU() - cpu0
+		cpu := ProcessCPU() - cpu0
 		b.StopTimer()
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(b.N, 1)), "cpu-ns/op")
 	}

@@ -321,7 +321,7 @@ func (s *session) replWriteOnce(ctx context.Context, b *benchRun, c *replCluster
 	rb := *b
 	rb.name = name
 	rb.expected = int64(n)
-	cpu0, wall0 := processCPU(), time.Now()
+	cpu0, wall0 := ProcessCPU(), time.Now()
 	t, err := runWorkers(ctx, &rb, nil, func(ctx context.Context, w *worker) error {
 		h := w.hist("write")
 		lo, hi := share(n, cfg.Threads, w.id)
@@ -355,7 +355,7 @@ func (s *session) replWriteOnce(ctx context.Context, b *benchRun, c *replCluster
 	acked := time.Now()
 	// The CPU the whole process (leader and followers) used while the
 	// writers ran, in cores: how much of the machine replication took.
-	cores := (processCPU() - cpu0).Seconds() / acked.Sub(wall0).Seconds()
+	cores := (ProcessCPU() - cpu0).Seconds() / acked.Sub(wall0).Seconds()
 	if err := c.waitApplied(ctx, last.Load()); err != nil {
 		return Result{}, err
 	}

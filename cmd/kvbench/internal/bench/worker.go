@@ -225,11 +225,11 @@ func runWorkers(ctx context.Context, b *benchRun, setup func(w *worker) error, f
 	// collection is not charged to this one's time and CPU.
 	runtime.GC()
 	stop := b.progress.start(b.label(), b.expected, b.duration, counters)
-	cpu0, t0 := processCPU(), time.Now()
+	cpu0, t0 := ProcessCPU(), time.Now()
 	close(start)
 	finished.Wait()
 	elapsed := time.Since(t0)
-	cpu := processCPU() - cpu0
+	cpu := ProcessCPU() - cpu0
 	stop()
 
 	t := tally{elapsed: elapsed, cpu: cpu, hists: map[string]*hdrhistogram.Histogram{}, ops: map[string]int64{}, opBytes: map[string]int64{}}
