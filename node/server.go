@@ -511,7 +511,10 @@ func (n *Node) mayWait(c *client, cm *command, args [][]byte) bool {
 	case cm.write:
 		return !queueable(cm, args) // its Barrier syncs
 	}
-	return c.dirty // reading this pipeline's writes syncs them first
+	// Reading this pipeline's writes syncs them first: those submitted
+	// (dirty) and those still queued in the run, which run submits before
+	// the read (SET k v; GET k in one read has not submitted the SET yet).
+	return c.dirty || c.pend.open()
 }
 
 // completeRequests returns how many bytes of buf are complete requests.

@@ -208,5 +208,11 @@ func TestMayWait(t *testing.T) {
 	require.True(t, mayWait(replicatedAlways, false, "INCR k"))
 	require.True(t, mayWait(replicatedAlways, true, "GET k"), "reading this pipeline's writes waits for them")
 	require.False(t, mayWait(replicatedAlways, false, "GET k"))
+	queued := &client{}
+	queued.pend.owed = append(queued.pend.owed, owedReply{})
+	n.backend = replicatedAlways
+	require.True(t, n.mayWait(queued, lookup([]byte("GET")), args("GET k")),
+		"a read after blind writes still queued in the run (SET k v; GET k in one read) syncs them: off the loop")
+	require.False(t, n.mayWait(queued, lookup([]byte("SET")), args("SET k v")), "another blind write joins the run")
 	require.True(t, mayWait(syncRepl, false, "SET k v"), "Submit waits for the quorum")
 }
