@@ -134,6 +134,28 @@ func (b *clusterBackend) unconfirmed() bool {
 	return e != 0 && b.moves.freshFor.Load() != e
 }
 
+// confirmedTable returns the slot table and whether this leader confirmed
+// it (not unconfirmed), read in that order: confirmation first. runMoves
+// confirms an epoch only after the table it checked was installed, and the
+// table pointer only moves forward, so a table loaded after a confirmation
+// was seen is the confirmed one or newer. Loaded before, it may be a new
+// leader's stale table whose confirmation came in between (the watch
+// installed the new table and runMoves confirmed it while this goroutine
+// was descheduled): route would then serve a read of a slot that already
+// moved away (back in time) and checkOwned pass a write to a slot given
+// away, which the sweep then deletes (an acknowledged write lost).
+func (b *clusterBackend) confirmedTable() (t *slotTable, fresh bool) {
+	fresh = !b.unconfirmed()
+	if testHookConfirmedTable != nil {
+		testHookConfirmedTable() // tests: a confirmation between the two reads
+	}
+	return b.route.table.Load(), fresh
+}
+
+// testHookConfirmedTable, if set (by tests only, before the node starts),
+// runs between confirmedTable's two reads.
+var testHookConfirmedTable func()
+
 // wakeConfirm asks runMoves to confirm the table now. It never blocks: a
 // command refused for an unconfirmed table must not wait on etcd, which
 // in async mode would stall an event loop (no I/O in Submit or route).
@@ -158,8 +180,7 @@ func (t *moveTracker) wakeConfirm() {
 // slot (a one-shard cluster); otherwise one array load per key (the slot
 // is in the stored key: no CRC).
 func (b *clusterBackend) checkOwned(batch *logkv.Batch) error {
-	t := b.route.table.Load()
-	fresh := !b.unconfirmed()
+	t, fresh := b.confirmedTable()
 	if fresh && (t == nil || t == notSharded || (t.sole >= 0 && t.sole == t.self)) {
 		return nil
 	}

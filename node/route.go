@@ -80,24 +80,26 @@ func (n *Node) misrouted(c *client, cm *command, args [][]byte) bool {
 // (a follower, a multi-key command, which may still be CROSSSLOT, EXEC,
 // SELECT, an unconfirmed leader) takes the whole path.
 func (n *Node) route(c *client, b *clusterBackend, cm *command, args [][]byte) bool {
-	t := b.route.table.Load()
+	t, fresh := b.confirmedTable()
 	switch {
 	case t == notSharded:
-		if !b.unconfirmed() {
+		if fresh {
 			return false
 		}
 	case t != nil && t.sole >= 0 && t.sole == t.self && cm != nil && cm.first > 0 && cm.first == cm.last:
-		if !b.unconfirmed() && !b.IsFollower() {
+		if fresh && !b.IsFollower() {
 			return false
 		}
 	}
-	return n.routeSlow(c, b, t, cm, args)
+	return n.routeSlow(c, b, t, fresh, cm, args)
 }
 
 // routeSlow is route's whole path, for a member that has a slot map (or has
 // not read etcd yet: t is nil), or that leads an epoch whose table it has
-// not confirmed yet (unconfirmed: t may be notSharded).
-func (n *Node) routeSlow(c *client, b *clusterBackend, t *slotTable, cm *command, args [][]byte) bool {
+// not confirmed yet (fresh is false: t may be notSharded). t and fresh are
+// confirmedTable's, read once: a second read of either could pair a table
+// with a confirmation it does not have.
+func (n *Node) routeSlow(c *client, b *clusterBackend, t *slotTable, fresh bool, cm *command, args [][]byte) bool {
 	// What fails these checks gets its own error from run, as in Redis,
 	// where arity and authentication come before redirection.
 	if cm == nil || (cm.arity > 0 && len(args) != cm.arity) || (cm.arity < 0 && len(args) < -cm.arity) ||
@@ -141,7 +143,7 @@ func (n *Node) routeSlow(c *client, b *clusterBackend, t *slotTable, cm *command
 	if slot < 0 {
 		return false
 	}
-	if b.unconfirmed() {
+	if !fresh {
 		// A new leader's table may predate a flip, or the map: refused,
 		// reads too, until runMoves confirmed it (woken here), or reads
 		// would go back in time and two shards serve one slot.

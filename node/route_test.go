@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/replicate/coord"
 )
 
@@ -173,4 +174,59 @@ func TestRouteOneShard(t *testing.T) {
 	}
 	require.True(t, refused, "an unconfirmed leader served a key")
 	require.Eventually(t, func() bool { return lc.Get(ctx, k1).Val() == "1" }, 10*time.Second, 5*time.Millisecond)
+}
+
+// TestConfirmationReadFirst: route and checkOwned read whether the table
+// is confirmed before the table itself (confirmedTable). The hook runs
+// between the two reads and does what the watch and runMoves do while a
+// new leader's command is descheduled there: install the new table, in
+// which the key's slot moved to shard b, then confirm it. Read in the
+// other order, the stale table (every slot this shard's) would pass with
+// the confirmation: a READONLY read of a slot that moved (back in time),
+// and a write to a slot given away, which the sweep then deletes.
+func TestConfirmationReadFirst(t *testing.T) {
+	m, err := evenSlotMap([]string{"a", "b"})
+	require.NoError(t, err)
+	moved := m.table()
+	moved.leaders, moved.self = []string{"127.0.0.1:1", "127.0.0.1:2"}, 0
+	kb := keyOfShard(t, m, "b")
+	t.Cleanup(func() { testHookConfirmedTable = nil })
+
+	for _, path := range []string{"route", "checkOwned"} {
+		t.Run(path, func(t *testing.T) {
+			stale := oneShardTable("127.0.0.1:1")
+			n, c := routeFixture(stale)
+			b := n.backend.(*clusterBackend)
+			b.n = n
+			b.moves.confirm = make(chan struct{}, 1)
+			b.leading.Store(7) // leads epoch 7, not confirmed yet (freshFor 0)
+			testHookConfirmedTable = func() {
+				b.route.table.Store(moved)
+				b.moves.freshFor.Store(7)
+			}
+			defer func() { testHookConfirmedTable = nil }()
+			if path == "route" {
+				c.conn = &replyConn{n: n, c: c, check: 1 << 30}
+				args := [][]byte{[]byte("get"), []byte(kb)}
+				require.True(t, n.misrouted(c, lookup(args[0]), args), "served with the stale table")
+				require.Equal(t, "-"+errTableUnconfirmedMsg+"\r\n", string(c.conn.out))
+			} else {
+				var batch logkv.Batch
+				batch.Set(appendDataKey(nil, 0, 0, []byte(kb)), []byte("v"))
+				require.ErrorIs(t, b.checkOwned(&batch), errTableUnconfirmed, "passed with the stale table")
+			}
+			// Once confirmed, the new table decides.
+			testHookConfirmedTable = nil
+			if path == "route" {
+				c.conn = &replyConn{n: n, c: c, check: 1 << 30}
+				args := [][]byte{[]byte("get"), []byte(kb)}
+				require.True(t, n.misrouted(c, lookup(args[0]), args))
+				require.Contains(t, string(c.conn.out), "MOVED")
+			} else {
+				var batch logkv.Batch
+				batch.Set(appendDataKey(nil, 0, 0, []byte(kb)), []byte("v"))
+				require.ErrorIs(t, b.checkOwned(&batch), errSlotGivenAway)
+			}
+		})
+	}
 }
