@@ -11,6 +11,7 @@ import (
 	"github.com/logkv/logkv/internal/groupsync"
 	"github.com/logkv/logkv/replicate"
 	"github.com/logkv/logkv/replicate/coord"
+	"github.com/tidwall/redcon"
 )
 
 // # The write path
@@ -252,10 +253,12 @@ func (n *Node) submitRun(c *client) {
 				n.state().countError(c.conn.out[start:])
 			}
 		case err != nil:
-			c.conn.WriteError(msg)
+			c.conn.out = redcon.AppendError(c.conn.out, msg)
 			o.stats.errors.Inc()
 		default:
-			c.conn.WriteString("OK")
+			// Appended, not through WriteString: one limits check for the
+			// run, at the end (its OKs are fewer bytes than its batch).
+			c.conn.out = redcon.AppendOK(c.conn.out)
 		}
 	}
 	clear(p.owed)
