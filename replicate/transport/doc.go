@@ -42,6 +42,14 @@
 // once, unblocking a Write. A TCP listener's Close leaves the streams it
 // accepted open: each is its owner's to close.
 //
+// A TCP listener runs at most 32 TLS handshakes at once (maxHandshakes) and
+// closes a connection beyond them as soon as it is accepted: an
+// unauthenticated dialer costs a descriptor for at most HandshakeTimeout,
+// and a flood of them cannot take the process's descriptors. An Accept
+// error other than Close (EMFILE, ENFILE) is logged and retried after a
+// backoff of 5 ms doubling to 1 s, as net/http does, so the listener
+// accepts again once descriptors are free.
+//
 // # Certificates
 //
 // NewCA and (*CA).Issue make a small PKI with crypto/x509 (ECDSA P-256).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,17 +36,40 @@ func (q *QUIC) TCP() *TCP { return &TCP{o: q.o} }
 
 // Listen listens on a TCP address ("127.0.0.1:0" for a free port). Each
 // accepted connection's TLS handshake runs on its own goroutine, bounded by
-// HandshakeTimeout, so a slow or silent dialer holds up no other.
+// HandshakeTimeout, so a slow or silent dialer holds up no other; at most
+// maxHandshakes run at once, and a connection beyond them is closed at once
+// (see tcpListener.loop).
 func (t *TCP) Listen(addr string) (Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &tcpListener{t: t, ln: ln, tc: serverTLS(t.o), ch: make(chan Stream), ctx: ctx, cancel: cancel}
-	l.wg.Go(l.loop)
-	return l, nil
+	return t.serve(ln), nil
 }
+
+// serve accepts on ln (Listen's, or a test's that injects errors).
+func (t *TCP) serve(ln net.Listener) *tcpListener {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &tcpListener{t: t, ln: ln, tc: serverTLS(t.o), ch: make(chan Stream), ctx: ctx, cancel: cancel,
+		handshakes: make(chan struct{}, maxHandshakes)}
+	l.wg.Go(l.loop)
+	return l
+}
+
+// maxHandshakes bounds the TLS handshakes in flight on one listener. Until
+// its handshake ends, a connection is unauthenticated: anyone who can reach
+// the port can open one and send nothing for HandshakeTimeout, and each
+// holds a goroutine and a file descriptor, which the node's RESP accepts
+// and engine files share. A move or a replica opens a connection or two at
+// a time, so 32 is far above honest use and far below any descriptor limit.
+const maxHandshakes = 32
+
+// Backoff after a failed Accept (EMFILE and the like), as net/http's
+// Server.Serve: from acceptRetryMin, doubling, up to acceptRetryMax.
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
 
 // Dial connects to addr and completes the TLS handshake. Under TLS 1.3 the
 // listener checks this side's certificate after the dialer's handshake
@@ -94,15 +118,53 @@ type tcpListener struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+	// handshakes holds a token per handshake in flight (maxHandshakes).
+	handshakes chan struct{}
+	// refusedAt is when the last excess connection was logged (unix
+	// nanoseconds): a flood logs once a second, not once a connection.
+	refusedAt atomic.Int64
+	// refused counts the connections closed for want of a handshake slot.
+	refused atomic.Uint64
 }
 
 // loop accepts connections and hands each to Accept once its handshake
-// succeeded.
+// succeeded. An Accept error other than the listener's close (EMFILE when
+// the process is out of file descriptors, ENFILE, ENOBUFS) is waited out
+// with a backoff and logged, never the loop's end: ending it would leave a
+// listener that its owner still advertises and that accepts nothing until
+// Close. The loop ends only when the listener is closed, and says so if
+// Close did not ask for it.
 func (l *tcpListener) loop() {
+	var delay time.Duration
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
-			return // closed (a temporary error on a loopback listener is not expected)
+			if l.ctx.Err() != nil {
+				return // Close
+			}
+			if errors.Is(err, net.ErrClosed) {
+				l.t.o.Logger.Error("transport: listener closed under it, no longer accepting; restart the node", "addr", l.ln.Addr().String(), "err", err)
+				return
+			}
+			delay = min(max(2*delay, acceptRetryMin), acceptRetryMax)
+			l.t.o.Logger.Warn("transport: accept failed; retrying (out of file descriptors? raise the open files limit, ulimit -n)",
+				"addr", l.ln.Addr().String(), "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-l.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		select {
+		case l.handshakes <- struct{}{}:
+		default:
+			// Too many handshakes in flight: close this one at once
+			// rather than hold its descriptor for HandshakeTimeout.
+			_ = c.Close() // nothing was sent on it
+			l.logRefused(c.RemoteAddr())
+			continue
 		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetKeepAliveConfig(l.t.keepAlive()) // best effort: the write deadline still bounds a dead peer's stream
@@ -111,7 +173,9 @@ func (l *tcpListener) loop() {
 			s := tls.Server(c, l.tc)
 			ctx, cancel := context.WithTimeout(l.ctx, l.t.o.HandshakeTimeout)
 			defer cancel()
-			if err := s.HandshakeContext(ctx); err != nil {
+			err := s.HandshakeContext(ctx)
+			<-l.handshakes // authenticated (or refused): no longer in flight
+			if err != nil {
 				// A refused certificate was logged by verifyClient.
 				_ = c.Close() // the handshake failed; nothing was sent on it
 				return
@@ -124,6 +188,19 @@ func (l *tcpListener) loop() {
 			}
 		})
 	}
+}
+
+// logRefused logs a connection closed for want of a handshake slot, at
+// most once a second, with how many were closed so far.
+func (l *tcpListener) logRefused(from net.Addr) {
+	n := l.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := l.refusedAt.Load()
+	if now-last < int64(time.Second) || !l.refusedAt.CompareAndSwap(last, now) {
+		return
+	}
+	l.t.o.Logger.Warn("transport: too many TLS handshakes in flight; closing new connections until some end",
+		"addr", l.ln.Addr().String(), "from", from.String(), "limit", maxHandshakes, "closed_so_far", n)
 }
 
 func (l *tcpListener) Accept(ctx context.Context) (Stream, error) {
