@@ -451,61 +451,85 @@ func (m *Member) session(ctx context.Context, r Replica) error {
 	return err
 }
 
-// keepAlive renews the lease every TTL/3 (or as soon as the last renewal
-// was answered, when that took longer), over one stream (renewer), and
+// keepAlive renews the lease every TTL/3 over a renewer's stream, and
 // moves the fencing deadline to t0 + TTL - margin, t0 being when the
-// renewal was sent. It ends the session when etcd says the lease is gone,
-// or when no renewal succeeded for a whole TTL.
+// renewal etcd answered was sent. A renewal unanswered for TTL/6 is not
+// abandoned but doubled on another stream (renewer: its etcd member may
+// hang), at most maxStreams waiting at once. It ends the session when etcd
+// says the lease is gone, or when no renewal succeeded for a whole TTL.
 func (m *Member) keepAlive(ctx context.Context, end context.CancelCauseFunc, id clientv3.LeaseID) {
 	every := m.cfg.TTL / 3
-	t := time.NewTicker(every)
+	retry := every / 2
+	t := time.NewTicker(retry)
 	defer t.Stop()
 	r := newRenewer(m.cli, id)
 	defer r.close()
+	// lastSent is when the newest renewal was sent, lastOK when the
+	// newest one answered was; the grant counts as both. expires is when
+	// the lease ends by the renewals answered (deadline + margin).
+	lastSent := time.Now()
+	lastOK := lastSent
+	expires := m.Deadline().Add(m.cfg.Margin)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		t0 := time.Now()
-		// The answer is awaited until the member would give up on the
-		// lease anyway (a whole TTL after the last renewal that succeeded
-		// was sent), not only until the next tick: a renewal answered late
-		// is as good as one answered at once (the deadline counts from
-		// t0), where abandoning it at TTL/3 and sending another doubled
-		// the load of an etcd that was already slow, and ended sessions
-		// whose leases etcd had renewed (docs/cluster-scale.md, 100 x 3).
-		ttl, err := r.renew(ctx, max(every, time.Until(m.Deadline().Add(m.cfg.Margin))))
-		switch {
-		case errors.Is(err, rpctypes.ErrLeaseNotFound):
-			end(errLeaseLost)
-			return
-		case err != nil && time.Now().After(m.Deadline().Add(m.cfg.Margin)):
-			// etcd unreachable for a whole TTL since the last renewal
-			// was sent: etcd has let the lease go unless a renewal whose
-			// answer was lost reached it, and the member cannot tell.
-			// It steps down now rather than when etcd is back: its
-			// SENTINEL answers then name no leader, so that clients ask
-			// the members that know the next one.
-			m.log.Warn("lease renewal failed for a whole TTL; stepping down until etcd answers", "err", err)
-			end(errLeaseLost)
-			return
-		case err != nil:
-			// etcd unreachable: the deadline stays, and passes.
-			m.log.Warn("lease renewal failed", "err", err, "fencing_deadline_in", time.Until(m.Deadline()))
-		case ttl <= 0:
-			end(errLeaseLost)
-			return
-		default:
-			m.mu.Lock()
-			if d := t0.Add(time.Duration(ttl)*time.Second - m.cfg.Margin); d.After(m.deadline) {
-				m.deadline = d
-				m.publishLocked()
+		case a := <-r.answers:
+			sent, ttl, err, ok := r.take(a, time.Now())
+			switch {
+			case !ok:
+				// A stream closed since: its request can no longer help.
+			case errors.Is(err, rpctypes.ErrLeaseNotFound):
+				end(errLeaseLost)
+				return
+			case err != nil:
+				// This stream failed; the deadline stays, and passes
+				// unless another renewal is answered.
+				m.log.Warn("lease renewal failed", "err", err, "fencing_deadline_in", time.Until(m.Deadline()))
+			case ttl <= 0:
+				end(errLeaseLost)
+				return
+			default:
+				lastOK = later(lastOK, sent)
+				expires = later(expires, sent.Add(time.Duration(ttl)*time.Second))
+				m.mu.Lock()
+				if d := sent.Add(time.Duration(ttl)*time.Second - m.cfg.Margin); d.After(m.deadline) {
+					m.deadline = d
+					m.publishLocked()
+				}
+				m.mu.Unlock()
 			}
-			m.mu.Unlock()
+		case <-t.C:
+			now := time.Now()
+			if now.After(expires) {
+				// etcd unreachable for a whole TTL since the last renewal
+				// that succeeded was sent: etcd has let the lease go unless
+				// a renewal whose answer was lost reached it, and the
+				// member cannot tell. It steps down now rather than when
+				// etcd is back: its SENTINEL answers then name no leader,
+				// so that clients ask the members that know the next one.
+				m.log.Warn("lease renewal failed for a whole TTL; stepping down until etcd answers")
+				end(errLeaseLost)
+				return
+			}
+			// A request whose answer would give a deadline already past
+			// is of no use: its stream is closed, freeing its place.
+			r.expire(now.Add(m.cfg.Margin - m.cfg.TTL))
+			// Ticks come every retry; the halves absorb a tick's jitter.
+			due := now.Sub(lastSent) >= every-retry/2
+			stuck := lastOK.Before(lastSent) && now.Sub(lastSent) >= retry/2
+			if (due || stuck) && r.send(ctx, now) {
+				lastSent = now
+			}
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // report publishes the local progress whenever it changed, bound to the

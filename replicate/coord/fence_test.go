@@ -2,10 +2,12 @@ package coord
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
@@ -63,10 +65,31 @@ func TestForgetRoute(t *testing.T) {
 	require.Empty(t, resp.Kvs)
 }
 
-// TestRenewer: renewals share one stream; a renewal that times out (etcd
-// silent behind a partition) closes it, so that its late answer is never
-// read as the next one's, and the next renewal opens another; a revoked
-// lease renews to TTL 0.
+// renewOnce sends one keep-alive on r and waits up to within for an answer
+// that take accepts.
+func renewOnce(t *testing.T, r *renewer, within time.Duration) (sent time.Time, ttl int64, err error) {
+	if !r.send(context.Background(), time.Now()) {
+		return time.Time{}, 0, errors.New("no stream free")
+	}
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	for {
+		select {
+		case a := <-r.answers:
+			if sent, ttl, err, ok := r.take(a, time.Now()); ok {
+				return sent, ttl, err
+			}
+		case <-timer.C:
+			return time.Time{}, 0, context.DeadlineExceeded
+		}
+	}
+}
+
+// TestRenewer: renewals share one stream; a renewal that goes unanswered
+// (etcd silent behind a partition) keeps its stream, and the next one opens
+// another, each with its own send time, at most maxStreams waiting; expire
+// closes the streams whose answers could no longer help, and their late
+// answers are dropped; a revoked lease renews to TTL 0.
 func TestRenewer(t *testing.T) {
 	srv := etcdtest.Start(t)
 	px := etcdtest.NewProxy(t, srv)
@@ -78,30 +101,44 @@ func TestRenewer(t *testing.T) {
 	require.NoError(t, err)
 	r := newRenewer(cli, g.ID)
 	defer r.close()
-	ttl, err := r.renew(ctx, 5*time.Second)
+	_, ttl, err := renewOnce(t, r, 5*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, int64(5), ttl)
-	first := r.stream
-	require.NotNil(t, first)
-	ttl, err = r.renew(ctx, 5*time.Second)
+	require.Len(t, r.streams, 1)
+	first := r.streams[0]
+	_, ttl, err = renewOnce(t, r, 5*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, int64(5), ttl)
-	require.Same(t, first, r.stream, "a second stream for the second renewal")
+	require.Equal(t, []*keepStream{first}, r.streams, "a second stream for the second renewal")
 
 	px.Partition()
-	_, err = r.renew(ctx, 200*time.Millisecond)
+	t0 := time.Now()
+	_, _, err = renewOnce(t, r, 100*time.Millisecond)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Nil(t, r.stream, "a stream whose answer is late stays open")
+	require.Equal(t, []*keepStream{first}, r.streams, "an unanswered renewal's stream is kept")
+	require.False(t, first.sent.Before(t0), "the waiting request's send time")
+	for range maxStreams - 1 {
+		require.True(t, r.send(ctx, time.Now()))
+	}
+	require.Len(t, r.streams, maxStreams, "each waiting renewal on a stream of its own")
+	require.False(t, r.send(ctx, time.Now()), "more than maxStreams waiting")
+	r.expire(first.sent)
+	require.Len(t, r.streams, maxStreams-1, "expire closes the oldest")
+	require.True(t, first.closed)
+	_, _, _, ok := r.take(answer{s: first, resp: &pb.LeaseKeepAliveResponse{TTL: 5}}, time.Now())
+	require.False(t, ok, "an answer from a closed stream is taken")
+	r.expire(time.Now())
+	require.Empty(t, r.streams)
 	px.Heal()
 	require.Eventually(t, func() bool {
-		ttl, err := r.renew(ctx, time.Second)
+		_, ttl, err := renewOnce(t, r, time.Second)
 		return err == nil && ttl == 5
 	}, 10*time.Second, 10*time.Millisecond)
-	require.NotSame(t, first, r.stream)
+	require.Len(t, r.streams, 1, "idle streams left after an answer")
 
 	_, err = cli.Revoke(ctx, g.ID)
 	require.NoError(t, err)
-	ttl, err = r.renew(ctx, 5*time.Second)
+	_, ttl, err = renewOnce(t, r, 5*time.Second)
 	require.NoError(t, err)
 	require.Zero(t, ttl, "a revoked lease")
 }
