@@ -230,3 +230,43 @@ func TestConfirmationReadFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestRouteEmptyShard: the leader of a shard added with no slots yet
+// redirects every key to the shard that owns it. Its table has a sole
+// owner (sole >= 0) that is not itself, which is what route's shortcut
+// checks (t.sole == t.self); TestRouteOneShard cannot, since in a
+// one-shard cluster the sole owner is always the leader's own shard.
+func TestRouteEmptyShard(t *testing.T) {
+	requireEtcdCluster(t)
+	ctx := context.Background()
+	tc := newTestCluster(t, time.Second)
+	etcdArgs := []string{"-etcd", tc.etcd.Endpoint, "-cluster", tc.name}
+	run := func(args ...string) {
+		var o, e strings.Builder
+		require.Equal(t, 0, Main(append(append([]string{"cluster"}, args...), etcdArgs...), &o, &e), "%v: %s%s", args, o.String(), e.String())
+	}
+	tc.add("a1", func(c *Config) { c.Cluster.Shard = "a" })
+	tc.shardLeaders(map[string]string{"a1": "a"}, 0, 30*time.Second)
+	run("init", "-shards", "a")
+	run("add-shard", "b")
+	tc.add("b1", func(c *Config) { c.Cluster.Shard = "b" })
+	m, err := readSlotMap(ctx, tc.nodes["a1"].cb().cli, tc.name)
+	require.NoError(t, err)
+	tc.shardLeaders(map[string]string{"a1": "a", "b1": "b"}, m.Version, 30*time.Second)
+	tab := tc.nodes["b1"].cb().route.table.Load()
+	require.Equal(t, 0, tab.sole, "shard a owns every slot")
+	require.Equal(t, 1, tab.self)
+
+	bc := tc.nodes["b1"].client(t)
+	key := "b1"
+	want := fmt.Sprintf("MOVED %d %s", keySlot([]byte(key)), tc.nodes["a1"].n.Addr())
+	// TRYAGAIN until b1 confirmed its table (CLUSTERDOWN until its watch
+	// saw a1's leader key), then MOVED; never served.
+	var last error
+	require.Eventually(t, func() bool {
+		last = bc.Get(ctx, key).Err()
+		return last == nil || (last.Error() != errTableUnconfirmedMsg && last.Error() != errClusterDown)
+	}, 10*time.Second, 5*time.Millisecond)
+	require.EqualError(t, last, want, "the leader of an empty shard answers GET")
+	require.EqualError(t, bc.Set(ctx, key, "x", 0).Err(), want)
+}
