@@ -169,8 +169,8 @@ type clusterBackend struct {
 	// route is the slot table the command path routes by (route.go).
 	route router
 	// moves tracks the ranges this node ships to other shards, moveStats
-	// counts the moves into it, and moveTr dials and serves moves (QUIC
-	// on the node's certificates): move.go.
+	// counts the moves into it, and moveTr dials and serves moves (TLS
+	// over TCP on the node's certificates, transport.TCP): move.go.
 	moves     moveTracker
 	moveStats moveStats
 	moveTr    transport.Transport

@@ -85,7 +85,9 @@ func (t *TCP) Dial(ctx context.Context, addr string) (Stream, error) {
 	defer cancel()
 	c, err := d.DialContext(hctx, "tcp", addr)
 	if err != nil {
-		t.o.Logger.Warn("replication connection refused", "addr", addr, "reason", err)
+		// Not "replication": over TCP this is a slot move's stream (the
+		// operator looks at moves, not at replication).
+		t.o.Logger.Warn("TCP stream connection failed", "addr", addr, "reason", err)
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
 	tcs := c.(*tls.Conn)
@@ -269,7 +271,7 @@ func (s *tcpStream) logRefusal(err error) {
 	if s.refusal == nil || !errors.As(err, &op) || op.Op != "remote error" {
 		return
 	}
-	s.refusalLog.Do(func() { s.refusal.Warn("replication connection refused", "reason", err) })
+	s.refusalLog.Do(func() { s.refusal.Warn("TCP stream connection refused", "reason", err) })
 }
 
 func (s *tcpStream) Peer() string { return s.peer }

@@ -184,7 +184,7 @@ func testMutualTLS(t *testing.T, pair pairFunc) {
 			// Whichever call found the refusal (Dial, opening the stream,
 			// the first Read or Write) logged it before returning the
 			// error: the line is there now, with no wait.
-			require.Contains(t, logs.String(), "replication connection refused")
+			require.Regexp(t, "(replication|TCP stream) connection (refused|failed)", logs.String())
 			require.Contains(t, logs.String(), tc.reason)
 			if tc.leaderLog != "" {
 				// The leader refused the follower before the alert the
