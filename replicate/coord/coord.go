@@ -608,10 +608,9 @@ func (m *Member) elect(ctx context.Context, lease clientv3.LeaseID, r Replica) e
 				m.sawLeaderGone(s.Epoch)
 			}
 			m.setLeader(nil, 0)
-			if e := m.Leading(); e != 0 {
+			if m.Leading() != 0 {
 				// Our key is gone (resigned, or deleted by an operator).
-				m.stepDown(r)
-				m.forgetRoute(ctx, e)
+				m.stepDown(ctx, r)
 			}
 			if err := m.tryLead(ctx, lease, r); err != nil {
 				m.log.Warn("election round", "err", err)
@@ -627,7 +626,9 @@ func (m *Member) elect(ctx context.Context, lease clientv3.LeaseID, r Replica) e
 		l.Epoch = uint64(kv.CreateRevision)
 		ours := l.ID == m.cfg.ID && clientv3.LeaseID(kv.Lease) == lease
 		if !ours && m.Leading() != 0 {
-			m.stepDown(r)
+			// Our key was deleted and another member won before this
+			// loop looked (or an operator overwrote it).
+			m.stepDown(ctx, r)
 		}
 		if ours && m.Leading() != l.Epoch {
 			m.lead(ctx, l, r)
@@ -676,8 +677,11 @@ func (m *Member) setLeader(l *Leader, leading uint64) {
 	m.notifyLocked()
 }
 
-func (m *Member) stepDown(r Replica) {
+// stepDown ends this member's leadership and deletes the route key its
+// election wrote (forgetRoute), which lives on with the lease otherwise.
+func (m *Member) stepDown(ctx context.Context, r Replica) {
 	m.mu.Lock()
+	epoch := m.leading
 	m.leading = 0
 	m.pausedFor = ""
 	m.publishLocked()
@@ -685,6 +689,9 @@ func (m *Member) stepDown(r Replica) {
 	m.mu.Unlock()
 	m.log.Warn("stepping down: the leader key is no longer ours")
 	r.StepDown()
+	if epoch != 0 {
+		m.forgetRoute(ctx, epoch)
+	}
 }
 
 // releaseOps delete the leader key and its route key, in the transaction
@@ -711,12 +718,21 @@ func (m *Member) resign(ctx context.Context, epoch uint64) {
 // forgetRoute deletes the route key of epoch, which a leader that finds its
 // leader key gone still holds when the key was deleted by hand (etcdctl):
 // its lease lives on, and so would the route key, sending clients to it.
-// It deletes only the key epoch's election wrote (ModRevision = epoch).
+// It deletes only the key epoch's election wrote (ModRevision = epoch), so
+// it can be retried: until it succeeds, or the session ends (the lease,
+// and the key with it, then goes: revoked, or lapsed). The election loop
+// waits for it, so no later election's route key is ever in doubt.
 func (m *Member) forgetRoute(ctx context.Context, epoch uint64) {
-	_, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(m.cfg.routeKey()), "=", int64(epoch))).
-		Then(clientv3.OpDelete(m.cfg.routeKey())).Commit()
-	if err != nil && ctx.Err() == nil {
-		m.log.Warn("deleting the route key of a leadership that ended", "key", m.cfg.routeKey(), "err", err)
+	wait := 50 * time.Millisecond
+	for {
+		_, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(m.cfg.routeKey()), "=", int64(epoch))).
+			Then(clientv3.OpDelete(m.cfg.routeKey())).Commit()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		m.log.Warn("deleting the route key of a leadership that ended; retrying", "key", m.cfg.routeKey(), "err", err, "retry_in", wait)
+		m.pause(ctx, wait)
+		wait = min(2*wait, m.cfg.TTL)
 	}
 }
 

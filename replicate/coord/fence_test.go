@@ -3,11 +3,13 @@ package coord
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
@@ -45,24 +47,126 @@ func TestFenceReaders(t *testing.T) {
 	check(0, false)
 }
 
-// TestForgetRoute: a leader whose leader key was deleted by hand deletes
-// the route key its election wrote, and only that one.
+// stubReplica is a Replica that does nothing, for tests of the member's
+// own etcd keys.
+type stubReplica struct{}
+
+func (stubReplica) Progress() (uint64, uint64)       { return 0, 0 }
+func (stubReplica) Lead(uint64) error                { return nil }
+func (stubReplica) SetSyncSet([]string)              {}
+func (stubReplica) SyncDurable([]string, int) uint64 { return 0 }
+func (stubReplica) Follow(Leader) error              { return nil }
+func (stubReplica) StepDown()                        {}
+
+// failingKV fails the first fails transactions that delete key, as an etcd
+// that does not answer would: the member must retry them.
+type failingKV struct {
+	clientv3.KV
+	key   string
+	fails *atomic.Int32
+}
+
+func (k failingKV) Txn(ctx context.Context) clientv3.Txn {
+	return &failingTxn{Txn: k.KV.Txn(ctx), kv: k}
+}
+
+type failingTxn struct {
+	clientv3.Txn
+	kv      failingKV
+	deletes bool
+}
+
+func (t *failingTxn) If(cs ...clientv3.Cmp) clientv3.Txn { t.Txn = t.Txn.If(cs...); return t }
+func (t *failingTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	t.Txn = t.Txn.Else(ops...)
+	return t
+}
+func (t *failingTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	for _, op := range ops {
+		t.deletes = t.deletes || op.IsDelete() && string(op.KeyBytes()) == t.kv.key
+	}
+	t.Txn = t.Txn.Then(ops...)
+	return t
+}
+func (t *failingTxn) Commit() (*clientv3.TxnResponse, error) {
+	if t.deletes && t.kv.fails.Add(-1) >= 0 {
+		return nil, errors.New("failingKV: etcd did not answer")
+	}
+	return t.Txn.Commit()
+}
+
+// TestForgetRoute: a leader whose leader key is deleted or replaced by hand
+// deletes the route key its election wrote, through its election loop, and
+// retries when etcd does not answer. "deleted": the key is gone, and
+// another's appears only once the member has stepped down (so that the
+// member's own next election cannot overwrite the route key). "replaced":
+// another member's key is there when the deposed leader looks (it won
+// before the deposed leader's loop saw the deletion), and the first two
+// deletes fail.
 func TestForgetRoute(t *testing.T) {
-	cli := etcdtest.Start(t).Client(t)
-	ctx := context.Background()
-	m, err := New(Config{Client: cli, Cluster: "c", ID: "a"})
-	require.NoError(t, err)
-	put, err := cli.Put(ctx, RouteKey("c", "0"), `{"v":1,"id":"a"}`)
-	require.NoError(t, err)
-	epoch := uint64(put.Header.Revision)
-	m.forgetRoute(ctx, epoch+1) // another election's key: kept
-	resp, err := cli.Get(ctx, RouteKey("c", "0"))
-	require.NoError(t, err)
-	require.Len(t, resp.Kvs, 1)
-	m.forgetRoute(ctx, epoch)
-	resp, err = cli.Get(ctx, RouteKey("c", "0"))
-	require.NoError(t, err)
-	require.Empty(t, resp.Kvs)
+	for _, replaced := range []bool{false, true} {
+		t.Run(map[bool]string{false: "deleted", true: "replaced"}[replaced], func(t *testing.T) {
+			srv := etcdtest.Start(t)
+			admin := srv.Client(t)
+			cli := srv.Client(t)
+			var fails atomic.Int32
+			if replaced {
+				fails.Store(2)
+			}
+			cli.KV = failingKV{KV: cli.KV, key: RouteKey("c", "0"), fails: &fails}
+			m, err := New(Config{Client: cli, Cluster: "c", Shard: "0", ID: "a", TTL: time.Second,
+				Settle: 500 * time.Millisecond, ReportEvery: 50 * time.Millisecond})
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			ran := make(chan struct{})
+			go func() {
+				defer close(ran)
+				_ = m.Run(ctx, stubReplica{})
+			}()
+			defer func() { cancel(); <-ran }()
+			poll := func(what string, cond func() bool) {
+				t.Helper()
+				deadline := time.Now().Add(10 * time.Second)
+				for !cond() {
+					require.True(t, time.Now().Before(deadline), "not within 10s: %s", what)
+					time.Sleep(10 * time.Millisecond) // polling with a deadline
+				}
+			}
+			poll("a leads", func() bool { return m.Leading() != 0 })
+			epoch := m.Leading()
+			route := func() *mvccpb.KeyValue {
+				resp, err := admin.Get(context.Background(), RouteKey("c", "0"))
+				require.NoError(t, err)
+				if len(resp.Kvs) == 0 {
+					return nil
+				}
+				return resp.Kvs[0]
+			}
+			kv := route()
+			require.NotNil(t, kv, "no route key")
+			require.Equal(t, int64(epoch), kv.ModRevision)
+			other := `{"v":1,"id":"x","resp":"127.0.0.1:9","repl":"127.0.0.1:9"}`
+			if replaced {
+				// A Put keeps the key's CreateRevision: the member sees
+				// another's key, never none.
+				_, err = admin.Put(context.Background(), m.cfg.leaderKey(), other)
+				require.NoError(t, err)
+			} else {
+				_, err = admin.Delete(context.Background(), m.cfg.leaderKey())
+				require.NoError(t, err)
+				poll("a steps down", func() bool { return m.Leading() == 0 })
+				_, err = admin.Put(context.Background(), m.cfg.leaderKey(), other)
+				require.NoError(t, err)
+			}
+			poll("the route key of a's election deleted", func() bool {
+				kv := route()
+				return kv == nil || kv.ModRevision != int64(epoch)
+			})
+			require.Nil(t, route(), "a route key written since")
+			require.Equal(t, uint64(0), m.Leading())
+			require.LessOrEqual(t, fails.Load(), int32(0), "the failing deletes were not all tried")
+		})
+	}
 }
 
 // renewOnce sends one keep-alive on r and waits up to within for an answer
