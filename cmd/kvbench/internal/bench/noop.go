@@ -94,21 +94,26 @@ func (s *noopStore) hold(limit uint64, width int) {
 // noop read parses a key and the noop store's work is counted as the
 // driver's.
 func parseKey(k []byte) (n uint64, ok bool) {
+	if len(k) == 16 {
+		// kvbench's default width, and so every noop read's key: two
+		// blocks and no tail, without the loops (a third of the parse,
+		// and the noop store's Get is most of noop's YCSB C figure).
+		hi, bad1 := fold8(binary.LittleEndian.Uint64(k))
+		lo, bad2 := fold8(binary.LittleEndian.Uint64(k[8:]))
+		if bad1|bad2 != 0 {
+			return 0, false
+		}
+		return hi*100_000_000 + lo, true
+	}
 	if len(k) == 0 || len(k) > 19 {
 		return 0, false
 	}
 	i := 0
 	for ; len(k)-i >= 8; i += 8 {
-		x := binary.LittleEndian.Uint64(k[i:])
-		// A byte is a digit when its high nibble is 3 and adding 6 does
-		// not carry out of its low nibble (no byte carries into the next).
-		if x&0xF0F0F0F0F0F0F0F0 != 0x3030303030303030 || (x+0x0606060606060606)&0xF0F0F0F0F0F0F0F0 != 0x3030303030303030 {
+		x, bad := fold8(binary.LittleEndian.Uint64(k[i:]))
+		if bad != 0 {
 			return 0, false
 		}
-		x &= 0x0F0F0F0F0F0F0F0F
-		x = x * (1 + 10<<8) >> 8                           // pairs of digits
-		x = (x & 0x00FF00FF00FF00FF) * (1 + 100<<16) >> 16 // groups of four
-		x = (x & 0x0000FFFF0000FFFF) * (1 + 10000<<32) >> 32
 		n = n*100_000_000 + x
 	}
 	for ; i < len(k); i++ {
@@ -119,6 +124,20 @@ func parseKey(k []byte) (n uint64, ok bool) {
 		n = n*10 + uint64(c-'0')
 	}
 	return n, true
+}
+
+// fold8 returns the number eight ASCII digits spell, read little-endian
+// (the first digit in the low byte), and bad != 0 when x holds anything but
+// digits (the number is then meaningless). A byte is a digit when its high
+// nibble is 3 and adding 6 does not carry out of its low nibble (no byte
+// carries into the next).
+func fold8(x uint64) (n, bad uint64) {
+	bad = (x&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030) | ((x+0x0606060606060606)&0xF0F0F0F0F0F0F0F0 ^ 0x3030303030303030)
+	x &= 0x0F0F0F0F0F0F0F0F
+	x = x * (1 + 10<<8) >> 8                           // pairs of digits
+	x = (x & 0x00FF00FF00FF00FF) * (1 + 100<<16) >> 16 // groups of four
+	x = (x & 0x0000FFFF0000FFFF) * (1 + 10000<<32) >> 32
+	return x, bad
 }
 
 func (s *noopStore) Get(key []byte) ([]byte, error) {
