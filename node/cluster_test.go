@@ -117,8 +117,9 @@ func (tc *testCluster) crash(m *clusterMember) {
 
 func (m *clusterMember) cb() *clusterBackend { return m.n.backend.(*clusterBackend) }
 
-// leader polls until exactly one running member leads and every other
-// running member follows it, and returns the leader.
+// leader polls until exactly one running member leads, has confirmed its
+// slot table, and every other running member follows it; it returns the
+// leader.
 func (tc *testCluster) leader(within time.Duration) *clusterMember {
 	t := tc.t
 	t.Helper()
@@ -137,7 +138,10 @@ func (tc *testCluster) leader(within time.Duration) *clusterMember {
 		}
 		require.LessOrEqual(t, len(leaders), 1, "two members take writes at once")
 		if len(leaders) == 1 {
-			ok := true
+			// Ready once it has confirmed its slot table against etcd too:
+			// until then a new leader answers keyed commands TRYAGAIN
+			// (unconfirmed, move_source.go), for a few milliseconds.
+			ok := !leaders[0].cb().unconfirmed()
 			for _, m := range up {
 				l := m.cb().clusterLeader()
 				if l == nil || l.ID != leaders[0].name {
