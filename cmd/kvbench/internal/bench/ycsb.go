@@ -203,23 +203,29 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 			var d time.Duration
 			var n int
 			var err error
-			if j := i - lo; plan != nil && plan.ops[j] == opRead && plan.recs[j] < plan.start && plan.limits == nil {
-				// A read of a record of the start, planned: most
-				// operations of YCSB B, C and F. Its key is the plan's,
-				// as target would return it, and the read is ycsbOp's,
-				// without target's and ycsbOp's calls, arguments and
-				// switches around it (a fifth of noop's read).
-				op, k = opRead, plan.keys.nums[j]
-				d, err = s.ycsbRead(w, k, plan.keys.key(j))
-				n = s.cfg.KeySize + s.cfg.ValueSize
-			} else {
-				if plan != nil {
-					op, k, key = plan.target(w, j, st, choose)
+			j := i - lo
+			switch {
+			case plan != nil && plan.recs[j] < plan.start && plan.limits == nil && plan.ops[j] != opInsert:
+				// An operation on a record of the start, planned: every
+				// one of YCSB B, C and F but those inserting. Its key is
+				// the plan's, as target would return it, without
+				// target's call and switch.
+				op, k, key = plan.ops[j], plan.keys.nums[j], plan.keys.key(j)
+				if op == opRead {
+					// Most of B, C and F: ycsbOp's read without
+					// ycsbOp's call, arguments and switch around it.
+					d, err = s.ycsbRead(w, k, key)
+					n = s.cfg.KeySize + s.cfg.ValueSize
 				} else {
-					op = wl.choose(w.rng.Float64())
-					if op != opInsert {
-						k, key = w.ycsbKey(st, choose())
-					}
+					d, n, err = s.ycsbOp(w, op, k, key)
+				}
+			case plan != nil:
+				op, k, key = plan.target(w, j, st, choose)
+				d, n, err = s.ycsbOp(w, op, k, key)
+			default:
+				op = wl.choose(w.rng.Float64())
+				if op != opInsert {
+					k, key = w.ycsbKey(st, choose())
 				}
 				d, n, err = s.ycsbOp(w, op, k, key)
 			}
