@@ -241,21 +241,17 @@ type Member struct {
 	cli *clientv3.Client
 	log *slog.Logger
 
-	mu       sync.Mutex
-	lease    clientv3.LeaseID
-	deadline time.Time // fencing deadline of lease (monotonic)
-	leading  uint64    // epoch this member leads, 0 if none
-	leader   *Leader   // the leader as last seen
-	// pausedFor names the member leadership is being handed to: the
-	// leader acknowledges nothing meanwhile (handoff.go).
-	pausedFor string
-	changed   chan struct{}
+	mu      sync.Mutex
+	lease   clientv3.LeaseID
+	leader  *Leader // the leader as last seen
+	changed chan struct{}
 
-	// fence mirrors leading, deadline and pausedFor for Valid, ValidFor,
-	// Leading and LeadingNow, which every command on a cluster member asks
-	// (some several times): one atomic load, no lock. publishLocked
-	// replaces it in the same critical section as each change of the three
-	// (under mu), so a reader sees them as mu's holder left them.
+	// fence is the epoch led, the lease's fencing deadline and a
+	// handoff's pause: what Valid, ValidFor, Leading and LeadingNow read,
+	// which every command on a cluster member asks (some several times):
+	// one atomic load, no lock. It is the only copy, changed only by
+	// setFenceLocked under mu, so no change can be made and not
+	// published (nil: the zero fenceState).
 	fence atomic.Pointer[fenceState]
 
 	// syncMu serializes this member's changes to the synchronous set.
@@ -288,15 +284,27 @@ func (m *Member) Valid() bool {
 
 // fenceState is what ValidFor reads: immutable once published.
 type fenceState struct {
-	leading  uint64
-	deadline time.Time
-	paused   bool
+	leading  uint64    // epoch this member leads, 0 if none
+	deadline time.Time // fencing deadline of the lease (monotonic)
+	// paused is set while leadership is handed to another member: the
+	// leader acknowledges nothing meanwhile (handoff.go).
+	paused bool
 }
 
-// publishLocked publishes leading, deadline and pausedFor to Valid,
-// ValidFor, Leading and LeadingNow. m.mu is held.
-func (m *Member) publishLocked() {
-	m.fence.Store(&fenceState{leading: m.leading, deadline: m.deadline, paused: m.pausedFor != ""})
+// fenceNow returns the fence as last published.
+func (m *Member) fenceNow() fenceState {
+	if f := m.fence.Load(); f != nil {
+		return *f
+	}
+	return fenceState{}
+}
+
+// setFenceLocked applies change to a copy of the fence and publishes it;
+// m.mu is held, which serializes changes (readers take no lock).
+func (m *Member) setFenceLocked(change func(f *fenceState)) {
+	f := m.fenceNow()
+	change(&f)
+	m.fence.Store(&f)
 }
 
 // ValidFor reports whether the member leads epoch (not 0) and its lease is
@@ -316,9 +324,7 @@ func (m *Member) LeadingNow() uint64 { return m.Leading() }
 // Deadline returns the fencing deadline of the member's lease: the time,
 // by the member's monotonic clock, until which it may act as leader.
 func (m *Member) Deadline() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.deadline
+	return m.fenceNow().deadline
 }
 
 // Leading returns the epoch this member leads, or 0. It reads the
@@ -379,10 +385,8 @@ func (m *Member) Run(ctx context.Context, r Replica) error {
 		}
 		m.log.Warn("coordination session ended; starting another", "err", err)
 		m.mu.Lock()
-		wasLeading := m.leading != 0
-		m.leading = 0
-		m.deadline = time.Time{}
-		m.publishLocked()
+		wasLeading := m.fenceNow().leading != 0
+		m.setFenceLocked(func(f *fenceState) { f.leading, f.deadline = 0, time.Time{} })
 		// Whom etcd names is unknown until the next session reads it.
 		m.leader = nil
 		m.notifyLocked()
@@ -402,9 +406,7 @@ func (m *Member) revoke() {
 	m.mu.Lock()
 	lease := m.lease
 	m.lease = 0
-	m.leading = 0
-	m.deadline = time.Time{}
-	m.publishLocked()
+	m.setFenceLocked(func(f *fenceState) { f.leading, f.deadline = 0, time.Time{} })
 	m.mu.Unlock()
 	if lease == 0 {
 		return
@@ -427,8 +429,7 @@ func (m *Member) session(ctx context.Context, r Replica) error {
 	ttl := time.Duration(g.TTL) * time.Second
 	m.mu.Lock()
 	m.lease = g.ID
-	m.deadline = t0.Add(ttl - m.cfg.Margin)
-	m.publishLocked()
+	m.setFenceLocked(func(f *fenceState) { f.deadline = t0.Add(ttl - m.cfg.Margin) })
 	m.mu.Unlock()
 	info := MemberInfo{V: formatVersion, ID: m.cfg.ID, Shard: m.cfg.Shard, RESP: m.cfg.RESPAddr, Repl: m.cfg.ReplAddr,
 		Priority: m.cfg.Priority, NeverLeader: m.cfg.NeverLeader}
@@ -493,9 +494,8 @@ func (m *Member) keepAlive(ctx context.Context, end context.CancelCauseFunc, id 
 				lastOK = later(lastOK, sent)
 				expires = later(expires, sent.Add(time.Duration(ttl)*time.Second))
 				m.mu.Lock()
-				if d := sent.Add(time.Duration(ttl)*time.Second - m.cfg.Margin); d.After(m.deadline) {
-					m.deadline = d
-					m.publishLocked()
+				if d := sent.Add(time.Duration(ttl)*time.Second - m.cfg.Margin); d.After(m.fenceNow().deadline) {
+					m.setFenceLocked(func(f *fenceState) { f.deadline = d })
 				}
 				m.mu.Unlock()
 			}
@@ -681,10 +681,8 @@ func (m *Member) setLeader(l *Leader, leading uint64) {
 // election wrote (forgetRoute), which lives on with the lease otherwise.
 func (m *Member) stepDown(ctx context.Context, r Replica) {
 	m.mu.Lock()
-	epoch := m.leading
-	m.leading = 0
-	m.pausedFor = ""
-	m.publishLocked()
+	epoch := m.fenceNow().leading
+	m.setFenceLocked(func(f *fenceState) { f.leading, f.paused = 0, false })
 	m.notifyLocked()
 	m.mu.Unlock()
 	m.log.Warn("stepping down: the leader key is no longer ours")
@@ -744,9 +742,7 @@ func (m *Member) lead(ctx context.Context, l Leader, r Replica) {
 		return
 	}
 	m.mu.Lock()
-	m.leading = l.Epoch
-	m.pausedFor = ""
-	m.publishLocked()
+	m.setFenceLocked(func(f *fenceState) { f.leading, f.paused = l.Epoch, false })
 	m.leader = &l
 	m.notifyLocked()
 	m.mu.Unlock()

@@ -15,10 +15,11 @@ import (
 	"github.com/logkv/logkv/replicate/coord/etcdtest"
 )
 
-// TestFenceReaders: Leading, LeadingNow, Valid and ValidFor read the fence,
-// without the mutex, and say what the mutex-guarded fields say after each
-// change publishLocked publishes: leading, a lapsed deadline, a handoff's
-// pause, stepping down.
+// TestFenceReaders: Leading, LeadingNow, Valid, ValidFor and Deadline read
+// the fence without the mutex and see each change setFenceLocked makes
+// (the fence's only writer, so no change can go unpublished): leading, a
+// lapsed deadline, a handoff's pause, stepping down; a change of one field
+// keeps the others.
 func TestFenceReaders(t *testing.T) {
 	m, err := New(Config{Client: &clientv3.Client{}, Cluster: "c", ID: "a"})
 	require.NoError(t, err)
@@ -30,20 +31,24 @@ func TestFenceReaders(t *testing.T) {
 		require.Equal(t, valid, m.ValidFor(leading))
 	}
 	check(0, false) // nothing published yet
-	set := func(leading uint64, deadline time.Time, paused string) {
+	set := func(leading uint64, deadline time.Time, paused bool) {
 		m.mu.Lock()
-		m.leading, m.deadline, m.pausedFor = leading, deadline, paused
-		m.publishLocked()
+		m.setFenceLocked(func(f *fenceState) { f.leading, f.deadline, f.paused = leading, deadline, paused })
 		m.mu.Unlock()
 	}
 	later := time.Now().Add(time.Hour)
-	set(7, later, "")
+	set(7, later, false)
 	check(7, true)
-	set(7, time.Now().Add(-time.Millisecond), "")
+	set(7, time.Now().Add(-time.Millisecond), false)
 	check(7, false) // the lease may have lapsed: no acknowledgement
-	set(7, later, "b")
+	set(7, later, true)
 	check(7, false) // handing leadership to b
-	set(0, later, "")
+	m.mu.Lock()
+	m.setFenceLocked(func(f *fenceState) { f.paused = false })
+	m.mu.Unlock()
+	check(7, true) // the handoff resumed: leading and the deadline kept
+	require.Equal(t, later, m.Deadline())
+	set(0, later, false)
 	check(0, false)
 }
 

@@ -138,13 +138,11 @@ func (m *Member) watchHandoff(ctx context.Context, r Replica) {
 
 func (m *Member) handOver(ctx context.Context, epoch uint64, target string, r Replica) {
 	m.mu.Lock()
-	m.pausedFor = target
-	m.publishLocked()
+	m.setFenceLocked(func(f *fenceState) { f.paused = true })
 	m.mu.Unlock()
 	resume := func() {
 		m.mu.Lock()
-		m.pausedFor = ""
-		m.publishLocked()
+		m.setFenceLocked(func(f *fenceState) { f.paused = false })
 		m.mu.Unlock()
 	}
 	durable, own := r.Progress()

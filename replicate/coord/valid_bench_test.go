@@ -17,8 +17,7 @@ func BenchmarkValidFor(b *testing.B) {
 		b.Fatal(err)
 	}
 	m.mu.Lock()
-	m.leading, m.deadline = 7, time.Now().Add(time.Hour)
-	m.publishLocked()
+	m.setFenceLocked(func(f *fenceState) { f.leading, f.deadline = 7, time.Now().Add(time.Hour) })
 	m.mu.Unlock()
 	b.Run("ValidFor", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
