@@ -89,6 +89,22 @@ import (
 //	'F'                                     the fence: every write to the
 //	                                        range the source took is above
 //	'E' len[2] message                      the source gives up; the stream ends
+//	'K'                                     keep-alive: nothing, sent each
+//	                                        moveKeepAlive the source waits
+//	                                        (a barrier, a snapshot, a sync)
+//	                                        without sending
+//
+// Timeouts: the source waits moveRequestTimeout for the request; the
+// target fails an attempt when a read from the source makes no progress
+// for moveReadTimeout (counted only while it reads, not while it applies),
+// which the source's keep-alives keep from cutting a healthy slow move. A
+// hung source process (stopped, not dead) still answers TCP keep-alives
+// from its kernel: this is what ends that case. The source's writes have
+// the transport's deadline (QUICOptions.IdleTimeout, 30 s by default, per
+// Write), the same bound in the other direction: a target that reads
+// nothing for that long (a stalled disk) fails the attempt, which retries.
+// A target of an older version fails its attempt at a 'K' (an unknown
+// kind), which a source sends only after moveKeepAlive of waiting.
 //
 // Every length is checked against the node's limits (max_key_size,
 // max_value_size) before anything is allocated, and every key against its
@@ -98,13 +114,14 @@ const (
 	moveMagic   = "LKMV"
 	moveVersion = 1
 
-	frameRow      = 'R'
-	frameDelete   = 'D'
-	frameSnapshot = 'S'
-	frameRound    = 'T'
-	frameFence    = 'F'
-	frameError    = 'E'
-	framePause    = 'P'
+	frameRow       = 'R'
+	frameDelete    = 'D'
+	frameSnapshot  = 'S'
+	frameRound     = 'T'
+	frameFence     = 'F'
+	frameError     = 'E'
+	framePause     = 'P'
+	frameKeepAlive = 'K'
 )
 
 // Move tuning.
@@ -128,6 +145,21 @@ const (
 	// moveIdleRound is how long a tail round with nothing to ship waits
 	// before the next.
 	moveIdleRound = 2 * time.Millisecond
+)
+
+// Move timeouts; variables so that tests can shorten them before a node
+// starts.
+var (
+	// moveReadTimeout: a target whose read from the source makes no
+	// progress this long ends the attempt (a hung source).
+	moveReadTimeout = 30 * time.Second
+	// moveKeepAlive: a source waiting this long without sending sends a
+	// keep-alive frame (a third of moveReadTimeout, as TCP keep-alives).
+	moveKeepAlive = moveReadTimeout / 3
+	// moveRequestTimeout bounds the source's wait for the request: a peer
+	// with a certificate that sends nothing holds a goroutine and a socket
+	// no longer.
+	moveRequestTimeout = 10 * time.Second
 )
 
 // errMovePaused answers writes to a range whose move is switching: clients
@@ -382,6 +414,9 @@ type moveReader struct {
 func (r *moveReader) next() (moveFrame, error) {
 	var f moveFrame
 	kind, err := r.r.ReadByte()
+	for err == nil && kind == frameKeepAlive {
+		kind, err = r.r.ReadByte() // the source is alive; its read timeout was renewed
+	}
 	if err != nil {
 		return f, err
 	}

@@ -457,7 +457,11 @@ func (b *clusterBackend) serveMove(ctx context.Context, s transport.Stream) {
 	stop := context.AfterFunc(ctx, closeStream)
 	defer stop()
 	w := moveWriter{bufio.NewWriterSize(s, 256<<10)}
+	// A peer that sends no request (it has a certificate, so it got this
+	// far) is cut after moveRequestTimeout.
+	reqTimer := time.AfterFunc(moveRequestTimeout, closeStream)
 	first, last, err := decodeMoveRequest(s)
+	reqTimer.Stop()
 	if err != nil {
 		w.fail(err)
 		return
@@ -496,11 +500,18 @@ func (b *clusterBackend) shipRange(ctx context.Context, s transport.Stream, w mo
 	defer b.moves.remove(src)
 	// Every write submitted before add is readable after this barrier, so
 	// the snapshot holds it; every write after is marked.
-	if err := b.replicatedBackend.Barrier(); err != nil {
+	var snap logkv.Snapshot
+	if err := w.keepAliveDuring(func() error {
+		if err := b.replicatedBackend.Barrier(); err != nil {
+			return err
+		}
+		var err error
+		snap, err = b.n.eng().NewSnapshot()
 		return err
-	}
-	snap, err := b.n.eng().NewSnapshot()
-	if err != nil {
+	}); err != nil {
+		if snap != nil {
+			_ = snap.Close() // the keep-alive failed: the target is gone
+		}
 		return err
 	}
 	rows, err := b.copySnapshot(snap, w, src)
@@ -582,6 +593,30 @@ func (b *clusterBackend) copySnapshot(snap logkv.Snapshot, w moveWriter, src *mo
 	return rows, it.Error()
 }
 
+// keepAliveDuring runs wait (a barrier, a snapshot, a sync: nothing to send
+// until it returns) and sends a keep-alive frame each moveKeepAlive it
+// takes, so that the target's read timeout does not cut a healthy slow
+// source. The caller is w's only writer, here as everywhere. A failed
+// keep-alive still waits for wait (its goroutine reads the engine, which
+// the node's Close closes after the move) and returns the write's error.
+func (w moveWriter) keepAliveDuring(wait func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	tick := time.NewTicker(moveKeepAlive)
+	defer tick.Stop()
+	var werr error
+	for {
+		select {
+		case err := <-done:
+			return errors.Join(err, werr)
+		case <-tick.C:
+			if werr == nil {
+				werr = w.mark(frameKeepAlive, 0, 0)
+			}
+		}
+	}
+}
+
 // shipRound ships the keys written since the last round, as the engine
 // holds them now, then a round mark; with pause, it pauses the range first
 // (the last round).
@@ -595,7 +630,7 @@ func (b *clusterBackend) shipRound(w moveWriter, src *moveSource, pause bool) (i
 	// still marked: it is what tells the target the tail is small (an
 	// idle range switches at once).
 	if len(dirty) > 0 || pause {
-		if err := b.replicatedBackend.Sync(); err != nil {
+		if err := w.keepAliveDuring(b.replicatedBackend.Sync); err != nil {
 			return 0, err
 		}
 	}

@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -239,7 +241,14 @@ func (b *clusterBackend) importAttempt(ctx context.Context, first, last uint16, 
 	if _, err := s.Write(encodeMoveRequest(first, last)); err != nil {
 		return false, err
 	}
-	r := &moveReader{r: bufio.NewReaderSize(s, 256<<10), first: first, last: last,
+	// A read that makes no progress for moveReadTimeout ends the attempt:
+	// a source process that hangs (stopped, not dead) keeps its kernel's
+	// TCP keep-alives going, so only this finds it.
+	rd := &timedReader{r: s, d: moveReadTimeout}
+	rd.timer = time.AfterFunc(time.Hour, func() { rd.expired.Store(true); closeStream() })
+	rd.timer.Stop()
+	defer rd.timer.Stop()
+	r := &moveReader{r: bufio.NewReaderSize(rd, 256<<10), first: first, last: last,
 		maxKey: b.n.cfg.Limits.MaxKeySize, maxValue: b.n.cfg.Limits.MaxValueSize}
 	ap := &moveApplier{b: b, gen: gen}
 
@@ -637,4 +646,26 @@ func (b *clusterBackend) dropUnowned(ctx context.Context, t *slotTable) error {
 		s = last + 1
 	}
 	return ctx.Err()
+}
+
+// timedReader closes its stream (timer's function) when one Read blocks
+// for d. The clock runs only inside Read: the target's own work between
+// reads (a batch's apply, a sync) never counts against the source. One
+// timer reset per Read, which bufio makes a read of up to 256 KiB (a TLS
+// record at a time): nothing per row.
+type timedReader struct {
+	r       io.Reader
+	timer   *time.Timer
+	d       time.Duration
+	expired atomic.Bool // the timer fired: the stream was closed for it
+}
+
+func (t *timedReader) Read(p []byte) (int, error) {
+	t.timer.Reset(t.d)
+	n, err := t.r.Read(p)
+	t.timer.Stop()
+	if err != nil && t.expired.Load() {
+		err = fmt.Errorf("node: slot move: the source sent nothing for %v (a hung process?); the attempt is retried: %w", t.d, err)
+	}
+	return n, err
 }

@@ -1238,3 +1238,124 @@ func TestMoveListenerOverTCP(t *testing.T) {
 	_, err = r.next()
 	require.ErrorContains(t, err, "no move of 0-99")
 }
+
+// TestMoveRequestTimeout: a peer with a valid certificate that connects to
+// the move listener and sends no request is cut after moveRequestTimeout;
+// before, it held a goroutine and a socket until the node stopped.
+func TestMoveRequestTimeout(t *testing.T) {
+	requireEtcdCluster(t)
+	old := moveRequestTimeout
+	moveRequestTimeout = 200 * time.Millisecond // before the nodes start
+	t.Cleanup(func() { moveRequestTimeout = old })
+	sc := newShardedCluster(t, "a,b", []string{"a1", "b1"})
+	l := sc.nodes["a1"].cb().clusterLeader()
+	require.NotNil(t, l)
+	dir := filepath.Join(sc.tlsDir, "b1")
+	id, err := transport.LoadIdentity(filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key"), filepath.Join(dir, "ca.crt"))
+	require.NoError(t, err)
+	q, err := transport.NewQUIC(transport.QUICOptions{Identity: id})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := q.TCP().Dial(ctx, l.Move)
+	require.NoError(t, err)
+	defer s.Close()
+	ended := make(chan error, 1)
+	go func() {
+		_, err := s.Read(make([]byte, 1)) // the source sends nothing before a request
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		require.Error(t, err, "the source closed the silent stream")
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stream with no request was still open 5 s later")
+	}
+}
+
+// TestMoveTimedReader: the target's read of the move stream fails once a
+// Read makes no progress for its timeout (a hung source), the clock
+// running only inside Read; keep-alive frames renew it and moveReader
+// skips them.
+func TestMoveTimedReader(t *testing.T) {
+	pr, pw := io.Pipe()
+	var closed atomic.Bool
+	rd := &timedReader{r: pr, d: 100 * time.Millisecond}
+	rd.timer = time.AfterFunc(time.Hour, func() {
+		rd.expired.Store(true)
+		closed.Store(true)
+		_ = pr.CloseWithError(errors.New("closed"))
+	})
+	rd.timer.Stop()
+	r := &moveReader{r: bufio.NewReader(rd), first: 0, last: 10, maxKey: 64, maxValue: 64}
+
+	go func() {
+		// Keep-alives every 40 ms for 300 ms, longer than the timeout,
+		// then a round mark.
+		for range 8 {
+			_, _ = pw.Write([]byte{frameKeepAlive})
+			time.Sleep(40 * time.Millisecond) // the source's pace, not synchronisation
+		}
+		_, _ = pw.Write([]byte{frameRound, 0, 0, 0, 7})
+	}()
+	f, err := r.next()
+	require.NoError(t, err, "keep-alives renew the read timeout")
+	require.EqualValues(t, frameRound, f.kind, "keep-alives are skipped")
+	require.EqualValues(t, 7, f.n)
+	require.False(t, closed.Load())
+
+	start := time.Now()
+	_, err = r.next() // nothing more comes
+	require.ErrorContains(t, err, "the source sent nothing for 100ms")
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+	require.True(t, closed.Load())
+}
+
+// TestMoveKeepAliveDuring: a source waiting (a barrier, a sync) longer than
+// moveKeepAlive sends keep-alive frames meanwhile, none for a short wait,
+// and returns the wait's error.
+func TestMoveKeepAliveDuring(t *testing.T) {
+	old := moveKeepAlive
+	moveKeepAlive = 20 * time.Millisecond
+	t.Cleanup(func() { moveKeepAlive = old })
+	out := &lockedBuffer{}
+	w := moveWriter{bufio.NewWriter(out)}
+	require.NoError(t, w.keepAliveDuring(func() error { return nil }))
+	require.Zero(t, out.count(), "a short wait sends nothing")
+	errWait := errors.New("sync failed")
+	err := w.keepAliveDuring(func() error {
+		// The wait lasts until two keep-alives reached the stream.
+		deadline := time.Now().Add(10 * time.Second)
+		for out.count() < 2 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond) // polling the condition, with a deadline
+		}
+		return errWait
+	})
+	require.ErrorIs(t, err, errWait)
+	require.GreaterOrEqual(t, out.count(), 2, "keep-alives during a long wait")
+	require.Equal(t, strings.Repeat("K", out.count()), out.String(), "only keep-alives")
+}
+
+// lockedBuffer is a stream another goroutine may inspect while it is written.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
