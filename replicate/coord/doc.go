@@ -30,13 +30,13 @@
 //
 // A Member holds one lease, renewed every TTL/3 on a keep-alive stream kept
 // open (renew.go). A renewal unanswered for TTL/6 is sent again on a new
-// stream, which gRPC opens to another etcd member (the first may hang, and
-// gRPC's keep-alive can take longer than the TTL to notice), at most three
-// waiting at once. Each stream has one request in flight and its own send
-// time, and one whose answer failed or can no longer help is closed, so
-// each answer is known to be to the request sent on its stream. Valid
-// reports whether the lease is certainly still alive by the member's own
-// monotonic clock: until t0 + TTL - margin, where t0 is when the renewal
+// stream, which gRPC's round-robin opens to the next etcd member (the first
+// may hang, and gRPC's keep-alive can take longer than the TTL to notice),
+// at most four waiting at once. Each stream has one request in flight and
+// its own send time, and one whose answer failed or can no longer help is
+// closed, so each answer is known to be to the request sent on its stream.
+// Valid reports whether the lease is certainly still alive by the member's
+// own monotonic clock: until t0 + TTL - margin, where t0 is when the renewal
 // that last succeeded was sent (etcd cannot expire the lease before t0 + TTL
 // by its own clock) and the margin (a quarter of the TTL by default) covers
 // clock drift. A leader acknowledges writes only while Valid, so by the time

@@ -10,8 +10,12 @@ import (
 
 // maxStreams bounds the keep-alive streams a renewer keeps open: a renewal
 // unanswered for long is retried on another stream (see renewer), at most
-// this many waiting at once.
-const maxStreams = 3
+// this many waiting at once. keepAlive sends every TTL/3 and retries after
+// TTL/6, so four are the first request that went unanswered and the three
+// retries that can still reach etcd before the lease lapses there (a whole
+// TTL after the last renewal answered was sent): with one etcd member hung,
+// two of them landing on it as well still leaves one.
+const maxStreams = 4
 
 // renewer renews one lease over LeaseKeepAlive streams kept open from one
 // renewal to the next: a renewal is then one message each way, where
