@@ -205,11 +205,14 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 			var err error
 			j := i - lo
 			switch {
-			case plan != nil && plan.recs[j] < plan.start && plan.limits == nil && plan.ops[j] != opInsert:
-				// An operation on a record of the start, planned: every
-				// one of YCSB B, C and F but those inserting. Its key is
-				// the plan's, as target would return it, without
-				// target's call and switch.
+			case plan != nil && plan.ops[j] != opInsert && (plan.limits == nil && plan.recs[j] < plan.start ||
+				plan.limits != nil && plan.limits[j] == st.ack.limit.Load()):
+				// A planned operation whose planned key stands: on a
+				// record of the start (zipfian: every one of YCSB B, C
+				// and F but those inserting), or drawn for as many
+				// records as are acknowledged (latest: D's, with one
+				// thread). Its key is the plan's, as target would
+				// return it, without target's call and switch.
 				op, k, key = plan.ops[j], plan.keys.nums[j], plan.keys.key(j)
 				if op == opRead {
 					// Most of B, C and F: ycsbOp's read without
