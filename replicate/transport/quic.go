@@ -335,10 +335,17 @@ func (l *quicListener) loop() {
 }
 
 func (l *quicListener) Accept(ctx context.Context) (Stream, error) {
+	return accept(ctx, l.ch, l.ctx)
+}
+
+// accept is a listener's Accept: the next stream its accept loop handed
+// over on ch, ErrClosed once the listener's own context (closed) ends, or
+// ctx's error.
+func accept(ctx context.Context, ch <-chan Stream, closed context.Context) (Stream, error) {
 	select {
-	case s := <-l.ch:
+	case s := <-ch:
 		return s, nil
-	case <-l.ctx.Done():
+	case <-closed.Done():
 		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()

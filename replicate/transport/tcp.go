@@ -206,14 +206,7 @@ func (l *tcpListener) logRefused(from net.Addr) {
 }
 
 func (l *tcpListener) Accept(ctx context.Context) (Stream, error) {
-	select {
-	case s := <-l.ch:
-		return s, nil
-	case <-l.ctx.Done():
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return accept(ctx, l.ch, l.ctx)
 }
 
 func (l *tcpListener) Addr() string { return l.ln.Addr().String() }
