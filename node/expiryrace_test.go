@@ -501,7 +501,7 @@ func TestSettleSkipsBarrier(t *testing.T) {
 	n.stopBackground() // no expirer: k stays, expired
 	rb, ok := n.backend.(*replicatedBackend)
 	require.True(t, ok, "the default node logs its writes")
-	require.False(t, rb.Visible(), "appendfsync everysec: a submitted write is readable after a Barrier")
+	require.False(t, rb.Visible(), "the default replicated backend: a submitted write is readable only after a Barrier")
 	b := &barrierCounter{replicatedBackend: rb}
 	n.backend = b
 	serve(t, n)
