@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -335,6 +336,9 @@ func BenchmarkBulkLoad(b *testing.B) {
 		c0 := processCPU()
 		var batch logkv.Batch
 		for k := 0; k < total/vsize; k++ {
+			// Distinct values, as db_bench's: the key number in the first
+			// bytes (Set copies the value).
+			binary.LittleEndian.PutUint64(value, uint64(k))
 			batch.Set(benchKey(k, kbuf[:]), value)
 			if batch.Size() >= 1<<20 {
 				if err := db.Apply(&batch, nil); err != nil {
