@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -137,4 +140,103 @@ func BenchmarkReadRandomDBBench(b *testing.B) {
 			b.ReportMetric((m.Value-old[m.Name])/float64(b.N), m.Name[len("lsm_block_cache_"):len(m.Name)-len("_total")]+"/op")
 		}
 	}
+}
+
+// BenchmarkReadRandomLarge is peerbench's readrandom at 8M keys (-n 8000000)
+// inside the package, for profiles of a DB several times the block cache.
+// It runs only when LSM_READBENCH_DIR names a directory to keep the DB in:
+// the fill (minutes) is done once, marked by a file "filled" written after
+// compactions end, and reused by later runs, so that callgrind runs on a
+// filled DB (LSM_READBENCH_KEYS overrides the 8M keys). Before the timer,
+// LSM_READBENCH_WARM Gets (default 200000) fill the block cache to its
+// steady state; the measured Gets go through readBenchGet, so that
+// callgrind counts them alone:
+//
+//	LSM_READBENCH_DIR=/tmp/x GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind \
+//	  --collect-atstart=no --toggle-collect='github.com/logkv/logkv/lsm.readBenchGet' \
+//	  ./lsm.test -test.run XXX -test.bench ReadRandomLarge -test.benchtime 100000x
+//
+// (built as in BenchmarkReadRandomDBBench's comment) and divide by 100001.
+func BenchmarkReadRandomLarge(b *testing.B) {
+	dir := os.Getenv("LSM_READBENCH_DIR")
+	if dir == "" {
+		b.Skip("LSM_READBENCH_DIR not set")
+	}
+	keys := envInt(b, "LSM_READBENCH_KEYS", 8000000)
+	warm := envInt(b, "LSM_READBENCH_WARM", 200000)
+	marker := filepath.Join(dir, "filled")
+	_, err := os.Stat(marker)
+	filled := err == nil
+	if !filled {
+		require.NoError(b, os.RemoveAll(dir))
+	}
+	db, err := Open(filepath.Join(dir, "db"), nil)
+	require.NoError(b, err)
+	defer db.Close()
+	if !filled {
+		vals := newDBBenchValues()
+		var k []byte
+		for _, i := range rand.New(rand.NewPCG(3, 4)).Perm(keys) {
+			k = dbBenchKey(k, i)
+			require.NoError(b, db.Set(k, vals.next(100), nil))
+		}
+		db.waitIdle()
+		require.NoError(b, os.WriteFile(marker, nil, 0o644))
+	}
+	db.waitIdle()
+	r := rand.New(rand.NewPCG(5, 6))
+	var k []byte
+	for i := 0; i < warm; i++ {
+		k = dbBenchKey(k, r.IntN(keys))
+		if _, err := db.Get(k); err != nil {
+			b.Fatal(k, err)
+		}
+	}
+	before := db.Metrics()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k = dbBenchKey(k, r.IntN(keys))
+		if err := readBenchGet(db, k); err != nil {
+			b.Fatal(k, err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	old := map[string]float64{}
+	for _, m := range before.Detail {
+		old[m.Name+fmt.Sprint(m.Labels)] += m.Value
+	}
+	per := map[string]float64{}
+	for _, m := range db.Metrics().Detail {
+		switch m.Name {
+		case "lsm_block_cache_hits_total", "lsm_block_cache_misses_total":
+			per[m.Name] += m.Value - old[m.Name+fmt.Sprint(m.Labels)]
+		}
+	}
+	for name, v := range per {
+		b.ReportMetric(v/float64(b.N), strings.TrimSuffix(strings.TrimPrefix(name, "lsm_"), "_total")+"/op")
+	}
+}
+
+// readBenchGet is one measured Get of BenchmarkReadRandomLarge, a function
+// of its own so that callgrind can count it apart from the warm-up.
+//
+//go:noinline
+func readBenchGet(db *DB, k []byte) error {
+	v, err := db.Get(k)
+	if err == nil && len(v) != 100 {
+		err = fmt.Errorf("value of %d bytes", len(v))
+	}
+	return err
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	require.NoError(b, err, name)
+	return n
 }
