@@ -81,9 +81,19 @@ func Checksum(b []byte, salt uint64) uint32 {
 	if salt == 0 {
 		return crc32.Checksum(b, castagnoli)
 	}
-	var s [8]byte
-	binary.LittleEndian.PutUint64(s[:], salt)
-	return crc32.Update(crc32.Checksum(s[:], castagnoli), castagnoli, b)
+	return crc32.Update(saltCRC(salt), castagnoli, b)
+}
+
+// saltCRC is the CRC-32C of salt's 8 bytes, little-endian, computed a byte
+// at a time from the table: an [8]byte handed to package crc32, which calls
+// through a function variable, would escape, one allocation a record.
+func saltCRC(salt uint64) uint32 {
+	c := ^uint32(0)
+	for range 8 {
+		c = castagnoli[byte(c)^byte(salt)] ^ c>>8
+		salt >>= 8
+	}
+	return ^c
 }
 
 // Size returns the size of the frame of a payload of n bytes.
