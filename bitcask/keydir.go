@@ -8,9 +8,13 @@ import "github.com/logkv/logkv/internal/ordtree"
 // val (file id, offset, value length) as the payload. A leaf is 2040 bytes
 // (the 2 KiB size class): a 24-byte header and 63 items of 32 bytes (16 of
 // prefix, 4 of key length, 12 of val); an internal node adds its 64
-// children. A key of at most 17 bytes (a 16-byte Redis key behind kvnode's
-// db code) costs 32 bytes in its node and no allocation of its own; a longer
-// key adds an 8-byte pointer slot and its tail. See internal/ordtree's package doc for the layout and the search.
+// children. A key of at most 17 bytes costs 32 bytes in its node and no
+// allocation of its own; a key of 18 to 25 bytes (kvnode's 19-byte key for
+// a 16-byte Redis key: dbgen code, slot, key) adds an 8-byte tail word in
+// its node's side array (512 bytes a node, made once the node holds such a
+// key) and still no allocation of its own; a longer key adds an 8-byte
+// pointer slot and its tail. See internal/ordtree's package doc for the
+// layout and the search.
 //
 // clone is a snapshot: O(1), it hands out the root, and the live tree then
 // copies each node it shares with a clone before changing it, once (a clone
@@ -48,13 +52,11 @@ type val struct {
 
 func (v val) loc(klen int) loc { return loc{fid: v.fid, off: v.off, vlen: v.vlen, klen: uint32(klen)} }
 
-// Node types and geometry, for the keydir's memory metric.
+// Node types, for the keydir's memory metric.
 type (
 	node  = ordtree.Node[val]
 	inode = ordtree.Inode[val]
 )
-
-const maxItems = ordtree.MaxItems
 
 // tree is the keydir: a live tree, or a clone (frozen, read-only).
 type tree struct {
@@ -142,14 +144,15 @@ func bulkTree(es []entry) *tree {
 	return t
 }
 
-// nodeCount counts the nodes of the live tree, and those of them with a
-// tails array (for memory metrics).
-func (t *tree) nodeCount() (leaves, internal, tailed int) {
+// nodeCount counts the nodes of the live tree, and the bytes of their side
+// arrays (the tail words and long-tail pointers of nodes that hold keys
+// longer than 17 bytes), for memory metrics.
+func (t *tree) nodeCount() (leaves, internal int, side int64) {
 	if t.t == nil {
 		return 0, 0, 0
 	}
 	s := t.t.Stats()
-	return int(s.Leaves), int(s.Inners), int(t.t.TailedNodes())
+	return int(s.Leaves), int(s.Inners), t.t.SideBytes()
 }
 
 // treeIter walks a tree that nobody changes while it is in use (a clone).

@@ -15,7 +15,7 @@ func (db *DB) Metrics() logkv.Metrics {
 	db.kmu.RLock()
 	keys := db.tree.length
 	keyBytes, tailBytes := db.tree.keyBytes, db.tree.tailBytes
-	leaves, internal, tailed := db.tree.nodeCount()
+	leaves, internal, side := db.tree.nodeCount()
 	type fileStat struct {
 		id               uint32
 		size, live, dead int64
@@ -30,16 +30,15 @@ func (db *DB) Metrics() logkv.Metrics {
 	slices.SortFunc(files, func(a, b fileStat) int { return int(a.id) - int(b.id) })
 
 	// The keydir's memory: its nodes (items, with each key's first 16
-	// bytes, inline; internal nodes with their children), the tail pointer
-	// arrays of nodes that hold keys longer than 16 bytes, and those tails'
-	// bytes. Sizes are the structs' (a leaf is exactly 2 KiB; the
+	// bytes, inline; internal nodes with their children), the side arrays
+	// of nodes that hold keys longer than 17 bytes (tail words, and tail
+	// pointers for keys longer than 25), and those long tails' bytes. Sizes are the structs' (a leaf is exactly 2 KiB; the
 	// allocator rounds an internal node, 1 in ~40, up 5%, and each tail to
 	// its size class). The overhead per key is that less the keys' own
 	// bytes, the inline prefix included.
 	keydirBytes := int64(leaves+internal)*int64(unsafe.Sizeof(node{})) +
 		int64(internal)*int64(unsafe.Sizeof(inode{})-unsafe.Sizeof(node{})) +
-		int64(tailed)*int64(unsafe.Sizeof([maxItems]*byte{})) +
-		tailBytes
+		side + tailBytes
 	perKey := 0.0
 	if keys > 0 {
 		perKey = float64(keydirBytes-keyBytes) / float64(keys)

@@ -23,7 +23,9 @@ import (
 // whole, and up to a quarter of that again for their hash indexes, which
 // grow with the distinct keys: 6-12% with 100-byte values) plus the open
 // tables' indexes and filters (MaxOpenFiles tables at most) plus a small
-// constant.
+// constant. Tables in OS files are read through read-only mappings: the
+// file pages Gets touch count in the process's resident size, but they are
+// the kernel's page cache (shared, reclaimable), not memory of the engine's.
 type Options struct {
 	// FS is the filesystem the DB lives on. Default vfs.Default; tests pass
 	// a vfs.MemFS to simulate crashes.

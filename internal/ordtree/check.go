@@ -55,8 +55,20 @@ func (t *Tree[V]) Check() error {
 				err = fmt.Errorf("ordtree: node flags %#x in a tree with %#x", n.tag&tagKeyInVal, t.flags)
 				return
 			}
-			if (klen > PrefixLen+1 && t.flags == 0) != (n.tails != nil && n.tails[i] != nil) {
-				err = fmt.Errorf("ordtree: key %q of length %d and tail %v", key, klen, n.tails != nil && n.tails[i] != nil)
+			if long := n.tails != nil && n.tails.long != nil && n.tails.long[i] != nil; (klen > wideLen && t.flags == 0) != long {
+				err = fmt.Errorf("ordtree: key %q of length %d and tail %v", key, klen, long)
+				return
+			}
+			if klen > PrefixLen+1 && t.flags == 0 && n.tails == nil {
+				err = fmt.Errorf("ordtree: key %q of length %d in a node without tails", key, klen)
+				return
+			}
+			if n.tails != nil && klen > wideLen && n.tails.w[i] != tailWord(string(key[PrefixLen:])) {
+				err = fmt.Errorf("ordtree: key %q has tail word %#x", key, n.tails.w[i])
+				return
+			}
+			if n.tails != nil && klen <= PrefixLen+1 && n.tails.w[i] != 0 {
+				err = fmt.Errorf("ordtree: key %q of length %d has tail word %#x", key, klen, n.tails.w[i])
 				return
 			}
 			prev = append(prev[:0:0], key...)
@@ -64,12 +76,10 @@ func (t *Tree[V]) Check() error {
 				err = fmt.Errorf("ordtree: key %q has tail hint %#x", key, hint)
 			}
 			keyBytes += int64(klen)
-			if klen > PrefixLen+1 {
-				tails += int64(klen - PrefixLen)
-			}
+			tails += t.tailLen(klen)
 		}
 		for i := n.n; i < MaxItems; i++ {
-			if n.tails != nil && n.tails[i] != nil {
+			if n.tails != nil && (n.tails.w[i] != 0 || n.tails.long != nil && n.tails.long[i] != nil) {
 				err = fmt.Errorf("ordtree: tail past a node's items not cleared")
 				return
 			}

@@ -12,20 +12,27 @@
 //	                        big-endian uint64s (hi, lo): 16 bytes an item
 //	klens [MaxItems]uint32  the key's length (low 24 bits) and its 17th
 //	                        byte, the tail hint (high 8), or 0
-//	tails *[MaxItems]*byte  the key's bytes past the 16th (klen-16 of them),
-//	                        or nil; the array itself is allocated only once
-//	                        the node holds a key longer than 17 bytes (a
-//	                        17-byte key's tail is its hint), and never in a
-//	                        tree that finds tails through the payload
+//	tails *tailSet          nil until the node holds a key longer than 17
+//	                        bytes (a 17-byte key's tail is its hint), and
+//	                        never in a tree that finds tails through the
+//	                        payload; then a 512-byte side array:
+//	  w    [MaxItems]uint64   the key's bytes 18 to 25, zero padded, as a
+//	                          big-endian word (the tail word), or 0
+//	  long *[MaxItems]*byte   the key's bytes past the 16th (klen-16 of
+//	                          them) for a key longer than 25 bytes, or nil;
+//	                          allocated only once the node holds one
 //	vals  [MaxItems]V       the payload
 //
 // With a 12-byte payload (bitcask's file, offset and length) a leaf is 2 KiB:
-// a 32-byte header and 63 items of 32 bytes. An internal node (Inode) is a
+// a 24-byte header and 63 items of 32 bytes. An internal node (Inode) is a
 // node with its 64 children inline after it, so a descent takes no extra
 // cache miss for a separate child array. A key of at most 17 bytes costs 20
-// bytes plus its payload in its node and no allocation of its own; a longer
-// key adds an 8-byte pointer slot and its tail. 17 bytes is what a Redis
-// client's 16-byte key becomes behind kvnode's one-byte database code.
+// bytes plus its payload in its node and no allocation of its own; one of 18
+// to 25 bytes adds its 8-byte tail word, in the side array, which the
+// collector does not scan past its first word, and still no allocation of its
+// own; a longer key adds an 8-byte pointer slot and its tail. A Redis
+// client's 16-byte key is 19 bytes behind kvnode's one-byte database code
+// and two-byte hash slot.
 //
 // In a tree larger than the CPU caches, the cost of a lookup is its cache
 // misses, so search does not bisect (each step of a bisection waits for the
@@ -35,8 +42,9 @@
 //
 // Order is exactly bytewise (bytes.Compare): compare hi, then lo (unsigned,
 // which for big-endian words is the bytewise order of the 16 padded bytes),
-// then, if both keys are longer than 16 bytes, their tails, else their
-// lengths. The padding is sound: where two padded prefixes first differ,
+// then, if both keys are longer than 16 bytes, their tails (the hint, then
+// the tail words, padded the same way, then, if both are longer than 25
+// bytes, the whole tails), else their lengths. The padding is sound: where two padded prefixes first differ,
 // either both bytes are real, or the zero is padding and its key, shorter,
 // is a prefix of the other and so sorts first, as the nonzero byte says.
 // Where they are equal, the shorter key (if either is at most 16 bytes long)

@@ -15,20 +15,50 @@ const (
 	MinItems = MaxItems / 2
 	// PrefixLen is how many of a key's bytes a node keeps inline.
 	PrefixLen = 16
+	// wideLen is the longest key whose bytes a node keeps without a tail
+	// pointer: the prefix, the tail hint and a tail word of 8 more bytes
+	// (see tailSet).
+	wideLen = PrefixLen + 1 + 8
 )
 
 // A node's klens entry holds the key's length in its low 24 bits and, for
 // a key longer than PrefixLen, the first byte of its tail in the high 8
 // (the tail hint). Keys are at most 64 KiB, so the length fits. The hint
 // decides most comparisons of keys that share their inline prefix without
-// following the tail pointer, a cache miss; for a key of PrefixLen+1 bytes
-// (a 16-byte client key behind kvnode's one-byte database code) it is the
-// whole tail, and the node keeps no tail pointer: no tails array, no
-// allocation, nothing more for the collector to mark.
+// reading the node's side array; for a key of PrefixLen+1 bytes it is the
+// whole tail, and the node needs no side array. Up to wideLen bytes, the
+// rest of the tail is in the side array's tail word (see tailSet).
 const (
 	lenMask   = 1<<24 - 1
 	hintShift = 24
 )
+
+// tailSet is a node's side array, made once the node holds a key longer
+// than PrefixLen+1 (never in a tree that finds tails through the payload).
+// w holds each such key's tail bytes after the hint (bytes 18 to 25 of the
+// key), zero padded, as a big-endian word: a key of up to wideLen bytes (a
+// 16-byte Redis key behind kvnode's dbgen code and 2-byte slot is 19) is
+// then whole in its node, with no allocation of its own and nothing for
+// the collector to mark. long, made only once the node holds a key longer
+// than wideLen, points at each such key's whole tail. long comes first, so
+// that the collector, which scans an object up to its last pointer, reads
+// one word of the 512 bytes.
+type tailSet struct {
+	long *[MaxItems]*byte
+	w    [MaxItems]uint64
+}
+
+// tailWord returns tail's bytes 1 to 8 as tailSet.w holds them.
+func tailWord(tail string) uint64 {
+	if len(tail) > 8 {
+		return binary.BigEndian.Uint64(unsafe.Slice(unsafe.StringData(tail[1:]), 8))
+	}
+	var b [8]byte
+	if len(tail) > 1 {
+		copy(b[:], tail[1:])
+	}
+	return binary.BigEndian.Uint64(b[:])
+}
 
 // prefix is a key's first 16 bytes, zero padded, as big-endian words.
 type prefix struct{ hi, lo uint64 }
@@ -41,6 +71,7 @@ type skey struct {
 	klen uint32
 	tail string // the bytes past the prefix; "" for a short key
 	t0   byte   // tail[0], or 0
+	w    uint64 // tailWord(tail)
 	// touch receives loads made early so that their cache misses overlap
 	// other work (see search); it is never read, but stores to it are not
 	// optimised away as dead loads would be.
@@ -59,6 +90,7 @@ func makeSKey(key string) skey {
 		k.tail = key[PrefixLen:]
 		if len(k.tail) > 0 {
 			k.t0 = k.tail[0]
+			k.w = tailWord(k.tail)
 		}
 		return k
 	}
@@ -73,7 +105,8 @@ func makeSKey(key string) skey {
 type item[V any] struct {
 	p    prefix
 	ent  uint32 // the klens entry: length and tail hint
-	tail *byte  // nil unless the key is longer than PrefixLen+1
+	w    uint64 // the tail word (tailSet.w), 0 for a key of at most PrefixLen+1 bytes
+	tail *byte  // the whole tail of a key longer than wideLen (any longer than PrefixLen+1 with keyInVal); else nil
 	v    V
 }
 
@@ -83,8 +116,8 @@ type item[V any] struct {
 // garbage collector, which scans an object only up to its last pointer,
 // skips a leaf's arrays when V holds no pointer.
 type Node[V any] struct {
-	tails *[MaxItems]*byte // nil until an item has a tail
-	tag   uint64           // the version that made the node <<2 | tagKeyInVal | tagInner
+	tails *tailSet // nil until an item is longer than PrefixLen+1
+	tag   uint64   // the version that made the node <<2 | tagKeyInVal | tagInner
 	n     int
 	pfx   [MaxItems]prefix
 	klens [MaxItems]uint32
@@ -107,13 +140,14 @@ const (
 
 func (n *Node[V]) leaf() bool { return n.tag&tagInner == 0 }
 
-// tail returns item i's tail, for a key longer than PrefixLen: from the tails
-// array, or past the prefix of the key the payload points at.
+// tail returns item i's tail, for a key longer than wideLen (longer than
+// PrefixLen with keyInVal): from the tails, or past the prefix of the key
+// the payload points at.
 func (n *Node[V]) tail(i int) *byte {
 	if n.tag&tagKeyInVal != 0 {
 		return (*byte)(unsafe.Add(*(*unsafe.Pointer)(unsafe.Pointer(&n.vals[i])), PrefixLen))
 	}
-	return n.tails[i]
+	return n.tails.long[i]
 }
 
 // cow returns the version of the tree that made n. The version shares a
@@ -149,6 +183,16 @@ func (n *Node[V]) cmp(i int, k *skey) int {
 		}
 		if l == PrefixLen+1 || k.klen == PrefixLen+1 {
 			return cmp.Compare(l, k.klen) // one tail is the hint alone
+		}
+		if n.tag&tagKeyInVal == 0 {
+			if w := n.tails.w[i]; w != k.w {
+				return cmp.Compare(w, k.w)
+			}
+			if l <= wideLen || k.klen <= wideLen {
+				// The words are padded as the prefixes are: the shorter
+				// tail is then a prefix of the other.
+				return cmp.Compare(l, k.klen)
+			}
 		}
 		return strings.Compare(unsafe.String(n.tail(i), l-PrefixLen), k.tail)
 	}
@@ -198,7 +242,10 @@ func (n *Node[V]) search(k *skey) (int, bool) {
 func (n *Node[V]) item(i int) item[V] {
 	it := item[V]{p: n.pfx[i], ent: n.klens[i], v: n.vals[i]}
 	if n.tails != nil {
-		it.tail = n.tails[i]
+		it.w = n.tails.w[i]
+		if n.tails.long != nil {
+			it.tail = n.tails.long[i]
+		}
 	}
 	return it
 }
@@ -206,29 +253,55 @@ func (n *Node[V]) item(i int) item[V] {
 // setItem stores it in slot i of the owned node n.
 func (n *Node[V]) setItem(a *Arena, i int, it item[V]) {
 	n.pfx[i], n.klens[i], n.vals[i] = it.p, it.ent, it.v
-	if it.tail != nil && n.tails == nil && n.tag&tagKeyInVal == 0 {
+	if n.tag&tagKeyInVal != 0 {
+		return
+	}
+	if n.tails == nil {
+		if it.ent&lenMask <= PrefixLen+1 {
+			return
+		}
 		n.tails = newTails(a)
 	}
-	if n.tails != nil {
-		n.tails[i] = it.tail
+	n.tails.w[i] = it.w
+	if it.tail != nil && n.tails.long == nil {
+		n.tails.long = newLong(a)
+	}
+	if n.tails.long != nil {
+		n.tails.long[i] = it.tail
 	}
 }
 
-// newTails allocates a node's tails array, in a if it is not nil.
-func newTails(a *Arena) *[MaxItems]*byte {
+// newTails allocates a node's tailSet, in a if it is not nil.
+func newTails(a *Arena) *tailSet {
+	if a == nil {
+		return new(tailSet)
+	}
+	return (*tailSet)(a.Alloc(TailsSize))
+}
+
+// newLong allocates a tailSet's long array, in a if it is not nil.
+func newLong(a *Arena) *[MaxItems]*byte {
 	if a == nil {
 		return new([MaxItems]*byte)
 	}
-	return (*[MaxItems]*byte)(a.Alloc(tailsSize))
+	return (*[MaxItems]*byte)(a.Alloc(longSize))
 }
 
-const tailsSize = int(unsafe.Sizeof([MaxItems]*byte{}))
+// TailsSize is the bytes of a node's side array (see TailedNodes), and
+// longSize those of the array of long tails a side array may add.
+const (
+	TailsSize = int(unsafe.Sizeof(tailSet{}))
+	longSize  = int(unsafe.Sizeof([MaxItems]*byte{}))
+)
 
 // clearItems zeroes slots [i, j) of the owned node n, so that the collector
 // can free what their tails and payloads point at.
 func (n *Node[V]) clearItems(i, j int) {
 	if n.tails != nil {
-		clear(n.tails[i:j])
+		clear(n.tails.w[i:j])
+		if n.tails.long != nil {
+			clear(n.tails.long[i:j])
+		}
 	}
 	clear(n.vals[i:j])
 }
@@ -244,9 +317,21 @@ func copyItems[V any](a *Arena, dst *Node[V], d int, src *Node[V], i, j int) {
 		if dst.tails == nil {
 			dst.tails = newTails(a)
 		}
-		copy(dst.tails[d:], src.tails[i:j])
+		copy(dst.tails.w[d:], src.tails.w[i:j])
+		switch {
+		case src.tails.long != nil:
+			if dst.tails.long == nil {
+				dst.tails.long = newLong(a)
+			}
+			copy(dst.tails.long[d:], src.tails.long[i:j])
+		case dst.tails.long != nil:
+			clear(dst.tails.long[d : d+j-i])
+		}
 	case dst.tails != nil:
-		clear(dst.tails[d : d+j-i])
+		clear(dst.tails.w[d : d+j-i])
+		if dst.tails.long != nil {
+			clear(dst.tails.long[d : d+j-i])
+		}
 	}
 }
 
@@ -262,6 +347,11 @@ func (n *Node[V]) appendKey(dst []byte, i int) []byte {
 		return append(dst, b[:l]...)
 	case l == PrefixLen+1:
 		return append(append(dst, b[:]...), byte(e>>hintShift)) // the hint is the tail
+	case l <= wideLen && n.tag&tagKeyInVal == 0:
+		var w [8]byte
+		binary.BigEndian.PutUint64(w[:], n.tails.w[i])
+		dst = append(append(dst, b[:]...), byte(e>>hintShift))
+		return append(dst, w[:l-PrefixLen-1]...)
 	}
 	dst = append(dst, b[:]...)
 	return append(dst, unsafe.String(n.tail(i), l-PrefixLen)...)
@@ -280,7 +370,7 @@ type Tree[V any] struct {
 
 	length    int
 	keyBytes  int64 // sum of the keys' lengths
-	tailBytes int64 // sum of the lengths of the tails kept outside the nodes (of keys over 17 bytes)
+	tailBytes int64 // sum of the lengths of the tails kept outside the nodes (see tailLen)
 	leaves    int64
 	inners    int64
 	copies    uint64
@@ -319,7 +409,7 @@ func NewIn[V any](a *Arena, keyInVal bool) *Tree[V] {
 type Stats struct {
 	Keys      int    // keys in the tree
 	KeyBytes  int64  // sum of the keys' lengths
-	TailBytes int64  // sum of the key bytes past the 16th of keys over 17 bytes: kept outside the nodes
+	TailBytes int64  // sum of the key bytes past the 16th of the keys whose tails are kept outside the nodes: over 25 bytes (over 17 with keyInVal)
 	Leaves    int64  // leaf nodes
 	Inners    int64  // internal nodes
 	Copies    uint64 // nodes copied because a view shared them
@@ -348,14 +438,41 @@ func (t *Tree[V]) Height() int {
 	return h
 }
 
-// TailedNodes counts the nodes that have a tails array (a key longer than 16
-// bytes), for memory metrics. It walks the whole tree.
+// tailLen is how many bytes of a key of klen bytes the tree keeps outside
+// its node (counted in tailBytes): the tail of a key longer than wideLen,
+// or with keyInVal longer than PrefixLen+1, else none.
+func (t *Tree[V]) tailLen(klen uint32) int64 {
+	if klen > wideLen || (t.flags&tagKeyInVal != 0 && klen > PrefixLen+1) {
+		return int64(klen - PrefixLen)
+	}
+	return 0
+}
+
+// TailedNodes counts the nodes that have a side array of TailsSize bytes (a
+// key longer than 17 bytes), for memory metrics. It walks the whole tree.
 func (t *Tree[V]) TailedNodes() int64 {
-	var c int64
+	c, _ := t.sideArrays()
+	return c
+}
+
+// SideBytes returns the bytes of the nodes' side arrays: TailsSize a node
+// with a key longer than 17 bytes, and an array of 63 pointers more for a
+// node with a key longer than 25. It walks the whole tree.
+func (t *Tree[V]) SideBytes() int64 {
+	c, long := t.sideArrays()
+	return c*int64(TailsSize) + long*int64(longSize)
+}
+
+// sideArrays counts the nodes with a side array, and those whose side array
+// has a long array.
+func (t *Tree[V]) sideArrays() (c, long int64) {
 	var walk func(n *Node[V])
 	walk = func(n *Node[V]) {
 		if n.tails != nil {
 			c++
+			if n.tails.long != nil {
+				long++
+			}
 		}
 		if n.leaf() {
 			return
@@ -367,7 +484,7 @@ func (t *Tree[V]) TailedNodes() int64 {
 	if t.root != nil {
 		walk(t.root)
 	}
-	return c
+	return c, long
 }
 
 // Snapshot returns a frozen view of the tree and the version it was taken
@@ -448,7 +565,10 @@ func (t *Tree[V]) freeNode(n *Node[V]) {
 	}
 	if t.arena != nil {
 		if n.tails != nil {
-			t.arena.Free(unsafe.Pointer(n.tails), tailsSize)
+			if n.tails.long != nil {
+				t.arena.Free(unsafe.Pointer(n.tails.long), longSize)
+			}
+			t.arena.Free(unsafe.Pointer(n.tails), TailsSize)
 		}
 		t.arena.Free(unsafe.Pointer(n), nodeSize[V](n.leaf()))
 	}
@@ -458,7 +578,10 @@ func (t *Tree[V]) freeNode(n *Node[V]) {
 // once the views older than now are closed.
 func (t *Tree[V]) retireNode(n *Node[V]) {
 	if n.tails != nil {
-		t.arena.Retire(unsafe.Pointer(n.tails), tailsSize, t.cow)
+		if n.tails.long != nil {
+			t.arena.Retire(unsafe.Pointer(n.tails.long), longSize, t.cow)
+		}
+		t.arena.Retire(unsafe.Pointer(n.tails), TailsSize, t.cow)
 	}
 	t.arena.Retire(unsafe.Pointer(n), nodeSize[V](n.leaf()), t.cow)
 }
@@ -490,6 +613,10 @@ func (t *Tree[V]) mut(n *Node[V]) *Node[V] {
 	if n.tails != nil {
 		c.tails = newTails(t.arena)
 		*c.tails = *n.tails
+		if n.tails.long != nil {
+			c.tails.long = newLong(t.arena)
+			*c.tails.long = *n.tails.long
+		}
 	}
 	return c
 }
@@ -575,14 +702,14 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 		}
 		if n.leaf() {
 			copyItems(t.arena, n, i+1, n, i, n.n)
-			it := item[V]{p: k.prefix, ent: k.entry(), v: v}
-			if k.klen > PrefixLen+1 {
+			it := item[V]{p: k.prefix, ent: k.entry(), w: k.w, v: v}
+			if tl := t.tailLen(k.klen); tl > 0 {
 				if owned {
 					it.tail = unsafe.StringData(k.tail)
 				} else {
 					it.tail = unsafe.StringData(strings.Clone(k.tail)) // the caller's key may be transient
 				}
-				t.tailBytes += int64(len(k.tail))
+				t.tailBytes += tl
 			}
 			n.setItem(t.arena, i, it)
 			n.n++
@@ -678,8 +805,8 @@ func (t *Tree[V]) spill(n *Node[V], i int, appending bool) (int, bool) {
 func (t *Tree[V]) replace(n *Node[V], i int, k *skey, v V, owned bool) V {
 	prev := n.vals[i]
 	n.vals[i] = v
-	if owned && k.klen > PrefixLen+1 && n.tails != nil {
-		n.tails[i] = unsafe.StringData(k.tail)
+	if owned && k.klen > wideLen && n.tails != nil && n.tails.long != nil {
+		n.tails.long[i] = unsafe.StringData(k.tail)
 	}
 	return prev
 }
@@ -734,9 +861,7 @@ func (t *Tree[V]) Delete(key string) (V, bool) {
 	t.length--
 	klen := prev.ent & lenMask
 	t.keyBytes -= int64(klen)
-	if klen > PrefixLen+1 {
-		t.tailBytes -= int64(klen - PrefixLen)
-	}
+	t.tailBytes -= t.tailLen(klen)
 	return prev.v, true
 }
 
@@ -851,11 +976,7 @@ func Build[V any](n int, at func(i int) (key string, v V)) *Tree[V] {
 	for i := range n {
 		key, _ := at(i)
 		t.keyBytes += int64(len(key))
-		if len(key) > PrefixLen {
-			if len(key) > PrefixLen+1 {
-				t.tailBytes += int64(len(key) - PrefixLen)
-			}
-		}
+		t.tailBytes += t.tailLen(uint32(len(key)))
 	}
 	if n == 0 {
 		return t
@@ -864,8 +985,8 @@ func Build[V any](n int, at func(i int) (key string, v V)) *Tree[V] {
 	leafItem := func(j int) item[V] {
 		key, v := at(j)
 		k := makeSKey(key)
-		it := item[V]{p: k.prefix, ent: k.entry(), v: v}
-		if k.klen > PrefixLen+1 {
+		it := item[V]{p: k.prefix, ent: k.entry(), w: k.w, v: v}
+		if k.klen > wideLen {
 			start := len(slab)
 			slab = append(slab, k.tail...)
 			it.tail = &slab[start]

@@ -215,7 +215,7 @@ func (h *harness) finish() {
 	require.Zero(h.t, h.a.Stats().Retired)
 	s := h.tr.Stats()
 	want := s.Leaves*int64(roundSize(nodeSize[pv](true))) + s.Inners*int64(roundSize(nodeSize[pv](false))) +
-		h.tr.TailedNodes()*int64(tailsSize)
+		h.tr.SideBytes()
 	for k := range h.keys {
 		want += int64(roundSize(max(len(k), 8)))
 	}
@@ -292,7 +292,7 @@ func TestTreeOrderMatchesBytes(t *testing.T) {
 		a, b := randKey(rng), randKey(rng)
 		ka, kb := makeSKey(a), makeSKey(b)
 		n := &Node[uint64]{n: 1}
-		n.setItem(nil, 0, item[uint64]{p: ka.prefix, ent: ka.entry(), tail: tailOf(a)})
+		n.setItem(nil, 0, item[uint64]{p: ka.prefix, ent: ka.entry(), w: ka.w, tail: tailOf(a)})
 		require.Equal(t, bytes.Compare([]byte(a), []byte(b)), n.cmp(0, &kb), "%q vs %q", a, b)
 	}
 }
@@ -302,6 +302,44 @@ func tailOf(k string) *byte {
 		return nil
 	}
 	return &[]byte(k[PrefixLen:])[0]
+}
+
+// TestWideKeysAllocateNoTails checks that a key of up to 25 bytes (kvnode's
+// 19-byte key for a 16-byte Redis key: dbgen code, slot, key) is kept whole
+// in its node: inserting keys of 18 to 25 bytes allocates nodes and their
+// side arrays, a few a thousand keys, not a tail a key, and counts no tail
+// bytes; a 26-byte key's tail is still allocated, and counted. Keys share
+// their first 17 bytes, so their order is decided by the tail word.
+func TestWideKeysAllocateNoTails(t *testing.T) {
+	for _, klen := range []int{18, 19, 25} {
+		const n = 10000
+		keys := make([]string, n)
+		for i, p := range rand.New(rand.NewPCG(5, uint64(klen))).Perm(n) {
+			keys[i] = fmt.Sprintf("%017d%0*d", 0, klen-17, p)
+		}
+		var tr *Tree[uint64]
+		allocs := testing.AllocsPerRun(1, func() {
+			tr = New[uint64]()
+			for i, k := range keys {
+				tr.Set(k, uint64(i))
+			}
+		})
+		s := tr.Stats()
+		require.Less(t, allocs, float64(n/20), "allocations inserting %d keys of %d bytes", n, klen)
+		require.Zero(t, s.TailBytes, "tail bytes of %d-byte keys", klen)
+		require.Equal(t, int64(TailsSize)*tr.TailedNodes(), tr.SideBytes())
+		require.NoError(t, tr.Check())
+		for i, k := range keys {
+			v, ok := tr.Get(k)
+			require.True(t, ok)
+			require.Equal(t, uint64(i), v)
+		}
+	}
+	tr := New[uint64]()
+	tr.Set(fmt.Sprintf("%026d", 1), 1)
+	require.Equal(t, int64(10), tr.Stats().TailBytes)
+	require.Equal(t, int64(TailsSize+longSize), tr.SideBytes())
+	require.NoError(t, tr.Check())
 }
 
 // TestTreeWritesInPlaceWithoutViews checks that a write copies nodes only
@@ -403,7 +441,7 @@ func FuzzTree(f *testing.F) {
 		h := newHarness(t, mode > 0, mode == 2)
 		ops = ops[1:]
 		keyOf := func(b byte) string {
-			return fmt.Sprintf("%0*d", 10+int(b%12), b) // lengths 10..21 around the prefix
+			return fmt.Sprintf("%0*d", 10+int(b%20), b) // lengths 10..29: around the prefix and the tail word
 		}
 		for len(ops) >= 3 {
 			op, k, v := ops[0], keyOf(ops[1]), uint64(ops[2])

@@ -44,6 +44,7 @@ type ReaderMetrics struct {
 // use; Close must not run concurrently with them.
 type Reader struct {
 	f        vfs.File
+	mapped   []byte // the file mapped read-only (mapTable), or nil: reads use f.ReadAt
 	size     int64
 	name     string
 	cache    *Cache
@@ -74,7 +75,17 @@ func Open(f vfs.File, size int64, o ReaderOptions) (*Reader, error) {
 // open is Open; verify=false skips block checksums, so that fuzzing reaches
 // the decoders behind them.
 func open(f vfs.File, size int64, o ReaderOptions, verify bool) (*Reader, error) {
-	r := &Reader{f: f, size: size, name: o.Name, cache: o.Cache, fileNum: o.FileNum, noVerify: !verify, maxBlock: maxBlockSize}
+	m := mapTable(f, size)
+	r, err := load(f, m, size, o, verify)
+	if err != nil {
+		_ = unmapTable(m) // nothing read from it is kept
+	}
+	return r, err
+}
+
+// load is open with the file's mapping m (nil: none) made.
+func load(f vfs.File, m []byte, size int64, o ReaderOptions, verify bool) (*Reader, error) {
+	r := &Reader{f: f, mapped: m, size: size, name: o.Name, cache: o.Cache, fileNum: o.FileNum, noVerify: !verify, maxBlock: maxBlockSize}
 	if !verify {
 		// Fuzzed sizes are not behind a checksum: keep each run cheap.
 		r.maxBlock = 1 << 20
@@ -150,6 +161,16 @@ func (r *Reader) corrupt(off int64, format string, args ...any) error {
 
 // readAt fills b from off; a file shorter than the table claims is corrupt.
 func (r *Reader) readAt(b []byte, off int64) error {
+	if r.mapped != nil {
+		n := 0
+		if off >= 0 && off <= int64(len(r.mapped)) {
+			n = copy(b, r.mapped[off:])
+		}
+		if n < len(b) {
+			return r.corrupt(off, "truncated: read %d of %d bytes", n, len(b))
+		}
+		return nil
+	}
 	n, err := r.f.ReadAt(b, off)
 	if n == len(b) {
 		return nil
@@ -166,6 +187,12 @@ var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
 // checks its checksum and decompresses it. The result is a new buffer.
 func (r *Reader) readBlock(h handle) ([]byte, error) {
 	n := int(h.length) + blockTrailerSize
+	if r.mapped != nil && h.offset <= uint64(len(r.mapped)) && uint64(len(r.mapped))-h.offset >= uint64(n) {
+		// Straight from the mapping: decodeBlock's result never shares
+		// memory with its input (decompress copies even a raw block), so
+		// nothing outlives the mapping.
+		return r.decodeBlock(h, r.mapped[h.offset:h.offset+uint64(n)], nil)
+	}
 	sp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(sp)
 	if cap(*sp) < n {
@@ -449,10 +476,15 @@ func (r *Reader) Metrics() ReaderMetrics {
 	}
 }
 
-// Close closes the file. Later calls return logkv.ErrClosed.
+// Close closes the file and unmaps it. Later calls return logkv.ErrClosed.
 func (r *Reader) Close() error {
 	if r.closed.Swap(true) {
 		return logkv.ErrClosed
 	}
-	return r.f.Close()
+	errU := unmapTable(r.mapped)
+	r.mapped = nil
+	if err := r.f.Close(); err != nil {
+		return err
+	}
+	return errU
 }
