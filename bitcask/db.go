@@ -32,8 +32,13 @@ type DB struct {
 	wmu    sync.Mutex
 	active *dataFile
 	buf    []byte
-	pos    uint64 // bytes appended over the DB's open life (group commit)
-	werr   error  // sticky: after a failed sync, or a write it could not undo, writes fail
+	// ops holds the operations of the write in progress, decoded once
+	// from its batch for the three passes write makes over them (size,
+	// encode, keydir), 56 bytes an operation while it is written; emptied
+	// after each write, so that it keeps no caller's bytes alive (keepOps).
+	ops  []writeOp
+	pos  uint64 // bytes appended over the DB's open life (group commit)
+	werr error  // sticky: after a failed sync, or a write it could not undo, writes fail
 	// inRound is set while a round fsyncs outside wmu, and rotated holds
 	// the pos a rotation synced meanwhile: its fsync of the round's file
 	// can succeed although the round's failed (Linux reports a write-back
@@ -348,6 +353,16 @@ type opSource struct {
 	br         logkv.BatchReader
 }
 
+// writeOp is one operation of a write, as write decodes it.
+type writeOp struct {
+	kind       logkv.Kind
+	key, value []byte
+}
+
+// maxKeptOps bounds the capacity of DB.ops kept between writes: a huge batch
+// does not leave a huge slice behind.
+const maxKeptOps = 4096
+
 func (s *opSource) next() (logkv.Kind, []byte, []byte, bool) {
 	if s.single {
 		if s.key == nil {
@@ -378,10 +393,10 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	}
 	// Size the batch to rotate before it, never within it.
 	var total int64
-	ops, sizing := 0, src
-	for _, key, value, ok := sizing.next(); ok; _, key, value, ok = sizing.next() {
+	ops := db.ops[:0]
+	for kind, key, value, ok := src.next(); ok; kind, key, value, ok = src.next() {
 		total += int64(recordSize(len(key), len(value)))
-		ops++
+		ops = append(ops, writeOp{kind: kind, key: key, value: value})
 	}
 	if db.active.records > 0 && db.active.size+total > db.opts.MaxFileSize {
 		// A rotation that failed on a full disk without failing the engine
@@ -389,6 +404,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 		// it was: the batch goes there, past MaxFileSize, and the next
 		// write tries to rotate again.
 		if err := db.rotate(); err != nil && db.werr != nil {
+			db.keepOps(ops)
 			db.wmu.Unlock()
 			return err
 		}
@@ -397,15 +413,14 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	base := df.size
 	off := base
 	synced := uint64(df.syncedSize)
-	encode := src
 	var userBytes uint64
-	for i := 0; i < ops; i++ {
-		kind, key, value, _ := encode.next()
+	for i, op := range ops {
+		kind, key, value := op.kind, op.key, op.value
 		var flags byte
 		if kind == logkv.KindDelete {
 			flags |= flagTombstone
 		}
-		if i < ops-1 {
+		if i < len(ops)-1 {
 			flags |= flagMore
 		}
 		if len(db.buf) >= db.opts.BufferSize && len(db.buf) > 0 {
@@ -422,6 +437,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 				if db.werr == nil {
 					db.werr = fmt.Errorf("%w (the engine refuses further writes; reopen it)", err)
 				}
+				db.keepOps(ops)
 				db.wmu.Unlock()
 				return db.werr
 			}
@@ -432,8 +448,8 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 
 	db.kmu.Lock()
 	df.size = base + total
-	for i := 0; i < ops; i++ {
-		kind, key, value, _ := src.next()
+	for _, op := range ops {
+		kind, key, value := op.kind, op.key, op.value
 		size := int64(recordSize(len(key), len(value)))
 		var prev loc
 		var had bool
@@ -448,7 +464,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 		}
 		off += size
 	}
-	df.records += ops
+	df.records += len(ops)
 	df.noteSeq(seq)
 	db.lastSeq.Store(seq)
 	db.kmu.Unlock()
@@ -459,10 +475,12 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	if len(db.buf) >= db.opts.BufferSize {
 		ferr = db.flushLocked()
 	}
+	n := len(ops)
+	db.keepOps(ops)
 	db.wmu.Unlock()
 
 	db.stats.writes.Add(1)
-	db.stats.writeOps.Add(uint64(ops))
+	db.stats.writeOps.Add(uint64(n))
 	db.stats.bytesWritten.Add(userBytes)
 	if (o != nil && o.Sync) || db.opts.Sync == SyncAlways {
 		return db.syncTo(pos) // which writes the buffer again first
@@ -477,6 +495,17 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	// flush: the next flush writes them, and a Sync reports the failure
 	// until one succeeds.
 	return nil
+}
+
+// keepOps empties ops, the write's decoded operations, so that they keep
+// none of the caller's bytes alive, and keeps the slice for the next write
+// unless a huge batch made it large. The caller holds wmu.
+func (db *DB) keepOps(ops []writeOp) {
+	clear(ops)
+	if cap(ops) > maxKeptOps {
+		ops = nil
+	}
+	db.ops = ops[:0]
 }
 
 // errNoNewFile says rotation could not create the next data file (a full

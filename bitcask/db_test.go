@@ -421,3 +421,36 @@ func TestLastSeqSurvivesMergedDeletes(t *testing.T) {
 		require.NoError(t, db.Close())
 	}
 }
+
+// TestWriteKeepsNoBatchBytes checks that the operations a write decodes
+// (DB.ops) are emptied after it, so that they hold none of the caller's
+// bytes, that the slice is kept for the next write, and that a batch of more
+// than maxKeptOps operations does not leave its large slice behind. The
+// written keys read back.
+func TestWriteKeepsNoBatchBytes(t *testing.T) {
+	db, err := Open(t.TempDir(), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	for _, n := range []int{16, maxKeptOps + 1} {
+		var b logkv.Batch
+		for i := range n {
+			b.Set(fmt.Appendf(nil, "key%06d", i), []byte("v"))
+		}
+		require.NoError(t, db.Apply(&b, nil))
+		db.wmu.Lock()
+		ops := db.ops[:cap(db.ops)]
+		db.wmu.Unlock()
+		require.Empty(t, db.ops)
+		if n > maxKeptOps {
+			require.Zero(t, cap(ops), "the slice of a batch of %d operations was kept", n)
+		} else {
+			require.GreaterOrEqual(t, cap(ops), n)
+		}
+		for _, op := range ops {
+			require.Equal(t, writeOp{}, op, "an emptied slot still holds an operation")
+		}
+		v, err := db.Get(fmt.Appendf(nil, "key%06d", n-1))
+		require.NoError(t, err)
+		require.Equal(t, "v", string(v))
+	}
+}
