@@ -200,14 +200,22 @@ func (s *session) plannedWrites(ctx context.Context, w *worker, h *opStat, plan 
 		}
 		w.did1(h, d, perOp)
 		i++
-		if i-checked >= 256 {
-			checked = i
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if err := checkEvery(ctx, i, &checked); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// checkEvery returns ctx's error when 256 operations or more were done
+// since the last check (at operation *checked, set to i then), else nil: a
+// loop checks its context now and then, not at every operation.
+func checkEvery(ctx context.Context, i int, checked *int) error {
+	if i-*checked < 256 {
+		return nil
+	}
+	*checked = i
+	return ctx.Err()
 }
 
 // writeRun writes keys i..i+n-1 of plan, untimed: Set with each key's
@@ -284,61 +292,151 @@ func (s *session) readRandom(ctx context.Context, b *benchRun, n int, seek bool)
 			}()
 		}
 		lo, hi := share(n, cfg.Threads, w.id)
-		plan := plans[w.id]
+		if plan := plans[w.id]; plan != nil {
+			return s.plannedReads(ctx, w, h, plan, it)
+		}
 		for i := lo; i < hi; i++ {
 			if (i-lo)&255 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			var k uint64
-			var key []byte
-			if plan != nil {
-				k, key = plan.nums[i-lo], plan.key(i-lo)
-			} else {
-				k = w.rng.Uint64N(rangeN)
-				w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
-				key = w.kbuf
+			k := w.rng.Uint64N(rangeN)
+			w.kbuf = appendKey(w.kbuf[:0], k, cfg.KeySize)
+			if err := s.readOne(w, h, it, k, w.kbuf); err != nil {
+				return err
 			}
-			var v []byte
-			found, at := false, false
-			t0 := w.clock()
-			if seek {
-				if at = it.SeekGE(key); at && bytes.Equal(it.Key(), key) {
-					v, found = it.Value(), true
-				}
-			} else {
-				var gerr error
-				v, gerr = s.db.Get(key)
-				switch {
-				case gerr == nil:
-					found = true
-				case !errors.Is(gerr, logkv.ErrNotFound):
-					return gerr
-				}
-			}
-			d := w.since(t0)
-			// An iterator that met an error returns false from every
-			// positioning method (logkv.Iterator's contract), so a seek
-			// that landed has none to report: Error is asked after a
-			// miss only, a dynamic call a seek less (a fifteenth of
-			// noop's seekrandom).
-			if seek && !at && it.Error() != nil {
-				return it.Error()
-			}
-			moved := cfg.KeySize
-			if found {
-				w.found++
-				moved += len(v)
-				if !w.vals.check(v, k) {
-					w.bad++
-				}
-			} else {
-				w.notFound++
-			}
-			w.did1(h, d, moved)
 		}
 		return nil
 	})
 	return b.dbResult(t, op, known), err
+}
+
+// readOne does one read of readrandom (a Get of key, number k) or of
+// seekrandom (it.SeekGE(key), it non-nil), timed if the sampler says so,
+// and verifies and counts what it found.
+func (s *session) readOne(w *worker, h *opStat, it logkv.Iterator, k uint64, key []byte) error {
+	var v []byte
+	found, at := false, false
+	t0 := w.clock()
+	if it != nil {
+		if at = it.SeekGE(key); at && bytes.Equal(it.Key(), key) {
+			v, found = it.Value(), true
+		}
+	} else {
+		var err error
+		v, err = s.db.Get(key)
+		switch {
+		case err == nil:
+			found = true
+		case !errors.Is(err, logkv.ErrNotFound):
+			return err
+		}
+	}
+	d := w.since(t0)
+	// An iterator that met an error returns false from every positioning
+	// method (logkv.Iterator's contract), so a seek that landed has none
+	// to report: Error is asked after a miss only, a dynamic call a seek
+	// less (a fifteenth of noop's seekrandom).
+	if it != nil && !at && it.Error() != nil {
+		return it.Error()
+	}
+	moved := s.cfg.KeySize
+	if found {
+		w.found++
+		moved += len(v)
+		if !w.vals.check(v, k) {
+			w.bad++
+		}
+	} else {
+		w.notFound++
+	}
+	w.did1(h, d, moved)
+	return nil
+}
+
+// plannedReads runs a worker's reads (seeks, it non-nil) from its plan, as
+// plannedWrites runs writes: the reads the sampler lets pass untimed in a
+// loop that does nothing else (readRun), verifying each as readOne does,
+// then one through readOne, timed, and the tallies once per run.
+func (s *session) plannedReads(ctx context.Context, w *worker, h *opStat, plan *keyPlan, it logkv.Iterator) error {
+	n := len(plan.nums)
+	checked := 0 // the read at which ctx was last checked
+	for i := 0; i < n; {
+		run := min(w.smp.skip, n-i)
+		r, err := readRun(s.db, it, w.vals, plan, i, run)
+		if err != nil {
+			return err
+		}
+		w.found += r.found
+		w.notFound += int64(run) - r.found
+		w.bad += r.bad
+		w.smp.skip -= run
+		i += run
+		h.ops += int64(run)
+		h.bytes += int64(run*s.cfg.KeySize) + r.bytes
+		w.pending += int64(run)
+		if i == n {
+			break
+		}
+		if err := s.readOne(w, h, it, plan.nums[i], plan.key(i)); err != nil {
+			return err
+		}
+		i++
+		if err := checkEvery(ctx, i, &checked); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readTally is what a readRun found: reads that found their key, values
+// that were not their key's, value bytes read.
+type readTally struct {
+	found, bad, bytes int64
+}
+
+// readRun reads keys i..i+n-1 of plan, untimed: a Get of each, or, it
+// non-nil, a SeekGE that must land on the key, each value compared with
+// the one its key number must have, as readOne does. Not inlined on
+// purpose, as scanRun.
+//
+//go:noinline
+func readRun(db Store, it logkv.Iterator, vals *valueSource, plan *keyPlan, i, n int) (r readTally, err error) {
+	if it != nil {
+		for j := i; j < i+n; j++ {
+			key := plan.key(j)
+			if !it.SeekGE(key) {
+				if err := it.Error(); err != nil {
+					return r, err
+				}
+				continue
+			}
+			if !bytes.Equal(it.Key(), key) {
+				continue
+			}
+			v := it.Value()
+			r.found++
+			r.bytes += int64(len(v))
+			if !vals.check(v, plan.nums[j]) {
+				r.bad++
+			}
+		}
+		return r, nil
+	}
+	for j := i; j < i+n; j++ {
+		v, err := db.Get(plan.key(j))
+		if err != nil {
+			if !errors.Is(err, logkv.ErrNotFound) {
+				return r, err
+			}
+			continue
+		}
+		r.found++
+		r.bytes += int64(len(v))
+		if !vals.check(v, plan.nums[j]) {
+			r.bad++
+		}
+	}
+	return r, nil
 }
 
 // scanAll reads the whole database with iterators, forwards or backwards,

@@ -186,61 +186,22 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 	}
 	t, err := runWorkers(ctx, b, setup, func(ctx context.Context, w *worker) error {
 		c := choosers[w.id]
-		plan := plans[w.id]
 		choose := func() uint64 { return c.next(w.rng, st.ack.limit.Load()) }
-		lo, hi := share(ops, cfg.Threads, w.id)
-		end := time.Now().Add(cfg.Duration)
 		// The tallies by operation type, made on first use so that a type
 		// the workload never draws has none.
 		var stats [numOps]*opStat
+		if plan := plans[w.id]; plan != nil {
+			return s.ycsbPlanned(ctx, w, wl, plan, &stats, choose)
+		}
+		lo, hi := share(ops, cfg.Threads, w.id)
+		end := time.Now().Add(cfg.Duration)
 		for i := lo; timed || i < hi; i++ {
 			if i&255 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			var op opKind
-			var k uint64
-			var key []byte
-			var d time.Duration
-			var n int
-			var err error
-			j := i - lo
-			switch {
-			case plan != nil && plan.ops[j] != opInsert && (plan.limits == nil && plan.recs[j] < plan.start ||
-				plan.limits != nil && plan.limits[j] == st.ack.limit.Load()):
-				// A planned operation whose planned key stands: on a
-				// record of the start (zipfian: every one of YCSB B, C
-				// and F but those inserting), or drawn for as many
-				// records as are acknowledged (latest: D's, with one
-				// thread). Its key is the plan's, as target would
-				// return it, without target's call and switch.
-				op, k, key = plan.ops[j], plan.keys.nums[j], plan.keys.key(j)
-				if op == opRead {
-					// Most of B, C and F: ycsbOp's read without
-					// ycsbOp's call, arguments and switch around it.
-					d, err = s.ycsbRead(w, k, key)
-					n = s.cfg.KeySize + s.cfg.ValueSize
-				} else {
-					d, n, err = s.ycsbOp(w, op, k, key)
-				}
-			case plan != nil:
-				op, k, key = plan.target(w, j, st, choose)
-				d, n, err = s.ycsbOp(w, op, k, key)
-			default:
-				op = wl.choose(w.rng.Float64())
-				if op != opInsert {
-					k, key = w.ycsbKey(st, choose())
-				}
-				d, n, err = s.ycsbOp(w, op, k, key)
+			if err := s.ycsbNext(w, wl, nil, 0, &stats, choose); err != nil {
+				return err
 			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", opNames[op], err)
-			}
-			st := stats[op]
-			if st == nil {
-				st = w.hist(opNames[op])
-				stats[op] = st
-			}
-			w.did1(st, d, n)
 			if timed && i&15 == 0 && time.Now().After(end) {
 				break
 			}
@@ -269,6 +230,137 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 		out = append(out, params(b.result(t, op, t.ops[op], t.opBytes[op], summarize(t.hists[op]))))
 	}
 	return out, nil
+}
+
+// ycsbPlanned runs a worker's planned operations, as plannedWrites runs
+// writes: the operations the sampler lets pass untimed run in a loop that
+// does nothing else (ycsbStretch) as long as each is direct (see
+// ycsbPlan.direct), then one through ycsbNext, timed or not (an operation
+// ycsbStretch left to it, untimed, when it stopped early), and the tallies are
+// added once per run.
+func (s *session) ycsbPlanned(ctx context.Context, w *worker, wl workload, plan *ycsbPlan, stats *[numOps]*opStat, choose func() uint64) error {
+	n := len(plan.ops)
+	var counts [numOps]opCount
+	defer func() {
+		for op, c := range counts {
+			if c.ops > 0 {
+				st := w.stat(stats, opKind(op))
+				st.ops += c.ops
+				st.bytes += c.bytes
+			}
+		}
+	}()
+	checked := 0 // the operation at which ctx was last checked
+	for j := 0; j < n; {
+		done, err := s.ycsbStretch(w, plan, j, min(w.smp.skip, n-j), &counts)
+		w.smp.skip -= done
+		w.pending += int64(done)
+		j += done
+		if err != nil {
+			return err
+		}
+		if j == n {
+			break
+		}
+		if err := s.ycsbNext(w, wl, plan, j, stats, choose); err != nil {
+			return err
+		}
+		j++
+		if err := checkEvery(ctx, j, &checked); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// opCount is a tally of operations of one type done in ycsbStretch: how
+// many, and the bytes they moved.
+type opCount struct{ ops, bytes int64 }
+
+// ycsbStretch runs operations j..j+n-1 of plan, untimed, as ycsbOp does
+// them, as long as each is direct (see ycsbPlan.direct): a read (Get,
+// verified as ycsbRead verifies), an update (Set), a read-modify-write or
+// a scan (ycsbScan) of its planned key, counted by type in counts. It
+// stops at the first that is not (an insert, a draw that must be made
+// again) and returns how many it did. Not inlined on purpose, as scanRun.
+//
+//go:noinline
+func (s *session) ycsbStretch(w *worker, plan *ycsbPlan, j, n int, counts *[numOps]opCount) (int, error) {
+	db, ack := s.db, s.ycsb.ack
+	kv := s.cfg.KeySize + s.cfg.ValueSize
+	for i := j; i < j+n; i++ {
+		if !plan.direct(i, ack) {
+			return i - j, nil
+		}
+		op, k, key := plan.ops[i], plan.keys.nums[i], plan.keys.key(i)
+		moved := kv
+		var err error
+		switch op {
+		case opRead, opRMW:
+			var v []byte
+			v, err = db.Get(key)
+			if err == nil && w.vals.check(v, k) {
+				w.found++ // checkRead's first case, without its call
+			} else if err = w.checkRead(v, err, k); err != nil {
+				break
+			}
+			if op == opRMW {
+				err = db.Set(key, w.vals.value(k), nil)
+				moved = 2 * kv
+			}
+		case opUpdate:
+			err = db.Set(key, w.vals.value(k), nil)
+		case opScan:
+			moved, err = s.ycsbScan(w, k, key, 1+w.rng.IntN(s.cfg.MaxScanLength))
+		}
+		if err != nil {
+			return i - j, fmt.Errorf("%s: %w", opNames[op], err)
+		}
+		counts[op].ops++
+		counts[op].bytes += int64(moved)
+	}
+	return n, nil
+}
+
+// ycsbNext does operation j of plan (plan nil: an operation drawn now),
+// timed if the sampler says so, and records it in stats.
+func (s *session) ycsbNext(w *worker, wl workload, plan *ycsbPlan, j int, stats *[numOps]*opStat, choose func() uint64) error {
+	var op opKind
+	var k uint64
+	var key []byte
+	var d time.Duration
+	var n int
+	var err error
+	switch {
+	case plan != nil && plan.direct(j, s.ycsb.ack):
+		op, k, key = plan.ops[j], plan.keys.nums[j], plan.keys.key(j)
+		d, n, err = s.ycsbOp(w, op, k, key)
+	case plan != nil:
+		op, k, key = plan.target(w, j, s.ycsb, choose)
+		d, n, err = s.ycsbOp(w, op, k, key)
+	default:
+		op = wl.choose(w.rng.Float64())
+		if op != opInsert {
+			k, key = w.ycsbKey(s.ycsb, choose())
+		}
+		d, n, err = s.ycsbOp(w, op, k, key)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", opNames[op], err)
+	}
+	w.did1(w.stat(stats, op), d, n)
+	return nil
+}
+
+// stat returns the worker's tally of operation type op from stats, made on
+// first use.
+func (w *worker) stat(stats *[numOps]*opStat, op opKind) *opStat {
+	st := stats[op]
+	if st == nil {
+		st = w.hist(opNames[op])
+		stats[op] = st
+	}
+	return st
 }
 
 // ycsbOp does one operation on key (key number k; both unset for an insert,
@@ -315,28 +407,34 @@ func (s *session) ycsbOp(w *worker, op opKind, k uint64, key []byte) (time.Durat
 		return w.since(t0), 2 * kv, err
 	case opScan:
 		length := 1 + w.rng.IntN(cfg.MaxScanLength)
-		n := 0
 		t0 := w.clock()
-		it, err := s.db.NewIter(nil)
-		if err != nil {
-			return 0, 0, err
-		}
-		ok := it.SeekGE(key)
-		if ok && bytes.Equal(it.Key(), key) {
-			w.found++
-			if !w.vals.check(it.Value(), k) {
-				w.bad++
-			}
-		} else {
-			w.notFound++
-		}
-		if ok {
-			n = readRecords(it, length)
-		}
-		err = it.Close()
+		n, err := s.ycsbScan(w, k, key, length)
 		return w.since(t0), n, err
 	}
 	return 0, 0, fmt.Errorf("unknown operation %d", op)
+}
+
+// ycsbScan reads length records from key (key number k) on, verifying the
+// first, and returns the bytes it read.
+func (s *session) ycsbScan(w *worker, k uint64, key []byte, length int) (int, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	ok := it.SeekGE(key)
+	if ok && bytes.Equal(it.Key(), key) {
+		w.found++
+		if !w.vals.check(it.Value(), k) {
+			w.bad++
+		}
+	} else {
+		w.notFound++
+	}
+	if ok {
+		n = readRecords(it, length)
+	}
+	return n, it.Close()
 }
 
 // ycsbRead reads key (key number k) and verifies what it read: every record
@@ -471,6 +569,21 @@ func newYCSBPlan(w *worker, wl workload, c zipfianChooser, keys permutation, sta
 		return keys.at(p.recs[i])
 	})
 	return p
+}
+
+// direct reports whether operation i's planned key stands as planned: an
+// operation other than an insert on a record of the start (zipfian), or
+// drawn for as many records as are acknowledged now (latest: every one of
+// D's reads with one thread). Its key is then the plan's, as target would
+// return it.
+func (p *ycsbPlan) direct(i int, ack *ackCounter) bool {
+	switch {
+	case p.ops[i] == opInsert:
+		return false
+	case p.limits == nil:
+		return p.recs[i] < p.start
+	}
+	return p.limits[i] == ack.limit.Load()
 }
 
 // target returns operation i's type and, unless it is an insert, the key

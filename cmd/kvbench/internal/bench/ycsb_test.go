@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -381,4 +383,63 @@ func TestLatestPlanMatchesLiveDraws(t *testing.T) {
 	_, k, _ := p.target(w, i, st, func() uint64 { drawn++; return 42 })
 	require.Equal(t, 1, drawn)
 	require.Equal(t, keys.at(42), k)
+}
+
+// TestYCSBStretchTallies runs every workload timing every operation (each
+// through ycsbNext) and one in 16 (most of them in ycsbStretch's untimed
+// loop): with one thread both do the same operations on the same records
+// in the same order, so every tally must agree, operation type by type.
+func TestYCSBStretchTallies(t *testing.T) {
+	for _, engine := range []string{NoopEngine, "memory"} {
+		t.Run(engine, func(t *testing.T) {
+			tallies := map[int]map[string]Result{}
+			for _, every := range []int{1, 16} {
+				cfg := testConfig(engine)
+				cfg.Benchmarks = YCSBWorkloads
+				cfg.Ops = 3000
+				cfg.LatencyEvery = every
+				res, _ := runCfg(t, cfg)
+				tallies[every] = map[string]Result{}
+				for _, r := range res {
+					tallies[every][r.Benchmark+"/"+r.Op] = r
+				}
+			}
+			require.Len(t, tallies[16], len(tallies[1]))
+			kv := int64(16 + 100)
+			for name, a := range tallies[1] {
+				b := tallies[16][name]
+				require.Equal(t, a.Ops, b.Ops, name)
+				require.Equal(t, a.Bytes, b.Bytes, name)
+				require.Equal(t, a.Found, b.Found, name)
+				require.Zero(t, b.Errors, name)
+				switch a.Op {
+				case OpRead, OpUpdate, OpInsert:
+					require.Equal(t, a.Ops*kv, b.Bytes, name)
+				case OpRMW:
+					require.Equal(t, 2*a.Ops*kv, b.Bytes, name)
+				}
+			}
+		})
+	}
+}
+
+// TestYCSBVerificationCatchesWrongValue runs each workload that reads on
+// a store whose Gets return another key's value: every read, timed or
+// not, must count a bad value.
+func TestYCSBVerificationCatchesWrongValue(t *testing.T) {
+	registerWrongStore.Do(func() {
+		RegisterStore("benchstorewrong", func(string) (Store, error) { return wrongStore{&noopStore{}}, nil })
+	})
+	for _, name := range []string{"ycsb-a", "ycsb-b", "ycsb-c", "ycsb-d", "ycsb-f"} {
+		cfg := testConfig("benchstorewrong")
+		cfg.Benchmarks = []string{name}
+		cfg.Ops = 3000
+		res, err := Run(context.Background(), cfg, io.Discard, io.Discard)
+		require.ErrorIs(t, err, ErrVerify, name)
+		all := res[1]
+		require.Equal(t, "all", all.Op, name)
+		require.Positive(t, all.Found, name)
+		require.Equal(t, all.Found, all.BadValues, name)
+		require.Equal(t, all.BadValues, all.Errors, name)
+	}
 }
