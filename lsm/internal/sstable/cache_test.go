@@ -140,3 +140,88 @@ func TestReaderUsesCache(t *testing.T) {
 	require.Equal(t, len(entries), scan())
 	require.Equal(t, 2*reads, r.Metrics().BlockReads-open)
 }
+
+// checkShards verifies every shard's structure: each live slab entry is
+// found from its key's probe start, the slots, the live entries, the ring
+// and the free list agree, and the size is the sum of the charges.
+func checkShards(t *testing.T, c *Cache) {
+	t.Helper()
+	for si := range c.shards {
+		s := &c.shards[si]
+		s.mu.RLock()
+		live, slots := 0, 0
+		var size int64
+		for i := range s.slab {
+			e := &s.slab[i]
+			if e.block == nil {
+				continue
+			}
+			live++
+			size += int64(len(e.block)) + cacheEntryOverhead
+			if got := s.slots[s.find(e.key, e.key.hash())]; got != int32(i)+1 {
+				t.Fatalf("shard %d: entry %d (key %v) found at slab index %d", si, i, e.key, got-1)
+			}
+		}
+		for _, v := range s.slots {
+			if v != 0 {
+				slots++
+			}
+		}
+		ring := 0
+		if s.hand >= 0 {
+			for i := s.hand; ; {
+				ring++
+				if s.slab[s.slab[i].next].prev != i || ring > len(s.slab) {
+					t.Fatalf("shard %d: ring broken at %d", si, i)
+				}
+				if i = s.slab[i].next; i == s.hand {
+					break
+				}
+			}
+		}
+		if live != s.count || slots != s.count || ring != s.count || live+len(s.free) != len(s.slab) || size != s.size {
+			t.Fatalf("shard %d: count %d, live entries %d, slots %d, ring %d, free %d of %d, size %d want %d",
+				si, s.count, live, slots, ring, len(s.free), len(s.slab), s.size, size)
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// TestCacheModel runs random sets, gets and file evictions against a model
+// of what may be cached: a hit returns the block last set for its key,
+// nothing of an evicted file is found, every shard stays consistent
+// (checkShards) and within its capacity, and with room for everything a
+// set block is found.
+func TestCacheModel(t *testing.T) {
+	for _, capacity := range []int64{cacheShards * 2 << 10, cacheShards * 64 << 10} {
+		c := NewCache(capacity)
+		rng := rand.New(rand.NewPCG(uint64(capacity), 3))
+		last := map[cacheKey]byte{}
+		for i := range 20000 {
+			k := cacheKey{rng.Uint64N(4), rng.Uint64N(300)}
+			switch op := rng.IntN(10); {
+			case op < 5:
+				v := byte(rng.Uint32())
+				c.set(k.fileNum, k.offset, []byte{v, 1, 2, 3})
+				last[k] = v
+				if capacity > 300*4*(4+cacheEntryOverhead)*2 {
+					require.NotNil(t, c.get(k.fileNum, k.offset), "room for every block")
+				}
+			case op < 9:
+				if b := c.get(k.fileNum, k.offset); b != nil {
+					require.Equal(t, last[k], b[0], "key %v", k)
+				}
+			default:
+				c.EvictFile(k.fileNum)
+				for off := range uint64(300) {
+					require.Nil(t, c.get(k.fileNum, off))
+				}
+			}
+			if i%97 == 0 {
+				checkShards(t, c)
+			}
+			require.LessOrEqual(t, c.Metrics().Size, capacity)
+		}
+		checkShards(t, c)
+	}
+}
