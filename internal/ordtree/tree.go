@@ -71,7 +71,6 @@ type skey struct {
 	klen uint32
 	tail string // the bytes past the prefix; "" for a short key
 	t0   byte   // tail[0], or 0
-	w    uint64 // tailWord(tail)
 	// touch receives loads made early so that their cache misses overlap
 	// other work (see search); it is never read, but stores to it are not
 	// optimised away as dead loads would be.
@@ -90,7 +89,6 @@ func makeSKey(key string) skey {
 		k.tail = key[PrefixLen:]
 		if len(k.tail) > 0 {
 			k.t0 = k.tail[0]
-			k.w = tailWord(k.tail)
 		}
 		return k
 	}
@@ -185,8 +183,10 @@ func (n *Node[V]) cmp(i int, k *skey) int {
 			return cmp.Compare(l, k.klen) // one tail is the hint alone
 		}
 		if n.tag&tagKeyInVal == 0 {
-			if w := n.tails.w[i]; w != k.w {
-				return cmp.Compare(w, k.w)
+			// k's word is made here, not with k: items that tie with k
+			// on prefix and hint are few.
+			if w, kw := n.tails.w[i], tailWord(k.tail); w != kw {
+				return cmp.Compare(w, kw)
 			}
 			if l <= wideLen || k.klen <= wideLen {
 				// The words are padded as the prefixes are: the shorter
@@ -702,7 +702,7 @@ func (t *Tree[V]) set(key string, v V, owned bool) (V, bool) {
 		}
 		if n.leaf() {
 			copyItems(t.arena, n, i+1, n, i, n.n)
-			it := item[V]{p: k.prefix, ent: k.entry(), w: k.w, v: v}
+			it := item[V]{p: k.prefix, ent: k.entry(), w: tailWord(k.tail), v: v}
 			if tl := t.tailLen(k.klen); tl > 0 {
 				if owned {
 					it.tail = unsafe.StringData(k.tail)
@@ -985,7 +985,7 @@ func Build[V any](n int, at func(i int) (key string, v V)) *Tree[V] {
 	leafItem := func(j int) item[V] {
 		key, v := at(j)
 		k := makeSKey(key)
-		it := item[V]{p: k.prefix, ent: k.entry(), w: k.w, v: v}
+		it := item[V]{p: k.prefix, ent: k.entry(), w: tailWord(k.tail), v: v}
 		if k.klen > wideLen {
 			start := len(slab)
 			slab = append(slab, k.tail...)

@@ -292,7 +292,7 @@ func TestTreeOrderMatchesBytes(t *testing.T) {
 		a, b := randKey(rng), randKey(rng)
 		ka, kb := makeSKey(a), makeSKey(b)
 		n := &Node[uint64]{n: 1}
-		n.setItem(nil, 0, item[uint64]{p: ka.prefix, ent: ka.entry(), w: ka.w, tail: tailOf(a)})
+		n.setItem(nil, 0, item[uint64]{p: ka.prefix, ent: ka.entry(), w: tailWord(ka.tail), tail: tailOf(a)})
 		require.Equal(t, bytes.Compare([]byte(a), []byte(b)), n.cmp(0, &kb), "%q vs %q", a, b)
 	}
 }
