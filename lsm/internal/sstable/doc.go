@@ -143,13 +143,15 @@
 // are valid only until the next move.
 //
 // A Reader of an OS file maps the whole file read-only (mmap) and reads
-// blocks from the mapping, checksum and all, without a system call; other
-// files (vfs.MemFS, fault-injecting wrappers) and files found shorter than
-// the size given to Open are read with ReadAt. Decoded blocks never share
-// memory with the mapping, so nothing a Reader returns outlives it. The
-// file pages a process touches through mappings count in its resident
-// size (they are the page cache's, shared and reclaimable), where pread
-// would have copied them.
+// single blocks (a Get's, an iterator's before it sees a scan, the meta
+// blocks at Open) from the mapping, checksum and all, without a system
+// call; other files (vfs.MemFS, fault-injecting wrappers) and files found
+// shorter than the size given to Open are read with ReadAt, as are the
+// readahead windows of scans and compactions (pages read once are copied,
+// not mapped). Decoded blocks never share memory with the mapping, so
+// nothing a Reader returns outlives it. The file pages a process touches
+// through mappings count in its resident size (they are the page cache's,
+// shared and reclaimable), where pread would have copied them.
 //
 // # Corruption
 //

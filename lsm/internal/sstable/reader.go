@@ -160,17 +160,10 @@ func (r *Reader) corrupt(off int64, format string, args ...any) error {
 }
 
 // readAt fills b from off; a file shorter than the table claims is corrupt.
+// It reads the file, not the mapping: scans and compactions read ahead
+// through it, and pages they read once are better copied than mapped into
+// the process (where they would count in its resident size).
 func (r *Reader) readAt(b []byte, off int64) error {
-	if r.mapped != nil {
-		n := 0
-		if off >= 0 && off <= int64(len(r.mapped)) {
-			n = copy(b, r.mapped[off:])
-		}
-		if n < len(b) {
-			return r.corrupt(off, "truncated: read %d of %d bytes", n, len(b))
-		}
-		return nil
-	}
 	n, err := r.f.ReadAt(b, off)
 	if n == len(b) {
 		return nil
