@@ -91,6 +91,9 @@ func (n *Node) expireInfo(add func(string, any)) {
 	add("expired_keys", st.expiredKeys.Load())
 	add("expired_stale_perc", "0.00") // Redis samples; this expirer walks the index, so none are sampled stale
 	add("expired_time_cap_reached_count", st.timeCapped.Load())
+	// Wall time in cycles, as Redis's (it times them with ustime): on a
+	// loaded machine well above the expirer's CPU time, which a cycle
+	// spends partly waiting for a CPU (docs/keyspace.md).
 	add("expire_cycle_cpu_milliseconds", st.cycleMicros.Load()/1000)
 	// Not Redis's: the reads that found a key expired and not yet removed
 	// (settleExpired), and those of them that made the writes submitted
