@@ -15,7 +15,7 @@ help:
 	@echo "make bench       go test benchmarks (BENCHTIME=$(BENCHTIME))"
 	@echo "make bench-peers kvbench on logkv and Pebble, Badger, bbolt, goleveldb, btree (PEER_ARGS)"
 	@echo "make bench-overhead  kvbench's own cost per operation against the fastest engine (OVERHEAD_ARGS)"
-	@echo "make benchmarks-doc  regenerate docs/benchmarks.md and its chart (NUM, ROUNDS)"
+	@echo "make benchmarks-doc  regenerate docs/benchmarks.md and its chart (NUM, ROUNDS; QUICK=1: shorter)"
 	@echo "make bench-rocksdb   Debian's RocksDB db_bench with kvbench's sizes (ROCKSDB_NUM)"
 	@echo "make stress      long crash and linearizability runs (STRESS_CYCLES, HISTORY_DURATION, HISTORY_FAILOVERS)"
 	@echo "make run         go run ./cmd/kvnode"
@@ -92,6 +92,13 @@ OVERHEAD_ARGS ?=
 bench-overhead:
 	cd cmd/kvbench/peers && $(GO) test -mod=mod -run='^$$' -bench='^BenchmarkOverhead$$' -benchtime=1x -timeout=60m . $(OVERHEAD_ARGS)
 
+# docs/benchmarks.md: 54 minutes at the defaults from a fresh clone on the
+# shared 2-core machine at load 13-27 (most of it the overhead run over
+# every engine); QUICK=1 runs that over noop and the engines fastest
+# somewhere (bitcask, memory, bbolt-nosync, btree) only: 25 minutes at load
+# 20-44 (see cmd/kvbench/peers/benchmarks-doc.sh). NUM, ROUNDS and the
+# script's other variables (OVERHEAD_NUM, OVERHEAD_ENGINES, ...) pass
+# through.
 benchmarks-doc:
 	cmd/kvbench/peers/benchmarks-doc.sh
 

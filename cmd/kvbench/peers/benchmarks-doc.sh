@@ -27,6 +27,20 @@ OVERHEAD_SCAN_PASSES=${OVERHEAD_SCAN_PASSES:-10}
 # microseconds, and a benchmark's fixed start-up costs swamp its figure.
 OVERHEAD_SYNC_NUM=${OVERHEAD_SYNC_NUM:-20000}
 OVERHEAD_ENGINES=${OVERHEAD_ENGINES:-noop,lsm,bitcask,memory,pebble,badger,bbolt-nosync,goleveldb,btree}
+# QUICK=1 is the shorter setting: the overhead run over noop and only the
+# engines that were the fastest on some benchmark in the full runs of
+# 2026-12-06 (11:52 and 23:04 UTC)
+# (bitcask, memory, bbolt-nosync, btree), not the disk engines, which are
+# most of its time. At the defaults, from a fresh clone on the shared
+# 2-core machine (load 13-27), `make benchmarks-doc` took 54 minutes on
+# 2026-12-06 (the build 8, the main run 1.5, bbolt's 0.7, the overhead run
+# 44), 8.6 minutes of CPU: most of the wall time is waiting for a core and
+# for fsyncs. QUICK=1 right after, from the same clone (the build cached),
+# at load 20-44: 25 minutes, 3.4 of CPU. On a quiet machine both are
+# shorter by much; neither was timed there.
+if [ "${QUICK:-0}" = 1 ]; then
+  OVERHEAD_ENGINES=noop,bitcask,memory,bbolt-nosync,btree
+fi
 out="$root/docs/benchmarks.md"
 mkdir -p "$root/docs"
 
@@ -145,7 +159,7 @@ by wall time and by the process's CPU time. On this machine the wall time
 of a sub-microsecond operation is mostly waiting for a core (a load average of
 about 20 on 2 cores), so the CPU columns are the ones to read. The table
 comes from a run of its own with $OVERHEAD_NUM keys ($OVERHEAD_SYNC_NUM for
-fillsync) and every engine,
+fillsync) and the engines $OVERHEAD_ENGINES,
 \`$overhead_cmd\` (in the main run a benchmark lasts milliseconds, and its
 fixed costs would be spread over too few operations); \`make
 bench-overhead\` measures the same as a Go benchmark (one sub-benchmark per
