@@ -55,6 +55,50 @@ func (w wrongStore) Get(k []byte) ([]byte, error) {
 	return v, err
 }
 
+// A store whose iterators land on the key sought but answer with another
+// key's value: seekrandom's reads go through SeekGE and Value, not Get.
+var registerWrongIterStore sync.Once
+
+type wrongIterStore struct{ *noopStore }
+
+func (w wrongIterStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
+	it, err := w.noopStore.NewIter(o)
+	return wrongValueIter{it, w.vals}, err
+}
+
+type wrongValueIter struct {
+	logkv.Iterator
+	vals *valueSource
+}
+
+func (it wrongValueIter) Value() []byte { return it.vals.value(12345678) }
+
+// TestEveryReadVerified: readrandom and seekrandom time one read in 16 and
+// run the others in a loop of their own (readRun); each read, timed or not,
+// is checked. On a store that answers every key with another key's value,
+// every key is found and every value counted bad, not only the timed ones
+// (which alone would still make the run fail with ErrVerify).
+func TestEveryReadVerified(t *testing.T) {
+	registerWrongStore.Do(func() {
+		RegisterStore("benchstorewrong", func(string) (Store, error) { return wrongStore{&noopStore{}}, nil })
+	})
+	registerWrongIterStore.Do(func() {
+		RegisterStore("benchstorewrongiter", func(string) (Store, error) { return wrongIterStore{&noopStore{}}, nil })
+	})
+	for bench, engine := range map[string]string{"readrandom": "benchstorewrong", "seekrandom": "benchstorewrongiter"} {
+		cfg := testConfig(engine)
+		cfg.Benchmarks = []string{"fillseq", bench}
+		res, err := Run(context.Background(), cfg, io.Discard, io.Discard)
+		require.ErrorIs(t, err, ErrVerify, bench)
+		i := slices.IndexFunc(res, func(r Result) bool { return r.Benchmark == bench && r.Op == "all" })
+		require.GreaterOrEqual(t, i, 0, bench)
+		r := res[i]
+		require.Equal(t, int64(cfg.Num), r.Ops, bench)
+		require.Equal(t, int64(cfg.Num), r.Found, bench)
+		require.Equal(t, r.Found, r.BadValues, bench)
+	}
+}
+
 func TestStoreUsage(t *testing.T) {
 	require.Contains(t, EngineNames(), NoopEngine)
 	require.Contains(t, EngineNames(), "lsm")
