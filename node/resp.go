@@ -175,6 +175,18 @@ func (p *reqParser) parse(buf []byte, args [][]byte, lim parseLimits) (_ [][]byt
 // line is not complete yet. A malformed line (as Redis' string2ll sees it:
 // a leading zero, "-0" and "+1" are), or one of more than 18 digits, is bad.
 func parseHeader(buf []byte, at int, bad error) (n int64, next int, err error) {
+	// Nearly every header of a request is one or two digits ("*3", "$3",
+	// "$16"): read those without the loop. Anything else, a leading zero
+	// of two digits included, takes the loop, which judges it.
+	if at+4 < len(buf) {
+		d0, d1 := buf[at+1]-'0', buf[at+2]-'0'
+		switch {
+		case d0 <= 9 && buf[at+2] == '\r' && buf[at+3] == '\n':
+			return int64(d0), at + 4, nil
+		case d0-1 <= 8 && d1 <= 9 && buf[at+3] == '\r' && buf[at+4] == '\n':
+			return int64(d0)*10 + int64(d1), at + 5, nil
+		}
+	}
 	i := at + 1
 	neg := false
 	if i < len(buf) && buf[i] == '-' {

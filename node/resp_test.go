@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -148,6 +149,49 @@ func TestProtocolErrorAfterRequests(t *testing.T) {
 	n := startNode(t, nil)
 	out := sendAll(t, n, "SET a 1\r\nGET a\r\n*1\r\nX\r\nPING\r\n")
 	require.Equal(t, "+OK\r\n$1\r\n1\r\n-ERR Protocol error: expected '$', got 'X'\r\n", out)
+}
+
+// parseHeader reads every short header as Redis' string2ll does (digits,
+// one leading '-', no leading zero, no "-0"), whether the line ends the
+// buffer or more follows it: the one- and two-digit forms have a path of
+// their own.
+func TestParseHeaderShortForms(t *testing.T) {
+	const alphabet = "0159-+ x"
+	var bodies []string
+	for _, a := range alphabet {
+		bodies = append(bodies, string(a))
+		for _, b := range alphabet {
+			bodies = append(bodies, string(a)+string(b))
+			for _, c := range alphabet {
+				bodies = append(bodies, string(a)+string(b)+string(c))
+			}
+		}
+	}
+	for _, body := range bodies {
+		v, perr := strconv.ParseInt(body, 10, 64)
+		valid := perr == nil && strconv.FormatInt(v, 10) == body
+		for _, tail := range []string{"\r\n", "\r\n$", "\r\n$3\r\nabc\r\n", "\rx", "\n\r\n"} {
+			buf := []byte("$" + body + tail)
+			n, next, err := parseHeader(buf, 0, errBulkLength)
+			if !valid || tail[1] != '\n' {
+				require.Error(t, err, "%q", buf)
+				continue
+			}
+			require.NoError(t, err, "%q", buf)
+			require.Equal(t, v, n, "%q", buf)
+			require.Equal(t, len(body)+3, next, "%q", buf)
+		}
+		// Without its CRLF, or with only the CR, the line is not complete
+		// (or already bad).
+		for _, tail := range []string{"", "\r"} {
+			buf := []byte("$" + body + tail)
+			_, next, err := parseHeader(buf, 0, errBulkLength)
+			require.Zero(t, next, "%q", buf)
+			if valid {
+				require.NoError(t, err, "%q", buf)
+			}
+		}
+	}
 }
 
 func FuzzParseRequest(f *testing.F) {
