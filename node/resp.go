@@ -122,10 +122,16 @@ func (p *reqParser) parse(buf []byte, args [][]byte, lim parseLimits) (_ [][]byt
 		}
 		p.count, p.pos, p.offs = int(count), pos, p.offs[:0]
 	}
+	// The arguments read by earlier calls are at p.offs; this call's go
+	// straight to args, and only when the request is still incomplete are
+	// their offsets kept (keep), for the next call.
+	for i := 0; i+1 < len(p.offs); i += 2 {
+		args = append(args, buf[p.offs[i]:p.offs[i+1]:p.offs[i+1]])
+	}
 	pos := p.pos
-	for len(p.offs) < 2*p.count {
+	for len(args) < p.count {
 		if pos >= len(buf) {
-			p.pos = pos
+			p.keep(buf, pos)
 			return args, 0, pos + 1, nil
 		}
 		if buf[pos] != '$' {
@@ -142,7 +148,7 @@ func (p *reqParser) parse(buf []byte, args [][]byte, lim parseLimits) (_ [][]byt
 				p.count = 0
 				return args, 0, 0, errBulkTooBig
 			}
-			p.pos = pos
+			p.keep(buf, pos)
 			return args, 0, len(buf) + 1, nil
 		}
 		if n < 0 || n > lim.maxBulk {
@@ -154,20 +160,29 @@ func (p *reqParser) parse(buf []byte, args [][]byte, lim parseLimits) (_ [][]byt
 		}
 		end := next + int(n)
 		if end+2 > len(buf) {
-			p.pos = pos // the header is reread: a few bytes
+			p.keep(buf, pos) // the header is reread: a few bytes
 			return args, 0, end + 2, nil
 		}
-		p.offs = append(p.offs, next, end)
+		args = append(args, buf[next:end:end])
 		pos = end + 2
-	}
-	for i := 0; i < len(p.offs); i += 2 {
-		args = append(args, buf[p.offs[i]:p.offs[i+1]:p.offs[i+1]])
 	}
 	p.count = 0
 	if cap(p.offs) > 1<<12 {
 		p.offs = nil // one huge request: do not keep its offsets
 	}
 	return args, pos, 0, nil
+}
+
+// keep records the offsets of the complete arguments between p.pos and pos,
+// read (and checked) by this call, and that the next call resumes at pos.
+func (p *reqParser) keep(buf []byte, pos int) {
+	for at := p.pos; at < pos; {
+		n, next, _ := parseHeader(buf, at, errBulkLength)
+		end := next + int(n)
+		p.offs = append(p.offs, next, end)
+		at = end + 2
+	}
+	p.pos = pos
 }
 
 // parseHeader parses the number after the type byte at buf[at] up to its
