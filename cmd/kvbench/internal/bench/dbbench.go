@@ -318,7 +318,7 @@ func (s *session) readOne(w *worker, h *opStat, it logkv.Iterator, k uint64, key
 	found, at := false, false
 	t0 := w.clock()
 	if it != nil {
-		if at = it.SeekGE(key); at && bytes.Equal(it.Key(), key) {
+		if at = it.SeekGE(key); at && sameKey(it.Key(), key) {
 			v, found = it.Value(), true
 		}
 	} else {
@@ -410,7 +410,7 @@ func readRun(db Store, it logkv.Iterator, vals *valueSource, plan *keyPlan, i, n
 				}
 				continue
 			}
-			if !bytes.Equal(it.Key(), key) {
+			if !sameKey(it.Key(), key) {
 				continue
 			}
 			v := it.Value()

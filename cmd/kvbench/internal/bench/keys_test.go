@@ -1,10 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // appendKey writes what "%0*d" writes, keeping the low digits of a number
@@ -86,5 +90,23 @@ func TestParseKey(t *testing.T) {
 		if _, ok := parseKey([]byte(k)); ok {
 			t.Fatalf("%q parsed", k)
 		}
+	}
+}
+
+// sameKey answers as bytes.Equal: for 16-byte keys (its inline case) that
+// differ in any one byte, and for keys of other widths.
+func TestSameKey(t *testing.T) {
+	a := appendKey(nil, 1234567890123456, 16)
+	require.True(t, sameKey(a, slices.Clone(a)))
+	for i := range a {
+		b := slices.Clone(a)
+		b[i] ^= 1
+		require.False(t, sameKey(a, b), i)
+		require.False(t, sameKey(b, a), i)
+	}
+	for _, c := range [][2]string{{"", ""}, {"0001", "0001"}, {"0001", "0002"}, {"000000000000000012", "000000000000000012"},
+		{"000000000000000012", "000000000000000013"}, {"0000000000000001", "00000000000000012"}, {"000000000000001", "0000000000000012"}} {
+		x, y := []byte(c[0]), []byte(c[1])
+		require.Equal(t, bytes.Equal(x, y), sameKey(x, y), c)
 	}
 }

@@ -51,6 +51,8 @@ type noopStore struct {
 	// table holds the keys 0..len(table)/width-1 formatted, one after
 	// another; nil when limit*width is over noopTableMax (YCSB's key space).
 	table []byte
+	// get16 is width == 16 && vals != nil: Get's fast path, tested once.
+	get16 bool
 }
 
 var _ Store = (*noopStore)(nil)
@@ -72,7 +74,10 @@ type driven interface {
 	hold(limit uint64, width int)
 }
 
-func (s *noopStore) useValues(v *valueSource) { s.vals = v }
+func (s *noopStore) useValues(v *valueSource) {
+	s.vals = v
+	s.get16 = s.width == 16 && s.vals != nil
+}
 
 func (s *noopStore) hold(limit uint64, width int) {
 	limit = min(limit, math.MaxInt64)
@@ -80,6 +85,7 @@ func (s *noopStore) hold(limit uint64, width int) {
 		return
 	}
 	s.limit, s.width, s.table = int64(limit), width, nil
+	s.get16 = s.width == 16 && s.vals != nil
 	if width > 0 && limit <= noopTableMax/uint64(width) {
 		s.table = make([]byte, 0, limit*uint64(width))
 		for n := range limit {
@@ -141,7 +147,7 @@ func fold8(x uint64) (n, bad uint64) {
 }
 
 func (s *noopStore) Get(key []byte) ([]byte, error) {
-	if len(key) == 16 && s.width == 16 && s.vals != nil {
+	if len(key) == 16 && s.get16 {
 		// parseKey's 16-byte case, inlined: the call was a fifth of
 		// the noop store's Get.
 		hi, bad1 := fold8(binary.LittleEndian.Uint64(key))
@@ -195,6 +201,7 @@ func (s *noopStore) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
 			it.upper = it.upperBuf
 		}
 	}
+	it.seek16 = it.width == 16 && it.lower == nil && it.upper == nil
 	// The numbers Next and Prev step through from the table, with no
 	// bound to compare: those within bounds when the bounds are keys of
 	// the store's width (numbers and keys then sort alike). Anything else
@@ -234,6 +241,10 @@ type noopIter struct {
 	key, value     []byte // key is a slice of table or buf
 	vals           *valueSource
 	closed         bool
+	// seek16 is set while the iterator is open, its keys are 16 bytes
+	// wide and it has no bounds: SeekGE's fast path, tested once.
+	seek16 bool
+	key16  [16]byte // the key a fast SeekGE landed on
 
 	buf, lowerBuf, upperBuf []byte // kept across reuse
 }
@@ -283,20 +294,24 @@ func bound(b []byte, def int64) int64 {
 func (it *noopIter) First() bool { return it.at(bound(it.lower, 0)) }
 func (it *noopIter) Last() bool  { return it.at(min(it.hi, bound(it.upper, it.hi+1)-1)) }
 func (it *noopIter) SeekGE(k []byte) bool {
-	if len(k) == 16 && it.width == 16 && it.lower == nil && it.upper == nil && !it.closed {
+	if len(k) == 16 && it.seek16 {
 		// seekrandom's case (a 16-byte key, no bounds), with
 		// parseKey's and inBounds' work inlined: the calls were a
 		// quarter of the noop store's seek. A key held is the key
-		// landed on; a key past the last lands nowhere.
-		hi, bad1 := fold8(binary.LittleEndian.Uint64(k))
-		lo, bad2 := fold8(binary.LittleEndian.Uint64(k[8:]))
+		// landed on; a key past the last lands nowhere. The key is
+		// copied as the two words just parsed, into key16, rather than
+		// through append (a call to memmove).
+		w1, w2 := binary.LittleEndian.Uint64(k), binary.LittleEndian.Uint64(k[8:])
+		hi, bad1 := fold8(w1)
+		lo, bad2 := fold8(w2)
 		if n := hi*100_000_000 + lo; bad1|bad2 == 0 {
 			if it.hi < 0 || n > uint64(it.hi) {
 				it.pos = -1
 				return false
 			}
-			it.buf = append(it.buf[:0], k...)
-			it.key, it.pos, it.value = it.buf, int64(n), it.vals.value(n)
+			binary.LittleEndian.PutUint64(it.key16[:8], w1)
+			binary.LittleEndian.PutUint64(it.key16[8:], w2)
+			it.key, it.pos, it.value = it.key16[:], int64(n), it.vals.value(n)
 			return true
 		}
 	}
@@ -453,7 +468,7 @@ func (it *noopIter) Close() error {
 	if it.closed {
 		return nil
 	}
-	it.closed, it.pos = true, -1
+	it.closed, it.pos, it.seek16 = true, -1, false
 	it.vals, it.value, it.key, it.table = nil, nil, nil, nil
 	noopIters.Put(it)
 	return nil

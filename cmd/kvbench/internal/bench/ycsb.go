@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -423,7 +422,7 @@ func (s *session) ycsbScan(w *worker, k uint64, key []byte, length int) (int, er
 	}
 	n := 0
 	ok := it.SeekGE(key)
-	if ok && bytes.Equal(it.Key(), key) {
+	if ok && sameKey(it.Key(), key) {
 		w.found++
 		if !w.vals.check(it.Value(), k) {
 			w.bad++
