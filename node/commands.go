@@ -125,14 +125,39 @@ func lookup(name []byte) *command { return commandIndex.find(name) }
 // command dict is hashed once per request, case-insensitively); a Go map
 // needed a lowercased copy, then its own hash and compare, 2.7% of a
 // pipelined GET's CPU (docs/keyspace.md has the split).
+//
+// A name of at most 8 bytes is folded (each byte |0x20) into one word as it
+// is read, and hashed from the word; a command whose name is that short and
+// all letters is found by comparing words (words), as a byte b|0x20 equals
+// the lowercase letter l only if b is l or its uppercase.
 type cmdIndex struct {
 	slots []*command // len is a power of two; nil: empty
+	// words[i] is slots[i]'s name folded (foldWord), if the name is at
+	// most 8 letters; 0 if not.
+	words []uint64
 	n     int
 }
 
-// hashName is FNV-1a over the name with ASCII letters lowercased. Other bytes
-// that |0x20 changes only hash alike; find compares exactly.
+// foldWord packs name, each byte |0x20, into a word (its last byte in the
+// low byte), if name has at most 8 bytes. No folded byte is 0, so names of
+// different lengths have different words.
+func foldWord(name []byte) (w uint64, ok bool) {
+	if len(name) > 8 {
+		return 0, false
+	}
+	for _, b := range name {
+		w = w<<8 | uint64(b|0x20)
+	}
+	return w, true
+}
+
+// hashName hashes name with ASCII letters lowercased: a name of at most 8
+// bytes by its folded word, a longer one by FNV-1a over the folded bytes.
+// Other bytes that |0x20 changes only hash alike; find compares exactly.
 func hashName(name []byte) uint32 {
+	if w, ok := foldWord(name); ok {
+		return hashWord(w)
+	}
 	h := uint32(2166136261)
 	for _, b := range name {
 		h = (h ^ uint32(b|0x20)) * 16777619
@@ -140,11 +165,31 @@ func hashName(name []byte) uint32 {
 	return h
 }
 
+// hashWord hashes a folded word (Fibonacci hashing: the high bits of its
+// product with 2^64/phi).
+func hashWord(w uint64) uint32 { return uint32((w * 0x9e3779b97f4a7c15) >> 32) }
+
+// lettersWord is name's folded word if name is 1 to 8 lowercase letters,
+// else 0.
+func lettersWord(name string) uint64 {
+	if len(name) == 0 || len(name) > 8 {
+		return 0
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] < 'a' || name[i] > 'z' {
+			return 0
+		}
+	}
+	w, _ := foldWord([]byte(name))
+	return w
+}
+
 // add adds c under c.name, which is lowercase.
 func (x *cmdIndex) add(c *command) {
 	if 2*(x.n+1) > len(x.slots) {
 		old := x.slots
-		x.slots, x.n = make([]*command, max(64, 2*len(old))), 0
+		size := max(64, 2*len(old))
+		x.slots, x.words, x.n = make([]*command, size), make([]uint64, size), 0
 		for _, o := range old {
 			if o != nil {
 				x.add(o)
@@ -154,7 +199,7 @@ func (x *cmdIndex) add(c *command) {
 	mask := uint32(len(x.slots) - 1)
 	for i := hashName([]byte(c.name)) & mask; ; i = (i + 1) & mask {
 		if x.slots[i] == nil {
-			x.slots[i] = c
+			x.slots[i], x.words[i] = c, lettersWord(c.name)
 			x.n++
 			return
 		}
@@ -167,10 +212,23 @@ func (x *cmdIndex) find(name []byte) *command {
 		return nil
 	}
 	mask := uint32(len(x.slots) - 1)
-	for i := hashName(name) & mask; ; i = (i + 1) & mask {
+	w, short := foldWord(name)
+	var h uint32
+	if short {
+		h = hashWord(w)
+	} else {
+		h = hashName(name)
+	}
+	for i := h & mask; ; i = (i + 1) & mask {
 		c := x.slots[i]
 		if c == nil {
 			return nil
+		}
+		if short && x.words[i] != 0 {
+			if x.words[i] == w {
+				return c
+			}
+			continue
 		}
 		if equalFoldLower(name, c.name) {
 			return c
