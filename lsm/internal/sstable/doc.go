@@ -151,7 +151,15 @@
 // not mapped). Decoded blocks never share memory with the mapping, so
 // nothing a Reader returns outlives it. The file pages a process touches
 // through mappings count in its resident size (they are the page cache's,
-// shared and reclaimable), where pread would have copied them.
+// shared and reclaimable), where pread would have copied them. The mapping
+// is advised MADV_RANDOM (a fault reads its page, not the pages around it).
+// A page the kernel cannot supply (the file shortened after Open, a disk or
+// network filesystem failing the read) raises SIGBUS, which would kill the
+// process: each read from the mapping runs with debug.SetPanicOnFault and
+// recovers the fault, and the block is read again with ReadAt, which
+// reports ErrCorrupt naming file and offset (or the I/O error); a Reader
+// that has faulted reads with ReadAt from then on. ReaderOptions.DisableMmap
+// turns the mapping off.
 //
 // # Corruption
 //

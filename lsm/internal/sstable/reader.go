@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -25,6 +27,16 @@ type ReaderOptions struct {
 	// Name is the file name errors report (corruption names file and
 	// offset).
 	Name string
+	// DisableMmap reads every block with ReadAt (pread) instead of from a
+	// read-only mapping of the file. Reads from a mapping save a system
+	// call a block, but the pages they touch count in the process's
+	// resident size, and a page the kernel cannot supply (the file shrank,
+	// a disk or network filesystem failed the read) faults: the Reader
+	// recovers the fault and reads that block again with ReadAt, which
+	// costs a few ns a mapped read and needs the runtime's
+	// debug.SetPanicOnFault. Set it where faults are expected to be common
+	// (flaky disks, NFS or FUSE mounts) or resident size is watched.
+	DisableMmap bool
 }
 
 // ReaderMetrics are a Reader's counters.
@@ -44,7 +56,8 @@ type ReaderMetrics struct {
 // use; Close must not run concurrently with them.
 type Reader struct {
 	f        vfs.File
-	mapped   []byte // the file mapped read-only (mapTable), or nil: reads use f.ReadAt
+	mapped   []byte      // the file mapped read-only (mapTable), or nil: reads use f.ReadAt
+	faulted  atomic.Bool // a read from mapped faulted: reads use f.ReadAt from then on
 	size     int64
 	name     string
 	cache    *Cache
@@ -75,7 +88,10 @@ func Open(f vfs.File, size int64, o ReaderOptions) (*Reader, error) {
 // open is Open; verify=false skips block checksums, so that fuzzing reaches
 // the decoders behind them.
 func open(f vfs.File, size int64, o ReaderOptions, verify bool) (*Reader, error) {
-	m := mapTable(f, size)
+	var m []byte
+	if !o.DisableMmap {
+		m = mapTable(f, size)
+	}
 	r, err := load(f, m, size, o, verify)
 	if err != nil {
 		_ = unmapTable(m) // nothing read from it is kept
@@ -180,11 +196,15 @@ var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
 // checks its checksum and decompresses it. The result is a new buffer.
 func (r *Reader) readBlock(h handle) ([]byte, error) {
 	n := int(h.length) + blockTrailerSize
-	if r.mapped != nil && h.offset <= uint64(len(r.mapped)) && uint64(len(r.mapped))-h.offset >= uint64(n) {
+	if r.mapped != nil && h.offset <= uint64(len(r.mapped)) && uint64(len(r.mapped))-h.offset >= uint64(n) && !r.faulted.Load() {
 		// Straight from the mapping: decodeBlock's result never shares
 		// memory with its input (decompress copies even a raw block), so
 		// nothing outlives the mapping.
-		return r.decodeBlock(h, r.mapped[h.offset:h.offset+uint64(n)], nil)
+		if b, ok, err := r.decodeMapped(h, r.mapped[h.offset:h.offset+uint64(n)]); ok {
+			return b, err
+		}
+		// The mapping faulted: ReadAt below reports what the kernel could
+		// not supply (a short read as ErrCorrupt, or the I/O error).
 	}
 	sp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(sp)
@@ -196,6 +216,39 @@ func (r *Reader) readBlock(h handle) ([]byte, error) {
 		return nil, err
 	}
 	return r.decodeBlock(h, buf, nil)
+}
+
+// decodeMapped is decodeBlock of raw, a slice of the mapping, guarded
+// against a fault: a page of the mapping the kernel cannot supply (the file
+// was truncated after Open, or the disk failed the page's read) raises
+// SIGBUS, which kills a Go process unless the goroutine asked for a panic
+// instead (debug.SetPanicOnFault). decodeMapped asks for one, restoring the
+// goroutine's previous setting on return, and recovers a fault (a
+// runtime.Error with an Addr method): it then marks the Reader faulted, so
+// that no later read uses the mapping, and returns ok=false for the caller
+// to read the block with ReadAt. Any other panic is raised again.
+func (r *Reader) decodeMapped(h handle, raw []byte) (b []byte, ok bool, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if ok {
+			return
+		}
+		e := recover()
+		if e == nil {
+			return // runtime.Goexit: let it go on
+		}
+		if re, isRT := e.(runtime.Error); isRT {
+			if _, hasAddr := re.(interface{ Addr() uintptr }); hasAddr {
+				r.faulted.Store(true)
+				r.blockReads.Add(^uint64(0)) // counted again by the ReadAt
+				b, err = nil, nil
+				return
+			}
+		}
+		panic(e)
+	}()
+	b, err = r.decodeBlock(h, raw, nil)
+	return b, true, err
 }
 
 // decodeBlock checks the checksum of the stored block raw (with its
