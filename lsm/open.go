@@ -32,6 +32,7 @@ func Open(dir string, o *Options) (*DB, error) {
 	d.lock = lock
 	d.cache = sstable.NewCache(opts.CacheSize)
 	d.tc = newTableCache(d.fs, dir, d.cache, opts.MaxOpenFiles)
+	d.tc.noMmap = opts.DisableMmap
 	if err := d.recover(); err != nil {
 		d.tc.close()
 		lock.Close()

@@ -98,6 +98,18 @@ type Options struct {
 	// Default 1000.
 	MaxOpenFiles int `yaml:"max_open_files"`
 
+	// DisableMmap reads table blocks with ReadAt (pread) instead of from a
+	// read-only mapping of each table file. The mapping saves a Get that
+	// misses the block cache a system call, but the file pages it touches
+	// count in the process's resident size, and a page the kernel cannot
+	// read (a failing disk, an NFS or FUSE mount, a table file shortened
+	// under the DB) raises a fault that each read must recover from before
+	// reading the block again with ReadAt (it then reports ErrCorrupt or
+	// the I/O error, as ReadAt always does). Set it on such storage, or
+	// where resident size is watched. Filesystems without file descriptors
+	// (vfs.MemFS) always use ReadAt.
+	DisableMmap bool `yaml:"disable_mmap"`
+
 	// DisableWAL turns the write-ahead log off, for use under a node whose
 	// commit log already is the WAL. Unflushed writes are then lost in a
 	// crash, and LastSeq after a reopen is the newest sequence number

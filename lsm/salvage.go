@@ -111,7 +111,9 @@ func salvageTable(fs vfs.FS, path string, keep func(SalvagedEntry) error, skip f
 	if err != nil {
 		return fmt.Errorf("lsm: salvage: %w", err)
 	}
-	r, err := sstable.Open(f, st.Size(), sstable.ReaderOptions{Name: path})
+	// ReadAt, not a mapping: salvage reads each block once, often from a
+	// failing disk, where a mapped page the kernel cannot read faults.
+	r, err := sstable.Open(f, st.Size(), sstable.ReaderOptions{Name: path, DisableMmap: true})
 	if err != nil {
 		return skip(Skipped{Path: path, Off: 0, Len: st.Size(), Why: fmt.Sprintf("table unreadable (footer, index or properties): %v", err)})
 	}

@@ -27,6 +27,7 @@ type tableCache struct {
 	dir      string
 	cache    *sstable.Cache
 	capacity int
+	noMmap   bool // Options.DisableMmap
 
 	recent [tableRecentSlots]atomic.Pointer[tableEntry]
 
@@ -160,7 +161,7 @@ func (c *tableCache) openWith(f *manifest.FileMeta, cache *sstable.Cache) (*ssta
 	if err != nil {
 		return nil, fmt.Errorf("lsm: open table %s: %w", name, err)
 	}
-	r, err := sstable.Open(file, int64(f.Size), sstable.ReaderOptions{Cache: cache, FileNum: f.Num, Name: name})
+	r, err := sstable.Open(file, int64(f.Size), sstable.ReaderOptions{Cache: cache, FileNum: f.Num, Name: name, DisableMmap: c.noMmap})
 	if err != nil {
 		file.Close()
 		return nil, err
