@@ -1,6 +1,7 @@
 package lsm
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -142,12 +143,46 @@ func BenchmarkReadRandomDBBench(b *testing.B) {
 	}
 }
 
+// readBenchMarker is the file in LSM_READBENCH_DIR that says its "db" was
+// filled by BenchmarkReadRandomLarge, holding the number of keys (decimal).
+const readBenchMarker = "filled"
+
+// readBenchDir prepares dir for BenchmarkReadRandomLarge and reports
+// whether dir/db is filled with keys keys. It removes nothing it did not
+// create: a marker for another key count means dir/db is the benchmark's,
+// which is removed for a new fill; dir without a marker must be empty (or
+// absent), else the benchmark refuses it rather than delete a user's files.
+func readBenchDir(b *testing.B, dir string, keys int) bool {
+	marker := filepath.Join(dir, readBenchMarker)
+	got, err := os.ReadFile(marker)
+	if err == nil {
+		if n, err := strconv.Atoi(string(got)); err == nil && n == keys {
+			return true
+		}
+		b.Logf("%s: filled with %q keys, not %d: filling again", dir, got, keys)
+		require.NoError(b, os.Remove(marker))
+		require.NoError(b, os.RemoveAll(filepath.Join(dir, "db")))
+		return false
+	}
+	require.ErrorIs(b, err, os.ErrNotExist)
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		b.Fatal(err)
+	}
+	if len(ents) > 0 {
+		b.Fatalf("LSM_READBENCH_DIR %s is not empty and has no %q marker (an interrupted fill, or not the benchmark's): remove it or name another", dir, readBenchMarker)
+	}
+	return false
+}
+
 // BenchmarkReadRandomLarge is peerbench's readrandom at 8M keys (-n 8000000)
 // inside the package, for profiles of a DB several times the block cache.
 // It runs only when LSM_READBENCH_DIR names a directory to keep the DB in:
-// the fill (minutes) is done once, marked by a file "filled" written after
-// compactions end, and reused by later runs, so that callgrind runs on a
-// filled DB (LSM_READBENCH_KEYS overrides the 8M keys). Before the timer,
+// the fill (minutes) is done once into its "db", marked by a file "filled"
+// (holding the key count) written after compactions end, and reused by
+// later runs, so that callgrind runs on a filled DB (LSM_READBENCH_KEYS
+// overrides the 8M keys; a directory the benchmark did not fill is refused,
+// not removed: readBenchDir). Before the timer,
 // LSM_READBENCH_WARM Gets (default 200000) fill the block cache to its
 // steady state; the measured Gets go through readBenchGet, so that
 // callgrind counts them alone:
@@ -164,12 +199,7 @@ func BenchmarkReadRandomLarge(b *testing.B) {
 	}
 	keys := envInt(b, "LSM_READBENCH_KEYS", 8000000)
 	warm := envInt(b, "LSM_READBENCH_WARM", 200000)
-	marker := filepath.Join(dir, "filled")
-	_, err := os.Stat(marker)
-	filled := err == nil
-	if !filled {
-		require.NoError(b, os.RemoveAll(dir))
-	}
+	filled := readBenchDir(b, dir, keys)
 	db, err := Open(filepath.Join(dir, "db"), nil)
 	require.NoError(b, err)
 	defer db.Close()
@@ -181,7 +211,7 @@ func BenchmarkReadRandomLarge(b *testing.B) {
 			require.NoError(b, db.Set(k, vals.next(100), nil))
 		}
 		db.waitIdle()
-		require.NoError(b, os.WriteFile(marker, nil, 0o644))
+		require.NoError(b, os.WriteFile(filepath.Join(dir, readBenchMarker), []byte(strconv.Itoa(keys)), 0o644))
 	}
 	db.waitIdle()
 	r := rand.New(rand.NewPCG(5, 6))
