@@ -32,22 +32,26 @@ func (db *DB) AppendKeys(keys [][]byte, arena []byte, lower, upper []byte, limit
 	}
 	var c ordtree.Iter[val]
 	c.Reset(db.t.Current())
-	first := len(keys)
-	for ok := c.SeekGE(unsafeString(lower)); ok && len(keys)-first < limit; ok = c.Next() {
+	// The keys' lengths for now (nothing pointing into the tree's records
+	// outlives the lock); their places once arena has stopped moving.
+	var lensBuf [128]int
+	lens := lensBuf[:0]
+	for ok := c.SeekGE(unsafeString(lower)); ok && len(lens) < limit; ok = c.Next() {
 		k := c.Value().key()
 		if upper != nil && string(k) >= string(upper) {
 			break
 		}
-		// The key's length for now; its place once arena has stopped moving.
 		arena = append(arena, k...)
-		keys = append(keys, k[:len(k):len(k)])
+		lens = append(lens, len(k))
 	}
 	db.mu.RUnlock()
-	end := len(arena)
-	for i := len(keys) - 1; i >= first; i-- {
-		begin := end - len(keys[i])
-		keys[i] = arena[begin:end:end]
-		end = begin
+	begin := len(arena)
+	for _, n := range lens {
+		begin -= n
+	}
+	for _, n := range lens {
+		keys = append(keys, arena[begin:begin+n:begin+n])
+		begin += n
 	}
 	return keys, arena, nil
 }
