@@ -288,7 +288,7 @@ func (db *DB) metrics() logkv.Metrics {
 	for _, n := range db.live {
 		readers += n
 	}
-	nodeBytes := st.Leaves*leafBytes + st.Inners*(innerBytes) + db.t.TailedNodes()*tailsBytes
+	nodeBytes := st.Leaves*leafBytes + st.Inners*(innerBytes) + db.t.SideBytes()
 	as := db.arena.Stats()
 	return logkv.Metrics{
 		Keys:         int64(st.Keys),

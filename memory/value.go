@@ -82,5 +82,4 @@ func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), l
 const (
 	leafBytes  = int64(unsafe.Sizeof(ordtree.Node[val]{}))
 	innerBytes = int64(unsafe.Sizeof(ordtree.Inode[val]{}))
-	tailsBytes = int64(unsafe.Sizeof([ordtree.MaxItems]*byte{}))
 )
