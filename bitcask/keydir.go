@@ -65,7 +65,7 @@ type tree struct {
 
 	length    int   // keys
 	keyBytes  int64 // sum of len(key) over the tree's entries
-	tailBytes int64 // sum of the tails' lengths (key bytes past 16)
+	tailBytes int64 // ordtree.Stats.TailBytes: key bytes past the 16th of keys over 25 bytes
 }
 
 func newTree() *tree { return &tree{t: ordtree.New[val]()} }
