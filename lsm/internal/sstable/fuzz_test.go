@@ -171,7 +171,9 @@ func seedTables(t testing.TB) [][]byte {
 // FuzzTable opens arbitrary bytes as a table and reads all of it: errors
 // must wrap ErrCorrupt; no panic. With verify false the block checksums are
 // skipped, so that mutations reach the index, filter, properties and
-// decompression code behind them.
+// decompression code behind them. Each input is read twice: through
+// ReadAt, and with b as the file's mapping (memFile has no descriptor to
+// map), through decodeMapped as an OS file's Reader reads.
 func FuzzTable(f *testing.F) {
 	for _, b := range seedTables(f) {
 		f.Add(b, false)
@@ -179,22 +181,37 @@ func FuzzTable(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte, verify bool) {
 		checkTable(t, b, nil, verify)
-		r, err := open(&memFile{b: b}, int64(len(b)), ReaderOptions{Name: "fuzz", Cache: NewCache(64 << 10)}, verify)
-		if err != nil {
-			return
-		}
-		defer r.Close()
-		it := r.NewIter([]byte("ap"), []byte("bao"))
-		n := 0
-		for ok := it.SeekGE(base.MakeSearchKey([]byte("b"), 5)); ok; ok = it.Prev() {
-			if n++; n > len(b) {
-				t.Fatal("Prev does not terminate")
-			}
-		}
-		if err := it.Close(); err != nil && !errors.Is(err, logkv.ErrCorrupt) {
-			t.Fatal(err)
-		}
+		fuzzReader(t, b, verify, false)
+		fuzzReader(t, b, verify, true)
 	})
+}
+
+// fuzzReader opens b as a table, read through ReadAt or, if mapped, from b
+// as its mapping, and walks part of it backwards.
+func fuzzReader(t *testing.T, b []byte, verify, mapped bool) {
+	o := ReaderOptions{Name: "fuzz", Cache: NewCache(64 << 10)}
+	var r *Reader
+	var err error
+	if mapped {
+		r, err = load(&memFile{b: b}, b, int64(len(b)), o, verify)
+	} else {
+		r, err = open(&memFile{b: b}, int64(len(b)), o, verify)
+	}
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	defer func() { r.mapped = nil }() // before Close: b is not a mapping to unmap
+	it := r.NewIter([]byte("ap"), []byte("bao"))
+	n := 0
+	for ok := it.SeekGE(base.MakeSearchKey([]byte("b"), 5)); ok; ok = it.Prev() {
+		if n++; n > len(b) {
+			t.Fatal("Prev does not terminate")
+		}
+	}
+	if err := it.Close(); err != nil && !errors.Is(err, logkv.ErrCorrupt) {
+		t.Fatal(err)
+	}
 }
 
 // FuzzFilter decodes arbitrary bytes as a filter block and probes it.
