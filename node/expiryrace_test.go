@@ -595,34 +595,20 @@ func TestExpirerWalksWithoutSnapshot(t *testing.T) {
 	n := newNode(t, func(c *Config) { c.Engine = "memory" })
 	n.stopBackground()
 	n.setClock(clock0)
-	c := &client{authed: true, access: accessWrite}
-	c.conn = &replyConn{n: n, c: c}
-	c.conn.reset(0)
-	for i := range 5000 {
-		n.run(c, lookup([]byte("SET")), [][]byte{[]byte("SET"), fmt.Appendf(nil, "k%05d", i), []byte("v"), []byte("PX"), []byte("1000")})
-		if i%16 == 15 {
-			n.submitRun(c)
-			c.conn.out = c.conn.out[:0]
-		}
-	}
-	n.submitRun(c)
-	copies := func() float64 {
-		for _, m := range n.eng().Metrics().Detail {
-			if m.Name == "memory_node_copies_total" {
-				return m.Value
-			}
-		}
-		t.Fatal("the memory engine reports no memory_node_copies_total")
-		return 0
-	}
-	before := copies()
+	runPiped(n, writerClient(n), 5000, func(i int) [][]byte {
+		return [][]byte{[]byte("SET"), fmt.Appendf(nil, "k%05d", i), []byte("v"), []byte("PX"), []byte("1000")}
+	})
+	const copies = "memory_node_copies_total"
+	before := engineMetric(t, n, copies)
 	n.setClock(clock0 + 2000)
 	var e expirer
 	for capped := true; capped; {
-		_, capped, _ = n.expireCycle(&e, 1) // a tiny budget: many cycles, many walks
+		var err error
+		_, capped, err = n.expireCycle(&e, 1) // a tiny budget: many cycles, many walks
+		require.NoError(t, err)
 	}
 	due, err := n.expireDue()
 	require.NoError(t, err)
 	require.Zero(t, due, "every key past its deadline is removed")
-	require.Equal(t, before, copies(), "the walk held a snapshot: deletes copied tree nodes")
+	require.Equal(t, before, engineMetric(t, n, copies), "the walk held a snapshot: deletes copied tree nodes")
 }

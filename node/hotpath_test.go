@@ -17,9 +17,7 @@ func TestGetAllocatesOnlyTheEnginesCopy(t *testing.T) {
 			n := startNode(t, func(c *Config) { c.Engine = engine })
 			rdb := dial(t, n, nil)
 			require.NoError(t, rdb.Set(t.Context(), "key:000000000001", "xyz", 0).Err())
-			c := &client{authed: true, access: accessWrite}
-			c.conn = &replyConn{n: n, c: c}
-			c.conn.reset(0)
+			c := writerClient(n)
 			get := lookup([]byte("GET"))
 			for _, key := range []string{"key:000000000001", "key:000000000002"} {
 				args := [][]byte{[]byte("GET"), []byte(key)}
@@ -112,9 +110,7 @@ func TestMGetAllocationsPerKey(t *testing.T) {
 	n.stopBackground()
 	rdb := dial(t, n, nil)
 	require.NoError(t, rdb.Set(t.Context(), "a", "xyz", 0).Err())
-	c := &client{authed: true, access: accessWrite}
-	c.conn = &replyConn{n: n, c: c}
-	c.conn.reset(0)
+	c := writerClient(n)
 	mget := lookup([]byte("MGET"))
 	engineKey := appendDataKey(nil, 0, 0, []byte("a"))
 	engineAllocs := testing.AllocsPerRun(100, func() { n.eng().Get(engineKey) })

@@ -31,19 +31,10 @@ func benchNode(b *testing.B) (*Node, *client) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { n.Shutdown(context.Background()) })
-	c := &client{authed: true, access: accessWrite}
-	c.conn = &replyConn{n: n, c: c}
-	c.conn.reset(0)
-	set := lookup([]byte("SET"))
-	for i := range benchKeys {
-		n.run(c, set, [][]byte{[]byte("SET"), benchKey(i), []byte("xyz")})
-		if i%16 == 15 {
-			n.submitRun(c)
-			c.conn.out = c.conn.out[:0]
-		}
-	}
-	n.submitRun(c)
-	c.conn.out = c.conn.out[:0]
+	c := writerClient(n)
+	runPiped(n, c, benchKeys, func(i int) [][]byte {
+		return [][]byte{[]byte("SET"), benchKey(i), []byte("xyz")}
+	})
 	return n, c
 }
 
@@ -133,10 +124,8 @@ func benchExpireCatchUp(b *testing.B, engine string, del bool) {
 	defer n.Shutdown(context.Background())
 	n.stopBackground()
 	n.setClock(clock0)
-	c := &client{authed: true, access: accessWrite}
-	c.conn = &replyConn{n: n, c: c}
-	c.conn.reset(0)
-	runPiped(n, c, func(i int) [][]byte {
+	c := writerClient(n)
+	runPiped(n, c, benchKeys, func(i int) [][]byte {
 		px := fmt.Appendf(nil, "%d", 1000+i*7919%59000)
 		return [][]byte{[]byte("SET"), benchKey(i), []byte("xyz"), []byte("PX"), px}
 	})
@@ -147,7 +136,7 @@ func benchExpireCatchUp(b *testing.B, engine string, del bool) {
 		b.StartTimer()
 		cpu0 := cpuTime()
 		args := [][]byte{[]byte("DEL"), nil}
-		runPiped(n, c, func(i int) [][]byte {
+		runPiped(n, c, benchKeys, func(i int) [][]byte {
 			args[1] = benchKey(i)
 			return args
 		})
@@ -186,10 +175,11 @@ func benchExpireCatchUp(b *testing.B, engine string, del bool) {
 	b.ReportMetric(float64(cpu)/float64(deleted), "cpu-ns/key")
 }
 
-// runPiped runs the command args(i) gives for each of the benchKeys keys
-// on c, in pipelines of 16 as redis-benchmark -P 16 sends them.
-func runPiped(n *Node, c *client, args func(i int) [][]byte) {
-	for i := range benchKeys {
+// runPiped runs the command args(i) gives for i in [0, count) on c, in
+// pipelines of 16 as redis-benchmark -P 16 sends them, dropping the
+// replies.
+func runPiped(n *Node, c *client, count int, args func(i int) [][]byte) {
+	for i := range count {
 		a := args(i)
 		n.run(c, lookup(a[0]), a)
 		if i%16 == 15 {

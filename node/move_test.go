@@ -1221,22 +1221,31 @@ func TestMoveListenerOverTCP(t *testing.T) {
 	l := sc.nodes["a1"].cb().clusterLeader()
 	require.NotNil(t, l)
 	require.NotEmpty(t, l.Move)
-	dir := filepath.Join(sc.tlsDir, "b1")
+	s := dialMoveAs(t, sc, "b1", l.Move)
+	require.Equal(t, "a1", s.Peer())
+	_, err := s.Write(encodeMoveRequest(0, 99))
+	require.NoError(t, err)
+	r := &moveReader{r: bufio.NewReader(s), first: 0, last: 99, maxKey: 1 << 10, maxValue: 1 << 20}
+	_, err = r.next()
+	require.ErrorContains(t, err, "no move of 0-99")
+}
+
+// dialMoveAs opens a stream to the move listener at addr with node name's
+// certificates (TLS over TCP, as a move target dials it), closed when the
+// test ends.
+func dialMoveAs(t *testing.T, sc *shardedCluster, name, addr string) transport.Stream {
+	t.Helper()
+	dir := filepath.Join(sc.tlsDir, name)
 	id, err := transport.LoadIdentity(filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key"), filepath.Join(dir, "ca.crt"))
 	require.NoError(t, err)
 	q, err := transport.NewQUIC(transport.QUICOptions{Identity: id})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := q.TCP().Dial(ctx, l.Move)
+	s, err := q.TCP().Dial(ctx, addr)
 	require.NoError(t, err)
-	defer s.Close()
-	require.Equal(t, "a1", s.Peer())
-	_, err = s.Write(encodeMoveRequest(0, 99))
-	require.NoError(t, err)
-	r := &moveReader{r: bufio.NewReader(s), first: 0, last: 99, maxKey: 1 << 10, maxValue: 1 << 20}
-	_, err = r.next()
-	require.ErrorContains(t, err, "no move of 0-99")
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // TestMoveRequestTimeout: a peer with a valid certificate that connects to
@@ -1250,16 +1259,7 @@ func TestMoveRequestTimeout(t *testing.T) {
 	sc := newShardedCluster(t, "a,b", []string{"a1", "b1"})
 	l := sc.nodes["a1"].cb().clusterLeader()
 	require.NotNil(t, l)
-	dir := filepath.Join(sc.tlsDir, "b1")
-	id, err := transport.LoadIdentity(filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key"), filepath.Join(dir, "ca.crt"))
-	require.NoError(t, err)
-	q, err := transport.NewQUIC(transport.QUICOptions{Identity: id})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := q.TCP().Dial(ctx, l.Move)
-	require.NoError(t, err)
-	defer s.Close()
+	s := dialMoveAs(t, sc, "b1", l.Move)
 	ended := make(chan error, 1)
 	go func() {
 		_, err := s.Read(make([]byte, 1)) // the source sends nothing before a request

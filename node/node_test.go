@@ -50,6 +50,29 @@ func serve(t *testing.T, n *Node) {
 	})
 }
 
+// writerClient is a client of n with write access and a reply buffer but
+// no connection: tests and benchmarks drive n.run and n.submitRun with it
+// directly, as an event loop would.
+func writerClient(n *Node) *client {
+	c := &client{authed: true, access: accessWrite}
+	c.conn = &replyConn{n: n, c: c}
+	c.conn.reset(0)
+	return c
+}
+
+// engineMetric is the value of n's engine metric name (logkv.Metrics'
+// Detail); the test fails if the engine does not report it.
+func engineMetric(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	for _, m := range n.eng().Metrics().Detail {
+		if m.Name == name {
+			return m.Value
+		}
+	}
+	t.Fatalf("the %s engine reports no %s", n.cfg.Engine, name)
+	return 0
+}
+
 func dial(t *testing.T, n *Node, edit func(*redis.Options)) *redis.Client {
 	o := &redis.Options{Addr: n.Addr(), MaxRetries: -1}
 	if edit != nil {

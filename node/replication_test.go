@@ -212,15 +212,7 @@ func TestStandaloneEverysec(t *testing.T) {
 	require.Equal(t, "everysec", dial(t, n, nil).ConfigGet(context.Background(), "appendfsync").Val()["appendfsync"])
 	ctx := context.Background()
 	c := dial(t, n, nil)
-	walSyncs := func() float64 {
-		for _, m := range n.eng().Metrics().Detail {
-			if m.Name == "lsm_wal_syncs_total" {
-				return m.Value
-			}
-		}
-		t.Fatal("lsm reports no lsm_wal_syncs_total")
-		return 0
-	}
+	walSyncs := func() float64 { return engineMetric(t, n, "lsm_wal_syncs_total") }
 	before, start := walSyncs(), time.Now()
 	for p := range 20 { // 20 pipelines: with always, 20 fsyncs
 		_, err := c.Pipelined(ctx, func(pl redis.Pipeliner) error {

@@ -13,9 +13,7 @@ import (
 // runSlotCmd runs one of slotkeys.go's CLUSTER subcommands on n as client c
 // would (args from CLUSTER on), and returns the RESP reply.
 func runSlotCmd(n *Node, db int, run func(*Node, *client, [][]byte), args ...string) string {
-	c := &client{authed: true, access: accessWrite}
-	c.conn = &replyConn{n: n, c: c}
-	c.conn.reset(0)
+	c := writerClient(n)
 	c.ks.db = db
 	a := [][]byte{[]byte("CLUSTER")}
 	for _, s := range args {
