@@ -96,3 +96,29 @@ type SalvagedEntry struct {
 	Value  []byte // empty for a deletion
 	Delete bool   // the key was deleted
 }
+
+// ValueAppender is implemented by an engine (not its options: this one is
+// asked of an open engine) whose Get can copy a value into a caller's
+// buffer instead of a new slice. A caller that reads many values, such as a
+// node answering GETs, keeps one buffer and allocates nothing per read.
+// AppendGet below uses it when the engine has it and Get otherwise.
+type ValueAppender interface {
+	// AppendGet appends key's value to dst and returns the extended slice.
+	// If key is not present it returns dst unchanged and ErrNotFound; on
+	// any other error it returns dst unchanged. It reads what Get would.
+	AppendGet(dst, key []byte) ([]byte, error)
+}
+
+// AppendGet appends key's value in r to dst: through r's ValueAppender
+// when it has one, and through Get otherwise. Its results are
+// ValueAppender.AppendGet's.
+func AppendGet(r Reader, dst, key []byte) ([]byte, error) {
+	if a, ok := r.(ValueAppender); ok {
+		return a.AppendGet(dst, key)
+	}
+	v, err := r.Get(key)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, v...), nil
+}
