@@ -15,7 +15,11 @@ import (
 	"github.com/logkv/logkv/vfs"
 )
 
-var _ logkv.Engine = (*DB)(nil)
+var (
+	_ logkv.Engine        = (*DB)(nil)
+	_ logkv.ValueAppender = (*DB)(nil)
+	_ logkv.ValueAppender = (*snapshot)(nil)
+)
 
 func init() { logkv.RegisterTyped("bitcask", Open) }
 
@@ -168,9 +172,16 @@ func (db *DB) LastSeq() uint64 { return db.lastSeq.Load() }
 // Get returns a copy of the value stored under key, or an error wrapping
 // logkv.ErrNotFound. A value whose record fails its checksum returns an error
 // wrapping logkv.ErrCorrupt naming the data file and offset.
-func (db *DB) Get(key []byte) ([]byte, error) {
+func (db *DB) Get(key []byte) ([]byte, error) { return db.AppendGet(nil, key) }
+
+// AppendGet appends the value stored under key to dst and returns the
+// extended slice (logkv.ValueAppender): Get without a slice of its own, for
+// a caller that keeps one buffer across reads. When key is absent it returns
+// dst and an error wrapping logkv.ErrNotFound; on any other error, dst and
+// that error. A nil dst gets a new slice of the value's length, as Get's.
+func (db *DB) AppendGet(dst, key []byte) ([]byte, error) {
 	if db.closed.Load() {
-		return nil, logkv.ErrClosed
+		return dst, logkv.ErrClosed
 	}
 	db.stats.gets.Add(1)
 	db.kmu.RLock()
@@ -182,9 +193,9 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	}
 	db.kmu.RUnlock()
 	if !ok {
-		return nil, logkv.ErrNotFound
+		return dst, logkv.ErrNotFound
 	}
-	v, err := db.readValue(df, e.off, key, e.vlen, nil)
+	v, err := db.readValue(df, e.off, key, e.vlen, dst)
 	db.unref(df)
 	return v, err
 }
@@ -192,7 +203,8 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // readValue reads the record at off in df, checks it, and appends its value
-// to dst. The caller holds a reference on df.
+// to dst (a new slice of the value's length when dst is nil); on an error it
+// returns dst unchanged. The caller holds a reference on df.
 func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst []byte) ([]byte, error) {
 	size := recordSize(len(key), int(vlen))
 	end := int64(off) + int64(size)
@@ -207,15 +219,15 @@ func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst [
 		}
 		buf = (*bp)[:size]
 		if err := db.readAt(df, buf, off); err != nil {
-			return nil, err
+			return dst, err
 		}
 	}
 	r, why := decodeRecord(buf, df.salt)
 	switch {
 	case why != "":
-		return nil, logkv.CorruptError(df.path, int64(off), "%s", why)
+		return dst, logkv.CorruptError(df.path, int64(off), "%s", why)
 	case string(r.key) != string(key) || r.vlen != vlen || r.flags&flagTombstone != 0:
-		return nil, logkv.CorruptError(df.path, int64(off), "record does not match the keydir")
+		return dst, logkv.CorruptError(df.path, int64(off), "record does not match the keydir")
 	}
 	if dst == nil {
 		dst = make([]byte, 0, len(r.value))

@@ -454,3 +454,63 @@ func TestWriteKeepsNoBatchBytes(t *testing.T) {
 		require.Equal(t, "v", string(v))
 	}
 }
+
+// TestAppendGet checks that AppendGet, on the DB and on a snapshot, reads
+// what Get reads, appended after the caller's bytes: for a key present (in
+// the write buffer, in the file, after a reopen), absent and deleted.
+func TestAppendGet(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, &Options{DisableAutoMerge: true, MaxFileSize: 1 << 12})
+	require.NoError(t, err)
+	keys := make([][]byte, 0, 300)
+	for i := range 300 {
+		k := fmt.Appendf(nil, "key%05d", i)
+		keys = append(keys, k)
+		require.NoError(t, db.Set(k, []byte(strings.Repeat("v", i%40)+fmt.Sprint(i)), nil))
+	}
+	for _, k := range keys[100:150] {
+		require.NoError(t, db.Delete(k, nil))
+	}
+	absent := [][]byte{[]byte("a"), []byte("key00100x"), []byte("zzz")}
+	check := func(name string, r logkv.Reader) {
+		t.Helper()
+		prefix := []byte("prefix:")
+		for _, k := range append(append([][]byte{}, keys...), absent...) {
+			want, werr := r.Get(k)
+			dst := append(make([]byte, 0, 16), prefix...)
+			got, gerr := logkv.AppendGet(r, dst, k)
+			require.Equal(t, werr, gerr, "%s %s", name, k)
+			require.Equal(t, string(prefix)+string(want), string(got), "%s %s", name, k)
+			// With no buffer of the caller's, the value alone (or nil).
+			got, gerr = logkv.AppendGet(r, nil, k)
+			require.Equal(t, werr, gerr, "%s %s", name, k)
+			require.Equal(t, want, got, "%s %s", name, k)
+		}
+	}
+	_, ok := logkv.Engine(db).(logkv.ValueAppender)
+	require.True(t, ok)
+	snap, err := db.NewSnapshot()
+	require.NoError(t, err)
+	_, ok = snap.(logkv.ValueAppender)
+	require.True(t, ok)
+	// Writes after the snapshot: the DB sees them, the snapshot does not.
+	require.NoError(t, db.Set(keys[0], []byte("newer"), nil))
+	require.NoError(t, db.Delete(keys[1], nil))
+	check("db", db)
+	check("snapshot", snap)
+	v, err := logkv.AppendGet(snap, nil, keys[1])
+	require.NoError(t, err)
+	require.NotEmpty(t, v)
+	require.NoError(t, snap.Close())
+	_, err = logkv.AppendGet(snap, []byte("x"), keys[0])
+	require.ErrorIs(t, err, logkv.ErrClosed)
+	require.NoError(t, db.Close())
+
+	db, err = Open(dir, &Options{DisableAutoMerge: true, MaxFileSize: 1 << 12})
+	require.NoError(t, err)
+	check("reopened", db)
+	require.NoError(t, db.Close())
+	got, err := db.AppendGet([]byte("x"), keys[0])
+	require.ErrorIs(t, err, logkv.ErrClosed)
+	require.Equal(t, "x", string(got))
+}

@@ -44,12 +44,13 @@ func (v *view) release() {
 	v.files = nil
 }
 
-func (v *view) get(key []byte) ([]byte, error) {
+// appendGet appends key's value in the view to dst, as DB.AppendGet.
+func (v *view) appendGet(dst, key []byte) ([]byte, error) {
 	e, ok := v.tree.get(unsafeString(key))
 	if !ok {
-		return nil, logkv.ErrNotFound
+		return dst, logkv.ErrNotFound
 	}
-	return v.db.readValue(v.files[e.fid], e.off, key, e.vlen, nil)
+	return v.db.readValue(v.files[e.fid], e.off, key, e.vlen, dst)
 }
 
 // NewSnapshot returns a frozen view of the DB as of now. It costs O(1) in the
@@ -68,12 +69,16 @@ type snapshot struct {
 	closed bool
 }
 
-func (s *snapshot) Get(key []byte) ([]byte, error) {
+func (s *snapshot) Get(key []byte) ([]byte, error) { return s.AppendGet(nil, key) }
+
+// AppendGet appends key's value as of the snapshot to dst, as
+// DB.AppendGet does (logkv.ValueAppender).
+func (s *snapshot) AppendGet(dst, key []byte) ([]byte, error) {
 	if s.closed || s.v.db.closed.Load() {
-		return nil, logkv.ErrClosed
+		return dst, logkv.ErrClosed
 	}
 	s.v.db.stats.gets.Add(1)
-	return s.v.get(key)
+	return s.v.appendGet(dst, key)
 }
 
 func (s *snapshot) NewIter(o *logkv.IterOptions) (logkv.Iterator, error) {
