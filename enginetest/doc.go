@@ -53,6 +53,13 @@
 //     Apply, NewIter, NewSnapshot, Sync) and LastSeq and Metrics keep their
 //     last values; a second Close returns nil or ErrClosed (both accepted) and
 //     does not panic; writes refused after Close never reach the disk.
+//   - append-get (an engine implementing logkv.ValueAppender; others skip):
+//     AppendGet appends what Get returns, for present, absent, deleted,
+//     overwritten, empty and 64 KiB values, after a nil, an empty and a
+//     non-empty dst whose bytes it keeps; a miss returns dst unchanged with
+//     ErrNotFound; the appended bytes are the caller's; each call counts as
+//     one Get; a snapshot implementing it reads its frozen view; ErrClosed
+//     after Close, with dst unchanged.
 //   - persist (Durable): sets, overwrites, deletes, batches, synced and unsynced
 //     writes and caller-given sequence numbers survive Close and reopen, again
 //     and again.

@@ -41,6 +41,7 @@ func Run(t *testing.T, open OpenFunc, caps Capabilities) {
 	t.Run("seq", func(t *testing.T) { testSeq(t, open, caps) })
 	t.Run("metrics", func(t *testing.T) { testMetrics(t, open, caps) })
 	t.Run("closed", func(t *testing.T) { testClosed(t, open, caps) })
+	t.Run("append-get", func(t *testing.T) { testAppendGet(t, open, caps) })
 	t.Run("persist", func(t *testing.T) {
 		if !caps.Durable {
 			t.Skip("engine is not Durable")
