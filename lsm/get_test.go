@@ -40,3 +40,80 @@ func TestGetFromTableOwnsValue(t *testing.T) {
 	_, err = db.Get([]byte("gone"))
 	require.ErrorIs(t, err, logkv.ErrNotFound)
 }
+
+// TestAppendGetEqualsGet checks that AppendGet reads what Get reads, on the
+// DB and on a snapshot, for keys present (in the memtable and in tables,
+// with empty values), absent and deleted, before and after a reopen; that
+// it appends after dst's bytes and leaves dst as it was when it finds
+// nothing; and that a hit into a buffer large enough allocates nothing.
+func TestAppendGetEqualsGet(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := Open("db", smallOptions(fs))
+	require.NoError(t, err)
+	keys := []string{"a", "empty", "gone", "absent", "mem", "memgone", "over"}
+	require.NoError(t, db.Set([]byte("a"), []byte("value"), nil))
+	require.NoError(t, db.Set([]byte("empty"), []byte{}, nil))
+	require.NoError(t, db.Set([]byte("gone"), []byte("x"), nil))
+	require.NoError(t, db.Set([]byte("over"), []byte("old"), nil))
+	require.NoError(t, db.flushAll())
+	require.NoError(t, db.Delete([]byte("gone"), nil))
+	require.NoError(t, db.Set([]byte("over"), []byte("newer value"), nil))
+	require.NoError(t, db.Set([]byte("mem"), []byte("in memtable"), nil))
+	require.NoError(t, db.Set([]byte("memgone"), []byte("y"), nil))
+	require.NoError(t, db.Delete([]byte("memgone"), nil))
+
+	check := func(name string, r logkv.Reader) {
+		t.Helper()
+		a := r.(logkv.ValueAppender)
+		for _, k := range keys {
+			want, wantErr := r.Get([]byte(k))
+			dst := append(make([]byte, 0, 64), "prefix"...)
+			got, err := a.AppendGet(dst, []byte(k))
+			if wantErr != nil {
+				require.ErrorIs(t, err, wantErr, "%s %q", name, k)
+				require.Equal(t, "prefix", string(got), "%s %q: dst unchanged", name, k)
+				continue
+			}
+			require.NoError(t, err, "%s %q", name, k)
+			require.Equal(t, "prefix"+string(want), string(got), "%s %q", name, k)
+			require.Equal(t, "prefix", string(dst), "%s %q", name, k)
+			// Into a nil buffer, as Get does.
+			got, err = a.AppendGet(nil, []byte(k))
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got), "%s %q", name, k)
+		}
+	}
+	check("db", db)
+	snap, err := db.NewSnapshot()
+	require.NoError(t, err)
+	require.NoError(t, db.Set([]byte("a"), []byte("after the snapshot"), nil))
+	require.NoError(t, db.Delete([]byte("over"), nil))
+	check("snapshot", snap)
+	v, err := logkv.AppendGet(snap, nil, []byte("a"))
+	require.NoError(t, err)
+	require.Equal(t, "value", string(v), "the snapshot's view")
+	require.NoError(t, snap.Close())
+	check("db after writes", db)
+	require.NoError(t, db.flushAll())
+	check("db flushed", db)
+
+	// A table hit into a buffer with room allocates nothing (sync.Pool
+	// drops items at random under the race detector).
+	if !raceEnabled {
+		buf := make([]byte, 0, 64)
+		allocs := testing.AllocsPerRun(100, func() {
+			if _, err := db.AppendGet(buf, []byte("a")); err != nil {
+				t.Fatal(err)
+			}
+		})
+		require.Zero(t, allocs, "allocations per AppendGet hit")
+	}
+
+	require.NoError(t, db.Close())
+	_, err = db.AppendGet(nil, []byte("a"))
+	require.ErrorIs(t, err, logkv.ErrClosed)
+	db, err = Open("db", smallOptions(fs))
+	require.NoError(t, err)
+	defer db.Close()
+	check("db reopened", db)
+}

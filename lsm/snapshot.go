@@ -35,12 +35,18 @@ func (s *snapshot) Seq() uint64 { return s.seq }
 
 // Get returns the value of key as of the snapshot.
 func (s *snapshot) Get(key []byte) ([]byte, error) {
+	return owned(s.AppendGet(nil, key))
+}
+
+// AppendGet appends the value of key as of the snapshot to dst, as
+// DB.AppendGet does at the DB's latest state.
+func (s *snapshot) AppendGet(dst, key []byte) ([]byte, error) {
 	if s.closed || s.d.closed.Load() {
-		return nil, errClosedDB
+		return dst, errClosedDB
 	}
 	rs := s.d.loadReadState()
 	defer rs.unref()
-	return s.d.get(rs, key, s.seq)
+	return s.d.get(rs, dst, key, s.seq)
 }
 
 // NewIter returns an iterator over the snapshot's view.

@@ -461,21 +461,32 @@ func (r *Reader) newState() *iterState {
 }
 
 // Get returns the newest version of ukey with seq <= seq: its value (a new
-// copy the caller owns), its kind, and found=false when the table has no
-// such version. It consults the bloom filter first.
+// copy the caller owns, not nil when found), its kind, and found=false when
+// the table has no such version. It consults the bloom filter first.
 func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
+	value, kind, found, err = r.AppendGet(nil, ukey, seq)
+	if found && value == nil {
+		value = []byte{}
+	}
+	return value, kind, found, err
+}
+
+// AppendGet is Get appending the value found to dst: it returns dst
+// extended by the value when found (whatever the kind), and dst itself
+// otherwise.
+func (r *Reader) AppendGet(dst, ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
 	if r.closed.Load() {
-		return nil, 0, false, logkv.ErrClosed
+		return dst, 0, false, logkv.ErrClosed
 	}
 	if !r.MayContain(ukey) {
 		r.filterHits.Add(1)
-		return nil, 0, false, nil
+		return dst, 0, false, nil
 	}
 	s := r.newState()
 	defer r.getState.Put(s)
 	s.key = base.AppendInternalKey(s.key[:0], ukey, min(seq, base.MaxSeq), base.KindSet)
 	if err := s.index.init(r.index, true, r.name, r.indexOff); err != nil {
-		return nil, 0, false, err
+		return dst, 0, false, err
 	}
 	// The first block whose separator is >= the search key holds the entry
 	// if any block does; the next is consulted only if separators were not
@@ -489,32 +500,32 @@ func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, fou
 	for ; ok; ok = s.index.Next() {
 		h, hok := decodeHandle(s.index.val)
 		if !hok {
-			return nil, 0, false, r.corrupt(r.indexOff, "index: bad block handle %x", s.index.val)
+			return dst, 0, false, r.corrupt(r.indexOff, "index: bad block handle %x", s.index.val)
 		}
 		b, err := r.dataBlock(h, nil)
 		if err != nil {
-			return nil, 0, false, err
+			return dst, 0, false, err
 		}
 		if err := s.data.init(b, true, r.name, int64(h.offset)); err != nil {
-			return nil, 0, false, err
+			return dst, 0, false, err
 		}
 		if s.data.SeekGE(s.key) {
 			if !bytes.Equal(base.UserKey(s.data.key), ukey) {
 				break
 			}
-			return bytes.Clone(s.data.val), base.KindOf(s.data.key), true, nil
+			return append(dst, s.data.val...), base.KindOf(s.data.key), true, nil
 		}
 		if s.data.err != nil {
-			return nil, 0, false, s.data.err
+			return dst, 0, false, s.data.err
 		}
 	}
 	if s.index.err != nil {
-		return nil, 0, false, s.index.err
+		return dst, 0, false, s.index.err
 	}
 	if r.hasFlt {
 		r.filterMisses.Add(1)
 	}
-	return nil, 0, false, nil
+	return dst, 0, false, nil
 }
 
 // Metrics returns the Reader's counters.
