@@ -45,6 +45,42 @@ func TestKeyPlan(t *testing.T) {
 	if planFits(1<<40, 16) {
 		t.Fatal("a plan of 2^40 keys fits")
 	}
+	// Keys and values are made without slice bounds checks: an index past
+	// the plan still panics (the check on nums), and each value is its
+	// key's window, closed to appends.
+	require.Panics(t, func() { p.key(5) })
+	require.Panics(t, func() { p.key(-1) })
+	vals := newValueSource(100, 1, 7)
+	p.withValues(vals)
+	for i := range 5 {
+		v := p.value(i)
+		require.Equal(t, vals.pool[vals.offset(p.nums[i]):][:100], v, "value %d", i)
+		require.Equal(t, 100, cap(v), "value %d", i)
+	}
+	require.Panics(t, func() { p.value(5) })
+}
+
+// Every window valueSource.value makes is the pool's at its offset, ends
+// within the pool and is closed to appends, at every value size up to the
+// pool's own minimum (whose pool is barely twice the value), with offsets
+// reaching close to the pool's end.
+func TestValueWindows(t *testing.T) {
+	for _, size := range []int{1, 100, 4096, valuePoolMin / 2, valuePoolMin} {
+		vals := newValueSource(size, 1, 11)
+		last := uint64(0)
+		for n := uint64(0); n < 20000; n++ {
+			off := vals.offset(n)
+			require.Less(t, off, vals.span, "size %d key %d", size, n)
+			require.LessOrEqual(t, off+uint64(size), uint64(len(vals.pool)))
+			v := vals.value(n)
+			require.Equal(t, size, len(v))
+			require.Equal(t, size, cap(v))
+			require.Same(t, &vals.pool[off], &v[0])
+			last = max(last, off)
+		}
+		require.Equal(t, uint64(len(vals.pool)-size+1), vals.span)
+		require.Greater(t, last, vals.span*9/10, "size %d: offsets reach the pool's end", size)
+	}
 }
 
 // stepKey counts up and down as appendKey formats, and refuses to leave the
