@@ -1,38 +1,93 @@
 package node
 
 import (
+	"bytes"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/logkv/logkv"
 	"github.com/stretchr/testify/require"
 )
 
-// A GET of a present key and of an absent one allocates nothing on the
-// node's side: at most what the engine's Get allocates itself (its copy of
-// the value, which engine.go's contract gives the caller).
-func TestGetAllocatesOnlyTheEnginesCopy(t *testing.T) {
+// A GET of a present key and of an absent one allocates nothing, on every
+// engine (each is a logkv.ValueAppender: getFast reads the value into the
+// client's buffer), on a standalone node (durability none) and on a node
+// behind its commit log, leader and follower. An engine without AppendGet
+// would be allowed its Get's copy; a follower is allowed what its reading
+// of the database's generation allocates (n.gen reads it from the engine on
+// every command there: keyspace.go).
+func TestGetAllocatesNothing(t *testing.T) {
+	tlsDir := filepath.Join(t.TempDir(), "tls")
+	var out bytes.Buffer
+	require.Equal(t, 0, Main([]string{"certs", "-dir", tlsDir}, &out, &out), out.String())
 	for _, engine := range []string{"memory", "bitcask", "lsm"} {
 		t.Run(engine, func(t *testing.T) {
-			n := startNode(t, func(c *Config) { c.Engine = engine })
-			rdb := dial(t, n, nil)
-			require.NoError(t, rdb.Set(t.Context(), "key:000000000001", "xyz", 0).Err())
-			c := writerClient(n)
-			get := lookup([]byte("GET"))
-			for _, key := range []string{"key:000000000001", "key:000000000002"} {
-				args := [][]byte{[]byte("GET"), []byte(key)}
-				n.run(c, get, args) // warm: buffers grow once
-				engineKey := appendDataKey(nil, 0, 0, []byte(key))
-				engineAllocs := testing.AllocsPerRun(100, func() { n.eng().Get(engineKey) })
-				allocs := testing.AllocsPerRun(100, func() {
-					c.conn.out = c.conn.out[:0]
-					n.run(c, get, args)
-				})
-				require.LessOrEqual(t, allocs, engineAllocs, "GET %s: the node allocates %v a GET beyond the engine's %v", key, allocs-engineAllocs, engineAllocs)
+			standalone := startNode(t, func(c *Config) { c.Engine, c.Durability = engine, "none" })
+			leader := replNode(t, tlsDir, engine, "")
+			follower := replNode(t, tlsDir, engine, leader.rep(t).Addr())
+			for _, n := range []*Node{standalone, leader} {
+				require.NoError(t, dial(t, n, nil).Set(t.Context(), "key:000000000001", "xyz", 0).Err())
 			}
-			require.Equal(t, "$-1\r\n", string(c.conn.out))
+			caughtUp(t, leader, follower)
+			for name, n := range map[string]*Node{"standalone": standalone, "leader": leader, "follower": follower} {
+				n.stopBackground()
+				c := writerClient(n)
+				get := lookup([]byte("GET"))
+				engineKey := appendDataKey(nil, 0, 0, []byte("key:000000000001"))
+				want := 0.0
+				if _, ok := n.eng().(logkv.ValueAppender); !ok {
+					want = testing.AllocsPerRun(100, func() { _, _ = n.eng().Get(engineKey) })
+				}
+				if n.backend.IsFollower() {
+					want += testing.AllocsPerRun(100, func() { _, _ = n.gen(0) })
+				}
+				for _, key := range []string{"key:000000000001", "key:000000000002"} {
+					args := [][]byte{[]byte("GET"), []byte(key)}
+					n.run(c, get, args) // warm: buffers grow once
+					allocs := testing.AllocsPerRun(100, func() {
+						c.conn.out = c.conn.out[:0]
+						n.run(c, get, args)
+					})
+					require.LessOrEqual(t, allocs, want, "%s: GET %s allocates %v a GET", name, key, allocs)
+				}
+				require.Equal(t, "$-1\r\n", string(c.conn.out), name)
+			}
 		})
 	}
+}
+
+// The value getFast reads into the client's buffer is copied into the
+// reply before the next GET reuses the buffer: a pipeline of GETs of
+// values of different lengths, a big one among them, answers each with its
+// own value, and the client keeps no buffer over maxKeptValueBuf.
+func TestGetValueBufferReused(t *testing.T) {
+	n := startNode(t, nil)
+	c := writerClient(n)
+	big := strings.Repeat("b", maxKeptValueBuf+1)
+	vals := []string{"long-value-0123456789", "s", big, "", "mid-value"}
+	for i, v := range vals {
+		n.run(c, lookup([]byte("SET")), [][]byte{[]byte("SET"), fmt.Appendf(nil, "k%d", i), []byte(v)})
+	}
+	n.submitRun(c)
+	c.conn.out = c.conn.out[:0]
+	var want strings.Builder
+	for _, i := range []int{0, 1, 0, 2, 3, 4, 0, 9, 1} {
+		n.run(c, lookup([]byte("GET")), [][]byte{[]byte("GET"), fmt.Appendf(nil, "k%d", i)})
+		if i == 2 {
+			require.Nil(t, c.vbuf, "a value over maxKeptValueBuf leaves no buffer behind")
+		} else {
+			require.LessOrEqual(t, cap(c.vbuf), maxKeptValueBuf)
+		}
+		if i >= len(vals) {
+			want.WriteString("$-1\r\n")
+			continue
+		}
+		fmt.Fprintf(&want, "$%d\r\n%s\r\n", len(vals[i]), vals[i])
+	}
+	require.Equal(t, want.String(), string(c.conn.out))
 }
 
 // A pipeline's commands reach the metrics when it ends, before its replies

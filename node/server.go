@@ -112,6 +112,9 @@ type client struct {
 	args [][]byte // parsed arguments, reused
 	// kbuf holds an engine key on its way to the engine (getFast), reused.
 	kbuf []byte
+	// vbuf holds the value a GET read, until its reply copies it (getFast),
+	// reused; at most maxKeptValueBuf bytes are kept.
+	vbuf []byte
 	// tally gathers the metrics of the pipeline's commands (metrics.go).
 	tally cmdTally
 	// need is how many bytes must be buffered before a request can be
