@@ -279,9 +279,11 @@ type opCount struct{ ops, bytes int64 }
 // ycsbStretch runs operations j..j+n-1 of plan, untimed, as ycsbOp does
 // them, as long as each is direct (see ycsbPlan.direct): a read (Get,
 // verified as ycsbRead verifies), an update (Set), a read-modify-write or
-// a scan (ycsbScan) of its planned key, counted by type in counts. It
-// stops at the first that is not (an insert, a draw that must be made
-// again) and returns how many it did. Not inlined on purpose, as scanRun.
+// a scan (ycsbScan) of its planned key, or an insert of the record the plan
+// expects it to take (plannedInsert), counted by type in counts. It stops
+// at the first that is not (a draw that must be made again, an insert
+// whose record another thread may take) and returns how many it did. Not
+// inlined on purpose, as scanRun.
 //
 //go:noinline
 func (s *session) ycsbStretch(w *worker, plan *ycsbPlan, j, n int, counts *[numOps]opCount) (int, error) {
@@ -311,6 +313,8 @@ func (s *session) ycsbStretch(w *worker, plan *ycsbPlan, j, n int, counts *[numO
 			err = db.Set(key, w.vals.value(k), nil)
 		case opScan:
 			moved, err = s.ycsbScan(w, k, key, 1+w.rng.IntN(s.cfg.MaxScanLength))
+		case opInsert:
+			err = s.plannedInsert(w, plan, i)
 		}
 		if err != nil {
 			return i - j, fmt.Errorf("%s: %w", opNames[op], err)
@@ -349,6 +353,28 @@ func (s *session) ycsbNext(w *worker, wl workload, plan *ycsbPlan, j int, stats 
 	}
 	w.did1(w.stat(stats, op), d, n)
 	return nil
+}
+
+// plannedInsert does insert i of plan, untimed, as ycsbOp does an insert:
+// it takes the next record number, writes that record and acknowledges it.
+// The record is the one the plan expects (its key planned, and its value's
+// key number) unless another thread took records since direct said so,
+// when its key is formatted now, as ycsbOp's.
+func (s *session) plannedInsert(w *worker, plan *ycsbPlan, i int) error {
+	st := s.ycsb
+	rec := st.ack.take()
+	if rec >= st.keys.n {
+		return fmt.Errorf("%w: -key_size %d holds no more than %d records", ErrUsage, s.cfg.KeySize, st.keys.n)
+	}
+	k, key := plan.keys.nums[i], plan.keys.key(i)
+	if rec != plan.limits[i] {
+		k, key = w.ycsbKey(st, rec)
+	}
+	err := s.db.Set(key, w.vals.value(k), nil)
+	if err == nil {
+		st.ack.ack(rec)
+	}
+	return err
 }
 
 // stat returns the worker's tally of operation type op from stats, made on
@@ -546,7 +572,9 @@ func newLatestPlan(w *worker, wl workload, c *latest, keys permutation, start ui
 	}
 	p.keys = newKeyPlan(n, width, func(i int) uint64 {
 		if p.ops[i] == opInsert {
-			return 0 // not used
+			// The record an insert takes when no other thread
+			// inserted: the one after those acknowledged.
+			return keys.at(p.limits[i])
 		}
 		return keys.at(p.recs[i])
 	})
@@ -573,12 +601,15 @@ func newYCSBPlan(w *worker, wl workload, c zipfianChooser, keys permutation, sta
 // direct reports whether operation i's planned key stands as planned: an
 // operation other than an insert on a record of the start (zipfian), or
 // drawn for as many records as are acknowledged now (latest: every one of
-// D's reads with one thread). Its key is then the plan's, as target would
-// return it.
+// D's reads with one thread); or an insert of a latest plan when the next
+// record to take is the one the plan expects (every one of D's inserts
+// with one thread). Its key is then the plan's, as target would return it
+// (an insert's is still checked against the record it takes: see
+// plannedInsert).
 func (p *ycsbPlan) direct(i int, ack *ackCounter) bool {
 	switch {
 	case p.ops[i] == opInsert:
-		return false
+		return p.limits != nil && p.limits[i] == ack.next.Load()
 	case p.limits == nil:
 		return p.recs[i] < p.start
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/logkv/logkv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -442,4 +443,57 @@ func TestYCSBVerificationCatchesWrongValue(t *testing.T) {
 		require.Equal(t, all.Found, all.BadValues, name)
 		require.Equal(t, all.BadValues, all.Errors, name)
 	}
+}
+
+// plannedInsert writes the record it takes, under that record's key and
+// with its value, and acknowledges it: the record the plan expected when
+// no other thread inserted since, and another, its key made then, when one
+// did (the plan's key would then be another record's).
+func TestPlannedInsert(t *testing.T) {
+	const start, n = 1000, 400
+	cfg := testConfig("memory")
+	db, err := OpenStore("memory", t.TempDir())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+	keys := newPermutation(1_000_000, 9)
+	st := &ycsbState{keys: keys, ack: newAckCounter(start), width: cfg.KeySize}
+	vals := newValueSource(cfg.ValueSize, 1, 5)
+	s := &session{cfg: &cfg, db: db, ycsb: st, values: vals}
+	w := &worker{rng: rand.New(rand.NewPCG(3, 4)), vals: vals}
+	p := newLatestPlan(w, workloads["ycsb-d"], newChooser(DistLatest, start, start, 0.99, 0).(*latest), keys, start, n, cfg.KeySize)
+	var ins []int
+	for i, op := range p.ops {
+		if op == opInsert {
+			ins = append(ins, i)
+		}
+	}
+	require.Greater(t, len(ins), 4)
+	read := func(rec uint64) {
+		t.Helper()
+		k := keys.at(rec)
+		v, err := db.Get(appendKey(nil, k, cfg.KeySize))
+		require.NoError(t, err, "record %d", rec)
+		require.True(t, vals.check(v, k), "record %d's value", rec)
+	}
+	// The plan's first inserts, as one thread makes them.
+	for _, i := range ins[:2] {
+		require.True(t, p.direct(i, st.ack))
+		require.NoError(t, s.plannedInsert(w, p, i))
+		read(p.limits[i])
+		require.Equal(t, p.limits[i]+1, st.ack.limit.Load())
+	}
+	// Another thread takes the next record (and has not acknowledged it):
+	// the plan's next insert is not direct, and if made anyway it writes
+	// the record it took, not the planned one.
+	other := st.ack.take()
+	i := ins[2]
+	require.Equal(t, other, p.limits[i])
+	require.False(t, p.direct(i, st.ack))
+	require.NoError(t, s.plannedInsert(w, p, i))
+	read(other + 1)
+	_, err = db.Get(appendKey(nil, keys.at(other), cfg.KeySize))
+	require.ErrorIs(t, err, logkv.ErrNotFound, "the planned record is the other thread's to write")
+	require.Equal(t, other, st.ack.limit.Load(), "acknowledged up to the other thread's record")
+	st.ack.ack(other)
+	require.Equal(t, other+2, st.ack.limit.Load())
 }
