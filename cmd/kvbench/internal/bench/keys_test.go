@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -125,6 +126,42 @@ func TestParseKey(t *testing.T) {
 	for _, k := range []string{"", "12345678901234567890", "0000000:", "/0000000", "00000000 "} {
 		if _, ok := parseKey([]byte(k)); ok {
 			t.Fatalf("%q parsed", k)
+		}
+	}
+}
+
+// parse16 (the noop store's 16-byte parse, one check for both words)
+// refuses every byte but a digit at every position, alone and next to
+// another byte that is not one (a byte below '0' borrows from the next),
+// and reads every key of digits as strconv does.
+func TestParse16(t *testing.T) {
+	parse := func(k []byte) (uint64, bool) {
+		n, bad := parse16(binary.LittleEndian.Uint64(k), binary.LittleEndian.Uint64(k[8:]))
+		return n, bad == 0
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for j := range 10_000 {
+		k := appendKey(nil, r.Uint64N(1e16), 16)
+		want, _ := strconv.ParseUint(string(k), 10, 64)
+		n, ok := parse(k)
+		require.True(t, ok, "%q", k)
+		require.Equal(t, want, n, "%q", k)
+		if j >= 100 {
+			continue
+		}
+		for i := range 16 {
+			for c := range 256 {
+				bad := slices.Clone(k)
+				bad[i] = byte(c)
+				if i < 15 && r.IntN(2) == 0 {
+					bad[i+1] = []byte{'/', ':', '9', '0', 0, 0xff}[r.IntN(6)]
+				}
+				want, err := strconv.ParseUint(string(bad), 10, 64)
+				n, ok := parse(bad)
+				if ok != (err == nil) || (ok && n != want) {
+					t.Fatalf("%q: %d %v, want %d %v", bad, n, ok, want, err)
+				}
+			}
 		}
 	}
 }
