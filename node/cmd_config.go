@@ -421,6 +421,8 @@ func (n *Node) resetStats() {
 	s.errMu.Lock()
 	clear(s.errs)
 	s.errMu.Unlock()
+	s.hits.Store(0)
+	s.misses.Store(0)
 }
 
 // configGet answers every matching parameter once, however many patterns

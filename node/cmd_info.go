@@ -98,6 +98,11 @@ func (n *Node) statsInfo(add func(string, any)) {
 	add("total_error_replies", total)
 	n.expireInfo(add) // expire.go
 	add("evicted_keys", 0)
+	// As Redis's, but counting GET's lookups only (Redis also counts
+	// MGET's, EXISTS', ... and every other read's); a pipeline's are added
+	// when it ends.
+	add("keyspace_hits", s.hits.Load())
+	add("keyspace_misses", s.misses.Load())
 	add("pubsub_channels", 0)
 	add("pubsub_patterns", 0)
 }

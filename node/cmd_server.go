@@ -37,6 +37,10 @@ type serverState struct {
 	configChanged uint64
 	// expire is the active expirer's counters (expire.go).
 	expire expireStats
+	// hits and misses are INFO's keyspace_hits and keyspace_misses: GETs
+	// that found their key and that did not (publishTally adds each
+	// pipeline's when it ends).
+	hits, misses atomic.Int64
 	// appendFsync is the appendfsync CONFIG SET switched to, nil if none
 	// (cmd_config.go).
 	appendFsync atomic.Pointer[string]

@@ -368,8 +368,10 @@ func cmdGet(n *Node, c *client, args [][]byte) {
 	case err != nil:
 		n.replyErr(c, err)
 	case !found:
+		c.misses++
 		c.conn.WriteNull()
 	default:
+		c.hits++
 		c.conn.WriteBulk(v)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"net"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,4 +51,42 @@ func TestRedisModeCluster(t *testing.T) {
 	require.Equal(t, wantMode, mode, "a cluster member")
 	require.Equal(t, wantInfo, info)
 	require.Contains(t, m.client(t).Info(ctx, "cluster").Val(), "cluster_enabled:1\r\n", "the same test as cluster_enabled's")
+}
+
+// TestKeyspaceHits: INFO stats' keyspace_hits and keyspace_misses count
+// GETs that found their key and that did not, the fast path's and those
+// inside EXEC, a pipeline's once it has ended, and CONFIG RESETSTAT zeroes
+// them.
+func TestKeyspaceHits(t *testing.T) {
+	ctx := context.Background()
+	n := startNode(t, withPassword)
+	rdb := dial(t, n, withAuth)
+	field := func(name string) int {
+		t.Helper()
+		m := regexp.MustCompile(name + `:(\d+)\r\n`).FindStringSubmatch(rdb.Info(ctx, "stats").Val())
+		require.NotNil(t, m, "INFO stats has %s", name)
+		v, err := strconv.Atoi(m[1])
+		require.NoError(t, err)
+		return v
+	}
+	require.Equal(t, 0, field("keyspace_hits"))
+	require.NoError(t, rdb.Set(ctx, "a", "1", 0).Err())
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Get(ctx, "a")
+		p.Get(ctx, "a")
+		p.Get(ctx, "absent")
+		return nil
+	})
+	require.ErrorIs(t, err, redis.Nil)
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Get(ctx, "a")
+		p.Get(ctx, "absent")
+		return nil
+	})
+	require.ErrorIs(t, err, redis.Nil)
+	require.Equal(t, 3, field("keyspace_hits"))
+	require.Equal(t, 2, field("keyspace_misses"))
+	require.NoError(t, rdb.ConfigResetStat(ctx).Err())
+	require.Equal(t, 0, field("keyspace_hits"))
+	require.Equal(t, 0, field("keyspace_misses"))
 }

@@ -117,6 +117,10 @@ type client struct {
 	vbuf []byte
 	// tally gathers the metrics of the pipeline's commands (metrics.go).
 	tally cmdTally
+	// hits and misses count the pipeline's GETs that found their key and
+	// that did not, added to INFO's keyspace_hits and keyspace_misses when
+	// it ends (publishTally): plain counters, not an atomic a GET.
+	hits, misses int64
 	// need is how many bytes must be buffered before a request can be
 	// complete: the loop does not parse again before.
 	need int
@@ -541,7 +545,7 @@ func completeRequests(buf []byte, lim parseLimits) int {
 // the client broke the protocol.
 func (n *Node) endPipeline(c *client, perr string) gnet.Action {
 	n.submitRun(c)
-	c.tally.publish()
+	n.publishTally(c)
 	c.clock = 0
 	if perr != "" {
 		c.conn.out = redcon.AppendError(c.conn.out, perr)
@@ -551,6 +555,18 @@ func (n *Node) endPipeline(c *client, perr string) gnet.Action {
 	}
 	n.syncDirty(c)
 	return n.writeReplies(c)
+}
+
+// publishTally adds what c's pipeline gathered to the node's metrics and
+// INFO's counters, before its replies go out.
+func (n *Node) publishTally(c *client) {
+	c.tally.publish()
+	if c.hits|c.misses != 0 {
+		s := n.state()
+		s.hits.Add(c.hits)
+		s.misses.Add(c.misses)
+		c.hits, c.misses = 0, 0
+	}
 }
 
 // syncDirty syncs the pipeline's writes before its replies go out.
@@ -594,7 +610,7 @@ func (n *Node) runOffLoop(c *client) {
 		}
 	}
 	n.submitRun(c)
-	c.tally.publish()
+	n.publishTally(c)
 	c.clock = 0
 	n.syncDirty(c)
 	if cap(c.raw) > 1<<20 {
