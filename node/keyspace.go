@@ -1099,6 +1099,16 @@ func lowerTo(v *atomic.Int64, at int64) {
 	}
 }
 
+// raiseTo sets v to at if at is higher.
+func raiseTo(v *atomic.Int64, at int64) {
+	for {
+		cur := v.Load()
+		if cur >= at || v.CompareAndSwap(cur, at) {
+			return
+		}
+	}
+}
+
 // publishGens makes the flushed databases' new generations current.
 func (n *Node) publishGens(flushed uint16, gens *[maxDBs]uint32) {
 	ks := &n.ks
