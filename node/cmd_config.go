@@ -387,6 +387,7 @@ func cmdConfig(n *Node, c *client, args [][]byte) {
 		if !n.checkAdmin(c) {
 			return
 		}
+		n.publishTally(c) // the commands before it in its pipeline are reset too
 		n.resetStats()
 		c.conn.WriteString("OK")
 	case "rewrite":

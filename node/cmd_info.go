@@ -38,6 +38,7 @@ func infoWants(asked map[string]bool, section string) bool {
 
 // cmdInfo: INFO [section ...]. A verbatim string in RESP3, as in Redis.
 func cmdInfo(n *Node, c *client, args [][]byte) {
+	n.publishTally(c) // the commands before it in its pipeline are counted
 	sections := map[string]bool{}
 	for _, a := range args[1:] {
 		sections[strings.ToLower(string(a))] = true

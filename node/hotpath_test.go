@@ -2,7 +2,9 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,4 +185,45 @@ func TestMGetAllocationsPerKey(t *testing.T) {
 	one, hundred := allocs(1), allocs(101)
 	perKey := (hundred - one) / 100
 	require.LessOrEqual(t, perKey, engineAllocs, "MGET allocates %v a key beyond the engine's %v", perKey-engineAllocs, engineAllocs)
+}
+
+// BenchmarkPipelinedGetSet runs redis-benchmark's shape on a memory node
+// without a socket: pipelines of 16 GETs (or SETs) of 16-byte keys over
+// 1,000 keys, each ended as the loop ends one (its writes submitted, its
+// metrics published, its replies dropped). For instruction counts of the
+// node layer per command (cachegrind, -benchtime Nx at two N).
+func BenchmarkPipelinedGetSet(b *testing.B) {
+	for _, cmd := range []string{"SET", "GET"} {
+		b.Run(cmd, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin = "memory", b.TempDir(), "127.0.0.1:0", "off"
+			cfg.Durability, cfg.Replication.Listen = "none", "off"
+			n, err := New(cfg, slog.New(slog.DiscardHandler))
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+			c := writerClient(n)
+			keys := make([][]byte, 1000)
+			for i := range keys {
+				keys[i] = fmt.Appendf(nil, "key:%012d", i)
+				n.run(c, lookup([]byte("SET")), [][]byte{[]byte("SET"), keys[i], []byte("xxx")})
+			}
+			n.submitRun(c)
+			cm := lookup([]byte(cmd))
+			args := [][]byte{[]byte(cmd), nil, []byte("xxx")}
+			if cmd == "GET" {
+				args = args[:2]
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				args[1] = keys[i*7919%len(keys)]
+				n.run(c, cm, args)
+				if i%16 == 15 {
+					n.submitRun(c)
+					n.publishTally(c)
+					c.clock = 0
+					c.conn.out = c.conn.out[:0]
+				}
+			}
+		})
+	}
 }

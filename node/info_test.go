@@ -90,3 +90,34 @@ func TestKeyspaceHits(t *testing.T) {
 	require.Equal(t, 0, field("keyspace_hits"))
 	require.Equal(t, 0, field("keyspace_misses"))
 }
+
+// TestCommandstatsWithinPipeline: INFO commandstats counts the commands
+// before it in its own pipeline (they are gathered per pipeline, cmdTally),
+// and CONFIG RESETSTAT resets them too, as Redis, which counts each command
+// as it ends.
+func TestCommandstatsWithinPipeline(t *testing.T) {
+	ctx := context.Background()
+	n := startNode(t, withPassword)
+	rdb := dial(t, n, withAuth)
+	var info *redis.StringCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Get(ctx, "a")
+		p.Set(ctx, "a", "1", 0)
+		p.Get(ctx, "a")
+		info = p.Info(ctx, "commandstats")
+		return nil
+	})
+	require.ErrorIs(t, err, redis.Nil)
+	require.Regexp(t, `cmdstat_get:calls=2,`, info.Val())
+	require.Regexp(t, `cmdstat_set:calls=1,`, info.Val())
+	_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Get(ctx, "a")
+		p.ConfigResetStat(ctx)
+		p.Set(ctx, "a", "2", 0)
+		info = p.Info(ctx, "commandstats")
+		return nil
+	})
+	require.NoError(t, err)
+	require.NotContains(t, info.Val(), "cmdstat_get:")
+	require.Regexp(t, `cmdstat_set:calls=1,`, info.Val())
+}

@@ -70,19 +70,23 @@ func latencyBucket(d time.Duration) int {
 // its pipeline runs and published to the shared commandStats when the
 // pipeline ends or another command starts a run: a pipeline of 16 GETs
 // touches the shared counters once, not 16 times. It belongs to the
-// client's loop, or to its goroutine while it runs off the loop.
+// client's loop, or to its goroutine while it runs off the loop. INFO
+// commandstats' counters of the command (st) are gathered the same way:
+// calls, the microseconds of each call summed as Redis sums them, failures.
 type cmdTally struct {
 	s             *commandStats // nil: nothing gathered
+	st            *cmdStats
 	calls, errors uint64
 	nanos         uint64
+	micros        int64
 	buckets       [len(latencyBounds) + 1]uint32
 }
 
-// observe adds one run of the command s that took d.
-func (t *cmdTally) observe(s *commandStats, d time.Duration, failed bool) {
+// observe adds one run of the command s (INFO's st) that took d.
+func (t *cmdTally) observe(s *commandStats, st *cmdStats, d time.Duration, failed bool) {
 	if t.s != s {
 		t.publish()
-		t.s = s
+		t.s, t.st = s, st
 	}
 	t.calls++
 	if failed {
@@ -90,10 +94,12 @@ func (t *cmdTally) observe(s *commandStats, d time.Duration, failed bool) {
 	}
 	d = max(d, 0)
 	t.nanos += uint64(d)
+	t.micros += d.Microseconds()
 	t.buckets[latencyBucket(d)]++
 }
 
-// publish adds what t gathered to the shared metrics and empties t.
+// publish adds what t gathered to the shared metrics and INFO's counters,
+// and empties t.
 func (t *cmdTally) publish() {
 	s := t.s
 	if s == nil {
@@ -102,6 +108,13 @@ func (t *cmdTally) publish() {
 	s.calls.Add(float64(t.calls)) // an integer: Prometheus adds it with one atomic add
 	if t.errors > 0 {
 		s.errors.Add(float64(t.errors))
+	}
+	if st := t.st; st != nil {
+		st.calls.Add(int64(t.calls))
+		st.micros.Add(t.micros)
+		if t.errors > 0 {
+			st.failed.Add(int64(t.errors))
+		}
 	}
 	s.nanos.Add(t.nanos)
 	for i, k := range t.buckets {

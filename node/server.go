@@ -756,7 +756,7 @@ func (n *Node) run(c *client, cm *command, args [][]byte) {
 		cm.run(n, c, args)
 		c.clock = monotonic()
 		took = c.clock - start
-		c.tally.observe(&n.metrics.cmds[cm.id], took, c.failed)
+		c.tally.observe(&n.metrics.cmds[cm.id], &n.state().stats[cm.id], took, c.failed)
 	}
 	n.afterCommand(c, cm, args, took)
 }
