@@ -69,6 +69,12 @@ func TestMain(m *testing.M) {
 		readBench.db.Close()
 		os.RemoveAll(readBench.dir)
 	}
+	if nodeBench.db != nil {
+		nodeBench.db.Close()
+		if nodeBench.dir != "" {
+			os.RemoveAll(nodeBench.dir)
+		}
+	}
 	os.Exit(code)
 }
 
