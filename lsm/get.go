@@ -4,6 +4,7 @@ import (
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/lsm/internal/base"
 	"github.com/logkv/logkv/lsm/internal/manifest"
+	"github.com/logkv/logkv/lsm/internal/sstable"
 )
 
 var (
@@ -57,13 +58,20 @@ func (d *DB) get(rs *readState, dst, key []byte, seq uint64) ([]byte, error) {
 			return found(dst, v, kind)
 		}
 	}
+	// The filter's hash of key, computed at the first table probed and
+	// shared by the rest.
+	var h uint64
+	hashed := false
 	l0 := rs.v.Levels[0]
 	for i := len(l0) - 1; i >= 0; i-- {
 		f := l0[i]
 		if !inRange(f, key) {
 			continue
 		}
-		v, kind, ok, err := d.getFromTable(f, dst, key, seq)
+		if !hashed {
+			h, hashed = sstable.HashKey(key), true
+		}
+		v, kind, ok, err := d.getFromTable(f, dst, key, h, seq)
 		if err != nil {
 			return dst, err
 		}
@@ -77,7 +85,10 @@ func (d *DB) get(rs *readState, dst, key []byte, seq uint64) ([]byte, error) {
 		if i == len(files) || !inRange(files[i], key) {
 			continue
 		}
-		v, kind, ok, err := d.getFromTable(files[i], dst, key, seq)
+		if !hashed {
+			h, hashed = sstable.HashKey(key), true
+		}
+		v, kind, ok, err := d.getFromTable(files[i], dst, key, h, seq)
 		if err != nil {
 			return dst, err
 		}
@@ -110,12 +121,13 @@ func inRange(f *manifest.FileMeta, ukey []byte) bool {
 	return string(ukey) >= string(base.UserKey(f.Smallest)) && string(ukey) <= string(base.UserKey(f.Largest))
 }
 
-// getFromTable looks key up in table f, appending a value found to dst.
-func (d *DB) getFromTable(f *manifest.FileMeta, dst, key []byte, seq uint64) ([]byte, base.Kind, bool, error) {
+// getFromTable looks key (of filter hash h) up in table f, appending a
+// value found to dst.
+func (d *DB) getFromTable(f *manifest.FileMeta, dst, key []byte, h, seq uint64) ([]byte, base.Kind, bool, error) {
 	e, err := d.tc.get(f)
 	if err != nil {
 		return dst, 0, false, err
 	}
 	defer d.tc.release(e)
-	return e.r.AppendGet(dst, key, seq)
+	return e.r.AppendGet(dst, key, h, seq)
 }

@@ -25,8 +25,9 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
-// hashKey is the filter's 64-bit hash of a user key.
-func hashKey(p []byte) uint64 {
+// HashKey is the filter's 64-bit hash of a user key (Reader.AppendGet takes
+// it, so that a Get probing several tables hashes its key once).
+func HashKey(p []byte) uint64 {
 	h := uint64(len(p))*hashM1 ^ hashM3
 	for len(p) >= 8 {
 		h = mix(h^binary.LittleEndian.Uint64(p), hashM2)

@@ -17,7 +17,7 @@ func TestFilter(t *testing.T) {
 			const n = 20000
 			var hashes []uint64
 			for i := range n {
-				hashes = append(hashes, hashKey(fmt.Appendf(nil, "key%d", i)))
+				hashes = append(hashes, HashKey(fmt.Appendf(nil, "key%d", i)))
 			}
 			f, ok := decodeFilter(appendFilter(nil, hashes, bitsPerKey))
 			require.True(t, ok)
@@ -28,7 +28,7 @@ func TestFilter(t *testing.T) {
 			fp := 0
 			const probes = 50000
 			for i := range probes {
-				if f.mayContain(hashKey(fmt.Appendf(nil, "absent%d", i))) {
+				if f.mayContain(HashKey(fmt.Appendf(nil, "absent%d", i))) {
 					fp++
 				}
 			}
@@ -66,7 +66,7 @@ func TestTableFilter(t *testing.T) {
 
 func TestHashStable(t *testing.T) {
 	// The hash is part of the format: these values must never change.
-	got := []uint64{hashKey(nil), hashKey([]byte("a")), hashKey([]byte("logkv/sstable"))}
+	got := []uint64{HashKey(nil), HashKey([]byte("a")), HashKey([]byte("logkv/sstable"))}
 	require.Equal(t, stableHashes, got)
 }
 

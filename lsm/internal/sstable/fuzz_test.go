@@ -223,11 +223,11 @@ func FuzzFilter(f *testing.F) {
 		if !ok {
 			return
 		}
-		flt.mayContain(hashKey(key))
+		flt.mayContain(HashKey(key))
 		// Round trip: a filter built over key always contains it.
 		k := 1 + int(binary.LittleEndian.Uint16(append(bytes.Clone(b), 0, 0)))%40
-		g, ok := decodeFilter(appendFilter(nil, []uint64{hashKey(key)}, k))
-		if !ok || !g.mayContain(hashKey(key)) {
+		g, ok := decodeFilter(appendFilter(nil, []uint64{HashKey(key)}, k))
+		if !ok || !g.mayContain(HashKey(key)) {
 			t.Fatalf("filter of %d bits/key lost its key", k)
 		}
 	})

@@ -442,7 +442,7 @@ func (r *Reader) Meta() Meta { return r.meta }
 // MayContain consults the bloom filter on a user key: false means the table
 // certainly holds no version of it. It is true if the table has no filter.
 func (r *Reader) MayContain(ukey []byte) bool {
-	return !r.hasFlt || r.filter.mayContain(hashKey(ukey))
+	return !r.hasFlt || r.filter.mayContain(HashKey(ukey))
 }
 
 // iterState is the reusable part of an iterator: two block iterators and
@@ -464,7 +464,7 @@ func (r *Reader) newState() *iterState {
 // copy the caller owns, not nil when found), its kind, and found=false when
 // the table has no such version. It consults the bloom filter first.
 func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
-	value, kind, found, err = r.AppendGet(nil, ukey, seq)
+	value, kind, found, err = r.AppendGet(nil, ukey, HashKey(ukey), seq)
 	if found && value == nil {
 		value = []byte{}
 	}
@@ -473,12 +473,13 @@ func (r *Reader) Get(ukey []byte, seq uint64) (value []byte, kind base.Kind, fou
 
 // AppendGet is Get appending the value found to dst: it returns dst
 // extended by the value when found (whatever the kind), and dst itself
-// otherwise.
-func (r *Reader) AppendGet(dst, ukey []byte, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
+// otherwise. h is HashKey(ukey), computed once by a caller that probes
+// several tables.
+func (r *Reader) AppendGet(dst, ukey []byte, h uint64, seq uint64) (value []byte, kind base.Kind, found bool, err error) {
 	if r.closed.Load() {
 		return dst, 0, false, logkv.ErrClosed
 	}
-	if !r.MayContain(ukey) {
+	if r.hasFlt && !r.filter.mayContain(h) {
 		r.filterHits.Add(1)
 		return dst, 0, false, nil
 	}

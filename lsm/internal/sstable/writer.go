@@ -148,7 +148,7 @@ func (w *Writer) Add(ikey, value []byte) error {
 		w.addIndex()
 	}
 	if w.o.BloomBitsPerKey > 0 && (w.meta.Entries == 0 || !bytes.Equal(ukey, base.UserKey(w.lastKey))) {
-		w.hashes = append(w.hashes, hashKey(ukey))
+		w.hashes = append(w.hashes, HashKey(ukey))
 	}
 	w.data.add(ikey, value)
 
