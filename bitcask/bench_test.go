@@ -1,12 +1,16 @@
 package bitcask
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,4 +218,229 @@ func BenchmarkSetSync(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(db.stats.syncs.Load())/float64(b.N), "fsyncs/op")
+}
+
+// nodeKey is a key shaped as kvnode stores redis-benchmark's: a one-byte
+// database code, a two-byte hash slot and the 16-byte Redis key, 19 bytes.
+func nodeKey(i int, buf []byte) []byte {
+	buf = append(buf[:0], 0, byte(i>>8&0x3f), byte(i))
+	return fmt.Appendf(buf, "key:%012d", i)
+}
+
+// nodeFill fills db as kvnode under redis-benchmark -r 1000000 -P 16 does:
+// every one of n keys set once, then 2n random overwrites, all of small
+// values in batches of 16.
+func nodeFill(b *testing.B, db *DB, n int) {
+	nodeLoad(b, db, n)
+	nodeSets(b, db, n, 2*n)
+}
+
+// nodeLoad sets each of n keys once, in order, in batches of 16.
+func nodeLoad(b *testing.B, db *DB, n int) {
+	var batch logkv.Batch
+	var kbuf [32]byte
+	for i := range n {
+		batch.Set(nodeKey(i, kbuf[:]), []byte("xxxx"))
+		if batch.Len() == 16 || i == n-1 {
+			if err := db.Apply(&batch, nil); err != nil {
+				b.Fatal(err)
+			}
+			batch.Reset()
+		}
+	}
+}
+
+// benchDB opens a DB in a temporary directory for a benchmark, without
+// background merges, and closes it when the benchmark ends.
+func benchDB(b *testing.B) *DB {
+	db, err := Open(b.TempDir(), &Options{DisableAutoMerge: true, DisableMmap: os.Getenv("BITCASK_NOMMAP") != ""})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// BenchmarkNodeGet measures Gets of a keydir kvnode filled (nodeFill, 1M
+// keys unless $BITCASK_BENCH_N says otherwise): hits by Get and by
+// AppendGet into one buffer, and misses, of random keys. The misses' keys sort
+// among the present ones, so that their descents are as spread out.
+func BenchmarkNodeGet(b *testing.B) {
+	n := benchN()
+	db := benchDB(b)
+	nodeFill(b, db, n)
+	for _, mode := range []string{"hit", "append", "miss"} {
+		b.Run(mode, func(b *testing.B) {
+			cpu := cpuTime()
+			defer func() { b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op") }()
+			r := rand.New(rand.NewPCG(5, 6))
+			var kbuf [32]byte
+			var dst []byte
+			for range b.N {
+				i := r.IntN(n)
+				if mode == "miss" {
+					i += n // absent, and as spread over the keydir as the keys present
+				}
+				k := nodeKey(i, kbuf[:])
+				var err error
+				switch mode {
+				case "hit":
+					_, err = db.Get(k)
+				case "append":
+					dst, err = db.AppendGet(dst[:0], k)
+				case "miss":
+					if _, err = db.Get(k); err == logkv.ErrNotFound {
+						err = nil
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGetDuringDeletes measures how long Gets wait for the keydir's
+// lock while another goroutine deletes keys in batches of 32, as kvnode's
+// expirer does during mass expiry: n keys (1M unless $BITCASK_BENCH_N),
+// b.N random Gets of present and deleted keys against deletes of the keys in
+// random order, which go on until the Gets are done. blocked-ns/get is the
+// Gets' lock waits from the block profile (every event recorded),
+// deletes/get how much deleting went on meanwhile; on a loaded machine the
+// deleter's share of the CPU moves between runs, so blocked-ns/delete, the
+// wait per key deleted, is the figure to compare, with the CPU time each
+// side's thread took per operation (cpu-ns/get, cpu-ns/delete).
+func BenchmarkGetDuringDeletes(b *testing.B) {
+	n := benchN()
+	db := benchDB(b)
+	nodeLoad(b, db, n)
+	var kbuf [32]byte
+	var err error
+	order := rand.New(rand.NewPCG(9, 10)).Perm(n)
+	runtime.SetBlockProfileRate(1)
+	defer runtime.SetBlockProfileRate(0)
+	before := blockedGets(b)
+	var stop atomic.Bool
+	var deleted atomic.Int64
+	done := make(chan struct{})
+	b.ResetTimer()
+	var deleterCPU int64
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // for threadCPU
+		defer runtime.UnlockOSThread()
+		cpu := threadCPU()
+		defer func() { deleterCPU = threadCPU() - cpu }()
+		var batch logkv.Batch
+		var kbuf [32]byte
+		for i := 0; !stop.Load(); i++ {
+			batch.Delete(nodeKey(order[i%n], kbuf[:]))
+			if batch.Len() == 32 {
+				if err := db.Apply(&batch, nil); err != nil {
+					b.Error(err)
+					return
+				}
+				deleted.Add(32)
+				batch.Reset()
+			}
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	getterCPU := threadCPU()
+	r := rand.New(rand.NewPCG(5, 6))
+	var dst []byte
+	for range b.N {
+		dst, err = db.AppendGet(dst[:0], nodeKey(r.IntN(n), kbuf[:]))
+		if err != nil && err != logkv.ErrNotFound {
+			b.Fatal(err)
+		}
+	}
+	getterCPU = threadCPU() - getterCPU
+	stop.Store(true)
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(getterCPU)/float64(b.N), "cpu-ns/get")
+	b.ReportMetric(float64(deleterCPU)/float64(max(deleted.Load(), 1)), "cpu-ns/delete")
+	blocked := blockedGets(b) - before
+	b.ReportMetric(blocked/float64(b.N), "blocked-ns/get")
+	b.ReportMetric(blocked/float64(max(deleted.Load(), 1)), "blocked-ns/delete")
+	b.ReportMetric(float64(deleted.Load())/float64(b.N), "deletes/get")
+}
+
+// threadCPU is the calling thread's CPU time so far (user and system), in
+// nanoseconds; the caller is locked to its thread.
+func threadCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// blockedGets sums the nanoseconds the block profile holds for waits under
+// DB.AppendGet.
+func blockedGets(b *testing.B) float64 {
+	var buf bytes.Buffer
+	if err := pprof.Lookup("block").WriteTo(&buf, 1); err != nil {
+		b.Fatal(err)
+	}
+	var perSec, total float64
+	var cycles float64
+	for line := range strings.Lines(buf.String()) {
+		switch {
+		case strings.HasPrefix(line, "cycles/second="):
+			fmt.Sscan(strings.TrimPrefix(line, "cycles/second="), &perSec)
+		case len(line) > 0 && line[0] >= '0' && line[0] <= '9':
+			fmt.Sscan(line, &cycles)
+		case strings.Contains(line, "bitcask.(*DB).AppendGet+"):
+			total += cycles
+			cycles = 0
+		}
+	}
+	if perSec == 0 {
+		b.Fatal("no cycles/second in the block profile")
+	}
+	return total / perSec * 1e9
+}
+
+// BenchmarkNodeSet measures Sets as kvnode makes them under redis-benchmark
+// -P 16: b.N random overwrites of small values, in batches of 16, of a keydir
+// of n keys (1M unless $BITCASK_BENCH_N says otherwise). An op is one Set.
+func BenchmarkNodeSet(b *testing.B) {
+	n := benchN()
+	db := benchDB(b)
+	nodeLoad(b, db, n)
+	b.ResetTimer()
+	cpu := cpuTime()
+	nodeSets(b, db, n, b.N)
+	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the process's CPU time so far (user and system, every thread:
+// the collector's and background goroutines' work included), in
+// nanoseconds. On a loaded machine it is steadier than wall time per op.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// nodeSets sets count random keys of n, in batches of 16.
+func nodeSets(b *testing.B, db *DB, n, count int) {
+	var batch logkv.Batch
+	var kbuf [32]byte
+	r := rand.New(rand.NewPCG(11, 12))
+	for i := range count {
+		batch.Set(nodeKey(r.IntN(n), kbuf[:]), []byte("yyyy"))
+		if batch.Len() == 16 || i == count-1 {
+			if err := db.Apply(&batch, nil); err != nil {
+				b.Fatal(err)
+			}
+			batch.Reset()
+		}
+	}
 }

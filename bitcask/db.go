@@ -57,8 +57,11 @@ type DB struct {
 	group  *groupsync.Group[syncRound]
 	synced atomic.Uint64 // pos known durable
 
-	// kmu guards the keydir, the file set and the files' accounting.
+	// kmu guards the keydir, the file set and the files' accounting but
+	// their dead records, which deadMu guards. Lock order: kmu, deadMu.
 	kmu     sync.RWMutex
+	deadMu  sync.Mutex
+	dead    []deadRecord // under wmu: the records a write made dead (markDead)
 	tree    *tree
 	files   map[uint32]*dataFile
 	lastSeq atomic.Uint64 // stored under kmu with the keydir change
@@ -406,9 +409,13 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	// Size the batch to rotate before it, never within it.
 	var total int64
 	ops := db.ops[:0]
+	deletes := 0
 	for kind, key, value, ok := src.next(); ok; kind, key, value, ok = src.next() {
 		total += int64(recordSize(len(key), len(value)))
 		ops = append(ops, writeOp{kind: kind, key: key, value: value})
+		if kind == logkv.KindDelete {
+			deletes++
+		}
 	}
 	if db.active.records > 0 && db.active.size+total > db.opts.MaxFileSize {
 		// A rotation that failed on a full disk without failing the engine
@@ -458,6 +465,25 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 		userBytes += uint64(len(key) + len(value))
 	}
 
+	// Readers wait while kmu is held: it covers the keydir's changes and
+	// nothing else. The records the batch made dead are marked after it,
+	// under deadMu.
+	dead := db.dead[:0]
+	if deletes > 1 {
+		// A batch of deletes (kvnode's expirer removes keys 32 at a time):
+		// walk to its keys first under the read lock, which readers share,
+		// so that the descents' cache misses are taken here and the locked
+		// pass below, which readers wait for, finds the nodes in cache.
+		// Not for sets: the second descent costs a set CPU, and a batch of
+		// sets keeps what it cost.
+		db.kmu.RLock()
+		for _, op := range ops {
+			if op.kind == logkv.KindDelete {
+				db.tree.get(unsafeString(op.key))
+			}
+		}
+		db.kmu.RUnlock()
+	}
 	db.kmu.Lock()
 	df.size = base + total
 	for _, op := range ops {
@@ -469,10 +495,10 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 			prev, had = db.tree.set(entry{key: unsafeString(key), fid: df.id, off: uint32(off), vlen: uint32(len(value))})
 		} else {
 			prev, had = db.tree.delete(unsafeString(key))
-			df.markDead(uint32(off), size) // a tombstone is dead on arrival
+			dead = append(dead, deadRecord{df, uint32(off), size}) // a tombstone is dead on arrival
 		}
 		if had {
-			db.files[prev.fid].markDead(prev.off, int64(recordSize(int(prev.klen), int(prev.vlen))))
+			dead = append(dead, deadRecord{db.files[prev.fid], prev.off, int64(recordSize(int(prev.klen), int(prev.vlen)))})
 		}
 		off += size
 	}
@@ -480,6 +506,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	df.noteSeq(seq)
 	db.lastSeq.Store(seq)
 	db.kmu.Unlock()
+	db.markDead(dead)
 
 	db.pos += uint64(total)
 	pos := db.pos
@@ -507,6 +534,33 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 	// flush: the next flush writes them, and a Sync reports the failure
 	// until one succeeds.
 	return nil
+}
+
+// deadRecord is a record a write made dead, to mark in its file's
+// accounting once the keydir is unlocked.
+type deadRecord struct {
+	df   *dataFile
+	off  uint32
+	size int64
+}
+
+// markDead marks the records a write made dead, under deadMu, and keeps the
+// slice for the next write, emptied (it would keep files alive), unless a
+// huge batch made it large. The caller holds wmu, and not kmu: a merge or
+// metrics reading the accounting meanwhile finds records live that the
+// keydir no longer points at, which a merge's repoint sorts out (it moves
+// only records the keydir still points at).
+func (db *DB) markDead(dead []deadRecord) {
+	db.deadMu.Lock()
+	for _, d := range dead {
+		d.df.markDead(d.off, d.size)
+	}
+	db.deadMu.Unlock()
+	clear(dead)
+	if cap(dead) > 2*maxKeptOps {
+		dead = nil
+	}
+	db.dead = dead[:0]
 }
 
 // keepOps empties ops, the write's decoded operations, so that they keep

@@ -78,7 +78,7 @@ type dataFile struct {
 	// field of the next record appended says. Guarded by DB.wmu.
 	syncedSize int64
 
-	// Guarded by DB.kmu.
+	// Guarded by DB.kmu (dead and deadBytes by DB.deadMu).
 	size      int64           // bytes written, buffered ones included
 	dead      *roaring.Bitmap // offsets of dead records
 	deadBytes int64
@@ -113,18 +113,22 @@ func (df *dataFile) noteSeq(seq uint64) {
 	df.maxSeq = max(df.maxSeq, seq)
 }
 
-// markDead records the record at off, of size bytes, as dead.
+// markDead records the record at off, of size bytes, as dead. The caller
+// holds DB.deadMu (or is recovery, alone).
 func (df *dataFile) markDead(off uint32, size int64) {
 	if df.dead.CheckedAdd(off) {
 		df.deadBytes += size
 	}
 }
 
-// liveBytes is the file's size less its header and dead records.
+// liveBytes is the file's size less its header and dead records. The
+// caller holds DB.kmu and DB.deadMu.
 func (df *dataFile) liveBytes() int64 {
 	return max(df.size-df.hdrSize-df.deadBytes, 0)
 }
 
+// deadRatio is the share of the file's records' bytes that are dead. The
+// caller holds DB.kmu and DB.deadMu.
 func (df *dataFile) deadRatio() float64 {
 	if df.size <= df.hdrSize {
 		return 0

@@ -166,12 +166,14 @@ type move struct {
 func (db *DB) mergeLocked() (bool, error) {
 	db.kmu.Lock()
 	var inputs []*dataFile
+	db.deadMu.Lock()
 	for _, df := range db.files {
 		if !df.active && df.obsolete == nil && !df.corrupt && !df.merging && df.size > df.hdrSize &&
 			df.deadRatio() >= db.opts.MergeThreshold {
 			inputs = append(inputs, df)
 		}
 	}
+	db.deadMu.Unlock()
 	if len(inputs) == 0 {
 		db.kmu.Unlock()
 		return false, nil
@@ -274,11 +276,11 @@ func (db *DB) mergeLocked() (bool, error) {
 				cands = append(cands, cand{off: p})
 				p += r.size()
 			}
-			db.kmu.RLock()
+			db.deadMu.Lock()
 			for i := range cands {
 				cands[i].live = !in.dead.Contains(uint32(cands[i].off))
 			}
-			db.kmu.RUnlock()
+			db.deadMu.Unlock()
 			for _, c := range cands {
 				r, _ := decodeRecord(data[c.off:], in.salt)
 				off = c.off + r.size()
@@ -401,6 +403,7 @@ func (db *DB) mergeLocked() (bool, error) {
 		df := outFiles[i]
 		for j := 0; j < len(o.moves); j += mergeChunk {
 			db.kmu.Lock()
+			db.deadMu.Lock()
 			for _, mv := range o.moves[j:min(j+mergeChunk, len(o.moves))] {
 				if mv.tomb {
 					continue // kept to hide older records; not in the keydir
@@ -409,6 +412,7 @@ func (db *DB) mergeLocked() (bool, error) {
 					df.markDead(mv.toOff, mv.size)
 				}
 			}
+			db.deadMu.Unlock()
 			db.kmu.Unlock()
 		}
 		o.moves = nil

@@ -22,10 +22,12 @@ func (db *DB) Metrics() logkv.Metrics {
 	}
 	var files []fileStat
 	var disk int64
+	db.deadMu.Lock()
 	for _, df := range db.files {
 		files = append(files, fileStat{df.id, df.size, df.liveBytes(), df.deadBytes})
 		disk += df.size
 	}
+	db.deadMu.Unlock()
 	db.kmu.RUnlock()
 	slices.SortFunc(files, func(a, b fileStat) int { return int(a.id) - int(b.id) })
 
