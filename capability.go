@@ -106,6 +106,9 @@ type ValueAppender interface {
 	// AppendGet appends key's value to dst and returns the extended slice.
 	// If key is not present it returns dst unchanged and ErrNotFound; on
 	// any other error it returns dst unchanged. It reads what Get would.
+	// A present key with an empty value appended to a nil dst may come
+	// back as nil on one engine and as an empty slice on another: tell a
+	// miss by the error, never by a nil result.
 	AppendGet(dst, key []byte) ([]byte, error)
 }
 
