@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"regexp"
 	"strconv"
@@ -120,4 +121,32 @@ func TestCommandstatsWithinPipeline(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, info.Val(), "cmdstat_get:")
 	require.Regexp(t, `cmdstat_set:calls=1,`, info.Val())
+}
+
+// TestStatsWithinOneWrite: INFO stats counts the commands before it in the
+// same write from the client, as redis-server does (it counts each command
+// as it ends): SET, GET a (a hit), GET b (a miss) and INFO in one write
+// answer keyspace_hits:1, keyspace_misses:1, total_commands_processed:4
+// (AUTH, SET and the GETs).
+// Then RESETSTAT in one write after a GET leaves none of them counted.
+func TestStatsWithinOneWrite(t *testing.T) {
+	rc := dialRawAdmin(t, adminNode(t, nil))
+	require.NoError(t, rc.nc.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err := io.WriteString(rc.nc, "SET a 1\r\nGET a\r\nGET b\r\nINFO stats\r\n")
+	require.NoError(t, err)
+	require.Equal(t, "+OK\r\n", rc.reply())
+	require.Equal(t, "$1\r\n1\r\n", rc.reply())
+	require.Equal(t, "$-1\r\n", rc.reply())
+	info := rc.reply()
+	require.Contains(t, info, "\r\nkeyspace_hits:1\r\n")
+	require.Contains(t, info, "\r\nkeyspace_misses:1\r\n")
+	require.Contains(t, info, "\r\ntotal_commands_processed:4\r\n")
+	_, err = io.WriteString(rc.nc, "GET a\r\nGET b\r\nCONFIG RESETSTAT\r\n")
+	require.NoError(t, err)
+	require.Equal(t, "$1\r\n1\r\n", rc.reply())
+	require.Equal(t, "$-1\r\n", rc.reply())
+	require.Equal(t, "+OK\r\n", rc.reply())
+	info = rc.do("INFO", "stats")
+	require.Contains(t, info, "\r\nkeyspace_hits:0\r\n")
+	require.Contains(t, info, "\r\nkeyspace_misses:0\r\n")
 }
