@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/bits"
 	"slices"
 	"unsafe"
@@ -141,13 +142,26 @@ func (p permutation) step(x uint64) uint64 {
 	return x
 }
 
-// at returns the i-th number of the permutation; i must be below n.
+// at returns the i-th number of the permutation. i must be below n: it
+// panics otherwise, a caller's error, where walking on could loop forever
+// (the cycle through i of the bijection on [0, 2^k) need hold no number
+// below n) or return a number another i also maps to.
 func (p permutation) at(i uint64) uint64 {
+	if i >= p.n {
+		panicPastN(i, p.n)
+	}
 	x := p.step(i)
 	for x >= p.n {
 		x = p.step(x)
 	}
 	return x
+}
+
+// panicPastN is at's panic, out of line to keep at small.
+//
+//go:noinline
+func panicPastN(i, n uint64) {
+	panic(fmt.Sprintf("bench: permutation.at(%d) of a permutation of [0, %d)", i, n))
 }
 
 // splitmix is SplitMix64's output function: a good 64-bit mixer for seeds.

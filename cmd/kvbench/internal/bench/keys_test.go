@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -181,5 +182,30 @@ func TestSameKey(t *testing.T) {
 		{"000000000000000012", "000000000000000013"}, {"0000000000000001", "00000000000000012"}, {"000000000000001", "0000000000000012"}} {
 		x, y := []byte(c[0]), []byte(c[1])
 		require.Equal(t, bytes.Equal(x, y), sameKey(x, y), c)
+	}
+}
+
+// at past the permutation's range is a caller's error: it panics, where
+// walking on would loop forever on a cycle with no number below n (11936
+// and 15571 of the first case, YCSB D's keys at -key_size 4 -seed 5) or
+// return a number already taken.
+func TestPermutationAtPastN(t *testing.T) {
+	for _, c := range []struct{ n, seed, cycle uint64 }{{10_000, 5 ^ 0x79637362, 11936}, {10, 1, 11}, {1000, 7, 1001}, {1, 3, 1}} {
+		p := newPermutation(c.n, c.seed)
+		for _, i := range []uint64{c.n, c.n + 1, c.cycle, p.mask, 1<<64 - 1} {
+			done := make(chan any, 1)
+			go func() {
+				defer func() { done <- recover() }()
+				p.at(i)
+			}()
+			select {
+			case v := <-done:
+				require.NotNil(t, v, "at(%d) of [0, %d), seed %d, did not panic", i, c.n, c.seed)
+				require.Contains(t, fmt.Sprint(v), fmt.Sprintf("permutation.at(%d) of a permutation of [0, %d)", i, c.n))
+			case <-time.After(10 * time.Second):
+				t.Fatalf("at(%d) of [0, %d), seed %d, still walking after 10s", i, c.n, c.seed)
+			}
+		}
+		require.Less(t, p.at(c.n-1), c.n)
 	}
 }

@@ -189,10 +189,14 @@ func (s *session) ycsbRun(ctx context.Context, b *benchRun, wl workload, dist st
 		// The tallies by operation type, made on first use so that a type
 		// the workload never draws has none.
 		var stats [numOps]*opStat
-		if plan := plans[w.id]; plan != nil {
-			return s.ycsbPlanned(ctx, w, wl, plan, &stats, choose)
-		}
 		lo, hi := share(ops, cfg.Threads, w.id)
+		if plan := plans[w.id]; plan != nil {
+			if err := s.ycsbPlanned(ctx, w, wl, plan, &stats, choose); err != nil {
+				return err
+			}
+			// A plan may stop short (see newLatestPlan): the rest live.
+			lo += len(plan.ops)
+		}
 		end := time.Now().Add(cfg.Duration)
 		for i := lo; timed || i < hi; i++ {
 			if i&255 == 0 && ctx.Err() != nil {
@@ -558,10 +562,21 @@ type ycsbPlan struct {
 // failed), target draws live instead. So with one thread every draw is made
 // ahead, and with more the distribution is still exactly YCSB's, only drawn
 // in the loop.
+//
+// The plan stops before the first operation whose count reaches the key
+// space (keys.n): an insert there has no record left to take (its key would
+// be keys.at(keys.n)), and the operations after it would be drawn among
+// records that cannot exist. The worker does the rest live, where such an
+// insert fails with ErrUsage. So the plan may hold fewer than n operations.
 func newLatestPlan(w *worker, wl workload, c *latest, keys permutation, start uint64, n, width int) *ycsbPlan {
 	p := &ycsbPlan{ops: make([]opKind, n), recs: make([]uint64, n), limits: make([]uint64, n), start: start}
 	limit := start
 	for i := range n {
+		if limit >= keys.n {
+			p.ops, p.recs, p.limits = p.ops[:i], p.recs[:i], p.limits[:i]
+			n = i
+			break
+		}
 		p.ops[i] = wl.choose(w.rng.Float64())
 		p.limits[i] = limit
 		if p.ops[i] == opInsert {

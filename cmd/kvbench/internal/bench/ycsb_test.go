@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/logkv/logkv"
 	"github.com/stretchr/testify/require"
@@ -496,4 +497,120 @@ func TestPlannedInsert(t *testing.T) {
 	require.Equal(t, other, st.ack.limit.Load(), "acknowledged up to the other thread's record")
 	st.ack.ack(other)
 	require.Equal(t, other+2, st.ack.limit.Load())
+}
+
+// within runs f in a goroutine and fails the test if it has not returned
+// after d: the hangs these tests look for do not watch a context.
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s: still running after %v", what, d)
+	}
+}
+
+// YCSB D whose inserts outgrow -key_size fails with ErrUsage, promptly, for
+// every seed: a latest plan stops before its count reaches the key space
+// (seed 5's once walked forever in permutation.at, past the key space).
+func TestYCSBDPastKeySize(t *testing.T) {
+	for _, c := range []struct {
+		seed    uint64
+		threads int
+	}{{1, 1}, {2, 1}, {3, 1}, {4, 1}, {5, 1}, {6, 1}, {7, 1}, {5, 2}, {5, 3}} {
+		cfg := testConfig(NoopEngine)
+		cfg.Benchmarks = []string{"ycsb-d"}
+		cfg.KeySize = 4
+		cfg.Num = 9000
+		cfg.Ops = 100_000
+		cfg.Seed = c.seed
+		cfg.Threads = c.threads
+		what := fmt.Sprintf("seed %d, %d threads", c.seed, c.threads)
+		var err error
+		within(t, time.Minute, what, func() { _, err = Run(context.Background(), cfg, io.Discard, io.Discard) })
+		require.ErrorIs(t, err, ErrUsage, what)
+		require.ErrorContains(t, err, "-key_size 4 holds no more than 10000 records", what)
+	}
+}
+
+// A latest plan stops before the first operation drawn for as many records
+// as the key space holds, and what it planned is what a plan with room
+// plans; the run does the rest live. Run with the most operations that
+// insert no record past the key space: every operation is done and counted
+// (those past the plan's end too), and the run ends with the key space
+// full.
+func TestLatestPlanStopsAtKeySpace(t *testing.T) {
+	const start, n, space = 1000, 5000, 1100
+	wl := workloads["ycsb-d"]
+	plan := func(keys permutation) *ycsbPlan {
+		w := &worker{rng: rand.New(rand.NewPCG(3, 4))}
+		var p *ycsbPlan
+		within(t, time.Minute, "newLatestPlan", func() {
+			p = newLatestPlan(w, wl, newChooser(DistLatest, start, start, 0.99, 0).(*latest), keys, start, n, 16)
+		})
+		return p
+	}
+	p := plan(newPermutation(space, 9))
+	roomy := plan(newPermutation(1_000_000, 9))
+	m := len(p.ops)
+	require.Less(t, m, n)
+	require.Len(t, p.recs, m)
+	require.Len(t, p.limits, m)
+	require.Len(t, p.keys.nums, m)
+	require.Equal(t, roomy.ops[:m], p.ops)
+	require.Equal(t, roomy.recs[:m], p.recs)
+	require.Equal(t, roomy.limits[:m], p.limits)
+	require.Equal(t, uint64(space), roomy.limits[m], "stopped at the first operation at the key space")
+	for i := range m {
+		require.Less(t, p.limits[i], uint64(space))
+	}
+
+	// The whole run: the largest -ops that succeeds (the inserts in a
+	// prefix of the operations do not depend on how many follow).
+	cfg := testConfig(NoopEngine)
+	cfg.Benchmarks = []string{"ycsb-d"}
+	cfg.KeySize = 4
+	cfg.Num = 9000
+	run := func(ops int) ([]Result, error) {
+		cfg.Ops = ops
+		var res []Result
+		var err error
+		within(t, time.Minute, fmt.Sprintf("-ops %d", ops), func() { res, err = Run(context.Background(), cfg, io.Discard, io.Discard) })
+		return res, err
+	}
+	lo, hi := 1000, 100_000 // lo succeeds, hi does not
+	_, err := run(hi)
+	require.ErrorIs(t, err, ErrUsage)
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if _, err := run(mid); err == nil {
+			lo = mid
+		} else {
+			require.ErrorIs(t, err, ErrUsage)
+			hi = mid
+		}
+	}
+	res, err := run(lo)
+	require.NoError(t, err)
+	all := res[1]
+	require.Equal(t, "all", all.Op)
+	require.Equal(t, int64(lo), all.Ops)
+	require.Equal(t, int64(10_000), all.Records)
+	require.Zero(t, all.Errors)
+	var reads, inserts int64
+	for _, r := range res[2:] {
+		switch r.Op {
+		case OpRead:
+			reads = r.Ops
+		case OpInsert:
+			inserts = r.Ops
+		}
+	}
+	require.Equal(t, int64(1000), inserts)
+	require.Equal(t, all.Ops, reads+inserts)
 }
