@@ -408,8 +408,10 @@ func cmdConfig(n *Node, c *client, args [][]byte) {
 	}
 }
 
-// resetStats is CONFIG RESETSTAT: INFO commandstats and errorstats, and
-// the slow log's and latency monitor's samples stay (Redis keeps them too).
+// resetStats is CONFIG RESETSTAT: INFO commandstats, errorstats and stats'
+// keyspace_hits and keyspace_misses. total_commands_processed and the
+// expirer's fields stay (Redis resets them), and so do the slow log's and
+// the latency monitor's samples (Redis keeps them too).
 func (n *Node) resetStats() {
 	s := n.state()
 	for i := range s.stats {

@@ -101,7 +101,7 @@ func (n *Node) statsInfo(add func(string, any)) {
 	add("evicted_keys", 0)
 	// As Redis's, but counting GET's lookups only (Redis also counts
 	// MGET's, EXISTS', ... and every other read's); a pipeline's are added
-	// when it ends.
+	// when it ends, or by publishTally above when INFO runs within it.
 	add("keyspace_hits", s.hits.Load())
 	add("keyspace_misses", s.misses.Load())
 	add("pubsub_channels", 0)
