@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -211,20 +213,67 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst []byte) ([]byte, error) {
 	size := recordSize(len(key), int(vlen))
 	end := int64(off) + int64(size)
-	var buf []byte
-	if mm := df.mm.Load(); mm != nil && end <= int64(len(*mm)) && end <= df.flushed.Load() {
-		buf = (*mm)[off:end]
-	} else {
-		bp := bufPool.Get().(*[]byte)
-		defer bufPool.Put(bp)
-		if cap(*bp) < size {
-			*bp = make([]byte, size)
+	if mm := df.mm.Load(); mm != nil && end <= int64(len(*mm)) && end <= df.flushed.Load() && !df.faulted.Load() {
+		if v, ok, err := readMapped(df, (*mm)[off:end], off, key, vlen, dst); ok {
+			return v, err
 		}
-		buf = (*bp)[:size]
-		if err := db.readAt(df, buf, off); err != nil {
-			return dst, err
+		// The mapping faulted: ReadAt below reports what the kernel could
+		// not supply (a short file as ErrCorrupt, or the I/O error).
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	if cap(*bp) < size {
+		*bp = make([]byte, size)
+	}
+	buf := (*bp)[:size]
+	if err := db.readAt(df, buf, off); err != nil {
+		return dst, err
+	}
+	return appendValue(df, buf, off, key, vlen, dst)
+}
+
+// readMapped is appendValue of buf, a slice of df's mapping, guarded
+// against a fault: a page of the mapping the kernel cannot supply (the file
+// was truncated after Open, or the disk failed the page's read) raises
+// SIGBUS, which kills a Go process unless the goroutine asked for a panic
+// instead (debug.SetPanicOnFault). readMapped asks for one, restoring the
+// goroutine's previous setting on return, and recovers a fault (a
+// runtime.Error with an Addr method): it then marks df faulted, so that no
+// later read uses its mapping (which stays mapped until df is released: a
+// reader may still be in it), and returns ok=false for the caller to read
+// the record with ReadAt. Any other panic is raised again. Only the decode
+// and the copy out touch the mapping, so only they run under the guard.
+func readMapped(df *dataFile, buf []byte, off uint32, key []byte, vlen uint32, dst []byte) (v []byte, ok bool, err error) {
+	defer df.recoverFault(&ok, debug.SetPanicOnFault(true))
+	v, err = appendValue(df, buf, off, key, vlen, dst)
+	return v, true, err
+}
+
+// recoverFault is readMapped's one deferred call (one defer is cheaper
+// than two): it restores the goroutine's panic-on-fault setting old and,
+// unless the read returned (*ok), recovers a fault.
+func (df *dataFile) recoverFault(ok *bool, old bool) {
+	debug.SetPanicOnFault(old)
+	if *ok {
+		return
+	}
+	e := recover()
+	if e == nil {
+		return // runtime.Goexit: let it go on
+	}
+	if re, isRT := e.(runtime.Error); isRT {
+		if _, hasAddr := re.(interface{ Addr() uintptr }); hasAddr {
+			df.faulted.Store(true)
+			return
 		}
 	}
+	panic(e)
+}
+
+// appendValue decodes the record buf read from off in df, checks it against
+// the keydir's key and vlen, and appends its value to dst (a new slice of the
+// value's length when dst is nil); on an error it returns dst unchanged.
+func appendValue(df *dataFile, buf []byte, off uint32, key []byte, vlen uint32, dst []byte) ([]byte, error) {
 	r, why := decodeRecord(buf, df.salt)
 	switch {
 	case why != "":

@@ -74,6 +74,14 @@
 // record is an error wrapping logkv.ErrCorrupt that names the file and
 // offset, and only the keys whose values lie there are affected.
 //
+// A page of a mapping the kernel cannot supply (the file was shortened after
+// Open, or the disk failed the page's read) raises SIGBUS, which would kill
+// the process: each read from a mapping runs under debug.SetPanicOnFault,
+// recovers the fault, reads the record again with ReadAt (a record past the
+// file's end is ErrCorrupt naming file and offset; a failed read, the I/O
+// error) and stops using that file's mapping, which stays mapped until the
+// file is released.
+//
 // # Merge
 //
 // Each file keeps a roaring bitmap of the offsets of its dead records

@@ -69,10 +69,14 @@ type dataFile struct {
 	// flushed is how many bytes ReadAt can see; the rest of size is still in
 	// the write buffer (only for the active file).
 	flushed atomic.Int64
-	// mm maps the closed file read-only (nil for the active file, on
-	// filesystems without file descriptors, or with Options.DisableMmap).
+	// mm maps the file read-only (the active file up to the size it may
+	// grow to, reads staying within flushed; nil on filesystems without
+	// file descriptors, or with Options.DisableMmap).
 	// It is unmapped when refs drops to zero, so no reader can hold it then.
 	mm atomic.Pointer[[]byte]
+	// faulted is set when a read from mm faulted (readMapped): reads use
+	// ReadAt from then on. mm stays mapped until the file is released.
+	faulted atomic.Bool
 
 	// syncedSize is how many bytes of the file are durable: what the synced
 	// field of the next record appended says. Guarded by DB.wmu.
