@@ -44,8 +44,8 @@ func TestGetFromTableOwnsValue(t *testing.T) {
 // TestAppendGetEqualsGet checks that AppendGet reads what Get reads, on the
 // DB and on a snapshot, for keys present (in the memtable and in tables,
 // with empty values), absent and deleted, before and after a reopen; that
-// it appends after dst's bytes and leaves dst as it was when it finds
-// nothing; and that a hit into a buffer large enough allocates nothing.
+// it appends after dst's bytes, into dst's array when it has room, and
+// returns dst itself when it finds nothing; and that a hit into a buffer large enough allocates nothing.
 func TestAppendGetEqualsGet(t *testing.T) {
 	fs := vfs.NewMem()
 	db, err := Open("db", smallOptions(fs))
@@ -72,11 +72,15 @@ func TestAppendGetEqualsGet(t *testing.T) {
 			if wantErr != nil {
 				require.ErrorIs(t, err, wantErr, "%s %q", name, k)
 				require.Equal(t, "prefix", string(got), "%s %q: dst unchanged", name, k)
+				require.True(t, &got[0] == &dst[0] && cap(got) == cap(dst), "%s %q: dst itself returned", name, k)
 				continue
 			}
 			require.NoError(t, err, "%s %q", name, k)
 			require.Equal(t, "prefix"+string(want), string(got), "%s %q", name, k)
-			require.Equal(t, "prefix", string(dst), "%s %q", name, k)
+			// dst had room for the value: it was appended into dst's
+			// array, not copied with dst's bytes into a new one.
+			require.LessOrEqual(t, len(got), cap(dst), "%s %q: the test's values fit dst", name, k)
+			require.True(t, &got[0] == &dst[0], "%s %q: the value was not appended into dst's spare capacity", name, k)
 			// Into a nil buffer, as Get does.
 			got, err = a.AppendGet(nil, []byte(k))
 			require.NoError(t, err)
