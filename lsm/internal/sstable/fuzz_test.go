@@ -168,8 +168,8 @@ func seedTables(t testing.TB) [][]byte {
 	return out
 }
 
-// FuzzTable opens arbitrary bytes as a table and reads all of it: errors
-// must wrap ErrCorrupt; no panic. With verify false the block checksums are
+// FuzzTable opens arbitrary bytes as a table, reads all of it and looks
+// keys up with Get and AppendGet: errors must wrap ErrCorrupt; no panic. With verify false the block checksums are
 // skipped, so that mutations reach the index, filter, properties and
 // decompression code behind them. Each input is read twice: through
 // ReadAt, and with b as the file's mapping (memFile has no descriptor to
@@ -187,7 +187,7 @@ func FuzzTable(f *testing.F) {
 }
 
 // fuzzReader opens b as a table, read through ReadAt or, if mapped, from b
-// as its mapping, and walks part of it backwards.
+// as its mapping, walks part of it backwards and looks keys up (fuzzGets).
 func fuzzReader(t *testing.T, b []byte, verify, mapped bool) {
 	o := ReaderOptions{Name: "fuzz", Cache: NewCache(64 << 10)}
 	var r *Reader
@@ -212,6 +212,169 @@ func fuzzReader(t *testing.T, b []byte, verify, mapped bool) {
 	if err := it.Close(); err != nil && !errors.Is(err, logkv.ErrCorrupt) {
 		t.Fatal(err)
 	}
+	fuzzGets(t, r)
+}
+
+// fuzzGets looks up, with Get and AppendGet into a prefixed dst, every user
+// key a forward walk of r shows (at its own seq, the one below and MaxSeq)
+// and a few keys around them. An error must wrap ErrCorrupt and leave dst as
+// it was; an answer must keep dst's bytes in front of the value, and Get
+// must agree with AppendGet. When the table is consistent (it reads without
+// error, its internal keys and index separators are in order, each block's
+// keys lie after the previous separator and at or before its own, and every
+// block's restart points are sound: soundBlock),
+// an answer must be the walk's: the first entry at or after the search key
+// if its user key is the one asked for, else a miss (a miss is also right
+// when the filter rules the key out).
+func fuzzGets(t *testing.T, r *Reader) {
+	type entry struct {
+		key, val []byte
+		h        handle
+	}
+	var walk []entry
+	consistent := true
+	it := r.NewIter(nil, nil)
+	for ok := it.First(); ok; ok = it.Next() {
+		if n := len(walk); n > 0 && base.Compare(walk[n-1].key, it.Key()) >= 0 {
+			consistent = false
+			break
+		}
+		walk = append(walk, entry{bytes.Clone(it.Key()), bytes.Clone(it.Value()), it.dataH})
+	}
+	if err := it.Close(); err != nil {
+		consistent = false
+	}
+	// The index: separators in order, each block once, after the last
+	// separator and at or before its own.
+	var idx blockIter
+	var seps [][]byte
+	block := map[handle]int{}
+	if idx.init(r.index, true, r.name, r.indexOff) != nil {
+		consistent = false
+	}
+	for ok := consistent && idx.First(); ok; ok = idx.Next() {
+		h, hok := decodeHandle(idx.val)
+		_, dup := block[h]
+		if n := len(seps); !hok || dup || (n > 0 && base.Compare(seps[n-1], idx.key) >= 0) {
+			consistent = false
+			break
+		}
+		block[h] = len(seps)
+		seps = append(seps, bytes.Clone(idx.key))
+	}
+	if idx.err != nil {
+		consistent = false
+	}
+	if consistent && !soundBlock(r.index) {
+		consistent = false
+	}
+	for h := range block {
+		if !consistent {
+			break
+		}
+		b, err := r.dataBlock(h, nil)
+		consistent = err == nil && soundBlock(b)
+	}
+	for _, e := range walk {
+		j, ok := block[e.h]
+		if !consistent || !ok || base.Compare(e.key, seps[j]) > 0 || (j > 0 && base.Compare(e.key, seps[j-1]) <= 0) {
+			consistent = false
+			break
+		}
+	}
+	type probe struct {
+		ukey []byte
+		seq  uint64
+	}
+	probes := []probe{{[]byte(""), base.MaxSeq}, {[]byte("ap"), 5}, {[]byte("b"), base.MaxSeq}, {[]byte("zz"), 3}}
+	for i, e := range walk {
+		if i == 64 {
+			break
+		}
+		u, seq := base.UserKey(e.key), base.Seq(e.key)
+		probes = append(probes, probe{u, seq}, probe{u, base.MaxSeq}, probe{append(bytes.Clone(u), 0), base.MaxSeq})
+		if seq > 0 {
+			probes = append(probes, probe{u, seq - 1})
+		}
+	}
+	const prefix = "dst:"
+	for _, p := range probes {
+		dst := append(make([]byte, 0, 16), prefix...)
+		v, kind, found, err := r.AppendGet(dst, p.ukey, HashKey(p.ukey), p.seq)
+		switch {
+		case string(dst) != prefix:
+			t.Fatalf("AppendGet(%q, %d) wrote over dst: %q", p.ukey, p.seq, dst)
+		case err != nil:
+			if !errors.Is(err, logkv.ErrCorrupt) {
+				t.Fatalf("AppendGet(%q, %d): %v", p.ukey, p.seq, err)
+			}
+			if len(v) != len(dst) || found {
+				t.Fatalf("AppendGet(%q, %d) failed (%v) returning %q, found %v", p.ukey, p.seq, err, v, found)
+			}
+		case !found && len(v) != len(dst):
+			t.Fatalf("AppendGet(%q, %d) found nothing returning %q", p.ukey, p.seq, v)
+		case len(v) < len(prefix) || string(v[:len(prefix)]) != prefix:
+			t.Fatalf("AppendGet(%q, %d) = %q lost dst's bytes", p.ukey, p.seq, v)
+		}
+		gv, gkind, gfound, gerr := r.Get(p.ukey, p.seq)
+		if (gerr == nil) != (err == nil) || gfound != found || gkind != kind || (found && string(gv) != string(v[len(prefix):])) {
+			t.Fatalf("Get(%q, %d) = %q %v %v %v, AppendGet %q %v %v %v", p.ukey, p.seq, gv, gkind, gfound, gerr, v, kind, found, err)
+		}
+		if !consistent {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("AppendGet(%q, %d) on a table that reads cleanly: %v", p.ukey, p.seq, err)
+		}
+		// The walk's answer.
+		sk := base.MakeSearchKey(p.ukey, p.seq)
+		var want *entry
+		for i := range walk {
+			if base.Compare(walk[i].key, sk) >= 0 {
+				if bytes.Equal(base.UserKey(walk[i].key), p.ukey) {
+					want = &walk[i]
+				}
+				break
+			}
+		}
+		switch {
+		case found != (want != nil) && (found || r.MayContain(p.ukey)):
+			t.Fatalf("Get(%q, %d): found %v, the walk %v", p.ukey, p.seq, found, want != nil)
+		case found && (kind != base.KindOf(want.key) || string(v[len(prefix):]) != string(want.val)):
+			t.Fatalf("Get(%q, %d) = %q kind %v, the walk %q kind %v", p.ukey, p.seq, v[len(prefix):], kind, want.val, base.KindOf(want.key))
+		}
+	}
+}
+
+// soundBlock reports whether a block's restart points are what a writer
+// makes: each the offset of an entry a walk from the start reaches, in
+// order, its key stored whole (so that a search from a restart point reads
+// the entries a walk does).
+func soundBlock(b []byte) bool {
+	var it blockIter
+	if it.init(b, true, "fuzz", 0) != nil {
+		return false
+	}
+	keys := map[int]string{}
+	for ok := it.First(); ok; ok = it.Next() {
+		keys[it.offset] = string(it.key)
+	}
+	if it.err != nil {
+		return false
+	}
+	last := -1
+	for i := 0; i < it.numRestarts; i++ {
+		off, ok := it.restart(i)
+		k, want := keys[off]
+		if !ok || !want || off <= last {
+			return false
+		}
+		if rk, ok := it.restartKey(i); !ok || string(rk) != k {
+			return false
+		}
+		last = off
+	}
+	return true
 }
 
 // FuzzFilter decodes arbitrary bytes as a filter block and probes it.
@@ -253,7 +416,7 @@ func TestMangledBlocks(t *testing.T) {
 // TestMangledTables opens tables with one byte flipped and checksums off,
 // so the flip reaches the decoders behind them (footer, index, filter,
 // properties, decompression, blocks): errors must wrap ErrCorrupt, never a
-// panic.
+// panic, and point lookups keep dst and agree with a walk (fuzzGets).
 func TestMangledTables(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 23))
 	for _, orig := range seedTables(t) {
@@ -266,6 +429,7 @@ func TestMangledTables(t *testing.T) {
 			copy(b, orig)
 			b[pos] ^= 1 << rng.IntN(8)
 			checkTable(t, b, nil, false)
+			fuzzReader(t, b, false, false)
 		}
 	}
 }
