@@ -310,6 +310,9 @@ type keyspace struct {
 	// the meta keys, which its leader's writes change).
 	gens       [maxDBs]atomic.Uint32
 	gensLoaded atomic.Bool
+	// followerGens caches each database's generation on a follower, for
+	// the engine and the applied seq it was read at (followerGen).
+	followerGens [maxDBs]atomic.Pointer[followerGen]
 	// genMu orders generation bumps (FLUSHDB/FLUSHALL).
 	genMu sync.Mutex
 	// format2 is set once a follower has seen its engine hold format 2
@@ -382,13 +385,15 @@ func (n *Node) databases() int {
 func (n *Node) gen(db int) (uint32, error) {
 	ks := &n.ks
 	if n.backend.IsFollower() {
-		ks.gensLoaded.Store(false) // a leader reloads after promotion
+		if ks.gensLoaded.Load() {
+			ks.gensLoaded.Store(false) // a leader reloads after promotion
+		}
 		if !ks.format2.Load() {
 			if err := n.followerFormat(); err != nil {
 				return 0, err
 			}
 		}
-		return n.readGen(db)
+		return n.followerGen(db)
 	}
 	if ks.gensLoaded.Load() {
 		return ks.gens[db].Load(), nil
@@ -406,6 +411,41 @@ func (n *Node) gen(db int) (uint32, error) {
 		ks.gensLoaded.Store(true)
 	}
 	return ks.gens[db].Load(), nil
+}
+
+// followerGen is a generation a follower read: db's generation in eng once
+// the engine had applied every batch through seq.
+type followerGen struct {
+	seq uint64
+	eng logkv.Engine
+	gen uint32
+}
+
+// followerGen returns db's generation on a follower, read from the engine
+// only when a batch was applied (or the engine replaced) since it was last
+// read. The leader's FLUSHDB arrives as a batch that changes the meta key;
+// the backend's readableSeq moves only once a batch is applied (replicate's
+// applied seq, stored after the engine's Apply returns), and a full resync
+// replaces the engine before it moves. The seq is taken before the engine
+// is read, so a cached generation is never older than the engine at its
+// seq; a batch applied but not yet counted may show in it early, as it
+// would in the engine read.
+func (n *Node) followerGen(db int) (uint32, error) {
+	ws, ok := n.backend.(writeSeqs)
+	if !ok {
+		return n.readGen(db)
+	}
+	seq := ws.readableSeq()
+	eng := n.eng()
+	if c := n.ks.followerGens[db].Load(); c != nil && c.seq == seq && c.eng == eng {
+		return c.gen, nil
+	}
+	g, err := readGenFrom(eng, db)
+	if err != nil {
+		return 0, err
+	}
+	n.ks.followerGens[db].Store(&followerGen{seq: seq, eng: eng, gen: g})
+	return g, nil
 }
 
 // readGen reads db's generation from the engine.

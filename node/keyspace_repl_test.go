@@ -105,8 +105,13 @@ func TestReplicatedKeyspace(t *testing.T) {
 	require.NoError(t, l1.Set(ctx, "db1", "x", time.Minute).Err())
 	caughtUp(t, leader, f1)
 	require.Equal(t, int64(60_000), f1c.Do(ctx, "pttl", "db1").Val())
+	require.Equal(t, "x", f1c.Get(ctx, "db1").Val()) // the follower's generation of db 1 is cached (followerGen)
+	// The old generation's key stays (no sweep): only the generation hides it.
+	leader.stopBackground()
 	require.NoError(t, l1.FlushDB(ctx).Err())
 	caughtUp(t, leader, f1)
+	require.Equal(t, redis.Nil, f1c.Get(ctx, "db1").Err(), "the flush's batch moved the applied seq")
+	leader.startBackground()
 	require.Equal(t, int64(0), f1c.DBSize(ctx).Val())
 	require.Equal(t, int64(32), c1.DBSize(ctx).Val(), "db 0 untouched")
 
