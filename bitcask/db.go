@@ -78,7 +78,12 @@ type DB struct {
 	closed atomic.Bool
 	quit   chan struct{}
 	kick   chan struct{}
-	wg     sync.WaitGroup
+	// hintsNow asks the worker to write the missing hints at once and to
+	// close the channel it was sent when it has: a test waits so, since a
+	// file the worker holds while it writes its hint outlives a merge that
+	// replaced it until the hint is done (waitHints).
+	hintsNow chan chan struct{}
+	wg       sync.WaitGroup
 
 	stats stats
 	// testHook, when set by tests, is called at named points of merges and
@@ -124,6 +129,8 @@ func Open(dir string, o *Options) (*DB, error) {
 		files: map[uint32]*dataFile{},
 		quit:  make(chan struct{}),
 		kick:  make(chan struct{}, 1),
+
+		hintsNow: make(chan chan struct{}),
 	}
 	db.group = groupsync.New(db.synced.Load, db.syncFlush, db.syncRound)
 	if err := db.recover(); err != nil {
@@ -840,6 +847,10 @@ func (db *DB) worker() {
 		case <-db.quit:
 			return
 		case <-db.kick:
+		case done := <-db.hintsNow:
+			db.writeMissingHints(false)
+			close(done)
+			continue
 		}
 		db.writeMissingHints(false)
 		if !db.opts.DisableAutoMerge {

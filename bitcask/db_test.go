@@ -323,6 +323,10 @@ func TestMergeReclaims(t *testing.T) {
 	opts := Options{MaxFileSize: 4 << 10, DisableAutoMerge: true}
 	db := openMem(t, fs, opts)
 	model := fillForMerge(t, db, 600)
+	// The worker holds each file it writes a hint for until the hint is
+	// done, and a merge's input it holds outlives the snapshot below: let
+	// it write every hint first, so that only the snapshot holds them.
+	waitHints(db)
 	before := db.Metrics().DiskBytes
 	snap, err := db.NewSnapshot()
 	require.NoError(t, err)
@@ -513,4 +517,13 @@ func TestAppendGet(t *testing.T) {
 	got, err := db.AppendGet([]byte("x"), keys[0])
 	require.ErrorIs(t, err, logkv.ErrClosed)
 	require.Equal(t, "x", string(got))
+}
+
+// waitHints waits until db's worker has written the hints of every closed
+// file that lacked one, so that it holds no file afterwards (until more
+// files are rotated out).
+func waitHints(db *DB) {
+	done := make(chan struct{})
+	db.hintsNow <- done
+	<-done
 }
