@@ -263,6 +263,7 @@ func (f *follower) resync(r *wire.Reader, wl wire.Welcome) error {
 	n.engMu.Lock()
 	old := n.eng
 	n.eng, n.gen = eng, gen
+	n.live.Store(&eng)
 	n.engMu.Unlock()
 	old.Close()
 	if err := n.log.Reset(wl.Seq+1, wl.History); err != nil {
