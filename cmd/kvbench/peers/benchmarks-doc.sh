@@ -95,9 +95,9 @@ do not edit by hand. Every figure below comes from the one run it describes.
 - **When**: $started to $finished, logkv at commit $commit.
 - **Machine**: $(nproc) cores ($cpu), $mem of memory, Linux $(uname -r),
   databases on $fs under \`${TMPDIR:-/tmp}\`, $(go version | cut -d' ' -f3).
-  **The machine is shared**: about seven engineers compiled and tested on
-  its 2 cores during the run (load average $load_before before it,
-  $load_after after). Absolute figures are pessimistic and noisy; compare
+  The load average was $load_before before the run and $load_after after it
+  (on $(nproc) cores: above $(nproc), other work competed with the run for
+  them). Absolute figures move with the load and the machine; compare
   the ratios of one run, never absolute figures across runs. Rounds
   alternate the engine order (ABC, CBA) so drift favours no engine, and the
   tables give the median of the rounds.
