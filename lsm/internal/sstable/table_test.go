@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -39,7 +40,7 @@ func genEntries(rng *rand.Rand, n, maxVersions int) []kv {
 		ukeys[k] = true
 	}
 	var out []kv
-	for k := range ukeys {
+	for _, k := range slices.Sorted(maps.Keys(ukeys)) { // in order: the same rng, the same entries
 		nv := 1 + rng.IntN(maxVersions)
 		seqs := map[uint64]bool{}
 		for len(seqs) < nv {
