@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/groupsync"
+	"github.com/logkv/logkv/internal/mapfault"
 	"github.com/logkv/logkv/vfs"
 )
 
@@ -268,13 +268,10 @@ func (df *dataFile) recoverFault(ok *bool, old bool) {
 	if e == nil {
 		return // runtime.Goexit: let it go on
 	}
-	if re, isRT := e.(runtime.Error); isRT {
-		if _, hasAddr := re.(interface{ Addr() uintptr }); hasAddr {
-			df.faulted.Store(true)
-			return
-		}
+	if !mapfault.Is(e) {
+		panic(e)
 	}
-	panic(e)
+	df.faulted.Store(true)
 }
 
 // appendValue decodes the record buf read from off in df, checks it against

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/mapfault"
 	"github.com/logkv/logkv/lsm/internal/base"
 	"github.com/logkv/logkv/vfs"
 )
@@ -245,14 +245,11 @@ func (r *Reader) recoverFault(ok *bool, old bool) {
 	if e == nil {
 		return // runtime.Goexit: let it go on
 	}
-	if re, isRT := e.(runtime.Error); isRT {
-		if _, hasAddr := re.(interface{ Addr() uintptr }); hasAddr {
-			r.faulted.Store(true)
-			r.blockReads.Add(^uint64(0)) // counted again by the ReadAt
-			return
-		}
+	if !mapfault.Is(e) {
+		panic(e)
 	}
-	panic(e)
+	r.faulted.Store(true)
+	r.blockReads.Add(^uint64(0)) // counted again by the ReadAt
 }
 
 // decodeBlock checks the checksum of the stored block raw (with its
