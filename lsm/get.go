@@ -58,18 +58,12 @@ func (d *DB) get(rs *readState, dst, key []byte, seq uint64) ([]byte, error) {
 			return found(dst, v, kind)
 		}
 	}
-	// The filter's hash of key, computed at the first table probed and
-	// shared by the rest.
-	var h uint64
-	hashed := false
+	h := sstable.HashKey(key) // the filters' hash of key, for every table probed
 	l0 := rs.v.Levels[0]
 	for i := len(l0) - 1; i >= 0; i-- {
 		f := l0[i]
 		if !inRange(f, key) {
 			continue
-		}
-		if !hashed {
-			h, hashed = sstable.HashKey(key), true
 		}
 		v, kind, ok, err := d.getFromTable(f, dst, key, h, seq)
 		if err != nil {
@@ -84,9 +78,6 @@ func (d *DB) get(rs *readState, dst, key []byte, seq uint64) ([]byte, error) {
 		i := manifest.SearchLevel(files, key)
 		if i == len(files) || !inRange(files[i], key) {
 			continue
-		}
-		if !hashed {
-			h, hashed = sstable.HashKey(key), true
 		}
 		v, kind, ok, err := d.getFromTable(files[i], dst, key, h, seq)
 		if err != nil {

@@ -563,8 +563,8 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 		// Into the expirer's own buffer: on an engine that can append a
 		// value (logkv.ValueAppender) the check allocates nothing.
 		v, err := logkv.AppendGet(n.eng(), e.vbuf[:0], e.kbuf)
-		if cap(v) <= 1<<16 {
-			e.vbuf = v // a huge value's buffer is not kept
+		if cap(v) <= maxKeptValueBuf {
+			e.vbuf = v // a big value's buffer is not kept, as a client's is not
 		}
 		if errors.Is(err, logkv.ErrNotFound) {
 			continue
