@@ -136,7 +136,7 @@ func TestGoldenTableVersionRefused(t *testing.T) {
 	foot := b[len(b)-64:]
 	require.Equal(t, "LOGKVSST", string(foot[56:]))
 	require.Equal(t, uint32(1), binary.LittleEndian.Uint32(foot[48:]))
-	binary.LittleEndian.PutUint32(foot[48:], 2)
+	binary.LittleEndian.PutUint32(foot[48:], 99) // no version this package knows (it reads 1 and 2)
 	binary.LittleEndian.PutUint32(foot[52:], crc32.Checksum(foot[:52], crc32.MakeTable(crc32.Castagnoli)))
 	require.NoError(t, os.WriteFile(table, b, 0o644))
 

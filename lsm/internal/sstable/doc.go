@@ -75,17 +75,31 @@
 //
 // # Filter block
 //
-// A bloom filter over the table's distinct user keys:
+// A bloom filter over the table's distinct user keys, in one of two layouts
+// named by the footer's format version:
 //
-//	bits  (m bytes, m >= 1; bit j is bits[j/8] >> (j%8) & 1)
+//	bits  (m bytes; bit j is bits[j/8] >> (j%8) & 1)
 //	k     (1 byte, 1..30: the number of probes)
 //
-// A user key is hashed to 64 bits with this package's fixed hash (hashKey in
-// filter.go: stable across processes and platforms); with h1, h2 the low and
-// high 32 bits, probe i (0 <= i < k) tests bit ((h1 + i*h2) mod 2^32) *
-// (8m) >> 32. The writer sizes m for BloomBitsPerKey bits per key (at least
-// 64 bits) and sets k = BloomBitsPerKey * ln 2, rounded. The filter block is
-// never compressed.
+// A user key is hashed to 64 bits with this package's fixed hash (HashKey in
+// filter.go: stable across processes and platforms); h1 and h2 are its low
+// and high 32 bits. The writer sets k = BloomBitsPerKey * ln 2, rounded, and
+// sizes m for BloomBitsPerKey bits per key. The filter block is never
+// compressed.
+//
+// Version 2 (written by this package): a blocked filter. m is a multiple of
+// 64, at least 64: the bits are m/64 blocks of 64 bytes (512 bits), and
+// every probe of a key falls in one block, so that a lookup touches one
+// cache line. The key's block is b = (h2 * (m/64)) >> 32 (0 <= b < m/64);
+// with x_0 = h1 and x_{i+1} = x_i * 0x9e3779b9 mod 2^32, probe i (0 <= i <
+// k) tests bit 512*b + (x_i >> 23) of the array. The writer rounds m up to
+// a multiple of 64 (and down to one when capping the block's size). At 10
+// bits a key this gives about 0.95% false positives against version 1's
+// 0.85% (TestFilter). A reader copies the bits to memory aligned to 64
+// bytes, so that each block is one cache line.
+//
+// Version 1: probe i (0 <= i < k) tests bit ((h1 + i*h2) mod 2^32) * (8m)
+// >> 32 of the whole array (k cache lines for a key present); m >= 1.
 //
 // # Properties block
 //
@@ -116,9 +130,12 @@
 //	24      8     filter block length      uint64 (0: no filter)
 //	32      8     properties block offset  uint64
 //	40      8     properties block length  uint64
-//	48      4     format version           uint32, 1
+//	48      4     format version           uint32, 2 (1 still read: see "Filter block")
 //	52      4     CRC-32C of bytes 0..51   uint32
 //	56      8     magic                    "LOGKVSST"
+//
+// A reader reads versions 1 and 2 and refuses any other with an error
+// wrapping ErrFormat. The two differ only in the filter block's layout.
 //
 // # Limits
 //

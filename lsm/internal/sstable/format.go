@@ -15,8 +15,12 @@ const (
 	blockTrailerSize = 5
 	// footerSize is the fixed size of the footer at the end of a table.
 	footerSize = 64
-	// formatVersion is the version this package writes and reads.
-	formatVersion = 1
+	// formatVersion is the version this package writes: 2, whose filter
+	// is blocked (one cache line a probe).
+	formatVersion = 2
+	// minFormatVersion is the oldest version it reads: 1, whose filter
+	// spreads a key's probes over the whole bit array.
+	minFormatVersion = 1
 	// magic ends every table.
 	magic = "LOGKVSST"
 )
@@ -93,7 +97,7 @@ func decodeFooter(b []byte) (footer, string) {
 		h.length = binary.LittleEndian.Uint64(b[16*i+8:])
 	}
 	f.version = binary.LittleEndian.Uint32(b[48:])
-	if f.version != formatVersion {
+	if f.version < minFormatVersion || f.version > formatVersion {
 		return footer{}, whatVersion
 	}
 	return f, ""

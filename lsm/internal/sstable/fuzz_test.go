@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -147,13 +148,23 @@ func seedEntries() []kv {
 
 // seedTables returns tiny tables (a few hundred bytes: the fuzzer
 // minimises every new input, which takes long on large ones) in every
-// compression.
+// compression, in format version 2 (the blocked filter) and, uncompressed
+// and in S2, in version 1.
 func seedTables(t testing.TB) [][]byte {
 	entries := seedEntries()
 	var out [][]byte
+	type seed struct {
+		c       Compression
+		version uint32
+	}
+	var seeds []seed
 	for _, c := range allCompressions {
+		seeds = append(seeds, seed{c, formatVersion})
+	}
+	seeds = append(seeds, seed{None, 1}, seed{S2, 1})
+	for _, s := range seeds {
 		fs := vfs.NewMem()
-		writeTable(t, fs, "t", entries, WriterOptions{BlockSize: 48, RestartInterval: 2, Compression: c, BloomBitsPerKey: 10})
+		writeTable(t, fs, "t", entries, WriterOptions{BlockSize: 48, RestartInterval: 2, Compression: s.c, BloomBitsPerKey: 10, formatVersion: s.version})
 		fl, err := fs.Open("t")
 		if err != nil {
 			t.Fatal(err)
@@ -377,21 +388,35 @@ func soundBlock(b []byte) bool {
 	return true
 }
 
-// FuzzFilter decodes arbitrary bytes as a filter block and probes it.
+// FuzzFilter decodes arbitrary bytes as a filter block of format version 1
+// and as one of version 2 (the blocked filter), and probes each.
 func FuzzFilter(f *testing.F) {
-	f.Add(appendFilter(nil, []uint64{1, 2, 3}, 10), []byte("k"))
-	f.Add([]byte{0, 31}, []byte(""))
-	f.Fuzz(func(t *testing.T, b, key []byte) {
-		flt, ok := decodeFilter(b)
-		if !ok {
-			return
+	for _, v := range []uint32{1, 2} {
+		f.Add(appendFilter(nil, []uint64{1, 2, 3}, 10, v), []byte("k"))
+		var hs []uint64
+		for i := range 200 {
+			hs = append(hs, HashKey(fmt.Appendf(nil, "k%d", i)))
 		}
-		flt.mayContain(HashKey(key))
-		// Round trip: a filter built over key always contains it.
-		k := 1 + int(binary.LittleEndian.Uint16(append(bytes.Clone(b), 0, 0)))%40
-		g, ok := decodeFilter(appendFilter(nil, []uint64{HashKey(key)}, k))
-		if !ok || !g.mayContain(HashKey(key)) {
-			t.Fatalf("filter of %d bits/key lost its key", k)
+		f.Add(appendFilter(nil, hs, 10, v), []byte("k7"))
+	}
+	f.Add([]byte{0, 31}, []byte(""))
+	f.Add(make([]byte, 65), []byte(""))
+	f.Fuzz(func(t *testing.T, b, key []byte) {
+		for _, version := range []uint32{1, 2} {
+			flt, ok := decodeFilter(b, version)
+			if ok {
+				if version >= 2 && (!bytes.Equal(flt.bits, b[:len(b)-1]) || len(flt.bits)%filterBlockBytes != 0 ||
+					flt.nblocks != uint64(len(flt.bits))/filterBlockBytes) {
+					t.Fatalf("blocked filter of %d bytes decoded as %d bytes, %d blocks", len(b), len(flt.bits), flt.nblocks)
+				}
+				flt.mayContain(HashKey(key))
+			}
+			// Round trip: a filter built over key always contains it.
+			k := 1 + int(binary.LittleEndian.Uint16(append(bytes.Clone(b), 0, 0)))%40
+			g, ok := decodeFilter(appendFilter(nil, []uint64{HashKey(key)}, k, version), version)
+			if !ok || !g.mayContain(HashKey(key)) {
+				t.Fatalf("filter of %d bits/key, version %d, lost its key", k, version)
+			}
 		}
 	})
 }

@@ -118,8 +118,8 @@ func load(f vfs.File, m []byte, size int64, o ReaderOptions, verify bool) (*Read
 	}
 	ft, what := decodeFooter(fb[:])
 	if what == whatVersion {
-		return nil, fmt.Errorf("%w: %w", ErrFormat, r.corrupt(size-footerSize, "footer: format version %d; this version reads %d",
-			binary.LittleEndian.Uint32(fb[48:]), formatVersion))
+		return nil, fmt.Errorf("%w: %w", ErrFormat, r.corrupt(size-footerSize, "footer: format version %d; this version reads %d to %d",
+			binary.LittleEndian.Uint32(fb[48:]), minFormatVersion, formatVersion))
 	}
 	if what != "" {
 		return nil, r.corrupt(size-footerSize, "footer: %s", what)
@@ -151,7 +151,7 @@ func load(f vfs.File, m []byte, size int64, o ReaderOptions, verify bool) (*Read
 		if err != nil {
 			return nil, err
 		}
-		if r.filter, r.hasFlt = decodeFilter(b); !r.hasFlt {
+		if r.filter, r.hasFlt = decodeFilter(b, ft.version); !r.hasFlt {
 			return nil, r.corrupt(int64(ft.filter.offset), "filter block of %d bytes is malformed", len(b))
 		}
 	}

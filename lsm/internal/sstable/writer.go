@@ -26,6 +26,10 @@ type WriterOptions struct {
 	// BloomBitsPerKey sizes the table's bloom filter; the default is 10
 	// (about 1% false positives). 0 (or less) writes no filter.
 	BloomBitsPerKey int
+
+	// formatVersion is the table format version written; 0 means
+	// formatVersion. Tests set 1 to write the old format.
+	formatVersion uint32
 }
 
 // DefaultWriterOptions are the defaults WriterOptions' zero fields take.
@@ -292,9 +296,12 @@ func (w *Writer) finish() error {
 	}
 	var ft footer
 	ft.version = formatVersion
+	if w.o.formatVersion != 0 {
+		ft.version = w.o.formatVersion
+	}
 	var err error
 	if w.o.BloomBitsPerKey > 0 && len(w.hashes) > 0 {
-		f := appendFilter(nil, w.hashes, w.o.BloomBitsPerKey)
+		f := appendFilter(nil, w.hashes, w.o.BloomBitsPerKey, ft.version)
 		if ft.filter, err = w.writeBlock(f, None); err != nil {
 			return err
 		}
