@@ -90,6 +90,11 @@ func BenchmarkNodeGet(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			probed := 0
+			for i := range 1000 {
+				probed += tablesProbed(db, nodeBenchKey(k, c.keys[i*len(c.keys)/1000]))
+			}
+			b.ReportMetric(float64(probed)/1000, "tables/op")
 		})
 	}
 }
@@ -220,6 +225,12 @@ func nodeBenchWrite(db *DB) error {
 
 // nodeBenchShape prints the DB's shape (and the fill's CPU, if known).
 func nodeBenchShape(db *DB, fillCPU int64) {
+	fmt.Fprintf(os.Stderr, "nodebench: %d present, fill %.0f ns CPU a set (0: not filled in this run); %s\n",
+		len(nodeBench.present), float64(fillCPU)/nodeBenchSets, dbShape(db))
+}
+
+// dbShape describes the DB's memtables and levels.
+func dbShape(db *DB) string {
 	rs := db.loadReadState()
 	defer rs.unref()
 	shape := fmt.Sprintf("memtable %d entries, %d immutable;", rs.mem.sl.Len(), len(rs.imm))
@@ -228,8 +239,29 @@ func nodeBenchShape(db *DB, fillCPU int64) {
 			shape += fmt.Sprintf(" L%d %d tables %d MB;", lvl, n, rs.v.LevelSize(lvl)>>20)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "nodebench: %d present, fill %.0f ns CPU a set (0: not filled in this run); %s\n",
-		len(nodeBench.present), float64(fillCPU)/nodeBenchSets, shape)
+	return shape
+}
+
+// tablesProbed returns how many tables a Get of key at the DB's latest
+// state would look in if no memtable held it: every L0 table whose range
+// holds key, and the one table of each deeper level whose range does, as
+// DB.get walks them (the filter then rules most of them out).
+func tablesProbed(db *DB, key []byte) int {
+	rs := db.loadReadState()
+	defer rs.unref()
+	n := 0
+	for _, f := range rs.v.Levels[0] {
+		if inRange(f, key) {
+			n++
+		}
+	}
+	for lvl := 1; lvl < manifest.NumLevels; lvl++ {
+		files := rs.v.Levels[lvl]
+		if i := manifest.SearchLevel(files, key); i < len(files) && inRange(files[i], key) {
+			n++
+		}
+	}
+	return n
 }
 
 // growStack uses 64 KiB of stack, so that the goroutine's stack is at least

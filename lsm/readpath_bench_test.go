@@ -239,6 +239,14 @@ func BenchmarkReadRandomLarge(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	probed := 0
+	for i := range 1000 {
+		probed += tablesProbed(db, dbBenchKey(k, i*(keys/1000)))
+	}
+	b.ReportMetric(float64(probed)/1000, "tables/op")
+	if b.N > 1 {
+		fmt.Fprintf(os.Stderr, "readbench: %d keys; %s\n", keys, dbShape(db))
+	}
 	old := map[string]float64{}
 	for _, m := range before.Detail {
 		old[m.Name+fmt.Sprint(m.Labels)] += m.Value
