@@ -148,7 +148,8 @@
 //
 // Reader.Get consults the filter, finds the index entry through an in-memory
 // summary of the index built at Open (8 bytes of each separator after the
-// prefix they share, bisected as integers; index_search.go), then
+// prefix they share, as integers, searched as a static B-tree of 8-entry
+// nodes, one cache line each; index_search.go), then
 // reads one data block (from the Cache when it is there) and copies out the
 // value: at most two allocations on a cache miss (block, value), one on a
 // hit. Iterators decode keys into a reused buffer and values in place;

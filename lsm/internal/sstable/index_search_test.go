@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"testing"
+	"unsafe"
 
 	"github.com/logkv/logkv/lsm/internal/base"
 	"github.com/logkv/logkv/vfs"
@@ -107,4 +109,32 @@ func sortedUnique(entries []kv) []kv {
 	}
 	slices.SortFunc(out, func(a, b kv) int { return base.Compare(a.key, b.key) })
 	return out
+}
+
+// TestIndexSearchLowerBound checks the tree's descent against a bisection
+// of the flat array, over sizes around every node and level boundary, with
+// ties, and that every array is 64-byte aligned.
+func TestIndexSearchLowerBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := 0; n <= 600; n++ {
+		s := &indexSearch{keys: alignedUint64s(n)}
+		v := uint64(0)
+		for range n {
+			v += uint64(rng.IntN(3)) * 2 // even values, some repeated
+			s.keys = append(s.keys, v)
+		}
+		s.buildLevels()
+		for _, lvl := range append(slices.Clone(s.levels), s.keys) {
+			if cap(lvl) > 0 {
+				require.Zero(t, uintptr(unsafe.Pointer(unsafe.SliceData(lvl)))%64, "n=%d: a level not aligned", n)
+			}
+		}
+		if len(s.levels) > 0 {
+			require.LessOrEqual(t, len(s.levels[0]), searchFanout, "n=%d: top level", n)
+		}
+		for q := uint64(0); q <= v+2; q++ {
+			want := sort.Search(n, func(i int) bool { return s.keys[i] >= q })
+			require.Equal(t, want, s.lowerBound(q), "n=%d, t=%d", n, q)
+		}
+	}
 }
