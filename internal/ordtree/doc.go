@@ -40,6 +40,13 @@
 // not depend on each other and so are fetched in parallel, then the 7 or
 // fewer prefixes after the last one below the key.
 //
+// A lookup's misses still come one after another, a node's after its
+// parent's. GetBatch looks many keys up together, level by level, and
+// prefetches each key's next node (PREFETCHT0 on amd64, which neither waits
+// nor faults) as soon as its parent's search names it, so that the keys'
+// misses at a level are in flight at once; the engines' Prefetch (a hint
+// before a pipeline's Gets) is built on it.
+//
 // Order is exactly bytewise (bytes.Compare): compare hi, then lo (unsigned,
 // which for big-endian words is the bytewise order of the 16 padded bytes),
 // then, if both keys are longer than 16 bytes, their tails (the hint, then

@@ -66,6 +66,34 @@ func compare(t *testing.T, rng *rand.Rand, v View[pv], m model) {
 		i--
 	}
 	require.Equal(t, -1, i)
+	// GetBatch answers each key as Get does, in batches of every size up
+	// to MaxBatch+1 (the key past MaxBatch is ignored), of present and
+	// random keys.
+	var batch []string
+	for range rng.IntN(MaxBatch + 2) {
+		if len(keys) > 0 && rng.IntN(2) == 0 {
+			batch = append(batch, keys[rng.IntN(len(keys))])
+		} else {
+			batch = append(batch, randKey(rng))
+		}
+	}
+	vals := make([]pv, MaxBatch+1)
+	found := make([]bool, MaxBatch+1)
+	for i := range found {
+		vals[i], found[i] = pv{v: 99}, true // GetBatch must overwrite found
+	}
+	v.GetBatch(batch, vals, found)
+	for i, k := range batch {
+		if i == MaxBatch {
+			require.True(t, found[i], "GetBatch looked past MaxBatch keys")
+			break
+		}
+		want, wok := v.Get(k)
+		require.Equal(t, wok, found[i], "GetBatch found(%q)", k)
+		if wok {
+			require.Equal(t, want, vals[i], "GetBatch(%q)", k)
+		}
+	}
 	for range 30 {
 		k := randKey(rng)
 		got, ok := v.Get(k)
