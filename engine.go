@@ -190,3 +190,28 @@ func RegisterTyped[O any, E Engine](name string, open func(dir string, o *O) (E,
 	}
 	register(name, driver{open: openAny, newOptions: func() any { return new(O) }})
 }
+
+// Prefetcher is an optional interface of an Engine: a hint that Gets of
+// keys are about to come, one after another, as a pipeline of GETs makes
+// them. Prefetch brings what those Gets will read (index nodes, records)
+// into the CPU's caches, the memory accesses of the different keys
+// overlapped, so that each Get then finds its lines there instead of
+// waiting for its cache misses in turn. It returns nothing, copies nothing
+// out and changes nothing any read, write or metric can see: calling it or
+// not, with any keys (absent, invalid, repeated, too many: an engine may
+// look at only the first few), at any time (concurrently with writes,
+// merges or compactions, or after Close), changes no result. It is not a
+// Get: Metrics' Gets does not count it. Use Prefetch below, which does
+// nothing for an engine without it.
+type Prefetcher interface {
+	// Prefetch hints that Gets of keys follow. It keeps none of keys.
+	Prefetch(keys [][]byte)
+}
+
+// Prefetch hints to e that Gets of keys follow, if e is a Prefetcher;
+// otherwise it does nothing.
+func Prefetch(e Engine, keys [][]byte) {
+	if p, ok := e.(Prefetcher); ok {
+		p.Prefetch(keys)
+	}
+}

@@ -60,6 +60,12 @@
 //     ErrNotFound; the appended bytes are the caller's; each call counts as
 //     one Get; a snapshot implementing it reads its frozen view; ErrClosed
 //     after Close, with dst unchanged.
+//   - prefetch (an engine implementing logkv.Prefetcher; others skip):
+//     Prefetch of present, absent, deleted, empty-valued, large, empty,
+//     oversized and repeated keys, of nil and empty lists and of more keys
+//     than a batch, changes nothing Get, AppendGet, an iterator or LastSeq
+//     reads, counts no Get, keeps none of the caller's key bytes, and does
+//     not panic after Close.
 //   - persist (Durable): sets, overwrites, deletes, batches, synced and unsynced
 //     writes and caller-given sequence numbers survive Close and reopen, again
 //     and again.

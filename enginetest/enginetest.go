@@ -42,6 +42,7 @@ func Run(t *testing.T, open OpenFunc, caps Capabilities) {
 	t.Run("metrics", func(t *testing.T) { testMetrics(t, open, caps) })
 	t.Run("closed", func(t *testing.T) { testClosed(t, open, caps) })
 	t.Run("append-get", func(t *testing.T) { testAppendGet(t, open, caps) })
+	t.Run("prefetch", func(t *testing.T) { testPrefetch(t, open, caps) })
 	t.Run("persist", func(t *testing.T) {
 		if !caps.Durable {
 			t.Skip("engine is not Durable")
