@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/enginetest"
 )
 
 // benchN is the key count of the whole-database benchmarks: 1M, as in
@@ -442,5 +443,39 @@ func nodeSets(b *testing.B, db *DB, n, count int) {
 			}
 			batch.Reset()
 		}
+	}
+}
+
+// BenchmarkPrefetch measures what Prefetch saves a pipeline of Gets: b.N
+// random hits in groups of 16, each group read by 16 AppendGets one after
+// another (gets), or by a Prefetch of its 16 keys then the 16 AppendGets
+// (prefetch), as kvnode answers a pipeline of 16 GETs. Two keydirs of n keys
+// (1M unless $BITCASK_BENCH_N says otherwise): kvnode's (node: 19-byte keys,
+// 4-byte values, nodeFill) and db_bench's (dbbench: 16-byte keys, 100-byte
+// values, fillRandom). The modes alternate, $BITCASK_PREFETCH_ROUNDS times
+// (default 1), on one fill; an op is one Get, cpu-ns/op the benchmark
+// thread's CPU time a Get. The keys are drawn before the timer starts.
+func BenchmarkPrefetch(b *testing.B) {
+	n := benchN()
+	rounds := 1
+	if s := os.Getenv("BITCASK_PREFETCH_ROUNDS"); s != "" {
+		fmt.Sscan(s, &rounds)
+	}
+	for _, shape := range []string{"node", "dbbench"} {
+		b.Run(shape, func(b *testing.B) {
+			db := benchDB(b)
+			key := nodeKey
+			if shape == "node" {
+				nodeFill(b, db, n)
+			} else {
+				fillRandom(b, db, n)
+				key = benchKey
+			}
+			for range rounds {
+				for _, mode := range []string{"gets", "prefetch"} {
+					b.Run(mode, func(b *testing.B) { enginetest.PrefetchGets(b, db, n, key, mode == "prefetch", threadCPU) })
+				}
+			}
+		})
 	}
 }

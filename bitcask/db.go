@@ -14,6 +14,7 @@ import (
 	"github.com/logkv/logkv"
 	"github.com/logkv/logkv/internal/groupsync"
 	"github.com/logkv/logkv/internal/mapfault"
+	"github.com/logkv/logkv/internal/ordtree"
 	"github.com/logkv/logkv/vfs"
 )
 
@@ -21,6 +22,7 @@ var (
 	_ logkv.Engine        = (*DB)(nil)
 	_ logkv.ValueAppender = (*DB)(nil)
 	_ logkv.ValueAppender = (*snapshot)(nil)
+	_ logkv.Prefetcher    = (*DB)(nil)
 )
 
 func init() { logkv.RegisterTyped("bitcask", Open) }
@@ -210,6 +212,56 @@ func (db *DB) AppendGet(dst, key []byte) ([]byte, error) {
 	v, err := db.readValue(df, e.off, key, e.vlen, dst)
 	db.unref(df)
 	return v, err
+}
+
+// Prefetch hints that Gets of keys follow (logkv.Prefetcher), as a
+// pipeline of GETs makes them: a Get waits first for the keydir's nodes on
+// its path, then for its record, a random spot in a mapping of tens of MB,
+// each a cache (and TLB) miss in turn. Prefetch looks keys up together, up
+// to ordtree.MaxBatch at a time under one hold of kmu's read lock
+// (ordtree's GetBatch: the descents level by level, each child prefetched
+// as soon as it is known, so that the keys' misses overlap), then
+// prefetches each present key's record from its file's mapping. The Gets
+// that follow find keydir nodes and records in the CPU's caches.
+//
+// It loads nothing from the mappings and takes no file reference: a
+// prefetch is a hint the CPU drops for an address it cannot translate, so it
+// cannot fault, even on a file truncated under its mapping or a mapping a
+// merge's release has just unmapped (which kmu's read lock, held over the
+// whole batch, already rules out for the files in the keydir). Records not
+// in a mapping (DisableMmap, a faulted file, the active file's unflushed
+// tail) are left to their Gets. It changes nothing visible and counts no
+// Get; after Close it does nothing.
+func (db *DB) Prefetch(keys [][]byte) {
+	var ks [ordtree.MaxBatch]string
+	var vs [ordtree.MaxBatch]val
+	var found [ordtree.MaxBatch]bool
+	for len(keys) > 0 && !db.closed.Load() {
+		m := min(len(keys), ordtree.MaxBatch)
+		for i, k := range keys[:m] {
+			ks[i] = unsafeString(k)
+		}
+		keys = keys[m:]
+		db.kmu.RLock()
+		db.tree.current().GetBatch(ks[:m], vs[:m], found[:m])
+		for i := range m {
+			if !found[i] {
+				continue
+			}
+			v := vs[i]
+			df := db.files[v.fid]
+			if df == nil {
+				continue
+			}
+			mm := df.mm.Load()
+			end := int64(v.off) + int64(recordSize(len(ks[i]), int(v.vlen)))
+			if mm == nil || end > int64(len(*mm)) || end > df.flushed.Load() || df.faulted.Load() {
+				continue
+			}
+			ordtree.PrefetchRange(unsafe.Pointer(&(*mm)[v.off]), int(end-int64(v.off)))
+		}
+		db.kmu.RUnlock()
+	}
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
