@@ -62,3 +62,132 @@ const (
 	maxKeptKeyBuf   = 4 << 10
 	maxKeptValueBuf = 16 << 10
 )
+
+// maxPrefetchKeys bounds how many keys prefetchGets hands the engine for
+// one pipeline: the lines a key's Get reads (keydir or tree nodes, record)
+// must still be in the CPU's caches when its turn comes.
+const maxPrefetchKeys = 64
+
+// prefetchGets hints to the engine (logkv.Prefetcher) the keys of the GETs
+// and MGETs at the head of c's buffered pipeline, buf, when there are at
+// least two, so that the engine looks them up with their cache misses
+// overlapped before the loop runs the commands one by one. It does nothing
+// for a client in MULTI (its GETs only queue), before AUTH, or for an
+// engine without Prefetch. A hint changes no reply: a key that a SELECT, a
+// write, a redirect or an expiry makes its GET read otherwise than hinted
+// costs only the hint.
+func (n *Node) prefetchGets(c *client, buf []byte) {
+	if c.ks.multi != nil || !c.authed {
+		return
+	}
+	p, ok := n.eng().(logkv.Prefetcher)
+	if !ok {
+		return
+	}
+	if _, _, size := scanReadKeys(buf); size == 0 || size == len(buf) {
+		return // not a GET, or one alone: nothing to overlap
+	}
+	gen, err := n.gen(c.ks.db)
+	if err != nil {
+		return
+	}
+	keys := pipelineKeys(c, buf, gen)
+	if len(keys) >= 2 {
+		p.Prefetch(keys)
+	}
+	clear(keys) // keep no slice of a key buffer dropped meanwhile
+}
+
+// pipelineKeys returns the engine keys of the GETs and MGETs at the head
+// of buf, built as getFast builds them (for c's database, at generation
+// gen) in c.kbuf, which getFast overwrites afterwards, and kept in
+// c.pfKeys. It reads only requests in the exact form a client library sends
+// (a RESP array of bulk strings, GET or MGET in any case) and stops at the
+// first other request, at an incomplete one or at maxPrefetchKeys keys.
+func pipelineKeys(c *client, buf []byte, gen uint32) [][]byte {
+	keys, kb := c.pfKeys[:0], c.kbuf[:0]
+	for off := 0; len(keys) < maxPrefetchKeys; {
+		first, count, size := scanReadKeys(buf[off:])
+		if size == 0 {
+			break
+		}
+		rest := buf[off+first : off+size]
+		for range min(count, maxPrefetchKeys-len(keys)) {
+			key, next := nextBulk(rest)
+			rest = rest[next:]
+			at := len(kb)
+			kb = appendDataKey(kb, c.ks.db, gen, key)
+			keys = append(keys, kb[at:len(kb):len(kb)])
+		}
+		off += size
+	}
+	c.pfKeys = keys
+	if cap(kb) <= maxKeptKeyBuf {
+		c.kbuf = kb[:0]
+	}
+	return keys
+}
+
+// scanReadKeys reads the request at the head of b if it is complete and in
+// the form "*N\r\n$3\r\nGET\r\n" with N = 2, or "*N\r\n$4\r\nMGET\r\n"
+// with N >= 2 (the name in any case), each key then "$len\r\nkey\r\n". It
+// returns where the first key's bulk header starts, how many keys there
+// are, and the request's size; size 0 for any other request or an
+// incomplete one.
+func scanReadKeys(b []byte) (first, count, size int) {
+	n, i := scanHeader(b, '*')
+	if i == 0 || n < 2 || n > 1<<20 {
+		return 0, 0, 0
+	}
+	name, next := nextBulk(b[i:])
+	if next == 0 {
+		return 0, 0, 0
+	}
+	switch {
+	case n == 2 && len(name) == 3 && name[0]|0x20 == 'g' && name[1]|0x20 == 'e' && name[2]|0x20 == 't':
+	case len(name) == 4 && name[0]|0x20 == 'm' && name[1]|0x20 == 'g' && name[2]|0x20 == 'e' && name[3]|0x20 == 't':
+	default:
+		return 0, 0, 0
+	}
+	first = i + next
+	off := first
+	for range n - 1 {
+		_, next := nextBulk(b[off:])
+		if next == 0 {
+			return 0, 0, 0
+		}
+		off += next
+	}
+	return first, n - 1, off
+}
+
+// nextBulk reads the complete bulk string "$len\r\nbytes\r\n" at the head
+// of b, returning its bytes and its encoded size; size 0 if b does not
+// start with a complete one.
+func nextBulk(b []byte) (s []byte, size int) {
+	l, i := scanHeader(b, '$')
+	if i == 0 || l < 0 || len(b)-i < l+2 || b[i+l] != '\r' || b[i+l+1] != '\n' {
+		return nil, 0
+	}
+	return b[i : i+l], i + l + 2
+}
+
+// scanHeader reads "<kind><decimal>\r\n" at the head of b, returning the
+// number and the header's size; size 0 if b does not start with one (a
+// number of up to 9 digits).
+func scanHeader(b []byte, kind byte) (n, size int) {
+	if len(b) < 4 || b[0] != kind {
+		return 0, 0
+	}
+	for i := 1; i < len(b) && i <= 10; i++ {
+		switch d := b[i]; {
+		case d >= '0' && d <= '9':
+			n = n*10 + int(d-'0')
+		case d == '\r' && i > 1 && i+1 < len(b) && b[i+1] == '\n':
+			return n, i + 2
+		default:
+			return 0, 0
+		}
+	}
+	return 0, 0
+}

@@ -112,6 +112,8 @@ type client struct {
 	args [][]byte // parsed arguments, reused
 	// kbuf holds an engine key on its way to the engine (getFast), reused.
 	kbuf []byte
+	// pfKeys holds the keys prefetchGets hints (getfast.go), reused.
+	pfKeys [][]byte
 	// vbuf holds the value a GET read, until its reply copies it (getFast),
 	// reused; at most maxKeptValueBuf bytes are kept.
 	vbuf []byte
@@ -431,6 +433,7 @@ func (n *Node) serve(c *client) gnet.Action {
 	off := 0
 	var perr string
 	c.conn.reset(gc.OutboundBuffered())
+	n.prefetchGets(c, buf)
 	var lim parseLimits
 	for !c.quit && !c.pause() {
 		if !c.authed {

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// resp encodes a request as a client library sends it: a RESP array of
+// bulk strings.
+func resp(args ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return b.String()
+}
+
+// pipelineKeys finds the keys of the GETs and MGETs at the head of a
+// pipeline, in any case, and builds each engine key for the client's
+// database and the generation given; it stops at any other request, an
+// incomplete or malformed one, and at maxPrefetchKeys keys.
+func TestPipelineKeys(t *testing.T) {
+	many := strings.Repeat(resp("GET", "k"), maxPrefetchKeys+5)
+	mget := []string{"MGET"}
+	var manyKeys []string
+	for i := range maxPrefetchKeys + 5 {
+		mget = append(mget, fmt.Sprint("m", i))
+		manyKeys = append(manyKeys, fmt.Sprint("m", i))
+	}
+	for _, c := range []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"gets", resp("GET", "k1") + resp("get", "k2") + resp("gEt", "k3"), []string{"k1", "k2", "k3"}},
+		{"mget", resp("MGET", "a", "b", "c") + resp("GET", "d") + resp("mget", "e"), []string{"a", "b", "c", "d", "e"}},
+		{"stops at another command", resp("GET", "k1") + resp("SET", "k2", "v") + resp("GET", "k3"), []string{"k1"}},
+		{"stops at SELECT", resp("GET", "k1") + resp("SELECT", "1") + resp("GET", "k3"), []string{"k1"}},
+		{"inline", "GET k1\r\nGET k2\r\n", nil},
+		{"incomplete", resp("GET", "k1") + "*2\r\n$3\r\nGET\r\n$2\r\nk", []string{"k1"}},
+		{"incomplete header", resp("GET", "k1") + "*2\r\n$3\r\nGET\r\n$2", []string{"k1"}},
+		{"GET arity", resp("GET", "k1", "k2") + resp("GET", "k3"), nil},
+		{"GET alone", resp("GET") + resp("GET", "k3"), nil},
+		{"MGET alone", resp("MGET") + resp("GET", "k3"), nil},
+		{"GETSET", resp("GETSET", "k1", "v"), nil},
+		{"GETX", "*2\r\n$4\r\nGETX\r\n$2\r\nk1\r\n", nil},
+		{"bad terminator", "*2\r\n$3\r\nGET\r\n$2\r\nk1XX" + resp("GET", "k2"), nil},
+		{"bad length", "*2\r\n$3\r\nGET\r\n$x\r\nk1\r\n", nil},
+		{"empty key", resp("GET", "") + resp("GET", "k\x00\r\n"), []string{"", "k\x00\r\n"}},
+		{"binary", resp("GET", "\xff\r\n*2") + resp("GET", "b"), []string{"\xff\r\n*2", "b"}},
+		{"bound", many, strings.Split(strings.Repeat("k ", maxPrefetchKeys-1)+"k", " ")},
+		{"mget bound", resp(mget...), manyKeys[:maxPrefetchKeys]},
+		{"empty", "", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, db := range []int{0, 3} {
+				cl := &client{}
+				cl.ks.db = db
+				got := pipelineKeys(cl, []byte(c.in), 7)
+				var want [][]byte
+				for _, k := range c.want {
+					want = append(want, appendDataKey(nil, db, 7, []byte(k)))
+				}
+				require.Equal(t, len(want), len(got), "keys of %q", c.in)
+				for i := range want {
+					require.Equal(t, string(want[i]), string(got[i]), "key %d of %q", i, c.in)
+				}
+			}
+		})
+	}
+}
+
+// A pipeline of GETs and MGETs, with writes, SELECT, MULTI and a big value
+// among them, answers exactly what the commands answer one by one, on every
+// engine (memory and bitcask prefetch its keys; lsm has no Prefetch).
+func TestPrefetchedPipelineReplies(t *testing.T) {
+	big := strings.Repeat("v", 100<<10)
+	for _, engine := range []string{"memory", "bitcask", "lsm"} {
+		t.Run(engine, func(t *testing.T) {
+			n := startNode(t, func(c *Config) { c.Engine = engine })
+			var setup strings.Builder
+			for i := range 40 {
+				setup.WriteString(resp("SET", fmt.Sprintf("key:%012d", i), fmt.Sprint("value-", i)))
+			}
+			setup.WriteString(resp("SET", "big", big))
+			setup.WriteString(resp("SELECT", "1") + resp("SET", "key:000000000001", "db1"))
+			exchange(t, n, setup.String(), strings.Repeat("+OK\r\n", 41)+"+OK\r\n+OK\r\n")
+			bulk := func(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+			var req, want strings.Builder
+			add := func(r, w string) { req.WriteString(r); want.WriteString(w) }
+			for _, i := range []int{3, 1, 39, 40, 0, 3, 17, 99} {
+				k := fmt.Sprintf("key:%012d", i)
+				if i < 40 {
+					add(resp("GET", k), bulk(fmt.Sprint("value-", i)))
+				} else {
+					add(resp("get", k), "$-1\r\n")
+				}
+			}
+			add(resp("MGET", "key:000000000005", "nope", "big"), "*3\r\n"+bulk("value-5")+"$-1\r\n"+bulk(big))
+			add(resp("GET", "big"), bulk(big))
+			add(resp("SET", "key:000000000002", "new"), "+OK\r\n")
+			add(resp("GET", "key:000000000002"), bulk("new"))
+			add(resp("SELECT", "1"), "+OK\r\n")
+			add(resp("GET", "key:000000000001"), bulk("db1"))
+			add(resp("GET", "key:000000000003"), "$-1\r\n")
+			add(resp("SELECT", "0"), "+OK\r\n")
+			add(resp("MULTI"), "+OK\r\n")
+			add(resp("GET", "key:000000000004"), "+QUEUED\r\n")
+			add(resp("GET", "key:000000000006"), "+QUEUED\r\n")
+			add(resp("EXEC"), "*2\r\n"+bulk("value-4")+bulk("value-6"))
+			add(resp("GET", "key:000000000007")+resp("GET", "key:000000000008"), bulk("value-7")+bulk("value-8"))
+			conn := send(t, n, req.String())
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second))) // a short reply fails, not hangs
+			got := make([]byte, want.Len())
+			_, err := io.ReadFull(conn, got)
+			require.Equal(t, want.String(), string(got), "%v", err)
+		})
+	}
+}
+
+// Prefetching a pipeline's GETs allocates nothing once the client's
+// buffers have grown, on the engines that prefetch.
+func TestPrefetchAllocatesNothing(t *testing.T) {
+	for _, engine := range []string{"memory", "bitcask"} {
+		t.Run(engine, func(t *testing.T) {
+			n := startNode(t, func(c *Config) { c.Engine, c.Durability = engine, "none" })
+			var req strings.Builder
+			for i := range 16 {
+				k := fmt.Sprintf("key:%012d", i)
+				require.NoError(t, dial(t, n, nil).Set(t.Context(), k, "xyz", 0).Err())
+				req.WriteString(resp("GET", k))
+			}
+			n.stopBackground()
+			c := writerClient(n)
+			buf := []byte(req.String())
+			require.Len(t, pipelineKeys(c, buf, 0), 16)
+			n.prefetchGets(c, buf) // warm: buffers grow once
+			allocs := testing.AllocsPerRun(100, func() { n.prefetchGets(c, buf) })
+			require.Zero(t, allocs, "prefetching 16 GETs allocates %v", allocs)
+		})
+	}
+}
