@@ -1,9 +1,11 @@
 package replicate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/logkv/logkv"
@@ -442,11 +444,68 @@ const coalesceBytes = 1 << 20
 // follower receiving a frame of records, applies dozens at a time. The seqs
 // in between are never a state the engine shows, which no reader can tell
 // from the records arriving together.
+//
+// A batch of sortFrom operations or more is applied in key order (stably, so
+// that operations on one key keep their order and the last still wins): a
+// follower catching up takes many frames at once, and inserting their keys
+// into an ordered memtable or tree in order finds most of each insert's path
+// in cache (lsm, 6,400 random keys an Apply: about 40% less CPU a key, see
+// BenchmarkCoalescerApply). The batch is applied atomically either way, so
+// no reader can tell the order.
 type coalescer struct {
 	b           logkv.Batch
 	first, last uint64
 	// applied is called with the last seq of each batch once applied.
 	applied func(seq uint64)
+	// sorted and ops are the key-ordered copy of b and its index, kept
+	// between batches.
+	sorted logkv.Batch
+	ops    []batchOp
+}
+
+// sortFrom is the operation count from which a coalesced batch is applied
+// in key order. Below it a follower streaming at pace (a frame of a few
+// hundred pipelines) gains nothing measurable, and a leader's group commit
+// (tens of pipelines) would pay the sort for nothing.
+var sortFrom = 4096 // a variable only so that BenchmarkCoalescerApply can turn it off
+
+// maxKeptOps bounds the index a coalescer keeps between batches (64K
+// operations, 3.5 MiB); a batch of more tiny operations allocates its own.
+const maxKeptOps = 1 << 16
+
+// batchOp is one operation of a batch, aliasing the batch's encoding.
+type batchOp struct {
+	kind       logkv.Kind
+	key, value []byte
+}
+
+// inKeyOrder returns b's operations as a batch in key order, stable: m.sorted,
+// rebuilt.
+func (m *coalescer) inKeyOrder(b *logkv.Batch) *logkv.Batch {
+	ops := m.ops[:0]
+	r := b.Reader()
+	for {
+		kind, key, value, ok := r.Next()
+		if !ok {
+			break
+		}
+		ops = append(ops, batchOp{kind, key, value})
+	}
+	slices.SortStableFunc(ops, func(x, y batchOp) int { return bytes.Compare(x.key, y.key) })
+	m.sorted.Reset()
+	for _, o := range ops {
+		if o.kind == logkv.KindDelete {
+			m.sorted.Delete(o.key)
+		} else {
+			m.sorted.Set(o.key, o.value)
+		}
+	}
+	clear(ops) // keep no reference into b's buffer
+	m.ops = ops[:0]
+	if cap(ops) > maxKeptOps {
+		m.ops = nil
+	}
+	return &m.sorted
 }
 
 // makeRoom applies what is queued if a record of n more bytes would take
@@ -477,11 +536,20 @@ func (m *coalescer) flush(eng logkv.Engine) error {
 		return nil
 	}
 	first, last := m.first, m.last
-	err := eng.Apply(&m.b, &logkv.WriteOptions{Seq: last})
+	b := &m.b
+	if b.Len() >= sortFrom {
+		b = m.inKeyOrder(b)
+	}
+	err := eng.Apply(b, &logkv.WriteOptions{Seq: last})
 	if m.b.Size() > 4*coalesceBytes {
 		m.b = logkv.Batch{} // one huge record: do not keep its buffer
 	} else {
 		m.b.Reset()
+	}
+	if m.sorted.Size() > 4*coalesceBytes {
+		m.sorted = logkv.Batch{}
+	} else {
+		m.sorted.Reset()
 	}
 	m.first, m.last = 0, 0
 	if err != nil {
