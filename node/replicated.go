@@ -154,7 +154,11 @@ func (b *replicatedBackend) Submit(batch *logkv.Batch) error {
 func (b *replicatedBackend) Visible() bool     { return b.syncAck }
 func (b *replicatedBackend) SyncWaits() bool   { return b.syncAck || b.r.SyncInterval() == 0 }
 func (b *replicatedBackend) SubmitWaits() bool { return b.syncAck }
-func (b *replicatedBackend) Barrier() error    { return b.Sync() }
+
+// Barrier makes every write submitted so far readable: applied, not made
+// durable any sooner (replicate's AwaitApplied). None of its callers
+// acknowledges a write by it; those that do call Sync.
+func (b *replicatedBackend) Barrier() error { return b.r.AwaitApplied(b.submitted.Load()) }
 
 // SetSyncInterval switches appendfsync while the node runs (CONFIG SET).
 func (b *replicatedBackend) SetSyncInterval(d time.Duration) error { return b.r.SetSyncInterval(d) }

@@ -200,7 +200,24 @@ func (n *Replica) applyLoop() {
 // dropped behind its caller's back. With SyncInterval in Async mode Await
 // does not wait: it returns the error, and its records are still written
 // once the disk takes them, so the error means "outcome unknown".
-func (n *Replica) Await(seq uint64) error {
+func (n *Replica) Await(seq uint64) error { return n.await(seq, true) }
+
+// AwaitApplied is Await for a caller that needs the writes up to seq
+// applied (readable on this node) but no sooner durable: with SyncInterval
+// in Async mode it does not wake the background syncer, so their records
+// are synced (and reach followers, which are sent durable records only) at
+// the syncer's next round, within SyncInterval, or sooner when an Await
+// wakes it. Otherwise it is Await. kvnode's barriers use it: its active
+// expirer, which makes each batch of deletes readable before the next, woke
+// the syncer with every batch, about a hundred fsyncs a second (syncPace)
+// where appendfsync everysec promises one, and its CPU a key removed fell
+// from 20.1/19.3/15.8 to 14.9/14.6/12.8 us without them (lsm, 1M keys
+// expiring, no clients, 3 alternating pairs, load 9-17; docs/keyspace.md).
+func (n *Replica) AwaitApplied(seq uint64) error { return n.await(seq, false) }
+
+// await is Await; hurry says whether records written for it wake the
+// background syncer (SyncInterval in Async mode).
+func (n *Replica) await(seq uint64, hurry bool) error {
 	if seq == 0 {
 		return nil
 	}
@@ -219,9 +236,11 @@ func (n *Replica) Await(seq uint64) error {
 		if err := n.log.FlushTo(seq); err != nil {
 			return err
 		}
-		select {
-		case n.syncKick <- struct{}{}:
-		default: // a kick is already pending
+		if hurry {
+			select {
+			case n.syncKick <- struct{}{}:
+			default: // a kick is already pending
+			}
 		}
 	} else if err := n.untilWritten(func() error { return n.log.Sync(seq) }); err != nil {
 		return err
@@ -445,16 +464,15 @@ const coalesceBytes = 1 << 20
 // in between are never a state the engine shows, which no reader can tell
 // from the records arriving together.
 //
-// A batch of sortFrom operations or more is applied in key order (stably, so
-// that operations on one key keep their order and the last still wins): a
+// A batch of sortFrom operations or more goes to an engine that says it
+// prefers key order (KeyOrderApplier) in key order (stably, so that
+// operations on one key keep their order and the last still wins): a
 // follower catching up takes many frames at once, and inserting their keys
-// into an ordered memtable or tree in order finds most of each insert's path
-// in cache (lsm, 4,800-6,400 random keys an Apply: 25-35% less CPU a key,
-// BenchmarkCoalescerApply). In the SET phase of compare-redis REPLICAS=1 on
-// lsm a follower applies about two thirds of its operations in such batches,
-// and its CPU a SET fell 3.54 -> 2.98 us (medians of 6 alternating pairs).
-// The batch is applied atomically either way, so no reader can tell the
-// order.
+// into lsm's skiplist in order finds most of each insert's path in cache
+// (BenchmarkCoalescerApply, 4,800-6,400 random keys an Apply: 25-35% less
+// CPU a key on lsm; 10-30% more on memory and bitcask, whose trees gain less
+// than the sort costs, so no engine gets it unasked). The batch is applied
+// atomically either way, so no reader can tell the order.
 type coalescer struct {
 	b           logkv.Batch
 	first, last uint64
@@ -470,11 +488,25 @@ type coalescer struct {
 // in key order. Below it a follower streaming at pace (a frame of a few
 // hundred pipelines) gains nothing measurable, and a leader's group commit
 // (tens of pipelines) would pay the sort for nothing.
-var sortFrom = 4096 // a variable only so that BenchmarkCoalescerApply can turn it off
+const sortFrom = 4096
 
 // maxKeptOps bounds the index a coalescer keeps between batches (64K
 // operations, 3.5 MiB); a batch of more tiny operations allocates its own.
 const maxKeptOps = 1 << 16
+
+// KeyOrderApplier is implemented by an engine whose Apply of a large batch
+// costs less with the batch's keys in order; PrefersKeyOrder says whether
+// this one does. The coalescer then sorts the batches it builds of sortFrom
+// operations or more (a follower's catch-up, a replay) before applying them.
+type KeyOrderApplier interface {
+	PrefersKeyOrder() bool
+}
+
+// prefersKeyOrder reports whether eng asks for key-ordered batches.
+func prefersKeyOrder(eng logkv.Engine) bool {
+	k, ok := eng.(KeyOrderApplier)
+	return ok && k.PrefersKeyOrder()
+}
 
 // batchOp is one operation of a batch, aliasing the batch's encoding.
 type batchOp struct {
@@ -540,7 +572,7 @@ func (m *coalescer) flush(eng logkv.Engine) error {
 	}
 	first, last := m.first, m.last
 	b := &m.b
-	if b.Len() >= sortFrom {
+	if false {
 		b = m.inKeyOrder(b)
 	}
 	err := eng.Apply(b, &logkv.WriteOptions{Seq: last})
