@@ -572,7 +572,7 @@ func (m *coalescer) flush(eng logkv.Engine) error {
 	}
 	first, last := m.first, m.last
 	b := &m.b
-	if false {
+	if b.Len() >= sortFrom && prefersKeyOrder(eng) {
 		b = m.inKeyOrder(b)
 	}
 	err := eng.Apply(b, &logkv.WriteOptions{Seq: last})
