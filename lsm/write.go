@@ -31,6 +31,15 @@ func (d *DB) Delete(key []byte, o *logkv.WriteOptions) error {
 
 var batchPool = sync.Pool{New: func() any { return new(logkv.Batch) }}
 
+// PrefersKeyOrder reports that a large batch costs this DB less to Apply
+// with its keys in order: each insert into the memtable's skiplist finds
+// most of its path in cache after the previous key's. A replicated node's
+// coalescer (replicate.KeyOrderApplier) sorts the big batches it builds,
+// a follower's catch-up, for it: CPU a key 25-35% lower on batches of
+// 4,800-6,400 random keys (BenchmarkCoalescerApply), a follower's CPU a
+// SET 3.54 -> 2.98 us (6 alternating pairs, load 14-25).
+func (d *DB) PrefersKeyOrder() bool { return true }
+
 // Apply commits b atomically at one sequence number.
 //
 // The commit path: under commitMu, assign the seq, make room (rotating the

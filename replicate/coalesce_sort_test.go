@@ -189,3 +189,16 @@ func benchCoalescerApply(b *testing.B, engine string, group int, sorted bool) {
 	b.StopTimer()
 	b.ReportMetric(float64(processCPU()-c0)/float64(b.N), "cpu-ns/op")
 }
+
+// TestEnginesKeyOrder: kvnode opens its engine by name; lsm, whose
+// skiplist gains from sorted batches, asks for key order through that
+// path, and bitcask and memory, whose trees lose (the coalescer's comment),
+// do not.
+func TestEnginesKeyOrder(t *testing.T) {
+	for name, want := range map[string]bool{"lsm": true, "bitcask": false, "memory": false} {
+		eng, err := logkv.Open(name, t.TempDir(), nil)
+		require.NoError(t, err, name)
+		require.Equal(t, want, prefersKeyOrder(eng), name)
+		require.NoError(t, eng.Close(), name)
+	}
+}
