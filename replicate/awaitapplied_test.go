@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -40,4 +41,25 @@ func TestAwaitAppliedDoesNotHurrySync(t *testing.T) {
 
 	require.NoError(t, a.Await(seq))
 	require.Equal(t, 1, len(a.syncKick), "Await did not wake the background syncer")
+}
+
+// TestWaitFollowersAfterAwaitApplied: WaitFollowers (Redis' WAIT) for a
+// record that only AwaitApplied waited for wakes the background syncer
+// itself, as followers get durable records only: with an hour's
+// SyncInterval it would otherwise wait the hour (the timeout here).
+func TestWaitFollowersAfterAwaitApplied(t *testing.T) {
+	c := newCluster(t, nil)
+	a := c.start("a", "", func(cfg *Config) { cfg.SyncInterval = time.Hour })
+	b := c.start("b", "a")
+	seq, err := a.Submit(batchOf("client", "1"))
+	require.NoError(t, err)
+	require.NoError(t, a.Await(seq))
+	waitApplied(t, seq, b)
+
+	seq, err = a.Submit(batchOf("expiry", "delete"))
+	require.NoError(t, err)
+	require.NoError(t, a.AwaitApplied(seq))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.Equal(t, 1, a.WaitFollowers(ctx, a.Log().LastSeq(), 1), "the follower never got the record")
 }

@@ -14,12 +14,23 @@ import (
 // and returns how many followers hold seq then. It is woken by the
 // followers' acks, never by polling, so a waiter costs nothing while no ack
 // arrives: Redis' WAIT.
+//
+// Followers are sent durable records only, so with SyncInterval it wakes
+// the background syncer when seq is not yet durable: a record whose writer
+// did not (AwaitApplied: kvnode's expiry deletes) would otherwise reach the
+// followers only at the syncer's next round, up to SyncInterval later.
 func (n *Replica) WaitFollowers(ctx context.Context, seq uint64, want int) int {
 	n.roleMu.Lock()
 	l := n.leader
 	n.roleMu.Unlock()
 	if l == nil {
 		return 0
+	}
+	if seq > n.log.DurableSeq() {
+		select {
+		case n.syncKick <- struct{}{}:
+		default: // a kick is already pending
+		}
 	}
 	for {
 		l.mu.Lock()
