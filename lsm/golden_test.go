@@ -26,11 +26,23 @@ import (
 // closed: the state a crash leaves).
 //
 // Regenerate it only for a new format, as a new directory beside the old
-// one (the old one must keep opening, or be refused with a clear error):
+// one (the old one must keep opening, or be refused with a clear error).
+// testdata/format2 is the same DB written by table format version 2 (the
+// blocked bloom filter, 491f8bd): its tables pin version 2's filter bytes,
+// so that a change to the filter's probe sequence or hash, which would make
+// tables already on disk give false negatives (Gets missing keys they
+// hold), fails here. Each directory is written by its own test:
 //
-//	LOGKV_WRITE_GOLDEN=1 go test -run TestGoldenFormat1 ./lsm/
+//	LOGKV_WRITE_GOLDEN=1 go test -run 'TestGoldenFormat2$' ./lsm/
+//
+// (format1 was written the same way by the version that wrote version 1
+// tables; this version writes only version 2, so format1 must not be
+// regenerated.)
 
-const goldenDir = "testdata/format1"
+const (
+	goldenDir  = "testdata/format1"
+	golden2Dir = "testdata/format2"
+)
 
 // goldenPhases are the compressions the DB was opened with, one phase each.
 // Close leaves a phase's writes in the WAL, and the next Open flushes them
@@ -66,10 +78,10 @@ func goldenOptions(compression string) *lsm.Options {
 // writeGolden builds goldenDir: each phase writes with Sync and, but for the
 // last, closes (flushing to tables in that phase's compression); the last
 // phase's writes stay in the WAL of a DB that is never closed.
-func writeGolden(t *testing.T) {
-	require.NoError(t, os.RemoveAll(goldenDir))
+func writeGolden(t *testing.T, dir string) {
+	require.NoError(t, os.RemoveAll(dir))
 	for p, c := range goldenPhases {
-		db, err := lsm.Open(goldenDir, goldenOptions(c))
+		db, err := lsm.Open(dir, goldenOptions(c))
 		require.NoError(t, err)
 		sync := &logkv.WriteOptions{Sync: true}
 		goldenOps(p, func(k, v string) { require.NoError(t, db.Set([]byte(k), []byte(v), sync)) },
@@ -82,8 +94,29 @@ func writeGolden(t *testing.T) {
 }
 
 func TestGoldenFormat1(t *testing.T) {
+	checkGolden(t, goldenDir, 1)
+}
+
+// TestGoldenFormat2: the fixture of table format version 2, the version
+// written since 491f8bd. Its Gets go through the tables' blocked filters,
+// so that changing filterProbeMul or HashKey fails here.
+func TestGoldenFormat2(t *testing.T) {
 	if os.Getenv("LOGKV_WRITE_GOLDEN") != "" {
-		writeGolden(t)
+		writeGolden(t, golden2Dir)
+	}
+	checkGolden(t, golden2Dir, 2)
+}
+
+// checkGolden opens a copy of the directory fixture, whose tables are all of
+// table format version, and checks that every key reads back through Get
+// and through an iterator.
+func checkGolden(t *testing.T, fixture string, version uint32) {
+	for _, n := range listDir(t, fixture) {
+		if strings.HasSuffix(n, ".sst") {
+			b, err := os.ReadFile(filepath.Join(fixture, n))
+			require.NoError(t, err)
+			require.Equal(t, version, binary.LittleEndian.Uint32(b[len(b)-16:]), "%s: the footer's format version", n)
+		}
 	}
 	want := map[string]string{}
 	for p := range goldenPhases {
@@ -91,7 +124,7 @@ func TestGoldenFormat1(t *testing.T) {
 	}
 	seq := uint64(len(goldenPhases) * 120)
 
-	dir := copyDir(t, goldenDir) // Open may rewrite the manifest and remove files
+	dir := copyDir(t, fixture) // Open may rewrite the manifest and remove files
 	db, err := lsm.Open(dir, goldenOptions(""))
 	require.NoError(t, err, "a directory written by an earlier version must open")
 	defer db.Close()
@@ -111,7 +144,7 @@ func TestGoldenFormat1(t *testing.T) {
 	}
 
 	// The fixture covers what it says: tables, a WAL, several compressions.
-	names := listDir(t, goldenDir)
+	names := listDir(t, fixture)
 	tables := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !strings.HasSuffix(n, ".sst") })
 	require.Len(t, tables, len(goldenPhases)-1, "one table per flushed phase in %v", names)
 	require.NotEmpty(t, slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !strings.HasSuffix(n, ".log") }), "no WAL in %v", names)
