@@ -132,11 +132,14 @@ func pipelineKeys(c *client, buf []byte, gen uint32) [][]byte {
 // the form "*N\r\n$3\r\nGET\r\n" with N = 2, or "*N\r\n$4\r\nMGET\r\n"
 // with N >= 2 (the name in any case), each key then "$len\r\nkey\r\n". It
 // returns where the first key's bulk header starts, how many keys there
-// are, and the request's size; size 0 for any other request or an
-// incomplete one.
+// are, and the request's size; size 0 for any other request, an incomplete
+// one, or an MGET of more than maxPrefetchKeys keys: it is not hinted, and
+// so not walked, which for a huge MGET arriving in pieces would be a walk
+// of everything buffered at every read (0.5 s of the event loop for a
+// 0.9 MB MGET in 1,460-byte segments).
 func scanReadKeys(b []byte) (first, count, size int) {
 	n, i := scanHeader(b, '*')
-	if i == 0 || n < 2 || n > 1<<20 {
+	if i == 0 || n < 2 || n-1 > maxPrefetchKeys {
 		return 0, 0, 0
 	}
 	name, next := nextBulk(b[i:])

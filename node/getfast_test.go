@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -24,7 +25,8 @@ func resp(args ...string) string {
 // pipelineKeys finds the keys of the GETs and MGETs at the head of a
 // pipeline, in any case, and builds each engine key for the client's
 // database and the generation given; it stops at any other request, an
-// incomplete or malformed one, and at maxPrefetchKeys keys.
+// incomplete or malformed one, an MGET of more than maxPrefetchKeys keys
+// (not walked), and at maxPrefetchKeys keys.
 func TestPipelineKeys(t *testing.T) {
 	many := strings.Repeat(resp("GET", "k"), maxPrefetchKeys+5)
 	mget := []string{"MGET"}
@@ -55,7 +57,9 @@ func TestPipelineKeys(t *testing.T) {
 		{"empty key", resp("GET", "") + resp("GET", "k\x00\r\n"), []string{"", "k\x00\r\n"}},
 		{"binary", resp("GET", "\xff\r\n*2") + resp("GET", "b"), []string{"\xff\r\n*2", "b"}},
 		{"bound", many, strings.Split(strings.Repeat("k ", maxPrefetchKeys-1)+"k", " ")},
-		{"mget bound", resp(mget...), manyKeys[:maxPrefetchKeys]},
+		{"mget at the bound", resp(mget[:maxPrefetchKeys+1]...), manyKeys[:maxPrefetchKeys]},
+		{"mget over the bound", resp(mget[:maxPrefetchKeys+2]...) + resp("GET", "k"), nil},
+		{"huge mget, incomplete", "*1048577\r\n$4\r\nMGET\r\n" + strings.Repeat(resp("k")[4:], 100), nil},
 		{"empty", "", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,4 +149,39 @@ func TestPrefetchAllocatesNothing(t *testing.T) {
 			require.Zero(t, allocs, "prefetching 16 GETs allocates %v", allocs)
 		})
 	}
+}
+
+// FuzzPipelineKeys: the keys the prefetch hint finds in any input are
+// never more than maxPrefetchKeys, and each is, in order, an argument of a
+// GET or MGET the request parser reads from the same bytes (unless the
+// parser refuses what the hint accepted: then the hint was only wasted).
+func FuzzPipelineKeys(f *testing.F) {
+	f.Add([]byte(resp("GET", "k1") + resp("MGET", "a", "b") + "*2\r\n$3\r\nGET\r\n$2\r\nk"))
+	f.Add([]byte("*3\r\n$4\r\nmget\r\n$0\r\n\r\n$999999999\r\n"))
+	f.Add([]byte("*2\r\n$3\r\nGET\r\n$01\r\nk\r\n*2\r\n$3\r\nget\r\n$1\r\nk\r\n"))
+	f.Add([]byte("*1048577\r\n$4\r\nMGET\r\n$1\r\nk\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		keys := pipelineKeys(&client{}, in, 5)
+		if len(keys) > maxPrefetchKeys {
+			t.Fatalf("%d keys", len(keys))
+		}
+		var p reqParser
+		off, ki := 0, 0
+		for ki < len(keys) {
+			args, size, _, err := p.parse(in[off:], nil, requestLimits)
+			if err != nil || size == 0 {
+				return
+			}
+			for _, a := range args[1:] {
+				if ki == len(keys) {
+					break
+				}
+				if want := appendDataKey(nil, 0, 5, a); !bytes.Equal(want, keys[ki]) {
+					t.Fatalf("key %d: hint %q, parser %q", ki, keys[ki], want)
+				}
+				ki++
+			}
+			off += size
+		}
+	})
 }
