@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -61,13 +62,32 @@ func testPrefetch(t *testing.T, open OpenFunc, caps Capabilities) {
 	}
 	require.Equal(t, m0.Gets, e.Metrics().Gets, "Prefetch counted as Gets")
 	require.Equal(t, seq, e.LastSeq(), "Prefetch moved LastSeq")
-	// Prefetch keeps no key: overwriting the caller's bytes afterwards
-	// changes nothing.
-	for _, k := range keys {
-		for i := range k {
-			k[i] = 'X'
-		}
+	// Prefetch keeps no key: a goroutine overwrites the bytes of the keys
+	// given so far while a second Prefetch (of copies) and Gets run. An
+	// engine that kept a reference and read it after returning (in a later
+	// call, or in a goroutine of its own) reads bytes the overwrite wrote
+	// with nothing ordering the two, which -race reports; afterwards a
+	// Prefetch of the overwritten keys changes nothing.
+	copies := make([][]byte, len(keys))
+	for i, k := range keys {
+		copies[i] = bytes.Clone(k)
 	}
+	overwritten := make(chan struct{})
+	go func() {
+		defer close(overwritten)
+		xs := bytes.Repeat([]byte{'X'}, logkv.MaxKeySize+1)
+		for _, k := range keys {
+			// One copy a key: the race detector checks a range write
+			// against every earlier read of its words, where byte stores
+			// one at a time can miss a read that its shadow forgot.
+			copy(k, xs)
+		}
+	}()
+	p.Prefetch(copies)
+	for k, v := range want {
+		requireGet(t, e, k, v, "while the keys of an earlier Prefetch are overwritten")
+	}
+	<-overwritten
 	p.Prefetch(keys)
 	for k, v := range want {
 		requireGet(t, e, k, v, "after Prefetch")
@@ -211,9 +231,13 @@ func PrefetchStress(t *testing.T, e logkv.Engine, run time.Duration, churn func(
 // hits among keys 0..n-1 (named by key, which appends key i to buf), in
 // groups of 16 as kvnode answers a pipeline of 16 GETs, each group read by
 // 16 AppendGets one after another, preceded, with prefetch, by a Prefetch of
-// its 16 keys. The keys are drawn before the timer starts. An op is one Get;
-// cpu-ns/op is what threadCPU, the calling thread's CPU time in
-// nanoseconds, grew by a Get (the goroutine is locked to its thread).
+// its 16 keys. The keys are drawn before the timer starts, into one array
+// with a slot of 32 bytes a key: every key must have key(0)'s length, at
+// most 32 bytes (it fails the benchmark otherwise). An op is one Get: the
+// run makes count = b.N rounded up to a multiple of 16 Gets (whole groups),
+// and cpu-ns/op is what threadCPU, the calling thread's CPU time in
+// nanoseconds, grew by over the run divided by count, the Gets made, not by
+// b.N (the goroutine is locked to its thread).
 func PrefetchGets(b *testing.B, e logkv.Engine, n int, key func(i int, buf []byte) []byte, prefetch bool, threadCPU func() int64) {
 	const group, stride = 16, 32
 	r := rand.New(rand.NewPCG(5, 6))
@@ -221,7 +245,10 @@ func PrefetchGets(b *testing.B, e logkv.Engine, n int, key func(i int, buf []byt
 	flat := make([]byte, count*stride)
 	kl := len(key(0, nil))
 	for i := range count {
-		key(r.IntN(n), flat[i*stride:i*stride])
+		k := r.IntN(n)
+		if got := key(k, flat[i*stride:i*stride]); len(got) != kl || kl > stride {
+			b.Fatalf("PrefetchGets: key %d is %d bytes, key 0 %d: keys must all be as long as key 0, at most %d bytes", k, len(got), kl, stride)
+		}
 	}
 	keys := make([][]byte, group)
 	var dst []byte
