@@ -27,9 +27,10 @@ import (
 // The array is searched as a static B-tree of 8-entry nodes, one cache line
 // each (the arrays are 64-byte aligned): above keys, each level holds the
 // last (largest) entry of each node of the level below, up to a level of at
-// most 8 entries. A search reads one line a level (five for a table of
-// 4,000 blocks, its top ones shared by every search) where bisecting the
-// flat array touched about ten.
+// most 8 entries. A search reads one line a level and one of keys (four
+// for a table of 4,000 blocks: 3,999 keys under levels of 500, 63 and 8
+// entries; five only past 4,096 keys; the top ones shared by every search)
+// where bisecting the flat array touched about ten.
 type indexSearch struct {
 	prefix []byte     // the bytes every summarised separator's user key starts with
 	keys   []uint64   // per entry but the last, the 8 bytes after prefix
