@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // The request side of RESP2, as a Redis server reads it. A request is
@@ -122,14 +123,16 @@ func (p *reqParser) parse(buf []byte, args [][]byte, lim parseLimits) (_ [][]byt
 		}
 		p.count, p.pos, p.offs = int(count), pos, p.offs[:0]
 	}
-	// The arguments read by earlier calls are at p.offs; this call's go
-	// straight to args, and only when the request is still incomplete are
-	// their offsets kept (keep), for the next call.
-	for i := 0; i+1 < len(p.offs); i += 2 {
-		args = append(args, buf[p.offs[i]:p.offs[i+1]:p.offs[i+1]])
-	}
+	// The arguments read by earlier calls are at p.offs (earlier of them);
+	// this call's go straight to args, and only when the request is still
+	// incomplete are their offsets kept (keep), for the next call. The
+	// earlier ones join args once, when the request is complete: rebuilt at
+	// every call, a big request arriving in pieces cost time quadratic in
+	// its size (an MGET of 131k keys in 1,460-byte reads: 305 ms of the
+	// event loop).
+	earlier := len(p.offs) / 2
 	pos := p.pos
-	for len(args) < p.count {
+	for earlier+len(args) < p.count {
 		if pos >= len(buf) {
 			p.keep(buf, pos)
 			return args, 0, pos + 1, nil
@@ -165,6 +168,14 @@ func (p *reqParser) parse(buf []byte, args [][]byte, lim parseLimits) (_ [][]byt
 		}
 		args = append(args, buf[next:end:end])
 		pos = end + 2
+	}
+	if earlier > 0 {
+		read := len(args)
+		args = slices.Grow(args, earlier)[:earlier+read]
+		copy(args[earlier:], args[:read])
+		for i := range earlier {
+			args[i] = buf[p.offs[2*i]:p.offs[2*i+1]:p.offs[2*i+1]]
+		}
 	}
 	p.count = 0
 	if cap(p.offs) > 1<<12 {
