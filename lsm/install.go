@@ -2,6 +2,7 @@ package lsm
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/logkv/logkv/lsm/internal/manifest"
 	"github.com/logkv/logkv/lsm/internal/sstable"
@@ -17,9 +18,20 @@ func (d *DB) writeL0(m *memTable) (*manifest.FileMeta, error) {
 	d.mu.Unlock()
 	it := m.newIter()
 	meta, err := d.writeTable(num, func(add func(k, v []byte) error) error {
+		n := 0
 		for ok := it.First(); ok; ok = it.Next() {
 			if err := add(it.Key(), it.Value()); err != nil {
 				return err
+			}
+			if n++; n%256 == 0 {
+				// Let a goroutine that waits for a P run, as compaction's
+				// merge does (runCompaction): a flush runs for tens of
+				// milliseconds without blocking, and on a 2-core kvnode
+				// the event loop, back from epoll, waited for it (flush
+				// stretches of p90 7-23 ms in expiry-latency TRACE= runs;
+				// with this yield 78-90 us, against 8.6-13.8 ms for the
+				// build without it, 2 alternating pairs, load 3-7).
+				runtime.Gosched()
 			}
 		}
 		return nil
