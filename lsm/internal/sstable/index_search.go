@@ -68,10 +68,7 @@ func (s *indexSearch) buildLevels() {
 func (s *indexSearch) lowerBound(t uint64) int {
 	g := 0 // the node of the current level to look in: entries [8g, 8g+8)
 	for _, lvl := range s.levels {
-		i, end := g*searchFanout, min(g*searchFanout+searchFanout, len(lvl))
-		for i < end && lvl[i] < t {
-			i++
-		}
+		i, end := nodeLowerBound(lvl, g, t)
 		if i == end {
 			// Only at the top (a lower node's largest entry is its parent's
 			// entry, >= t): every key is < t.
@@ -79,11 +76,29 @@ func (s *indexSearch) lowerBound(t uint64) int {
 		}
 		g = i
 	}
-	i, end := g*searchFanout, min(g*searchFanout+searchFanout, len(s.keys))
-	for i < end && s.keys[i] < t {
+	i, _ := nodeLowerBound(s.keys, g, t)
+	return i
+}
+
+// nodeLowerBound returns the index in lvl of the first entry >= t of node
+// g (entries [8g, 8g+8) of the level), and the node's end: i == end when
+// every entry of the node is < t.
+func nodeLowerBound(lvl []uint64, g int, t uint64) (i, end int) {
+	i, end = g*searchFanout, min(g*searchFanout+searchFanout, len(lvl))
+	for i < end && lvl[i] < t {
 		i++
 	}
-	return i
+	return i, end
+}
+
+// target returns the 8 bytes of ukey the summary compares (those after
+// the prefix, padded), and false when ukey does not start with the prefix.
+func (s *indexSearch) target(ukey []byte) (uint64, bool) {
+	p := len(s.prefix)
+	if len(ukey) < p || string(ukey[:p]) != string(s.prefix) {
+		return 0, false
+	}
+	return pad8(ukey[p:]), true
 }
 
 // newIndexSearch builds the summary of the index block b iterates, which
@@ -164,9 +179,9 @@ func pad8(k []byte) uint64 {
 func (s *indexSearch) seekGE(b *blockIter, ukey, ikey []byte) bool {
 	n := len(s.keys) // the summarised entries: all but the last
 	var lo, hi int
-	switch p := len(s.prefix); {
-	case len(ukey) >= p && string(ukey[:p]) == string(s.prefix):
-		t := pad8(ukey[p:])
+	t, ok := s.target(ukey)
+	switch {
+	case ok:
 		// lo: the first entry whose 8 bytes are >= t; hi: the first > t,
 		// looked for in lo's line first (ties are few but for keys that
 		// share more than 8 bytes past the prefix).

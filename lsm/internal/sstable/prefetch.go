@@ -97,12 +97,13 @@ func (b *PrefetchBatch) Prefetch() {
 		}
 		r := p.r
 		s := r.isearch
-		if (r.hasFlt && !r.filter.mayContain(p.hash)) || s == nil || len(s.keys) == 0 ||
-			len(p.key) < len(s.prefix) || string(p.key[:len(s.prefix)]) != string(s.prefix) {
+		if (r.hasFlt && !r.filter.mayContain(p.hash)) || s == nil || len(s.keys) == 0 {
 			p.live = false
 			continue
 		}
-		p.t = pad8(p.key[len(s.prefix):])
+		if p.t, p.live = s.target(p.key); !p.live {
+			continue
+		}
 		p.g = 0
 		depth = max(depth, len(s.levels))
 	}
@@ -116,11 +117,7 @@ func (b *PrefetchBatch) Prefetch() {
 			if l >= len(s.levels) {
 				continue
 			}
-			lvl := s.levels[l]
-			j, end := p.g*searchFanout, min(p.g*searchFanout+searchFanout, len(lvl))
-			for j < end && lvl[j] < p.t {
-				j++
-			}
+			j, end := nodeLowerBound(s.levels[l], p.g, p.t)
 			if j == end {
 				p.live = false
 				continue
@@ -140,11 +137,7 @@ func (b *PrefetchBatch) Prefetch() {
 		if !p.live {
 			continue
 		}
-		keys := p.r.isearch.keys
-		j, end := p.g*searchFanout, min(p.g*searchFanout+searchFanout, len(keys))
-		for j < end && keys[j] < p.t {
-			j++
-		}
+		j, _ := nodeLowerBound(p.r.isearch.keys, p.g, p.t)
 		p.g = j
 		if slot, ok := restartSlot(p.r.index, j); ok {
 			ordtree.PrefetchRange(unsafe.Pointer(&p.r.index[slot]), 4)
@@ -223,13 +216,12 @@ func (b *PrefetchBatch) Prefetch() {
 			continue
 		}
 		blk := p.block
-		nr := uint64(binary.LittleEndian.Uint32(blk[len(blk)-4:]))
-		if nr*4+4 > uint64(len(blk)) {
-			continue
-		}
-		end := len(blk) - 4 - int(nr)*4
-		for j := range min(int(nr), prefetchRestarts) {
-			if off := int(binary.LittleEndian.Uint32(blk[end+4*j:])); off < end {
+		for j := range prefetchRestarts {
+			slot, ok := restartSlot(blk, j)
+			if !ok {
+				break
+			}
+			if off := int(binary.LittleEndian.Uint32(blk[slot:])); off < slot-4*j {
 				ordtree.PrefetchRange(unsafe.Pointer(&blk[off]), 32)
 			}
 		}
