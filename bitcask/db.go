@@ -253,15 +253,25 @@ func (db *DB) Prefetch(keys [][]byte) {
 			if df == nil {
 				continue
 			}
-			mm := df.mm.Load()
-			end := int64(v.off) + int64(recordSize(len(ks[i]), int(v.vlen)))
-			if mm == nil || end > int64(len(*mm)) || end > df.flushed.Load() || df.faulted.Load() {
-				continue
+			if rec, ok := df.mapped(v.off, recordSize(len(ks[i]), int(v.vlen))); ok {
+				ordtree.PrefetchRange(unsafe.Pointer(&rec[0]), len(rec))
 			}
-			ordtree.PrefetchRange(unsafe.Pointer(&(*mm)[v.off]), int(end-int64(v.off)))
 		}
 		db.kmu.RUnlock()
 	}
+}
+
+// mapped returns the size bytes at off in df's mapping, when reads may use
+// it there: df is mapped, the range is inside the mapping and below what was
+// flushed to the file (the active file's tail may still be in its write
+// buffer), and no read of the mapping has faulted.
+func (df *dataFile) mapped(off uint32, size int) ([]byte, bool) {
+	end := int64(off) + int64(size)
+	mm := df.mm.Load()
+	if mm == nil || end > int64(len(*mm)) || end > df.flushed.Load() || df.faulted.Load() {
+		return nil, false
+	}
+	return (*mm)[off:end], true
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -271,9 +281,8 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // returns dst unchanged. The caller holds a reference on df.
 func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst []byte) ([]byte, error) {
 	size := recordSize(len(key), int(vlen))
-	end := int64(off) + int64(size)
-	if mm := df.mm.Load(); mm != nil && end <= int64(len(*mm)) && end <= df.flushed.Load() && !df.faulted.Load() {
-		if v, ok, err := readMapped(df, (*mm)[off:end], off, key, vlen, dst); ok {
+	if rec, ok := df.mapped(off, size); ok {
+		if v, ok, err := readMapped(df, rec, off, key, vlen, dst); ok {
 			return v, err
 		}
 		// The mapping faulted: ReadAt below reports what the kernel could
