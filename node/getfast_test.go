@@ -82,7 +82,7 @@ func TestPipelineKeys(t *testing.T) {
 
 // A pipeline of GETs and MGETs, with writes, SELECT, MULTI and a big value
 // among them, answers exactly what the commands answer one by one, on every
-// engine (memory and bitcask prefetch its keys; lsm has no Prefetch).
+// engine (each of the three prefetches its keys).
 func TestPrefetchedPipelineReplies(t *testing.T) {
 	big := strings.Repeat("v", 100<<10)
 	for _, engine := range []string{"memory", "bitcask", "lsm"} {
