@@ -175,10 +175,7 @@ func (n *Replica) applyLoop() {
 		}
 		err := n.untilWritten(write)
 		if err == nil {
-			select {
-			case n.syncKick <- struct{}{}: // SyncInterval: fsync what was written
-			default:
-			}
+			n.wakeSyncer() // SyncInterval: fsync what was written
 			err = n.applyThrough(seq)
 		}
 		if err != nil && !errors.Is(err, logkv.ErrClosed) {
@@ -237,10 +234,7 @@ func (n *Replica) await(seq uint64, hurry bool) error {
 			return err
 		}
 		if hurry {
-			select {
-			case n.syncKick <- struct{}{}:
-			default: // a kick is already pending
-			}
+			n.wakeSyncer()
 		}
 	} else if err := n.untilWritten(func() error { return n.log.Sync(seq) }); err != nil {
 		return err
@@ -371,6 +365,15 @@ func (n *Replica) syncLoop() {
 		} else if err != nil && !errors.Is(err, logkv.ErrClosed) {
 			n.cfg.Logger.Error("background sync of the commit log failed; the node stops taking writes", "err", err)
 		}
+	}
+}
+
+// wakeSyncer wakes the background syncer (syncLoop), unless a wake is
+// already pending.
+func (n *Replica) wakeSyncer() {
+	select {
+	case n.syncKick <- struct{}{}:
+	default:
 	}
 }
 

@@ -155,10 +155,7 @@ func (n *Replica) SetSyncInterval(d time.Duration) error {
 	}
 	n.syncEvery.Store(int64(d))
 	if d > 0 {
-		select {
-		case n.syncKick <- struct{}{}: // take up the new interval now
-		default:
-		}
+		n.wakeSyncer() // take up the new interval now
 		return nil
 	}
 	if last := n.log.LastSeq(); last > 0 {

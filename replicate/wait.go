@@ -27,10 +27,7 @@ func (n *Replica) WaitFollowers(ctx context.Context, seq uint64, want int) int {
 		return 0
 	}
 	if seq > n.log.DurableSeq() {
-		select {
-		case n.syncKick <- struct{}{}:
-		default: // a kick is already pending
-		}
+		n.wakeSyncer()
 	}
 	for {
 		l.mu.Lock()
