@@ -46,6 +46,11 @@ type memTable struct {
 	maxSeq atomic.Uint64 // newest seq inserted
 	ikey   []byte        // scratch for building internal keys (writer only)
 	dups   dupFinder     // writer only
+	// apply's run of inserts (writer only): the internal keys' ends in
+	// ikey, the keys sliced from it, the values.
+	runEnds   [skiplist.MaxBatch]int
+	runKeys   [skiplist.MaxBatch][]byte
+	runValues [skiplist.MaxBatch][]byte
 
 	indexMu   sync.Mutex    // held by the Get writing the index (TryLock: the others search)
 	indexed   atomic.Uint32 // every node starting below this arena offset is in the index
@@ -158,38 +163,78 @@ func (m *memTable) roomFor(size, count int) bool {
 // holds the commit lock. Within a batch a later operation on a key overrides
 // an earlier one: both would get the same internal key, so the earlier is
 // skipped. It returns the key and value bytes of b's operations.
+//
+// A batch of more than one operation goes to the skiplist in runs of
+// skiplist.MaxBatch (AddBatch), whose searches overlap their cache misses.
 func (m *memTable) apply(b *logkv.Batch, seq uint64) (int, error) {
-	var skip []bool
-	if b.Len() > 1 {
-		skip = m.dups.find(b)
+	if b.Len() == 1 {
+		r := b.Reader()
+		kind, key, value, _ := r.Next()
+		if !m.index.roomFor(int(m.sl.Len()) + 1) {
+			return len(key) + len(value), skiplist.ErrFull // roomFor said no; the caller checks it
+		}
+		m.ikey = base.AppendInternalKey(m.ikey[:0], key, seq, baseKind(kind))
+		if _, err := m.sl.AddNode(m.ikey, value); err != nil {
+			return len(key) + len(value), err
+		}
+		m.noteSeq(seq)
+		return len(key) + len(value), nil
 	}
+	skip := m.dups.find(b)
 	r := b.Reader()
 	n := 0
-	for i := 0; ; i++ {
-		kind, key, value, ok := r.Next()
-		if !ok {
+	for i := 0; ; {
+		// A run: up to MaxBatch operations not skipped, their internal
+		// keys one after the other in m.ikey.
+		run := 0
+		m.ikey = m.ikey[:0]
+		for run < skiplist.MaxBatch {
+			kind, key, value, ok := r.Next()
+			if !ok {
+				break
+			}
+			n += len(key) + len(value)
+			i++
+			if skip != nil && skip[i-1] {
+				continue
+			}
+			m.ikey = base.AppendInternalKey(m.ikey, key, seq, baseKind(kind))
+			m.runEnds[run], m.runValues[run] = len(m.ikey), value
+			run++
+		}
+		if run == 0 {
 			break
 		}
-		n += len(key) + len(value)
-		if skip != nil && skip[i] {
-			continue
-		}
-		k := base.KindSet
-		if kind == logkv.KindDelete {
-			k = base.KindDelete
-		}
-		if !m.index.roomFor(int(m.sl.Len()) + 1) {
+		if !m.index.roomFor(int(m.sl.Len()) + run) {
 			return n, skiplist.ErrFull // roomFor said no; the caller checks it
 		}
-		m.ikey = base.AppendInternalKey(m.ikey[:0], key, seq, k)
-		if _, err := m.sl.AddNode(m.ikey, value); err != nil {
+		for j, start := 0, 0; j < run; j++ {
+			m.runKeys[j] = m.ikey[start:m.runEnds[j]:m.runEnds[j]]
+			start = m.runEnds[j]
+		}
+		_, err := m.sl.AddBatch(m.runKeys[:run], m.runValues[:run])
+		clear(m.runValues[:run]) // do not pin the batch's buffer
+		if err != nil {
 			return n, err
 		}
 	}
+	m.noteSeq(seq)
+	return n, nil
+}
+
+// noteSeq records that the memtable holds seq.
+func (m *memTable) noteSeq(seq uint64) {
 	if seq > m.maxSeq.Load() {
 		m.maxSeq.Store(seq)
 	}
-	return n, nil
+}
+
+// baseKind is the internal key kind of a batch operation's kind.
+func baseKind(kind logkv.Kind) base.Kind {
+	if kind == logkv.KindDelete {
+		return base.KindDelete
+	}
+	return base.KindSet
 }
 
 // dupFinder finds the operations of a batch that a later operation on the

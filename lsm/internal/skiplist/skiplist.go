@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/logkv/logkv/internal/ordtree"
 	"github.com/logkv/logkv/lsm/internal/base"
 )
 
@@ -286,6 +287,169 @@ func (s *Skiplist) AddNode(ikey, value []byte) (uint32, error) {
 	s.size.Store(int64(s.used))
 	s.hint, s.hintPrev = nd, prev
 	return nd, nil
+}
+
+// MaxBatch is the most entries AddBatch searches for together; it inserts
+// a longer batch in runs of MaxBatch.
+const MaxBatch = 16
+
+// searchKey is an internal key as the search compares it.
+type searchKey struct {
+	ukey    []byte
+	prefix  uint64
+	trailer uint64
+}
+
+func makeSearchKey(ikey []byte) searchKey {
+	ukey := ikey[:len(ikey)-base.TrailerSize]
+	return searchKey{ukey: ukey, prefix: prefixOf(ukey), trailer: binary.LittleEndian.Uint64(ikey[len(ikey)-base.TrailerSize:])}
+}
+
+// AddBatch inserts ikeys[i] with values[i] for every i, as that many Adds
+// would, and returns how many it inserted: all of them, or, with ErrFull,
+// the ones before the first the arena could not hold. The keys must be
+// unique among themselves and in the list, in any order.
+//
+// It searches for up to MaxBatch keys at once (findBatch), so that the
+// cache misses of their searches overlap instead of following one
+// another, then links them one by one (linkBatch).
+func (s *Skiplist) AddBatch(ikeys, values [][]byte) (int, error) {
+	var b batch
+	done := 0
+	for done < len(ikeys) {
+		m := min(len(ikeys)-done, MaxBatch)
+		for i := range m {
+			if len(ikeys[done+i]) < base.TrailerSize {
+				return done, errors.New("skiplist: key shorter than its trailer")
+			}
+			b.keys[i] = makeSearchKey(ikeys[done+i])
+		}
+		s.findBatch(&b, m)
+		n, err := s.linkBatch(&b, ikeys[done:done+m], values[done:done+m])
+		done += n
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// batch is AddBatch's working state for one run of keys.
+type batch struct {
+	keys [MaxBatch]searchKey
+	// prev[i][l] is the last node < keys[i] at level l when findBatch
+	// looked, and next[i][l] the node after it there then.
+	prev [MaxBatch][MaxHeight]uint32
+	next [MaxBatch][MaxHeight]uint32
+}
+
+// findBatch fills b.prev and b.next for b's first m keys. Every key starts
+// at the head and moves one step a round: a comparison with the node
+// ahead at its level, then either onto that node or down (past every
+// level where the node ahead is the same one). The
+// node a key compares next is prefetched as soon as it is known, and the
+// other keys' steps run before it is needed, so up to m nodes are in
+// flight at once where one search waits for each of its nodes in turn.
+func (s *Skiplist) findBatch(b *batch, m int) {
+	top := int(s.height.Load()) - 1
+	var x, nx [MaxBatch]uint32
+	var lvl [MaxBatch]int
+	for i := range m {
+		for l := top + 1; l < MaxHeight; l++ {
+			b.prev[i][l], b.next[i][l] = s.head, 0
+		}
+		x[i], lvl[i], nx[i] = s.head, top, s.next(s.head, top)
+	}
+	for left := m; left > 0; {
+		for i := range m {
+			l := lvl[i]
+			if l < 0 {
+				continue
+			}
+			k := &b.keys[i]
+			c := nx[i]
+			var nc uint32
+			if c != 0 && s.cmpNode(k.ukey, k.prefix, k.trailer, c) > 0 {
+				x[i] = c
+				nc = s.next(c, l)
+			} else {
+				// Down, past the levels where x's next is c too: the key
+				// is not after c.
+				for {
+					b.prev[i][l], b.next[i][l] = x[i], c
+					if l--; l < 0 {
+						break
+					}
+					if nc = s.next(x[i], l); nc != c {
+						break
+					}
+				}
+				lvl[i] = l
+				if l < 0 {
+					left--
+					continue
+				}
+			}
+			nx[i] = nc
+			if nc != 0 {
+				s.prefetchNode(nc, len(k.ukey))
+			}
+		}
+	}
+}
+
+// prefetchNode prefetches node nd's header and prefix, and the end of its
+// key if the node is one level tall with a user key of klen bytes (the
+// common case; a guess otherwise).
+func (s *Skiplist) prefetchNode(nd uint32, klen int) {
+	ordtree.PrefetchRange(unsafe.Pointer(&s.buf[nd]), nodeHeader+4+klen+base.TrailerSize)
+}
+
+// linkBatch allocates and links nodes for b's keys (ikeys, values), in
+// their order. A node linked earlier in the run may lie between a key and
+// the predecessor findBatch found for it at a level: if that predecessor's
+// next changed since, the key walks forward from it to its place. It
+// returns how many keys it linked, with ErrFull if not all. The arena's
+// size is published once, after the links, so a reader walking the arena
+// (FirstNode) finds only linked nodes.
+func (s *Skiplist) linkBatch(b *batch, ikeys, values [][]byte) (int, error) {
+	n := 0
+	var err error
+	for i := range ikeys {
+		k := &b.keys[i]
+		h := s.randomHeight()
+		nd, ok := s.alloc(len(ikeys[i]), len(values[i]), h)
+		if !ok {
+			err = ErrFull
+			break
+		}
+		binary.LittleEndian.PutUint64(s.buf[nd+12:], k.prefix)
+		start := nd + nodeHeader + uint32(4*h)
+		copy(s.buf[start:], ikeys[i])
+		copy(s.buf[start+uint32(len(ikeys[i])):], values[i])
+		if h > int(s.height.Load()) {
+			s.height.Store(uint32(h))
+		}
+		for l := 0; l < h; l++ {
+			p := b.prev[i][l]
+			nx := s.next(p, l)
+			if nx != b.next[i][l] {
+				for nx != 0 && s.cmpNode(k.ukey, k.prefix, k.trailer, nx) > 0 {
+					p, nx = nx, s.next(nx, l)
+				}
+			}
+			s.setNext(nd, l, nx)
+			s.setNext(p, l, nd)
+		}
+		n++
+	}
+	if n > 0 {
+		s.count.Add(int64(n))
+		s.size.Store(int64(s.used))
+		// The hint's predecessors above its height may now be stale.
+		s.hint = 0
+	}
+	return n, err
 }
 
 // NodeKey returns the internal key of node nd, which AddNode returned. It

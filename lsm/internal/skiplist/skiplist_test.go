@@ -81,9 +81,44 @@ func TestFull(t *testing.T) {
 func TestConcurrentReaders(t *testing.T) {
 	s := New(4 << 20)
 	const n = 5000
+	rng := rand.New(rand.NewPCG(3, 4))
+	whileReading(t, 3, func() string { return scanSorted(s) }, func() {
+		for i := 0; i < n; i++ {
+			require.NoError(t, s.Add(ikey(fmt.Sprintf("%08d", rng.IntN(1e8)), uint64(i+1), base.KindSet), []byte("v")))
+		}
+	})
+}
+
+// scanSorted iterates s once while it may be written: the entries must be
+// in order, and at least as many as s held before. It returns what is
+// wrong, or "".
+func scanSorted(s *Skiplist) string {
+	before := s.Len()
+	it := s.NewIter()
+	var prev []byte
+	count := int64(0)
+	for ok := it.First(); ok; ok = it.Next() {
+		if prev != nil && base.Compare(prev, it.Key()) >= 0 {
+			return fmt.Sprintf("out of order: %s then %s", base.Format(prev), base.Format(it.Key()))
+		}
+		prev = append(prev[:0], it.Key()...)
+		count++
+	}
+	if count < before {
+		return fmt.Sprintf("saw %d entries, %d were added before", count, before)
+	}
+	return ""
+}
+
+// whileReading runs write while readers goroutines call read over and
+// over, and fails t with the first thing a read reports wrong (a reader
+// stops at its first).
+func whileReading(t *testing.T, readers int, read func() string, write func()) {
+	t.Helper()
 	var wg sync.WaitGroup
 	done := make(chan struct{})
-	for r := 0; r < 3; r++ {
+	errs := make(chan string, readers)
+	for range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -93,31 +128,20 @@ func TestConcurrentReaders(t *testing.T) {
 					return
 				default:
 				}
-				before := s.Len()
-				it := s.NewIter()
-				var prev []byte
-				count := int64(0)
-				for ok := it.First(); ok; ok = it.Next() {
-					if prev != nil && base.Compare(prev, it.Key()) >= 0 {
-						t.Errorf("out of order: %s then %s", base.Format(prev), base.Format(it.Key()))
-						return
-					}
-					prev = append(prev[:0], it.Key()...)
-					count++
-				}
-				if count < before {
-					t.Errorf("saw %d entries, %d were added before", count, before)
+				if msg := read(); msg != "" {
+					errs <- msg
 					return
 				}
 			}
 		}()
 	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < n; i++ {
-		require.NoError(t, s.Add(ikey(fmt.Sprintf("%08d", rng.IntN(1e8)), uint64(i+1), base.KindSet), []byte("v")))
-	}
+	write()
 	close(done)
 	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Fatal(msg)
+	}
 }
 
 // TestSequentialHint mixes runs of ascending adds (which take the finger

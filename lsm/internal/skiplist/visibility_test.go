@@ -2,7 +2,6 @@ package skiplist
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -15,58 +14,34 @@ import (
 func TestGetAtOlderSeqDuringAdd(t *testing.T) {
 	s := New(64 << 20)
 	var visible atomic.Uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan string, 4)
-	wg.Add(2)
-	for r := 0; r < 2; r++ {
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				default:
+	read := func() string {
+		seq := visible.Load()
+		for k := 0; k < 16; k++ {
+			key := []byte(fmt.Sprintf("atom/%02d", k))
+			v, _, ok := s.Get(key, seq)
+			if seq == 0 {
+				if ok {
+					return fmt.Sprintf("seq 0 saw %s=%s", key, v)
 				}
-				seq := visible.Load()
-				for k := 0; k < 16; k++ {
-					key := []byte(fmt.Sprintf("atom/%02d", k))
-					v, _, ok := s.Get(key, seq)
-					if seq == 0 {
-						if ok {
-							select {
-							case errs <- fmt.Sprintf("seq 0 saw %s=%s", key, v):
-							default:
-							}
-							return
-						}
-						continue
-					}
-					if !ok || string(v) != fmt.Sprint(seq) {
-						select {
-						case errs <- fmt.Sprintf("seq %d: %s = %q ok=%v", seq, key, v, ok):
-						default:
-						}
-						return
-					}
-				}
+				continue
 			}
-		}()
-	}
-	for seq := uint64(1); seq <= 3000; seq++ {
-		for j := 0; j < 16; j++ {
-			k := (j + int(seq)) % 16
-			ik := base.AppendInternalKey(nil, []byte(fmt.Sprintf("atom/%02d", k)), seq, base.KindSet)
-			if err := s.Add(ik, []byte(fmt.Sprint(seq))); err != nil {
-				t.Fatal(err)
+			if !ok || string(v) != fmt.Sprint(seq) {
+				return fmt.Sprintf("seq %d: %s = %q ok=%v", seq, key, v, ok)
 			}
 		}
-		visible.Store(seq)
+		return ""
 	}
-	close(done)
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Fatal(e)
-	}
+	whileReading(t, 2, read, func() {
+		for seq := uint64(1); seq <= 3000; seq++ {
+			for j := 0; j < 16; j++ {
+				k := (j + int(seq)) % 16
+				ik := base.AppendInternalKey(nil, []byte(fmt.Sprintf("atom/%02d", k)), seq, base.KindSet)
+				if err := s.Add(ik, []byte(fmt.Sprint(seq))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			visible.Store(seq)
+		}
+	})
 }
