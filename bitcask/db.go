@@ -591,11 +591,7 @@ func (db *DB) write(src opSource, o *logkv.WriteOptions) error {
 		// Not for sets: the second descent costs a set CPU, and a batch of
 		// sets keeps what it cost.
 		db.kmu.RLock()
-		for _, op := range ops {
-			if op.kind == logkv.KindDelete {
-				db.tree.get(unsafeString(op.key))
-			}
-		}
+		db.tree.warm(ops)
 		db.kmu.RUnlock()
 	}
 	db.kmu.Lock()

@@ -1,6 +1,9 @@
 package bitcask
 
-import "github.com/logkv/logkv/internal/ordtree"
+import (
+	"github.com/logkv/logkv"
+	"github.com/logkv/logkv/internal/ordtree"
+)
 
 // The keydir is an ordered map from key to the location of the key's live
 // value: internal/ordtree's copy-on-write B-tree (shared with the memory
@@ -129,6 +132,32 @@ func (t *tree) delete(key string) (loc, bool) {
 		t.sync()
 	}
 	return prev.loc(len(key)), ok
+}
+
+// warm looks up the keys of ops' deletes, ordtree.MaxBatch at a time
+// (GetBatch: the descents of a batch's keys level by level, their cache
+// misses overlapped), to bring the nodes a delete's descents read into the
+// CPU's caches. Each key alone would wait for its nodes' misses in turn.
+// It changes nothing; the caller holds kmu, read or write.
+func (t *tree) warm(ops []writeOp) {
+	var ks [ordtree.MaxBatch]string
+	var vs [ordtree.MaxBatch]val
+	var found [ordtree.MaxBatch]bool
+	view := t.current()
+	m := 0
+	for _, op := range ops {
+		if op.kind != logkv.KindDelete {
+			continue
+		}
+		ks[m] = unsafeString(op.key)
+		if m++; m == len(ks) {
+			view.GetBatch(ks[:m], vs[:m], found[:m])
+			m = 0
+		}
+	}
+	if m > 0 {
+		view.GetBatch(ks[:m], vs[:m], found[:m])
+	}
 }
 
 // bulkTree builds a tree from entries sorted by key without duplicates,
