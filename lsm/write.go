@@ -38,6 +38,16 @@ var batchPool = sync.Pool{New: func() any { return new(logkv.Batch) }}
 // a follower's catch-up, for it: CPU a key 25-35% lower on batches of
 // 4,800-6,400 random keys (BenchmarkCoalescerApply), a follower's CPU a
 // SET 3.54 -> 2.98 us (6 alternating pairs, load 14-25).
+//
+// Those figures predate the batched memtable insert (skiplist.AddBatch),
+// which overlaps the misses of 16 keys' searches in any order. With it,
+// the sort no longer pays for itself: BenchmarkCoalescerApply on lsm,
+// this flag on against off (6 alternating pairs, load 10-17), cpu-ns a
+// key at 4,800 keys median 1655 against 1431, at 6,400 1630 against 1377
+// (off lower in 4 and 5 of 6); BenchmarkMemtableApply, the insert alone,
+// 4,096 sorted keys 1007/866/1120 against unsorted 1193/1055/1407. It
+// stays on until the follower's own figures (compare-redis REPLICAS=1,
+// whose catch-up batches it touches) are taken against it off.
 func (d *DB) PrefersKeyOrder() bool { return true }
 
 // Apply commits b atomically at one sequence number.
