@@ -43,7 +43,7 @@ var batchPool = sync.Pool{New: func() any { return new(logkv.Batch) }}
 // which overlaps the misses of 16 keys' searches in any order. With it,
 // the sort no longer pays for itself: BenchmarkCoalescerApply on lsm,
 // this flag on against off (6 alternating pairs, load 10-17), cpu-ns a
-// key at 4,800 keys median 1655 against 1431, at 6,400 1630 against 1377
+// key at 4,800 keys median 1574 against 1431, at 6,400 1579 against 1395
 // (off lower in 4 and 5 of 6); BenchmarkMemtableApply, the insert alone,
 // 4,096 sorted keys 1007/866/1120 against unsorted 1193/1055/1407. It
 // stays on until the follower's own figures (compare-redis REPLICAS=1,
