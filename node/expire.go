@@ -124,7 +124,14 @@ type expirer struct {
 	offs  []int  // where each due key starts in arena (dueEntries)
 	kbuf  []byte
 	vbuf  []byte // the value read to check a key's deadline (reused)
-	b     logkv.Batch
+	// A batch's data keys (dataKeys): data[i] is due[i]'s, in darena
+	// (dends: where each ends, -1 for none), and pf the few of them handed
+	// to the engine's Prefetch.
+	data   [][]byte
+	darena []byte
+	dends  []int
+	pf     [][]byte
+	b      logkv.Batch
 
 	// A walk of the index (startWalk) takes its clock (now) and nextDue
 	// (hint) when it begins, and gathers the earliest deadline not due
@@ -545,6 +552,10 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 			n.ks.expiring.remove(&n.locks, e.keys)
 		}
 	}()
+	if err := n.dataKeys(e); err != nil {
+		return 0, err
+	}
+	eng := n.eng()
 	b := &e.b
 	b.Reset()
 	touched := 0
@@ -552,17 +563,26 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 		d := &e.due[i]
 		e.kbuf = appendExpiryKey(e.kbuf[:0], d.db, d.gen, d.at, d.key)
 		b.Delete(e.kbuf)
-		cur, err := n.gen(d.db)
-		if err != nil {
-			return 0, err
+		if i%expirePrefetch == 0 {
+			// The next keys' lookups, their cache misses overlapped
+			// (logkv.Prefetcher), just before their Gets.
+			e.pf = e.pf[:0]
+			for _, k := range e.data[i:min(i+expirePrefetch, len(e.data))] {
+				if k != nil {
+					e.pf = append(e.pf, k)
+				}
+			}
+			if len(e.pf) > 1 {
+				logkv.Prefetch(eng, e.pf)
+			}
 		}
-		if d.gen != cur {
+		dk := e.data[i]
+		if dk == nil {
 			continue // a flushed generation: only the entry goes
 		}
-		e.kbuf = appendDataKey(e.kbuf[:0], d.db, d.gen, d.key)
 		// Into the expirer's own buffer: on an engine that can append a
 		// value (logkv.ValueAppender) the check allocates nothing.
-		v, err := logkv.AppendGet(n.eng(), e.vbuf[:0], e.kbuf)
+		v, err := logkv.AppendGet(eng, e.vbuf[:0], dk)
 		if cap(v) <= maxKeptValueBuf {
 			e.vbuf = v // a big value's buffer is not kept, as a client's is not
 		}
@@ -579,7 +599,7 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 		if at != d.at {
 			continue // the key was rewritten: a stale entry
 		}
-		b.Delete(e.kbuf)
+		b.Delete(dk)
 		e.due[touched], e.due[i] = e.due[i], e.due[touched] // touched first
 		touched++
 	}
@@ -617,6 +637,47 @@ func (n *Node) expireLocked(e *expirer) (deleted int, err error) {
 		e.b = logkv.Batch{} // one batch of huge keys: do not keep its buffer
 	}
 	return touched, nil
+}
+
+// expirePrefetch is how many of a batch's keys the expirer hints to the
+// engine at a time (logkv.Prefetch) before it reads them: lsm's Prefetch
+// looks at 16 keys, and the lines it brings in must still be in cache when
+// the Gets come.
+const expirePrefetch = 16
+
+// dataKeys sets e.data[i] to the engine key of e.due[i]'s value, or nil
+// for an entry of a flushed generation (only the entry goes).
+func (n *Node) dataKeys(e *expirer) error {
+	if cap(e.darena) > 1<<20 {
+		e.darena = nil // the last batch had huge keys: do not keep its buffer
+	}
+	e.data, e.darena = e.data[:0], e.darena[:0]
+	ends := e.dends[:0]
+	for i := range e.due {
+		d := &e.due[i]
+		cur, err := n.gen(d.db)
+		if err != nil {
+			e.dends = ends
+			return err
+		}
+		if d.gen != cur {
+			ends = append(ends, -1)
+			continue
+		}
+		e.darena = appendDataKey(e.darena, d.db, d.gen, d.key)
+		ends = append(ends, len(e.darena))
+	}
+	e.dends = ends
+	start := 0 // slices now: darena no longer moves
+	for _, end := range ends {
+		if end < 0 {
+			e.data = append(e.data, nil)
+			continue
+		}
+		e.data = append(e.data, e.darena[start:end:end])
+		start = end
+	}
+	return nil
 }
 
 // startWalk begins a cycle's part of a walk of the index: a new walk of

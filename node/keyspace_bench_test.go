@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -95,6 +98,10 @@ func BenchmarkKeyspaceMemPerKey(b *testing.B) {
 // the node, the commit log and the engine included), CPU per key.
 //
 //	go test -run X -bench ExpireCatchUp -benchtime 1x -benchmem ./node/
+//
+// EXPIRE_CPUPROFILE=prefix writes a CPU profile of each run's expiry part
+// alone (not the load) to prefix.engine.N: what the expirer's cycles cost
+// the whole process, its commit log's and engine's goroutines included.
 func BenchmarkExpireCatchUp(b *testing.B) {
 	for _, engine := range []string{"memory", "bitcask", "lsm"} {
 		b.Run(engine, func(b *testing.B) {
@@ -149,6 +156,10 @@ func benchExpireCatchUp(b *testing.B, engine string, del bool) {
 	}
 	n.setClock(clock0 + 61_000)
 	var e expirer
+	if f := os.Getenv("EXPIRE_CPUPROFILE"); f != "" {
+		stop := profileTo(b, fmt.Sprintf("%s.%s.%d", f, engine, profiles.Add(1)))
+		defer stop()
+	}
 	b.StartTimer()
 	start, cpu0 := time.Now(), cpuTime()
 	deleted, cycles := 0, 0
@@ -173,6 +184,28 @@ func benchExpireCatchUp(b *testing.B, engine string, del bool) {
 	b.ReportMetric(float64(deleted)/took.Seconds(), "keys/s")
 	b.ReportMetric(float64(cycles), "cycles")
 	b.ReportMetric(float64(cpu)/float64(deleted), "cpu-ns/key")
+}
+
+// profiles numbers the CPU profiles of EXPIRE_CPUPROFILE.
+var profiles atomic.Int64
+
+// profileTo starts a CPU profile of the process into file, for the
+// expiry part of benchExpireCatchUp alone (EXPIRE_CPUPROFILE=prefix: one
+// file a run, prefix.engine.N), and returns what stops it.
+func profileTo(b *testing.B, file string) func() {
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // runPiped runs the command args(i) gives for i in [0, count) on c, in
