@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/logkv/logkv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -184,4 +186,168 @@ func FuzzPipelineKeys(f *testing.F) {
 			off += size
 		}
 	})
+}
+
+// The hint gate shuts while fewer than one in five of a client's recent
+// GETs hit and opens again when more do: prefetchGets then hints a
+// pipeline of GETs or does not, and the pipeline's replies are the same
+// either way. A third hitting (the command) stays hinted.
+func TestPrefetchGate(t *testing.T) {
+	var g hintGate
+	require.True(t, g.open(), "a new client is hinted")
+	g.note(2, 12)
+	require.True(t, g.open(), "fewer than hintMinGets GETs seen")
+	g.note(0, 16) // 2 hits of 30
+	require.False(t, g.open(), "one in 15 hit: shut")
+	for range 4 {
+		g.note(16, 0)
+	}
+	require.True(t, g.open(), "the last GETs hit: open")
+	for range 64 {
+		g.note(1, 15)
+	}
+	require.False(t, g.open(), "one in 16 hit, after many GETs")
+	for range 16 {
+		g.note(5, 11)
+	}
+	for range 64 {
+		g.note(5, 11)
+		require.True(t, g.open(), "a third hit: %d of %d", g.hits, g.gets)
+	}
+	require.LessOrEqual(t, g.gets, uint32(hintWindow))
+	g.note(1<<40, 1<<20) // a huge pipeline, almost all hits
+	require.True(t, g.open())
+	require.LessOrEqual(t, g.gets, uint32(hintWindow))
+	g.note(0, 1<<40) // counts as hintWindow GETs, not as all the GETs ever seen
+	require.True(t, g.open(), "%d hits of %d", g.hits, g.gets)
+	g.note(0, 1<<40)
+	g.note(0, 1<<40)
+	require.False(t, g.open(), "%d hits of %d", g.hits, g.gets)
+	g.note(-1, 5) // nonsense: ignored
+	require.LessOrEqual(t, g.gets, uint32(hintWindow))
+
+	for _, engine := range []string{"memory", "bitcask", "lsm"} {
+		t.Run(engine, func(t *testing.T) {
+			n := startNode(t, func(c *Config) { c.Engine, c.Durability = engine, "none" })
+			c := writerClient(n)
+			for i := range 32 {
+				n.run(c, lookup([]byte("SET")), [][]byte{[]byte("SET"), benchKey(i), fmt.Appendf(nil, "v%02d", i)})
+			}
+			n.submitRun(c)
+			c.conn.out = c.conn.out[:0]
+			// run serves 16 GETs from key first (keys below 32 hit) and
+			// reports whether they were hinted.
+			run := func(first int) bool {
+				t.Helper()
+				buf, want := gatePipeline(first)
+				hinted := servePipeline(n, c, buf, pipelineGated)
+				require.Equal(t, want, string(c.conn.out), "GETs from key %d", first)
+				c.conn.out = c.conn.out[:0]
+				return hinted
+			}
+			// Each decision is on the GETs before the pipeline.
+			require.True(t, run(0), "a new client")
+			require.True(t, run(100), "16 hits of 16")
+			require.True(t, run(200), "16 hits of 32")
+			require.True(t, run(300), "16 hits of 48")
+			require.True(t, run(400), "16 hits of 64")
+			require.True(t, run(500), "16 hits of 80: one in five")
+			require.False(t, run(600), "16 hits of 96")
+			require.False(t, run(24), "16 hits of 112")
+			require.False(t, run(16), "24 hits of 128")
+			require.True(t, run(700), "40 hits of 144")
+			for range 10 {
+				require.True(t, run(0), "a third hit") // then two pipelines of misses
+				require.True(t, run(1000), "a third hit")
+				require.True(t, run(2000), "a third hit")
+			}
+			for range 20 {
+				run(1000) // misses only
+			}
+			require.False(t, run(0), "after misses")
+			for range 20 {
+				run(16) // hits only
+			}
+			require.True(t, run(300), "after hits")
+		})
+	}
+}
+
+// gatePipeline is 16 GETs from benchKey(first) and their replies, where
+// the first 32 keys hold "v00".."v31" and no other is set.
+func gatePipeline(first int) (buf []byte, want string) {
+	var w strings.Builder
+	for i := first; i < first+16; i++ {
+		buf = append(buf, resp("GET", string(benchKey(i)))...)
+		if i < 32 {
+			fmt.Fprintf(&w, "$3\r\nv%02d\r\n", i)
+		} else {
+			w.WriteString("$-1\r\n")
+		}
+	}
+	return buf, w.String()
+}
+
+// The event loop notes each pipeline's GETs in the client's gate: over a
+// connection, pipelines of GETs that miss reach the engine's Prefetch no
+// more once the gate has shut, and do again once GETs hit, with the
+// replies the same either way.
+func TestPrefetchGateServe(t *testing.T) {
+	n := newNode(t, func(c *Config) { c.Durability = "none" })
+	n.stopBackground() // it reads n.backend: stop it around the swap
+	spy := &prefetchSpy{backend: n.backend}
+	n.backend = spy
+	n.startBackground()
+	serve(t, n)
+	var set strings.Builder
+	for i := range 32 {
+		set.WriteString(resp("SET", string(benchKey(i)), fmt.Sprintf("v%02d", i)))
+	}
+	conn := send(t, n, set.String())
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second)))
+	got := make([]byte, 32*len("+OK\r\n"))
+	_, err := io.ReadFull(conn, got)
+	require.NoError(t, err)
+	// pipelines sends each of firsts' 16 GETs in one write, reads its
+	// replies, and returns how many Prefetch calls they made.
+	pipelines := func(firsts ...int) int64 {
+		t.Helper()
+		before := spy.prefetches.Load()
+		for _, first := range firsts {
+			buf, want := gatePipeline(first)
+			_, err := conn.Write(buf)
+			require.NoError(t, err)
+			got := make([]byte, len(want))
+			_, err = io.ReadFull(conn, got)
+			require.NoError(t, err)
+			require.Equal(t, want, string(got), "GETs from key %d", first)
+		}
+		return spy.prefetches.Load() - before
+	}
+	require.NotZero(t, pipelines(0, 16, 0, 16), "hits")
+	for range 16 {
+		pipelines(100, 200, 300)
+	}
+	require.Zero(t, pipelines(100, 200, 300, 400, 500), "after misses")
+	pipelines(0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16)
+	require.NotZero(t, pipelines(0, 16, 0, 16), "after hits again")
+}
+
+// prefetchSpy is a backend whose engine counts its Prefetch calls.
+type prefetchSpy struct {
+	backend
+	prefetches atomic.Int64
+}
+
+func (s *prefetchSpy) Engine() logkv.Engine { return spyEngine{s.backend.Engine(), s} }
+
+// spyEngine is an engine (memory: a Prefetcher) that counts Prefetch.
+type spyEngine struct {
+	logkv.Engine
+	s *prefetchSpy
+}
+
+func (e spyEngine) Prefetch(keys [][]byte) {
+	e.s.prefetches.Add(1)
+	logkv.Prefetch(e.Engine, keys)
 }

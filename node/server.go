@@ -114,6 +114,8 @@ type client struct {
 	kbuf []byte
 	// pfKeys holds the keys prefetchGets hints (getfast.go), reused.
 	pfKeys [][]byte
+	// hint decides whether prefetchGets hints a pipeline (getfast.go).
+	hint hintGate
 	// vbuf holds the value a GET read, until its reply copies it (getFast),
 	// reused; at most maxKeptValueBuf bytes are kept.
 	vbuf []byte
@@ -476,6 +478,7 @@ func (n *Node) serve(c *client) gnet.Action {
 	if off > 0 {
 		gc.Discard(off) // Discard(0) would discard everything
 	}
+	c.hint.note(c.hits, c.misses) // before endPipeline publishes (and zeroes) them
 	return n.endPipeline(c, perr)
 }
 
