@@ -281,3 +281,18 @@ func TestAddBatchThenHint(t *testing.T) {
 	slices.SortFunc(model, base.Compare)
 	require.Equal(t, model, checkStructure(t, s))
 }
+
+// TestAddBatchShortKey: a key shorter than its trailer fails the whole
+// batch before anything is inserted.
+func TestAddBatchShortKey(t *testing.T) {
+	s := New(1 << 20)
+	ks := [][]byte{ikey("a", 1, base.KindSet), ikey("b", 2, base.KindSet), []byte("short")}
+	for len(ks) < 2*MaxBatch {
+		ks = append([][]byte{ikey(fmt.Sprintf("c%02d", len(ks)), uint64(len(ks)+3), base.KindSet)}, ks...)
+	}
+	added, err := s.AddBatch(ks, make([][]byte, len(ks)))
+	require.Error(t, err)
+	require.Zero(t, added)
+	require.True(t, s.Empty())
+	require.Empty(t, checkStructure(t, s))
+}

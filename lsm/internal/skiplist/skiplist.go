@@ -305,23 +305,27 @@ func makeSearchKey(ikey []byte) searchKey {
 	return searchKey{ukey: ukey, prefix: prefixOf(ukey), trailer: binary.LittleEndian.Uint64(ikey[len(ikey)-base.TrailerSize:])}
 }
 
-// AddBatch inserts ikeys[i] with values[i] for every i, as that many Adds
-// would, and returns how many it inserted: all of them, or, with ErrFull,
-// the ones before the first the arena could not hold. The keys must be
-// unique among themselves and in the list, in any order.
+// AddBatch inserts ikeys[i] with values[i] for every i (values has ikeys'
+// length), as that many Adds would, and returns how many it inserted: all
+// of them, or, with ErrFull, those before the first the arena had no room
+// for; none if a key is shorter than its trailer. The keys must be unique
+// among themselves and in the list, in any order. It is a writer, as Add:
+// one goroutine at a time calls either.
 //
 // It searches for up to MaxBatch keys at once (findBatch), so that the
 // cache misses of their searches overlap instead of following one
 // another, then links them one by one (linkBatch).
 func (s *Skiplist) AddBatch(ikeys, values [][]byte) (int, error) {
+	for _, k := range ikeys {
+		if len(k) < base.TrailerSize {
+			return 0, errors.New("skiplist: key shorter than its trailer")
+		}
+	}
 	var b batch
 	done := 0
 	for done < len(ikeys) {
 		m := min(len(ikeys)-done, MaxBatch)
 		for i := range m {
-			if len(ikeys[done+i]) < base.TrailerSize {
-				return done, errors.New("skiplist: key shorter than its trailer")
-			}
 			b.keys[i] = makeSearchKey(ikeys[done+i])
 		}
 		s.findBatch(&b, m)
