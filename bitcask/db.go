@@ -295,6 +295,11 @@ func (db *DB) readValue(df *dataFile, off uint32, key []byte, vlen uint32, dst [
 	}
 	buf := (*bp)[:size]
 	if err := db.readAt(df, buf, off); err != nil {
+		if db.closed.Load() {
+			// Close closes every file, held or not: a read it overtook
+			// (after the caller checked the DB open) reports the close.
+			return dst, logkv.ErrClosed
+		}
 		return dst, err
 	}
 	return appendValue(df, buf, off, key, vlen, dst)
