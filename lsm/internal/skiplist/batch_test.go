@@ -296,3 +296,54 @@ func TestAddBatchShortKey(t *testing.T) {
 	require.True(t, s.Empty())
 	require.Empty(t, checkStructure(t, s))
 }
+
+// TestAddBatchLinkOrder checks, after every store of a link in linkBatch
+// (the linkStored hook), what a concurrent reader could see there: level 0
+// sorted and holding at least Len() nodes (every entry counted before the
+// batch), every level sorted, and every node reachable at a level
+// reachable at the level below. Linking a node top-down, or pointing its
+// predecessor at it before setting its own next, fails it.
+func TestAddBatchLinkOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	s := New(8 << 20)
+	stores := 0
+	check := func() {
+		stores++
+		var below map[uint32]bool
+		for l := 0; l < MaxHeight; l++ {
+			at := map[uint32]bool{}
+			var prev uint32
+			for x := s.next(s.head, l); x != 0; x = s.next(x, l) {
+				if prev != 0 && base.Compare(s.nodeKey(prev), s.nodeKey(x)) >= 0 {
+					t.Fatalf("store %d: level %d out of order: %s then %s", stores, l, base.Format(s.nodeKey(prev)), base.Format(s.nodeKey(x)))
+				}
+				if l > 0 && !below[x] {
+					t.Fatalf("store %d: %s reachable at level %d, not at %d", stores, base.Format(s.nodeKey(x)), l, l-1)
+				}
+				if at[x] {
+					t.Fatalf("store %d: level %d: a cycle", stores, l)
+				}
+				at[x], prev = true, x
+			}
+			if l == 0 && int64(len(at)) < s.Len() {
+				t.Fatalf("store %d: level 0 holds %d nodes, Len() is %d", stores, len(at), s.Len())
+			}
+			below = at
+		}
+	}
+	linkStored = check
+	t.Cleanup(func() { linkStored = func() {} })
+	var model [][]byte
+	seq := uint64(0)
+	for round := 0; round < 60; round++ {
+		order := batchOrders[rng.IntN(len(batchOrders))]
+		keys := makeBatch(rng, order, 1+rng.IntN(2*MaxBatch), 1000, &seq)
+		added, err := s.AddBatch(keys, make([][]byte, len(keys)))
+		require.NoError(t, err)
+		require.Equal(t, len(keys), added)
+		model = append(model, keys...)
+	}
+	slices.SortFunc(model, base.Compare)
+	require.Equal(t, model, checkStructure(t, s))
+	require.Greater(t, stores, 2*len(model)) // some nodes are taller than one level
+}

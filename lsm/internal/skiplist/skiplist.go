@@ -16,8 +16,8 @@ import (
 // 4 it indexes 4^12 (16M) entries in O(log n), far more than a memtable holds.
 const MaxHeight = 12
 
-// ErrFull is returned by Add when the arena has no room for the entry; the
-// caller rotates to a new memtable.
+// ErrFull is returned by the writers (Add, AddNode, AddBatch) when the
+// arena has no room for an entry; the caller rotates to a new memtable.
 var ErrFull = errors.New("skiplist: arena full")
 
 // Node layout in the arena, at a 4-byte aligned offset:
@@ -37,8 +37,9 @@ var ErrFull = errors.New("skiplist: arena full")
 const nodeHeader = 20
 
 // Skiplist is an ordered map from internal keys to values, held in one
-// arena. Add must be called by one goroutine at a time; every other method
-// may run concurrently with Add and with each other.
+// arena. Its writers, Add, AddNode and AddBatch, must be called by one
+// goroutine at a time (one call of any of them at once); every other method
+// may run concurrently with a writer and with each other.
 type Skiplist struct {
 	buf    []byte
 	used   int // bytes allocated; touched only by the writer
@@ -434,6 +435,10 @@ func (s *Skiplist) linkBatch(b *batch, ikeys, values [][]byte) (int, error) {
 		if h > int(s.height.Load()) {
 			s.height.Store(uint32(h))
 		}
+		// Link bottom-up: a reader that sees the node at level l finds it
+		// linked at every level below. At each level the node's own next
+		// is set before its predecessor points to it, so a reader that
+		// reaches the node goes on to the rest of the level.
 		for l := 0; l < h; l++ {
 			p := b.prev[i][l]
 			nx := s.next(p, l)
@@ -443,7 +448,9 @@ func (s *Skiplist) linkBatch(b *batch, ikeys, values [][]byte) (int, error) {
 				}
 			}
 			s.setNext(nd, l, nx)
+			linkStored()
 			s.setNext(p, l, nd)
+			linkStored()
 		}
 		n++
 	}
@@ -456,6 +463,10 @@ func (s *Skiplist) linkBatch(b *batch, ikeys, values [][]byte) (int, error) {
 	return n, err
 }
 
+// linkStored is called after each store of a link in linkBatch: a no-op
+// but for tests, which check there what a concurrent reader could see.
+var linkStored = func() {}
+
 // NodeKey returns the internal key of node nd, which AddNode returned. It
 // aliases the arena, as Iter.Key does. Any goroutine may call it once the
 // node's offset reached it through a synchronizing operation (an atomic
@@ -466,10 +477,10 @@ func (s *Skiplist) NodeKey(nd uint32) []byte { return s.nodeKey(nd) }
 func (s *Skiplist) NodeValue(nd uint32) []byte { return s.nodeValue(nd) }
 
 // FirstNode returns the offset where the arena's first entry starts (or
-// will): nodes lie in the arena in the order AddNode added them, each
-// followed by the next (NodeEnd), up to Size. Every node that starts
-// below a Size a reader loaded is whole, so a reader may walk them in
-// that order while Add runs.
+// will): nodes lie in the arena in the order the writers (Add, AddNode,
+// AddBatch) added them, each followed by the next (NodeEnd), up to Size.
+// Every node that starts below a Size a reader loaded is whole and
+// linked, so a reader may walk them in that order while a writer runs.
 func (s *Skiplist) FirstNode() uint32 { return s.NodeEnd(s.head) }
 
 // NodeEnd returns the offset just past node nd: the next node's, if any.
