@@ -131,41 +131,60 @@ func TestAddBatchModel(t *testing.T) {
 				require.Equal(t, fmt.Sprint(base.Seq(k)), string(v))
 			}
 			// Size covers whole nodes only: walking the arena visits them all.
-			nodes := 0
-			for nd := s.FirstNode(); nd < uint32(s.Size()); nd = s.NodeEnd(nd) {
-				nodes++
-			}
-			require.Equal(t, len(model), nodes)
+			require.Equal(t, len(model), arenaNodes(s))
 		})
 	}
 }
 
-// TestAddBatchFull fills an arena by batches: AddBatch reports how many
+// TestAddBatchFull fills arenas by batches: AddBatch reports how many
 // keys it added before ErrFull, those are all in the list, and the list
-// stays whole.
+// stays whole. Len and Size count the keys the run that filled the arena
+// inserted before ErrFull, and only them: the arena walk up to Size finds
+// as many nodes. Of the arenas, some must fill in the middle of a run
+// (after its first key), where that run's count and size are published
+// along with ErrFull.
 func TestAddBatchFull(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	s := New(64 << 10)
-	var model [][]byte
-	seq := uint64(0)
-	for {
-		keys := makeBatch(rng, "random", 1+rng.IntN(40), 1<<20, &seq)
-		values := make([][]byte, len(keys))
-		for i := range values {
-			values[i] = make([]byte, 40)
+	midRun := 0
+	for range 20 {
+		s := New(64 << 10)
+		var model [][]byte
+		seq := uint64(0)
+		for {
+			keys := makeBatch(rng, "random", 1+rng.IntN(40), 1<<20, &seq)
+			values := make([][]byte, len(keys))
+			for i := range values {
+				values[i] = make([]byte, 40)
+			}
+			added, err := s.AddBatch(keys, values)
+			model = append(model, keys[:added]...)
+			if err != nil {
+				require.ErrorIs(t, err, ErrFull)
+				require.Less(t, added, len(keys))
+				if added%MaxBatch != 0 {
+					midRun++
+				}
+				break
+			}
+			require.Equal(t, len(keys), added)
 		}
-		added, err := s.AddBatch(keys, values)
-		model = append(model, keys[:added]...)
-		if err != nil {
-			require.ErrorIs(t, err, ErrFull)
-			require.Less(t, added, len(keys))
-			break
-		}
-		require.Equal(t, len(keys), added)
+		slices.SortFunc(model, base.Compare)
+		require.Equal(t, model, checkStructure(t, s))
+		require.LessOrEqual(t, s.Size(), s.Capacity())
+		require.EqualValues(t, len(model), s.Len())
+		require.Equal(t, len(model), arenaNodes(s))
 	}
-	slices.SortFunc(model, base.Compare)
-	require.Equal(t, model, checkStructure(t, s))
-	require.LessOrEqual(t, s.Size(), s.Capacity())
+	require.Greater(t, midRun, 0)
+}
+
+// arenaNodes walks s's arena from FirstNode up to Size and returns how
+// many nodes it met.
+func arenaNodes(s *Skiplist) int {
+	nodes := 0
+	for nd := s.FirstNode(); nd < uint32(s.Size()); nd = s.NodeEnd(nd) {
+		nodes++
+	}
+	return nodes
 }
 
 // TestAddBatchConcurrentReaders runs readers while batches are added (run it
@@ -215,12 +234,14 @@ func TestAddBatchConcurrentReaders(t *testing.T) {
 // FuzzAddBatch reads batches from the input: each byte a key (its low 7
 // bits a user key, its top bit whether the batch ends after it), every key
 // at a new sequence number; some batches go through Add one by one. The
-// list must match a sorted slice of everything added, at every level.
+// list must match a sorted slice of everything added, at every level. The
+// arena is sized from the input, so that it holds every key (12 bytes, no
+// value) however long the input.
 func FuzzAddBatch(f *testing.F) {
 	f.Add([]byte{1, 2, 3, 0x84, 9, 8, 7, 0x86})
 	f.Add([]byte{5, 5, 5, 5, 0x85, 1, 0x81})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := New(1 << 20)
+		s := New(1024 + len(data)*(MaxNodeOverhead+len("u000")+base.TrailerSize))
 		var model, ks, vs [][]byte
 		seq := uint64(0)
 		for i, c := range data {

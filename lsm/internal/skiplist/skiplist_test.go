@@ -112,7 +112,8 @@ func scanSorted(s *Skiplist) string {
 
 // whileReading runs write while readers goroutines call read over and
 // over, and fails t with the first thing a read reports wrong (a reader
-// stops at its first).
+// stops at its first). The readers stop when write returns, and also when
+// it fails t (t.FailNow exits write's goroutine): none is left spinning.
 func whileReading(t *testing.T, readers int, read func() string, write func()) {
 	t.Helper()
 	var wg sync.WaitGroup
@@ -135,9 +136,13 @@ func whileReading(t *testing.T, readers int, read func() string, write func()) {
 			}
 		}()
 	}
-	write()
-	close(done)
-	wg.Wait()
+	func() {
+		defer func() {
+			close(done)
+			wg.Wait()
+		}()
+		write()
+	}()
 	close(errs)
 	for msg := range errs {
 		t.Fatal(msg)
