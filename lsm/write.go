@@ -31,23 +31,26 @@ func (d *DB) Delete(key []byte, o *logkv.WriteOptions) error {
 
 var batchPool = sync.Pool{New: func() any { return new(logkv.Batch) }}
 
-// PrefersKeyOrder reports that a large batch costs this DB less to Apply
-// with its keys in order: each insert into the memtable's skiplist finds
-// most of its path in cache after the previous key's. A replicated node's
+// PrefersKeyOrder reports that this DB wants a large batch's keys in order,
+// which was measured to make the batch cheaper to Apply before the batched
+// memtable insert: each insert into the memtable's skiplist found most of
+// its path in cache after the previous key's. A replicated node's
 // coalescer (replicate.KeyOrderApplier) sorts the big batches it builds,
-// a follower's catch-up, for it: CPU a key 25-35% lower on batches of
+// a follower's catch-up, for it: CPU a key was 25-35% lower on batches of
 // 4,800-6,400 random keys (BenchmarkCoalescerApply), a follower's CPU a
 // SET 3.54 -> 2.98 us (6 alternating pairs, load 14-25).
 //
 // Those figures predate the batched memtable insert (skiplist.AddBatch),
-// which overlaps the misses of 16 keys' searches in any order. With it,
-// the sort no longer pays for itself: BenchmarkCoalescerApply on lsm,
-// this flag on against off (6 alternating pairs, load 10-17), cpu-ns a
-// key at 4,800 keys median 1574 against 1431, at 6,400 1579 against 1395
-// (off lower in 4 and 5 of 6); BenchmarkMemtableApply, the insert alone,
-// 4,096 sorted keys 1007/866/1120 against unsorted 1193/1055/1407. It
-// stays on until the follower's own figures (compare-redis REPLICAS=1,
-// whose catch-up batches it touches) are taken against it off.
+// which overlaps the misses of 16 keys' searches in any order. Measured
+// with it, the sort no longer paid for itself: BenchmarkCoalescerApply on
+// lsm, this flag on against off (6 alternating pairs, load 10-17), cpu-ns
+// a key at 4,800 keys median 1574 against 1431, at 6,400 1579 against
+// 1395 (at 4,800 off was lower in 4 of the 6 pairs, on in 1, and 1 was
+// a tie at 1402; at 6,400 off was lower in 5 of 6);
+// BenchmarkMemtableApply, the insert alone, 4,096 sorted keys
+// 1007/866/1120 against unsorted 1193/1055/1407. It stays on until the
+// follower's own figures (compare-redis REPLICAS=1, whose catch-up
+// batches it touches) are taken against it off.
 func (d *DB) PrefersKeyOrder() bool { return true }
 
 // Apply commits b atomically at one sequence number.
