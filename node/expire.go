@@ -649,7 +649,11 @@ const expirePrefetch = 16
 // for an entry of a flushed generation (only the entry goes).
 func (n *Node) dataKeys(e *expirer) error {
 	if cap(e.darena) > 1<<20 {
-		e.darena = nil // the last batch had huge keys: do not keep its buffer
+		// The last batch had huge keys: do not keep its buffer, nor the
+		// slices of it past data's and pf's lengths, which would pin it.
+		e.darena = nil
+		clear(e.data[:cap(e.data)])
+		clear(e.pf[:cap(e.pf)])
 	}
 	e.data, e.darena = e.data[:0], e.darena[:0]
 	ends := e.dends[:0]

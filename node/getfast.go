@@ -114,17 +114,23 @@ func (n *Node) prefetchGets(c *client, buf []byte) bool {
 // rounds, load 2-13): every GET a hit, the hint takes bitcask 2.275 ->
 // 1.850 us, lsm 2.850 -> 2.475, memory 1.625 -> 1.525 (lower in 3 of 3
 // rounds each); a third hit (the command), even or a little ahead;
-// none hit in an engine of 333k other keys, about even; none hit in an
-// empty engine, it costs 0.1-0.2 us a GET (bitcask 1.000 -> 1.188, lsm
-// 1.025 -> 1.100, memory 1.013 -> 1.088, medians), which the gate gives
-// back (1.025, 1.050, 1.013). In process, where the keys' lines stay in
-// cache between pipelines, the hint pays on hits only for bitcask
-// (BenchmarkPipelineGets): judge it served.
+// none hit in an engine of 333k other keys, about even on bitcask and
+// memory, unresolved on lsm; none hit in an empty engine, it costs
+// 0.075-0.19 us a GET (bitcask 1.000 -> 1.188, lsm 1.025 -> 1.100, memory
+// 1.013 -> 1.088, medians). A first cut of the gate, shut below one hit in
+// two, gave that back (1.025, 1.050, 1.013); this one's runs against the
+// ungated build (medians 1.100/1.075/1.075 against 1.125/1.125/1.125, 3
+// rounds, load 4.9-6.7) do not resolve a difference. In process, where the
+// keys' lines stay in cache between pipelines, the hint pays on hits only
+// for bitcask (BenchmarkPipelineGets): judge it served.
 //
 // The counts are the client's GETs (cmdGet's hits and misses; MGET's keys
 // are not counted), noted at the end of each pipeline run on the loop, so
 // they go on while the gate is shut, and halve when they pass hintWindow:
-// the ratio follows the last 128-256 GETs, some 8-16 pipelines of 16.
+// the ratio follows the last 128-256 GETs, some 8-16 pipelines of 16. An
+// INFO or CONFIG RESETSTAT inside a pipeline publishes and zeroes the
+// counts before they are noted, and a pipeline that moves off the loop is
+// not noted: those GETs are lost to the gate, which only decides a hint.
 type hintGate struct {
 	hits, gets uint32
 }
