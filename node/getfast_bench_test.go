@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -90,13 +89,7 @@ func BenchmarkPipelineGets(b *testing.B) {
 // third key of keyspace written (key:%012d, "xxx"), and a writer client.
 func pipelineBenchNode(b *testing.B, engine string, keyspace int) (*Node, *client) {
 	b.Helper()
-	cfg := DefaultConfig()
-	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin = engine, b.TempDir(), "127.0.0.1:0", "off"
-	cfg.Durability, cfg.Replication.Listen = "none", "off"
-	n, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	n := newBenchNode(b, engine, func(cfg *Config) { cfg.Durability = "none" })
 	b.Cleanup(func() { n.Shutdown(context.Background()) })
 	c := writerClient(n)
 	perm := rand.New(rand.NewPCG(1, 2)).Perm(keyspace / 3)

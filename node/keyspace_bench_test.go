@@ -26,19 +26,29 @@ const benchKeys = 100_000
 
 func benchNode(b *testing.B) (*Node, *client) {
 	b.Helper()
-	cfg := DefaultConfig()
-	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin = "memory", b.TempDir(), "127.0.0.1:0", "off"
-	cfg.Durability, cfg.Replication.Listen = "none", "off"
-	n, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	n := newBenchNode(b, "memory", func(cfg *Config) { cfg.Durability = "none" })
 	b.Cleanup(func() { n.Shutdown(context.Background()) })
 	c := writerClient(n)
 	runPiped(n, c, benchKeys, func(i int) [][]byte {
 		return [][]byte{[]byte("SET"), benchKey(i), []byte("xyz")}
 	})
 	return n, c
+}
+
+// newBenchNode starts a node on engine in a temporary directory, with no
+// admin or replication listener, and the rest of its configuration as set
+// leaves it. The caller shuts it down.
+func newBenchNode(b *testing.B, engine string, set func(*Config)) *Node {
+	b.Helper()
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin = engine, b.TempDir(), "127.0.0.1:0", "off"
+	cfg.Replication.Listen = "off"
+	set(&cfg)
+	n, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // benchKey is redis-benchmark's key shape: key:%012d, 16 bytes.
@@ -121,13 +131,7 @@ func BenchmarkExpireCatchUp(b *testing.B) {
 // all: by the expirer's cycles, or by DELs.
 func benchExpireCatchUp(b *testing.B, engine string, del bool) {
 	b.StopTimer()
-	cfg := DefaultConfig()
-	cfg.Engine, cfg.DataDir, cfg.Listen, cfg.Admin = engine, b.TempDir(), "127.0.0.1:0", "off"
-	cfg.AppendFsync, cfg.Replication.Listen = "everysec", "off"
-	n, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	n := newBenchNode(b, engine, func(cfg *Config) { cfg.AppendFsync = "everysec" })
 	defer n.Shutdown(context.Background())
 	n.stopBackground()
 	n.setClock(clock0)
@@ -164,8 +168,8 @@ func benchExpireCatchUp(b *testing.B, engine string, del bool) {
 	start, cpu0 := time.Now(), cpuTime()
 	deleted, cycles := 0, 0
 	for capped := true; capped; cycles++ {
-		var d int
-		d, capped, err = n.expireCycle(&e, expireCycleMax/5)
+		d, c, err := n.expireCycle(&e, expireCycleMax/5)
+		capped = c
 		if err != nil {
 			b.Fatal(err)
 		}
